@@ -1,0 +1,94 @@
+"""Settings of the kernel and of the upstream connections, from ``POSTPAY_*`` variables and ``.env``.
+
+Every service adds its own settings class next to its code (``services/<name>/settings.py``) with the
+same prefix. Secrets are ``SecretStr``: printing or logging a settings object shows ``**********``.
+With nothing configured, postpay runs on its embedded defaults: an in-process bus and a SQLite file.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+SETTINGS_CONFIG = SettingsConfigDict(
+    env_prefix="POSTPAY_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+)
+
+
+def comma_separated_floats(value: object) -> object:
+    if isinstance(value, str):
+        return [float(part) for part in value.split(",") if part.strip()]
+    return value
+
+
+class KernelSettings(BaseSettings):
+    """The bus, the database and logging."""
+
+    model_config = SETTINGS_CONFIG
+
+    amqp_url: SecretStr | None = Field(
+        default=None,
+        description="RabbitMQ URL (amqp://user:pass@host:5672/vhost). Unset: the in-process bus.",
+    )
+    database_url: SecretStr = Field(
+        default=SecretStr("sqlite:///postpay.sqlite"),
+        description="SQLAlchemy URL: sqlite:///file.sqlite or postgresql+psycopg://user:pass@host/db.",
+    )
+    bus_namespace: str = Field(
+        default="", description="Prefix of the exchange and every queue name (isolates test runs)."
+    )
+    retry_delays: Annotated[list[float], NoDecode] = Field(
+        default=[1.0, 10.0, 60.0, 600.0],
+        description="Seconds to wait before each retry of a failed handler, comma-separated.",
+    )
+    prefetch: int = Field(default=64, ge=1, description="Unacknowledged messages per consumer.")
+    concurrency: int = Field(default=16, ge=1, description="Handler threads per consumer process.")
+    confirm_timeout: float = Field(default=15.0, gt=0, description="Seconds to wait for publisher confirms.")
+    heartbeat: int = Field(default=30, ge=0, description="AMQP heartbeat in seconds (0 disables).")
+    delivery_limit: int = Field(
+        default=20,
+        ge=1,
+        description="Deliveries after which RabbitMQ parks a message that keeps crashing its consumer.",
+    )
+    max_message_bytes: int = Field(default=262_144, ge=1024, description="Larger bodies are parked unread.")
+    relay_batch_size: int = Field(default=500, ge=1, description="Outbox rows published per confirm round.")
+    relay_poll_seconds: float = Field(default=0.2, gt=0, description="Outbox poll interval when idle.")
+    log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR.")
+    health_port: int = Field(
+        default=0, ge=0, description="Port of /healthz, /readyz and /metrics (0: not served)."
+    )
+
+    @field_validator("retry_delays", mode="before")
+    @classmethod
+    def _split_delays(cls, value: object) -> object:
+        return comma_separated_floats(value)
+
+
+class UpstreamSettings(BaseSettings):
+    """Where SolusVM 2 and WHMCS are, and how to authenticate to them."""
+
+    model_config = SETTINGS_CONFIG
+
+    solusvm_url: str = Field(
+        default="http://127.0.0.1:8481", description="SolusVM 2 panel origin; the API is under /api/v1."
+    )
+    solusvm_api_token: SecretStr = Field(
+        default=SecretStr("demo-solusvm-admin-token"), description="Admin API token (Bearer)."
+    )
+    solusvm_usage_path: str = Field(
+        default="/api/v1/users/{id}/usage", description="Path of the period-usage endpoint."
+    )
+    solusvm_sso_path: str = Field(default="/auth/by_token", description="Browser route taking a one-time token.")
+    whmcs_url: str = Field(default="http://127.0.0.1:8482", description="WHMCS root URL.")
+    whmcs_identifier: SecretStr = Field(default=SecretStr("demo-identifier"), description="API identifier.")
+    whmcs_secret: SecretStr = Field(default=SecretStr("demo-secret"), description="API secret.")
+    whmcs_accesskey: SecretStr | None = Field(
+        default=None, description="Optional API access key (bypasses the WHMCS IP allow-list)."
+    )
+    upstream_connect_timeout: float = Field(default=3.0, gt=0, description="Connect timeout, seconds.")
+    upstream_read_timeout: float = Field(default=10.0, gt=0, description="Read timeout, seconds.")
+    upstream_max_attempts: int = Field(default=4, ge=1, description="Attempts of a retryable call.")
+    upstream_deadline: float = Field(default=20.0, gt=0, description="Total seconds for one call's retries.")
+    upstream_max_connections: int = Field(default=64, ge=1, description="HTTP connection pool size.")
