@@ -1,0 +1,39 @@
+"""``postpay sim solusvm``: serve the simulator with uvicorn, keeping its state in a JSON file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import uvicorn
+
+from simulators.faults import FaultConfig, FaultInjector
+from simulators.solusvm.app import create_app
+from simulators.solusvm.persistence import load_from_file, save_to_file
+from simulators.solusvm.state import SimState
+
+
+def build_app(seed: int = 0, state_file: Path | None = None, faults_file: Path | None = None):  # type: ignore[no-untyped-def]
+    """The app ``serve`` runs: state loaded from ``state_file`` when it exists, fault rules from ``faults_file``.
+
+    The ``--seed`` option seeds the fault injector; the rules come from the file.
+    """
+    faults = FaultInjector(seed=seed)
+    if faults_file is not None:
+        rules = FaultConfig.model_validate(json.loads(faults_file.read_text(encoding="utf-8"))).rules
+        faults.configure(FaultConfig(seed=seed, rules=rules))
+    state = None
+    if state_file is not None and state_file.exists():
+        state = SimState(seed=seed)
+        load_from_file(state, state_file)
+    return create_app(state, seed=seed, faults=faults, state_file=state_file)
+
+
+def serve(host: str, port: int, seed: int, state_file: Path | None, faults_file: Path | None) -> None:
+    app = build_app(seed, state_file, faults_file)
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, lifespan="off", access_log=False))
+    try:
+        server.run()
+    finally:
+        if state_file is not None:
+            save_to_file(app.state.sim, state_file)
