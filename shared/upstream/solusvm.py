@@ -1,0 +1,395 @@
+"""The SolusVM 2 REST client postpay uses: users, one-time SSO tokens, and period usage (§8).
+
+Every request goes through ``shared.upstream.http.send`` (logged by call label and status, measured,
+never with the token). GETs are retried by ``with_retries``; writes go through it too, but a write's
+ambiguous failures (5xx, timeout, cut-off answer) are ``UpstreamOutcomeUnknown``, which is never
+retried, so a write is repeated only when the failure proves it was not processed: the connection
+was refused, or the API answered 429 (Laravel's throttle runs before the controller).
+``find_or_create_user`` resolves an unknown outcome by looking the user up before creating again.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import httpx
+from pydantic import BaseModel, SecretStr, ValidationError
+
+from shared.errors import PermanentError
+from shared.logging import get_logger
+from shared.settings import UpstreamSettings
+from shared.upstream.errors import (
+    UpstreamAuthError,
+    UpstreamError,
+    UpstreamNotFound,
+    UpstreamOutcomeUnknown,
+    UpstreamRateLimited,
+    UpstreamUnavailable,
+    UpstreamValidationError,
+)
+from shared.upstream.http import RetryPolicy, Timeouts, count_error, retry_after_seconds, send, with_retries
+from shared.upstream.solusvm_models import PeriodUsage, SolusUser, coerce_int
+
+UPSTREAM = "solusvm"
+USER_STATUSES = ("active", "locked", "suspended")
+DEFAULT_USAGE_PATH = "/api/v1/users/{id}/usage"
+DEFAULT_SSO_PATH = "/auth/by_token"
+# A server whose paging never ends must not keep a handler looping (§1.6).
+DEFAULT_MAX_PAGES = 200
+
+log = get_logger("postpay.upstream.solusvm")
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+class SolusVMResponseError(UpstreamError, PermanentError):
+    """SolusVM 2 answered with a success status but a body that breaks the contract (retrying won't help)."""
+
+
+def _reveal(value: SecretStr | str) -> str:
+    return value.get_secret_value() if isinstance(value, SecretStr) else value
+
+
+def _utc_z(moment: datetime) -> str:
+    """The ``Z`` form the usage contract asks clients to send (§8.1)."""
+    if moment.tzinfo is None:
+        raise ValueError("period bounds must be timezone-aware")
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ" if moment.microsecond else "%Y-%m-%dT%H:%M:%SZ")
+
+
+def _panel_origin(base_url: str) -> str:
+    origin = base_url.rstrip("/")
+    # Accept a base URL given with the API path, as some configurations do.
+    return origin[: -len("/api/v1")] if origin.endswith("/api/v1") else origin
+
+
+def _validation_errors(body: Any) -> dict[str, list[str]]:
+    raw = body.get("errors") if isinstance(body, dict) else None
+    if not isinstance(raw, dict):
+        return {}
+    return {str(k): [str(m) for m in (v if isinstance(v, list) else [v])] for k, v in raw.items()}
+
+
+class SolusVMClient:
+    """A synchronous, thread-safe client of one SolusVM 2 panel (``base_url`` is the panel origin)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_token: SecretStr,
+        *,
+        timeouts: Timeouts = Timeouts(),
+        retry: RetryPolicy = RetryPolicy(),
+        usage_path: str = DEFAULT_USAGE_PATH,
+        sso_path: str = DEFAULT_SSO_PATH,
+        http: httpx.Client | None = None,
+        max_connections: int = 64,
+        sleep: Callable[[float], None] = time.sleep,
+        max_pages: int = DEFAULT_MAX_PAGES,
+    ) -> None:
+        if "{id}" not in usage_path:
+            raise ValueError("usage_path must contain {id}")
+        self.origin = _panel_origin(base_url)
+        self._api_token = api_token
+        self._timeout = timeouts.as_httpx()
+        self._retry = retry
+        self._usage_path = usage_path
+        self._sso_path = sso_path
+        self._sleep = sleep
+        self._max_pages = max_pages
+        self._owns_http = http is None
+        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+        self._http = http or httpx.Client(timeout=self._timeout, limits=limits)
+
+    @classmethod
+    def from_settings(cls, settings: UpstreamSettings, **overrides: Any) -> SolusVMClient:
+        options: dict[str, Any] = {
+            "timeouts": Timeouts(connect=settings.upstream_connect_timeout, read=settings.upstream_read_timeout),
+            "retry": RetryPolicy(
+                max_attempts=settings.upstream_max_attempts, deadline_seconds=settings.upstream_deadline
+            ),
+            "usage_path": settings.solusvm_usage_path,
+            "sso_path": settings.solusvm_sso_path,
+            "max_connections": settings.upstream_max_connections,
+        }
+        return cls(settings.solusvm_url, settings.solusvm_api_token, **{**options, **overrides})
+
+    def close(self) -> None:
+        if self._owns_http:
+            self._http.close()
+
+    def __enter__(self) -> SolusVMClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # Users -----------------------------------------------------------------------------------------
+
+    def find_user_by_email(self, email: str) -> SolusUser | None:
+        """The user whose email is ``email``, paging through every ``filter[search]`` match.
+
+        Search is a substring match over several fields, so each candidate's email is compared in code.
+        The comparison ignores case because SolusVM's unique index does (MySQL collation): a user that
+        differs only in case would make a create fail as "taken", so it is the same account. An exact
+        match is still preferred when both exist.
+        """
+        wanted = email.strip().casefold()
+        near_match: SolusUser | None = None
+        for page in self._pages("/api/v1/users", {"filter[search]": email}):
+            for raw in page:
+                candidate = raw.get("email") if isinstance(raw, dict) else None
+                if not isinstance(candidate, str) or candidate.strip().casefold() != wanted:
+                    continue
+                user = self._parse(SolusUser, raw)
+                if candidate == email:
+                    return user
+                near_match = near_match or user
+        return near_match
+
+    def get_user(self, user_id: int) -> SolusUser:
+        return self._parse(SolusUser, self._get(f"/api/v1/users/{user_id}", "/api/v1/users/{id}")["data"])
+
+    def get_account(self) -> SolusUser:
+        """The user owning the API token: a cheap connection and credentials check."""
+        return self._parse(SolusUser, self._get("/api/v1/account", "/api/v1/account")["data"])
+
+    def create_user(
+        self,
+        email: str,
+        password: SecretStr | str,
+        *,
+        billing_user_id: int | str | None,
+        limit_group_id: int | None = None,
+        roles: list[int] | None = None,
+        status: str = "active",
+    ) -> SolusUser:
+        """``POST /users`` once. On ``UpstreamOutcomeUnknown`` the user may exist: prefer find_or_create_user."""
+        _check_status(status)
+        payload: dict[str, Any] = {
+            "email": email,
+            "password": _reveal(password),
+            "status": status,
+            "billing_user_id": billing_user_id,
+        }
+        if limit_group_id is not None:
+            payload["limit_group_id"] = limit_group_id
+        if roles is not None:
+            payload["roles"] = list(roles)
+        body = self._write("POST", "/api/v1/users", "/api/v1/users", payload, expected=(200, 201))
+        return self._parse(SolusUser, body["data"])
+
+    def find_or_create_user(
+        self,
+        email: str,
+        password: SecretStr | str,
+        *,
+        billing_user_id: int | str | None,
+        limit_group_id: int | None = None,
+        roles: list[int] | None = None,
+        status: str = "active",
+    ) -> SolusUser:
+        """The user with ``email``, created if (and only if) a lookup proves it does not exist.
+
+        An existing user is returned as it is; the caller decides whether its ``billing_user_id`` needs
+        a ``patch_user``. A create whose outcome is unknown is followed by a lookup, never by a blind
+        second create; so is a 422 "email taken" (someone, perhaps our lost first try, created it).
+        """
+        existing = self.find_user_by_email(email)
+        if existing is not None:
+            return existing
+        unknown: UpstreamOutcomeUnknown | None = None
+        for _ in range(max(1, self._retry.max_attempts)):
+            try:
+                return self.create_user(
+                    email, password, billing_user_id=billing_user_id, limit_group_id=limit_group_id,
+                    roles=roles, status=status,
+                )
+            except UpstreamValidationError as exc:
+                if "email" not in exc.errors:
+                    raise
+                taken_by = self.find_user_by_email(email)
+                if taken_by is None:
+                    raise
+                return taken_by
+            except UpstreamOutcomeUnknown as exc:
+                unknown = exc
+            try:
+                created = self.find_user_by_email(email)
+            except UpstreamError as lookup_error:
+                # Neither the create nor its absence can be confirmed: the caller must try again later.
+                raise unknown from lookup_error
+            if created is not None:
+                log.info("create outcome resolved by lookup", call="POST /api/v1/users", user_id=created.id)
+                return created
+            log.warning("create lost before commit; creating again", call="POST /api/v1/users")
+        assert unknown is not None
+        raise unknown
+
+    def patch_user(self, user_id: int, **fields: Any) -> SolusUser:
+        """``PATCH /users/{id}`` with ``fields`` (e.g. ``email=``, ``status=``, ``billing_user_id=``)."""
+        if "status" in fields:
+            _check_status(fields["status"])
+        payload = {key: _reveal(value) if isinstance(value, SecretStr) else value for key, value in fields.items()}
+        body = self._write("PATCH", f"/api/v1/users/{user_id}", "/api/v1/users/{id}", payload, expected=(200,))
+        return self._parse(SolusUser, body["data"])
+
+    def set_status(self, user_id: int, status: str) -> SolusUser:
+        return self.patch_user(user_id, status=status)
+
+    # SSO -------------------------------------------------------------------------------------------
+
+    def create_one_time_token(self, user_id: int) -> str:
+        """A token that signs the user in once (browser route or API Bearer), §3.2."""
+        body = self._write(
+            "POST", f"/api/v1/users/{user_id}/tokens", "/api/v1/users/{id}/tokens", {"is_one_time": True},
+            expected=(200, 201),
+        )
+        token = body["data"].get("access_token") if isinstance(body["data"], dict) else None
+        if not isinstance(token, str) or not token:
+            raise SolusVMResponseError("SolusVM tokens answer without data.access_token", upstream=UPSTREAM)
+        return token
+
+    def sso_login_url(self, token: str) -> str:
+        """Where to send the browser: the panel origin (not ``/api/v1``) + the SSO route + the token."""
+        return f"{self.origin}{self._sso_path}?token={quote(token, safe='')}"
+
+    # Usage -----------------------------------------------------------------------------------------
+
+    def period_usage(self, user_id: int, start: datetime, end: datetime) -> PeriodUsage:
+        """One billing period's usage, fetched as one window (the monthly cap is per window, §8.3)."""
+        params = {"from": _utc_z(start), "to": _utc_z(end)}
+        if end <= start:
+            raise ValueError("the period must end after it starts")
+        body = self._get(self._usage_path.format(id=user_id), self._usage_path, params)
+        usage = self._parse(PeriodUsage, body["data"])
+        if usage.user_id != user_id or usage.start != start.astimezone(UTC) or usage.end != end.astimezone(UTC):
+            raise SolusVMResponseError(
+                f"SolusVM usage answered for user {usage.user_id} [{usage.start}, {usage.end}), "
+                f"not the requested user {user_id} window",
+                upstream=UPSTREAM,
+            )
+        return usage
+
+    # Plumbing --------------------------------------------------------------------------------------
+
+    def _headers(self) -> dict[str, str]:
+        return {
+            "Authorization": f"Bearer {self._api_token.get_secret_value()}",
+            "Accept": "application/json",
+            "Content-Type": "application/json",
+        }
+
+    def _request(
+        self, method: str, path: str, label: str, *, write: bool, expected: tuple[int, ...],
+        params: dict[str, Any] | None = None, json: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """One attempt: send, map a failure status to its typed error, return the JSON envelope."""
+        call = f"{method} {label}"
+        response = send(
+            self._http, upstream=UPSTREAM, label=call, method=method, url=self.origin + path, write=write,
+            params=params, json=json, headers=self._headers(), timeout=self._timeout,
+        )
+        try:
+            if response.status_code not in expected:
+                raise self._error_for(response, call, write)
+            return self._envelope(response, call, write)
+        except UpstreamError as error:
+            count_error(UPSTREAM, call, error)
+            raise
+
+    def _get(self, path: str, label: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        return with_retries(
+            self._retry,
+            lambda: self._request("GET", path, label, write=False, expected=(200,), params=params),
+            sleep=self._sleep,
+        )
+
+    def _write(
+        self, method: str, path: str, label: str, payload: dict[str, Any], *, expected: tuple[int, ...]
+    ) -> dict[str, Any]:
+        return with_retries(
+            self._retry,
+            lambda: self._request(method, path, label, write=True, expected=expected, json=payload),
+            sleep=self._sleep,
+        )
+
+    def _pages(self, path: str, params: dict[str, Any]) -> Iterator[list[Any]]:
+        """Each page's ``data``, asking ``?page=N`` with the same filters until the last page.
+
+        Page URLs are built here rather than taken from ``links.next``, so filters survive even if a
+        server's links drop them; ``meta`` (or, without it, ``links.next``) says when to stop.
+        """
+        page = 1
+        while True:
+            if page > self._max_pages:
+                raise SolusVMResponseError(f"SolusVM {path}: more than {self._max_pages} pages", upstream=UPSTREAM)
+            body = self._get(path, path, {**params, "page": page})
+            items = body["data"]
+            if not isinstance(items, list):
+                raise SolusVMResponseError(f"SolusVM {path}: data is not a list", upstream=UPSTREAM)
+            yield items
+            meta = body.get("meta") if isinstance(body.get("meta"), dict) else {}
+            links = body.get("links") if isinstance(body.get("links"), dict) else {}
+            if not items:
+                return
+            try:
+                current = coerce_int(meta.get("current_page", page))
+                last = coerce_int(meta["last_page"]) if meta.get("last_page") is not None else None
+            except ValueError:
+                raise SolusVMResponseError(f"SolusVM {path}: unreadable paging meta", upstream=UPSTREAM) from None
+            if (last is not None and current >= last) or (last is None and not links.get("next")):
+                return
+            page = max(current, page) + 1
+
+    def _envelope(self, response: httpx.Response, call: str, write: bool) -> dict[str, Any]:
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or "data" not in body:
+            # A maintenance page or a proxy's answer: not the API's reply, so nothing is known.
+            error_class = UpstreamOutcomeUnknown if write else UpstreamUnavailable
+            raise error_class(
+                f"SolusVM {call} answered {response.status_code} without the JSON envelope",
+                upstream=UPSTREAM, status=response.status_code,
+            )
+        return body
+
+    def _error_for(self, response: httpx.Response, call: str, write: bool) -> UpstreamError:
+        status = response.status_code
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        message = body.get("message") if isinstance(body, dict) else None
+        text = f"SolusVM {call} answered {status}: {message if isinstance(message, str) else response.reason_phrase}"
+        if status in (401, 403):
+            return UpstreamAuthError(text, upstream=UPSTREAM, status=status)
+        if status == 404:
+            return UpstreamNotFound(text, upstream=UPSTREAM, status=status)
+        if status == 429:
+            return UpstreamRateLimited(text, upstream=UPSTREAM, retry_after=retry_after_seconds(response))
+        if status == 408 or status >= 500 or status < 400:
+            error_class = UpstreamOutcomeUnknown if write else UpstreamUnavailable
+            return error_class(text, upstream=UPSTREAM, status=status)
+        return UpstreamValidationError(text, upstream=UPSTREAM, status=status, errors=_validation_errors(body))
+
+    def _parse(self, model: type[ModelT], raw: Any) -> ModelT:
+        try:
+            return model.model_validate(raw)
+        except ValidationError as exc:
+            # Field locations and reasons only: the input values may be personal data.
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            raise SolusVMResponseError(
+                f"SolusVM answer does not fit {model.__name__}: {problems}", upstream=UPSTREAM
+            ) from None
+
+
+def _check_status(status: str) -> None:
+    if status not in USER_STATUSES:
+        raise ValueError(f"status must be one of {USER_STATUSES}, not {status!r}")
