@@ -66,7 +66,7 @@ def sim_routes(state: SimState, clock: SimClock, state_file: Path | None) -> lis
     async def get_user(request: Request) -> JSONResponse:
         raw = request.path_params["id"]
         with state.lock:
-            user = state.users.get(int(raw)) if raw.isdigit() else None
+            user = state.users.get(int(raw)) if raw.isascii() and raw.isdigit() else None
             if user is None:
                 return JSONResponse({"message": "Not found."}, status_code=404)
             return JSONResponse({"data": user_json(state, user)})

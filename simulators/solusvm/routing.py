@@ -59,7 +59,7 @@ class Context:
     def path_id(self, name: str = "id") -> int:
         """An integer path parameter; anything else names no record (404, as Laravel's binding does)."""
         raw = self.request.path_params[name]
-        if not raw.isdigit():
+        if not (raw.isascii() and raw.isdigit()):
             raise not_found()
         return int(raw)
 

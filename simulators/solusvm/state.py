@@ -86,8 +86,12 @@ class SimState:
             return chosen
 
     def new_uuid(self) -> str:
+        """Deterministic per seed; after loading a saved state the sequence restarts, so skip taken ones."""
         with self.lock:
-            return str(uuid.UUID(int=self._uuid_random.getrandbits(128), version=4))
+            while True:
+                candidate = str(uuid.UUID(int=self._uuid_random.getrandbits(128), version=4))
+                if candidate not in self.server_id_by_uuid:
+                    return candidate
 
     # Users -----------------------------------------------------------------------------------------
 

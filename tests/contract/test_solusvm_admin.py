@@ -167,3 +167,14 @@ class TestPersistence:
             process.wait(timeout=20)
         saved = json.loads(state_file.read_text())
         assert [user["email"] for user in saved["users"]] == ["admin@example.com", "kept@example.com"]
+
+
+def test_servers_created_after_a_load_get_fresh_uuids(solusvm_sim: RunningSim, solusvm_api: httpx.Client) -> None:
+    owner = solusvm_api.post("/api/v1/users", json={"email": "u@example.com"}).json()["data"]["id"]
+    body = {"plan": 1, "location": 1, "os": 1, "user": owner}
+    before = solusvm_api.post("/api/v1/servers", json=body).json()["data"]
+    dumped = httpx.get(f"{solusvm_sim.url}/_sim/state").json()
+    httpx.put(f"{solusvm_sim.url}/_sim/state", json=dumped)  # restarts the seeded UUID sequence
+    after = solusvm_api.post("/api/v1/servers", json=body).json()["data"]
+    assert after["uuid"] != before["uuid"]
+    assert solusvm_api.get(f"/api/v1/usage/cpu/{before['uuid']}").status_code == 200

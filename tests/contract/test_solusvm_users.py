@@ -140,7 +140,7 @@ class TestFilters:
 
 class TestGetAndCreate:
     def test_get_unknown_or_non_integer_id_is_404(self, solusvm_api: httpx.Client) -> None:
-        for path in ("/api/v1/users/999", "/api/v1/users/abc", "/api/v1/users/1.5"):
+        for path in ("/api/v1/users/999", "/api/v1/users/abc", "/api/v1/users/1.5", "/api/v1/users/%EF%BC%91"):
             response = solusvm_api.get(path)
             assert response.status_code == 404
             assert response.json() == {"message": "Not found."}
