@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import socket
+from collections.abc import Callable
 from pathlib import Path
 
 import uvicorn
@@ -29,11 +31,28 @@ def build_app(seed: int = 0, state_file: Path | None = None, faults_file: Path |
     return create_app(state, seed=seed, faults=faults, state_file=state_file)
 
 
+class _SavingServer(uvicorn.Server):
+    """Saves the state as the last step of a graceful shutdown.
+
+    uvicorn re-raises the captured signal once ``serve`` returns; for SIGTERM (docker stop, systemd)
+    that kills the process before any ``finally`` would run, so the save happens here, inside it.
+    """
+
+    def __init__(self, config: uvicorn.Config, save: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._save = save
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().shutdown(sockets)
+        self._save()
+
+
 def serve(host: str, port: int, seed: int, state_file: Path | None, faults_file: Path | None) -> None:
     app = build_app(seed, state_file, faults_file)
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, lifespan="off", access_log=False))
-    try:
-        server.run()
-    finally:
+
+    def save() -> None:
         if state_file is not None:
             save_to_file(app.state.sim, state_file)
+
+    config = uvicorn.Config(app, host=host, port=port, lifespan="off", access_log=False)
+    _SavingServer(config, save).run()

@@ -140,7 +140,8 @@ class TestPersistence:
             assert httpx.get(f"{server.url}/api/v1/plans", headers=ADMIN_HEADERS).status_code == 503
             assert httpx.get(f"{server.url}/_sim/users", params={"email": "may@example.com"}).json()["data"]
 
-    def test_serve_saves_its_state_on_exit(self, tmp_path: Path) -> None:
+    @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
+    def test_serve_saves_its_state_on_exit(self, tmp_path: Path, stop_signal: signal.Signals) -> None:
         state_file = tmp_path / "served.json"
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
@@ -163,7 +164,7 @@ class TestPersistence:
             created = httpx.post(f"{url}/api/v1/users", json={"email": "kept@example.com"}, headers=ADMIN_HEADERS)
             assert created.status_code == 201
         finally:
-            process.send_signal(signal.SIGINT)
+            process.send_signal(stop_signal)
             process.wait(timeout=20)
         saved = json.loads(state_file.read_text())
         assert [user["email"] for user in saved["users"]] == ["admin@example.com", "kept@example.com"]
