@@ -3,14 +3,48 @@
 from __future__ import annotations
 
 import json
+import socket
+from collections.abc import Callable
 from pathlib import Path
 
 import uvicorn
+from starlette.applications import Starlette
 
 from simulators.faults import FaultConfig, FaultInjector
 from simulators.whmcs.app import create_app
 from simulators.whmcs.persistence import load_file, save_file
 from simulators.whmcs.state import WhmcsState
+
+
+def build_app(seed: int = 0, state_file: Path | None = None, faults_file: Path | None = None) -> Starlette:
+    """The app ``serve`` runs: state from ``state_file`` when it exists, fault rules from
+    ``faults_file``; ``seed`` seeds the fault injector."""
+    faults = FaultInjector(seed=seed)
+    if faults_file is not None:
+        rules = FaultConfig.model_validate(json.loads(faults_file.read_text(encoding="utf-8"))).rules
+        faults.configure(FaultConfig(seed=seed, rules=rules))
+    state = WhmcsState()
+    if state_file is not None and state_file.exists():
+        load_file(state, state_file)
+    app = create_app(state, seed=seed, faults=faults)
+    app.state.state_file = state_file
+    return app
+
+
+class _SavingServer(uvicorn.Server):
+    """Saves the state as the last step of a graceful shutdown.
+
+    uvicorn re-raises the captured signal after ``serve`` returns; with SIGTERM (docker stop,
+    systemd) that ends the process before a ``finally`` could run, so the save happens in here.
+    """
+
+    def __init__(self, config: uvicorn.Config, save: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._save = save
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().shutdown(sockets)
+        self._save()
 
 
 def serve(
@@ -20,18 +54,11 @@ def serve(
     state_file: Path | None = None,
     faults_file: Path | None = None,
 ) -> None:
-    """Run until interrupted; load ``state_file`` first if it exists and save it on the way out."""
-    state = WhmcsState()
-    if state_file is not None and state_file.exists():
-        load_file(state, state_file)
-    faults = FaultInjector(seed)
-    if faults_file is not None:
-        config = FaultConfig.model_validate(json.loads(faults_file.read_text(encoding="utf-8")))
-        faults.configure(config.model_copy(update={"seed": seed}) if seed else config)
-    app = create_app(state, seed=seed, faults=faults)
-    app.state.state_file = state_file
-    try:
-        uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
-    finally:
+    app = build_app(seed, state_file, faults_file)
+
+    def save() -> None:
         if state_file is not None:
-            save_file(state, state_file)
+            save_file(app.state.sim, state_file)
+
+    config = uvicorn.Config(app, host=host, port=port, lifespan="off", access_log=False)
+    _SavingServer(config, save).run()
