@@ -17,6 +17,7 @@ import httpx
 from simulators.common import ServerThread, SimClock
 from simulators.faults import FaultConfig, FaultRule
 from simulators.whmcs.app import create_app
+from simulators.whmcs.persistence import dump_state, load_state
 
 
 class RunningWhmcs:
@@ -35,7 +36,10 @@ class RunningWhmcs:
         self.access = self.app.state.access
         self._initial_access = (set(self.access.allowed_ips or ()) if self.access.allowed_ips is not None else None,
                                 self.access.permitted_actions)  # fmt: skip
+        # Everything reset() goes back to: currencies, tax, templates and any data given at start.
+        self._initial_state = dump_state(self.state)
         self.server = ServerThread(self.app)
+        self.http = httpx.Client(timeout=10.0)
 
     @property
     def url(self) -> str:
@@ -46,6 +50,7 @@ class RunningWhmcs:
         return self
 
     def stop(self) -> None:
+        self.http.close()
         self.server.stop()
 
     def __enter__(self) -> RunningWhmcs:
@@ -55,8 +60,8 @@ class RunningWhmcs:
         self.stop()
 
     def reset(self) -> None:
-        """Empty state, no faults, no counted calls, the clock and access as they started."""
-        self.state.reset()
+        """The state, clock and access as they started; no faults, no counted calls."""
+        load_state(self.state, self._initial_state)
         self.faults.configure(FaultConfig(seed=0))
         self.calls.clear()
         if self.initial_now is not None:
@@ -72,6 +77,4 @@ class RunningWhmcs:
         """One raw API request with valid credentials (contract tests look at the wire shape)."""
         data = {"action": action, "identifier": self.identifier, "secret": self.secret, "responsetype": "json"}
         data.update({k: str(v) for k, v in params.items()})
-        if http is not None:
-            return http.post(f"{self.url}/includes/api.php", data=data)
-        return httpx.post(f"{self.url}/includes/api.php", data=data)
+        return (http or self.http).post(f"{self.url}/includes/api.php", data=data)
