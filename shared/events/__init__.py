@@ -1,0 +1,71 @@
+"""postpay's events: the envelope, the catalog, and the registry of every event type."""
+
+from shared.events.accounts import (
+    AccountsSyncRequested,
+    CustomerEmailChanged,
+    CustomerStandingCheckRequested,
+    InvoiceOverdue,
+    InvoicePaid,
+    UserLocked,
+    UserReactivated,
+    UserSuspended,
+)
+from shared.events.base import (
+    EVENT_TYPES,
+    Envelope,
+    EnvelopeError,
+    Event,
+    Money,
+    UtcDateTime,
+    deterministic_event_id,
+    format_utc,
+    new_envelope,
+    parse_envelope,
+)
+from shared.events.billing import (
+    BillingPeriodClosed,
+    CustomerUsageRequested,
+    InvoiceCreated,
+    NothingToBill,
+    UsageCollected,
+    VmUsage,
+)
+from shared.events.enrollment import (
+    AcceptedTerms,
+    EmailVerified,
+    TermsAccepted,
+    UserProvisioned,
+    UserRegistered,
+)
+
+__all__ = [
+    "EVENT_TYPES",
+    "AcceptedTerms",
+    "AccountsSyncRequested",
+    "BillingPeriodClosed",
+    "CustomerEmailChanged",
+    "CustomerStandingCheckRequested",
+    "CustomerUsageRequested",
+    "EmailVerified",
+    "Envelope",
+    "EnvelopeError",
+    "Event",
+    "InvoiceCreated",
+    "InvoiceOverdue",
+    "InvoicePaid",
+    "Money",
+    "NothingToBill",
+    "TermsAccepted",
+    "UsageCollected",
+    "UserLocked",
+    "UserProvisioned",
+    "UserReactivated",
+    "UserRegistered",
+    "UserSuspended",
+    "UtcDateTime",
+    "VmUsage",
+    "deterministic_event_id",
+    "format_utc",
+    "new_envelope",
+    "parse_envelope",
+]

@@ -1,0 +1,220 @@
+"""The envelope every postpay event travels in, and the types events are made of.
+
+An event is a small frozen pydantic model. Its class declares the routing key (``event_type``) and the
+schema version; defining a subclass registers it. On the wire an event is one JSON document:
+
+    {"event_id": UUID, "event_type": "UsageCollected", "schema_version": 1,
+     "occurred_at": "2026-11-01T00:00:05Z", "correlation_id": UUID, "causation_id": UUID | null,
+     "producer": "usage_collector", "payload": {...}}
+
+Unknown fields are rejected at every level. Money travels as a decimal string, never a JSON number,
+and times as RFC 3339 in UTC.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any, ClassVar, Generic, TypeVar
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    SerializeAsAny,
+    ValidationError,
+    WithJsonSchema,
+)
+
+EVENT_NAMESPACE = uuid.UUID("6f1c2a4e-8d1b-4c5e-9a3f-2b7d0e5c9a11")
+
+
+def _decimal_from_string(value: Any) -> Any:
+    # A float has already lost cents by the time it gets here: refuse it rather than round it.
+    if isinstance(value, float):
+        raise ValueError("money must be a decimal string, not a floating-point number")
+    if isinstance(value, Decimal):
+        return value
+    if isinstance(value, str):
+        try:
+            parsed = Decimal(value)
+        except InvalidOperation as exc:
+            raise ValueError(f"not a decimal number: {value!r}") from exc
+        if not parsed.is_finite():
+            raise ValueError("money must be finite")
+        return parsed
+    raise ValueError("money must be a decimal string")
+
+
+Money = Annotated[
+    Decimal,
+    BeforeValidator(_decimal_from_string),
+    PlainSerializer(lambda value: format(value, "f"), return_type=str),
+    WithJsonSchema({"type": "string", "pattern": r"^-?\d+(\.\d+)?$", "description": "decimal string"}),
+]
+
+
+def _to_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+def format_utc(value: datetime) -> str:
+    """RFC 3339 with a ``Z``; microseconds only when there are some."""
+    value = value.astimezone(UTC)
+    text = value.isoformat(timespec="microseconds" if value.microsecond else "seconds")
+    return text.replace("+00:00", "Z")
+
+
+UtcDateTime = Annotated[
+    AwareDatetime,
+    AfterValidator(_to_utc),
+    PlainSerializer(format_utc, return_type=str),
+    WithJsonSchema({"type": "string", "format": "date-time", "description": "RFC 3339, UTC"}),
+]
+
+
+class Event(BaseModel):
+    """Base of every event payload. Subclasses set ``event_type`` and, when it changes, ``schema_version``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    event_type: ClassVar[str]
+    schema_version: ClassVar[int] = 1
+
+    def __init_subclass__(cls, abstract: bool = False, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if abstract:
+            return
+        if "event_type" not in cls.__dict__:
+            cls.event_type = cls.__name__
+        EVENT_TYPES.register(cls)
+
+
+class EventRegistry:
+    def __init__(self) -> None:
+        self._by_type: dict[str, type[Event]] = {}
+
+    def register(self, event_class: type[Event]) -> None:
+        existing = self._by_type.get(event_class.event_type)
+        if existing is not None and existing is not event_class:
+            raise TypeError(f"two event classes claim the type {event_class.event_type!r}")
+        self._by_type[event_class.event_type] = event_class
+
+    def get(self, event_type: str) -> type[Event] | None:
+        return self._by_type.get(event_type)
+
+    def all(self) -> list[type[Event]]:
+        return sorted(self._by_type.values(), key=lambda cls: cls.event_type)
+
+
+EVENT_TYPES = EventRegistry()
+
+E = TypeVar("E", bound=Event)
+
+
+class Envelope(BaseModel, Generic[E]):
+    """One event with the metadata every consumer needs to trace and deduplicate it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    event_id: uuid.UUID
+    event_type: str = Field(min_length=1, max_length=100)
+    schema_version: int = Field(ge=1)
+    occurred_at: UtcDateTime
+    correlation_id: uuid.UUID
+    causation_id: uuid.UUID | None = None
+    producer: str = Field(min_length=1, max_length=100)
+    payload: SerializeAsAny[E]
+
+    def to_json(self) -> str:
+        return self.model_dump_json()
+
+
+class EnvelopeError(ValueError):
+    """A message body that is not a valid postpay event; ``reason`` is short and stable."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+class _RawEnvelope(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    event_id: uuid.UUID
+    event_type: str = Field(min_length=1, max_length=100)
+    schema_version: int = Field(ge=1)
+    occurred_at: UtcDateTime
+    correlation_id: uuid.UUID
+    causation_id: uuid.UUID | None = None
+    producer: str = Field(min_length=1, max_length=100)
+    payload: dict[str, Any]
+
+
+def new_envelope(
+    event: E,
+    *,
+    producer: str,
+    event_id: uuid.UUID | None = None,
+    correlation_id: uuid.UUID | None = None,
+    causation_id: uuid.UUID | None = None,
+    occurred_at: datetime | None = None,
+) -> Envelope[E]:
+    event_id = event_id or uuid.uuid4()
+    return Envelope[type(event)](  # type: ignore[misc]
+        event_id=event_id,
+        event_type=event.event_type,
+        schema_version=event.schema_version,
+        occurred_at=occurred_at or datetime.now(UTC),
+        correlation_id=correlation_id or event_id,
+        causation_id=causation_id,
+        producer=producer,
+        payload=event,
+    )
+
+
+def parse_envelope(body: bytes | str) -> Envelope[Event]:
+    """Decode and validate a message body into a typed envelope, or raise ``EnvelopeError``."""
+    try:
+        document = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise EnvelopeError("undecodable", f"body is not JSON ({exc})") from exc
+    if not isinstance(document, dict):
+        raise EnvelopeError("invalid", "body is not a JSON object")
+    try:
+        raw = _RawEnvelope.model_validate(document)
+    except ValidationError as exc:
+        raise EnvelopeError("invalid", _summary(exc)) from exc
+    event_class = EVENT_TYPES.get(raw.event_type)
+    if event_class is None:
+        raise EnvelopeError("unknown-type", f"no event type {raw.event_type!r}")
+    if raw.schema_version != event_class.schema_version:
+        raise EnvelopeError(
+            "unsupported-version",
+            f"{raw.event_type} v{raw.schema_version}; this build reads v{event_class.schema_version}",
+        )
+    try:
+        payload = event_class.model_validate(raw.payload)
+    except ValidationError as exc:
+        raise EnvelopeError("invalid", f"{raw.event_type} payload: {_summary(exc)}") from exc
+    return Envelope[Event](**{**raw.__dict__, "payload": payload})
+
+
+def _summary(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors()[:5]:
+        location = ".".join(str(part) for part in error["loc"]) or "(root)"
+        parts.append(f"{location}: {error['msg']}")
+    return "; ".join(parts)
+
+
+def deterministic_event_id(*parts: object) -> uuid.UUID:
+    """The same inputs give the same id, so re-emitting the same fact is deduplicated downstream."""
+    return uuid.uuid5(EVENT_NAMESPACE, "/".join(str(part) for part in parts))

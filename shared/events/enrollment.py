@@ -1,0 +1,60 @@
+"""Events of the enrollment journey (signup and provisioner).
+
+No event carries a password: it stays encrypted in the signup service's own table until the WHMCS
+client exists, and is erased then.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.events.base import Event, UtcDateTime
+from shared.events.fields import ClientId, EmailAddress, ShortText, SolusUserId
+
+
+class UserRegistered(Event):
+    """A registration was accepted; the customer must now verify the email address."""
+
+    signup_id: uuid.UUID
+    email: EmailAddress
+    name: ShortText = Field(min_length=1)
+    company: ShortText = ""
+
+
+class EmailVerified(Event):
+    """The customer opened the verification link; the terms step is unlocked."""
+
+    signup_id: uuid.UUID
+    email: EmailAddress
+    whmcs_client_id: ClientId
+
+
+class AcceptedTerms(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["terms_of_service", "postpay_terms"]
+    url: str = Field(min_length=1, max_length=2000)
+    version: str = Field(min_length=1, max_length=100)
+
+
+class TermsAccepted(Event):
+    """Every required set of terms was accepted; the customer can be provisioned."""
+
+    signup_id: uuid.UUID
+    email: EmailAddress
+    whmcs_client_id: ClientId
+    accepted: tuple[AcceptedTerms, ...] = Field(min_length=1)
+    accepted_at: UtcDateTime
+
+
+class UserProvisioned(Event):
+    """The SolusVM 2 user exists and is tied to the WHMCS client: the customer is enrolled."""
+
+    signup_id: uuid.UUID
+    email: EmailAddress
+    whmcs_client_id: ClientId
+    solusvm_user_id: SolusUserId
+    enrolled_at: UtcDateTime
