@@ -1,0 +1,159 @@
+"""Database access: one engine per process, SQLite (embedded default) or PostgreSQL (production).
+
+Each service declares its own tables on its own ``MetaData``, with names prefixed by the service name;
+no service reads another's. Two column types keep money and time honest on both databases:
+``Amount`` stores a ``Decimal`` exactly (SQLite has no decimal type and would go through float), and
+``UtcTimestamp`` always gives back an aware UTC datetime (SQLite would hand back a naive one).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Dialect, Numeric, String, create_engine, event, text
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import StaticPool
+from sqlalchemy.types import DateTime, TypeDecorator
+
+
+class Amount(TypeDecorator[Decimal]):
+    """An exact decimal: NUMERIC(20, 6) on PostgreSQL, text on SQLite."""
+
+    impl = Numeric(20, 6)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(String(40))
+        return dialect.type_descriptor(Numeric(20, 6, asdecimal=True))
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, float):
+            raise TypeError("money must be Decimal, not float")
+        decimal = Decimal(value)
+        return format(decimal, "f") if dialect.name == "sqlite" else decimal
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        if value is None:
+            return None
+        return Decimal(str(value)) if dialect.name == "sqlite" else Decimal(value)
+
+
+class UtcTimestamp(TypeDecorator[datetime]):
+    """A timezone-aware instant, stored as UTC, returned as an aware UTC datetime."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if not isinstance(value, datetime) or value.tzinfo is None:
+            raise TypeError("timestamps must be timezone-aware datetimes")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def normalise_url(url: str) -> str:
+    """Accept ``postgresql://`` and ``postgres://`` and use the psycopg 3 driver for them."""
+    parsed = make_url(url.replace("postgres://", "postgresql://", 1) if url.startswith("postgres://") else url)
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed.render_as_string(hide_password=False)
+
+
+class Database:
+    """An engine and a session factory; ``transaction()`` is the unit of work."""
+
+    def __init__(self, url: str, *, pool_size: int = 20, echo: bool = False, schema: str | None = None) -> None:
+        self.url = normalise_url(url)
+        self.schema = schema
+        self.dialect = make_url(self.url).get_backend_name()
+        self.engine = self._create_engine(pool_size, echo)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.dialect == "sqlite"
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.dialect == "postgresql"
+
+    def _create_engine(self, pool_size: int, echo: bool) -> Engine:
+        if self.dialect == "sqlite":
+            return self._sqlite_engine(echo)
+        connect_args = {"options": f"-c search_path={self.schema}"} if self.schema else {}
+        return create_engine(
+            self.url,
+            echo=echo,
+            connect_args=connect_args,
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            pool_pre_ping=True,
+            pool_recycle=1800,
+        )
+
+    def _sqlite_engine(self, echo: bool) -> Engine:
+        database = make_url(self.url).database
+        in_memory = database in (None, "", ":memory:")
+        engine = create_engine(
+            self.url,
+            echo=echo,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            poolclass=StaticPool if in_memory else None,
+        )
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+            # Let SQLAlchemy, not the driver, decide where transactions begin (see _on_begin).
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            if not in_memory:
+                cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(connection: Any) -> None:
+            # Take the write lock up front: a deferred transaction that later writes can fail with
+            # "database is locked" without waiting, where an immediate one waits its turn.
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+
+    def session(self) -> Session:
+        return self._sessions()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A session in a transaction that commits on success and rolls back on any exception."""
+        with self._sessions.begin() as session:
+            yield session
+
+    def ping(self) -> bool:
+        try:
+            with self.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+            return True
+        except Exception:
+            return False
+
+    def dispose(self) -> None:
+        self.engine.dispose()

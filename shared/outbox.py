@@ -1,0 +1,248 @@
+"""The transactional outbox and its relay.
+
+An event that follows from a state change is inserted into the service's outbox table in the same
+transaction as the change. The relay ships unpublished rows to the broker, waits for the broker's
+confirms, and only then deletes them. A rolled-back change therefore never publishes, and a broker
+outage delays events without losing any. A row may be published twice (the relay can die between the
+confirm and its commit); consumers deduplicate by event id.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, Text, Uuid, delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from shared.bus.messages import OutgoingMessage, PublishError, PublishResult
+from shared.db import Database, UtcTimestamp
+from shared.events.base import Envelope, Event, new_envelope
+from shared.logging import get_logger
+from shared.metrics import EVENTS_PUBLISHED, OUTBOX_BACKLOG
+
+log = get_logger("postpay.outbox")
+
+
+def outbox_table(metadata: MetaData, service: str) -> Table:
+    return Table(
+        f"{service}_outbox",
+        metadata,
+        Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+        Column("event_id", Uuid, nullable=False, unique=True),
+        Column("event_type", String(100), nullable=False),
+        Column("body", Text, nullable=False),
+        Column("headers", Text, nullable=False),
+        Column("correlation_id", String(64), nullable=False),
+        Column("producer", String(100), nullable=False),
+        Column("occurred_at", UtcTimestamp, nullable=False),
+        Column("attempts", Integer, nullable=False, default=0),
+        Column("next_attempt_at", UtcTimestamp, nullable=True),
+        Column("last_error", Text, nullable=True),
+    )
+
+
+class Outbox:
+    """Writes a service's events into its outbox table, inside the caller's transaction."""
+
+    def __init__(self, table: Table, producer: str) -> None:
+        self.table = table
+        self.producer = producer
+
+    def add(self, session: Session, envelope: Envelope[Any]) -> None:
+        message = OutgoingMessage.from_envelope(envelope)
+        values = {
+            "event_id": message.event_id,
+            "event_type": message.event_type,
+            "body": message.body.decode(),
+            "headers": json.dumps(message.headers),
+            "correlation_id": message.correlation_id,
+            "producer": message.producer,
+            "occurred_at": message.occurred_at,
+            "attempts": 0,
+        }
+        # The same event id twice is the same fact twice (a re-run fan-out): keep the first.
+        dialect = session.get_bind().dialect.name
+        if dialect == "postgresql":
+            statement: Any = postgresql.insert(self.table).values(values).on_conflict_do_nothing(
+                index_elements=["event_id"]
+            )
+        elif dialect == "sqlite":
+            statement = sqlite.insert(self.table).values(values).on_conflict_do_nothing(index_elements=["event_id"])
+        else:  # pragma: no cover - only the two supported databases
+            statement = self.table.insert().values(values)
+        session.execute(statement)
+
+    def add_event(
+        self,
+        session: Session,
+        event: Event,
+        *,
+        event_id: uuid.UUID | None = None,
+        correlation_id: uuid.UUID | None = None,
+        causation_id: uuid.UUID | None = None,
+        occurred_at: datetime | None = None,
+    ) -> Envelope[Any]:
+        envelope = new_envelope(
+            event,
+            producer=self.producer,
+            event_id=event_id,
+            correlation_id=correlation_id,
+            causation_id=causation_id,
+            occurred_at=occurred_at,
+        )
+        self.add(session, envelope)
+        return envelope
+
+    def backlog(self, session: Session) -> int:
+        return int(session.execute(select(func.count()).select_from(self.table)).scalar_one())
+
+
+class Publisher(Protocol):
+    def publish(self, messages: Sequence[OutgoingMessage]) -> PublishResult: ...
+
+    def close(self) -> None: ...
+
+
+def _row_to_message(row: Any) -> OutgoingMessage:
+    return OutgoingMessage(
+        event_id=row.event_id,
+        event_type=row.event_type,
+        body=row.body.encode(),
+        correlation_id=row.correlation_id,
+        producer=row.producer,
+        occurred_at=row.occurred_at,
+        headers=json.loads(row.headers),
+    )
+
+
+class OutboxRelay:
+    """Moves outbox rows to the broker. Several relays may run: PostgreSQL rows are claimed with
+    ``FOR UPDATE SKIP LOCKED`` so two relays do not ship the same batch at the same time."""
+
+    def __init__(
+        self,
+        db: Database,
+        outboxes: Sequence[Outbox],
+        publisher_factory: Callable[[], Publisher],
+        *,
+        batch_size: int = 500,
+        poll_seconds: float = 0.2,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.db = db
+        self.outboxes = list(outboxes)
+        self._publisher_factory = publisher_factory
+        self._publisher: Publisher | None = None
+        self.batch_size = batch_size
+        self.poll_seconds = poll_seconds
+        self.clock = clock
+        self._wake = threading.Event()
+        self._last_backlog_report = 0.0
+
+    def wake(self) -> None:
+        """Ask for a pass now (called after a commit that wrote to an outbox)."""
+        self._wake.set()
+
+    def relay_once(self) -> int:
+        """Publish what is due in every outbox, one batch each; return how many were confirmed."""
+        shipped = 0
+        for outbox in self.outboxes:
+            shipped += self._relay_batch(outbox)
+        return shipped
+
+    def _publisher_or_new(self) -> Publisher:
+        if self._publisher is None:
+            self._publisher = self._publisher_factory()
+        return self._publisher
+
+    def _drop_publisher(self) -> None:
+        if self._publisher is not None:
+            try:
+                self._publisher.close()
+            except Exception:  # noqa: BLE001 - closing a broken connection may fail too
+                pass
+            self._publisher = None
+
+    def _relay_batch(self, outbox: Outbox) -> int:
+        table = outbox.table
+        now = self.clock()
+        with self.db.transaction() as session:
+            due = (
+                select(table)
+                .where((table.c.next_attempt_at.is_(None)) | (table.c.next_attempt_at <= now))
+                .order_by(table.c.id)
+                .limit(self.batch_size)
+                .with_for_update(skip_locked=True)
+            )
+            rows = session.execute(due).all()
+            if not rows:
+                return 0
+            messages = [_row_to_message(row) for row in rows]
+            try:
+                result = self._publisher_or_new().publish(messages)
+            except PublishError as exc:
+                self._drop_publisher()
+                log.warning("outbox publish failed; will retry", service=outbox.producer, error=str(exc))
+                raise
+            confirmed = [row.id for row in rows if row.event_id in result.confirmed]
+            if confirmed:
+                session.execute(delete(table).where(table.c.id.in_(confirmed)))
+            for row in rows:
+                reason = result.unroutable.get(row.event_id)
+                if reason is not None:
+                    self._defer(session, table, row, reason, now)
+        EVENTS_PUBLISHED.labels(outbox.producer).inc(len(confirmed))
+        return len(confirmed)
+
+    def _defer(self, session: Session, table: Table, row: Any, reason: str, now: datetime) -> None:
+        delay = min(300, 2 ** min(row.attempts, 8))
+        log.error(
+            "event is unroutable: no queue is bound for it; kept in the outbox",
+            event_type=row.event_type,
+            event_id=str(row.event_id),
+            reason=reason,
+            retry_in_seconds=delay,
+        )
+        session.execute(
+            update(table)
+            .where(table.c.id == row.id)
+            .values(attempts=row.attempts + 1, next_attempt_at=now + timedelta(seconds=delay), last_error=reason)
+        )
+
+    def report_backlog(self) -> dict[str, int]:
+        with self.db.transaction() as session:
+            backlog = {outbox.producer: outbox.backlog(session) for outbox in self.outboxes}
+        for service, count in backlog.items():
+            OUTBOX_BACKLOG.labels(service).set(count)
+        return backlog
+
+    def run(self, stop: threading.Event) -> None:
+        """Relay until ``stop`` is set; back off while the broker is unreachable."""
+        failures = 0
+        while not stop.is_set():
+            try:
+                shipped = self.relay_once()
+                failures = 0
+            except PublishError:
+                failures += 1
+                stop.wait(min(5.0, 0.2 * 2**failures))
+                continue
+            except Exception:  # noqa: BLE001 - a database hiccup must not kill the relay thread
+                failures += 1
+                log.exception("outbox relay pass failed")
+                stop.wait(min(5.0, 0.2 * 2**failures))
+                continue
+            if time.monotonic() - self._last_backlog_report > 2.0:
+                self._last_backlog_report = time.monotonic()
+                self.report_backlog()
+            if shipped == 0:
+                self._wake.wait(self.poll_seconds)
+                self._wake.clear()
+        self._drop_publisher()

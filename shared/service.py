@@ -1,0 +1,48 @@
+"""What a service is, to the kernel: a name, its tables, its inbox and outbox, its subscriptions.
+
+Each ``services/<name>/service.py`` builds one of these from the adapters it needs; the kernel runs it
+on whichever bus and database the process was given.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import MetaData
+
+from shared.bus.topology import Subscription
+from shared.inbox import Inbox, inbox_table
+from shared.outbox import Outbox, outbox_table
+
+
+@dataclass
+class ServiceTables:
+    """A service's own metadata with its inbox and outbox tables already on it."""
+
+    name: str
+    metadata: MetaData = field(default_factory=MetaData)
+
+    def __post_init__(self) -> None:
+        self.inbox = Inbox(inbox_table(self.metadata, self.name))
+        self.outbox = Outbox(outbox_table(self.metadata, self.name), self.name)
+
+
+@dataclass
+class ServiceDefinition:
+    name: str
+    tables: ServiceTables
+    subscriptions: list[Subscription]
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def metadata(self) -> MetaData:
+        return self.tables.metadata
+
+    @property
+    def inbox(self) -> Inbox:
+        return self.tables.inbox
+
+    @property
+    def outbox(self) -> Outbox:
+        return self.tables.outbox
