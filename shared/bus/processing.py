@@ -1,0 +1,219 @@
+"""Turning one delivery into one outcome: ack, duplicate, retry or park.
+
+This is where "exactly-once effects on an at-least-once broker" happens, identically for RabbitMQ and
+the in-process bus:
+
+1. the body is decoded and validated; what cannot be (bad JSON, wrong schema, unknown type, wrong
+   content type, too big) is parked at once, because no retry can fix it;
+2. an event already in the handler's inbox is acknowledged and skipped;
+3. the handler runs inside a transaction; its state change, the events it emits (outbox) and its
+   inbox row commit together. Only then is the message acknowledged (by the caller).
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import structlog
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from shared.bus.messages import CONTENT_TYPE, MAX_ERROR_TEXT, ReceivedMessage
+from shared.bus.topology import Subscription
+from shared.db import Database
+from shared.errors import PermanentError
+from shared.events.base import Envelope, EnvelopeError, Event, deterministic_event_id, new_envelope, parse_envelope
+from shared.inbox import Inbox
+from shared.logging import get_logger
+from shared.metrics import HANDLER_SECONDS, MESSAGES_FAILED, MESSAGES_HANDLED
+from shared.outbox import Outbox
+
+log = get_logger("postpay.bus")
+
+OutcomeKind = Literal["done", "duplicate", "retry", "park"]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    kind: OutcomeKind
+    reason: str = ""
+    error: str = ""
+    event_id: str | None = None
+    event_type: str | None = None
+
+    @property
+    def acknowledges(self) -> bool:
+        return self.kind in ("done", "duplicate")
+
+
+class HandlerContext:
+    """What a handler gets besides its event: the transaction, a way to emit events, the clock.
+
+    Events emitted here get deterministic ids (from the incoming event id, the event type and a key),
+    so a handler that is run again after a crash emits the same ids and nothing is duplicated.
+    """
+
+    def __init__(
+        self,
+        session: Session,
+        envelope: Envelope[Any],
+        outbox: Outbox,
+        db: Database,
+        clock: Callable[[], datetime],
+        handler: str,
+    ) -> None:
+        self.session = session
+        self.envelope = envelope
+        self.outbox = outbox
+        self.db = db
+        self.clock = clock
+        self.handler = handler
+        self.log = log.bind(handler=handler)
+        self._emitted = 0
+        self.wrote_outbox = False
+
+    @property
+    def event_id(self) -> uuid.UUID:
+        return self.envelope.event_id
+
+    def now(self) -> datetime:
+        return self.clock()
+
+    def emit(self, event: Event, *, key: str | None = None, session: Session | None = None) -> Envelope[Any]:
+        """Write ``event`` to the outbox, caused by the event being handled."""
+        self._emitted += 1
+        event_id = deterministic_event_id(
+            self.envelope.event_id, self.handler, event.event_type, key if key is not None else self._emitted
+        )
+        envelope = new_envelope(
+            event,
+            producer=self.outbox.producer,
+            event_id=event_id,
+            correlation_id=self.envelope.correlation_id,
+            causation_id=self.envelope.event_id,
+            occurred_at=self.clock(),
+        )
+        self.outbox.add(session or self.session, envelope)
+        self.wrote_outbox = True
+        return envelope
+
+    @contextmanager
+    def separate_transaction(self) -> Iterator[Session]:
+        """A transaction that commits on its own, before the handler's (e.g. a ledger row that
+        must exist before an upstream call whose outcome could be lost)."""
+        with self.db.transaction() as session:
+            yield session
+
+
+class MessageProcessor:
+    """Applies deliveries for one service's subscriptions against its database."""
+
+    def __init__(
+        self,
+        db: Database,
+        service: str,
+        inbox: Inbox,
+        outbox: Outbox,
+        *,
+        max_message_bytes: int = 262_144,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        after_commit: Callable[[], None] | None = None,
+    ) -> None:
+        self.db = db
+        self.service = service
+        self.inbox = inbox
+        self.outbox = outbox
+        self.max_message_bytes = max_message_bytes
+        self.clock = clock
+        self.after_commit = after_commit
+
+    def decode(self, subscription: Subscription, message: ReceivedMessage) -> Envelope[Any] | Outcome:
+        if len(message.body) > self.max_message_bytes:
+            return Outcome("park", "oversized", f"{len(message.body)} bytes > {self.max_message_bytes}")
+        content_type = (message.content_type or "").split(";")[0].strip().lower()
+        if content_type != CONTENT_TYPE:
+            return Outcome("park", "wrong-content-type", f"content type {message.content_type!r}")
+        try:
+            envelope = parse_envelope(message.body)
+        except EnvelopeError as exc:
+            return Outcome("park", exc.reason, exc.detail[:MAX_ERROR_TEXT])
+        if not subscription.accepts(envelope.event_type):
+            return Outcome(
+                "park",
+                "unexpected-type",
+                f"{subscription.queue} does not consume {envelope.event_type}",
+                str(envelope.event_id),
+                envelope.event_type,
+            )
+        return envelope
+
+    def process(self, subscription: Subscription, message: ReceivedMessage) -> Outcome:
+        decoded = self.decode(subscription, message)
+        if isinstance(decoded, Outcome):
+            log.warning("message parked unread", queue=subscription.queue, reason=decoded.reason, error=decoded.error)
+            return decoded
+        envelope = decoded
+        with structlog.contextvars.bound_contextvars(
+            event_id=str(envelope.event_id),
+            correlation_id=str(envelope.correlation_id),
+            event_type=envelope.event_type,
+            handler=subscription.queue,
+        ):
+            return self._apply(subscription, envelope, message.attempt)
+
+    def _apply(self, subscription: Subscription, envelope: Envelope[Any], attempt: int) -> Outcome:
+        handler = subscription.queue
+        ids = {"event_id": str(envelope.event_id), "event_type": envelope.event_type}
+        started = time.perf_counter()
+        wrote_outbox = False
+        try:
+            with self.db.transaction() as session:
+                if self.inbox.seen(session, handler, envelope.event_id):
+                    MESSAGES_HANDLED.labels(handler, "duplicate").inc()
+                    log.info("duplicate event skipped")
+                    return Outcome("duplicate", **ids)
+            with self.db.transaction() as session:
+                context = HandlerContext(session, envelope, self.outbox, self.db, self.clock, handler)
+                subscription.handler(envelope.payload, context)
+                self.inbox.record(session, handler, envelope.event_id, self.clock())
+                wrote_outbox = context.wrote_outbox
+        except IntegrityError as exc:
+            if self._inbox_has(handler, envelope.event_id):
+                MESSAGES_HANDLED.labels(handler, "duplicate").inc()
+                log.info("duplicate event applied concurrently elsewhere; skipped")
+                return Outcome("duplicate", **ids)
+            return self._failed(handler, exc, attempt, ids)
+        except PermanentError as exc:
+            MESSAGES_FAILED.labels(handler).inc()
+            log.error("handler rejected the event; parking it", error=str(exc))
+            return Outcome("park", "rejected", _error_text(exc), **ids)
+        except Exception as exc:  # noqa: BLE001 - any other failure is retried by the bus
+            return self._failed(handler, exc, attempt, ids)
+        finally:
+            HANDLER_SECONDS.labels(handler).observe(time.perf_counter() - started)
+        MESSAGES_HANDLED.labels(handler, "done").inc()
+        log.info("event handled", attempt=attempt + 1)
+        if wrote_outbox and self.after_commit is not None:
+            self.after_commit()
+        return Outcome("done", **ids)
+
+    def _failed(self, handler: str, exc: BaseException, attempt: int, ids: dict[str, str]) -> Outcome:
+        MESSAGES_FAILED.labels(handler).inc()
+        log.warning("handler failed; will retry", attempt=attempt + 1, error=f"{type(exc).__name__}: {exc}")
+        return Outcome("retry", "handler-error", _error_text(exc), **ids)
+
+    def _inbox_has(self, handler: str, event_id: uuid.UUID) -> bool:
+        with self.db.transaction() as session:
+            return self.inbox.seen(session, handler, event_id)
+
+
+def _error_text(exc: BaseException) -> str:
+    text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+    return text[:MAX_ERROR_TEXT]

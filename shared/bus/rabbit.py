@@ -1,0 +1,165 @@
+"""The RabbitMQ bus (kombu on py-amqp): topology, and factories for publishers, consumers and the
+parking lot. Every connection is confined to one thread; each factory call opens its own.
+
+Queues are durable quorum queues. A consumer's queue dead-letters to its parking lot when RabbitMQ's
+delivery limit is reached (a message that keeps killing its consumer), at least once. Retry queues hold
+a failed message for their TTL and dead-letter it back to the consumer's queue, at least once.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Sequence
+from typing import Any
+
+import amqp
+import kombu
+import kombu.exceptions
+
+from shared.bus.topology import Naming, Subscription, check_unique
+
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    amqp.exceptions.AMQPError,
+    kombu.exceptions.KombuError,
+)
+
+
+def is_timeout(exc: BaseException) -> bool:
+    return isinstance(exc, (socket.timeout, TimeoutError))
+
+
+def body_bytes(raw: amqp.Message) -> bytes:
+    body = raw.body
+    if isinstance(body, bytes):
+        return body
+    if isinstance(body, str):
+        return body.encode(raw.properties.get("content_encoding") or "utf-8", "surrogatepass")
+    return bytes(body)
+
+
+class RabbitBus:
+    def __init__(
+        self,
+        url: str,
+        *,
+        naming: Naming | None = None,
+        retry_delays: Sequence[float] = (1.0, 10.0, 60.0, 600.0),
+        prefetch: int = 64,
+        concurrency: int = 16,
+        confirm_timeout: float = 15.0,
+        heartbeat: int = 30,
+        delivery_limit: int = 20,
+        connect_timeout: float = 5.0,
+    ) -> None:
+        self.url = url
+        self.naming = naming or Naming()
+        self.retry_delays = list(retry_delays)
+        self.prefetch = prefetch
+        self.concurrency = concurrency
+        self.confirm_timeout = confirm_timeout
+        self.heartbeat = heartbeat
+        self.delivery_limit = delivery_limit
+        self.connect_timeout = connect_timeout
+        self.subscriptions: list[Subscription] = []
+
+    def connection(self) -> kombu.Connection:
+        return kombu.Connection(
+            self.url,
+            heartbeat=self.heartbeat,
+            connect_timeout=self.connect_timeout,
+            transport_options={"client_properties": {"connection_name": "postpay"}},
+        )
+
+    def open_channel(self, connection: kombu.Connection, *, retries: int = 0) -> Any:
+        connection.ensure_connection(max_retries=retries, interval_start=0.5, interval_step=0.5, interval_max=2)
+        channel = connection.channel()
+        # Bodies stay bytes: py-amqp would otherwise decode them to str by their content_encoding,
+        # and a body that is not valid in that encoding is exactly what the parking lot is for.
+        channel.auto_decode = False
+        return channel
+
+    def ping(self) -> bool:
+        try:
+            with self.connection() as connection:
+                connection.ensure_connection(max_retries=0)
+            return True
+        except CONNECTION_ERRORS:
+            return False
+
+    # -- topology ----------------------------------------------------------------------------
+    def main_queue_arguments(self, subscription: Subscription) -> dict[str, Any]:
+        return {
+            "x-queue-type": "quorum",
+            "x-delivery-limit": self.delivery_limit,
+            "x-dead-letter-exchange": "",
+            "x-dead-letter-routing-key": self.naming.parking_lot(subscription.queue),
+            "x-dead-letter-strategy": "at-least-once",
+            "x-overflow": "reject-publish",
+        }
+
+    def retry_queue_arguments(self, subscription: Subscription, delay: float) -> dict[str, Any]:
+        return {
+            "x-queue-type": "quorum",
+            "x-message-ttl": max(1, round(delay * 1000)),
+            "x-dead-letter-exchange": "",
+            "x-dead-letter-routing-key": self.naming.queue(subscription.queue),
+            "x-dead-letter-strategy": "at-least-once",
+            "x-overflow": "reject-publish",
+        }
+
+    def declare(self, subscriptions: Sequence[Subscription]) -> None:
+        """Declare the exchange and every queue, binding and retry queue (idempotent)."""
+        subscriptions = check_unique(subscriptions)
+        with self.connection() as connection:
+            channel = self.open_channel(connection, retries=2)
+            self.declare_on(channel, subscriptions)
+        known = {s.queue for s in self.subscriptions}
+        self.subscriptions.extend(s for s in subscriptions if s.queue not in known)
+
+    def declare_on(self, channel: Any, subscriptions: Sequence[Subscription]) -> None:
+        channel.exchange_declare(self.naming.exchange, "topic", durable=True, auto_delete=False)
+        quorum = {"x-queue-type": "quorum"}
+        for subscription in subscriptions:
+            parking_lot = self.naming.parking_lot(subscription.queue)
+            channel.queue_declare(parking_lot, durable=True, auto_delete=False, arguments=quorum)
+            queue = self.naming.queue(subscription.queue)
+            channel.queue_declare(
+                queue, durable=True, auto_delete=False, arguments=self.main_queue_arguments(subscription)
+            )
+            for routing_key in subscription.routing_keys:
+                channel.queue_bind(queue, self.naming.exchange, routing_key)
+            for delay in sorted(set(self.retry_delays)):
+                channel.queue_declare(
+                    self.naming.retry_queue(subscription.queue, delay),
+                    durable=True,
+                    auto_delete=False,
+                    arguments=self.retry_queue_arguments(subscription, delay),
+                )
+
+    def delete_topology(self, subscriptions: Sequence[Subscription]) -> None:
+        """Remove what ``declare`` made (tests clean up their own namespace with it)."""
+        with self.connection() as connection:
+            channel = self.open_channel(connection)
+            for subscription in subscriptions:
+                names = [self.naming.queue(subscription.queue), self.naming.parking_lot(subscription.queue)]
+                names += [self.naming.retry_queue(subscription.queue, d) for d in set(self.retry_delays)]
+                for name in names:
+                    channel.queue_delete(name)
+            channel.exchange_delete(self.naming.exchange)
+
+    # -- factories ---------------------------------------------------------------------------
+    def publisher(self) -> Any:
+        from shared.bus.rabbit_publish import RabbitPublisher
+
+        return RabbitPublisher(self)
+
+    def consumer(self, bindings: Sequence[Any]) -> Any:
+        from shared.bus.rabbit_consume import RabbitConsumer
+
+        return RabbitConsumer(self, list(bindings))
+
+    def parking_lot(self) -> Any:
+        from shared.bus.rabbit_parking import RabbitParkingLot
+
+        return RabbitParkingLot(self)

@@ -1,0 +1,191 @@
+"""Consuming from RabbitMQ: handlers run on a thread pool, the connection stays on one thread.
+
+py-amqp connections are not thread-safe, so the consumer thread owns the connection: it receives
+deliveries, hands each to a worker thread, and settles finished work (ack, retry, park) itself. A
+message is acknowledged only after its handler's transaction committed, and a retry or parking copy
+is confirmed by the broker before the original is acknowledged.
+
+After a lost connection the consumer reconnects with backoff; work that finishes for a dead channel is
+not settled (the broker redelivers it, and the inbox makes the second run a no-op). On stop, it
+cancels its consumers, lets in-flight handlers finish, settles them, and closes cleanly.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import amqp
+
+from shared.bus.messages import ReceivedMessage
+from shared.bus.policy import Step, next_step, parked_headers, retry_headers
+from shared.bus.processing import MessageProcessor, Outcome
+from shared.bus.rabbit import CONNECTION_ERRORS, body_bytes, is_timeout
+from shared.bus.topology import Subscription
+from shared.logging import get_logger
+from shared.metrics import MESSAGES_PARKED, MESSAGES_RETRIED
+
+if TYPE_CHECKING:
+    from shared.bus.rabbit import RabbitBus
+
+log = get_logger("postpay.bus.rabbit")
+
+Binding = tuple[Subscription, MessageProcessor]
+
+
+@dataclass
+class _Finished:
+    generation: int
+    delivery_tag: int
+    subscription: Subscription
+    message: ReceivedMessage
+    raw: amqp.Message
+    outcome: Outcome
+
+
+class RabbitConsumer:
+    def __init__(self, bus: RabbitBus, bindings: list[Binding]) -> None:
+        self.bus = bus
+        self.bindings = {bus.naming.queue(s.queue): (s, p) for s, p in bindings}
+        self._finished: queue.Queue[_Finished] = queue.Queue()
+        self._generation = 0
+        self._in_flight = 0
+        self._pool = ThreadPoolExecutor(max_workers=bus.concurrency, thread_name_prefix="handler")
+        self.connected = threading.Event()
+
+    def run(self, stop: threading.Event) -> None:
+        failures = 0
+        try:
+            while not stop.is_set():
+                try:
+                    self._consume(stop)
+                    failures = 0
+                except Exception as exc:  # noqa: BLE001 - whatever broke, unacked work is redelivered
+                    self.connected.clear()
+                    failures += 1
+                    delay = min(10.0, 0.5 * 2 ** min(failures, 5))
+                    if isinstance(exc, CONNECTION_ERRORS):
+                        log.warning("broker connection lost; reconnecting", error=str(exc), retry_in_seconds=delay)
+                    else:
+                        log.exception("consumer failed; reconnecting", retry_in_seconds=delay)
+                    stop.wait(delay)
+        finally:
+            self._pool.shutdown(wait=True)
+            self.connected.clear()
+
+    def _consume(self, stop: threading.Event) -> None:
+        self._generation += 1
+        self._in_flight = 0
+        generation = self._generation
+        connection = self.bus.connection()
+        try:
+            channel = self.bus.open_channel(connection)
+            self.bus.declare_on(channel, [s for s, _ in self.bindings.values()])
+            channel.basic_qos(0, self.bus.prefetch, False)
+            settle_channel = connection.channel()
+            settle_channel.confirm_select()
+            tags = [
+                channel.basic_consume(name, callback=self._receiver(name, generation), no_ack=False)
+                for name in self.bindings
+            ]
+            self.connected.set()
+            log.info("consuming", queues=sorted(self.bindings), prefetch=self.bus.prefetch)
+            while not stop.is_set():
+                self._pump(connection, channel, settle_channel, generation)
+            for tag in tags:
+                channel.basic_cancel(tag)
+            self._finish_in_flight(connection, channel, settle_channel, generation)
+        finally:
+            self.connected.clear()
+            try:
+                connection.close()
+            except CONNECTION_ERRORS:
+                pass
+
+    def _receiver(self, queue_name: str, generation: int) -> Any:
+        subscription, processor = self.bindings[queue_name]
+
+        def receive(raw: amqp.Message) -> None:
+            self._in_flight += 1
+            properties = raw.properties
+            message = ReceivedMessage(
+                body=body_bytes(raw),
+                content_type=properties.get("content_type"),
+                headers=dict(properties.get("application_headers") or {}),
+                redelivered=bool(raw.delivery_info.get("redelivered")),
+            )
+            tag = raw.delivery_info["delivery_tag"]
+
+            def work() -> None:
+                try:
+                    outcome = processor.process(subscription, message)
+                except Exception as exc:  # noqa: BLE001 - the processor itself failed (database down)
+                    outcome = Outcome("retry", "processor-error", f"{type(exc).__name__}: {exc}")
+                self._finished.put(_Finished(generation, tag, subscription, message, raw, outcome))
+
+            self._pool.submit(work)
+
+        return receive
+
+    def _pump(self, connection: Any, channel: Any, settle_channel: Any, generation: int) -> None:
+        try:
+            connection.drain_events(timeout=0.005 if self._in_flight else 0.5)
+        except Exception as exc:
+            if not is_timeout(exc):
+                raise
+        connection.heartbeat_check()
+        self._settle_finished(channel, settle_channel, generation)
+
+    def _settle_finished(self, channel: Any, settle_channel: Any, generation: int) -> None:
+        while True:
+            try:
+                finished = self._finished.get_nowait()
+            except queue.Empty:
+                return
+            if finished.generation != generation:
+                continue  # its channel is gone; the broker will redeliver it
+            self._in_flight -= 1
+            self._settle(channel, settle_channel, finished)
+
+    def _settle(self, channel: Any, settle_channel: Any, finished: _Finished) -> None:
+        attempt = finished.message.attempt
+        step = next_step(finished.outcome, attempt, self.bus.retry_delays)
+        if step.action != "ack":
+            self._forward(settle_channel, finished, step, attempt)
+        channel.basic_ack(finished.delivery_tag)
+
+    def _forward(self, settle_channel: Any, finished: _Finished, step: Step, attempt: int) -> None:
+        subscription = finished.subscription
+        if step.action == "retry":
+            target = self.bus.naming.retry_queue(subscription.queue, step.delay)
+            headers = retry_headers(finished.message.headers, attempt)
+            MESSAGES_RETRIED.labels(subscription.queue).inc()
+        else:
+            target = self.bus.naming.parking_lot(subscription.queue)
+            queue_name = self.bus.naming.queue(subscription.queue)
+            headers = parked_headers(finished.message.headers, queue_name, finished.outcome, step.reason, attempt)
+            MESSAGES_PARKED.labels(subscription.queue, step.reason).inc()
+            log.warning(
+                "message parked",
+                queue=queue_name,
+                reason=step.reason,
+                event_id=finished.outcome.event_id,
+                error=finished.outcome.error[:500],
+            )
+        properties = {k: v for k, v in finished.raw.properties.items() if k != "application_headers"}
+        copy = amqp.Message(finished.message.body, application_headers=headers, **properties)
+        copy.properties["delivery_mode"] = 2
+        # Confirmed before the original is acknowledged: a crash in between duplicates, never loses.
+        settle_channel.basic_publish_confirm(
+            copy, exchange="", routing_key=target, mandatory=True, confirm_timeout=self.bus.confirm_timeout
+        )
+
+    def _finish_in_flight(self, connection: Any, channel: Any, settle_channel: Any, generation: int) -> None:
+        deadline = time.monotonic() + 60
+        while self._in_flight > 0 and time.monotonic() < deadline:
+            self._pump(connection, channel, settle_channel, generation)
+        log.info("consumer stopped", unfinished=self._in_flight)

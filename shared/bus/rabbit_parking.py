@@ -1,0 +1,100 @@
+"""The parking lot on RabbitMQ.
+
+Browsing takes messages with ``basic.get`` without acknowledging them and closes the channel, which
+returns them all to the queue. Requeue and purge walk the queue the same way and acknowledge only the
+selected messages (a requeued copy is confirmed in its queue first).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import amqp
+
+from shared.bus.messages import ParkedMessage
+from shared.bus.parking import ParkingLot, Selection, describe_parked, requeued_headers
+from shared.bus.rabbit import CONNECTION_ERRORS, body_bytes
+
+if TYPE_CHECKING:
+    from shared.bus.rabbit import RabbitBus
+
+
+class RabbitParkingLot(ParkingLot):
+    def __init__(self, bus: RabbitBus) -> None:
+        self.bus = bus
+
+    @contextmanager
+    def _channel(self) -> Iterator[Any]:
+        with self.bus.connection() as connection:
+            channel = self.bus.open_channel(connection)
+            try:
+                yield channel
+            finally:
+                try:
+                    channel.close()
+                except CONNECTION_ERRORS:
+                    pass
+
+    def queues(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        with self._channel() as channel:
+            for subscription in self.bus.subscriptions:
+                name = self.bus.naming.parking_lot(subscription.queue)
+                result = channel.queue_declare(name, passive=True)
+                counts[name] = result.message_count
+        return counts
+
+    def _walk(self, parking_lot: str, limit: int, act: Callable[[Any, amqp.Message, ParkedMessage], None]) -> list[ParkedMessage]:
+        seen: list[ParkedMessage] = []
+        with self._channel() as channel:
+            channel.queue_declare(parking_lot, passive=True)
+            for position in range(limit):
+                raw = channel.basic_get(parking_lot, no_ack=False)
+                if raw is None:
+                    break
+                properties = raw.properties
+                parked = describe_parked(
+                    parking_lot,
+                    position,
+                    properties.get("message_id"),
+                    dict(properties.get("application_headers") or {}),
+                    body_bytes(raw),
+                    properties.get("content_type"),
+                )
+                act(channel, raw, parked)
+                seen.append(parked)
+        return seen
+
+    def list(self, parking_lot: str, limit: int = 1000) -> list[ParkedMessage]:
+        return self._walk(parking_lot, limit, lambda channel, raw, parked: None)
+
+    def _requeue(self, parking_lot: str, selection: Selection, actor: str, reason: str) -> list[ParkedMessage]:
+        target = parking_lot.removesuffix(".parked")
+        moved: list[ParkedMessage] = []
+
+        def requeue(channel: Any, raw: amqp.Message, parked: ParkedMessage) -> None:
+            if not selection.matches(parked):
+                return
+            properties = {k: v for k, v in raw.properties.items() if k != "application_headers"}
+            copy = amqp.Message(parked.body, application_headers=requeued_headers(parked.headers, actor, reason), **properties)
+            copy.properties["delivery_mode"] = 2
+            channel.basic_publish_confirm(copy, exchange="", routing_key=target, mandatory=True,
+                                          confirm_timeout=self.bus.confirm_timeout)
+            channel.basic_ack(raw.delivery_info["delivery_tag"])
+            moved.append(parked)
+
+        self._walk(parking_lot, 1_000_000, requeue)
+        return moved
+
+    def _purge(self, parking_lot: str, selection: Selection) -> list[ParkedMessage]:
+        removed: list[ParkedMessage] = []
+
+        def purge(channel: Any, raw: amqp.Message, parked: ParkedMessage) -> None:
+            if selection.matches(parked):
+                channel.basic_ack(raw.delivery_info["delivery_tag"])
+                removed.append(parked)
+
+        self._walk(parking_lot, 1_000_000, purge)
+        return removed

@@ -1,0 +1,147 @@
+"""Publishing to RabbitMQ with confirms, in batches.
+
+All messages of a batch are sent, then the broker's confirms are awaited together (one round trip per
+batch, not per message). Each message is ``mandatory``: one that no queue is bound for comes back as a
+``basic.return`` and is reported as unroutable instead of silently dropped. A nack, a timeout or a lost
+connection fails the whole batch with ``PublishError``; nothing of it may be assumed delivered, and
+consumers deduplicate whatever was.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import amqp
+
+from shared.bus.messages import CONTENT_TYPE, OutgoingMessage, PublishError, PublishResult
+from shared.bus.rabbit import CONNECTION_ERRORS, is_timeout
+
+if TYPE_CHECKING:
+    from shared.bus.rabbit import RabbitBus
+
+
+def to_amqp_message(message: OutgoingMessage) -> amqp.Message:
+    return amqp.Message(
+        message.body,
+        content_type=CONTENT_TYPE,
+        content_encoding="utf-8",
+        delivery_mode=2,
+        message_id=str(message.event_id),
+        type=message.event_type,
+        correlation_id=message.correlation_id,
+        app_id=message.producer,
+        timestamp=int(message.occurred_at.timestamp()),
+        application_headers=dict(message.headers),
+    )
+
+
+class ConfirmTracker:
+    """Delivery tags of one channel in confirm mode, and what the broker said about each."""
+
+    def __init__(self) -> None:
+        self.next_tag = 1
+        self.pending: dict[int, uuid.UUID] = {}
+        self.nacked: set[uuid.UUID] = set()
+        self.returned: dict[uuid.UUID, str] = {}
+        self.acked: set[uuid.UUID] = set()
+
+    def sent(self, event_id: uuid.UUID) -> None:
+        self.pending[self.next_tag] = event_id
+        self.next_tag += 1
+
+    def _settle(self, delivery_tag: int, multiple: bool, into: set[uuid.UUID]) -> None:
+        tags = [tag for tag in self.pending if tag <= delivery_tag] if multiple else [delivery_tag]
+        for tag in tags:
+            event_id = self.pending.pop(tag, None)
+            if event_id is not None:
+                into.add(event_id)
+
+    def on_ack(self, delivery_tag: int, multiple: bool) -> None:
+        self._settle(delivery_tag, multiple, self.acked)
+
+    def on_nack(self, delivery_tag: int, multiple: bool) -> None:
+        self._settle(delivery_tag, multiple, self.nacked)
+
+    def on_return(self, exc: Exception, exchange: str, routing_key: str, message: amqp.Message) -> None:
+        message_id = message.properties.get("message_id")
+        if message_id:
+            self.returned[uuid.UUID(message_id)] = f"{getattr(exc, 'reply_text', exc)} ({routing_key})"
+
+    def reset(self) -> None:
+        self.pending.clear()
+        self.nacked.clear()
+        self.returned.clear()
+        self.acked.clear()
+
+
+class RabbitPublisher:
+    """One connection and one confirm-mode channel, used by one thread."""
+
+    def __init__(self, bus: RabbitBus) -> None:
+        self.bus = bus
+        self._connection: Any = None
+        self._channel: Any = None
+        self._tracker = ConfirmTracker()
+
+    def _ensure_channel(self) -> Any:
+        if self._channel is not None and self._connection.connected:
+            return self._channel
+        self.close()
+        self._connection = self.bus.connection()
+        channel = self.bus.open_channel(self._connection)
+        channel.confirm_select()
+        self._tracker = ConfirmTracker()
+        channel.events["basic_ack"].add(self._tracker.on_ack)
+        channel.events["basic_nack"].add(self._tracker.on_nack)
+        channel.events["basic_return"].add(self._tracker.on_return)
+        self._channel = channel
+        return channel
+
+    def publish(self, messages: Sequence[OutgoingMessage]) -> PublishResult:
+        if not messages:
+            return PublishResult(frozenset(), {})
+        try:
+            channel = self._ensure_channel()
+            tracker = self._tracker
+            tracker.reset()
+            for message in messages:
+                exchange, routing_key = (
+                    ("", message.queue) if message.queue else (self.bus.naming.exchange, message.event_type)
+                )
+                tracker.sent(message.event_id)
+                channel.basic_publish(to_amqp_message(message), exchange=exchange, routing_key=routing_key, mandatory=True)
+            self._await_confirms(tracker)
+        except PublishError:
+            self.close()
+            raise
+        except CONNECTION_ERRORS as exc:
+            self.close()
+            raise PublishError(f"publish failed: {type(exc).__name__}: {exc}") from exc
+        if tracker.nacked:
+            self.close()
+            raise PublishError(f"the broker refused {len(tracker.nacked)} message(s)")
+        confirmed = frozenset(tracker.acked - set(tracker.returned))
+        return PublishResult(confirmed, dict(tracker.returned))
+
+    def _await_confirms(self, tracker: ConfirmTracker) -> None:
+        deadline = time.monotonic() + self.bus.confirm_timeout
+        while tracker.pending:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise PublishError(f"no confirm within {self.bus.confirm_timeout}s for {len(tracker.pending)} message(s)")
+            try:
+                self._connection.drain_events(timeout=min(remaining, 1.0))
+            except Exception as exc:
+                if not is_timeout(exc):
+                    raise
+
+    def close(self) -> None:
+        connection, self._connection, self._channel = self._connection, None, None
+        if connection is not None:
+            try:
+                connection.close()
+            except CONNECTION_ERRORS:
+                pass

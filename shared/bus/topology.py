@@ -1,0 +1,107 @@
+"""Who consumes what, and how the broker objects are named.
+
+Like nameko: a service declares its subscriptions; each subscription (one consuming handler) owns one
+durable queue named ``<service>.<handler>``, bound to the topic exchange with the routing keys of the
+events it consumes, plus its retry queues and its parking lot:
+
+    postpay.events (topic) --UsageCollected--> invoicer.create_invoice (quorum)
+    invoicer.create_invoice.retry.1s .. .retry.600s (TTL, dead-letter back to the queue)
+    invoicer.create_invoice.parked                (what needs a person)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from shared.events.base import Event
+
+EXCHANGE = "postpay.events"
+
+Handler = Callable[[Any, Any], None]
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """One consuming handler: the events it takes and the function that applies them."""
+
+    service: str
+    name: str
+    events: tuple[type[Event], ...]
+    handler: Handler
+
+    def __post_init__(self) -> None:
+        if not self.events:
+            raise ValueError(f"{self.service}.{self.name} consumes no event")
+
+    @property
+    def queue(self) -> str:
+        return f"{self.service}.{self.name}"
+
+    @property
+    def routing_keys(self) -> tuple[str, ...]:
+        return tuple(event.event_type for event in self.events)
+
+    def accepts(self, event_type: str) -> bool:
+        return event_type in self.routing_keys
+
+
+@dataclass(frozen=True)
+class Naming:
+    """Broker names, with an optional namespace prefix that isolates test runs and tenants."""
+
+    namespace: str = ""
+
+    def _prefix(self, name: str) -> str:
+        return f"{self.namespace}.{name}" if self.namespace else name
+
+    @property
+    def exchange(self) -> str:
+        return self._prefix(EXCHANGE)
+
+    def queue(self, subscription_queue: str) -> str:
+        return self._prefix(subscription_queue)
+
+    def retry_queue(self, subscription_queue: str, delay_seconds: float) -> str:
+        # Named by delay, not by position: changing the configured delays declares new queues
+        # instead of colliding with existing ones declared with another TTL.
+        return f"{self.queue(subscription_queue)}.retry.{format_delay(delay_seconds)}"
+
+    def parking_lot(self, subscription_queue: str) -> str:
+        return f"{self.queue(subscription_queue)}.parked"
+
+
+def format_delay(seconds: float) -> str:
+    milliseconds = round(seconds * 1000)
+    return f"{milliseconds // 1000}s" if milliseconds % 1000 == 0 else f"{milliseconds}ms"
+
+
+def check_unique(subscriptions: Iterable[Subscription]) -> list[Subscription]:
+    subscriptions = list(subscriptions)
+    seen: set[str] = set()
+    for subscription in subscriptions:
+        if subscription.queue in seen:
+            raise ValueError(f"two subscriptions share the queue {subscription.queue}")
+        seen.add(subscription.queue)
+    return subscriptions
+
+
+def consumed_event_types(subscriptions: Sequence[Subscription]) -> set[str]:
+    return {key for subscription in subscriptions for key in subscription.routing_keys}
+
+
+def topic_matches(pattern: str, routing_key: str) -> bool:
+    """AMQP topic matching: ``*`` is one word, ``#`` zero or more words."""
+    return _match(pattern.split("."), routing_key.split("."))
+
+
+def _match(pattern: list[str], words: list[str]) -> bool:
+    if not pattern:
+        return not words
+    head, rest = pattern[0], pattern[1:]
+    if head == "#":
+        return any(_match(rest, words[index:]) for index in range(len(words) + 1))
+    if not words:
+        return False
+    return (head == "*" or head == words[0]) and _match(rest, words[1:])
