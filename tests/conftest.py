@@ -1,0 +1,92 @@
+"""Fixtures shared by the whole suite: the real broker and database, isolated per test."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from shared.bus.memory import InMemoryBus
+from shared.bus.rabbit import RabbitBus
+from shared.bus.topology import Naming
+from shared.db import Database, normalise_url
+from shared.logging import configure_logging
+from tests.support import infra
+
+configure_logging(os.environ.get("POSTPAY_TEST_LOG_LEVEL", "WARNING"))
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+
+
+@pytest.fixture(scope="session")
+def rabbit_url() -> str:
+    return infra.amqp_url()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    return infra.database_url()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    infra.stop_containers()
+
+
+@pytest.fixture
+def sqlite_database(tmp_path: Path) -> Iterator[Database]:
+    db = Database(f"sqlite:///{tmp_path / 'postpay.sqlite'}")
+    yield db
+    db.dispose()
+
+
+@pytest.fixture
+def postgres_database(postgres_url: str) -> Iterator[Database]:
+    """A fresh schema per test, dropped afterwards."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(normalise_url(postgres_url), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    db = Database(postgres_url, schema=schema, pool_size=10)
+    yield db
+    db.dispose()
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database(request: pytest.FixtureRequest) -> Database:
+    return request.getfixturevalue(f"{request.param}_database")
+
+
+def unique_namespace() -> str:
+    return f"test-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def rabbit_bus(rabbit_url: str) -> Iterator[RabbitBus]:
+    bus = RabbitBus(rabbit_url, naming=Naming(unique_namespace()), retry_delays=[0.2, 0.5], confirm_timeout=10)
+    yield bus
+    if bus.subscriptions:
+        bus.delete_topology(bus.subscriptions)
+
+
+@pytest.fixture
+def memory_bus() -> InMemoryBus:
+    return InMemoryBus(retry_delays=[0.2, 0.5], naming=Naming(unique_namespace()))
+
+
+@pytest.fixture(params=["memory", "rabbit"])
+def bus(request: pytest.FixtureRequest) -> object:
+    return request.getfixturevalue(f"{request.param}_bus")
+
+
+@pytest.fixture
+def artifacts_dir(request: pytest.FixtureRequest) -> Path:
+    directory = ARTIFACTS / request.node.name.replace("/", "_")
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
