@@ -29,7 +29,10 @@ def _lenient_int(value: Any) -> Any:
         text = value.strip()
         if text == "":
             return None
-        return int(text) if _ASCII_INTEGER.match(text) else value
+        if not _ASCII_INTEGER.match(text):
+            # Pydantic's lax int would read "1_0" as 10; WHMCS never sends that, so it is no id.
+            raise ValueError(f"not an id: {value!r}")
+        return int(text)
     return value
 
 
