@@ -86,13 +86,17 @@ class Runtime:
     def declare(self) -> None:
         self.bus.declare(self.all_subscriptions())
 
-    def start(self, *, consume: bool = True, relay: bool = True) -> Runtime:
+    def start(self, *, consume: bool = True, relay: bool = True, background: bool = True) -> Runtime:
         self.declare()
         if consume and self.bindings:
             self.consumer = self.bus.consumer(self.bindings)
             self._spawn("consumer", self.consumer.run)
         if relay:
             self._spawn("relay", self.relay.run)
+        if background:
+            for service in self.services:
+                for index, task in enumerate(service.background):
+                    self._spawn(f"{service.name}-background-{index}", task)
         return self
 
     def _spawn(self, name: str, target: Callable[[threading.Event], None]) -> None:

@@ -6,6 +6,8 @@ on whichever bus and database the process was given.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,11 +30,18 @@ class ServiceTables:
         self.outbox = Outbox(outbox_table(self.metadata, self.name), self.name)
 
 
+BackgroundTask = Callable[[threading.Event], None]
+
+
 @dataclass
 class ServiceDefinition:
+    """``background`` tasks run beside the consumers (a scheduler loop, a web server) until the
+    stop event is set; ``extras`` carries service-specific objects for the composition root."""
+
     name: str
     tables: ServiceTables
     subscriptions: list[Subscription]
+    background: list[BackgroundTask] = field(default_factory=list)
     extras: dict[str, Any] = field(default_factory=dict)
 
     @property

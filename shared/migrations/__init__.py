@@ -1,0 +1,64 @@
+"""Running each service's Alembic migrations (``postpay db upgrade``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.autogenerate import compare_metadata
+
+from shared.db import Database
+from shared.service import ServiceDefinition
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+
+
+def versions_directory(service: str) -> Path:
+    return ROOT / "services" / service / "migrations"
+
+
+def _config(service: ServiceDefinition, connection: object) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(HERE))
+    config.set_main_option("version_locations", str(versions_directory(service.name)))
+    config.set_main_option("path_separator", "os")
+    config.attributes["metadata"] = service.metadata
+    config.attributes["service"] = service.name
+    config.attributes["connection"] = connection
+    return config
+
+
+def upgrade(db: Database, service: ServiceDefinition, revision: str = "heads") -> None:
+    with db.engine.begin() as connection:
+        command.upgrade(_config(service, connection), revision)
+
+
+def downgrade(db: Database, service: ServiceDefinition, revision: str = "base") -> None:
+    with db.engine.begin() as connection:
+        command.downgrade(_config(service, connection), revision)
+
+
+def revision(db: Database, service: ServiceDefinition, message: str) -> None:
+    """Autogenerate a revision from the difference between the models and the database."""
+    versions_directory(service.name).mkdir(parents=True, exist_ok=True)
+    with db.engine.begin() as connection:
+        command.revision(_config(service, connection), message=message, autogenerate=True)
+
+
+def pending_changes(db: Database, service: ServiceDefinition) -> list[object]:
+    """What the models have that the migrated database lacks (empty when migrations are complete)."""
+    prefix = f"{service.name}_"
+
+    def include_name(name: str | None, type_: str, parent_names: object) -> bool:
+        if type_ == "table":
+            return bool(name) and name.startswith(prefix) and name != f"{prefix}alembic_version"
+        return True
+
+    with db.engine.connect() as connection:
+        context = MigrationContext.configure(
+            connection, opts={"include_name": include_name, "compare_type": True}
+        )
+        return list(compare_metadata(context, service.metadata))
