@@ -7,8 +7,10 @@ invoice, tax and access settings), and save or load the whole state.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -92,6 +94,22 @@ def _not_found(what: str) -> JSONResponse:
 
 def _bad_request(message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=400)
+
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def _bad_input_is_400(endpoint: Endpoint) -> Endpoint:
+    """A malformed id, amount or body is the caller's mistake: say so instead of a 500."""
+
+    @functools.wraps(endpoint)
+    async def guarded(request: Request) -> Response:
+        try:
+            return await endpoint(request)
+        except (ValueError, KeyError, TypeError, InvalidOperation) as exc:
+            return _bad_request(f"bad input: {exc!r}")
+
+    return guarded
 
 
 def whmcs_admin_routes(state: WhmcsState, access: Access, faults: FaultInjector, clock: SimClock) -> list[Route]:
@@ -325,7 +343,7 @@ def whmcs_admin_routes(state: WhmcsState, access: Access, faults: FaultInjector,
         faults.clear()
         return JSONResponse({"reset": True})
 
-    return [
+    routes = [
         Route("/_sim/clients", list_clients, methods=["GET"]),
         Route("/_sim/clients/{client_id:int}", get_client, methods=["GET"]),
         Route("/_sim/clients/{client_id:int}", patch_client, methods=["PATCH"]),
@@ -346,5 +364,6 @@ def whmcs_admin_routes(state: WhmcsState, access: Access, faults: FaultInjector,
         Route("/_sim/state/save", save_state, methods=["POST"]),
         Route("/_sim/state/load", load_state_file, methods=["POST"]),
         Route("/_sim/reset", reset, methods=["POST"]),
-        *admin_routes(faults, clock),
     ]
+    guarded = [Route(r.path, _bad_input_is_400(r.endpoint), methods=r.methods) for r in routes]
+    return [*guarded, *admin_routes(faults, clock)]

@@ -171,7 +171,7 @@ def create_app(
         if handler is None:
             return _error("Command Not Found")
         base_url = (public_url or str(request.base_url)).rstrip("/")
-        context = ActionContext(state=state, clock=clock, base_url=base_url, client_ip=client_ip)
+        context = ActionContext(state=state, clock=clock, base_url=base_url)
         try:
             with state.lock:
                 return JSONResponse(handler(context, form))

@@ -7,7 +7,7 @@ Booleans follow PHP on purpose: only ``""`` and ``"0"`` are false, so a client t
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -87,10 +87,6 @@ def parse_date(text: str, *, error: str) -> date:
         raise ApiError(error) from None
 
 
-def is_php_truthy(value: Any) -> bool:
-    return value not in ("", "0", 0, None, False)
-
-
 @dataclass
 class ActionContext:
     """What an action handler gets besides the form."""
@@ -98,8 +94,6 @@ class ActionContext:
     state: WhmcsState
     clock: SimClock
     base_url: str
-    client_ip: str
-    settings: dict[str, Any] = field(default_factory=dict)
 
     def today(self) -> date:
         return self.clock.now().date()

@@ -188,3 +188,11 @@ def test_rate_limit_fault_sends_retry_after(whmcs: RunningWhmcs, admin: httpx.Cl
 def test_clock_and_faults_admin_routes_are_mounted(whmcs: RunningWhmcs, admin: httpx.Client) -> None:
     assert admin.get("/clock").json()["now"] == "2026-02-10T12:00:00Z"
     assert admin.get("/faults").json() == {"rules": [], "injected": {}}
+
+
+def test_malformed_admin_input_is_a_400(whmcs: RunningWhmcs, admin: httpx.Client) -> None:
+    client_id = client(whmcs)
+    assert admin.get("/invoices", params={"client_id": "abc"}).status_code == 400
+    assert admin.patch(f"/clients/{client_id}", json={"credit": "lots"}).status_code == 400
+    assert admin.put("/currencies", json={"currencies": [{"id": 5}]}).status_code == 400
+    assert admin.patch("/config", content=b"not json").status_code == 400
