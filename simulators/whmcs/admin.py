@@ -24,12 +24,12 @@ from simulators.whmcs.persistence import dump_state, load_file, load_state, save
 from simulators.whmcs.state import (
     CLIENT_STATUSES,
     Client,
-    Currency,
     CustomFieldDefinition,
     EmailTemplate,
     Invoice,
     Transaction,
     WhmcsState,
+    currency_from,
     is_overdue,
     money,
 )
@@ -241,13 +241,7 @@ def whmcs_admin_routes(state: WhmcsState, access: Access, faults: FaultInjector,
         body: dict[str, Any] = await request.json()
         with state.lock:
             for item in body.get("currencies", []):
-                currency = Currency(
-                    int(item["id"]),
-                    str(item["code"]),
-                    str(item.get("prefix", "")),
-                    str(item.get("suffix", f" {item['code']}")),
-                    bool(item.get("is_default", False)),
-                )
+                currency = currency_from(item)
                 if currency.is_default:
                     for other in state.currencies.values():
                         other.is_default = False

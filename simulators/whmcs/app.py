@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
@@ -27,7 +27,7 @@ from simulators.faults import FaultInjector, Flavor, with_faults
 from simulators.whmcs import clients, emails, invoices, sso
 from simulators.whmcs.admin import whmcs_admin_routes
 from simulators.whmcs.params import ActionContext, ApiError, Form
-from simulators.whmcs.state import Currency, WhmcsState
+from simulators.whmcs.state import Currency, WhmcsState, currency_from
 
 Handler = Callable[[ActionContext, Form], dict[str, Any]]
 
@@ -136,7 +136,7 @@ def create_app(
     allowed_ips: Iterable[str] | None = None,
     seed: int = 0,
     clock: SimClock | None = None,
-    currencies: Iterable[Currency] | None = None,
+    currencies: Iterable[Currency | Mapping[str, Any]] | None = None,
     admin_username: str = "admin",
     admin_password: str = "demo-admin-password",
     permitted_actions: Iterable[str] | None = None,
@@ -146,7 +146,8 @@ def create_app(
     """Build the simulator. ``allowed_ips=None`` allows every caller; ``permitted_actions=None``
     gives the API role every action. ``public_url`` is WHMCS's System URL (used in SSO redirect
     URLs); by default the URL the request came in on."""
-    state = state or WhmcsState(list(currencies) if currencies is not None else None)
+    if state is None:
+        state = WhmcsState([currency_from(c) for c in currencies] if currencies is not None else None)
     clock = clock or SimClock()
     faults = faults or FaultInjector(seed)
     calls = CallCounter()

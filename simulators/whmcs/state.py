@@ -8,6 +8,7 @@ change, so tests and admin routes may read the state from another thread while t
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal
@@ -34,6 +35,20 @@ class Currency:
 
     def format(self, amount: Decimal) -> str:
         return f"{self.prefix}{money(amount)}{self.suffix}"
+
+
+def currency_from(value: Currency | Mapping[str, Any]) -> Currency:
+    """A currency from ``{"id", "code", "prefix"?, "suffix"?, "is_default"?}`` (admin and app options)."""
+    if isinstance(value, Currency):
+        return value
+    code = str(value["code"])
+    return Currency(
+        int(value["id"]),
+        code,
+        str(value.get("prefix", "")),
+        str(value.get("suffix", f" {code}")),
+        bool(value.get("is_default", False)),
+    )
 
 
 DEFAULT_CURRENCIES = (

@@ -196,3 +196,11 @@ def test_malformed_admin_input_is_a_400(whmcs: RunningWhmcs, admin: httpx.Client
     assert admin.patch(f"/clients/{client_id}", json={"credit": "lots"}).status_code == 400
     assert admin.put("/currencies", json={"currencies": [{"id": 5}]}).status_code == 400
     assert admin.patch("/config", content=b"not json").status_code == 400
+
+
+def test_currencies_given_at_start_replace_the_defaults() -> None:
+    with RunningWhmcs(now=NOW, currencies=[{"id": 5, "code": "CHF", "prefix": "CHF ", "is_default": True}]) as custom:
+        client_id = client(custom)
+        details = custom.call("GetClientsDetails", clientid=client_id).json()["client"]
+        assert (details["currency"], details["currency_code"]) == (5, "CHF")
+        assert [c.code for c in custom.state.currencies.values()] == ["CHF"]
