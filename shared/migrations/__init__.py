@@ -33,7 +33,12 @@ def _config(service: ServiceDefinition, connection: object) -> Config:
 
 def upgrade(db: Database, service: ServiceDefinition, revision: str = "heads") -> None:
     with db.engine.begin() as connection:
-        command.upgrade(_config(service, connection), revision)
+        upgrade_on(connection, service, revision)
+
+
+def upgrade_on(connection: object, service: ServiceDefinition, revision: str = "heads") -> None:
+    """Upgrade within a connection the caller holds (e.g. under an advisory lock)."""
+    command.upgrade(_config(service, connection), revision)
 
 
 def downgrade(db: Database, service: ServiceDefinition, revision: str = "base") -> None:

@@ -1,0 +1,95 @@
+"""``postpay run <service>|relay|all``: run part or all of postpay against the configured broker and
+database (RabbitMQ and PostgreSQL in production).
+
+Several copies of any consumer may run at once: they compete for messages and the inbox keeps their
+effects single. ``relay`` only ships outboxes; every consuming process also relays its own.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Annotated, Optional
+
+import typer
+
+from postpay.bootstrap import SERVICES, System
+from shared import migrations
+from shared.health import HealthServer
+from shared.logging import configure_logging, get_logger
+from shared.runtime import Runtime
+from shared.settings import KernelSettings
+
+log = get_logger("postpay.run")
+
+
+class Part(str, Enum):
+    signup = "signup"
+    provisioner = "provisioner"
+    usage_collector = "usage-collector"
+    invoicer = "invoicer"
+    scheduler = "scheduler"
+    relay = "relay"
+    all = "all"
+
+
+def services_for(part: Part) -> tuple[str, ...]:
+    if part in (Part.all, Part.relay):
+        return SERVICES
+    return (part.value.replace("-", "_"),)
+
+
+def migrate(system: System, names: tuple[str, ...]) -> None:
+    """Bring the schema up to date before serving; on PostgreSQL one replica at a time."""
+    with system.db.engine.begin() as connection:
+        if system.db.is_postgres:
+            connection.exec_driver_sql("SELECT pg_advisory_lock(7264183)")
+        try:
+            for name in names:
+                migrations.upgrade_on(connection, system.service(name))
+        finally:
+            if system.db.is_postgres:
+                connection.exec_driver_sql("SELECT pg_advisory_unlock(7264183)")
+
+
+def build_runtime(system: System, part: Part) -> Runtime:
+    names = services_for(part)
+    return system.runtime(names)
+
+
+def readiness_checks(system: System, runtime: Runtime) -> dict:
+    checks = {"database": system.db.ping, "broker": system.bus.ping}
+    if runtime.consumer is not None and hasattr(runtime.consumer, "connected"):
+        checks["consumer"] = runtime.consumer.connected.is_set
+    return checks
+
+
+def run(
+    part: Annotated[Part, typer.Argument(help="Which service to run, `relay`, or `all` of them.")],
+    migrate_first: Annotated[bool, typer.Option("--migrate/--no-migrate", help="Apply migrations first.")] = True,
+    health_port: Annotated[Optional[int], typer.Option(help="Serve /healthz, /readyz, /metrics here.")] = None,
+) -> None:
+    """Run a postpay service (or all of them) until SIGTERM."""
+    kernel = KernelSettings()
+    configure_logging(kernel.log_level)
+    system = System(kernel=kernel)
+    names = services_for(part)
+    if migrate_first:
+        migrate(system, names)
+    runtime = build_runtime(system, part)
+    runtime.install_signal_handlers()
+    consume = part is not Part.relay
+    runtime.start(consume=consume, relay=True, background=consume)
+    port = kernel.health_port if health_port is None else health_port
+    health = HealthServer(readiness_checks(system, runtime), port=port).start() if port else None
+    log.info("postpay running", part=part.value, services=list(names),
+             bus="rabbitmq" if kernel.amqp_url else "in-process")
+    try:
+        runtime.wait()
+    finally:
+        if health is not None:
+            health.stop()
+        system.db.dispose()
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run")(run)
