@@ -17,11 +17,11 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, tzinfo
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 import httpx
-from pydantic import SecretStr
+from pydantic import BaseModel, SecretStr, ValidationError
 
 from shared.logging import get_logger
 from shared.settings import UpstreamSettings
@@ -49,6 +49,7 @@ UPSTREAM = "whmcs"
 PAGE_SIZE = 100
 CENT = Decimal("0.01")
 log = get_logger("postpay.upstream.whmcs")
+ModelT = TypeVar("ModelT", bound=BaseModel)
 _FORM_HEADERS = {"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"}
 
 # Error wording is not a stable schema (developer-docs #303): match loose, lower-cased fragments.
@@ -225,8 +226,16 @@ class WhmcsClient:
             raise unavailable(f"whmcs {action}: JSON without a result", upstream=UPSTREAM, status=status)
         return payload
 
-    def _context(self) -> dict[str, Any]:
-        return {"tz": self._timezone}
+    def _parse(self, model: type[ModelT], data: Any, action: str) -> ModelT:
+        """A typed view of an answer; an answer that does not fit is a contract break, not a retry."""
+        try:
+            return model.model_validate(data, context={"tz": self._timezone})
+        except ValidationError as exc:
+            raise UpstreamValidationError(
+                f"whmcs {action}: unexpected answer shape ({exc.error_count()} problems, first: "
+                f"{exc.errors()[0]['loc']} {exc.errors()[0]['msg']})",
+                upstream=UPSTREAM,
+            ) from exc
 
     def _day(self, value: date) -> str:
         if isinstance(value, datetime):
@@ -242,7 +251,7 @@ class WhmcsClient:
         except UpstreamNotFound:
             return None
         data = payload.get("client") if isinstance(payload.get("client"), dict) else payload
-        return WhmcsClientDetails.model_validate(data, context=self._context())
+        return self._parse(WhmcsClientDetails, data, "GetClientsDetails")
 
     def get_client(self, client_id: int) -> WhmcsClientDetails | None:
         return self._client_details({"clientid": client_id})
@@ -260,7 +269,7 @@ class WhmcsClient:
         if isinstance(users, dict):
             users = users.get("user", [])
         for row in users:
-            user = WhmcsUser.model_validate(row, context=self._context())
+            user = self._parse(WhmcsUser, row, "GetUsers")
             if user.email.strip().lower() == email.strip().lower():
                 return user
         return None
@@ -300,7 +309,7 @@ class WhmcsClient:
                 "customfields": encode_base64(customfields) if customfields else None,
             },
         )
-        return int(payload["clientid"])
+        return _created_id(payload, "clientid", "AddClient")
 
     def find_or_add_client(
         self,
@@ -417,7 +426,7 @@ class WhmcsClient:
             params[f"itemdescription{number}"] = line.description
             params[f"itemamount{number}"] = format_amount(line.amount)
             params[f"itemtaxed{number}"] = line.taxed
-        return int(self._write("CreateInvoice", params)["invoiceid"])
+        return _created_id(self._write("CreateInvoice", params), "invoiceid", "CreateInvoice")
 
     def _invoice_pages(self, client_id: int, status: str | None) -> Iterator[WhmcsInvoiceSummary]:
         start = 0
@@ -430,7 +439,7 @@ class WhmcsClient:
             invoices = payload.get("invoices")
             rows = invoices.get("invoice", []) if isinstance(invoices, dict) else []
             for row in rows:
-                yield WhmcsInvoiceSummary.model_validate(row, context=self._context())
+                yield self._parse(WhmcsInvoiceSummary, row, "GetInvoices")
             start += len(rows)
             if not rows or start >= int(payload.get("totalresults") or 0):
                 return
@@ -452,7 +461,7 @@ class WhmcsClient:
         """GetInvoice; raises :class:`UpstreamNotFound`. With ``include_currency`` the currency code
         comes from the invoice's GetInvoices row (one more paged read)."""
         payload = self._read("GetInvoice", {"invoiceid": invoice_id})
-        invoice = WhmcsInvoice.model_validate(payload, context=self._context())
+        invoice = self._parse(WhmcsInvoice, payload, "GetInvoice")
         if include_currency:
             summary = next((s for s in self._invoice_pages(invoice.client_id, None) if s.id == invoice.id), None)
             if summary is not None:
@@ -501,7 +510,10 @@ class WhmcsClient:
             "CreateSsoToken",
             {"client_id": client_id, "destination": destination, "sso_redirect_path": redirect_path},
         )
-        return SsoToken(access_token=str(payload["access_token"]), redirect_url=str(payload["redirect_url"]))
+        token, url = payload.get("access_token"), payload.get("redirect_url")
+        if not token or not url:
+            raise UpstreamValidationError("whmcs CreateSsoToken: success without a token", upstream=UPSTREAM)
+        return SsoToken(access_token=str(token), redirect_url=str(url))
 
     def send_email(
         self,
@@ -528,6 +540,15 @@ class WhmcsClient:
                 "customvars": encode_base64(customvars) if customvars else None,
             },
         )
+
+
+def _created_id(payload: dict[str, Any], key: str, action: str) -> int:
+    """The id a create returned. Success without a usable id means the object exists but we cannot
+    name it: the same situation as a lost answer, so the caller reconciles by lookup."""
+    value = str(payload.get(key, "")).strip()
+    if not value.isascii() or not value.isdigit():
+        raise UpstreamOutcomeUnknown(f"whmcs {action}: success but no {key} in the answer", upstream=UPSTREAM)
+    return int(value)
 
 
 def _application_error(action: str, message: str, status: int) -> UpstreamError:

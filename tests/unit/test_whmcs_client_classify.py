@@ -233,3 +233,21 @@ def test_redirect_path_needs_the_custom_redirect_destination() -> None:
     client, _ = make(answer({"result": "success", "access_token": "t", "redirect_url": "u"}))
     with pytest.raises(ValueError):
         client.create_sso_token(1, redirect_path="/viewinvoice.php?id=1")
+
+
+def test_a_create_answering_success_without_an_id_is_an_unknown_outcome() -> None:
+    # The object exists but cannot be named: the caller must reconcile by lookup, as after a lost answer.
+    client, _ = make(answer({"result": "success"}))
+    with pytest.raises(UpstreamOutcomeUnknown, match="no clientid"):
+        client.add_client(firstname="A", lastname="B", email="a@b.c", password=SecretStr("p"))
+    with pytest.raises(UpstreamOutcomeUnknown, match="no invoiceid"):
+        client.create_invoice(1, [InvoiceLine("VM", Decimal("1"))], date=date(2026, 2, 1), due_date=date(2026, 2, 8),
+                              notes="m", send_invoice=False, payment_method=None)  # fmt: skip
+
+
+def test_an_answer_of_the_wrong_shape_is_a_validation_error_not_a_crash() -> None:
+    client, script = make(answer({"result": "success", "invoiceid": "x", "userid": 1, "status": "Unpaid"}),
+                          retry=RetryPolicy(max_attempts=3, initial_backoff=0))  # fmt: skip
+    with pytest.raises(UpstreamValidationError, match="unexpected answer shape"):
+        client.get_invoice(1)
+    assert len(script.forms) == 1  # a contract break is not retried
