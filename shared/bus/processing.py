@@ -107,7 +107,11 @@ class HandlerContext:
     @contextmanager
     def separate_transaction(self) -> Iterator[Session]:
         """A transaction that commits on its own, before the handler's (e.g. a ledger row that
-        must exist before an upstream call whose outcome could be lost)."""
+        must exist before an upstream call whose outcome could be lost).
+
+        Open it before the handler first touches ``ctx.session``: SQLite has one writer at a time,
+        and the handler's own transaction, once begun, would make this one wait for it forever.
+        """
         with self.db.transaction() as session:
             yield session
 
@@ -174,6 +178,8 @@ class MessageProcessor:
         started = time.perf_counter()
         wrote_outbox = False
         try:
+            # The duplicate check has its own short transaction so that the handler's transaction
+            # begins only when the handler first uses it (see HandlerContext.separate_transaction).
             with self.db.transaction() as session:
                 if self.inbox.seen(session, handler, envelope.event_id):
                     MESSAGES_HANDLED.labels(handler, "duplicate").inc()
