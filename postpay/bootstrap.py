@@ -87,6 +87,8 @@ class System:
         self.db = db or make_database(self.kernel)
         self.bus = bus if bus is not None else make_bus(self.kernel)
         self.deps = deps or make_dependencies()
+        if self.deps.db is None:
+            self.deps.db = self.db
         self.services = [service_builder(name)(self.deps) for name in SERVICES]
 
     def service(self, name: str) -> ServiceDefinition:

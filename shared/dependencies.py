@@ -22,6 +22,8 @@ class Dependencies:
     solusvm: Any
     mailer: Any
     clock: Clock = utcnow
+    # The process's database, for background tasks (the scheduler loop); the composition root sets it.
+    db: Any = None
     overrides: dict[type, BaseSettings] = field(default_factory=dict)
     _loaded: dict[type, BaseSettings] = field(default_factory=dict, repr=False)
 
