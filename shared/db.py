@@ -104,7 +104,8 @@ class Database:
             connect_args=connect_args,
             pool_size=pool_size,
             max_overflow=pool_size,
-            pool_pre_ping=True,
+            # No pre-ping: it costs a round trip per transaction. A connection that died is
+            # discarded when it fails, and the handler that hit it is retried by the bus.
             pool_recycle=1800,
         )
 

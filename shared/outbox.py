@@ -56,8 +56,27 @@ class Outbox:
         self.producer = producer
 
     def add(self, session: Session, envelope: Envelope[Any]) -> None:
+        self.add_all(session, [envelope])
+
+    def add_all(self, session: Session, envelopes: Sequence[Envelope[Any]]) -> None:
+        """Insert many events in one statement (a fan-out of thousands stays fast)."""
+        if not envelopes:
+            return
+        rows = [self._row(envelope) for envelope in envelopes]
+        # The same event id twice is the same fact twice (a re-run fan-out): keep the first.
+        dialect = session.get_bind().dialect.name
+        if dialect == "postgresql":
+            statement: Any = postgresql.insert(self.table).on_conflict_do_nothing(index_elements=["event_id"])
+        elif dialect == "sqlite":
+            statement = sqlite.insert(self.table).on_conflict_do_nothing(index_elements=["event_id"])
+        else:  # pragma: no cover - only the two supported databases
+            statement = self.table.insert()
+        session.execute(statement, rows)
+
+    @staticmethod
+    def _row(envelope: Envelope[Any]) -> dict[str, Any]:
         message = OutgoingMessage.from_envelope(envelope)
-        values = {
+        return {
             "event_id": message.event_id,
             "event_type": message.event_type,
             "body": message.body.decode(),
@@ -67,17 +86,6 @@ class Outbox:
             "occurred_at": message.occurred_at,
             "attempts": 0,
         }
-        # The same event id twice is the same fact twice (a re-run fan-out): keep the first.
-        dialect = session.get_bind().dialect.name
-        if dialect == "postgresql":
-            statement: Any = postgresql.insert(self.table).values(values).on_conflict_do_nothing(
-                index_elements=["event_id"]
-            )
-        elif dialect == "sqlite":
-            statement = sqlite.insert(self.table).values(values).on_conflict_do_nothing(index_elements=["event_id"])
-        else:  # pragma: no cover - only the two supported databases
-            statement = self.table.insert().values(values)
-        session.execute(statement)
 
     def add_event(
         self,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -88,21 +88,32 @@ class HandlerContext:
 
     def emit(self, event: Event, *, key: str | None = None, session: Session | None = None) -> Envelope[Any]:
         """Write ``event`` to the outbox, caused by the event being handled."""
-        self._emitted += 1
-        event_id = deterministic_event_id(
-            self.envelope.event_id, self.handler, event.event_type, key if key is not None else self._emitted
-        )
-        envelope = new_envelope(
-            event,
-            producer=self.outbox.producer,
-            event_id=event_id,
-            correlation_id=self.envelope.correlation_id,
-            causation_id=self.envelope.event_id,
-            occurred_at=self.clock(),
-        )
-        self.outbox.add(session or self.session, envelope)
-        self.wrote_outbox = True
+        (envelope,) = self.emit_all([(event, key)], session=session)
         return envelope
+
+    def emit_all(
+        self, events: Iterable[tuple[Event, str | None]], *, session: Session | None = None
+    ) -> list[Envelope[Any]]:
+        """Write many events in one statement; each ``(event, key)`` gets its deterministic id."""
+        envelopes = []
+        for event, key in events:
+            self._emitted += 1
+            event_id = deterministic_event_id(
+                self.envelope.event_id, self.handler, event.event_type, key if key is not None else self._emitted
+            )
+            envelopes.append(
+                new_envelope(
+                    event,
+                    producer=self.outbox.producer,
+                    event_id=event_id,
+                    correlation_id=self.envelope.correlation_id,
+                    causation_id=self.envelope.event_id,
+                    occurred_at=self.clock(),
+                )
+            )
+        self.outbox.add_all(session or self.session, envelopes)
+        self.wrote_outbox = self.wrote_outbox or bool(envelopes)
+        return envelopes
 
     @contextmanager
     def separate_transaction(self) -> Iterator[Session]:
@@ -178,23 +189,23 @@ class MessageProcessor:
         started = time.perf_counter()
         wrote_outbox = False
         try:
-            # The duplicate check has its own short transaction so that the handler's transaction
-            # begins only when the handler first uses it (see HandlerContext.separate_transaction).
+            if self.db.is_sqlite:
+                # SQLite: the check gets its own transaction, so that the handler's begins only when
+                # the handler first uses it (see HandlerContext.separate_transaction).
+                with self.db.transaction() as session:
+                    if self.inbox.seen(session, handler, envelope.event_id):
+                        return self._duplicate(handler, ids)
             with self.db.transaction() as session:
-                if self.inbox.seen(session, handler, envelope.event_id):
-                    MESSAGES_HANDLED.labels(handler, "duplicate").inc()
-                    log.info("duplicate event skipped")
-                    return Outcome("duplicate", **ids)
-            with self.db.transaction() as session:
+                # PostgreSQL: the check shares the handler's transaction, one round trip less.
+                if not self.db.is_sqlite and self.inbox.seen(session, handler, envelope.event_id):
+                    return self._duplicate(handler, ids)
                 context = HandlerContext(session, envelope, self.outbox, self.db, self.clock, handler)
                 subscription.handler(envelope.payload, context)
                 self.inbox.record(session, handler, envelope.event_id, self.clock())
                 wrote_outbox = context.wrote_outbox
         except IntegrityError as exc:
             if self._inbox_has(handler, envelope.event_id):
-                MESSAGES_HANDLED.labels(handler, "duplicate").inc()
-                log.info("duplicate event applied concurrently elsewhere; skipped")
-                return Outcome("duplicate", **ids)
+                return self._duplicate(handler, ids)
             return self._failed(handler, exc, attempt, ids)
         except PermanentError as exc:
             MESSAGES_FAILED.labels(handler).inc()
@@ -209,6 +220,12 @@ class MessageProcessor:
         if wrote_outbox and self.after_commit is not None:
             self.after_commit()
         return Outcome("done", **ids)
+
+    @staticmethod
+    def _duplicate(handler: str, ids: dict[str, str]) -> Outcome:
+        MESSAGES_HANDLED.labels(handler, "duplicate").inc()
+        log.info("duplicate event skipped")
+        return Outcome("duplicate", **ids)
 
     def _failed(self, handler: str, exc: BaseException, attempt: int, ids: dict[str, str]) -> Outcome:
         MESSAGES_FAILED.labels(handler).inc()
