@@ -36,6 +36,7 @@ from shared.events.enrollment import (
     TermsAccepted,
     UserProvisioned,
     UserRegistered,
+    VerificationEmailRequested,
 )
 
 __all__ = [
@@ -63,6 +64,7 @@ __all__ = [
     "UserRegistered",
     "UserSuspended",
     "UtcDateTime",
+    "VerificationEmailRequested",
     "VmUsage",
     "deterministic_event_id",
     "format_utc",

@@ -1,7 +1,13 @@
 """Events of the enrollment journey (signup and provisioner).
 
+    UserRegistered --signup--> (WHMCS client, verification email)
+    VerificationEmailRequested --signup--> (a fresh verification email)
+    EmailVerified --signup--> (terms step unlocked)
+    TermsAccepted --provisioner--> (SolusVM 2 user) --> UserProvisioned --signup--> (enrolled, welcome email)
+
 No event carries a password: it stays encrypted in the signup service's own table until the WHMCS
-client exists, and is erased then.
+client exists, and is erased then. Consent details (IP address, user agent) stay in signup's consent
+ledger; events say only which terms were accepted and when.
 """
 
 from __future__ import annotations
@@ -24,12 +30,20 @@ class UserRegistered(Event):
     company: ShortText = ""
 
 
+class VerificationEmailRequested(Event):
+    """The customer asked for a new verification link (rate-limited by the signup web)."""
+
+    signup_id: uuid.UUID
+    email: EmailAddress
+
+
 class EmailVerified(Event):
-    """The customer opened the verification link; the terms step is unlocked."""
+    """The customer opened a verification link; the terms step is unlocked."""
 
     signup_id: uuid.UUID
     email: EmailAddress
     whmcs_client_id: ClientId
+    verified_at: UtcDateTime
 
 
 class AcceptedTerms(BaseModel):
