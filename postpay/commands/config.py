@@ -47,7 +47,9 @@ def _default(field: Any) -> str:
         value = value.get_secret_value()
     if value is None:
         return "(unset)"
-    if isinstance(value, (dict, list)):
+    if isinstance(value, list):
+        return ",".join(f"{item:g}" if isinstance(item, float) else str(item) for item in value)
+    if isinstance(value, dict):
         return json.dumps(value, default=str)
     return str(value)
 
