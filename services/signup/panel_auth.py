@@ -1,0 +1,57 @@
+"""Server-to-server authentication of the WHMCS hook (HMAC-SHA256 with a shared secret). Pure, no I/O.
+
+The hook sends ``X-Postpay-Timestamp`` (Unix seconds) and ``X-Postpay-Signature``:
+
+    hex(HMAC-SHA256(secret, "<timestamp>.<client id>.<purpose>"))
+
+``purpose`` is ``panel`` (render the panel) or ``sso`` (mint a login link), so a signature captured
+from a panel request cannot mint a login link. A timestamp outside the freshness window is refused,
+which bounds how long a captured signature is worth anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from datetime import datetime
+from typing import Literal
+
+PanelPurpose = Literal["panel", "sso"]
+
+
+class PanelAuthError(Exception):
+    """The request is not from the WHMCS hook (or no longer fresh); ``reason`` is safe to show."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def panel_signature(secret: str, timestamp: int, client_id: int, purpose: PanelPurpose) -> str:
+    message = f"{timestamp}.{client_id}.{purpose}".encode("ascii")
+    return hmac.new(secret.encode("utf-8"), message, hashlib.sha256).hexdigest()
+
+
+def check_panel_request(
+    secret: str,
+    *,
+    timestamp: str | None,
+    signature: str | None,
+    client_id: int,
+    purpose: PanelPurpose,
+    now: datetime,
+    max_skew_seconds: int,
+) -> None:
+    """Raise ``PanelAuthError`` unless the signature is right and the timestamp is fresh."""
+    if not timestamp or not signature:
+        raise PanelAuthError("missing X-Postpay-Timestamp or X-Postpay-Signature")
+    if not signature.isascii() or len(signature) > 128:
+        raise PanelAuthError("bad signature")
+    if not timestamp.isascii() or not timestamp.isdigit() or len(timestamp) > 12:
+        raise PanelAuthError("X-Postpay-Timestamp must be Unix seconds")
+    sent_at = int(timestamp)
+    if abs(now.timestamp() - sent_at) > max_skew_seconds:
+        raise PanelAuthError("stale or future timestamp")
+    expected = panel_signature(secret, sent_at, client_id, purpose)
+    if not hmac.compare_digest(expected, signature.strip().lower()):
+        raise PanelAuthError("bad signature")

@@ -1,0 +1,148 @@
+"""Settings of the signup service (``POSTPAY_*`` variables; see ``shared.settings``)."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode
+
+from shared.settings import SETTINGS_CONFIG
+
+# Demo values so an unconfigured install starts; every production install must set its own.
+DEMO_SECRET_KEY = "demo-signup-secret-key-change-me"
+DEMO_PASSWORD_KEY = "ZGVtby1wYXNzd29yZC1rZXktY2hhbmdlLW1lLW5vdyE="
+DEMO_PANEL_SECRET = "demo-panel-secret-change-me"
+
+
+def parse_token_prices(value: object) -> object:
+    """``{"USD": "0.0010"}`` from JSON, every price a Decimal: a JSON number is read as a decimal
+    literal, never through a float."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value, parse_float=Decimal, parse_int=Decimal)
+        except ValueError as exc:
+            raise ValueError(f"token prices must be a JSON object of currency code to price: {exc}") from None
+    if not isinstance(value, dict):
+        raise ValueError("token prices must be a JSON object of currency code to price")
+    prices: dict[str, Decimal] = {}
+    for code, price in value.items():
+        if isinstance(price, float):
+            raise ValueError("token prices are decimal strings, not floating-point numbers")
+        decimal = Decimal(str(price))
+        if not decimal.is_finite() or decimal < 0:
+            raise ValueError(f"the token price of {code} must be a non-negative number")
+        if not (isinstance(code, str) and len(code) == 3 and code.isalpha()):
+            raise ValueError(f"{code!r} is not a three-letter currency code")
+        prices[code.upper()] = decimal
+    return prices
+
+
+def split_keys(value: object) -> object:
+    if isinstance(value, str):
+        return [SecretStr(part.strip()) for part in value.split(",") if part.strip()]
+    return value
+
+
+class SignupSettings(BaseSettings):
+    model_config = SETTINGS_CONFIG
+
+    public_url: str = Field(
+        default="http://127.0.0.1:8480",
+        description="Origin customers reach the signup pages at; links in emails start with it. "
+        "An https origin also marks the cookies Secure.",
+    )
+    signup_host: str = Field(default="127.0.0.1", description="Interface the signup web server listens on.")
+    signup_port: int = Field(
+        default=8480, ge=0, le=65535, description="Port of the signup web server (0: the service does not serve it)."
+    )
+    forwarded_allow_ips: str = Field(
+        default="127.0.0.1",
+        description="Proxies whose X-Forwarded-For is trusted for the client IP (comma-separated, '*' for any).",
+    )
+    brand_name: str = Field(default="postpay", max_length=100, description="Provider name shown on pages and emails.")
+    token_prices: Annotated[dict[str, Decimal], NoDecode] = Field(
+        default_factory=lambda: {"USD": Decimal("0.0010")},
+        description='Price of one SolusVM 2 token per currency, as JSON: {"USD":"0.0010","EUR":"0.0009"}.',
+    )
+    terms_of_service_url: str = Field(
+        default="https://example.com/terms-of-service", description="Where the Terms of Service are published."
+    )
+    terms_of_service_version: str = Field(
+        default="1", min_length=1, max_length=100, description="Version of the Terms of Service being accepted."
+    )
+    postpay_terms_url: str | None = Field(
+        default=None, description="Where the post-pay terms are published (unset: there are none to accept)."
+    )
+    postpay_terms_version: str = Field(
+        default="1", min_length=1, max_length=100, description="Version of the post-pay terms being accepted."
+    )
+    whmcs_client_area_url: str = Field(
+        default="http://127.0.0.1:8482/clientarea.php",
+        description="WHMCS client area, where an enrolled customer logs in later.",
+    )
+    whmcs_default_country: str = Field(
+        default="US", min_length=2, max_length=2, description="Country code given to new WHMCS clients."
+    )
+    secret_key: SecretStr = Field(
+        default=SecretStr(DEMO_SECRET_KEY),
+        description="Signs email links, SSO links, session cookies and CSRF tokens (32+ random characters).",
+    )
+    password_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=lambda: [SecretStr(DEMO_PASSWORD_KEY)],
+        description="Fernet keys encrypting a password until its WHMCS client exists, comma-separated; "
+        "the first encrypts, all decrypt (rotation).",
+    )
+    panel_shared_secret: SecretStr = Field(
+        default=SecretStr(DEMO_PANEL_SECRET),
+        description="Secret shared with the WHMCS hook; signs its server-to-server requests (HMAC-SHA256).",
+    )
+    panel_max_skew_seconds: int = Field(
+        default=300, ge=5, le=3600, description="How old (or early) a WHMCS hook request's timestamp may be."
+    )
+    panel_sso_action_url: str = Field(
+        default="solusvm2_sso.php",
+        description="Where the panel's 'Log in to SolusVM 2' button points inside WHMCS (the shipped PHP action).",
+    )
+    verification_link_hours: float = Field(
+        default=48.0, gt=0, le=24 * 30, description="Lifetime of an email verification link, hours."
+    )
+    sso_link_seconds: int = Field(
+        default=60, ge=5, le=60, description="Lifetime of a 'Log in to SolusVM 2' link, seconds (at most 60)."
+    )
+    session_days: float = Field(default=7.0, gt=0, le=90, description="Lifetime of the signup session cookie, days.")
+    rate_limit_window_seconds: int = Field(
+        default=3600, ge=1, description="Window of the registration and resend rate limits, seconds."
+    )
+    registrations_per_ip: int = Field(default=10, ge=1, description="Registrations one IP address may make per window.")
+    registrations_per_email: int = Field(default=3, ge=1, description="Registrations per email address per window.")
+    resends_per_ip: int = Field(default=10, ge=1, description="Verification resends one IP address may ask per window.")
+    resends_per_email: int = Field(default=3, ge=1, description="Verification resends per email address per window.")
+
+    @field_validator("token_prices", mode="before")
+    @classmethod
+    def _parse_prices(cls, value: object) -> object:
+        return parse_token_prices(value)
+
+    @field_validator("password_keys", mode="before")
+    @classmethod
+    def _split_password_keys(cls, value: object) -> object:
+        return split_keys(value)
+
+    @field_validator("public_url")
+    @classmethod
+    def _no_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.public_url.startswith("https://")
+
+    def uses_demo_secrets(self) -> bool:
+        return (
+            self.secret_key.get_secret_value() == DEMO_SECRET_KEY
+            or any(key.get_secret_value() == DEMO_PASSWORD_KEY for key in self.password_keys)
+            or self.panel_shared_secret.get_secret_value() == DEMO_PANEL_SECRET
+        )

@@ -1,0 +1,42 @@
+"""Signup settings from the environment: token prices stay exact decimals."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from pydantic import ValidationError
+
+from services.signup.settings import SignupSettings
+
+
+def test_token_prices_are_parsed_to_exact_decimals(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("POSTPAY_TOKEN_PRICES", '{"USD":"0.0010","eur":0.0009}')
+    prices = SignupSettings().token_prices
+    assert prices == {"USD": Decimal("0.0010"), "EUR": Decimal("0.0009")}
+    assert str(prices["EUR"]) == "0.0009", "a JSON number must not pass through a float"
+
+
+@pytest.mark.parametrize("value", ['{"USD": "-1"}', '{"DOLLARS": "1"}', '["USD"]', "not json", '{"USD": "NaN"}'])
+def test_bad_token_prices_are_refused(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("POSTPAY_TOKEN_PRICES", value)
+    with pytest.raises(ValidationError):
+        SignupSettings()
+
+
+def test_password_keys_are_comma_separated_and_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("POSTPAY_PASSWORD_KEYS", "first, second")
+    settings = SignupSettings()
+    assert [key.get_secret_value() for key in settings.password_keys] == ["first", "second"]
+    assert "first" not in repr(settings)
+
+
+def test_an_sso_link_may_not_live_longer_than_a_minute() -> None:
+    with pytest.raises(ValidationError):
+        SignupSettings(sso_link_seconds=61)
+
+
+def test_https_public_url_makes_cookies_secure() -> None:
+    assert SignupSettings(public_url="https://signup.example.com/").secure_cookies
+    assert SignupSettings(public_url="https://signup.example.com/").public_url == "https://signup.example.com"
+    assert not SignupSettings(public_url="http://127.0.0.1:8480").secure_cookies
