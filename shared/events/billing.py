@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.events.base import Event, Money, UtcDateTime
 from shared.events.fields import ClientId, PeriodKey, ShortText, SolusUserId, TimeZoneName
+from shared.periods import BillingPeriod
 
 Trigger = Literal["schedule", "manual", "replay"]
 
@@ -27,6 +28,22 @@ class PeriodWindow(Event, abstract=True):
             raise ValueError("ends_at must be after starts_at")
         return self
 
+    def billing_period(self) -> BillingPeriod:
+        """The period, checked against the window carried with it: usage fetched for one window and
+        invoiced as another month would bill the wrong hours. Raises ``ValueError`` on a mismatch."""
+        period = BillingPeriod.parse(self.period, self.timezone)
+        if (period.starts_at, period.ends_at) != (self.starts_at, self.ends_at):
+            raise ValueError(
+                f"the window [{self.starts_at}, {self.ends_at}) is not {self.period} in {self.timezone} "
+                f"[{period.starts_at}, {period.ends_at})"
+            )
+        return period
+
+
+def window_fields(period: BillingPeriod) -> dict[str, Any]:
+    """The fields every period-scoped event carries, for ``period``."""
+    return {"period": period.key, "starts_at": period.starts_at, "ends_at": period.ends_at, "timezone": period.timezone}
+
 
 class BillingPeriodClosed(PeriodWindow):
     """A billing month has ended (or an operator replays one): collect and invoice it.
@@ -35,7 +52,7 @@ class BillingPeriodClosed(PeriodWindow):
     """
 
     trigger: Trigger = "schedule"
-    only_client_ids: tuple[int, ...] | None = None
+    only_client_ids: tuple[ClientId, ...] | None = None
 
 
 class CustomerUsageRequested(PeriodWindow):
