@@ -1,0 +1,104 @@
+"""How usage becomes an invoice: token prices per currency and the WHMCS invoice options."""
+
+from __future__ import annotations
+
+import json
+import re
+from decimal import Decimal
+from typing import Annotated, Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode
+
+from shared.settings import SETTINGS_CONFIG
+
+_CURRENCY_CODE = re.compile(r"^[A-Z]{3}$")
+# WHMCS keeps invoice amounts with two decimals: a finer minor unit would be rounded again there.
+MAX_MINOR_UNITS = 2
+
+
+def _json_object(value: Any, what: str) -> Any:
+    """Read a JSON object from the environment with its numbers as exact Decimals, never floats."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value, parse_float=Decimal, parse_int=Decimal)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{what} must be a JSON object, e.g. {{\"USD\": \"0.0010\"}}") from exc
+    if not isinstance(value, dict):
+        raise ValueError(f"{what} must be a mapping of currency code to value")
+    return value
+
+
+def _currency_codes(mapping: dict[str, Any]) -> dict[str, Any]:
+    normalised = {}
+    for code, value in mapping.items():
+        upper = str(code).strip().upper()
+        if not _CURRENCY_CODE.match(upper):
+            raise ValueError(f"{code!r} is not a three-letter currency code")
+        normalised[upper] = value
+    return normalised
+
+
+class InvoicerSettings(BaseSettings):
+    model_config = SETTINGS_CONFIG
+
+    token_prices: Annotated[dict[str, Decimal], NoDecode] = Field(
+        default={"USD": Decimal("0.0010"), "EUR": Decimal("0.0009")},
+        description=(
+            'Price of one SolusVM 2 token per WHMCS currency code, as JSON: {"USD": "0.0010", "EUR": "0.0009"}. '
+            "A client whose currency is missing here is not invoiced: the work is parked with that reason."
+        ),
+    )
+    currency_minor_units: Annotated[dict[str, int], NoDecode] = Field(
+        default={},
+        description=(
+            'Decimal places each invoice line is rounded to (HALF_UP), per currency, as JSON: {"JPY": 0}. '
+            "Currencies not listed use 2; at most 2, the precision WHMCS stores."
+        ),
+    )
+    invoice_due_days: int = Field(
+        default=14, ge=0, le=365, description="Days from the invoice date to its due date."
+    )
+    invoice_send_email: bool = Field(
+        default=True, description="Ask WHMCS to send the \"Invoice Created\" email with each invoice."
+    )
+    invoice_payment_method: str | None = Field(
+        default=None,
+        description="WHMCS payment gateway system name for the invoices (e.g. mailin); unset: the client's default.",
+    )
+    invoice_items_taxed: bool = Field(
+        default=False, description="Mark every invoice line as taxable, so WHMCS applies its tax rules."
+    )
+    invoice_zero_usage: bool = Field(
+        default=False,
+        description=(
+            "Create an invoice for 0.00 when a customer had no billable usage; by default such a customer "
+            "is only recorded as having nothing to bill."
+        ),
+    )
+
+    @field_validator("token_prices", mode="before")
+    @classmethod
+    def _read_token_prices(cls, value: Any) -> Any:
+        prices = _currency_codes(_json_object(value, "token_prices"))
+        for code, price in prices.items():
+            if isinstance(price, float):
+                raise ValueError(f"the {code} token price must be a decimal string, not a floating-point number")
+            if isinstance(price, (int, str)):
+                price = Decimal(str(price))
+            if not isinstance(price, Decimal) or not price.is_finite() or price < 0:
+                raise ValueError(f"the {code} token price must be a finite decimal >= 0, not {price!r}")
+            prices[code] = price
+        return prices
+
+    @field_validator("currency_minor_units", mode="before")
+    @classmethod
+    def _read_minor_units(cls, value: Any) -> Any:
+        units = _currency_codes(_json_object(value, "currency_minor_units"))
+        for code, places in units.items():
+            if isinstance(places, Decimal) and places == places.to_integral_value():
+                places = int(places)
+            if not isinstance(places, int) or isinstance(places, bool) or not 0 <= places <= MAX_MINOR_UNITS:
+                raise ValueError(f"the {code} minor unit must be a whole number from 0 to {MAX_MINOR_UNITS}")
+            units[code] = places
+        return units
