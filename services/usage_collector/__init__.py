@@ -1,0 +1,1 @@
+"""The usage collector: one work item per customer per closed period, and its usage from SolusVM 2."""

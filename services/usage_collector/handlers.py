@@ -1,0 +1,109 @@
+"""The usage collector's handlers: the customer projection, the fan-out, the fetch, the settlement."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared.bus.processing import HandlerContext
+from shared.errors import PermanentError
+from shared.events.billing import (
+    BillingPeriodClosed,
+    CustomerUsageRequested,
+    InvoiceCreated,
+    NothingToBill,
+    PeriodWindow,
+    UsageCollected,
+    window_fields,
+)
+from shared.events.enrollment import UserProvisioned
+from shared.periods import BillingPeriod
+from shared.upstream.errors import UpstreamNotFound
+
+from services.usage_collector import store
+from services.usage_collector.usage import vm_usages
+
+
+def record_customer(event: UserProvisioned, ctx: HandlerContext) -> None:
+    """Remember who to bill: the WHMCS client, its SolusVM 2 user, and since when."""
+    owner = store.customer_by_user(ctx.session, event.solusvm_user_id)
+    if owner is not None and owner.whmcs_client_id != event.whmcs_client_id:
+        # Two clients billed for one SolusVM user would both pay for the same VMs.
+        raise PermanentError(
+            f"SolusVM 2 user {event.solusvm_user_id} is already enrolled for WHMCS client "
+            f"{owner.whmcs_client_id}, not {event.whmcs_client_id}"
+        )
+    customer = store.Customer(event.whmcs_client_id, event.solusvm_user_id, event.enrolled_at)
+    store.save_customer(ctx.session, customer, ctx.now())
+
+
+def fan_out(event: BillingPeriodClosed, ctx: HandlerContext, chunk_size: int) -> None:
+    """One CustomerUsageRequested per customer enrolled before the period ended, chunk by chunk.
+
+    Each chunk's events and the resume point commit together; a redelivery after a crash starts
+    after the last committed chunk, and the events' ids are derived from this close event and the
+    client id, so even a repeated chunk is deduplicated downstream.
+    """
+    period = _period(event)
+    window = window_fields(period)
+    with ctx.separate_transaction() as session:
+        progress = store.start_fanout(session, ctx.event_id, period.key, event.trigger, ctx.now())
+    after, finished = progress.last_client_id, progress.finished
+    while not finished:
+        with ctx.separate_transaction() as session:
+            page = store.customers_page(session, enrolled_before=period.ends_at, after=after, limit=chunk_size,
+                                        only=event.only_client_ids)
+            requests = [
+                (CustomerUsageRequested(**window, whmcs_client_id=customer.whmcs_client_id,
+                                        solusvm_user_id=customer.solusvm_user_id, trigger=event.trigger),
+                 str(customer.whmcs_client_id))
+                for customer in page
+            ]
+            ctx.emit_all(requests, session=session)
+            finished = len(page) < chunk_size
+            after = page[-1].whmcs_client_id if page else after
+            store.advance_fanout(session, ctx.event_id, last_client_id=after, added=len(page), finished=finished,
+                                 now=ctx.now())
+    ctx.log.info("period fanned out", period=period.key, trigger=event.trigger)
+
+
+def collect_usage(event: CustomerUsageRequested, ctx: HandlerContext, solusvm: Any) -> None:
+    """Fetch the customer's usage for the whole period as one window (the monthly cap is per window)."""
+    period = _period(event)
+    try:
+        usage = solusvm.period_usage(event.solusvm_user_id, period.starts_at, period.ends_at)
+    except UpstreamNotFound as exc:
+        raise PermanentError(f"SolusVM 2 has no user {event.solusvm_user_id} (WHMCS client "
+                             f"{event.whmcs_client_id})") from exc
+    vms = vm_usages(usage)
+    collected = UsageCollected(
+        **window_fields(period), whmcs_client_id=event.whmcs_client_id, solusvm_user_id=event.solusvm_user_id,
+        vms=vms, total_tokens=usage.total_tokens, trigger=event.trigger,
+    )
+    store.record_collection(
+        ctx.session, period=period.key, client_id=event.whmcs_client_id, solusvm_user_id=event.solusvm_user_id,
+        vm_count=len(vms), total_tokens=usage.total_tokens, now=ctx.now(),
+    )
+    ctx.emit(collected, key="usage")
+
+
+def settle(event: InvoiceCreated | NothingToBill, ctx: HandlerContext) -> None:
+    """Close the customer's period record with the invoicer's outcome (period status reads it)."""
+    if isinstance(event, InvoiceCreated):
+        changed = store.record_invoiced(
+            ctx.session, period=event.period, client_id=event.whmcs_client_id, invoice_id=event.invoice_id,
+            currency=event.currency, total=event.total, now=ctx.now(),
+        )
+    else:
+        changed = store.record_nothing_to_bill(
+            ctx.session, period=event.period, client_id=event.whmcs_client_id, now=ctx.now()
+        )
+    if not changed:
+        ctx.log.info("outcome not applied: no collection on record, or already invoiced", period=event.period,
+                     client_id=event.whmcs_client_id, event_type=event.event_type)
+
+
+def _period(event: PeriodWindow) -> BillingPeriod:
+    try:
+        return event.billing_period()
+    except ValueError as exc:
+        raise PermanentError(str(exc)) from exc

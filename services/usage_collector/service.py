@@ -1,0 +1,32 @@
+"""The usage collector: enrolled customers in, one usage report per customer per closed period out."""
+
+from __future__ import annotations
+
+import functools
+
+from shared.bus.topology import Subscription
+from shared.dependencies import Dependencies
+from shared.events.billing import BillingPeriodClosed, CustomerUsageRequested, InvoiceCreated, NothingToBill
+from shared.events.enrollment import UserProvisioned
+from shared.service import ServiceDefinition
+
+from services.usage_collector import handlers, store
+from services.usage_collector.settings import UsageCollectorSettings
+
+NAME = "usage_collector"
+
+
+def build(deps: Dependencies) -> ServiceDefinition:
+    settings = deps.settings(UsageCollectorSettings)
+    fan_out = functools.partial(handlers.fan_out, chunk_size=settings.usage_fanout_chunk_size)
+    collect_usage = functools.partial(handlers.collect_usage, solusvm=deps.solusvm)
+    return ServiceDefinition(
+        name=NAME,
+        tables=store.tables,
+        subscriptions=[
+            Subscription(NAME, "record_customer", (UserProvisioned,), handlers.record_customer),
+            Subscription(NAME, "fan_out", (BillingPeriodClosed,), fan_out),
+            Subscription(NAME, "collect_usage", (CustomerUsageRequested,), collect_usage),
+            Subscription(NAME, "settle", (InvoiceCreated, NothingToBill), handlers.settle),
+        ],
+    )
