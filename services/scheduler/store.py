@@ -1,0 +1,89 @@
+"""The scheduler's tables: which periods are closed, every close or replay emitted, and where a
+fresh install started."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, Column, Integer, String, Table, Text, Uuid, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from shared.db import UtcTimestamp
+from shared.service import ServiceTables
+
+tables = ServiceTables("scheduler")
+
+closed_periods = Table(
+    "scheduler_closed_periods",
+    tables.metadata,
+    Column("period", String(7), primary_key=True),
+    Column("timezone", String(64), nullable=False),
+    Column("event_id", Uuid, nullable=False),
+    Column("trigger", String(10), nullable=False),
+    Column("closed_at", UtcTimestamp, nullable=False),
+)
+
+# Every BillingPeriodClosed this service emitted (closes, repeated closes, replays): the audit trail.
+emissions = Table(
+    "scheduler_emissions",
+    tables.metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("event_id", Uuid, nullable=False, index=True),
+    Column("period", String(7), nullable=False, index=True),
+    Column("trigger", String(10), nullable=False),
+    Column("client_ids", Text, nullable=True),
+    Column("emitted_at", UtcTimestamp, nullable=False),
+)
+
+# One row: the first period this installation closes (see SchedulerSettings.scheduler_first_period).
+anchor = Table(
+    "scheduler_anchor",
+    tables.metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("first_period", String(7), nullable=False),
+    Column("recorded_at", UtcTimestamp, nullable=False),
+)
+
+
+def _insert(session: Session, table: Table) -> Any:
+    dialect = session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
+def closed_keys(session: Session) -> set[str]:
+    return set(session.execute(select(closed_periods.c.period)).scalars())
+
+
+def mark_closed(
+    session: Session, period: str, timezone: str, event_id: uuid.UUID, trigger: str, now: datetime
+) -> bool:
+    """Record the period as closed; False when it already was (by this or another scheduler)."""
+    statement = _insert(session, closed_periods).values(
+        period=period, timezone=timezone, event_id=event_id, trigger=trigger, closed_at=now
+    ).on_conflict_do_nothing(index_elements=[closed_periods.c.period])
+    return bool(session.execute(statement).rowcount)
+
+
+def record_emission(
+    session: Session, event_id: uuid.UUID, period: str, trigger: str, client_ids: Sequence[int] | None,
+    now: datetime,
+) -> None:
+    session.execute(emissions.insert().values(
+        event_id=event_id, period=period, trigger=trigger,
+        client_ids=json.dumps(list(client_ids)) if client_ids is not None else None, emitted_at=now,
+    ))
+
+
+def first_period(session: Session, proposed: str, now: datetime) -> str:
+    """The recorded first period, recording ``proposed`` if there is none yet."""
+    session.execute(
+        _insert(session, anchor)
+        .values(id=1, first_period=proposed, recorded_at=now)
+        .on_conflict_do_nothing(index_elements=[anchor.c.id])
+    )
+    return str(session.execute(select(anchor.c.first_period).where(anchor.c.id == 1)).scalar_one())
