@@ -1,0 +1,46 @@
+"""Serving the signup web app with uvicorn as a background task of the service."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+import uvicorn
+from fastapi import FastAPI
+
+from shared.logging import get_logger
+
+log = get_logger("postpay.signup.server")
+
+
+class CommitSignal:
+    """Whom to tell that the web committed outbox rows: the composition root connects the relay's
+    ``wake`` here (``service.extras["outbox_committed"].connect(runtime.relay.wake)``)."""
+
+    def __init__(self) -> None:
+        self._listeners: list[Callable[[], None]] = []
+
+    def connect(self, listener: Callable[[], None]) -> None:
+        self._listeners.append(listener)
+
+    def __call__(self) -> None:
+        for listener in list(self._listeners):
+            listener()
+
+
+def serve(app_factory: Callable[[], FastAPI], *, host: str, port: int, forwarded_allow_ips: str) -> Callable[[threading.Event], None]:
+    """A background task: serve the app on ``host:port`` until the stop event is set."""
+
+    def run(stop: threading.Event) -> None:
+        config = uvicorn.Config(
+            app_factory(), host=host, port=port, log_config=None, access_log=False,
+            proxy_headers=True, forwarded_allow_ips=forwarded_allow_ips, server_header=False,
+        )  # fmt: skip
+        server = uvicorn.Server(config)
+        watcher = threading.Thread(target=lambda: (stop.wait(), setattr(server, "should_exit", True)), daemon=True)
+        watcher.start()
+        log.info("signup web serving", host=host, port=port)
+        server.run()
+        log.info("signup web stopped")
+
+    return run

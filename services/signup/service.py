@@ -1,0 +1,63 @@
+"""The signup service: the web journey, and the handlers that create the WHMCS client, send the
+verification and welcome emails and move each signup along as events arrive."""
+
+from __future__ import annotations
+
+import functools
+
+from fastapi import FastAPI
+
+from services.signup import handlers
+from services.signup.server import CommitSignal, serve
+from services.signup.settings import SignupSettings
+from services.signup.store import tables
+from services.signup.tokens import Signer
+from services.signup.vault import PasswordVault
+from services.signup.web import create_app
+from shared.bus.topology import Subscription
+from shared.db import Database
+from shared.dependencies import Dependencies
+from shared.errors import ConfigurationError
+from shared.events.enrollment import EmailVerified, UserProvisioned, UserRegistered, VerificationEmailRequested
+from shared.logging import get_logger
+from shared.service import ServiceDefinition
+
+NAME = "signup"
+log = get_logger("postpay.signup")
+
+
+def build(deps: Dependencies) -> ServiceDefinition:
+    settings = deps.settings(SignupSettings)
+    if settings.uses_demo_secrets():
+        log.warning("signup runs with demo secrets; set POSTPAY_SECRET_KEY, POSTPAY_PASSWORD_KEYS and POSTPAY_PANEL_SHARED_SECRET")
+    signer = Signer(settings.secret_key.get_secret_value())
+    vault = PasswordVault(settings.password_keys)
+    mail = {"mailer": deps.mailer, "signer": signer, "settings": settings}
+    subscriptions = [
+        Subscription(NAME, "create_client_and_send_verification", (UserRegistered,),
+                     functools.partial(handlers.create_client_and_send_verification, whmcs=deps.whmcs, vault=vault, **mail)),
+        Subscription(NAME, "send_new_verification", (VerificationEmailRequested,),
+                     functools.partial(handlers.send_new_verification, **mail)),
+        Subscription(NAME, "unlock_terms", (EmailVerified,), handlers.unlock_terms),
+        Subscription(NAME, "complete_enrollment", (UserProvisioned,),
+                     functools.partial(handlers.complete_enrollment, mailer=deps.mailer, settings=settings)),
+    ]  # fmt: skip
+    outbox_committed = CommitSignal()
+
+    def web_app(db: Database | None = None) -> FastAPI:
+        database = db or deps.db
+        if database is None:
+            raise ConfigurationError("the signup web needs the process's database (Dependencies.db)")
+        return create_app(database, settings, deps.solusvm, clock=deps.clock, on_commit=outbox_committed)
+
+    background = []
+    if settings.signup_port:
+        background.append(serve(web_app, host=settings.signup_host, port=settings.signup_port,
+                                forwarded_allow_ips=settings.forwarded_allow_ips))  # fmt: skip
+    return ServiceDefinition(
+        name=NAME,
+        tables=tables,
+        subscriptions=subscriptions,
+        background=background,
+        extras={"web_app": web_app, "outbox_committed": outbox_committed},
+    )

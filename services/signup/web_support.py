@@ -1,0 +1,136 @@
+"""What every signup page shares: the templates, the session and CSRF cookies, the client's address."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from services.signup.journey import SignupJourney
+from services.signup.settings import SignupSettings
+from services.signup.sso import SingleSignOn
+from services.signup.tokens import (
+    BadToken,
+    ExpiredToken,
+    Session,
+    Signer,
+    csrf_matches,
+    csrf_token,
+    decode_session,
+    encode_session,
+    new_csrf_secret,
+)
+
+SESSION_COOKIE = "postpay_session"
+CSRF_COOKIE = "postpay_csrf"
+CSRF_FIELD = "csrf_token"
+MAX_FIELD_LENGTH = 4096
+
+templates = Jinja2Templates(directory=str(Path(__file__).resolve().parent / "templates"))
+
+
+@dataclass
+class Web:
+    """The objects the routes work with, kept on ``app.state.web``."""
+
+    settings: SignupSettings
+    journey: SignupJourney
+    sso: SingleSignOn
+    signer: Signer
+
+
+def web_of(request: Request) -> Web:
+    return request.app.state.web  # type: ignore[no-any-return]
+
+
+def client_ip(request: Request) -> str | None:
+    host = request.client.host if request.client else None
+    return host[:45] if host else None
+
+
+def user_agent(request: Request) -> str | None:
+    agent = request.headers.get("user-agent")
+    return agent[:500] if agent else None
+
+
+# Session -------------------------------------------------------------------------------------------
+
+
+def current_session(request: Request) -> Session | None:
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if not cookie:
+        return None
+    web = web_of(request)
+    try:
+        return decode_session(web.signer, cookie, web.journey.now(), web.journey.session_lifetime().total_seconds())
+    except (BadToken, ExpiredToken):
+        return None
+
+
+def start_session(response: Response, request: Request, signup_id: uuid.UUID, *, verified: bool) -> Session:
+    web = web_of(request)
+    session = Session.start(signup_id, "verified" if verified else "registered", web.journey.now())
+    response.set_cookie(
+        SESSION_COOKIE,
+        encode_session(web.signer, session),
+        max_age=int(web.journey.session_lifetime().total_seconds()),
+        httponly=True,
+        secure=web.settings.secure_cookies,
+        samesite="lax",
+    )
+    return session
+
+
+# CSRF ----------------------------------------------------------------------------------------------
+
+
+def _csrf_secret(request: Request) -> str:
+    """The browser's CSRF cookie value, or a new one (remembered for this request's response)."""
+    existing = request.cookies.get(CSRF_COOKIE)
+    if existing and len(existing) <= 64:
+        return existing
+    if not hasattr(request.state, "new_csrf_secret"):
+        request.state.new_csrf_secret = new_csrf_secret()
+    return request.state.new_csrf_secret  # type: ignore[no-any-return]
+
+
+def csrf_ok(request: Request, submitted: str | None) -> bool:
+    return csrf_matches(web_of(request).signer, request.cookies.get(CSRF_COOKIE), submitted)
+
+
+def page(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    """Render a page. Pages carry a CSRF token for their forms; its cookie is set when new."""
+    web = web_of(request)
+    secret = _csrf_secret(request)
+    response = templates.TemplateResponse(
+        request,
+        template,
+        {"settings": web.settings, "brand": web.settings.brand_name, "csrf_field": CSRF_FIELD,
+         "csrf_token": csrf_token(web.signer, secret), **context},  # fmt: skip
+        status_code=status_code,
+    )
+    if getattr(request.state, "new_csrf_secret", None) == secret:
+        response.set_cookie(CSRF_COOKIE, secret, httponly=True, secure=web.settings.secure_cookies, samesite="lax")
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+async def form_fields(request: Request) -> dict[str, str] | None:
+    """The submitted form as plain strings, or None if it is not a readable form."""
+    try:
+        form = await request.form(max_files=0, max_fields=20)
+    except Exception:  # noqa: BLE001 - a malformed body is the client's problem, answered with a 400 page
+        return None
+    fields: dict[str, str] = {}
+    for name, value in form.multi_items():
+        if not isinstance(value, str):
+            return None
+        fields.setdefault(name, value[: MAX_FIELD_LENGTH + 1])
+    return fields

@@ -1,0 +1,217 @@
+"""The enrollment services (signup + provisioner) inside a test, on the bus and database it chose.
+
+    with Upstreams() as upstreams, Enrollment(upstreams, bus, db).start() as enrollment:
+        enrollment.client.post("/signup", ...)        # the web app in-process (TestClient)
+        enrollment.serve()                              # ... or on a real port, for a browser
+
+Only signup and provisioner are built (through the real ``service_builder``), so these tests do not
+depend on the billing services. The web's commits wake the relay, as the composition root wires it.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Sequence
+from email.message import EmailMessage
+from typing import Any
+
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings
+from sqlalchemy import func, select
+
+from postpay.bootstrap import service_builder
+from services.provisioner.settings import ProvisionerSettings
+from services.signup import store
+from services.signup.settings import SignupSettings
+from shared.clock import Clock, utcnow
+from shared.db import Database
+from shared.runtime import Runtime
+from shared.upstream.http import Timeouts
+from simulators.common import ServerThread
+from simulators.smtp import free_port, text_of
+from tests.support.bus_helpers import wait_until
+from tests.support.system import Upstreams
+
+TEST_SECRET_KEY = "test-signup-secret-key-0123456789abcdef"
+TEST_PASSWORD_KEY = "dGVzdC1wYXNzd29yZC1rZXktMDEyMzQ1Njc4OWFiY2Q="
+TEST_PANEL_SECRET = "test-panel-secret-0123456789"
+STRONG_PASSWORD = "Tr0ub4dor&3-horse-staple"
+LINK = re.compile(r"https?://\S+/verify/[A-Za-z0-9_\-.]+")
+
+
+def signup_settings(**overrides: Any) -> SignupSettings:
+    values: dict[str, Any] = {
+        "public_url": "http://testserver",
+        "signup_port": 0,
+        "secret_key": SecretStr(TEST_SECRET_KEY),
+        "password_keys": [SecretStr(TEST_PASSWORD_KEY)],
+        "panel_shared_secret": SecretStr(TEST_PANEL_SECRET),
+        "postpay_terms_url": "https://example.com/postpay-terms",
+        "postpay_terms_version": "2026-11",
+        "terms_of_service_version": "2026-10",
+        "token_prices": {"USD": "0.0010", "EUR": "0.0009"},
+    }
+    values.update(overrides)
+    return SignupSettings(**values)
+
+
+class Enrollment:
+    def __init__(
+        self,
+        upstreams: Upstreams,
+        bus: Any,
+        db: Database,
+        *,
+        settings: SignupSettings | None = None,
+        provisioner: ProvisionerSettings | None = None,
+        clock: Clock = utcnow,
+        extra_settings: Sequence[BaseSettings] = (),
+        timeouts: Timeouts | None = None,
+    ) -> None:
+        self.upstreams = upstreams
+        self.bus = bus
+        self.db = db
+        self.settings = settings or signup_settings()
+        overrides = [self.settings, provisioner or ProvisionerSettings(), *extra_settings]
+        self.deps = upstreams.dependencies(clock=clock, overrides=overrides, timeouts=timeouts)
+        self.deps.db = db
+        self.signup = service_builder("signup")(self.deps)
+        self.provisioner = service_builder("provisioner")(self.deps)
+        self.runtime = Runtime(bus, db, [self.signup, self.provisioner], relay_poll_seconds=0.05, clock=clock)
+        self.runtime.create_tables()
+        self.signup.extras["outbox_committed"].connect(self.runtime.relay.wake)
+        self.app = self.signup.extras["web_app"](db)
+        self.client = TestClient(self.app, base_url=self.settings.public_url, follow_redirects=False)
+        self._server: ServerThread | None = None
+
+    def start(self) -> Enrollment:
+        self.runtime.start(background=False)
+        consumer = self.runtime.consumer
+        if hasattr(consumer, "connected"):
+            assert consumer.connected.wait(10), "consumer did not connect"
+        return self
+
+    def serve(self) -> str:
+        """Serve the web app on the port of ``settings.public_url`` (a browser needs a real socket)."""
+        port = int(self.settings.public_url.rsplit(":", 1)[1])
+        self._server = ServerThread(self.app, port=port).start()
+        return self._server.url
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+        self.client.close()
+        self.runtime.stop()
+
+    def __enter__(self) -> Enrollment:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # Helpers ---------------------------------------------------------------------------------------
+
+    def signup_row(self, email: str) -> store.Signup | None:
+        with self.db.transaction() as session:
+            return store.signup_by_email_key(session, email.strip().casefold())
+
+    def stage(self, email: str) -> str | None:
+        signup = self.signup_row(email)
+        return signup.stage.value if signup else None
+
+    def count(self, table: Any) -> int:
+        with self.db.transaction() as session:
+            return int(session.execute(select(func.count()).select_from(table)).scalar_one())
+
+    def whmcs_clients(self, email: str) -> list[Any]:
+        return [c for c in self.upstreams.whmcs.state.clients.values() if c.email.lower() == email.lower()]
+
+    def solusvm_users(self, email: str) -> list[Any]:
+        return [u for u in self.upstreams.solusvm_state.users.values() if u.email.lower() == email.lower()]
+
+    def verification_links(self, email: str, count: int = 1, timeout: float = 20.0) -> list[str]:
+        messages = self.upstreams.smtp.wait_for(to=email, matching=is_verification, count=count, timeout=timeout)
+        return [link_in(message) for message in messages]
+
+    # The journey through the web app, one step at a time -------------------------------------------
+
+    def register(self, email: str, *, name: str = "Ada Lovelace", company: str = "Analytical Engines",
+                 password: str = STRONG_PASSWORD, client: TestClient | None = None) -> Any:  # fmt: skip
+        client = client or self.client
+        token = csrf_from(client.get("/signup").text)
+        form = {"csrf_token": token, "name": name, "company": company, "email": email, "password": password}
+        return client.post("/signup", data=form)
+
+    def open_link(self, link: str, client: TestClient | None = None) -> Any:
+        return (client or self.client).get(path_of(link))
+
+    def wait_for_terms(self, client: TestClient | None = None, timeout: float = 20.0) -> Any:
+        client = client or self.client
+        return wait_until(lambda: _if(client.get("/signup/terms"), lambda r: 'type="checkbox"' in r.text),
+                          timeout=timeout, what="terms page")  # fmt: skip
+
+    def accept_terms(self, client: TestClient | None = None, kinds: Sequence[str] = ("terms_of_service", "postpay_terms")) -> Any:
+        client = client or self.client
+        page = self.wait_for_terms(client)
+        form = {"csrf_token": csrf_from(page.text), **{f"accept_{kind}": "yes" for kind in kinds}}
+        return client.post("/signup/terms", data=form)
+
+    def wait_enrolled(self, client: TestClient | None = None, timeout: float = 30.0) -> Any:
+        client = client or self.client
+        return wait_until(lambda: _if(client.get("/signup/status"), lambda r: "<h1>Enrolled</h1>" in r.text),
+                          timeout=timeout, what="enrolled page")  # fmt: skip
+
+    def enroll(self, email: str, client: TestClient | None = None) -> Any:
+        """The whole journey through the web; returns the "Enrolled" page."""
+        response = self.register(email, client=client)
+        assert response.status_code == 303, response.text
+        (link,) = self.verification_links(email)
+        assert self.open_link(link, client).status_code == 303
+        assert self.accept_terms(client).status_code == 303
+        return self.wait_enrolled(client)
+
+    def log_in_to_solusvm(self, enrolled_page: Any, client: TestClient | None = None) -> Any:
+        """Press "Log in to SolusVM 2": the redirect to the one-time link, then its redeeming."""
+        client = client or self.client
+        minted = client.post("/sso", data={"csrf_token": csrf_from(enrolled_page.text)})
+        assert minted.status_code == 303, minted.text
+        return client.get(minted.headers["location"])
+
+
+def _if(value: Any, condition: Any) -> Any:
+    return value if condition(value) else None
+
+
+def is_verification(message: EmailMessage) -> bool:
+    return "Confirm your email" in str(message["Subject"])
+
+
+def is_welcome(message: EmailMessage) -> bool:
+    return "Welcome" in str(message["Subject"])
+
+
+def link_in(message: EmailMessage) -> str:
+    found = LINK.search(text_of(message))
+    assert found, "no verification link in the email"
+    return found.group(0)
+
+
+def path_of(url: str) -> str:
+    return "/" + url.split("://", 1)[1].split("/", 1)[1]
+
+
+def csrf_from(html: str) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert found, "no CSRF token on the page"
+    return found.group(1)
+
+
+def unique_email(prefix: str = "customer") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}@example.com"
+
+
+def local_public_url() -> str:
+    """An origin on a free loopback port, for settings of an app that will really be served."""
+    return f"http://127.0.0.1:{free_port()}"
