@@ -19,7 +19,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from services.signup.journey import AlreadyEnrolled, RateLimited, Registered
 from services.signup.panel_auth import PanelAuthError, PanelPurpose, check_panel_request
 from services.signup.store import Signup, Stage
-from services.signup.validation import COMPANY_MAX, EMAIL_MAX, NAME_MAX, PASSWORD_MAX, InvalidRegistration, validate_registration
+from services.signup.validation import (
+    COMPANY_MAX,
+    EMAIL_MAX,
+    NAME_MAX,
+    PASSWORD_MAX,
+    PASSWORD_MIN,
+    InvalidRegistration,
+    validate_registration,
+)
 from services.signup.web_support import client_ip, templates, web_of
 
 router = APIRouter(prefix="/api/v1")
@@ -35,14 +43,19 @@ STATUS_OF_STAGE: dict[Stage, SignupStatus] = {
 
 
 class SignupRequest(BaseModel):
+    """The schema states the hard limits; the rules it cannot state (a common password, a name in the
+    password) are checked after it, with the same messages as the form."""
+
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(max_length=NAME_MAX * 4, description=f"Full name (at most {NAME_MAX} characters).")
-    company: str = Field(default="", max_length=COMPANY_MAX * 4, description=f"Company (optional, {COMPANY_MAX} max).")
-    email: str = Field(max_length=EMAIL_MAX * 4, description="Email address; the verification link goes there.")
+    name: str = Field(min_length=1, max_length=NAME_MAX, description="Full name.")
+    company: str = Field(default="", max_length=COMPANY_MAX, description="Company (optional).")
+    email: str = Field(min_length=3, max_length=EMAIL_MAX, pattern=r"^[^@\s]+@[^@\s]+$",
+                       description="Email address; the verification link goes there.")  # fmt: skip
     password: str = Field(
-        max_length=PASSWORD_MAX * 4,
-        description="Password of the WHMCS client account: 10-128 characters, not a common one.",
+        min_length=PASSWORD_MIN,
+        max_length=PASSWORD_MAX,
+        description="Password of the WHMCS client account: not a common one, not containing the name or email.",
         json_schema_extra={"format": "password", "writeOnly": True},
     )
 
@@ -108,7 +121,10 @@ SIGNUP_ERRORS = {
 }
 
 
-@router.post("/signups", status_code=202, response_model=SignupView, responses=SIGNUP_ERRORS, tags=["signups"])
+@router.post("/signups", status_code=202, response_model=SignupView, tags=["signups"], responses={
+    200: {"model": SignupView, "description": "This email already has a signup in progress: a new link is on its way."},
+    **SIGNUP_ERRORS,
+})  # fmt: skip
 def create_signup(request: Request, body: SignupRequest) -> Response:
     """Register. A verification email follows; an email with a signup in progress gets a new link."""
     try:

@@ -10,6 +10,7 @@ depend on the billing services. The web's commits wake the relay, as the composi
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from collections.abc import Sequence
@@ -215,3 +216,30 @@ def unique_email(prefix: str = "customer") -> str:
 def local_public_url() -> str:
     """An origin on a free loopback port, for settings of an app that will really be served."""
     return f"http://127.0.0.1:{free_port()}"
+
+
+class RecordingBus:
+    """A bus that keeps a copy of every message its publishers send (the outbox relay's): the body,
+    and the headers rendered as JSON."""
+
+    def __init__(self, bus: Any) -> None:
+        self._bus = bus
+        self.bodies: list[bytes] = []
+
+    def publisher(self) -> Any:
+        inner = self._bus.publisher()
+        bodies = self.bodies
+
+        class Recording:
+            def publish(self, messages: Any) -> Any:
+                for message in messages:
+                    bodies.append(message.body + b"\n" + json.dumps(message.headers, default=str).encode())
+                return inner.publish(messages)
+
+            def close(self) -> None:
+                inner.close()
+
+        return Recording()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._bus, name)
