@@ -65,8 +65,8 @@ def mark_closed(
     """Record the period as closed; False when it already was (by this or another scheduler)."""
     statement = _insert(session, closed_periods).values(
         period=period, timezone=timezone, event_id=event_id, trigger=trigger, closed_at=now
-    ).on_conflict_do_nothing(index_elements=[closed_periods.c.period])
-    return bool(session.execute(statement).rowcount)
+    ).on_conflict_do_nothing(index_elements=[closed_periods.c.period]).returning(closed_periods.c.period)
+    return session.execute(statement).first() is not None
 
 
 def record_emission(
