@@ -1,0 +1,158 @@
+"""Billing commands: ``postpay scheduler``, ``close-period``, ``replay`` and ``period status``.
+
+These replace the seed's by-hand invoicing (editing WHMCS's configuration file to invoice a past
+month, and remembering to undo it): closing a month is idempotent, and a replay can never create a
+second invoice for a (client, period).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+
+from postpay.ops.context import BillingContext
+from postpay.ops.dry_run import preview_period
+from postpay.ops.reports import follow_status, render_preview, render_status, render_summary
+from postpay.ops.status import PeriodStatus, count_parked, period_status
+from shared.periods import BillingPeriod
+from services.scheduler.closing import Emitted, PeriodNotEnded, close_period, replay_period
+
+PeriodArgument = Annotated[str, typer.Argument(help="The billing month, e.g. 2026-10.", show_default=False)]
+
+period_app = typer.Typer(help="Billing periods: how far a month's close has come.", no_args_is_help=True)
+
+
+def _context() -> BillingContext:
+    return BillingContext.from_settings()
+
+
+def _period(context: BillingContext, key: str) -> BillingPeriod:
+    try:
+        return context.period(key)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+
+
+def _announce(console: Console, context: BillingContext, emitted: Emitted) -> None:
+    period = emitted.period
+    shipped = context.publish_scheduler_events()
+    where = "published" if shipped else "queued in the scheduler's outbox (its relay publishes it)"
+    console.print(f"{period.key} ({period.timezone}, {period.starts_at.isoformat()} to {period.ends_at.isoformat()}): "
+                  f"{emitted.trigger} event {emitted.event_id} {where}")
+
+
+def scheduler() -> None:
+    """Run the scheduler until SIGTERM: daily, close every billing month that has ended."""
+    from postpay.commands.run import Part, run
+
+    run(Part.scheduler)
+
+
+def close_period_command(period: PeriodArgument) -> None:
+    """Close a billing month by hand (idempotent: closing it again changes nothing)."""
+    console = Console()
+    context = _context()
+    try:
+        billing_period = _period(context, period)
+        now = context.deps.clock()
+        with context.db.transaction() as session:
+            emitted = close_period(session, context.services["scheduler"].outbox, billing_period,
+                                   trigger="manual", now=now)
+        assert emitted is not None
+        if not emitted.newly_closed:
+            console.print(f"{billing_period.key} was already closed: its close event is sent again, and every "
+                          "consumer that saw it skips it")
+        _announce(console, context, emitted)
+    except PeriodNotEnded as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    finally:
+        context.close()
+
+
+def replay(
+    period: Annotated[str, typer.Option("--period", help="The billing month, e.g. 2026-10.", show_default=False)],
+    client: Annotated[Optional[list[int]], typer.Option("--client", help="Only this WHMCS client (repeatable).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Create nothing; print what would be invoiced.")] = False,
+) -> None:
+    """Collect and price a month again. Invoiced (client, period) pairs are never invoiced twice;
+    --dry-run prints, per client, the invoice that would be created or its diff against the issued one."""
+    console = Console()
+    context = _context()
+    try:
+        billing_period = _period(context, period)
+        now = context.deps.clock()
+        if not billing_period.has_ended(now):
+            raise typer.BadParameter(f"{billing_period.key} has not ended yet")
+        if dry_run:
+            verdicts: Counter[str] = Counter()
+            previews = preview_period(context.db, context.deps.solusvm, context.deps.whmcs, billing_period,
+                                      context.invoicer_settings, now=now, client_ids=client)
+            for preview in previews:
+                verdicts[preview.verdict] += 1
+                render_preview(console, preview)
+            render_summary(console, verdicts)
+            return
+        with context.db.transaction() as session:
+            emitted = replay_period(session, context.services["scheduler"].outbox, billing_period,
+                                    client_ids=client, now=now)
+        _announce(console, context, emitted)
+    finally:
+        context.close()
+
+
+@period_app.command("status")
+def status(
+    period: PeriodArgument,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Show a live progress bar until the close is done.")] = False,
+    interval: Annotated[float, typer.Option(help="Seconds between polls when following.", min=0.1)] = 1.0,
+) -> None:
+    """Customers expected, collected, invoiced, with nothing to bill, and parked, for one month."""
+    console = Console()
+    context = _context()
+    try:
+        billing_period = _period(context, period)
+
+        def parked() -> int | None:
+            return None if context.bus_is_local else count_parked(context.bus, billing_period)
+
+        if follow:
+            follow_status(console, _poller(context, billing_period, parked), lambda: _sleep(interval))
+        render_status(console, period_status(context.db, billing_period, parked=parked()))
+    finally:
+        context.close()
+
+
+def _poller(context: BillingContext, period: BillingPeriod,
+            parked: Callable[[], int | None]) -> Callable[[], PeriodStatus]:
+    """Period status for a live bar. Counting parked messages walks the parking lots, so it is redone
+    every few seconds, or at each poll once nothing else moves (only parked work may be left then)."""
+    last: dict[str, Any] = {"at": time.monotonic(), "parked": parked(), "settled": -1}
+
+    def poll() -> PeriodStatus:
+        status = period_status(context.db, period, parked=last["parked"], with_totals=False)
+        stalled = status.fanout_finished and status.settled == last["settled"]
+        if stalled or time.monotonic() - last["at"] > 5:
+            last.update(at=time.monotonic(), parked=parked())
+            status = replace(status, parked=last["parked"])
+        last["settled"] = status.settled
+        return status
+
+    return poll
+
+
+def _sleep(seconds: float) -> bool:
+    time.sleep(seconds)
+    return True
+
+
+def register(app: typer.Typer) -> None:
+    app.command("scheduler")(scheduler)
+    app.command("close-period")(close_period_command)
+    app.command("replay")(replay)
+    app.add_typer(period_app, name="period")

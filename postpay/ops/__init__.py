@@ -1,0 +1,1 @@
+"""Operator tools that span services: replay, dry-run and period status."""

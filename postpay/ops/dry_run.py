@@ -1,0 +1,120 @@
+"""``postpay replay --dry-run``: what a replay would invoice, computed without changing anything.
+
+For each customer of the period (the usage collector's enrolment list, read in keyset pages so memory
+stays flat) it fetches the period's usage from SolusVM 2 and the client's currency from WHMCS (reads
+only), prices it with the invoicer's own code, and compares the result with the invoice already issued
+for that (client, period), if any. Nothing is written: not to postpay's tables, not to the outboxes,
+not upstream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from shared.db import Database
+from shared.errors import PermanentError
+from shared.periods import BillingPeriod
+from shared.upstream.errors import UpstreamError
+from shared.upstream.whmcs_models import WhmcsInvoice
+
+from services.invoicer import store as ledger_store
+from services.invoicer.handlers import client_tariff
+from services.invoicer.invoice_diff import Line, LineChange, diff_lines, has_differences
+from services.invoicer.invoice_document import InvoiceDraft, draft_invoice, notes_marker, run_key
+from services.invoicer.pricing import price_usage
+from services.invoicer.settings import InvoicerSettings
+from services.usage_collector import store as customer_store
+from services.usage_collector.usage import vm_usages
+
+Verdict = Literal["would-create", "unchanged", "differs", "nothing-to-bill", "failed"]
+PAGE_SIZE = 200
+
+
+@dataclass(frozen=True)
+class ClientPreview:
+    client_id: int
+    verdict: Verdict
+    draft: InvoiceDraft | None = None
+    issued: WhmcsInvoice | None = None
+    changes: list[LineChange] = field(default_factory=list)
+    error: str | None = None
+
+
+def preview_period(
+    db: Database,
+    solusvm: Any,
+    whmcs: Any,
+    period: BillingPeriod,
+    settings: InvoicerSettings,
+    *,
+    now: datetime,
+    client_ids: Sequence[int] | None = None,
+) -> Iterator[ClientPreview]:
+    """One preview per customer enrolled before the period ended, by client id."""
+    after = 0
+    while True:
+        with db.transaction() as session:
+            page = customer_store.customers_page(session, enrolled_before=period.ends_at, after=after,
+                                                 limit=PAGE_SIZE, only=client_ids)
+        for customer in page:
+            yield preview_client(db, solusvm, whmcs, period, settings, customer, now=now)
+        if len(page) < PAGE_SIZE:
+            return
+        after = page[-1].whmcs_client_id
+
+
+def preview_client(
+    db: Database,
+    solusvm: Any,
+    whmcs: Any,
+    period: BillingPeriod,
+    settings: InvoicerSettings,
+    customer: customer_store.Customer,
+    *,
+    now: datetime,
+) -> ClientPreview:
+    client_id = customer.whmcs_client_id
+    try:
+        issued = _issued_invoice(db, whmcs, client_id, period)
+        usage = solusvm.period_usage(customer.solusvm_user_id, period.starts_at, period.ends_at)
+        draft = _draft(whmcs, client_id, period, settings, vm_usages(usage), now)
+    except (PermanentError, UpstreamError) as exc:
+        return ClientPreview(client_id, "failed", error=f"{type(exc).__name__}: {exc}")
+    issued_lines = [Line(item.description, item.amount) for item in issued.items] if issued else []
+    proposed_lines = [Line(line.description, line.amount) for line in draft.lines] if draft else []
+    changes = diff_lines(issued_lines, proposed_lines) if issued else []
+    if draft is None:
+        verdict: Verdict = "differs" if issued else "nothing-to-bill"
+    elif issued is None:
+        verdict = "would-create"
+    else:
+        same_currency = issued.currency_code in (None, draft.currency)
+        verdict = "differs" if has_differences(changes) or not same_currency else "unchanged"
+    return ClientPreview(client_id, verdict, draft, issued, changes)
+
+
+def _draft(whmcs: Any, client_id: int, period: BillingPeriod, settings: InvoicerSettings, vms: tuple,
+           now: datetime) -> InvoiceDraft | None:
+    """The invoice the invoicer would create, or None where it would record "nothing to bill"."""
+    if sum(vm.tokens for vm in vms) == 0 and not settings.invoice_zero_usage:
+        return None
+    priced = price_usage(vms, client_tariff(whmcs, client_id, settings))
+    if priced.total == 0 and not settings.invoice_zero_usage:
+        return None
+    return draft_invoice(client_id, period, priced, now=now, due_days=settings.invoice_due_days,
+                         taxed=settings.invoice_items_taxed)
+
+
+def _issued_invoice(db: Database, whmcs: Any, client_id: int, period: BillingPeriod) -> WhmcsInvoice | None:
+    """The invoice of record: by the ledger, or by its run key when an attempt's outcome is unrecorded."""
+    with db.transaction() as session:
+        entry = ledger_store.entry(session, client_id, period.key)
+    if entry is None or entry.status == ledger_store.NOTHING_TO_BILL:
+        return None
+    if entry.status == ledger_store.INVOICED and entry.invoice_id is not None:
+        return whmcs.get_invoice(entry.invoice_id, include_currency=True)  # type: ignore[no-any-return]
+    found = whmcs.find_invoice_by_marker(client_id, notes_marker(run_key(client_id, period.key)))
+    return whmcs.get_invoice(found.id, include_currency=True) if found is not None else None

@@ -1,0 +1,112 @@
+"""How the billing operator commands print: dry-run previews, period status, live progress."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable
+from decimal import Decimal
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from postpay.ops.dry_run import ClientPreview
+from postpay.ops.status import PeriodStatus
+from services.invoicer.invoice_diff import LineChange
+
+_MARKS = {"same": " ", "changed": "~", "added": "+", "removed": "-"}
+_STYLES = {"same": "", "changed": "yellow", "added": "green", "removed": "red"}
+
+
+def _money(amount: Decimal | None) -> str:
+    return "" if amount is None else format(amount, "f")
+
+
+def render_preview(console: Console, preview: ClientPreview) -> None:
+    client = f"client {preview.client_id}"
+    if preview.verdict == "failed":
+        console.print(f"[red]{client}: cannot preview: {preview.error}[/red]")
+    elif preview.verdict == "nothing-to-bill":
+        console.print(f"{client}: nothing to bill")
+    elif preview.verdict == "would-create":
+        draft = preview.draft
+        assert draft is not None
+        lines = "1 line" if len(draft.lines) == 1 else f"{len(draft.lines)} lines"
+        console.print(f"[green]{client}: would create an invoice of {draft.currency} {_money(draft.total)} "
+                      f"({lines}, due {draft.due_date.isoformat()})[/green]")
+        table = Table(show_header=True, header_style="bold", box=None, padding=(0, 2))
+        table.add_column("line")
+        table.add_column(draft.currency, justify="right")
+        for line in draft.lines:
+            table.add_row(line.description, _money(line.amount))
+        console.print(table)
+    else:
+        issued = preview.issued
+        assert issued is not None
+        was = f"{issued.currency_code or '?'} {_money(issued.subtotal)}"
+        if preview.verdict == "unchanged":
+            console.print(f"{client}: invoice #{issued.id} matches the usage ({was})")
+            return
+        proposed = preview.draft
+        now = f"{proposed.currency} {_money(proposed.total)}" if proposed else "nothing to bill"
+        console.print(f"[yellow]{client}: invoice #{issued.id} ({issued.status}, {was}) differs from the usage "
+                      f"now ({now}); a replay will not change it[/yellow]")
+        _render_changes(console, preview.changes)
+
+
+def _render_changes(console: Console, changes: Iterable[LineChange]) -> None:
+    table = Table(show_header=True, header_style="bold", box=None, padding=(0, 2))
+    for column, justify in (("", "left"), ("line", "left"), ("issued", "right"), ("now", "right")):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for change in changes:
+        issued = _money(change.issued.amount) if change.issued else ""
+        proposed = _money(change.proposed.amount) if change.proposed else ""
+        description = change.description
+        if change.kind == "changed" and change.issued and change.issued.description != description:
+            description = f"{change.issued.description}\n→ {description}"
+        table.add_row(_MARKS[change.kind], description, issued, proposed, style=_STYLES[change.kind])
+    console.print(table)
+
+
+def render_summary(console: Console, verdicts: Counter[str]) -> None:
+    parts = [f"{count} {verdict}" for verdict, count in sorted(verdicts.items())]
+    console.print(f"[bold]dry run: {', '.join(parts) or 'no customers'}; nothing was created or changed[/bold]")
+
+
+def render_status(console: Console, status: PeriodStatus) -> None:
+    period = status.period
+    console.print(f"[bold]{period.key}[/bold] ({period.timezone}: {period.starts_at.isoformat()} to "
+                  f"{period.ends_at.isoformat()})")
+    table = Table(show_header=False, box=None, padding=(0, 2))
+    table.add_column(justify="left")
+    table.add_column(justify="right")
+    fanout = "not started" if not status.fanout_started else ("done" if status.fanout_finished else "running")
+    table.add_row("customers expected", str(status.expected))
+    table.add_row(f"work items requested ({fanout})", str(status.requested))
+    table.add_row("usage collected", str(status.collected))
+    table.add_row("invoiced", str(status.invoiced))
+    table.add_row("nothing to bill", str(status.nothing_to_bill))
+    table.add_row("parked", "unknown (in-process bus)" if status.parked is None else str(status.parked))
+    table.add_row("still to do", str(max(status.expected - status.accounted, 0)))
+    for currency, total in sorted(status.invoiced_totals.items()):
+        table.add_row(f"invoiced {currency}", _money(total))
+    console.print(table)
+
+
+def follow_status(console: Console, poll: Callable[[], PeriodStatus], wait: Callable[[], bool]) -> PeriodStatus:
+    """A live bar until the close is complete; ``wait`` sleeps between polls and returns False to stop."""
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("{task.fields[detail]}"))
+    with Progress(*columns, console=console, transient=False) as progress:
+        status = poll()
+        task = progress.add_task(status.period.key, total=max(status.expected, 1), detail="")
+        while True:
+            parked = "?" if status.parked is None else str(status.parked)
+            progress.update(
+                task, total=max(status.expected, 1), completed=status.accounted,
+                detail=f"collected {status.collected} · invoiced {status.invoiced} · "
+                       f"nothing {status.nothing_to_bill} · parked {parked}",
+            )
+            if status.complete or not wait():
+                return status
+            status = poll()
