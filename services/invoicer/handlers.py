@@ -32,23 +32,20 @@ def create_invoice(event: UsageCollected, ctx: HandlerContext, whmcs: Any, setti
     period = _period(event)
     client_id = event.whmcs_client_id
     key = run_key(client_id, period.key)
-    with ctx.separate_transaction() as session:
-        current = store.entry(session, client_id, period.key)
-    if current is not None and current.status == store.INVOICED:
-        ctx.log.info("already invoiced; nothing to do", client_id=client_id, period=period.key,
-                     invoice_id=current.invoice_id)
-        return
     if event.total_tokens == 0 and not settings.invoice_zero_usage:
         _settle_nothing_to_bill(event, ctx, whmcs, key)
         return
+    with ctx.separate_transaction() as session:
+        attempts = store.begin_attempt(session, client_id, period.key, key, ctx.now())
+    if attempts is None:
+        ctx.log.info("already invoiced; nothing to do", client_id=client_id, period=period.key)
+        return
     priced = price_usage(event.vms, client_tariff(whmcs, client_id, settings))
     if priced.total == 0 and not settings.invoice_zero_usage:
-        _settle_nothing_to_bill(event, ctx, whmcs, key)
+        _settle_nothing_to_bill(event, ctx, whmcs, key, own_attempts=1)
         return
     draft = draft_invoice(client_id, period, priced, now=ctx.now(), due_days=settings.invoice_due_days,
                           taxed=settings.invoice_items_taxed)
-    with ctx.separate_transaction() as session:
-        store.begin_attempt(session, client_id, period.key, key, ctx.now())
     locked = store.entry(ctx.session, client_id, period.key, lock=True)
     if locked is None or locked.status == store.INVOICED:
         ctx.log.info("invoiced meanwhile by another delivery", client_id=client_id, period=period.key)
@@ -142,12 +139,13 @@ def _record(ctx: HandlerContext, invoice: InvoiceCreated) -> None:
                  invoice_id=invoice.invoice_id, currency=invoice.currency, total=str(invoice.total))
 
 
-def _settle_nothing_to_bill(event: UsageCollected, ctx: HandlerContext, whmcs: Any, key: str) -> None:
+def _settle_nothing_to_bill(event: UsageCollected, ctx: HandlerContext, whmcs: Any, key: str,
+                            own_attempts: int = 0) -> None:
     client_id, period = event.whmcs_client_id, event.period
     locked = store.entry(ctx.session, client_id, period, lock=True)
     if locked is not None and locked.status == store.INVOICED:
         return
-    if locked is not None and locked.status == store.PENDING:
+    if locked is not None and locked.status == store.PENDING and locked.attempts > own_attempts:
         # An earlier delivery saw usage and may have reached WHMCS: that invoice stands.
         earlier = _earlier_invoice(whmcs, client_id, key)
         if earlier is not None:

@@ -80,8 +80,9 @@ def entry(session: Session, client_id: int, period: str, *, lock: bool = False) 
     return _entry(session.execute(query).first())
 
 
-def begin_attempt(session: Session, client_id: int, period: str, run_key: str, now: datetime) -> int:
-    """Record that an invoice is about to be created; returns the attempts so far, this one included.
+def begin_attempt(session: Session, client_id: int, period: str, run_key: str, now: datetime) -> int | None:
+    """Record that an invoice is about to be created; returns the attempts so far, this one included,
+    or None when the (client, period) is invoiced already.
 
     Commit this before calling WHMCS: if the process dies after WHMCS created the invoice, the row
     says an attempt happened, and the next one looks for the invoice instead of creating another.
@@ -90,20 +91,18 @@ def begin_attempt(session: Session, client_id: int, period: str, run_key: str, n
         whmcs_client_id=client_id, period=period, run_key=run_key, status=PENDING, attempts=1,
         created_at=now, updated_at=now,
     )
+    invoiced = ledger.c.status == INVOICED
     statement = statement.on_conflict_do_update(
         index_elements=[ledger.c.whmcs_client_id, ledger.c.period],
         set_={
-            "attempts": ledger.c.attempts + 1,
-            # An invoiced row stays invoiced; "nothing to bill" may become an invoice on a replay.
-            "status": _unless_invoiced(PENDING),
+            # An invoiced row stays as it is; "nothing to bill" may become an invoice on a replay.
+            "attempts": case((invoiced, ledger.c.attempts), else_=ledger.c.attempts + 1),
+            "status": case((invoiced, ledger.c.status), else_=literal(PENDING)),
             "updated_at": now,
         },
-    ).returning(ledger.c.attempts)
-    return int(session.execute(statement).scalar_one())
-
-
-def _unless_invoiced(status: str) -> Any:
-    return case((ledger.c.status == INVOICED, ledger.c.status), else_=literal(status))
+    ).returning(ledger.c.attempts, ledger.c.status)
+    attempts, status = session.execute(statement).one()
+    return None if status == INVOICED else int(attempts)
 
 
 def record_invoice(

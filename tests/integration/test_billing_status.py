@@ -102,4 +102,5 @@ def test_a_client_in_an_unpriced_currency_is_parked_and_followed_by_period_statu
             fixed.stop()
         (invoice,) = fixed.invoices_of(pound.client_id)
         assert invoice.subtotal == (PRICES["GBP"] * 70).quantize(Decimal("0.01"))
-        assert fixed.ledger(PERIOD)[pound.client_id].attempts == 1
+        # The parked try had recorded an attempt: the requeued one looked in WHMCS first, found nothing.
+        assert fixed.ledger(PERIOD)[pound.client_id].attempts == 2
