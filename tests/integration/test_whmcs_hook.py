@@ -1,0 +1,158 @@
+"""The WHMCS side (deploy/whmcs): the PHP is valid, and served by PHP's own web server over minimal
+stubs of WHMCS, it renders both panels from a running signup service and turns the button into a
+login that lands in SolusVM 2."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from shared.bus.memory import InMemoryBus
+from shared.db import Database
+from simulators.smtp import free_port
+from tests.support.enrollment import TEST_PANEL_SECRET, Enrollment, local_public_url, signup_settings, unique_email
+from tests.support.system import Upstreams
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "whmcs"
+PHP = shutil.which("php") or "/usr/bin/php"
+
+# Just enough of WHMCS for the hook and the action: the constant, add_hook, Menu::context, the menu
+# item class, and the signed-in client (here taken from a cookie a test sets).
+STUB_INIT = r"""<?php
+namespace { define('WHMCS', true); }
+namespace WHMCS\View\Menu {
+    class Item {
+        public $children = [];
+        public function addChild($name, array $attributes = []) { $this->children[$name] = $attributes; return $this; }
+    }
+}
+namespace WHMCS\User { class Client { public $id; public function __construct($id) { $this->id = $id; } } }
+namespace WHMCS\Authentication {
+    class CurrentUser {
+        public function client() {
+            $id = (int) ($_COOKIE['stub_client_id'] ?? 0);
+            return $id > 0 ? new \WHMCS\User\Client($id) : null;
+        }
+    }
+}
+namespace {
+    $GLOBALS['stub_hooks'] = [];
+    function add_hook($name, $priority, $callback) { $GLOBALS['stub_hooks'][$name][] = $callback; }
+    class Menu {
+        public static function context($name) { return $name === 'client' ? (new \WHMCS\Authentication\CurrentUser())->client() : null; }
+    }
+    foreach (glob(__DIR__ . '/includes/hooks/*.php') as $hook) { require_once $hook; }
+}
+"""
+# The client-area homepage, reduced to drawing the panels the hooks added.
+STUB_HOMEPAGE = r"""<?php
+require __DIR__ . '/init.php';
+$panels = new WHMCS\View\Menu\Item();
+foreach ($GLOBALS['stub_hooks']['ClientAreaHomepagePanels'] ?? [] as $hook) { $hook($panels); }
+foreach ($panels->children as $name => $panel) {
+    echo '<section id="' . htmlspecialchars($name) . '" data-color="' . htmlspecialchars($panel['extras']['color']) . '">'
+        . '<h3>' . htmlspecialchars($panel['label']) . '</h3>' . $panel['bodyHtml'] . '</section>';
+}
+"""
+
+
+def php_files() -> list[Path]:
+    return sorted(DEPLOY.rglob("*.php"))
+
+
+@pytest.mark.parametrize("path", php_files(), ids=lambda p: str(p.relative_to(DEPLOY)))
+def test_the_php_is_valid(path: Path) -> None:
+    result = subprocess.run([PHP, "-l", str(path)], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.fixture
+def enrollment(tmp_path: Path) -> Iterator[Enrollment]:
+    db = Database(f"sqlite:///{tmp_path / 'signup.sqlite'}")
+    settings = signup_settings(public_url=local_public_url())
+    with Upstreams() as upstreams, Enrollment(upstreams, InMemoryBus(retry_delays=[0.2, 0.5]), db, settings=settings).start() as running:
+        running.serve()
+        yield running
+    db.dispose()
+
+
+@pytest.fixture
+def whmcs(tmp_path: Path, enrollment: Enrollment) -> Iterator[str]:
+    """A WHMCS-shaped document root with the shipped files installed, served by ``php -S``."""
+    root = tmp_path / "whmcs"
+    shutil.copytree(DEPLOY, root, ignore=shutil.ignore_patterns("*.md"))
+    (root / "init.php").write_text(STUB_INIT)
+    (root / "index.php").write_text(STUB_HOMEPAGE)
+    config = f"<?php return ['url' => '{enrollment.settings.public_url}', 'shared_secret' => '{TEST_PANEL_SECRET}', 'timeout_seconds' => 5];"
+    (root / "includes" / "postpay_solusvm2" / "config.php").write_text(config)
+    port = free_port()
+    server = subprocess.Popen([PHP, "-S", f"127.0.0.1:{port}", "-t", str(root)], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                httpx.get(f"{url}/index.php", timeout=1)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "php -S did not start"
+                time.sleep(0.05)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def as_client(client_id: int) -> httpx.Client:
+    return httpx.Client(cookies={"stub_client_id": str(client_id)}, timeout=10)
+
+
+def test_both_panels_render_and_the_button_logs_in_to_solusvm(enrollment: Enrollment, whmcs: str) -> None:
+    email = unique_email()
+    enrollment.enroll(email)
+    signup = enrollment.signup_row(email)
+    assert signup is not None and signup.whmcs_client_id is not None
+    enrolled_id, stranger_id = signup.whmcs_client_id, signup.whmcs_client_id + 1000
+
+    with as_client(stranger_id) as browser:
+        page = browser.get(f"{whmcs}/index.php").text
+        assert "<h3>Not enrolled in SolusVM 2</h3>" in page and 'data-color="blue"' in page
+        assert f'href="{enrollment.settings.public_url}/"' in page
+        refused = browser.get(f"{whmcs}/solusvm2_sso.php")
+        assert refused.status_code == 503 and "not reachable" in refused.text
+
+    with as_client(enrolled_id) as browser:
+        page = browser.get(f"{whmcs}/index.php").text
+        assert "<h3>Enrolled in SolusVM 2</h3>" in page and 'data-color="green"' in page
+        assert 'href="solusvm2_sso.php"' in page and "Log in to SolusVM 2" in page
+        to_postpay = browser.get(f"{whmcs}/solusvm2_sso.php")
+        assert to_postpay.status_code == 302
+        link = to_postpay.headers["location"]
+        assert link.startswith(f"{enrollment.settings.public_url}/sso/")
+        to_solusvm = browser.get(link)
+        assert to_solusvm.status_code == 302
+        landed = browser.get(to_solusvm.headers["location"])
+        assert landed.status_code == 200 and email in landed.text
+        assert browser.get(link).status_code == 409, "the link worked once"
+
+
+def test_a_visitor_who_is_not_signed_in_is_sent_to_log_in_and_sees_no_panel(enrollment: Enrollment, whmcs: str) -> None:
+    with httpx.Client(timeout=10) as browser:
+        assert browser.get(f"{whmcs}/index.php").text == ""
+        response = browser.get(f"{whmcs}/solusvm2_sso.php")
+        assert response.status_code == 302 and response.headers["location"] == "login.php"
+
+
+def test_with_a_wrong_secret_the_homepage_shows_without_the_panel(enrollment: Enrollment, whmcs: str, tmp_path: Path) -> None:
+    config = tmp_path / "whmcs" / "includes" / "postpay_solusvm2" / "config.php"
+    config.write_text(config.read_text().replace(TEST_PANEL_SECRET, "not-the-secret"))
+    with as_client(1) as browser:
+        response = browser.get(f"{whmcs}/index.php")
+        assert response.status_code == 200 and response.text == ""
