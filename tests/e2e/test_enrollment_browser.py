@@ -1,0 +1,134 @@
+"""The enrollment journey end to end, as a customer lives it: real headless Chromium against the
+signup service on real RabbitMQ and PostgreSQL, the WHMCS and SolusVM 2 simulators and an SMTP
+capture. Screenshots of every page are saved as test artifacts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from shared.bus.rabbit import RabbitBus
+from shared.db import Database
+from shared.upstream.http import Timeouts
+from simulators.faults import FaultRule
+from tests.support.enrollment import Enrollment, local_public_url, signup_settings, unique_email
+from tests.support.system import Upstreams
+
+pytestmark = [pytest.mark.browser, pytest.mark.rabbit, pytest.mark.postgres]
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-background-networking", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-component-update", "--disable-sync"]  # fmt: skip
+PASSWORD = "Orchid-Lantern-5521"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def upstreams() -> Iterator[Upstreams]:
+    with Upstreams() as running:
+        yield running
+
+
+@pytest.fixture
+def enrollment(upstreams: Upstreams, rabbit_bus: RabbitBus, postgres_database: Database) -> Iterator[Enrollment]:
+    settings = signup_settings(public_url=local_public_url())
+    with Enrollment(upstreams, rabbit_bus, postgres_database, settings=settings,
+                    timeouts=Timeouts(connect=1.0, read=0.5)).start() as running:  # fmt: skip
+        running.serve()
+        yield running
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1024, "height": 800})
+    yield context.new_page()
+    context.close()
+
+
+class Journey:
+    def __init__(self, page: Page, enrollment: Enrollment, artifacts: Path) -> None:
+        self.page, self.enrollment, self.artifacts = page, enrollment, artifacts
+        self.shots = 0
+
+    def shot(self, name: str) -> None:
+        self.shots += 1
+        self.page.screenshot(path=str(self.artifacts / f"{self.shots:02d}-{name}.png"), full_page=True)
+
+    def run(self, email: str) -> Any:
+        page, enrollment = self.page, self.enrollment
+        page.goto(enrollment.settings.public_url + "/")
+        expect(page.get_by_role("heading", level=1)).to_have_text("Virtual machines on demand, billed after use")
+        expect(page.get_by_role("table")).to_contain_text("0.0010")
+        self.shot("landing")
+
+        page.get_by_role("link", name="Sign up").click()
+        page.get_by_label("Full name").fill("Ada Lovelace")
+        page.get_by_label("Company").fill("Analytical Engines")
+        page.get_by_label("Email address").fill(email)
+        page.get_by_label("Password").fill(PASSWORD)
+        self.shot("registration-form")
+        page.get_by_role("button", name="Create my account").click()
+        expect(page.get_by_role("heading", level=1)).to_have_text("Check your email")
+        self.shot("check-your-email")
+
+        (link,) = enrollment.verification_links(email, timeout=30)
+        page.goto(link)
+        terms = page.get_by_label("Terms of Service", exact=False)
+        expect(terms).to_be_visible(timeout=20_000)
+        self.shot("terms")
+        terms.check()
+        page.get_by_label("post-pay terms", exact=False).check()
+        page.get_by_role("button", name="Accept and create my SolusVM 2 account").click()
+        self.shot("setting-up")
+        expect(page.get_by_role("heading", level=1)).to_have_text("Enrolled", timeout=30_000)
+        self.shot("enrolled")
+
+        with page.expect_response(lambda response: "/auth/by_token" in response.url) as landing:
+            page.get_by_role("button", name="Log in to SolusVM 2").click()
+        expect(page.get_by_text("Signed in as")).to_be_visible()
+        self.shot("solusvm")
+        return landing.value
+
+
+def test_a_customer_signs_up_and_lands_in_solusvm(page: Page, enrollment: Enrollment, upstreams: Upstreams, artifacts_dir: Path) -> None:
+    email = unique_email("browser")
+    landing = Journey(page, enrollment, artifacts_dir).run(email)
+
+    assert landing.status == 200
+    assert landing.url.startswith(f"{upstreams.solusvm_url}/auth/by_token?token=")
+    assert email in page.content()
+    assert len(enrollment.whmcs_clients(email)) == 1 and len(enrollment.solusvm_users(email)) == 1
+    assert len(list(artifacts_dir.glob("*.png"))) == 7
+
+
+def test_the_same_journey_with_upstream_faults_still_makes_one_client_and_one_user(
+    page: Page, enrollment: Enrollment, upstreams: Upstreams, artifacts_dir: Path
+) -> None:
+    upstreams.whmcs.fault(kind="server_error", route="GetClientsDetails", count=2)
+    upstreams.whmcs.fault(kind="commit_then_fail", route="AddClient", count=1, then="timeout", hang_seconds=1.5)
+    for rule in (
+        FaultRule(kind="server_error", route="GET /api/v1/users", count=2),
+        FaultRule(kind="commit_then_fail", route="POST /api/v1/users", count=1, then="drop"),
+        FaultRule(kind="latency", route="POST /api/v1/users/*/tokens", latency_ms=300),
+    ):
+        upstreams.solusvm_faults.add(rule)
+    email = unique_email("faults")
+
+    landing = Journey(page, enrollment, artifacts_dir).run(email)
+
+    assert landing.status == 200
+    (client,) = enrollment.whmcs_clients(email)
+    (user,) = enrollment.solusvm_users(email)
+    assert user.billing_user_id == client.id
+    injected = {**upstreams.whmcs.faults.stats(), **upstreams.solusvm_faults.stats()}
+    assert injected.get("commit_then_fail:AddClient") == 1 and injected.get("commit_then_fail:POST /api/v1/users") == 1
