@@ -21,7 +21,9 @@ from postpay.ops.dry_run import preview_period
 from postpay.ops.reports import follow_status, render_preview, render_status, render_summary
 from postpay.ops.status import PeriodStatus, count_parked, period_status
 from shared.periods import BillingPeriod
+from shared.settings import KernelSettings
 from services.scheduler.closing import Emitted, PeriodNotEnded, close_period, replay_period
+from services.usage_collector.store import customers_page
 
 PeriodArgument = Annotated[str, typer.Argument(help="The billing month, e.g. 2026-10.", show_default=False)]
 
@@ -51,6 +53,11 @@ def scheduler() -> None:
     """Run the scheduler until SIGTERM: daily, close every billing month that has ended."""
     from postpay.commands.run import Part, run
 
+    if KernelSettings().amqp_url is None:
+        # Its close events would go to a bus inside this process that no collector listens to, while
+        # the months would be recorded as closed: run everything in one process instead.
+        raise typer.BadParameter("the scheduler alone needs RabbitMQ (POSTPAY_AMQP_URL); with the in-process "
+                                 "bus run `postpay run all`")
     run(Part.scheduler)
 
 
@@ -89,6 +96,8 @@ def replay(
         now = context.deps.clock()
         if not billing_period.has_ended(now):
             raise typer.BadParameter(f"{billing_period.key} has not ended yet")
+        if client:
+            _check_enrolled(context, billing_period, client)
         if dry_run:
             verdicts: Counter[str] = Counter()
             previews = preview_period(context.db, context.deps.solusvm, context.deps.whmcs, billing_period,
@@ -104,6 +113,16 @@ def replay(
         _announce(console, context, emitted)
     finally:
         context.close()
+
+
+def _check_enrolled(context: BillingContext, period: BillingPeriod, client_ids: list[int]) -> None:
+    """A replay for a client the collector does not bill in this period would silently do nothing."""
+    with context.db.transaction() as session:
+        page = customers_page(session, enrolled_before=period.ends_at, after=0, limit=len(client_ids),
+                              only=client_ids)
+    unknown = sorted(set(client_ids) - {customer.whmcs_client_id for customer in page})
+    if unknown:
+        raise typer.BadParameter(f"not enrolled before {period.key} ended: client {', '.join(map(str, unknown))}")
 
 
 @period_app.command("status")

@@ -140,6 +140,14 @@ def test_dry_run_changes_nothing_and_prints_each_clients_invoice_or_diff(
         assert any(line.split() == [*label.split(), str(value)] for line in status.splitlines()), (label, status)
     assert "unknown (in-process bus)" in status
     assert "already closed" in postpay(cli, "close-period", PERIOD)
+    unknown = cli.invoke(app, ["replay", "--period", PERIOD, "--client", "999999"])
+    assert unknown.exit_code == 2 and "not enrolled before 2025-10 ended: client 999999" in unknown.output
+
+
+def test_the_scheduler_alone_refuses_the_in_process_bus(cli: CliRunner) -> None:
+    # Its closes would be recorded while their events went to a bus no collector listens to.
+    result = cli.invoke(app, ["scheduler"])
+    assert result.exit_code == 2 and "needs RabbitMQ" in result.output
 
 
 def test_a_month_that_has_not_ended_cannot_be_closed_or_replayed(cli: CliRunner) -> None:

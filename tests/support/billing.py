@@ -235,7 +235,9 @@ class BillingHarness:
     def ledger(self, key: str) -> dict[int, invoicer_store.LedgerEntry]:
         with self.db.transaction() as session:
             rows = session.execute(select(invoicer_store.ledger).where(invoicer_store.ledger.c.period == key))
-            return {row.whmcs_client_id: invoicer_store._entry(row) for row in rows}  # type: ignore[misc]
+            fields = invoicer_store.LedgerEntry.__dataclass_fields__
+            return {row.whmcs_client_id: invoicer_store.LedgerEntry(**{f: getattr(row, f) for f in fields})
+                    for row in rows}
 
     def invoices_of(self, client_id: int) -> list[Invoice]:
         with self.upstreams.whmcs.state.lock:
