@@ -11,6 +11,7 @@ import pytest
 from shared.db import Database
 from shared.upstream.http import Timeouts
 from simulators.faults import FaultRule
+from tests.support.enrollment import clean_upstreams, upstreams  # noqa: F401 - fixtures used by name
 from tests.support.enrollment import Enrollment, unique_email
 from tests.support.system import Upstreams
 
@@ -39,14 +40,8 @@ SCENARIOS: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {
 
 
 @pytest.fixture
-def upstreams() -> Iterator[Upstreams]:
-    with Upstreams() as running:
-        yield running
-
-
-@pytest.fixture
-def enrollment(upstreams: Upstreams, bus: object, database: Database) -> Iterator[Enrollment]:
-    with Enrollment(upstreams, bus, database, timeouts=Timeouts(connect=1.0, read=0.5)).start() as running:
+def enrollment(clean_upstreams: Upstreams, bus: object, database: Database) -> Iterator[Enrollment]:
+    with Enrollment(clean_upstreams, bus, database, timeouts=Timeouts(connect=1.0, read=0.5)).start() as running:
         yield running
 
 

@@ -14,22 +14,16 @@ from services.provisioner.store import customers
 from services.signup import store
 from shared.db import Database
 from tests.support.bus_helpers import wait_until
+from tests.support.enrollment import clean_upstreams, upstreams  # noqa: F401 - fixtures used by name
 from tests.support.enrollment import STRONG_PASSWORD, Enrollment, is_welcome, link_in, unique_email
 from tests.support.system import Upstreams
 
 
 @pytest.fixture
-def upstreams() -> Iterator[Upstreams]:
-    with Upstreams() as running:
-        running.solusvm_state.limit_groups[7] = "Post-pay"
-        yield running
-
-
-@pytest.fixture
-def enrollment(upstreams: Upstreams, bus: object, database: Database) -> Iterator[Enrollment]:
+def enrollment(clean_upstreams: Upstreams, bus: object, database: Database) -> Iterator[Enrollment]:
     from services.provisioner.settings import ProvisionerSettings
 
-    with Enrollment(upstreams, bus, database, provisioner=ProvisionerSettings(solusvm_limit_group_id=7)).start() as running:
+    with Enrollment(clean_upstreams, bus, database, provisioner=ProvisionerSettings(solusvm_limit_group_id=7)).start() as running:
         yield running
 
 

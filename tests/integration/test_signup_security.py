@@ -15,14 +15,9 @@ from shared.bus.memory import InMemoryBus
 from shared.clock import ManualClock
 from shared.db import Database
 from tests.support.bus_helpers import wait_until
+from tests.support.enrollment import clean_upstreams, upstreams  # noqa: F401 - fixtures used by name
 from tests.support.enrollment import Enrollment, csrf_from, signup_settings, unique_email
 from tests.support.system import Upstreams
-
-
-@pytest.fixture
-def upstreams() -> Iterator[Upstreams]:
-    with Upstreams() as running:
-        yield running
 
 
 @pytest.fixture
@@ -31,8 +26,8 @@ def clock() -> ManualClock:
 
 
 @pytest.fixture
-def enrollment(upstreams: Upstreams, memory_bus: InMemoryBus, database: Database, clock: ManualClock) -> Iterator[Enrollment]:
-    with Enrollment(upstreams, memory_bus, database, clock=clock).start() as running:
+def enrollment(clean_upstreams: Upstreams, memory_bus: InMemoryBus, database: Database, clock: ManualClock) -> Iterator[Enrollment]:
+    with Enrollment(clean_upstreams, memory_bus, database, clock=clock).start() as running:
         yield running
 
 

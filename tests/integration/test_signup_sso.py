@@ -19,14 +19,9 @@ from shared.bus.memory import InMemoryBus
 from shared.clock import ManualClock
 from shared.db import Database
 from simulators.faults import FaultRule
+from tests.support.enrollment import clean_upstreams, upstreams  # noqa: F401 - fixtures used by name
 from tests.support.enrollment import TEST_PANEL_SECRET, Enrollment, csrf_from, unique_email
 from tests.support.system import Upstreams
-
-
-@pytest.fixture
-def upstreams() -> Iterator[Upstreams]:
-    with Upstreams() as running:
-        yield running
 
 
 @pytest.fixture
@@ -35,8 +30,8 @@ def clock() -> ManualClock:
 
 
 @pytest.fixture
-def enrollment(upstreams: Upstreams, memory_bus: InMemoryBus, database: Database, clock: ManualClock) -> Iterator[Enrollment]:
-    with Enrollment(upstreams, memory_bus, database, clock=clock).start() as running:
+def enrollment(clean_upstreams: Upstreams, memory_bus: InMemoryBus, database: Database, clock: ManualClock) -> Iterator[Enrollment]:
+    with Enrollment(clean_upstreams, memory_bus, database, clock=clock).start() as running:
         yield running
 
 

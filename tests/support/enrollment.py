@@ -13,10 +13,11 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from email.message import EmailMessage
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings
@@ -40,6 +41,22 @@ TEST_PASSWORD_KEY = "dGVzdC1wYXNzd29yZC1rZXktMDEyMzQ1Njc4OWFiY2Q="
 TEST_PANEL_SECRET = "test-panel-secret-0123456789"
 STRONG_PASSWORD = "Tr0ub4dor&3-horse-staple"
 LINK = re.compile(r"https?://\S+/verify/[A-Za-z0-9_\-.]+")
+
+
+@pytest.fixture(scope="module")
+def upstreams() -> Iterator[Upstreams]:
+    """The simulators and SMTP capture, shared by a module's tests (each test uses its own emails)."""
+    with Upstreams() as running:
+        running.solusvm_state.limit_groups[7] = "Post-pay"
+        yield running
+
+
+@pytest.fixture
+def clean_upstreams(upstreams: Upstreams) -> Iterator[Upstreams]:
+    """The module's upstreams, with whatever faults a test injected removed after it."""
+    yield upstreams
+    upstreams.whmcs.faults.clear()
+    upstreams.solusvm_faults.clear()
 
 
 def signup_settings(**overrides: Any) -> SignupSettings:

@@ -108,7 +108,11 @@ def test_every_event_has_a_schema_that_rejects_unknown_fields() -> None:
         assert {"event_id", "occurred_at", "payload", "producer"} <= set(schema["required"])
 
 
-@pytest.mark.parametrize("event_class", EVENT_TYPES.all(), ids=lambda cls: cls.event_type)
+# Test modules register toy events of their own; the catalog is what postpay itself defines.
+CATALOG = [cls for cls in EVENT_TYPES.all() if cls.__module__.startswith("shared.events")]
+
+
+@pytest.mark.parametrize("event_class", CATALOG, ids=lambda cls: cls.event_type)
 def test_every_event_round_trips_through_its_envelope_exactly(event_class: type) -> None:
     @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
     @given(valid_events(event_class), st.uuids(), _AWARE)
