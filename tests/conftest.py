@@ -19,6 +19,9 @@ from tests.support import infra
 
 configure_logging(os.environ.get("POSTPAY_TEST_LOG_LEVEL", "WARNING"))
 
+# The private RabbitMQ node's fixtures, registered here so that one node serves the whole session.
+pytest_plugins = ["tests.support.private_broker"]
+
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
 
