@@ -8,7 +8,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,23 +16,12 @@ from shared.bus.rabbit import RabbitBus
 from shared.db import Database
 from shared.runtime import Runtime
 from tests.support.bus_helpers import publish, wait_until
+from tests.support.private_broker import PrivateBroker
 from tests.support.toy import ProbeHappened, attempts, count, effects, followups, toy_service
 
 ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.rabbit
-
-
-def rabbitmqctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=120)
-
-
-@pytest.fixture
-def broker_restarts() -> Iterator[None]:
-    """Make sure the broker is running again whatever the test did to it."""
-    yield
-    rabbitmqctl("start_app")
-    rabbitmqctl("await_startup")
 
 
 class ConsumerProcess:
@@ -122,9 +110,10 @@ def test_sigterm_finishes_the_handler_in_flight_and_exits_cleanly(toy_tables: Ru
 
 
 def test_events_written_while_the_broker_is_down_are_published_after_it_returns(
-    rabbit_bus: RabbitBus, database: Database, broker_restarts: None
+    private_rabbit_bus: RabbitBus, private_broker_up: PrivateBroker, database: Database
 ) -> None:
-    runtime = Runtime(rabbit_bus, database, [toy_service()], relay_poll_seconds=0.05)
+    """On a private node: stopping the shared broker would break every other test running beside this one."""
+    runtime = Runtime(private_rabbit_bus, database, [toy_service()], relay_poll_seconds=0.05)
     runtime.create_tables()
     runtime.start()
     try:
@@ -134,7 +123,7 @@ def test_events_written_while_the_broker_is_down_are_published_after_it_returns(
             runtime.services[0].outbox.add_event(session, ProbeHappened(key=warm))
         wait_until(lambda: count(database, effects, warm) == 1, what="broker path works before the outage")
 
-        rabbitmqctl("stop_app")
+        private_broker_up.stop_app()
         wait_until(lambda: not runtime.consumer.connected.is_set(), timeout=30, what="consumer to notice the outage")
         key = uuid.uuid4().hex
         with database.transaction() as session:
@@ -144,8 +133,7 @@ def test_events_written_while_the_broker_is_down_are_published_after_it_returns(
         with database.transaction() as session:
             assert runtime.services[0].outbox.backlog(session) == 1, "kept while the broker is down"
 
-        rabbitmqctl("start_app")
-        rabbitmqctl("await_startup")
+        private_broker_up.start_app()
         # The relay reconnects and publishes; the consumer reconnects and handles it, follow-up too.
         wait_until(lambda: count(database, followups, key) == 1, timeout=60, what="event published after the outage")
         assert count(database, effects, key) == 1
