@@ -51,11 +51,13 @@ class AccountsSyncRequested(Event):
     """The daily tick (or an operator) asks every enrolled customer's standing to be checked.
 
     ``timezone`` is the billing time zone: ``as_of`` read there is the day invoices are overdue on.
+    ``only_client_ids`` narrows an operator's sync to some customers; the tick never sets it.
     """
 
     as_of: UtcDateTime
     timezone: TimeZoneName = "UTC"
     trigger: SyncTrigger = "schedule"
+    only_client_ids: tuple[ClientId, ...] | None = None
 
 
 class CustomerStandingCheckRequested(Event):
