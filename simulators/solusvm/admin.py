@@ -4,6 +4,7 @@
 - ``POST /_sim/reset``           body ``{"defaults": true}`` (default) → 200; the fresh panel (or empty)
 - ``GET  /_sim/users``           ``?email=&status=`` → ``{"data": [User…]}`` (every match, no paging)
 - ``GET  /_sim/users/{id}``      → ``{"data": User}`` or 404
+- ``GET  /_sim/status_changes``  ``?user_id=`` → ``{"data": [{user_id, from, to, at}…]}``, oldest first
 - ``GET  /_sim/state``           → the whole state as JSON;  ``PUT /_sim/state`` replaces it
 - ``POST /_sim/state/save|load`` → to/from the configured state file (409 when there is none)
 Faults and the clock come from ``simulators.common.admin_routes``.
@@ -24,6 +25,7 @@ from simulators.solusvm.persistence import dump_state, load_from_file, load_stat
 from simulators.solusvm.seeding import seed
 from simulators.solusvm.state import SimState
 from simulators.solusvm.validation import json_object
+from simulators.solusvm.timestamps import format_timestamp
 from simulators.solusvm.wire import user_json
 
 
@@ -71,6 +73,13 @@ def sim_routes(state: SimState, clock: SimClock, state_file: Path | None) -> lis
                 return JSONResponse({"message": "Not found."}, status_code=404)
             return JSONResponse({"data": user_json(state, user)})
 
+    async def status_changes(request: Request) -> JSONResponse:
+        raw = request.query_params.get("user_id")
+        if raw is not None and not (raw.isascii() and raw.isdigit()):
+            return JSONResponse({"message": "user_id must be a user id."}, status_code=422)
+        changes = state.status_history(int(raw) if raw is not None else None)
+        return JSONResponse({"data": [{**change, "at": format_timestamp(change["at"])} for change in changes]})
+
     async def get_state(request: Request) -> JSONResponse:
         return JSONResponse(dump_state(state))
 
@@ -100,6 +109,7 @@ def sim_routes(state: SimState, clock: SimClock, state_file: Path | None) -> lis
         Route("/_sim/reset", guarded(reset), methods=["POST"]),
         Route("/_sim/users", guarded(list_users), methods=["GET"]),
         Route("/_sim/users/{id}", guarded(get_user), methods=["GET"]),
+        Route("/_sim/status_changes", guarded(status_changes), methods=["GET"]),
         Route("/_sim/state", guarded(get_state), methods=["GET"]),
         Route("/_sim/state", guarded(put_state), methods=["PUT"]),
         Route("/_sim/state/save", guarded(save), methods=["POST"]),

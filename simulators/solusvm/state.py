@@ -58,6 +58,9 @@ class SimState:
             self.admin_user_id: int | None = None
             self.next_ids: dict[str, int] = dict.fromkeys(ID_KINDS, 1)
             self._sorted_user_ids: list[int] | None = None
+            # Every change of a user's status, oldest first: what tests and the admin view read to tell
+            # how an account moved (e.g. that it never went suspended → active → suspended).
+            self.status_changes: list[dict[str, Any]] = []
             # Kept incrementally so serialising a user's roles never scans all users.
             self.role_user_counts: Counter[int] = Counter()
 
@@ -169,6 +172,8 @@ class SimState:
             if "roles" in fields:
                 self.role_user_counts.subtract(user.roles)
                 self.role_user_counts.update(fields["roles"])
+            if "status" in fields and fields["status"] != user.status:
+                self.status_changes.append({"user_id": user_id, "from": user.status, "to": fields["status"], "at": now})
             for key, value in fields.items():
                 if key == "password":
                     user.password_hash = hash_password(value)
@@ -176,6 +181,10 @@ class SimState:
                     setattr(user, key, value)
             user.updated_at = now
             return user
+
+    def status_history(self, user_id: int | None = None) -> list[dict[str, Any]]:
+        with self.lock:
+            return [dict(change) for change in self.status_changes if user_id is None or change["user_id"] == user_id]
 
     def delete_user(self, user_id: int) -> None:
         with self.lock:
