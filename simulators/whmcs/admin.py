@@ -1,8 +1,8 @@
 """``/_sim/...``: test and demo controls of the WHMCS simulator. Not part of WHMCS.
 
 Read what postpay did (clients, invoices, payments, emails, SSO tokens), change what an operator
-would change in the WHMCS admin area (currencies, a client's currency/status/email, paying an
-invoice, tax and access settings), and save or load the whole state.
+would change in the WHMCS admin area (currencies, a client's currency/status/email, deleting a client,
+paying an invoice, tax and access settings), and save or load the whole state.
 """
 
 from __future__ import annotations
@@ -151,6 +151,14 @@ def whmcs_admin_routes(state: WhmcsState, access: Access, faults: FaultInjector,
             if "credit" in body:
                 client.credit = money(Decimal(str(body["credit"])))
             return JSONResponse(client_view(state, client))
+
+    async def delete_client(request: Request) -> JSONResponse:
+        with state.lock:
+            client = state.clients.get(request.path_params["client_id"])
+            if client is None:
+                return _not_found("client")
+            state.delete_client(client)
+        return JSONResponse({"deleted": client.id})
 
     async def list_users(request: Request) -> JSONResponse:
         with state.lock:
@@ -341,6 +349,7 @@ def whmcs_admin_routes(state: WhmcsState, access: Access, faults: FaultInjector,
         Route("/_sim/clients", list_clients, methods=["GET"]),
         Route("/_sim/clients/{client_id:int}", get_client, methods=["GET"]),
         Route("/_sim/clients/{client_id:int}", patch_client, methods=["PATCH"]),
+        Route("/_sim/clients/{client_id:int}", delete_client, methods=["DELETE"]),
         Route("/_sim/users", list_users, methods=["GET"]),
         Route("/_sim/invoices", list_invoices, methods=["GET"]),
         Route("/_sim/invoices/{invoice_id:int}", get_invoice, methods=["GET"]),

@@ -286,6 +286,18 @@ class WhmcsState:
         client.email = email
         self.clients_by_email[email.lower()] = client.id
 
+    def delete_client(self, client: Client) -> None:
+        """As an admin's "Delete Client" does: the client goes, with its invoices and their payments;
+        its login stays for any other client it belongs to."""
+        self.clients.pop(client.id, None)
+        self.clients_by_email.pop(client.email.lower(), None)
+        for invoice_id in self.invoices_by_client.pop(client.id, []):
+            self.invoices.pop(invoice_id, None)
+            for transaction_id in self.transactions_by_invoice.pop(invoice_id, []):
+                self.transactions.pop(transaction_id, None)
+        for user in self.users.values():
+            user.clients = [(client_id, owner) for client_id, owner in user.clients if client_id != client.id]
+
     def add_user(self, user: User) -> None:
         self.users[user.id] = user
         self.users_by_email[user.email.lower()] = user.id
