@@ -237,15 +237,22 @@ def private_broker() -> Iterator[PrivateBroker]:
     # Not under pytest's own temporary tree: that is private to its owner (0700), and the node may run as
     # another user.
     broker = PrivateBroker(Path(tempfile.mkdtemp(prefix="postpay-rabbitmq-")))
+    # A SIGTERM to pytest (a CI timeout, a developer's kill) would otherwise end it without teardown and
+    # leave the node running: make it an exception, so the ``finally`` below stops the node.
+    previous = signal.getsignal(signal.SIGTERM)
+    if previous is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         broker.start()
-    except BaseException:
-        broker.stop()
-        raise
-    try:
         yield broker
     finally:
         broker.stop()
+        if previous is signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _exit_on_sigterm(signum: int, _frame: Any) -> None:
+    raise SystemExit(128 + signum)
 
 
 @pytest.fixture
