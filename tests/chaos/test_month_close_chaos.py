@@ -1,0 +1,275 @@
+"""The month close under chaos: 2,000 customers with 3 VMs each, closed by two usage-collector and two
+invoicer processes (competing consumers) and a relay process, all started as production starts them.
+Meanwhile the simulators answer with 5xx, timeouts, 429s and "commit then fail"; every process is
+SIGKILLed at least three times and restarted; the broker (a private node) is restarted once.
+
+Afterwards every customer has exactly one WHMCS invoice whose lines and amounts match what the test
+computes on its own, no invoice is duplicated, no customer is missing, no parking lot holds anything and
+every outbox is empty. The test prints the faults it injected.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import Counter
+from datetime import datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from postpay.bootstrap import SERVICES, service_builder
+from shared.bus.rabbit import RabbitBus
+from shared.bus.topology import Naming
+from shared.clock import ManualClock
+from shared.db import Database
+from shared.dependencies import Dependencies
+from shared.periods import BillingPeriod
+from simulators.faults import FaultConfig, FaultRule
+from tests.chaos.chaos import SOLUSVM_FAULTS, WHMCS_FAULTS, ChaosReport, Victim, add_customers, plan_kills
+from tests.support.billing import PRICES, BillingHarness, Customer, Plan, VmHistory, assert_invoice_matches, expected_lines
+from tests.support.private_broker import PrivateBroker
+from tests.support.service_processes import ProcessEnvironment, ServiceProcess, wait_for_log
+from tests.support.system import Upstreams
+
+from services.invoicer import store as invoicer_store
+from services.scheduler.settings import SchedulerSettings
+
+pytestmark = [pytest.mark.rabbit, pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(600)]
+
+CUSTOMERS = 2000
+VMS_PER_CUSTOMER = 3
+SEED = 20261130
+PERIOD = "2026-11"
+TIMEZONE = "Europe/Berlin"
+KILLS_PER_PROCESS = 3
+CLOSE_TIMEOUT = 420.0
+RETRY_DELAYS = "0.3,1,2,4,8"
+
+
+def vm_history(rng: random.Random, n: int, plans: list[Plan], start: datetime, end: datetime) -> VmHistory:
+    """A VM that ran inside the period: all of it, from or until a moment in it, minutes, or until deleted."""
+    plan = rng.choice(plans)
+    span = int((end - start).total_seconds())
+    moment = start + timedelta(seconds=rng.randrange(60, span - 7200))
+    kind = rng.choice(["all month", "starts inside", "stops inside", "minutes", "deleted"])
+    deleted_at = None
+    if kind == "all month":
+        runs = [(start - timedelta(days=rng.randint(1, 60)), None)]
+    elif kind == "starts inside":
+        runs = [(moment, None)]
+    elif kind == "stops inside":
+        runs = [(start - timedelta(hours=rng.randint(1, 300)), moment)]
+    elif kind == "minutes":
+        deleted_at = moment + timedelta(minutes=rng.randint(1, 59), seconds=rng.randint(0, 59))
+        runs = [(moment, deleted_at)]
+    else:
+        deleted_at = min(moment + timedelta(hours=rng.randint(1, 400), seconds=rng.randint(0, 3599)), end)
+        runs = [(moment, deleted_at)]
+    return VmHistory(f"vm-{n}-{kind.replace(' ', '-')}", plan, runs, deleted_at)
+
+
+def every_queue(bus: RabbitBus) -> list[str]:
+    """Every queue of every postpay service (the processes declare them all), retry queues included."""
+    subscriptions = [s for name in SERVICES for s in service_builder(name)(Dependencies(None, None, None)).subscriptions]
+    names = [bus.naming.queue(s.queue) for s in subscriptions]
+    names += [bus.naming.retry_queue(s.queue, delay) for s in subscriptions for delay in bus.retry_delays]
+    return names
+
+
+def parked_counts(bus: RabbitBus) -> dict[str, int]:
+    parking_lots = [name + ".parked" for name in every_queue(bus) if ".retry." not in name]
+    return queue_depths(bus, parking_lots)
+
+
+def queue_depths(bus: RabbitBus, queues: list[str]) -> dict[str, int]:
+    depths = {}
+    with bus.connection() as connection:
+        channel = bus.open_channel(connection)
+        for queue in queues:
+            depths[queue] = channel.queue_declare(queue, passive=True).message_count
+    return {name: depth for name, depth in depths.items() if depth}
+
+
+def outbox_backlogs(harness: BillingHarness) -> dict[str, int]:
+    with harness.db.transaction() as session:
+        counts = {name: service.outbox.backlog(session) for name, service in harness.context.services.items()}
+    return {name: count for name, count in counts.items() if count}
+
+
+def test_month_close_of_2000_customers_under_kills_faults_and_a_broker_restart(
+    private_broker_up: PrivateBroker, postgres_database: Database, tmp_path: Path
+) -> None:
+    phase = Phases()
+    rng = random.Random(SEED)
+    period = BillingPeriod.parse(PERIOD, TIMEZONE)
+    now = period.ends_at + timedelta(minutes=20)
+    namespace = f"chaos-{SEED}-{rng.randrange(10**6)}"
+    bus = RabbitBus(private_broker_up.url, naming=Naming(namespace),
+                    retry_delays=[float(d) for d in RETRY_DELAYS.split(",")], confirm_timeout=15)
+    processes: list[ServiceProcess] = []
+
+    with Upstreams(now=now) as upstreams:
+        harness = BillingHarness(upstreams, bus, postgres_database, clock=ManualClock(now),
+                                 scheduler=SchedulerSettings(billing_timezone=TIMEZONE), chunk_size=100)
+        harness.runtime.declare()
+        for name in SERVICES:  # the relay process ships every service's outbox, as in production
+            service_builder(name)(harness.context.deps).metadata.create_all(postgres_database.engine)
+        plans = [harness.add_plan("S", 7, 5000), harness.add_plan("M", 14, 10000), harness.add_plan("L", 28, 20000),
+                 harness.add_plan("Tiny", 1, 300)]
+        customers = add_customers(harness, [
+            (rng.choice(["USD", "EUR", "GBP"]),
+             [vm_history(rng, n, plans, period.starts_at, period.ends_at) for n in range(VMS_PER_CUSTOMER)],
+             period.starts_at - timedelta(days=rng.randint(0, 90)))
+            for _ in range(CUSTOMERS)
+        ])
+        oracle = {c.client_id: expected_lines(c, period, PRICES[c.currency], now=now) for c in customers}
+        assert all(len(lines) == VMS_PER_CUSTOMER for lines in oracle.values()), "every VM ran in the period"
+
+        phase.done("seeded")
+        env = ProcessEnvironment(private_broker_up.url, postgres_database, namespace, upstreams, PRICES,
+                                 retry_delays=RETRY_DELAYS).variables()
+        collectors = [ServiceProcess("usage-collector", env, tmp_path, label=f"usage-collector-{n}") for n in (1, 2)]
+        invoicers = [ServiceProcess("invoicer", env, tmp_path, label=f"invoicer-{n}") for n in (1, 2)]
+        relay = ServiceProcess("relay", env, tmp_path, label="relay")
+        processes = [*collectors, *invoicers, relay]
+        try:
+            for process in processes:
+                process.start()
+            for process in [*collectors, *invoicers]:
+                wait_for_log(process, '"consuming"', timeout=90)
+            wait_for_log(relay, "postpay running", timeout=90)
+            phase.done("processes started")
+            harness.enroll(customers)
+            phase.done("customers enrolled")
+
+            upstreams.whmcs.faults.configure(FaultConfig(seed=SEED, rules=[FaultRule.model_validate(r) for r in WHMCS_FAULTS]))
+            upstreams.solusvm_faults.configure(FaultConfig(seed=SEED + 1,
+                                                           rules=[FaultRule.model_validate(r) for r in SOLUSVM_FAULTS]))
+            report = run_chaos(harness, private_broker_up, rng, collectors, invoicers, relay)
+            phase.done("close settled under chaos")
+            faults = (upstreams.whmcs.faults.stats(), upstreams.solusvm_faults.stats())
+            upstreams.whmcs.faults.clear()
+            upstreams.solusvm_faults.clear()
+            wait_quiet(harness, bus)
+            for process in processes:
+                assert process.terminate() == 0, f"{process.label} did not stop cleanly:\n{process.log_tail()}"
+            phase.done("quiet and stopped")
+        finally:
+            for process in processes:
+                process.stop()
+
+        report.whmcs_faults, report.solusvm_faults = faults
+        report.whmcs_calls = upstreams.whmcs.calls.snapshot()
+        print("\n" + "\n".join(report.lines()))
+        check_every_customer_invoiced_once(harness, customers, oracle, period)
+        phase.done("checked")
+        assert report.broker_restarts == 1
+        for victim in report.victims:
+            assert victim.process.kills >= KILLS_PER_PROCESS, (victim.process.label, victim.killed_at_progress)
+        assert sum(report.whmcs_faults.values()) > 0 and sum(report.solusvm_faults.values()) > 0
+        assert any(key.startswith("commit_then_fail:") for key in report.whmcs_faults), report.whmcs_faults
+        assert any(key.startswith("rate_limit:") for key in report.whmcs_faults | report.solusvm_faults)
+        assert any(key.startswith("timeout:") for key in report.whmcs_faults | report.solusvm_faults)
+
+
+class Phases:
+    """Prints how long each phase took (the CI budget is tight; a slow phase should be visible)."""
+
+    def __init__(self) -> None:
+        self.last = time.monotonic()
+
+    def done(self, what: str) -> None:
+        now = time.monotonic()
+        print(f"[chaos] {what}: {now - self.last:.1f}s", flush=True)
+        self.last = now
+
+
+def run_chaos(harness: BillingHarness, broker: PrivateBroker, rng: random.Random, collectors: list[ServiceProcess],
+              invoicers: list[ServiceProcess], relay: ServiceProcess) -> ChaosReport:
+    """Close the period, then kill and restart processes and the broker as the close progresses."""
+
+    def delay() -> float:
+        return rng.uniform(0.0, 1.5)
+
+    victims = [Victim(p, "collection", '"consuming"', plan_kills(rng, KILLS_PER_PROCESS), delay) for p in collectors]
+    victims += [Victim(p, "invoicing", '"consuming"', plan_kills(rng, KILLS_PER_PROCESS), delay) for p in invoicers]
+    victims.append(Victim(relay, "invoicing", "postpay running", plan_kills(rng, KILLS_PER_PROCESS), delay))
+    broker_restart_at = round(rng.uniform(0.25, 0.6), 3)
+    broker_restarts = 0
+
+    started = time.monotonic()
+    harness.close(PERIOD)
+    deadline = started + CLOSE_TIMEOUT
+    while True:
+        status = harness.status(PERIOD)
+        progress = {"collection": status.collected / CUSTOMERS, "invoicing": status.settled / CUSTOMERS}
+        if status.settled >= CUSTOMERS and all(not v.kill_at and v.restart_due is None for v in victims):
+            break
+        now = time.monotonic()
+        for victim in victims:
+            assert victim.process.crashed() is None, victim.process.crashed()
+            victim.step(progress[victim.stage], now)
+        if broker_restarts == 0 and progress["invoicing"] >= broker_restart_at:
+            broker.restart()
+            broker_restarts += 1
+        if now > deadline:
+            raise AssertionError(
+                f"the close did not finish in {CLOSE_TIMEOUT}s: {status}; parked {parked_counts(harness.bus)}; "
+                f"outboxes {outbox_backlogs(harness)}; kills left "
+                f"{ {v.process.label: v.kill_at for v in victims} }\n"
+                + "\n".join(f"--- {p.label}\n{p.log_tail(1500)}" for p in [*collectors, *invoicers, relay])
+            )
+        time.sleep(0.2)
+    # A kill planned for a moment the close had already passed lands on an idle process: say so.
+    for victim in victims:
+        assert all(fraction < 1.0 for fraction in victim.killed_at_progress), (
+            f"{victim.process.label} was killed after the close had finished: {victim.killed_at_progress}")
+    return ChaosReport(victims, broker_restarts, {}, {}, {}, time.monotonic() - started)
+
+
+def wait_quiet(harness: BillingHarness, bus: RabbitBus, timeout: float = 60.0) -> None:
+    """Until no outbox holds an event and no queue of the close holds a message."""
+    queues = [bus.naming.queue(s.queue) for service in harness.context.services.values() for s in service.subscriptions]
+    queues += [bus.naming.retry_queue(s.queue, d) for service in harness.context.services.values()
+               for s in service.subscriptions for d in bus.retry_delays]
+    deadline = time.monotonic() + timeout
+    while True:
+        backlog, depths = outbox_backlogs(harness), queue_depths(bus, queues)
+        if not backlog and not depths:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not quiet after the close: outboxes {backlog}, queues {depths}")
+        time.sleep(0.3)
+
+
+def check_every_customer_invoiced_once(harness: BillingHarness, customers: list[Customer],
+                                       oracle: dict[int, list], period: BillingPeriod) -> None:
+    invoices_by_client = Counter(invoice.client_id for invoice in harness.all_invoices())
+    missing = [c.client_id for c in customers if invoices_by_client[c.client_id] == 0]
+    duplicated = {client: n for client, n in invoices_by_client.items() if n > 1}
+    strangers = set(invoices_by_client) - {c.client_id for c in customers}
+    assert not missing, f"{len(missing)} customers have no invoice, e.g. {missing[:10]}"
+    assert not duplicated, f"{len(duplicated)} customers have more than one invoice: {dict(list(duplicated.items())[:10])}"
+    assert not strangers, f"invoices for clients who are not customers: {sorted(strangers)[:10]}"
+
+    totals: dict[str, Decimal] = {}
+    ledger = harness.ledger(PERIOD)
+    for customer in customers:
+        (invoice,) = harness.invoices_of(customer.client_id)
+        assert_invoice_matches(invoice, oracle[customer.client_id], period)
+        assert invoice.status == "Unpaid" and invoice.duedate == invoice.date + timedelta(days=14), invoice
+        entry = ledger[customer.client_id]
+        assert (entry.status, entry.invoice_id, entry.total) == (invoicer_store.INVOICED, invoice.id, invoice.subtotal)
+        totals[customer.currency] = totals.get(customer.currency, Decimal(0)) + invoice.subtotal
+
+    assert not parked_counts(harness.bus), f"parking lots are not empty: {parked_counts(harness.bus)}"
+    assert not outbox_backlogs(harness), f"outboxes are not drained: {outbox_backlogs(harness)}"
+    status = harness.status(PERIOD)
+    assert (status.invoiced, status.nothing_to_bill, status.fanout_finished) == (len(customers), 0, True), status
+    assert status.invoiced_totals == totals
+    with harness.db.transaction() as session:
+        rows = session.execute(select(func.count()).select_from(invoicer_store.ledger)).scalar_one()
+    assert rows == len(customers)
