@@ -1,14 +1,17 @@
-"""The provisioner: TermsAccepted → SolusVM 2 user → UserProvisioned."""
+"""The provisioner: TermsAccepted → SolusVM 2 user → UserProvisioned; and, daily, each SolusVM 2
+user kept in step with the customer's standing in WHMCS (suspended, reactivated, locked, email)."""
 
 from __future__ import annotations
 
 import functools
 
-from services.provisioner import handlers
+from services.provisioner import handlers, lifecycle
 from services.provisioner.settings import ProvisionerSettings
 from services.provisioner.store import tables
 from shared.bus.topology import Subscription
 from shared.dependencies import Dependencies
+from shared.events.accounts import AccountsSyncRequested, CustomerStandingCheckRequested, UserReactivated, UserSuspended
+from shared.events.billing import InvoiceCreated
 from shared.events.enrollment import TermsAccepted
 from shared.service import ServiceDefinition
 
@@ -26,6 +29,25 @@ def build(deps: Dependencies) -> ServiceDefinition:
                 "provision_user",
                 (TermsAccepted,),
                 functools.partial(handlers.provision_user, solusvm=deps.solusvm, settings=settings),
+            ),
+            Subscription(NAME, "record_invoice", (InvoiceCreated,), lifecycle.record_invoice),
+            Subscription(
+                NAME,
+                "fan_out_checks",
+                (AccountsSyncRequested,),
+                functools.partial(lifecycle.fan_out_checks, chunk_size=settings.accounts_fanout_chunk_size),
+            ),
+            Subscription(
+                NAME,
+                "check_standing",
+                (CustomerStandingCheckRequested,),
+                functools.partial(lifecycle.check_standing, whmcs=deps.whmcs, solusvm=deps.solusvm, settings=settings),
+            ),
+            Subscription(
+                NAME,
+                "notify_customer",
+                (UserSuspended, UserReactivated),
+                functools.partial(lifecycle.notify_customer, mailer=deps.mailer, settings=settings),
             ),
         ],
     )

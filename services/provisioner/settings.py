@@ -10,6 +10,12 @@ from pydantic_settings import BaseSettings, NoDecode
 from shared.settings import SETTINGS_CONFIG
 
 
+def _comma_separated_ints(value: object) -> object:
+    if isinstance(value, str):
+        return [int(part) for part in value.split(",") if part.strip()]
+    return value
+
+
 class ProvisionerSettings(BaseSettings):
     model_config = SETTINGS_CONFIG
 
@@ -19,10 +25,42 @@ class ProvisionerSettings(BaseSettings):
     solusvm_role_ids: Annotated[list[int], NoDecode] = Field(
         default=[2], description="SolusVM 2 role ids of new users, comma-separated (2 is the built-in Client role)."
     )
+    accounts_grace_days: int = Field(
+        default=14,
+        ge=1,
+        le=365,
+        description=(
+            "Days a postpay invoice may stay unpaid after its due date: on the first daily check that finds "
+            "it unpaid this many days after, the customer's SolusVM 2 user is suspended."
+        ),
+    )
+    accounts_never_suspend: Annotated[list[int], NoDecode] = Field(
+        default=[],
+        description=(
+            "WHMCS client ids never suspended automatically, comma-separated (their overdue invoices are "
+            "still reported; a closed client is still locked)."
+        ),
+    )
+    accounts_fanout_chunk_size: int = Field(
+        default=500, ge=1, le=10_000, description="Standing checks written per transaction when an accounts sync fans out."
+    )
+    accounts_invoice_url: str = Field(
+        default="http://127.0.0.1:8482/viewinvoice.php?id={invoice_id}",
+        description="Where a customer pays a WHMCS invoice, linked from suspension emails; {invoice_id} is replaced.",
+    )
+    brand_name: str = Field(default="postpay", max_length=100, description="Provider name shown on pages and emails.")
 
-    @field_validator("solusvm_role_ids", mode="before")
+    @field_validator("solusvm_role_ids", "accounts_never_suspend", mode="before")
     @classmethod
-    def _split_roles(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [int(part) for part in value.split(",") if part.strip()]
+    def _split_ids(cls, value: object) -> object:
+        return _comma_separated_ints(value)
+
+    @field_validator("accounts_invoice_url")
+    @classmethod
+    def _has_invoice_placeholder(cls, value: str) -> str:
+        if "{invoice_id}" not in value:
+            raise ValueError("accounts_invoice_url must contain {invoice_id}")
         return value
+
+    def invoice_url(self, invoice_id: int) -> str:
+        return self.accounts_invoice_url.replace("{invoice_id}", str(invoice_id))
