@@ -25,6 +25,7 @@ from shared.periods import BillingPeriod
 
 from services.scheduler import store
 from services.scheduler.settings import SchedulerSettings
+from services.scheduler.syncing import SyncRequested, request_accounts_sync
 from services.scheduler.timing import close_event_id, due_periods, next_run_after
 
 log = get_logger("postpay.scheduler")
@@ -79,7 +80,8 @@ def replay_period(
 
 
 class Scheduler:
-    """The daily tick: close every ended period not closed yet, catching up missed months."""
+    """The daily tick: close every ended period not closed yet, catching up missed months; then ask for
+    every customer's standing to be checked (the account lifecycle), once per billing day."""
 
     def __init__(
         self, db: Database, outbox: Outbox, settings: SchedulerSettings, clock: Callable[[], datetime]
@@ -117,6 +119,15 @@ class Scheduler:
                          event_id=str(closed.event_id))
         return emitted
 
+    def sync_accounts(self) -> SyncRequested | None:
+        """Today's accounts sync, unless it was requested already."""
+        now = self.clock()
+        with self.db.transaction() as session:
+            requested = request_accounts_sync(session, self.outbox, timezone=self.timezone, now=now)
+        if requested is not None:
+            log.info("accounts sync requested", day=requested.day.isoformat(), event_id=str(requested.event_id))
+        return requested
+
     def run(self, stop: threading.Event) -> None:
         """Tick at start (to catch up), then daily at the configured local time, until ``stop``."""
         due_at = self.clock()
@@ -125,6 +136,7 @@ class Scheduler:
             if now >= due_at:
                 try:
                     self.tick()
+                    self.sync_accounts()
                     due_at = next_run_after(self.clock(), self.settings.scheduler_run_at, self.timezone)
                 except Exception:  # noqa: BLE001 - a failed tick (database down) is retried, not fatal
                     log.exception("scheduler tick failed; retrying")

@@ -1,4 +1,5 @@
-"""The scheduler: no subscriptions, one background loop that closes billing periods."""
+"""The scheduler: no subscriptions, one background loop that closes billing periods and asks, once a
+day, for every customer's standing to be checked."""
 
 from __future__ import annotations
 

@@ -1,15 +1,15 @@
-"""The scheduler's tables: which periods are closed, every close or replay emitted, and where a
-fresh install started."""
+"""The scheduler's tables: which periods are closed, every close or replay emitted, where a fresh
+install started, and every accounts sync requested."""
 
 from __future__ import annotations
 
 import json
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, Integer, String, Table, Text, Uuid, select
+from sqlalchemy import BigInteger, Column, Date, Integer, String, Table, Text, Uuid, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -47,6 +47,17 @@ anchor = Table(
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("first_period", String(7), nullable=False),
     Column("recorded_at", UtcTimestamp, nullable=False),
+)
+
+# Every AccountsSyncRequested emitted: one per billing day by the tick, plus any an operator asked for.
+account_syncs = Table(
+    "scheduler_account_syncs",
+    tables.metadata,
+    Column("event_id", Uuid, primary_key=True),
+    Column("day", Date, nullable=False, index=True),
+    Column("timezone", String(64), nullable=False),
+    Column("trigger", String(10), nullable=False),
+    Column("requested_at", UtcTimestamp, nullable=False),
 )
 
 
@@ -87,3 +98,11 @@ def first_period(session: Session, proposed: str, now: datetime) -> str:
         .on_conflict_do_nothing(index_elements=[anchor.c.id])
     )
     return str(session.execute(select(anchor.c.first_period).where(anchor.c.id == 1)).scalar_one())
+
+
+def record_sync(session: Session, event_id: uuid.UUID, day: date, timezone: str, trigger: str, now: datetime) -> bool:
+    """Record an accounts sync; False when this id was recorded already (today's tick, again)."""
+    statement = _insert(session, account_syncs).values(
+        event_id=event_id, day=day, timezone=timezone, trigger=trigger, requested_at=now
+    ).on_conflict_do_nothing(index_elements=[account_syncs.c.event_id]).returning(account_syncs.c.event_id)
+    return session.execute(statement).first() is not None
