@@ -1,5 +1,6 @@
 """The signup service: the web journey, and the handlers that create the WHMCS client, send the
-verification and welcome emails and move each signup along as events arrive."""
+verification and welcome emails and move each signup along as events arrive; and the client-area
+panel's view of each enrolled customer's account state (suspended, locked) from the lifecycle events."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import functools
 
 from fastapi import FastAPI
 
-from services.signup import handlers
+from services.signup import accounts, handlers
 from services.signup.server import CommitSignal, serve
 from services.signup.settings import SignupSettings
 from services.signup.store import tables
@@ -41,6 +42,7 @@ def build(deps: Dependencies) -> ServiceDefinition:
         Subscription(NAME, "unlock_terms", (EmailVerified,), handlers.unlock_terms),
         Subscription(NAME, "complete_enrollment", (UserProvisioned,),
                      functools.partial(handlers.complete_enrollment, mailer=deps.mailer, settings=settings)),
+        Subscription(NAME, "record_account_standing", accounts.STANDING_EVENTS, accounts.record_account_standing),
     ]  # fmt: skip
     outbox_committed = CommitSignal()
 

@@ -106,6 +106,10 @@ class SignupSettings(BaseSettings):
         default="solusvm2_sso.php",
         description="Where the panel's 'Log in to SolusVM 2' button points inside WHMCS (the shipped PHP action).",
     )
+    panel_invoice_url: str = Field(
+        default="viewinvoice.php?id={invoice_id}",
+        description="Where the panel's 'pay invoice' links of a suspended customer point inside WHMCS; {invoice_id} is replaced.",
+    )
     verification_link_hours: float = Field(
         default=48.0, gt=0, le=24 * 30, description="Lifetime of an email verification link, hours."
     )

@@ -16,6 +16,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.signup.accounts import AccountView, account_of
 from services.signup.journey import AlreadyEnrolled, RateLimited, Registered
 from services.signup.panel_auth import PanelAuthError, PanelPurpose, check_panel_request
 from services.signup.store import Signup, Stage
@@ -80,9 +81,15 @@ class Problem(BaseModel):
     login_url: str | None = None
 
 
+PanelState = Literal["not_enrolled", "active", "suspended", "locked"]
+
+
 class PanelView(BaseModel):
     client_id: int
     enrolled: bool
+    state: PanelState = Field(description="The account lifecycle: suspended until overdue invoices are paid; "
+                                          "locked when the WHMCS client is closed.")
+    overdue_invoice_ids: list[int] = Field(default_factory=list, description="What to pay to reactivate.")
     title: str
     html: str
     landing_url: str
@@ -207,15 +214,36 @@ def panel(request: Request, client_id: ClientId, timestamp: TimestampHeader = No
         return refused
     web = web_of(request)
     enrolled = web.sso.enrolled_by_client(client_id) is not None
-    title = "Enrolled in SolusVM 2" if enrolled else "Not enrolled in SolusVM 2"
+    account = account_of(web.sso.db, client_id) if enrolled else None
+    state, invoices = _panel_state(enrolled, account)
     html = templates.get_template("panel.html").render(
-        enrolled=enrolled, landing_url=f"{web.settings.public_url}/", sso_action_url=web.settings.panel_sso_action_url,
-        brand=web.settings.brand_name,
+        enrolled=enrolled, state=state, landing_url=f"{web.settings.public_url}/",
+        sso_action_url=web.settings.panel_sso_action_url, brand=web.settings.brand_name,
+        invoices=[(number, web.settings.panel_invoice_url.replace("{invoice_id}", str(number))) for number in invoices],
     )  # fmt: skip
+    title = _panel_title(state, invoices)
     if "text/html" in request.headers.get("accept", "") and "application/json" not in request.headers.get("accept", ""):
         return HTMLResponse(html, headers={"Cache-Control": "no-store"})
-    body = PanelView(client_id=client_id, enrolled=enrolled, title=title, html=html, landing_url=f"{web.settings.public_url}/")
+    body = PanelView(client_id=client_id, enrolled=enrolled, state=state, overdue_invoice_ids=list(invoices), title=title,
+                     html=html, landing_url=f"{web.settings.public_url}/")
     return JSONResponse(body.model_dump(mode="json"), headers={"Cache-Control": "no-store"})
+
+
+def _panel_state(enrolled: bool, account: AccountView | None) -> tuple[PanelState, tuple[int, ...]]:
+    if not enrolled:
+        return "not_enrolled", ()
+    if account is None or account.status == "active":
+        return "active", ()
+    return account.status, account.overdue_invoice_ids if account.status == "suspended" else ()
+
+
+def _panel_title(state: PanelState, invoices: tuple[int, ...]) -> str:
+    if state == "suspended" and invoices:
+        which = ("invoice " if len(invoices) == 1 else "invoices ") + ", ".join(f"#{number}" for number in invoices)
+        return f"Suspended — pay {which} to reactivate"
+    return {"not_enrolled": "Not enrolled in SolusVM 2", "active": "Enrolled in SolusVM 2",
+            "suspended": "Suspended — pay your overdue invoices to reactivate",
+            "locked": "SolusVM 2 account locked"}[state]  # fmt: skip
 
 
 @router.post("/panel/{client_id}/sso", response_model=LoginLink, tags=["whmcs"],

@@ -1,0 +1,80 @@
+"""The client-area panel's view of each customer's account state (``signup_accounts``).
+
+The provisioner decides and announces; this keeps the newest announcement per customer, for the
+panel: "Suspended — pay invoice #123 to reactivate" or "locked". Every lifecycle event carries the
+standing after its change with a revision, and a row only ever moves to a higher revision, so events
+that arrive late or twice (a retry, a redelivery) cannot roll the panel back.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Column, Integer, String, Table, Text, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from shared.bus.processing import HandlerContext
+from shared.db import Database, UtcTimestamp
+from shared.events.accounts import (
+    AccountStatus,
+    CustomerEmailChanged,
+    InvoiceOverdue,
+    InvoicePaid,
+    UserLocked,
+    UserReactivated,
+    UserSuspended,
+)
+
+from services.signup.store import metadata
+
+STANDING_EVENTS = (UserSuspended, UserReactivated, UserLocked, InvoiceOverdue, InvoicePaid, CustomerEmailChanged)
+StandingEvent = UserSuspended | UserReactivated | UserLocked | InvoiceOverdue | InvoicePaid | CustomerEmailChanged
+
+accounts = Table(
+    "signup_accounts",
+    metadata,
+    Column("whmcs_client_id", Integer, primary_key=True, autoincrement=False),
+    Column("status", String(16), nullable=False),
+    Column("overdue_invoice_ids", Text, nullable=False),
+    Column("revision", Integer, nullable=False),
+    Column("updated_at", UtcTimestamp, nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class AccountView:
+    status: AccountStatus
+    overdue_invoice_ids: tuple[int, ...]
+    revision: int
+
+
+def record_account_standing(event: StandingEvent, ctx: HandlerContext) -> None:
+    """Keep the event's standing unless a newer one is on record already."""
+    standing = event.standing
+    values = {"status": standing.status, "overdue_invoice_ids": json.dumps(list(standing.overdue_invoice_ids)),
+              "revision": standing.revision, "updated_at": ctx.now()}
+    dialect = ctx.session.get_bind().dialect.name
+    insert: Any = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(accounts)
+    statement = insert.values(whmcs_client_id=event.whmcs_client_id, **values).on_conflict_do_update(
+        index_elements=[accounts.c.whmcs_client_id], set_=values, where=accounts.c.revision < standing.revision,
+    )  # fmt: skip
+    applied = ctx.session.execute(statement.returning(accounts.c.revision)).first() is not None
+    if not applied:
+        ctx.log.info("older account standing ignored", whmcs_client_id=event.whmcs_client_id,
+                     revision=standing.revision)  # fmt: skip
+
+
+def account_view(session: Session, whmcs_client_id: int) -> AccountView | None:
+    row = session.execute(select(accounts).where(accounts.c.whmcs_client_id == whmcs_client_id)).first()
+    if row is None:
+        return None
+    return AccountView(row.status, tuple(json.loads(row.overdue_invoice_ids)), row.revision)
+
+
+def account_of(db: Database, whmcs_client_id: int) -> AccountView | None:
+    with db.transaction() as session:
+        return account_view(session, whmcs_client_id)
+
