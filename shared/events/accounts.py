@@ -80,7 +80,8 @@ class InvoiceOverdue(Event):
 
 
 class InvoicePaid(Event):
-    """A postpay invoice that was overdue is paid (or otherwise no longer owed: ``status`` says how)."""
+    """A postpay invoice that was overdue no longer is: ``status`` is its WHMCS status now ("Paid",
+    "Cancelled", ..., "missing" when WHMCS no longer lists it, "Unpaid" when its due date was moved)."""
 
     whmcs_client_id: ClientId
     invoice_id: InvoiceId
