@@ -8,6 +8,8 @@ from __future__ import annotations
 import getpass
 import json
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any, Optional
 
 import typer
@@ -17,7 +19,8 @@ from rich.table import Table
 from postpay.bootstrap import System, make_bus
 from shared.bus.memory import InMemoryBus
 from shared.bus.messages import ParkedMessage
-from shared.bus.parking import Selection
+from shared.bus.parking import ParkingLotMissing, Selection
+from shared.bus.rabbit import CONNECTION_ERRORS
 from shared.settings import KernelSettings
 
 dlq_app = typer.Typer(help="Inspect and requeue parked (dead-lettered) messages.", no_args_is_help=True)
@@ -44,6 +47,19 @@ def _parking_lot() -> tuple[Any, Any]:
     system = System(kernel=kernel, bus=bus)
     bus.subscriptions = [s for service in system.services for s in service.subscriptions]
     return bus, bus.parking_lot()
+
+
+@contextmanager
+def _plain_errors() -> Iterator[None]:
+    """An operator gets one line saying what is wrong, not a traceback."""
+    try:
+        yield
+    except ParkingLotMissing as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
+    except CONNECTION_ERRORS as exc:
+        typer.echo(f"cannot reach RabbitMQ at POSTPAY_AMQP_URL: {exc.__class__.__name__}: {exc}", err=True)
+        raise typer.Exit(1) from exc
 
 
 def _lot_name(bus: Any, queue: str) -> str:
@@ -77,11 +93,14 @@ def list_parked(queue: Annotated[Optional[str], typer.Argument(help="Show this p
     bus, lot = _parking_lot()
     if queue is None:
         table = Table("parking lot", "messages")
-        for name, count in sorted(lot.queues().items()):
-            table.add_row(name, str(count))
+        with _plain_errors():
+            counts = lot.queues()
+        for name, count in sorted(counts.items()):
+            table.add_row(name, "not declared yet" if count is None else str(count))
         console.print(table)
         return
-    messages = lot.list(_lot_name(bus, queue), limit=limit)
+    with _plain_errors():
+        messages = lot.list(_lot_name(bus, queue), limit=limit)
     table = Table("#", "event id", "type", "reason", "parked at", "error")
     for message in messages:
         table.add_row(str(message.position), message.message_id or "-", message.event_type or "-",
@@ -94,7 +113,9 @@ def show(queue: QueueArgument, position: PositionsOption = [], id: IdsOption = [
     """One parked message in full: reason, error, headers and body."""
     bus, lot = _parking_lot()
     selection = _selection(position, id, False)
-    for message in lot.list(_lot_name(bus, queue), limit=100_000):
+    with _plain_errors():
+        messages = lot.list(_lot_name(bus, queue), limit=100_000)
+    for message in messages:
         if selection.matches(message):
             console.print_json(json.dumps(_describe(message), default=str))
 
@@ -114,7 +135,8 @@ def requeue(queue: QueueArgument, reason: ReasonOption, position: PositionsOptio
             all: AllOption = False, by: ActorOption = None) -> None:  # noqa: A002
     """Send parked messages back to their queue, one, some or all."""
     bus, lot = _parking_lot()
-    moved = lot.requeue(_lot_name(bus, queue), _selection(position, id, all), actor=_actor(by), reason=reason)
+    with _plain_errors():
+        moved = lot.requeue(_lot_name(bus, queue), _selection(position, id, all), actor=_actor(by), reason=reason)
     typer.echo(f"requeued {len(moved)} message(s)")
 
 
@@ -127,7 +149,8 @@ def purge(queue: QueueArgument, reason: ReasonOption, position: PositionsOption 
     name = _lot_name(bus, queue)
     if not yes:
         typer.confirm(f"Delete the selected messages of {name} for good?", abort=True)
-    removed = lot.purge(name, _selection(position, id, all), actor=_actor(by), reason=reason)
+    with _plain_errors():
+        removed = lot.purge(name, _selection(position, id, all), actor=_actor(by), reason=reason)
     typer.echo(f"purged {len(removed)} message(s)")
 
 

@@ -24,7 +24,7 @@ from shared.bus.messages import (
     PublishResult,
     ReceivedMessage,
 )
-from shared.bus.parking import ParkingLot, Selection, describe_parked, requeued_headers
+from shared.bus.parking import ParkingLot, ParkingLotMissing, Selection, describe_parked, requeued_headers
 from shared.bus.policy import next_step, parked_headers, retry_headers
 from shared.bus.processing import MessageProcessor
 from shared.bus.topology import Naming, Subscription, check_unique, topic_matches
@@ -243,7 +243,7 @@ class InMemoryParkingLot(ParkingLot):
     def _remove(self, parking_lot: str, selection: Selection) -> list[ParkedMessage]:
         messages = self.bus._parked.get(parking_lot)
         if messages is None:
-            raise KeyError(f"no parking lot {parking_lot}")
+            raise ParkingLotMissing(f"no parking lot {parking_lot}")
         kept: deque[_Stored] = deque()
         removed = []
         for index, stored in enumerate(messages):
@@ -257,16 +257,16 @@ class InMemoryParkingLot(ParkingLot):
         self.bus._parked[parking_lot] = kept
         return removed
 
-    def _requeue(self, parking_lot: str, selection: Selection, actor: str, reason: str) -> list[ParkedMessage]:
+    def _requeue(self, parking_lot: str, selection: Selection, actor: str, reason: str, done: list[ParkedMessage]) -> None:
         target = parking_lot.removesuffix(".parked")
         with self.bus._lock:
             removed = self._remove(parking_lot, selection)
             for parked in removed:
                 headers = requeued_headers(parked.headers, actor, reason)
                 self.bus._queues[target].append(_Stored(parked.body, headers, parked.content_type, parked.message_id))
+            done.extend(removed)
             self.bus._lock.notify_all()
-        return removed
 
-    def _purge(self, parking_lot: str, selection: Selection) -> list[ParkedMessage]:
+    def _purge(self, parking_lot: str, selection: Selection, done: list[ParkedMessage]) -> None:
         with self.bus._lock:
-            return self._remove(parking_lot, selection)
+            done.extend(self._remove(parking_lot, selection))

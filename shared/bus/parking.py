@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -112,31 +114,47 @@ class ParkingLot(ABC):
     def list(self, parking_lot: str, limit: int = 1000) -> list[ParkedMessage]: ...
 
     @abstractmethod
-    def _requeue(self, parking_lot: str, selection: Selection, actor: str, reason: str) -> list[ParkedMessage]: ...
+    def _requeue(self, parking_lot: str, selection: Selection, actor: str, reason: str, done: list[ParkedMessage]) -> None:
+        """Move the selected messages, appending each to ``done`` as soon as it has moved."""
 
     @abstractmethod
-    def _purge(self, parking_lot: str, selection: Selection) -> list[ParkedMessage]: ...
+    def _purge(self, parking_lot: str, selection: Selection, done: list[ParkedMessage]) -> None:
+        """Delete the selected messages, appending each to ``done`` as soon as it is gone."""
 
     def requeue(self, parking_lot: str, selection: Selection, *, actor: str, reason: str) -> list[ParkedMessage]:
         """Send selected messages back to the queue they were parked from."""
         _require_reason(reason)
-        moved = self._requeue(parking_lot, selection, actor, reason)
-        self._audit("requeue", parking_lot, moved, actor, reason)
+        moved: list[ParkedMessage] = []
+        # The audit line is written even when the walk fails halfway: what already moved is recorded.
+        with _audited("requeue", parking_lot, moved, actor, reason):
+            self._requeue(parking_lot, selection, actor, reason, moved)
         return moved
 
     def purge(self, parking_lot: str, selection: Selection, *, actor: str, reason: str) -> list[ParkedMessage]:
         """Delete selected messages for good."""
         _require_reason(reason)
-        removed = self._purge(parking_lot, selection)
-        self._audit("purge", parking_lot, removed, actor, reason)
+        removed: list[ParkedMessage] = []
+        with _audited("purge", parking_lot, removed, actor, reason):
+            self._purge(parking_lot, selection, removed)
         return removed
 
-    @staticmethod
-    def _audit(action: str, parking_lot: str, messages: list[ParkedMessage], actor: str, reason: str) -> None:
+
+class ParkingLotMissing(LookupError):
+    """The parking lot does not exist (yet): its service never declared its queues on this broker."""
+
+
+@contextmanager
+def _audited(action: str, parking_lot: str, messages: list[ParkedMessage], actor: str, reason: str) -> Iterator[None]:
+    outcome = "failed"
+    try:
+        yield
+        outcome = "done"
+    finally:
         log.warning(
             "parking lot action",
             audit=True,
             action=action,
+            outcome=outcome,
             actor=actor,
             why=reason,
             parking_lot=parking_lot,

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import amqp
 
 from shared.bus.messages import ParkedMessage
-from shared.bus.parking import ParkingLot, Selection, describe_parked, requeued_headers
+from shared.bus.parking import ParkingLot, ParkingLotMissing, Selection, describe_parked, requeued_headers
 from shared.bus.rabbit import CONNECTION_ERRORS, body_bytes
 
 if TYPE_CHECKING:
@@ -37,19 +37,36 @@ class RabbitParkingLot(ParkingLot):
                 except CONNECTION_ERRORS:
                     pass
 
-    def queues(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        with self._channel() as channel:
-            for subscription in self.bus.subscriptions:
-                name = self.bus.naming.parking_lot(subscription.queue)
-                result = channel.queue_declare(name, passive=True)
-                counts[name] = result.message_count
+    def queues(self) -> dict[str, int | None]:
+        """Counts per parking lot; ``None`` for one not declared on this broker yet."""
+        counts: dict[str, int | None] = {}
+        for subscription in self.bus.subscriptions:
+            name = self.bus.naming.parking_lot(subscription.queue)
+            try:
+                counts[name] = self.count(name)
+            except ParkingLotMissing:
+                counts[name] = None
         return counts
+
+    def count(self, parking_lot: str) -> int:
+        # A passive declare of a missing queue closes the channel, hence one channel per question.
+        with self._channel() as channel:
+            return int(self._declared(channel, parking_lot).message_count)
+
+    @staticmethod
+    def _declared(channel: Any, parking_lot: str) -> Any:
+        try:
+            return channel.queue_declare(parking_lot, passive=True)
+        except amqp.exceptions.NotFound as exc:
+            raise ParkingLotMissing(
+                f"no parking lot {parking_lot} on this broker: its service has not declared its queues yet "
+                "(any `postpay run` declares them at start), or POSTPAY_BUS_NAMESPACE differs"
+            ) from exc
 
     def _walk(self, parking_lot: str, limit: int, act: Callable[[Any, amqp.Message, ParkedMessage], None]) -> list[ParkedMessage]:
         seen: list[ParkedMessage] = []
         with self._channel() as channel:
-            channel.queue_declare(parking_lot, passive=True)
+            self._declared(channel, parking_lot)
             for position in range(limit):
                 raw = channel.basic_get(parking_lot, no_ack=False)
                 if raw is None:
@@ -70,9 +87,8 @@ class RabbitParkingLot(ParkingLot):
     def list(self, parking_lot: str, limit: int = 1000) -> list[ParkedMessage]:
         return self._walk(parking_lot, limit, lambda channel, raw, parked: None)
 
-    def _requeue(self, parking_lot: str, selection: Selection, actor: str, reason: str) -> list[ParkedMessage]:
+    def _requeue(self, parking_lot: str, selection: Selection, actor: str, reason: str, done: list[ParkedMessage]) -> None:
         target = parking_lot.removesuffix(".parked")
-        moved: list[ParkedMessage] = []
 
         def requeue(channel: Any, raw: amqp.Message, parked: ParkedMessage) -> None:
             if not selection.matches(parked):
@@ -83,18 +99,14 @@ class RabbitParkingLot(ParkingLot):
             channel.basic_publish_confirm(copy, exchange="", routing_key=target, mandatory=True,
                                           confirm_timeout=self.bus.confirm_timeout)
             channel.basic_ack(raw.delivery_info["delivery_tag"])
-            moved.append(parked)
+            done.append(parked)
 
         self._walk(parking_lot, 1_000_000, requeue)
-        return moved
 
-    def _purge(self, parking_lot: str, selection: Selection) -> list[ParkedMessage]:
-        removed: list[ParkedMessage] = []
-
+    def _purge(self, parking_lot: str, selection: Selection, done: list[ParkedMessage]) -> None:
         def purge(channel: Any, raw: amqp.Message, parked: ParkedMessage) -> None:
             if selection.matches(parked):
                 channel.basic_ack(raw.delivery_info["delivery_tag"])
-                removed.append(parked)
+                done.append(parked)
 
         self._walk(parking_lot, 1_000_000, purge)
-        return removed
