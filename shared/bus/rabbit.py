@@ -38,6 +38,13 @@ def body_bytes(raw: amqp.Message) -> bytes:
     return bytes(body)
 
 
+# Browsing a parking lot (`postpay dlq list`) returns its messages unacked, which counts as a delivery.
+# RabbitMQ 4 gives quorum queues a default delivery limit of 20 and a parking lot has nowhere to
+# dead-letter to, so without an explicit, practically unreachable limit, looking at parked messages
+# twenty times would drop them.
+PARKING_LOT_ARGUMENTS = {"x-queue-type": "quorum", "x-delivery-limit": 1_000_000}
+
+
 class RabbitBus:
     def __init__(
         self,
@@ -119,10 +126,9 @@ class RabbitBus:
 
     def declare_on(self, channel: Any, subscriptions: Sequence[Subscription]) -> None:
         channel.exchange_declare(self.naming.exchange, "topic", durable=True, auto_delete=False)
-        quorum = {"x-queue-type": "quorum"}
         for subscription in subscriptions:
             parking_lot = self.naming.parking_lot(subscription.queue)
-            channel.queue_declare(parking_lot, durable=True, auto_delete=False, arguments=quorum)
+            channel.queue_declare(parking_lot, durable=True, auto_delete=False, arguments=PARKING_LOT_ARGUMENTS)
             queue = self.naming.queue(subscription.queue)
             channel.queue_declare(
                 queue, durable=True, auto_delete=False, arguments=self.main_queue_arguments(subscription)
