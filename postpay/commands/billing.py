@@ -20,6 +20,7 @@ from postpay.ops.context import BillingContext
 from postpay.ops.dry_run import preview_period
 from postpay.ops.reports import follow_status, render_preview, render_status, render_summary
 from postpay.ops.status import PeriodStatus, count_parked, period_status
+from shared.bus.rabbit import CONNECTION_ERRORS
 from shared.periods import BillingPeriod
 from shared.settings import KernelSettings
 from services.scheduler.closing import Emitted, PeriodNotEnded, close_period, replay_period
@@ -137,8 +138,18 @@ def status(
     try:
         billing_period = _period(context, period)
 
+        if context.bus_is_local:
+            console.print("parked work is counted only on RabbitMQ: the in-process bus keeps it inside its own process")
+
         def parked() -> int | None:
-            return None if context.bus_is_local else count_parked(context.bus, billing_period)
+            if context.bus_is_local:
+                return None
+            try:
+                return count_parked(context.bus, billing_period)
+            except CONNECTION_ERRORS as exc:
+                # The counts from the database still help while the broker is away; say what is missing.
+                console.print(f"[yellow]broker unreachable ({exc.__class__.__name__}): parked work not counted[/]")
+                return None
 
         if follow:
             follow_status(console, _poller(context, billing_period, parked), lambda: _sleep(interval))

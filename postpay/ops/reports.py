@@ -86,7 +86,7 @@ def render_status(console: Console, status: PeriodStatus) -> None:
     table.add_row("usage collected", str(status.collected))
     table.add_row("invoiced", str(status.invoiced))
     table.add_row("nothing to bill", str(status.nothing_to_bill))
-    table.add_row("parked", "unknown (in-process bus)" if status.parked is None else str(status.parked))
+    table.add_row("parked", "unknown" if status.parked is None else str(status.parked))
     table.add_row("still to do", str(max(status.expected - status.accounted, 0)))
     for currency, total in sorted(status.invoiced_totals.items()):
         table.add_row(f"invoiced {currency}", _money(total))
