@@ -40,7 +40,8 @@ def invoicer(namespace: str) -> Iterator[Runtime]:
     assert runtime.consumer.connected.wait(10), "consumer did not connect"
     yield runtime
     runtime.stop()
-    system.bus.delete_topology(runtime.services[0].subscriptions)
+    # The runtime declared every service's queues (so each event is routable): remove them all.
+    system.bus.delete_topology([s for service in system.services for s in service.subscriptions])
     system.db.dispose()
 
 
