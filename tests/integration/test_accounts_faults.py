@@ -72,8 +72,8 @@ def test_upstream_outages_during_ticks_are_retried_and_never_flap(
 
         assert harness.status_history(ada) == [("active", "suspended")]
         assert harness.status_history(bob) == [("active", "suspended"), ("suspended", "active")]
-        assert [len(harness.emails_to(m, "suspended")) for m in (ada, bob)] == [1, 1]
-        assert len(harness.emails_to(bob, "active again")) == 1
+        assert [len(harness.wait_emails(m, "suspended")) for m in (ada, bob)] == [1, 1]
+        assert len(harness.wait_emails(bob, "active again")) == 1
         assert [harness.account(m).revision for m in (ada, bob)] == [1, 2]
         assert not any(harness.account(m).unconfirmed for m in (ada, bob))
     finally:

@@ -18,7 +18,8 @@ from shared.bus.rabbit import RabbitBus
 from shared.db import Database
 from shared.events.billing import InvoiceCreated
 from simulators.smtp import text_of
-from tests.support.accounts import AccountsHarness, Member
+from simulators.solusvm.seeding import seed as seed_solusvm
+from tests.support.accounts import LONG_AGO, AccountsHarness, Member
 from tests.support.bus_helpers import publish, wait_until
 from tests.support.enrollment import TEST_PANEL_SECRET
 from tests.support.system import Upstreams
@@ -61,18 +62,16 @@ def test_overdue_suspends_once_payment_reactivates_once_and_nothing_else_suspend
         assert [harness.solusvm_status(m) for m in (ada, bob, cleo, dan, eve)] == ["active"] * 5
 
         harness.sync(date(2026, 11, 15))
-        for _ in range(2):  # the same day's tick again, then an operator's sync: nothing more happens
-            harness.sync(date(2026, 11, 15))
-            harness.sync(date(2026, 11, 15), manual=True)
+        harness.sync(date(2026, 11, 15))  # the same day's tick again: no second sync is even asked for
+        harness.sync(date(2026, 11, 15), manual=True)  # an operator's sync, and the next days': no change
         harness.sync(date(2026, 11, 16))
-        harness.sync(date(2026, 11, 17))
         assert [harness.solusvm_status(m) for m in (ada, bob, cleo, dan, eve)] == [
             "suspended", "active", "active", "active", "suspended"]
         assert harness.status_history(ada) == [("active", "suspended")]
         assert harness.status_history(eve) == [("active", "suspended")]
         assert [harness.status_history(m) for m in (bob, cleo, dan)] == [[], [], []]
         assert harness.account(ada).revision == 1, "one recorded change, however many checks ran"
-        (notice,) = harness.emails_to(ada, "suspended")
+        (notice,) = harness.wait_emails(ada, "suspended")
         assert f"Invoice #{ada_invoice}: USD 12.34, due 2026-11-01" in text_of(notice)
         assert f"https://billing.example.com/viewinvoice.php?id={ada_invoice}" in text_of(notice)
         panel = harness.panel(ada)
@@ -84,10 +83,10 @@ def test_overdue_suspends_once_payment_reactivates_once_and_nothing_else_suspend
 
         harness.pay(ada_invoice)
         harness.sync(date(2026, 11, 18))
-        harness.sync(date(2026, 11, 19))
+        harness.sync(date(2026, 11, 19), manual=True)
         assert harness.solusvm_status(ada) == "active"
         assert harness.status_history(ada) == [("active", "suspended"), ("suspended", "active")]
-        (welcome_back,) = harness.emails_to(ada, "active again")
+        (welcome_back,) = harness.wait_emails(ada, "active again")
         assert f"invoice #{ada_invoice}" in text_of(welcome_back)
         panel = harness.panel(ada)
         assert panel is not None and (panel.status, panel.overdue_invoice_ids, panel.revision) == ("active", (), 2)
@@ -101,14 +100,15 @@ def test_closed_or_deleted_client_is_locked_a_reopened_one_active_and_a_new_emai
 ) -> None:
     harness = AccountsHarness(clean_upstreams, rabbit_bus, postgres_database).start()
     try:
-        fay, gus, hal, ivy, taken = (harness.add_customer() for _ in range(5))
+        fay, gus, hal, ivy = (harness.add_customer() for _ in range(4))
         harness.whmcs.update_client(fay.client_id, status="Closed")
         assert httpx.delete(f"{clean_upstreams.whmcs.url}/_sim/clients/{gus.client_id}").status_code == 200
         harness.whmcs.update_client(hal.client_id, email=f"new-{hal.email}")
-        # ivy's new WHMCS email already belongs to another SolusVM 2 user: the status still follows,
-        # the email waits (and is tried again every day) with a note for the operator.
-        harness.whmcs.update_client(ivy.client_id, email=taken.email.upper())
-        harness.whmcs.update_client(taken.client_id, email=f"moved-{taken.email}")
+        # ivy's new WHMCS email belongs to another SolusVM 2 user (say, an old test account): the
+        # status still follows, the email waits (tried again every day) with a note for the operator.
+        squatter = f"old-{ivy.email}"
+        (squatter_id,) = seed_solusvm(clean_upstreams.solusvm_state, {"users": [{"email": squatter}]}, LONG_AGO)["users"]
+        harness.whmcs.update_client(ivy.client_id, email=squatter)
         harness.sync(date(2026, 11, 20))
 
         assert [harness.solusvm_status(m) for m in (fay, gus, hal, ivy)] == ["locked", "locked", "active", "active"]
@@ -121,14 +121,15 @@ def test_closed_or_deleted_client_is_locked_a_reopened_one_active_and_a_new_emai
         panel = harness.panel(fay)
         assert panel is not None and panel.status == "locked"
 
-        # The other user moved away (the order within a tick is not fixed): ivy's email goes through now.
+        # The operator deletes the old account: ivy's email goes through at the next check.
+        clean_upstreams.solusvm_state.delete_user(squatter_id)
         harness.whmcs.update_client(fay.client_id, status="Active")
         harness.sync(date(2026, 11, 21))
-        assert harness.solusvm_user(ivy).email == taken.email.upper()
+        assert harness.solusvm_user(ivy).email == squatter
         assert harness.account(ivy).note is None
         assert harness.solusvm_status(fay) == "active"
         assert harness.status_history(fay) == [("active", "locked"), ("locked", "active")]
-        assert harness.emails_to(fay, "active again") != []
+        harness.wait_emails(fay, "active again")
     finally:
         harness.stop()
 

@@ -37,13 +37,19 @@ from shared.runtime import Runtime
 from shared.upstream.whmcs_models import InvoiceLine
 from simulators.solusvm.seeding import seed as seed_solusvm
 from simulators.whmcs.state import Client as WhmcsClientRecord
-from tests.support.bus_helpers import wait_until
+from tests.support.bus_helpers import metric, wait_until
 from tests.support.enrollment import signup_settings
 from tests.support.system import Upstreams
 
 LIFECYCLE_SERVICES = ("provisioner", "signup", "scheduler")
+CHECK_HANDLER = "provisioner.check_standing"
 INVOICE_URL = "https://billing.example.com/viewinvoice.php?id={invoice_id}"
 LONG_AGO = datetime(2020, 1, 1, tzinfo=UTC)
+
+
+def checks_done() -> float:
+    """Standing checks completed in this process so far (metrics are process-wide: use differences)."""
+    return metric("postpay_messages_handled_total", handler=CHECK_HANDLER, outcome="done")
 
 
 @dataclass(frozen=True)
@@ -136,19 +142,24 @@ class AccountsHarness:
 
     # -- the daily sync --------------------------------------------------------------------------
     def sync(self, day: date, *, wait: bool = True, manual: bool = False) -> datetime:
-        """The tick of ``day`` (00:20 UTC); waits until every customer was checked as of it."""
+        """The tick of ``day`` (00:20 UTC), or an operator's sync; waits until each customer's check of
+        this sync is done and its news reached the panel."""
         moment = datetime.combine(day, time(0, 20), tzinfo=UTC)
         self.clock.set(moment)
+        done_before = checks_done()
         if manual:
             with self.db.transaction() as session:
-                request_accounts_sync(session, self.scheduler_outbox, timezone="UTC", now=moment, trigger="manual")
+                requested = request_accounts_sync(session, self.scheduler_outbox, timezone="UTC", now=moment,
+                                                  trigger="manual")  # fmt: skip
         else:
-            self.scheduler.sync_accounts()
+            requested = self.scheduler.sync_accounts()
         self.runtime.relay.wake()
         for relay in self.other_relays:
             relay.wake()
-        if wait:
-            self.wait_checked(moment)
+        if wait and requested is not None:
+            wait_until(lambda: checks_done() >= done_before + len(self.members), timeout=30,
+                       what=f"{len(self.members)} checks of the sync of {day}")  # fmt: skip
+            self.wait_panel()
         return moment
 
     def wait_checked(self, moment: datetime, members: Sequence[Member] | None = None, timeout: float = 30) -> None:
@@ -161,7 +172,10 @@ class AccountsHarness:
                 return wanted <= set(rows)
 
         wait_until(checked, timeout=timeout, what=f"every customer checked as of {moment}")
-        # ... and what the checks announced has reached the panel.
+        self.wait_panel(members, timeout)
+
+    def wait_panel(self, members: Sequence[Member] | None = None, timeout: float = 30) -> None:
+        """Until what the checks announced has reached the panel."""
         wait_until(lambda: all(self.panel_revision(m) == self.account(m).revision for m in (members or self.members)),
                    timeout=timeout, what="the panel caught up")  # fmt: skip
 
@@ -191,3 +205,11 @@ class AccountsHarness:
 
     def emails_to(self, member: Member, subject: str) -> list[Any]:
         return [m for m in self.upstreams.smtp.messages if m["To"] == member.email and subject in str(m["Subject"])]
+
+    def wait_emails(self, member: Member, subject: str, count: int = 1, timeout: float = 20) -> list[Any]:
+        """At least ``count`` emails to the member about ``subject`` (they are sent after the check commits)."""
+        def enough() -> list[Any] | None:
+            found = self.emails_to(member, subject)
+            return found if len(found) >= count else None
+
+        return wait_until(enough, timeout=timeout, what=f"{count} '{subject}' email(s) to {member.email}")  # type: ignore[no-any-return]
