@@ -1,5 +1,6 @@
-"""The account lifecycle beside billing: a locked customer's usage is still invoiced at the month's
-close; the scheduler asks for one accounts sync per billing day; the migrations build the tables."""
+"""The account lifecycle's storage and its neighbours: a locked customer's usage is still invoiced at
+the month's close; the scheduler asks for one accounts sync per billing day; racing checks and late
+panel news cannot undo a newer decision; the migrations build the tables."""
 
 from __future__ import annotations
 
@@ -8,15 +9,20 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import inspect, select
 
 from postpay.bootstrap import service_builder
+from services.provisioner import store as provisioner_store
 from services.provisioner.store import invoice_ids_of
 from services.scheduler import store as scheduler_store
 from services.scheduler.closing import Scheduler
 from services.scheduler.settings import SchedulerSettings
+from services.signup.accounts import account_view, record_account_standing
 from shared import migrations
 from shared.bus.memory import InMemoryBus
+from shared.bus.processing import HandlerContext
 from shared.clock import ManualClock
 from shared.db import Database
 from shared.dependencies import Dependencies
+from shared.events.accounts import AccountStanding, OverdueInvoice, UserReactivated, UserSuspended
+from shared.events.base import new_envelope
 from shared.events.enrollment import UserProvisioned
 from tests.support.accounts import AccountsHarness
 from tests.support.billing import PRICES, BillingHarness, VmHistory, assert_invoice_matches, expected_lines
@@ -40,8 +46,9 @@ def test_the_month_close_still_invoices_a_locked_customers_usage(
             start = billing.period(OCTOBER).starts_at
             leaving = billing.add_customer("EUR", [VmHistory("web", plan, [(start + timedelta(days=2), None)])])
             member = accounts.adopt(leaving.client_id, leaving.solusvm_user_id, leaving.email)
-            publish(memory_bus, UserProvisioned(signup_id=member.signup_id, email=member.email, whmcs_client_id=member.client_id,
-                                                solusvm_user_id=member.user_id, enrolled_at=start), producer="provisioner")  # fmt: skip
+            enrolled = UserProvisioned(signup_id=member.signup_id, email=member.email, whmcs_client_id=member.client_id,
+                                       solusvm_user_id=member.user_id, enrolled_at=start)  # fmt: skip
+            publish(memory_bus, enrolled, producer="provisioner")
             wait_until(lambda: member.client_id in billing.enrolled_client_ids(), what="enrolled for billing")
 
             accounts.whmcs.update_client(member.client_id, status="Closed")
@@ -100,3 +107,44 @@ def _invoices_of(db: Database, client_id: int) -> set[int]:
     with db.transaction() as session:
         return invoice_ids_of(session, client_id)
 
+
+
+def test_a_check_that_lost_a_race_cannot_commit_and_late_panel_news_cannot_roll_back(database: Database) -> None:
+    """The two guards behind "no flapping" when deliveries overlap: the provisioner's row only takes a
+    write based on the version it read; the panel only takes a higher revision."""
+    deps = Dependencies(whmcs=None, solusvm=None, mailer=None)
+    for name in ("provisioner", "signup"):
+        service_builder(name)(deps).metadata.create_all(database.engine)
+    now = datetime(2026, 11, 15, tzinfo=UTC)
+    with database.transaction() as session:
+        read = provisioner_store.ensure_account(session, 7)
+    with database.transaction() as session:  # the faster check wins ...
+        assert provisioner_store.mark_unconfirmed(session, 7, version=read.version)
+        assert provisioner_store.record_check(
+            session, 7, version=read.version + 1, now=now, changed=True, status="suspended", overdue_invoice_ids=(5,),
+            reason="overdue", note=None, confirmed=True,
+        ) == 1
+    with database.transaction() as session:  # ... the slower one, which read the same version, cannot write
+        assert not provisioner_store.mark_unconfirmed(session, 7, version=read.version)
+        assert provisioner_store.record_check(
+            session, 7, version=read.version, now=now, changed=True, status="active", overdue_invoice_ids=(),
+            reason="paid", note=None, confirmed=True,
+        ) is None
+        account = provisioner_store.get_account(session, 7)
+    assert account is not None and (account.status, account.revision, account.unconfirmed) == ("suspended", 1, False)
+
+    signup_outbox = service_builder("signup")(deps).outbox
+    reactivated = UserReactivated(whmcs_client_id=7, solusvm_user_id=9, email="a@example.com",
+                                  previous_status="suspended", reactivated_at=now,
+                                  standing=AccountStanding(status="active", revision=2))  # fmt: skip
+    suspended = UserSuspended(whmcs_client_id=7, solusvm_user_id=9, email="a@example.com", suspended_at=now,
+                              overdue_invoices=(OverdueInvoice(invoice_id=5, due_date=date(2026, 11, 1), total="1.00"),),
+                              standing=AccountStanding(status="suspended", overdue_invoice_ids=(5,), revision=1))  # fmt: skip
+    for event in (reactivated, suspended):  # the older news arrives last
+        with database.transaction() as session:
+            ctx = HandlerContext(session, new_envelope(event, producer="provisioner"), signup_outbox, database,
+                                 lambda: now, "signup.record_account_standing")  # fmt: skip
+            record_account_standing(event, ctx)
+    with database.transaction() as session:
+        view = account_view(session, 7)
+    assert view is not None and (view.status, view.overdue_invoice_ids, view.revision) == ("active", (), 2)

@@ -118,7 +118,8 @@ class AccountsHarness:
         """Record an existing WHMCS client and SolusVM 2 user as enrolled (provisioner and signup)."""
         signup_id = uuid.uuid4()
         with self.db.transaction() as session:
-            provisioner_store.add_customer(session, provisioner_store.Customer(client_id, user_id, email, signup_id, LONG_AGO))
+            customer = provisioner_store.Customer(client_id, user_id, email, signup_id, LONG_AGO)
+            provisioner_store.add_customer(session, customer)
             signup_store.insert_signup(session, signup_id=signup_id, email=email, email_key=email, name="Test Customer",
                                        company="", encrypted_password="", registration_ip=None, now=LONG_AGO)  # fmt: skip
             session.execute(update(signup_store.signups).where(signup_store.signups.c.id == signup_id).values(
@@ -212,4 +213,5 @@ class AccountsHarness:
             found = self.emails_to(member, subject)
             return found if len(found) >= count else None
 
-        return wait_until(enough, timeout=timeout, what=f"{count} '{subject}' email(s) to {member.email}")  # type: ignore[no-any-return]
+        what = f"{count} '{subject}' email(s) to {member.email}"
+        return wait_until(enough, timeout=timeout, what=what)  # type: ignore[no-any-return]
