@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode
 
+from shared.prices import TokenPrices, token_prices_field
 from shared.settings import SETTINGS_CONFIG
 
 _CURRENCY_CODE = re.compile(r"^[A-Z]{3}$")
@@ -42,13 +43,7 @@ def _currency_codes(mapping: dict[str, Any]) -> dict[str, Any]:
 class InvoicerSettings(BaseSettings):
     model_config = SETTINGS_CONFIG
 
-    token_prices: Annotated[dict[str, Decimal], NoDecode] = Field(
-        default={"USD": Decimal("0.0010"), "EUR": Decimal("0.0009")},
-        description=(
-            'Price of one SolusVM 2 token per WHMCS currency code, as JSON: {"USD": "0.0010", "EUR": "0.0009"}. '
-            "A client whose currency is missing here is not invoiced: the work is parked with that reason."
-        ),
-    )
+    token_prices: TokenPrices = token_prices_field()
     currency_minor_units: Annotated[dict[str, int], NoDecode] = Field(
         default={},
         description=(
@@ -76,20 +71,6 @@ class InvoicerSettings(BaseSettings):
             "is only recorded as having nothing to bill."
         ),
     )
-
-    @field_validator("token_prices", mode="before")
-    @classmethod
-    def _read_token_prices(cls, value: Any) -> Any:
-        prices = _currency_codes(_json_object(value, "token_prices"))
-        for code, price in prices.items():
-            if isinstance(price, float):
-                raise ValueError(f"the {code} token price must be a decimal string, not a floating-point number")
-            if isinstance(price, (int, str)):
-                price = Decimal(str(price))
-            if not isinstance(price, Decimal) or not price.is_finite() or price < 0:
-                raise ValueError(f"the {code} token price must be a finite decimal >= 0, not {price!r}")
-            prices[code] = price
-        return prices
 
     @field_validator("currency_minor_units", mode="before")
     @classmethod

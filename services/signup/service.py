@@ -30,7 +30,14 @@ log = get_logger("postpay.signup")
 def build(deps: Dependencies) -> ServiceDefinition:
     settings = deps.settings(SignupSettings)
     if settings.uses_demo_secrets():
-        log.warning("signup runs with demo secrets; set POSTPAY_SECRET_KEY, POSTPAY_PASSWORD_KEYS and POSTPAY_PANEL_SHARED_SECRET")
+        # The demo secrets are public: anyone could sign a panel login for any client id with them.
+        if not settings.serves_only_this_machine():
+            raise ConfigurationError(
+                f"signup serves {settings.public_url} with the public demo secrets; set POSTPAY_SECRET_KEY, "
+                "POSTPAY_PASSWORD_KEYS and POSTPAY_PANEL_SHARED_SECRET (see docs/configuration.md)"
+            )
+        log.warning("signup runs with demo secrets on loopback; set POSTPAY_SECRET_KEY, POSTPAY_PASSWORD_KEYS "
+                    "and POSTPAY_PANEL_SHARED_SECRET before serving anyone else")
     signer = Signer(settings.secret_key.get_secret_value())
     vault = PasswordVault(settings.password_keys)
     mail = {"mailer": deps.mailer, "signer": signer, "settings": settings}

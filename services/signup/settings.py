@@ -2,42 +2,19 @@
 
 from __future__ import annotations
 
-import json
-from decimal import Decimal
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode
 
+from shared.prices import TokenPrices, token_prices_field
 from shared.settings import SETTINGS_CONFIG
 
 # Demo values so an unconfigured install starts; every production install must set its own.
 DEMO_SECRET_KEY = "demo-signup-secret-key-change-me"
 DEMO_PASSWORD_KEY = "ZGVtby1wYXNzd29yZC1rZXktY2hhbmdlLW1lLW5vdyE="
 DEMO_PANEL_SECRET = "demo-panel-secret-change-me"
-
-
-def parse_token_prices(value: object) -> object:
-    """``{"USD": "0.0010"}`` from JSON, every price a Decimal: a JSON number is read as a decimal
-    literal, never through a float."""
-    if isinstance(value, str):
-        try:
-            value = json.loads(value, parse_float=Decimal, parse_int=Decimal)
-        except ValueError as exc:
-            raise ValueError(f"token prices must be a JSON object of currency code to price: {exc}") from None
-    if not isinstance(value, dict):
-        raise ValueError("token prices must be a JSON object of currency code to price")
-    prices: dict[str, Decimal] = {}
-    for code, price in value.items():
-        if isinstance(price, float):
-            raise ValueError("token prices are decimal strings, not floating-point numbers")
-        decimal = Decimal(str(price))
-        if not decimal.is_finite() or decimal < 0:
-            raise ValueError(f"the token price of {code} must be a non-negative number")
-        if not (isinstance(code, str) and len(code) == 3 and code.isalpha()):
-            raise ValueError(f"{code!r} is not a three-letter currency code")
-        prices[code.upper()] = decimal
-    return prices
 
 
 def split_keys(value: object) -> object:
@@ -63,10 +40,7 @@ class SignupSettings(BaseSettings):
         description="Proxies whose X-Forwarded-For is trusted for the client IP (comma-separated, '*' for any).",
     )
     brand_name: str = Field(default="postpay", max_length=100, description="Provider name shown on pages and emails.")
-    token_prices: Annotated[dict[str, Decimal], NoDecode] = Field(
-        default_factory=lambda: {"USD": Decimal("0.0010")},
-        description='Price of one SolusVM 2 token per currency, as JSON: {"USD":"0.0010","EUR":"0.0009"}.',
-    )
+    token_prices: TokenPrices = token_prices_field()
     terms_of_service_url: str = Field(
         default="https://example.com/terms-of-service", description="Where the Terms of Service are published."
     )
@@ -125,11 +99,6 @@ class SignupSettings(BaseSettings):
     resends_per_ip: int = Field(default=10, ge=1, description="Verification resends one IP address may ask per window.")
     resends_per_email: int = Field(default=3, ge=1, description="Verification resends per email address per window.")
 
-    @field_validator("token_prices", mode="before")
-    @classmethod
-    def _parse_prices(cls, value: object) -> object:
-        return parse_token_prices(value)
-
     @field_validator("password_keys", mode="before")
     @classmethod
     def _split_password_keys(cls, value: object) -> object:
@@ -143,6 +112,11 @@ class SignupSettings(BaseSettings):
     @property
     def secure_cookies(self) -> bool:
         return self.public_url.startswith("https://")
+
+    def serves_only_this_machine(self) -> bool:
+        """Customers reach the pages on loopback only: a demo or a developer's machine."""
+        host = urlsplit(self.public_url).hostname or ""
+        return host in ("localhost", "testserver") or host.startswith("127.") or host == "::1"
 
     def uses_demo_secrets(self) -> bool:
         return (

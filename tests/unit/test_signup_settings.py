@@ -40,3 +40,41 @@ def test_https_public_url_makes_cookies_secure() -> None:
     assert SignupSettings(public_url="https://signup.example.com/").secure_cookies
     assert SignupSettings(public_url="https://signup.example.com/").public_url == "https://signup.example.com"
     assert not SignupSettings(public_url="http://127.0.0.1:8480").secure_cookies
+
+
+@pytest.mark.parametrize("value", ['{"USD": "abc"}', '{"USD": true}', '{"USD": "Infinity"}'])
+def test_a_price_that_is_not_a_number_is_a_validation_error_naming_the_currency(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("POSTPAY_TOKEN_PRICES", value)
+    with pytest.raises(ValidationError, match="USD"):
+        SignupSettings()
+
+
+def test_the_landing_page_and_the_invoicer_read_one_price_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    from services.invoicer.settings import InvoicerSettings
+
+    assert SignupSettings().token_prices == InvoicerSettings().token_prices, "the same default for both"
+    monkeypatch.setenv("POSTPAY_TOKEN_PRICES", '{"GBP": "0.0008"}')
+    assert SignupSettings().token_prices == InvoicerSettings().token_prices == {"GBP": Decimal("0.0008")}
+
+
+@pytest.mark.parametrize(
+    ("url", "local"),
+    [("http://127.0.0.1:8480", True), ("http://localhost:8480", True), ("http://[::1]:8480", True),
+     ("https://signup.example.com", False), ("http://10.0.0.5:8480", False)],
+)
+def test_only_a_loopback_public_url_counts_as_this_machine(url: str, local: bool) -> None:
+    assert SignupSettings(public_url=url).serves_only_this_machine() is local
+
+
+def test_signup_refuses_to_serve_the_world_with_the_public_demo_secrets() -> None:
+    from services.signup.service import build
+    from shared.dependencies import Dependencies
+    from shared.errors import ConfigurationError
+
+    public = SignupSettings(public_url="https://signup.example.com", signup_port=0)
+    with pytest.raises(ConfigurationError, match="POSTPAY_SECRET_KEY"):
+        build(Dependencies(whmcs=None, solusvm=None, mailer=None, overrides={SignupSettings: public}))
+    local = SignupSettings(public_url="http://127.0.0.1:8480", signup_port=0)
+    assert build(Dependencies(whmcs=None, solusvm=None, mailer=None, overrides={SignupSettings: local})).name == "signup"
