@@ -4,7 +4,6 @@ handle. Every test runs on both buses (in-process and real RabbitMQ) and both da
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections.abc import Iterator
 
@@ -172,11 +171,14 @@ def test_an_unroutable_event_is_an_error_and_stays_in_the_outbox(runtime: Runtim
     outbox = runtime.services[0].outbox
     with runtime.db.transaction() as session:
         envelope = outbox.add_event(session, OrphanHappened(key="lost?"))
-    time.sleep(0.3)
-    with runtime.db.transaction() as session:
-        rows = session.execute(select(outbox.table).where(outbox.table.c.event_id == envelope.event_id)).all()
-    assert len(rows) == 1, "an unroutable event must not be dropped"
-    assert rows[0].attempts >= 1
+
+    def tried() -> list:
+        with runtime.db.transaction() as session:
+            rows = session.execute(select(outbox.table).where(outbox.table.c.event_id == envelope.event_id)).all()
+        assert len(rows) == 1, "an unroutable event must not be dropped"
+        return rows if rows[0].attempts >= 1 else []
+
+    rows = wait_until(tried, what="the relay's attempt at the unroutable event")
     assert "NO_ROUTE" in rows[0].last_error
 
 
@@ -187,8 +189,13 @@ def test_a_rolled_back_change_never_publishes(runtime: Runtime) -> None:
         with runtime.db.transaction() as session:
             outbox.add_event(session, ProbeHappened(key=key))
             raise RuntimeError("the state change failed")
+    # A sentinel written after the rollback: once its effect is seen, the relay has shipped everything
+    # that was ever committed before it, so a missing effect for the rolled-back event means something.
+    sentinel = uuid.uuid4().hex
+    with runtime.db.transaction() as session:
+        outbox.add_event(session, ProbeHappened(key=sentinel))
     runtime.relay.wake()
-    time.sleep(0.3)
+    wait_until(lambda: count(runtime.db, effects, sentinel) == 1, what="the sentinel event applied")
     with runtime.db.transaction() as session:
         assert outbox.backlog(session) == 0
     assert count(runtime.db, effects, key) == 0

@@ -323,17 +323,18 @@ class TestWriteFaults:
         assert sleeps == [3.0] and sim.calls("POST /api/v1/users/1/tokens") == 2
 
 
-def test_concurrent_usage_calls_at_benchmark_pace(sim: Sim) -> None:
-    """Many threads sharing one client, as the collector does at month close."""
+def test_concurrent_usage_calls_share_one_client_correctly(sim: Sim) -> None:
+    """Many threads sharing one client, as the collector does at month close: every answer is the
+    right one for its user (the pace is measured in bench/, not here)."""
     with sim.state.lock:
         users = [sim.state.create_user({"email": f"bench{n}@example.com"}, NOW).id for n in range(200)]
         for user_id in users:
             sim.state.create_server({"plan": 1, "location": 1, "name": None}, user_id, NOW)
     sim.app.state.clock.set(datetime(2024, 6, 20, tzinfo=UTC))
     window = (datetime(2024, 6, 1, tzinfo=UTC), datetime(2024, 7, 1, tzinfo=UTC))
-    started = time.monotonic()
     with make_client(sim, []) as solusvm, ThreadPoolExecutor(16) as pool:
-        reports = list(pool.map(lambda user_id: solusvm.period_usage(user_id, *window), users * 2))
-    elapsed = time.monotonic() - started
-    assert all(report.total_tokens == min(108 * 7, 5000) for report in reports)  # 15 June 12:00 -> 20 June
-    assert len(reports) / elapsed > 100, f"{len(reports) / elapsed:.0f} requests/s"
+        reports = list(pool.map(lambda user_id: (user_id, solusvm.period_usage(user_id, *window)), users * 2))
+    assert len(reports) == 400
+    for user_id, report in reports:
+        assert report.total_tokens == min(108 * 7, 5000)  # 15 June 12:00 -> 20 June
+        assert report.user_id == user_id and len(report.servers) == 1
