@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Column, MetaData, String, Table, Uuid, select
+from sqlalchemy import Column, MetaData, String, Table, Uuid, bindparam, select
 from sqlalchemy.orm import Session
 
 from shared.db import UtcTimestamp
@@ -28,13 +28,16 @@ def inbox_table(metadata: MetaData, service: str) -> Table:
 class Inbox:
     def __init__(self, table: Table) -> None:
         self.table = table
+        # Built once: every delivery runs both, and building and cache-keying a statement per call
+        # cost more CPU than executing it.
+        self._seen = select(table.c.event_id).where(
+            table.c.handler == bindparam("handler"), table.c.event_id == bindparam("event_id")
+        )
+        self._record = table.insert()
 
     def seen(self, session: Session, handler: str, event_id: uuid.UUID) -> bool:
-        query = select(self.table.c.event_id).where(
-            self.table.c.handler == handler, self.table.c.event_id == event_id
-        )
-        return session.execute(query).first() is not None
+        return session.execute(self._seen, {"handler": handler, "event_id": event_id}).first() is not None
 
     def record(self, session: Session, handler: str, event_id: uuid.UUID, at: datetime) -> None:
         """Insert the row; a concurrent duplicate makes the commit fail with an IntegrityError."""
-        session.execute(self.table.insert().values(handler=handler, event_id=event_id, processed_at=at))
+        session.execute(self._record, {"handler": handler, "event_id": event_id, "processed_at": at})

@@ -54,6 +54,22 @@ class Outbox:
     def __init__(self, table: Table, producer: str) -> None:
         self.table = table
         self.producer = producer
+        self._inserts: dict[str, Any] = {}
+
+    def _insert(self, dialect: str) -> Any:
+        """The insert for ``dialect``, built once (it runs for every event a handler emits).
+
+        The same event id twice is the same fact twice (a re-run fan-out): the first is kept."""
+        statement = self._inserts.get(dialect)
+        if statement is None:
+            if dialect == "postgresql":
+                statement = postgresql.insert(self.table).on_conflict_do_nothing(index_elements=["event_id"])
+            elif dialect == "sqlite":
+                statement = sqlite.insert(self.table).on_conflict_do_nothing(index_elements=["event_id"])
+            else:  # pragma: no cover - only the two supported databases
+                statement = self.table.insert()
+            self._inserts[dialect] = statement
+        return statement
 
     def add(self, session: Session, envelope: Envelope[Any]) -> None:
         self.add_all(session, [envelope])
@@ -63,15 +79,9 @@ class Outbox:
         if not envelopes:
             return
         rows = [self._row(envelope) for envelope in envelopes]
-        # The same event id twice is the same fact twice (a re-run fan-out): keep the first.
-        dialect = session.get_bind().dialect.name
-        if dialect == "postgresql":
-            statement: Any = postgresql.insert(self.table).on_conflict_do_nothing(index_elements=["event_id"])
-        elif dialect == "sqlite":
-            statement = sqlite.insert(self.table).on_conflict_do_nothing(index_elements=["event_id"])
-        else:  # pragma: no cover - only the two supported databases
-            statement = self.table.insert()
-        session.execute(statement, rows)
+        statement = self._insert(session.get_bind().dialect.name)
+        # One row is a plain execute: the executemany path costs more for a single row.
+        session.execute(statement, rows[0] if len(rows) == 1 else rows)
 
     @staticmethod
     def _row(envelope: Envelope[Any]) -> dict[str, Any]:

@@ -3,6 +3,7 @@ period records (what was collected, and how the invoicer settled it)."""
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from sqlalchemy import (
     String,
     Table,
     Uuid,
+    bindparam,
     case,
     func,
     select,
@@ -186,35 +188,53 @@ def latest_fanout(session: Session, period: str) -> FanOut | None:
 
 
 # -- collections -------------------------------------------------------------------------------------
-def record_collection(
-    session: Session, *, period: str, client_id: int, solusvm_user_id: int, vm_count: int, total_tokens: int,
-    now: datetime,
-) -> None:
-    """What was collected; a re-collection (replay) refreshes it and keeps how the period was settled."""
-    statement = _insert(session, collections).values(
-        period=period, whmcs_client_id=client_id, solusvm_user_id=solusvm_user_id, vm_count=vm_count,
-        total_tokens=total_tokens, outcome=COLLECTED, collected_at=now,
+# Built once per dialect, with bound parameters: every customer of every close runs these, and building
+# and cache-keying them per call cost more CPU than running them.
+@functools.cache
+def _record_collection(dialect: str) -> Any:
+    statement = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(collections).values(
+        period=bindparam("p_period"), whmcs_client_id=bindparam("p_client_id"),
+        solusvm_user_id=bindparam("p_user_id"), vm_count=bindparam("p_vm_count"),
+        total_tokens=bindparam("p_total_tokens"), outcome=COLLECTED, collected_at=bindparam("p_now"),
     )
-    statement = statement.on_conflict_do_update(
+    return statement.on_conflict_do_update(
         index_elements=[collections.c.period, collections.c.whmcs_client_id],
         set_={
             "solusvm_user_id": statement.excluded.solusvm_user_id,
             "vm_count": statement.excluded.vm_count,
             "total_tokens": statement.excluded.total_tokens,
-            "collected_at": now,
+            "collected_at": bindparam("p_now"),
         },
     )
-    session.execute(statement)
+
+
+_COLLECTION = (collections.c.period == bindparam("p_period")) & (
+    collections.c.whmcs_client_id == bindparam("p_client_id")
+)
+_RECORD_INVOICED = collections.update().where(_COLLECTION).values(
+    outcome=INVOICED, invoice_id=bindparam("p_invoice_id"), currency=bindparam("p_currency"),
+    total=bindparam("p_total"), settled_at=bindparam("p_now"),
+)
+
+
+def record_collection(
+    session: Session, *, period: str, client_id: int, solusvm_user_id: int, vm_count: int, total_tokens: int,
+    now: datetime,
+) -> None:
+    """What was collected; a re-collection (replay) refreshes it and keeps how the period was settled."""
+    session.execute(_record_collection(session.get_bind().dialect.name), {
+        "p_period": period, "p_client_id": client_id, "p_user_id": solusvm_user_id, "p_vm_count": vm_count,
+        "p_total_tokens": total_tokens, "p_now": now,
+    })
 
 
 def record_invoiced(
     session: Session, *, period: str, client_id: int, invoice_id: int, currency: str, total: Decimal, now: datetime
 ) -> int:
-    result = session.execute(
-        collections.update()
-        .where(collections.c.period == period, collections.c.whmcs_client_id == client_id)
-        .values(outcome=INVOICED, invoice_id=invoice_id, currency=currency, total=total, settled_at=now)
-    )
+    result = session.execute(_RECORD_INVOICED, {
+        "p_period": period, "p_client_id": client_id, "p_invoice_id": invoice_id, "p_currency": currency,
+        "p_total": total, "p_now": now,
+    })
     return int(result.rowcount)
 
 
