@@ -16,6 +16,14 @@ from postpay.bootstrap import SERVICES, System
 from shared import migrations
 from shared.health import HealthServer
 from shared.logging import configure_logging, get_logger
+from shared.metrics import (
+    HANDLER_SECONDS,
+    MESSAGES_FAILED,
+    MESSAGES_HANDLED,
+    MESSAGES_PARKED,
+    MESSAGES_RETRIED,
+    OUTBOX_BACKLOG,
+)
 from shared.runtime import Runtime
 from shared.settings import KernelSettings
 
@@ -53,7 +61,29 @@ def migrate(system: System, names: tuple[str, ...]) -> None:
 
 def build_runtime(system: System, part: Part) -> Runtime:
     names = services_for(part)
-    return system.runtime(names)
+    runtime = system.runtime(names)
+    for service in runtime.services:
+        # The signup web's commits wake the relay at once instead of at its next poll.
+        committed = service.extras.get("outbox_committed")
+        if committed is not None:
+            committed.connect(runtime.relay.wake)
+    return runtime
+
+
+def expose_metrics(runtime: Runtime, *, handlers: bool) -> None:
+    """Create every handler's series at zero before the first message, so dashboards and ``rate()``
+    see the first increment. Parking reasons other than these two are rare and appear when they happen."""
+    for subscription, _ in runtime.bindings if handlers else ():
+        handler = subscription.queue
+        for outcome in ("done", "duplicate"):
+            MESSAGES_HANDLED.labels(handler, outcome)
+        MESSAGES_FAILED.labels(handler)
+        MESSAGES_RETRIED.labels(handler)
+        HANDLER_SECONDS.labels(handler)
+        for reason in ("rejected", "retries-exhausted"):
+            MESSAGES_PARKED.labels(handler, reason)
+    for service in runtime.services:
+        OUTBOX_BACKLOG.labels(service.name)
 
 
 def readiness_checks(system: System, runtime: Runtime) -> dict:
@@ -76,8 +106,9 @@ def run(
     if migrate_first:
         migrate(system, names)
     runtime = build_runtime(system, part)
-    runtime.install_signal_handlers()
     consume = part is not Part.relay
+    expose_metrics(runtime, handlers=consume)
+    runtime.install_signal_handlers()
     runtime.start(consume=consume, relay=True, background=consume)
     port = kernel.health_port if health_port is None else health_port
     health = HealthServer(readiness_checks(system, runtime), port=port).start() if port else None
