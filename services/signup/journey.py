@@ -76,7 +76,7 @@ class Verified:
     signup: Signup
 
 
-LinkProblemKind = Literal["invalid", "expired", "used", "foreign"]
+LinkProblemKind = Literal["invalid", "expired", "used", "foreign", "locked"]
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 from services.signup import store
+from services.signup.accounts import account_view
 from services.signup.journey import LinkProblem
 from services.signup.settings import SignupSettings
 from services.signup.store import Signup, Stage
@@ -93,6 +94,9 @@ class SingleSignOn:
                 return LinkProblem("used", signup)
             if claims.expired(now) or now >= link.expires_at:
                 return LinkProblem("expired", signup)
+            if _locked(session, signup):
+                # SolusVM 2 would refuse a locked user's token anyway; say why instead of an upstream error.
+                return LinkProblem("locked", signup)
             if not store.use_link(session, link.id, now):
                 return LinkProblem("used", signup)
         try:
@@ -102,3 +106,10 @@ class SingleSignOn:
             return SolusVMUnavailable(signup)
         log.info("single sign-on", signup_id=str(signup.id), solusvm_user_id=signup.solusvm_user_id)
         return SsoRedirect(self.solusvm.sso_login_url(one_time_token))
+
+
+def _locked(session: Any, signup: Signup) -> bool:
+    if signup.whmcs_client_id is None:
+        return False
+    account = account_view(session, signup.whmcs_client_id)
+    return account is not None and account.status == "locked"

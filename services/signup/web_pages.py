@@ -33,7 +33,7 @@ from services.signup.web_support import (
 
 router = APIRouter(include_in_schema=False)
 
-LINK_PROBLEM_STATUS = {"invalid": 400, "expired": 410, "used": 409, "foreign": 403}
+LINK_PROBLEM_STATUS = {"invalid": 400, "expired": 410, "used": 409, "foreign": 403, "locked": 403}
 
 
 def see_other(path: str) -> RedirectResponse:

@@ -11,9 +11,10 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from services.signup import store
+from services.signup.accounts import accounts
 from services.signup.panel_auth import panel_signature
 from shared.bus.memory import InMemoryBus
 from shared.clock import ManualClock
@@ -75,6 +76,22 @@ def test_an_expired_login_link_gets_a_clear_page(enrollment: Enrollment, enrolle
     issued = len(upstreams.solusvm_state.tokens)
     expired = enrollment.client.get(path)
     assert expired.status_code == 410 and "expired" in expired.text
+    assert len(upstreams.solusvm_state.tokens) == issued
+
+
+def test_a_locked_customers_login_link_says_so_and_asks_solusvm_for_nothing(
+    enrollment: Enrollment, enrolled: tuple[str, object], clock: ManualClock, upstreams: Upstreams
+) -> None:
+    email, page = enrolled
+    path = mint(enrollment, page)
+    with enrollment.db.transaction() as session:
+        client_id = session.execute(select(store.signups.c.whmcs_client_id).where(store.signups.c.email == email)).scalar_one()
+        session.execute(insert(accounts).values(whmcs_client_id=client_id, status="locked", overdue_invoice_ids="[]",
+                                                revision=1, updated_at=clock()))  # fmt: skip
+    issued = len(upstreams.solusvm_state.tokens)
+    refused = enrollment.client.get(path)
+    assert refused.status_code == 403 and "account is locked" in refused.text
+    assert "again for a fresh link" not in refused.text
     assert len(upstreams.solusvm_state.tokens) == issued
 
 
