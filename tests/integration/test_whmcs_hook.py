@@ -7,12 +7,15 @@ from __future__ import annotations
 import shutil
 import subprocess
 import time
+from datetime import UTC, datetime
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+from sqlalchemy import insert
 import pytest
 
+from services.signup.accounts import accounts
 from shared.bus.memory import InMemoryBus
 from shared.db import Database
 from simulators.smtp import free_port
@@ -141,6 +144,23 @@ def test_both_panels_render_and_the_button_logs_in_to_solusvm(enrollment: Enroll
         landed = browser.get(to_solusvm.headers["location"])
         assert landed.status_code == 200 and email in landed.text
         assert browser.get(link).status_code == 409, "the link worked once"
+
+
+@pytest.mark.parametrize(("status", "colour", "title"), [("suspended", "amber", "Suspended"), ("locked", "red", "locked")])
+def test_a_suspended_or_locked_account_shows_in_the_panels_colour_and_title(
+    enrollment: Enrollment, whmcs: str, status: str, colour: str, title: str
+) -> None:
+    email = unique_email()
+    enrollment.enroll(email)
+    signup = enrollment.signup_row(email)
+    assert signup is not None and signup.whmcs_client_id is not None
+    with enrollment.db.transaction() as session:
+        session.execute(insert(accounts).values(
+            whmcs_client_id=signup.whmcs_client_id, status=status, revision=1, updated_at=datetime.now(UTC),
+            overdue_invoice_ids="[41]" if status == "suspended" else "[]"))  # fmt: skip
+    with as_client(signup.whmcs_client_id) as browser:
+        page = browser.get(f"{whmcs}/index.php").text
+    assert f'data-color="{colour}"' in page and title in page, page
 
 
 def test_a_visitor_who_is_not_signed_in_is_sent_to_log_in_and_sees_no_panel(enrollment: Enrollment, whmcs: str) -> None:

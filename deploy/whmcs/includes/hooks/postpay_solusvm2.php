@@ -29,7 +29,7 @@ add_hook('ClientAreaHomepagePanels', 1, function (Item $homePagePanels) {
         'label' => $panel['title'],
         'icon' => 'fa-server',
         'order' => 25,
-        'extras' => ['color' => $panel['enrolled'] ? 'green' : 'blue'],
+        'extras' => ['color' => postpay_solusvm2_panel_colour($panel)],
         'bodyHtml' => $panel['html'],
     ]);
 });

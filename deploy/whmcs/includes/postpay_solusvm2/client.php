@@ -72,3 +72,11 @@ function postpay_solusvm2_login_url(int $clientId): ?string
     $url = $answer['url'] ?? null;
     return is_string($url) && preg_match('#^https?://#', $url) ? $url : null;
 }
+
+/** Green when the account works, amber while suspended, red when locked, blue when not enrolled. */
+function postpay_solusvm2_panel_colour(array $panel)
+{
+    $colours = ['active' => 'green', 'suspended' => 'amber', 'locked' => 'red', 'not_enrolled' => 'blue'];
+    $state = isset($panel['state']) ? $panel['state'] : ($panel['enrolled'] ? 'active' : 'not_enrolled');
+    return isset($colours[$state]) ? $colours[$state] : 'blue';
+}
