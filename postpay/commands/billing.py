@@ -44,7 +44,13 @@ def _period(context: BillingContext, key: str) -> BillingPeriod:
 
 def _announce(console: Console, context: BillingContext, emitted: Emitted) -> None:
     period = emitted.period
-    shipped = context.publish_scheduler_events()
+    try:
+        shipped = context.publish_scheduler_events()
+    except CONNECTION_ERRORS as exc:
+        # The close is committed in the scheduler's outbox: it waits there, it is not lost.
+        console.print(f"[yellow]RabbitMQ is unreachable ({exc.__class__.__name__}); the close waits in the "
+                      "scheduler's outbox and a running scheduler or relay publishes it once the broker returns[/]")
+        shipped = 0
     where = "published" if shipped else "queued in the scheduler's outbox (its relay publishes it)"
     console.print(f"{period.key} ({period.timezone}, {period.starts_at.isoformat()} to {period.ends_at.isoformat()}): "
                   f"{emitted.trigger} event {emitted.event_id} {where}")
