@@ -1,0 +1,310 @@
+"""deploy/ and docs/ agree with the code: every file parses; every service has a container and a
+Deployment with probes and a disruption budget; every setting production needs is provided; the
+configuration reference is the generated one; the commands the guides tell an operator to type exist.
+
+What production "needs" is derived from the settings classes, not listed here: every secret with a
+built-in (demo) value, every setting whose default points at this machine (127.0.0.1), the broker URL
+(without it postpay runs its in-process bus) and the health port (probes and scrapes use it).
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer
+import yaml
+
+from postpay.bootstrap import SERVICES, System
+from postpay.cli import app
+from postpay.commands.config import reference_markdown, reference_rows
+from postpay.commands.run import Part, services_for
+from services.signup.settings import SignupSettings
+from shared.bus.memory import InMemoryBus
+from shared.db import Database
+from shared.settings import KernelSettings
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+K8S = DEPLOY / "k8s"
+COMPOSE_VARIABLES = {"RABBITMQ_PASSWORD", "POSTGRES_PASSWORD"}  # compose builds the URLs from these
+
+PARTS = [part.value for part in Part if part is not Part.all]
+ROWS = {row["variable"]: row for row in reference_rows()}
+SECRETS = {name for name, row in ROWS.items() if row["secret"]}
+
+
+def required_settings() -> set[str]:
+    demo_secrets = {name for name in SECRETS if ROWS[name]["default"] != "(unset)"}
+    loopback = {name for name, row in ROWS.items() if "127.0.0.1" in row["default"]}
+    return demo_secrets | loopback | {"POSTPAY_AMQP_URL", "POSTPAY_HEALTH_PORT"}
+
+
+def consuming_parts() -> set[str]:
+    db = Database("sqlite://")
+    system = System(kernel=KernelSettings(), db=db, bus=InMemoryBus())
+    try:
+        return {part for part in PARTS if part != "relay"
+                and any(system.service(name).subscriptions for name in services_for(Part(part)))}
+    finally:
+        for client in (system.deps.whmcs, system.deps.solusvm):
+            client.close()
+        db.dispose()
+
+
+def load_all(path: Path) -> list[dict[str, Any]]:
+    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc is not None]
+
+
+def manifests() -> Iterator[dict[str, Any]]:
+    for path in sorted(K8S.glob("*.yaml")):
+        if path.name != "kustomization.yaml":
+            yield from load_all(path)
+
+
+def of_kind(kind: str) -> dict[str, dict[str, Any]]:
+    return {doc["metadata"]["name"]: doc for doc in manifests() if doc["kind"] == kind}
+
+
+def configmap() -> dict[str, str]:
+    return of_kind("ConfigMap")["postpay-config"]["data"]
+
+
+def secret_example() -> dict[str, str]:
+    return of_kind("Secret")["postpay-secrets"]["stringData"]
+
+
+def compose() -> dict[str, Any]:
+    return yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
+
+
+def env_example() -> dict[str, str]:
+    """Variables of .env.example, commented-out examples included (``# POSTPAY_X=...``)."""
+    found = {}
+    for line in (DEPLOY / ".env.example").read_text().splitlines():
+        match = re.match(r"^#?\s*([A-Z][A-Z0-9_]*)=(.*)$", line)
+        if match:
+            found.setdefault(match.group(1), match.group(2) if not line.startswith("#") else "")
+    return found
+
+
+# -- every file parses ---------------------------------------------------------------------------
+@pytest.mark.parametrize("path", sorted(p for p in DEPLOY.rglob("*.y*ml") if "whmcs" not in p.parts),
+                         ids=lambda p: str(p.relative_to(DEPLOY)))
+def test_every_yaml_file_parses(path: Path) -> None:
+    documents = load_all(path)
+    assert documents and all(isinstance(doc, dict) for doc in documents)
+    if path.parent == K8S:
+        assert all({"apiVersion", "kind"} <= doc.keys() for doc in documents)
+        namespaced = [doc for doc in documents if doc["kind"] not in ("Namespace", "Kustomization")]
+        assert all(doc["metadata"].get("namespace") == "postpay" for doc in namespaced), path.name
+
+
+def test_the_parts_of_postpay_run_cover_every_service() -> None:
+    covered = {name for part in PARTS for name in services_for(Part(part)) if part != "relay"}
+    assert covered == set(SERVICES)
+    assert consuming_parts() == {"signup", "provisioner", "usage-collector", "invoicer"}
+
+
+# -- Docker Compose ------------------------------------------------------------------------------
+def postpay_containers() -> dict[str, dict[str, Any]]:
+    return {name: service for name, service in compose()["services"].items()
+            if service.get("command", [None])[0] == "run"}
+
+
+def test_compose_runs_every_part_in_its_own_container_with_consumers_replicated() -> None:
+    services = compose()["services"]
+    assert {"rabbitmq", "postgres", "mailpit"} <= services.keys()
+    containers = postpay_containers()
+    assert {service["command"][1] for service in containers.values()} == set(PARTS)
+    for name, service in containers.items():
+        part = service["command"][1]
+        assert name == part and service["command"] == ["run", part]
+        assert service["depends_on"]["rabbitmq"]["condition"] == "service_healthy"
+        assert service["depends_on"]["postgres"]["condition"] == "service_healthy"
+        assert "/readyz" in " ".join(service["healthcheck"]["test"])
+        replicas = service["deploy"]["replicas"]
+        assert replicas >= 2 if part in consuming_parts() else replicas == 1, name
+
+
+def test_compose_gives_every_postpay_container_every_required_setting() -> None:
+    for name, service in postpay_containers().items():
+        missing = required_settings() - service["environment"].keys()
+        assert not missing, f"{name} lacks {sorted(missing)}"
+        port = service["environment"]["POSTPAY_HEALTH_PORT"]
+        assert f":{port}/readyz" in " ".join(service["healthcheck"]["test"])
+    text = (DEPLOY / "docker-compose.yml").read_text()
+    for secret in SECRETS & required_settings() - {"POSTPAY_AMQP_URL", "POSTPAY_DATABASE_URL"}:
+        # A secret comes from .env and must be set: ${NAME:?...} refuses to start without it.
+        assert f"{secret}: ${{{secret}:?" in text, secret
+
+
+def test_every_variable_compose_reads_is_in_the_env_example() -> None:
+    text = (DEPLOY / "docker-compose.yml").read_text()
+    referenced = set(re.findall(r"\$\{([A-Z][A-Z0-9_]*)", text))
+    assert referenced - env_example().keys() <= {"POSTPAY_LOG_LEVEL", "POSTPAY_SMTP_HOST", "POSTPAY_SMTP_PORT"}
+    assert COMPOSE_VARIABLES <= referenced
+
+
+def test_the_env_example_names_only_real_settings_and_holds_no_secret() -> None:
+    example = env_example()
+    unknown = {name for name in example if name not in ROWS and name not in COMPOSE_VARIABLES}
+    assert not unknown, f"not postpay settings: {sorted(unknown)}"
+    for name in SECRETS | COMPOSE_VARIABLES:
+        assert example.get(name, "") == "", f"{name} must be left empty in the example"
+    assert not (DEPLOY / ".env").exists() or ".env" in (ROOT / ".gitignore").read_text().split()
+
+
+# -- Kubernetes ----------------------------------------------------------------------------------
+def container_of(deployment: dict[str, Any]) -> dict[str, Any]:
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    return container
+
+
+def test_every_part_has_a_deployment_with_probes_and_a_disruption_budget() -> None:
+    deployments, budgets = of_kind("Deployment"), of_kind("PodDisruptionBudget")
+    assert set(deployments) == set(PARTS)
+    health_port = int(configmap()["POSTPAY_HEALTH_PORT"])
+    for part, deployment in deployments.items():
+        container = container_of(deployment)
+        assert container["args"] == ["run", part]
+        assert deployment["spec"]["replicas"] >= 2 if part in consuming_parts() else deployment["spec"]["replicas"] == 1
+        pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+        assert deployment["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+        ports = {port["name"]: port["containerPort"] for port in container["ports"]}
+        assert ports["health"] == health_port
+        assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+        assert container["startupProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+        assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "health"}
+        annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+        assert annotations["prometheus.io/port"] == str(health_port) and annotations["prometheus.io/path"] == "/metrics"
+        assert deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] >= 90
+        budget = budgets[part]
+        assert budget["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+        assert budget["spec"].get("maxUnavailable") == 1
+
+
+def test_every_deployment_is_given_every_required_setting() -> None:
+    sources = {"postpay-config": set(configmap()), "postpay-secrets": set(secret_example())}
+    for part, deployment in of_kind("Deployment").items():
+        container = container_of(deployment)
+        provided = {variable["name"] for variable in container["env"]}
+        for source in container["envFrom"]:
+            reference = source.get("configMapRef") or source.get("secretRef")
+            provided |= sources[reference["name"]]
+        missing = required_settings() - provided
+        assert not missing, f"{part} lacks {sorted(missing)}"
+
+
+def test_secrets_are_in_the_secret_and_everything_else_in_the_config_map() -> None:
+    config, secret = configmap(), secret_example()
+    assert not set(config) & SECRETS, "a secret in the ConfigMap"
+    assert set(secret) <= SECRETS
+    assert set(config) | set(secret) <= ROWS.keys(), "unknown settings"
+    # The broker and database URLs come from the operators' Secrets, the other secrets from this one.
+    assert required_settings() & SECRETS - {"POSTPAY_AMQP_URL", "POSTPAY_DATABASE_URL"} <= set(secret)
+
+
+def test_the_broker_and_database_are_operator_clusters_the_deployments_point_at() -> None:
+    (rabbit,) = of_kind("RabbitmqCluster").values()
+    (postgres,) = of_kind("Cluster").values()
+    assert rabbit["apiVersion"].startswith("rabbitmq.com/") and rabbit["spec"]["replicas"] == 3
+    assert postgres["apiVersion"].startswith("postgresql.cnpg.io/") and postgres["spec"]["instances"] >= 3
+    for deployment in of_kind("Deployment").values():
+        env = {variable["name"]: variable for variable in container_of(deployment)["env"]}
+        assert f"@{rabbit['metadata']['name']}.postpay.svc:5672/" in env["POSTPAY_AMQP_URL"]["value"]
+        for name in ("RABBITMQ_USERNAME", "RABBITMQ_PASSWORD"):
+            assert env[name]["valueFrom"]["secretKeyRef"]["name"] == f"{rabbit['metadata']['name']}-default-user"
+        database = env["POSTPAY_DATABASE_URL"]["valueFrom"]["secretKeyRef"]
+        assert database == {"name": f"{postgres['metadata']['name']}-app", "key": "uri"}
+
+
+def test_the_signup_web_app_is_reachable_through_its_service_and_ingress() -> None:
+    signup = container_of(of_kind("Deployment")["signup"])
+    web_port = {port["name"]: port["containerPort"] for port in signup["ports"]}["http"]
+    assert web_port == SignupSettings.model_fields["signup_port"].default
+    assert configmap()["POSTPAY_SIGNUP_HOST"] == "0.0.0.0"
+    service = of_kind("Service")["signup"]
+    assert service["spec"]["selector"].items() <= of_kind("Deployment")["signup"]["spec"]["template"]["metadata"]["labels"].items()
+    assert service["spec"]["ports"][0]["targetPort"] == "http"
+    backend = of_kind("Ingress")["signup"]["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
+    assert backend == {"name": "signup", "port": {"name": "http"}}
+    host = of_kind("Ingress")["signup"]["spec"]["rules"][0]["host"]
+    assert configmap()["POSTPAY_PUBLIC_URL"] == f"https://{host}"
+
+
+def test_kustomization_applies_every_manifest_but_the_secret_example() -> None:
+    kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
+    files = {path.name for path in K8S.glob("*.yaml")} - {"kustomization.yaml", "secret.example.yaml"}
+    assert set(kustomization["resources"]) == files
+    assert [image["name"] for image in kustomization["images"]] == ["postpay"]
+    assert {container_of(d)["image"].split(":")[0] for d in of_kind("Deployment").values()} == {"postpay"}
+
+
+# -- the image -----------------------------------------------------------------------------------
+def dockerfile() -> list[tuple[str, str]]:
+    instructions = []
+    for line in (DEPLOY / "Dockerfile").read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            keyword, _, rest = line.strip().partition(" ")
+            instructions.append((keyword.upper(), rest.strip()))
+    return instructions
+
+
+def test_the_dockerfile_copies_what_exists_and_serves_health_where_the_manifests_probe() -> None:
+    instructions = dockerfile()
+    for keyword, rest in instructions:
+        if keyword == "COPY" and not rest.startswith("--from"):
+            for source in rest.split()[:-1]:
+                assert (ROOT / source).exists(), source
+    copied = {Path(rest.split()[0]).name for keyword, rest in instructions if keyword == "COPY" and "./" in rest}
+    assert {"shared", "services", "simulators", "postpay"} <= copied
+    environment = dict(item.split("=", 1) for keyword, rest in instructions if keyword == "ENV" for item in rest.split())
+    health = environment["POSTPAY_HEALTH_PORT"]
+    assert health == configmap()["POSTPAY_HEALTH_PORT"] == str(postpay_containers()["invoicer"]["environment"]["POSTPAY_HEALTH_PORT"])
+    exposed = {port for keyword, rest in instructions if keyword == "EXPOSE" for port in rest.split()}
+    assert {health, str(SignupSettings.model_fields["signup_port"].default)} <= exposed
+    assert any(keyword == "HEALTHCHECK" and f":{health}/healthz" in rest for keyword, rest in instructions)
+    assert ("ENTRYPOINT", '["postpay"]') in instructions
+    uid = next(rest for keyword, rest in instructions if keyword == "RUN" and "useradd" in rest)
+    for deployment in of_kind("Deployment").values():
+        assert f"--uid {deployment['spec']['template']['spec']['securityContext']['runAsUser']} " in uid
+
+
+# -- docs ----------------------------------------------------------------------------------------
+def test_the_configuration_reference_is_the_generated_one() -> None:
+    written = (ROOT / "docs" / "configuration.md").read_text()
+    assert written == reference_markdown(), "regenerate it: postpay config reference > docs/configuration.md"
+
+
+def documented_commands() -> Iterator[tuple[str, list[str]]]:
+    """``postpay ...`` at the start of a line of a shell block, or after ``exec <where>`` / ``--``."""
+    for doc in (ROOT / "docs" / "operations.md", DEPLOY / "README.md"):
+        for block in re.findall(r"```(?:sh)?\n(.*?)```", doc.read_text(), flags=re.DOTALL):
+            for line in block.replace("\\\n", " ").splitlines():
+                tokens = shlex.split(line.split("#", 1)[0])
+                for index, token in enumerate(tokens):
+                    if token == "postpay" and (index == 0 or tokens[index - 1] == "--"
+                                               or (index >= 2 and tokens[index - 2] == "exec")):
+                        yield doc.name, tokens[index + 1:]
+
+
+def test_every_command_the_guides_give_exists_with_its_options() -> None:
+    group = typer.main.get_command(app)
+    seen = 0
+    for doc, tokens in documented_commands():
+        text = " ".join(tokens)
+        command: Any = group
+        while hasattr(command, "commands") and tokens and tokens[0] in command.commands:
+            command = command.commands[tokens.pop(0)]
+        assert not hasattr(command, "commands"), f"{doc}: `postpay {text}` names no command"
+        options = {opt for param in command.params for opt in (*param.opts, *param.secondary_opts)}
+        for token in tokens:
+            if token.startswith("-"):
+                assert token.split("=", 1)[0] in options, f"{doc}: `postpay {text}`: no option {token}"
+        seen += 1
+    assert seen >= 15
