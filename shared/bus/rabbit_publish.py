@@ -85,9 +85,10 @@ class RabbitPublisher:
         self._connection: Any = None
         self._channel: Any = None
         self._tracker = ConfirmTracker()
+        self._last_used = time.monotonic()
 
     def _ensure_channel(self) -> Any:
-        if self._channel is not None and self._connection.connected:
+        if self._channel is not None and self._connection.connected and not self._idle_too_long():
             return self._channel
         self.close()
         self._connection = self.bus.connection()
@@ -98,7 +99,14 @@ class RabbitPublisher:
         channel.events["basic_nack"].add(self._tracker.on_nack)
         channel.events["basic_return"].add(self._tracker.on_return)
         self._channel = channel
+        self._last_used = time.monotonic()
         return channel
+
+    def _idle_too_long(self) -> bool:
+        # Between publishes nobody drives this connection's heartbeats, so after a quiet spell the broker
+        # has dropped it; a fresh connection costs a few milliseconds, a failed publish a warning and a retry.
+        heartbeat = self.bus.heartbeat
+        return heartbeat > 0 and time.monotonic() - self._last_used > heartbeat / 2
 
     def publish(self, messages: Sequence[OutgoingMessage]) -> PublishResult:
         if not messages:
@@ -114,6 +122,7 @@ class RabbitPublisher:
                 tracker.sent(message.event_id)
                 channel.basic_publish(to_amqp_message(message), exchange=exchange, routing_key=routing_key, mandatory=True)
             self._await_confirms(tracker)
+            self._last_used = time.monotonic()
         except PublishError:
             self.close()
             raise
