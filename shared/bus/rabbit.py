@@ -8,35 +8,18 @@ a failed message for their TTL and dead-letter it back to the consumer's queue, 
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Sequence
 from typing import Any
 
-import amqp
 import kombu
-import kombu.exceptions
 
+from shared.bus.amqp_wire import CONNECTION_ERRORS
+from shared.bus.rabbit_consume import RabbitConsumer
+from shared.bus.rabbit_parking import RabbitParkingLot
+from shared.bus.rabbit_publish import RabbitPublisher
 from shared.bus.topology import Naming, Subscription, check_unique
 
-CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
-    amqp.exceptions.AMQPError,
-    kombu.exceptions.KombuError,
-)
-
-
-def is_timeout(exc: BaseException) -> bool:
-    return isinstance(exc, (socket.timeout, TimeoutError))
-
-
-def body_bytes(raw: amqp.Message) -> bytes:
-    body = raw.body
-    if isinstance(body, bytes):
-        return body
-    if isinstance(body, str):
-        return body.encode(raw.properties.get("content_encoding") or "utf-8", "surrogatepass")
-    return bytes(body)
-
+__all__ = ["CONNECTION_ERRORS", "RabbitBus"]
 
 # Browsing a parking lot (`postpay dlq list`) returns its messages unacked, which counts as a delivery.
 # RabbitMQ 4 gives quorum queues a default delivery limit of 20 and a parking lot has nowhere to
@@ -156,16 +139,10 @@ class RabbitBus:
 
     # -- factories ---------------------------------------------------------------------------
     def publisher(self) -> Any:
-        from shared.bus.rabbit_publish import RabbitPublisher
-
         return RabbitPublisher(self)
 
     def consumer(self, bindings: Sequence[Any]) -> Any:
-        from shared.bus.rabbit_consume import RabbitConsumer
-
         return RabbitConsumer(self, list(bindings))
 
     def parking_lot(self) -> Any:
-        from shared.bus.rabbit_parking import RabbitParkingLot
-
         return RabbitParkingLot(self)

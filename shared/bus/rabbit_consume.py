@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING, Any
 
 import amqp
 
+from shared.bus.amqp_wire import CONNECTION_ERRORS, body_bytes, is_timeout
 from shared.bus.messages import ReceivedMessage
 from shared.bus.policy import Step, next_step, parked_headers, retry_headers
 from shared.bus.processing import MessageProcessor, Outcome
-from shared.bus.rabbit import CONNECTION_ERRORS, body_bytes, is_timeout
 from shared.bus.topology import Subscription
 from shared.logging import get_logger
 from shared.metrics import MESSAGES_PARKED, MESSAGES_RETRIED

@@ -13,9 +13,15 @@ from typing import TYPE_CHECKING, Any
 
 import amqp
 
+from shared.bus.amqp_wire import CONNECTION_ERRORS, body_bytes
 from shared.bus.messages import ParkedMessage
-from shared.bus.parking import ParkingLot, ParkingLotMissing, Selection, describe_parked, requeued_headers
-from shared.bus.rabbit import CONNECTION_ERRORS, body_bytes
+from shared.bus.parking import (
+    ParkingLot,
+    ParkingLotMissing,
+    Selection,
+    describe_parked,
+    requeued_headers,
+)
 
 if TYPE_CHECKING:
     from shared.bus.rabbit import RabbitBus

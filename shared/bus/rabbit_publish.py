@@ -16,8 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 import amqp
 
-from shared.bus.messages import CONTENT_TYPE, OutgoingMessage, PublishError, PublishResult
-from shared.bus.rabbit import CONNECTION_ERRORS, is_timeout
+from shared.bus.amqp_wire import CONNECTION_ERRORS, is_timeout
+from shared.bus.messages import (
+    CONTENT_TYPE,
+    OutgoingMessage,
+    PublishError,
+    PublishResult,
+)
 
 if TYPE_CHECKING:
     from shared.bus.rabbit import RabbitBus
