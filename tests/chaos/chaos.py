@@ -117,7 +117,7 @@ def add_customers(harness: BillingHarness, specs: Sequence[tuple[str, list[VmHis
     solusvm = harness.upstreams.solusvm_state
     user_ids = seed_solusvm(solusvm, {"users": [{"email": c.email} for c in customers]}, LONG_AGO)["users"]
     servers = []
-    for customer, user_id in zip(customers, user_ids):
+    for customer, user_id in zip(customers, user_ids, strict=True):
         customer.solusvm_user_id = user_id
         servers += [{"user_id": user_id, "plan_id": vm.plan.id, "name": vm.name, "created_at": _iso(vm.runs[0][0]),
                      "deleted_at": _iso(vm.deleted_at) if vm.deleted_at else None,

@@ -156,10 +156,10 @@ def test_a_thousand_malformed_messages_in_every_queue_are_parked_while_valid_wor
         try:
             assert runtime.consumer.connected.wait(15)
             steps = [
-                lambda: [web.register(email, client=browser) for email, browser in zip(emails, browsers)],
-                lambda: [ask_for_a_new_link(web, email, browser) for email, browser in zip(emails, browsers)],
+                lambda: [web.register(email, client=browser) for email, browser in zip(emails, browsers, strict=True)],
+                lambda: [ask_for_a_new_link(web, email, browser) for email, browser in zip(emails, browsers, strict=True)],
                 lambda: [web.open_link(web.verification_links(email, count=2, timeout=60)[-1], browser)
-                         for email, browser in zip(emails, browsers)],
+                         for email, browser in zip(emails, browsers, strict=True)],
                 lambda: [web.accept_terms(browser) for browser in browsers],
                 lambda: publish_to_queue(rabbit_bus, "usage_collector.record_customer", enrolments(billed)),
                 lambda: wait_until(lambda: {c.client_id for c in billed} <= harness.enrolled_client_ids(), timeout=60,
