@@ -1,5 +1,6 @@
 """Signing a demo customer up the way a person would, through the signup web app's HTTP endpoints:
-the form, the verification link from the captured email, the terms, and the wait until enrolled.
+the form, the verification link from the captured email and its confirm button, the terms, and the
+wait until enrolled.
 
 Each customer gets a client of their own (their own cookies), as each person has their own browser.
 """
@@ -22,6 +23,7 @@ from simulators.smtp import SmtpCapture, text_of
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 _TERMS_BOX = re.compile(r'type="checkbox"[^>]*name="(accept_[a-z_]+)"|name="(accept_[a-z_]+)"[^>]*type="checkbox"')
 _VERIFY_LINK = re.compile(r"https?://\S+/verify/[A-Za-z0-9_\-.]+")
+_CONFIRM_FORM = re.compile(r'<form method="post" action="(/verify/[^"]+)"')
 
 
 class JourneyError(RuntimeError):
@@ -60,9 +62,12 @@ class SignupJourney:
             _expect(registered, 303, "registration")
             step("registered")
             link = self._verification_link(customer.email)
+            confirm = browser.get(_path_of(link))
+            _expect(confirm, 200, "the verification link")
             step("opened the link from the verification email")
-            verified = browser.get(_path_of(link))
-            _expect(verified, 303, "the verification link")
+            verified = browser.post(_confirm_action(confirm.text), data={"csrf_token": _csrf(confirm.text)})
+            _expect(verified, 303, "confirming the email address")
+            step("confirmed the email address")
             terms = self._wait(lambda: _if(browser.get("/signup/terms"), lambda r: _TERMS_BOX.search(r.text)), "the terms")
             boxes = {a or b for a, b in _TERMS_BOX.findall(terms.text)}
             accepted = browser.post("/signup/terms", data={"csrf_token": _csrf(terms.text), **dict.fromkeys(boxes, "yes")})
@@ -116,6 +121,14 @@ def _csrf(html: str) -> str:
     found = _CSRF.search(html)
     if found is None:
         raise JourneyError("a signup page came without its CSRF token")
+    return found.group(1)
+
+
+def _confirm_action(html: str) -> str:
+    """Opening the link only shows a button (mail scanners open links too); its form does the confirming."""
+    found = _CONFIRM_FORM.search(html)
+    if found is None:
+        raise JourneyError("the verification link's page has no confirm button")
     return found.group(1)
 
 

@@ -18,8 +18,8 @@ from sqlalchemy.orm import Session as DbSession
 
 from services.signup import store
 from services.signup.settings import SignupSettings
-from services.signup.store import Signup, Stage
-from services.signup.tokens import BadToken, Session, Signer, read_link
+from services.signup.store import Link, Signup, Stage
+from services.signup.tokens import BadToken, LinkClaims, Session, Signer, read_link
 from services.signup.validation import Registration, email_key
 from services.signup.vault import PasswordVault
 from shared.clock import Clock
@@ -69,6 +69,13 @@ class FirstLinkPending:
     """The WHMCS client is still being created; the first verification email follows it."""
 
     signup_id: uuid.UUID
+
+
+@dataclass(frozen=True)
+class LinkUsable:
+    """A verification link that would work now; looking at it changed nothing."""
+
+    signup: Signup
 
 
 @dataclass(frozen=True)
@@ -227,6 +234,22 @@ class SignupJourney:
 
     # Verification ----------------------------------------------------------------------------------
 
+    def check_link(self, token: str) -> LinkUsable | LinkProblem:
+        """Whether a verification link would work now, without using it.
+
+        Mail gateways (Microsoft Safe Links and the like) fetch the links in an email before the customer
+        does; a link used up by that fetch would greet the customer with "already used" every time. So
+        opening the link only looks (this), and the page's button uses it (``verify``). Same checks, same
+        order, same outcomes as ``verify``; nothing is written.
+        """
+        try:
+            claims = read_link(self.signer, "verify", token)
+        except BadToken:
+            return LinkProblem("invalid")
+        with self.db.transaction() as session:
+            found = self._usable_link(session, claims, self.clock())
+        return found if isinstance(found, LinkProblem) else LinkUsable(found[1])
+
     def verify(self, token: str) -> Verified | LinkProblem:
         """Use a verification link once. The signup's terms step is unlocked by the EmailVerified handler."""
         try:
@@ -235,18 +258,15 @@ class SignupJourney:
             return LinkProblem("invalid")
         now = self.clock()
         with self.db.transaction() as session:
-            link = store.get_link(session, claims.link_id, "verify")
-            signup = store.get_signup(session, link.signup_id) if link is not None else None
-            if link is None or signup is None or signup.whmcs_client_id is None:
-                return LinkProblem("invalid")
-            if link.used_at is not None:
-                return LinkProblem("used", signup)
-            if claims.expired(now) or now >= link.expires_at:
-                return LinkProblem("expired", signup)
+            found = self._usable_link(session, claims, now)
+            if isinstance(found, LinkProblem):
+                return found
+            link, signup = found
             if not store.use_link(session, link.id, now):
                 return LinkProblem("used", signup)
             first_time = signup.stage == Stage.AWAITING_VERIFICATION
             if first_time:
+                assert signup.whmcs_client_id is not None  # checked by _usable_link
                 event = EmailVerified(signup_id=signup.id, email=signup.email,
                                       whmcs_client_id=signup.whmcs_client_id, verified_at=now)  # fmt: skip
                 self.outbox.add_event(session, event, correlation_id=signup.id)
@@ -254,6 +274,19 @@ class SignupJourney:
             self.committed_events()
         log.info("email link used", signup_id=str(signup.id), first_time=first_time)
         return Verified(signup)
+
+    @staticmethod
+    def _usable_link(session: DbSession, claims: LinkClaims, now: datetime) -> tuple[Link, Signup] | LinkProblem:
+        """The link and its signup if the link may be used now; otherwise why not. Reads only."""
+        link = store.get_link(session, claims.link_id, "verify")
+        signup = store.get_signup(session, link.signup_id) if link is not None else None
+        if link is None or signup is None or signup.whmcs_client_id is None:
+            return LinkProblem("invalid")
+        if link.used_at is not None:
+            return LinkProblem("used", signup)
+        if claims.expired(now) or now >= link.expires_at:
+            return LinkProblem("expired", signup)
+        return link, signup
 
     def signup_of_link(self, token: str) -> Signup | None:
         """The signup an (even expired) genuine verification link belongs to."""

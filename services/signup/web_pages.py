@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -119,9 +121,23 @@ async def resend(request: Request) -> Response:
 
 
 @router.get("/verify/{token}", response_class=HTMLResponse)
-def verify(request: Request, token: str) -> Response:
-    web = web_of(request)
-    outcome = web.journey.verify(token)
+def confirm_email(request: Request, token: str) -> Response:
+    """The emailed link only shows a "Confirm" button: mail scanners fetch links before the customer
+    does, and a link used up by them would greet the customer with "already used". Changes nothing."""
+    outcome = web_of(request).journey.check_link(token)
+    if isinstance(outcome, LinkProblem):
+        return link_problem(request, outcome, resend_email=outcome.signup.email if outcome.signup else None)
+    return page(request, "confirm_email.html", email=outcome.signup.email, action=f"/verify/{quote(token, safe='')}")
+
+
+@router.post("/verify/{token}", response_class=HTMLResponse)
+async def verify(request: Request, token: str) -> Response:
+    fields = await form_fields(request)
+    if fields is None:
+        return bad_form(request)
+    if not csrf_ok(request, fields.get("csrf_token")):
+        return stale_form(request)
+    outcome = await run_in_threadpool(web_of(request).journey.verify, token)
     if isinstance(outcome, Verified):
         response = see_other("/signup/terms")
         start_session(response, request, outcome.signup.id, verified=True)

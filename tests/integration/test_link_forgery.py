@@ -3,8 +3,9 @@
 Tampered, expired, reused and another customer's links have their own tests (test_signup_security.py,
 test_signup_sso.py). Here: a genuine token used for another purpose, a token signed by another
 deployment's key for a link that really exists, a session cookie forged with another key for a real
-signup, and the panel's login endpoint called without a valid signature. Each is refused, and nothing
-changes: no link used, no stage moved, no consent, no event, no SolusVM 2 login token.
+signup, and the panel's login endpoint called without a valid signature. Each is refused (a verification
+link both when opened and when its confirm button is pressed), and nothing changes: no link used, no
+stage moved, no consent, no event, no SolusVM 2 login token.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
@@ -56,6 +58,11 @@ def link_row(enrollment: Enrollment, purpose: str) -> object:
                                .order_by(store.links.c.created_at.desc())).first()
 
 
+def confirm(enrollment: Enrollment, path: str) -> httpx.Response:
+    """Press "Confirm my email address" for ``path`` (a POST with this browser's valid CSRF token)."""
+    return enrollment.client.post(path, data={"csrf_token": csrf_from(enrollment.client.get("/signup").text)})
+
+
 @pytest.fixture
 def enrolled_with_login_link(enrollment: Enrollment) -> tuple[str, str]:
     """An enrolled customer's verification path (used) and a fresh, unused login path."""
@@ -79,6 +86,7 @@ def test_a_verification_token_is_no_login_link_and_a_login_token_no_verification
 
     assert enrollment.client.get(f"/sso/{verify_token}").status_code in (400, 404)
     assert enrollment.client.get(f"/verify/{login_token}").status_code in (400, 404)
+    assert confirm(enrollment, f"/verify/{login_token}").status_code in (400, 404)
     assert snapshot(enrollment) == before
     assert enrollment.client.get(login_path).status_code == 302, "the genuine login link still works"
 
@@ -96,6 +104,7 @@ def test_a_link_signed_by_another_deployment_is_refused_even_for_a_real_link(
     forged_verify = mint_link(ANOTHER_DEPLOYMENT, "verify", verify.id, later)  # type: ignore[attr-defined]
     forged_sso = mint_link(ANOTHER_DEPLOYMENT, "sso", sso.id, later)  # type: ignore[attr-defined]
     assert enrollment.client.get(f"/verify/{forged_verify}").status_code == 400
+    assert confirm(enrollment, f"/verify/{forged_verify}").status_code == 400
     assert enrollment.client.get(f"/sso/{forged_sso}").status_code == 400
     assert snapshot(enrollment) == before
     assert enrollment.stage(newcomer) == "awaiting_verification"

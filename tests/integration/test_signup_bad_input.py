@@ -97,6 +97,8 @@ def test_any_link_gets_a_page_not_a_500(client: TestClient, token: str) -> None:
     for prefix in ("/verify/", "/sso/"):
         response = client.get(prefix + quote(token, safe=""))
         assert response.status_code in ALLOWED | {302}, (prefix, token, response.status_code)
+    confirmed = client.post("/verify/" + quote(token, safe=""), data=form(client))
+    assert confirmed.status_code in ALLOWED, (token, confirmed.status_code)
 
 
 @pytest.mark.parametrize("cookie", ["", "x", "a.b", "%C3%A9.%C3%A9", "A" * 5000, "..", "a.b.c", '"quoted"'])

@@ -163,7 +163,24 @@ class Enrollment:
         return client.post("/signup", data=form)
 
     def open_link(self, link: str, client: TestClient | None = None) -> Any:
+        """Open the emailed link and press "Confirm my email address", as a customer does. A link the
+        page refuses (tampered, expired, used) answers with its problem page, and nothing is pressed."""
+        client = client or self.client
+        shown = self.fetch_link(link, client)
+        if shown.status_code != 200:
+            return shown
+        return self.confirm(shown, client)
+
+    def fetch_link(self, link: str, client: TestClient | None = None) -> Any:
+        """Only open the link (GET), as a mail scanner does before the customer: it must change nothing."""
         return (client or self.client).get(path_of(link))
+
+    def confirm(self, confirm_page: Any, client: TestClient | None = None, *, csrf_token: str | None = None) -> Any:
+        """Submit the confirm page's form as a browser would: to its action, with its CSRF token unless
+        another is given."""
+        action = confirm_form_action(confirm_page.text)
+        token = csrf_from(confirm_page.text) if csrf_token is None else csrf_token
+        return (client or self.client).post(action, data={"csrf_token": token} if token else {})
 
     def wait_for_terms(self, client: TestClient | None = None, timeout: float = 20.0) -> Any:
         client = client or self.client
@@ -218,6 +235,16 @@ def link_in(message: EmailMessage) -> str:
 
 def path_of(url: str) -> str:
     return "/" + url.split("://", 1)[1].split("/", 1)[1]
+
+
+CONFIRM_FORM = re.compile(r'<form method="post" action="(/verify/[^"]+)"')
+
+
+def confirm_form_action(html: str) -> str:
+    """The confirm page's form target: a plain POST form, which works without JavaScript."""
+    found = CONFIRM_FORM.search(html)
+    assert found, "no confirm form on the page"
+    return found.group(1)
 
 
 def csrf_from(html: str) -> str:
