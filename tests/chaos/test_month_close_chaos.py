@@ -100,7 +100,7 @@ def outbox_backlogs(harness: BillingHarness) -> dict[str, int]:
 
 
 def test_month_close_of_2000_customers_under_kills_faults_and_a_broker_restart(
-    private_broker_up: PrivateBroker, postgres_database: Database, tmp_path: Path
+    private_broker_up: PrivateBroker, postgres_database: Database, tmp_path: Path, artifacts_dir: Path
 ) -> None:
     phase = Phases()
     rng = random.Random(SEED)
@@ -163,7 +163,9 @@ def test_month_close_of_2000_customers_under_kills_faults_and_a_broker_restart(
 
         report.whmcs_faults, report.solusvm_faults = faults
         report.whmcs_calls = upstreams.whmcs.calls.snapshot()
+        # Printed (seen with -s or on failure) and kept with the test's artifacts (seen always).
         print("\n" + "\n".join(report.lines()))
+        (artifacts_dir / "chaos-report.txt").write_text("\n".join(report.lines()) + "\n")
         check_every_customer_invoiced_once(harness, customers, oracle, period)
         phase.done("checked")
         assert report.broker_restarts == 1
