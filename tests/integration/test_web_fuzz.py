@@ -1,6 +1,7 @@
-"""Fuzzed form posts to every form of the signup web, from browsers at every step of the journey
-(anonymous, registered, verified, enrolled), with a valid CSRF token (so the fuzz reaches the handlers)
-and without: never a 5xx, always one of the pages the web means to show.
+"""Fuzzed form posts to every form of the signup web (the confirm button of any verification link
+included), from browsers at every step of the journey (anonymous, registered, verified, enrolled),
+with a valid CSRF token (so the fuzz reaches the handlers) and without: never a 5xx, always one of the
+pages the web means to show.
 
 The registration form alone, and links, are fuzzed in test_signup_bad_input.py.
 """
@@ -8,7 +9,7 @@ The registration form alone, and links, are fuzzed in test_signup_bad_input.py.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import pytest
 from fastapi.testclient import TestClient
@@ -92,3 +93,18 @@ def test_any_query_on_any_page_gets_a_page_not_a_500(
 ) -> None:
     response = browsers[stage].get(path, params=query)
     assert response.status_code in ALLOWED | {302}, (stage, path, query, response.status_code)
+
+
+@FUZZ
+@given(stage=st.sampled_from(STAGES), token=st.text(min_size=1, max_size=600), with_token=st.booleans(),
+       fields=st.dictionaries(st.sampled_from(FIELD_NAMES), TEXT, max_size=4))
+def test_pressing_confirm_on_any_verification_link_gets_a_page_not_a_500(
+    browsers: dict[str, TestClient], stage: str, token: str, with_token: bool, fields: dict[str, str]
+) -> None:
+    browser = browsers[stage]
+    data = [(name, value.replace("\x00", "")) for name, value in fields.items()]
+    if with_token:
+        data.insert(0, ("csrf_token", token_of(browser)))
+    response = browser.post("/verify/" + quote(token, safe=""), content=urlencode(data).encode(),
+                            headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert response.status_code in ALLOWED, (stage, token, response.status_code)
