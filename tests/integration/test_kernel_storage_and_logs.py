@@ -75,3 +75,29 @@ def test_log_lines_are_json_and_never_carry_a_secret() -> None:
     assert line["user"] == "jane" and line["event"] == "signing in"
     assert "hunter2" not in stream.getvalue() and "s3" not in stream.getvalue()
     assert datetime.fromisoformat(line["timestamp"].replace("Z", "+00:00")).tzinfo == UTC
+
+
+def test_every_log_line_of_a_handled_message_names_its_event_and_correlation(database: Database) -> None:
+    from shared.bus.memory import InMemoryBus
+    from shared.events.base import new_envelope
+    from shared.runtime import Runtime
+    from tests.support.bus_helpers import publish, wait_until
+    from tests.support.toy import ProbeHappened, count, effects, toy_service
+
+    stream = io.StringIO()
+    configure_logging("INFO", stream=stream)
+    runtime = Runtime(InMemoryBus(retry_delays=[0.05]), database, [toy_service()], relay_poll_seconds=0.05)
+    runtime.create_tables()
+    runtime.start()
+    try:
+        envelope = new_envelope(ProbeHappened(key="logged", fail_times=1), producer="test")
+        publish(runtime.bus, envelope)
+        wait_until(lambda: count(database, effects, "logged") == 1, what="handled after one retry")
+    finally:
+        runtime.stop()
+        configure_logging("WARNING")
+    lines = [json.loads(line) for line in stream.getvalue().splitlines() if line.startswith("{")]
+    mine = [line for line in lines if line.get("event_id") == str(envelope.event_id)]
+    assert {line["event"] for line in mine} >= {"handler failed; will retry", "event handled"}
+    assert all(line["correlation_id"] == str(envelope.correlation_id) for line in mine)
+    assert all(line["handler"] == "toy.apply_probe" and line["event_type"] == "ProbeHappened" for line in mine)
