@@ -10,6 +10,7 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import Column, MetaData, String, Table, Uuid, bindparam, select
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from shared.db import UtcTimestamp
@@ -34,6 +35,10 @@ class Inbox:
             table.c.handler == bindparam("handler"), table.c.event_id == bindparam("event_id")
         )
         self._record = table.insert()
+        self._claim = (
+            postgresql.insert(table).on_conflict_do_nothing(index_elements=["handler", "event_id"])
+            .returning(table.c.event_id)
+        )
 
     def seen(self, session: Session, handler: str, event_id: uuid.UUID) -> bool:
         return session.execute(self._seen, {"handler": handler, "event_id": event_id}).first() is not None
@@ -41,3 +46,14 @@ class Inbox:
     def record(self, session: Session, handler: str, event_id: uuid.UUID, at: datetime) -> None:
         """Insert the row; a concurrent duplicate makes the commit fail with an IntegrityError."""
         session.execute(self._record, {"handler": handler, "event_id": event_id, "processed_at": at})
+
+    def claim(self, session: Session, handler: str, event_id: uuid.UUID, at: datetime) -> bool:
+        """PostgreSQL: insert the row at the start of the handler's transaction; False if it exists.
+
+        One statement instead of a check and a later insert. The row commits or rolls back with the
+        handler's work, as a late insert would; a concurrent delivery of the same event waits on the
+        uncommitted row, then finds it (or, after a rollback, claims it), so the handler never runs
+        twice at once for one event.
+        """
+        parameters = {"handler": handler, "event_id": event_id, "processed_at": at}
+        return session.execute(self._claim, parameters).first() is not None

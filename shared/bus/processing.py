@@ -196,12 +196,14 @@ class MessageProcessor:
                     if self.inbox.seen(session, handler, envelope.event_id):
                         return self._duplicate(handler, ids)
             with self.db.transaction() as session:
-                # PostgreSQL: the check shares the handler's transaction, one round trip less.
-                if not self.db.is_sqlite and self.inbox.seen(session, handler, envelope.event_id):
+                # PostgreSQL: the inbox row is claimed first, in the handler's transaction: one
+                # statement instead of a check and an insert, committed or rolled back with the work.
+                if not self.db.is_sqlite and not self.inbox.claim(session, handler, envelope.event_id, self.clock()):
                     return self._duplicate(handler, ids)
                 context = HandlerContext(session, envelope, self.outbox, self.db, self.clock, handler)
                 subscription.handler(envelope.payload, context)
-                self.inbox.record(session, handler, envelope.event_id, self.clock())
+                if self.db.is_sqlite:
+                    self.inbox.record(session, handler, envelope.event_id, self.clock())
                 wrote_outbox = context.wrote_outbox
         except IntegrityError as exc:
             if self._inbox_has(handler, envelope.event_id):
