@@ -163,6 +163,9 @@ class OutboxRelay:
         self.clock = clock
         self._wake = threading.Event()
         self._last_backlog_report = 0.0
+        # Per outbox: failures in a row and when to try it again, so one broken outbox (a missing
+        # table, a bad row) is retried on its own schedule instead of stalling every outbox after it.
+        self._outbox_failures: dict[str, tuple[int, float]] = {}
 
     def wake(self) -> None:
         """Ask for a pass now (called after a commit that wrote to an outbox)."""
@@ -172,7 +175,21 @@ class OutboxRelay:
         """Publish what is due in every outbox, one batch each; return how many were confirmed."""
         shipped = 0
         for outbox in self.outboxes:
-            shipped += self._relay_batch(outbox)
+            failures, retry_at = self._outbox_failures.get(outbox.producer, (0, 0.0))
+            if time.monotonic() < retry_at:
+                continue
+            try:
+                shipped += self._relay_batch(outbox)
+            except PublishError:
+                raise  # the broker, not this outbox: every outbox would fail the same way
+            except Exception:  # noqa: BLE001 - isolate the failing outbox, keep relaying the others
+                failures += 1
+                delay = min(30.0, 0.5 * 2**failures)
+                log.exception("outbox relay failed; other outboxes go on", service=outbox.producer,
+                              retry_in_seconds=delay)  # fmt: skip
+                self._outbox_failures[outbox.producer] = (failures, time.monotonic() + delay)
+                continue
+            self._outbox_failures.pop(outbox.producer, None)
         return shipped
 
     def _publisher_or_new(self) -> Publisher:
