@@ -2,14 +2,16 @@
 
 postpay's path is the real one: events written to an outbox, relayed with batched publisher confirms,
 consumed from a quorum queue, deduplicated through the inbox in a PostgreSQL transaction, acked after
-commit. Two raw pika baselines run on the same broker and quorum queue type:
+commit. Two raw baselines run on the same broker and quorum queue type, with as many consumer threads
+(each its own connection) as postpay has handler threads:
 
 - ``pika``: publish with asynchronous confirms (SelectConnection), consume with manual acks: the
   broker's cost alone;
-- ``pika+inbox``: the same, with the consumer inserting the same inbox row per message in PostgreSQL
-  before acking: the same work postpay does for exactly-once handling.
+- ``pika+inbox``: the same, each consumer decoding the JSON body and committing an inbox row in
+  PostgreSQL with raw psycopg before acking: the work postpay does for exactly-once handling, with no
+  framework around it. This is the "raw pika doing the same" the target is measured against.
 
-    python -m bench.bus_throughput --events 20000
+    python -m bench.bus_throughput --events 20000 --repeat 3
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
+import tempfile
 import threading
 import time
 import uuid
@@ -25,13 +29,16 @@ from pathlib import Path
 from typing import Any
 
 import pika
-from sqlalchemy import Column, MetaData, String, Table, Uuid, text
+import psycopg
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
 from bench.common import machine_facts, results_path
 from shared.bus.rabbit import RabbitBus
 from shared.bus.topology import Naming, Subscription
-from shared.db import Database, UtcTimestamp, normalise_url
+from shared.db import Database, normalise_url
 from shared.events.base import Event, new_envelope
+from shared.logging import configure_logging
 from shared.runtime import Runtime
 from shared.service import ServiceDefinition, ServiceTables
 
@@ -54,7 +61,7 @@ def postpay_run(amqp_url: str, db: Database, events: int, prefetch: int, concurr
     runtime.create_tables()
     runtime.declare()
     try:
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         with db.transaction() as session:
             tables.outbox.add_all(session, [new_envelope(BenchTick(n=n), producer="bench") for n in range(events)])
         written = time.perf_counter()
@@ -65,7 +72,7 @@ def postpay_run(amqp_url: str, db: Database, events: int, prefetch: int, concurr
             if done >= events:
                 break
             time.sleep(0.02)
-        finished = time.perf_counter()
+        finished, cpu = time.perf_counter(), time.process_time() - cpu_started
     finally:
         runtime.stop()
         bus.delete_topology(service.subscriptions)
@@ -75,6 +82,7 @@ def postpay_run(amqp_url: str, db: Database, events: int, prefetch: int, concurr
         "events_per_second": events / (finished - started),
         "outbox_write_seconds": written - started,
         "events_per_second_after_outbox_write": events / (finished - written),
+        "cpu_ms_per_event": 1000 * cpu / events,
     }
 
 
@@ -120,51 +128,65 @@ class AsyncConfirmPublisher:
             self.connection.ioloop.stop()
 
 
-def pika_run(amqp_url: str, db: Database | None, events: int, prefetch: int) -> dict[str, float]:
+def pika_run(amqp_url: str, database_url: str | None, events: int, prefetch: int, consumers: int) -> dict[str, float]:
+    """Raw pika (and, with ``database_url``, raw psycopg): ``consumers`` threads, as many as postpay's
+    handler threads, each with its own connection, sharing the prefetch; an inbox row per message
+    committed before the ack."""
     queue = f"bench-pika-{uuid.uuid4().hex[:8]}"
     setup = pika.BlockingConnection(pika.URLParameters(amqp_url))
     setup.channel().queue_declare(queue, durable=True, arguments={"x-queue-type": "quorum"})
     setup.close()
-    inbox = None
-    if db is not None:
-        inbox = Table("pika_inbox", MetaData(), Column("handler", String(200), primary_key=True),
-                      Column("event_id", Uuid, primary_key=True), Column("processed_at", UtcTimestamp))
-        inbox.metadata.drop_all(db.engine)
-        inbox.metadata.create_all(db.engine)
+    table = f"pika_inbox_{uuid.uuid4().hex[:8]}"
+    if database_url is not None:
+        with psycopg.connect(database_url, autocommit=True) as connection:
+            connection.execute(f"CREATE TABLE {table} (handler varchar(200), event_id uuid, "
+                               "processed_at timestamptz NOT NULL, PRIMARY KEY (handler, event_id))")
     consumed = 0
+    lock = threading.Lock()
     done = threading.Event()
 
     def consume() -> None:
         nonlocal consumed
+        database = psycopg.connect(database_url) if database_url is not None else None
         connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
         channel = connection.channel()
-        channel.basic_qos(prefetch_count=prefetch)
-        for method, _properties, _body in channel.consume(queue, inactivity_timeout=30):
+        channel.basic_qos(prefetch_count=max(1, prefetch // consumers))
+        for method, _properties, body in channel.consume(queue, inactivity_timeout=0.2):
+            if done.is_set():
+                break
             if method is None:
-                break
-            if inbox is not None:
-                with db.transaction() as session:  # type: ignore[union-attr]
-                    session.execute(inbox.insert().values(handler="pika", event_id=uuid.uuid4(),
-                                                          processed_at=datetime.now(UTC)))
+                continue
+            json.loads(body)
+            if database is not None:
+                database.execute(f"INSERT INTO {table} (handler, event_id, processed_at) VALUES (%s, %s, %s)",
+                                 ("pika", uuid.uuid4(), datetime.now(UTC)))
+                database.commit()
             channel.basic_ack(method.delivery_tag)
-            consumed += 1
-            if consumed >= events:
-                break
+            with lock:
+                consumed += 1
+                if consumed >= events:
+                    done.set()
         connection.close()
-        done.set()
+        if database is not None:
+            database.close()
 
-    consumer = threading.Thread(target=consume, daemon=True)
-    started = time.perf_counter()
-    consumer.start()
+    threads = [threading.Thread(target=consume, daemon=True) for _ in range(consumers)]
+    started, cpu_started = time.perf_counter(), time.process_time()
+    for thread in threads:
+        thread.start()
     AsyncConfirmPublisher(amqp_url, queue, events).run()
     done.wait(600)
-    finished = time.perf_counter()
+    finished, cpu = time.perf_counter(), time.process_time() - cpu_started
+    for thread in threads:
+        thread.join(10)
     cleanup = pika.BlockingConnection(pika.URLParameters(amqp_url))
     cleanup.channel().queue_delete(queue)
     cleanup.close()
-    if inbox is not None:
-        inbox.metadata.drop_all(db.engine)  # type: ignore[union-attr]
-    return {"seconds": finished - started, "events_per_second": consumed / (finished - started)}
+    if database_url is not None:
+        with psycopg.connect(database_url, autocommit=True) as connection:
+            connection.execute(f"DROP TABLE {table}")
+    return {"seconds": finished - started, "events_per_second": consumed / (finished - started),
+            "cpu_ms_per_event": 1000 * cpu / consumed}
 
 
 def main() -> None:
@@ -172,31 +194,52 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--prefetch", type=int, default=256)
     parser.add_argument("--concurrency", type=int, default=4)
-    parser.add_argument("--amqp", default=os.environ.get("POSTPAY_BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"))
+    parser.add_argument("--repeat", type=int, default=2,
+                        help="Rounds of all three paths, interleaved (the machine is shared: report the spread).")
+    parser.add_argument("--amqp", default=os.environ.get("POSTPAY_BENCH_AMQP_URL",
+                                                         "amqp://guest:guest@127.0.0.1:5672/"))
     parser.add_argument("--database", default=os.environ.get("POSTPAY_BENCH_DATABASE_URL",
                                                              "postgresql://postgres@127.0.0.1:5432/test"))
     args = parser.parse_args()
-    db = Database(normalise_url(args.database), pool_size=args.concurrency + 4)
-    figures = {
-        "pika": pika_run(args.amqp, None, args.events, args.prefetch),
-        "pika+inbox": pika_run(args.amqp, db, args.events, args.prefetch),
-        "postpay": postpay_run(args.amqp, db, args.events, args.prefetch, args.concurrency),
-    }
-    postpay_rate = figures["postpay"]["events_per_second"]
+    # postpay logs a line per handled event, as in production; here to a file, not the terminal.
+    log_path = Path(tempfile.gettempdir()) / "postpay-bus-throughput.log"
+    with log_path.open("w") as log:
+        configure_logging("INFO", stream=log)
+        db = Database(normalise_url(args.database), pool_size=args.concurrency + 4)
+        raw_url = make_url(normalise_url(args.database)).set(drivername="postgresql").render_as_string(False)
+        rounds: list[dict[str, dict[str, float]]] = []
+        for _ in range(args.repeat):
+            rounds.append({
+                "pika": pika_run(args.amqp, None, args.events, args.prefetch, args.concurrency),
+                "pika+inbox": pika_run(args.amqp, raw_url, args.events, args.prefetch, args.concurrency),
+                "postpay": postpay_run(args.amqp, db, args.events, args.prefetch, args.concurrency),
+            })
+            print("round", len(rounds), {path: f"{r['events_per_second']:.0f}/s {r['cpu_ms_per_event']:.2f} CPU-ms"
+                                         for path, r in rounds[-1].items()}, flush=True)
+    figures = {path: _spread([r[path]["events_per_second"] for r in rounds]) for path in rounds[0]}
+    cpu = {path: _spread([r[path]["cpu_ms_per_event"] for r in rounds]) for path in rounds[0]}
+    # Each round's ratio, so a slow minute for one path does not pair with a fast one for another.
     ratios = {
-        "postpay/pika": postpay_rate / figures["pika"]["events_per_second"],
-        "postpay/pika+inbox": postpay_rate / figures["pika+inbox"]["events_per_second"],
+        "postpay/pika": _spread([r["postpay"]["events_per_second"] / r["pika"]["events_per_second"] for r in rounds]),
+        "postpay/pika+inbox": _spread([r["postpay"]["events_per_second"] / r["pika+inbox"]["events_per_second"]
+                                       for r in rounds]),
     }
-    print(f"{'path':12} {'events/s':>10} {'seconds':>8}")
-    for name, result in figures.items():
-        print(f"{name:12} {result['events_per_second']:10.0f} {result['seconds']:8.2f}")
-    for name, ratio in ratios.items():
-        print(f"{name:20} {ratio:6.2f}")
+    print(f"{'path':20} {'events/s median (min-max)':>28} {'CPU-ms/event (this process)':>28}")
+    for name, spread in figures.items():
+        print(f"{name:20} {spread['median']:>10.0f} ({spread['min']:.0f}-{spread['max']:.0f}) "
+              f"{cpu[name]['median']:>16.3f} ({cpu[name]['min']:.3f}-{cpu[name]['max']:.3f})")
+    for name, spread in ratios.items():
+        print(f"{name:20} {spread['median']:>10.2f} ({spread['min']:.2f}-{spread['max']:.2f})")
     result = {"benchmark": "bus_throughput", "machine": machine_facts(), "parameters": vars(args) | {"amqp": "(local)",
-              "database": "(local)"}, "figures": figures, "ratios": ratios}
+              "database": "(local)"}, "events_per_second": figures, "cpu_ms_per_event": cpu, "ratios": ratios,
+              "rounds": rounds}
     path = results_path("bus-throughput")
     path.write_text(json.dumps(result, indent=2) + "\n")
     print(f"recorded {path}")
+
+
+def _spread(values: list[float]) -> dict[str, Any]:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values), "values": values}
 
 
 if __name__ == "__main__":

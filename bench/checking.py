@@ -37,7 +37,8 @@ class InvoiceCheck:
 
     def as_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "expected_invoices": self.expected, "invoices_found": self.found,
-                "lines_checked": self.lines, "totals": {code: str(total) for code, total in sorted(self.totals.items())},
+                "lines_checked": self.lines,
+                "totals": {code: str(total) for code, total in sorted(self.totals.items())},
                 "problem_count": self.problem_count, "problems": self.problems}
 
 

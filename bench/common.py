@@ -32,7 +32,7 @@ def machine_facts() -> dict[str, object]:
     }
 
 
-def results_path(name: str) -> Path:
-    RESULTS.mkdir(parents=True, exist_ok=True)
+def results_path(name: str, directory: Path = RESULTS) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    return RESULTS / f"{name}-{stamp}.json"
+    return directory / f"{name}-{stamp}.json"

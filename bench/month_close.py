@@ -25,7 +25,7 @@ from typing import Any
 from bench.baseline import run_baseline
 from bench.checking import check_invoices
 from bench.close_run import CloseSettings, Infra, run_close
-from bench.common import machine_facts, results_path
+from bench.common import RESULTS, machine_facts, results_path
 from bench.report import print_report, summarise
 from bench.upstreams import start_simulators
 from bench.world import World
@@ -51,13 +51,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--baseline-sample", type=int, default=200,
                         help="Customers the sequential baseline bills (0: no baseline); extrapolated to N.")
     parser.add_argument("--scale", type=int, default=0, help="Also close once for this many customers (memory).")
+    parser.add_argument("--scale-concurrency", type=int, default=16,
+                        help="Concurrency of the --scale run (compared with the N run at the same setting).")
     parser.add_argument("--period", default=_previous_month(), help="The month to close (default: last month).")
     parser.add_argument("--log-level", default="INFO", help="postpay's log level (INFO, as in production).")
     parser.add_argument("--profile", action="store_true", help="py-spy every postpay process (needs py-spy).")
+    parser.add_argument("--code", default=None,
+                        help="Run postpay's processes from this source tree instead (e.g. an older commit, "
+                             "extracted with git archive): before/after on the same machine, same hour.")
     parser.add_argument("--stall-seconds", type=float, default=120.0)
     parser.add_argument("--name", default="month-close", help="Results file prefix.")
     parser.add_argument("--logs", type=Path, default=None, help="Keep the processes' logs here.")
-    parser.add_argument("--amqp", default=os.environ.get("POSTPAY_BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"))
+    parser.add_argument("--results-dir", type=Path, default=RESULTS, help="Where the results JSON goes.")
+    parser.add_argument("--amqp", default=os.environ.get("POSTPAY_BENCH_AMQP_URL",
+                                                         "amqp://guest:guest@127.0.0.1:5672/"))
     parser.add_argument("--database", default=os.environ.get("POSTPAY_BENCH_DATABASE_URL",
                                                              "postgresql://postgres@127.0.0.1:5432/test"))
     args = parser.parse_args(argv)
@@ -116,11 +123,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         plan = [(world, level) for level in args.concurrency_levels for _ in range(args.repeat)]
         if args.scale:
-            plan.append((World(args.scale, args.vms, period), args.concurrency_levels[0]))
+            plan.append((World(args.scale, args.vms, period), args.scale_concurrency))
         for index, (run_world, level) in enumerate(plan, start=1):
             settings = CloseSettings(concurrency=level, prefetch=args.prefetch, collectors=args.collectors,
                                      invoicers=args.invoicers, log_level=args.log_level,
-                                     stall_seconds=args.stall_seconds, profile=args.profile)
+                                     stall_seconds=args.stall_seconds, profile=args.profile,
+                                     code=args.code)
             print(f"run {index}/{len(plan)}: {run_world.clients} clients × {run_world.vms} VMs, "
                   f"concurrency {level}", flush=True)
             figures = one_close(args, run_world, settings, log_root / f"run-{index}",
@@ -132,9 +140,10 @@ def main(argv: list[str] | None = None) -> int:
             summary = summarise(runs, args)
             print_report(summary)
             result = {"benchmark": "month_close", "machine": machine_facts(),
-                      "parameters": {k: v for k, v in vars(args).items() if k not in ("amqp", "database", "logs")}
-                      | {"logs": str(log_root)}, "summary": summary, "runs": runs}
-            path = results_path(args.name)
+                      "parameters": {k: v for k, v in vars(args).items()
+                                     if k not in ("amqp", "database", "logs", "results_dir")} | {"logs": str(log_root)},
+                      "summary": summary, "runs": runs}
+            path = results_path(args.name, args.results_dir)
             path.write_text(json.dumps(result, indent=2, default=str) + "\n")
             print(f"recorded {path}")
         if args.logs is None and not failed:

@@ -62,7 +62,8 @@ def _targets(settings: list[dict[str, Any]], baseline: dict[str, Any] | None, be
         targets["ratio_vs_baseline"] = {"target": f">= {TARGETS['ratio_vs_baseline']:.0f}", "figure": ratio,
                                         "met": ratio >= TARGETS["ratio_vs_baseline"]}
     scaled = [s for s in settings if args.scale and s["clients"] == args.scale]
-    small = [s for s in settings if s["clients"] == args.clients and s["concurrency"] == (scaled[0]["concurrency"] if scaled else None)]
+    level = scaled[0]["concurrency"] if scaled else None
+    small = [s for s in settings if s["clients"] == args.clients and s["concurrency"] == level]
     if scaled and small:
         change = {name: 100 * (scaled[0]["peak_rss_mib"][name] - mib) / mib
                   for name, mib in small[0]["peak_rss_mib"].items() if name in scaled[0]["peak_rss_mib"]}
