@@ -52,7 +52,8 @@ def value(samples: Samples, name: str, **labels: str) -> float | None:
 def namespace(rabbit_url: str, postgres_database: Database) -> Iterator[str]:
     name = unique_namespace()
     yield name
-    bus = RabbitBus(rabbit_url, naming=Naming(name))
+    # The same retry delays the process ran with (POSTPAY_RETRY_DELAYS below), so its retry queues go too.
+    bus = RabbitBus(rabbit_url, naming=Naming(name), retry_delays=[0.2])
     system = System(kernel=KernelSettings(), db=postgres_database, bus=bus)
     bus.delete_topology([s for service in system.services for s in service.subscriptions])
 
