@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import select
 
-from shared.bus.parking import Selection
+from shared.bus.parking import ParkingLotMissing, Selection
 from shared.db import Database
 from shared.events.base import Event, new_envelope
 from shared.runtime import Runtime
@@ -200,3 +200,28 @@ def test_a_rolled_back_change_never_publishes(runtime: Runtime) -> None:
         assert outbox.backlog(session) == 0
     assert count(runtime.db, effects, key) == 0
     assert count(runtime.db, attempts, key) == 0
+
+
+def test_a_parking_copy_the_broker_cannot_route_is_not_acknowledged_and_nothing_is_lost(
+    rabbit_bus: object, database: Database
+) -> None:
+    runtime = Runtime(rabbit_bus, database, [toy_service()], relay_poll_seconds=0.05)
+    runtime.create_tables()
+    runtime.start()
+    try:
+        assert runtime.consumer.connected.wait(10)
+        with rabbit_bus.connection() as connection:  # type: ignore[attr-defined]
+            rabbit_bus.open_channel(connection).queue_delete(rabbit_bus.naming.parking_lot(QUEUE))  # type: ignore[attr-defined]
+        publish_raw(rabbit_bus, QUEUE, b"{not json")
+        # The copy comes back unroutable: the original stays unacknowledged, the consumer reconnects,
+        # declares its topology again, and the redelivered message is parked for good.
+        def parked_once_redeclared() -> list:
+            try:
+                return parked(runtime)
+            except ParkingLotMissing:
+                return []
+
+        messages = wait_until(parked_once_redeclared, timeout=30, what="message parked after the lot came back")
+        assert [m.reason for m in messages] == ["undecodable"]
+    finally:
+        runtime.stop()
