@@ -36,6 +36,7 @@ class Runtime:
         max_message_bytes: int = 262_144,
         relay_batch_size: int = 500,
         relay_poll_seconds: float = 0.2,
+        relay_linger_seconds: float = 0.02,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.bus = bus
@@ -49,6 +50,7 @@ class Runtime:
             bus.publisher,
             batch_size=relay_batch_size,
             poll_seconds=relay_poll_seconds,
+            linger_seconds=relay_linger_seconds,
             clock=clock,
         )
         self.processors = {

@@ -55,6 +55,11 @@ class KernelSettings(BaseSettings):
     max_message_bytes: int = Field(default=262_144, ge=1024, description="Larger bodies are parked unread.")
     relay_batch_size: int = Field(default=500, ge=1, description="Outbox rows published per confirm round.")
     relay_poll_seconds: float = Field(default=0.2, gt=0, description="Outbox poll interval when idle.")
+    relay_linger_seconds: float = Field(
+        default=0.02,
+        ge=0,
+        description="Pause after a commit wakes the relay, so a burst of events ships in one confirm round.",
+    )
     log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR.")
     health_port: int = Field(
         default=0, ge=0, description="Port of /healthz, /readyz and /metrics (0: not served)."
