@@ -267,7 +267,7 @@ class OutboxRelay:
         failures = 0
         while not stop.is_set():
             try:
-                shipped = self.relay_once()
+                self.relay_once()
                 failures = 0
             except PublishError:
                 failures += 1

@@ -75,7 +75,7 @@ def _check_provisioned(context: BillingContext, client_ids: list[int]) -> None:
 
 def _render(console: Console, preview: Preview) -> str:
     """One customer's line (and details); returns its verdict for the summary."""
-    customer, account = preview.customer, preview.account
+    customer = preview.customer
     who = f"client {customer.whmcs_client_id} (SolusVM 2 user {customer.solusvm_user_id})"
     decision = preview.decision
     if decision is None:

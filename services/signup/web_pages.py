@@ -13,7 +13,6 @@ from services.signup.journey import (
     AlreadyRegistered,
     LinkProblem,
     RateLimited,
-    Registered,
     TermsMissing,
     TermsRecorded,
     Verified,

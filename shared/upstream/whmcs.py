@@ -12,11 +12,10 @@ again; :meth:`WhmcsClient.find_or_add_client` does exactly that.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, tzinfo
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
@@ -26,15 +25,13 @@ from pydantic import BaseModel, SecretStr, ValidationError
 from shared.logging import get_logger
 from shared.settings import UpstreamSettings
 from shared.upstream.errors import (
-    UpstreamAuthError,
     UpstreamError,
     UpstreamNotFound,
     UpstreamOutcomeUnknown,
-    UpstreamRateLimited,
     UpstreamUnavailable,
     UpstreamValidationError,
 )
-from shared.upstream.http import RetryPolicy, Timeouts, count_error, retry_after_seconds, send, with_retries
+from shared.upstream.http import RetryPolicy, Timeouts, count_error, send, with_retries
 from shared.upstream.phpserialize import encode_base64
 from shared.upstream.whmcs_models import (
     InvoiceLine,
@@ -44,69 +41,20 @@ from shared.upstream.whmcs_models import (
     WhmcsInvoiceSummary,
     WhmcsUser,
 )
+from shared.upstream.whmcs_wire import (
+    FORM_HEADERS,
+    UPSTREAM,
+    classify,
+    created_id,
+    encode_form,
+    format_amount,
+    is_duplicate_client_email,
+    is_duplicate_user_email,
+)
 
-UPSTREAM = "whmcs"
 PAGE_SIZE = 100
-CENT = Decimal("0.01")
 log = get_logger("postpay.upstream.whmcs")
 ModelT = TypeVar("ModelT", bound=BaseModel)
-_FORM_HEADERS = {"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"}
-
-# Error wording is not a stable schema (developer-docs #303): match loose, lower-cased fragments.
-_AUTH_FRAGMENTS = ("authentication failed", "invalid ip", "invalid permissions", "an admin user is required")
-_DUPLICATE_CLIENT_EMAIL = (
-    "email address entered is not available",
-    "client already exists with that email",
-    "duplicate email",
-)
-_DUPLICATE_USER_EMAIL = "user already exists with that email"
-
-
-def _contains(message: str, fragments: Sequence[str] | str) -> bool:
-    lowered = message.lower()
-    return any(f in lowered for f in ((fragments,) if isinstance(fragments, str) else fragments))
-
-
-def is_duplicate_client_email(error: UpstreamError) -> bool:
-    return isinstance(error, UpstreamValidationError) and _contains(str(error), _DUPLICATE_CLIENT_EMAIL)
-
-
-def is_duplicate_user_email(error: UpstreamError) -> bool:
-    return isinstance(error, UpstreamValidationError) and _contains(str(error), _DUPLICATE_USER_EMAIL)
-
-
-def _form_value(value: Any) -> str:
-    # Python's False would reach PHP as the truthy string "False": booleans go as 1/0.
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    if isinstance(value, float):
-        raise TypeError("floats are not sent to WHMCS: use Decimal for money, int for ids")
-    if isinstance(value, SecretStr):
-        return value.get_secret_value()
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    return str(value)
-
-
-def encode_form(params: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """PHP form encoding: ``None`` left out, mappings and lists in bracket notation."""
-    pairs: list[tuple[str, str]] = []
-    for name, value in params.items():
-        if value is None:
-            continue
-        if isinstance(value, Mapping):
-            pairs.extend((f"{name}[{key}]", _form_value(item)) for key, item in value.items())
-        elif isinstance(value, (list, tuple)):
-            pairs.extend((f"{name}[{index}]", _form_value(item)) for index, item in enumerate(value))
-        else:
-            pairs.append((name, _form_value(value)))
-    return pairs
-
-
-def format_amount(amount: Decimal) -> str:
-    if not isinstance(amount, Decimal):
-        raise TypeError(f"amounts are Decimal, not {type(amount).__name__}")
-    return str(amount.quantize(CENT, rounding=ROUND_HALF_UP))
 
 
 class WhmcsClient:
@@ -172,10 +120,10 @@ class WhmcsClient:
             url=self._endpoint,
             write=write,
             content=body.encode("ascii"),
-            headers=_FORM_HEADERS,
+            headers=FORM_HEADERS,
         )
         try:
-            return self._classify(action, response, write=write)
+            return classify(action, response, write=write)
         except UpstreamError as error:
             count_error(UPSTREAM, action, error)
             raise
@@ -185,46 +133,6 @@ class WhmcsClient:
 
     def _write(self, action: str, params: Mapping[str, Any]) -> dict[str, Any]:
         return self._post(action, params, write=True)
-
-    @staticmethod
-    def _classify(action: str, response: httpx.Response, *, write: bool) -> dict[str, Any]:
-        status = response.status_code
-        unavailable = UpstreamOutcomeUnknown if write else UpstreamUnavailable
-        if status == 429:
-            raise UpstreamRateLimited(
-                f"whmcs {action}: rate limited", upstream=UPSTREAM, retry_after=retry_after_seconds(response)
-            )
-        if status >= 500:
-            raise unavailable(f"whmcs {action}: HTTP {status}", upstream=UPSTREAM, status=status)
-        try:
-            payload = json.loads(response.content, parse_float=Decimal)
-        except (ValueError, UnicodeDecodeError):
-            payload = None
-        if not isinstance(payload, dict):
-            payload = None
-        if status in (401, 403):
-            reason = str(payload.get("message", "")) if payload else ""
-            raise UpstreamAuthError(
-                f"whmcs {action}: refused (HTTP {status}): {reason or 'no reason given'}",
-                upstream=UPSTREAM,
-                status=status,
-            )
-        if payload is None:
-            kind = response.headers.get("content-type", "no content type")
-            raise unavailable(
-                f"whmcs {action}: the answer is not the API's JSON (HTTP {status}, {kind})",
-                upstream=UPSTREAM,
-                status=status,
-            )
-        if payload.get("result") == "error" or payload.get("status") == "error":
-            raise _application_error(action, str(payload.get("message", "")), status)
-        if payload.get("result") != "success":
-            if "warning" in payload:
-                raise UpstreamValidationError(
-                    f"whmcs {action}: warning: {payload['warning']}", upstream=UPSTREAM, status=status
-                )
-            raise unavailable(f"whmcs {action}: JSON without a result", upstream=UPSTREAM, status=status)
-        return payload
 
     def _parse(self, model: type[ModelT], data: Any, action: str) -> ModelT:
         """A typed view of an answer; an answer that does not fit is a contract break, not a retry."""
@@ -309,7 +217,7 @@ class WhmcsClient:
                 "customfields": encode_base64(customfields) if customfields else None,
             },
         )
-        return _created_id(payload, "clientid", "AddClient")
+        return created_id(payload, "clientid", "AddClient")
 
     def find_or_add_client(
         self,
@@ -426,7 +334,7 @@ class WhmcsClient:
             params[f"itemdescription{number}"] = line.description
             params[f"itemamount{number}"] = format_amount(line.amount)
             params[f"itemtaxed{number}"] = line.taxed
-        return _created_id(self._write("CreateInvoice", params), "invoiceid", "CreateInvoice")
+        return created_id(self._write("CreateInvoice", params), "invoiceid", "CreateInvoice")
 
     def _invoice_pages(self, client_id: int, status: str | None) -> Iterator[WhmcsInvoiceSummary]:
         start = 0
@@ -540,21 +448,3 @@ class WhmcsClient:
                 "customvars": encode_base64(customvars) if customvars else None,
             },
         )
-
-
-def _created_id(payload: dict[str, Any], key: str, action: str) -> int:
-    """The id a create returned. Success without a usable id means the object exists but we cannot
-    name it: the same situation as a lost answer, so the caller reconciles by lookup."""
-    value = str(payload.get(key, "")).strip()
-    if not value.isascii() or not value.isdigit():
-        raise UpstreamOutcomeUnknown(f"whmcs {action}: success but no {key} in the answer", upstream=UPSTREAM)
-    return int(value)
-
-
-def _application_error(action: str, message: str, status: int) -> UpstreamError:
-    text = f"whmcs {action}: {message or 'error without a message'}"
-    if _contains(message, _AUTH_FRAGMENTS):
-        return UpstreamAuthError(text, upstream=UPSTREAM, status=status)
-    if _contains(message, "not found"):
-        return UpstreamNotFound(text, upstream=UPSTREAM, status=status)
-    return UpstreamValidationError(text, upstream=UPSTREAM, status=status)
