@@ -41,6 +41,7 @@ from shared.events.base import Event, new_envelope
 from shared.logging import configure_logging
 from shared.runtime import Runtime
 from shared.service import ServiceDefinition, ServiceTables
+from shared.settings import KernelSettings
 
 
 class BenchTick(Event):
@@ -51,12 +52,14 @@ def noop(event: BenchTick, ctx: Any) -> None:
     """The handler does nothing: what is measured is the bus and the inbox."""
 
 
-def postpay_run(amqp_url: str, db: Database, events: int, prefetch: int, concurrency: int) -> dict[str, float]:
+def postpay_run(amqp_url: str, db: Database, events: int, prefetch: int, concurrency: int,
+                linger: float) -> dict[str, float]:
     namespace = f"bench-{uuid.uuid4().hex[:8]}"
     tables = ServiceTables("bench")
     service = ServiceDefinition("bench", tables, [Subscription("bench", "tick", (BenchTick,), noop)])
     bus = RabbitBus(amqp_url, naming=Naming(namespace), prefetch=prefetch, concurrency=concurrency)
-    runtime = Runtime(bus, db, [service], relay_batch_size=1000, relay_poll_seconds=0.01)
+    runtime = Runtime(bus, db, [service], relay_batch_size=1000, relay_poll_seconds=0.01,
+                      relay_linger_seconds=linger)
     tables.metadata.drop_all(db.engine)
     runtime.create_tables()
     runtime.declare()
@@ -194,6 +197,8 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--prefetch", type=int, default=256)
     parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--linger", type=float, default=KernelSettings().relay_linger_seconds,
+                        help="The relay's linger after a wake (postpay's default).")
     parser.add_argument("--repeat", type=int, default=2,
                         help="Rounds of all three paths, interleaved (the machine is shared: report the spread).")
     parser.add_argument("--amqp", default=os.environ.get("POSTPAY_BENCH_AMQP_URL",
@@ -212,7 +217,7 @@ def main() -> None:
             rounds.append({
                 "pika": pika_run(args.amqp, None, args.events, args.prefetch, args.concurrency),
                 "pika+inbox": pika_run(args.amqp, raw_url, args.events, args.prefetch, args.concurrency),
-                "postpay": postpay_run(args.amqp, db, args.events, args.prefetch, args.concurrency),
+                "postpay": postpay_run(args.amqp, db, args.events, args.prefetch, args.concurrency, args.linger),
             })
             print("round", len(rounds), {path: f"{r['events_per_second']:.0f}/s {r['cpu_ms_per_event']:.2f} CPU-ms"
                                          for path, r in rounds[-1].items()}, flush=True)

@@ -27,6 +27,7 @@ def machine_facts() -> dict[str, object]:
         "python": platform.python_version(),
         "rabbitmq": _version(["rabbitmqctl", "--version"]),
         "postgresql": _version(["psql", "--version"]),
+        "commit": _version(["git", "-C", str(RESULTS.parent.parent), "describe", "--always", "--dirty"]),
         "packages": {name: metadata.version(name) for name in ("kombu", "amqp", "pika", "SQLAlchemy", "psycopg",
                                                                "httpx", "uvicorn")},
     }

@@ -94,3 +94,29 @@ def print_report(summary: dict[str, Any]) -> None:
         figure = target["figure"]
         shown = ", ".join(f"{k} {v:+.1f}%" for k, v in figure.items()) if isinstance(figure, dict) else f"{figure:.2f}"
         print(f"target {name}: {target['target']}: {shown} -> {'met' if target['met'] else 'NOT met'}")
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The figures of a results file as the Markdown table docs/benchmarks.md shows."""
+    rows = ["| customers | concurrency | runs | invoices/s median (min–max) | s to last invoice | "
+            "CPU-ms/invoice, postpay | PostgreSQL | RabbitMQ | simulators | peak RSS MiB (collector / invoicer) |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for s in result["summary"]["settings"]:
+        runs = [r for r in result["runs"] if r["clients"] == s["clients"]
+                and r["settings"]["concurrency"] == s["concurrency"]]
+        role = {name: statistics.median(r["cpu_ms_per_invoice_by_role"][name] for r in runs)
+                for name in ("postgresql", "rabbitmq", "simulators")}
+        rate, cpu, wall = s["invoices_per_second"], s["cpu_ms_per_invoice"], s["wall_seconds_to_last_invoice"]
+        rss = " / ".join(f"{s['peak_rss_mib'].get(name, 0):.0f}" for name in ("usage-collector-1", "invoicer-1"))
+        rows.append(f"| {s['clients']:,} | {s['concurrency']} | {s['runs']} | {rate['median']:.0f} "
+                    f"({rate['min']:.0f}–{rate['max']:.0f}) | {wall['median']:.0f} | {cpu['median']:.1f} "
+                    f"({cpu['min']:.1f}–{cpu['max']:.1f}) | {role['postgresql']:.1f} | {role['rabbitmq']:.1f} | "
+                    f"{role['simulators']:.1f} | {rss} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+
+    print(markdown(json.loads(open(sys.argv[1]).read())))

@@ -281,6 +281,13 @@ def test_the_configuration_reference_is_the_generated_one() -> None:
     assert written == reference_markdown(), "regenerate it: postpay config reference > docs/configuration.md"
 
 
+def test_the_readme_carries_the_generated_configuration_table() -> None:
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("<!-- configuration-reference -->\n", 1)[1].split("\n<!-- /configuration-reference -->", 1)[0]
+    table = "\n".join(line for line in reference_markdown().splitlines() if line.startswith("|"))
+    assert block == table, "the README's settings table is stale: paste the table of `postpay config reference`"
+
+
 def documented_commands() -> Iterator[tuple[str, list[str]]]:
     """``postpay ...`` at the start of a line of a shell block, or after ``exec <where>`` / ``--``."""
     for doc in (ROOT / "docs" / "operations.md", DEPLOY / "README.md"):
