@@ -262,6 +262,17 @@ class OutboxRelay:
             OUTBOX_BACKLOG.labels(service).set(count)
         return backlog
 
+    def flush(self, max_passes: int = 20) -> None:
+        """Best effort at shutdown: ship what is due; whatever cannot go now stays in the outbox."""
+        try:
+            for _ in range(max_passes):
+                if self.relay_once() == 0:
+                    break
+        except Exception as exc:  # noqa: BLE001 - the outbox keeps it for the next start
+            log.warning("outbox not flushed at shutdown; it ships on the next start", error=str(exc))
+        finally:
+            self._drop_publisher()
+
     def run(self, stop: threading.Event) -> None:
         """Relay until ``stop`` is set; back off while the broker is unreachable."""
         failures = 0

@@ -67,6 +67,7 @@ class Runtime:
         }
         self.stop_event = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._relaying = False
         self.consumer: Any = None
 
     @property
@@ -94,6 +95,7 @@ class Runtime:
             self.consumer = self.bus.consumer(self.bindings)
             self._spawn("consumer", self.consumer.run)
         if relay:
+            self._relaying = True
             self._spawn("relay", self.relay.run)
         if background:
             for service in self.services:
@@ -111,6 +113,11 @@ class Runtime:
         for thread in self._threads:
             thread.join(timeout)
         self._threads = []
+        if self._relaying:
+            # Handlers that finished during shutdown committed events after the relay's last pass:
+            # ship them now rather than leave them for the next start.
+            self.relay.flush()
+            self._relaying = False
 
     def install_signal_handlers(self) -> None:
         def on_signal(signum: int, _frame: Any) -> None:
