@@ -11,7 +11,6 @@ stage moved, no consent, no event, no SolusVM 2 login token.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -22,25 +21,10 @@ from sqlalchemy import func, select
 from services.signup import store
 from services.signup.panel_auth import panel_signature
 from services.signup.tokens import Session, Signer, encode_session, mint_link
-from shared.bus.memory import InMemoryBus
-from shared.clock import ManualClock
-from shared.db import Database
-from tests.support.enrollment import clean_upstreams, upstreams  # noqa: F401 - fixtures used by name
+from tests.support.enrollment import clean_upstreams, clock, enrollment, upstreams  # noqa: F401 - fixtures used by name
 from tests.support.enrollment import TEST_PANEL_SECRET, Enrollment, csrf_from, path_of, unique_email
-from tests.support.system import Upstreams
 
 ANOTHER_DEPLOYMENT = Signer("another-deployment-secret-0123456789")
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock(datetime.now(UTC))
-
-
-@pytest.fixture
-def enrollment(clean_upstreams: Upstreams, memory_bus: InMemoryBus, database: Database, clock: ManualClock) -> Iterator[Enrollment]:
-    with Enrollment(clean_upstreams, memory_bus, database, clock=clock).start() as running:
-        yield running
 
 
 def snapshot(enrollment: Enrollment) -> tuple[object, ...]:

@@ -6,8 +6,6 @@ CSRF token, and a used, expired or tampered link gets the same clear page opened
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -15,29 +13,15 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from services.signup import store
-from shared.bus.memory import InMemoryBus
 from shared.clock import ManualClock
-from shared.db import Database
 from tests.support.bus_helpers import wait_until
-from tests.support.enrollment import clean_upstreams, upstreams  # noqa: F401 - fixtures used by name
+from tests.support.enrollment import clean_upstreams, clock, enrollment, upstreams  # noqa: F401 - fixtures used by name
 from tests.support.enrollment import Enrollment, confirm_form_action, csrf_from, path_of, unique_email
-from tests.support.system import Upstreams
 
 
 # The page's rules (its form, CSRF, which page a bad link gets) are the web's, not the database's: one
 # database is enough for them. Whether opening the link writes nothing is checked on both.
 WEB_RULE = pytest.mark.parametrize("database", ["sqlite"], indirect=True)
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock(datetime.now(UTC))
-
-
-@pytest.fixture
-def enrollment(clean_upstreams: Upstreams, memory_bus: InMemoryBus, database: Database, clock: ManualClock) -> Iterator[Enrollment]:
-    with Enrollment(clean_upstreams, memory_bus, database, clock=clock).start() as running:
-        yield running
 
 
 def state(enrollment: Enrollment) -> tuple[object, ...]:

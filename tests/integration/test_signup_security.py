@@ -3,8 +3,6 @@ emails, and verification links that are tampered with, expired or reused."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import UTC, datetime
 
 import pytest
 from fastapi.testclient import TestClient
@@ -15,20 +13,9 @@ from shared.bus.memory import InMemoryBus
 from shared.clock import ManualClock
 from shared.db import Database
 from tests.support.bus_helpers import wait_until
-from tests.support.enrollment import clean_upstreams, upstreams  # noqa: F401 - fixtures used by name
+from tests.support.enrollment import clean_upstreams, clock, enrollment, upstreams  # noqa: F401 - fixtures used by name
 from tests.support.enrollment import Enrollment, csrf_from, signup_settings, unique_email
 from tests.support.system import Upstreams
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock(datetime.now(UTC))
-
-
-@pytest.fixture
-def enrollment(clean_upstreams: Upstreams, memory_bus: InMemoryBus, database: Database, clock: ManualClock) -> Iterator[Enrollment]:
-    with Enrollment(clean_upstreams, memory_bus, database, clock=clock).start() as running:
-        yield running
 
 
 def outbox_rows(enrollment: Enrollment) -> int:

@@ -5,8 +5,6 @@ answer only the WHMCS hook."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -16,24 +14,11 @@ from sqlalchemy import insert, select
 from services.signup import store
 from services.signup.accounts import accounts
 from services.signup.panel_auth import panel_signature
-from shared.bus.memory import InMemoryBus
 from shared.clock import ManualClock
-from shared.db import Database
 from simulators.faults import FaultRule
-from tests.support.enrollment import clean_upstreams, upstreams  # noqa: F401 - fixtures used by name
+from tests.support.enrollment import clean_upstreams, clock, enrollment, upstreams  # noqa: F401 - fixtures used by name
 from tests.support.enrollment import TEST_PANEL_SECRET, Enrollment, csrf_from, unique_email
 from tests.support.system import Upstreams
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock(datetime.now(UTC))
-
-
-@pytest.fixture
-def enrollment(clean_upstreams: Upstreams, memory_bus: InMemoryBus, database: Database, clock: ManualClock) -> Iterator[Enrollment]:
-    with Enrollment(clean_upstreams, memory_bus, database, clock=clock).start() as running:
-        yield running
 
 
 @pytest.fixture

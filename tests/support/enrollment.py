@@ -14,6 +14,7 @@ import json
 import re
 import uuid
 from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from typing import Any
 
@@ -27,7 +28,8 @@ from postpay.bootstrap import service_builder
 from services.provisioner.settings import ProvisionerSettings
 from services.signup import store
 from services.signup.settings import SignupSettings
-from shared.clock import Clock, utcnow
+from shared.bus.memory import InMemoryBus
+from shared.clock import Clock, ManualClock, utcnow
 from shared.db import Database
 from shared.runtime import Runtime
 from shared.upstream.http import Timeouts
@@ -57,6 +59,19 @@ def clean_upstreams(upstreams: Upstreams) -> Iterator[Upstreams]:
     yield upstreams
     upstreams.whmcs.faults.clear()
     upstreams.solusvm_faults.clear()
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(datetime.now(UTC))
+
+
+@pytest.fixture
+def enrollment(clean_upstreams: Upstreams, memory_bus: InMemoryBus, database: Database,
+               clock: ManualClock) -> Iterator[Enrollment]:
+    """signup and provisioner on the in-process bus, their clock in the test's hand."""
+    with Enrollment(clean_upstreams, memory_bus, database, clock=clock).start() as running:
+        yield running
 
 
 def signup_settings(**overrides: Any) -> SignupSettings:
