@@ -30,6 +30,7 @@ from shared.upstream.errors import (
     UpstreamRateLimited,
     UpstreamUnavailable,
 )
+from shared.upstream.transport import StdlibTransport, env_proxies_configured
 
 T = TypeVar("T")
 log = get_logger("postpay.upstream")
@@ -57,6 +58,15 @@ class Timeouts:
 
     def as_httpx(self) -> httpx.Timeout:
         return httpx.Timeout(self.read, connect=self.connect)
+
+
+def new_http_client(timeouts: Timeouts, max_connections: int) -> httpx.Client:
+    """The connection pool an upstream client owns: ``http.client`` underneath (see transport.py), or
+    httpx's own transport when an HTTP(S)_PROXY is configured, because that one honours it."""
+    if env_proxies_configured():
+        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+        return httpx.Client(timeout=timeouts.as_httpx(), limits=limits)
+    return httpx.Client(timeout=timeouts.as_httpx(), transport=StdlibTransport(max_connections=max_connections))
 
 
 def is_retryable(exc: BaseException) -> bool:
@@ -95,7 +105,7 @@ def send(
     upstream: str,
     label: str,
     method: str,
-    url: str,
+    url: httpx.URL | str,
     write: bool,
     **kwargs: Any,
 ) -> httpx.Response:

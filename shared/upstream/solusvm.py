@@ -31,7 +31,15 @@ from shared.upstream.errors import (
     UpstreamUnavailable,
     UpstreamValidationError,
 )
-from shared.upstream.http import RetryPolicy, Timeouts, count_error, retry_after_seconds, send, with_retries
+from shared.upstream.http import (
+    RetryPolicy,
+    Timeouts,
+    count_error,
+    new_http_client,
+    retry_after_seconds,
+    send,
+    with_retries,
+)
 from shared.upstream.solusvm_models import PeriodUsage, SolusUser, coerce_int
 
 UPSTREAM = "solusvm"
@@ -102,8 +110,7 @@ class SolusVMClient:
         self._sleep = sleep
         self._max_pages = max_pages
         self._owns_http = http is None
-        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
-        self._http = http or httpx.Client(timeout=self._timeout, limits=limits)
+        self._http = http or new_http_client(timeouts, max_connections)
 
     @classmethod
     def from_settings(cls, settings: UpstreamSettings, **overrides: Any) -> SolusVMClient:

@@ -31,7 +31,7 @@ from shared.upstream.errors import (
     UpstreamUnavailable,
     UpstreamValidationError,
 )
-from shared.upstream.http import RetryPolicy, Timeouts, count_error, send, with_retries
+from shared.upstream.http import RetryPolicy, Timeouts, count_error, new_http_client, send, with_retries
 from shared.upstream.phpserialize import encode_base64
 from shared.upstream.whmcs_models import (
     InvoiceLine,
@@ -75,16 +75,14 @@ class WhmcsClient:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         """``timezone`` is the WHMCS installation's zone: its dates carry no offset."""
-        self._endpoint = url.rstrip("/") + "/includes/api.php"
+        # Parsed once: every call goes to this one URL, and httpx would parse a string each time.
+        self._endpoint = httpx.URL(url.rstrip("/") + "/includes/api.php")
         self._credentials = {"identifier": identifier, "secret": secret, "accesskey": accesskey}
         self._retry = retry
         self._timezone = timezone
         self._sleep = sleep
         self._owns_http = http is None
-        self._http = http or httpx.Client(
-            timeout=timeouts.as_httpx(),
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
-        )
+        self._http = http or new_http_client(timeouts, max_connections)
 
     @classmethod
     def from_settings(cls, settings: UpstreamSettings, **overrides: Any) -> WhmcsClient:
