@@ -1,0 +1,145 @@
+"""Upstream calls: CPU per call of postpay's SolusVM 2 and WHMCS clients, by HTTP transport, same run.
+
+The three calls a month close makes per customer (period usage, the client's currency, the invoice),
+through postpay's own clients against the simulators with their injected latency, once over httpx's
+default transport (httpcore + h11: what the clients used before) and once over the ``http.client``
+transport they use now (``shared.upstream.transport``). Rounds interleave the two, so a slow minute
+on this shared machine hits both; the figure that matters is each round's ratio.
+
+    python -m bench.upstream_calls --customers 300 --threads 1,16 --repeat 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from pydantic import SecretStr
+
+from bench.common import machine_facts, results_path
+from bench.simulator import SOLUSVM_TOKEN, WHMCS_IDENTIFIER, WHMCS_SECRET
+from bench.upstreams import start_simulators
+from bench.world import PRICES, World
+from services.invoicer.invoice_document import draft_invoice
+from services.invoicer.pricing import price_usage, tariff_for
+from services.usage_collector.usage import vm_usages
+from shared.logging import configure_logging
+from shared.periods import BillingPeriod
+from shared.upstream.http import Timeouts
+from shared.upstream.solusvm import SolusVMClient
+from shared.upstream.transport import StdlibTransport
+from shared.upstream.whmcs import WhmcsClient
+
+CALLS_PER_CUSTOMER = 3
+TRANSPORTS: dict[str, Callable[[], httpx.BaseTransport]] = {
+    "httpx default (httpcore)": lambda: httpx.HTTPTransport(
+        limits=httpx.Limits(max_connections=64, max_keepalive_connections=64)),
+    "http.client (postpay)": lambda: StdlibTransport(max_connections=64),
+}
+
+
+def bill(world: World, solusvm: SolusVMClient, whmcs: WhmcsClient, client_id: int) -> None:
+    """What a close does for one customer, upstream side: usage, currency, invoice."""
+    customer, period = world.customer(client_id), world.period
+    usage = solusvm.period_usage(customer.solusvm_user_id, period.starts_at, period.ends_at)
+    details = whmcs.get_client(client_id)
+    assert details is not None and details.currency_code, client_id
+    priced = price_usage(vm_usages(usage), tariff_for(details.currency_code, PRICES, {}))
+    draft = draft_invoice(client_id, period, priced, now=datetime.now(UTC), due_days=14, taxed=False)
+    whmcs.create_invoice(client_id, draft.lines, date=draft.invoice_date, due_date=draft.due_date,
+                         notes=draft.notes, send_invoice=False, payment_method=None)
+
+
+def measure(world: World, urls: tuple[str, str], transport: Callable[[], httpx.BaseTransport],
+            threads: int) -> dict[str, float]:
+    timeout = Timeouts().as_httpx()
+    solusvm_http, whmcs_http = (httpx.Client(timeout=timeout, transport=transport()) for _ in range(2))
+    solusvm = SolusVMClient(urls[0], SecretStr(SOLUSVM_TOKEN), http=solusvm_http)
+    whmcs = WhmcsClient(urls[1], SecretStr(WHMCS_IDENTIFIER), SecretStr(WHMCS_SECRET), http=whmcs_http)
+    ids = list(range(1, world.clients + 1))
+    shares = [ids[n::threads] for n in range(threads)]
+    try:
+        bill(world, solusvm, whmcs, ids[0])  # connections open before the clock starts
+        started, cpu_started = time.perf_counter(), time.process_time()
+        workers = [threading.Thread(target=lambda share=share: [bill(world, solusvm, whmcs, n) for n in share])
+                   for share in shares]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    finally:
+        solusvm_http.close()
+        whmcs_http.close()
+    calls = CALLS_PER_CUSTOMER * len(ids)
+    return {"seconds": seconds, "calls": calls, "cpu_ms_per_call": 1000 * cpu / calls,
+            "calls_per_second": calls / seconds}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, default=300)
+    parser.add_argument("--threads", default="1,16", help="Calling threads; a comma list runs each.")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--solusvm-latency-ms", type=float, default=20.0)
+    parser.add_argument("--whmcs-latency-ms", type=float, default=30.0)
+    args = parser.parse_args()
+    # The clients log a line per call, as in production; here to a file, not the terminal.
+    with (Path(tempfile.gettempdir()) / "postpay-upstream-calls.log").open("w") as log:
+        configure_logging("INFO", stream=log)
+        run(args)
+
+
+def run(args: argparse.Namespace) -> None:
+    world = World(args.customers, 3, BillingPeriod.containing(datetime.now(UTC)).previous())
+    sims = start_simulators(world, solusvm_latency_ms=args.solusvm_latency_ms,
+                            whmcs_latency_ms=args.whmcs_latency_ms, log_dir=Path(tempfile.mkdtemp()))
+    rounds: list[dict[str, Any]] = []
+    try:
+        for threads in [int(t) for t in args.threads.split(",")]:
+            for n in range(args.repeat):
+                figures = {name: measure(world, (sims.solusvm_url, sims.whmcs_url), make, threads)
+                           for name, make in TRANSPORTS.items()}
+                rounds.append({"threads": threads, "round": n + 1, "figures": figures})
+                print(f"threads={threads} round {n + 1}: " + ", ".join(
+                    f"{name} {f['cpu_ms_per_call']:.3f} CPU-ms/call" for name, f in figures.items()), flush=True)
+    finally:
+        sims.stop()
+    summary = summarise(rounds)
+    print(f"{'threads':>7} {'httpx default CPU-ms/call':>26} {'http.client CPU-ms/call':>24} {'ratio (median)':>15}")
+    for row in summary:
+        print(f"{row['threads']:>7} {row['baseline_median']:>26.3f} {row['postpay_median']:>24.3f} "
+              f"{row['ratio_median']:>15.2f}")
+    path = results_path("upstream-calls")
+    path.write_text(json.dumps({"benchmark": "upstream_calls", "machine": machine_facts(),
+                                "parameters": vars(args), "summary": summary, "rounds": rounds}, indent=2) + "\n")
+    print(f"recorded {path}")
+
+
+def summarise(rounds: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    baseline, postpay = TRANSPORTS
+    summary = []
+    for threads in sorted({r["threads"] for r in rounds}):
+        mine = [r["figures"] for r in rounds if r["threads"] == threads]
+        summary.append({
+            "threads": threads,
+            "baseline_median": statistics.median(f[baseline]["cpu_ms_per_call"] for f in mine),
+            "postpay_median": statistics.median(f[postpay]["cpu_ms_per_call"] for f in mine),
+            # Each round's own ratio: both transports ran in it, minutes apart at most.
+            "ratio_median": statistics.median(f[postpay]["cpu_ms_per_call"] / f[baseline]["cpu_ms_per_call"]
+                                              for f in mine),
+        })
+    return summary
+
+
+if __name__ == "__main__":
+    main()
