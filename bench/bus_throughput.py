@@ -33,7 +33,7 @@ import psycopg
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from bench.common import machine_facts, results_path
+from bench.common import RESULTS, machine_facts, results_path
 from shared.bus.rabbit import RabbitBus
 from shared.bus.topology import Naming, Subscription
 from shared.db import Database, normalise_url
@@ -42,6 +42,9 @@ from shared.logging import configure_logging
 from shared.runtime import Runtime
 from shared.service import ServiceDefinition, ServiceTables
 from shared.settings import KernelSettings
+
+
+STALL_SECONDS = 60.0
 
 
 class BenchTick(Event):
@@ -69,18 +72,22 @@ def postpay_run(amqp_url: str, db: Database, events: int, prefetch: int, concurr
             tables.outbox.add_all(session, [new_envelope(BenchTick(n=n), producer="bench") for n in range(events)])
         written = time.perf_counter()
         runtime.start()
-        while True:
-            with db.transaction() as session:
-                done = session.execute(text("SELECT count(*) FROM bench_inbox")).scalar_one()
-            if done >= events:
-                break
+        done, progress_at = 0, time.monotonic()
+        while done < events:
             time.sleep(0.02)
+            with db.transaction() as session:
+                count = session.execute(text("SELECT count(*) FROM bench_inbox")).scalar_one()
+            if count > done:
+                done, progress_at = count, time.monotonic()
+            elif time.monotonic() - progress_at > STALL_SECONDS:
+                raise RuntimeError(f"postpay's path stalled at {done} of {events} events")
         finished, cpu = time.perf_counter(), time.process_time() - cpu_started
     finally:
         runtime.stop()
         bus.delete_topology(service.subscriptions)
         tables.metadata.drop_all(db.engine)
     return {
+        "events": done,
         "seconds": finished - started,
         "events_per_second": events / (finished - started),
         "outbox_write_seconds": written - started,
@@ -188,11 +195,11 @@ def pika_run(amqp_url: str, database_url: str | None, events: int, prefetch: int
     if database_url is not None:
         with psycopg.connect(database_url, autocommit=True) as connection:
             connection.execute(f"DROP TABLE {table}")
-    return {"seconds": finished - started, "events_per_second": consumed / (finished - started),
+    return {"events": consumed, "seconds": finished - started, "events_per_second": consumed / (finished - started),
             "cpu_ms_per_event": 1000 * cpu / consumed}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--prefetch", type=int, default=256)
@@ -205,7 +212,8 @@ def main() -> None:
                                                          "amqp://guest:guest@127.0.0.1:5672/"))
     parser.add_argument("--database", default=os.environ.get("POSTPAY_BENCH_DATABASE_URL",
                                                              "postgresql://postgres@127.0.0.1:5432/test"))
-    args = parser.parse_args()
+    parser.add_argument("--results-dir", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
     # postpay logs a line per handled event, as in production; here to a file, not the terminal.
     log_path = Path(tempfile.gettempdir()) / "postpay-bus-throughput.log"
     with log_path.open("w") as log:
@@ -235,12 +243,13 @@ def main() -> None:
               f"{cpu[name]['median']:>16.3f} ({cpu[name]['min']:.3f}-{cpu[name]['max']:.3f})")
     for name, spread in ratios.items():
         print(f"{name:20} {spread['median']:>10.2f} ({spread['min']:.2f}-{spread['max']:.2f})")
-    result = {"benchmark": "bus_throughput", "machine": machine_facts(), "parameters": vars(args) | {"amqp": "(local)",
-              "database": "(local)"}, "events_per_second": figures, "cpu_ms_per_event": cpu, "ratios": ratios,
-              "rounds": rounds}
-    path = results_path("bus-throughput")
+    parameters = vars(args) | {"amqp": "(local)", "database": "(local)", "results_dir": str(args.results_dir)}
+    result = {"benchmark": "bus_throughput", "machine": machine_facts(), "parameters": parameters,
+              "events_per_second": figures, "cpu_ms_per_event": cpu, "ratios": ratios, "rounds": rounds}
+    path = results_path("bus-throughput", args.results_dir)
     path.write_text(json.dumps(result, indent=2) + "\n")
     print(f"recorded {path}")
+    return 0
 
 
 def _spread(values: list[float]) -> dict[str, Any]:
@@ -248,4 +257,4 @@ def _spread(values: list[float]) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

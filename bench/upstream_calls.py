@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
-from bench.common import machine_facts, results_path
+from bench.common import RESULTS, machine_facts, results_path
 from bench.simulator import SOLUSVM_TOKEN, WHMCS_IDENTIFIER, WHMCS_SECRET
 from bench.upstreams import start_simulators
 from bench.world import PRICES, World
@@ -47,16 +47,16 @@ TRANSPORTS: dict[str, Callable[[], httpx.BaseTransport]] = {
 }
 
 
-def bill(world: World, solusvm: SolusVMClient, whmcs: WhmcsClient, client_id: int) -> None:
-    """What a close does for one customer, upstream side: usage, currency, invoice."""
+def bill(world: World, solusvm: SolusVMClient, whmcs: WhmcsClient, client_id: int) -> int:
+    """What a close does for one customer, upstream side: usage, currency, invoice (its id returned)."""
     customer, period = world.customer(client_id), world.period
     usage = solusvm.period_usage(customer.solusvm_user_id, period.starts_at, period.ends_at)
     details = whmcs.get_client(client_id)
     assert details is not None and details.currency_code, client_id
     priced = price_usage(vm_usages(usage), tariff_for(details.currency_code, PRICES, {}))
     draft = draft_invoice(client_id, period, priced, now=datetime.now(UTC), due_days=14, taxed=False)
-    whmcs.create_invoice(client_id, draft.lines, date=draft.invoice_date, due_date=draft.due_date,
-                         notes=draft.notes, send_invoice=False, payment_method=None)
+    return whmcs.create_invoice(client_id, draft.lines, date=draft.invoice_date, due_date=draft.due_date,
+                                notes=draft.notes, send_invoice=False, payment_method=None)
 
 
 def measure(world: World, urls: tuple[str, str], transport: Callable[[], httpx.BaseTransport],
@@ -66,12 +66,19 @@ def measure(world: World, urls: tuple[str, str], transport: Callable[[], httpx.B
     solusvm = SolusVMClient(urls[0], SecretStr(SOLUSVM_TOKEN), http=solusvm_http)
     whmcs = WhmcsClient(urls[1], SecretStr(WHMCS_IDENTIFIER), SecretStr(WHMCS_SECRET), http=whmcs_http)
     ids = list(range(1, world.clients + 1))
-    shares = [ids[n::threads] for n in range(threads)]
+    invoices: list[int] = []
+    errors: list[BaseException] = []
+
+    def work(share: list[int]) -> None:
+        try:
+            invoices.extend(bill(world, solusvm, whmcs, n) for n in share)
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread, not lost with this one
+            errors.append(exc)
+
     try:
         bill(world, solusvm, whmcs, ids[0])  # connections open before the clock starts
         started, cpu_started = time.perf_counter(), time.process_time()
-        workers = [threading.Thread(target=lambda share=share: [bill(world, solusvm, whmcs, n) for n in share])
-                   for share in shares]
+        workers = [threading.Thread(target=work, args=(ids[n::threads],)) for n in range(threads)]
         for worker in workers:
             worker.start()
         for worker in workers:
@@ -80,23 +87,27 @@ def measure(world: World, urls: tuple[str, str], transport: Callable[[], httpx.B
     finally:
         solusvm_http.close()
         whmcs_http.close()
-    calls = CALLS_PER_CUSTOMER * len(ids)
-    return {"seconds": seconds, "calls": calls, "cpu_ms_per_call": 1000 * cpu / calls,
+    if errors:
+        raise RuntimeError(f"{len(errors)} calling threads failed") from errors[0]
+    calls = CALLS_PER_CUSTOMER * len(invoices)
+    return {"seconds": seconds, "calls": calls, "invoices": len(set(invoices)), "cpu_ms_per_call": 1000 * cpu / calls,
             "calls_per_second": calls / seconds}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=300)
     parser.add_argument("--threads", default="1,16", help="Calling threads; a comma list runs each.")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--solusvm-latency-ms", type=float, default=20.0)
     parser.add_argument("--whmcs-latency-ms", type=float, default=30.0)
-    args = parser.parse_args()
+    parser.add_argument("--results-dir", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
     # The clients log a line per call, as in production; here to a file, not the terminal.
     with (Path(tempfile.gettempdir()) / "postpay-upstream-calls.log").open("w") as log:
         configure_logging("INFO", stream=log)
         run(args)
+    return 0
 
 
 def run(args: argparse.Namespace) -> None:
@@ -119,9 +130,10 @@ def run(args: argparse.Namespace) -> None:
     for row in summary:
         print(f"{row['threads']:>7} {row['baseline_median']:>26.3f} {row['postpay_median']:>24.3f} "
               f"{row['ratio_median']:>15.2f}")
-    path = results_path("upstream-calls")
+    path = results_path("upstream-calls", args.results_dir)
+    parameters = vars(args) | {"results_dir": str(args.results_dir)}
     path.write_text(json.dumps({"benchmark": "upstream_calls", "machine": machine_facts(),
-                                "parameters": vars(args), "summary": summary, "rounds": rounds}, indent=2) + "\n")
+                                "parameters": parameters, "summary": summary, "rounds": rounds}, indent=2) + "\n")
     print(f"recorded {path}")
 
 
@@ -142,4 +154,4 @@ def summarise(rounds: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -17,12 +17,20 @@ from shared.db import Database, normalise_url
 from shared.logging import configure_logging
 from tests.support import infra
 
-configure_logging(os.environ.get("POSTPAY_TEST_LOG_LEVEL", "WARNING"))
+LOG_LEVEL = os.environ.get("POSTPAY_TEST_LOG_LEVEL", "WARNING")
+configure_logging(LOG_LEVEL)
 
 # The private RabbitMQ node's fixtures, registered here so that one node serves the whole session.
 pytest_plugins = ["tests.support.private_broker"]
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+
+
+@pytest.fixture
+def suite_logging_restored() -> Iterator[None]:
+    """For a test that runs a command which sends the logs elsewhere (a file it then closes)."""
+    yield
+    configure_logging(LOG_LEVEL)
 
 
 @pytest.fixture(scope="session")

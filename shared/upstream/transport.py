@@ -1,10 +1,10 @@
 """An httpx transport on the standard library's ``http.client``, for the upstream clients.
 
-At month close every invoice costs three upstream calls, and most of their CPU went to httpcore and
-h11, not to the request itself: with the simulators' 20-30 ms latency, a call cost ~1.1 CPU-ms through
-httpx's default transport against ~0.4 through ``http.client`` (bench/, docs/benchmarks.md). The
-clients keep httpx's API, its timeouts and its exception types (and tests keep ``MockTransport``);
-only the bytes on the wire go through ``http.client``.
+At month close every invoice costs three upstream calls from 16 handler threads, and httpcore's
+shared pool made each cost ~2.1 CPU-ms against ~1.5 through ``http.client``
+(``python -m bench.upstream_calls``, docs/benchmarks.md). The clients keep httpx's API, its timeouts
+and its exception types (and tests keep ``MockTransport``); only the bytes on the wire go through
+``http.client``.
 
 What is kept from httpcore: keep-alive connections pooled per origin, at most ``max_connections`` in
 use (waiting longer than the pool timeout is ``PoolTimeout``), a connection the server closed while it
