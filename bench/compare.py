@@ -30,7 +30,9 @@ def load_runs(directory: Path) -> list[dict[str, Any]]:
     for path in sorted(directory.glob("month-close-*.json")):
         record = json.loads(path.read_text())
         for run in record["runs"]:
-            runs.append({"file": path.name, "commit": record["machine"]["commit"], "clients": run["clients"],
+            # "commit" is the benchmark's own tree; "code" is the tree postpay ran from, when not that one.
+            runs.append({"file": path.name, "commit": record["machine"]["commit"],
+                         "code": record["parameters"].get("code"), "clients": run["clients"],
                          "invoices_per_second": run["invoices_per_second"],
                          "cpu_ms_per_invoice": run["cpu_ms_per_invoice"],
                          "cpu_ms_per_invoice_by_role": run["cpu_ms_per_invoice_by_role"],

@@ -14,7 +14,7 @@ def _record(directory: Path, stamp: str, invoices_per_second: float, cpu_ms: flo
     directory.mkdir(exist_ok=True)
     run = {"clients": 2000, "invoices_per_second": invoices_per_second, "cpu_ms_per_invoice": cpu_ms,
            "cpu_ms_per_invoice_by_role": {"postpay": cpu_ms}, "check": {"ok": ok}}
-    record = {"machine": {"commit": "abc1234"}, "runs": [run]}
+    record = {"machine": {"commit": "abc1234"}, "parameters": {"code": None}, "runs": [run]}
     (directory / f"month-close-{stamp}.json").write_text(json.dumps(record))
 
 
