@@ -112,19 +112,20 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(args: argparse.Namespace) -> None:
     world = World(args.customers, 3, BillingPeriod.containing(datetime.now(UTC)).previous())
-    sims = start_simulators(world, solusvm_latency_ms=args.solusvm_latency_ms,
-                            whmcs_latency_ms=args.whmcs_latency_ms, log_dir=Path(tempfile.mkdtemp()))
     rounds: list[dict[str, Any]] = []
-    try:
-        for threads in [int(t) for t in args.threads.split(",")]:
-            for n in range(args.repeat):
-                figures = {name: measure(world, (sims.solusvm_url, sims.whmcs_url), make, threads)
-                           for name, make in TRANSPORTS.items()}
-                rounds.append({"threads": threads, "round": n + 1, "figures": figures})
-                print(f"threads={threads} round {n + 1}: " + ", ".join(
-                    f"{name} {f['cpu_ms_per_call']:.3f} CPU-ms/call" for name, f in figures.items()), flush=True)
-    finally:
-        sims.stop()
+    with tempfile.TemporaryDirectory(prefix="postpay-upstream-calls-") as sim_logs:
+        sims = start_simulators(world, solusvm_latency_ms=args.solusvm_latency_ms,
+                                whmcs_latency_ms=args.whmcs_latency_ms, log_dir=Path(sim_logs))
+        try:
+            for threads in [int(t) for t in args.threads.split(",")]:
+                for n in range(args.repeat):
+                    figures = {name: measure(world, (sims.solusvm_url, sims.whmcs_url), make, threads)
+                               for name, make in TRANSPORTS.items()}
+                    rounds.append({"threads": threads, "round": n + 1, "figures": figures})
+                    print(f"threads={threads} round {n + 1}: " + ", ".join(
+                        f"{name} {f['cpu_ms_per_call']:.3f} CPU-ms/call" for name, f in figures.items()), flush=True)
+        finally:
+            sims.stop()
     summary = summarise(rounds)
     print(f"{'threads':>7} {'httpx default CPU-ms/call':>26} {'http.client CPU-ms/call':>24} {'ratio (median)':>15}")
     for row in summary:
