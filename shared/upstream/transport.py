@@ -132,6 +132,8 @@ def _exchange(connection: http.client.HTTPConnection, request: httpx.Request,
               timeouts: dict[str, float | None]) -> tuple[httpx.Response, bool]:
     """Send ``request`` and read the whole answer; return it and whether the connection may be reused."""
     body = request.read()
+    # httpx announces a body of unknown length (an iterator) as chunked; http.client frames it so.
+    chunked = request.headers.get("Transfer-Encoding", "").lower() == "chunked"
     sock: Any = connection.sock
     try:
         sock.settimeout(timeouts.get("write"))
@@ -139,7 +141,7 @@ def _exchange(connection: http.client.HTTPConnection, request: httpx.Request,
                               skip_accept_encoding=True)
         for name, value in request.headers.raw:
             connection.putheader(name, value)
-        connection.endheaders(body or None)
+        connection.endheaders(body or None, encode_chunked=chunked)
     except TimeoutError as exc:
         raise httpx.WriteTimeout("sending the request timed out", request=request) from exc
     except OSError as exc:

@@ -63,8 +63,8 @@ class Handler(BaseHTTPRequestHandler):
         self._answer()
 
     def _answer(self) -> None:
-        length = int(self.headers.get("Content-Length", 0))
-        body = self.rfile.read(length)
+        body = self._chunked_body() if self.headers.get("Transfer-Encoding") == "chunked" else \
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
         self.server.requests.append({"path": self.path, "body": body, "headers": dict(self.headers)})
         route = self.path.split("?")[0]
         if route == "/drop":  # the request arrived, and no answer ever comes back
@@ -83,6 +83,14 @@ class Handler(BaseHTTPRequestHandler):
             self.end_headers()
             return
         self._json(b'{"result": "success"}', close_after=route == "/close-after")
+
+    def _chunked_body(self) -> bytes:
+        body = b""
+        while size := int(self.rfile.readline().strip(), 16):
+            body += self.rfile.read(size)
+            self.rfile.readline()
+        self.rfile.readline()
+        return body
 
     def _json(self, payload: bytes, *, close_after: bool = False) -> None:
         self.send_response(200)
@@ -135,6 +143,15 @@ def test_requests_share_one_keep_alive_connection_and_arrive_intact(upstream: Up
     assert last["body"] == b"action=GetClientsDetails&clientid=7"
     assert last["headers"]["Content-Type"] == "application/x-www-form-urlencoded"
     assert last["headers"]["Host"] == upstream.url.removeprefix("http://")
+
+
+def test_a_body_of_unknown_length_is_sent_chunked_and_arrives_whole(upstream: Upstream, client: httpx.Client) -> None:
+    response = client.post(f"{upstream.url}/api", content=iter([b"first part, ", b"second part"]))
+    assert response.status_code == 200
+    assert upstream.requests[0]["headers"]["Transfer-Encoding"] == "chunked"
+    assert upstream.requests[0]["body"] == b"first part, second part"
+    assert client.get(f"{upstream.url}/api").status_code == 200  # the framing left the connection usable
+    assert len(upstream.connections) == 1
 
 
 def test_a_connection_the_server_closed_while_idle_is_replaced_not_used(upstream: Upstream,
