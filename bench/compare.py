@@ -29,6 +29,8 @@ def load_runs(directory: Path) -> list[dict[str, Any]]:
     runs = []
     for path in sorted(directory.glob("month-close-*.json")):
         record = json.loads(path.read_text())
+        if record.get("benchmark") != "month_close":
+            continue  # e.g. an earlier comparison's own record, in the same directory
         for run in record["runs"]:
             # "commit" is the benchmark's own tree; "code" is the tree postpay ran from, when not that one.
             runs.append({"file": path.name, "commit": record["machine"]["commit"],

@@ -14,7 +14,8 @@ def _record(directory: Path, stamp: str, invoices_per_second: float, cpu_ms: flo
     directory.mkdir(exist_ok=True)
     run = {"clients": 2000, "invoices_per_second": invoices_per_second, "cpu_ms_per_invoice": cpu_ms,
            "cpu_ms_per_invoice_by_role": {"postpay": cpu_ms}, "check": {"ok": ok}}
-    record = {"machine": {"commit": "abc1234"}, "parameters": {"code": None}, "runs": [run]}
+    record = {"benchmark": "month_close", "machine": {"commit": "abc1234"}, "parameters": {"code": None},
+              "runs": [run]}
     (directory / f"month-close-{stamp}.json").write_text(json.dumps(record))
 
 
@@ -24,6 +25,8 @@ def test_pairs_follow_recording_order_and_medians_are_taken_per_side(tmp_path: P
         _record(before, f"2026T{stamp}", speed, cpu)
     for stamp, speed, cpu in (("2", 88, 11.0), ("4", 90, 11.0), ("6", 90, 12.0)):
         _record(after, f"2026T{stamp}", speed, cpu)
+
+    (after / "month-close-compare-2026T7.json").write_text(json.dumps({"benchmark": "month_close_compare"}))
 
     assert main([str(before), str(after), "--what", "a change", "--results-dir", str(out)]) == 0
 
