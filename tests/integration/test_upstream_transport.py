@@ -39,6 +39,7 @@ class Upstream(ThreadingHTTPServer):
         self.connections: list[tuple[str, int]] = []
         self.requests: list[dict[str, Any]] = []
         self.release = threading.Event()
+        self.closed_idle = threading.Event()
 
     @property
     def url(self) -> str:
@@ -101,6 +102,8 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
         if close_after:  # keep-alive promised, then the idle connection is closed (a server's idle timeout)
             self.close_connection = True
+            self.connection.shutdown(socket.SHUT_WR)
+            self.server.closed_idle.set()
 
     def _chunked_gzip(self, payload: bytes) -> None:
         packed = gzip.compress(payload)
@@ -157,7 +160,7 @@ def test_a_body_of_unknown_length_is_sent_chunked_and_arrives_whole(upstream: Up
 def test_a_connection_the_server_closed_while_idle_is_replaced_not_used(upstream: Upstream,
                                                                          client: httpx.Client) -> None:
     assert client.get(f"{upstream.url}/close-after").status_code == 200
-    time.sleep(0.2)  # the server has closed its end; the pooled socket is readable (EOF)
+    assert upstream.closed_idle.wait(5)  # the server has closed its end; the pooled socket reads EOF
     response = client.post(f"{upstream.url}/api", content=b"write")
     assert response.status_code == 200
     assert len(upstream.connections) == 2
