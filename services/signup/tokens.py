@@ -36,9 +36,14 @@ def _b64encode(raw: bytes) -> str:
 
 def _b64decode(text: str) -> bytes:
     try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (binascii.Error, ValueError):
         raise BadToken("not base64url") from None
+    # The decoder ignores the unused low bits of the last character, so up to 16 spellings decode to
+    # the same bytes; only the one postpay writes is accepted: a token has exactly one form.
+    if _b64encode(raw) != text:
+        raise BadToken("not the canonical base64url form")
+    return raw
 
 
 class Signer:
