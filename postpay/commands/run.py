@@ -10,6 +10,8 @@ from __future__ import annotations
 from enum import Enum
 from typing import Annotated, Optional
 
+import amqp.exceptions
+import kombu.exceptions
 import typer
 
 from postpay.bootstrap import SERVICES, System
@@ -28,6 +30,9 @@ from shared.runtime import Runtime
 from shared.settings import KernelSettings
 
 log = get_logger("postpay.run")
+# Not reaching the broker is waited out; a channel error (a queue declared with other arguments) is a
+# configuration fault and stops the process.
+STARTUP_CONNECTION_ERRORS = (OSError, kombu.exceptions.OperationalError, amqp.exceptions.RecoverableConnectionError)
 
 
 class Part(str, Enum):
@@ -86,6 +91,24 @@ def expose_metrics(runtime: Runtime, *, handlers: bool) -> None:
         OUTBOX_BACKLOG.labels(service.name)
 
 
+def wait_for_broker(runtime: Runtime) -> bool:
+    """Declare the topology, waiting for the broker as long as it takes (or until SIGTERM).
+
+    A service started during a broker outage (a restart of both, a node being replaced) waits for it,
+    as a running service does after losing it, instead of exiting and depending on a supervisor.
+    """
+    delay = 0.5
+    while True:
+        try:
+            runtime.declare()
+            return True
+        except STARTUP_CONNECTION_ERRORS as exc:
+            log.warning("broker unreachable at start; waiting for it", error=str(exc), retry_in_seconds=delay)
+        if runtime.stop_event.wait(delay):
+            return False
+        delay = min(2 * delay, 5.0)
+
+
 def readiness_checks(system: System, runtime: Runtime) -> dict:
     checks = {"database": system.db.ping, "broker": system.bus.ping}
     if runtime.consumer is not None and hasattr(runtime.consumer, "connected"):
@@ -109,6 +132,9 @@ def run(
     consume = part is not Part.relay
     expose_metrics(runtime, handlers=consume)
     runtime.install_signal_handlers()
+    if not wait_for_broker(runtime):
+        system.db.dispose()
+        return
     runtime.start(consume=consume, relay=True, background=consume)
     port = kernel.health_port if health_port is None else health_port
     health = HealthServer(readiness_checks(system, runtime), port=port).start() if port else None
