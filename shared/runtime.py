@@ -89,8 +89,11 @@ class Runtime:
     def declare(self) -> None:
         self.bus.declare(self.all_subscriptions())
 
-    def start(self, *, consume: bool = True, relay: bool = True, background: bool = True) -> Runtime:
-        self.declare()
+    def start(self, *, consume: bool = True, relay: bool = True, background: bool = True,
+              declare: bool = True) -> Runtime:
+        """``declare=False`` when the caller has just declared the topology itself."""
+        if declare:
+            self.declare()
         if consume and self.bindings:
             self.consumer = self.bus.consumer(self.bindings)
             self._spawn("consumer", self.consumer.run)

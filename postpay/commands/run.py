@@ -10,12 +10,11 @@ from __future__ import annotations
 from enum import Enum
 from typing import Annotated, Optional
 
-import amqp.exceptions
-import kombu.exceptions
 import typer
 
 from postpay.bootstrap import SERVICES, System
 from shared import migrations
+from shared.bus.amqp_wire import UNREACHABLE_ERRORS
 from shared.health import HealthServer
 from shared.logging import configure_logging, get_logger
 from shared.metrics import (
@@ -30,9 +29,6 @@ from shared.runtime import Runtime
 from shared.settings import KernelSettings
 
 log = get_logger("postpay.run")
-# Not reaching the broker is waited out; a channel error (a queue declared with other arguments) is a
-# configuration fault and stops the process.
-STARTUP_CONNECTION_ERRORS = (OSError, kombu.exceptions.OperationalError, amqp.exceptions.RecoverableConnectionError)
 
 
 class Part(str, Enum):
@@ -102,7 +98,7 @@ def wait_for_broker(runtime: Runtime) -> bool:
         try:
             runtime.declare()
             return True
-        except STARTUP_CONNECTION_ERRORS as exc:
+        except UNREACHABLE_ERRORS as exc:
             log.warning("broker unreachable at start; waiting for it", error=str(exc), retry_in_seconds=delay)
         if runtime.stop_event.wait(delay):
             return False
@@ -135,7 +131,7 @@ def run(
     if not wait_for_broker(runtime):
         system.db.dispose()
         return
-    runtime.start(consume=consume, relay=True, background=consume)
+    runtime.start(consume=consume, relay=True, background=consume, declare=False)
     port = kernel.health_port if health_port is None else health_port
     health = HealthServer(readiness_checks(system, runtime), port=port).start() if port else None
     log.info("postpay running", part=part.value, services=list(names),
