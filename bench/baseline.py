@@ -26,9 +26,20 @@ from services.invoicer.pricing import price_usage, tariff_for
 from services.usage_collector.usage import vm_usages
 
 
+def bill_customer(world: World, solusvm: SolusVMClient, whmcs: WhmcsClient, client_id: int) -> int:
+    """What a close does for one customer, upstream side: usage, currency, invoice (its id returned)."""
+    customer, period = world.customer(client_id), world.period
+    usage = solusvm.period_usage(customer.solusvm_user_id, period.starts_at, period.ends_at)
+    details = whmcs.get_client(client_id)
+    assert details is not None and details.currency_code, client_id
+    priced = price_usage(vm_usages(usage), tariff_for(details.currency_code, PRICES, {}))
+    draft = draft_invoice(client_id, period, priced, now=datetime.now(UTC), due_days=14, taxed=False)
+    return whmcs.create_invoice(client_id, draft.lines, date=draft.invoice_date, due_date=draft.due_date,
+                                notes=draft.notes, send_invoice=True, payment_method=None)
+
+
 def run_baseline(world: World, solusvm_url: str, whmcs_url: str, sample: range) -> dict[str, Any]:
     """Bill every client in ``sample`` one at a time; time each client and the whole loop."""
-    period = world.period
     solusvm = SolusVMClient(solusvm_url, SecretStr(SOLUSVM_TOKEN))
     whmcs = WhmcsClient(whmcs_url, SecretStr(WHMCS_IDENTIFIER), SecretStr(WHMCS_SECRET))
     per_client: list[float] = []
@@ -36,14 +47,7 @@ def run_baseline(world: World, solusvm_url: str, whmcs_url: str, sample: range) 
         cpu_started, started = time.process_time(), time.perf_counter()
         for client_id in sample:
             client_started = time.perf_counter()
-            customer = world.customer(client_id)
-            usage = solusvm.period_usage(customer.solusvm_user_id, period.starts_at, period.ends_at)
-            details = whmcs.get_client(client_id)
-            assert details is not None and details.currency_code, client_id
-            priced = price_usage(vm_usages(usage), tariff_for(details.currency_code, PRICES, {}))
-            draft = draft_invoice(client_id, period, priced, now=datetime.now(UTC), due_days=14, taxed=False)
-            whmcs.create_invoice(client_id, draft.lines, date=draft.invoice_date, due_date=draft.due_date,
-                                 notes=draft.notes, send_invoice=True, payment_method=None)
+            bill_customer(world, solusvm, whmcs, client_id)
             per_client.append(time.perf_counter() - client_started)
         seconds = time.perf_counter() - started
         cpu = time.process_time() - cpu_started

@@ -25,13 +25,11 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
+from bench.baseline import bill_customer
 from bench.common import RESULTS, machine_facts, results_path
 from bench.simulator import SOLUSVM_TOKEN, WHMCS_IDENTIFIER, WHMCS_SECRET
 from bench.upstreams import start_simulators
-from bench.world import PRICES, World
-from services.invoicer.invoice_document import draft_invoice
-from services.invoicer.pricing import price_usage, tariff_for
-from services.usage_collector.usage import vm_usages
+from bench.world import World
 from shared.logging import configure_logging
 from shared.periods import BillingPeriod
 from shared.upstream.http import Timeouts
@@ -47,18 +45,6 @@ TRANSPORTS: dict[str, Callable[[], httpx.BaseTransport]] = {
 }
 
 
-def bill(world: World, solusvm: SolusVMClient, whmcs: WhmcsClient, client_id: int) -> int:
-    """What a close does for one customer, upstream side: usage, currency, invoice (its id returned)."""
-    customer, period = world.customer(client_id), world.period
-    usage = solusvm.period_usage(customer.solusvm_user_id, period.starts_at, period.ends_at)
-    details = whmcs.get_client(client_id)
-    assert details is not None and details.currency_code, client_id
-    priced = price_usage(vm_usages(usage), tariff_for(details.currency_code, PRICES, {}))
-    draft = draft_invoice(client_id, period, priced, now=datetime.now(UTC), due_days=14, taxed=False)
-    return whmcs.create_invoice(client_id, draft.lines, date=draft.invoice_date, due_date=draft.due_date,
-                                notes=draft.notes, send_invoice=False, payment_method=None)
-
-
 def measure(world: World, urls: tuple[str, str], transport: Callable[[], httpx.BaseTransport],
             threads: int) -> dict[str, float]:
     timeout = Timeouts().as_httpx()
@@ -71,12 +57,12 @@ def measure(world: World, urls: tuple[str, str], transport: Callable[[], httpx.B
 
     def work(share: list[int]) -> None:
         try:
-            invoices.extend(bill(world, solusvm, whmcs, n) for n in share)
+            invoices.extend(bill_customer(world, solusvm, whmcs, n) for n in share)
         except BaseException as exc:  # noqa: BLE001 - reported by the main thread, not lost with this one
             errors.append(exc)
 
     try:
-        bill(world, solusvm, whmcs, ids[0])  # connections open before the clock starts
+        bill_customer(world, solusvm, whmcs, ids[0])  # connections open before the clock starts
         started, cpu_started = time.perf_counter(), time.process_time()
         workers = [threading.Thread(target=work, args=(ids[n::threads],)) for n in range(threads)]
         for worker in workers:
