@@ -7,6 +7,7 @@ event finds its row and is acknowledged without being applied again.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from datetime import datetime
 
 from sqlalchemy import Column, MetaData, String, Table, Uuid, bindparam, select
@@ -57,3 +58,18 @@ class Inbox:
         """
         parameters = {"handler": handler, "event_id": event_id, "processed_at": at}
         return session.execute(self._claim, parameters).first() is not None
+
+    def claim_many(
+        self, session: Session, handler: str, event_ids: Iterable[uuid.UUID], at: datetime
+    ) -> set[uuid.UUID]:
+        """PostgreSQL: ``claim`` for several events in one statement; returns the ids it claimed.
+
+        Rows are inserted in id order, so two batches that share events lock them in the same order
+        and wait for each other instead of deadlocking.
+        """
+        parameters = [
+            {"handler": handler, "event_id": event_id, "processed_at": at} for event_id in sorted(set(event_ids))
+        ]
+        if not parameters:
+            return set()
+        return set(session.execute(self._claim, parameters).scalars())

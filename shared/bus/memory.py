@@ -26,7 +26,7 @@ from shared.bus.messages import (
 )
 from shared.bus.parking import ParkingLot, ParkingLotMissing, Selection, describe_parked, requeued_headers
 from shared.bus.policy import next_step, parked_headers, retry_headers
-from shared.bus.processing import MessageProcessor
+from shared.bus.processing import MessageProcessor, Outcome
 from shared.bus.topology import Naming, Subscription, check_unique, topic_matches
 from shared.logging import get_logger
 from shared.metrics import MESSAGES_PARKED, MESSAGES_RETRIED
@@ -109,13 +109,15 @@ class InMemoryBus:
         self.declare([subscription for subscription, _ in bindings])
         return InMemoryConsumer(self, list(bindings))
 
-    def _take(self, queues: dict[str, Binding]) -> tuple[str, _Stored] | None:
+    def _take(self, queues: dict[str, Binding]) -> tuple[str, list[_Stored]] | None:
+        """The next waiting messages of one queue: as many as its subscription applies together."""
         self._release_due()
-        for queue in queues:
+        for queue, (subscription, _) in queues.items():
             pending = self._queues.get(queue)
             if pending:
-                self._busy += 1
-                return queue, pending.popleft()
+                taken = [pending.popleft() for _ in range(min(subscription.batch, len(pending)))]
+                self._busy += len(taken)
+                return queue, taken
         return None
 
     def _release_due(self) -> None:
@@ -124,22 +126,33 @@ class InMemoryBus:
             delayed = heapq.heappop(self._delayed)
             self._queues[delayed.queue].append(delayed.message)
 
-    def _settle(self, queue: str, binding: Binding, stored: _Stored, message: ReceivedMessage) -> None:
+    def _settle(self, queue: str, binding: Binding, taken: list[_Stored]) -> None:
         subscription, processor = binding
-        outcome = processor.process(subscription, message)
-        step = next_step(outcome, message.attempt, self.retry_delays)
+        messages = [_received(stored) for stored in taken]
+        if len(messages) == 1:
+            outcomes = [processor.process(subscription, messages[0])]
+        else:
+            outcomes = processor.process_batch(subscription, messages)
         with self._lock:
-            self._busy -= 1
-            if step.action == "retry":
-                MESSAGES_RETRIED.labels(subscription.queue).inc()
-                retry = _Stored(stored.body, retry_headers(stored.headers, message.attempt), stored.content_type, stored.message_id)
-                heapq.heappush(self._delayed, _Delayed(time.monotonic() + step.delay, next(self._sequence), queue, retry))
-            elif step.action == "park":
-                MESSAGES_PARKED.labels(subscription.queue, step.reason).inc()
-                headers = parked_headers(stored.headers, queue, outcome, step.reason, message.attempt)
-                parked = _Stored(stored.body, headers, stored.content_type, stored.message_id)
-                self._parked[self.naming.parking_lot(subscription.queue)].append(parked)
+            for stored, message, outcome in zip(taken, messages, outcomes, strict=True):
+                self._settle_one(queue, subscription, stored, message, outcome)
             self._lock.notify_all()
+
+    def _settle_one(
+        self, queue: str, subscription: Subscription, stored: _Stored, message: ReceivedMessage, outcome: Outcome
+    ) -> None:
+        step = next_step(outcome, message.attempt, self.retry_delays)
+        self._busy -= 1
+        if step.action == "retry":
+            MESSAGES_RETRIED.labels(subscription.queue).inc()
+            headers = retry_headers(stored.headers, message.attempt)
+            retry = _Stored(stored.body, headers, stored.content_type, stored.message_id)
+            heapq.heappush(self._delayed, _Delayed(time.monotonic() + step.delay, next(self._sequence), queue, retry))
+        elif step.action == "park":
+            MESSAGES_PARKED.labels(subscription.queue, step.reason).inc()
+            headers = parked_headers(stored.headers, queue, outcome, step.reason, message.attempt)
+            parked = _Stored(stored.body, headers, stored.content_type, stored.message_id)
+            self._parked[self.naming.parking_lot(subscription.queue)].append(parked)
 
     def run_until_idle(self, bindings: Sequence[Binding], *, timeout: float = 30.0) -> None:
         """Process in the calling thread until nothing is queued or waiting to be retried."""
@@ -159,8 +172,8 @@ class InMemoryBus:
                     raise TimeoutError("the in-memory bus did not become idle in time")
                 time.sleep(min(pause, 0.05))
                 continue
-            queue, stored = taken
-            self._settle(queue, by_queue[queue], stored, _received(stored))
+            queue, messages = taken
+            self._settle(queue, by_queue[queue], messages)
             if time.monotonic() > deadline:
                 raise TimeoutError("the in-memory bus did not become idle in time")
 
@@ -220,8 +233,8 @@ class InMemoryConsumer:
                 if taken is None:
                     self.bus._lock.wait(0.05)
                     continue
-            queue, stored = taken
-            self.bus._settle(queue, self.by_queue[queue], stored, _received(stored))
+            queue, messages = taken
+            self.bus._settle(queue, self.by_queue[queue], messages)
 
 
 class InMemoryParkingLot(ParkingLot):

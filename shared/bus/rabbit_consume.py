@@ -15,6 +15,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -35,6 +36,14 @@ if TYPE_CHECKING:
 log = get_logger("postpay.bus.rabbit")
 
 Binding = tuple[Subscription, MessageProcessor]
+
+
+@dataclass
+class _Delivery:
+    generation: int
+    delivery_tag: int
+    message: ReceivedMessage
+    raw: amqp.Message
 
 
 @dataclass
@@ -89,6 +98,7 @@ class RabbitConsumer:
         self.bus = bus
         self.bindings = {bus.naming.queue(s.queue): (s, p) for s, p in bindings}
         self._finished: queue.Queue[_Finished] = queue.Queue()
+        self._waiting: dict[str, deque[_Delivery]] = {name: deque() for name in self.bindings}
         self._generation = 0
         self._in_flight = 0
         self._confirms: SettleConfirms | None = None
@@ -118,6 +128,8 @@ class RabbitConsumer:
     def _consume(self, stop: threading.Event) -> None:
         self._generation += 1
         self._in_flight = 0
+        for waiting in self._waiting.values():
+            waiting.clear()  # deliveries of a lost channel: the broker redelivers them
         generation = self._generation
         connection = self.bus.connection()
         try:
@@ -147,6 +159,7 @@ class RabbitConsumer:
 
     def _receiver(self, queue_name: str, generation: int) -> Any:
         subscription, processor = self.bindings[queue_name]
+        waiting = self._waiting[queue_name]
 
         def receive(raw: amqp.Message) -> None:
             self._in_flight += 1
@@ -157,18 +170,42 @@ class RabbitConsumer:
                 headers=dict(properties.get("application_headers") or {}),
                 redelivered=bool(raw.delivery_info.get("redelivered")),
             )
-            tag = raw.delivery_info["delivery_tag"]
-
-            def work() -> None:
-                try:
-                    outcome = processor.process(subscription, message)
-                except Exception as exc:  # noqa: BLE001 - the processor itself failed (database down)
-                    outcome = Outcome("retry", "processor-error", f"{type(exc).__name__}: {exc}")
-                self._finished.put(_Finished(generation, tag, subscription, message, raw, outcome))
-
-            self._pool.submit(work)
+            delivery = _Delivery(generation, raw.delivery_info["delivery_tag"], message, raw)
+            if subscription.batch > 1:
+                # Each delivery still gets a task; a task takes whatever is waiting by the time a
+                # worker is free, so batches grow only while the workers are busy.
+                waiting.append(delivery)
+                self._pool.submit(self._apply_waiting, subscription, processor, waiting)
+            else:
+                self._pool.submit(self._apply, subscription, processor, [delivery])
 
         return receive
+
+    def _apply_waiting(self, subscription: Subscription, processor: MessageProcessor,
+                       waiting: deque[_Delivery]) -> None:
+        deliveries: list[_Delivery] = []
+        while len(deliveries) < subscription.batch:
+            try:
+                deliveries.append(waiting.popleft())
+            except IndexError:
+                break
+        if deliveries:
+            self._apply(subscription, processor, deliveries)
+
+    def _apply(self, subscription: Subscription, processor: MessageProcessor, deliveries: list[_Delivery]) -> None:
+        messages = [delivery.message for delivery in deliveries]
+        try:
+            if len(messages) == 1:
+                outcomes = [processor.process(subscription, messages[0])]
+            else:
+                outcomes = processor.process_batch(subscription, messages)
+        except Exception as exc:  # noqa: BLE001 - the processor itself failed (database down)
+            outcomes = [Outcome("retry", "processor-error", f"{type(exc).__name__}: {exc}")] * len(messages)
+        for delivery, outcome in zip(deliveries, outcomes, strict=True):
+            finished = _Finished(
+                delivery.generation, delivery.delivery_tag, subscription, delivery.message, delivery.raw, outcome
+            )
+            self._finished.put(finished)
 
     def _pump(self, connection: Any, channel: Any, settle_channel: Any, generation: int) -> None:
         try:

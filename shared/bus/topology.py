@@ -21,19 +21,32 @@ EXCHANGE = "postpay.events"
 
 Handler = Callable[[Any, Any], None]
 
+# The batch for handlers whose whole effect is a few rows in their own database: large enough that
+# one commit serves many events under load, small enough that a rolled-back batch costs little.
+DATABASE_ONLY_BATCH = 64
+
 
 @dataclass(frozen=True)
 class Subscription:
-    """One consuming handler: the events it takes and the function that applies them."""
+    """One consuming handler: the events it takes and the function that applies them.
+
+    ``batch`` > 1 lets the consumer apply up to that many waiting deliveries in one transaction
+    (one inbox statement, one commit). Only for handlers whose whole effect is in ``ctx.session``:
+    no upstream call, no email, no separate transaction, since a failure anywhere in the batch
+    runs every handler of it again, alone.
+    """
 
     service: str
     name: str
     events: tuple[type[Event], ...]
     handler: Handler
+    batch: int = 1
 
     def __post_init__(self) -> None:
         if not self.events:
             raise ValueError(f"{self.service}.{self.name} consumes no event")
+        if self.batch < 1:
+            raise ValueError(f"{self.service}.{self.name}: batch must be at least 1, not {self.batch}")
 
     @property
     def queue(self) -> str:
