@@ -8,7 +8,7 @@ import functools
 from services.provisioner import handlers, lifecycle
 from services.provisioner.settings import ProvisionerSettings
 from services.provisioner.store import tables
-from shared.bus.topology import Subscription
+from shared.bus.topology import DATABASE_ONLY_BATCH, Subscription
 from shared.dependencies import Dependencies
 from shared.events.accounts import AccountsSyncRequested, CustomerStandingCheckRequested, UserReactivated, UserSuspended
 from shared.events.billing import InvoiceCreated
@@ -30,7 +30,9 @@ def build(deps: Dependencies) -> ServiceDefinition:
                 (TermsAccepted,),
                 functools.partial(handlers.provision_user, solusvm=deps.solusvm, settings=settings),
             ),
-            Subscription(NAME, "record_invoice", (InvoiceCreated,), lifecycle.record_invoice),
+            Subscription(
+                NAME, "record_invoice", (InvoiceCreated,), lifecycle.record_invoice, batch=DATABASE_ONLY_BATCH
+            ),
             Subscription(
                 NAME,
                 "fan_out_checks",

@@ -15,7 +15,7 @@ from services.signup.store import tables
 from services.signup.tokens import Signer
 from services.signup.vault import PasswordVault
 from services.signup.web import create_app
-from shared.bus.topology import Subscription
+from shared.bus.topology import DATABASE_ONLY_BATCH, Subscription
 from shared.db import Database
 from shared.dependencies import Dependencies
 from shared.errors import ConfigurationError
@@ -46,10 +46,11 @@ def build(deps: Dependencies) -> ServiceDefinition:
                      functools.partial(handlers.create_client_and_send_verification, whmcs=deps.whmcs, vault=vault, **mail)),
         Subscription(NAME, "send_new_verification", (VerificationEmailRequested,),
                      functools.partial(handlers.send_new_verification, **mail)),
-        Subscription(NAME, "unlock_terms", (EmailVerified,), handlers.unlock_terms),
+        Subscription(NAME, "unlock_terms", (EmailVerified,), handlers.unlock_terms, batch=DATABASE_ONLY_BATCH),
         Subscription(NAME, "complete_enrollment", (UserProvisioned,),
                      functools.partial(handlers.complete_enrollment, mailer=deps.mailer, settings=settings)),
-        Subscription(NAME, "record_account_standing", accounts.STANDING_EVENTS, accounts.record_account_standing),
+        Subscription(NAME, "record_account_standing", accounts.STANDING_EVENTS, accounts.record_account_standing,
+                     batch=DATABASE_ONLY_BATCH),
     ]  # fmt: skip
     outbox_committed = CommitSignal()
 

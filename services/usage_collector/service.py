@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 
-from shared.bus.topology import Subscription
+from shared.bus.topology import DATABASE_ONLY_BATCH, Subscription
 from shared.dependencies import Dependencies
 from shared.events.billing import BillingPeriodClosed, CustomerUsageRequested, InvoiceCreated, NothingToBill
 from shared.events.enrollment import UserProvisioned
@@ -24,9 +24,10 @@ def build(deps: Dependencies) -> ServiceDefinition:
         name=NAME,
         tables=store.tables,
         subscriptions=[
-            Subscription(NAME, "record_customer", (UserProvisioned,), handlers.record_customer),
+            Subscription(NAME, "record_customer", (UserProvisioned,), handlers.record_customer,
+                         batch=DATABASE_ONLY_BATCH),
             Subscription(NAME, "fan_out", (BillingPeriodClosed,), fan_out),
             Subscription(NAME, "collect_usage", (CustomerUsageRequested,), collect_usage),
-            Subscription(NAME, "settle", (InvoiceCreated, NothingToBill), handlers.settle),
+            Subscription(NAME, "settle", (InvoiceCreated, NothingToBill), handlers.settle, batch=DATABASE_ONLY_BATCH),
         ],
     )
