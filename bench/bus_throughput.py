@@ -67,11 +67,11 @@ class Applied:
 
 
 def postpay_run(amqp_url: str, db: Database, events: int, prefetch: int, concurrency: int,
-                linger: float) -> dict[str, float]:
+                linger: float, batch: int = 1) -> dict[str, float]:
     namespace = f"bench-{uuid.uuid4().hex[:8]}"
     tables = ServiceTables("bench")
     applied = Applied()
-    service = ServiceDefinition("bench", tables, [Subscription("bench", "tick", (BenchTick,), applied)])
+    service = ServiceDefinition("bench", tables, [Subscription("bench", "tick", (BenchTick,), applied, batch=batch)])
     bus = RabbitBus(amqp_url, naming=Naming(namespace), prefetch=prefetch, concurrency=concurrency)
     runtime = Runtime(bus, db, [service], relay_batch_size=1000, relay_poll_seconds=0.01,
                       relay_linger_seconds=linger)
@@ -229,6 +229,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--linger", type=float, default=KernelSettings().relay_linger_seconds,
                         help="The relay's linger after a wake (postpay's default).")
+    parser.add_argument("--batch", type=int, default=64,
+                        help="Subscription.batch of the 'postpay batched' path (the plain path applies one each).")
     parser.add_argument("--repeat", type=int, default=2,
                         help="Rounds of all three paths, interleaved (the machine is shared: report the spread).")
     parser.add_argument("--amqp", default=os.environ.get("POSTPAY_BENCH_AMQP_URL",
@@ -249,6 +251,8 @@ def main(argv: list[str] | None = None) -> int:
                 "pika": pika_run(args.amqp, None, args.events, args.prefetch, args.concurrency),
                 "pika+inbox": pika_run(args.amqp, raw_url, args.events, args.prefetch, args.concurrency),
                 "postpay": postpay_run(args.amqp, db, args.events, args.prefetch, args.concurrency, args.linger),
+                "postpay batched": postpay_run(args.amqp, db, args.events, args.prefetch, args.concurrency,
+                                               args.linger, batch=args.batch),
             })
             print("round", len(rounds), {path: f"{r['events_per_second']:.0f}/s {r['cpu_ms_per_event']:.2f} CPU-ms"
                                          for path, r in rounds[-1].items()}, flush=True)
@@ -258,6 +262,8 @@ def main(argv: list[str] | None = None) -> int:
     ratios = {
         "postpay/pika": _spread([r["postpay"]["events_per_second"] / r["pika"]["events_per_second"] for r in rounds]),
         "postpay/pika+inbox": _spread([r["postpay"]["events_per_second"] / r["pika+inbox"]["events_per_second"]
+                                       for r in rounds]),
+        "batched/pika+inbox": _spread([r["postpay batched"]["events_per_second"] / r["pika+inbox"]["events_per_second"]
                                        for r in rounds]),
     }
     print(f"{'path':20} {'events/s median (min-max)':>28} {'CPU-ms/event (this process)':>28}")
