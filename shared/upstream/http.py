@@ -7,6 +7,7 @@ client looks the object up first (see each client's create methods).
 
 from __future__ import annotations
 
+import http.cookiejar
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -60,13 +61,26 @@ class Timeouts:
         return httpx.Timeout(self.read, connect=self.connect)
 
 
+class NoCookies(http.cookiejar.CookieJar):
+    """A jar that keeps nothing. Both APIs authenticate every call with its own credentials; a session
+    cookie an upstream sets (WHMCS's PHPSESSID) must not ride along on the next customer's calls, and
+    storing one costs CPU on every response."""
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        return None
+
+    def set_cookie(self, cookie: http.cookiejar.Cookie) -> None:
+        return None
+
+
 def new_http_client(timeouts: Timeouts, max_connections: int) -> httpx.Client:
     """The connection pool an upstream client owns: ``http.client`` underneath (see transport.py), or
     httpx's own transport when an HTTP(S)_PROXY is configured, because that one honours it."""
     if env_proxies_configured():
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
-        return httpx.Client(timeout=timeouts.as_httpx(), limits=limits)
-    return httpx.Client(timeout=timeouts.as_httpx(), transport=StdlibTransport(max_connections=max_connections))
+        return httpx.Client(timeout=timeouts.as_httpx(), limits=limits, cookies=NoCookies())
+    return httpx.Client(timeout=timeouts.as_httpx(), transport=StdlibTransport(max_connections=max_connections),
+                        cookies=NoCookies())
 
 
 def is_retryable(exc: BaseException) -> bool:

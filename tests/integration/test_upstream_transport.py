@@ -77,6 +77,12 @@ class Handler(BaseHTTPRequestHandler):
         if route == "/chunked-gzip":
             self._chunked_gzip(b'{"result": "success", "note": "' + b"x" * 5000 + b'"}')
             return
+        if route == "/set-cookie":
+            self.send_response(200)
+            self.send_header("Set-Cookie", "PHPSESSID=abc123; Path=/")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         if route == "/latin-1-header":
             self.send_response(200)
             self.send_header("X-Note", "caf\u00e9")  # written as latin-1, as http.server does
@@ -226,6 +232,22 @@ def test_closed_transport_keeps_no_connection(upstream: Upstream) -> None:
     with httpx.Client(transport=transport) as http:
         http.get(f"{upstream.url}/api")
     assert transport._idle == {}
+
+
+@pytest.mark.parametrize("proxied", [False, True])
+def test_a_cookie_an_upstream_sets_is_never_sent_back(upstream: Upstream, proxied: bool,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    if proxied:  # httpx's own transport, with the proxy bypassed for loopback
+        monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    with new_http_client(Timeouts(), max_connections=2) as http:
+        assert isinstance(http._transport, StdlibTransport) is not proxied
+        first = http.get(f"{upstream.url}/set-cookie")
+        assert first.headers["Set-Cookie"].startswith("PHPSESSID=")
+        http.get(f"{upstream.url}/api")
+    assert "Cookie" not in upstream.requests[-1]["headers"], upstream.requests[-1]["headers"]
 
 
 def test_an_https_proxy_in_the_environment_keeps_httpx_own_transport(monkeypatch: pytest.MonkeyPatch) -> None:
