@@ -2,14 +2,18 @@
 
 postpay's path is the real one: events written to an outbox, relayed with batched publisher confirms,
 consumed from a quorum queue, deduplicated through the inbox in a PostgreSQL transaction, acked after
-commit. Two raw baselines run on the same broker and quorum queue type, with as many consumer threads
-(each its own connection) as postpay has handler threads:
+commit; once applying one event per transaction, once with ``Subscription.batch`` (the waiting
+deliveries of a busy consumer claimed and committed together). Raw baselines run on the same broker
+and quorum queue type, with as many consumer threads (each its own connection) as postpay has handler
+threads:
 
 - ``pika``: publish with asynchronous confirms (SelectConnection), consume with manual acks: the
   broker's cost alone;
 - ``pika+inbox``: the same, each consumer decoding the JSON body and committing an inbox row in
   PostgreSQL with raw psycopg before acking: the work postpay does for exactly-once handling, with no
-  framework around it. This is the "raw pika doing the same" the target is measured against.
+  framework around it. This is the "raw pika doing the same" the target is measured against;
+- ``pika+inbox batched``: the same with the rows of the messages a consumer has waiting committed
+  together and acked with one ``multiple`` ack: what postpay's batching does, done by hand.
 
     python -m bench.bus_throughput --events 20000 --repeat 3
 """
@@ -161,15 +165,18 @@ class AsyncConfirmPublisher:
             self.connection.ioloop.stop()
 
 
-def pika_run(amqp_url: str, database_url: str | None, events: int, prefetch: int, consumers: int) -> dict[str, float]:
+def pika_run(amqp_url: str, database_url: str | None, events: int, prefetch: int, consumers: int,
+             batch: int = 1) -> dict[str, float]:
     """Raw pika (and, with ``database_url``, raw psycopg): ``consumers`` threads, as many as postpay's
     handler threads, each with its own connection, sharing the prefetch; an inbox row per message
-    committed before the ack."""
+    committed before the ack. With ``batch`` > 1, each thread commits the rows of the messages it has
+    waiting (up to ``batch``) at once and acks them with one ``multiple`` ack, as postpay's batches do."""
     queue = f"bench-pika-{uuid.uuid4().hex[:8]}"
     setup = pika.BlockingConnection(pika.URLParameters(amqp_url))
     setup.channel().queue_declare(queue, durable=True, arguments={"x-queue-type": "quorum"})
     setup.close()
     table = f"pika_inbox_{uuid.uuid4().hex[:8]}"
+    insert = f"INSERT INTO {table} (handler, event_id, processed_at) VALUES (%s, %s, %s)"
     if database_url is not None:
         with psycopg.connect(database_url, autocommit=True) as connection:
             connection.execute(f"CREATE TABLE {table} (handler varchar(200), event_id uuid, "
@@ -184,21 +191,31 @@ def pika_run(amqp_url: str, database_url: str | None, events: int, prefetch: int
         connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
         channel = connection.channel()
         channel.basic_qos(prefetch_count=max(1, prefetch // consumers))
-        for method, _properties, body in channel.consume(queue, inactivity_timeout=0.2):
-            if done.is_set():
-                break
-            if method is None:
-                continue
-            json.loads(body)
+        waiting: list[int] = []
+
+        def settle() -> None:
+            nonlocal consumed
             if database is not None:
-                database.execute(f"INSERT INTO {table} (handler, event_id, processed_at) VALUES (%s, %s, %s)",
-                                 ("pika", uuid.uuid4(), datetime.now(UTC)))
+                rows = [("pika", uuid.uuid4(), datetime.now(UTC)) for _ in waiting]
+                with database.cursor() as cursor:
+                    cursor.executemany(insert, rows)
                 database.commit()
-            channel.basic_ack(method.delivery_tag)
+            channel.basic_ack(waiting[-1], multiple=len(waiting) > 1)
             with lock:
-                consumed += 1
+                consumed += len(waiting)
                 if consumed >= events:
                     done.set()
+            waiting.clear()
+
+        # A batch ends when it is full or when no further message is already waiting.
+        for method, _properties, body in channel.consume(queue, inactivity_timeout=0.2 if batch == 1 else 0.001):
+            if done.is_set():
+                break
+            if method is not None:
+                json.loads(body)
+                waiting.append(method.delivery_tag)
+            if waiting and (method is None or len(waiting) >= batch):
+                settle()
         connection.close()
         if database is not None:
             database.close()
@@ -230,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--linger", type=float, default=KernelSettings().relay_linger_seconds,
                         help="The relay's linger after a wake (postpay's default).")
     parser.add_argument("--batch", type=int, default=64,
-                        help="Subscription.batch of the 'postpay batched' path (the plain path applies one each).")
+                        help="Largest batch of the batched paths, postpay's (Subscription.batch) and raw pika's.")
     parser.add_argument("--repeat", type=int, default=2,
                         help="Rounds of all three paths, interleaved (the machine is shared: report the spread).")
     parser.add_argument("--amqp", default=os.environ.get("POSTPAY_BENCH_AMQP_URL",
@@ -250,6 +267,8 @@ def main(argv: list[str] | None = None) -> int:
             rounds.append({
                 "pika": pika_run(args.amqp, None, args.events, args.prefetch, args.concurrency),
                 "pika+inbox": pika_run(args.amqp, raw_url, args.events, args.prefetch, args.concurrency),
+                "pika+inbox batched": pika_run(args.amqp, raw_url, args.events, args.prefetch, args.concurrency,
+                                               batch=args.batch),
                 "postpay": postpay_run(args.amqp, db, args.events, args.prefetch, args.concurrency, args.linger),
                 "postpay batched": postpay_run(args.amqp, db, args.events, args.prefetch, args.concurrency,
                                                args.linger, batch=args.batch),
@@ -265,6 +284,8 @@ def main(argv: list[str] | None = None) -> int:
                                        for r in rounds]),
         "batched/pika+inbox": _spread([r["postpay batched"]["events_per_second"] / r["pika+inbox"]["events_per_second"]
                                        for r in rounds]),
+        "batched/pika+inbox batched": _spread([r["postpay batched"]["events_per_second"]
+                                               / r["pika+inbox batched"]["events_per_second"] for r in rounds]),
     }
     print(f"{'path':20} {'events/s median (min-max)':>28} {'CPU-ms/event (this process)':>28}")
     for name, spread in figures.items():

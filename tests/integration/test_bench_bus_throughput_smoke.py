@@ -26,12 +26,13 @@ def test_every_path_delivers_every_event_and_leaves_nothing_behind(rabbit_url: s
     (path,) = tmp_path.glob("bus-throughput-*.json")
     result = json.loads(path.read_text())
     (round_,) = result["rounds"]
-    assert set(round_) == {"pika", "pika+inbox", "postpay", "postpay batched"}
+    assert set(round_) == {"pika", "pika+inbox", "pika+inbox batched", "postpay", "postpay batched"}
     for figures in round_.values():
         assert figures["events"] == EVENTS
         assert figures["events_per_second"] > 0 and figures["cpu_ms_per_event"] > 0
     assert result["ratios"]["postpay/pika+inbox"]["median"] > 0
     assert result["ratios"]["batched/pika+inbox"]["median"] > 0
+    assert result["ratios"]["batched/pika+inbox batched"]["median"] > 0
     engine = create_engine(normalise_url(postgres_url))
     try:
         leftovers = [t for t in inspect(engine).get_table_names() if t.startswith(("bench_", "pika_inbox_"))]
