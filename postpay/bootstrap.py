@@ -107,6 +107,7 @@ class System:
             relay_batch_size=self.kernel.relay_batch_size,
             relay_poll_seconds=self.kernel.relay_poll_seconds,
             relay_linger_seconds=self.kernel.relay_linger_seconds,
+            handler_batch=self.kernel.handler_batch,
             clock=self.deps.clock,
         )
 

@@ -8,6 +8,7 @@ finish and are acknowledged, the relay finishes its batch.
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import threading
 import time
@@ -37,11 +38,14 @@ class Runtime:
         relay_batch_size: int = 500,
         relay_poll_seconds: float = 0.2,
         relay_linger_seconds: float = 0.02,
+        handler_batch: int | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        """``handler_batch`` caps every subscription's ``batch`` (1 turns batching off)."""
         self.bus = bus
         self.db = db
         self.services = list(services)
+        self.handler_batch = handler_batch
         self.all_services = list(all_services or services)
         self.clock = clock
         self.relay = OutboxRelay(
@@ -73,10 +77,15 @@ class Runtime:
     @property
     def bindings(self) -> list[tuple[Subscription, MessageProcessor]]:
         return [
-            (subscription, self.processors[service.name])
+            (self._capped(subscription), self.processors[service.name])
             for service in self.services
             for subscription in service.subscriptions
         ]
+
+    def _capped(self, subscription: Subscription) -> Subscription:
+        if self.handler_batch is None or subscription.batch <= self.handler_batch:
+            return subscription
+        return dataclasses.replace(subscription, batch=self.handler_batch)
 
     def all_subscriptions(self) -> list[Subscription]:
         return [subscription for service in self.all_services for subscription in service.subscriptions]

@@ -45,6 +45,11 @@ class KernelSettings(BaseSettings):
     )
     prefetch: int = Field(default=64, ge=1, description="Unacknowledged messages per consumer.")
     concurrency: int = Field(default=16, ge=1, description="Handler threads per consumer process.")
+    handler_batch: int = Field(
+        default=64,
+        ge=1,
+        description="Most waiting deliveries a database-only handler applies in one transaction (1: one each).",
+    )
     confirm_timeout: float = Field(default=15.0, gt=0, description="Seconds to wait for publisher confirms.")
     heartbeat: int = Field(default=30, ge=0, description="AMQP heartbeat in seconds (0 disables).")
     delivery_limit: int = Field(

@@ -4,12 +4,12 @@ each event its own outcome: applied once, skipped as a duplicate, retried or par
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import Column, Integer, String, Table, event, func, select, text
 
+from postpay.bootstrap import SERVICES, System
 from shared.bus.messages import ATTEMPT_HEADER, CONTENT_TYPE, OutgoingMessage, ReceivedMessage
 from shared.bus.processing import MessageProcessor
 from shared.bus.topology import Subscription
@@ -18,6 +18,7 @@ from shared.errors import PermanentError
 from shared.events.base import Envelope, Event, new_envelope
 from shared.runtime import Runtime
 from shared.service import ServiceDefinition, ServiceTables
+from shared.settings import KernelSettings
 from tests.support.bus_helpers import wait_until
 
 
@@ -173,22 +174,31 @@ def test_batch_size_below_one_is_refused() -> None:
         Subscription("batchy", "tally", (Tallied,), tally, batch=0)
 
 
+def queued_runtime(bus: object, db: Database, events: list[Tallied], **options: object) -> Runtime:
+    """A runtime whose queue already holds ``events``, so deliveries wait while the workers are busy."""
+    service = ServiceDefinition("batchy", tables, [SUBSCRIPTION])
+    runtime = Runtime(bus, db, [service], relay_poll_seconds=0.05, **options)  # type: ignore[arg-type]
+    runtime.create_tables()
+    runtime.declare()
+    publisher = bus.publisher()  # type: ignore[attr-defined]
+    try:
+        result = publisher.publish([OutgoingMessage.from_envelope(new_envelope(e, producer="test")) for e in events])
+    finally:
+        publisher.close()
+    assert len(result.confirmed) == len(events), result.unroutable
+    return runtime
+
+
+def transactions(db: Database) -> int:
+    with db.transaction() as session:
+        return session.execute(select(func.count(func.distinct(tallies.c.transaction_id)))).scalar_one()
+
+
 def test_a_busy_batched_subscription_applies_each_event_once_in_fewer_transactions(
     bus: object, postgres_database: Database
 ) -> None:
-    service = ServiceDefinition("batchy", tables, [SUBSCRIPTION])
-    runtime = Runtime(bus, postgres_database, [service], relay_poll_seconds=0.05)
-    runtime.create_tables()
-    runtime.declare()
-    # Published before the consumer starts, so deliveries wait while the workers are busy.
-    envelopes = [new_envelope(Tallied(key=f"bus{n}", fail="transient" if n == 7 else ""), producer="test")
-                 for n in range(300)]
-    publisher = bus.publisher()  # type: ignore[attr-defined]
-    try:
-        result = publisher.publish([OutgoingMessage.from_envelope(envelope) for envelope in envelopes])
-    finally:
-        publisher.close()
-    assert len(result.confirmed) == 300, result.unroutable
+    events = [Tallied(key=f"bus{n}", fail="transient" if n == 7 else "") for n in range(300)]
+    runtime = queued_runtime(bus, postgres_database, events)
     runtime.start()
     try:
         wait_until(lambda: len(tallied_keys(postgres_database)) >= 299, what="all good events applied")
@@ -197,6 +207,31 @@ def test_a_busy_batched_subscription_applies_each_event_once_in_fewer_transactio
         runtime.stop()
     keys = tallied_keys(postgres_database)
     assert keys == sorted(f"bus{n}" for n in range(300) if n != 7), "each good event applied exactly once"
-    with postgres_database.transaction() as session:
-        transactions = session.execute(select(func.count(func.distinct(tallies.c.transaction_id)))).scalar_one()
-    assert transactions < 299, "queued deliveries were not batched"
+    assert transactions(postgres_database) < 299, "queued deliveries were not batched"
+
+
+def test_an_operator_cap_of_one_applies_each_event_in_its_own_transaction(
+    bus: object, postgres_database: Database
+) -> None:
+    runtime = queued_runtime(bus, postgres_database, [Tallied(key=f"one{n}") for n in range(100)], handler_batch=1)
+    assert [subscription.batch for subscription, _ in runtime.bindings] == [1]
+    runtime.start()
+    try:
+        wait_until(lambda: len(tallied_keys(postgres_database)) >= 100, what="every event applied")
+    finally:
+        runtime.stop()
+    assert tallied_keys(postgres_database) == sorted(f"one{n}" for n in range(100))
+    assert transactions(postgres_database) == 100
+
+
+def test_postpay_handler_batch_reaches_the_services_batches(
+    monkeypatch: pytest.MonkeyPatch, sqlite_database: Database
+) -> None:
+    monkeypatch.delenv("POSTPAY_AMQP_URL", raising=False)
+    monkeypatch.setenv("POSTPAY_HANDLER_BATCH", "8")
+    system = System(kernel=KernelSettings(), db=sqlite_database)
+    batches = {subscription.queue: subscription.batch for subscription, _ in system.runtime(SERVICES).bindings}
+    assert batches["usage_collector.settle"] == 8
+    assert batches["provisioner.record_invoice"] == 8
+    assert batches["invoicer.create_invoice"] == 1, "a handler that calls WHMCS is never batched"
+    assert batches["usage_collector.collect_usage"] == 1
