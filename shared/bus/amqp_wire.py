@@ -4,6 +4,8 @@ what a timeout looks like, and a message body as bytes."""
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterable
+from collections.abc import Set as AbstractSet
 
 import amqp
 import kombu.exceptions
@@ -22,6 +24,20 @@ UNREACHABLE_ERRORS: tuple[type[BaseException], ...] = (
     kombu.exceptions.OperationalError,
     amqp.exceptions.RecoverableConnectionError,
 )
+
+
+def coalesced_acks(tags: Iterable[int], still_unsettled: AbstractSet[int]) -> list[tuple[int, bool]]:
+    """``(delivery_tag, multiple)`` acks that acknowledge exactly ``tags`` on a channel whose other
+    unacknowledged deliveries are ``still_unsettled``.
+
+    A ``multiple`` ack covers every unacknowledged delivery up to its tag, so the tags below the
+    lowest delivery still being handled go as one frame; those above it, one by one.
+    """
+    ordered = sorted(set(tags))
+    floor = min(still_unsettled, default=None)
+    below = [tag for tag in ordered if floor is None or tag < floor]
+    acks = [(below[-1], len(below) > 1)] if below else []
+    return acks + [(tag, False) for tag in ordered[len(below):]]
 
 
 def is_timeout(exc: BaseException) -> bool:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import amqp
 
-from shared.bus.amqp_wire import CONNECTION_ERRORS, body_bytes, is_timeout
+from shared.bus.amqp_wire import CONNECTION_ERRORS, body_bytes, coalesced_acks, is_timeout
 from shared.bus.messages import ReceivedMessage
 from shared.bus.policy import Step, next_step, parked_headers, retry_headers
 from shared.bus.processing import MessageProcessor, Outcome
@@ -100,7 +100,7 @@ class RabbitConsumer:
         self._finished: queue.Queue[_Finished] = queue.Queue()
         self._waiting: dict[str, deque[_Delivery]] = {name: deque() for name in self.bindings}
         self._generation = 0
-        self._in_flight = 0
+        self._unsettled: set[int] = set()  # delivery tags handed to handlers, not yet acknowledged
         self._confirms: SettleConfirms | None = None
         self._pool = ThreadPoolExecutor(max_workers=bus.concurrency, thread_name_prefix="handler")
         self.connected = threading.Event()
@@ -127,7 +127,7 @@ class RabbitConsumer:
 
     def _consume(self, stop: threading.Event) -> None:
         self._generation += 1
-        self._in_flight = 0
+        self._unsettled = set()
         for waiting in self._waiting.values():
             waiting.clear()  # deliveries of a lost channel: the broker redelivers them
         generation = self._generation
@@ -162,7 +162,6 @@ class RabbitConsumer:
         waiting = self._waiting[queue_name]
 
         def receive(raw: amqp.Message) -> None:
-            self._in_flight += 1
             properties = raw.properties
             message = ReceivedMessage(
                 body=body_bytes(raw),
@@ -171,6 +170,7 @@ class RabbitConsumer:
                 redelivered=bool(raw.delivery_info.get("redelivered")),
             )
             delivery = _Delivery(generation, raw.delivery_info["delivery_tag"], message, raw)
+            self._unsettled.add(delivery.delivery_tag)
             if subscription.batch > 1:
                 # Each delivery still gets a task; a task takes whatever is waiting by the time a
                 # worker is free, so batches grow only while the workers are busy.
@@ -209,7 +209,7 @@ class RabbitConsumer:
 
     def _pump(self, connection: Any, channel: Any, settle_channel: Any, generation: int) -> None:
         try:
-            connection.drain_events(timeout=0.005 if self._in_flight else 0.5)
+            connection.drain_events(timeout=0.005 if self._unsettled else 0.5)
         except Exception as exc:
             if not is_timeout(exc):
                 raise
@@ -225,7 +225,7 @@ class RabbitConsumer:
                 break
             if finished.generation != generation:
                 continue  # its channel is gone; the broker will redeliver it
-            self._in_flight -= 1
+            self._unsettled.discard(finished.delivery_tag)
             batch.append(finished)
         forwarded = False
         for finished in batch:
@@ -238,8 +238,8 @@ class RabbitConsumer:
             # Every copy confirmed before any original is acknowledged: a crash in between duplicates
             # a retry or a parked message, never loses one.
             self._await_confirms(connection)
-        for finished in batch:
-            channel.basic_ack(finished.delivery_tag)
+        for tag, multiple in coalesced_acks([finished.delivery_tag for finished in batch], self._unsettled):
+            channel.basic_ack(tag, multiple=multiple)
 
     def _await_confirms(self, connection: Any) -> None:
         confirms = self._confirms
@@ -284,6 +284,6 @@ class RabbitConsumer:
 
     def _finish_in_flight(self, connection: Any, channel: Any, settle_channel: Any, generation: int) -> None:
         deadline = time.monotonic() + 60
-        while self._in_flight > 0 and time.monotonic() < deadline:
+        while self._unsettled and time.monotonic() < deadline:
             self._pump(connection, channel, settle_channel, generation)
-        log.info("consumer stopped", unfinished=self._in_flight)
+        log.info("consumer stopped", unfinished=len(self._unsettled))
