@@ -8,6 +8,7 @@ never reaches the output.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import sys
@@ -23,11 +24,24 @@ SECRET_KEY_PATTERN = re.compile(
 REDACTED = "[redacted]"
 
 
+# Values of these exact types hold nothing to redact: the common case of a log line, kept cheap
+# because every handled event and upstream call writes one.
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_secret_key(key: str) -> bool:
+    return SECRET_KEY_PATTERN.search(key) is not None
+
+
 def redact(value: Any) -> Any:
     """Return ``value`` with every secret-looking mapping key's value replaced."""
     if isinstance(value, dict):
         return {
-            key: (REDACTED if isinstance(key, str) and SECRET_KEY_PATTERN.search(key) else redact(item))
+            key: (
+                REDACTED if isinstance(key, str) and _is_secret_key(key)
+                else item if type(item) in _PLAIN else redact(item)
+            )
             for key, item in value.items()
         }
     if isinstance(value, (list, tuple)):
