@@ -199,6 +199,9 @@ class RabbitConsumer:
                 outcomes = [processor.process(subscription, messages[0])]
             else:
                 outcomes = processor.process_batch(subscription, messages)
+            if len(outcomes) != len(messages):
+                # Settling some and not others would leave a delivery unacknowledged until reconnect.
+                raise RuntimeError(f"{len(outcomes)} outcomes for {len(messages)} deliveries")
         except Exception as exc:  # noqa: BLE001 - the processor itself failed (database down)
             outcomes = [Outcome("retry", "processor-error", f"{type(exc).__name__}: {exc}")] * len(messages)
         for delivery, outcome in zip(deliveries, outcomes, strict=True):
