@@ -104,7 +104,12 @@ class PrivateBroker:
             "log.console = false\n"
             "log.file.level = info\n"
         )
-        (self.base / "advanced.config").write_text("[].\n")
+        # A quorum queue's dead-letter worker can start before the default exchange is back after a
+        # restart; it then retries only after this timeout (2 min by default), and a retry that
+        # expired meanwhile waits that long. As in deploy/, a short one: duplicates are harmless.
+        (self.base / "advanced.config").write_text(
+            "[{rabbit, [{dead_letter_worker_publisher_confirm_timeout, 5000}]}].\n"
+        )
         (self.base / "rabbitmq-env.conf").write_text("")  # replaces /etc/rabbitmq/rabbitmq-env.conf (NODENAME)
         (self.base / "enabled_plugins").write_text("[].\n")
         cookie = self.base / "home" / ".erlang.cookie"
