@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import re
 import shlex
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -315,3 +317,24 @@ def test_every_command_the_guides_give_exists_with_its_options() -> None:
                 assert token.split("=", 1)[0] in options, f"{doc}: `postpay {text}`: no option {token}"
         seen += 1
     assert seen >= 15
+
+
+def test_both_deployments_give_rabbitmq_the_short_dead_letter_confirm_timeout() -> None:
+    setting = "{dead_letter_worker_publisher_confirm_timeout, 15000}"
+    mounted = (DEPLOY / "rabbitmq" / "advanced.config").read_text()
+    assert setting in mounted
+    volumes = compose()["services"]["rabbitmq"]["volumes"]
+    assert any(v.split(":")[:2] == ["./rabbitmq/advanced.config", "/etc/rabbitmq/advanced.config"] for v in volumes)
+    (rabbit,) = of_kind("RabbitmqCluster").values()
+    assert setting in rabbit["spec"]["rabbitmq"]["advancedConfig"]
+
+
+def test_the_mounted_advanced_config_is_erlang_terms_rabbitmq_can_read() -> None:
+    # erl comes with RabbitMQ, which the suite needs anyway; a syntax error would stop the broker.
+    erl = shutil.which("erl")
+    assert erl, "erl (installed with RabbitMQ) is needed to check deploy/rabbitmq/advanced.config"
+    path = DEPLOY / "rabbitmq" / "advanced.config"
+    script = f'{{ok, [[{{rabbit, Settings}}]]}} = file:consult("{path}"), io:format("~p", [Settings]), halt().'
+    result = subprocess.run([erl, "-noshell", "-eval", script], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "[{dead_letter_worker_publisher_confirm_timeout,15000}]"
