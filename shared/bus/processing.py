@@ -197,7 +197,9 @@ class MessageProcessor:
             else:
                 outcomes.append(None)
                 readable.append((index, decoded))
-        together = self._apply_together(subscription, [envelope for _, envelope in readable])
+        together = self._apply_together(
+            subscription, [envelope for _, envelope in readable], [messages[index].attempt for index, _ in readable]
+        )
         for position, (index, envelope) in enumerate(readable):
             outcomes[index] = (
                 together[position] if together is not None
@@ -209,7 +211,9 @@ class MessageProcessor:
         with structlog.contextvars.bound_contextvars(**_log_fields(subscription, envelope)):
             return self._apply(subscription, envelope, attempt)
 
-    def _apply_together(self, subscription: Subscription, envelopes: list[Envelope[Any]]) -> list[Outcome] | None:
+    def _apply_together(
+        self, subscription: Subscription, envelopes: list[Envelope[Any]], attempts: list[int]
+    ) -> list[Outcome] | None:
         """All of ``envelopes`` in one transaction, or None (and nothing committed) if any failed."""
         if not envelopes:
             return []
@@ -235,12 +239,16 @@ class MessageProcessor:
             log.info("batch rolled back; applying its events one by one", handler=handler, size=len(envelopes),
                      error=f"{type(exc).__name__}: {exc}"[:MAX_ERROR_TEXT])
             return None
+        # Each event is timed at its share of the batch, so the histogram's sum stays the handler's time.
         share = (time.perf_counter() - started) / len(envelopes)
-        for envelope, outcome in zip(envelopes, outcomes, strict=True):
+        for envelope, outcome, attempt in zip(envelopes, outcomes, attempts, strict=True):
             HANDLER_SECONDS.labels(handler).observe(share)
             MESSAGES_HANDLED.labels(handler, outcome.kind).inc()
-            message = "event handled" if outcome.kind == "done" else "duplicate event skipped"
-            log.info(message, batch=len(envelopes), **_log_fields(subscription, envelope))
+            fields = {"batch": len(envelopes), **_log_fields(subscription, envelope)}
+            if outcome.kind == "done":
+                log.info("event handled", attempt=attempt + 1, **fields)
+            else:
+                log.info("duplicate event skipped", **fields)
         if wrote_outbox and self.after_commit is not None:
             self.after_commit()
         return outcomes

@@ -3,6 +3,7 @@ each event its own outcome: applied once, skipped as a duplicate, retried or par
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterator
 
@@ -16,6 +17,7 @@ from shared.bus.topology import Subscription
 from shared.db import Database
 from shared.errors import PermanentError
 from shared.events.base import Envelope, Event, new_envelope
+from shared.logging import configure_logging
 from shared.runtime import Runtime
 from shared.service import ServiceDefinition, ServiceTables
 from shared.settings import KernelSettings
@@ -235,3 +237,15 @@ def test_postpay_handler_batch_reaches_the_services_batches(
     assert batches["provisioner.record_invoice"] == 8
     assert batches["invoicer.create_invoice"] == 1, "a handler that calls WHMCS is never batched"
     assert batches["usage_collector.collect_usage"] == 1
+
+
+@pytest.mark.usefixtures("suite_logging_restored")
+def test_every_event_of_a_batch_gets_its_own_audit_line(postgres_processor: MessageProcessor) -> None:
+    stream = io.StringIO()
+    configure_logging("INFO", stream=stream)
+    outcomes = postgres_processor.process_batch(SUBSCRIPTION, [received(Tallied(key=f"l{n}"), attempt=2)
+                                                              for n in range(3)])
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    handled = [line for line in lines if line["event"] == "event handled"]
+    assert sorted(line["event_id"] for line in handled) == sorted(str(outcome.event_id) for outcome in outcomes)
+    assert all(line["attempt"] == 3 and line["batch"] == 3 and line["handler"] == "batchy.tally" for line in handled)
