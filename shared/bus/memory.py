@@ -129,10 +129,7 @@ class InMemoryBus:
     def _settle(self, queue: str, binding: Binding, taken: list[_Stored]) -> None:
         subscription, processor = binding
         messages = [_received(stored) for stored in taken]
-        if len(messages) == 1:
-            outcomes = [processor.process(subscription, messages[0])]
-        else:
-            outcomes = processor.process_batch(subscription, messages)
+        outcomes = processor.process_batch(subscription, messages)
         with self._lock:
             for stored, message, outcome in zip(taken, messages, outcomes, strict=True):
                 self._settle_one(queue, subscription, stored, message, outcome)

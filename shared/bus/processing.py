@@ -169,10 +169,15 @@ class MessageProcessor:
             )
         return envelope
 
-    def process(self, subscription: Subscription, message: ReceivedMessage) -> Outcome:
+    def _read(self, subscription: Subscription, message: ReceivedMessage) -> Envelope[Any] | Outcome:
         decoded = self.decode(subscription, message)
         if isinstance(decoded, Outcome):
             log.warning("message parked unread", queue=subscription.queue, reason=decoded.reason, error=decoded.error)
+        return decoded
+
+    def process(self, subscription: Subscription, message: ReceivedMessage) -> Outcome:
+        decoded = self._read(subscription, message)
+        if isinstance(decoded, Outcome):
             return decoded
         return self._apply_alone(subscription, decoded, message.attempt)
 
@@ -182,17 +187,16 @@ class MessageProcessor:
         ``ctx.session`` (``Subscription.batch``).
 
         If any handler fails, the whole transaction rolls back and each event is applied alone, so a
-        failure retries or parks only its own event. On SQLite (one writer) they are applied one by one.
+        failure retries or parks only its own event. One message, or SQLite (one writer): ``process``
+        for each, so callers need not choose.
         """
         if len(messages) == 1 or self.db.is_sqlite:
             return [self.process(subscription, message) for message in messages]
         outcomes: list[Outcome | None] = []
         readable: list[tuple[int, Envelope[Any]]] = []
         for index, message in enumerate(messages):
-            decoded = self.decode(subscription, message)
+            decoded = self._read(subscription, message)
             if isinstance(decoded, Outcome):
-                log.warning("message parked unread", queue=subscription.queue, reason=decoded.reason,
-                            error=decoded.error)
                 outcomes.append(decoded)
             else:
                 outcomes.append(None)

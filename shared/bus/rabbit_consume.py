@@ -195,10 +195,7 @@ class RabbitConsumer:
     def _apply(self, subscription: Subscription, processor: MessageProcessor, deliveries: list[_Delivery]) -> None:
         messages = [delivery.message for delivery in deliveries]
         try:
-            if len(messages) == 1:
-                outcomes = [processor.process(subscription, messages[0])]
-            else:
-                outcomes = processor.process_batch(subscription, messages)
+            outcomes = processor.process_batch(subscription, messages)
             if len(outcomes) != len(messages):
                 # Settling some and not others would leave a delivery unacknowledged until reconnect.
                 raise RuntimeError(f"{len(outcomes)} outcomes for {len(messages)} deliveries")
