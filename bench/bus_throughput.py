@@ -48,7 +48,6 @@ from shared.runtime import Runtime
 from shared.service import ServiceDefinition, ServiceTables
 from shared.settings import KernelSettings
 
-
 STALL_SECONDS = 60.0
 
 
@@ -277,15 +276,15 @@ def main(argv: list[str] | None = None) -> int:
                                          for path, r in rounds[-1].items()}, flush=True)
     figures = {path: _spread([r[path]["events_per_second"] for r in rounds]) for path in rounds[0]}
     cpu = {path: _spread([r[path]["cpu_ms_per_event"] for r in rounds]) for path in rounds[0]}
-    # Each round's ratio, so a slow minute for one path does not pair with a fast one for another.
+    # Each round's own ratio, so a slow minute for one path does not pair with a fast one for another.
+    def ratio(path: str, baseline: str) -> dict[str, Any]:
+        return _spread([r[path]["events_per_second"] / r[baseline]["events_per_second"] for r in rounds])
+
     ratios = {
-        "postpay/pika": _spread([r["postpay"]["events_per_second"] / r["pika"]["events_per_second"] for r in rounds]),
-        "postpay/pika+inbox": _spread([r["postpay"]["events_per_second"] / r["pika+inbox"]["events_per_second"]
-                                       for r in rounds]),
-        "batched/pika+inbox": _spread([r["postpay batched"]["events_per_second"] / r["pika+inbox"]["events_per_second"]
-                                       for r in rounds]),
-        "batched/pika+inbox batched": _spread([r["postpay batched"]["events_per_second"]
-                                               / r["pika+inbox batched"]["events_per_second"] for r in rounds]),
+        "postpay/pika": ratio("postpay", "pika"),
+        "postpay/pika+inbox": ratio("postpay", "pika+inbox"),
+        "batched/pika+inbox": ratio("postpay batched", "pika+inbox"),
+        "batched/pika+inbox batched": ratio("postpay batched", "pika+inbox batched"),
     }
     print(f"{'path':20} {'events/s median (min-max)':>28} {'CPU-ms/event (this process)':>28}")
     for name, spread in figures.items():
