@@ -76,11 +76,12 @@ class NoCookies(http.cookiejar.CookieJar):
 def new_http_client(timeouts: Timeouts, max_connections: int) -> httpx.Client:
     """The connection pool an upstream client owns: ``http.client`` underneath (see transport.py), or
     httpx's own transport when an HTTP(S)_PROXY is configured, because that one honours it."""
-    if env_proxies_configured():
-        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
-        return httpx.Client(timeout=timeouts.as_httpx(), limits=limits, cookies=NoCookies())
-    return httpx.Client(timeout=timeouts.as_httpx(), transport=StdlibTransport(max_connections=max_connections),
-                        cookies=NoCookies())
+    pool: dict[str, Any] = (
+        {"limits": httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)}
+        if env_proxies_configured()
+        else {"transport": StdlibTransport(max_connections=max_connections)}
+    )
+    return httpx.Client(timeout=timeouts.as_httpx(), cookies=NoCookies(), **pool)
 
 
 def is_retryable(exc: BaseException) -> bool:
