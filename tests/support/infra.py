@@ -3,6 +3,10 @@
 ``POSTPAY_TEST_AMQP_URL`` / ``POSTPAY_TEST_DATABASE_URL`` name running servers. Without them, a Docker
 engine that answers starts containers (testcontainers). Without either, the test fails and says so:
 a test never skips its broker or database quietly.
+
+``./scripts/test`` (scripts/testbed) decides before pytest starts, with these same names and this same
+Docker check: it sets a variable only for a server running here, and leaves it unset where Docker is to
+be used, so the two never disagree.
 """
 
 from __future__ import annotations
@@ -44,7 +48,8 @@ def amqp_url() -> str:
         return f"amqp://guest:guest@{host}:{port}/"
     pytest.fail(
         f"this test needs RabbitMQ: set {AMQP_VARIABLE} (e.g. amqp://guest:guest@127.0.0.1:5672/) "
-        "or run a Docker engine for testcontainers",
+        "or run a Docker engine for testcontainers; ./scripts/test says which applies here and, as root "
+        "on Debian, installs and starts one",
         pytrace=False,
     )
 
@@ -62,7 +67,8 @@ def database_url() -> str:
         return container.get_connection_url()
     pytest.fail(
         f"this test needs PostgreSQL: set {DATABASE_VARIABLE} "
-        "(e.g. postgresql://postgres@127.0.0.1:5432/test) or run a Docker engine for testcontainers",
+        "(e.g. postgresql://postgres@127.0.0.1:5432/test) or run a Docker engine for testcontainers; "
+        "./scripts/test says which applies here and, as root on Debian, installs and starts one",
         pytrace=False,
     )
 

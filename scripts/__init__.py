@@ -1,0 +1,1 @@
+"""Developer and CI scripts (not part of the installed package)."""
