@@ -3,10 +3,18 @@ billing services' definitions, built from the same settings as the services them
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import click
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
+
 from postpay.bootstrap import make_bus, make_database, make_dependencies, service_builder
+from shared import migrations
+from shared.db import normalise_url
 from shared.bus.memory import InMemoryBus
 from shared.db import Database
 from shared.dependencies import Dependencies
@@ -19,6 +27,60 @@ from services.invoicer.settings import InvoicerSettings
 from services.scheduler.settings import SchedulerSettings
 
 BILLING_SERVICES = ("scheduler", "usage_collector", "invoicer")
+UPGRADE_HINT = "run `postpay db upgrade` (or start postpay with `postpay run …`, which migrates first)"
+
+
+class DatabaseProblem(click.ClickException):
+    """The configured database is missing, unreachable or not migrated: one line saying which
+    database and what to run, never a traceback."""
+
+    exit_code = 2
+
+
+def describe_database(url: str) -> str:
+    """Where the database is, with only the password hidden."""
+    parsed = make_url(normalise_url(url))
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database
+        return "an in-memory SQLite database" if database in (None, "", ":memory:") else \
+            f"the SQLite file {Path(database).resolve()}"
+    return parsed.render_as_string(hide_password=True)
+
+
+def open_database(kernel: KernelSettings | None = None, *, needs: Sequence[str] = BILLING_SERVICES,
+                  deps: Dependencies | None = None) -> Database:
+    """The configured database, checked: it exists (a missing SQLite file is never created here), it
+    answers, and the tables of every service in ``needs`` are migrated to their newest revision."""
+    kernel = kernel or KernelSettings()
+    url = kernel.database_url.get_secret_value()
+    where = describe_database(url)
+    parsed = make_url(normalise_url(url))
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        if not Path(parsed.database).exists():
+            raise DatabaseProblem(f"there is no database at {where} (POSTPAY_DATABASE_URL); to create it, "
+                                  f"{UPGRADE_HINT}")
+    db = make_database(kernel)
+    deps = deps or make_dependencies()
+    try:
+        with db.engine.connect() as connection:
+            stale = [name for name in needs
+                     if not migrations.is_current(connection, _definition(name, deps))]
+    except DBAPIError as exc:
+        db.dispose()
+        reason = str(exc.orig or exc).strip().splitlines()[0] if str(exc.orig or exc).strip() else type(exc).__name__
+        raise DatabaseProblem(f"cannot use the database at {where} (POSTPAY_DATABASE_URL): {reason}") from exc
+    if stale:
+        db.dispose()
+        raise DatabaseProblem(f"the database at {where} is not migrated for {', '.join(stale)}: {UPGRADE_HINT}")
+    return db
+
+
+def _definition(name: str, deps: Dependencies) -> ServiceDefinition:
+    if name == "console":
+        from postpay.console.schema import console_definition
+
+        return console_definition()
+    return service_builder(name)(deps)
 
 
 @dataclass
@@ -29,10 +91,10 @@ class BillingContext:
     services: dict[str, ServiceDefinition]
 
     @classmethod
-    def from_settings(cls) -> BillingContext:
+    def from_settings(cls, needs: Sequence[str] = BILLING_SERVICES) -> BillingContext:
         kernel = KernelSettings()
-        db = make_database(kernel)
         deps = make_dependencies()
+        db = open_database(kernel, needs=needs, deps=deps)
         deps.db = db
         services = {name: service_builder(name)(deps) for name in BILLING_SERVICES}
         return cls(db=db, bus=make_bus(kernel), deps=deps, services=services)
