@@ -8,29 +8,32 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import click
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
 from postpay.bootstrap import make_bus, make_database, make_dependencies, service_builder
 from shared import migrations
-from shared.db import normalise_url
 from shared.bus.memory import InMemoryBus
-from shared.db import Database
+from shared.db import Database, normalise_url
 from shared.dependencies import Dependencies
 from shared.outbox import OutboxRelay
 from shared.periods import BillingPeriod
-from shared.service import ServiceDefinition
+from shared.service import ServiceDefinition, ServiceTables
 from shared.settings import KernelSettings
 
 from services.invoicer.settings import InvoicerSettings
 from services.scheduler.settings import SchedulerSettings
 
+try:  # recent typer runs on its own copy of click: its commands only turn that copy's exceptions into messages
+    from typer._click.exceptions import ClickException
+except ImportError:  # pragma: no cover - typer on the click package
+    from click import ClickException
+
 BILLING_SERVICES = ("scheduler", "usage_collector", "invoicer")
 UPGRADE_HINT = "run `postpay db upgrade` (or start postpay with `postpay run …`, which migrates first)"
 
 
-class DatabaseProblem(click.ClickException):
+class DatabaseProblem(ClickException):
     """The configured database is missing, unreachable or not migrated: one line saying which
     database and what to run, never a traceback."""
 
@@ -47,8 +50,7 @@ def describe_database(url: str) -> str:
     return parsed.render_as_string(hide_password=True)
 
 
-def open_database(kernel: KernelSettings | None = None, *, needs: Sequence[str] = BILLING_SERVICES,
-                  deps: Dependencies | None = None) -> Database:
+def open_database(kernel: KernelSettings | None = None, *, needs: Sequence[str] = BILLING_SERVICES) -> Database:
     """The configured database, checked: it exists (a missing SQLite file is never created here), it
     answers, and the tables of every service in ``needs`` are migrated to their newest revision."""
     kernel = kernel or KernelSettings()
@@ -60,11 +62,10 @@ def open_database(kernel: KernelSettings | None = None, *, needs: Sequence[str] 
             raise DatabaseProblem(f"there is no database at {where} (POSTPAY_DATABASE_URL); to create it, "
                                   f"{UPGRADE_HINT}")
     db = make_database(kernel)
-    deps = deps or make_dependencies()
     try:
         with db.engine.connect() as connection:
             stale = [name for name in needs
-                     if not migrations.is_current(connection, _definition(name, deps))]
+                     if not migrations.is_current(connection, _definition(name))]
     except DBAPIError as exc:
         db.dispose()
         reason = str(exc.orig or exc).strip().splitlines()[0] if str(exc.orig or exc).strip() else type(exc).__name__
@@ -75,12 +76,13 @@ def open_database(kernel: KernelSettings | None = None, *, needs: Sequence[str] 
     return db
 
 
-def _definition(name: str, deps: Dependencies) -> ServiceDefinition:
+def _definition(name: str) -> ServiceDefinition:
+    """Enough of a service to find its migrations (building the service itself would start its checks)."""
     if name == "console":
-        from postpay.console.schema import console_definition
+        from postpay.operators.schema import console_definition
 
         return console_definition()
-    return service_builder(name)(deps)
+    return ServiceDefinition(name=name, tables=ServiceTables(name), subscriptions=[])
 
 
 @dataclass
@@ -94,7 +96,7 @@ class BillingContext:
     def from_settings(cls, needs: Sequence[str] = BILLING_SERVICES) -> BillingContext:
         kernel = KernelSettings()
         deps = make_dependencies()
-        db = open_database(kernel, needs=needs, deps=deps)
+        db = open_database(kernel, needs=needs)
         deps.db = db
         services = {name: service_builder(name)(deps) for name in BILLING_SERVICES}
         return cls(db=db, bus=make_bus(kernel), deps=deps, services=services)
@@ -129,6 +131,19 @@ class BillingContext:
         try:
             relay = OutboxRelay(self.db, [self.services["scheduler"].outbox], lambda: publisher)
             return relay.relay_once()
+        finally:
+            publisher.close()
+
+    def publish_outbox(self, outbox: Any, services: Sequence[str]) -> int:
+        """Ship one outbox now (e.g. the signup's, for an operator's request), declaring the queues of
+        ``services`` first so the events are routable; 0 with the in-process bus (see above)."""
+        if self.bus_is_local:
+            return 0
+        definitions = [service_builder(name)(self.deps) for name in services]
+        self.bus.declare([s for service in definitions for s in service.subscriptions])
+        publisher = self.bus.publisher()
+        try:
+            return OutboxRelay(self.db, [outbox], lambda: publisher).relay_once()
         finally:
             publisher.close()
 
