@@ -11,10 +11,11 @@ from sqlalchemy.orm import Session
 
 from services.invoicer.invoice_document import notes_marker, run_key
 from services.invoicer.provenance import LineProvenance, lines_of
+from services.invoicer.settings import InvoicerSettings
 from services.invoicer.store import INVOICED, NOTHING_TO_BILL, PENDING, LedgerEntry, entry, ledger, tables
 
 __all__ = [
-    "INVOICED", "NOTHING_TO_BILL", "PENDING", "LedgerEntry", "LineProvenance", "entries_of_client",
+    "INVOICED", "NOTHING_TO_BILL", "PENDING", "InvoicerSettings", "LedgerEntry", "LineProvenance", "entries_of_client",
     "entries_of_period", "entry", "entry_by_invoice", "latest_entries", "lines_of", "notes_marker", "run_key", "tables",
 ]  # fmt: skip
 
