@@ -72,8 +72,11 @@ async def act(request: Request, queue: str, action: str, session: Session) -> Re
     lot, name = _lot(request, queue)
     console = console_of(request)
     actor = session.operator.username
-    done = (lot.requeue if action == "requeue" else lot.purge)(name, selection, actor=f"{actor} (console)",
-                                                               reason=reason)
+    try:
+        done = (lot.requeue if action == "requeue" else lot.purge)(name, selection, actor=f"{actor} (console)",
+                                                                   reason=reason)
+    except ParkingLotMissing as exc:
+        raise HTTPException(404, f"{queue} has no parking lot on this broker yet: nothing is parked there") from exc
     with console.db.transaction() as db_session:
         audit.record_action(db_session, actor=actor, action=f"parking.{action}", target=queue, reason=reason,
                             detail=", ".join(m.message_id or "?" for m in done), ip_address=client_ip(request),
