@@ -16,6 +16,7 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.console import Console
 
+from postpay.lookups.periods import closed_info, never_closed_hint
 from postpay.ops.context import BillingContext
 from postpay.ops.dry_run import preview_period
 from postpay.ops.reports import follow_status, render_preview, render_status, render_summary
@@ -157,7 +158,11 @@ def status(
                 console.print(f"[yellow]broker unreachable ({exc.__class__.__name__}): parked work not counted[/]")
                 return None
 
-        if follow:
+        closed = closed_info(context.db, billing_period.key)
+        if closed is None:
+            # Following a month nobody closes would wait forever; say what to do instead.
+            console.print(f"[yellow]{never_closed_hint(billing_period.key)}[/yellow]")
+        elif follow:
             follow_status(console, _poller(context, billing_period, parked), lambda: _sleep(interval))
         render_status(console, period_status(context.db, billing_period, parked=parked()))
     finally:

@@ -6,12 +6,15 @@ import importlib
 import inspect
 import json
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import typer
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings
 
 from postpay.bootstrap import SERVICES
+from postpay.console.settings import ConsoleSettings
+from postpay.ops.context import describe_database
 from shared.mail import MailSettings
 from shared.settings import KernelSettings, UpstreamSettings
 
@@ -32,7 +35,16 @@ def settings_classes() -> list[tuple[str, type[BaseSettings]]]:
         for _, cls in inspect.getmembers(module, inspect.isclass):
             if issubclass(cls, BaseSettings) and cls.__module__ == module.__name__:
                 found.append((service, cls))
+    found.append(("console", ConsoleSettings))
     return found
+
+
+# Readers a settings class does not show: operator commands that build the same settings.
+_DRY_RUN = "CLI (replay --dry-run)"
+ALSO_READ_BY: dict[str, tuple[str, ...]] = {
+    "InvoicerSettings": (_DRY_RUN,),
+    "SchedulerSettings": ("CLI (close-period, replay, period, periods, accounts, customers)",),
+}
 
 
 def _is_secret(annotation: Any) -> bool:
@@ -55,22 +67,26 @@ def _default(field: Any) -> str:
 
 
 def reference_rows() -> list[dict[str, str]]:
+    """One row per variable, naming every part that reads it (a setting two services share once)."""
     rows = []
-    seen: set[str] = set()
+    seen: dict[str, dict[str, str]] = {}
     for owner, cls in settings_classes():
         prefix = cls.model_config.get("env_prefix", "")
+        readers = (owner, *ALSO_READ_BY.get(cls.__name__, ()))
         for name, field in cls.model_fields.items():
             variable = f"{prefix}{name}".upper()
             if variable in seen:
+                known = seen[variable]["owner"].split(", ")
+                seen[variable]["owner"] = ", ".join(dict.fromkeys([*known, *readers]))
                 continue
-            seen.add(variable)
-            rows.append({
+            row = seen[variable] = {
                 "variable": variable,
-                "owner": owner,
+                "owner": ", ".join(readers),
                 "default": _default(field),
                 "secret": "yes" if _is_secret(field.annotation) else "",
                 "description": (field.description or "").replace("|", "\\|"),
-            })
+            }
+            rows.append(row)
     return rows
 
 
@@ -97,9 +113,27 @@ def reference() -> None:
     typer.echo(reference_markdown(), nl=False)
 
 
+def broker_location(url: str) -> str:
+    """Scheme, user, host, port and virtual host of an AMQP URL; the password hidden."""
+    parsed = urlsplit(url)
+    user = unquote(parsed.username) if parsed.username else "guest (default)"
+    vhost = unquote(parsed.path[1:]) if len(parsed.path) > 1 else "/"
+    password = ", password set (hidden)" if parsed.password else ""
+    try:
+        port = parsed.port or 5672
+    except ValueError:
+        port = "(invalid port)"
+    return f"{parsed.scheme}://{parsed.hostname or 'localhost'}:{port}, virtual host {vhost}, user {user}{password}"
+
+
 @config_app.command("show")
 def show() -> None:
-    """Print the settings in effect, secrets masked (fails on an invalid value)."""
+    """Print the settings in effect: where the database and the broker are (password hidden), then every
+    setting, secrets masked (fails on an invalid value)."""
+    kernel = KernelSettings()
+    typer.echo(f"{'database':16} {describe_database(kernel.database_url.get_secret_value())}")
+    amqp = kernel.amqp_url.get_secret_value() if kernel.amqp_url else None
+    typer.echo(f"{'broker':16} {broker_location(amqp) if amqp else 'in-process bus (POSTPAY_AMQP_URL unset)'}")
     for owner, cls in settings_classes():
         values = cls().model_dump()
         for name, value in values.items():

@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from postpay.bootstrap import SERVICES, make_database, make_dependencies, service_builder
+from postpay.operators import schema as console_schema
 from shared import migrations
 from shared.settings import KernelSettings
 
@@ -16,9 +17,11 @@ ServiceOption = Annotated[Optional[str], typer.Option("--service", help="Only th
 
 
 def _services(name: str | None) -> list:
-    names = [name] if name else list(SERVICES)
+    """Each service's definition, and the operator console's (its tables migrate the same way)."""
+    names = [name] if name else [*SERVICES, console_schema.NAME]
     deps = make_dependencies()
-    return [service_builder(n)(deps) for n in names]
+    return [console_schema.console_definition() if n == console_schema.NAME else service_builder(n)(deps)
+            for n in names]
 
 
 @db_app.command("upgrade")

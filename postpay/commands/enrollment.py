@@ -2,6 +2,7 @@
 
     postpay consents list --email ada@example.com
     postpay consents list --client-id 42 --json
+    postpay consents list                (the latest acceptances)
 """
 
 from __future__ import annotations
@@ -13,11 +14,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from postpay.bootstrap import make_database
-from services.signup import store
-from services.signup.validation import email_key
+from postpay.ops.context import open_database
+from services.signup import public as signup
 from shared.events.base import format_utc
-from shared.settings import KernelSettings
 
 consents_app = typer.Typer(help="The consent ledger: which terms each customer accepted.", no_args_is_help=True)
 
@@ -26,15 +25,18 @@ consents_app = typer.Typer(help="The consent ledger: which terms each customer a
 def list_consents(
     email: Annotated[Optional[str], typer.Option(help="The customer's email address (any case).")] = None,
     client_id: Annotated[Optional[int], typer.Option("--client-id", help="The WHMCS client id.")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="Without --email or --client-id: the latest this many.")] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
 ) -> None:
-    """Every acceptance recorded for a customer: terms, URL, version, when, from which IP and browser."""
-    if email is None and client_id is None:
-        raise typer.BadParameter("give --email or --client-id")
-    db = make_database(KernelSettings())
+    """Every acceptance recorded for a customer (terms, URL, version, when, from which IP and browser), or the
+    latest acceptances of all customers."""
+    db = open_database(needs=("signup",))
     try:
         with db.transaction() as session:
-            rows = store.consents_for(session, email_key=email_key(email) if email else None, whmcs_client_id=client_id)
+            if email is None and client_id is None:
+                rows = list(reversed(signup.latest_consents(session, limit)))
+            else:
+                rows = signup.consents_of(session, email=email, whmcs_client_id=client_id)
     finally:
         db.dispose()
     records = [

@@ -7,12 +7,17 @@ effects single. ``relay`` only ships outboxes; every consuming process also rela
 
 from __future__ import annotations
 
+import threading
 from enum import Enum
 from typing import Annotated, Optional
 
 import typer
 
 from postpay.bootstrap import SERVICES, System
+from postpay.console.server import console_for
+from postpay.console.server import serve as serve_console
+from postpay.console.settings import ConsoleSettings
+from postpay.operators.schema import console_definition
 from shared import migrations
 from shared.bus.amqp_wire import UNREACHABLE_ERRORS
 from shared.health import HealthServer
@@ -38,16 +43,19 @@ class Part(str, Enum):
     invoicer = "invoicer"
     scheduler = "scheduler"
     relay = "relay"
+    console = "console"
     all = "all"
 
 
 def services_for(part: Part) -> tuple[str, ...]:
     if part in (Part.all, Part.relay):
         return SERVICES
+    if part is Part.console:
+        return ()
     return (part.value.replace("-", "_"),)
 
 
-def migrate(system: System, names: tuple[str, ...]) -> None:
+def migrate(system: System, names: tuple[str, ...], *, console: bool = False) -> None:
     """Bring the schema up to date before serving; on PostgreSQL one replica at a time."""
     with system.db.engine.begin() as connection:
         if system.db.is_postgres:
@@ -55,6 +63,8 @@ def migrate(system: System, names: tuple[str, ...]) -> None:
         try:
             for name in names:
                 migrations.upgrade_on(connection, system.service(name))
+            if console:
+                migrations.upgrade_on(connection, console_definition())
         finally:
             if system.db.is_postgres:
                 connection.exec_driver_sql("SELECT pg_advisory_unlock(7264183)")
@@ -123,15 +133,22 @@ def run(
     system = System(kernel=kernel)
     names = services_for(part)
     if migrate_first:
-        migrate(system, names)
+        migrate(system, names, console=part in (Part.console, Part.all))
     runtime = build_runtime(system, part)
-    consume = part is not Part.relay
+    consume = part not in (Part.relay, Part.console)
+    console_settings = ConsoleSettings()
+    web = []
+    if part is Part.console or (part is Part.all and console_settings.console_port):
+        # The console reads every service's tables and, with the in-process bus, this process's parking lots.
+        web.append(serve_console(console_for(system, console_settings)))
     expose_metrics(runtime, handlers=consume)
     runtime.install_signal_handlers()
     if not wait_for_broker(runtime):
         system.db.dispose()
         return
-    runtime.start(consume=consume, relay=True, background=consume, declare=False)
+    runtime.start(consume=consume, relay=part is not Part.console, background=consume, declare=False)
+    for task in web:
+        threading.Thread(target=task, args=(runtime.stop_event,), name="console", daemon=True).start()
     port = kernel.health_port if health_port is None else health_port
     health = HealthServer(readiness_checks(system, runtime), port=port).start() if port else None
     log.info("postpay running", part=part.value, services=list(names),

@@ -1,4 +1,10 @@
-"""``postpay sim solusvm|whmcs``: run a simulator of an upstream product on loopback."""
+"""``postpay sim solusvm|whmcs``: run a simulator of an upstream product on loopback.
+
+The credentials the simulators accept come from options or the environment, by default the same
+variables postpay's clients authenticate with (POSTPAY_SOLUSVM_API_TOKEN, POSTPAY_WHMCS_IDENTIFIER,
+POSTPAY_WHMCS_SECRET, POSTPAY_WHMCS_ACCESSKEY), so a simulator and the postpay beside it agree; unset,
+the public demo values apply.
+"""
 
 from __future__ import annotations
 
@@ -26,11 +32,14 @@ def solusvm(
     seed: SeedOption = 0,
     state: StateOption = None,
     faults: FaultsOption = None,
+    api_token: Annotated[str, typer.Option("--api-token", envvar="POSTPAY_SOLUSVM_API_TOKEN", show_default=False,
+                                           help="Admin API token (Bearer) the simulator accepts [default: the demo "
+                                                "token].")] = "demo-solusvm-admin-token",
 ) -> None:
     """Serve the SolusVM 2 API simulator."""
     from simulators.solusvm.cli import serve
 
-    serve(host=host, port=port, seed=seed, state_file=state, faults_file=faults)
+    serve(host=host, port=port, seed=seed, state_file=state, faults_file=faults, api_token=api_token)
 
 
 @sim.command("whmcs")
@@ -40,11 +49,23 @@ def whmcs(
     seed: SeedOption = 0,
     state: StateOption = None,
     faults: FaultsOption = None,
+    identifier: Annotated[str, typer.Option(envvar="POSTPAY_WHMCS_IDENTIFIER", show_default=False,
+                                            help="API identifier the simulator accepts [default: the demo "
+                                                 "one].")] = "demo-identifier",
+    secret: Annotated[str, typer.Option(envvar="POSTPAY_WHMCS_SECRET", show_default=False,
+                                        help="API secret the simulator accepts [default: the demo one].")] = "demo-secret",
+    accesskey: Annotated[Optional[str], typer.Option(envvar="POSTPAY_WHMCS_ACCESSKEY", show_default=False,
+                                                     help="API access key, if callers must give one.")] = None,
+    admin_password: Annotated[str, typer.Option(envvar="POSTPAY_SIM_WHMCS_ADMIN_PASSWORD", show_default=False,
+                                                help="Password of the simulator's admin login (user admin) "
+                                                     "[default: the demo one].")] = "demo-admin-password",
 ) -> None:
     """Serve the WHMCS External API simulator."""
     from simulators.whmcs.cli import serve
 
-    serve(host=host, port=port, seed=seed, state_file=state, faults_file=faults)
+    serve(host=host, port=port, seed=seed, state_file=state, faults_file=faults,
+          credentials={"identifier": identifier, "secret": secret, "accesskey": accesskey,
+                       "admin_password": admin_password})
 
 
 def register(app: typer.Typer) -> None:

@@ -3,22 +3,100 @@ billing services' definitions, built from the same settings as the services them
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from sqlalchemy import inspect
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
+
 from postpay.bootstrap import make_bus, make_database, make_dependencies, service_builder
+from shared import migrations
 from shared.bus.memory import InMemoryBus
-from shared.db import Database
+from shared.db import Database, normalise_url
 from shared.dependencies import Dependencies
 from shared.outbox import OutboxRelay
 from shared.periods import BillingPeriod
-from shared.service import ServiceDefinition
+from shared.service import ServiceDefinition, ServiceTables
 from shared.settings import KernelSettings
 
 from services.invoicer.settings import InvoicerSettings
 from services.scheduler.settings import SchedulerSettings
 
+try:  # recent typer runs on its own copy of click: its commands only turn that copy's exceptions into messages
+    from typer._click.exceptions import ClickException
+except ImportError:  # pragma: no cover - typer on the click package
+    from click import ClickException
+
 BILLING_SERVICES = ("scheduler", "usage_collector", "invoicer")
+UPGRADE_HINT = "run `postpay db upgrade` (or start postpay with `postpay run …`, which migrates first)"
+
+
+class DatabaseProblem(ClickException):
+    """The configured database is missing, unreachable or not migrated: one line saying which
+    database and what to run, never a traceback."""
+
+    exit_code = 2
+
+
+def describe_database(url: str) -> str:
+    """Where the database is, with only the password hidden."""
+    parsed = make_url(normalise_url(url))
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database
+        return "an in-memory SQLite database" if database in (None, "", ":memory:") else \
+            f"the SQLite file {Path(database).resolve()}"
+    return parsed.render_as_string(hide_password=True)
+
+
+def open_database(kernel: KernelSettings | None = None, *, needs: Sequence[str] = BILLING_SERVICES) -> Database:
+    """The configured database, checked: it exists (a missing SQLite file is never created here), it
+    answers, and the tables of every service in ``needs`` are migrated to their newest revision."""
+    kernel = kernel or KernelSettings()
+    url = kernel.database_url.get_secret_value()
+    where = describe_database(url)
+    parsed = make_url(normalise_url(url))
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        if not Path(parsed.database).exists():
+            raise DatabaseProblem(f"there is no database at {where} (POSTPAY_DATABASE_URL); to create it, "
+                                  f"{UPGRADE_HINT}")
+    db = make_database(kernel)
+    try:
+        with db.engine.connect() as connection:
+            present = set(inspect(connection).get_table_names())
+            stale = [name for name in needs if not _ready(connection, name, present)]
+    except DBAPIError as exc:
+        db.dispose()
+        reason = str(exc.orig or exc).strip().splitlines()[0] if str(exc.orig or exc).strip() else type(exc).__name__
+        raise DatabaseProblem(f"cannot use the database at {where} (POSTPAY_DATABASE_URL): {reason}") from exc
+    if stale:
+        db.dispose()
+        raise DatabaseProblem(f"the database at {where} is not migrated for {', '.join(stale)}: {UPGRADE_HINT}")
+    return db
+
+
+def _ready(connection: Any, name: str, present: set[str]) -> bool:
+    """Migrated to the newest revision; or, never migrated, holding every table of its models (a database
+    built directly from them, as the demo and tests do)."""
+    if f"{name}_alembic_version" in present:
+        return migrations.is_current(connection, _definition(name))
+    if name == "console":
+        from postpay.operators.schema import metadata
+    else:
+        metadata = importlib.import_module(f"services.{name}.public").tables.metadata
+    return set(metadata.tables) <= present
+
+
+def _definition(name: str) -> ServiceDefinition:
+    """Enough of a service to find its migrations (building the service itself would start its checks)."""
+    if name == "console":
+        from postpay.operators.schema import console_definition
+
+        return console_definition()
+    return ServiceDefinition(name=name, tables=ServiceTables(name), subscriptions=[])
 
 
 @dataclass
@@ -29,10 +107,10 @@ class BillingContext:
     services: dict[str, ServiceDefinition]
 
     @classmethod
-    def from_settings(cls) -> BillingContext:
+    def from_settings(cls, needs: Sequence[str] = ("scheduler",)) -> BillingContext:
         kernel = KernelSettings()
-        db = make_database(kernel)
         deps = make_dependencies()
+        db = open_database(kernel, needs=needs)
         deps.db = db
         services = {name: service_builder(name)(deps) for name in BILLING_SERVICES}
         return cls(db=db, bus=make_bus(kernel), deps=deps, services=services)
@@ -67,6 +145,19 @@ class BillingContext:
         try:
             relay = OutboxRelay(self.db, [self.services["scheduler"].outbox], lambda: publisher)
             return relay.relay_once()
+        finally:
+            publisher.close()
+
+    def publish_outbox(self, outbox: Any, services: Sequence[str]) -> int:
+        """Ship one outbox now (e.g. the signup's, for an operator's request), declaring the queues of
+        ``services`` first so the events are routable; 0 with the in-process bus (see above)."""
+        if self.bus_is_local:
+            return 0
+        definitions = [service_builder(name)(self.deps) for name in services]
+        self.bus.declare([s for service in definitions for s in service.subscriptions])
+        publisher = self.bus.publisher()
+        try:
+            return OutboxRelay(self.db, [outbox], lambda: publisher).relay_once()
         finally:
             publisher.close()
 

@@ -22,7 +22,7 @@ from shared.events.billing import InvoiceCreated, NothingToBill, UsageCollected
 from shared.periods import BillingPeriod
 from shared.upstream.whmcs_models import WhmcsInvoiceSummary
 
-from services.invoicer import store
+from services.invoicer import provenance, store
 from services.invoicer.invoice_document import InvoiceDraft, draft_invoice, notes_marker, run_key
 from services.invoicer.pricing import Tariff, price_usage, tariff_for
 from services.invoicer.settings import InvoicerSettings
@@ -63,6 +63,7 @@ def create_invoice(event: UsageCollected, ctx: HandlerContext, whmcs: Any, setti
         send_invoice=settings.invoice_send_email,
         payment_method=settings.invoice_payment_method,
     )
+    provenance.record(ctx.session, draft, priced, invoice_id, ctx.now())
     _record(ctx, invoice_created(draft, invoice_id))
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 
-from services.provisioner import handlers, lifecycle
+from services.provisioner import handlers, imports, lifecycle
 from services.provisioner.settings import ProvisionerSettings
 from services.provisioner.store import tables
 from shared.bus.topology import DATABASE_ONLY_BATCH, Subscription
@@ -13,6 +13,7 @@ from shared.dependencies import Dependencies
 from shared.events.accounts import AccountsSyncRequested, CustomerStandingCheckRequested, UserReactivated, UserSuspended
 from shared.events.billing import InvoiceCreated
 from shared.events.enrollment import TermsAccepted
+from shared.events.imports import CustomerImported
 from shared.service import ServiceDefinition
 
 NAME = "provisioner"
@@ -29,6 +30,9 @@ def build(deps: Dependencies) -> ServiceDefinition:
                 "provision_user",
                 (TermsAccepted,),
                 functools.partial(handlers.provision_user, solusvm=deps.solusvm, settings=settings),
+            ),
+            Subscription(
+                NAME, "adopt_user", (CustomerImported,), functools.partial(imports.adopt_user, solusvm=deps.solusvm)
             ),
             Subscription(
                 NAME, "record_invoice", (InvoiceCreated,), lifecycle.record_invoice, batch=DATABASE_ONLY_BATCH

@@ -38,6 +38,7 @@ from shared.events.enrollment import (
     UserRegistered,
     VerificationEmailRequested,
 )
+from shared.events.imports import CustomerImported
 
 __all__ = [
     "EVENT_TYPES",
@@ -45,6 +46,7 @@ __all__ = [
     "AccountsSyncRequested",
     "BillingPeriodClosed",
     "CustomerEmailChanged",
+    "CustomerImported",
     "CustomerStandingCheckRequested",
     "CustomerUsageRequested",
     "EmailVerified",

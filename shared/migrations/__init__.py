@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.autogenerate import compare_metadata
+from alembic.script import ScriptDirectory
 
 from shared.db import Database
 from shared.service import ServiceDefinition
@@ -16,14 +18,21 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 
 
-def versions_directory(service: str) -> Path:
+def versions_directory(service: str | ServiceDefinition) -> Path:
+    """``services/<name>/migrations``, or where a definition outside services/ keeps its own
+    (``extras["migrations"]``, e.g. the operator console's)."""
+    if isinstance(service, ServiceDefinition):
+        own = service.extras.get("migrations")
+        if own is not None:
+            return Path(own)
+        service = service.name
     return ROOT / "services" / service / "migrations"
 
 
 def _config(service: ServiceDefinition, connection: object) -> Config:
     config = Config()
     config.set_main_option("script_location", str(HERE))
-    config.set_main_option("version_locations", str(versions_directory(service.name)))
+    config.set_main_option("version_locations", str(versions_directory(service)))
     config.set_main_option("path_separator", "os")
     config.attributes["metadata"] = service.metadata
     config.attributes["service"] = service.name
@@ -48,7 +57,7 @@ def downgrade(db: Database, service: ServiceDefinition, revision: str = "base") 
 
 def revision(db: Database, service: ServiceDefinition, message: str) -> None:
     """Autogenerate a revision from the difference between the models and the database."""
-    versions_directory(service.name).mkdir(parents=True, exist_ok=True)
+    versions_directory(service).mkdir(parents=True, exist_ok=True)
     with db.engine.begin() as connection:
         command.revision(_config(service, connection), message=message, autogenerate=True)
 
@@ -67,3 +76,10 @@ def pending_changes(db: Database, service: ServiceDefinition) -> list[object]:
             connection, opts={"include_name": include_name, "compare_type": True}
         )
         return list(compare_metadata(context, service.metadata))
+
+
+def is_current(connection: Any, service: ServiceDefinition) -> bool:
+    """Whether the service's tables are at its newest revision (False when never migrated)."""
+    heads = ScriptDirectory.from_config(_config(service, connection)).get_heads()
+    context = MigrationContext.configure(connection, opts={"version_table": f"{service.name}_alembic_version"})
+    return set(context.get_current_heads()) == set(heads)

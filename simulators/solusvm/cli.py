@@ -10,12 +10,13 @@ from pathlib import Path
 import uvicorn
 
 from simulators.faults import FaultConfig, FaultInjector
-from simulators.solusvm.app import create_app
+from simulators.solusvm.app import DEFAULT_API_TOKEN, create_app
 from simulators.solusvm.persistence import load_from_file, save_to_file
 from simulators.solusvm.state import SimState
 
 
-def build_app(seed: int = 0, state_file: Path | None = None, faults_file: Path | None = None):  # type: ignore[no-untyped-def]
+def build_app(seed: int = 0, state_file: Path | None = None, faults_file: Path | None = None,  # type: ignore[no-untyped-def]
+              api_token: str = DEFAULT_API_TOKEN):
     """The app ``serve`` runs: state loaded from ``state_file`` when it exists, fault rules from ``faults_file``.
 
     The ``--seed`` option seeds the fault injector; the rules come from the file.
@@ -28,7 +29,7 @@ def build_app(seed: int = 0, state_file: Path | None = None, faults_file: Path |
     if state_file is not None and state_file.exists():
         state = SimState(seed=seed)
         load_from_file(state, state_file)
-    return create_app(state, seed=seed, faults=faults, state_file=state_file)
+    return create_app(state, seed=seed, faults=faults, state_file=state_file, api_token=api_token)
 
 
 class _SavingServer(uvicorn.Server):
@@ -47,8 +48,9 @@ class _SavingServer(uvicorn.Server):
         self._save()
 
 
-def serve(host: str, port: int, seed: int, state_file: Path | None, faults_file: Path | None) -> None:
-    app = build_app(seed, state_file, faults_file)
+def serve(host: str, port: int, seed: int, state_file: Path | None, faults_file: Path | None,
+          api_token: str = DEFAULT_API_TOKEN) -> None:
+    app = build_app(seed, state_file, faults_file, api_token)
 
     def save() -> None:
         if state_file is not None:

@@ -6,6 +6,7 @@ import json
 import socket
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
@@ -16,7 +17,8 @@ from simulators.whmcs.persistence import load_file, save_file
 from simulators.whmcs.state import WhmcsState
 
 
-def build_app(seed: int = 0, state_file: Path | None = None, faults_file: Path | None = None) -> Starlette:
+def build_app(seed: int = 0, state_file: Path | None = None, faults_file: Path | None = None,
+              credentials: dict[str, Any] | None = None) -> Starlette:
     """The app ``serve`` runs: state from ``state_file`` when it exists, fault rules from
     ``faults_file``; ``seed`` seeds the fault injector."""
     faults = FaultInjector(seed=seed)
@@ -26,7 +28,7 @@ def build_app(seed: int = 0, state_file: Path | None = None, faults_file: Path |
     state = WhmcsState()
     if state_file is not None and state_file.exists():
         load_file(state, state_file)
-    app = create_app(state, seed=seed, faults=faults)
+    app = create_app(state, seed=seed, faults=faults, **(credentials or {}))
     app.state.state_file = state_file
     return app
 
@@ -53,8 +55,10 @@ def serve(
     seed: int = 0,
     state_file: Path | None = None,
     faults_file: Path | None = None,
+    credentials: dict[str, Any] | None = None,
 ) -> None:
-    app = build_app(seed, state_file, faults_file)
+    """``credentials``: identifier, secret, accesskey, admin_password (see ``create_app``)."""
+    app = build_app(seed, state_file, faults_file, credentials)
 
     def save() -> None:
         if state_file is not None:

@@ -10,9 +10,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from postpay.bootstrap import service_builder
 from postpay.cli import app
 from services.signup import store
+from shared import migrations
 from shared.db import Database
+from shared.dependencies import Dependencies
 
 
 @pytest.fixture
@@ -20,7 +23,7 @@ def database_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     url = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
     monkeypatch.setenv("POSTPAY_DATABASE_URL", url)
     db = Database(url)
-    store.metadata.create_all(db.engine)
+    migrations.upgrade(db, service_builder("signup")(Dependencies(whmcs=None, solusvm=None, mailer=None)))
     accepted_at = datetime(2026, 11, 25, 9, 30, tzinfo=UTC)
     with db.transaction() as session:
         for email, client_id in (("Ada@example.com", 42), ("grace@example.com", 43)):
@@ -52,4 +55,13 @@ def test_consents_by_client_id_as_a_table(database_url: str) -> None:
 def test_no_consent_is_said_and_fails(database_url: str) -> None:
     result = CliRunner().invoke(app, ["consents", "list", "--email", "nobody@example.com"])
     assert result.exit_code == 1 and "No consent recorded" in result.output
-    assert CliRunner().invoke(app, ["consents", "list"]).exit_code != 0
+
+
+def test_without_a_customer_the_latest_acceptances_are_listed(database_url: str) -> None:
+    result = CliRunner().invoke(app, ["consents", "list", "--limit", "3", "--json"])
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in result.output.splitlines() if line.startswith("{")]
+    # The latest three of four acceptances, oldest first: Ada's second, then both of Grace's.
+    assert [(r["email"], r["kind"]) for r in records] == [
+        ("Ada@example.com", "postpay_terms"), ("grace@example.com", "terms_of_service"),
+        ("grace@example.com", "postpay_terms")]

@@ -152,6 +152,7 @@ def test_the_scheduler_alone_refuses_the_in_process_bus(cli: CliRunner) -> None:
 
 
 def test_a_month_that_has_not_ended_cannot_be_closed_or_replayed(cli: CliRunner) -> None:
+    assert cli.invoke(app, ["db", "upgrade"]).exit_code == 0  # a missing database would be reported first
     for args in (["close-period", "2999-01"], ["replay", "--period", "2999-01", "--dry-run"]):
         result = cli.invoke(app, args)
         assert result.exit_code == 2
