@@ -159,7 +159,8 @@ def status(
 
         if follow:
             follow_status(console, _poller(context, billing_period, parked), lambda: _sleep(interval))
-        render_status(console, period_status(context.db, billing_period, parked=parked()))
+        render_status(console, period_status(context.db, billing_period, parked=parked()),
+                      context.invoicer_settings.currency_minor_units)
     finally:
         context.close()
 

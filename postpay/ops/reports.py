@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 
 from rich.console import Console
@@ -12,6 +12,7 @@ from rich.table import Table
 
 from postpay.ops.dry_run import ClientPreview
 from postpay.ops.status import PeriodStatus
+from shared.money import format_money
 from services.invoicer.invoice_diff import LineChange
 
 _MARKS = {"same": " ", "changed": "~", "added": "+", "removed": "-"}
@@ -73,7 +74,8 @@ def render_summary(console: Console, verdicts: Counter[str]) -> None:
     console.print(f"[bold]dry run: {', '.join(parts) or 'no customers'}; nothing was created or changed[/bold]")
 
 
-def render_status(console: Console, status: PeriodStatus) -> None:
+def render_status(console: Console, status: PeriodStatus, minor_units: Mapping[str, int] | None = None) -> None:
+    """``minor_units``: the invoicer's overrides of ISO 4217, so totals print as precisely as they were billed."""
     period = status.period
     console.print(f"[bold]{period.key}[/bold] ({period.timezone}: {period.starts_at.isoformat()} to "
                   f"{period.ends_at.isoformat()})")
@@ -89,7 +91,7 @@ def render_status(console: Console, status: PeriodStatus) -> None:
     table.add_row("parked", "unknown" if status.parked is None else str(status.parked))
     table.add_row("still to do", str(max(status.expected - status.accounted, 0)))
     for currency, total in sorted(status.invoiced_totals.items()):
-        table.add_row(f"invoiced {currency}", _money(total))
+        table.add_row(f"invoiced {currency}", format_money(total, currency, minor_units))
     console.print(table)
 
 

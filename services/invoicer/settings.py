@@ -47,8 +47,9 @@ class InvoicerSettings(BaseSettings):
     currency_minor_units: Annotated[dict[str, int], NoDecode] = Field(
         default={},
         description=(
-            'Decimal places each invoice line is rounded to (HALF_UP), per currency, as JSON: {"JPY": 0}. '
-            "Currencies not listed use 2; at most 2, the precision WHMCS stores."
+            'Decimal places each invoice line is rounded to (HALF_UP), per currency, as JSON: {"XYZ": 0}; '
+            "only to override ISO 4217, which gives every currency not listed its minor unit (JPY 0, USD 2; "
+            "at most 2, the precision WHMCS stores; a code ISO 4217 does not know: 2). At most 2."
         ),
     )
     invoice_due_days: int = Field(

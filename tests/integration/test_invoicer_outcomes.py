@@ -4,11 +4,14 @@ wanted, and each currency rounds to its own minor unit."""
 
 from __future__ import annotations
 
+import io
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from rich.console import Console
 
+from postpay.ops.reports import render_status
 from shared.bus.memory import InMemoryBus
 from shared.clock import ManualClock
 from shared.db import Database
@@ -130,3 +133,31 @@ def test_each_currency_rounds_to_its_own_minor_unit(memory_bus: InMemoryBus, sql
     assert [item.amount for item in invoice.items] == [Decimal("1.00"), Decimal("3.00")]
     assert invoice.subtotal == Decimal("4.00")
     assert harness.ledger(PERIOD)[yen.client_id].currency == "JPY"
+
+
+def test_yen_is_billed_in_whole_yen_by_default_and_status_prints_it_so(
+    memory_bus: InMemoryBus, sqlite_database: Database
+) -> None:
+    # No POSTPAY_CURRENCY_MINOR_UNITS: the minor unit comes from ISO 4217 (JPY has none).
+    settings = InvoicerSettings(token_prices={**PRICES, "JPY": Decimal("0.15")})
+    with Upstreams(now=NOW) as upstreams:
+        upstreams.whmcs.state.currencies[4] = Currency(4, "JPY", "¥", " JPY")
+        harness = BillingHarness(upstreams, memory_bus, sqlite_database, clock=ManualClock(NOW), invoicer=settings).start()
+        try:
+            plan = harness.add_plan("S", 7, 5000)
+            yen = harness.add_customer("USD", [VmHistory("a", plan, [(START, START + timedelta(hours=10))])])
+            upstreams.whmcs.state.clients[yen.client_id].currency_id = 4
+            harness.enroll([yen])
+            harness.close(PERIOD)
+            harness.wait_settled(PERIOD, 1)
+        finally:
+            harness.stop()
+        (invoice,) = harness.invoices_of(yen.client_id)
+        # 70 tokens × 0.15 = 10.50 → 11 yen, not 10.50.
+        assert [item.amount for item in invoice.items] == [Decimal("11")]
+        status = harness.status(PERIOD)
+        assert status.invoiced_totals == {"JPY": Decimal("11")}
+        printed = io.StringIO()
+        render_status(Console(file=printed, width=200), status)
+        rows = [line.split() for line in printed.getvalue().splitlines()]
+        assert ["invoiced", "JPY", "11"] in rows, printed.getvalue()
