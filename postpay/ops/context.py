@@ -17,6 +17,7 @@ from shared.settings import KernelSettings
 
 from services.invoicer.settings import InvoicerSettings
 from services.scheduler.settings import SchedulerSettings
+from services.scheduler.windows import PeriodChoice, choose_period
 
 BILLING_SERVICES = ("scheduler", "usage_collector", "invoicer")
 
@@ -45,8 +46,15 @@ class BillingContext:
     def invoicer_settings(self) -> InvoicerSettings:
         return self.deps.settings(InvoicerSettings)
 
+    def period_choice(self, key: str) -> PeriodChoice:
+        """The month's window: recorded at its first close, whatever the zone configured now."""
+        timezone = self.scheduler_settings.billing_timezone
+        BillingPeriod.parse(key, timezone)  # a bad key is refused before the database is asked
+        with self.db.transaction() as session:
+            return choose_period(session, key, timezone)
+
     def period(self, key: str) -> BillingPeriod:
-        return BillingPeriod.parse(key, self.scheduler_settings.billing_timezone)
+        return self.period_choice(key).period
 
     @property
     def bus_is_local(self) -> bool:
