@@ -62,7 +62,10 @@ class BillingContext:
         return isinstance(self.bus, InMemoryBus)
 
     def publish_scheduler_events(self) -> int:
-        """Ship the scheduler's outbox now, instead of waiting for the scheduler process's relay.
+        return self.publish_events("scheduler")
+
+    def publish_events(self, service: str) -> int:
+        """Ship a billing service's outbox now, instead of waiting for its process's relay.
 
         Not with the in-process bus: its queues are in the process that runs the services, which
         relays the outbox itself; publishing here would hand the events to a bus nobody consumes.
@@ -73,7 +76,7 @@ class BillingContext:
         self.bus.declare([s for service in self.services.values() for s in service.subscriptions])
         publisher = self.bus.publisher()
         try:
-            relay = OutboxRelay(self.db, [self.services["scheduler"].outbox], lambda: publisher)
+            relay = OutboxRelay(self.db, [self.services[service].outbox], lambda: publisher)
             return relay.relay_once()
         finally:
             publisher.close()

@@ -122,10 +122,12 @@ def check_vm_tokens(vm: VmUsage) -> None:
         )
 
 
-def price_usage(vms: Sequence[VmUsage], tariff: Tariff) -> PricedUsage:
-    """One priced line per VM, in the order given."""
+def price_usage(vms: Sequence[VmUsage], tariff: Tariff, *, check: bool = True) -> PricedUsage:
+    """One priced line per VM, in the order given. Without ``check`` the tokens are priced as reported
+    even when they break the charging rule (the invoicer then holds the invoice, with that reason)."""
     priced = []
     for vm in vms:
-        check_vm_tokens(vm)
+        if check:
+            check_vm_tokens(vm)
         priced.append(PricedVm(vm, tariff.amount(vm.tokens)))
     return PricedUsage(tariff, tuple(priced))

@@ -121,3 +121,11 @@ class NothingToBill(Event):
 
     whmcs_client_id: ClientId
     period: PeriodKey
+
+
+class InvoiceReleased(Event):
+    """An operator released a held invoice of a (client, period), or resumed its paused period: invoice
+    it as it was computed (the invoicer kept it). Written by ``postpay holds release|resume``."""
+
+    whmcs_client_id: ClientId
+    period: PeriodKey

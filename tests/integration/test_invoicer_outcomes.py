@@ -25,14 +25,17 @@ from tests.support.system import Upstreams
 PERIOD = "2026-10"
 NOW = datetime(2026, 11, 1, 0, 15, tzinfo=UTC)
 START = datetime(2026, 10, 1, tzinfo=UTC)
+QUIET = 120.0
 
 
 @pytest.mark.parametrize("then", ["server_error", "drop"])
 def test_an_invoice_whose_creation_outcome_was_lost_is_found_by_its_run_key_not_created_again(
     then: str, memory_bus: InMemoryBus, database: Database
 ) -> None:
+    clock = ManualClock(NOW)
+    settings = InvoicerSettings(token_prices=PRICES, whmcs_uncertain_quiet_seconds=QUIET)
     with Upstreams(now=NOW) as upstreams:
-        harness = BillingHarness(upstreams, memory_bus, database, clock=ManualClock(NOW)).start()
+        harness = BillingHarness(upstreams, memory_bus, database, clock=clock, invoicer=settings).start()
         try:
             plan = harness.add_plan("S", 7, 5000)
             customer = harness.add_customer("USD", [VmHistory("web", plan, [(START, None)])])
@@ -40,6 +43,11 @@ def test_an_invoice_whose_creation_outcome_was_lost_is_found_by_its_run_key_not_
             # WHMCS creates the invoice, then the answer is lost.
             upstreams.whmcs.fault(kind="commit_then_fail", route="CreateInvoice", count=1, then=then)
             harness.close(PERIOD)
+            # Nothing is looked up, let alone created, until the quiet time has passed.
+            wait_until(lambda: harness.ledger(PERIOD).get(customer.client_id, None) is not None
+                       and harness.ledger(PERIOD)[customer.client_id].status == "uncertain", what="uncertain")
+            assert harness.status(PERIOD).invoiced == 0
+            clock.advance(seconds=QUIET + 1)
             harness.wait_settled(PERIOD, 1)
         finally:
             harness.stop()

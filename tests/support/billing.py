@@ -35,6 +35,7 @@ from shared.events.base import new_envelope
 from shared.events.enrollment import UserProvisioned
 from shared.periods import BillingPeriod
 from shared.runtime import Runtime
+from shared.upstream.http import Timeouts
 from simulators.solusvm.seeding import seed as seed_solusvm
 from simulators.whmcs.state import Client as WhmcsClientRecord
 from simulators.whmcs.state import Invoice
@@ -102,6 +103,7 @@ class BillingHarness:
         invoicer: InvoicerSettings | None = None,
         scheduler: SchedulerSettings | None = None,
         chunk_size: int = 7,
+        timeouts: Timeouts | None = None,
     ) -> None:
         self.upstreams = upstreams
         self.bus = bus
@@ -111,7 +113,7 @@ class BillingHarness:
         self.scheduler_settings = scheduler or SchedulerSettings()
         overrides = [self.invoicer_settings, self.scheduler_settings,
                      UsageCollectorSettings(usage_fanout_chunk_size=chunk_size)]
-        deps = upstreams.dependencies(clock=clock, overrides=overrides)
+        deps = upstreams.dependencies(clock=clock, overrides=overrides, timeouts=timeouts)
         deps.db = db
         services = {name: service_builder(name)(deps) for name in BILLING_SERVICES}
         self.context = BillingContext(db=db, bus=bus, deps=deps, services=services)
