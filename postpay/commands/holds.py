@@ -30,6 +30,7 @@ ClientArgument = Annotated[int, typer.Argument(help="The WHMCS client id.", show
 PeriodArgument = Annotated[str, typer.Argument(help="The billing month, e.g. 2026-10.", show_default=False)]
 ReasonOption = Annotated[str, typer.Option("--reason", "-r", help="Why (goes to the audit log).")]
 ActorOption = Annotated[Optional[str], typer.Option("--by", help="Who is acting (default: user@host).")]
+AllOption = Annotated[bool, typer.Option("--all", help="Decided ones too (released, rejected, superseded).")]
 
 
 def _actor(by: str | None) -> str:
@@ -49,7 +50,7 @@ def _minor_units(context: BillingContext) -> dict[str, int]:
 @holds_app.command("list")
 def list_holds(
     period: Annotated[Optional[str], typer.Option("--period", help="Only this month.")] = None,
-    everything: Annotated[bool, typer.Option("--all", help="Decided ones too (released, rejected, superseded).")] = False,
+    everything: AllOption = False,
 ) -> None:
     """Held and paused invoices (waiting for a decision), and the periods paused."""
     console = Console()
@@ -72,7 +73,8 @@ def list_holds(
             decided = f"{hold.decided_by}: {hold.decision_reason}" if hold.decided_by else ""
             table.add_row(hold.period, str(hold.whmcs_client_id), hold.status,
                           f"{hold.currency} {format_money(hold.total, hold.currency, _minor_units(context))}",
-                          ", ".join(reason.code for reason in hold.reasons) or "-", hold.created_at.isoformat(), decided)
+                          ", ".join(reason.code for reason in hold.reasons) or "-", hold.created_at.isoformat(),
+                          decided)
         console.print(table)
         console.print(f"{len(shown)} invoice(s)")
     finally:
@@ -108,7 +110,8 @@ def show(client: ClientArgument, period: PeriodArgument) -> None:
 
 
 @holds_app.command("release")
-def release_command(client: ClientArgument, period: PeriodArgument, reason: ReasonOption, by: ActorOption = None) -> None:
+def release_command(client: ClientArgument, period: PeriodArgument, reason: ReasonOption,
+                    by: ActorOption = None) -> None:
     """Invoice a held invoice exactly as it was computed (dated today); audited."""
     console = Console()
     context = BillingContext.from_settings()
@@ -126,7 +129,8 @@ def release_command(client: ClientArgument, period: PeriodArgument, reason: Reas
 
 
 @holds_app.command("reject")
-def reject_command(client: ClientArgument, period: PeriodArgument, reason: ReasonOption, by: ActorOption = None) -> None:
+def reject_command(client: ClientArgument, period: PeriodArgument, reason: ReasonOption,
+                   by: ActorOption = None) -> None:
     """Never invoice this held invoice; the reason is recorded (bill by hand in WHMCS if need be)."""
     console = Console()
     context = BillingContext.from_settings()

@@ -93,7 +93,8 @@ def preview_client(
     if draft is None:
         verdict: Verdict = "differs" if issued else "nothing-to-bill"
     elif issued is None:
-        verdict = "would-hold" if decision.outcome == "hold" else "would-pause" if _paused(db, period) else "would-create"
+        verdict = ("would-hold" if decision.outcome == "hold"
+                   else "would-pause" if _paused(db, period) else "would-create")
     else:
         same_currency = issued.currency_code in (None, draft.currency)
         verdict = "differs" if has_differences(changes) or not same_currency else "unchanged"

@@ -48,7 +48,8 @@ def reject(db: Database, client_id: int, period: str, *, actor: str, reason: str
     """Never invoice this (client, period) from postpay; the reason is kept."""
     with db.transaction() as session:
         hold = _waiting(session, client_id, period)
-        if not ledger_store.set_status(session, client_id, period, ledger_store.REJECTED, now, only_from=WAITING_LEDGER):
+        if not ledger_store.set_status(session, client_id, period, ledger_store.REJECTED, now,
+                                       only_from=WAITING_LEDGER):
             raise HoldError(f"the ledger of client {client_id}, {period} is no longer waiting for a decision")
         holds_store.decide(session, client_id, period, holds_store.REJECTED, actor=actor, reason=reason, now=now)
         holds_store.record(session, period, client_id, "rejected", actor, reason, now)

@@ -53,13 +53,13 @@ def physical_problems(vms: Sequence[VmUsage], period: BillingPeriod) -> list[Rea
         if vm.hours > period.hours:
             reasons.append(Reason("hours-over-period",
                                   f"VM {vm.server_id}: {vm.hours} hours in a period of {period.hours} hours"))
+        rule = vm_tokens(vm.hours, vm.tokens_per_hour, vm.tokens_per_month)
         if vm.tokens > vm.tokens_per_month:
-            reasons.append(Reason("tokens-over-cap",
-                                  f"VM {vm.server_id}: {vm.tokens} tokens, above its monthly cap of {vm.tokens_per_month}"))
-        elif vm.tokens != vm_tokens(vm.hours, vm.tokens_per_hour, vm.tokens_per_month):
-            reasons.append(Reason("tokens-off-rule",
-                                  f"VM {vm.server_id}: {vm.tokens} tokens, but min({vm.hours} h × {vm.tokens_per_hour}, "
-                                  f"{vm.tokens_per_month}) = {vm_tokens(vm.hours, vm.tokens_per_hour, vm.tokens_per_month)}"))
+            reasons.append(Reason("tokens-over-cap", f"VM {vm.server_id}: {vm.tokens} tokens, above its monthly "
+                                                     f"cap of {vm.tokens_per_month}"))
+        elif vm.tokens != rule:
+            reasons.append(Reason("tokens-off-rule", f"VM {vm.server_id}: {vm.tokens} tokens, but min({vm.hours} h × "
+                                                     f"{vm.tokens_per_hour}, {vm.tokens_per_month}) = {rule}"))
     return reasons
 
 

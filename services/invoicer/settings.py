@@ -98,7 +98,9 @@ class InvoicerSettings(BaseSettings):
     invoice_hold_above_tokens: int = Field(
         default=10_000_000,
         ge=1,
-        description="For a currency without POSTPAY_INVOICE_HOLD_ABOVE: hold an invoice above the price of this many tokens.",
+        description=(
+            "For a currency without POSTPAY_INVOICE_HOLD_ABOVE: hold an invoice above the price of this many tokens."
+        ),
     )
     invoice_hold_growth_factor: Decimal = Field(
         default=Decimal(5),

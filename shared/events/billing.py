@@ -46,7 +46,8 @@ class PeriodWindow(Event, abstract=True):
 
 def window_fields(period: BillingPeriod) -> dict[str, Any]:
     """The fields every period-scoped event carries, for ``period``."""
-    fields = {"period": period.key, "starts_at": period.starts_at, "ends_at": period.ends_at, "timezone": period.timezone}
+    fields = {"period": period.key, "starts_at": period.starts_at, "ends_at": period.ends_at,
+              "timezone": period.timezone}
     shifts = {"starts_in": period.starts_in, "ends_in": period.ends_in}
     return fields | {name: value for name, value in shifts.items() if value is not None}
 
