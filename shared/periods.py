@@ -3,13 +3,17 @@
 A period is ``[1st 00:00, next 1st 00:00)`` local time, turned into UTC instants for SolusVM 2. In a
 zone with daylight saving time a month is not always a whole number of days of 24 h: October in
 Europe/Berlin lasts 745 hours. The instants are computed from local midnights, never by adding days.
+
+When the billing time zone changes, the first month in the new zone starts where the month before it
+ended, at that month's local midnight in the old zone (``starts_in``), so no hour is billed twice or
+never; likewise a month closed after its successor ends where the successor starts (``ends_in``).
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 PERIOD_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
@@ -23,16 +27,29 @@ def zone(name: str) -> ZoneInfo:
         raise ValueError(f"unknown time zone {name!r}") from exc
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True)
 class BillingPeriod:
     year: int
     month: int
     timezone: str = "UTC"
+    # The zone whose local midnight the window starts (ends) at, when it is not ``timezone``: the
+    # month after a change of billing time zone starts where the month before it ended.
+    starts_in: str | None = None
+    ends_in: str | None = None
 
     def __post_init__(self) -> None:
         if not 1 <= self.month <= 12 or not 1970 <= self.year <= 9999:
             raise ValueError(f"not a billing month: {self.year}-{self.month}")
-        zone(self.timezone)
+        for name in (self.timezone, self.starts_in, self.ends_in):
+            if name is not None:
+                zone(name)
+        # A zone equal to the period's own is no shift: keep one spelling, so equal windows compare equal.
+        if self.starts_in == self.timezone:
+            object.__setattr__(self, "starts_in", None)
+        if self.ends_in == self.timezone:
+            object.__setattr__(self, "ends_in", None)
+        if self.ends_at <= self.starts_at:
+            raise ValueError(f"{self.key} would end before it starts")
 
     @classmethod
     def parse(cls, key: str, timezone: str = "UTC") -> BillingPeriod:
@@ -52,6 +69,20 @@ class BillingPeriod:
     def key(self) -> str:
         return f"{self.year:04d}-{self.month:02d}"
 
+    def between(self, starts_in: str | None, ends_in: str | None) -> BillingPeriod:
+        """The same month, its window starting at local midnight in ``starts_in`` and ending in ``ends_in``."""
+        return BillingPeriod(self.year, self.month, self.timezone, starts_in, ends_in)
+
+    @property
+    def shifted(self) -> bool:
+        """Whether the window is not simply the calendar month in ``timezone``."""
+        return self.starts_in is not None or self.ends_in is not None
+
+    @property
+    def hours(self) -> int:
+        """Whole hours in the window, rounded up (a VM cannot be billed more hours than this)."""
+        return -((self.starts_at - self.ends_at) // timedelta(hours=1))
+
     def next(self) -> BillingPeriod:
         if self.month == 12:
             return BillingPeriod(self.year + 1, 1, self.timezone)
@@ -69,16 +100,20 @@ class BillingPeriod:
     @property
     def starts_at(self) -> datetime:
         """The first local midnight of the month, as a UTC instant."""
-        return _local_midnight(self.first_day, self.timezone)
+        return _local_midnight(self.first_day, self.starts_in or self.timezone)
 
     @property
     def ends_at(self) -> datetime:
         """The first local midnight of the next month, as a UTC instant (exclusive)."""
-        return self.next().starts_at
+        return _local_midnight(self._next_first_day, self.ends_in or self.timezone)
+
+    @property
+    def _next_first_day(self) -> date:
+        return date(self.year + 1, 1, 1) if self.month == 12 else date(self.year, self.month + 1, 1)
 
     @property
     def last_day(self) -> date:
-        return date.fromordinal(self.next().first_day.toordinal() - 1)
+        return date.fromordinal(self._next_first_day.toordinal() - 1)
 
     def has_ended(self, now: datetime) -> bool:
         return now >= self.ends_at

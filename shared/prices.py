@@ -22,28 +22,33 @@ DEFAULT_TOKEN_PRICES = {"USD": Decimal("0.0010"), "EUR": Decimal("0.0009")}
 def parse_token_prices(value: Any) -> dict[str, Decimal]:
     """``{"USD": "0.0010"}`` from JSON or a mapping; a JSON number is read as a decimal literal, never
     through a float, and anything that is not a finite price >= 0 is refused with the currency named."""
+    return parse_amounts(value, "token price", example='{"USD": "0.0010"}')
+
+
+def parse_amounts(value: Any, what: str, *, example: str) -> dict[str, Decimal]:
+    """A JSON object (or mapping) of currency code to an exact amount >= 0, e.g. token prices or limits."""
     if isinstance(value, str):
         try:
             value = json.loads(value, parse_float=Decimal, parse_int=Decimal)
         except ValueError as exc:
-            raise ValueError(f'token prices must be a JSON object such as {{"USD": "0.0010"}}: {exc}') from None
+            raise ValueError(f"{what}s must be a JSON object such as {example}: {exc}") from None
     if not isinstance(value, dict):
-        raise ValueError('token prices must be a JSON object of currency code to price, e.g. {"USD": "0.0010"}')
+        raise ValueError(f"{what}s must be a JSON object of currency code to amount, e.g. {example}")
     prices: dict[str, Decimal] = {}
     for code, price in value.items():
         upper = str(code).strip().upper()
         if not _CURRENCY_CODE.match(upper):
             raise ValueError(f"{code!r} is not a three-letter currency code")
         if isinstance(price, float):
-            raise ValueError(f"the {upper} token price must be a decimal string, not a floating-point number")
+            raise ValueError(f"the {upper} {what} must be a decimal string, not a floating-point number")
         if isinstance(price, bool):
-            raise ValueError(f"the {upper} token price must be a decimal string, not true or false")
+            raise ValueError(f"the {upper} {what} must be a decimal string, not true or false")
         try:
             decimal = price if isinstance(price, Decimal) else Decimal(str(price))
         except InvalidOperation:
-            raise ValueError(f"the {upper} token price is not a number: {price!r}") from None
+            raise ValueError(f"the {upper} {what} is not a number: {price!r}") from None
         if not decimal.is_finite() or decimal < 0:
-            raise ValueError(f"the {upper} token price must be a finite number >= 0, not {price!r}")
+            raise ValueError(f"the {upper} {what} must be a finite number >= 0, not {price!r}")
         prices[upper] = decimal
     return prices
 

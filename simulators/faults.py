@@ -6,7 +6,10 @@ matching requests). Random choices come from one ``random.Random(seed)``, so a r
 and the same request order injects the same faults.
 
 ``commit_then_fail`` is the fault that matters most for billing: the call takes effect, then the reply
-is an error, never arrives, or is cut off. The caller cannot know whether it worked.
+is an error, never arrives, or is cut off. The caller cannot know whether it worked. ``late_commit`` is
+its slow twin: the request is still being worked on after the caller gave up (``hang_seconds``, longer
+than its read timeout), and only then takes effect, as a WHMCS busy under load does: a look-up made
+before that finds nothing.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ class FaultKind(str, Enum):
     DROP = "drop"
     HTML = "html"
     COMMIT_THEN_FAIL = "commit_then_fail"
+    LATE_COMMIT = "late_commit"
     STATUS_ERROR = "status_error"
     WARNING = "warning"
 
@@ -75,6 +79,7 @@ class FaultPlan:
     delay_seconds: float = 0.0
     before: FaultRule | None = None
     after: FaultRule | None = None
+    late: FaultRule | None = None
 
 
 ERROR_STATUSES = (500, 502, 503, 504)
@@ -127,7 +132,7 @@ class FaultInjector:
                     jitter = self._random.uniform(0, rule.jitter_ms) if rule.jitter_ms else 0.0
                     plan.delay_seconds += (rule.latency_ms + jitter) / 1000
                     continue
-                if plan.before or plan.after:
+                if plan.before or plan.after or plan.late:
                     continue
                 if rule.probability < 1.0 and self._random.random() >= rule.probability:
                     continue
@@ -136,6 +141,8 @@ class FaultInjector:
                 self.injected[f"{rule.kind.value}:{route_key}"] = self.injected[f"{rule.kind.value}:{route_key}"] + 1
                 if rule.kind is FaultKind.COMMIT_THEN_FAIL:
                     plan.after = rule
+                elif rule.kind is FaultKind.LATE_COMMIT:
+                    plan.late = rule
                 else:
                     plan.before = rule
         return plan
@@ -232,6 +239,9 @@ async def with_faults(
         await asyncio.sleep(plan.delay_seconds)
     if plan.before is not None:
         return await failure_response(injector, plan.before, flavor)
+    if plan.late is not None:
+        # Still working when the caller's read timeout fires; the change lands afterwards all the same.
+        await asyncio.sleep(plan.late.hang_seconds)
     response = await handle()
     if plan.after is not None:
         return await failure_response(injector, plan.after, flavor, _AFTER_KIND[plan.after.then])

@@ -25,6 +25,7 @@ from shared.bus.rabbit import CONNECTION_ERRORS
 from shared.periods import BillingPeriod
 from shared.settings import KernelSettings
 from services.scheduler.closing import Emitted, PeriodNotEnded, close_period, replay_period
+from services.scheduler.windows import PeriodChoice, PeriodNotClosed
 from services.usage_collector.store import customers_page
 
 PeriodArgument = Annotated[str, typer.Argument(help="The billing month, e.g. 2026-10.", show_default=False)]
@@ -36,11 +37,41 @@ def _context() -> BillingContext:
     return BillingContext.from_settings()
 
 
-def _period(context: BillingContext, key: str) -> BillingPeriod:
+def _choice(context: BillingContext, key: str) -> PeriodChoice:
     try:
-        return context.period(key)
+        return context.period_choice(key)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
+
+
+def _period(context: BillingContext, key: str) -> BillingPeriod:
+    return _choice(context, key).period
+
+
+def _ended_choice(context: BillingContext, key: str) -> PeriodChoice:
+    """The window of a month that has ended. A month still running in the configured zone is refused
+    before the database is read (a closed month's own window is checked again when it is used)."""
+    try:
+        calendar = BillingPeriod.parse(key, context.scheduler_settings.billing_timezone)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    if not calendar.has_ended(context.deps.clock()):
+        raise typer.BadParameter(f"{calendar.key} ({calendar.timezone}) ends at {calendar.ends_at.isoformat()}; "
+                                 "it cannot be billed before then")
+    return _choice(context, key)
+
+
+def _explain_window(console: Console, choice: PeriodChoice) -> None:
+    """Say which window is used when the configured zone is not simply applied."""
+    period = choice.period
+    if choice.zone_setting_ignored:
+        console.print(f"{period.key} was closed in {period.timezone}: its recorded window is used, not "
+                      f"POSTPAY_BILLING_TIMEZONE={choice.requested_timezone}, which takes effect from the first "
+                      "month not closed yet")
+    elif choice.continues_previous:
+        console.print(f"{period.key} starts where {period.previous().key} ended (local midnight in "
+                      f"{period.starts_in}), so no hour is billed twice or dropped; {period.timezone} applies from "
+                      f"its end on: {period.hours} hours")
 
 
 def _announce(console: Console, context: BillingContext, emitted: Emitted) -> None:
@@ -74,14 +105,17 @@ def close_period_command(period: PeriodArgument) -> None:
     console = Console()
     context = _context()
     try:
-        billing_period = _period(context, period)
+        # The month in the zone configured now; close_period keeps the window recorded if it was closed.
+        requested = BillingPeriod.parse(_ended_choice(context, period).period.key,
+                                        context.scheduler_settings.billing_timezone)
         now = context.deps.clock()
         with context.db.transaction() as session:
-            emitted = close_period(session, context.services["scheduler"].outbox, billing_period,
+            emitted = close_period(session, context.services["scheduler"].outbox, requested,
                                    trigger="manual", now=now)
-        assert emitted is not None
+        assert emitted is not None and emitted.choice is not None
+        _explain_window(console, emitted.choice)
         if not emitted.newly_closed:
-            console.print(f"{billing_period.key} was already closed: its close event is sent again, and every "
+            console.print(f"{emitted.period.key} was already closed: its close event is sent again, and every "
                           "consumer that saw it skips it")
         _announce(console, context, emitted)
     except PeriodNotEnded as exc:
@@ -100,10 +134,18 @@ def replay(
     console = Console()
     context = _context()
     try:
-        billing_period = _period(context, period)
+        choice = _ended_choice(context, period)
+        billing_period = choice.period
         now = context.deps.clock()
         if not billing_period.has_ended(now):
             raise typer.BadParameter(f"{billing_period.key} has not ended yet")
+        if not choice.recorded and not dry_run:
+            raise typer.BadParameter(f"{billing_period.key} has not been closed: close it first "
+                                     f"(postpay close-period {billing_period.key})")
+        _explain_window(console, choice)
+        if not choice.recorded:
+            console.print(f"{billing_period.key} is not closed yet: previewing the window a close would record now "
+                          f"({billing_period.starts_at.isoformat()} to {billing_period.ends_at.isoformat()})")
         if client:
             _check_enrolled(context, billing_period, client)
         if dry_run:
@@ -119,6 +161,8 @@ def replay(
             emitted = replay_period(session, context.services["scheduler"].outbox, billing_period,
                                     client_ids=client, now=now)
         _announce(console, context, emitted)
+    except (PeriodNotEnded, PeriodNotClosed) as exc:
+        raise typer.BadParameter(str(exc)) from exc
     finally:
         context.close()
 
@@ -164,7 +208,8 @@ def status(
             console.print(f"[yellow]{never_closed_hint(billing_period.key)}[/yellow]")
         elif follow:
             follow_status(console, _poller(context, billing_period, parked), lambda: _sleep(interval))
-        render_status(console, period_status(context.db, billing_period, parked=parked()))
+        render_status(console, period_status(context.db, billing_period, parked=parked()),
+                      context.invoicer_settings.currency_minor_units)
     finally:
         context.close()
 

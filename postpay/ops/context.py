@@ -25,6 +25,7 @@ from shared.settings import KernelSettings
 
 from services.invoicer.settings import InvoicerSettings
 from services.scheduler.settings import SchedulerSettings
+from services.scheduler.windows import PeriodChoice, choose_period
 
 try:  # recent typer runs on its own copy of click: its commands only turn that copy's exceptions into messages
     from typer._click.exceptions import ClickException
@@ -123,8 +124,15 @@ class BillingContext:
     def invoicer_settings(self) -> InvoicerSettings:
         return self.deps.settings(InvoicerSettings)
 
+    def period_choice(self, key: str) -> PeriodChoice:
+        """The month's window: recorded at its first close, whatever the zone configured now."""
+        timezone = self.scheduler_settings.billing_timezone
+        BillingPeriod.parse(key, timezone)  # a bad key is refused before the database is asked
+        with self.db.transaction() as session:
+            return choose_period(session, key, timezone)
+
     def period(self, key: str) -> BillingPeriod:
-        return BillingPeriod.parse(key, self.scheduler_settings.billing_timezone)
+        return self.period_choice(key).period
 
     @property
     def bus_is_local(self) -> bool:
@@ -132,7 +140,10 @@ class BillingContext:
         return isinstance(self.bus, InMemoryBus)
 
     def publish_scheduler_events(self) -> int:
-        """Ship the scheduler's outbox now, instead of waiting for the scheduler process's relay.
+        return self.publish_events("scheduler")
+
+    def publish_events(self, service: str) -> int:
+        """Ship a billing service's outbox now, instead of waiting for its process's relay.
 
         Not with the in-process bus: its queues are in the process that runs the services, which
         relays the outbox itself; publishing here would hand the events to a bus nobody consumes.
@@ -143,7 +154,7 @@ class BillingContext:
         self.bus.declare([s for service in self.services.values() for s in service.subscriptions])
         publisher = self.bus.publisher()
         try:
-            relay = OutboxRelay(self.db, [self.services["scheduler"].outbox], lambda: publisher)
+            relay = OutboxRelay(self.db, [self.services[service].outbox], lambda: publisher)
             return relay.relay_once()
         finally:
             publisher.close()

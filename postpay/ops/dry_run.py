@@ -20,16 +20,18 @@ from shared.periods import BillingPeriod
 from shared.upstream.errors import UpstreamError
 from shared.upstream.whmcs_models import WhmcsInvoice
 
+from services.invoicer import holds_store
 from services.invoicer import store as ledger_store
+from services.invoicer.decision import Decision, decide
 from services.invoicer.handlers import client_tariff
+from services.invoicer.holds_store import Reason
 from services.invoicer.invoice_diff import Line, LineChange, diff_lines, has_differences
-from services.invoicer.invoice_document import InvoiceDraft, draft_invoice, notes_marker, run_key
-from services.invoicer.pricing import price_usage
+from services.invoicer.invoice_document import InvoiceDraft, notes_marker, run_key
 from services.invoicer.settings import InvoicerSettings
 from services.usage_collector import store as customer_store
 from services.usage_collector.usage import vm_usages
 
-Verdict = Literal["would-create", "unchanged", "differs", "nothing-to-bill", "failed"]
+Verdict = Literal["would-create", "would-hold", "would-pause", "unchanged", "differs", "nothing-to-bill", "failed"]
 PAGE_SIZE = 200
 
 
@@ -41,6 +43,7 @@ class ClientPreview:
     issued: WhmcsInvoice | None = None
     changes: list[LineChange] = field(default_factory=list)
     error: str | None = None
+    reasons: tuple[Reason, ...] = ()
 
 
 def preview_period(
@@ -80,39 +83,47 @@ def preview_client(
     try:
         issued = _issued_invoice(db, whmcs, client_id, period)
         usage = solusvm.period_usage(customer.solusvm_user_id, period.starts_at, period.ends_at)
-        draft = _draft(whmcs, client_id, period, settings, vm_usages(usage), now)
+        decision = _decision(db, whmcs, client_id, period, settings, vm_usages(usage), now)
     except (PermanentError, UpstreamError) as exc:
         return ClientPreview(client_id, "failed", error=f"{type(exc).__name__}: {exc}")
+    draft = decision.draft if decision.outcome != "nothing-to-bill" else None
     issued_lines = [Line(item.description, item.amount) for item in issued.items] if issued else []
     proposed_lines = [Line(line.description, line.amount) for line in draft.lines] if draft else []
     changes = diff_lines(issued_lines, proposed_lines) if issued else []
     if draft is None:
         verdict: Verdict = "differs" if issued else "nothing-to-bill"
     elif issued is None:
-        verdict = "would-create"
+        verdict = ("would-hold" if decision.outcome == "hold"
+                   else "would-pause" if _paused(db, period) else "would-create")
     else:
         same_currency = issued.currency_code in (None, draft.currency)
         verdict = "differs" if has_differences(changes) or not same_currency else "unchanged"
-    return ClientPreview(client_id, verdict, draft, issued, changes)
+    return ClientPreview(client_id, verdict, draft, issued, changes, reasons=decision.reasons)
 
 
-def _draft(whmcs: Any, client_id: int, period: BillingPeriod, settings: InvoicerSettings, vms: tuple,
-           now: datetime) -> InvoiceDraft | None:
-    """The invoice the invoicer would create, or None where it would record "nothing to bill"."""
+def _decision(db: Database, whmcs: Any, client_id: int, period: BillingPeriod, settings: InvoicerSettings,
+              vms: tuple, now: datetime) -> Decision:
+    """The invoicer's own decision (``decide``) on this usage: nothing to bill, an invoice, or a hold."""
     if sum(vm.tokens for vm in vms) == 0 and not settings.invoice_zero_usage:
-        return None
-    priced = price_usage(vms, client_tariff(whmcs, client_id, settings))
-    if priced.total == 0 and not settings.invoice_zero_usage:
-        return None
-    return draft_invoice(client_id, period, priced, now=now, due_days=settings.invoice_due_days,
-                         taxed=settings.invoice_items_taxed)
+        return Decision("nothing-to-bill")
+    tariff = client_tariff(whmcs, client_id, settings)
+    with db.transaction() as session:
+        earlier = ledger_store.largest_earlier_invoices(session, client_id, period.key)
+    return decide(vms, period, tariff, settings, client_id=client_id, now=now,
+                  largest_earlier=earlier.get(tariff.currency))
+
+
+def _paused(db: Database, period: BillingPeriod) -> bool:
+    with db.transaction() as session:
+        pause = holds_store.pause_of(session, period.key)
+    return pause is not None and pause.active
 
 
 def _issued_invoice(db: Database, whmcs: Any, client_id: int, period: BillingPeriod) -> WhmcsInvoice | None:
     """The invoice of record: by the ledger, or by its run key when an attempt's outcome is unrecorded."""
     with db.transaction() as session:
         entry = ledger_store.entry(session, client_id, period.key)
-    if entry is None or entry.status == ledger_store.NOTHING_TO_BILL:
+    if entry is None or entry.status not in (ledger_store.INVOICED, *ledger_store.BUSY, ledger_store.RELEASING):
         return None
     if entry.status == ledger_store.INVOICED and entry.invoice_id is not None:
         return whmcs.get_invoice(entry.invoice_id, include_currency=True)  # type: ignore[no-any-return]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 
 from rich.console import Console
@@ -12,6 +12,7 @@ from rich.table import Table
 
 from postpay.ops.dry_run import ClientPreview
 from postpay.ops.status import PeriodStatus
+from shared.money import format_money
 from services.invoicer.invoice_diff import LineChange
 
 _MARKS = {"same": " ", "changed": "~", "added": "+", "removed": "-"}
@@ -28,6 +29,16 @@ def render_preview(console: Console, preview: ClientPreview) -> None:
         console.print(f"[red]{client}: cannot preview: {preview.error}[/red]")
     elif preview.verdict == "nothing-to-bill":
         console.print(f"{client}: nothing to bill")
+    elif preview.verdict in ("would-hold", "would-pause"):
+        draft = preview.draft
+        assert draft is not None
+        if preview.verdict == "would-hold":
+            why = "; ".join(reason.text for reason in preview.reasons)
+            console.print(f"[red]{client}: would hold an invoice of {draft.currency} {_money(draft.total)} for an "
+                          f"operator: {why}[/red]")
+        else:
+            console.print(f"[yellow]{client}: would keep an invoice of {draft.currency} {_money(draft.total)}: "
+                          f"its period is paused[/yellow]")
     elif preview.verdict == "would-create":
         draft = preview.draft
         assert draft is not None
@@ -73,7 +84,8 @@ def render_summary(console: Console, verdicts: Counter[str]) -> None:
     console.print(f"[bold]dry run: {', '.join(parts) or 'no customers'}; nothing was created or changed[/bold]")
 
 
-def render_status(console: Console, status: PeriodStatus) -> None:
+def render_status(console: Console, status: PeriodStatus, minor_units: Mapping[str, int] | None = None) -> None:
+    """``minor_units``: the invoicer's overrides of ISO 4217, so totals print as precisely as they were billed."""
     period = status.period
     console.print(f"[bold]{period.key}[/bold] ({period.timezone}: {period.starts_at.isoformat()} to "
                   f"{period.ends_at.isoformat()})")
@@ -87,10 +99,23 @@ def render_status(console: Console, status: PeriodStatus) -> None:
     table.add_row("invoiced", str(status.invoiced))
     table.add_row("nothing to bill", str(status.nothing_to_bill))
     table.add_row("parked", "unknown" if status.parked is None else str(status.parked))
+    table.add_row("held for an operator", str(status.held))
+    table.add_row("paused", str(status.paused))
+    table.add_row("rejected", str(status.rejected))
+    table.add_row("outcome uncertain (waiting)", str(status.uncertain))
     table.add_row("still to do", str(max(status.expected - status.accounted, 0)))
     for currency, total in sorted(status.invoiced_totals.items()):
-        table.add_row(f"invoiced {currency}", _money(total))
+        table.add_row(f"invoiced {currency}", format_money(total, currency, minor_units))
     console.print(table)
+    pause = status.pause
+    if pause is not None and pause.active:
+        console.print(f"[red]{period.key} is paused since {pause.paused_at.isoformat()}: {pause.held} of {pause.seen} "
+                      f"customers seen were held. Review them (postpay holds list --period {period.key}), then "
+                      f"postpay holds resume {period.key} --reason ...[/red]")
+    elif pause is not None and pause.resumed_at is not None:
+        console.print(f"{period.key} was paused, and resumed by {pause.resumed_by} at {pause.resumed_at.isoformat()}")
+    if status.held:
+        console.print(f"[yellow]{status.held} invoice(s) held: postpay holds list --period {period.key}[/yellow]")
 
 
 def follow_status(console: Console, poll: Callable[[], PeriodStatus], wait: Callable[[], bool]) -> PeriodStatus:
@@ -105,7 +130,8 @@ def follow_status(console: Console, poll: Callable[[], PeriodStatus], wait: Call
             progress.update(
                 task, total=max(status.expected, 1), completed=status.accounted,
                 detail=f"collected {status.collected} · invoiced {status.invoiced} · "
-                       f"nothing {status.nothing_to_bill} · parked {parked}",
+                       f"nothing {status.nothing_to_bill} · held {status.held} · paused {status.paused} · "
+                       f"parked {parked}",
             )
             if status.complete or not wait():
                 return status

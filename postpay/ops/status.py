@@ -1,8 +1,9 @@
 """``postpay period status``: how far a period's close has come.
 
 Expected customers come from the usage collector's enrolment list; collected, invoiced and "nothing to
-bill" from its per-customer period records (the invoicer's outcomes reach it as events); parked work
-from the parking lots of the handlers that serve one customer each. Every count is one indexed query,
+bill" from its per-customer period records (the invoicer's outcomes reach it as events); held, paused,
+rejected and uncertain from the invoicer's ledger and holds; parked work from the parking lots of the
+handlers that serve one customer each. Every count is one indexed query,
 so following a close of 100,000 customers polls cheaply.
 """
 
@@ -18,10 +19,12 @@ from shared.bus.parking import ParkingLotMissing
 from shared.db import Database
 from shared.periods import BillingPeriod
 
+from services.invoicer import holds_store
+from services.invoicer import store as ledger_store
 from services.usage_collector import store as collector_store
 
 # The per-customer handlers of a close: a message parked here is one customer not billed.
-PER_CUSTOMER_QUEUES = ("usage_collector.collect_usage", "invoicer.create_invoice")
+PER_CUSTOMER_QUEUES = ("usage_collector.collect_usage", "invoicer.create_invoice", "invoicer.release_invoice")
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,11 @@ class PeriodStatus:
     nothing_to_bill: int
     parked: int | None
     invoiced_totals: dict[str, Decimal] = field(default_factory=dict)
+    held: int = 0
+    paused: int = 0
+    rejected: int = 0
+    uncertain: int = 0
+    pause: holds_store.Pause | None = None
 
     @property
     def settled(self) -> int:
@@ -43,8 +51,9 @@ class PeriodStatus:
 
     @property
     def accounted(self) -> int:
-        """Customers whose work is finished, one way or the other (settled or needing a person)."""
-        return self.settled + (self.parked or 0)
+        """Customers whose work is finished, one way or the other (settled, rejected, or needing a person:
+        parked, held, paused)."""
+        return self.settled + self.rejected + self.held + self.paused + (self.parked or 0)
 
     @property
     def complete(self) -> bool:
@@ -59,6 +68,9 @@ def period_status(
         fanout = collector_store.latest_fanout(session, period.key)
         outcomes = collector_store.outcome_counts(session, period.key)
         totals = collector_store.invoiced_totals(session, period.key) if with_totals else {}
+        holds = holds_store.count_by_status(session, period.key)
+        ledger = ledger_store.count_by_status(session, period.key)
+        pause = holds_store.pause_of(session, period.key)
     return PeriodStatus(
         period=period,
         expected=expected,
@@ -70,6 +82,11 @@ def period_status(
         nothing_to_bill=outcomes.get(collector_store.NOTHING_TO_BILL, 0),
         parked=parked,
         invoiced_totals=totals,
+        held=holds.get(holds_store.HELD, 0),
+        paused=holds.get(holds_store.PAUSED, 0),
+        rejected=holds.get(holds_store.REJECTED, 0),
+        uncertain=ledger.get(ledger_store.UNCERTAIN, 0),
+        pause=pause,
     )
 
 

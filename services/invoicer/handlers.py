@@ -1,70 +1,97 @@
-"""UsageCollected → one WHMCS invoice per (client, period), or a record that there is nothing to bill.
+"""UsageCollected → one WHMCS invoice per (client, period), a record that there is nothing to bill, or an
+invoice held for an operator; InvoiceReleased → the held (or paused) invoice, as it was computed.
 
-Why no crash can make a second invoice:
-
-1. ``begin_attempt`` commits a ``pending`` ledger row (attempts + 1) *before* WHMCS is called;
-2. the handler's own transaction then locks that row, so two deliveries for the same (client, period)
-   take turns, and the second finds it ``invoiced``;
-3. when the locked row shows more than one attempt, an earlier one may have reached WHMCS and died
-   before its commit: the invoice is looked up by the run key in its notes before anything is created.
-
-The lookup costs a paged GetInvoices read, so it only happens when an earlier attempt is on record.
+The decision is ``decision.decide`` (the dry run calls it too); creating the invoice and settling an
+attempt whose outcome was lost is ``issuing`` (see there why no invoice is made twice). Holds, paused
+periods and operators' decisions are in ``holds_store``; ``docs/operations.md`` ("Held invoices") tells
+the operator's side.
 """
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 
 from shared.bus.processing import HandlerContext
 from shared.errors import PermanentError
-from shared.events.billing import InvoiceCreated, NothingToBill, UsageCollected
+from shared.events.billing import InvoiceReleased, NothingToBill, UsageCollected
 from shared.periods import BillingPeriod
-from shared.upstream.whmcs_models import WhmcsInvoiceSummary
 
-from services.invoicer import provenance, store
-from services.invoicer.invoice_document import InvoiceDraft, draft_invoice, notes_marker, run_key
-from services.invoicer.pricing import Tariff, price_usage, tariff_for
+from services.invoicer import holds_store, issuing, store
+from services.invoicer.decision import Decision, decide
+from services.invoicer.holding import hold_invoice, pause_invoice, supersede_hold
+from services.invoicer.invoice_document import InvoiceDraft, dated, run_key
+from services.invoicer.pricing import Tariff, tariff_for
 from services.invoicer.settings import InvoicerSettings
+
+# A replayed usage changes nothing once the (client, period) is invoiced, rejected or being released.
+USAGE_DONE = (*store.FINAL, store.RELEASING)
+
+
+class AttemptInProgress(Exception):
+    """Another delivery started an attempt for the (client, period) meanwhile: try again (it is settled then)."""
 
 
 def create_invoice(event: UsageCollected, ctx: HandlerContext, whmcs: Any, settings: InvoicerSettings) -> None:
     period = _period(event)
-    client_id = event.whmcs_client_id
-    key = run_key(client_id, period.key)
-    if event.total_tokens == 0 and not settings.invoice_zero_usage:
-        _settle_nothing_to_bill(event, ctx, whmcs, key)
-        return
+    client_id, key = event.whmcs_client_id, run_key(event.whmcs_client_id, period.key)
     with ctx.separate_transaction() as session:
-        attempts = store.begin_attempt(session, client_id, period.key, key, ctx.now())
-    if attempts is None:
-        ctx.log.info("already invoiced; nothing to do", client_id=client_id, period=period.key)
+        current = store.entry(session, client_id, period.key)
+        released = _released_in_flight(session, current)
+        earlier = store.largest_earlier_invoices(session, client_id, period.key)
+        pause = holds_store.pause_of(session, period.key)
+    if (current is not None and current.status in USAGE_DONE) or released:
+        ctx.log.info("already settled; nothing to do", client_id=client_id, period=period.key,
+                     status=current.status if current else None)
         return
-    priced = price_usage(event.vms, client_tariff(whmcs, client_id, settings))
-    if priced.total == 0 and not settings.invoice_zero_usage:
-        _settle_nothing_to_bill(event, ctx, whmcs, key, own_attempts=1)
+    owned = None
+    if current is not None and current.status in store.BUSY:
+        # An earlier attempt's outcome is unknown: settle it before deciding anything else.
+        owned = issuing.take_turn(ctx, whmcs, settings, client_id, period.key, key, done=USAGE_DONE)
+        if owned is None:
+            return
+    if event.total_tokens == 0 and not settings.invoice_zero_usage:
+        decision = Decision("nothing-to-bill")
+    else:
+        tariff = client_tariff(whmcs, client_id, settings)
+        decision = decide(event.vms, period, tariff, settings, client_id=client_id, now=ctx.now(),
+                          largest_earlier=earlier.get(tariff.currency))
+    if decision.outcome == "nothing-to-bill":
+        _nothing_to_bill(event, ctx, key, owned)
+    elif decision.outcome == "hold":
+        assert decision.draft is not None
+        _settle(ctx, decision.draft, store.HELD, owned)
+        hold_invoice(ctx, decision.draft, decision.reasons, settings)
+    elif pause is not None and pause.active:
+        assert decision.draft is not None
+        _settle(ctx, decision.draft, store.PAUSED, owned)
+        pause_invoice(ctx, decision.draft)
+    else:
+        assert decision.draft is not None
+        attempt = owned or issuing.take_turn(ctx, whmcs, settings, client_id, period.key, key, done=USAGE_DONE)
+        if attempt is None:
+            return
+        issuing.create(ctx, whmcs, settings, decision.draft, attempt, decision.priced)
+        supersede_hold(ctx, client_id, period.key, "a later computation of the period was invoiced")
+
+
+def release_invoice(event: InvoiceReleased, ctx: HandlerContext, whmcs: Any, settings: InvoicerSettings) -> None:
+    """Invoice a released hold exactly as it was computed, dated today."""
+    client_id, period = event.whmcs_client_id, event.period
+    with ctx.separate_transaction() as session:
+        hold = holds_store.get(session, client_id, period)
+    if hold is None or hold.status != holds_store.RELEASED:
+        ctx.log.info("nothing released to invoice", client_id=client_id, period=period,
+                     status=hold.status if hold else None)
         return
-    draft = draft_invoice(client_id, period, priced, now=ctx.now(), due_days=settings.invoice_due_days,
-                          taxed=settings.invoice_items_taxed)
-    locked = store.entry(ctx.session, client_id, period.key, lock=True)
-    if locked is None or locked.status == store.INVOICED:
-        ctx.log.info("invoiced meanwhile by another delivery", client_id=client_id, period=period.key)
+    attempt = issuing.take_turn(ctx, whmcs, settings, client_id, period, run_key(client_id, period))
+    if attempt is None:
         return
-    earlier = _earlier_invoice(whmcs, client_id, key) if locked.attempts > 1 else None
-    if earlier is not None:
-        _record_earlier(ctx, whmcs, earlier, period, key)
-        return
-    invoice_id = whmcs.create_invoice(
-        client_id,
-        draft.lines,
-        date=draft.invoice_date,
-        due_date=draft.due_date,
-        notes=draft.notes,
-        send_invoice=settings.invoice_send_email,
-        payment_method=settings.invoice_payment_method,
-    )
-    provenance.record(ctx.session, draft, priced, invoice_id, ctx.now())
-    _record(ctx, invoice_created(draft, invoice_id))
+    issuing.create(ctx, whmcs, settings, released_draft(hold, settings, ctx), attempt)
+
+
+def released_draft(hold: holds_store.Hold, settings: InvoicerSettings, ctx: HandlerContext) -> InvoiceDraft:
+    return dated(hold.whmcs_client_id, hold.billing_period, hold.currency, hold.lines, now=ctx.now(),
+                 due_days=settings.invoice_due_days)
 
 
 def client_tariff(whmcs: Any, client_id: int, settings: InvoicerSettings) -> Tariff:
@@ -84,74 +111,23 @@ def _period(event: UsageCollected) -> BillingPeriod:
         raise PermanentError(str(exc)) from exc
 
 
-def _earlier_invoice(whmcs: Any, client_id: int, key: str) -> WhmcsInvoiceSummary | None:
-    return whmcs.find_invoice_by_marker(client_id, notes_marker(key))  # type: ignore[no-any-return]
+def _released_in_flight(session: Any, current: store.LedgerEntry | None) -> bool:
+    """An operator released this (client, period) and its release is still being invoiced."""
+    if current is None or current.status not in (*store.BUSY, store.FAILED):
+        return False
+    hold = holds_store.get(session, current.whmcs_client_id, current.period)
+    return hold is not None and hold.status == holds_store.RELEASED
 
 
-def invoice_created(draft: InvoiceDraft, invoice_id: int) -> InvoiceCreated:
-    return InvoiceCreated(
-        whmcs_client_id=draft.client_id,
-        period=draft.period.key,
-        invoice_id=invoice_id,
-        currency=draft.currency,
-        total=draft.total,
-        line_count=len(draft.lines),
-        due_date=draft.due_date,
-        run_key=draft.run_key,
-    )
+def _settle(ctx: HandlerContext, draft: InvoiceDraft, status: str, owned: int | None) -> None:
+    if not store.settle(ctx.session, draft.client_id, draft.period.key, draft.run_key, status, ctx.now(), fence=owned):
+        raise AttemptInProgress(f"an attempt to invoice client {draft.client_id}, {draft.period.key} started meanwhile")
 
 
-def _record_earlier(ctx: HandlerContext, whmcs: Any, found: WhmcsInvoiceSummary, period: BillingPeriod,
-                    key: str) -> None:
-    """An earlier attempt created the invoice and died before recording it: record that one."""
-    invoice = whmcs.get_invoice(found.id)
-    ctx.log.warning("invoice found by its run key after an interrupted attempt; recording it",
-                    client_id=found.client_id, period=period.key, invoice_id=found.id)
-    currency = found.currency_code
-    if not currency:
-        raise PermanentError(f"WHMCS did not tell the currency of invoice {found.id}")
-    summary = InvoiceCreated(
-        whmcs_client_id=found.client_id,
-        period=period.key,
-        invoice_id=found.id,
-        currency=currency,
-        total=sum((item.amount for item in invoice.items), Decimal(0)),
-        line_count=len(invoice.items),
-        due_date=found.due_date or invoice.due_date,
-        run_key=key,
-    )
-    _record(ctx, summary)
-
-
-def _record(ctx: HandlerContext, invoice: InvoiceCreated) -> None:
-    store.record_invoice(
-        ctx.session,
-        invoice.whmcs_client_id,
-        invoice.period,
-        invoice_id=invoice.invoice_id,
-        currency=invoice.currency,
-        total=invoice.total,
-        line_count=invoice.line_count,
-        due_date=invoice.due_date,
-        now=ctx.now(),
-    )
-    ctx.emit(invoice, key="invoice")
-    ctx.log.info("invoice recorded", client_id=invoice.whmcs_client_id, period=invoice.period,
-                 invoice_id=invoice.invoice_id, currency=invoice.currency, total=str(invoice.total))
-
-
-def _settle_nothing_to_bill(event: UsageCollected, ctx: HandlerContext, whmcs: Any, key: str,
-                            own_attempts: int = 0) -> None:
+def _nothing_to_bill(event: UsageCollected, ctx: HandlerContext, key: str, owned: int | None) -> None:
     client_id, period = event.whmcs_client_id, event.period
-    locked = store.entry(ctx.session, client_id, period, lock=True)
-    if locked is not None and locked.status == store.INVOICED:
-        return
-    if locked is not None and locked.status == store.PENDING and locked.attempts > own_attempts:
-        # An earlier delivery saw usage and may have reached WHMCS: that invoice stands.
-        earlier = _earlier_invoice(whmcs, client_id, key)
-        if earlier is not None:
-            _record_earlier(ctx, whmcs, earlier, event.billing_period(), key)
-            return
-    if store.record_nothing_to_bill(ctx.session, client_id, period, key, ctx.now()):
-        ctx.emit(NothingToBill(whmcs_client_id=client_id, period=period), key="nothing-to-bill")
-        ctx.log.info("nothing to bill", client_id=client_id, period=period, total_tokens=event.total_tokens)
+    if not store.settle(ctx.session, client_id, period, key, store.NOTHING_TO_BILL, ctx.now(), fence=owned):
+        raise AttemptInProgress(f"an attempt to invoice client {client_id}, {period} started meanwhile")
+    supersede_hold(ctx, client_id, period, "a later computation of the period found nothing to bill")
+    ctx.emit(NothingToBill(whmcs_client_id=client_id, period=period), key="nothing-to-bill")
+    ctx.log.info("nothing to bill", client_id=client_id, period=period, total_tokens=event.total_tokens)

@@ -7,6 +7,7 @@ what an operator previews is exactly what would be created.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -88,13 +89,19 @@ def draft_invoice(
     lines = tuple(
         InvoiceLine(describe_vm(line.vm, period), line.amount, taxed) for line in priced.vms
     ) or (InvoiceLine(describe_no_usage(period), priced.tariff.zero, taxed),)
+    return dated(client_id, period, priced.tariff.currency, lines, now=now, due_days=due_days)
+
+
+def dated(client_id: int, period: BillingPeriod, currency: str, lines: Sequence[InvoiceLine], *, now: datetime,
+          due_days: int) -> InvoiceDraft:
+    """The draft of these lines issued ``now`` (a held invoice released later is dated the day it is released)."""
     invoice_date = now.astimezone(zone(period.timezone)).date()
     return InvoiceDraft(
         client_id=client_id,
         period=period,
         run_key=run_key(client_id, period.key),
-        currency=priced.tariff.currency,
-        lines=lines,
+        currency=currency,
+        lines=tuple(lines),
         invoice_date=invoice_date,
         due_date=invoice_date + timedelta(days=due_days),
     )

@@ -16,6 +16,8 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from shared.errors import ConfigurationError, PermanentError
 from shared.events.billing import VmUsage
+from shared.money import minor_units as currency_minor_units
+from shared.money import quantum
 
 HOUR = timedelta(hours=1)
 DEFAULT_MINOR_UNITS = 2
@@ -62,7 +64,7 @@ class Tariff:
 
     @property
     def quantum(self) -> Decimal:
-        return Decimal(1).scaleb(-self.minor_units)
+        return quantum(self.minor_units)
 
     def amount(self, tokens: int) -> Decimal:
         """The price of ``tokens``, rounded HALF_UP to the minor unit."""
@@ -78,7 +80,8 @@ class Tariff:
 
 
 def tariff_for(currency: str, prices: Mapping[str, Decimal], minor_units: Mapping[str, int]) -> Tariff:
-    """The configured tariff of ``currency``; never guessed when there is none."""
+    """The configured tariff of ``currency``, rounded to its ISO 4217 minor unit unless ``minor_units``
+    overrides it; never guessed when there is no price."""
     code = currency.strip().upper()
     price = prices.get(code)
     if price is None:
@@ -86,7 +89,7 @@ def tariff_for(currency: str, prices: Mapping[str, Decimal], minor_units: Mappin
         raise ConfigurationError(
             f"no token price for currency {code} (configured: {configured}); set POSTPAY_TOKEN_PRICES"
         )
-    return Tariff(code, price, minor_units.get(code, DEFAULT_MINOR_UNITS))
+    return Tariff(code, price, currency_minor_units(code, minor_units))
 
 
 @dataclass(frozen=True)
@@ -119,10 +122,12 @@ def check_vm_tokens(vm: VmUsage) -> None:
         )
 
 
-def price_usage(vms: Sequence[VmUsage], tariff: Tariff) -> PricedUsage:
-    """One priced line per VM, in the order given."""
+def price_usage(vms: Sequence[VmUsage], tariff: Tariff, *, check: bool = True) -> PricedUsage:
+    """One priced line per VM, in the order given. Without ``check`` the tokens are priced as reported
+    even when they break the charging rule (the invoicer then holds the invoice, with that reason)."""
     priced = []
     for vm in vms:
-        check_vm_tokens(vm)
+        if check:
+            check_vm_tokens(vm)
         priced.append(PricedVm(vm, tariff.amount(vm.tokens)))
     return PricedUsage(tariff, tuple(priced))

@@ -6,10 +6,10 @@ import functools
 
 from shared.bus.topology import Subscription
 from shared.dependencies import Dependencies
-from shared.events.billing import UsageCollected
+from shared.events.billing import InvoiceReleased, UsageCollected
 from shared.service import ServiceDefinition
 
-from services.invoicer import handlers, store
+from services.invoicer import handlers, holds_store, store  # noqa: F401 - holds_store declares its tables
 from services.invoicer.settings import InvoicerSettings
 
 NAME = "invoicer"
@@ -18,8 +18,12 @@ NAME = "invoicer"
 def build(deps: Dependencies) -> ServiceDefinition:
     settings = deps.settings(InvoicerSettings)
     create_invoice = functools.partial(handlers.create_invoice, whmcs=deps.whmcs, settings=settings)
+    release_invoice = functools.partial(handlers.release_invoice, whmcs=deps.whmcs, settings=settings)
     return ServiceDefinition(
         name=NAME,
         tables=store.tables,
-        subscriptions=[Subscription(NAME, "create_invoice", (UsageCollected,), create_invoice)],
+        subscriptions=[
+            Subscription(NAME, "create_invoice", (UsageCollected,), create_invoice),
+            Subscription(NAME, "release_invoice", (InvoiceReleased,), release_invoice),
+        ],
     )

@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import timedelta
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import Field, field_validator
+from pydantic import BeforeValidator, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode
 
-from shared.prices import TokenPrices, token_prices_field
+from shared.prices import TokenPrices, parse_amounts, token_prices_field
 from shared.settings import SETTINGS_CONFIG
 
 _CURRENCY_CODE = re.compile(r"^[A-Z]{3}$")
 # WHMCS keeps invoice amounts with two decimals: a finer minor unit would be rounded again there.
 MAX_MINOR_UNITS = 2
+
+AmountsByCurrency = Annotated[
+    dict[str, Decimal], NoDecode,
+    BeforeValidator(lambda value: parse_amounts(value, "amount", example='{"USD": "10000"}')),
+]
 
 
 def _json_object(value: Any, what: str) -> Any:
@@ -47,8 +53,9 @@ class InvoicerSettings(BaseSettings):
     currency_minor_units: Annotated[dict[str, int], NoDecode] = Field(
         default={},
         description=(
-            'Decimal places each invoice line is rounded to (HALF_UP), per currency, as JSON: {"JPY": 0}. '
-            "Currencies not listed use 2; at most 2, the precision WHMCS stores."
+            'Decimal places each invoice line is rounded to (HALF_UP), per currency, as JSON: {"XYZ": 0}; '
+            "only to override ISO 4217, which gives every currency not listed its minor unit (JPY 0, USD 2; "
+            "at most 2, the precision WHMCS stores; a code ISO 4217 does not know: 2). At most 2."
         ),
     )
     invoice_due_days: int = Field(
@@ -71,6 +78,60 @@ class InvoicerSettings(BaseSettings):
             "is only recorded as having nothing to bill."
         ),
     )
+
+    whmcs_uncertain_quiet_seconds: float = Field(
+        default=600.0,
+        ge=1,
+        description=(
+            "After CreateInvoice's outcome was lost (timeout, dropped connection, 5xx), seconds to wait before "
+            "looking the invoice up by its run key and, if it is not there, creating it: longer than WHMCS may "
+            "take to finish a request (its PHP max_execution_time), so an invoice it is still writing is found."
+        ),
+    )
+    invoice_hold_above: AmountsByCurrency = Field(
+        default={},
+        description=(
+            'Hold an invoice whose total is above this, per currency, as JSON: {"USD": "10000"}. A currency not '
+            "listed is held above the price of POSTPAY_INVOICE_HOLD_ABOVE_TOKENS tokens."
+        ),
+    )
+    invoice_hold_above_tokens: int = Field(
+        default=10_000_000,
+        ge=1,
+        description=(
+            "For a currency without POSTPAY_INVOICE_HOLD_ABOVE: hold an invoice above the price of this many tokens."
+        ),
+    )
+    invoice_hold_growth_factor: Decimal = Field(
+        default=Decimal(5),
+        ge=1,
+        description="Hold an invoice above this many times the client's largest earlier invoice in its currency.",
+    )
+    invoice_hold_growth_floor: AmountsByCurrency = Field(
+        default={},
+        description=(
+            'Per currency, as JSON ({"USD": "50"}): an invoice at or below this is never held by the growth rule '
+            "alone (a partial first month followed by a full one); unset: the rule applies to every amount."
+        ),
+    )
+    invoice_hold_pause_share: float = Field(
+        default=0.2,
+        gt=0,
+        le=1,
+        description=(
+            "Pause the rest of a period when more than this share of its customers seen so far are held (one "
+            "upstream bug must not bill everyone); an operator resumes it with postpay holds resume."
+        ),
+    )
+    invoice_hold_pause_minimum: int = Field(
+        default=10,
+        ge=1,
+        description="Holds a period needs before the pause share applies (one early hold is not a pattern).",
+    )
+
+    @property
+    def uncertain_quiet(self) -> timedelta:
+        return timedelta(seconds=self.whmcs_uncertain_quiet_seconds)
 
     @field_validator("currency_minor_units", mode="before")
     @classmethod

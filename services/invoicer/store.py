@@ -1,19 +1,23 @@
 """The invoicer's ledger: one row per (client, period), the guard against a second invoice.
 
-A row is ``pending`` from just before the WHMCS call until the invoice id is recorded (``invoiced``), or
-``nothing_to_bill``. ``attempts`` counts how often an invoice was about to be created: above one, an
-earlier attempt may have reached WHMCS, so the invoicer looks for its run key there before creating.
+A row is ``pending`` from just before the WHMCS call until its outcome is recorded: ``invoiced``,
+``failed`` (WHMCS refused; nothing was created), or ``uncertain`` since a moment (a timeout, a dropped
+connection or a 5xx after CreateInvoice was sent, or an attempt that died: the invoice may exist, or
+appear later while WHMCS finishes). No CreateInvoice is sent for an uncertain row until a look-up by
+run key made a quiet time after that moment finds nothing (``claim``). Other outcomes: ``nothing_to_bill``,
+``held`` or ``paused`` for an operator, ``rejected`` by one, ``releasing`` once one released it.
+``attempts`` counts CreateInvoice attempts and fences the writes of the delivery that made the last one.
 """
 
 from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, Date, Integer, String, Table, bindparam, case, literal, select
+from sqlalchemy import BigInteger, Column, Date, Integer, String, Table, bindparam, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -23,6 +27,16 @@ from shared.service import ServiceTables
 PENDING = "pending"
 INVOICED = "invoiced"
 NOTHING_TO_BILL = "nothing_to_bill"
+UNCERTAIN = "uncertain"
+FAILED = "failed"
+HELD = "held"
+PAUSED = "paused"
+REJECTED = "rejected"
+RELEASING = "releasing"
+# An attempt may be running, or its outcome is unknown: only ``claim`` moves a row out of these.
+BUSY = (PENDING, UNCERTAIN)
+# Nothing more to do for the (client, period), whoever asks.
+FINAL = (INVOICED, REJECTED)
 
 tables = ServiceTables("invoicer")
 
@@ -41,6 +55,7 @@ ledger = Table(
     Column("due_date", Date, nullable=True),
     Column("created_at", UtcTimestamp, nullable=False),
     Column("updated_at", UtcTimestamp, nullable=False),
+    Column("uncertain_since", UtcTimestamp, nullable=True),
 )
 
 
@@ -56,6 +71,8 @@ class LedgerEntry:
     total: Decimal | None
     line_count: int | None
     due_date: date | None
+    updated_at: datetime
+    uncertain_since: datetime | None
 
 
 def _entry(row: Any) -> LedgerEntry | None:
@@ -80,44 +97,22 @@ _ENTRY_LOCKED = _ENTRY.with_for_update()
 _RECORD_INVOICE = ledger.update().where(_KEY).values(
     status=INVOICED, invoice_id=bindparam("p_invoice_id"), currency=bindparam("p_currency"),
     total=bindparam("p_total"), line_count=bindparam("p_line_count"), due_date=bindparam("p_due_date"),
-    updated_at=bindparam("p_now"),
+    updated_at=bindparam("p_now"), uncertain_since=None,
 )
 
 
 @functools.cache
-def _begin_attempt(dialect: str) -> Any:
-    statement = _insert(dialect).values(
+def _first_attempt(dialect: str) -> Any:
+    return _insert(dialect).values(
         whmcs_client_id=bindparam("p_client_id"), period=bindparam("p_period"), run_key=bindparam("p_run_key"),
         status=PENDING, attempts=1, created_at=bindparam("p_now"), updated_at=bindparam("p_now"),
-    )
-    invoiced = ledger.c.status == INVOICED
-    return statement.on_conflict_do_update(
-        index_elements=[ledger.c.whmcs_client_id, ledger.c.period],
-        set_={
-            # An invoiced row stays as it is; "nothing to bill" may become an invoice on a replay.
-            "attempts": case((invoiced, ledger.c.attempts), else_=ledger.c.attempts + 1),
-            "status": case((invoiced, ledger.c.status), else_=literal(PENDING)),
-            "updated_at": bindparam("p_now"),
-        },
-    ).returning(ledger.c.attempts, ledger.c.status)
+    ).on_conflict_do_nothing(index_elements=[ledger.c.whmcs_client_id, ledger.c.period]).returning(ledger.c.attempts)
 
 
 def entry(session: Session, client_id: int, period: str, *, lock: bool = False) -> LedgerEntry | None:
     """The row, if any; with ``lock`` it stays locked until the session's transaction ends."""
     query = _ENTRY_LOCKED if lock else _ENTRY
     return _entry(session.execute(query, {"p_client_id": client_id, "p_period": period}).first())
-
-
-def begin_attempt(session: Session, client_id: int, period: str, run_key: str, now: datetime) -> int | None:
-    """Record that an invoice is about to be created; returns the attempts so far, this one included,
-    or None when the (client, period) is invoiced already.
-
-    Commit this before calling WHMCS: if the process dies after WHMCS created the invoice, the row
-    says an attempt happened, and the next one looks for the invoice instead of creating another.
-    """
-    parameters = {"p_client_id": client_id, "p_period": period, "p_run_key": run_key, "p_now": now}
-    attempts, status = session.execute(_begin_attempt(_dialect(session)), parameters).one()
-    return None if status == INVOICED else int(attempts)
 
 
 def record_invoice(
@@ -138,15 +133,109 @@ def record_invoice(
     })
 
 
-def record_nothing_to_bill(session: Session, client_id: int, period: str, run_key: str, now: datetime) -> bool:
-    """Mark the period as having nothing to bill, unless it is invoiced; returns whether it did."""
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What a delivery may do about (client, period): ``go`` (it now owns attempt ``attempts``; with
+    ``look_up_first`` an earlier attempt's outcome is unknown), ``wait`` ``wait_seconds`` for the quiet
+    time to pass, or nothing because the row is ``done`` (``status`` says how)."""
+
+    action: str
+    attempts: int = 0
+    look_up_first: bool = False
+    wait_seconds: float = 0.0
+    status: str | None = None
+
+
+def claim(session: Session, client_id: int, period: str, run_key: str, now: datetime, quiet: timedelta,
+          *, done: tuple[str, ...] = FINAL) -> Claim:
+    """Take the next attempt for (client, period); commit it before calling WHMCS.
+
+    A ``pending`` row found here belongs to an attempt that died or is running right now: its outcome is
+    unknown from the moment it began, so the row becomes ``uncertain`` since then. An uncertain row is
+    claimed only once ``quiet`` has passed since that moment (longer than WHMCS may take to finish a
+    request), and the claimant must look the invoice up by its run key before creating one.
+    """
+    parameters = {"p_client_id": client_id, "p_period": period, "p_run_key": run_key, "p_now": now}
+    if session.execute(_first_attempt(_dialect(session)), parameters).first() is not None:
+        return Claim("go", attempts=1)
+    row = entry(session, client_id, period, lock=True)
+    assert row is not None
+    if row.status in done:
+        return Claim("done", status=row.status)
+    since = row.uncertain_since
+    if row.status == PENDING:
+        since = max(row.updated_at, since) if since else row.updated_at
+        _update(session, client_id, period, status=UNCERTAIN, uncertain_since=since)
+    elif row.status != UNCERTAIN:
+        since = None
+    if since is not None and now < since + quiet:
+        return Claim("wait", wait_seconds=(since + quiet - now).total_seconds(), status=UNCERTAIN)
+    attempts = row.attempts + 1
+    _update(session, client_id, period, status=PENDING, attempts=attempts, updated_at=now, uncertain_since=since)
+    return Claim("go", attempts=attempts, look_up_first=since is not None)
+
+
+def mark_uncertain(session: Session, client_id: int, period: str, since: datetime | None) -> None:
+    """The attempt's outcome is unknown (``since``: from this moment; None: since the moment on record,
+    for an attempt that failed before it sent anything new)."""
+    values = {"uncertain_since": since} if since is not None else {}
+    session.execute(ledger.update().where(_key(client_id, period), ledger.c.status.in_(BUSY))
+                    .values(status=UNCERTAIN, **values))
+
+
+def mark_failed(session: Session, client_id: int, period: str, attempts: int) -> None:
+    """WHMCS refused the attempt: nothing was created, the next one needs no look-up."""
+    session.execute(ledger.update().where(_key(client_id, period), ledger.c.status == PENDING,
+                                          ledger.c.attempts == attempts)
+                    .values(status=FAILED, uncertain_since=None))
+
+
+def settle(session: Session, client_id: int, period: str, run_key: str, status: str, now: datetime,
+           *, fence: int | None) -> bool:
+    """Record an outcome that is not an invoice (nothing to bill, held, paused). With ``fence`` the
+    delivery owns attempt ``fence`` and may overwrite its own pending row; without, only a row no
+    attempt is busy with. False when the row was not this delivery's to change."""
+    if fence is not None:
+        allowed = (ledger.c.status == PENDING) & (ledger.c.attempts == fence)
+    else:
+        allowed = ledger.c.status.notin_((*BUSY, *FINAL, RELEASING))
     statement = _insert(_dialect(session)).values(
-        whmcs_client_id=client_id, period=period, run_key=run_key, status=NOTHING_TO_BILL, attempts=0,
+        whmcs_client_id=client_id, period=period, run_key=run_key, status=status, attempts=0,
         created_at=now, updated_at=now,
-    )
-    statement = statement.on_conflict_do_update(
+    ).on_conflict_do_update(
         index_elements=[ledger.c.whmcs_client_id, ledger.c.period],
-        set_={"status": NOTHING_TO_BILL, "updated_at": now},
-        where=ledger.c.status != INVOICED,
+        set_={"status": status, "updated_at": now, "uncertain_since": None},
+        where=allowed,
     ).returning(ledger.c.status)
     return session.execute(statement).first() is not None
+
+
+def set_status(session: Session, client_id: int, period: str, status: str, now: datetime,
+               *, only_from: tuple[str, ...]) -> bool:
+    """An operator's decision on a held or paused row (reject, release); False if it is not in ``only_from``."""
+    result = session.execute(ledger.update().where(_key(client_id, period), ledger.c.status.in_(only_from))
+                             .values(status=status, updated_at=now))
+    return bool(result.rowcount)
+
+
+def largest_earlier_invoices(session: Session, client_id: int, period: str) -> dict[str, Decimal]:
+    """Per currency, the client's largest invoice of a period before ``period``."""
+    query = select(ledger.c.currency, func.max(ledger.c.total)).where(
+        ledger.c.whmcs_client_id == client_id, ledger.c.period < period, ledger.c.status == INVOICED,
+    ).group_by(ledger.c.currency)
+    return {currency: Decimal(total) for currency, total in session.execute(query) if currency and total is not None}
+
+
+def count_by_status(session: Session, period: str) -> dict[str, int]:
+    query = select(ledger.c.status, func.count()).where(ledger.c.period == period).group_by(ledger.c.status)
+    return {status: int(count) for status, count in session.execute(query)}
+
+
+def _key(client_id: int, period: str) -> Any:
+    return (ledger.c.whmcs_client_id == client_id) & (ledger.c.period == period)
+
+
+def _update(session: Session, client_id: int, period: str, **values: Any) -> None:
+    session.execute(ledger.update().where(_key(client_id, period)).values(**values))

@@ -5,6 +5,10 @@ close is never recorded without its event, nor emitted twice by the tick. A clos
 has one deterministic event id per period: closing a period again is harmless, its consumers
 deduplicate it. A replay is a new fact and gets a fresh id, so it is collected and priced again; the
 invoicer's ledger still allows one invoice per (client, period).
+
+A period's window is recorded when it is first closed, and every later close or replay uses the
+recorded one whatever the billing time zone is set to by then. A new zone takes effect from the first
+month not closed yet, which starts where the closed month before it ended (see ``choose_period``).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from services.scheduler import store
 from services.scheduler.settings import SchedulerSettings
 from services.scheduler.syncing import SyncRequested, request_accounts_sync
 from services.scheduler.timing import close_event_id, due_periods, next_run_after
+from services.scheduler.windows import PeriodChoice, PeriodNotClosed, choose_period
 
 log = get_logger("postpay.scheduler")
 
@@ -41,6 +46,7 @@ class Emitted:
     period: BillingPeriod
     trigger: Trigger
     newly_closed: bool
+    choice: PeriodChoice | None = None
 
 
 def _require_ended(period: BillingPeriod, now: datetime) -> None:
@@ -54,29 +60,40 @@ def close_period(
     again: bool = True,
 ) -> Emitted | None:
     """Record the period as closed and emit its close event; when it was closed already, emit the same
-    event again only if ``again`` (an operator asked), else do nothing and return None."""
+    event again only if ``again`` (an operator asked), else do nothing and return None.
+
+    ``period`` names the month and the zone configured now; the window closed is ``choose_period``'s.
+    """
+    choice = choose_period(session, period.key, period.timezone)
+    period = choice.period
     _require_ended(period, now)
     event_id = close_event_id(period)
-    newly_closed = store.mark_closed(session, period.key, period.timezone, event_id, trigger, now)
+    newly_closed = store.mark_closed(session, period, event_id, trigger, now)
     if not newly_closed and not again:
         return None
     event = BillingPeriodClosed(**window_fields(period), trigger=trigger)
     outbox.add_event(session, event, event_id=event_id, occurred_at=now)
     store.record_emission(session, event_id, period.key, trigger, None, now)
-    return Emitted(event_id, period, trigger, newly_closed)
+    return Emitted(event_id, period, trigger, newly_closed, choice)
 
 
 def replay_period(
     session: Session, outbox: Outbox, period: BillingPeriod, *, client_ids: Sequence[int] | None, now: datetime
 ) -> Emitted:
-    """Collect and price the period again (for some clients only, if given), under a fresh event id."""
+    """Collect and price the period again (for some clients only, if given), under a fresh event id,
+    in the window recorded when it was closed."""
+    choice = choose_period(session, period.key, period.timezone)
+    if not choice.recorded:
+        raise PeriodNotClosed(f"{period.key} has not been closed, so it has no window to replay yet; "
+                              f"close it first (postpay close-period {period.key})")
+    period = choice.period
     _require_ended(period, now)
     event_id = uuid.uuid4()
     only = tuple(sorted(set(client_ids))) if client_ids else None
     event = BillingPeriodClosed(**window_fields(period), trigger="replay", only_client_ids=only)
     outbox.add_event(session, event, event_id=event_id, occurred_at=now)
     store.record_emission(session, event_id, period.key, "replay", only, now)
-    return Emitted(event_id, period, "replay", newly_closed=False)
+    return Emitted(event_id, period, "replay", newly_closed=False, choice=choice)
 
 
 class Scheduler:

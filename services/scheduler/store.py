@@ -14,10 +14,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from shared.db import UtcTimestamp
+from shared.periods import BillingPeriod
 from shared.service import ServiceTables
 
 tables = ServiceTables("scheduler")
 
+# A period's window is recorded when it is first closed; every later close, replay and dry run uses it,
+# whatever POSTPAY_BILLING_TIMEZONE says by then.
 closed_periods = Table(
     "scheduler_closed_periods",
     tables.metadata,
@@ -26,6 +29,10 @@ closed_periods = Table(
     Column("event_id", Uuid, nullable=False),
     Column("trigger", String(10), nullable=False),
     Column("closed_at", UtcTimestamp, nullable=False),
+    Column("starts_at", UtcTimestamp, nullable=False),
+    Column("ends_at", UtcTimestamp, nullable=False),
+    Column("starts_in", String(64), nullable=True),
+    Column("ends_in", String(64), nullable=True),
 )
 
 # Every BillingPeriodClosed this service emitted (closes, repeated closes, replays): the audit trail.
@@ -70,12 +77,25 @@ def closed_keys(session: Session) -> set[str]:
     return set(session.execute(select(closed_periods.c.period)).scalars())
 
 
-def mark_closed(
-    session: Session, period: str, timezone: str, event_id: uuid.UUID, trigger: str, now: datetime
-) -> bool:
-    """Record the period as closed; False when it already was (by this or another scheduler)."""
+def recorded_period(session: Session, key: str) -> BillingPeriod | None:
+    """The period as it was first closed (zone and window), or None if it never was."""
+    row = session.execute(select(closed_periods).where(closed_periods.c.period == key)).first()
+    if row is None:
+        return None
+    period = BillingPeriod.parse(key, row.timezone).between(row.starts_in, row.ends_in)
+    if (period.starts_at, period.ends_at) != (row.starts_at, row.ends_at):
+        # The time zone database now places these local midnights elsewhere than when the month was
+        # closed: billing it again under either window would not be the same month.
+        raise ValueError(f"{key} was closed as [{row.starts_at.isoformat()}, {row.ends_at.isoformat()}) but its "
+                         f"zones now give [{period.starts_at.isoformat()}, {period.ends_at.isoformat()})")
+    return period
+
+
+def mark_closed(session: Session, period: BillingPeriod, event_id: uuid.UUID, trigger: str, now: datetime) -> bool:
+    """Record the period and its window as closed; False when it already was (by this or another scheduler)."""
     statement = _insert(session, closed_periods).values(
-        period=period, timezone=timezone, event_id=event_id, trigger=trigger, closed_at=now
+        period=period.key, timezone=period.timezone, event_id=event_id, trigger=trigger, closed_at=now,
+        starts_at=period.starts_at, ends_at=period.ends_at, starts_in=period.starts_in, ends_in=period.ends_in,
     ).on_conflict_do_nothing(index_elements=[closed_periods.c.period]).returning(closed_periods.c.period)
     return session.execute(statement).first() is not None
 

@@ -142,7 +142,7 @@ class InMemoryBus:
         self._busy -= 1
         if step.action == "retry":
             MESSAGES_RETRIED.labels(subscription.queue).inc()
-            headers = retry_headers(stored.headers, message.attempt)
+            headers = retry_headers(stored.headers, message.attempt, step.counted)
             retry = _Stored(stored.body, headers, stored.content_type, stored.message_id)
             heapq.heappush(self._delayed, _Delayed(time.monotonic() + step.delay, next(self._sequence), queue, retry))
         elif step.action == "park":

@@ -28,6 +28,7 @@ class Step:
     action: Literal["ack", "retry", "park"]
     delay: float = 0.0
     reason: str = ""
+    counted: bool = True  # a retry that uses up one of the message's attempts
 
 
 def next_step(outcome: Outcome, attempt: int, retry_delays: list[float]) -> Step:
@@ -36,6 +37,11 @@ def next_step(outcome: Outcome, attempt: int, retry_delays: list[float]) -> Step
         return Step("ack")
     if outcome.kind == "park":
         return Step("park", reason=outcome.reason)
+    if outcome.wait is not None and retry_delays:
+        # Waiting is not failing: the shortest retry queue that waits long enough (else the longest),
+        # and the attempt is not counted, so a long wait never exhausts the retries.
+        long_enough = [delay for delay in retry_delays if delay >= outcome.wait]
+        return Step("retry", delay=min(long_enough) if long_enough else max(retry_delays), counted=False)
     if attempt < len(retry_delays):
         return Step("retry", delay=retry_delays[attempt])
     return Step("park", reason="retries-exhausted")
@@ -45,8 +51,8 @@ def clean_headers(headers: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in headers.items() if key not in _BROKER_HEADERS}
 
 
-def retry_headers(headers: dict[str, Any], attempt: int) -> dict[str, Any]:
-    return {**clean_headers(headers), ATTEMPT_HEADER: attempt + 1}
+def retry_headers(headers: dict[str, Any], attempt: int, counted: bool = True) -> dict[str, Any]:
+    return {**clean_headers(headers), ATTEMPT_HEADER: attempt + (1 if counted else 0)}
 
 
 def parked_headers(headers: dict[str, Any], queue: str, outcome: Outcome, reason: str, attempt: int) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from shared.bus.messages import CONTENT_TYPE, MAX_ERROR_TEXT, ReceivedMessage
 from shared.bus.topology import Subscription
 from shared.db import Database
-from shared.errors import PermanentError
+from shared.errors import PermanentError, RetryLater
 from shared.events.base import Envelope, EnvelopeError, Event, deterministic_event_id, new_envelope, parse_envelope
 from shared.inbox import Inbox
 from shared.logging import get_logger
@@ -47,6 +47,7 @@ class Outcome:
     error: str = ""
     event_id: str | None = None
     event_type: str | None = None
+    wait: float | None = None  # a handler's RetryLater: retry after this long, not counted as a failure
 
     @property
     def acknowledges(self) -> bool:
@@ -287,6 +288,9 @@ class MessageProcessor:
             MESSAGES_FAILED.labels(handler).inc()
             log.error("handler rejected the event; parking it", error=str(exc))
             return Outcome("park", "rejected", _error_text(exc), **ids)
+        except RetryLater as exc:
+            log.info("handler waits; will retry", wait_seconds=round(exc.seconds, 3), reason=str(exc))
+            return Outcome("retry", "waiting", _error_text(exc), wait=exc.seconds, **ids)
         except Exception as exc:  # noqa: BLE001 - any other failure is retried by the bus
             return self._failed(handler, exc, attempt, ids)
         finally:

@@ -261,7 +261,7 @@ class RabbitConsumer:
         subscription = finished.subscription
         if step.action == "retry":
             target = self.bus.naming.retry_queue(subscription.queue, step.delay)
-            headers = retry_headers(finished.message.headers, attempt)
+            headers = retry_headers(finished.message.headers, attempt, step.counted)
             MESSAGES_RETRIED.labels(subscription.queue).inc()
         else:
             target = self.bus.naming.parking_lot(subscription.queue)

@@ -21,6 +21,10 @@ class PeriodWindow(Event, abstract=True):
     starts_at: UtcDateTime
     ends_at: UtcDateTime
     timezone: TimeZoneName
+    # Set only for the month after a change of billing time zone (see shared.periods): the zone whose
+    # local midnight the window starts or ends at instead of ``timezone``'s.
+    starts_in: TimeZoneName | None = None
+    ends_in: TimeZoneName | None = None
 
     @model_validator(mode="after")
     def _window_is_forward(self) -> PeriodWindow:
@@ -31,7 +35,7 @@ class PeriodWindow(Event, abstract=True):
     def billing_period(self) -> BillingPeriod:
         """The period, checked against the window carried with it: usage fetched for one window and
         invoiced as another month would bill the wrong hours. Raises ``ValueError`` on a mismatch."""
-        period = BillingPeriod.parse(self.period, self.timezone)
+        period = BillingPeriod.parse(self.period, self.timezone).between(self.starts_in, self.ends_in)
         if (period.starts_at, period.ends_at) != (self.starts_at, self.ends_at):
             raise ValueError(
                 f"the window [{self.starts_at}, {self.ends_at}) is not {self.period} in {self.timezone} "
@@ -42,7 +46,10 @@ class PeriodWindow(Event, abstract=True):
 
 def window_fields(period: BillingPeriod) -> dict[str, Any]:
     """The fields every period-scoped event carries, for ``period``."""
-    return {"period": period.key, "starts_at": period.starts_at, "ends_at": period.ends_at, "timezone": period.timezone}
+    fields = {"period": period.key, "starts_at": period.starts_at, "ends_at": period.ends_at,
+              "timezone": period.timezone}
+    shifts = {"starts_in": period.starts_in, "ends_in": period.ends_in}
+    return fields | {name: value for name, value in shifts.items() if value is not None}
 
 
 class BillingPeriodClosed(PeriodWindow):
@@ -112,6 +119,14 @@ class InvoiceCreated(Event):
 
 class NothingToBill(Event):
     """A customer had no billable usage in a period; no invoice was created."""
+
+    whmcs_client_id: ClientId
+    period: PeriodKey
+
+
+class InvoiceReleased(Event):
+    """An operator released a held invoice of a (client, period), or resumed its paused period: invoice
+    it as it was computed (the invoicer kept it). Written by ``postpay holds release|resume``."""
 
     whmcs_client_id: ClientId
     period: PeriodKey

@@ -4,11 +4,14 @@ wanted, and each currency rounds to its own minor unit."""
 
 from __future__ import annotations
 
+import io
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from rich.console import Console
 
+from postpay.ops.reports import render_status
 from shared.bus.memory import InMemoryBus
 from shared.clock import ManualClock
 from shared.db import Database
@@ -22,14 +25,17 @@ from tests.support.system import Upstreams
 PERIOD = "2026-10"
 NOW = datetime(2026, 11, 1, 0, 15, tzinfo=UTC)
 START = datetime(2026, 10, 1, tzinfo=UTC)
+QUIET = 120.0
 
 
 @pytest.mark.parametrize("then", ["server_error", "drop"])
 def test_an_invoice_whose_creation_outcome_was_lost_is_found_by_its_run_key_not_created_again(
     then: str, memory_bus: InMemoryBus, database: Database
 ) -> None:
+    clock = ManualClock(NOW)
+    settings = InvoicerSettings(token_prices=PRICES, whmcs_uncertain_quiet_seconds=QUIET)
     with Upstreams(now=NOW) as upstreams:
-        harness = BillingHarness(upstreams, memory_bus, database, clock=ManualClock(NOW)).start()
+        harness = BillingHarness(upstreams, memory_bus, database, clock=clock, invoicer=settings).start()
         try:
             plan = harness.add_plan("S", 7, 5000)
             customer = harness.add_customer("USD", [VmHistory("web", plan, [(START, None)])])
@@ -37,6 +43,11 @@ def test_an_invoice_whose_creation_outcome_was_lost_is_found_by_its_run_key_not_
             # WHMCS creates the invoice, then the answer is lost.
             upstreams.whmcs.fault(kind="commit_then_fail", route="CreateInvoice", count=1, then=then)
             harness.close(PERIOD)
+            # Nothing is looked up, let alone created, until the quiet time has passed.
+            wait_until(lambda: harness.ledger(PERIOD).get(customer.client_id, None) is not None
+                       and harness.ledger(PERIOD)[customer.client_id].status == "uncertain", what="uncertain")
+            assert harness.status(PERIOD).invoiced == 0
+            clock.advance(seconds=QUIET + 1)
             harness.wait_settled(PERIOD, 1)
         finally:
             harness.stop()
@@ -130,3 +141,31 @@ def test_each_currency_rounds_to_its_own_minor_unit(memory_bus: InMemoryBus, sql
     assert [item.amount for item in invoice.items] == [Decimal("1.00"), Decimal("3.00")]
     assert invoice.subtotal == Decimal("4.00")
     assert harness.ledger(PERIOD)[yen.client_id].currency == "JPY"
+
+
+def test_yen_is_billed_in_whole_yen_by_default_and_status_prints_it_so(
+    memory_bus: InMemoryBus, sqlite_database: Database
+) -> None:
+    # No POSTPAY_CURRENCY_MINOR_UNITS: the minor unit comes from ISO 4217 (JPY has none).
+    settings = InvoicerSettings(token_prices={**PRICES, "JPY": Decimal("0.15")})
+    with Upstreams(now=NOW) as upstreams:
+        upstreams.whmcs.state.currencies[4] = Currency(4, "JPY", "¥", " JPY")
+        harness = BillingHarness(upstreams, memory_bus, sqlite_database, clock=ManualClock(NOW), invoicer=settings).start()
+        try:
+            plan = harness.add_plan("S", 7, 5000)
+            yen = harness.add_customer("USD", [VmHistory("a", plan, [(START, START + timedelta(hours=10))])])
+            upstreams.whmcs.state.clients[yen.client_id].currency_id = 4
+            harness.enroll([yen])
+            harness.close(PERIOD)
+            harness.wait_settled(PERIOD, 1)
+        finally:
+            harness.stop()
+        (invoice,) = harness.invoices_of(yen.client_id)
+        # 70 tokens × 0.15 = 10.50 → 11 yen, not 10.50.
+        assert [item.amount for item in invoice.items] == [Decimal("11")]
+        status = harness.status(PERIOD)
+        assert status.invoiced_totals == {"JPY": Decimal("11")}
+        printed = io.StringIO()
+        render_status(Console(file=printed, width=200), status)
+        rows = [line.split() for line in printed.getvalue().splitlines()]
+        assert ["invoiced", "JPY", "11"] in rows, printed.getvalue()

@@ -28,6 +28,7 @@ from shared.upstream.http import RetryPolicy, Timeouts
 from shared.upstream.whmcs import WhmcsClient
 from shared.upstream.whmcs_models import InvoiceLine
 from simulators.whmcs.testing import RunningWhmcs
+from tests.support.bus_helpers import wait_until
 
 NOW = datetime(2026, 2, 10, 12, 0, tzinfo=UTC)
 FAST_RETRY = RetryPolicy(max_attempts=3, deadline_seconds=5, initial_backoff=0.01, max_backoff=0.02, max_retry_after=5)
@@ -301,6 +302,22 @@ def test_create_invoice_under_commit_then_fail_is_found_by_its_marker(
         create_invoice(client, customer.id, "run=2026-01")
     found = client.find_invoice_by_marker(customer.id, "run=2026-01")
     assert found is not None and found.total == Decimal("7.30")
+    assert [i.id for i in whmcs.state.invoices_of(customer.id)] == [found.id]
+    assert whmcs.calls["CreateInvoice"] == 1
+
+
+def test_a_create_invoice_that_finishes_after_the_client_timed_out_appears_only_later(
+    whmcs: RunningWhmcs, client: WhmcsClient
+) -> None:
+    customer = signup(client)
+    whmcs.fault(kind="late_commit", route="CreateInvoice", count=1, hang_seconds=1.5)
+    with make_client(whmcs, timeouts=Timeouts(connect=1.0, read=0.3), retry=RetryPolicy.no_retries()) as impatient:
+        with pytest.raises(UpstreamOutcomeUnknown):
+            create_invoice(impatient, customer.id, "run=2026-02")
+    # A look-up right after the timeout finds nothing: WHMCS is still working on it.
+    assert client.find_invoice_by_marker(customer.id, "run=2026-02") is None
+    found = wait_until(lambda: client.find_invoice_by_marker(customer.id, "run=2026-02"), timeout=10,
+                       what="the late invoice")
     assert [i.id for i in whmcs.state.invoices_of(customer.id)] == [found.id]
     assert whmcs.calls["CreateInvoice"] == 1
 

@@ -35,6 +35,7 @@ from shared.events.base import new_envelope
 from shared.events.enrollment import UserProvisioned
 from shared.periods import BillingPeriod
 from shared.runtime import Runtime
+from shared.upstream.http import Timeouts
 from simulators.solusvm.seeding import seed as seed_solusvm
 from simulators.whmcs.state import Client as WhmcsClientRecord
 from simulators.whmcs.state import Invoice
@@ -45,6 +46,7 @@ from services.invoicer import store as invoicer_store
 from services.invoicer.settings import InvoicerSettings
 from services.scheduler.closing import Emitted, close_period, replay_period
 from services.scheduler.settings import SchedulerSettings
+from services.scheduler.windows import choose_period
 from services.usage_collector import store as collector_store
 from services.usage_collector.settings import UsageCollectorSettings
 
@@ -101,6 +103,7 @@ class BillingHarness:
         invoicer: InvoicerSettings | None = None,
         scheduler: SchedulerSettings | None = None,
         chunk_size: int = 7,
+        timeouts: Timeouts | None = None,
     ) -> None:
         self.upstreams = upstreams
         self.bus = bus
@@ -110,7 +113,7 @@ class BillingHarness:
         self.scheduler_settings = scheduler or SchedulerSettings()
         overrides = [self.invoicer_settings, self.scheduler_settings,
                      UsageCollectorSettings(usage_fanout_chunk_size=chunk_size)]
-        deps = upstreams.dependencies(clock=clock, overrides=overrides)
+        deps = upstreams.dependencies(clock=clock, overrides=overrides, timeouts=timeouts)
         deps.db = db
         services = {name: service_builder(name)(deps) for name in BILLING_SERVICES}
         self.context = BillingContext(db=db, bus=bus, deps=deps, services=services)
@@ -138,7 +141,9 @@ class BillingHarness:
         return self.scheduler_settings.billing_timezone
 
     def period(self, key: str) -> BillingPeriod:
-        return BillingPeriod.parse(key, self.timezone)
+        """The month's window: the one recorded when it was closed, else what a close would record now."""
+        with self.db.transaction() as session:
+            return choose_period(session, key, self.timezone).period
 
     # -- seeding -----------------------------------------------------------------------------
     def add_plan(self, name: str, tokens_per_hour: int, tokens_per_month: int) -> Plan:
@@ -209,9 +214,11 @@ class BillingHarness:
             return set(session.execute(select(collector_store.customers.c.whmcs_client_id)).scalars())
 
     # -- operating ---------------------------------------------------------------------------
-    def close(self, key: str, *, trigger: str = "manual") -> Emitted:
+    def close(self, key: str, *, trigger: str = "manual", timezone: str | None = None) -> Emitted:
+        """Close ``key`` as the scheduler would with ``POSTPAY_BILLING_TIMEZONE`` = ``timezone``."""
+        requested = BillingPeriod.parse(key, timezone or self.timezone)
         with self.db.transaction() as session:
-            emitted = close_period(session, self.context.services["scheduler"].outbox, self.period(key),
+            emitted = close_period(session, self.context.services["scheduler"].outbox, requested,
                                    trigger=trigger, now=self.clock())  # type: ignore[arg-type]
         assert emitted is not None
         self.runtime.relay.wake()

@@ -52,6 +52,8 @@ def main() -> None:
     parser.add_argument("--whmcs-secret", required=True)
     parser.add_argument("--token-prices", required=True, help="JSON object of currency code to price.")
     parser.add_argument("--pause-after-create", type=Path, default=None)
+    parser.add_argument("--uncertain-quiet-seconds", type=float, default=1.0,
+                        help="POSTPAY_WHMCS_UNCERTAIN_QUIET_SECONDS: how long an attempt that died is waited for.")
     args = parser.parse_args()
     configure_logging("INFO")
 
@@ -63,7 +65,7 @@ def main() -> None:
         whmcs = WhmcsClient(*client_args, retry=retry)
     prices = {code: Decimal(price) for code, price in json.loads(args.token_prices).items()}
     deps = Dependencies(whmcs=whmcs, solusvm=None, mailer=None, overrides={
-        InvoicerSettings: InvoicerSettings(token_prices=prices),
+        InvoicerSettings: InvoicerSettings(token_prices=prices, whmcs_uncertain_quiet_seconds=args.uncertain_quiet_seconds),
     })
     db = Database(args.database, schema=args.schema)
     deps.db = db

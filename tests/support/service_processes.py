@@ -72,6 +72,8 @@ class ProcessEnvironment:
             "POSTPAY_UPSTREAM_READ_TIMEOUT": "1",
             "POSTPAY_UPSTREAM_MAX_ATTEMPTS": "4",
             "POSTPAY_UPSTREAM_DEADLINE": "8",
+            # Longer than the simulator ever works on a request (its slowest fault hangs 2 s).
+            "POSTPAY_WHMCS_UNCERTAIN_QUIET_SECONDS": "3",
             "POSTPAY_TOKEN_PRICES": json.dumps({code: str(price) for code, price in self.token_prices.items()}),
             **self.extra,
         }

@@ -31,6 +31,14 @@ def test_success_and_duplicates_are_acknowledged_and_poison_is_parked_at_once() 
     assert (step.action, step.reason) == ("park", "undecodable")
 
 
+@pytest.mark.parametrize(("wait", "delay"), [(0.5, 1.0), (1.0, 1.0), (42.0, 60.0), (599.0, 600.0), (3600.0, 600.0)])
+def test_a_handler_that_waits_is_retried_after_the_wait_without_using_up_an_attempt(wait: float, delay: float) -> None:
+    # Even on its last attempt: waiting is not failing, so it never exhausts the retries.
+    step = next_step(Outcome("retry", "waiting", "not yet", wait=wait), len(DELAYS), DELAYS)
+    assert (step.action, step.delay, step.counted) == ("retry", delay, False)
+    assert retry_headers({ATTEMPT_HEADER: 2}, 2, step.counted)[ATTEMPT_HEADER] == 2
+
+
 def test_retry_headers_count_attempts_and_drop_broker_bookkeeping() -> None:
     headers = retry_headers({"x-death": [{}], "x-delivery-count": 3, "traceparent": "abc"}, attempt=1)
     assert headers == {"traceparent": "abc", ATTEMPT_HEADER: 2}

@@ -99,3 +99,31 @@ def test_an_event_window_that_is_not_its_calendar_month_is_caught() -> None:
     shifted = BillingPeriodClosed(**{**window_fields(BillingPeriod.parse("2026-10")), "timezone": "Europe/Berlin"})
     with pytest.raises(ValueError, match="is not 2026-10 in Europe/Berlin"):
         shifted.billing_period()
+
+
+def test_the_month_after_a_zone_change_starts_where_the_month_before_ended() -> None:
+    october_utc = BillingPeriod.parse("2026-10", "UTC")
+    november = BillingPeriod.parse("2026-11", "Europe/Berlin").between("UTC", None)
+    assert november.starts_at == october_utc.ends_at == utc(2026, 11, 1)
+    assert november.ends_at == BillingPeriod.parse("2026-12", "Europe/Berlin").starts_at == utc(2026, 11, 30, 23)
+    assert (november.hours, october_utc.hours) == (719, 744)
+    assert november.shifted and not october_utc.shifted
+    # Back from Berlin to UTC: November starts at Berlin's midnight, an hour before UTC's.
+    back = BillingPeriod.parse("2026-11", "UTC").between("Europe/Berlin", None)
+    assert back.starts_at == BillingPeriod.parse("2026-10", "Europe/Berlin").ends_at == utc(2026, 10, 31, 23)
+    assert back.hours == 721
+    # Naming the period's own zone is no shift.
+    assert BillingPeriod.parse("2026-11", "UTC").between("UTC", "UTC") == BillingPeriod.parse("2026-11")
+
+
+def test_a_shifted_window_travels_in_events_and_is_checked_exactly() -> None:
+    november = BillingPeriod.parse("2026-11", "Europe/Berlin").between("UTC", None)
+    event = BillingPeriodClosed(**window_fields(november))
+    assert (event.starts_in, event.ends_in) == ("UTC", None)
+    assert event.billing_period() == november
+    # An ordinary month carries no shift on the wire.
+    assert "starts_in" not in window_fields(BillingPeriod.parse("2026-11"))
+    # A shift that does not produce the window carried is refused.
+    lying = BillingPeriodClosed(**{**window_fields(november), "starts_in": "Asia/Tokyo"})
+    with pytest.raises(ValueError, match="is not 2026-11 in Europe/Berlin"):
+        lying.billing_period()

@@ -1,7 +1,7 @@
 """Invoicer: the provenance of every invoice line (usage figures, price, rounding)
 
 Revision ID: 9d4e2b7c1a58
-Revises: 514253072d9e
+Revises: 9d4f1a2b6c83
 Create Date: 2026-12-10 10:00:00
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import shared.db
 
 revision = "9d4e2b7c1a58"
-down_revision = "514253072d9e"
+down_revision = "9d4f1a2b6c83"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,234 @@
+"""Invoices held for an operator, periods paused, and every decision about them.
+
+A **hold** keeps the invoice exactly as it was computed (currency, lines, total) with the reasons it
+broke a check, so ``postpay holds release`` invoices what was computed and nothing else. A **paused**
+invoice passed every check but belongs to a period paused because too many of its customers were held;
+it is kept the same way until an operator resumes the period. Every change is written to the audit
+table with who made it and why.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import BigInteger, Column, Index, Integer, String, Table, Text, func, select, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from shared.db import Amount, UtcTimestamp
+from shared.periods import BillingPeriod
+from shared.upstream.whmcs_models import InvoiceLine
+
+from services.invoicer.store import tables
+
+HELD = "held"
+PAUSED = "paused"
+RELEASED = "released"
+REJECTED = "rejected"
+SUPERSEDED = "superseded"  # a later computation (a replay) replaced it before anyone decided
+WAITING = (HELD, PAUSED)
+
+holds = Table(
+    "invoicer_holds",
+    tables.metadata,
+    Column("whmcs_client_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("period", String(7), primary_key=True),
+    Column("status", String(16), nullable=False),
+    Column("reasons", Text, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("total", Amount, nullable=False),
+    Column("lines", Text, nullable=False),
+    # The period's zone and window, so a release writes the same notes and dates as the computation.
+    Column("timezone", String(64), nullable=False),
+    Column("starts_in", String(64), nullable=True),
+    Column("ends_in", String(64), nullable=True),
+    Column("created_at", UtcTimestamp, nullable=False),
+    Column("updated_at", UtcTimestamp, nullable=False),
+    Column("decided_by", String(200), nullable=True),
+    Column("decision_reason", Text, nullable=True),
+    Column("decided_at", UtcTimestamp, nullable=True),
+    Index("invoicer_holds_period_status", "period", "status"),
+)
+
+pauses = Table(
+    "invoicer_period_pauses",
+    tables.metadata,
+    Column("period", String(7), primary_key=True),
+    Column("paused_at", UtcTimestamp, nullable=False),
+    Column("held", Integer, nullable=False),
+    Column("seen", Integer, nullable=False),
+    Column("resumed_at", UtcTimestamp, nullable=True),
+    Column("resumed_by", String(200), nullable=True),
+    Column("resume_reason", Text, nullable=True),
+)
+
+audit = Table(
+    "invoicer_hold_audit",
+    tables.metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("period", String(7), nullable=False, index=True),
+    Column("whmcs_client_id", BigInteger, nullable=True),
+    Column("action", String(20), nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("at", UtcTimestamp, nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class Reason:
+    code: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Hold:
+    whmcs_client_id: int
+    period: str
+    status: str
+    reasons: tuple[Reason, ...]
+    currency: str
+    total: Decimal
+    lines: tuple[InvoiceLine, ...]
+    billing_period: BillingPeriod
+    created_at: datetime
+    decided_by: str | None
+    decision_reason: str | None
+    decided_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Pause:
+    period: str
+    paused_at: datetime
+    held: int
+    seen: int
+    resumed_at: datetime | None
+    resumed_by: str | None
+    resume_reason: str | None
+
+    @property
+    def active(self) -> bool:
+        return self.resumed_at is None
+
+
+def _insert(session: Session, table: Table) -> Any:
+    dialect = session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
+def _hold(row: Any) -> Hold:
+    return Hold(
+        whmcs_client_id=row.whmcs_client_id, period=row.period, status=row.status,
+        reasons=tuple(Reason(r["code"], r["text"]) for r in json.loads(row.reasons)),
+        currency=row.currency, total=row.total,
+        lines=tuple(InvoiceLine(line["description"], Decimal(line["amount"]), line["taxed"])
+                    for line in json.loads(row.lines)),
+        billing_period=BillingPeriod.parse(row.period, row.timezone).between(row.starts_in, row.ends_in),
+        created_at=row.created_at, decided_by=row.decided_by, decision_reason=row.decision_reason,
+        decided_at=row.decided_at,
+    )
+
+
+def keep(session: Session, client_id: int, period: BillingPeriod, status: str, *, reasons: Sequence[Reason],
+         currency: str, lines: Sequence[InvoiceLine], now: datetime) -> None:
+    """Keep the computed invoice as held or paused (replacing an earlier computation nobody decided on)."""
+    values = {
+        "timezone": period.timezone, "starts_in": period.starts_in, "ends_in": period.ends_in,
+        "status": status,
+        "reasons": json.dumps([{"code": r.code, "text": r.text} for r in reasons]),
+        "currency": currency,
+        "total": sum((line.amount for line in lines), Decimal(0)),
+        "lines": json.dumps([{"description": line.description, "amount": format(line.amount, "f"),
+                              "taxed": line.taxed} for line in lines]),
+        "updated_at": now,
+        "decided_by": None, "decision_reason": None, "decided_at": None,
+    }
+    statement = _insert(session, holds).values(whmcs_client_id=client_id, period=period.key, created_at=now, **values)
+    session.execute(statement.on_conflict_do_update(index_elements=[holds.c.whmcs_client_id, holds.c.period],
+                                                    set_=values))
+
+
+def get(session: Session, client_id: int, period: str, *, lock: bool = False) -> Hold | None:
+    query = select(holds).where(holds.c.whmcs_client_id == client_id, holds.c.period == period)
+    row = session.execute(query.with_for_update() if lock else query).first()
+    return _hold(row) if row is not None else None
+
+
+def listing(session: Session, *, period: str | None = None, statuses: Sequence[str] = WAITING,
+            after: tuple[str, int] | None = None, limit: int = 500) -> list[Hold]:
+    """Holds in (period, client) order, ``limit`` at a time after ``after``."""
+    query = select(holds).where(holds.c.status.in_(statuses))
+    if period is not None:
+        query = query.where(holds.c.period == period)
+    if after is not None:
+        query = query.where((holds.c.period > after[0])
+                            | ((holds.c.period == after[0]) & (holds.c.whmcs_client_id > after[1])))
+    query = query.order_by(holds.c.period, holds.c.whmcs_client_id).limit(limit)
+    return [_hold(row) for row in session.execute(query)]
+
+
+def decide(session: Session, client_id: int, period: str, status: str, *, actor: str, reason: str,
+           now: datetime, only_from: Sequence[str] = WAITING) -> bool:
+    """An operator's decision (released, rejected) or a replay's supersession; False if not waiting."""
+    result = session.execute(
+        holds.update().where(holds.c.whmcs_client_id == client_id, holds.c.period == period,
+                             holds.c.status.in_(only_from))
+        .values(status=status, decided_by=actor, decision_reason=reason, decided_at=now, updated_at=now)
+    )
+    return bool(result.rowcount)
+
+
+def count_by_status(session: Session, period: str) -> dict[str, int]:
+    query = select(holds.c.status, func.count()).where(holds.c.period == period).group_by(holds.c.status)
+    return {status: int(count) for status, count in session.execute(query)}
+
+
+def record(session: Session, period: str, client_id: int | None, action: str, actor: str, reason: str,
+           now: datetime) -> None:
+    """One audit line: who did what to which hold (or period), when, and why."""
+    session.execute(audit.insert().values(period=period, whmcs_client_id=client_id, action=action, actor=actor,
+                                          reason=reason, at=now))
+
+
+def history(session: Session, period: str, client_id: int | None = None) -> list[Any]:
+    query = select(audit).where(audit.c.period == period)
+    if client_id is not None:
+        query = query.where((audit.c.whmcs_client_id == client_id) | audit.c.whmcs_client_id.is_(None))
+    return list(session.execute(query.order_by(audit.c.id)))
+
+
+def pause(session: Session, period: str, *, held: int, seen: int, now: datetime) -> bool:
+    """Pause the period unless it was paused before (a period an operator resumed stays resumed)."""
+    statement = _insert(session, pauses).values(period=period, paused_at=now, held=held, seen=seen)
+    statement = statement.on_conflict_do_nothing(index_elements=[pauses.c.period]).returning(pauses.c.period)
+    return session.execute(statement).first() is not None
+
+
+def pause_of(session: Session, period: str, *, lock: bool = False) -> Pause | None:
+    query = select(pauses).where(pauses.c.period == period)
+    row = session.execute(query.with_for_update() if lock else query).first()
+    return Pause(**{name: getattr(row, name) for name in Pause.__dataclass_fields__}) if row is not None else None
+
+
+def resume(session: Session, period: str, *, actor: str, reason: str, now: datetime) -> bool:
+    result = session.execute(pauses.update().where(pauses.c.period == period, pauses.c.resumed_at.is_(None))
+                             .values(resumed_at=now, resumed_by=actor, resume_reason=reason))
+    return bool(result.rowcount)
+
+
+def active_pauses(session: Session) -> list[Pause]:
+    rows = session.execute(select(pauses).where(pauses.c.resumed_at.is_(None)).order_by(pauses.c.period))
+    return [Pause(**{name: getattr(row, name) for name in Pause.__dataclass_fields__}) for row in rows]
+
+
+def serialize_period(session: Session, period: str) -> None:
+    """Wait for other transactions counting this period's holds (until this one ends). SQLite has one
+    writer at a time already; PostgreSQL takes a transaction-scoped advisory lock on the period."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"invoicer-holds:{period}"})
