@@ -8,8 +8,10 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode
 
+from shared.mail import MailSettings
 from shared.prices import TokenPrices, token_prices_field
-from shared.settings import SETTINGS_CONFIG
+from shared.secrets import fernet_key_problem, placeholder_problem, secret_problem
+from shared.settings import SETTINGS_CONFIG, UpstreamSettings
 
 # Demo values so an unconfigured install starts; every production install must set its own.
 DEMO_SECRET_KEY = "demo-signup-secret-key-change-me"
@@ -118,9 +120,28 @@ class SignupSettings(BaseSettings):
         host = urlsplit(self.public_url).hostname or ""
         return host in ("localhost", "testserver") or host.startswith("127.") or host == "::1"
 
-    def uses_demo_secrets(self) -> bool:
-        return (
-            self.secret_key.get_secret_value() == DEMO_SECRET_KEY
-            or any(key.get_secret_value() == DEMO_PASSWORD_KEY for key in self.password_keys)
-            or self.panel_shared_secret.get_secret_value() == DEMO_PANEL_SECRET
-        )
+    def weak_secrets(self, upstream: UpstreamSettings, mail: MailSettings) -> list[str]:
+        """Every secret setting that protects nothing, as "VARIABLE problem" (the value is never shown).
+
+        The secrets postpay signs with, and the upstream API secrets (random strings their systems
+        generate), must be long and random; the rest (a WHMCS API identifier or access key, an SMTP
+        password: formats other systems choose) must at least be set and not an example's placeholder.
+        """
+        demo = frozenset({DEMO_SECRET_KEY, DEMO_PASSWORD_KEY, DEMO_PANEL_SECRET})
+        found: list[tuple[str, str | None]] = [
+            ("POSTPAY_SECRET_KEY", secret_problem(self.secret_key.get_secret_value(), demo_values=demo)),
+            ("POSTPAY_PANEL_SHARED_SECRET", secret_problem(self.panel_shared_secret.get_secret_value(), demo_values=demo)),
+            ("POSTPAY_WHMCS_SECRET", secret_problem(upstream.whmcs_secret.get_secret_value())),
+            ("POSTPAY_SOLUSVM_API_TOKEN", secret_problem(upstream.solusvm_api_token.get_secret_value())),
+            ("POSTPAY_WHMCS_IDENTIFIER", placeholder_problem(upstream.whmcs_identifier.get_secret_value())),
+        ]
+        if not self.password_keys:
+            found.append(("POSTPAY_PASSWORD_KEYS", "is empty"))
+        for number, key in enumerate(self.password_keys, start=1):
+            problem = fernet_key_problem(key.get_secret_value(), demo_values=demo)
+            found.append((f"POSTPAY_PASSWORD_KEYS (key {number})" if len(self.password_keys) > 1 else "POSTPAY_PASSWORD_KEYS",
+                          problem))  # fmt: skip
+        for variable, optional in (("POSTPAY_WHMCS_ACCESSKEY", upstream.whmcs_accesskey), ("POSTPAY_SMTP_PASSWORD", mail.smtp_password)):
+            if optional is not None:
+                found.append((variable, placeholder_problem(optional.get_secret_value())))
+        return [f"{variable} {problem}" for variable, problem in found if problem]
