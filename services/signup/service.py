@@ -72,8 +72,7 @@ def build(deps: Dependencies) -> ServiceDefinition:
 
     background = []
     if settings.signup_port:
-        background.append(serve(web_app, host=settings.signup_host, port=settings.signup_port,
-                                forwarded_allow_ips=settings.forwarded_allow_ips))  # fmt: skip
+        background.append(serve(web_app, host=settings.signup_host, port=settings.signup_port))
     return ServiceDefinition(
         name=NAME,
         tables=tables,

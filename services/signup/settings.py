@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Annotated
 from urllib.parse import urlsplit
 
@@ -39,7 +40,9 @@ class SignupSettings(BaseSettings):
     )
     forwarded_allow_ips: str = Field(
         default="127.0.0.1",
-        description="Proxies whose X-Forwarded-For is trusted for the client IP (comma-separated, '*' for any).",
+        description="Reverse proxies whose X-Forwarded-For is believed, comma-separated IP addresses or networks "
+        "(e.g. the ingress controller's pod network); the client is the right-most address that is not one of "
+        "them. Never '*': anyone could then claim any address. Empty: no header is believed.",
     )
     brand_name: str = Field(default="postpay", max_length=100, description="Provider name shown on pages and emails.")
     token_prices: TokenPrices = token_prices_field()
@@ -105,6 +108,27 @@ class SignupSettings(BaseSettings):
     @classmethod
     def _split_password_keys(cls, value: object) -> object:
         return split_keys(value)
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _explicit_proxies_only(cls, value: str) -> str:
+        for part in (part.strip() for part in value.split(",")):
+            if not part:
+                continue
+            if part == "*":
+                raise ValueError("'*' would believe any client's X-Forwarded-For; list the proxies' addresses or networks")
+            try:
+                network = ipaddress.ip_network(part, strict=False)
+            except ValueError:
+                raise ValueError(f"{part!r} is not an IP address or network") from None
+            if network.prefixlen == 0:
+                raise ValueError(f"{part} trusts every address, as '*' would; list the proxies' own network")
+        return value
+
+    @property
+    def trusted_proxies(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        parts = (part.strip() for part in self.forwarded_allow_ips.split(","))
+        return tuple(ipaddress.ip_network(part, strict=False) for part in parts if part)
 
     @field_validator("public_url")
     @classmethod

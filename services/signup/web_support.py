@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,8 @@ CSRF_COOKIE = "postpay_csrf"
 CSRF_FIELD = "csrf_token"
 MAX_FIELD_LENGTH = 4096
 
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
 templates = Jinja2Templates(directory=str(Path(__file__).resolve().parent / "templates"))
 
 
@@ -48,9 +51,35 @@ def web_of(request: Request) -> Web:
     return request.app.state.web  # type: ignore[no-any-return]
 
 
+def _address(text: str | None) -> IPAddress | None:
+    if not text:
+        return None
+    try:
+        address = ipaddress.ip_address(text.strip())
+    except ValueError:
+        return None
+    mapped = getattr(address, "ipv4_mapped", None)
+    return mapped or address
+
+
 def client_ip(request: Request) -> str | None:
-    host = request.client.host if request.client else None
-    return host[:45] if host else None
+    """The client's IP address: the peer, or behind trusted proxies the right-most X-Forwarded-For hop
+    that is not one of them. Always a valid address (or None): a hop that is not an IP address was not
+    written by a proxy we trust, so nothing left of it is believed and the nearest proxy stands in."""
+    peer = _address(request.client.host if request.client else None)
+    if peer is None:
+        return None
+    trusted = web_of(request).settings.trusted_proxies
+    if not any(peer in network for network in trusted):
+        return str(peer)
+    hops = [hop for header in request.headers.getlist("x-forwarded-for") for hop in header.split(",")]
+    for hop in reversed(hops):
+        address = _address(hop)
+        if address is None:
+            break
+        if not any(address in network for network in trusted):
+            return str(address)
+    return str(peer)
 
 
 def user_agent(request: Request) -> str | None:

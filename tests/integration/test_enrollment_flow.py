@@ -15,7 +15,7 @@ from services.signup import store
 from shared.db import Database
 from tests.support.bus_helpers import wait_until
 from tests.support.enrollment import clean_upstreams, upstreams  # noqa: F401 - fixtures used by name
-from tests.support.enrollment import STRONG_PASSWORD, Enrollment, is_welcome, link_in, unique_email
+from tests.support.enrollment import STRONG_PASSWORD, TEST_CLIENT_IP, Enrollment, is_welcome, link_in, unique_email
 from tests.support.system import Upstreams
 
 
@@ -57,7 +57,7 @@ def test_registration_to_sso_login(enrollment: Enrollment, upstreams: Upstreams)
         ("postpay_terms", "2026-11", "https://example.com/postpay-terms"),
         ("terms_of_service", "2026-10", "https://example.com/terms-of-service"),
     ]
-    assert all(c.ip_address == "testclient" and c.user_agent and c.whmcs_client_id == client.id for c in consents)
+    assert all(c.ip_address == TEST_CLIENT_IP and c.user_agent and c.whmcs_client_id == client.id for c in consents)
     upstreams.smtp.wait_for(to=email, matching=is_welcome)
 
     redirect = enrollment.log_in_to_solusvm(enrolled)
