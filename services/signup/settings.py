@@ -96,6 +96,10 @@ class SignupSettings(BaseSettings):
         default=60, ge=5, le=60, description="Lifetime of a 'Log in to SolusVM 2' link, seconds (at most 60)."
     )
     session_days: float = Field(default=7.0, gt=0, le=90, description="Lifetime of the signup session cookie, days.")
+    max_request_bytes: int = Field(
+        default=65_536, ge=4096, le=1_048_576,
+        description="Largest request body the signup web reads, bytes; a larger one is answered 413 unread.",
+    )
     rate_limit_window_seconds: int = Field(
         default=3600, ge=1, description="Window of the registration and resend rate limits, seconds."
     )

@@ -75,7 +75,7 @@ class FieldProblem(BaseModel):
 class Problem(BaseModel):
     """Every error answer: a stable ``code``, a sentence for people, and per-field problems if any."""
 
-    code: Literal["invalid", "already_enrolled", "rate_limited", "not_found", "unauthorized"]
+    code: Literal["invalid", "already_enrolled", "rate_limited", "not_found", "unauthorized", "too_large"]
     message: str
     errors: list[FieldProblem] = Field(default_factory=list)
     login_url: str | None = None

@@ -15,6 +15,7 @@ from fastapi.templating import Jinja2Templates
 from services.signup.journey import SignupJourney
 from services.signup.settings import SignupSettings
 from services.signup.sso import SingleSignOn
+from services.signup.validation import PASSWORD_RULES
 from services.signup.tokens import (
     BadToken,
     ExpiredToken,
@@ -35,6 +36,7 @@ MAX_FIELD_LENGTH = 4096
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 templates = Jinja2Templates(directory=str(Path(__file__).resolve().parent / "templates"))
+templates.env.globals["password_rules"] = PASSWORD_RULES  # every rule, shown before the first try
 
 
 @dataclass
@@ -145,9 +147,7 @@ def page(request: Request, template: str, status_code: int = 200, **context: Any
     )
     if getattr(request.state, "new_csrf_secret", None) == secret:
         response.set_cookie(CSRF_COOKIE, secret, httponly=True, secure=web.settings.secure_cookies, samesite="lax")
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["X-Frame-Options"] = "DENY"
-    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Cache-Control"] = "no-store"  # the security headers come from web_guard, on every answer
     return response
 
 
