@@ -8,6 +8,8 @@
                      IP address and user agent. Rows are only ever added.
 ``signup_rate_limits``  fixed-window counters shared by every signup replica (keys are hashes, so no
                      email or IP address is kept there).
+``signup_panel_nonces``  the nonces of the WHMCS hook's signed requests seen within the freshness
+                     window (hashed): a request sent again is refused by every replica.
 """
 
 from __future__ import annotations
@@ -114,6 +116,15 @@ rate_limits = Table(
     Column("hits", Integer, nullable=False),
     Column("expires_at", UtcTimestamp, nullable=False),
     Index("signup_rate_limits_expiry", "expires_at"),
+)
+
+
+panel_nonces = Table(
+    "signup_panel_nonces",
+    metadata,
+    Column("nonce_hash", String(64), primary_key=True),
+    Column("expires_at", UtcTimestamp, nullable=False),
+    Index("signup_panel_nonces_expiry", "expires_at"),
 )
 
 
@@ -306,3 +317,18 @@ def count_hit(session: Session, bucket: str, now: datetime, window_seconds: int)
         # A new window began somewhere: a good moment to forget the finished ones.
         session.execute(delete(rate_limits).where(rate_limits.c.expires_at < now))
     return hits
+
+
+# Panel request nonces --------------------------------------------------------------------------------
+
+
+def remember_nonce(session: Session, nonce: str, now: datetime, window_seconds: int) -> bool:
+    """Record a signed request's nonce: True the first time, False for a replay (on any replica)."""
+    key = hashlib.sha256(nonce.encode("ascii")).hexdigest()
+    session.execute(delete(panel_nonces).where(panel_nonces.c.expires_at < now))
+    dialect = session.get_bind().dialect.name
+    insert: Any = postgresql.insert(panel_nonces) if dialect == "postgresql" else sqlite.insert(panel_nonces)
+    # A timestamp may be up to the window old or early, so a nonce is worth remembering twice as long.
+    statement = insert.values(nonce_hash=key, expires_at=now + timedelta(seconds=2 * window_seconds))
+    inserted = session.execute(statement.on_conflict_do_nothing(index_elements=["nonce_hash"]).returning(panel_nonces.c.nonce_hash))
+    return inserted.first() is not None

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from services.signup.accounts import AccountView, account_of
 from services.signup.journey import AlreadyEnrolled, RateLimited, Registered
 from services.signup.panel_auth import PanelAuthError, PanelPurpose, check_panel_request
-from services.signup.store import Signup, Stage
+from services.signup.store import Signup, Stage, remember_nonce
 from services.signup.validation import (
     COMPANY_MAX,
     EMAIL_MAX,
@@ -30,8 +30,10 @@ from services.signup.validation import (
     validate_registration,
 )
 from services.signup.web_support import client_ip, templates, web_of
+from shared.logging import get_logger
 
 router = APIRouter(prefix="/api/v1")
+log = get_logger("postpay.signup.api")
 
 SignupStatus = Literal["setting_up", "awaiting_verification", "awaiting_terms", "provisioning", "enrolled"]
 STATUS_OF_STAGE: dict[Stage, SignupStatus] = {
@@ -184,21 +186,32 @@ def resend_verification(request: Request, signup_id: SignupId) -> Response:
 
 ClientId = Annotated[int, Path(gt=0, lt=2**31, description="WHMCS client id.")]
 TimestampHeader = Annotated[str | None, Header(alias="X-Postpay-Timestamp", description="Unix seconds.")]
+NonceHeader = Annotated[str | None, Header(alias="X-Postpay-Nonce", description="16-128 random [A-Za-z0-9_-], new per request.")]
 SignatureHeader = Annotated[
-    str | None, Header(alias="X-Postpay-Signature", description="hex HMAC-SHA256 of '<timestamp>.<client id>.<purpose>'.")
+    str | None,
+    Header(alias="X-Postpay-Signature", description="hex HMAC-SHA256 of '<timestamp>.<nonce>.<client id>.<purpose>'."),
 ]
-PANEL_ERRORS = {401: {"model": Problem, "description": "Not signed by the WHMCS hook, or not fresh."}}
+PANEL_ERRORS = {401: {"model": Problem, "description": "Not signed by the WHMCS hook, not fresh, or sent before."}}
 
 
-def _authenticate(request: Request, client_id: int, purpose: PanelPurpose, timestamp: str | None, signature: str | None) -> JSONResponse | None:
+def _authenticate(request: Request, client_id: int, purpose: PanelPurpose, timestamp: str | None, nonce: str | None,
+                  signature: str | None) -> JSONResponse | None:  # fmt: skip
     web = web_of(request)
+    now = web.journey.now()
+    window = web.settings.panel_max_skew_seconds
     try:
         check_panel_request(
-            web.settings.panel_shared_secret.get_secret_value(), timestamp=timestamp, signature=signature,
-            client_id=client_id, purpose=purpose, now=web.journey.now(), max_skew_seconds=web.settings.panel_max_skew_seconds,
+            web.settings.panel_shared_secret.get_secret_value(), timestamp=timestamp, nonce=nonce, signature=signature,
+            client_id=client_id, purpose=purpose, now=now, max_skew_seconds=window,
         )  # fmt: skip
     except PanelAuthError as refused:
         return problem(401, "unauthorized", f"Refused: {refused.reason}.")
+    assert nonce is not None  # checked above
+    with web.journey.db.transaction() as session:
+        first_time = remember_nonce(session, nonce, now, window)
+    if not first_time:
+        log.warning("a signed panel request was replayed", client_id=client_id, purpose=purpose)
+        return problem(401, "unauthorized", "Refused: replayed request (its nonce was used already).")
     return None
 
 
@@ -207,9 +220,10 @@ def _authenticate(request: Request, client_id: int, purpose: PanelPurpose, times
     responses={**PANEL_ERRORS, 200: {"content": {"text/html": {"schema": {"type": "string"}}},
                                      "description": "The panel (JSON, or the HTML fragment with Accept: text/html)."}},
 )  # fmt: skip
-def panel(request: Request, client_id: ClientId, timestamp: TimestampHeader = None, signature: SignatureHeader = None) -> Response:
+def panel(request: Request, client_id: ClientId, timestamp: TimestampHeader = None, nonce: NonceHeader = None,
+          signature: SignatureHeader = None) -> Response:  # fmt: skip
     """The client-area panel for a WHMCS client: "Enrolled in SolusVM 2" or "Not enrolled"."""
-    refused = _authenticate(request, client_id, "panel", timestamp, signature)
+    refused = _authenticate(request, client_id, "panel", timestamp, nonce, signature)
     if refused is not None:
         return refused
     web = web_of(request)
@@ -249,10 +263,11 @@ def _panel_title(state: PanelState, invoices: tuple[int, ...]) -> str:
 @router.post("/panel/{client_id}/sso", response_model=LoginLink, tags=["whmcs"],
              responses={**PANEL_ERRORS, 404: {"model": Problem, "description": "The client is not enrolled."}})  # fmt: skip
 async def panel_login_link(
-    request: Request, client_id: ClientId, timestamp: TimestampHeader = None, signature: SignatureHeader = None
+    request: Request, client_id: ClientId, timestamp: TimestampHeader = None, nonce: NonceHeader = None,
+    signature: SignatureHeader = None,
 ) -> Response:
     """A fresh single-use login link for an enrolled WHMCS client, minted when the customer clicks."""
-    refused = _authenticate(request, client_id, "sso", timestamp, signature)
+    refused = await run_in_threadpool(_authenticate, request, client_id, "sso", timestamp, nonce, signature)
     if refused is not None:
         return refused
     web = web_of(request)

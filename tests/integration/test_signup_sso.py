@@ -13,11 +13,10 @@ from sqlalchemy import insert, select
 
 from services.signup import store
 from services.signup.accounts import accounts
-from services.signup.panel_auth import panel_signature
 from shared.clock import ManualClock
 from simulators.faults import FaultRule
 from tests.support.enrollment import clean_upstreams, clock, enrollment, upstreams  # noqa: F401 - fixtures used by name
-from tests.support.enrollment import TEST_PANEL_SECRET, Enrollment, csrf_from, unique_email
+from tests.support.enrollment import TEST_PANEL_SECRET, Enrollment, csrf_from, panel_headers, unique_email
 from tests.support.system import Upstreams
 
 
@@ -125,9 +124,7 @@ def test_solusvm_down_at_login_gets_a_clear_page(enrollment: Enrollment, enrolle
 
 
 def signed(client_id: int, purpose: str, *, secret: str = TEST_PANEL_SECRET, at: float | None = None) -> dict[str, str]:
-    timestamp = int(at if at is not None else time.time())
-    return {"X-Postpay-Timestamp": str(timestamp),
-            "X-Postpay-Signature": panel_signature(secret, timestamp, client_id, purpose)}  # type: ignore[arg-type]  # fmt: skip
+    return panel_headers(client_id, purpose, secret=secret, at=at)
 
 
 def client_id_of(enrollment: Enrollment, email: str) -> int:

@@ -327,9 +327,10 @@ class RecordingBus:
 
 def panel_headers(client_id: int, purpose: str, *, secret: str = TEST_PANEL_SECRET, at: float | None = None,
                   clock: Clock | None = None) -> dict[str, str]:
-    """The headers the WHMCS hook signs one request with (at ``at``, or the clock's now)."""
+    """The headers the WHMCS hook signs one request with (at ``at``, or the clock's now), a new nonce each."""
     from services.signup.panel_auth import panel_signature
 
     timestamp = int(at if at is not None else (clock() if clock is not None else datetime.now(UTC)).timestamp())
-    return {"X-Postpay-Timestamp": str(timestamp),
-            "X-Postpay-Signature": panel_signature(secret, timestamp, client_id, purpose)}  # type: ignore[arg-type]  # fmt: skip
+    nonce = uuid.uuid4().hex
+    return {"X-Postpay-Timestamp": str(timestamp), "X-Postpay-Nonce": nonce,
+            "X-Postpay-Signature": panel_signature(secret, timestamp, nonce, client_id, purpose)}  # type: ignore[arg-type]  # fmt: skip
