@@ -1,6 +1,7 @@
-"""The signup service: the web journey, and the handlers that create the WHMCS client, send the
-verification and welcome emails and move each signup along as events arrive; and the client-area
-panel's view of each enrolled customer's account state (suspended, locked) from the lifecycle events."""
+"""The signup service: the web journey, and the handlers that send the verification and welcome emails,
+create (or link) the WHMCS client once the email is verified, and move each signup along as events
+arrive; and the client-area panel's view of each enrolled customer's account state (suspended, locked)
+from the lifecycle events."""
 
 from __future__ import annotations
 
@@ -52,13 +53,14 @@ def build(deps: Dependencies) -> ServiceDefinition:
     vault = PasswordVault(settings.password_keys)
     mail = {"mailer": deps.mailer, "signer": signer, "settings": settings}
     subscriptions = [
-        Subscription(NAME, "create_client_and_send_verification", (UserRegistered,),
-                     functools.partial(handlers.create_client_and_send_verification, whmcs=deps.whmcs, vault=vault, **mail)),
+        Subscription(NAME, "send_verification", (UserRegistered,), functools.partial(handlers.send_verification, **mail)),
         Subscription(NAME, "send_new_verification", (VerificationEmailRequested,),
                      functools.partial(handlers.send_new_verification, **mail)),
-        Subscription(NAME, "unlock_terms", (EmailVerified,), handlers.unlock_terms, batch=DATABASE_ONLY_BATCH),
+        Subscription(NAME, "link_client", (EmailVerified,),
+                     functools.partial(handlers.link_client, whmcs=deps.whmcs, vault=vault, settings=settings)),
         Subscription(NAME, "complete_enrollment", (UserProvisioned,),
-                     functools.partial(handlers.complete_enrollment, mailer=deps.mailer, settings=settings)),
+                     functools.partial(handlers.complete_enrollment, mailer=deps.mailer, solusvm=deps.solusvm,
+                                       settings=settings)),
         Subscription(NAME, "record_account_standing", accounts.STANDING_EVENTS, accounts.record_account_standing,
                      batch=DATABASE_ONLY_BATCH),
     ]  # fmt: skip

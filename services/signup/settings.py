@@ -96,6 +96,16 @@ class SignupSettings(BaseSettings):
         default=60, ge=5, le=60, description="Lifetime of a 'Log in to SolusVM 2' link, seconds (at most 60)."
     )
     session_days: float = Field(default=7.0, gt=0, le=90, description="Lifetime of the signup session cookie, days.")
+    signup_sso_minutes: float = Field(
+        default=15.0, gt=0, le=120,
+        description="How long after accepting the terms the browser that accepted them may log in to SolusVM 2 "
+        "from the signup site; after that (and in every other browser) the way in is the WHMCS client area.",
+    )
+    password_confirmations_per_link: int = Field(
+        default=10, ge=1,
+        description="Tries per window at typing the registration's password to confirm a verification link "
+        "in a browser other than the one that registered.",
+    )
     max_request_bytes: int = Field(
         default=65_536, ge=4096, le=1_048_576,
         description="Largest request body the signup web reads, bytes; a larger one is answered 413 unread.",

@@ -106,8 +106,7 @@ class BodyLimit:
     async def _refuse(self, scope: Scope, send: Send) -> None:
         limit = f"{self.max_bytes // 1024} KiB"
         if scope.get("path", "").startswith("/api/"):
-            body = json.dumps({"code": "too_large", "message": f"The request body is larger than {limit}.", "errors": [],
-                               "login_url": None}).encode()  # fmt: skip
+            body = json.dumps({"code": "too_large", "message": f"The request body is larger than {limit}.", "errors": []}).encode()
             content_type = b"application/json"
         else:
             body = templates.get_template("problem.html").render(

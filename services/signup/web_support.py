@@ -16,10 +16,12 @@ from services.signup.journey import SignupJourney
 from services.signup.settings import SignupSettings
 from services.signup.sso import SingleSignOn
 from services.signup.validation import PASSWORD_RULES
+from services.signup.verification import Verification
 from services.signup.tokens import (
     BadToken,
     ExpiredToken,
     Session,
+    SessionLevel,
     Signer,
     csrf_matches,
     csrf_token,
@@ -45,6 +47,7 @@ class Web:
 
     settings: SignupSettings
     journey: SignupJourney
+    verification: Verification
     sso: SingleSignOn
     signer: Signer
 
@@ -103,9 +106,10 @@ def current_session(request: Request) -> Session | None:
         return None
 
 
-def start_session(response: Response, request: Request, signup_id: uuid.UUID, *, verified: bool) -> Session:
+def start_session(response: Response, request: Request, subject_id: uuid.UUID, level: SessionLevel) -> Session:
+    """A new session cookie (a new nonce: whatever the browser held before is replaced)."""
     web = web_of(request)
-    session = Session.start(signup_id, "verified" if verified else "registered", web.journey.now())
+    session = Session.start(subject_id, level, web.journey.now())
     response.set_cookie(
         SESSION_COOKIE,
         encode_session(web.signer, session),
