@@ -12,6 +12,7 @@ the email the address receives (a link, or how to log in), which only its owner 
 
 from __future__ import annotations
 
+import ipaddress
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -99,6 +100,16 @@ def required_terms(settings: SignupSettings) -> tuple[AcceptedTerms, ...]:
     return tuple(terms)
 
 
+def ip_bucket(client_ip: str | None) -> str:
+    """What the per-IP limits count: the address, or for IPv6 its /64 (one subscriber's network holds
+    2^64 addresses, so counting addresses would limit nothing)."""
+    try:
+        address = ipaddress.ip_address(client_ip or "")
+    except ValueError:
+        return "unknown"
+    return str(ipaddress.ip_network(f"{address}/64", strict=False)) if address.version == 6 else str(address)
+
+
 class SignupJourney:
     def __init__(
         self,
@@ -144,7 +155,7 @@ class SignupJourney:
         waiting for verification replaces the older one (name, company, password) and kills its links;
         an address verified already keeps everything and is mailed a link or how to log in."""
         key = registration.email_key
-        limited = self.limited("register", [("ip", client_ip or "unknown", self.settings.registrations_per_ip),
+        limited = self.limited("register", [("ip", ip_bucket(client_ip), self.settings.registrations_per_ip),
                                             ("email", key, self.settings.registrations_per_email)])  # fmt: skip
         if limited:
             return limited
@@ -209,7 +220,7 @@ class SignupJourney:
                       else store.signup_by_email_key(session, key or ""))  # fmt: skip
         if registration_id is not None and signup is None:
             return None
-        checks = [("ip", client_ip or "unknown", self.settings.resends_per_ip),
+        checks = [("ip", ip_bucket(client_ip), self.settings.resends_per_ip),
                   ("email", key or (email_key(signup.email) if signup else "none"), self.settings.resends_per_email)]  # fmt: skip
         limited = self.limited("resend", checks)
         if limited:

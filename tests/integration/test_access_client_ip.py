@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
+from fastapi.testclient import TestClient
 from pydantic import ValidationError
 from sqlalchemy import select
 
@@ -143,3 +144,19 @@ def test_behind_trusted_proxies_the_right_most_untrusted_hop_is_the_client(trust
         assert register(browser, email, "192.0.2.1, 203.0.113.9, 127.0.0.1").status_code == 303
     signup = enrollment.signup_row(email)
     assert signup is not None and signup.registration_ip == "203.0.113.9"
+
+
+def test_addresses_of_one_ipv6_network_share_the_per_ip_limit(clean_upstreams: Upstreams, rabbit_bus: RabbitBus,
+                                                              postgres_database: Database, clock: ManualClock) -> None:  # fmt: skip
+    """Anyone routed an IPv6 network has 2^64 addresses of it: the limit counts the /64, not the address."""
+    with served_enrollment(clean_upstreams, rabbit_bus, postgres_database, clock, "127.0.0.1",
+                           registrations_per_ip=2).start() as enrollment:  # fmt: skip
+        answers = []
+        for host in ("2001:db8:1:2::1", "2001:db8:1:2::ffff", "2001:db8:1:2:abcd::9"):
+            with TestClient(enrollment.app, base_url=enrollment.settings.public_url, follow_redirects=False,
+                            client=(host, 50000)) as browser:  # fmt: skip
+                answers.append(enrollment.register(unique_email(), client=browser).status_code)
+        with TestClient(enrollment.app, base_url=enrollment.settings.public_url, follow_redirects=False,
+                        client=("2001:db8:1:3::1", 50000)) as elsewhere:  # fmt: skip
+            answers.append(enrollment.register(unique_email(), client=elsewhere).status_code)
+    assert answers == [303, 303, 429, 303]
