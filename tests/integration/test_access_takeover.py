@@ -142,3 +142,29 @@ def test_an_existing_whmcs_client_is_linked_only_after_verification_and_keeps_it
     (client,) = real_enrollment.whmcs_clients(email)
     assert (client.id, client.firstname) == (client_id, "Old")
     assert real_enrollment.owner_password_sha256(email) == sha256(original), "the client's password is never changed"
+
+
+def test_a_replaced_registrations_api_id_tells_nothing_and_asks_for_nothing(real_enrollment: Enrollment) -> None:
+    email = unique_email()
+
+    def api_register(password: str) -> dict[str, str]:
+        body = {"name": "Grace Hopper", "company": "", "email": email, "password": password}
+        answer = real_enrollment.client.post("/api/v1/signups", json=body)
+        assert answer.status_code == 202
+        return dict(answer.json())
+
+    older = api_register(ATTACKER_PASSWORD)
+    real_enrollment.verification_links(email)
+    newer = api_register(VICTIM_PASSWORD)
+    real_enrollment.verification_links(email, count=2)
+    resent = real_enrollment.client.post(f"/api/v1/signups/{older['signup_id']}/resend")
+    assert resent.status_code == 202 and resent.json()["status"] == "awaiting_verification"
+    resent_newer = real_enrollment.client.post(f"/api/v1/signups/{newer['signup_id']}/resend")
+    assert resent_newer.status_code == 202
+    *_, newest = real_enrollment.verification_links(email, count=3)  # one more link: the newer one asked
+    with pytest.raises(TimeoutError):
+        real_enrollment.verification_links(email, count=4, timeout=2)  # and none on the older one's behalf
+    with real_enrollment.browser() as elsewhere:
+        assert real_enrollment.open_link(newest, elsewhere, password=VICTIM_PASSWORD).status_code == 303
+    assert real_enrollment.client.get(older["status_url"]).json()["status"] == "awaiting_verification"
+    assert real_enrollment.client.get(newer["status_url"]).json()["status"] in ("setting_up", "awaiting_terms")
