@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import sys
 
 import typer
 
 import postpay.commands
+from shared.errors import ConfigurationError
 
 app = typer.Typer(
     name="postpay",
@@ -35,7 +37,12 @@ _register_commands()
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except ConfigurationError as error:
+        # A setting to fix, not a bug: one clear line naming it, no traceback, and a failing exit.
+        print(f"postpay: configuration error: {error}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

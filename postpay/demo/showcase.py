@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import re
+import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -46,9 +47,9 @@ def _page(title: str, body: str) -> HTMLResponse:
 
 def create_showcase(links: Links, smtp: SmtpCapture, panel_secret: str, customers: Sequence[Enrolled]) -> Starlette:
     def signed(client_id: int, purpose: PanelPurpose) -> dict[str, str]:
-        timestamp = int(time.time())
-        return {"X-Postpay-Timestamp": str(timestamp),
-                "X-Postpay-Signature": panel_signature(panel_secret, timestamp, client_id, purpose)}
+        timestamp, nonce = int(time.time()), secrets.token_hex(16)  # a new nonce each: the service refuses replays
+        return {"X-Postpay-Timestamp": str(timestamp), "X-Postpay-Nonce": nonce,
+                "X-Postpay-Signature": panel_signature(panel_secret, timestamp, nonce, client_id, purpose)}
 
     async def index(request: Request) -> Response:
         rows = "".join(

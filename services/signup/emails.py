@@ -31,3 +31,9 @@ def verification_email(*, to: str, name: str, link: str, expires_at: datetime, b
 def welcome_email(*, to: str, name: str, client_area_url: str, brand: str) -> Email:
     text, html = _render("welcome", name=name, client_area_url=client_area_url, brand=brand)
     return Email(to=to, subject=f"Welcome to SolusVM 2 with {brand}", text=text, html=html)
+
+
+def already_enrolled_email(*, to: str, name: str, client_area_url: str, brand: str) -> Email:
+    """For a registration or a link asked for an address that is enrolled already: how to log in."""
+    text, html = _render("already_enrolled", name=name, client_area_url=client_area_url, brand=brand)
+    return Email(to=to, subject=f"You already have a SolusVM 2 account with {brand}", text=text, html=html)

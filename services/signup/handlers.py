@@ -1,4 +1,9 @@
-"""The signup service's event handlers: WHMCS client, verification emails, terms unlock, enrollment.
+"""The signup service's event handlers: verification emails, the WHMCS client, enrollment.
+
+Nothing is created upstream before the email address is verified: the registration's handler only
+mails a link, and the WHMCS client is found or created by the handler of ``EmailVerified``. Handlers act
+on the signup service's own record, not on what an event claims, so an event published by someone
+else (a replay, a forgery) moves no signup that did not get there and mails nobody anything new.
 
 Upstream calls happen before the handler's own transaction is touched: on SQLite that transaction
 holds the write lock, and nobody should wait on it while WHMCS or SMTP answers. What must survive a
@@ -13,16 +18,17 @@ from datetime import timedelta
 from typing import Any
 
 from services.signup import store
-from services.signup.emails import verification_email, welcome_email
+from services.signup.emails import already_enrolled_email, verification_email, welcome_email
 from services.signup.settings import SignupSettings
 from services.signup.store import Signup, Stage
 from services.signup.tokens import Signer, mint_link
-from services.signup.validation import split_name
+from services.signup.validation import email_key, split_name
 from services.signup.vault import PasswordVault
 from shared.bus.processing import HandlerContext
 from shared.errors import PermanentError
 from shared.events.base import deterministic_event_id
 from shared.events.enrollment import EmailVerified, UserProvisioned, UserRegistered, VerificationEmailRequested
+from shared.upstream.errors import UpstreamNotFound
 
 
 def _signup(ctx: HandlerContext, signup_id: uuid.UUID) -> Signup:
@@ -33,48 +39,43 @@ def _signup(ctx: HandlerContext, signup_id: uuid.UUID) -> Signup:
     return signup
 
 
-def create_client_and_send_verification(
-    event: UserRegistered, ctx: HandlerContext, *, whmcs: Any, mailer: Any, vault: PasswordVault,
-    signer: Signer, settings: SignupSettings,
-) -> None:  # fmt: skip
-    """Find or create the WHMCS client (the password becomes its login), erase the password, then
-    email the verification link."""
+def send_verification(
+    event: UserRegistered, ctx: HandlerContext, *, mailer: Any, signer: Signer, settings: SignupSettings
+) -> None:
+    """Mail the registration's verification link, if it is still the signup's current registration."""
     signup = _signup(ctx, event.signup_id)
-    if signup.whmcs_client_id is None:
-        if signup.encrypted_password is None:
-            raise PermanentError(f"signup {signup.id} has neither a WHMCS client nor a password")
-        firstname, lastname = split_name(signup.name)
-        client = whmcs.find_or_add_client(
-            firstname=firstname, lastname=lastname, email=signup.email, password=vault.decrypt(signup.encrypted_password),
-            companyname=signup.company, country=settings.whmcs_default_country, clientip=signup.registration_ip,
-        )  # fmt: skip
-        with ctx.separate_transaction() as session:
-            store.record_whmcs_client(session, signup.id, client.id, ctx.now())
-        ctx.log.info("WHMCS client ready; password erased", signup_id=str(signup.id), whmcs_client_id=client.id)
-    if signup.reached(Stage.AWAITING_TERMS):
-        return  # a replayed registration of a verified email: there is nothing left to verify
+    if signup.stage != Stage.AWAITING_VERIFICATION or not signup.is_current(ctx.event_id):
+        ctx.log.info("no link for a registration that is not the pending one", signup_id=str(signup.id))
+        return
     _send_verification(ctx, signup, mailer=mailer, signer=signer, settings=settings)
 
 
 def send_new_verification(
     event: VerificationEmailRequested, ctx: HandlerContext, *, mailer: Any, signer: Signer, settings: SignupSettings
 ) -> None:
+    """A new link while the terms are not accepted yet; after that, an email saying how to log in."""
     signup = _signup(ctx, event.signup_id)
-    if signup.whmcs_client_id is None:
-        return  # the registration handler sends the first link once the client exists
-    if signup.reached(Stage.PROVISIONING):
-        return  # nothing left to verify
-    _send_verification(ctx, signup, mailer=mailer, signer=signer, settings=settings)
+    if not signup.reached(Stage.PROVISIONING):
+        _send_verification(ctx, signup, mailer=mailer, signer=signer, settings=settings)
+        return
+    email = already_enrolled_email(to=signup.email, name=signup.name, client_area_url=settings.whmcs_client_area_url,
+                                   brand=settings.brand_name)  # fmt: skip
+    mailer.send(email, idempotency_key=f"enrolled-{ctx.event_id}")
+    ctx.log.info("told an enrolled address how to log in", signup_id=str(signup.id))
 
 
 def _send_verification(ctx: HandlerContext, signup: Signup, *, mailer: Any, signer: Signer, settings: SignupSettings) -> None:
-    # The link's id follows from the event: a retry sends the same link, and a resend a new one.
+    # The link's id follows from the event: a retry sends the same link, and a resend a new one, which
+    # revokes every older one.
     link_id = deterministic_event_id(ctx.event_id, "verification-link")
     with ctx.separate_transaction() as session:
         link = store.ensure_link(
             session, link_id=link_id, signup_id=signup.id, purpose="verify", now=ctx.now(),
-            lifetime=timedelta(hours=settings.verification_link_hours),
+            lifetime=timedelta(hours=settings.verification_link_hours), revoke_others=True,
         )  # fmt: skip
+    if link.revoked_at is not None or link.used_at is not None:
+        ctx.log.info("a newer link was issued meanwhile; this one is not sent", signup_id=str(signup.id))
+        return
     url = f"{settings.public_url}/verify/{mint_link(signer, 'verify', link.id, link.expires_at)}"
     email = verification_email(to=signup.email, name=signup.name, link=url, expires_at=link.expires_at,
                                brand=settings.brand_name)  # fmt: skip
@@ -83,26 +84,68 @@ def _send_verification(ctx: HandlerContext, signup: Signup, *, mailer: Any, sign
     ctx.log.info("verification email sent", signup_id=str(signup.id))
 
 
-def unlock_terms(event: EmailVerified, ctx: HandlerContext) -> None:
-    """The email is verified: the customer may now accept the terms."""
-    moved = store.advance(ctx.session, event.signup_id, Stage.AWAITING_TERMS, ctx.now(),
-                          email_verified_at=event.verified_at)  # fmt: skip
-    ctx.log.info("terms step unlocked" if moved else "terms step was already unlocked", signup_id=str(event.signup_id))
+def link_client(
+    event: EmailVerified, ctx: HandlerContext, *, whmcs: Any, vault: PasswordVault, settings: SignupSettings
+) -> None:
+    """The email is verified: find the WHMCS client by email (linked as it is, its password untouched)
+    or create it with the registration's password; erase the password; unlock the terms."""
+    signup = _signup(ctx, event.signup_id)
+    if signup.email_verified_at is None or signup.stage == Stage.AWAITING_VERIFICATION:
+        ctx.log.warning("EmailVerified for a signup whose email is not verified: ignored", signup_id=str(signup.id))
+        return
+    if signup.reached(Stage.AWAITING_TERMS):
+        return  # done already (a redelivery, a replay)
+    client_id = signup.whmcs_client_id  # set only on signups from before clients followed verification
+    if client_id is None:
+        if signup.encrypted_password is None:
+            raise PermanentError(f"signup {signup.id} has neither a WHMCS client nor a password")
+        firstname, lastname = split_name(signup.name)
+        client = whmcs.find_or_add_client(
+            firstname=firstname, lastname=lastname, email=signup.email, password=vault.decrypt(signup.encrypted_password),
+            companyname=signup.company, country=settings.whmcs_default_country, clientip=signup.registration_ip,
+        )  # fmt: skip
+        client_id = client.id
+    with ctx.separate_transaction() as session:
+        store.record_whmcs_client(session, signup.id, client_id, ctx.now())
+    ctx.log.info("WHMCS client ready; password erased; terms unlocked", signup_id=str(signup.id), whmcs_client_id=client_id)
 
 
 def complete_enrollment(
-    event: UserProvisioned, ctx: HandlerContext, *, mailer: Any, settings: SignupSettings
+    event: UserProvisioned, ctx: HandlerContext, *, mailer: Any, solusvm: Any, settings: SignupSettings
 ) -> None:
-    """Mark the customer enrolled (at once, so the page shows the login button), then welcome them."""
-    with ctx.separate_transaction() as session:
-        signup = store.get_signup(session, event.signup_id, lock=True)
-        if signup is None:
-            raise PermanentError(f"signup {event.signup_id} does not exist")
-        store.advance(session, signup.id, Stage.ENROLLED, ctx.now(), solusvm_user_id=event.solusvm_user_id,
-                      enrolled_at=event.enrolled_at)  # fmt: skip
-    if signup.welcome_sent_at is None:
-        email = welcome_email(to=signup.email, name=signup.name, client_area_url=settings.whmcs_client_area_url,
-                              brand=settings.brand_name)  # fmt: skip
-        mailer.send(email, idempotency_key=f"welcome-{signup.id}")
-        store.mark_welcome_sent(ctx.session, signup.id, ctx.now())
+    """Mark the customer enrolled (at once, so the page shows the login button), then welcome them.
+
+    Only an event that matches the signup's own record moves it: the signup waits for its SolusVM 2
+    user, the email and WHMCS client are its own, and SolusVM 2 says the user is this customer's. The
+    welcome goes out when the stage moves to enrolled (or, after a crash between that and the email,
+    when the same user's event comes again and no welcome was sent).
+    """
+    signup = _signup(ctx, event.signup_id)
+    same = email_key(event.email) == email_key(signup.email) and event.whmcs_client_id == signup.whmcs_client_id
+    moved = False
+    if same and signup.stage == Stage.PROVISIONING and _users_email_is(solusvm, event.solusvm_user_id, signup):
+        with ctx.separate_transaction() as session:
+            moved = store.advance(session, signup.id, Stage.ENROLLED, ctx.now(), solusvm_user_id=event.solusvm_user_id,
+                                  enrolled_at=event.enrolled_at)  # fmt: skip
+    unwelcomed = (same and signup.stage == Stage.ENROLLED and signup.welcome_sent_at is None
+                  and signup.solusvm_user_id == event.solusvm_user_id)  # fmt: skip
+    if not (moved or unwelcomed):
+        ctx.log.warning("UserProvisioned moved nothing (a duplicate, or not this signup's)", signup_id=str(signup.id),
+                        stage=signup.stage.value)  # fmt: skip
+        return
+    email = welcome_email(to=signup.email, name=signup.name, client_area_url=settings.whmcs_client_area_url,
+                          brand=settings.brand_name)  # fmt: skip
+    mailer.send(email, idempotency_key=f"welcome-{signup.id}")
+    store.mark_welcome_sent(ctx.session, signup.id, ctx.now())
     ctx.log.info("customer enrolled", signup_id=str(signup.id), solusvm_user_id=event.solusvm_user_id)
+
+
+def _users_email_is(solusvm: Any, user_id: int, signup: Signup) -> bool:
+    """SolusVM 2's own word that ``user_id`` is this customer's user (a forged event could name anyone's,
+    and the signup's SSO would then log into that user)."""
+    try:
+        user = solusvm.get_user(user_id)
+    except UpstreamNotFound:
+        return False
+    billing = getattr(user, "billing_user_id", None)
+    return email_key(user.email) == email_key(signup.email) and billing in (None, signup.whmcs_client_id)

@@ -1,12 +1,18 @@
-"""What the signup web does, without the web: register, resend, verify, accept terms, watch progress.
+"""What the signup web does, without the web: register, resend, accept terms, watch progress.
 
 Each step is one database transaction that records a fact and, when others must react, writes the
 event to the signup outbox in that same transaction; ``on_commit`` then wakes the relay so the event
 leaves at once. Upstream systems are never called from here: handlers do that, retried by the bus.
+(Verifying the email address is in ``verification``.)
+
+Nobody learns from an answer whether an address is a customer: registering or asking for a link
+answers the same for a new address, one waiting for verification and one enrolled. What differs is
+the email the address receives (a link, or how to log in), which only its owner reads.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,40 +24,34 @@ from sqlalchemy.orm import Session as DbSession
 
 from services.signup import store
 from services.signup.settings import SignupSettings
-from services.signup.store import Link, Signup, Stage
-from services.signup.tokens import BadToken, LinkClaims, Session, Signer, read_link
+from services.signup.store import Signup, Stage
+from services.signup.throttle import count_hit
+from services.signup.tokens import Session
 from services.signup.validation import Registration, email_key
 from services.signup.vault import PasswordVault
 from shared.clock import Clock
 from shared.db import Database
-from shared.events.enrollment import (
-    AcceptedTerms,
-    EmailVerified,
-    TermsAccepted,
-    UserRegistered,
-    VerificationEmailRequested,
-)
+from shared.events.enrollment import AcceptedTerms, TermsAccepted, UserRegistered, VerificationEmailRequested
 from shared.logging import get_logger
 from shared.service import ServiceTables
 
 log = get_logger("postpay.signup")
 
+SignupStatus = Literal["setting_up", "awaiting_verification", "awaiting_terms", "provisioning", "enrolled"]
+STATUS_OF_STAGE: dict[Stage, SignupStatus] = {
+    Stage.AWAITING_VERIFICATION: "awaiting_verification",
+    Stage.LINKING_CLIENT: "setting_up",
+    Stage.AWAITING_TERMS: "awaiting_terms",
+    Stage.PROVISIONING: "provisioning",
+    Stage.ENROLLED: "enrolled",
+}
+
 
 @dataclass(frozen=True)
 class Registered:
-    signup_id: uuid.UUID
+    """Accepted: an email is on its way to the address. ``registration_id`` is what the registrant holds."""
 
-
-@dataclass(frozen=True)
-class AlreadyRegistered:
-    """The email has a signup in progress: a new link is on its way (or the first one still is)."""
-
-    signup_id: uuid.UUID
-
-
-@dataclass(frozen=True)
-class AlreadyEnrolled:
-    signup_id: uuid.UUID
+    registration_id: uuid.UUID
 
 
 @dataclass(frozen=True)
@@ -60,36 +60,15 @@ class RateLimited:
 
 
 @dataclass(frozen=True)
-class ResendQueued:
-    signup_id: uuid.UUID
+class Progress:
+    """What the holder of a registration may see: its signup's progress if it is the signup's current
+    registration, and otherwise (replaced by a newer one, or made for an address already verified)
+    "awaiting verification", for ever; so a registration tells nothing about anyone else."""
 
-
-@dataclass(frozen=True)
-class FirstLinkPending:
-    """The WHMCS client is still being created; the first verification email follows it."""
-
-    signup_id: uuid.UUID
-
-
-@dataclass(frozen=True)
-class LinkUsable:
-    """A verification link that would work now; looking at it changed nothing."""
-
-    signup: Signup
-
-
-@dataclass(frozen=True)
-class Verified:
-    signup: Signup
-
-
-LinkProblemKind = Literal["invalid", "expired", "used", "foreign", "locked"]
-
-
-@dataclass(frozen=True)
-class LinkProblem:
-    kind: LinkProblemKind
-    signup: Signup | None = None
+    registration_id: uuid.UUID
+    email: str
+    status: SignupStatus
+    signup: Signup | None  # only for the current registration
 
 
 @dataclass(frozen=True)
@@ -107,8 +86,7 @@ class WrongStage:
     signup: Signup | None
 
 
-RegisterOutcome = Registered | AlreadyRegistered | AlreadyEnrolled | RateLimited
-ResendOutcome = ResendQueued | FirstLinkPending | AlreadyEnrolled | RateLimited | None
+RegisterOutcome = Registered | RateLimited
 AcceptOutcome = TermsRecorded | TermsMissing | WrongStage
 
 
@@ -122,6 +100,16 @@ def required_terms(settings: SignupSettings) -> tuple[AcceptedTerms, ...]:
     return tuple(terms)
 
 
+def ip_bucket(client_ip: str | None) -> str:
+    """What the per-IP limits count: the address, or for IPv6 its /64 (one subscriber's network holds
+    2^64 addresses, so counting addresses would limit nothing)."""
+    try:
+        address = ipaddress.ip_address(client_ip or "")
+    except ValueError:
+        return "unknown"
+    return str(ipaddress.ip_network(f"{address}/64", strict=False)) if address.version == 6 else str(address)
+
+
 class SignupJourney:
     def __init__(
         self,
@@ -129,7 +117,6 @@ class SignupJourney:
         tables: ServiceTables,
         settings: SignupSettings,
         vault: PasswordVault,
-        signer: Signer,
         clock: Clock,
         on_commit: Callable[[], None] | None = None,
     ) -> None:
@@ -137,7 +124,6 @@ class SignupJourney:
         self.outbox = tables.outbox
         self.settings = settings
         self.vault = vault
-        self.signer = signer
         self.clock = clock
         self._on_commit = on_commit
 
@@ -150,13 +136,13 @@ class SignupJourney:
 
     # Rate limits -----------------------------------------------------------------------------------
 
-    def _limited(self, action: str, checks: list[tuple[str, str, int]]) -> RateLimited | None:
+    def limited(self, action: str, checks: list[tuple[str, str, int]]) -> RateLimited | None:
         """Count this attempt against every (kind, value, limit); limited if any is over."""
         now = self.clock()
         window = self.settings.rate_limit_window_seconds
         with self.db.transaction() as session:
             over = [kind for kind, value, limit in checks
-                    if store.count_hit(session, f"{action}:{kind}:{value}", now, window) > limit]  # fmt: skip
+                    if count_hit(session, f"{action}:{kind}:{value}", now, window) > limit]  # fmt: skip
         if not over:
             return None
         log.warning("rate limit reached", action=action, by=over)
@@ -165,138 +151,90 @@ class SignupJourney:
     # Registration ----------------------------------------------------------------------------------
 
     def register(self, registration: Registration, client_ip: str | None) -> RegisterOutcome:
+        """Accept a registration. A new address gets a signup; a newer registration of an address still
+        waiting for verification replaces the older one (name, company, password) and kills its links;
+        an address verified already keeps everything and is mailed a link or how to log in."""
         key = registration.email_key
-        limited = self._limited("register", [("ip", client_ip or "unknown", self.settings.registrations_per_ip),
-                                             ("email", key, self.settings.registrations_per_email)])  # fmt: skip
+        limited = self.limited("register", [("ip", ip_bucket(client_ip), self.settings.registrations_per_ip),
+                                            ("email", key, self.settings.registrations_per_email)])  # fmt: skip
         if limited:
             return limited
-        signup_id = uuid.uuid4()
+        registration_id = uuid.uuid4()
         encrypted = self.vault.encrypt(registration.password)
-        try:
-            with self.db.transaction() as session:
-                existing = store.signup_by_email_key(session, key)
-                if existing is not None:
-                    outcome = self._registered_again(session, existing)
-                else:
-                    store.insert_signup(
-                        session, signup_id=signup_id, email=registration.email, email_key=key,
-                        name=registration.name, company=registration.company, encrypted_password=encrypted,
-                        registration_ip=client_ip, now=self.clock(),
-                    )  # fmt: skip
-                    event = UserRegistered(signup_id=signup_id, email=registration.email,
-                                           name=registration.name, company=registration.company)  # fmt: skip
-                    self.outbox.add_event(session, event, correlation_id=signup_id)
-                    outcome = Registered(signup_id)
-        except IntegrityError:
-            # The same email registered at the same moment elsewhere (another tab, another replica).
-            with self.db.transaction() as session:
-                existing = store.signup_by_email_key(session, key)
-                if existing is None:
+        for attempt in range(2):
+            try:
+                with self.db.transaction() as session:
+                    what = self._register(session, registration, registration_id, encrypted, client_ip)
+                break
+            except IntegrityError:
+                # The same email registered at the same moment elsewhere (another tab, another replica):
+                # the second try finds that signup.
+                if attempt:
                     raise
-                outcome = self._registered_again(session, existing)
         self.committed_events()
-        log.info("registration", outcome=type(outcome).__name__, signup_id=str(outcome.signup_id))
-        return outcome
+        log.info("registration", what=what, registration_id=str(registration_id))
+        return Registered(registration_id)
 
-    def _registered_again(self, session: DbSession, existing: Signup) -> RegisterOutcome:
-        """The email is known. The new password is dropped: the account keeps the first one."""
-        if existing.reached(Stage.PROVISIONING):
-            return AlreadyEnrolled(existing.id)
-        if existing.reached(Stage.AWAITING_VERIFICATION):
-            self._queue_resend(session, existing)
-        return AlreadyRegistered(existing.id)
+    def _register(self, session: DbSession, registration: Registration, registration_id: uuid.UUID, encrypted: str,
+                  client_ip: str | None) -> str:  # fmt: skip
+        now = self.clock()
+        existing = store.signup_by_email_key(session, registration.email_key, lock=True)
+        if existing is None:
+            store.insert_signup(
+                session, signup_id=registration_id, email=registration.email, email_key=registration.email_key,
+                name=registration.name, company=registration.company, encrypted_password=encrypted,
+                registration_ip=client_ip, now=now,
+            )  # fmt: skip
+            self._announce(session, registration_id, registration_id, registration)
+            return "new"
+        replaced = existing.stage == Stage.AWAITING_VERIFICATION and store.replace_registration(
+            session, existing.id, registration_id=registration_id, name=registration.name, company=registration.company,
+            encrypted_password=encrypted, registration_ip=client_ip, now=now,
+        )  # fmt: skip
+        if replaced:
+            store.revoke_links(session, existing.id, "verify", now)
+            self._announce(session, existing.id, registration_id, registration)
+            return "replaced"
+        # Verified already: the new details are dropped (the account keeps the verified registration's).
+        store.add_registration(session, registration_id=registration_id, signup_id=existing.id, now=now)
+        self.outbox.add_event(session, VerificationEmailRequested(signup_id=existing.id, email=existing.email),
+                              correlation_id=existing.id)  # fmt: skip
+        return "verified already"
 
-    def _queue_resend(self, session: DbSession, signup: Signup) -> None:
-        event = VerificationEmailRequested(signup_id=signup.id, email=signup.email)
-        self.outbox.add_event(session, event, correlation_id=signup.id)
+    def _announce(self, session: DbSession, signup_id: uuid.UUID, registration_id: uuid.UUID,
+                  registration: Registration) -> None:  # fmt: skip
+        event = UserRegistered(signup_id=signup_id, email=registration.email, name=registration.name,
+                               company=registration.company)  # fmt: skip
+        # The event's id is the registration's: its handler mails a link only while it is the current one.
+        self.outbox.add_event(session, event, event_id=registration_id, correlation_id=signup_id)
 
     # Resending the link ----------------------------------------------------------------------------
 
-    def resend(self, *, client_ip: str | None, signup_id: uuid.UUID | None = None, email: str | None = None) -> ResendOutcome:
-        """Queue a new verification email; None when no signup matches (callers may not say so)."""
+    def resend(self, *, client_ip: str | None, registration_id: uuid.UUID | None = None,
+               email: str | None = None) -> Registered | RateLimited | None:  # fmt: skip
+        """Mail the address a new link (or, once its terms are accepted, how to log in). None when the
+        registration id is unknown; an unknown email answers like a known one."""
         key = email_key(email) if email is not None else None
         with self.db.transaction() as session:
-            signup = (store.get_signup(session, signup_id) if signup_id is not None
+            signup = (store.signup_of_registration(session, registration_id) if registration_id is not None
                       else store.signup_by_email_key(session, key or ""))  # fmt: skip
-        checks = [("ip", client_ip or "unknown", self.settings.resends_per_ip)]
-        checks.append(("email", key or (email_key(signup.email) if signup else "none"), self.settings.resends_per_email))
-        limited = self._limited("resend", checks)
-        if limited or signup is None:
-            return limited
-        if signup.reached(Stage.PROVISIONING):
-            return AlreadyEnrolled(signup.id)
-        if not signup.reached(Stage.AWAITING_VERIFICATION):
-            return FirstLinkPending(signup.id)
-        with self.db.transaction() as session:
-            self._queue_resend(session, signup)
-        self.committed_events()
-        return ResendQueued(signup.id)
-
-    # Verification ----------------------------------------------------------------------------------
-
-    def check_link(self, token: str) -> LinkUsable | LinkProblem:
-        """Whether a verification link would work now, without using it.
-
-        Mail gateways (Microsoft Safe Links and the like) fetch the links in an email before the customer
-        does; a link used up by that fetch would greet the customer with "already used" every time. So
-        opening the link only looks (this), and the page's button uses it (``verify``). Same checks, same
-        order, same outcomes as ``verify``; nothing is written.
-        """
-        try:
-            claims = read_link(self.signer, "verify", token)
-        except BadToken:
-            return LinkProblem("invalid")
-        with self.db.transaction() as session:
-            found = self._usable_link(session, claims, self.clock())
-        return found if isinstance(found, LinkProblem) else LinkUsable(found[1])
-
-    def verify(self, token: str) -> Verified | LinkProblem:
-        """Use a verification link once. The signup's terms step is unlocked by the EmailVerified handler."""
-        try:
-            claims = read_link(self.signer, "verify", token)
-        except BadToken:
-            return LinkProblem("invalid")
-        now = self.clock()
-        with self.db.transaction() as session:
-            found = self._usable_link(session, claims, now)
-            if isinstance(found, LinkProblem):
-                return found
-            link, signup = found
-            if not store.use_link(session, link.id, now):
-                return LinkProblem("used", signup)
-            first_time = signup.stage == Stage.AWAITING_VERIFICATION
-            if first_time:
-                assert signup.whmcs_client_id is not None  # checked by _usable_link
-                event = EmailVerified(signup_id=signup.id, email=signup.email,
-                                      whmcs_client_id=signup.whmcs_client_id, verified_at=now)  # fmt: skip
-                self.outbox.add_event(session, event, correlation_id=signup.id)
-        if first_time:
-            self.committed_events()
-        log.info("email link used", signup_id=str(signup.id), first_time=first_time)
-        return Verified(signup)
-
-    @staticmethod
-    def _usable_link(session: DbSession, claims: LinkClaims, now: datetime) -> tuple[Link, Signup] | LinkProblem:
-        """The link and its signup if the link may be used now; otherwise why not. Reads only."""
-        link = store.get_link(session, claims.link_id, "verify")
-        signup = store.get_signup(session, link.signup_id) if link is not None else None
-        if link is None or signup is None or signup.whmcs_client_id is None:
-            return LinkProblem("invalid")
-        if link.used_at is not None:
-            return LinkProblem("used", signup)
-        if claims.expired(now) or now >= link.expires_at:
-            return LinkProblem("expired", signup)
-        return link, signup
-
-    def signup_of_link(self, token: str) -> Signup | None:
-        """The signup an (even expired) genuine verification link belongs to."""
-        try:
-            claims = read_link(self.signer, "verify", token)
-        except BadToken:
+        if registration_id is not None and signup is None:
             return None
+        checks = [("ip", ip_bucket(client_ip), self.settings.resends_per_ip),
+                  ("email", key or (email_key(signup.email) if signup else "none"), self.settings.resends_per_email)]  # fmt: skip
+        limited = self.limited("resend", checks)
+        if limited:
+            return limited
+        answer = Registered(registration_id or uuid.uuid4())
+        if signup is None:
+            return answer
+        if registration_id is not None and not signup.is_current(registration_id) and not signup.reached(Stage.PROVISIONING):
+            return answer  # a replaced registration asks for nothing on behalf of the newer one
         with self.db.transaction() as session:
-            link = store.get_link(session, claims.link_id, "verify")
-            return store.get_signup(session, link.signup_id) if link is not None else None
+            event = VerificationEmailRequested(signup_id=signup.id, email=signup.email)
+            self.outbox.add_event(session, event, correlation_id=signup.id)
+        self.committed_events()
+        return answer
 
     # Terms -----------------------------------------------------------------------------------------
 
@@ -307,7 +245,7 @@ class SignupJourney:
         missing = tuple(term for term in terms if term.kind not in ticked)
         if missing:
             return TermsMissing(missing)
-        if not browser.verified:
+        if browser.signup_id is None:
             return WrongStage(None)
         now = self.clock()
         with self.db.transaction() as session:
@@ -321,6 +259,7 @@ class SignupJourney:
                     ip_address=(client_ip or None), user_agent=(user_agent or "")[:500] or None,
                 )  # fmt: skip
             store.advance(session, signup.id, Stage.PROVISIONING, now, terms_accepted_at=now)
+            store.revoke_links(session, signup.id, "verify", now)  # from now on the way in is the client area
             event = TermsAccepted(signup_id=signup.id, email=signup.email, whmcs_client_id=signup.whmcs_client_id,
                                   accepted=terms, accepted_at=now)  # fmt: skip
             self.outbox.add_event(session, event, correlation_id=signup.id)
@@ -330,12 +269,30 @@ class SignupJourney:
 
     # Reading ---------------------------------------------------------------------------------------
 
+    def progress(self, registration_id: uuid.UUID) -> Progress | None:
+        with self.db.transaction() as session:
+            signup = store.signup_of_registration(session, registration_id)
+        if signup is None:
+            return None
+        if not signup.is_current(registration_id):
+            return Progress(registration_id, signup.email, "awaiting_verification", None)
+        return Progress(registration_id, signup.email, STATUS_OF_STAGE[signup.stage], signup)
+
     def signup(self, signup_id: uuid.UUID) -> Signup | None:
         with self.db.transaction() as session:
             return store.get_signup(session, signup_id)
 
     def session_lifetime(self) -> timedelta:
         return timedelta(days=self.settings.session_days)
+
+    def sso_window(self) -> timedelta:
+        return timedelta(minutes=self.settings.signup_sso_minutes)
+
+    def may_sso_here(self, browser: Session | None) -> bool:
+        """Single sign-on from the signup site: only in the browser that accepted the terms, and only
+        for ``signup_sso_minutes`` after that; later the way in is the WHMCS client area."""
+        return (browser is not None and browser.level == "accepted"
+                and self.clock() - browser.issued_at <= self.sso_window())  # fmt: skip
 
     def now(self) -> datetime:
         return self.clock()

@@ -1,22 +1,26 @@
 """Server-to-server authentication of the WHMCS hook (HMAC-SHA256 with a shared secret). Pure, no I/O.
 
-The hook sends ``X-Postpay-Timestamp`` (Unix seconds) and ``X-Postpay-Signature``:
+The hook sends ``X-Postpay-Timestamp`` (Unix seconds), ``X-Postpay-Nonce`` (16 to 128 random
+characters of ``[A-Za-z0-9_-]``, new for every request) and ``X-Postpay-Signature``:
 
-    hex(HMAC-SHA256(secret, "<timestamp>.<client id>.<purpose>"))
+    hex(HMAC-SHA256(secret, "<timestamp>.<nonce>.<client id>.<purpose>"))
 
 ``purpose`` is ``panel`` (render the panel) or ``sso`` (mint a login link), so a signature captured
 from a panel request cannot mint a login link. A timestamp outside the freshness window is refused,
-which bounds how long a captured signature is worth anything.
+and the signup service remembers every nonce for that window (``store.remember_nonce``), so a
+captured request cannot be sent again either.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from datetime import datetime
 from typing import Literal
 
 PanelPurpose = Literal["panel", "sso"]
+NONCE = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
 
 
 class PanelAuthError(Exception):
@@ -27,8 +31,8 @@ class PanelAuthError(Exception):
         self.reason = reason
 
 
-def panel_signature(secret: str, timestamp: int, client_id: int, purpose: PanelPurpose) -> str:
-    message = f"{timestamp}.{client_id}.{purpose}".encode("ascii")
+def panel_signature(secret: str, timestamp: int, nonce: str, client_id: int, purpose: PanelPurpose) -> str:
+    message = f"{timestamp}.{nonce}.{client_id}.{purpose}".encode("ascii")
     return hmac.new(secret.encode("utf-8"), message, hashlib.sha256).hexdigest()
 
 
@@ -36,15 +40,19 @@ def check_panel_request(
     secret: str,
     *,
     timestamp: str | None,
+    nonce: str | None,
     signature: str | None,
     client_id: int,
     purpose: PanelPurpose,
     now: datetime,
     max_skew_seconds: int,
 ) -> None:
-    """Raise ``PanelAuthError`` unless the signature is right and the timestamp is fresh."""
-    if not timestamp or not signature:
-        raise PanelAuthError("missing X-Postpay-Timestamp or X-Postpay-Signature")
+    """Raise ``PanelAuthError`` unless the signature is right and the timestamp is fresh. Whether the
+    nonce was seen before is the caller's check, after this one (only signed nonces are remembered)."""
+    if not timestamp or not signature or not nonce:
+        raise PanelAuthError("missing X-Postpay-Timestamp, X-Postpay-Nonce or X-Postpay-Signature")
+    if not NONCE.match(nonce):
+        raise PanelAuthError("X-Postpay-Nonce must be 16 to 128 characters of A-Z, a-z, 0-9, _ and -")
     if not signature.isascii() or len(signature) > 128:
         raise PanelAuthError("bad signature")
     if not timestamp.isascii() or not timestamp.isdigit() or len(timestamp) > 12:
@@ -52,6 +60,6 @@ def check_panel_request(
     sent_at = int(timestamp)
     if abs(now.timestamp() - sent_at) > max_skew_seconds:
         raise PanelAuthError("stale or future timestamp")
-    expected = panel_signature(secret, sent_at, client_id, purpose)
+    expected = panel_signature(secret, sent_at, nonce, client_id, purpose)
     if not hmac.compare_digest(expected, signature.strip().lower()):
         raise PanelAuthError("bad signature")

@@ -28,13 +28,17 @@ class CommitSignal:
             listener()
 
 
-def serve(app_factory: Callable[[], FastAPI], *, host: str, port: int, forwarded_allow_ips: str) -> Callable[[threading.Event], None]:
-    """A background task: serve the app on ``host:port`` until the stop event is set."""
+def serve(app_factory: Callable[[], FastAPI], *, host: str, port: int) -> Callable[[threading.Event], None]:
+    """A background task: serve the app on ``host:port`` until the stop event is set.
+
+    uvicorn's proxy headers stay off: the app reads X-Forwarded-For itself (``web_support.client_ip``),
+    believing only the configured proxies and never a hop that is not an IP address.
+    """
 
     def run(stop: threading.Event) -> None:
         config = uvicorn.Config(
-            app_factory(), host=host, port=port, log_config=None, access_log=False,
-            proxy_headers=True, forwarded_allow_ips=forwarded_allow_ips, server_header=False,
+            app_factory(), host=host, port=port, log_config=None, access_log=False, proxy_headers=False,
+            server_header=False,
         )  # fmt: skip
         server = uvicorn.Server(config)
         watcher = threading.Thread(target=lambda: (stop.wait(), setattr(server, "should_exit", True)), daemon=True)

@@ -1,6 +1,7 @@
-"""The signup service: the web journey, and the handlers that create the WHMCS client, send the
-verification and welcome emails and move each signup along as events arrive; and the client-area
-panel's view of each enrolled customer's account state (suspended, locked) from the lifecycle events."""
+"""The signup service: the web journey, and the handlers that send the verification and welcome emails,
+create (or link) the WHMCS client once the email is verified, and move each signup along as events
+arrive; and the client-area panel's view of each enrolled customer's account state (suspended, locked)
+from the lifecycle events."""
 
 from __future__ import annotations
 
@@ -21,34 +22,45 @@ from shared.dependencies import Dependencies
 from shared.errors import ConfigurationError
 from shared.events.enrollment import EmailVerified, UserProvisioned, UserRegistered, VerificationEmailRequested
 from shared.logging import get_logger
+from shared.mail import MailSettings
 from shared.service import ServiceDefinition
+from shared.settings import UpstreamSettings
 
 NAME = "signup"
 log = get_logger("postpay.signup")
 
 
+def refuse_weak_secrets(settings: SignupSettings, deps: Dependencies) -> None:
+    """A weak secret is a way in (an HMAC under an empty key is anyone's): refuse to serve anyone else
+    with one. On loopback only (the demo, the tests), say so and go on."""
+    weak = settings.weak_secrets(deps.settings(UpstreamSettings), deps.settings(MailSettings))
+    if not weak:
+        return
+    if not settings.serves_only_this_machine():
+        raise ConfigurationError(
+            f"refusing to serve {settings.public_url} with weak secrets: " + "; ".join(weak)
+            + ". Set each to a long random value (`openssl rand -hex 32`; Fernet.generate_key() for password "
+            "keys; the upstream's own credentials): see docs/configuration.md"
+        )
+    log.warning("signup runs on loopback with weak or demo secrets; set them before serving anyone else",
+                variables=[problem.split(" ", 1)[0] for problem in weak])  # fmt: skip
+
+
 def build(deps: Dependencies) -> ServiceDefinition:
     settings = deps.settings(SignupSettings)
-    if settings.uses_demo_secrets():
-        # The demo secrets are public: anyone could sign a panel login for any client id with them.
-        if not settings.serves_only_this_machine():
-            raise ConfigurationError(
-                f"signup serves {settings.public_url} with the public demo secrets; set POSTPAY_SECRET_KEY, "
-                "POSTPAY_PASSWORD_KEYS and POSTPAY_PANEL_SHARED_SECRET (see docs/configuration.md)"
-            )
-        log.warning("signup runs with demo secrets on loopback; set POSTPAY_SECRET_KEY, POSTPAY_PASSWORD_KEYS "
-                    "and POSTPAY_PANEL_SHARED_SECRET before serving anyone else")
+    refuse_weak_secrets(settings, deps)
     signer = Signer(settings.secret_key.get_secret_value())
     vault = PasswordVault(settings.password_keys)
     mail = {"mailer": deps.mailer, "signer": signer, "settings": settings}
     subscriptions = [
-        Subscription(NAME, "create_client_and_send_verification", (UserRegistered,),
-                     functools.partial(handlers.create_client_and_send_verification, whmcs=deps.whmcs, vault=vault, **mail)),
+        Subscription(NAME, "send_verification", (UserRegistered,), functools.partial(handlers.send_verification, **mail)),
         Subscription(NAME, "send_new_verification", (VerificationEmailRequested,),
                      functools.partial(handlers.send_new_verification, **mail)),
-        Subscription(NAME, "unlock_terms", (EmailVerified,), handlers.unlock_terms, batch=DATABASE_ONLY_BATCH),
+        Subscription(NAME, "link_client", (EmailVerified,),
+                     functools.partial(handlers.link_client, whmcs=deps.whmcs, vault=vault, settings=settings)),
         Subscription(NAME, "complete_enrollment", (UserProvisioned,),
-                     functools.partial(handlers.complete_enrollment, mailer=deps.mailer, settings=settings)),
+                     functools.partial(handlers.complete_enrollment, mailer=deps.mailer, solusvm=deps.solusvm,
+                                       settings=settings)),
         Subscription(NAME, "record_account_standing", accounts.STANDING_EVENTS, accounts.record_account_standing,
                      batch=DATABASE_ONLY_BATCH),
     ]  # fmt: skip
@@ -62,8 +74,7 @@ def build(deps: Dependencies) -> ServiceDefinition:
 
     background = []
     if settings.signup_port:
-        background.append(serve(web_app, host=settings.signup_host, port=settings.signup_port,
-                                forwarded_allow_ips=settings.forwarded_allow_ips))  # fmt: skip
+        background.append(serve(web_app, host=settings.signup_host, port=settings.signup_port))
     return ServiceDefinition(
         name=NAME,
         tables=tables,

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Annotated
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode
 
+from shared.mail import MailSettings
 from shared.prices import TokenPrices, token_prices_field
-from shared.settings import SETTINGS_CONFIG
+from shared.secrets import fernet_key_problem, placeholder_problem, secret_problem
+from shared.settings import SETTINGS_CONFIG, UpstreamSettings
 
 # Demo values so an unconfigured install starts; every production install must set its own.
 DEMO_SECRET_KEY = "demo-signup-secret-key-change-me"
@@ -37,7 +40,9 @@ class SignupSettings(BaseSettings):
     )
     forwarded_allow_ips: str = Field(
         default="127.0.0.1",
-        description="Proxies whose X-Forwarded-For is trusted for the client IP (comma-separated, '*' for any).",
+        description="Reverse proxies whose X-Forwarded-For is believed, comma-separated IP addresses or networks "
+        "(e.g. the ingress controller's pod network); the client is the right-most address that is not one of "
+        "them. Never '*': anyone could then claim any address. Empty: no header is believed.",
     )
     brand_name: str = Field(default="postpay", max_length=100, description="Provider name shown on pages and emails.")
     token_prices: TokenPrices = token_prices_field()
@@ -91,6 +96,20 @@ class SignupSettings(BaseSettings):
         default=60, ge=5, le=60, description="Lifetime of a 'Log in to SolusVM 2' link, seconds (at most 60)."
     )
     session_days: float = Field(default=7.0, gt=0, le=90, description="Lifetime of the signup session cookie, days.")
+    signup_sso_minutes: float = Field(
+        default=15.0, gt=0, le=120,
+        description="How long after accepting the terms the browser that accepted them may log in to SolusVM 2 "
+        "from the signup site; after that (and in every other browser) the way in is the WHMCS client area.",
+    )
+    password_confirmations_per_link: int = Field(
+        default=10, ge=1,
+        description="Tries per window at typing the registration's password to confirm a verification link "
+        "in a browser other than the one that registered.",
+    )
+    max_request_bytes: int = Field(
+        default=65_536, ge=4096, le=1_048_576,
+        description="Largest request body the signup web reads, bytes; a larger one is answered 413 unread.",
+    )
     rate_limit_window_seconds: int = Field(
         default=3600, ge=1, description="Window of the registration and resend rate limits, seconds."
     )
@@ -103,6 +122,27 @@ class SignupSettings(BaseSettings):
     @classmethod
     def _split_password_keys(cls, value: object) -> object:
         return split_keys(value)
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _explicit_proxies_only(cls, value: str) -> str:
+        for part in (part.strip() for part in value.split(",")):
+            if not part:
+                continue
+            if part == "*":
+                raise ValueError("'*' would believe any client's X-Forwarded-For; list the proxies' addresses or networks")
+            try:
+                network = ipaddress.ip_network(part, strict=False)
+            except ValueError:
+                raise ValueError(f"{part!r} is not an IP address or network") from None
+            if network.prefixlen == 0:
+                raise ValueError(f"{part} trusts every address, as '*' would; list the proxies' own network")
+        return value
+
+    @property
+    def trusted_proxies(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        parts = (part.strip() for part in self.forwarded_allow_ips.split(","))
+        return tuple(ipaddress.ip_network(part, strict=False) for part in parts if part)
 
     @field_validator("public_url")
     @classmethod
@@ -118,9 +158,28 @@ class SignupSettings(BaseSettings):
         host = urlsplit(self.public_url).hostname or ""
         return host in ("localhost", "testserver") or host.startswith("127.") or host == "::1"
 
-    def uses_demo_secrets(self) -> bool:
-        return (
-            self.secret_key.get_secret_value() == DEMO_SECRET_KEY
-            or any(key.get_secret_value() == DEMO_PASSWORD_KEY for key in self.password_keys)
-            or self.panel_shared_secret.get_secret_value() == DEMO_PANEL_SECRET
-        )
+    def weak_secrets(self, upstream: UpstreamSettings, mail: MailSettings) -> list[str]:
+        """Every secret setting that protects nothing, as "VARIABLE problem" (the value is never shown).
+
+        The secrets postpay signs with, and the upstream API secrets (random strings their systems
+        generate), must be long and random; the rest (a WHMCS API identifier or access key, an SMTP
+        password: formats other systems choose) must at least be set and not an example's placeholder.
+        """
+        demo = frozenset({DEMO_SECRET_KEY, DEMO_PASSWORD_KEY, DEMO_PANEL_SECRET})
+        found: list[tuple[str, str | None]] = [
+            ("POSTPAY_SECRET_KEY", secret_problem(self.secret_key.get_secret_value(), demo_values=demo)),
+            ("POSTPAY_PANEL_SHARED_SECRET", secret_problem(self.panel_shared_secret.get_secret_value(), demo_values=demo)),
+            ("POSTPAY_WHMCS_SECRET", secret_problem(upstream.whmcs_secret.get_secret_value())),
+            ("POSTPAY_SOLUSVM_API_TOKEN", secret_problem(upstream.solusvm_api_token.get_secret_value())),
+            ("POSTPAY_WHMCS_IDENTIFIER", placeholder_problem(upstream.whmcs_identifier.get_secret_value())),
+        ]
+        if not self.password_keys:
+            found.append(("POSTPAY_PASSWORD_KEYS", "is empty"))
+        for number, key in enumerate(self.password_keys, start=1):
+            problem = fernet_key_problem(key.get_secret_value(), demo_values=demo)
+            found.append((f"POSTPAY_PASSWORD_KEYS (key {number})" if len(self.password_keys) > 1 else "POSTPAY_PASSWORD_KEYS",
+                          problem))  # fmt: skip
+        for variable, optional in (("POSTPAY_WHMCS_ACCESSKEY", upstream.whmcs_accesskey), ("POSTPAY_SMTP_PASSWORD", mail.smtp_password)):
+            if optional is not None:
+                found.append((variable, placeholder_problem(optional.get_secret_value())))
+        return [f"{variable} {problem}" for variable, problem in found if problem]

@@ -1,8 +1,8 @@
 """Single sign-on into SolusVM 2: short-lived, single-use links bound to one customer.
 
-A link is minted when the customer clicks "Log in to SolusVM 2" (on the signup pages, or through the
-WHMCS hook), lives at most ``sso_link_seconds`` (≤ 60 s) and works once. A link minted in a browser
-session also needs that session's cookie. Redeeming it claims it first (so a second use fails even if
+A link is minted when the customer clicks "Log in to SolusVM 2" (through the WHMCS hook, or on the
+signup pages in the browser that accepted the terms, shortly after), lives at most ``sso_link_seconds``
+(≤ 60 s) and works once. A link minted in a browser session also needs that session's cookie. Redeeming it claims it first (so a second use fails even if
 SolusVM 2 is slow), then asks SolusVM 2 for a one-time token and sends the browser to the panel.
 """
 
@@ -15,7 +15,7 @@ from typing import Any
 
 from services.signup import store
 from services.signup.accounts import account_view
-from services.signup.journey import LinkProblem
+from services.signup.verification import LinkProblem
 from services.signup.settings import SignupSettings
 from services.signup.store import Signup, Stage
 from services.signup.tokens import BadToken, Session, Signer, mint_link, read_link

@@ -1,19 +1,21 @@
 """The signup service's tables and the queries on them.
 
-``signup_signups``   one row per email address: the journey's stage and the ids it collects. The
-                     encrypted password lives here only until the WHMCS client exists.
-``signup_links``     verification and SSO links: single use, expiring (the token itself is signed,
-                     never stored).
+``signup_signups``   one row per email address: the journey's stage and the ids it collects, and the
+                     details of its current registration. The encrypted password lives here only
+                     until the WHMCS client exists (created or linked after the email is verified).
+``signup_registrations``  every accepted registration (form or API), and which signup it concerns: its
+                     id is what the registrant holds (the browser session, the API's ``signup_id``).
+                     Only the signup's current registration sees its progress.
+``signup_links``     verification and SSO links: single use, expiring, revoked by a newer one (the
+                     token itself is signed, never stored).
 ``signup_consents``  the consent ledger: which terms (URL + version) were accepted, when, from which
                      IP address and user agent. Rows are only ever added.
-``signup_rate_limits``  fixed-window counters shared by every signup replica (keys are hashes, so no
-                     email or IP address is kept there).
+(The rate-limit counters and the WHMCS hook's nonces are in ``throttle``.)
 """
 
 from __future__ import annotations
 
 import enum
-import hashlib
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -23,17 +25,14 @@ from sqlalchemy import (
     BigInteger,
     Column,
     ForeignKey,
-    Index,
     Integer,
     String,
     Table,
     Text,
     Uuid,
-    delete,
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from shared.db import UtcTimestamp
@@ -44,13 +43,23 @@ metadata = tables.metadata
 
 
 class Stage(str, enum.Enum):
-    """Where a signup is. Each stage is reached from the one before it, never skipped or undone."""
+    """Where a signup is. Each stage is reached from the one before it, never skipped or undone.
 
-    CREATING_CLIENT = "creating_client"  # registered; the WHMCS client is being created
-    AWAITING_VERIFICATION = "awaiting_verification"  # the verification email is (being) sent
-    AWAITING_TERMS = "awaiting_terms"  # the email is verified
+    Nothing exists upstream before the email is verified: the WHMCS client is created (or an existing
+    one linked) only then, so an unverified registration can never set anyone's password.
+    """
+
+    AWAITING_VERIFICATION = "awaiting_verification"  # registered; the verification email is (being) sent
+    LINKING_CLIENT = "linking_client"  # the email is verified; the WHMCS client is being found or created
+    AWAITING_TERMS = "awaiting_terms"  # the WHMCS client exists
     PROVISIONING = "provisioning"  # the terms are accepted; the SolusVM 2 user is being created
     ENROLLED = "enrolled"
+
+    @classmethod
+    def _missing_(cls, value: object) -> Stage | None:
+        # Before 2026-12 the client was created before verification, in a first stage of that name; the
+        # migration moves such rows to awaiting_verification, and a straggler reads the same.
+        return cls.AWAITING_VERIFICATION if value == "creating_client" else None
 
     @property
     def order(self) -> int:
@@ -67,6 +76,7 @@ signups = Table(
     Column("company", String(100), nullable=False, default=""),
     Column("encrypted_password", Text, nullable=True),
     Column("registration_ip", String(45), nullable=True),
+    Column("registration_id", Uuid, nullable=True),
     Column("stage", String(32), nullable=False),
     Column("whmcs_client_id", Integer, nullable=True, unique=True),
     Column("solusvm_user_id", Integer, nullable=True),
@@ -79,6 +89,14 @@ signups = Table(
     Column("welcome_sent_at", UtcTimestamp, nullable=True),
 )
 
+registrations = Table(
+    "signup_registrations",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("signup_id", Uuid, ForeignKey("signup_signups.id"), nullable=False, index=True),
+    Column("created_at", UtcTimestamp, nullable=False),
+)
+
 links = Table(
     "signup_links",
     metadata,
@@ -88,6 +106,8 @@ links = Table(
     Column("created_at", UtcTimestamp, nullable=False),
     Column("expires_at", UtcTimestamp, nullable=False),
     Column("used_at", UtcTimestamp, nullable=True),
+    # Set when a newer link of the signup was issued or used, or the terms were accepted.
+    Column("revoked_at", UtcTimestamp, nullable=True),
     # An SSO link minted in a browser session is bound to it (a hash of the session nonce).
     Column("session_binding", String(64), nullable=True),
 )
@@ -107,16 +127,6 @@ consents = Table(
     Column("user_agent", String(500), nullable=True),
 )
 
-rate_limits = Table(
-    "signup_rate_limits",
-    metadata,
-    Column("key", String(64), primary_key=True),
-    Column("hits", Integer, nullable=False),
-    Column("expires_at", UtcTimestamp, nullable=False),
-    Index("signup_rate_limits_expiry", "expires_at"),
-)
-
-
 @dataclass(frozen=True)
 class Signup:
     id: uuid.UUID
@@ -128,6 +138,7 @@ class Signup:
     solusvm_user_id: int | None
     encrypted_password: str | None
     registration_ip: str | None
+    registration_id: uuid.UUID | None
     created_at: datetime
     email_verified_at: datetime | None
     terms_accepted_at: datetime | None
@@ -140,13 +151,18 @@ class Signup:
             id=row.id, email=row.email, name=row.name, company=row.company, stage=Stage(row.stage),
             whmcs_client_id=row.whmcs_client_id, solusvm_user_id=row.solusvm_user_id,
             encrypted_password=row.encrypted_password, registration_ip=row.registration_ip,
-            created_at=row.created_at, email_verified_at=row.email_verified_at,
+            registration_id=row.registration_id, created_at=row.created_at, email_verified_at=row.email_verified_at,
             terms_accepted_at=row.terms_accepted_at, enrolled_at=row.enrolled_at,
             welcome_sent_at=row.welcome_sent_at,
         )  # fmt: skip
 
     def reached(self, stage: Stage) -> bool:
         return self.stage.order >= stage.order
+
+    def is_current(self, registration_id: uuid.UUID) -> bool:
+        """Whether ``registration_id`` is this signup's registration (rows from before registrations
+        were kept have the signup's own id as theirs)."""
+        return registration_id == (self.registration_id or self.id)
 
 
 @dataclass(frozen=True)
@@ -157,6 +173,7 @@ class Link:
     expires_at: datetime
     used_at: datetime | None
     session_binding: str | None
+    revoked_at: datetime | None = None
 
 
 # Signups -------------------------------------------------------------------------------------------
@@ -166,13 +183,43 @@ def insert_signup(
     session: Session, *, signup_id: uuid.UUID, email: str, email_key: str, name: str, company: str,
     encrypted_password: str, registration_ip: str | None, now: datetime,
 ) -> None:  # fmt: skip
+    """A new signup, whose first registration has the signup's own id."""
     session.execute(
         signups.insert().values(
             id=signup_id, email=email, email_key=email_key, name=name, company=company,
-            encrypted_password=encrypted_password, registration_ip=registration_ip,
-            stage=Stage.CREATING_CLIENT.value, created_at=now, updated_at=now,
+            encrypted_password=encrypted_password, registration_ip=registration_ip, registration_id=signup_id,
+            stage=Stage.AWAITING_VERIFICATION.value, created_at=now, updated_at=now,
         )  # fmt: skip
     )
+    add_registration(session, registration_id=signup_id, signup_id=signup_id, now=now)
+
+
+def replace_registration(
+    session: Session, signup_id: uuid.UUID, *, registration_id: uuid.UUID, name: str, company: str,
+    encrypted_password: str, registration_ip: str | None, now: datetime,
+) -> bool:  # fmt: skip
+    """A newer registration of a signup still waiting for its email to be verified takes its place
+    (name, company, password); False if the email was verified meanwhile."""
+    result = session.execute(
+        update(signups)
+        .where(signups.c.id == signup_id, signups.c.stage == Stage.AWAITING_VERIFICATION.value)
+        .values(name=name, company=company, encrypted_password=encrypted_password, registration_ip=registration_ip,
+                registration_id=registration_id, updated_at=now)  # fmt: skip
+    )
+    if not result.rowcount:
+        return False
+    add_registration(session, registration_id=registration_id, signup_id=signup_id, now=now)
+    return True
+
+
+def add_registration(session: Session, *, registration_id: uuid.UUID, signup_id: uuid.UUID, now: datetime) -> None:
+    session.execute(registrations.insert().values(id=registration_id, signup_id=signup_id, created_at=now))
+
+
+def signup_of_registration(session: Session, registration_id: uuid.UUID) -> Signup | None:
+    query = select(signups).join(registrations, registrations.c.signup_id == signups.c.id)
+    row = session.execute(query.where(registrations.c.id == registration_id)).first()
+    return Signup.from_row(row) if row is not None else None
 
 
 def _one(session: Session, condition: Any, *, lock: bool = False) -> Signup | None:
@@ -187,26 +234,27 @@ def get_signup(session: Session, signup_id: uuid.UUID, *, lock: bool = False) ->
     return _one(session, signups.c.id == signup_id, lock=lock)
 
 
-def signup_by_email_key(session: Session, key: str) -> Signup | None:
-    return _one(session, signups.c.email_key == key)
+def signup_by_email_key(session: Session, key: str, *, lock: bool = False) -> Signup | None:
+    return _one(session, signups.c.email_key == key, lock=lock)
 
 
 def signup_by_client(session: Session, whmcs_client_id: int) -> Signup | None:
     return _one(session, signups.c.whmcs_client_id == whmcs_client_id)
 
 
-def record_whmcs_client(session: Session, signup_id: uuid.UUID, whmcs_client_id: int, now: datetime) -> None:
-    """The WHMCS client exists: keep its id and erase the password in the same statement."""
-    session.execute(
+def record_whmcs_client(session: Session, signup_id: uuid.UUID, whmcs_client_id: int, now: datetime) -> bool:
+    """The WHMCS client exists: keep its id, erase the password and unlock the terms, in one statement."""
+    result = session.execute(
         update(signups)
-        .where(signups.c.id == signup_id)
+        .where(signups.c.id == signup_id, signups.c.stage == Stage.LINKING_CLIENT.value)
         .values(
             whmcs_client_id=whmcs_client_id,
             encrypted_password=None,
-            stage=Stage.AWAITING_VERIFICATION.value,
+            stage=Stage.AWAITING_TERMS.value,
             updated_at=now,
         )
     )
+    return bool(result.rowcount)
 
 
 def advance(session: Session, signup_id: uuid.UUID, to: Stage, now: datetime, **values: Any) -> bool:
@@ -232,17 +280,20 @@ def mark_welcome_sent(session: Session, signup_id: uuid.UUID, now: datetime) -> 
 
 
 def _link(row: Any) -> Link:
-    return Link(row.id, row.signup_id, row.purpose, row.expires_at, row.used_at, row.session_binding)
+    return Link(row.id, row.signup_id, row.purpose, row.expires_at, row.used_at, row.session_binding, row.revoked_at)
 
 
 def ensure_link(
     session: Session, *, link_id: uuid.UUID, signup_id: uuid.UUID, purpose: str, now: datetime, lifetime: timedelta,
-    session_binding: str | None = None,
+    session_binding: str | None = None, revoke_others: bool = False,
 ) -> Link:  # fmt: skip
-    """The link with this id, created now if it does not exist yet (a retried handler gets the same link)."""
+    """The link with this id, created now if it does not exist yet (a retried handler gets the same link).
+    ``revoke_others``: creating it revokes every other unused link of the signup for that purpose."""
     existing = session.execute(select(links).where(links.c.id == link_id)).first()
     if existing is not None:
         return _link(existing)
+    if revoke_others:
+        revoke_links(session, signup_id, purpose, now)
     # Whole seconds: the signed token carries Unix seconds, and both must agree on the end.
     expires_at = (now + lifetime).replace(microsecond=0)
     session.execute(
@@ -260,11 +311,23 @@ def get_link(session: Session, link_id: uuid.UUID, purpose: str) -> Link | None:
 
 
 def use_link(session: Session, link_id: uuid.UUID, now: datetime) -> bool:
-    """Claim a link once: True for the one caller that flips ``used_at``, False for everyone after."""
+    """Claim a link once: True for the one caller that flips ``used_at``, False for everyone after (and
+    for a revoked link)."""
     result = session.execute(
-        update(links).where(links.c.id == link_id, links.c.used_at.is_(None)).values(used_at=now)
+        update(links).where(links.c.id == link_id, links.c.used_at.is_(None), links.c.revoked_at.is_(None))
+        .values(used_at=now)
     )
     return bool(result.rowcount)
+
+
+def revoke_links(session: Session, signup_id: uuid.UUID, purpose: str, now: datetime, *,
+                 keep: uuid.UUID | None = None) -> None:  # fmt: skip
+    """Every unused, unrevoked link of the signup for ``purpose`` (but ``keep``) stops working."""
+    condition = [links.c.signup_id == signup_id, links.c.purpose == purpose, links.c.used_at.is_(None),
+                 links.c.revoked_at.is_(None)]  # fmt: skip
+    if keep is not None:
+        condition.append(links.c.id != keep)
+    session.execute(update(links).where(*condition).values(revoked_at=now))
 
 
 # Consents ------------------------------------------------------------------------------------------
@@ -281,28 +344,3 @@ def consents_for(session: Session, *, email_key: str | None = None, whmcs_client
     if whmcs_client_id is not None:
         query = query.where(consents.c.whmcs_client_id == whmcs_client_id)
     return list(session.execute(query).all())
-
-
-# Rate limits ---------------------------------------------------------------------------------------
-
-
-def count_hit(session: Session, bucket: str, now: datetime, window_seconds: int) -> int:
-    """Count one hit in ``bucket``'s current fixed window and return the window's total so far.
-
-    One atomic upsert, so replicas sharing the database agree on the count.
-    """
-    window = int(now.timestamp()) // window_seconds
-    key = hashlib.sha256(f"{bucket}|{window_seconds}|{window}".encode()).hexdigest()
-    expires_at = now + timedelta(seconds=window_seconds)
-    dialect = session.get_bind().dialect.name
-    insert: Any = postgresql.insert(rate_limits) if dialect == "postgresql" else sqlite.insert(rate_limits)
-    statement = (
-        insert.values(key=key, hits=1, expires_at=expires_at)
-        .on_conflict_do_update(index_elements=["key"], set_={"hits": rate_limits.c.hits + 1})
-        .returning(rate_limits.c.hits)
-    )
-    hits = int(session.execute(statement).scalar_one())
-    if hits == 1:
-        # A new window began somewhere: a good moment to forget the finished ones.
-        session.execute(delete(rate_limits).where(rate_limits.c.expires_at < now))
-    return hits

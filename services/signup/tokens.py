@@ -109,32 +109,44 @@ def read_link(signer: Signer, purpose: LinkPurpose, token: str) -> LinkClaims:
 
 # Session cookie ------------------------------------------------------------------------------------
 
-SessionLevel = Literal["registered", "verified"]
-_SESSION = struct.Struct(">16s16sQB")  # signup id, session nonce, issued at, level
-_LEVELS: tuple[SessionLevel, ...] = ("registered", "verified")
+SessionLevel = Literal["registered", "verified", "accepted"]
+_SESSION = struct.Struct(">16s16sQB")  # subject id, session nonce, issued at, level
+_LEVELS: tuple[SessionLevel, ...] = ("registered", "verified", "accepted")
 
 
 @dataclass(frozen=True)
 class Session:
     """Who the browser is in the signup journey.
 
-    ``registered``: it submitted the form (may watch progress and ask for a new link). ``verified``:
-    it opened a verification link, proving it reads the mailbox (may accept terms and use SSO).
-    ``nonce`` identifies this browser session; SSO links minted on the web are bound to it.
+    ``registered``: it submitted the form; ``subject_id`` is that registration (it may watch its
+    progress, and confirm the emailed link without typing the password). ``verified``: it confirmed a
+    verification link, proving it reads the mailbox; ``subject_id`` is the signup (it may accept the
+    terms). ``accepted``: it accepted the terms; it may log in to SolusVM 2 from the signup site for a
+    short while after ``issued_at``. ``nonce`` identifies this browser session; SSO links minted on the
+    web are bound to it.
     """
 
-    signup_id: uuid.UUID
+    subject_id: uuid.UUID
     level: SessionLevel
     nonce: bytes
     issued_at: datetime
 
     @classmethod
-    def start(cls, signup_id: uuid.UUID, level: SessionLevel, now: datetime) -> Session:
-        return cls(signup_id, level, secrets.token_bytes(16), now)
+    def start(cls, subject_id: uuid.UUID, level: SessionLevel, now: datetime) -> Session:
+        return cls(subject_id, level, secrets.token_bytes(16), now)
 
     @property
     def verified(self) -> bool:
-        return self.level == "verified"
+        return self.level in ("verified", "accepted")
+
+    @property
+    def signup_id(self) -> uuid.UUID | None:
+        """The signup of a browser that proved it reads the mailbox; None before that."""
+        return self.subject_id if self.verified else None
+
+    @property
+    def registration_id(self) -> uuid.UUID | None:
+        return self.subject_id if self.level == "registered" else None
 
     @property
     def binding(self) -> str:
@@ -144,7 +156,7 @@ class Session:
 
 def encode_session(signer: Signer, session: Session) -> str:
     payload = _SESSION.pack(
-        session.signup_id.bytes, session.nonce, int(session.issued_at.timestamp()), _LEVELS.index(session.level)
+        session.subject_id.bytes, session.nonce, int(session.issued_at.timestamp()), _LEVELS.index(session.level)
     )
     return signer.sign("session", payload)
 

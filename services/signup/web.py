@@ -22,8 +22,12 @@ from services.signup.sso import SingleSignOn
 from services.signup.store import tables
 from services.signup.tokens import Signer
 from services.signup.vault import PasswordVault
+from services.signup.verification import Verification
 from services.signup.web_api import Problem
 from services.signup.web_api import router as api_router
+from services.signup.web_guard import BodyLimit, SecurityHeaders, add_assets_and_docs, origin_of, page_policy
+from services.signup.web_links import router as links_router
+from services.signup.web_panel import router as panel_router
 from services.signup.web_pages import router as pages_router
 from services.signup.web_support import Web, page
 from shared.clock import Clock, utcnow
@@ -46,18 +50,25 @@ def create_app(
     on_commit: Callable[[], None] | None = None,
 ) -> FastAPI:
     signer = Signer(settings.secret_key.get_secret_value())
-    journey = SignupJourney(db, tables, settings, PasswordVault(settings.password_keys), signer, clock, on_commit)
+    journey = SignupJourney(db, tables, settings, PasswordVault(settings.password_keys), clock, on_commit)
     app = FastAPI(
         title="postpay signup",
         version="1",
         description="Enrollment in SolusVM 2 post-pay billing: registration, progress, and the WHMCS panel.",
-        docs_url="/api/docs",
+        docs_url=None,  # served by web_guard, with a policy of its own
         redoc_url=None,
         openapi_url="/openapi.json",
     )
-    app.state.web = Web(settings, journey, SingleSignOn(db, settings, signer, solusvm, clock), signer)
+    app.state.web = Web(settings, journey, Verification(journey, signer), SingleSignOn(db, settings, signer, solusvm, clock), signer)
     app.include_router(pages_router)
+    app.include_router(links_router)
     app.include_router(api_router)
+    app.include_router(panel_router)
+    add_assets_and_docs(app)
+    # The last added runs first: the headers wrap everything, the 413 included.
+    app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes, settings=settings)  # type: ignore[arg-type]
+    solusvm_origin = origin_of(solusvm.sso_login_url("x")) if hasattr(solusvm, "sso_login_url") else None
+    app.add_middleware(SecurityHeaders, policy=page_policy(solusvm_origin))  # type: ignore[arg-type]
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> Response:

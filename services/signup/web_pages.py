@@ -1,25 +1,19 @@
-"""The signup pages: server-rendered, usable without JavaScript, every form protected against CSRF."""
+"""The signup pages: server-rendered, usable without JavaScript, every form protected against CSRF.
+(The emailed link and the login to SolusVM 2 are in ``web_links``.)
+
+Registering and asking for a new link answer the same whoever the address belongs to: the browser
+is sent to "Check your email" with a session for its registration, and only the mailbox learns more.
+"""
 
 from __future__ import annotations
-
-from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from services.signup.journey import (
-    AlreadyEnrolled,
-    AlreadyRegistered,
-    LinkProblem,
-    RateLimited,
-    TermsMissing,
-    TermsRecorded,
-    Verified,
-    required_terms,
-)
-from services.signup.sso import SolusVMUnavailable, SsoRedirect
+from services.signup.journey import RateLimited, TermsMissing, TermsRecorded, required_terms
 from services.signup.store import Stage
+from services.signup.tokens import Session
 from services.signup.validation import InvalidRegistration, validate_registration
 from services.signup.web_support import (
     client_ip,
@@ -33,8 +27,6 @@ from services.signup.web_support import (
 )
 
 router = APIRouter(include_in_schema=False)
-
-LINK_PROBLEM_STATUS = {"invalid": 400, "expired": 410, "used": 409, "foreign": 403, "locked": 403}
 
 
 def see_other(path: str) -> RedirectResponse:
@@ -84,20 +76,25 @@ async def register(request: Request) -> Response:
     outcome = await run_in_threadpool(web_of(request).journey.register, registration, client_ip(request))
     if isinstance(outcome, RateLimited):
         return rate_limited(request, outcome)
-    if isinstance(outcome, AlreadyEnrolled):
-        return page(request, "already_enrolled.html", 409)
-    if isinstance(outcome, AlreadyRegistered):
-        return page(request, "check_email.html", email=registration.email, again=True)
     response = see_other("/signup/check-email")
-    start_session(response, request, outcome.signup_id, verified=False)
+    start_session(response, request, outcome.registration_id, "registered")
     return response
+
+
+def _email_of(request: Request, session: Session | None) -> str | None:
+    journey = web_of(request).journey
+    if session is None:
+        return None
+    if session.registration_id is not None:
+        progress = journey.progress(session.registration_id)
+        return progress.email if progress else None
+    signup = journey.signup(session.subject_id)
+    return signup.email if signup else None
 
 
 @router.get("/signup/check-email", response_class=HTMLResponse)
 def check_email(request: Request) -> Response:
-    session = current_session(request)
-    signup = web_of(request).journey.signup(session.signup_id) if session else None
-    return page(request, "check_email.html", email=signup.email if signup else None, again=False)
+    return page(request, "check_email.html", email=_email_of(request, current_session(request)), again=False)
 
 
 @router.post("/signup/resend", response_class=HTMLResponse)
@@ -113,56 +110,24 @@ async def resend(request: Request) -> Response:
     outcome = await run_in_threadpool(web_of(request).journey.resend, client_ip=client_ip(request), email=email)
     if isinstance(outcome, RateLimited):
         return rate_limited(request, outcome)
-    if isinstance(outcome, AlreadyEnrolled):
-        return page(request, "already_enrolled.html", 409)
-    # Whether or not the address has a signup, the answer is the same: nobody learns who signed up.
+    # Whatever the address (new, waiting, enrolled), the answer is the same: only its mailbox learns more.
     return page(request, "check_email.html", email=email, again=True)
 
 
-@router.get("/verify/{token}", response_class=HTMLResponse)
-def confirm_email(request: Request, token: str) -> Response:
-    """The emailed link only shows a "Confirm" button: mail scanners fetch links before the customer
-    does, and a link used up by them would greet the customer with "already used". Changes nothing."""
-    outcome = web_of(request).journey.check_link(token)
-    if isinstance(outcome, LinkProblem):
-        return link_problem(request, outcome, resend_email=outcome.signup.email if outcome.signup else None)
-    return page(request, "confirm_email.html", email=outcome.signup.email, action=f"/verify/{quote(token, safe='')}")
-
-
-@router.post("/verify/{token}", response_class=HTMLResponse)
-async def verify(request: Request, token: str) -> Response:
-    fields = await form_fields(request)
-    if fields is None:
-        return bad_form(request)
-    if not csrf_ok(request, fields.get("csrf_token")):
-        return stale_form(request)
-    outcome = await run_in_threadpool(web_of(request).journey.verify, token)
-    if isinstance(outcome, Verified):
-        response = see_other("/signup/terms")
-        start_session(response, request, outcome.signup.id, verified=True)
-        return response
-    return link_problem(request, outcome, resend_email=outcome.signup.email if outcome.signup else None)
-
-
-def link_problem(request: Request, problem: LinkProblem, *, resend_email: str | None = None) -> HTMLResponse:
-    session = current_session(request)
-    own = session is not None and problem.signup is not None and session.signup_id == problem.signup.id
-    enrolled = problem.signup is not None and problem.signup.stage == Stage.ENROLLED
-    return page(request, "link_problem.html", LINK_PROBLEM_STATUS[problem.kind], kind=problem.kind,
-                continue_url="/signup/status" if own else None,
-                resend_email=None if enrolled else resend_email)  # fmt: skip
+def _unverified(request: Request, action: str) -> HTMLResponse:
+    return page(request, "problem.html", 403, title="Please open the link from your email first",
+                message=f"The terms {action} after you confirm your email address.")  # fmt: skip
 
 
 @router.get("/signup/terms", response_class=HTMLResponse)
 def terms_form(request: Request) -> Response:
     session = current_session(request)
-    if session is None or not session.verified:
-        return page(request, "problem.html", 403, title="Please open the link from your email first",
-                    message="The terms are shown after you confirm your email address.")  # fmt: skip
+    if session is None or session.signup_id is None:
+        return _unverified(request, "are shown")
     signup = web_of(request).journey.signup(session.signup_id)
     if signup is None:
         return see_other("/signup")
-    if signup.stage == Stage.AWAITING_VERIFICATION:
+    if not signup.reached(Stage.AWAITING_TERMS):
         return page(request, "confirming.html")
     if signup.reached(Stage.PROVISIONING):
         return see_other("/signup/status")
@@ -177,9 +142,8 @@ async def accept_terms(request: Request) -> Response:
     if not csrf_ok(request, fields.get("csrf_token")):
         return stale_form(request)
     session = current_session(request)
-    if session is None or not session.verified:
-        return page(request, "problem.html", 403, title="Please open the link from your email first",
-                    message="The terms can be accepted after you confirm your email address.")  # fmt: skip
+    if session is None or session.signup_id is None:
+        return _unverified(request, "can be accepted")
     ticked = {name.removeprefix("accept_") for name, value in fields.items() if name.startswith("accept_") and value}
     journey = web_of(request).journey
     outcome = await run_in_threadpool(journey.accept_terms, session, ticked, client_ip=client_ip(request),
@@ -188,9 +152,12 @@ async def accept_terms(request: Request) -> Response:
         return page(request, "terms.html", 422, terms=required_terms(web_of(request).settings),
                     missing=tuple(term.kind for term in outcome.missing))  # fmt: skip
     if isinstance(outcome, TermsRecorded):
-        return see_other("/signup/status")
+        # This browser, and only this one, may log in to SolusVM 2 from here for a short while.
+        response = see_other("/signup/status")
+        start_session(response, request, outcome.signup_id, "accepted")
+        return response
     signup = outcome.signup
-    if signup is not None and signup.stage == Stage.AWAITING_VERIFICATION:
+    if signup is not None and not signup.reached(Stage.AWAITING_TERMS):
         return page(request, "confirming.html")
     return see_other("/signup/status")
 
@@ -198,38 +165,20 @@ async def accept_terms(request: Request) -> Response:
 @router.get("/signup/status", response_class=HTMLResponse)
 def status(request: Request) -> Response:
     session = current_session(request)
-    signup = web_of(request).journey.signup(session.signup_id) if session else None
-    if session is None or signup is None:
+    journey = web_of(request).journey
+    stage, email = None, None
+    if session is not None and session.registration_id is not None:
+        progress = journey.progress(session.registration_id)
+        if progress is not None:
+            email, stage = progress.email, (progress.signup.stage.value if progress.signup else "awaiting_verification")
+    elif session is not None:
+        signup = journey.signup(session.subject_id)
+        if signup is not None:
+            email, stage = signup.email, signup.stage.value
+    if session is None or stage is None:
         return page(request, "problem.html", 403, title="We don't know who you are yet",
                     message="Open the link from your verification email in this browser, or sign up first.")  # fmt: skip
-    return page(request, "status.html", signup=signup, stage=signup.stage.value, verified=session.verified,
-                client_area_url=web_of(request).settings.whmcs_client_area_url)  # fmt: skip
-
-
-@router.post("/sso", response_class=HTMLResponse)
-async def start_sso(request: Request) -> Response:
-    fields = await form_fields(request)
-    if fields is None:
-        return bad_form(request)
-    if not csrf_ok(request, fields.get("csrf_token")):
-        return stale_form(request)
-    session = current_session(request)
-    if session is None or not session.verified:
-        return page(request, "problem.html", 403, title="Please log in through the client area",
-                    message="This browser has not confirmed the email address of an enrolled account.")  # fmt: skip
-    link = await run_in_threadpool(web_of(request).sso.mint, session.signup_id, browser=session)
-    if link is None:
-        return see_other("/signup/status")
-    return see_other(link.path)
-
-
-@router.get("/sso/{token}", response_class=HTMLResponse)
-def redeem_sso(request: Request, token: str) -> Response:
-    outcome = web_of(request).sso.redeem(token, current_session(request))
-    if isinstance(outcome, SsoRedirect):
-        return RedirectResponse(outcome.url, status_code=302, headers={"Cache-Control": "no-store"})
-    if isinstance(outcome, SolusVMUnavailable):
-        return page(request, "problem.html", 503, title="SolusVM 2 is not answering right now",
-                    message="Nothing was changed. Please try the login button again in a minute.")  # fmt: skip
-    return page(request, "sso_problem.html", LINK_PROBLEM_STATUS[outcome.kind], kind=outcome.kind,
+    return page(request, "status.html", email=email, stage=stage, verified=session.verified,
+                can_sso=stage == Stage.ENROLLED.value and journey.may_sso_here(session),
+                sso_minutes=round(journey.settings.signup_sso_minutes),
                 client_area_url=web_of(request).settings.whmcs_client_area_url)  # fmt: skip

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,10 +15,13 @@ from fastapi.templating import Jinja2Templates
 from services.signup.journey import SignupJourney
 from services.signup.settings import SignupSettings
 from services.signup.sso import SingleSignOn
+from services.signup.validation import PASSWORD_RULES
+from services.signup.verification import Verification
 from services.signup.tokens import (
     BadToken,
     ExpiredToken,
     Session,
+    SessionLevel,
     Signer,
     csrf_matches,
     csrf_token,
@@ -31,7 +35,10 @@ CSRF_COOKIE = "postpay_csrf"
 CSRF_FIELD = "csrf_token"
 MAX_FIELD_LENGTH = 4096
 
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
 templates = Jinja2Templates(directory=str(Path(__file__).resolve().parent / "templates"))
+templates.env.globals["password_rules"] = PASSWORD_RULES  # every rule, shown before the first try
 
 
 @dataclass
@@ -40,6 +47,7 @@ class Web:
 
     settings: SignupSettings
     journey: SignupJourney
+    verification: Verification
     sso: SingleSignOn
     signer: Signer
 
@@ -48,9 +56,35 @@ def web_of(request: Request) -> Web:
     return request.app.state.web  # type: ignore[no-any-return]
 
 
+def _address(text: str | None) -> IPAddress | None:
+    if not text:
+        return None
+    try:
+        address = ipaddress.ip_address(text.strip())
+    except ValueError:
+        return None
+    mapped = getattr(address, "ipv4_mapped", None)
+    return mapped or address
+
+
 def client_ip(request: Request) -> str | None:
-    host = request.client.host if request.client else None
-    return host[:45] if host else None
+    """The client's IP address: the peer, or behind trusted proxies the right-most X-Forwarded-For hop
+    that is not one of them. Always a valid address (or None): a hop that is not an IP address was not
+    written by a proxy we trust, so nothing left of it is believed and the nearest proxy stands in."""
+    peer = _address(request.client.host if request.client else None)
+    if peer is None:
+        return None
+    trusted = web_of(request).settings.trusted_proxies
+    if not any(peer in network for network in trusted):
+        return str(peer)
+    hops = [hop for header in request.headers.getlist("x-forwarded-for") for hop in header.split(",")]
+    for hop in reversed(hops):
+        address = _address(hop)
+        if address is None:
+            break
+        if not any(address in network for network in trusted):
+            return str(address)
+    return str(peer)
 
 
 def user_agent(request: Request) -> str | None:
@@ -72,9 +106,10 @@ def current_session(request: Request) -> Session | None:
         return None
 
 
-def start_session(response: Response, request: Request, signup_id: uuid.UUID, *, verified: bool) -> Session:
+def start_session(response: Response, request: Request, subject_id: uuid.UUID, level: SessionLevel) -> Session:
+    """A new session cookie (a new nonce: whatever the browser held before is replaced)."""
     web = web_of(request)
-    session = Session.start(signup_id, "verified" if verified else "registered", web.journey.now())
+    session = Session.start(subject_id, level, web.journey.now())
     response.set_cookie(
         SESSION_COOKIE,
         encode_session(web.signer, session),
@@ -116,9 +151,7 @@ def page(request: Request, template: str, status_code: int = 200, **context: Any
     )
     if getattr(request.state, "new_csrf_secret", None) == secret:
         response.set_cookie(CSRF_COOKIE, secret, httponly=True, secure=web.settings.secure_cookies, samesite="lax")
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["X-Frame-Options"] = "DENY"
-    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Cache-Control"] = "no-store"  # the security headers come from web_guard, on every answer
     return response
 
 

@@ -1,12 +1,14 @@
 """Events of the enrollment journey (signup and provisioner).
 
-    UserRegistered --signup--> (WHMCS client, verification email)
-    VerificationEmailRequested --signup--> (a fresh verification email)
-    EmailVerified --signup--> (terms step unlocked)
+    UserRegistered --signup--> (verification email)
+    VerificationEmailRequested --signup--> (a fresh verification email, or "you are enrolled: log in")
+    EmailVerified --signup--> (WHMCS client found or created, terms step unlocked)
     TermsAccepted --provisioner--> (SolusVM 2 user) --> UserProvisioned --signup--> (enrolled, welcome email)
 
-No event carries a password: it stays encrypted in the signup service's own table until the WHMCS
-client exists, and is erased then. Consent details (IP address, user agent) stay in signup's consent
+Nothing is created upstream before the email is verified. No event carries a password: it stays
+encrypted in the signup service's own table until the WHMCS client exists, and is erased then.
+Handlers act on the signup service's own record, not on what an event claims: a forged event moves no
+signup that did not get there. Consent details (IP address, user agent) stay in signup's consent
 ledger; events say only which terms were accepted and when.
 """
 
@@ -22,7 +24,9 @@ from shared.events.fields import ClientId, EmailAddress, ShortText, SolusUserId
 
 
 class UserRegistered(Event):
-    """A registration was accepted; the customer must now verify the email address."""
+    """A registration was accepted (the first of an address, or a newer one replacing a registration
+    still waiting for verification); the customer must now verify the email address. The event id is
+    the registration's id."""
 
     signup_id: uuid.UUID
     email: EmailAddress
@@ -31,18 +35,22 @@ class UserRegistered(Event):
 
 
 class VerificationEmailRequested(Event):
-    """The customer asked for a new verification link (rate-limited by the signup web)."""
+    """Someone asked for a new verification link, or registered an address that is verified already
+    (rate-limited by the signup web). The address gets a link, or, once the terms are accepted, an email
+    saying how to log in: nobody learns which from the answer."""
 
     signup_id: uuid.UUID
     email: EmailAddress
 
 
 class EmailVerified(Event):
-    """The customer opened a verification link; the terms step is unlocked."""
+    """The customer confirmed a verification link: the WHMCS client is now found or created, then the
+    terms step is unlocked. ``whmcs_client_id`` is set only by producers from before the client was
+    created after verification."""
 
     signup_id: uuid.UUID
     email: EmailAddress
-    whmcs_client_id: ClientId
+    whmcs_client_id: ClientId | None = None
     verified_at: UtcDateTime
 
 

@@ -13,7 +13,6 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from services.signup.panel_auth import panel_signature
 from shared.bus.rabbit import RabbitBus
 from shared.db import Database
 from shared.events.billing import InvoiceCreated
@@ -21,7 +20,7 @@ from simulators.smtp import text_of
 from simulators.solusvm.seeding import seed as seed_solusvm
 from tests.support.accounts import LONG_AGO, AccountsHarness, Member
 from tests.support.bus_helpers import publish, wait_until
-from tests.support.enrollment import TEST_PANEL_SECRET
+from tests.support.enrollment import panel_headers
 from tests.support.system import Upstreams
 
 DUE = date(2026, 11, 1)
@@ -160,10 +159,8 @@ def test_the_client_area_panel_shows_suspended_with_the_invoice_to_pay_then_lock
 
 
 def _panel(web: TestClient, member: Member, harness: AccountsHarness) -> dict[str, Any]:
-    timestamp = int(harness.clock().timestamp())  # the web app's clock is the harness's
-    signature = panel_signature(TEST_PANEL_SECRET, timestamp, member.client_id, "panel")
-    response = web.get(f"/api/v1/panel/{member.client_id}",
-                       headers={"X-Postpay-Timestamp": str(timestamp), "X-Postpay-Signature": signature})  # fmt: skip
+    # The web app's clock is the harness's.
+    response = web.get(f"/api/v1/panel/{member.client_id}", headers=panel_headers(member.client_id, "panel", clock=harness.clock))
     assert response.status_code == 200, response.text
     return json.loads(response.text)
 

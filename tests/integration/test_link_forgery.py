@@ -19,10 +19,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from services.signup import store
-from services.signup.panel_auth import panel_signature
 from services.signup.tokens import Session, Signer, encode_session, mint_link
 from tests.support.enrollment import clean_upstreams, clock, enrollment, upstreams  # noqa: F401 - fixtures used by name
-from tests.support.enrollment import TEST_PANEL_SECRET, Enrollment, csrf_from, path_of, unique_email
+from tests.support.enrollment import TEST_PANEL_SECRET, Enrollment, csrf_from, panel_headers, path_of, unique_email
 
 ANOTHER_DEPLOYMENT = Signer("another-deployment-secret-0123456789")
 
@@ -114,9 +113,7 @@ def test_a_session_cookie_forged_with_another_key_gives_no_power_over_a_real_sig
 
 
 def signed(client_id: int, purpose: str, *, secret: str = TEST_PANEL_SECRET, at: float | None = None) -> dict[str, str]:
-    timestamp = int(at if at is not None else time.time())
-    return {"X-Postpay-Timestamp": str(timestamp),
-            "X-Postpay-Signature": panel_signature(secret, timestamp, client_id, purpose)}  # type: ignore[arg-type]  # fmt: skip
+    return panel_headers(client_id, purpose, secret=secret, at=at)
 
 
 def test_the_panel_login_endpoint_without_a_valid_signature_mints_nothing(enrollment: Enrollment) -> None:
@@ -132,7 +129,7 @@ def test_the_panel_login_endpoint_without_a_valid_signature_mints_nothing(enroll
         signed(client_id + 1, "sso"),  # a genuine signature, for another client
         signed(client_id, "panel"),  # a genuine signature, for rendering the panel only
         signed(client_id, "sso", at=time.time() - 3600),  # captured an hour ago
-        {"X-Postpay-Timestamp": str(int(time.time())), "X-Postpay-Signature": "0" * 64},
+        {"X-Postpay-Timestamp": str(int(time.time())), "X-Postpay-Nonce": "n" * 32, "X-Postpay-Signature": "0" * 64},
     ):
         response = enrollment.client.post(f"/api/v1/panel/{client_id}/sso", headers=headers)
         assert response.status_code == 401 and "url" not in response.json(), headers

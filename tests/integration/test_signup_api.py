@@ -44,16 +44,17 @@ def test_a_registration_is_accepted_and_its_progress_readable(client: TestClient
     response = register(client)
     assert response.status_code == 202  # type: ignore[attr-defined]
     body = response.json()  # type: ignore[attr-defined]
-    assert body["status"] == "setting_up"
+    assert body["status"] == "awaiting_verification"
     progress = client.get(body["status_url"])
     assert progress.status_code == 200 and progress.json()["signup_id"] == body["signup_id"]
 
 
-def test_registering_the_same_email_again_answers_the_same_signup(client: TestClient) -> None:
+def test_registering_the_same_email_again_is_a_new_registration_that_replaces_the_first(client: TestClient) -> None:
     email = unique_email()
     first = register(client, email=email).json()  # type: ignore[attr-defined]
     again = register(client, email=email.upper())
-    assert again.status_code == 200 and again.json()["signup_id"] == first["signup_id"]  # type: ignore[attr-defined]
+    assert again.status_code == 202 and again.json()["signup_id"] != first["signup_id"]  # type: ignore[attr-defined]
+    assert client.get(first["status_url"]).json()["status"] == "awaiting_verification", "the replaced one tells nothing more"
 
 
 def test_invalid_fields_are_each_explained(client: TestClient) -> None:
@@ -83,10 +84,10 @@ def test_unknown_signup_is_404_and_a_bad_id_422(client: TestClient) -> None:
     assert client.post(f"/api/v1/signups/{uuid.uuid4()}/resend").status_code == 404
 
 
-def test_resend_before_the_client_exists_is_accepted(client: TestClient) -> None:
+def test_resend_is_accepted(client: TestClient) -> None:
     signup_id = register(client).json()["signup_id"]  # type: ignore[attr-defined]
     response = client.post(f"/api/v1/signups/{signup_id}/resend")
-    assert response.status_code == 202 and response.json()["status"] == "setting_up"
+    assert response.status_code == 202 and response.json()["status"] == "awaiting_verification"
 
 
 def test_the_openapi_document_describes_every_route(client: TestClient) -> None:

@@ -76,9 +76,10 @@ def test_over_long_input_is_named_not_stored(client: TestClient) -> None:
     ],
 )
 def test_malformed_form_bodies_get_a_page_not_a_500(client: TestClient, content: bytes, content_type: str) -> None:
+    expected = (413,) if len(content) > 65_536 else (400, 403)  # an over-large body is refused unread
     for path in ("/signup", "/signup/resend", "/signup/terms", "/sso"):
         response = client.post(path, content=content, headers={"Content-Type": content_type})
-        assert response.status_code in (400, 403), (path, response.status_code)
+        assert response.status_code in expected, (path, response.status_code)
 
 
 @FAST

@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from services.signup import store
+from services.signup import store, throttle
 from shared.clock import ManualClock
 from tests.support.bus_helpers import wait_until
 from tests.support.enrollment import clean_upstreams, clock, enrollment, upstreams  # noqa: F401 - fixtures used by name
@@ -29,7 +29,7 @@ def state(enrollment: Enrollment) -> tuple[object, ...]:
     with enrollment.db.transaction() as session:
         links = session.execute(select(store.links.c.id, store.links.c.used_at)).all()
         stages = session.execute(select(store.signups.c.id, store.signups.c.stage, store.signups.c.email_verified_at)).all()
-        limits = session.execute(select(store.rate_limits.c.key, store.rate_limits.c.hits)).all()
+        limits = session.execute(select(throttle.rate_limits.c.key, throttle.rate_limits.c.hits)).all()
     return (tuple(sorted(map(str, links))), tuple(sorted(map(str, stages))), tuple(sorted(map(str, limits))),
             enrollment.count(store.consents), enrollment.count(enrollment.signup.outbox.table))  # fmt: skip
 
@@ -43,9 +43,9 @@ def starts_session(response: httpx.Response) -> bool:
     return "postpay_session" in response.headers.get("set-cookie", "")
 
 
-def registered(enrollment: Enrollment) -> tuple[str, str]:
+def registered(enrollment: Enrollment, client: TestClient | None = None) -> tuple[str, str]:
     email = unique_email()
-    assert enrollment.register(email).status_code == 303
+    assert enrollment.register(email, client=client).status_code == 303
     (link,) = enrollment.verification_links(email)
     return email, link
 
@@ -104,7 +104,8 @@ def test_a_used_expired_or_tampered_link_gets_the_same_clear_page_opened_or_conf
     enrollment: Enrollment, clock: ManualClock
 ) -> None:
     used_email, used = registered(enrollment)
-    _, unused = registered(enrollment)
+    with browser(enrollment) as registering_elsewhere:  # this browser holds the first registration only
+        _, unused = registered(enrollment, registering_elsewhere)
     used_page = enrollment.fetch_link(used)
     assert enrollment.confirm(used_page).status_code == 303
     wait_until(lambda: enrollment.stage(used_email) == "awaiting_terms", what="terms unlocked")

@@ -14,7 +14,8 @@ from shared.clock import ManualClock
 from shared.db import Database
 from tests.support.bus_helpers import wait_until
 from tests.support.enrollment import clean_upstreams, clock, enrollment, upstreams  # noqa: F401 - fixtures used by name
-from tests.support.enrollment import Enrollment, csrf_from, signup_settings, unique_email
+from tests.support.enrollment import TEST_CLIENT_IP, Enrollment, csrf_from, signup_settings, unique_email
+from simulators.smtp import text_of
 from tests.support.system import Upstreams
 
 
@@ -65,7 +66,7 @@ def second_replica(enrollment: Enrollment) -> TestClient:
     from services.signup.web import create_app
 
     app = create_app(enrollment.db, enrollment.settings, enrollment.deps.solusvm, clock=enrollment.deps.clock)
-    return TestClient(app, base_url=enrollment.settings.public_url, follow_redirects=False)
+    return TestClient(app, base_url=enrollment.settings.public_url, follow_redirects=False, client=(TEST_CLIENT_IP, 50001))
 
 
 def test_registrations_per_ip_are_limited_across_replicas(upstreams: Upstreams, memory_bus: InMemoryBus, database: Database) -> None:
@@ -85,7 +86,7 @@ def test_registrations_per_email_are_limited(upstreams: Upstreams, memory_bus: I
     settings = signup_settings(registrations_per_ip=100, registrations_per_email=2)
     with Enrollment(upstreams, memory_bus, database, settings=settings).start() as enrollment:
         email = unique_email()
-        assert [enrollment.register(email.upper() if i else email).status_code for i in range(3)] == [303, 200, 429]
+        assert [enrollment.register(email.upper() if i else email).status_code for i in range(3)] == [303, 303, 429]
         assert enrollment.register(unique_email()).status_code == 303, "another email is not affected"
 
 
@@ -121,34 +122,42 @@ def test_resend_does_not_tell_who_signed_up(enrollment: Enrollment) -> None:
     token = csrf_from(enrollment.client.get("/signup/check-email").text)
     response = enrollment.client.post("/signup/resend", data={"csrf_token": token, "email": "nobody@example.com"})
     assert response.status_code == 200
-    assert "If <strong>nobody@example.com</strong> has a signup waiting" in response.text
+    assert "If <strong>nobody@example.com</strong> has a signup with us" in response.text
     assert outbox_rows(enrollment) == 0
 
 
 # Duplicate emails ------------------------------------------------------------------------------------
 
 
-def test_an_enrolled_customer_who_registers_again_is_told_to_log_in_and_nothing_is_created(enrollment: Enrollment) -> None:
+def test_an_enrolled_customer_who_registers_again_is_mailed_how_to_log_in_and_nothing_is_created(enrollment: Enrollment) -> None:
+    """The answer is the same as for anyone (test_access_enumeration.py); the email tells the owner."""
     email = unique_email()
     enrollment.enroll(email)
+    before = enrollment.signup_row(email)
     again = enrollment.register(email.upper(), name="Someone Else", password="An0ther-Passw0rd!")
-    assert again.status_code == 409
-    assert "already enrolled" in again.text and enrollment.settings.whmcs_client_area_url in again.text
+    assert again.status_code == 303 and again.headers["location"] == "/signup/check-email"
     api = enrollment.client.post("/api/v1/signups", json={"name": "X Y", "email": email, "password": "An0ther-Passw0rd!"})
-    assert api.status_code == 409 and api.json()["code"] == "already_enrolled"
-    assert enrollment.count(store.signups) == 1
+    assert api.status_code == 202 and api.json()["status"] == "awaiting_verification"
+    notices = enrollment.upstreams.smtp.wait_for(to=email, matching=lambda m: "already have" in str(m["Subject"]), count=2)
+    assert all(enrollment.settings.whmcs_client_area_url in text_of(message) for message in notices)
+    after = enrollment.signup_row(email)
+    assert before is not None and after is not None and enrollment.count(store.signups) == 1
+    assert (after.name, after.stage, after.whmcs_client_id, after.encrypted_password) == (before.name, before.stage,
+                                                                                          before.whmcs_client_id, None)  # fmt: skip
     assert len(enrollment.whmcs_clients(email)) == 1 and len(enrollment.solusvm_users(email)) == 1
 
 
-def test_registering_again_before_verifying_sends_a_new_link_to_the_same_signup(enrollment: Enrollment) -> None:
+def test_registering_again_before_verifying_replaces_the_registration_and_sends_a_new_link(enrollment: Enrollment) -> None:
     email = unique_email()
     enrollment.register(email)
     enrollment.verification_links(email)
-    again = enrollment.register(email, password="A-different-passw0rd")
-    assert again.status_code == 200 and "Check your email" in again.text
+    again = enrollment.register(email, name="Ada King", password="A-different-passw0rd")
+    assert again.status_code == 303 and again.headers["location"] == "/signup/check-email"
     first, second = enrollment.verification_links(email, count=2)
     assert first != second
-    assert enrollment.count(store.signups) == 1 and len(enrollment.whmcs_clients(email)) == 1
+    signup = enrollment.signup_row(email)
+    assert enrollment.count(store.signups) == 1 and signup is not None and signup.name == "Ada King"
+    assert enrollment.whmcs_clients(email) == [], "nothing upstream before the email is verified"
 
 
 # Verification links ----------------------------------------------------------------------------------

@@ -13,11 +13,10 @@ from sqlalchemy import insert, select
 
 from services.signup import store
 from services.signup.accounts import accounts
-from services.signup.panel_auth import panel_signature
 from shared.clock import ManualClock
 from simulators.faults import FaultRule
 from tests.support.enrollment import clean_upstreams, clock, enrollment, upstreams  # noqa: F401 - fixtures used by name
-from tests.support.enrollment import TEST_PANEL_SECRET, Enrollment, csrf_from, unique_email
+from tests.support.enrollment import TEST_PANEL_SECRET, Enrollment, csrf_from, panel_headers, unique_email
 from tests.support.system import Upstreams
 
 
@@ -89,15 +88,16 @@ def test_someone_elses_login_link_does_not_work_and_stays_usable_by_its_owner(en
 
 
 def test_a_login_link_from_another_session_of_the_same_customer_does_not_work(enrollment: Enrollment) -> None:
-    """Two browsers that each opened a verification link: each can use only its own login links."""
+    """Two browsers that each confirmed a verification link: only the one that accepted the terms may
+    log in from here, and a login link it minted does not work in the other."""
     email = unique_email()
     enrollment.register(email)
     (first_link,) = enrollment.verification_links(email)
+    assert enrollment.open_link(first_link).status_code == 303
+    enrollment.wait_for_terms()
     with TestClient(enrollment.app, base_url=enrollment.settings.public_url, follow_redirects=False) as second:
-        token = csrf_from(second.get("/signup/check-email").text)
-        assert second.post("/signup/resend", data={"csrf_token": token, "email": email}).status_code == 200
+        assert enrollment.resend(email, second).status_code == 200
         _, second_link = enrollment.verification_links(email, count=2)
-        assert enrollment.open_link(first_link).status_code == 303
         assert enrollment.open_link(second_link, second).status_code == 303
         enrollment.accept_terms()
         page = enrollment.wait_enrolled()
@@ -105,6 +105,7 @@ def test_a_login_link_from_another_session_of_the_same_customer_does_not_work(en
         path = mint(enrollment, page)
         refused = second.get(path)
         assert refused.status_code == 403 and "belongs to someone else" in refused.text
+        assert second.post("/sso", data={"csrf_token": csrf_from(second.get("/signup").text)}).status_code == 403
     assert enrollment.client.get(path).status_code == 302
 
 
@@ -125,9 +126,7 @@ def test_solusvm_down_at_login_gets_a_clear_page(enrollment: Enrollment, enrolle
 
 
 def signed(client_id: int, purpose: str, *, secret: str = TEST_PANEL_SECRET, at: float | None = None) -> dict[str, str]:
-    timestamp = int(at if at is not None else time.time())
-    return {"X-Postpay-Timestamp": str(timestamp),
-            "X-Postpay-Signature": panel_signature(secret, timestamp, client_id, purpose)}  # type: ignore[arg-type]  # fmt: skip
+    return panel_headers(client_id, purpose, secret=secret, at=at)
 
 
 def client_id_of(enrollment: Enrollment, email: str) -> int:
@@ -188,7 +187,9 @@ def test_the_hook_mints_a_fresh_single_use_link_at_click_time(enrollment: Enroll
 def test_the_hook_gets_no_link_for_a_client_that_is_not_enrolled(enrollment: Enrollment) -> None:
     email = unique_email()
     enrollment.register(email)
-    enrollment.verification_links(email)
+    (link,) = enrollment.verification_links(email)
+    enrollment.open_link(link)
+    enrollment.wait_for_terms()  # the WHMCS client exists; the terms are not accepted
     client_id = client_id_of(enrollment, email)
     response = enrollment.client.post(f"/api/v1/panel/{client_id}/sso", headers=signed(client_id, "sso"))
     assert response.status_code == 404 and response.json()["code"] == "not_found"

@@ -1,6 +1,6 @@
 """The WHMCS side (deploy/whmcs): the PHP is valid, and served by PHP's own web server over minimal
 stubs of WHMCS, it renders both panels from a running signup service and turns the button into a
-login that lands in SolusVM 2."""
+login that lands in SolusVM 2, for the client's owner (or a user the operator allows) only."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 import pytest
 
+from services.signup import store
 from services.signup.accounts import accounts
 from shared.bus.memory import InMemoryBus
 from shared.db import Database
@@ -26,7 +27,8 @@ DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "whmcs"
 PHP = shutil.which("php") or "/usr/bin/php"
 
 # Just enough of WHMCS for the hook and the action: the constant, add_hook, Menu::context, the menu
-# item class, and the signed-in client (here taken from a cookie a test sets).
+# item class, the signed-in user and the client they manage (here taken from cookies a test sets), the
+# client's owner, and the user's permissions on the client (WHMCS keeps them on the user-client pivot).
 STUB_INIT = r"""<?php
 namespace { define('WHMCS', true); }
 namespace WHMCS\View\Menu {
@@ -35,9 +37,33 @@ namespace WHMCS\View\Menu {
         public function addChild($name, array $attributes = []) { $this->children[$name] = $attributes; return $this; }
     }
 }
-namespace WHMCS\User { class Client { public $id; public function __construct($id) { $this->id = $id; } } }
+namespace WHMCS\User {
+    class Permissions { private $names; public function __construct(array $names) { $this->names = $names; }
+                        public function get() { return $this->names; } }
+    class Pivot { private $names; public function __construct(array $names) { $this->names = $names; }
+                  public function getPermissions() { return new Permissions($this->names); } }
+    class Relation { public $pivot; public function __construct(array $names) { $this->pivot = new Pivot($names); } }
+    class UserClients {
+        public function find($clientId) {
+            if ((int) $clientId !== (int) ($_COOKIE['stub_client_id'] ?? 0)) { return null; }
+            $names = array_filter(explode(',', (string) ($_COOKIE['stub_permissions'] ?? '')));
+            return new Relation(array_values($names));
+        }
+    }
+    class User { public $id; public function __construct($id) { $this->id = $id; }
+                 public function clients() { return new UserClients(); } }
+    class Client {
+        public $id;
+        public function __construct($id) { $this->id = $id; }
+        public function owner() { return new User((int) ($_COOKIE['stub_owner_id'] ?? 0)); }
+    }
+}
 namespace WHMCS\Authentication {
     class CurrentUser {
+        public function user() {
+            $id = (int) ($_COOKIE['stub_user_id'] ?? 0);
+            return $id > 0 ? new \WHMCS\User\User($id) : null;
+        }
         public function client() {
             $id = (int) ($_COOKIE['stub_client_id'] ?? 0);
             return $id > 0 ? new \WHMCS\User\Client($id) : null;
@@ -92,8 +118,7 @@ def whmcs(tmp_path: Path, enrollment: Enrollment) -> Iterator[str]:
     shutil.copytree(DEPLOY, root, ignore=shutil.ignore_patterns("*.md"))
     (root / "init.php").write_text(STUB_INIT)
     (root / "index.php").write_text(STUB_HOMEPAGE)
-    config = f"<?php return ['url' => '{enrollment.settings.public_url}', 'shared_secret' => '{TEST_PANEL_SECRET}', 'timeout_seconds' => 5];"
-    (root / "includes" / "postpay_solusvm2" / "config.php").write_text(config)
+    write_config(root, url=enrollment.settings.public_url)
     port = free_port()
     server = subprocess.Popen([PHP, "-S", f"127.0.0.1:{port}", "-t", str(root)], stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)  # fmt: skip
@@ -113,8 +138,30 @@ def whmcs(tmp_path: Path, enrollment: Enrollment) -> Iterator[str]:
         server.wait(10)
 
 
+def write_config(root: Path, *, url: str, secret: str = TEST_PANEL_SECRET, sso_permission: str = "") -> None:
+    config = (f"<?php return ['url' => '{url}', 'shared_secret' => '{secret}', 'timeout_seconds' => 5, "
+              f"'connect_timeout_seconds' => 2, 'sso_permission' => '{sso_permission}'];")  # fmt: skip
+    (root / "includes" / "postpay_solusvm2" / "config.php").write_text(config)
+
+
+OWNER = 500
+
+
 def as_client(client_id: int) -> httpx.Client:
-    return httpx.Client(cookies={"stub_client_id": str(client_id)}, timeout=10)
+    """Signed in as the client's owner."""
+    return as_user(client_id, user_id=OWNER)
+
+
+def as_user(client_id: int, *, user_id: int, permissions: tuple[str, ...] = ()) -> httpx.Client:
+    """Signed in as ``user_id``, managing ``client_id`` (whose owner is user ``OWNER``)."""
+    cookies = {"stub_client_id": str(client_id), "stub_user_id": str(user_id), "stub_owner_id": str(OWNER),
+               "stub_permissions": ",".join(permissions)}  # fmt: skip
+    return httpx.Client(cookies=cookies, timeout=10)
+
+
+def sso_links(enrollment: Enrollment) -> int:
+    with enrollment.db.transaction() as session:
+        return len(session.execute(select(store.links.c.id).where(store.links.c.purpose == "sso")).all())
 
 
 def test_both_panels_render_and_the_button_logs_in_to_solusvm(enrollment: Enrollment, whmcs: str) -> None:
@@ -129,7 +176,8 @@ def test_both_panels_render_and_the_button_logs_in_to_solusvm(enrollment: Enroll
         assert "<h3>Not enrolled in SolusVM 2</h3>" in page and 'data-color="blue"' in page
         assert f'href="{enrollment.settings.public_url}/"' in page
         refused = browser.get(f"{whmcs}/solusvm2_sso.php")
-        assert refused.status_code == 503 and "not reachable" in refused.text
+        assert refused.status_code == 404 and "not enrolled in SolusVM 2" in refused.text
+        assert f'href="{enrollment.settings.public_url}/"' in refused.text, "a way to sign up"
 
     with as_client(enrolled_id) as browser:
         page = browser.get(f"{whmcs}/index.php").text
@@ -176,3 +224,46 @@ def test_with_a_wrong_secret_the_homepage_shows_without_the_panel(enrollment: En
     with as_client(1) as browser:
         response = browser.get(f"{whmcs}/index.php")
         assert response.status_code == 200 and response.text == ""
+
+
+def test_a_user_who_is_not_the_owner_may_not_log_in_to_solusvm_and_is_told_why(enrollment: Enrollment, whmcs: str) -> None:
+    email = unique_email()
+    enrollment.enroll(email)
+    signup = enrollment.signup_row(email)
+    assert signup is not None and signup.whmcs_client_id is not None
+    for permissions in ((), ("invoices", "productsso")):  # with no permission named, only the owner
+        with as_user(signup.whmcs_client_id, user_id=OWNER + 1, permissions=permissions) as sub_user:
+            refused = sub_user.get(f"{whmcs}/solusvm2_sso.php")
+        assert refused.status_code == 403 and "owner" in refused.text, refused.text
+    assert sso_links(enrollment) == 0, "no login link was minted for a sub-user"
+    with as_client(signup.whmcs_client_id) as owner:
+        assert owner.get(f"{whmcs}/solusvm2_sso.php").status_code == 302
+    assert sso_links(enrollment) == 1
+
+
+def test_the_operator_may_name_a_permission_that_lets_other_users_log_in(enrollment: Enrollment, whmcs: str, tmp_path: Path) -> None:
+    email = unique_email()
+    enrollment.enroll(email)
+    signup = enrollment.signup_row(email)
+    assert signup is not None and signup.whmcs_client_id is not None
+    write_config(tmp_path / "whmcs", url=enrollment.settings.public_url, sso_permission="productsso")
+    with as_user(signup.whmcs_client_id, user_id=OWNER + 1, permissions=("invoices", "productsso")) as allowed:
+        to_postpay = allowed.get(f"{whmcs}/solusvm2_sso.php")
+        assert to_postpay.status_code == 302 and to_postpay.headers["location"].startswith(enrollment.settings.public_url)
+    with as_user(signup.whmcs_client_id, user_id=OWNER + 2, permissions=("invoices",)) as not_allowed:
+        refused = not_allowed.get(f"{whmcs}/solusvm2_sso.php")
+        assert refused.status_code == 403 and "productsso" in refused.text
+
+
+def test_postpay_not_answering_is_said_quickly(enrollment: Enrollment, whmcs: str, tmp_path: Path) -> None:
+    write_config(tmp_path / "whmcs", url=f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    with as_client(1) as browser:
+        response = browser.get(f"{whmcs}/solusvm2_sso.php")
+    assert response.status_code == 503 and "not reachable" in response.text
+
+
+def test_the_hook_talks_to_postpay_with_curl_and_short_timeouts() -> None:
+    client = (DEPLOY / "includes" / "postpay_solusvm2" / "client.php").read_text()
+    for needed in ("curl_init", "CURLOPT_CONNECTTIMEOUT", "CURLOPT_TIMEOUT", "CURLOPT_FOLLOWLOCATION"):
+        assert needed in client, needed
+    assert "file_get_contents" not in client

@@ -42,6 +42,7 @@ TEST_SECRET_KEY = "test-signup-secret-key-0123456789abcdef"
 TEST_PASSWORD_KEY = "dGVzdC1wYXNzd29yZC1rZXktMDEyMzQ1Njc4OWFiY2Q="
 TEST_PANEL_SECRET = "test-panel-secret-0123456789"
 STRONG_PASSWORD = "Tr0ub4dor&3-horse-staple"
+TEST_CLIENT_IP = "192.0.2.10"  # every in-process browser's address (TEST-NET-1): a real IP, as a socket's is
 LINK = re.compile(r"https?://\S+/verify/[A-Za-z0-9_\-.]+")
 
 
@@ -116,7 +117,7 @@ class Enrollment:
         self.runtime.create_tables()
         self.signup.extras["outbox_committed"].connect(self.runtime.relay.wake)
         self.app = self.signup.extras["web_app"](db)
-        self.client = TestClient(self.app, base_url=self.settings.public_url, follow_redirects=False)
+        self.client = self.browser()
         self._server: ServerThread | None = None
 
     def start(self) -> Enrollment:
@@ -177,25 +178,45 @@ class Enrollment:
         form = {"csrf_token": token, "name": name, "company": company, "email": email, "password": password}
         return client.post("/signup", data=form)
 
-    def open_link(self, link: str, client: TestClient | None = None) -> Any:
+    def open_link(self, link: str, client: TestClient | None = None, *, password: str | None = None) -> Any:
         """Open the emailed link and press "Confirm my email address", as a customer does. A link the
-        page refuses (tampered, expired, used) answers with its problem page, and nothing is pressed."""
+        page refuses (tampered, expired, used) answers with its problem page, and nothing is pressed.
+        ``password``: typed into the page, as in a browser other than the one that registered."""
         client = client or self.client
         shown = self.fetch_link(link, client)
         if shown.status_code != 200:
             return shown
-        return self.confirm(shown, client)
+        return self.confirm(shown, client, password=password)
 
     def fetch_link(self, link: str, client: TestClient | None = None) -> Any:
         """Only open the link (GET), as a mail scanner does before the customer: it must change nothing."""
         return (client or self.client).get(path_of(link))
 
-    def confirm(self, confirm_page: Any, client: TestClient | None = None, *, csrf_token: str | None = None) -> Any:
+    def confirm(self, confirm_page: Any, client: TestClient | None = None, *, csrf_token: str | None = None,
+                password: str | None = None) -> Any:
         """Submit the confirm page's form as a browser would: to its action, with its CSRF token unless
-        another is given."""
+        another is given (and the password, when one is typed)."""
         action = confirm_form_action(confirm_page.text)
         token = csrf_from(confirm_page.text) if csrf_token is None else csrf_token
-        return (client or self.client).post(action, data={"csrf_token": token} if token else {})
+        form = {"csrf_token": token} if token else {}
+        if password is not None:
+            form["password"] = password
+        return (client or self.client).post(action, data=form)
+
+    def browser(self) -> TestClient:
+        """Another browser: none of the cookies of ``client`` or of any other."""
+        return TestClient(self.app, base_url=self.settings.public_url, follow_redirects=False, client=(TEST_CLIENT_IP, 50000))
+
+    def resend(self, email: str, client: TestClient | None = None) -> Any:
+        """Ask for a new link with the "No email?" form of the check-your-email page."""
+        client = client or self.client
+        token = csrf_from(client.get("/signup/check-email").text)
+        return client.post("/signup/resend", data={"csrf_token": token, "email": email})
+
+    def owner_password_sha256(self, email: str) -> str:
+        """The SHA-256 of the password the WHMCS client's owner logs in with (the simulator keeps it)."""
+        (client,) = self.whmcs_clients(email)
+        return str(self.upstreams.whmcs.state.users[client.owner_user_id].password_sha256)
 
     def wait_for_terms(self, client: TestClient | None = None, timeout: float = 20.0) -> Any:
         client = client or self.client
@@ -302,3 +323,14 @@ class RecordingBus:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._bus, name)
+
+
+def panel_headers(client_id: int, purpose: str, *, secret: str = TEST_PANEL_SECRET, at: float | None = None,
+                  clock: Clock | None = None) -> dict[str, str]:
+    """The headers the WHMCS hook signs one request with (at ``at``, or the clock's now), a new nonce each."""
+    from services.signup.panel_auth import panel_signature
+
+    timestamp = int(at if at is not None else (clock() if clock is not None else datetime.now(UTC)).timestamp())
+    nonce = uuid.uuid4().hex
+    return {"X-Postpay-Timestamp": str(timestamp), "X-Postpay-Nonce": nonce,
+            "X-Postpay-Signature": panel_signature(secret, timestamp, nonce, client_id, purpose)}  # type: ignore[arg-type]  # fmt: skip

@@ -49,9 +49,13 @@ def test_a_malformed_key_is_refused_at_start(bad: str) -> None:
         PasswordVault([SecretStr(bad)])
 
 
-def signed(client_id: int = 42, purpose: str = "panel", at: datetime = NOW) -> dict[str, str]:
+NONCE = "3f9c0a7e5b1d4c2a8e6f0b9d7c5a3e1f"
+
+
+def signed(client_id: int = 42, purpose: str = "panel", at: datetime = NOW, nonce: str = NONCE) -> dict[str, str]:
     timestamp = int(at.timestamp())
-    return {"timestamp": str(timestamp), "signature": panel_signature(SECRET, timestamp, client_id, purpose)}  # type: ignore[arg-type]
+    return {"timestamp": str(timestamp), "nonce": nonce,
+            "signature": panel_signature(SECRET, timestamp, nonce, client_id, purpose)}  # type: ignore[arg-type]  # fmt: skip
 
 
 def check(client_id: int = 42, purpose: str = "panel", now: datetime = NOW, secret: str = SECRET, **headers: str | None) -> None:
@@ -66,14 +70,18 @@ def test_the_signature_is_the_documented_hmac() -> None:
     import hashlib
     import hmac
 
-    expected = hmac.new(SECRET.encode(), b"1764072000.42.panel", hashlib.sha256).hexdigest()
-    assert panel_signature(SECRET, 1764072000, 42, "panel") == expected
+    expected = hmac.new(SECRET.encode(), f"1764072000.{NONCE}.42.panel".encode(), hashlib.sha256).hexdigest()
+    assert panel_signature(SECRET, 1764072000, NONCE, 42, "panel") == expected
 
 
 @pytest.mark.parametrize(
     ("headers", "reason"),
     [
-        ({"timestamp": None, "signature": None}, "missing"),
+        ({"timestamp": None, "nonce": None, "signature": None}, "missing"),
+        ({**signed(), "nonce": None}, "missing"),
+        ({**signed(), "nonce": "short"}, "16 to 128"),
+        ({**signed(), "nonce": "n" * 31 + "/"}, "16 to 128"),
+        ({**signed(), "nonce": "another-nonce-of-32-characters-x"}, "bad signature"),
         ({**signed(), "signature": "0" * 64}, "bad signature"),
         ({**signed(), "signature": "é" * 64}, "bad signature"),
         ({**signed(), "timestamp": "abc"}, "Unix seconds"),

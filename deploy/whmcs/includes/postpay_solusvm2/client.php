@@ -2,9 +2,10 @@
 /**
  * postpay for WHMCS: talking to the postpay signup service, server to server.
  *
- * Every request carries X-Postpay-Timestamp (Unix seconds) and X-Postpay-Signature:
- * hex(HMAC-SHA256(shared_secret, "<timestamp>.<client id>.<purpose>")), purpose "panel" or "sso".
- * postpay refuses unsigned, altered or stale requests (older than its freshness window).
+ * Every request carries X-Postpay-Timestamp (Unix seconds), X-Postpay-Nonce (random, new for every
+ * request) and X-Postpay-Signature: hex(HMAC-SHA256(shared_secret,
+ * "<timestamp>.<nonce>.<client id>.<purpose>")), purpose "panel" or "sso". postpay refuses unsigned,
+ * altered, stale (older than its freshness window) and replayed (a nonce seen before) requests.
  */
 
 if (!defined('WHMCS')) {
@@ -18,59 +19,104 @@ function postpay_solusvm2_config(): array
     if ($config === null) {
         $file = __DIR__ . '/config.php';
         $config = is_readable($file) ? require $file : [];
-        $config += ['url' => '', 'shared_secret' => '', 'timeout_seconds' => 5];
+        $config += ['url' => '', 'shared_secret' => '', 'timeout_seconds' => 5, 'connect_timeout_seconds' => 2,
+                    'sso_permission' => ''];
     }
     return $config;
 }
 
-/** One signed request to postpay; the decoded JSON answer, or null if postpay did not answer 200. */
+/**
+ * One signed request to postpay. ['status' => HTTP status, 'body' => decoded JSON or null], or null when
+ * postpay did not answer at all (not configured, unreachable, too slow).
+ */
 function postpay_solusvm2_request(string $method, int $clientId, string $purpose, string $path): ?array
 {
     $config = postpay_solusvm2_config();
-    if ($config['url'] === '' || $config['shared_secret'] === '' || $clientId <= 0) {
+    if ($config['url'] === '' || $config['shared_secret'] === '' || $clientId <= 0 || !function_exists('curl_init')) {
         return null;
     }
     $timestamp = (string) time();
-    $signature = hash_hmac('sha256', $timestamp . '.' . $clientId . '.' . $purpose, $config['shared_secret']);
-    $context = stream_context_create(['http' => [
-        'method' => $method,
-        'header' => implode("\r\n", [
+    $nonce = bin2hex(random_bytes(16));
+    $signature = hash_hmac('sha256', $timestamp . '.' . $nonce . '.' . $clientId . '.' . $purpose, $config['shared_secret']);
+    $curl = curl_init(rtrim($config['url'], '/') . $path);
+    $options = $method === 'POST' ? [CURLOPT_POST => true, CURLOPT_POSTFIELDS => ''] : [CURLOPT_HTTPGET => true];
+    curl_setopt_array($curl, $options + [
+        CURLOPT_HTTPHEADER => [
             'Accept: application/json',
-            'Content-Length: 0',
             'X-Postpay-Timestamp: ' . $timestamp,
+            'X-Postpay-Nonce: ' . $nonce,
             'X-Postpay-Signature: ' . $signature,
-        ]),
-        'timeout' => (float) $config['timeout_seconds'],
-        'ignore_errors' => true,
-        'follow_location' => 0,
-    ]]);
-    $body = @file_get_contents(rtrim($config['url'], '/') . $path, false, $context);
-    $headers = function_exists('http_get_last_response_headers')
-        ? (http_get_last_response_headers() ?? [])
-        : ($http_response_header ?? []);
-    if ($body === false || !isset($headers[0]) || !preg_match('#^HTTP/\S+\s+200\b#', $headers[0])) {
+        ],
+        CURLOPT_RETURNTRANSFER => true,
+        // Short: the client area waits on this; a slow postpay must not hold WHMCS's page.
+        CURLOPT_CONNECTTIMEOUT => max(1, (int) $config['connect_timeout_seconds']),
+        CURLOPT_TIMEOUT => max(1, (int) $config['timeout_seconds']),
+        CURLOPT_FOLLOWLOCATION => false,
+        CURLOPT_PROTOCOLS => CURLPROTO_HTTP | CURLPROTO_HTTPS,
+    ]);
+    $body = curl_exec($curl);
+    $status = (int) curl_getinfo($curl, CURLINFO_RESPONSE_CODE);
+    curl_close($curl);
+    if ($body === false || $status === 0) {
         return null;
     }
-    $answer = json_decode($body, true);
-    return is_array($answer) ? $answer : null;
+    $decoded = json_decode((string) $body, true);
+    return ['status' => $status, 'body' => is_array($decoded) ? $decoded : null];
 }
 
 /** The panel for a client: ['enrolled' => bool, 'title' => string, 'html' => string, ...] or null. */
 function postpay_solusvm2_panel(int $clientId): ?array
 {
-    $panel = postpay_solusvm2_request('GET', $clientId, 'panel', '/api/v1/panel/' . $clientId);
+    $answer = postpay_solusvm2_request('GET', $clientId, 'panel', '/api/v1/panel/' . $clientId);
+    $panel = ($answer !== null && $answer['status'] === 200) ? $answer['body'] : null;
     if ($panel === null || !isset($panel['title'], $panel['html'], $panel['enrolled'])) {
         return null;
     }
     return $panel;
 }
 
-/** A fresh single-use login link (valid at most 60 seconds) for an enrolled client, or null. */
-function postpay_solusvm2_login_url(int $clientId): ?string
+/**
+ * A fresh single-use login link (valid at most 60 seconds) for an enrolled client:
+ * ['url' => ...], or ['error' => 'not_enrolled' | 'unreachable'].
+ */
+function postpay_solusvm2_login_url(int $clientId): array
 {
     $answer = postpay_solusvm2_request('POST', $clientId, 'sso', '/api/v1/panel/' . $clientId . '/sso');
-    $url = $answer['url'] ?? null;
-    return is_string($url) && preg_match('#^https?://#', $url) ? $url : null;
+    if ($answer !== null && $answer['status'] === 404) {
+        return ['error' => 'not_enrolled'];
+    }
+    $url = ($answer !== null && $answer['status'] === 200) ? ($answer['body']['url'] ?? null) : null;
+    if (is_string($url) && preg_match('#^https?://#', $url)) {
+        return ['url' => $url];
+    }
+    return ['error' => 'unreachable'];
+}
+
+/**
+ * Whether the signed-in user may open this client's SolusVM 2: the client's owner always; another user
+ * of the client only with the permission the operator names in config.php ('sso_permission'), none by
+ * default. The SolusVM 2 panel controls real machines: a sub-user given "invoices" must not get it.
+ */
+function postpay_solusvm2_may_sso($user, $client): bool
+{
+    if (!$user || !$client) {
+        return false;
+    }
+    $owner = method_exists($client, 'owner') ? $client->owner() : null;
+    if ($owner && (int) $owner->id === (int) $user->id) {
+        return true;
+    }
+    $permission = trim((string) postpay_solusvm2_config()['sso_permission']);
+    if ($permission === '' || !method_exists($user, 'clients')) {
+        return false;
+    }
+    $relation = $user->clients()->find($client->id);
+    if (!$relation || !isset($relation->pivot) || !method_exists($relation->pivot, 'getPermissions')) {
+        return false;
+    }
+    $permissions = $relation->pivot->getPermissions();
+    $names = is_object($permissions) && method_exists($permissions, 'get') ? $permissions->get() : (array) $permissions;
+    return in_array($permission, (array) $names, true);
 }
 
 /** Green when the account works, amber while suspended, red when locked, blue when not enrolled. */
