@@ -194,13 +194,15 @@ def test_a_month_close_survives_sigkill_of_the_node_leading_its_queues(
                 close.wait(lambda p=process: p.log_count(CONSUMER_READY) >= 2, f"{process.label} consuming again")
                 assert process.log_count(CONNECTION_LOST) >= 1, process.log_tail()
         close.wait_invoices(min(CUSTOMERS, kill.progress + CUSTOMERS // 10))
-        close.wait(lambda: all(cluster.quorum_queues()[name]["leader"] != victim.nodename for name in queues),
-                   "the queues' leaders to move off the dead node")
         close.phase.done("carried on without the node")
 
         end(kill, close.processes)
         restart = begin(f"restart of node {cluster.index(victim)}", close.clock, close.processes)
         cluster.restart(victim)
+        # Leadership moved while the node was dead, and a rejoining member does not take it back (asked
+        # now, because rabbitmqctl answers slowly while a member is unreachable).
+        leaders = {cluster.quorum_queues()[name]["leader"] for name in queues}
+        assert victim.nodename not in leaders, leaders
         close.phase.done("node restarted and rejoined")
         close.finish([kill, restart], artifacts_dir, "SIGKILL of the leading node")
 
