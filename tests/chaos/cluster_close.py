@@ -11,6 +11,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -31,7 +32,7 @@ PUBLISH_FAILED = "outbox publish failed"
 class ClusterProcess(ServiceProcess):
     """A service process with its own failover list (its own first node) and its own health port."""
 
-    def __init__(self, part: str, env: dict[str, str], log_dir: Any, *, label: str, first_node: int,
+    def __init__(self, part: str, env: dict[str, str], log_dir: Path, *, label: str, first_node: int,
                  cluster: PrivateCluster) -> None:
         self.health_port = free_port()
         self.first_node = first_node
@@ -78,7 +79,7 @@ class ClusterProcess(ServiceProcess):
         return self.log.read_text(errors="replace").count(text) if self.log.exists() else 0
 
 
-def spread_processes(cluster: PrivateCluster, env: dict[str, str], log_dir: Any) -> list[ClusterProcess]:
+def spread_processes(cluster: PrivateCluster, env: dict[str, str], log_dir: Path) -> list[ClusterProcess]:
     labels: dict[str, int] = {}
     processes = []
     for index, part in enumerate(PARTS):

@@ -21,11 +21,12 @@ import random
 import shutil
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -86,7 +87,7 @@ class ClusterClose:
         return [self.bus.naming.queue(s.queue) for name in ("usage_collector", "invoicer")
                 for s in self.harness.context.services[name].subscriptions]
 
-    def wait(self, condition, what: str, timeout: float = RECOVERY_TIMEOUT):  # type: ignore[no-untyped-def]
+    def wait(self, condition: Callable[[], Any], what: str, timeout: float = RECOVERY_TIMEOUT) -> Any:
         return wait_for(condition, what, timeout, self.processes)
 
     def wait_invoices(self, count: int, timeout: float = CLOSE_TIMEOUT) -> None:
