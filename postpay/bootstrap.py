@@ -52,6 +52,7 @@ def make_bus(kernel: KernelSettings) -> Any:
         confirm_timeout=kernel.confirm_timeout,
         heartbeat=kernel.heartbeat,
         delivery_limit=kernel.delivery_limit,
+        quorum_initial_group_size=kernel.quorum_initial_group_size,
     )
 
 

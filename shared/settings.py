@@ -12,6 +12,8 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from shared.bus.addresses import broker_urls
+
 SETTINGS_CONFIG = SettingsConfigDict(
     env_prefix="POSTPAY_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
 )
@@ -26,11 +28,15 @@ def comma_separated_floats(value: object) -> object:
 class KernelSettings(BaseSettings):
     """The bus, the database and logging."""
 
-    model_config = SETTINGS_CONFIG
+    # Its URLs carry passwords: an invalid value must not be echoed in the error.
+    model_config = SettingsConfigDict(**SETTINGS_CONFIG, hide_input_in_errors=True)
 
     amqp_url: SecretStr | None = Field(
         default=None,
-        description="RabbitMQ URL (amqp://user:pass@host:5672/vhost). Unset: the in-process bus.",
+        description=(
+            "RabbitMQ URL (amqp://user:pass@host:5672/vhost), or the nodes of one cluster as a failover list "
+            "separated by ';' (tried in order; same user and vhost). Unset: the in-process bus."
+        ),
     )
     database_url: SecretStr = Field(
         default=SecretStr("sqlite:///postpay.sqlite"),
@@ -57,6 +63,15 @@ class KernelSettings(BaseSettings):
         ge=1,
         description="Deliveries after which RabbitMQ parks a message that keeps crashing its consumer.",
     )
+    quorum_initial_group_size: int | None = Field(
+        default=None,
+        ge=1,
+        description=(
+            "Replicas of each quorum queue postpay declares (x-quorum-initial-group-size). Unset: the broker's "
+            "default (3, or every node of a smaller cluster). Set it before the queues exist: RabbitMQ refuses "
+            "to redeclare a queue with another value."
+        ),
+    )
     max_message_bytes: int = Field(default=262_144, ge=1024, description="Larger bodies are parked unread.")
     relay_batch_size: int = Field(default=500, ge=1, description="Outbox rows published per confirm round.")
     relay_poll_seconds: float = Field(default=0.2, gt=0, description="Outbox poll interval when idle.")
@@ -69,6 +84,13 @@ class KernelSettings(BaseSettings):
     health_port: int = Field(
         default=0, ge=0, description="Port of /healthz, /readyz and /metrics (0: not served)."
     )
+
+    @field_validator("amqp_url")
+    @classmethod
+    def _check_broker_urls(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            broker_urls(value.get_secret_value())
+        return value
 
     @field_validator("retry_delays", mode="before")
     @classmethod

@@ -20,8 +20,9 @@ from tests.support import infra
 LOG_LEVEL = os.environ.get("POSTPAY_TEST_LOG_LEVEL", "WARNING")
 configure_logging(LOG_LEVEL)
 
-# The private RabbitMQ node's fixtures, registered here so that one node serves the whole session.
-pytest_plugins = ["tests.support.private_broker"]
+# The private RabbitMQ node's and cluster's fixtures, registered here so that one of each serves the
+# whole session.
+pytest_plugins = ["tests.support.private_broker", "tests.support.private_cluster"]
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 

@@ -4,6 +4,11 @@ parking lot. Every connection is confined to one thread; each factory call opens
 Queues are durable quorum queues. A consumer's queue dead-letters to its parking lot when RabbitMQ's
 delivery limit is reached (a message that keeps killing its consumer), at least once. Retry queues hold
 a failed message for their TTL and dead-letter it back to the consumer's queue, at least once.
+
+The URL may list the nodes of a cluster (``shared.bus.addresses``): every connection, a consumer's, a
+publisher's or a health check's, goes to the first node that answers, so a reconnect after a node died
+lands on a surviving one. Quorum queues get ``quorum_initial_group_size`` replicas, or the broker's
+default when it is unset.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from typing import Any
 
 import kombu
 
+from shared.bus.addresses import broker_urls
 from shared.bus.amqp_wire import CONNECTION_ERRORS
 from shared.bus.rabbit_consume import RabbitConsumer
 from shared.bus.rabbit_parking import RabbitParkingLot
@@ -41,8 +47,11 @@ class RabbitBus:
         heartbeat: int = 30,
         delivery_limit: int = 20,
         connect_timeout: float = 5.0,
+        quorum_initial_group_size: int | None = None,
     ) -> None:
         self.url = url
+        self.urls = broker_urls(url)
+        self.quorum_initial_group_size = quorum_initial_group_size
         self.naming = naming or Naming()
         self.retry_delays = list(retry_delays)
         self.prefetch = prefetch
@@ -55,14 +64,24 @@ class RabbitBus:
 
     def connection(self) -> kombu.Connection:
         return kombu.Connection(
-            self.url,
+            ";".join(self.urls),
+            failover_strategy="round-robin",
             heartbeat=self.heartbeat,
             connect_timeout=self.connect_timeout,
             transport_options={"client_properties": {"connection_name": "postpay"}},
         )
 
+    def connect(self, connection: kombu.Connection, *, retries: int = 0) -> None:
+        """Connect to the first address that answers; ``retries`` more rounds over the list after a pause.
+
+        kombu counts every address tried as a retry and pauses only after a whole round, so a round over
+        the list costs one refused connect per dead node, not a wait.
+        """
+        attempts = len(self.urls) * (retries + 1)
+        connection.ensure_connection(max_retries=attempts - 1, interval_start=0.5, interval_step=0.5, interval_max=2)
+
     def open_channel(self, connection: kombu.Connection, *, retries: int = 0) -> Any:
-        connection.ensure_connection(max_retries=retries, interval_start=0.5, interval_step=0.5, interval_max=2)
+        self.connect(connection, retries=retries)
         channel = connection.channel()
         # Bodies stay bytes: py-amqp would otherwise decode them to str by their content_encoding,
         # and a body that is not valid in that encoding is exactly what the parking lot is for.
@@ -72,15 +91,25 @@ class RabbitBus:
     def ping(self) -> bool:
         try:
             with self.connection() as connection:
-                connection.ensure_connection(max_retries=0)
+                self.connect(connection)
             return True
         except CONNECTION_ERRORS:
             return False
 
     # -- topology ----------------------------------------------------------------------------
+    def quorum_arguments(self) -> dict[str, Any]:
+        # Only when set: RabbitMQ refuses to redeclare a queue whose group size differs, and the queues
+        # of an install that never set it were declared without it.
+        if self.quorum_initial_group_size is None:
+            return {"x-queue-type": "quorum"}
+        return {"x-queue-type": "quorum", "x-quorum-initial-group-size": self.quorum_initial_group_size}
+
+    def parking_lot_arguments(self) -> dict[str, Any]:
+        return {**PARKING_LOT_ARGUMENTS, **self.quorum_arguments()}
+
     def main_queue_arguments(self, subscription: Subscription) -> dict[str, Any]:
         return {
-            "x-queue-type": "quorum",
+            **self.quorum_arguments(),
             "x-delivery-limit": self.delivery_limit,
             "x-dead-letter-exchange": "",
             "x-dead-letter-routing-key": self.naming.parking_lot(subscription.queue),
@@ -90,7 +119,7 @@ class RabbitBus:
 
     def retry_queue_arguments(self, subscription: Subscription, delay: float) -> dict[str, Any]:
         return {
-            "x-queue-type": "quorum",
+            **self.quorum_arguments(),
             "x-message-ttl": max(1, round(delay * 1000)),
             "x-dead-letter-exchange": "",
             "x-dead-letter-routing-key": self.naming.queue(subscription.queue),
@@ -111,7 +140,7 @@ class RabbitBus:
         channel.exchange_declare(self.naming.exchange, "topic", durable=True, auto_delete=False)
         for subscription in subscriptions:
             parking_lot = self.naming.parking_lot(subscription.queue)
-            channel.queue_declare(parking_lot, durable=True, auto_delete=False, arguments=PARKING_LOT_ARGUMENTS)
+            channel.queue_declare(parking_lot, durable=True, auto_delete=False, arguments=self.parking_lot_arguments())
             queue = self.naming.queue(subscription.queue)
             channel.queue_declare(
                 queue, durable=True, auto_delete=False, arguments=self.main_queue_arguments(subscription)

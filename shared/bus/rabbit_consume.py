@@ -104,17 +104,21 @@ class RabbitConsumer:
         self._confirms: SettleConfirms | None = None
         self._pool = ThreadPoolExecutor(max_workers=bus.concurrency, thread_name_prefix="handler")
         self.connected = threading.Event()
+        self._consumed = False  # whether the current connection attempt reached consuming
 
     def run(self, stop: threading.Event) -> None:
         failures = 0
         try:
             while not stop.is_set():
+                self._consumed = False
                 try:
                     self._consume(stop)
                     failures = 0
                 except Exception as exc:  # noqa: BLE001 - whatever broke, unacked work is redelivered
                     self.connected.clear()
-                    failures += 1
+                    # A connection that got as far as consuming was a recovery: losing it (its node died)
+                    # starts the backoff over, so failing over takes a second, not the outage's ten.
+                    failures = 1 if self._consumed else failures + 1
                     delay = min(10.0, 0.5 * 2 ** min(failures, 5))
                     if isinstance(exc, CONNECTION_ERRORS):
                         log.warning("broker connection lost; reconnecting", error=str(exc), retry_in_seconds=delay)
@@ -144,6 +148,7 @@ class RabbitConsumer:
                 for name in self.bindings
             ]
             self.connected.set()
+            self._consumed = True
             log.info("consuming", queues=sorted(self.bindings), prefetch=self.bus.prefetch)
             while not stop.is_set():
                 self._pump(connection, channel, settle_channel, generation)

@@ -12,6 +12,8 @@ Erlang cookie, and nothing else in common with the shared one but the epmd daemo
 
 rabbitmq-server drops to the ``rabbitmq`` user when run by root, so as root the node runs as that user
 and everything it writes is owned by it; as any other user it runs as that user.
+
+``tests/support/private_cluster.py`` joins three of these nodes (one shared cookie) into a cluster.
 """
 
 from __future__ import annotations
@@ -74,8 +76,10 @@ def _run_as() -> pwd.struct_passwd | None:
 
 
 class PrivateBroker:
-    def __init__(self, base: Path, *, name: str | None = None) -> None:
+    def __init__(self, base: Path, *, name: str | None = None, cookie: str | None = None) -> None:
         self.base = Path(base)
+        # Nodes that are to form a cluster must share their Erlang cookie; a lone node gets its own.
+        self.cookie = cookie or secrets.token_hex(16)
         self.sbin = rabbitmq_sbin()
         self.port = free_port()
         self.dist_port = free_port()
@@ -113,7 +117,7 @@ class PrivateBroker:
         (self.base / "rabbitmq-env.conf").write_text("")  # replaces /etc/rabbitmq/rabbitmq-env.conf (NODENAME)
         (self.base / "enabled_plugins").write_text("[].\n")
         cookie = self.base / "home" / ".erlang.cookie"
-        cookie.write_text(secrets.token_hex(16))
+        cookie.write_text(self.cookie)
         cookie.chmod(0o400)
         if self.user is not None:
             for path in [self.base, *self.base.rglob("*")]:
@@ -146,17 +150,28 @@ class PrivateBroker:
 
     # -- the node --------------------------------------------------------------------------------
     def start(self, timeout: float = START_TIMEOUT) -> PrivateBroker:
-        if self.process is not None and self.process.poll() is None:
+        if self.running:
             return self
+        self.launch()
+        self.await_startup(timeout)
+        return self
+
+    def launch(self) -> None:
+        """Start the node's process without waiting for it (several nodes then boot side by side)."""
+        if self.running:
+            return
         output = (self.base / "server.out").open("ab")
         self.process = subprocess.Popen(
             [str(self.sbin / "rabbitmq-server")], cwd=self.base, env=self._environment(), stdout=output,
             stderr=subprocess.STDOUT, start_new_session=True, **self._popen_user(),
         )
-        self._await_startup(timeout)
-        return self
+        output.close()
 
-    def _await_startup(self, timeout: float) -> None:
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def await_startup(self, timeout: float = START_TIMEOUT) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
@@ -195,7 +210,7 @@ class PrivateBroker:
 
     def start_app(self, timeout: float = START_TIMEOUT) -> None:
         self.ctl("start_app")
-        self._await_startup(timeout)
+        self.await_startup(timeout)
 
     def restart(self, timeout: float = START_TIMEOUT) -> None:
         """Stop the whole node (the Erlang VM exits) and start it again on the same data."""
@@ -213,6 +228,16 @@ class PrivateBroker:
             self.process.wait(10)
         except ProcessLookupError:
             pass
+
+    def kill(self) -> None:
+        """SIGKILL to the whole node (the Erlang VM and its helpers): no goodbye to clients or peers."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.process.wait(30)
 
     def stop(self) -> None:
         """Stop the node for good (whatever state it is in) and remove its files."""
