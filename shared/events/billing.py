@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import date
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SerializationInfo, SerializerFunctionWrapHandler, model_serializer, model_validator
 
 from shared.events.base import Event, Money, UtcDateTime
 from shared.events.fields import ClientId, PeriodKey, ShortText, SolusUserId, TimeZoneName
+from shared.events.metering import MeteringProvenance
 from shared.periods import BillingPeriod
 
 Trigger = Literal["schedule", "manual", "replay"]
@@ -82,19 +83,39 @@ class VmUsage(BaseModel):
 
 
 class UsageCollected(PeriodWindow):
-    """A customer's usage for a period, one entry per VM that ran in it."""
+    """A customer's usage for a period, one entry per VM that ran in it.
+
+    ``source`` and ``metering`` say where it came from (provenance only: the invoicer prices both the
+    same). They are optional and left off the wire when they hold their defaults, so a usage from the
+    endpoint is the same message it was before the meter existed, and an invoicer not yet upgraded
+    still reads it.
+    """
 
     whmcs_client_id: ClientId
     solusvm_user_id: SolusUserId
     vms: tuple[VmUsage, ...]
     total_tokens: int = Field(ge=0)
     trigger: Trigger = "schedule"
+    source: Literal["endpoint", "meter"] = "endpoint"
+    metering: MeteringProvenance | None = None
 
     @model_validator(mode="after")
     def _total_is_sum(self) -> UsageCollected:
         if self.total_tokens != sum(vm.tokens for vm in self.vms):
             raise ValueError("total_tokens must equal the sum of the VMs' tokens")
+        if (self.source == "meter") != (self.metering is not None):
+            raise ValueError("a metered usage carries its metering provenance, and only a metered one")
         return self
+
+    @model_serializer(mode="wrap")
+    def _without_default_provenance(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
+        data = handler(self)
+        if isinstance(data, dict):
+            if data.get("source") == "endpoint":
+                del data["source"]
+            if data.get("metering", 0) is None:
+                del data["metering"]
+        return data
 
 
 class InvoiceCreated(Event):

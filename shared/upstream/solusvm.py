@@ -282,6 +282,27 @@ class SolusVMClient:
             )
         return usage
 
+    # Inventory (the meter) ---------------------------------------------------------------------------
+
+    def server_pages(self, *, per_page: int = 100, max_pages: int | None = None) -> Iterator[list[Any]]:
+        """Every server, page by page, as raw JSON objects (``solusvm_inventory`` reads them leniently).
+
+        ``per_page`` is asked for but not relied on (§1.3): a panel that ignores it just gives more pages.
+        """
+        yield from self._pages("/api/v1/servers", {"per_page": per_page}, max_pages=max_pages)
+
+    def activity_log_pages(
+        self, *, event: str | None = None, per_page: int = 100, max_pages: int | None = None
+    ) -> Iterator[list[Any]]:
+        """Activity log entries (§4.2a), page by page; the caller stops once it reaches what it has seen."""
+        params: dict[str, Any] = {"per_page": per_page}
+        if event is not None:
+            params["filter[event]"] = event
+        yield from self._pages("/api/v1/activity_logs", params, max_pages=max_pages)
+
+    def plan_pages(self) -> Iterator[list[Any]]:
+        yield from self._pages("/api/v1/plans", {})
+
     # Plumbing --------------------------------------------------------------------------------------
 
     def _headers(self) -> dict[str, str]:
@@ -325,16 +346,17 @@ class SolusVMClient:
             sleep=self._sleep,
         )
 
-    def _pages(self, path: str, params: dict[str, Any]) -> Iterator[list[Any]]:
+    def _pages(self, path: str, params: dict[str, Any], *, max_pages: int | None = None) -> Iterator[list[Any]]:
         """Each page's ``data``, asking ``?page=N`` with the same filters until the last page.
 
         Page URLs are built here rather than taken from ``links.next``, so filters survive even if a
         server's links drop them; ``meta`` (or, without it, ``links.next``) says when to stop.
         """
         page = 1
+        limit = self._max_pages if max_pages is None else max_pages
         while True:
-            if page > self._max_pages:
-                raise SolusVMResponseError(f"SolusVM {path}: more than {self._max_pages} pages", upstream=UPSTREAM)
+            if page > limit:
+                raise SolusVMResponseError(f"SolusVM {path}: more than {limit} pages", upstream=UPSTREAM)
             body = self._get(path, path, {**params, "page": page})
             items = body["data"]
             if not isinstance(items, list):
