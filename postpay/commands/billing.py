@@ -20,6 +20,7 @@ from postpay.ops.context import BillingContext
 from postpay.ops.dry_run import preview_period
 from postpay.ops.reports import follow_status, render_preview, render_status, render_summary
 from postpay.ops.status import PeriodStatus, count_parked, period_status
+from services.usage_collector.settings import UsageCollectorSettings
 from shared.bus.rabbit import CONNECTION_ERRORS
 from shared.periods import BillingPeriod
 from shared.settings import KernelSettings
@@ -108,7 +109,8 @@ def replay(
         if dry_run:
             verdicts: Counter[str] = Counter()
             previews = preview_period(context.db, context.deps.solusvm, context.deps.whmcs, billing_period,
-                                      context.invoicer_settings, now=now, client_ids=client)
+                                      context.invoicer_settings, now=now, client_ids=client,
+                                      collector=context.deps.settings(UsageCollectorSettings))
             for preview in previews:
                 verdicts[preview.verdict] += 1
                 render_preview(console, preview)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -18,10 +19,25 @@ from shared.bus.parking import ParkingLotMissing
 from shared.db import Database
 from shared.periods import BillingPeriod
 
+from services.usage_collector import meter_progress
 from services.usage_collector import store as collector_store
 
 # The per-customer handlers of a close: a message parked here is one customer not billed.
 PER_CUSTOMER_QUEUES = ("usage_collector.collect_usage", "invoicer.create_invoice")
+
+
+@dataclass(frozen=True)
+class MeterStatus:
+    """The meter's side of a period: how far the collector holds its story, who waits for it, and every
+    stretch of the period it did not watch (gaps; ``metered_since`` after the period's start is one too)."""
+
+    observed_until: datetime | None
+    metered_since: datetime | None
+    waiting: int
+    gaps: tuple[meter_progress.Gap, ...]
+
+    def covers(self, period: BillingPeriod) -> bool:
+        return self.observed_until is not None and self.observed_until >= period.ends_at
 
 
 @dataclass(frozen=True)
@@ -36,6 +52,7 @@ class PeriodStatus:
     nothing_to_bill: int
     parked: int | None
     invoiced_totals: dict[str, Decimal] = field(default_factory=dict)
+    meter: MeterStatus | None = None
 
     @property
     def settled(self) -> int:
@@ -59,6 +76,7 @@ def period_status(
         fanout = collector_store.latest_fanout(session, period.key)
         outcomes = collector_store.outcome_counts(session, period.key)
         totals = collector_store.invoiced_totals(session, period.key) if with_totals else {}
+        meter = _meter_status(session, period)
     return PeriodStatus(
         period=period,
         expected=expected,
@@ -70,7 +88,18 @@ def period_status(
         nothing_to_bill=outcomes.get(collector_store.NOTHING_TO_BILL, 0),
         parked=parked,
         invoiced_totals=totals,
+        meter=meter,
     )
+
+
+def _meter_status(session: Any, period: BillingPeriod) -> MeterStatus | None:
+    """None when no meter has ever reported (the endpoint source, no meter running)."""
+    covered = meter_progress.coverage(session)
+    waiting = meter_progress.waiting_count(session, period.key)
+    if covered.observed_until is None and not waiting:
+        return None
+    gaps = meter_progress.gaps_between(session, period.starts_at, period.ends_at)
+    return MeterStatus(covered.observed_until, covered.metered_since, waiting, tuple(gaps))
 
 
 def count_parked(bus: Any, period: BillingPeriod, queues: Iterable[str] = PER_CUSTOMER_QUEUES,

@@ -19,6 +19,7 @@ from typing import Any
 from shared.bus.processing import HandlerContext
 from shared.errors import PermanentError
 from shared.events.billing import InvoiceCreated, NothingToBill, UsageCollected
+from shared.events.metering import describe_metering
 from shared.periods import BillingPeriod
 from shared.upstream.whmcs_models import WhmcsInvoiceSummary
 
@@ -45,7 +46,8 @@ def create_invoice(event: UsageCollected, ctx: HandlerContext, whmcs: Any, setti
         _settle_nothing_to_bill(event, ctx, whmcs, key, own_attempts=1)
         return
     draft = draft_invoice(client_id, period, priced, now=ctx.now(), due_days=settings.invoice_due_days,
-                          taxed=settings.invoice_items_taxed)
+                          taxed=settings.invoice_items_taxed,
+                          provenance=describe_metering(event.metering) if event.metering else "")
     locked = store.entry(ctx.session, client_id, period.key, lock=True)
     if locked is None or locked.status == store.INVOICED:
         ctx.log.info("invoiced meanwhile by another delivery", client_id=client_id, period=period.key)

@@ -62,6 +62,8 @@ class InvoiceDraft:
     lines: tuple[InvoiceLine, ...]
     invoice_date: date
     due_date: date
+    # Where the usage came from, when it was not the usage endpoint (the meter's gaps, for one).
+    provenance: str = ""
 
     @property
     def total(self) -> Decimal:
@@ -69,9 +71,10 @@ class InvoiceDraft:
 
     @property
     def notes(self) -> str:
+        provenance = f"{self.provenance} " if self.provenance else ""
         return (
             f"SolusVM 2 usage for {self.period.key} ({period_span(self.period)}, {self.period.timezone}). "
-            f"postpay run key: {notes_marker(self.run_key)}"
+            f"{provenance}postpay run key: {notes_marker(self.run_key)}"
         )
 
 
@@ -83,6 +86,7 @@ def draft_invoice(
     now: datetime,
     due_days: int,
     taxed: bool,
+    provenance: str = "",
 ) -> InvoiceDraft:
     """One line per VM; a usage with no VM at all (a zero invoice) gets one line saying so."""
     lines = tuple(
@@ -97,4 +101,5 @@ def draft_invoice(
         lines=lines,
         invoice_date=invoice_date,
         due_date=invoice_date + timedelta(days=due_days),
+        provenance=provenance,
     )
