@@ -37,6 +37,7 @@ class Part(str, Enum):
     usage_collector = "usage-collector"
     invoicer = "invoicer"
     scheduler = "scheduler"
+    meter = "meter"
     relay = "relay"
     all = "all"
 
