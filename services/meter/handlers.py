@@ -10,6 +10,7 @@ once. A sweep that fails halfway (the panel down, the process killed) commits no
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -21,6 +22,7 @@ from shared.events.base import deterministic_event_id, new_envelope
 from shared.events.metering import MeterEvent, MeterSwept, VmPlanChanged, VmRunEnded, VmRunStarted
 from shared.logging import get_logger
 from shared.outbox import Outbox
+from shared.upstream.solusvm import SolusVMResponseError
 from shared.upstream.solusvm_inventory import (
     DELETION_EVENTS,
     METERED_EVENTS,
@@ -43,6 +45,7 @@ PRODUCER = "meter"
 # A logged creation of a VM never listed is kept this long in case it is deleted unseen.
 PENDING_CREATION_DAYS = 40
 LOG_MARK = "activity_logs"
+OUTBOX_CHUNK = 2000
 
 Wait = Callable[[threading.Event, datetime], None]
 
@@ -142,11 +145,46 @@ class Meter:
             read.requests += 1
             yield items, requested_at, self.now()
 
+    def _server_page(self, page: int) -> tuple[list[Any], int | None, datetime, datetime]:
+        requested_at = self.now()
+        items, last = self.deps.solusvm.server_page(page, per_page=self.settings.meter_page_size)
+        return items, last, requested_at, self.now()
+
+    def _server_pages(self, read: _Read) -> Iterator[tuple[list[Any], datetime, datetime]]:
+        """Every page of ``GET /servers``: the first alone (it says how many there are), the rest a few
+        at a time, in order; then on one by one while pages keep coming (servers created meanwhile)."""
+        items, last, requested_at, received_at = self._server_page(1)
+        read.requests += 1
+        yield items, requested_at, received_at
+        page, known_last = 1, last
+        if last is not None and last > 1:
+            self._check_pages(last)
+            with ThreadPoolExecutor(max_workers=self.settings.meter_page_concurrency,
+                                    thread_name_prefix="meter-page") as pool:
+                for items, said, requested_at, received_at in pool.map(self._server_page, range(2, last + 1)):
+                    read.requests += 1
+                    known_last = max(known_last or 0, said or 0)
+                    yield items, requested_at, received_at
+            page = last
+        while items and (known_last is None and len(items) >= self.settings.meter_page_size
+                         or known_last is not None and page < known_last):
+            page += 1
+            self._check_pages(page)
+            items, said, requested_at, received_at = self._server_page(page)
+            read.requests += 1
+            if known_last is not None:
+                known_last = max(known_last, said or 0)
+            yield items, requested_at, received_at
+
+    def _check_pages(self, pages: int) -> None:
+        if pages > self.settings.meter_max_pages:
+            raise SolusVMResponseError(f"SolusVM /api/v1/servers: more than {self.settings.meter_max_pages} pages",
+                                       upstream="solusvm")
+
     def _read(self, marks: dict[str, int], *, first: bool) -> _Read:
         read = _Read(marks=dict(marks))
         solusvm = self.deps.solusvm
-        listing = solusvm.server_pages(per_page=self.settings.meter_page_size, max_pages=self.settings.meter_max_pages)
-        for items, requested_at, received_at in self._pages(listing, read):
+        for items, requested_at, received_at in self._server_pages(read):
             for raw in items:
                 try:
                     server = parse_server(raw)
@@ -248,9 +286,6 @@ class Meter:
             unreadable=read.unreadable, unattributed=outcome.unattributed,
         )
         swept_id = deterministic_event_id("meter", window.epoch, "sweep", window.sweep)
-        envelopes = [new_envelope(event, producer=PRODUCER, event_id=_event_id(event), correlation_id=swept_id,
-                                  occurred_at=window.finished_at) for event in outcome.events]
-        envelopes.append(new_envelope(swept, producer=PRODUCER, event_id=swept_id, occurred_at=window.finished_at))
         pending = {**memory.pending, **creations}
         for server_id in outcome.consumed_creations:
             pending.pop(server_id, None)
@@ -265,7 +300,15 @@ class Meter:
                 store.save_pending(session, creations, outcome.consumed_creations | expired, older_than=too_old)
             store.advance_cursor(session, sweep=window.sweep, started_at=window.started_at,
                                  finished_at=window.finished_at, log_marks=read.marks, now=self.now())
-            self.outbox.add_all(session, envelopes)
+            # In chunks: a first sweep of 100,000 VMs publishes 70,000 starts, and their JSON need not
+            # all be in memory at once.
+            for start in range(0, len(outcome.events), OUTBOX_CHUNK):
+                self.outbox.add_all(session, [
+                    new_envelope(event, producer=PRODUCER, event_id=_event_id(event), correlation_id=swept_id,
+                                 occurred_at=window.finished_at)
+                    for event in outcome.events[start:start + OUTBOX_CHUNK]])
+            self.outbox.add_all(session, [new_envelope(swept, producer=PRODUCER, event_id=swept_id,
+                                                       occurred_at=window.finished_at)])
         known = memory.known
         for server_id, state in outcome.changed.items():
             if state.deleted:

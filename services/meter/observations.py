@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from shared.events.metering import MeteredPlan, MeterEvent, VmDeleted, VmPlanChanged, VmRunEnded, VmRunStarted
-from shared.upstream.solusvm_inventory import RUNNING, STOPPED, PlanPrices, ServerSighting
+from shared.upstream.solusvm_inventory import RUNNING, STOPPED, UNKNOWN, PlanPrices, ServerSighting
 
 MISSING_SWEEPS = 2
 
@@ -153,7 +153,10 @@ def observe(
             outcome.changed[server_id] = state
             continue
         else:
+            before = state
             state = _sighting(sweep, state, sighting)
+            if state is before and deleted_at is None:
+                continue  # seen as it was: nothing to write (the common case, every sweep, every VM)
         if deleted_at is not None:
             state = _deleted(sweep, state, deleted_at, seen_running=running)
         outcome.changed[server_id] = state
@@ -191,7 +194,12 @@ def _first_sighting(sweep: _Sweep, sighting: Sighting, creation: LoggedCreation 
 
 
 def _sighting(sweep: _Sweep, state: VmState, sighting: Sighting) -> VmState:
+    """The VM's state after this sighting; ``state`` itself when the sighting changes nothing."""
     server = sighting.server
+    unchanged_power = server.power == UNKNOWN or (server.power == RUNNING) == state.running
+    if (unchanged_power and not state.missing and server.user_id == state.user_id and server.plan == state.plan
+            and (server.uuid or state.uuid) == state.uuid and (server.name or state.name) == state.name):
+        return state
     not_running_since = state.last_seen_at if state.missing else sweep.window.previous_finished_at
     if server.user_id != state.user_id and state.running:
         # Another owner's run from here on; the old one ends at the last sighting under its owner.

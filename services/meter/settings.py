@@ -26,6 +26,15 @@ class MeterSettings(BaseSettings):
         le=1000,
         description="per_page the meter asks for when it lists servers and activity logs (a panel may ignore it).",
     )
+    meter_page_concurrency: int = Field(
+        default=4,
+        ge=1,
+        le=32,
+        description=(
+            "Pages of GET /servers the meter asks for at once, once the first page told how many there are "
+            "(a sweep over 100,000 servers is mostly waiting for the panel)."
+        ),
+    )
     meter_max_pages: int = Field(
         default=10_000,
         ge=1,

@@ -284,12 +284,19 @@ class SolusVMClient:
 
     # Inventory (the meter) ---------------------------------------------------------------------------
 
-    def server_pages(self, *, per_page: int = 100, max_pages: int | None = None) -> Iterator[list[Any]]:
-        """Every server, page by page, as raw JSON objects (``solusvm_inventory`` reads them leniently).
-
-        ``per_page`` is asked for but not relied on (§1.3): a panel that ignores it just gives more pages.
-        """
-        yield from self._pages("/api/v1/servers", {"per_page": per_page}, max_pages=max_pages)
+    def server_page(self, page: int, *, per_page: int = 100) -> tuple[list[Any], int | None]:
+        """One page of ``GET /servers`` and the last page number ``meta`` gives (None when it gives none),
+        so a caller may fetch the remaining pages side by side."""
+        body = self._get("/api/v1/servers", "/api/v1/servers", {"per_page": per_page, "page": page})
+        items = body["data"]
+        if not isinstance(items, list):
+            raise SolusVMResponseError("SolusVM /api/v1/servers: data is not a list", upstream=UPSTREAM)
+        meta = body.get("meta") if isinstance(body.get("meta"), dict) else {}
+        try:
+            last = coerce_int(meta["last_page"]) if meta.get("last_page") is not None else None
+        except ValueError:
+            last = None
+        return items, last
 
     def activity_log_pages(
         self, *, event: str | None = None, per_page: int = 100, max_pages: int | None = None

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -101,12 +102,18 @@ def _int_or_none(value: Any) -> int | None:
         return None
 
 
+@functools.lru_cache(maxsize=1024)
+def _plan(plan_id: int, name: str, per_hour: int, per_month: int) -> PlanPrices:
+    # A panel has a handful of plans and 100,000 servers: one object per plan, not per server.
+    return PlanPrices(plan_id, name, per_hour, per_month)
+
+
 def parse_plan(raw: Any) -> PlanPrices:
     if not isinstance(raw, dict):
         raise Unreadable("no plan object")
     try:
-        return PlanPrices(coerce_int(raw["id"]), str(raw.get("name") or "")[:_MAX_TEXT],
-                          coerce_int(raw["tokens_per_hour"]), coerce_int(raw["tokens_per_month"]))
+        return _plan(coerce_int(raw["id"]), str(raw.get("name") or "")[:_MAX_TEXT],
+                     coerce_int(raw["tokens_per_hour"]), coerce_int(raw["tokens_per_month"]))
     except (KeyError, ValueError) as exc:
         raise Unreadable(f"plan without usable token prices ({exc})") from None
 

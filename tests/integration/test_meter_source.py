@@ -189,14 +189,14 @@ def test_a_sweep_that_dies_halfway_records_nothing_and_stops_no_vm(
         meter = harness.context.services["meter"].extras["meter"]
         with postgres_database.transaction() as session:
             before = meter_store.lock_cursor(session).sweep
-        real_pages = meter.deps.solusvm.server_pages
+        real_page = meter.deps.solusvm.server_page
 
-        def first_page_then_crash(**options: Any) -> Iterator[list[Any]]:
-            pages = real_pages(**{**options, "per_page": 2})
-            yield next(pages)
+        def first_page_then_crash(page: int, *, per_page: int) -> tuple[list[Any], int | None]:
+            if page == 1:
+                return real_page(1, per_page=2)  # two of seven: four pages to read
             raise ConnectionResetError("the meter's connection died in the middle of the list")
 
-        monkeypatch.setattr(meter.deps.solusvm, "server_pages", first_page_then_crash)
+        monkeypatch.setattr(meter.deps.solusvm, "server_page", first_page_then_crash)
         written: list[Any] = []
         monkeypatch.setattr(meter.outbox, "add_all", lambda session, envelopes: written.extend(envelopes))
         upstreams.solusvm_clock.advance(INTERVAL.total_seconds())
