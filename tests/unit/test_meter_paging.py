@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from services.meter.handlers import Meter, _Read
+from services.meter.reading import Read, Reader
 from services.meter.settings import MeterSettings
 from shared.dependencies import Dependencies
 from shared.upstream.solusvm import SolusVMResponseError
@@ -37,9 +37,9 @@ class Panel:
 def pages(panel: Panel, **settings: Any) -> list[int]:
     options = {"meter_page_size": 10, "meter_page_concurrency": 3, **settings}
     deps = Dependencies(whmcs=None, solusvm=panel, mailer=None, clock=lambda: datetime(2026, 10, 1, tzinfo=UTC))
-    meter = Meter(deps, outbox=None, settings=MeterSettings(**options))  # type: ignore[arg-type]
-    read = _Read()
-    seen = [item["id"] for items, _, _ in meter._server_pages(read) for item in items]
+    reader = Reader(deps, MeterSettings(**options))
+    read = Read()
+    seen = [item["id"] for items, _, _ in reader.server_pages(read) for item in items]
     assert read.requests == len(panel.asked)
     return seen
 
