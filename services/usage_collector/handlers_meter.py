@@ -1,13 +1,16 @@
 """The usage collector's meter source: recording what the meter saw, and a period's usage from it.
 
 A customer's period is billed from the meter only once the collector holds every transition up to a
-sweep that began at or after the period's end. Until the meter has swept that far, the work item waits
-(``usage_collector_meter_waiting``) and the sweep that gets there requests it again; if that sweep has
-happened but some of its transitions are still on their way, the work item is retried in a moment.
-Either way a period is never billed short.
+sweep that began at or after the period's end. Until then the work item waits
+(``usage_collector_meter_waiting``): the meter may not have swept that far yet, or that sweep's
+transitions may still be on their way. Whatever completes the story (the sweep that gets past the end,
+or the last transition of a sweep that announced more) requests it again. A period is never billed
+short, and a meter that is down makes customers wait, visibly, instead of parking them.
 """
 
 from __future__ import annotations
+
+import uuid
 
 from sqlalchemy.orm import Session
 
@@ -19,10 +22,6 @@ from shared.periods import BillingPeriod
 from services.usage_collector import meter_progress, meter_store, store
 from services.usage_collector.metered import coverage_gaps, metered_usage
 from services.usage_collector.settings import UsageCollectorSettings
-
-
-class MeterBehind(RuntimeError):
-    """The meter swept past the period's end, but not all of its transitions have arrived yet."""
 
 
 class MeterNotThere(ValueError):
@@ -55,14 +54,19 @@ def metered_period(session: Session, solusvm_user_id: int, period: BillingPeriod
 
 
 def record_meter_event(event: VmRunStarted | VmRunEnded | VmPlanChanged | VmDeleted, ctx: HandlerContext) -> None:
-    meter_store.record_event(ctx.session, event)
+    if meter_store.record_event(ctx.session, event):
+        _advance_and_release(event.meter_epoch, ctx)
 
 
 def record_sweep(event: MeterSwept, ctx: HandlerContext) -> None:
     """Note the sweep, move the complete-and-contiguous mark, and request again the work items that
     were waiting for the meter to get past their period's end."""
     meter_store.record_sweep(ctx.session, event)
-    meter_progress.advance_epoch(ctx.session, event.meter_epoch)
+    _advance_and_release(event.meter_epoch, ctx)
+
+
+def _advance_and_release(epoch: uuid.UUID, ctx: HandlerContext) -> None:
+    meter_progress.advance_epoch(ctx.session, epoch)
     covered = meter_progress.coverage(ctx.session)
     if covered.observed_until is None:
         return
@@ -84,11 +88,7 @@ def collect_metered(event: CustomerUsageRequested, period: BillingPeriod, ctx: H
     with ctx.separate_transaction() as progress:
         meter_progress.advance(progress)
         covered = meter_progress.coverage(progress)
-        swept_past = meter_progress.swept_past(progress, period.ends_at)
     if not covered.covers(period.ends_at):
-        if swept_past:
-            raise MeterBehind(f"the meter swept past {period.ends_at.isoformat()}, but its transitions up to "
-                              "there have not all arrived yet")
         meter_progress.wait_for_meter(ctx.session, meter_progress.Waiting(
             period=period.key, whmcs_client_id=event.whmcs_client_id, solusvm_user_id=event.solusvm_user_id,
             starts_at=period.starts_at, ends_at=period.ends_at, timezone=period.timezone, trigger=event.trigger,

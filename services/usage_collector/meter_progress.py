@@ -133,13 +133,6 @@ def coverage(session: Session) -> Coverage:
     )
 
 
-def swept_past(session: Session, moment: datetime) -> bool:
-    """Whether any sweep (complete or not yet) began at or after ``moment``."""
-    count = session.execute(select(func.count()).select_from(meter_sweeps)
-                            .where(meter_sweeps.c.started_at >= moment)).scalar_one()
-    return bool(count)
-
-
 def gaps_between(session: Session, starts_at: datetime, ends_at: datetime) -> list[Gap]:
     rows = session.execute(select(meter_gaps.c.starts_at, meter_gaps.c.ends_at)
                            .where(meter_gaps.c.starts_at < ends_at, meter_gaps.c.ends_at > starts_at)

@@ -80,12 +80,14 @@ def _insert(session: Session, table: Table) -> Any:
     return (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(table)
 
 
-def _count_into_sweep(session: Session, epoch: uuid.UUID, sweep: int) -> None:
+def _count_into_sweep(session: Session, epoch: uuid.UUID, sweep: int) -> bool:
+    """Count one transition into its sweep; True when that made the sweep complete."""
     statement = _insert(session, meter_sweeps).values(meter_epoch=epoch, sweep=sweep, received=1)
-    session.execute(statement.on_conflict_do_update(
+    row = session.execute(statement.on_conflict_do_update(
         index_elements=[meter_sweeps.c.meter_epoch, meter_sweeps.c.sweep],
         set_={"received": meter_sweeps.c.received + 1},
-    ))
+    ).returning(meter_sweeps.c.received, meter_sweeps.c.expected)).one()
+    return row.expected is not None and row.received == row.expected
 
 
 def _upsert(session: Session, table: Table, keys: Sequence[str], values: dict[str, Any],
@@ -109,8 +111,9 @@ _RUN_KEY = ("meter_epoch", "server_id", "run")
 _PLAN_KEY = ("meter_epoch", "server_id", "sweep")
 
 
-def record_event(session: Session, event: VmRunStarted | VmRunEnded | VmPlanChanged | VmDeleted) -> None:
-    """Apply one meter transition (exactly once: the inbox sees to that) and count it into its sweep."""
+def record_event(session: Session, event: VmRunStarted | VmRunEnded | VmPlanChanged | VmDeleted) -> bool:
+    """Apply one meter transition (exactly once: the inbox sees to that) and count it into its sweep;
+    True when it was the last one its sweep was waiting for."""
     if isinstance(event, VmRunStarted):
         _upsert(session, meter_vms, ("server_id",), {
             "server_id": event.server_id, "uuid": event.uuid, "name": event.name,
@@ -133,7 +136,7 @@ def record_event(session: Session, event: VmRunStarted | VmRunEnded | VmPlanChan
     else:
         _upsert(session, meter_vms, ("server_id",), {"server_id": event.server_id, "deleted_at": event.deleted_at},
                 ("deleted_at",))
-    _count_into_sweep(session, event.meter_epoch, event.sweep)
+    return _count_into_sweep(session, event.meter_epoch, event.sweep)
 
 
 def record_sweep(session: Session, event: MeterSwept) -> None:

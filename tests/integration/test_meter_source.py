@@ -6,6 +6,7 @@ events never count anything twice; a sweep that dies halfway records nothing (no
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -18,6 +19,7 @@ from postpay.ops.context import BILLING_SERVICES
 from shared.bus.memory import InMemoryBus
 from shared.bus.messages import OutgoingMessage
 from shared.db import Database
+from shared.events.metering import MeteredPlan, MeterSwept, VmRunEnded, VmRunStarted
 from shared.periods import BillingPeriod
 
 from services.meter import store as meter_store
@@ -25,7 +27,7 @@ from services.meter.settings import MeterSettings
 from services.usage_collector import meter_progress
 from services.usage_collector.settings import UsageCollectorSettings
 from tests.support.billing import PRICES, BillingHarness, Customer, VmHistory, expected_lines
-from tests.support.bus_helpers import wait_until
+from tests.support.bus_helpers import publish, wait_until
 from tests.support.metering import drive_meter
 from tests.support.system import Upstreams
 
@@ -70,6 +72,11 @@ def collected_past(harness: BillingHarness, moment: Any) -> bool:
         return meter_progress.coverage(session).covers(moment)
 
 
+def waiting(harness: BillingHarness) -> int:
+    meter = harness.status(PERIOD.key).meter
+    return meter.waiting if meter is not None else 0
+
+
 def invoice_of(harness: BillingHarness, customer: Customer) -> Any:
     (invoice,) = harness.invoices_of(customer.client_id)
     return invoice
@@ -85,8 +92,7 @@ def test_a_close_before_the_meter_watched_past_the_end_waits_and_then_bills_the_
         meter_until(harness, upstreams, END - 30 * timedelta(minutes=1))  # the meter is down at midnight
         upstreams.solusvm_clock.set(END + 15 * timedelta(minutes=1))  # the scheduler's tick at 00:15
         harness.close(PERIOD.key)
-        wait_until(lambda: harness.status(PERIOD.key).meter.waiting == 1,  # type: ignore[union-attr]
-                   what="the work item waiting for the meter")
+        wait_until(lambda: waiting(harness) == 1, what="the work item waiting for the meter")
         status = harness.status(PERIOD.key)
         assert (status.collected, status.invoiced) == (0, 0), "nothing billed from a meter short of the end"
         assert harness.invoices_of(customer.client_id) == []
@@ -100,7 +106,7 @@ def test_a_close_before_the_meter_watched_past_the_end_waits_and_then_bills_the_
     assert [item.amount for item in invoice.items] == [line.amount for line in expected]
     assert "Usage metered by postpay" in invoice.notes and "No meter gaps." in invoice.notes, \
         "45 minutes without a sweep is less than two intervals: no gap"
-    assert harness.status(PERIOD.key).meter.waiting == 0  # type: ignore[union-attr]
+    assert waiting(harness) == 0
 
 
 @pytest.mark.parametrize(("policy", "always_hours"), [("bill", 744), ("skip", 744 - 6)])
@@ -221,3 +227,37 @@ def test_a_sweep_that_dies_halfway_records_nothing_and_stops_no_vm(
     assert [reason for _, reason in ends] == ["stopped"], "only the VM that really stopped has an end"
     invoice = invoice_of(harness, customer)
     assert sum(1 for item in invoice.items if ": 744 hours" in item.description) == 6
+
+
+def test_a_close_waits_for_every_transition_of_the_sweep_past_the_end_not_just_the_sweep(
+    upstreams: Upstreams, memory_bus: InMemoryBus, postgres_database: Database
+) -> None:
+    """The sweep after midnight announced one transition (the VM stopped at 14:00 on the 31st) that is
+    still on its way: billing now would count the run as open to the end, ten hours too many."""
+    harness = BillingHarness(upstreams, memory_bus, postgres_database, clock=upstreams.solusvm_clock.now,
+                             collector=UsageCollectorSettings(usage_source="meter")).start()
+    epoch = uuid.uuid4()
+    try:
+        plan = harness.add_plan("S", 7, 5000)
+        customer = harness.add_customer("USD")
+        harness.enroll([customer])
+        common = {"meter_epoch": epoch, "server_id": 900}
+        started = VmRunStarted(**common, sweep=1, run=1, solusvm_user_id=customer.solusvm_user_id, name="late",
+                               plan=MeteredPlan(id=plan.id, name="S", tokens_per_hour=7, tokens_per_month=5000),
+                               started_at=START - H, evidence="poll")
+        ended = VmRunEnded(**common, sweep=2, run=1, ended_at=END - 10 * H, not_running_at=END, reason="stopped")
+        swept = [MeterSwept(meter_epoch=epoch, sweep=n, started_at=at, finished_at=at, interval_seconds=60, events=1,
+                            servers=1, running=1, unreadable=0, unattributed=0)
+                 for n, at in ((1, START - H), (2, END + timedelta(minutes=1)))]
+        for event in (started, *swept):
+            publish(memory_bus, event, producer="meter")
+        upstreams.solusvm_clock.set(END + 15 * timedelta(minutes=1))
+        harness.close(PERIOD.key)
+        wait_until(lambda: waiting(harness) == 1, what="the work item waiting for the sweep's last transition")
+        assert harness.invoices_of(customer.client_id) == []
+        publish(memory_bus, ended, producer="meter")
+        harness.wait_settled(PERIOD.key, 1)
+    finally:
+        harness.stop()
+    (item,) = invoice_of(harness, customer).items
+    assert ": 734 hours, 5000 tokens" in item.description, item.description
