@@ -23,7 +23,7 @@ from shared.logging import get_logger
 from shared.outbox import Outbox
 from shared.upstream.solusvm_inventory import RUNNING
 
-from services.meter import store
+from services.meter import metrics, store
 from services.meter.observations import LoggedCreation, Outcome, SweepWindow, VmState, observe
 from services.meter.reading import Read, Reader
 from services.meter.settings import MeterSettings
@@ -99,9 +99,17 @@ class Meter:
         outcome.unattributed += unresolved
         if not self._commit(memory, window, read, outcome, creations):
             log.info("sweep dropped: another meter committed this sweep first", sweep=window.sweep)
+            metrics.SWEEPS.labels("dropped").inc()
             self._memory = None
             return None
         running = sum(1 for s in read.sightings.values() if s.server.power == RUNNING)
+        metrics.SWEEPS.labels("done").inc()
+        metrics.LAST_SWEEP.set(started_at.timestamp())
+        metrics.SERVERS.labels("listed").set(len(read.sightings))
+        metrics.SERVERS.labels("running").set(running)
+        metrics.TRANSITIONS.inc(len(outcome.events))
+        metrics.UNREADABLE.inc(read.unreadable)
+        metrics.UNATTRIBUTED.inc(outcome.unattributed)
         report = SweepReport(window.sweep, started_at, finished_at, len(read.sightings), running,
                              len(outcome.events), read.requests, read.unreadable, outcome.unattributed)
         log.info("sweep done", sweep=report.sweep, servers=report.servers, running=report.running,
@@ -172,8 +180,10 @@ class Meter:
         while not stop.is_set():
             began = self.now()
             try:
-                self.sweep()
+                with metrics.SWEEP_SECONDS.time():
+                    self.sweep()
             except Exception:  # noqa: BLE001 - the panel or the database down: retried next interval
+                metrics.SWEEPS.labels("failed").inc()
                 log.exception("sweep failed; nothing of it was recorded")
             due = max(due + interval, began)
             if due <= self.now():

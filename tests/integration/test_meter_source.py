@@ -12,10 +12,14 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from rich.console import Console
 from sqlalchemy import select
 
+
 from postpay.bootstrap import service_builder
+from postpay.ops.reports import render_status
 from postpay.ops.context import BILLING_SERVICES
+from postpay.ops.dry_run import preview_period
 from shared.bus.memory import InMemoryBus
 from shared.bus.messages import OutgoingMessage
 from shared.db import Database
@@ -27,7 +31,7 @@ from services.meter.settings import MeterSettings
 from services.usage_collector import meter_progress
 from services.usage_collector.settings import UsageCollectorSettings
 from tests.support.billing import PRICES, BillingHarness, Customer, VmHistory, expected_lines
-from tests.support.bus_helpers import publish, wait_until
+from tests.support.bus_helpers import metric, publish, wait_until
 from tests.support.metering import drive_meter
 from tests.support.system import Upstreams
 
@@ -98,8 +102,13 @@ def test_a_close_before_the_meter_watched_past_the_end_waits_and_then_bills_the_
         assert harness.invoices_of(customer.client_id) == []
         meter_until(harness, upstreams, END + 2 * H)  # the meter comes back and sweeps past midnight
         harness.wait_settled(PERIOD.key, 1)
+        deps = harness.context.deps
+        previews = list(preview_period(database, deps.solusvm, deps.whmcs, PERIOD, harness.invoicer_settings,
+                                       now=END + 2 * H, collector=UsageCollectorSettings(usage_source="meter")))
     finally:
         harness.stop()
+    assert [p.verdict for p in previews] == ["unchanged"], "the dry run computes the meter's invoice the same way"
+    assert previews[0].draft is not None and "Usage metered by postpay" in previews[0].draft.notes
     expected = expected_lines(customer, PERIOD, PRICES["USD"], now=END + 2 * H)
     assert [(line.hours, line.tokens) for line in expected] == [(744, 5000), (30, 210)]
     invoice = invoice_of(harness, customer)
@@ -132,6 +141,11 @@ def test_a_gap_is_billed_through_or_skipped_by_policy_and_reported_everywhere(
     billed = "billed through" if policy == "bill" else "not billed"
     assert f"2026-10-11T12:00:00Z to 2026-10-11T18:00:00Z ({billed})" in invoice.notes
     assert status.meter is not None and [(g.starts_at, g.ends_at) for g in status.meter.gaps] == [(down, down + 6 * H)]
+    console = Console(record=True, width=200)
+    render_status(console, status)
+    printed = console.export_text()
+    assert "gap: 2026-10-11T12:00:00+00:00 to 2026-10-11T18:00:00+00:00 (6.0 h unobserved)" in printed
+    assert "past the period's end" in printed and "not yet" not in printed
 
 
 def test_a_restarted_meter_a_second_meter_and_redelivered_events_never_count_twice(
@@ -147,6 +161,7 @@ def test_a_restarted_meter_a_second_meter_and_redelivered_events_never_count_twi
         record_all(session, envelopes)
 
     meter_service.outbox.add_all = recording  # type: ignore[method-assign]
+    dropped_before = metric("postpay_meter_sweeps_total", outcome="dropped")
     try:
         customer = one_customer(harness)
         meter_until(harness, upstreams, START + 5 * 24 * H)
@@ -176,6 +191,7 @@ def test_a_restarted_meter_a_second_meter_and_redelivered_events_never_count_twi
         harness.stop()
     sweeps = [e.payload.sweep for e in sent if e.event_type == "MeterSwept"]
     assert sorted(sweeps) == list(range(1, len(sweeps) + 1)), "each sweep number published once"
+    assert metric("postpay_meter_sweeps_total", outcome="dropped") - dropped_before == 1, "the rival's sweep"
     starts = [(e.payload.server_id, e.payload.run) for e in sent if e.event_type == "VmRunStarted"]
     assert len(starts) == len(set(starts)) == 2
     expected = expected_lines(customer, PERIOD, PRICES["USD"], now=END)
