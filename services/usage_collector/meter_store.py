@@ -60,6 +60,7 @@ meter_plans = Table(
     Column("plan_name", String(200), nullable=False),
     Column("tokens_per_hour", BigInteger, nullable=False),
     Column("tokens_per_month", BigInteger, nullable=False),
+    Index("usage_collector_meter_plans_server", "server_id", "effective_at"),
 )
 
 meter_sweeps = Table(

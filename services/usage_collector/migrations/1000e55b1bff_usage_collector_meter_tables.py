@@ -39,6 +39,7 @@ def upgrade() -> None:
     sa.Column('tokens_per_month', sa.BigInteger(), nullable=False),
     sa.PrimaryKeyConstraint('meter_epoch', 'server_id', 'sweep')
     )
+    op.create_index('usage_collector_meter_plans_server', 'usage_collector_meter_plans', ['server_id', 'effective_at'], unique=False)
     op.create_table('usage_collector_meter_progress',
     sa.Column('meter_epoch', sa.Uuid(), nullable=False),
     sa.Column('contiguous', sa.BigInteger(), nullable=False),
@@ -115,5 +116,6 @@ def downgrade() -> None:
 
     op.drop_table('usage_collector_meter_runs')
     op.drop_table('usage_collector_meter_progress')
+    op.drop_index('usage_collector_meter_plans_server', table_name='usage_collector_meter_plans')
     op.drop_table('usage_collector_meter_plans')
     op.drop_table('usage_collector_meter_gaps')
