@@ -12,7 +12,7 @@ import secrets
 import threading
 import uuid
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from simulators.solusvm.activity import ActivityBook

@@ -6,7 +6,7 @@ Every method takes the time as an argument, so the routes decide what "now" is (
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from simulators.solusvm.activity import (
     VM_CREATE_REQUESTED,
