@@ -95,8 +95,9 @@ class VmDeleted(MeterEvent):
 
 
 class MeterSwept(Event):
-    """One sweep of the meter is done: it saw SolusVM 2 between ``started_at`` and ``finished_at`` and
-    published ``events`` transitions for it."""
+    """One sweep of the meter is done, with how many transitions it published.
+
+    It saw SolusVM 2 between ``started_at`` and ``finished_at`` and published ``events`` transitions."""
 
     meter_epoch: uuid.UUID
     sweep: int = Field(ge=1)
