@@ -25,7 +25,7 @@ from shared.settings import KernelSettings, UpstreamSettings
 from shared.upstream.solusvm import SolusVMClient
 from shared.upstream.whmcs import WhmcsClient
 
-SERVICES: tuple[str, ...] = ("signup", "provisioner", "usage_collector", "invoicer", "scheduler")
+SERVICES: tuple[str, ...] = ("signup", "provisioner", "usage_collector", "invoicer", "scheduler", "meter")
 
 
 def service_builder(name: str) -> Callable[[Dependencies], ServiceDefinition]:

@@ -21,6 +21,7 @@ from postpay.ops.context import BillingContext
 from postpay.ops.dry_run import preview_period
 from postpay.ops.reports import follow_status, render_preview, render_status, render_summary
 from postpay.ops.status import PeriodStatus, count_parked, period_status
+from services.usage_collector.settings import UsageCollectorSettings
 from shared.bus.rabbit import CONNECTION_ERRORS
 from shared.periods import BillingPeriod
 from shared.settings import KernelSettings
@@ -151,7 +152,8 @@ def replay(
         if dry_run:
             verdicts: Counter[str] = Counter()
             previews = preview_period(context.db, context.deps.solusvm, context.deps.whmcs, billing_period,
-                                      context.invoicer_settings, now=now, client_ids=client)
+                                      context.invoicer_settings, now=now, client_ids=client,
+                                      collector=context.deps.settings(UsageCollectorSettings))
             for preview in previews:
                 verdicts[preview.verdict] += 1
                 render_preview(console, preview)
@@ -202,11 +204,12 @@ def status(
                 console.print(f"[yellow]broker unreachable ({exc.__class__.__name__}): parked work not counted[/]")
                 return None
 
-        closed = closed_info(context.db, billing_period.key)
-        if closed is None:
-            # Following a month nobody closes would wait forever; say what to do instead.
+        if closed_info(context.db, billing_period.key) is None:
             console.print(f"[yellow]{never_closed_hint(billing_period.key)}[/yellow]")
-        elif follow:
+            if follow:
+                # The operator may be watching for the scheduler's close: say so, since nothing moves until then.
+                console.print("following: waiting for the month to be closed (Ctrl-C to stop)")
+        if follow:
             follow_status(console, _poller(context, billing_period, parked), lambda: _sleep(interval))
         render_status(console, period_status(context.db, billing_period, parked=parked()),
                       context.invoicer_settings.currency_minor_units)

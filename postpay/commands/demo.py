@@ -2,7 +2,8 @@
 
 Starts both simulators, an SMTP capture server and every service in this process, signs a few
 customers up through the signup web app's real HTTP endpoints, seeds how their VMs ran last month,
-closes the month and prints each WHMCS invoice next to the amounts the seeded intervals imply.
+has the meter sweep that month at accelerated time, closes the month and prints each WHMCS invoice next
+to the amounts the seeded intervals imply, and the meter's hours beside the exact ones.
 With ``POSTPAY_AMQP_URL`` set, the same runs over RabbitMQ (in a namespace of its own).
 """
 
@@ -16,6 +17,7 @@ import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -23,7 +25,7 @@ import httpx
 import typer
 from rich.console import Console
 
-from postpay.demo import month
+from postpay.demo import metering, month
 from postpay.demo.expected import expected_lines
 from postpay.demo.journey import Enrolled, JourneyError, SignupJourney
 from postpay.demo.narration import InvoiceCheck, Narrator, render_check
@@ -128,6 +130,9 @@ def _bill_month(narrator: Narrator, stack: Stack, http: httpx.Client, enrolled: 
             server = seeded.server_ids[(customer.spec.email, vm.name)]
             narrator.note(f"{customer.spec.first_name}'s {vm.name} (#{server}, {vm.plan.name}: {vm.plan.tokens_per_hour}"
                           f" tokens/h, at most {vm.plan.tokens_per_month}/month): {vm.story}")
+    with narrator.step(f"The meter sweeps SolusVM 2 hourly through {period.key} (accelerated), documented calls only"):
+        sweeps = metering.meter_month(stack, stack.clock, period.ends_at + timedelta(hours=2), timeout=timeout)
+    narrator.note(f"{sweeps} sweeps of GET /api/v1/servers and GET /api/v1/activity_logs")
     stack.clock.catch_up()
     assert stack.runtime is not None
     with narrator.step(f"{period.key} closed: usage collected from SolusVM 2, invoices created in WHMCS"):
@@ -135,7 +140,14 @@ def _bill_month(narrator: Narrator, stack: Stack, http: httpx.Client, enrolled: 
         status = _follow(narrator, stack, period, timeout)
     narrator.note(f"close event {emitted.event_id}")
     render_status(narrator.console, status)
-    return _print_invoices(narrator, http, stack, enrolled, period)
+    invoices_ok = _print_invoices(narrator, http, stack, enrolled, period)
+    rows = metering.meter_view(stack, enrolled, period, stack.clock.now())
+    if not metering.render_meter_view(narrator.console, rows):
+        narrator.failure("the meter's hours are outside the documented bound (docs/usage-sources.md)")
+        return False
+    narrator.console.print("[bold green]✓ the meter (POSTPAY_USAGE_SOURCE=meter) would bill every VM within the "
+                           "documented bound, never above the exact hours[/bold green]")
+    return invoices_ok
 
 
 def _follow(narrator: Narrator, stack: Stack, period: BillingPeriod, timeout: float) -> PeriodStatus:

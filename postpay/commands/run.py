@@ -42,6 +42,7 @@ class Part(str, Enum):
     usage_collector = "usage-collector"
     invoicer = "invoicer"
     scheduler = "scheduler"
+    meter = "meter"
     relay = "relay"
     console = "console"
     all = "all"

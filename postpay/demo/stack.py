@@ -23,8 +23,10 @@ from pydantic import SecretStr
 from postpay.bootstrap import System, make_dependencies
 from postpay.demo.scenario import TOKEN_PRICES
 from services.invoicer.settings import InvoicerSettings
+from services.meter.settings import MeterSettings
 from services.scheduler.settings import SchedulerSettings
 from services.signup.settings import SignupSettings
+from services.usage_collector.settings import UsageCollectorSettings
 from shared.bus.rabbit import RabbitBus
 from shared.mail import MailSettings
 from shared.runtime import Runtime
@@ -35,6 +37,12 @@ from simulators.solusvm.app import create_app as create_solusvm_app
 from simulators.whmcs.app import create_app as create_whmcs_app
 
 BILLING_TIMEZONE = "UTC"
+# Hourly in the demo (a month is ~750 sweeps, a few seconds); production sweeps every minute.
+DEMO_METER_INTERVAL_SECONDS = 3600
+
+
+def demo_meter_settings() -> MeterSettings:
+    return MeterSettings(meter_interval_seconds=DEMO_METER_INTERVAL_SECONDS)
 
 
 class DemoClock(SimClock):
@@ -42,6 +50,10 @@ class DemoClock(SimClock):
 
     def start_at(self, moment: datetime) -> None:
         self.advance(-(datetime.now(moment.tzinfo) - moment).total_seconds())
+
+    def move_to(self, moment: datetime) -> None:
+        """Jump to ``moment`` from wherever the clock is now (the meter's sweeps, an interval at a time)."""
+        self.advance((moment - self.now()).total_seconds())
 
     def catch_up(self) -> None:
         self.follow_wall_time()
@@ -115,6 +127,9 @@ class Stack:
             self.signup_settings(),
             InvoicerSettings(token_prices=TOKEN_PRICES, currency_minor_units={}, invoice_zero_usage=False),
             SchedulerSettings(billing_timezone=BILLING_TIMEZONE),
+            # The demo bills from the usage endpoint (checked to the cent); the meter is shown beside it.
+            UsageCollectorSettings(usage_source="endpoint"),
+            demo_meter_settings(),
         ]
         deps = make_dependencies(upstream, mail, clock=self.clock.now, overrides=overrides)
         system = self.system = System(kernel=self.kernel, deps=deps)

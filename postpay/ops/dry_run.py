@@ -1,8 +1,8 @@
 """``postpay replay --dry-run``: what a replay would invoice, computed without changing anything.
 
 For each customer of the period (the usage collector's enrolment list, read in keyset pages so memory
-stays flat) it fetches the period's usage from SolusVM 2 and the client's currency from WHMCS (reads
-only), prices it with the invoicer's own code, and compares the result with the invoice already issued
+stays flat) it fetches the period's usage from SolusVM 2 (or, with ``POSTPAY_USAGE_SOURCE=meter``,
+computes it from the meter's records) and the client's currency from WHMCS (reads only), prices it with the invoicer's own code, and compares the result with the invoice already issued
 for that (client, period), if any. Nothing is written: not to postpay's tables, not to the outboxes,
 not upstream.
 """
@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from shared.db import Database
 from shared.errors import PermanentError
+from shared.events.metering import describe_metering
 from shared.periods import BillingPeriod
 from shared.upstream.errors import UpstreamError
 from shared.upstream.whmcs_models import WhmcsInvoice
@@ -29,6 +30,8 @@ from services.invoicer.invoice_diff import Line, LineChange, diff_lines, has_dif
 from services.invoicer.invoice_document import InvoiceDraft, notes_marker, run_key
 from services.invoicer.settings import InvoicerSettings
 from services.usage_collector import store as customer_store
+from services.usage_collector.handlers_meter import MeterNotThere, metered_period
+from services.usage_collector.settings import UsageCollectorSettings
 from services.usage_collector.usage import vm_usages
 
 Verdict = Literal["would-create", "would-hold", "would-pause", "unchanged", "differs", "nothing-to-bill", "failed"]
@@ -55,6 +58,7 @@ def preview_period(
     *,
     now: datetime,
     client_ids: Sequence[int] | None = None,
+    collector: UsageCollectorSettings | None = None,
 ) -> Iterator[ClientPreview]:
     """One preview per customer enrolled before the period ended, by client id."""
     after = 0
@@ -63,7 +67,7 @@ def preview_period(
             page = customer_store.customers_page(session, enrolled_before=period.ends_at, after=after,
                                                  limit=PAGE_SIZE, only=client_ids)
         for customer in page:
-            yield preview_client(db, solusvm, whmcs, period, settings, customer, now=now)
+            yield preview_client(db, solusvm, whmcs, period, settings, customer, now=now, collector=collector)
         if len(page) < PAGE_SIZE:
             return
         after = page[-1].whmcs_client_id
@@ -78,13 +82,21 @@ def preview_client(
     customer: customer_store.Customer,
     *,
     now: datetime,
+    collector: UsageCollectorSettings | None = None,
 ) -> ClientPreview:
     client_id = customer.whmcs_client_id
     try:
         issued = _issued_invoice(db, whmcs, client_id, period)
-        usage = solusvm.period_usage(customer.solusvm_user_id, period.starts_at, period.ends_at)
-        decision = _decision(db, whmcs, client_id, period, settings, vm_usages(usage), now)
-    except (PermanentError, UpstreamError) as exc:
+        provenance = ""
+        if collector is not None and collector.usage_source == "meter":
+            with db.transaction() as session:
+                vms, metering = metered_period(session, customer.solusvm_user_id, period, collector)
+            provenance = describe_metering(metering)
+        else:
+            usage = solusvm.period_usage(customer.solusvm_user_id, period.starts_at, period.ends_at)
+            vms = vm_usages(usage)
+        decision = _decision(db, whmcs, client_id, period, settings, vms, now, provenance)
+    except (PermanentError, UpstreamError, MeterNotThere) as exc:
         return ClientPreview(client_id, "failed", error=f"{type(exc).__name__}: {exc}")
     draft = decision.draft if decision.outcome != "nothing-to-bill" else None
     issued_lines = [Line(item.description, item.amount) for item in issued.items] if issued else []
@@ -102,7 +114,7 @@ def preview_client(
 
 
 def _decision(db: Database, whmcs: Any, client_id: int, period: BillingPeriod, settings: InvoicerSettings,
-              vms: tuple, now: datetime) -> Decision:
+              vms: tuple, now: datetime, provenance: str = "") -> Decision:
     """The invoicer's own decision (``decide``) on this usage: nothing to bill, an invoice, or a hold."""
     if sum(vm.tokens for vm in vms) == 0 and not settings.invoice_zero_usage:
         return Decision("nothing-to-bill")
@@ -110,7 +122,7 @@ def _decision(db: Database, whmcs: Any, client_id: int, period: BillingPeriod, s
     with db.transaction() as session:
         earlier = ledger_store.largest_earlier_invoices(session, client_id, period.key)
     return decide(vms, period, tariff, settings, client_id=client_id, now=now,
-                  largest_earlier=earlier.get(tariff.currency))
+                  largest_earlier=earlier.get(tariff.currency), provenance=provenance)
 
 
 def _paused(db: Database, period: BillingPeriod) -> bool:

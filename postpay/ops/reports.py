@@ -116,6 +116,28 @@ def render_status(console: Console, status: PeriodStatus, minor_units: Mapping[s
         console.print(f"{period.key} was paused, and resumed by {pause.resumed_by} at {pause.resumed_at.isoformat()}")
     if status.held:
         console.print(f"[yellow]{status.held} invoice(s) held: postpay holds list --period {period.key}[/yellow]")
+    if status.meter is not None:
+        render_meter(console, status)
+
+
+def render_meter(console: Console, status: PeriodStatus) -> None:
+    """The meter's coverage of the period: whether it has watched past its end, and every gap."""
+    meter, period = status.meter, status.period
+    assert meter is not None
+    until = meter.observed_until.isoformat() if meter.observed_until else "nothing yet"
+    state = "past the period's end" if meter.covers(period) else "not yet past the period's end"
+    console.print(f"meter: observed until {until} ({state})")
+    if meter.waiting:
+        console.print(f"  waiting for the meter: {meter.waiting} customer(s)")
+    if meter.metered_since is None or meter.metered_since > period.starts_at:
+        since = meter.metered_since.isoformat() if meter.metered_since else "never"
+        console.print(f"  [yellow]not metered from the period's start: the meter began {since}[/yellow]")
+    for gap in meter.gaps:
+        hours = (gap.ends_at - gap.starts_at).total_seconds() / 3600
+        console.print(f"  [yellow]gap: {gap.starts_at.isoformat()} to {gap.ends_at.isoformat()} "
+                      f"({hours:.1f} h unobserved)[/yellow]")
+    if not meter.gaps:
+        console.print("  no gaps")
 
 
 def follow_status(console: Console, poll: Callable[[], PeriodStatus], wait: Callable[[], bool]) -> PeriodStatus:

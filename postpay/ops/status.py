@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -21,10 +22,25 @@ from shared.periods import BillingPeriod
 
 from services.invoicer import holds_store
 from services.invoicer import store as ledger_store
+from services.usage_collector import meter_progress
 from services.usage_collector import store as collector_store
 
 # The per-customer handlers of a close: a message parked here is one customer not billed.
 PER_CUSTOMER_QUEUES = ("usage_collector.collect_usage", "invoicer.create_invoice", "invoicer.release_invoice")
+
+
+@dataclass(frozen=True)
+class MeterStatus:
+    """The meter's side of a period: how far the collector holds its story, who waits for it, and every
+    stretch of the period it did not watch (gaps; ``metered_since`` after the period's start is one too)."""
+
+    observed_until: datetime | None
+    metered_since: datetime | None
+    waiting: int
+    gaps: tuple[meter_progress.Gap, ...]
+
+    def covers(self, period: BillingPeriod) -> bool:
+        return self.observed_until is not None and self.observed_until >= period.ends_at
 
 
 @dataclass(frozen=True)
@@ -44,6 +60,7 @@ class PeriodStatus:
     rejected: int = 0
     uncertain: int = 0
     pause: holds_store.Pause | None = None
+    meter: MeterStatus | None = None
 
     @property
     def settled(self) -> int:
@@ -71,6 +88,7 @@ def period_status(
         holds = holds_store.count_by_status(session, period.key)
         ledger = ledger_store.count_by_status(session, period.key)
         pause = holds_store.pause_of(session, period.key)
+        meter = _meter_status(session, period)
     return PeriodStatus(
         period=period,
         expected=expected,
@@ -87,7 +105,18 @@ def period_status(
         rejected=holds.get(holds_store.REJECTED, 0),
         uncertain=ledger.get(ledger_store.UNCERTAIN, 0),
         pause=pause,
+        meter=meter,
     )
+
+
+def _meter_status(session: Any, period: BillingPeriod) -> MeterStatus | None:
+    """None when no meter has ever reported (the endpoint source, no meter running)."""
+    covered = meter_progress.coverage(session)
+    waiting = meter_progress.waiting_count(session, period.key)
+    if covered.observed_until is None and not waiting:
+        return None
+    gaps = meter_progress.gaps_between(session, period.starts_at, period.ends_at)
+    return MeterStatus(covered.observed_until, covered.metered_since, waiting, tuple(gaps))
 
 
 def count_parked(bus: Any, period: BillingPeriod, queues: Iterable[str] = PER_CUSTOMER_QUEUES,

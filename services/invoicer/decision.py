@@ -94,6 +94,7 @@ def decide(
     client_id: int,
     now: datetime,
     largest_earlier: Decimal | None,
+    provenance: str = "",
 ) -> Decision:
     """Nothing to bill, the invoice to create, or the invoice to hold and why."""
     if sum(vm.tokens for vm in vms) == 0 and not settings.invoice_zero_usage:
@@ -103,6 +104,6 @@ def decide(
     if priced.total == 0 and not settings.invoice_zero_usage:
         return Decision("nothing-to-bill")
     draft = draft_invoice(client_id, period, priced, now=now, due_days=settings.invoice_due_days,
-                          taxed=settings.invoice_items_taxed)
+                          taxed=settings.invoice_items_taxed, provenance=provenance)
     reasons = physical + business_problems(draft.total, tariff, settings, largest_earlier)
     return Decision("hold" if reasons else "invoice", draft, tuple(reasons), priced)

@@ -14,6 +14,7 @@ from typing import Any
 from shared.bus.processing import HandlerContext
 from shared.errors import PermanentError
 from shared.events.billing import InvoiceReleased, NothingToBill, UsageCollected
+from shared.events.metering import describe_metering
 from shared.periods import BillingPeriod
 
 from services.invoicer import holds_store, issuing, store
@@ -54,7 +55,8 @@ def create_invoice(event: UsageCollected, ctx: HandlerContext, whmcs: Any, setti
     else:
         tariff = client_tariff(whmcs, client_id, settings)
         decision = decide(event.vms, period, tariff, settings, client_id=client_id, now=ctx.now(),
-                          largest_earlier=earlier.get(tariff.currency))
+                          largest_earlier=earlier.get(tariff.currency),
+                          provenance=describe_metering(event.metering) if event.metering else "")
     if decision.outcome == "nothing-to-bill":
         _nothing_to_bill(event, ctx, key, owned)
     elif decision.outcome == "hold":

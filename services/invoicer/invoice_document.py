@@ -63,6 +63,8 @@ class InvoiceDraft:
     lines: tuple[InvoiceLine, ...]
     invoice_date: date
     due_date: date
+    # Where the usage came from, when it was not the usage endpoint (the meter's gaps, for one).
+    provenance: str = ""
 
     @property
     def total(self) -> Decimal:
@@ -70,9 +72,10 @@ class InvoiceDraft:
 
     @property
     def notes(self) -> str:
+        provenance = f"{self.provenance} " if self.provenance else ""
         return (
             f"SolusVM 2 usage for {self.period.key} ({period_span(self.period)}, {self.period.timezone}). "
-            f"postpay run key: {notes_marker(self.run_key)}"
+            f"{provenance}postpay run key: {notes_marker(self.run_key)}"
         )
 
 
@@ -84,16 +87,17 @@ def draft_invoice(
     now: datetime,
     due_days: int,
     taxed: bool,
+    provenance: str = "",
 ) -> InvoiceDraft:
     """One line per VM; a usage with no VM at all (a zero invoice) gets one line saying so."""
     lines = tuple(
         InvoiceLine(describe_vm(line.vm, period), line.amount, taxed) for line in priced.vms
     ) or (InvoiceLine(describe_no_usage(period), priced.tariff.zero, taxed),)
-    return dated(client_id, period, priced.tariff.currency, lines, now=now, due_days=due_days)
+    return dated(client_id, period, priced.tariff.currency, lines, now=now, due_days=due_days, provenance=provenance)
 
 
 def dated(client_id: int, period: BillingPeriod, currency: str, lines: Sequence[InvoiceLine], *, now: datetime,
-          due_days: int) -> InvoiceDraft:
+          due_days: int, provenance: str = "") -> InvoiceDraft:
     """The draft of these lines issued ``now`` (a held invoice released later is dated the day it is released)."""
     invoice_date = now.astimezone(zone(period.timezone)).date()
     return InvoiceDraft(
@@ -104,4 +108,5 @@ def dated(client_id: int, period: BillingPeriod, currency: str, lines: Sequence[
         lines=tuple(lines),
         invoice_date=invoice_date,
         due_date=invoice_date + timedelta(days=due_days),
+        provenance=provenance,
     )

@@ -20,6 +20,8 @@ from shared.periods import BillingPeriod
 from shared.upstream.errors import UpstreamNotFound
 
 from services.usage_collector import store
+from services.usage_collector.handlers_meter import collect_metered
+from services.usage_collector.settings import UsageCollectorSettings
 from services.usage_collector.usage import vm_usages
 
 
@@ -66,9 +68,14 @@ def fan_out(event: BillingPeriodClosed, ctx: HandlerContext, chunk_size: int) ->
     ctx.log.info("period fanned out", period=period.key, trigger=event.trigger)
 
 
-def collect_usage(event: CustomerUsageRequested, ctx: HandlerContext, solusvm: Any) -> None:
-    """Fetch the customer's usage for the whole period as one window (the monthly cap is per window)."""
+def collect_usage(event: CustomerUsageRequested, ctx: HandlerContext, solusvm: Any,
+                  settings: UsageCollectorSettings | None = None) -> None:
+    """The customer's usage for the whole period as one window (the monthly cap is per window): from
+    SolusVM 2's usage endpoint, or computed from what the meter observed (``POSTPAY_USAGE_SOURCE``)."""
     period = _period(event)
+    if settings is not None and settings.usage_source == "meter":
+        collect_metered(event, period, ctx, settings)
+        return
     try:
         usage = solusvm.period_usage(event.solusvm_user_id, period.starts_at, period.ends_at)
     except UpstreamNotFound as exc:

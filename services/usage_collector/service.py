@@ -8,9 +8,10 @@ from shared.bus.topology import DATABASE_ONLY_BATCH, Subscription
 from shared.dependencies import Dependencies
 from shared.events.billing import BillingPeriodClosed, CustomerUsageRequested, InvoiceCreated, NothingToBill
 from shared.events.enrollment import UserProvisioned
+from shared.events.metering import MeterSwept, VmDeleted, VmPlanChanged, VmRunEnded, VmRunStarted
 from shared.service import ServiceDefinition
 
-from services.usage_collector import handlers, store
+from services.usage_collector import handlers, handlers_meter, store
 from services.usage_collector.settings import UsageCollectorSettings
 
 NAME = "usage_collector"
@@ -19,7 +20,7 @@ NAME = "usage_collector"
 def build(deps: Dependencies) -> ServiceDefinition:
     settings = deps.settings(UsageCollectorSettings)
     fan_out = functools.partial(handlers.fan_out, chunk_size=settings.usage_fanout_chunk_size)
-    collect_usage = functools.partial(handlers.collect_usage, solusvm=deps.solusvm)
+    collect_usage = functools.partial(handlers.collect_usage, solusvm=deps.solusvm, settings=settings)
     return ServiceDefinition(
         name=NAME,
         tables=store.tables,
@@ -29,5 +30,9 @@ def build(deps: Dependencies) -> ServiceDefinition:
             Subscription(NAME, "fan_out", (BillingPeriodClosed,), fan_out),
             Subscription(NAME, "collect_usage", (CustomerUsageRequested,), collect_usage),
             Subscription(NAME, "settle", (InvoiceCreated, NothingToBill), handlers.settle, batch=DATABASE_ONLY_BATCH),
+            # What the meter saw, recorded whichever source bills: switching to the meter later finds it all.
+            Subscription(NAME, "record_meter_event", (VmRunStarted, VmRunEnded, VmPlanChanged, VmDeleted),
+                         handlers_meter.record_meter_event, batch=DATABASE_ONLY_BATCH),
+            Subscription(NAME, "record_sweep", (MeterSwept,), handlers_meter.record_sweep, batch=DATABASE_ONLY_BATCH),
         ],
     )

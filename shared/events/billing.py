@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import date
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SerializationInfo, SerializerFunctionWrapHandler, model_serializer, model_validator
 
 from shared.events.base import Event, Money, UtcDateTime
 from shared.events.fields import ClientId, PeriodKey, ShortText, SolusUserId, TimeZoneName
+from shared.events.metering import MeteringProvenance
 from shared.periods import BillingPeriod
 
 Trigger = Literal["schedule", "manual", "replay"]
@@ -32,6 +33,11 @@ class PeriodWindow(Event, abstract=True):
             raise ValueError("ends_at must be after starts_at")
         return self
 
+    @model_serializer(mode="wrap")
+    def _without_unshifted_zones(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
+        # Consumers that predate zone changes read these events too: send the fields only when set.
+        return _drop_unset_shifts(handler(self))
+
     def billing_period(self) -> BillingPeriod:
         """The period, checked against the window carried with it: usage fetched for one window and
         invoiced as another month would bill the wrong hours. Raises ``ValueError`` on a mismatch."""
@@ -42,6 +48,14 @@ class PeriodWindow(Event, abstract=True):
                 f"[{period.starts_at}, {period.ends_at})"
             )
         return period
+
+
+def _drop_unset_shifts(data: Any) -> Any:
+    if isinstance(data, dict):
+        for name in ("starts_in", "ends_in"):
+            if name in data and data[name] is None:
+                del data[name]
+    return data
 
 
 def window_fields(period: BillingPeriod) -> dict[str, Any]:
@@ -89,19 +103,39 @@ class VmUsage(BaseModel):
 
 
 class UsageCollected(PeriodWindow):
-    """A customer's usage for a period, one entry per VM that ran in it."""
+    """A customer's usage for a period, one entry per VM that ran in it.
+
+    ``source`` and ``metering`` say where it came from (provenance only: the invoicer prices both the
+    same). They are optional and left off the wire when they hold their defaults, so a usage from the
+    endpoint is the same message it was before the meter existed, and an invoicer not yet upgraded
+    still reads it.
+    """
 
     whmcs_client_id: ClientId
     solusvm_user_id: SolusUserId
     vms: tuple[VmUsage, ...]
     total_tokens: int = Field(ge=0)
     trigger: Trigger = "schedule"
+    source: Literal["endpoint", "meter"] = "endpoint"
+    metering: MeteringProvenance | None = None
 
     @model_validator(mode="after")
     def _total_is_sum(self) -> UsageCollected:
         if self.total_tokens != sum(vm.tokens for vm in self.vms):
             raise ValueError("total_tokens must equal the sum of the VMs' tokens")
+        if (self.source == "meter") != (self.metering is not None):
+            raise ValueError("a metered usage carries its metering provenance, and only a metered one")
         return self
+
+    @model_serializer(mode="wrap")
+    def _without_default_provenance(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
+        data = _drop_unset_shifts(handler(self))
+        if isinstance(data, dict):
+            if data.get("source") == "endpoint":
+                del data["source"]
+            if data.get("metering", 0) is None:
+                del data["metering"]
+        return data
 
 
 class InvoiceCreated(Event):

@@ -282,6 +282,34 @@ class SolusVMClient:
             )
         return usage
 
+    # Inventory (the meter) ---------------------------------------------------------------------------
+
+    def server_page(self, page: int, *, per_page: int = 100) -> tuple[list[Any], int | None]:
+        """One page of ``GET /servers`` and the last page number ``meta`` gives (None when it gives none),
+        so a caller may fetch the remaining pages side by side."""
+        body = self._get("/api/v1/servers", "/api/v1/servers", {"per_page": per_page, "page": page})
+        items = body["data"]
+        if not isinstance(items, list):
+            raise SolusVMResponseError("SolusVM /api/v1/servers: data is not a list", upstream=UPSTREAM)
+        meta = body.get("meta") if isinstance(body.get("meta"), dict) else {}
+        try:
+            last = coerce_int(meta["last_page"]) if meta.get("last_page") is not None else None
+        except ValueError:
+            last = None
+        return items, last
+
+    def activity_log_pages(
+        self, *, event: str | None = None, per_page: int = 100, max_pages: int | None = None
+    ) -> Iterator[list[Any]]:
+        """Activity log entries (§4.2a), page by page; the caller stops once it reaches what it has seen."""
+        params: dict[str, Any] = {"per_page": per_page}
+        if event is not None:
+            params["filter[event]"] = event
+        yield from self._pages("/api/v1/activity_logs", params, max_pages=max_pages)
+
+    def plan_pages(self) -> Iterator[list[Any]]:
+        yield from self._pages("/api/v1/plans", {})
+
     # Plumbing --------------------------------------------------------------------------------------
 
     def _headers(self) -> dict[str, str]:
@@ -325,16 +353,17 @@ class SolusVMClient:
             sleep=self._sleep,
         )
 
-    def _pages(self, path: str, params: dict[str, Any]) -> Iterator[list[Any]]:
+    def _pages(self, path: str, params: dict[str, Any], *, max_pages: int | None = None) -> Iterator[list[Any]]:
         """Each page's ``data``, asking ``?page=N`` with the same filters until the last page.
 
         Page URLs are built here rather than taken from ``links.next``, so filters survive even if a
         server's links drop them; ``meta`` (or, without it, ``links.next``) says when to stop.
         """
         page = 1
+        limit = self._max_pages if max_pages is None else max_pages
         while True:
-            if page > self._max_pages:
-                raise SolusVMResponseError(f"SolusVM {path}: more than {self._max_pages} pages", upstream=UPSTREAM)
+            if page > limit:
+                raise SolusVMResponseError(f"SolusVM {path}: more than {limit} pages", upstream=UPSTREAM)
             body = self._get(path, path, {**params, "page": page})
             items = body["data"]
             if not isinstance(items, list):

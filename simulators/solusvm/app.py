@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse
 from simulators.common import SimClock, admin_routes
 from simulators.faults import FaultInjector
 from simulators.solusvm.admin import sim_routes
+from simulators.solusvm.routes_activity import activity_routes
 from simulators.solusvm.routes_account import account_routes
 from simulators.solusvm.routes_servers import server_routes
 from simulators.solusvm.routes_usage import usage_routes
@@ -61,6 +62,7 @@ def create_app(
         *user_routes(api),
         *account_routes(api),
         *server_routes(api),
+        *activity_routes(api),
         *usage_routes(api),
         *sim_routes(state, clock, state_file),
         *admin_routes(faults, clock),

@@ -101,10 +101,18 @@ class User:
 
 @dataclass
 class Server:
+    """A server and its whole history, which may reach past the simulator's clock.
+
+    Tests seed a month ahead (runs, a resize, a deletion at instants still to come); everything the API
+    shows is read at the clock's ``now``: whether the server exists yet or still, whether it is running,
+    which plan it is on. So a test meters a month by moving the clock, without touching the state.
+    """
+
     id: int
     uuid: str
     name: str
     user_id: int
+    # The plan at creation; ``plan_changes`` are the resizes after it, [at, plan_id], oldest first.
     plan_id: int
     location_id: int
     created_at: datetime
@@ -119,18 +127,55 @@ class Server:
     compute_resource_id: int = 1
     description: str = ""
     fqdns: list[str] = field(default_factory=list)
+    plan_changes: list[list[Any]] = field(default_factory=list)
 
     @property
     def running(self) -> bool:
+        """Whether the last interval is open (the history's end state, whatever the clock says)."""
         return bool(self.intervals) and self.intervals[-1][1] is None
 
+    def running_at(self, now: datetime) -> bool:
+        if self.deleted_at is not None and self.deleted_at <= now:
+            return False
+        return any(start <= now and (end is None or now < end) for start, end in self.intervals)  # type: ignore[operator]
+
+    def exists_at(self, now: datetime) -> bool:
+        return self.created_at <= now and (self.deleted_at is None or now < self.deleted_at)
+
+    def deleted_by(self, now: datetime) -> bool:
+        return self.deleted_at is not None and self.deleted_at <= now
+
+    def plan_id_at(self, now: datetime) -> int:
+        current = self.plan_id
+        for at, plan_id in self.plan_changes:
+            if at > now:
+                break
+            current = plan_id
+        return current
+
+    def forget_future(self, now: datetime) -> None:
+        """A live API action rewrites what a seeded history said would happen after ``now``."""
+        kept: list[list[datetime | None]] = []
+        for start, end in self.intervals:
+            if start > now:  # type: ignore[operator]
+                continue
+            kept.append([start, None if end is None or end > now else end])  # type: ignore[operator]
+        self.intervals = kept
+        self.plan_changes = [change for change in self.plan_changes if change[0] <= now]
+
     def start(self, now: datetime) -> None:
+        self.forget_future(now)
         if not self.running:
             self.intervals.append([now, None])
 
     def stop(self, now: datetime) -> None:
+        self.forget_future(now)
         if self.running:
             self.intervals[-1][1] = now
+
+    def resize(self, plan_id: int, now: datetime) -> None:
+        self.forget_future(now)
+        self.plan_changes.append([now, plan_id])
 
     def dump(self) -> dict[str, Any]:
         data = dict(self.__dict__)
@@ -139,6 +184,7 @@ class Server:
         data["intervals"] = [[format_timestamp(start), format_optional(end)] for start, end in self.intervals]  # type: ignore[arg-type]
         data["deleted_plan"] = self.deleted_plan.dump() if self.deleted_plan else None
         data["fqdns"] = list(self.fqdns)
+        data["plan_changes"] = [[format_timestamp(at), plan_id] for at, plan_id in self.plan_changes]
         return data
 
     @classmethod
@@ -148,7 +194,28 @@ class Server:
         values["deleted_at"] = _time(values.get("deleted_at"))
         values["intervals"] = [[parse_aware_timestamp(start), _time(end)] for start, end in values["intervals"]]
         values["deleted_plan"] = Plan.load(values["deleted_plan"]) if values.get("deleted_plan") else None
+        values["plan_changes"] = [[parse_aware_timestamp(at), int(plan_id)]
+                                  for at, plan_id in values.get("plan_changes") or []]
         return cls(**values)
+
+
+@dataclass
+class ActivityLog:
+    """One activity log entry (§4.2a): ``data`` is free-form; here it names the server it is about."""
+
+    id: int
+    event: str
+    user_id: int | None
+    user_email: str
+    created_at: datetime
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def dump(self) -> dict[str, Any]:
+        return {**self.__dict__, "created_at": format_timestamp(self.created_at), "data": dict(self.data)}
+
+    @classmethod
+    def load(cls, data: dict[str, Any]) -> ActivityLog:
+        return cls(**{**data, "created_at": parse_aware_timestamp(data["created_at"])})
 
 
 @dataclass

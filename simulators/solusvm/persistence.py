@@ -26,6 +26,7 @@ def dump_state(state: SimState) -> dict[str, Any]:
             "users": [state.users[user_id].dump() for user_id in sorted(state.users)],
             "servers": [state.servers[server_id].dump() for server_id in sorted(state.servers)],
             "tokens": [token.dump() for token in state.tokens.values()],
+            **state.activity.dump(),
         }
 
 
@@ -48,6 +49,7 @@ def load_state(state: SimState, data: dict[str, Any]) -> None:
         for token in data["tokens"]:
             loaded = AccessToken.load(token)
             state.tokens[loaded.value] = loaded
+        state.activity.load(data)
         state.admin_user_id = data.get("admin_user_id")
         state.next_ids.update({kind: int(value) for kind, value in data["next_ids"].items()})
 

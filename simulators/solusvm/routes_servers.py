@@ -1,7 +1,9 @@
 """``/api/v1/servers``: list, get, create, delete, and the power/suspend/resize actions (as Tasks).
 
 Run intervals are what usage bills: create and ``start`` open one, ``stop`` and ``DELETE`` close it,
-``restart`` leaves it alone (the VM is billed through a reboot). ``suspend``/``resume`` only toggle
+``restart`` leaves it alone (the VM is billed through a reboot). Everything is read at the clock's
+``now``, so a seeded history (runs, resizes, a deletion still to come) unfolds as the clock moves; a
+live action at ``now`` replaces whatever that history said would follow. ``suspend``/``resume`` only toggle
 ``is_suspended`` [I: the reference does not say that suspension stops the VM].
 """
 
@@ -30,22 +32,27 @@ def list_servers(ctx: Context) -> Response:
     elif scope is not None and wanted_user is not None and wanted_user != scope:
         servers = []
     else:
-        servers = ctx.state.list_servers(user_id=scope if scope is not None else wanted_user)
+        servers = ctx.state.list_servers(user_id=scope if scope is not None else wanted_user, now=ctx.now())
+    now = ctx.now()
     filters: dict[str, Callable[[Server, str], bool]] = {
-        "filter[status]": lambda s, v: server_status(s) == v,
+        "filter[status]": lambda s, v: server_status(s, now) == v,
         "filter[compute_resource_id]": lambda s, v: str(s.compute_resource_id) == v,
-        "filter[virtualization_type]": lambda s, v: ctx.state.plans[s.plan_id].virtualization_type == v,
+        "filter[virtualization_type]": lambda s, v: ctx.state.plan_at(s, now).virtualization_type == v,
         "filter[search]": lambda s, v: v.casefold() in s.name.casefold(),
     }
     for key, matches in filters.items():
         value = ctx.query(key)
         if value is not None:
             servers = [server for server in servers if matches(server, value)]
-    return paginate(ctx.request, servers, lambda server: server_json(ctx.state, server))
+    return paginate(ctx.request, servers, lambda server: server_json(ctx.state, server, now))
+
+
+def _live_server(ctx: Context) -> Server:
+    return ctx.state.get_server(ctx.path_id(), owner_id=ctx.owner_scope(), now=ctx.now())
 
 
 def get_server(ctx: Context) -> Response:
-    return data(server_json(ctx.state, ctx.state.get_server(ctx.path_id(), owner_id=ctx.owner_scope())))
+    return data(server_json(ctx.state, _live_server(ctx), ctx.now()))
 
 
 def create_server(ctx: Context) -> Response:
@@ -56,7 +63,7 @@ def create_server(ctx: Context) -> Response:
     if owner is None:
         raise Invalid({"user": ["The user field is required."]})
     server = ctx.state.create_server(fields, owner, ctx.now())
-    return data(server_json(ctx.state, server), status=201)
+    return data(server_json(ctx.state, server, ctx.now()), status=201)
 
 
 def _task(ctx: Context, action: str, server: Server) -> Response:
@@ -64,15 +71,16 @@ def _task(ctx: Context, action: str, server: Server) -> Response:
 
 
 def delete_server(ctx: Context) -> Response:
-    server = ctx.state.get_server(ctx.path_id(), owner_id=ctx.owner_scope())
+    server = _live_server(ctx)
     ctx.state.delete_server(server, ctx.now())
     return _task(ctx, "vm-delete", server)
 
 
 def _action(name: str, change: Callable[[Context, Server], None]) -> Callable[[Context], Response]:
     def handle(ctx: Context) -> Response:
-        server = ctx.state.get_server(ctx.path_id(), owner_id=ctx.owner_scope())
+        server = _live_server(ctx)
         change(ctx, server)
+        ctx.state.changed()
         return _task(ctx, f"vm-{name}", server)
 
     return handle
@@ -82,7 +90,7 @@ def _resize(ctx: Context, server: Server) -> None:
     plan_id = as_int(ctx.body().get("plan_id"))
     if plan_id is None or plan_id not in ctx.state.plans:
         raise Invalid({"plan_id": ["The selected plan id is invalid."]})
-    server.plan_id = plan_id
+    server.resize(plan_id, ctx.now())
 
 
 def _suspend(value: bool) -> Callable[[Context, Server], None]:

@@ -55,7 +55,7 @@ def period_usage(ctx: Context) -> Response:
         window = parse_window(ctx.query("from"), ctx.query("to"))
     except WindowError as exc:
         raise Invalid(exc.errors) from None
-    report = compute_usage(user_id, ctx.state.server_runtimes(user_id), window, ctx.now())
+    report = compute_usage(user_id, ctx.state.server_runtimes(user_id, ctx.now()), window, ctx.now())
     return data(usage_report_json(report))
 
 
@@ -70,14 +70,14 @@ def _sample(metric: str, running: bool, seed: int) -> dict[str, Any]:
 
 def _monitoring(metric: str) -> Any:
     def handle(ctx: Context) -> Response:
-        server = ctx.state.server_by_uuid(ctx.request.path_params["uuid"])
+        server = ctx.state.server_by_uuid(ctx.request.path_params["uuid"], ctx.now())
         if ctx.owner_scope() is not None and server.user_id != ctx.owner_scope():
             raise not_found()
         latest = ctx.now().replace(second=0, microsecond=0)
         items = []
         for step in range(SAMPLES - 1, -1, -1):
             moment = latest - step * SAMPLE_STEP
-            items.append({"time": format_timestamp(moment), **_sample(metric, server.running, server.id + step)})
+            items.append({"time": format_timestamp(moment), **_sample(metric, server.running_at(ctx.now()), server.id + step)})
         return data({"items": items})
 
     return handle

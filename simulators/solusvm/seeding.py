@@ -2,6 +2,11 @@
 
 Tests and the demo describe a past (a server created in April, stopped for a week, deleted on the 10th)
 that the API alone could only build in real time. All or nothing: on any error the state is restored.
+
+The history may also reach into the future: the API shows each server as it is at the clock's ``now``
+(created yet? running? on which plan? deleted?), so moving the clock plays the history out. A server's
+``plan_changes`` (``[[at, plan_id], …]``) are resizes; its creation and deletion are written to the
+activity log at their instants (``delete_event`` picks the deletion's event name).
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from typing import Any
 from simulators.solusvm.apierrors import Invalid
 from simulators.solusvm.model import Location, Plan, Server
 from simulators.solusvm.persistence import dump_state, load_state
+from simulators.solusvm.activity import DELETE_EVENTS, VM_CREATED, VM_DELETE_REQUESTED
 from simulators.solusvm.state import SimState
 from simulators.solusvm.timestamps import parse_aware_timestamp
 from simulators.solusvm.validation import as_int, user_fields
@@ -85,18 +91,45 @@ def _seed_server(state: SimState, raw: dict[str, Any], where: str) -> Server:
         # No explicit history: it ran from creation until deletion (or until now).
         raw_intervals = [[raw["created_at"], raw.get("deleted_at")]]
     intervals = _intervals(raw_intervals, created_at, deleted_at, f"{where}.intervals")
+    changes = _plan_changes(state, raw.get("plan_changes") or [], created_at, deleted_at, f"{where}.plan_changes")
+    delete_event = str(raw.get("delete_event") or VM_DELETE_REQUESTED)
+    if delete_event not in DELETE_EVENTS:
+        raise Invalid({f"{where}.delete_event": [f"One of {', '.join(DELETE_EVENTS)}."]})
     server_id = state.allocate_id("server", server_id)
     server = Server(
         id=server_id, uuid=str(raw.get("uuid") or state.new_uuid()), name=str(raw.get("name") or f"vps-{server_id}"),
         user_id=user_id, plan_id=plan_id, location_id=location_id, created_at=created_at,
         intervals=intervals, is_suspended=bool(raw.get("is_suspended", False)),
-        os_id=as_int(raw.get("os_id")) or 1,
+        os_id=as_int(raw.get("os_id")) or 1, plan_changes=changes,
     )
     state.add_server(server)
+    state.log_server_event(VM_CREATED, server, created_at)
     if deleted_at is not None:
         server.deleted_at = deleted_at
-        server.deleted_plan = Plan(**state.plans[plan_id].__dict__)
+        server.deleted_plan = Plan(**state.plans[server.plan_id_at(deleted_at)].__dict__)
+        state.changed()
+        state.log_server_event(delete_event, server, deleted_at)
     return server
+
+
+def _plan_changes(
+    state: SimState, raw: Any, created_at: datetime, deleted_at: datetime | None, where: str
+) -> list[list[Any]]:
+    """``[[at, plan_id], …]`` in order, inside the server's life, naming known plans."""
+    if not isinstance(raw, list):
+        raise Invalid({where: ["The plan_changes must be a list of [at, plan_id] pairs."]})
+    changes: list[list[Any]] = []
+    for index, pair in enumerate(raw):
+        here = f"{where}.{index}"
+        if not isinstance(pair, list) or len(pair) != 2:
+            raise Invalid({here: ["Each plan change is an [at, plan_id] pair."]})
+        at, plan_id = _time(pair[0], here), as_int(pair[1])
+        if plan_id is None or plan_id not in state.plans:
+            raise Invalid({here: ["Unknown plan."]})
+        if at is None or at < created_at or (changes and at < changes[-1][0]) or (deleted_at and at >= deleted_at):
+            raise Invalid({here: ["Plan changes fall inside the server's life, in order."]})
+        changes.append([at, plan_id])
+    return changes
 
 
 def _intervals(

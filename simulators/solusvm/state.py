@@ -10,11 +10,12 @@ from __future__ import annotations
 import random
 import secrets
 import threading
-from collections import Counter
 import uuid
+from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
 
+from simulators.solusvm.activity import ActivityBook
 from simulators.solusvm.apierrors import Invalid, not_found
 from simulators.solusvm.model import (
     ADMIN_ROLE_ID,
@@ -27,13 +28,13 @@ from simulators.solusvm.model import (
     hash_password,
     password_matches,
 )
-from simulators.solusvm.usage import PlanPrice, ServerRuntime
+from simulators.solusvm.state_servers import ServerRecords
 
-ID_KINDS = ("user", "plan", "location", "server", "task")
+ID_KINDS = ("user", "plan", "location", "server", "task", "activity_log")
 DEFAULT_ADMIN_EMAIL = "admin@example.com"
 
 
-class SimState:
+class SimState(ServerRecords):
     """All simulated data. Hold ``lock`` around any read that must be consistent across records."""
 
     def __init__(self, seed: int = 0) -> None:
@@ -63,6 +64,11 @@ class SimState:
             self.status_changes: list[dict[str, Any]] = []
             # Kept incrementally so serialising a user's roles never scans all users.
             self.role_user_counts: Counter[int] = Counter()
+            self.activity = ActivityBook()
+            # Live servers at some instant, ordered by id, and until when that stays true (paging
+            # 100,000 servers must not rescan them all for every page).
+            self._visible: tuple[int, datetime, datetime | None, list[Server]] | None = None
+            self._version = 0
 
     @classmethod
     def with_defaults(cls, now: datetime, seed: int = 0) -> SimState:
@@ -261,80 +267,3 @@ class SimState:
         if plan is None:
             raise not_found()
         return plan
-
-    # Servers ---------------------------------------------------------------------------------------
-
-    def add_server(self, server: Server) -> Server:
-        with self.lock:
-            self.servers[server.id] = server
-            self.server_ids_by_user.setdefault(server.user_id, []).append(server.id)
-            self.server_id_by_uuid[server.uuid] = server.id
-            return server
-
-    def create_server(self, fields: dict[str, Any], owner_id: int, now: datetime) -> Server:
-        """A new server, running from ``now`` (its first run interval opens at creation)."""
-        with self.lock:
-            errors: dict[str, list[str]] = {}
-            if fields["plan"] not in self.plans:
-                errors["plan"] = ["The selected plan is invalid."]
-            if fields["location"] not in self.locations:
-                errors["location"] = ["The selected location is invalid."]
-            if owner_id not in self.users:
-                errors["user"] = ["The selected user is invalid."]
-            if errors:
-                raise Invalid(errors)
-            server_id = self.allocate_id("server")
-            server = Server(
-                id=server_id, uuid=self.new_uuid(), name=fields.get("name") or f"vps-{server_id}",
-                user_id=owner_id, plan_id=fields["plan"], location_id=fields["location"], created_at=now,
-                intervals=[[now, None]], os_id=fields.get("os_id"), application_id=fields.get("application_id"),
-                description=fields.get("description", ""), fqdns=list(fields.get("fqdns", [])),
-            )
-            return self.add_server(server)
-
-    def get_server(self, server_id: int, *, owner_id: int | None = None) -> Server:
-        """A live server (404 once deleted, or when it belongs to someone other than ``owner_id``)."""
-        with self.lock:
-            server = self.servers.get(server_id)
-        if server is None or server.deleted_at is not None:
-            raise not_found()
-        if owner_id is not None and server.user_id != owner_id:
-            raise not_found()
-        return server
-
-    def server_by_uuid(self, server_uuid: str) -> Server:
-        with self.lock:
-            server_id = self.server_id_by_uuid.get(server_uuid)
-        if server_id is None:
-            raise not_found()
-        return self.get_server(server_id)
-
-    def list_servers(self, user_id: int | None = None) -> list[Server]:
-        """Live servers, ordered by id; of one user when ``user_id`` is given."""
-        with self.lock:
-            if user_id is None:
-                candidates = list(self.servers.values())
-            else:
-                candidates = [self.servers[sid] for sid in self.server_ids_by_user.get(user_id, [])]
-        return sorted((s for s in candidates if s.deleted_at is None), key=lambda s: s.id)
-
-    def delete_server(self, server: Server, now: datetime) -> None:
-        with self.lock:
-            server.stop(now)
-            server.deleted_at = now
-            server.deleted_plan = Plan(**self.plans[server.plan_id].__dict__)
-
-    def server_runtimes(self, user_id: int) -> list[ServerRuntime]:
-        """Every server the user ever had, deleted ones included, in the usage computation's terms."""
-        with self.lock:
-            runtimes = []
-            for server_id in self.server_ids_by_user.get(user_id, []):
-                server = self.servers[server_id]
-                plan = server.deleted_plan or self.plans[server.plan_id]
-                runtimes.append(ServerRuntime(
-                    id=server.id, uuid=server.uuid, name=server.name,
-                    plan=PlanPrice(plan.id, plan.name, plan.tokens_per_hour, plan.tokens_per_month),
-                    created_at=server.created_at, deleted_at=server.deleted_at,
-                    intervals=tuple((start, end) for start, end in server.intervals),  # type: ignore[misc]
-                ))
-            return runtimes

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from simulators.solusvm.model import Plan, Server, User
+from simulators.solusvm.model import ActivityLog, Plan, Server, User
 from simulators.solusvm.state import SimState
 from simulators.solusvm.timestamps import format_optional, format_timestamp
 
@@ -109,17 +110,18 @@ def plan_json(plan: Plan) -> dict[str, Any]:
     }
 
 
-def server_status(server: Server) -> str:
-    if server.deleted_at is not None:
+def server_status(server: Server, now: datetime) -> str:
+    """The status at ``now``: a seeded history changes it as the clock moves."""
+    if server.deleted_by(now):
         return "not exists"
-    return "started" if server.running else "stopped"
+    return "started" if server.running_at(now) else "stopped"
 
 
-def server_json(state: SimState, server: Server) -> dict[str, Any]:
-    plan = server.deleted_plan or state.plans[server.plan_id]
+def server_json(state: SimState, server: Server, now: datetime) -> dict[str, Any]:
+    plan = state.plan_at(server, now)
     location = state.locations.get(server.location_id)
     user = state.users.get(server.user_id)
-    status = server_status(server)
+    status = server_status(server, now)
     # A stable, made-up address from the id, so lists look like a real panel's.
     address = f"10.{(server.id >> 16) & 255}.{(server.id >> 8) & 255}.{server.id & 255}"
     return {
@@ -144,7 +146,19 @@ def server_json(state: SimState, server: Server) -> dict[str, Any]:
         "boot_mode": "disk",
         "usage": {"cpu": 0.0, "network": {"incoming": {"value": 0}, "outgoing": {"value": 0}}},
         "created_at": format_timestamp(server.created_at),
-        "deleted_at": format_optional(server.deleted_at),
+        "deleted_at": format_optional(server.deleted_at if server.deleted_by(now) else None),
+    }
+
+
+def activity_log_json(entry: ActivityLog) -> dict[str, Any]:
+    """§4.2a's fields; ``user_id`` too, since entries can be filtered by it [I]."""
+    return {
+        "id": entry.id,
+        "event": entry.event,
+        "user_id": entry.user_id,
+        "user_email": entry.user_email,
+        "data": dict(entry.data),
+        "created_at": format_timestamp(entry.created_at),
     }
 
 

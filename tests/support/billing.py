@@ -72,6 +72,23 @@ class VmHistory:
     runs: list[tuple[datetime, datetime | None]]
     deleted_at: datetime | None = None
     server_id: int = 0
+    # Resizes after creation, oldest first: (when, the new plan).
+    plan_changes: list[tuple[datetime, Plan]] = field(default_factory=list)
+    created_at: datetime | None = None
+
+    @property
+    def created(self) -> datetime:
+        return self.created_at or self.runs[0][0]
+
+    def plan_at(self, moment: datetime) -> Plan:
+        """The plan at ``moment`` (a deleted VM's plan at deletion), as the usage endpoint prices it."""
+        if self.deleted_at is not None and self.deleted_at < moment:
+            moment = self.deleted_at
+        plan = self.plan
+        for at, changed in self.plan_changes:
+            if at <= moment:
+                plan = changed
+        return plan
 
 
 @dataclass
@@ -104,6 +121,9 @@ class BillingHarness:
         scheduler: SchedulerSettings | None = None,
         chunk_size: int = 7,
         timeouts: Timeouts | None = None,
+        collector: UsageCollectorSettings | None = None,
+        services: Sequence[str] = BILLING_SERVICES,
+        extra_settings: Sequence[Any] = (),
     ) -> None:
         self.upstreams = upstreams
         self.bus = bus
@@ -112,12 +132,12 @@ class BillingHarness:
         self.invoicer_settings = invoicer or InvoicerSettings(token_prices=PRICES)
         self.scheduler_settings = scheduler or SchedulerSettings()
         overrides = [self.invoicer_settings, self.scheduler_settings,
-                     UsageCollectorSettings(usage_fanout_chunk_size=chunk_size)]
+                     collector or UsageCollectorSettings(usage_fanout_chunk_size=chunk_size), *extra_settings]
         deps = upstreams.dependencies(clock=clock, overrides=overrides, timeouts=timeouts)
         deps.db = db
-        services = {name: service_builder(name)(deps) for name in BILLING_SERVICES}
-        self.context = BillingContext(db=db, bus=bus, deps=deps, services=services)
-        self.runtime = Runtime(bus, db, list(services.values()), relay_poll_seconds=0.05, clock=clock)
+        built = {name: service_builder(name)(deps) for name in services}
+        self.context = BillingContext(db=db, bus=bus, deps=deps, services=built)
+        self.runtime = Runtime(bus, db, list(built.values()), relay_poll_seconds=0.05, clock=clock)
         self.runtime.create_tables()
         self._sequence = 0
 
@@ -176,9 +196,10 @@ class BillingHarness:
                 "user_id": customer.solusvm_user_id,
                 "plan_id": vm.plan.id,
                 "name": vm.name,
-                "created_at": _iso(vm.runs[0][0]),
+                "created_at": _iso(vm.created),
                 "deleted_at": _iso(vm.deleted_at) if vm.deleted_at else None,
                 "intervals": [[_iso(start), _iso(end) if end else None] for start, end in vm.runs],
+                "plan_changes": [[_iso(at), plan.id] for at, plan in vm.plan_changes],
             }
             for vm in vms
         ]
@@ -280,7 +301,8 @@ def expected_lines(customer: Customer, period: BillingPeriod, price: Decimal, *,
         if seconds == 0:
             continue
         hours = (seconds + 3599) // 3600
-        tokens = min(hours * vm.plan.tokens_per_hour, vm.plan.tokens_per_month)
+        plan = vm.plan_at(now)
+        tokens = min(hours * plan.tokens_per_hour, plan.tokens_per_month)
         lines.append(ExpectedLine(vm.server_id, hours, tokens, (price * tokens).quantize(quantum, ROUND_HALF_UP)))
     return lines
 
