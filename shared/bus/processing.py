@@ -170,7 +170,10 @@ class MessageProcessor:
         return envelope
 
     def _read(self, subscription: Subscription, message: ReceivedMessage) -> Envelope[Any] | Outcome:
-        decoded = self.decode(subscription, message)
+        try:
+            decoded = self.decode(subscription, message)
+        except Exception as exc:  # noqa: BLE001 - whatever a body does to the decoder, it fails alone
+            decoded = Outcome("park", "undecodable", _error_text(exc))
         if isinstance(decoded, Outcome):
             log.warning("message parked unread", queue=subscription.queue, reason=decoded.reason, error=decoded.error)
         return decoded
