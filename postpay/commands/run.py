@@ -14,7 +14,7 @@ import typer
 
 from postpay.bootstrap import SERVICES, System
 from shared import migrations
-from shared.bus.amqp_wire import UNREACHABLE_ERRORS
+from shared.bus.amqp_wire import CONNECTION_ERRORS, UNREACHABLE_ERRORS, is_transient_topology_error
 from shared.health import HealthServer
 from shared.logging import configure_logging, get_logger
 from shared.metrics import (
@@ -87,19 +87,26 @@ def expose_metrics(runtime: Runtime, *, handlers: bool) -> None:
         OUTBOX_BACKLOG.labels(service.name)
 
 
-def wait_for_broker(runtime: Runtime) -> bool:
+def wait_for_broker(runtime: Runtime, *, first_delay: float = 0.5) -> bool:
     """Declare the topology, waiting for the broker as long as it takes (or until SIGTERM).
 
     A service started during a broker outage (a restart of both, a node being replaced) waits for it,
-    as a running service does after losing it, instead of exiting and depending on a supervisor.
+    as a running service does after losing it, instead of exiting and depending on a supervisor. So
+    does one whose declare meets a quorum queue still forming on a fresh broker (404 "home node ... is
+    down or inaccessible" and the like); a configuration fault (403, 406) still stops it at once.
     """
-    delay = 0.5
+    delay = first_delay
     while True:
         try:
             runtime.declare()
             return True
         except UNREACHABLE_ERRORS as exc:
             log.warning("broker unreachable at start; waiting for it", error=str(exc), retry_in_seconds=delay)
+        except CONNECTION_ERRORS as exc:
+            if not is_transient_topology_error(exc):
+                raise
+            log.warning("broker not ready to declare the queues at start; retrying", error=str(exc),
+                        retry_in_seconds=delay)
         if runtime.stop_event.wait(delay):
             return False
         delay = min(2 * delay, 5.0)
