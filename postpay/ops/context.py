@@ -8,8 +8,10 @@ from typing import Any
 
 from postpay.bootstrap import make_bus, make_database, make_dependencies, service_builder
 from shared.bus.memory import InMemoryBus
+from shared.bus.messages import PublishError
 from shared.db import Database
 from shared.dependencies import Dependencies
+from shared.events.base import OPERATOR
 from shared.outbox import OutboxRelay
 from shared.periods import BillingPeriod
 from shared.service import ServiceDefinition
@@ -61,12 +63,19 @@ class BillingContext:
         """
         if self.bus_is_local:
             return 0
-        # Declared first, so the close is routable (and waits in its queue) even before the consumers start.
-        self.bus.declare([s for service in self.services.values() for s in service.subscriptions])
-        publisher = self.bus.publisher()
+        if self.bus.declares_everything:
+            # Declared first, so the close is routable (and waits in its queue) even before the consumers
+            # start. With a broker user per service the operator declares nothing: each service declares
+            # its own queues, and an event nobody is bound for yet waits in the outbox.
+            self.bus.declare([s for service in self.services.values() for s in service.subscriptions])
+        # Published as the operator (this command's login), whom the catalog lets state a close and a sync.
+        publisher = self.bus.publisher(OPERATOR)
         try:
-            relay = OutboxRelay(self.db, [self.services["scheduler"].outbox], lambda: publisher)
+            relay = OutboxRelay(self.db, [self.services["scheduler"].outbox], lambda producer: publisher)
             return relay.relay_once()
+        except PublishError as exc:
+            raise PublishError(f"{exc} (as broker user {self.bus.login_user}; the operators' tools publish as "
+                               f"{self.bus.users.user_of(OPERATOR)})") from exc
         finally:
             publisher.close()
 

@@ -12,6 +12,7 @@ from shared.events.accounts import (
 )
 from shared.events.base import (
     EVENT_TYPES,
+    OPERATOR,
     Envelope,
     EnvelopeError,
     Event,
@@ -41,6 +42,7 @@ from shared.events.enrollment import (
 
 __all__ = [
     "EVENT_TYPES",
+    "OPERATOR",
     "AcceptedTerms",
     "AccountsSyncRequested",
     "BillingPeriodClosed",

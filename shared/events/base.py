@@ -81,13 +81,25 @@ UtcDateTime = Annotated[
 ]
 
 
+# The operators' tools (``postpay close-period``, ``replay``, ``accounts sync``, ``dlq requeue``): a
+# producer of their own, with a broker user of their own.
+OPERATOR = "operator"
+
+
 class Event(BaseModel):
-    """Base of every event payload. Subclasses set ``event_type`` and, when it changes, ``schema_version``."""
+    """Base of every event payload. Subclasses set ``producers`` (who may publish it: service names, or
+    ``OPERATOR``), and may set ``event_type`` (the class name by default) and ``schema_version``.
+
+    ``producers`` is the one place that says who may state a fact: consumers refuse an event whose
+    broker user is none of its producers' users, and the broker's topic permissions (deploy/) are
+    generated from it.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     event_type: ClassVar[str]
     schema_version: ClassVar[int] = 1
+    producers: ClassVar[tuple[str, ...]]
 
     def __init_subclass__(cls, abstract: bool = False, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -95,6 +107,9 @@ class Event(BaseModel):
             return
         if "event_type" not in cls.__dict__:
             cls.event_type = cls.__name__
+        producers = getattr(cls, "producers", ())
+        if not isinstance(producers, tuple) or not producers or not all(isinstance(p, str) and p for p in producers):
+            raise TypeError(f"{cls.__name__} must declare producers: a tuple of who may publish it")
         EVENT_TYPES.register(cls)
 
 

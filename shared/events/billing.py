@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from shared.events.base import Event, Money, UtcDateTime
+from shared.events.base import OPERATOR, Event, Money, UtcDateTime
 from shared.events.fields import ClientId, PeriodKey, ShortText, SolusUserId, TimeZoneName
 from shared.periods import BillingPeriod
 
@@ -51,12 +51,16 @@ class BillingPeriodClosed(PeriodWindow):
     ``only_client_ids`` narrows a replay to some customers; the scheduler never sets it.
     """
 
+    producers = ("scheduler", OPERATOR)
+
     trigger: Trigger = "schedule"
     only_client_ids: tuple[ClientId, ...] | None = None
 
 
 class CustomerUsageRequested(PeriodWindow):
     """One customer's share of a period close: a work item that retries and parks on its own."""
+
+    producers = ("usage_collector",)
 
     whmcs_client_id: ClientId
     solusvm_user_id: SolusUserId
@@ -84,6 +88,8 @@ class VmUsage(BaseModel):
 class UsageCollected(PeriodWindow):
     """A customer's usage for a period, one entry per VM that ran in it."""
 
+    producers = ("usage_collector",)
+
     whmcs_client_id: ClientId
     solusvm_user_id: SolusUserId
     vms: tuple[VmUsage, ...]
@@ -100,6 +106,8 @@ class UsageCollected(PeriodWindow):
 class InvoiceCreated(Event):
     """The WHMCS invoice for a (client, period) exists."""
 
+    producers = ("invoicer",)
+
     whmcs_client_id: ClientId
     period: PeriodKey
     invoice_id: int = Field(gt=0)
@@ -112,6 +120,8 @@ class InvoiceCreated(Event):
 
 class NothingToBill(Event):
     """A customer had no billable usage in a period; no invoice was created."""
+
+    producers = ("invoicer",)
 
     whmcs_client_id: ClientId
     period: PeriodKey

@@ -24,6 +24,8 @@ from shared.events.fields import ClientId, EmailAddress, ShortText, SolusUserId
 class UserRegistered(Event):
     """A registration was accepted; the customer must now verify the email address."""
 
+    producers = ("signup",)
+
     signup_id: uuid.UUID
     email: EmailAddress
     name: ShortText = Field(min_length=1)
@@ -33,12 +35,16 @@ class UserRegistered(Event):
 class VerificationEmailRequested(Event):
     """The customer asked for a new verification link (rate-limited by the signup web)."""
 
+    producers = ("signup",)
+
     signup_id: uuid.UUID
     email: EmailAddress
 
 
 class EmailVerified(Event):
     """The customer opened a verification link; the terms step is unlocked."""
+
+    producers = ("signup",)
 
     signup_id: uuid.UUID
     email: EmailAddress
@@ -57,6 +63,8 @@ class AcceptedTerms(BaseModel):
 class TermsAccepted(Event):
     """Every required set of terms was accepted; the customer can be provisioned."""
 
+    producers = ("signup",)
+
     signup_id: uuid.UUID
     email: EmailAddress
     whmcs_client_id: ClientId
@@ -66,6 +74,8 @@ class TermsAccepted(Event):
 
 class UserProvisioned(Event):
     """The SolusVM 2 user exists and is tied to the WHMCS client: the customer is enrolled."""
+
+    producers = ("provisioner",)
 
     signup_id: uuid.UUID
     email: EmailAddress

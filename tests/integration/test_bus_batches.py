@@ -26,12 +26,16 @@ from tests.support.malformed import hostile_bodies
 
 
 class Tallied(Event):
+    producers = ("test",)
+
     key: str
     fail: str = ""  # "", "transient" or "permanent"
     emit: bool = False
 
 
 class TallyEmitted(Event):
+    producers = ("batchy",)
+
     key: str
 
 

@@ -93,7 +93,8 @@ def publish_to_queue(bus: RabbitBus, queue: str, envelopes: list[Any]) -> None:
         channel = bus.open_channel(connection)
         channel.confirm_select()
         for envelope in envelopes:
-            message = amqp.Message(envelope.to_json().encode(), content_type="application/json", delivery_mode=2)
+            message = amqp.Message(envelope.to_json().encode(), content_type="application/json", delivery_mode=2,
+                                   user_id=bus.login_user)
             channel.basic_publish_confirm(message, exchange="", routing_key=bus.naming.queue(queue))
 
 
