@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from postpay.bootstrap import make_bus, make_database, make_dependencies, service_builder
+from shared.bus.amqp_wire import UNREACHABLE_ERRORS
 from shared.bus.memory import InMemoryBus
 from shared.bus.messages import PublishError
 from shared.db import Database
@@ -74,6 +75,8 @@ class BillingContext:
             relay = OutboxRelay(self.db, [self.services["scheduler"].outbox], lambda producer: publisher)
             return relay.relay_once()
         except PublishError as exc:
+            if isinstance(exc.__cause__, UNREACHABLE_ERRORS):
+                raise exc.__cause__ from None  # the broker is away, not refusing: say so as such
             raise PublishError(f"{exc} (as broker user {self.bus.login_user}; the operators' tools publish as "
                                f"{self.bus.users.user_of(OPERATOR)})") from exc
         finally:
