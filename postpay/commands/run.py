@@ -78,7 +78,8 @@ def build_runtime(system: System, part: Part) -> Runtime:
 
 def expose_metrics(runtime: Runtime, *, handlers: bool) -> None:
     """Create every handler's series at zero before the first message, so dashboards and ``rate()``
-    see the first increment. Parking reasons other than these two are rare and appear when they happen."""
+    see the first increment (an ``unauthorised-producer`` above all: someone is forging events). Other
+    parking reasons are rare and appear when they happen."""
     for subscription, _ in runtime.bindings if handlers else ():
         handler = subscription.queue
         for outcome in ("done", "duplicate"):
@@ -86,7 +87,7 @@ def expose_metrics(runtime: Runtime, *, handlers: bool) -> None:
         MESSAGES_FAILED.labels(handler)
         MESSAGES_RETRIED.labels(handler)
         HANDLER_SECONDS.labels(handler)
-        for reason in ("rejected", "retries-exhausted"):
+        for reason in ("rejected", "retries-exhausted", "unauthorised-producer"):
             MESSAGES_PARKED.labels(handler, reason)
     for service in runtime.services:
         OUTBOX_BACKLOG.labels(service.name)
