@@ -52,6 +52,8 @@ STALL_SECONDS = 60.0
 
 
 class BenchTick(Event):
+    producers = ("bench",)
+
     n: int
 
 

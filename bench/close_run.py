@@ -117,7 +117,7 @@ def close(db: Database, bus: RabbitBus, scheduler: ServiceDefinition, world: Wor
         started = time.time()
     publisher = bus.publisher()
     try:
-        assert OutboxRelay(db, [scheduler.outbox], lambda: publisher).relay_once() == 1
+        assert OutboxRelay(db, [scheduler.outbox], lambda producer: publisher).relay_once() == 1
     finally:
         publisher.close()
     return started
@@ -159,6 +159,8 @@ def wait_for_close(db: Database, world: World, children: list[Child], stall_seco
 def postpay_settings(infra: Infra, database_url: str, namespace: str, settings: CloseSettings) -> dict[str, str]:
     return {
         "POSTPAY_AMQP_URL": infra.amqp_url,
+        # One login for every process of the benchmark (a broker user per service costs nothing more).
+        "POSTPAY_BROKER_USERS": RabbitBus(infra.amqp_url).login_user,
         "POSTPAY_DATABASE_URL": database_url,
         "POSTPAY_BUS_NAMESPACE": namespace,
         "POSTPAY_CONCURRENCY": str(settings.concurrency),

@@ -41,11 +41,15 @@ def make_database(kernel: KernelSettings) -> Database:
 
 def make_bus(kernel: KernelSettings) -> Any:
     naming = Naming(kernel.bus_namespace)
+    users = kernel.broker_identities()
     if kernel.amqp_url is None:
-        return InMemoryBus(retry_delays=kernel.retry_delays, naming=naming, concurrency=min(kernel.concurrency, 8))
+        return InMemoryBus(retry_delays=kernel.retry_delays, naming=naming, concurrency=min(kernel.concurrency, 8),
+                           users=users)
     return RabbitBus(
         kernel.amqp_url.get_secret_value(),
         naming=naming,
+        users=users,
+        passwords=kernel.producer_passwords(),
         retry_delays=kernel.retry_delays,
         prefetch=kernel.prefetch,
         concurrency=kernel.concurrency,

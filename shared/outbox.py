@@ -142,13 +142,17 @@ def _row_to_message(row: Any) -> OutgoingMessage:
 
 class OutboxRelay:
     """Moves outbox rows to the broker. Several relays may run: PostgreSQL rows are claimed with
-    ``FOR UPDATE SKIP LOCKED`` so two relays do not ship the same batch at the same time."""
+    ``FOR UPDATE SKIP LOCKED`` so two relays do not ship the same batch at the same time.
+
+    Each outbox is published by a publisher for its own service (``publisher_factory(service)``): on
+    RabbitMQ, connected as that service's broker user, the only one allowed to state its events.
+    """
 
     def __init__(
         self,
         db: Database,
         outboxes: Sequence[Outbox],
-        publisher_factory: Callable[[], Publisher],
+        publisher_factory: Callable[[str], Publisher],
         *,
         batch_size: int = 500,
         poll_seconds: float = 0.2,
@@ -158,7 +162,7 @@ class OutboxRelay:
         self.db = db
         self.outboxes = list(outboxes)
         self._publisher_factory = publisher_factory
-        self._publisher: Publisher | None = None
+        self._publishers: dict[str, Publisher] = {}
         self.batch_size = batch_size
         self.poll_seconds = poll_seconds
         self.linger_seconds = linger_seconds
@@ -195,18 +199,21 @@ class OutboxRelay:
             self._outbox_failures.pop(outbox.producer, None)
         return shipped
 
-    def _publisher_or_new(self) -> Publisher:
-        if self._publisher is None:
-            self._publisher = self._publisher_factory()
-        return self._publisher
+    def _publisher_for(self, producer: str) -> Publisher:
+        publisher = self._publishers.get(producer)
+        if publisher is None:
+            publisher = self._publishers[producer] = self._publisher_factory(producer)
+        return publisher
 
-    def _drop_publisher(self) -> None:
-        if self._publisher is not None:
-            try:
-                self._publisher.close()
-            except Exception:  # noqa: BLE001 - closing a broken connection may fail too
-                pass
-            self._publisher = None
+    def _drop_publisher(self, producer: str | None = None) -> None:
+        """Close one producer's publisher (None: every one)."""
+        for name in [producer] if producer is not None else list(self._publishers):
+            publisher = self._publishers.pop(name, None)
+            if publisher is not None:
+                try:
+                    publisher.close()
+                except Exception:  # noqa: BLE001 - closing a broken connection may fail too
+                    pass
 
     def _relay_batch(self, outbox: Outbox) -> int:
         table = outbox.table
@@ -224,9 +231,9 @@ class OutboxRelay:
                 return 0
             messages = [_row_to_message(row) for row in rows]
             try:
-                result = self._publisher_or_new().publish(messages)
+                result = self._publisher_for(outbox.producer).publish(messages)
             except PublishError as exc:
-                self._drop_publisher()
+                self._drop_publisher(outbox.producer)
                 log.warning("outbox publish failed; will retry", service=outbox.producer, error=str(exc))
                 raise
             confirmed = [row.id for row in rows if row.event_id in result.confirmed]

@@ -1,8 +1,8 @@
 """Running services: consumers, the outbox relay, graceful shutdown.
 
-One ``Runtime`` per process. It declares the topology of every known service (so every event a process
-may publish is routable even before its consumers start), consumes for the services it runs, relays
-their outboxes, and stops cleanly on SIGTERM: consumers stop taking messages, in-flight handlers
+One ``Runtime`` per process. It declares the topology of every known service when its broker user may
+(so every event a process may publish is routable even before its consumers start), or else of its own
+services, consumes for the services it runs, relays their outboxes, and stops cleanly on SIGTERM: consumers stop taking messages, in-flight handlers
 finish and are acknowledged, the relay finishes its batch.
 """
 
@@ -66,6 +66,7 @@ class Runtime:
                 max_message_bytes=max_message_bytes,
                 clock=clock,
                 after_commit=self.relay.wake,
+                producers=getattr(bus, "users", None),
             )
             for service in self.services
         }
@@ -90,13 +91,21 @@ class Runtime:
     def all_subscriptions(self) -> list[Subscription]:
         return [subscription for service in self.all_services for subscription in service.subscriptions]
 
+    def own_subscriptions(self) -> list[Subscription]:
+        return [subscription for service in self.services for subscription in service.subscriptions]
+
     def create_tables(self) -> None:
         """Create missing tables directly (embedded mode and tests; production uses migrations)."""
         for service in self.all_services:
             service.metadata.create_all(self.db.engine)
 
     def declare(self) -> None:
-        self.bus.declare(self.all_subscriptions())
+        """Every service's topology when the broker user may declare it all (one user for everything,
+        or the in-process bus); with a broker user per service, only the topology of this process's own
+        services: the others' queues are theirs to declare (and an event meanwhile unroutable waits in
+        its outbox)."""
+        everything = getattr(self.bus, "declares_everything", True)
+        self.bus.declare(self.all_subscriptions() if everything else self.own_subscriptions())
 
     def start(self, *, consume: bool = True, relay: bool = True, background: bool = True,
               declare: bool = True) -> Runtime:

@@ -7,12 +7,14 @@ With nothing configured, postpay runs on its embedded defaults: an in-process bu
 
 from __future__ import annotations
 
+import json
 from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from shared.bus.addresses import broker_urls
+from shared.bus.identity import BrokerUsers
 
 SETTINGS_CONFIG = SettingsConfigDict(
     env_prefix="POSTPAY_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
@@ -44,6 +46,19 @@ class KernelSettings(BaseSettings):
     )
     bus_namespace: str = Field(
         default="", description="Prefix of the exchange and every queue name (isolates test runs)."
+    )
+    broker_users: str = Field(
+        default="",
+        description="RabbitMQ user each producer publishes as, as JSON {\"signup\": \"...\", \"operator\": \"...\"}; "
+        "unset ones are postpay-<producer> (postpay-signup, postpay-usage-collector, postpay-operator, "
+        "postpay-relay). A consumer refuses an event whose user is not one of its producers'. One plain "
+        "name (e.g. guest): every producer is that user, nobody is told apart (development only).",
+    )
+    amqp_passwords: SecretStr | None = Field(
+        default=None,
+        description="Passwords of other producers' RabbitMQ users, as JSON {\"signup\": \"...\"}, for a process "
+        "that publishes for several services (postpay run relay): each outbox goes out as its own "
+        "service's user.",
     )
     retry_delays: Annotated[list[float], NoDecode] = Field(
         default=[1.0, 10.0, 60.0, 600.0],
@@ -96,6 +111,27 @@ class KernelSettings(BaseSettings):
     @classmethod
     def _split_delays(cls, value: object) -> object:
         return comma_separated_floats(value)
+
+    @field_validator("broker_users")
+    @classmethod
+    def _check_broker_users(cls, value: str) -> str:
+        BrokerUsers.parse(value)
+        return value
+
+    def broker_identities(self) -> BrokerUsers:
+        return BrokerUsers.parse(self.broker_users)
+
+    def producer_passwords(self) -> dict[str, str]:
+        """Checked here rather than by a validator, whose error would quote the secret."""
+        if self.amqp_passwords is None:
+            return {}
+        try:
+            passwords = json.loads(self.amqp_passwords.get_secret_value())
+        except ValueError:
+            passwords = None
+        if not isinstance(passwords, dict) or not all(isinstance(v, str) and v for v in passwords.values()):
+            raise ValueError('POSTPAY_AMQP_PASSWORDS: give a JSON object of producer to password, e.g. {"signup": "..."}')
+        return passwords
 
 
 class UpstreamSettings(BaseSettings):

@@ -17,6 +17,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from postpay.ops.context import BillingContext
+from shared.bus.amqp_wire import CONNECTION_ERRORS
+from shared.bus.messages import PublishError
 from services.provisioner import store as provisioner_store
 from services.provisioner.checks import Preview, preview_accounts, today_in
 from services.provisioner.settings import ProvisionerSettings
@@ -57,7 +59,11 @@ def sync(
             requested = request_accounts_sync(session, context.services["scheduler"].outbox, timezone=timezone,
                                               now=now, trigger="manual", client_ids=client)  # fmt: skip
         assert requested is not None  # a manual sync always has a fresh id
-        shipped = context.publish_scheduler_events()
+        try:
+            shipped = context.publish_scheduler_events()
+        except (PublishError, *CONNECTION_ERRORS) as exc:
+            console.print(f"[yellow]not published now ({exc.__class__.__name__}: {exc})[/]")
+            shipped = 0
         where = "published" if shipped else "queued in the scheduler's outbox (its relay publishes it)"
         console.print(f"accounts sync {requested.event_id} for {requested.day} ({timezone}) {where}")
     finally:

@@ -22,6 +22,7 @@ from postpay.ops.dry_run import preview_period
 from postpay.ops.reports import follow_status, render_preview, render_status, render_summary
 from postpay.ops.status import PeriodStatus, count_parked, period_status
 from services.usage_collector.settings import UsageCollectorSettings
+from shared.bus.messages import PublishError
 from shared.bus.rabbit import CONNECTION_ERRORS
 from shared.periods import BillingPeriod
 from shared.settings import KernelSettings
@@ -83,6 +84,10 @@ def _announce(console: Console, context: BillingContext, emitted: Emitted) -> No
         # The close is committed in the scheduler's outbox: it waits there, it is not lost.
         console.print(f"[yellow]RabbitMQ is unreachable ({exc.__class__.__name__}); the close waits in the "
                       "scheduler's outbox and a running scheduler or relay publishes it once the broker returns[/]")
+        shipped = 0
+    except PublishError as exc:
+        console.print(f"[yellow]RabbitMQ did not take the close ({exc}); it waits in the scheduler's outbox "
+                      "and the scheduler or relay publishes it[/]")
         shipped = 0
     where = "published" if shipped else "queued in the scheduler's outbox (its relay publishes it)"
     console.print(f"{period.key} ({period.timezone}, {period.starts_at.isoformat()} to {period.ends_at.isoformat()}): "

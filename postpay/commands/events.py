@@ -48,10 +48,19 @@ def schema(
 
 @events_app.command("list")
 def list_events() -> None:
-    """Every event type with its schema version."""
+    """Every event type with its schema version, who may publish it, and what it says."""
     for event_class in EVENT_TYPES.all():
         summary = (event_class.__doc__ or "").strip().splitlines()[0] if event_class.__doc__ else ""
-        typer.echo(f"{event_class.event_type:32} v{event_class.schema_version}  {summary}")
+        producers = ", ".join(event_class.producers)
+        typer.echo(f"{event_class.event_type:32} v{event_class.schema_version}  {producers:20}  {summary}")
+
+
+def producers_table() -> str:
+    """Markdown: each event type and who may publish it (docs/security.md carries it)."""
+    rows = ["| event | may be published by |", "|---|---|"]
+    rows += [f"| `{event_class.event_type}` | {', '.join(event_class.producers)} |" for event_class in EVENT_TYPES.all()
+             if event_class.__module__.startswith("shared.events.")]  # not a test's own events
+    return "\n".join(rows)
 
 
 def register(app: typer.Typer) -> None:

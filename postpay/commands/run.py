@@ -2,14 +2,18 @@
 database (RabbitMQ and PostgreSQL in production).
 
 Several copies of any consumer may run at once: they compete for messages and the inbox keeps their
-effects single. ``relay`` only ships outboxes; every consuming process also relays its own.
+effects single. ``relay`` only ships outboxes (each as its own service's broker user, and it migrates
+nothing: each service creates its own tables); every consuming process also relays its own.
+
+A process logs in to RabbitMQ as the user of the service it runs (``POSTPAY_BROKER_USERS``) and refuses
+to start as anyone else.
 """
 
 from __future__ import annotations
 
 import threading
 from enum import Enum
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -19,7 +23,8 @@ from postpay.console.server import serve as serve_console
 from postpay.console.settings import ConsoleSettings
 from postpay.operators.schema import console_definition
 from shared import migrations
-from shared.bus.amqp_wire import UNREACHABLE_ERRORS
+from shared.bus.amqp_wire import CONNECTION_ERRORS, UNREACHABLE_ERRORS, is_transient_topology_error
+from shared.bus.rabbit import RabbitBus
 from shared.health import HealthServer
 from shared.logging import configure_logging, get_logger
 from shared.metrics import (
@@ -84,7 +89,8 @@ def build_runtime(system: System, part: Part) -> Runtime:
 
 def expose_metrics(runtime: Runtime, *, handlers: bool) -> None:
     """Create every handler's series at zero before the first message, so dashboards and ``rate()``
-    see the first increment. Parking reasons other than these two are rare and appear when they happen."""
+    see the first increment (an ``unauthorised-producer`` above all: someone is forging events). Other
+    parking reasons are rare and appear when they happen."""
     for subscription, _ in runtime.bindings if handlers else ():
         handler = subscription.queue
         for outcome in ("done", "duplicate"):
@@ -92,25 +98,59 @@ def expose_metrics(runtime: Runtime, *, handlers: bool) -> None:
         MESSAGES_FAILED.labels(handler)
         MESSAGES_RETRIED.labels(handler)
         HANDLER_SECONDS.labels(handler)
-        for reason in ("rejected", "retries-exhausted"):
+        for reason in ("rejected", "retries-exhausted", "unauthorised-producer"):
             MESSAGES_PARKED.labels(handler, reason)
     for service in runtime.services:
         OUTBOX_BACKLOG.labels(service.name)
 
 
-def wait_for_broker(runtime: Runtime) -> bool:
+def broker_identity_problem(bus: Any, part: Part) -> str | None:
+    """Why this process's broker login cannot do the part's work, or None. Checked before anything
+    starts: a consumer logged in as another service's user would park every event it republishes, and
+    a relay without a service's password would publish its outbox under the wrong name."""
+    if not isinstance(bus, RabbitBus):
+        return None
+    names = services_for(part)
+    if part is not Part.relay:
+        wrong = [name for name in names if bus.users.user_of(name) != bus.login_user]
+        if wrong:
+            expected = ", ".join(sorted({bus.users.user_of(name) for name in wrong}))
+            hint = ("postpay run all runs every service over one login: give every producer that user "
+                    f"(POSTPAY_BROKER_USERS={bus.login_user}, development only) or run the services apart"
+                    if part is Part.all else "POSTPAY_AMQP_URL must log in as the service's own user "
+                    "(POSTPAY_BROKER_USERS names it)")
+            return f"{part.value} publishes and consumes as {expected}, but POSTPAY_AMQP_URL logs in as {bus.login_user}: {hint}"
+    missing = [name for name in names if not bus.can_publish_as(name)]
+    if missing:
+        return (f"{part.value} relays the outboxes of {', '.join(missing)} but logs in as {bus.login_user} and "
+                f"has no password for {', '.join(sorted({bus.users.user_of(name) for name in missing}))}: "
+                "put them in POSTPAY_AMQP_PASSWORDS")
+    return None
+
+
+def wait_for_broker(runtime: Runtime, *, first_delay: float = 0.5, declare: bool = True) -> bool:
     """Declare the topology, waiting for the broker as long as it takes (or until SIGTERM).
 
     A service started during a broker outage (a restart of both, a node being replaced) waits for it,
-    as a running service does after losing it, instead of exiting and depending on a supervisor.
+    as a running service does after losing it, instead of exiting and depending on a supervisor. So
+    does one whose declare meets a quorum queue still forming on a fresh broker (404 "home node ... is
+    down or inaccessible" and the like); a configuration fault (403, 406) still stops it at once.
     """
-    delay = 0.5
+    delay = first_delay
     while True:
         try:
-            runtime.declare()
+            if declare:
+                runtime.declare()
+            elif not runtime.bus.ping():
+                raise ConnectionRefusedError("the broker does not answer")
             return True
         except UNREACHABLE_ERRORS as exc:
             log.warning("broker unreachable at start; waiting for it", error=str(exc), retry_in_seconds=delay)
+        except CONNECTION_ERRORS as exc:
+            if not is_transient_topology_error(exc):
+                raise
+            log.warning("broker not ready to declare the queues at start; retrying", error=str(exc),
+                        retry_in_seconds=delay)
         if runtime.stop_event.wait(delay):
             return False
         delay = min(2 * delay, 5.0)
@@ -133,7 +173,14 @@ def run(
     configure_logging(kernel.log_level)
     system = System(kernel=kernel)
     names = services_for(part)
-    if migrate_first:
+    problem = broker_identity_problem(system.bus, part)
+    if problem is not None:
+        log.error("cannot start: wrong broker user", problem=problem)
+        typer.echo(f"postpay run {part.value}: {problem}", err=True)
+        system.db.dispose()
+        raise typer.Exit(2)
+    # The relay only ships rows: each service creates its own tables, as its own database role.
+    if migrate_first and part is not Part.relay:
         migrate(system, names, console=part in (Part.console, Part.all))
     runtime = build_runtime(system, part)
     consume = part not in (Part.relay, Part.console)
@@ -144,7 +191,8 @@ def run(
         web.append(serve_console(console_for(system, console_settings)))
     expose_metrics(runtime, handlers=consume)
     runtime.install_signal_handlers()
-    if not wait_for_broker(runtime):
+    # A relay consumes nothing, and with a broker user per service may declare nothing either.
+    if not wait_for_broker(runtime, declare=consume or getattr(system.bus, "declares_everything", True)):
         system.db.dispose()
         return
     runtime.start(consume=consume, relay=part is not Part.console, background=consume, declare=False)

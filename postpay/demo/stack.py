@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
+import kombu
 from cryptography.fernet import Fernet
 from pydantic import SecretStr
 
@@ -86,7 +87,11 @@ class Stack:
         the demo's own file, never one configured for production."""
         kernel = KernelSettings()
         database = SecretStr(f"sqlite:///{self.data_dir / 'postpay.sqlite'}")
-        return kernel.model_copy(update={"database_url": database, "relay_poll_seconds": 0.05})
+        update: dict[str, object] = {"database_url": database, "relay_poll_seconds": 0.05}
+        if kernel.amqp_url is not None and "broker_users" not in kernel.model_fields_set:
+            # Every service in one process, over one login: that user speaks for every producer.
+            update["broker_users"] = kombu.Connection(kernel.amqp_url.get_secret_value()).userid or "guest"
+        return kernel.model_copy(update=update)
 
     @property
     def database_url(self) -> str:

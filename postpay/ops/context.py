@@ -15,9 +15,12 @@ from sqlalchemy.exc import DBAPIError
 
 from postpay.bootstrap import make_bus, make_database, make_dependencies, service_builder
 from shared import migrations
+from shared.bus.amqp_wire import UNREACHABLE_ERRORS
 from shared.bus.memory import InMemoryBus
+from shared.bus.messages import PublishError
 from shared.db import Database, normalise_url
 from shared.dependencies import Dependencies
+from shared.events.base import OPERATOR
 from shared.outbox import OutboxRelay
 from shared.periods import BillingPeriod
 from shared.service import ServiceDefinition, ServiceTables
@@ -148,29 +151,46 @@ class BillingContext:
         Not with the in-process bus: its queues are in the process that runs the services, which
         relays the outbox itself; publishing here would hand the events to a bus nobody consumes.
         """
-        if self.bus_is_local:
+        if self.bus_is_local or not self._may_relay(service):
             return 0
-        # Declared first, so the close is routable (and waits in its queue) even before the consumers start.
-        self.bus.declare([s for service in self.services.values() for s in service.subscriptions])
-        publisher = self.bus.publisher()
+        if self.bus.declares_everything:
+            # Declared first, so the close is routable (and waits in its queue) even before the consumers
+            # start. With a broker user per service the operator declares nothing: each service declares
+            # its own queues, and an event nobody is bound for yet waits in the outbox.
+            self.bus.declare([s for service in self.services.values() for s in service.subscriptions])
+        # Published as the operator (this command's login), whom the catalog lets state a close and a sync.
+        publisher = self.bus.publisher(OPERATOR)
         try:
-            relay = OutboxRelay(self.db, [self.services[service].outbox], lambda: publisher)
+            relay = OutboxRelay(self.db, [self.services[service].outbox], lambda producer: publisher)
             return relay.relay_once()
+        except PublishError as exc:
+            if isinstance(exc.__cause__, UNREACHABLE_ERRORS):
+                raise exc.__cause__ from None  # the broker is away, not refusing: say so as such
+            raise PublishError(f"{exc} (as broker user {self.bus.login_user}; the operators' tools publish as "
+                               f"{self.bus.users.user_of(OPERATOR)})") from exc
         finally:
             publisher.close()
 
     def publish_outbox(self, outbox: Any, services: Sequence[str]) -> int:
         """Ship one outbox now (e.g. the signup's, for an operator's request), declaring the queues of
         ``services`` first so the events are routable; 0 with the in-process bus (see above)."""
-        if self.bus_is_local:
+        if self.bus_is_local or not self.bus.declares_everything:
+            # With a broker user per service, only that service may publish what its outbox holds.
             return 0
         definitions = [service_builder(name)(self.deps) for name in services]
         self.bus.declare([s for service in definitions for s in service.subscriptions])
-        publisher = self.bus.publisher()
+        publisher = self.bus.publisher(OPERATOR)
         try:
-            return OutboxRelay(self.db, [outbox], lambda: publisher).relay_once()
+            return OutboxRelay(self.db, [outbox], lambda producer: publisher).relay_once()
         finally:
             publisher.close()
+
+    def _may_relay(self, service: str) -> bool:
+        """Whether this tool may ship ``service``'s outbox itself. With a broker user per service it
+        publishes as the operator, which the catalog lets state only the scheduler's facts (a close, a
+        sync); any other service's outbox (a released hold in the invoicer's, say) waits for that
+        service's own relay, or its events would be parked as coming from the wrong producer."""
+        return self.bus.declares_everything or service == "scheduler"
 
     def close(self) -> None:
         for client in (self.deps.whmcs, self.deps.solusvm):

@@ -26,6 +26,24 @@ UNREACHABLE_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+# What a broker still forming its quorum queues answers a declare with: a fresh cluster where four
+# services declared at once answered one of them 404 "home node ... of durable queue ... is down or
+# inaccessible" while the queue's members were starting; a member restarting answers "stopped by
+# supervisor"; a queue whose Raft cluster could not start in time, 541 INTERNAL_ERROR. Each passes.
+_TRANSIENT_NOT_FOUND = ("home node", "down or inaccessible", "stopped by supervisor", "nodedown", "noproc")
+
+
+def is_transient_topology_error(exc: BaseException) -> bool:
+    """A declare failed for a reason that passes on its own (as opposed to a configuration fault such
+    as a queue declared with other arguments, 406, or a user without permission, 403)."""
+    if isinstance(exc, amqp.exceptions.InternalError):
+        return True
+    if isinstance(exc, amqp.exceptions.NotFound):
+        text = str(getattr(exc, "reply_text", None) or exc).lower()
+        return any(marker in text for marker in _TRANSIENT_NOT_FOUND)
+    return False
+
+
 def coalesced_acks(tags: Iterable[int], still_unsettled: AbstractSet[int]) -> list[tuple[int, bool]]:
     """``(delivery_tag, multiple)`` acks that acknowledge exactly ``tags`` on a channel whose other
     unacknowledged deliveries are ``still_unsettled``.

@@ -2,11 +2,15 @@
 
 Same topology, same processor, same retry and park decisions as RabbitMQ; simplified in that queues
 live in memory (an outbox row is still kept until the bus accepted its event) and a "retry queue" is a
-timer.
+timer. Producers are told apart as on RabbitMQ, with no password to prove it: everything in the process
+is trusted alike, so a message speaks for the broker user of the producer it was published for (the
+outbox's service), and its retry, parking and requeued copies keep that. What this catches is a
+service publishing an event the catalog does not let it publish.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import itertools
 import threading
@@ -17,8 +21,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from shared.bus.identity import BrokerUsers
 from shared.bus.messages import (
     CONTENT_TYPE,
+    PUBLISHED_BY_HEADER,
     OutgoingMessage,
     ParkedMessage,
     PublishResult,
@@ -42,6 +48,7 @@ class _Stored:
     headers: dict[str, Any]
     content_type: str | None = CONTENT_TYPE
     message_id: str | None = None
+    user_id: str | None = None
 
 
 @dataclass(order=True)
@@ -59,9 +66,12 @@ class InMemoryBus:
         retry_delays: Sequence[float] = (1.0, 10.0, 60.0, 600.0),
         naming: Naming | None = None,
         concurrency: int = 4,
+        users: BrokerUsers | None = None,
     ) -> None:
         self.retry_delays = list(retry_delays)
         self.naming = naming or Naming()
+        self.users = users or BrokerUsers()
+        self.declares_everything = True
         self.concurrency = concurrency
         self._lock = threading.Condition()
         self._queues: dict[str, deque[_Stored]] = {}
@@ -82,26 +92,26 @@ class InMemoryBus:
                     if (key, queue) not in self._bindings:
                         self._bindings.append((key, queue))
 
-    def publisher(self) -> InMemoryPublisher:
-        return InMemoryPublisher(self)
+    def publisher(self, producer: str | None = None) -> InMemoryPublisher:
+        """A publisher for ``producer`` (None: each message for its envelope's producer)."""
+        return InMemoryPublisher(self, producer)
 
     def ping(self) -> bool:
         return True
 
-    def _route(self, message: OutgoingMessage) -> bool:
-        stored = _Stored(message.body, dict(message.headers), CONTENT_TYPE, str(message.event_id))
-        if message.queue is not None:
-            targets = [message.queue] if message.queue in self._queues else []
-        else:
-            targets = sorted({queue for key, queue in self._bindings if topic_matches(key, message.event_type)})
+    def _route(self, message: OutgoingMessage, user_id: str) -> bool:
+        headers = {k: v for k, v in message.headers.items() if k != PUBLISHED_BY_HEADER}
+        stored = _Stored(message.body, headers, CONTENT_TYPE, str(message.event_id), user_id)
+        targets = sorted({queue for key, queue in self._bindings if topic_matches(key, message.event_type)})
         for queue in targets:
-            self._queues[queue].append(_Stored(stored.body, dict(stored.headers), stored.content_type, stored.message_id))
+            self._queues[queue].append(dataclasses.replace(stored, headers=dict(stored.headers)))
         return bool(targets)
 
-    def publish_raw(self, queue: str, body: bytes, *, content_type: str | None, headers: dict[str, Any] | None = None) -> None:
-        """Put an arbitrary body straight into a queue (tests of malformed input)."""
+    def publish_raw(self, queue: str, body: bytes, *, content_type: str | None, headers: dict[str, Any] | None = None,
+                    user_id: str | None = None) -> None:
+        """Put an arbitrary body straight into a queue (tests of malformed or forged input)."""
         with self._lock:
-            self._queues[queue].append(_Stored(body, dict(headers or {}), content_type))
+            self._queues[queue].append(_Stored(body, dict(headers or {}), content_type, user_id=user_id))
             self._lock.notify_all()
 
     # -- consuming ---------------------------------------------------------------------------
@@ -143,12 +153,12 @@ class InMemoryBus:
         if step.action == "retry":
             MESSAGES_RETRIED.labels(subscription.queue).inc()
             headers = retry_headers(stored.headers, message.attempt, step.counted)
-            retry = _Stored(stored.body, headers, stored.content_type, stored.message_id)
+            retry = dataclasses.replace(stored, headers=headers)
             heapq.heappush(self._delayed, _Delayed(time.monotonic() + step.delay, next(self._sequence), queue, retry))
         elif step.action == "park":
             MESSAGES_PARKED.labels(subscription.queue, step.reason).inc()
             headers = parked_headers(stored.headers, queue, outcome, step.reason, message.attempt)
-            parked = _Stored(stored.body, headers, stored.content_type, stored.message_id)
+            parked = dataclasses.replace(stored, headers=headers)
             self._parked[self.naming.parking_lot(subscription.queue)].append(parked)
 
     def run_until_idle(self, bindings: Sequence[Binding], *, timeout: float = 30.0) -> None:
@@ -183,19 +193,21 @@ class InMemoryBus:
 
 
 def _received(stored: _Stored) -> ReceivedMessage:
-    return ReceivedMessage(stored.body, stored.content_type, dict(stored.headers))
+    return ReceivedMessage(stored.body, stored.content_type, dict(stored.headers), producer_user=stored.user_id)
 
 
 class InMemoryPublisher:
-    def __init__(self, bus: InMemoryBus) -> None:
+    def __init__(self, bus: InMemoryBus, producer: str | None = None) -> None:
         self.bus = bus
+        self.producer = producer
 
     def publish(self, messages: Sequence[OutgoingMessage]) -> PublishResult:
         confirmed: set[uuid.UUID] = set()
         unroutable: dict[uuid.UUID, str] = {}
         with self.bus._lock:
             for message in messages:
-                if self.bus._route(message):
+                user_id = self.bus.users.user_of(self.producer or message.producer)
+                if self.bus._route(message, user_id):
                     confirmed.add(message.event_id)
                 else:
                     unroutable[message.event_id] = "NO_ROUTE"
@@ -250,7 +262,7 @@ class InMemoryParkingLot(ParkingLot):
             for index, s in enumerate(stored)
         ]
 
-    def _remove(self, parking_lot: str, selection: Selection) -> list[ParkedMessage]:
+    def _remove(self, parking_lot: str, selection: Selection) -> list[tuple[ParkedMessage, _Stored]]:
         messages = self.bus._parked.get(parking_lot)
         if messages is None:
             raise ParkingLotMissing(f"no parking lot {parking_lot}")
@@ -261,7 +273,7 @@ class InMemoryParkingLot(ParkingLot):
                 parking_lot, index, stored.message_id, stored.headers, stored.body, stored.content_type
             )
             if selection.matches(parked):
-                removed.append(parked)
+                removed.append((parked, stored))
             else:
                 kept.append(stored)
         self.bus._parked[parking_lot] = kept
@@ -271,12 +283,13 @@ class InMemoryParkingLot(ParkingLot):
         target = parking_lot.removesuffix(".parked")
         with self.bus._lock:
             removed = self._remove(parking_lot, selection)
-            for parked in removed:
+            for parked, stored in removed:
+                # The copy speaks for whoever the parked message spoke for: a requeue vouches for nobody new.
                 headers = requeued_headers(parked.headers, actor, reason)
-                self.bus._queues[target].append(_Stored(parked.body, headers, parked.content_type, parked.message_id))
-            done.extend(removed)
+                self.bus._queues[target].append(dataclasses.replace(stored, headers=headers))
+            done.extend(parked for parked, _ in removed)
             self.bus._lock.notify_all()
 
     def _purge(self, parking_lot: str, selection: Selection, done: list[ParkedMessage]) -> None:
         with self.bus._lock:
-            done.extend(self._remove(parking_lot, selection))
+            done.extend(parked for parked, _ in self._remove(parking_lot, selection))

@@ -21,12 +21,14 @@ PARKED_AT_HEADER = "x-postpay-parked-at"
 PARKED_QUEUE_HEADER = "x-postpay-parked-from"
 REQUEUED_BY_HEADER = "x-postpay-requeued-by"
 REQUEUED_REASON_HEADER = "x-postpay-requeued-reason"
+# On a retry or parking copy and a requeue: the broker user that published the original (see identity.py).
+PUBLISHED_BY_HEADER = "x-postpay-published-by"
 MAX_ERROR_TEXT = 2000
 
 
 @dataclass(frozen=True)
 class OutgoingMessage:
-    """One event ready for the events exchange (``queue`` set: straight to that queue instead)."""
+    """One event ready for the events exchange."""
 
     event_id: uuid.UUID
     event_type: str
@@ -35,7 +37,6 @@ class OutgoingMessage:
     producer: str
     occurred_at: datetime
     headers: dict[str, Any] = field(default_factory=dict)
-    queue: str | None = None
 
     @classmethod
     def from_envelope(cls, envelope: Envelope[Any]) -> OutgoingMessage:
@@ -60,12 +61,14 @@ class PublishResult:
 
 @dataclass
 class ReceivedMessage:
-    """A delivery, as the processor sees it."""
+    """A delivery, as the processor sees it. ``producer_user`` is the broker user it speaks for (None:
+    nobody the broker vouched for); the bus works it out (``identity.published_by``)."""
 
     body: bytes
     content_type: str | None
     headers: dict[str, Any]
     redelivered: bool = False
+    producer_user: str | None = None
 
     @property
     def attempt(self) -> int:

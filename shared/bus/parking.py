@@ -6,7 +6,6 @@ parking lot and which messages.
 
 from __future__ import annotations
 
-import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,6 +24,7 @@ from shared.bus.messages import (
     ParkedMessage,
 )
 from shared.bus.policy import clean_headers
+from shared.events.base import EnvelopeError, decode_json
 from shared.logging import get_logger
 
 log = get_logger("postpay.dlq")
@@ -65,12 +65,12 @@ def describe_parked(
         reason = _broker_reason(headers)
     event_type = None
     try:
-        document = json.loads(body)
+        document = decode_json(body)
         if isinstance(document, dict) and isinstance(document.get("event_type"), str):
             event_type = document["event_type"]
             message_id = message_id or str(document.get("event_id") or "") or None
-    except (ValueError, UnicodeDecodeError):
-        pass
+    except EnvelopeError:
+        pass  # listed as it is: the operator sees the body and the reason it was parked
     return ParkedMessage(
         queue=parking_lot,
         position=position,

@@ -3,8 +3,9 @@
 This is where "exactly-once effects on an at-least-once broker" happens, identically for RabbitMQ and
 the in-process bus:
 
-1. the body is decoded and validated; what cannot be (bad JSON, wrong schema, unknown type, wrong
-   content type, too big) is parked at once, because no retry can fix it;
+1. the body is decoded and validated, and its publisher checked against the event type's producers;
+   what cannot be (bad JSON, wrong schema, unknown type, wrong content type, too big, a publisher the
+   catalog does not name) is parked at once, because no retry can fix it;
 2. an event already in the handler's inbox is acknowledged and skipped;
 3. the handler runs inside a transaction; its state change, the events it emits (outbox) and its
    inbox row commit together. Only then is the message acknowledged (by the caller).
@@ -25,6 +26,7 @@ import structlog
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from shared.bus.identity import BrokerUsers
 from shared.bus.messages import CONTENT_TYPE, MAX_ERROR_TEXT, ReceivedMessage
 from shared.bus.topology import Subscription
 from shared.db import Database
@@ -141,7 +143,9 @@ class MessageProcessor:
         max_message_bytes: int = 262_144,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         after_commit: Callable[[], None] | None = None,
+        producers: BrokerUsers | None = None,
     ) -> None:
+        """``producers``: whose events to accept (None: anyone's, for tests of the processor alone)."""
         self.db = db
         self.service = service
         self.inbox = inbox
@@ -149,6 +153,7 @@ class MessageProcessor:
         self.max_message_bytes = max_message_bytes
         self.clock = clock
         self.after_commit = after_commit
+        self.producers = producers
 
     def decode(self, subscription: Subscription, message: ReceivedMessage) -> Envelope[Any] | Outcome:
         if len(message.body) > self.max_message_bytes:
@@ -168,10 +173,23 @@ class MessageProcessor:
                 str(envelope.event_id),
                 envelope.event_type,
             )
+        if self.producers is not None and not self.producers.allows(envelope.event_type, message.producer_user):
+            allowed = ", ".join(sorted(self.producers.allowed_users(envelope.event_type)))
+            publisher = message.producer_user or "an unidentified publisher"
+            return Outcome(
+                "park",
+                "unauthorised-producer",
+                f"{envelope.event_type} published by {publisher}; only {allowed} may publish it",
+                str(envelope.event_id),
+                envelope.event_type,
+            )
         return envelope
 
     def _read(self, subscription: Subscription, message: ReceivedMessage) -> Envelope[Any] | Outcome:
-        decoded = self.decode(subscription, message)
+        try:
+            decoded = self.decode(subscription, message)
+        except Exception as exc:  # noqa: BLE001 - whatever a body does to the decoder, it fails alone
+            decoded = Outcome("park", "undecodable", _error_text(exc))
         if isinstance(decoded, Outcome):
             log.warning("message parked unread", queue=subscription.queue, reason=decoded.reason, error=decoded.error)
         return decoded

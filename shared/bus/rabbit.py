@@ -9,21 +9,35 @@ The URL may list the nodes of a cluster (``shared.bus.addresses``): every connec
 publisher's or a health check's, goes to the first node that answers, so a reconnect after a node died
 lands on a surviving one. Quorum queues get ``quorum_initial_group_size`` replicas, or the broker's
 default when it is unset.
+
+Each service also has a direct exchange of its own, ``<service>.internal``, bound to each of its queues
+by the queue's name: its retry and parking copies, an operator's requeues and the broker's own
+dead-lettering go through it. With a broker user per service (``BrokerUsers``), that is the only way
+into a service's queues besides the events exchange: nobody may write to the default exchange, which
+reaches every queue by name (and RabbitMQ asks the declaring user for write access to a queue's
+dead-letter exchange, so dead-lettering through the default exchange would need it).
+
+Every publish carries ``user_id``, the connection's user, which RabbitMQ checks; a per-service user
+cannot declare the events exchange (declaring is also the right to delete), so it only checks that
+the exchange is there (``deploy/`` creates it).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import kombu
 
 from shared.bus.addresses import broker_urls
 from shared.bus.amqp_wire import CONNECTION_ERRORS
+from shared.bus.identity import BrokerUsers
 from shared.bus.rabbit_consume import RabbitConsumer
 from shared.bus.rabbit_parking import RabbitParkingLot
 from shared.bus.rabbit_publish import RabbitPublisher
 from shared.bus.topology import Naming, Subscription, check_unique
+from shared.events.base import OPERATOR
 
 __all__ = ["CONNECTION_ERRORS", "RabbitBus"]
 
@@ -48,7 +62,12 @@ class RabbitBus:
         delivery_limit: int = 20,
         connect_timeout: float = 5.0,
         quorum_initial_group_size: int | None = None,
+        users: BrokerUsers | None = None,
+        passwords: Mapping[str, str] | None = None,
     ) -> None:
+        """``users``: each producer's broker user (None: the URL's user for every one, nobody told
+        apart). ``passwords``: other producers' passwords, for a process that publishes for several
+        (``postpay run relay``)."""
         self.url = url
         self.urls = broker_urls(url)
         self.quorum_initial_group_size = quorum_initial_group_size
@@ -61,10 +80,34 @@ class RabbitBus:
         self.delivery_limit = delivery_limit
         self.connect_timeout = connect_timeout
         self.subscriptions: list[Subscription] = []
+        self.login_user: str = kombu.Connection(url).userid or "guest"
+        self.users = users or BrokerUsers(shared=self.login_user)
+        self.passwords = dict(passwords or {})
 
-    def connection(self) -> kombu.Connection:
+    @property
+    def declares_everything(self) -> bool:
+        """One broker user for everything may declare every service's queues and the events exchange."""
+        return self.users.single_user
+
+    def trusted_copiers(self) -> frozenset[str]:
+        """Whose copies (retries, parked messages, requeues) a consumer on this bus believes: its own
+        and the operator's."""
+        return frozenset({self.login_user, self.users.user_of(OPERATOR)})
+
+    def can_publish_as(self, producer: str) -> bool:
+        return self.users.user_of(producer) == self.login_user or producer in self.passwords
+
+    def publisher_login(self, producer: str | None) -> tuple[str, str]:
+        """(user, URL) a publisher for ``producer`` connects with: the producer's own user when its
+        password is known, else this process's (and the broker and consumers judge what it sends)."""
+        if producer is not None and self.users.user_of(producer) != self.login_user and producer in self.passwords:
+            user = self.users.user_of(producer)
+            return user, with_credentials(self.url, user, self.passwords[producer])
+        return self.login_user, self.url
+
+    def connection(self, url: str | None = None) -> kombu.Connection:
         return kombu.Connection(
-            ";".join(self.urls),
+            ";".join(broker_urls(url) if url else self.urls),
             failover_strategy="round-robin",
             heartbeat=self.heartbeat,
             connect_timeout=self.connect_timeout,
@@ -111,7 +154,7 @@ class RabbitBus:
         return {
             **self.quorum_arguments(),
             "x-delivery-limit": self.delivery_limit,
-            "x-dead-letter-exchange": "",
+            "x-dead-letter-exchange": self.naming.internal_exchange(subscription.service),
             "x-dead-letter-routing-key": self.naming.parking_lot(subscription.queue),
             "x-dead-letter-strategy": "at-least-once",
             "x-overflow": "reject-publish",
@@ -121,7 +164,7 @@ class RabbitBus:
         return {
             **self.quorum_arguments(),
             "x-message-ttl": max(1, round(delay * 1000)),
-            "x-dead-letter-exchange": "",
+            "x-dead-letter-exchange": self.naming.internal_exchange(subscription.service),
             "x-dead-letter-routing-key": self.naming.queue(subscription.queue),
             "x-dead-letter-strategy": "at-least-once",
             "x-overflow": "reject-publish",
@@ -137,23 +180,31 @@ class RabbitBus:
         self.subscriptions.extend(s for s in subscriptions if s.queue not in known)
 
     def declare_on(self, channel: Any, subscriptions: Sequence[Subscription]) -> None:
-        channel.exchange_declare(self.naming.exchange, "topic", durable=True, auto_delete=False)
+        channel.exchange_declare(self.naming.exchange, "topic", durable=True, auto_delete=False,
+                                 passive=not self.declares_everything)
+        for service in sorted({subscription.service for subscription in subscriptions}):
+            channel.exchange_declare(self.naming.internal_exchange(service), "direct", durable=True, auto_delete=False)
         for subscription in subscriptions:
+            internal = self.naming.internal_exchange(subscription.service)
             parking_lot = self.naming.parking_lot(subscription.queue)
             channel.queue_declare(parking_lot, durable=True, auto_delete=False, arguments=self.parking_lot_arguments())
+            channel.queue_bind(parking_lot, internal, parking_lot)
             queue = self.naming.queue(subscription.queue)
             channel.queue_declare(
                 queue, durable=True, auto_delete=False, arguments=self.main_queue_arguments(subscription)
             )
+            channel.queue_bind(queue, internal, queue)
             for routing_key in subscription.routing_keys:
                 channel.queue_bind(queue, self.naming.exchange, routing_key)
             for delay in sorted(set(self.retry_delays)):
+                retry_queue = self.naming.retry_queue(subscription.queue, delay)
                 channel.queue_declare(
-                    self.naming.retry_queue(subscription.queue, delay),
+                    retry_queue,
                     durable=True,
                     auto_delete=False,
                     arguments=self.retry_queue_arguments(subscription, delay),
                 )
+                channel.queue_bind(retry_queue, internal, retry_queue)
 
     def delete_topology(self, subscriptions: Sequence[Subscription]) -> None:
         """Remove what ``declare`` made (tests clean up their own namespace with it)."""
@@ -164,14 +215,28 @@ class RabbitBus:
                 names += [self.naming.retry_queue(subscription.queue, d) for d in set(self.retry_delays)]
                 for name in names:
                     channel.queue_delete(name)
+            for service in {subscription.service for subscription in subscriptions}:
+                channel.exchange_delete(self.naming.internal_exchange(service))
             channel.exchange_delete(self.naming.exchange)
 
     # -- factories ---------------------------------------------------------------------------
-    def publisher(self) -> Any:
-        return RabbitPublisher(self)
+    def publisher(self, producer: str | None = None) -> Any:
+        """A publisher for ``producer``'s events (see ``publisher_login``)."""
+        user, url = self.publisher_login(producer)
+        return RabbitPublisher(self, url=url, user_id=user)
 
     def consumer(self, bindings: Sequence[Any]) -> Any:
         return RabbitConsumer(self, list(bindings))
 
     def parking_lot(self) -> Any:
         return RabbitParkingLot(self)
+
+
+def with_credentials(url: str, user: str, password: str) -> str:
+    """``url`` (one address or a failover list) logging in as ``user`` instead, at every address."""
+    def one(address: str) -> str:
+        parts = urlsplit(address)
+        host = parts.netloc.rpartition("@")[2]
+        return urlunsplit(parts._replace(netloc=f"{quote(user, safe='')}:{quote(password, safe='')}@{host}"))
+
+    return ";".join(one(address) for address in broker_urls(url))

@@ -8,6 +8,10 @@ is confirmed by the broker before the original is acknowledged.
 After a lost connection the consumer reconnects with backoff; work that finishes for a dead channel is
 not settled (the broker redelivers it, and the inbox makes the second run a no-op). On stop, it
 cancels its consumers, lets in-flight handlers finish, settles them, and closes cleanly.
+
+Each delivery is taken to speak for the broker user that published it (``identity.published_by``);
+retry and parking copies go through the service's own exchange under this consumer's user, naming
+that publisher in a header.
 """
 
 from __future__ import annotations
@@ -23,7 +27,8 @@ from typing import TYPE_CHECKING, Any
 import amqp
 
 from shared.bus.amqp_wire import CONNECTION_ERRORS, body_bytes, coalesced_acks, is_timeout
-from shared.bus.messages import ReceivedMessage
+from shared.bus.identity import published_by
+from shared.bus.messages import PUBLISHED_BY_HEADER, ReceivedMessage
 from shared.bus.policy import Step, next_step, parked_headers, retry_headers
 from shared.bus.processing import MessageProcessor, Outcome
 from shared.bus.topology import Subscription
@@ -103,6 +108,7 @@ class RabbitConsumer:
         self._unsettled: set[int] = set()  # delivery tags handed to handlers, not yet acknowledged
         self._confirms: SettleConfirms | None = None
         self._pool = ThreadPoolExecutor(max_workers=bus.concurrency, thread_name_prefix="handler")
+        self._trusted = bus.trusted_copiers()
         self.connected = threading.Event()
         self._consumed = False  # whether the current connection attempt reached consuming
 
@@ -168,11 +174,13 @@ class RabbitConsumer:
 
         def receive(raw: amqp.Message) -> None:
             properties = raw.properties
+            headers = dict(properties.get("application_headers") or {})
             message = ReceivedMessage(
                 body=body_bytes(raw),
                 content_type=properties.get("content_type"),
-                headers=dict(properties.get("application_headers") or {}),
+                headers=headers,
                 redelivered=bool(raw.delivery_info.get("redelivered")),
+                producer_user=published_by(properties.get("user_id"), headers, self._trusted),
             )
             delivery = _Delivery(generation, raw.delivery_info["delivery_tag"], message, raw)
             self._unsettled.add(delivery.delivery_tag)
@@ -280,10 +288,15 @@ class RabbitConsumer:
                 event_id=finished.outcome.event_id,
                 error=finished.outcome.error[:500],
             )
+        # RabbitMQ lets this connection publish under its own name only: the copy is this consumer's,
+        # vouching for the original's publisher ("" when there was none) in a header.
+        headers[PUBLISHED_BY_HEADER] = finished.message.producer_user or ""
         properties = {k: v for k, v in finished.raw.properties.items() if k != "application_headers"}
         copy = amqp.Message(finished.message.body, application_headers=headers, **properties)
         copy.properties["delivery_mode"] = 2
-        settle_channel.basic_publish(copy, exchange="", routing_key=target, mandatory=True)
+        copy.properties["user_id"] = self.bus.login_user
+        settle_channel.basic_publish(copy, exchange=self.bus.naming.internal_exchange(subscription.service),
+                                     routing_key=target, mandatory=True)
         assert self._confirms is not None, "settling outside a consuming connection"
         self._confirms.sent()
 

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 import amqp
 
 from shared.bus.amqp_wire import CONNECTION_ERRORS, body_bytes
-from shared.bus.messages import ParkedMessage
+from shared.bus.identity import published_by
+from shared.bus.messages import PUBLISHED_BY_HEADER, ParkedMessage
 from shared.bus.parking import (
     ParkingLot,
     ParkingLotMissing,
@@ -22,6 +23,7 @@ from shared.bus.parking import (
     describe_parked,
     requeued_headers,
 )
+from shared.events.base import OPERATOR
 
 if TYPE_CHECKING:
     from shared.bus.rabbit import RabbitBus
@@ -93,16 +95,31 @@ class RabbitParkingLot(ParkingLot):
     def list(self, parking_lot: str, limit: int = 1000) -> list[ParkedMessage]:
         return self._walk(parking_lot, limit, lambda channel, raw, parked: None)
 
+    def _owner(self, parking_lot: str) -> str:
+        for subscription in self.bus.subscriptions:
+            if self.bus.naming.parking_lot(subscription.queue) == parking_lot:
+                return subscription.service
+        raise ParkingLotMissing(f"no handler of this build parks in {parking_lot}")
+
     def _requeue(self, parking_lot: str, selection: Selection, actor: str, reason: str, done: list[ParkedMessage]) -> None:
         target = parking_lot.removesuffix(".parked")
+        owner = self._owner(parking_lot)
+        exchange = self.bus.naming.internal_exchange(owner)
+        # Copies the owning service or an operator made vouch for a publisher; anything else speaks
+        # for its own user_id. Either way the requeue keeps vouching for exactly that publisher, so a
+        # forged message requeued is parked again, and a rightful one passes.
+        trusted = {self.bus.users.user_of(owner), self.bus.users.user_of(OPERATOR)}
 
         def requeue(channel: Any, raw: amqp.Message, parked: ParkedMessage) -> None:
             if not selection.matches(parked):
                 return
+            publisher = published_by(raw.properties.get("user_id"), parked.headers, trusted)
+            headers = {**requeued_headers(parked.headers, actor, reason), PUBLISHED_BY_HEADER: publisher or ""}
             properties = {k: v for k, v in raw.properties.items() if k != "application_headers"}
-            copy = amqp.Message(parked.body, application_headers=requeued_headers(parked.headers, actor, reason), **properties)
+            copy = amqp.Message(parked.body, application_headers=headers, **properties)
             copy.properties["delivery_mode"] = 2
-            channel.basic_publish_confirm(copy, exchange="", routing_key=target, mandatory=True,
+            copy.properties["user_id"] = self.bus.login_user
+            channel.basic_publish_confirm(copy, exchange=exchange, routing_key=target, mandatory=True,
                                           confirm_timeout=self.bus.confirm_timeout)
             channel.basic_ack(raw.delivery_info["delivery_tag"])
             done.append(parked)

@@ -19,6 +19,7 @@ import amqp
 from shared.bus.amqp_wire import CONNECTION_ERRORS, is_timeout
 from shared.bus.messages import (
     CONTENT_TYPE,
+    PUBLISHED_BY_HEADER,
     OutgoingMessage,
     PublishError,
     PublishResult,
@@ -28,7 +29,9 @@ if TYPE_CHECKING:
     from shared.bus.rabbit import RabbitBus
 
 
-def to_amqp_message(message: OutgoingMessage) -> amqp.Message:
+def to_amqp_message(message: OutgoingMessage, user_id: str) -> amqp.Message:
+    """``user_id`` must be the connection's user: RabbitMQ refuses any other (PRECONDITION_FAILED)."""
+    headers = {k: v for k, v in message.headers.items() if k != PUBLISHED_BY_HEADER}  # only copies vouch
     return amqp.Message(
         message.body,
         content_type=CONTENT_TYPE,
@@ -39,7 +42,8 @@ def to_amqp_message(message: OutgoingMessage) -> amqp.Message:
         correlation_id=message.correlation_id,
         app_id=message.producer,
         timestamp=int(message.occurred_at.timestamp()),
-        application_headers=dict(message.headers),
+        user_id=user_id,
+        application_headers=headers,
     )
 
 
@@ -83,10 +87,12 @@ class ConfirmTracker:
 
 
 class RabbitPublisher:
-    """One connection and one confirm-mode channel, used by one thread."""
+    """One connection and one confirm-mode channel, used by one thread, logged in as ``user_id``."""
 
-    def __init__(self, bus: RabbitBus) -> None:
+    def __init__(self, bus: RabbitBus, *, url: str | None = None, user_id: str | None = None) -> None:
         self.bus = bus
+        self.url = url or bus.url
+        self.user_id = user_id or bus.login_user
         self._connection: Any = None
         self._channel: Any = None
         self._tracker = ConfirmTracker()
@@ -96,7 +102,7 @@ class RabbitPublisher:
         if self._channel is not None and self._connection.connected and not self._idle_too_long():
             return self._channel
         self.close()
-        self._connection = self.bus.connection()
+        self._connection = self.bus.connection(self.url)
         channel = self.bus.open_channel(self._connection)
         channel.confirm_select()
         self._tracker = ConfirmTracker()
@@ -121,11 +127,9 @@ class RabbitPublisher:
             tracker = self._tracker
             tracker.reset()
             for message in messages:
-                exchange, routing_key = (
-                    ("", message.queue) if message.queue else (self.bus.naming.exchange, message.event_type)
-                )
                 tracker.sent(message.event_id)
-                channel.basic_publish(to_amqp_message(message), exchange=exchange, routing_key=routing_key, mandatory=True)
+                channel.basic_publish(to_amqp_message(message, self.user_id), exchange=self.bus.naming.exchange,
+                                      routing_key=message.event_type, mandatory=True)
             self._await_confirms(tracker)
             self._last_used = time.monotonic()
         except PublishError:

@@ -7,6 +7,7 @@ events it consumes, plus its retry queues and its parking lot:
     postpay.events (topic) --UsageCollected--> invoicer.create_invoice (quorum)
     invoicer.create_invoice.retry.1s .. .retry.600s (TTL, dead-letter back to the queue)
     invoicer.create_invoice.parked                (what needs a person)
+    invoicer.internal (direct) --<queue name>--> each of the above (retry and parking copies, requeues)
 """
 
 from __future__ import annotations
@@ -83,6 +84,10 @@ class Naming:
 
     def parking_lot(self, subscription_queue: str) -> str:
         return f"{self.queue(subscription_queue)}.parked"
+
+    def internal_exchange(self, service: str) -> str:
+        """The direct exchange into one service's own queues (retries, parking, requeues)."""
+        return self._prefix(f"{service}.internal")
 
 
 def format_delay(seconds: float) -> str:

@@ -12,6 +12,7 @@ from shared.events.accounts import (
 )
 from shared.events.base import (
     EVENT_TYPES,
+    OPERATOR,
     Envelope,
     EnvelopeError,
     Event,
@@ -52,6 +53,7 @@ from shared.events.imports import CustomerImported
 
 __all__ = [
     "EVENT_TYPES",
+    "OPERATOR",
     "AcceptedTerms",
     "AccountsSyncRequested",
     "BillingPeriodClosed",

@@ -18,7 +18,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.events.base import Event, Money, UtcDateTime
+from shared.events.base import OPERATOR, Event, Money, UtcDateTime
 from shared.events.fields import ClientId, EmailAddress, ShortText, SolusUserId, TimeZoneName
 
 AccountStatus = Literal["active", "suspended", "locked"]
@@ -54,6 +54,8 @@ class AccountsSyncRequested(Event):
     ``only_client_ids`` narrows an operator's sync to some customers; the tick never sets it.
     """
 
+    producers = ("scheduler", OPERATOR)
+
     as_of: UtcDateTime
     timezone: TimeZoneName = "UTC"
     trigger: SyncTrigger = "schedule"
@@ -63,6 +65,8 @@ class AccountsSyncRequested(Event):
 class CustomerStandingCheckRequested(Event):
     """One customer's share of an accounts sync: a work item that retries and parks on its own."""
 
+    producers = ("provisioner",)
+
     whmcs_client_id: ClientId
     solusvm_user_id: SolusUserId
     as_of: UtcDateTime
@@ -71,6 +75,8 @@ class CustomerStandingCheckRequested(Event):
 
 class InvoiceOverdue(Event):
     """A postpay invoice is still unpaid the configured number of days after its due date."""
+
+    producers = ("provisioner",)
 
     whmcs_client_id: ClientId
     invoice_id: InvoiceId
@@ -83,6 +89,8 @@ class InvoicePaid(Event):
     """A postpay invoice that was overdue no longer is: ``status`` is its WHMCS status now ("Paid",
     "Cancelled", ..., "missing" when WHMCS no longer lists it, "Unpaid" when its due date was moved)."""
 
+    producers = ("provisioner",)
+
     whmcs_client_id: ClientId
     invoice_id: InvoiceId
     status: ShortText = "Paid"
@@ -91,6 +99,8 @@ class InvoicePaid(Event):
 
 class UserSuspended(Event):
     """The SolusVM 2 user is suspended until the overdue invoices are paid."""
+
+    producers = ("provisioner",)
 
     whmcs_client_id: ClientId
     solusvm_user_id: SolusUserId
@@ -102,6 +112,8 @@ class UserSuspended(Event):
 
 class UserReactivated(Event):
     """The SolusVM 2 user is active again (every overdue invoice paid, or the client reopened)."""
+
+    producers = ("provisioner",)
 
     whmcs_client_id: ClientId
     solusvm_user_id: SolusUserId
@@ -116,6 +128,8 @@ class UserLocked(Event):
     """The WHMCS client is closed or deleted: the SolusVM 2 user is locked (its usage so far is still
     invoiced at the month's close)."""
 
+    producers = ("provisioner",)
+
     whmcs_client_id: ClientId
     solusvm_user_id: SolusUserId
     reason: ShortText
@@ -125,6 +139,8 @@ class UserLocked(Event):
 
 class CustomerEmailChanged(Event):
     """The client's email changed in WHMCS, and the SolusVM 2 user's email now follows it."""
+
+    producers = ("provisioner",)
 
     whmcs_client_id: ClientId
     solusvm_user_id: SolusUserId

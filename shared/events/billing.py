@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SerializationInfo, SerializerFunctionWrapHandler, model_serializer, model_validator
 
-from shared.events.base import Event, Money, UtcDateTime
+from shared.events.base import OPERATOR, Event, Money, UtcDateTime
 from shared.events.fields import ClientId, PeriodKey, ShortText, SolusUserId, TimeZoneName
 from shared.events.metering import MeteringProvenance
 from shared.periods import BillingPeriod
@@ -72,12 +72,16 @@ class BillingPeriodClosed(PeriodWindow):
     ``only_client_ids`` narrows a replay to some customers; the scheduler never sets it.
     """
 
+    producers = ("scheduler", OPERATOR)
+
     trigger: Trigger = "schedule"
     only_client_ids: tuple[ClientId, ...] | None = None
 
 
 class CustomerUsageRequested(PeriodWindow):
     """One customer's share of a period close: a work item that retries and parks on its own."""
+
+    producers = ("usage_collector",)
 
     whmcs_client_id: ClientId
     solusvm_user_id: SolusUserId
@@ -111,6 +115,8 @@ class UsageCollected(PeriodWindow):
     still reads it.
     """
 
+    producers = ("usage_collector",)
+
     whmcs_client_id: ClientId
     solusvm_user_id: SolusUserId
     vms: tuple[VmUsage, ...]
@@ -141,6 +147,8 @@ class UsageCollected(PeriodWindow):
 class InvoiceCreated(Event):
     """The WHMCS invoice for a (client, period) exists."""
 
+    producers = ("invoicer",)
+
     whmcs_client_id: ClientId
     period: PeriodKey
     invoice_id: int = Field(gt=0)
@@ -154,6 +162,8 @@ class InvoiceCreated(Event):
 class NothingToBill(Event):
     """A customer had no billable usage in a period; no invoice was created."""
 
+    producers = ("invoicer",)
+
     whmcs_client_id: ClientId
     period: PeriodKey
 
@@ -161,6 +171,9 @@ class NothingToBill(Event):
 class InvoiceReleased(Event):
     """An operator released a held invoice of a (client, period), or resumed its paused period: invoice
     it as it was computed (the invoicer kept it). Written by ``postpay holds release|resume``."""
+
+    # Written into the invoicer's outbox, which the invoicer's relay ships.
+    producers = ("invoicer",)
 
     whmcs_client_id: ClientId
     period: PeriodKey

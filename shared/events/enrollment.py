@@ -28,6 +28,8 @@ class UserRegistered(Event):
     still waiting for verification); the customer must now verify the email address. The event id is
     the registration's id."""
 
+    producers = ("signup",)
+
     signup_id: uuid.UUID
     email: EmailAddress
     name: ShortText = Field(min_length=1)
@@ -39,6 +41,8 @@ class VerificationEmailRequested(Event):
     (rate-limited by the signup web). The address gets a link, or, once the terms are accepted, an email
     saying how to log in: nobody learns which from the answer."""
 
+    producers = ("signup",)
+
     signup_id: uuid.UUID
     email: EmailAddress
 
@@ -47,6 +51,8 @@ class EmailVerified(Event):
     """The customer confirmed a verification link: the WHMCS client is now found or created, then the
     terms step is unlocked. ``whmcs_client_id`` is set only by producers from before the client was
     created after verification."""
+
+    producers = ("signup",)
 
     signup_id: uuid.UUID
     email: EmailAddress
@@ -65,6 +71,8 @@ class AcceptedTerms(BaseModel):
 class TermsAccepted(Event):
     """Every required set of terms was accepted; the customer can be provisioned."""
 
+    producers = ("signup",)
+
     signup_id: uuid.UUID
     email: EmailAddress
     whmcs_client_id: ClientId
@@ -74,6 +82,8 @@ class TermsAccepted(Event):
 
 class UserProvisioned(Event):
     """The SolusVM 2 user exists and is tied to the WHMCS client: the customer is enrolled."""
+
+    producers = ("provisioner",)
 
     signup_id: uuid.UUID
     email: EmailAddress

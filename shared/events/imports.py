@@ -21,6 +21,9 @@ from shared.events.fields import ClientId, EmailAddress, ShortText, SolusUserId
 class CustomerImported(Event):
     """An operator enrolled an existing customer; billing starts at ``enrolled_at``."""
 
+    # Written by `postpay customers import` into the signup outbox, which the signup's relay ships.
+    producers = ("signup",)
+
     signup_id: uuid.UUID
     email: EmailAddress
     whmcs_client_id: ClientId

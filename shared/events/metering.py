@@ -39,6 +39,8 @@ class MeteredPlan(BaseModel):
 
 
 class MeterEvent(Event, abstract=True):
+    producers = ("meter",)
+
     meter_epoch: uuid.UUID
     sweep: int = Field(ge=1, description="The sweep that saw it (1, 2, … within the epoch)")
     server_id: int = Field(gt=0)
@@ -95,6 +97,7 @@ class VmDeleted(MeterEvent):
 
 
 class MeterSwept(Event):
+    producers = ("meter",)
     """One sweep of the meter is done, with how many transitions it published.
 
     It saw SolusVM 2 between ``started_at`` and ``finished_at`` and published ``events`` transitions."""

@@ -41,6 +41,7 @@ def test_a_client_in_an_unpriced_currency_is_parked_and_followed_by_period_statu
         for name, value in {
             "POSTPAY_DATABASE_URL": f"{postgres_url}?options={quote(f'-csearch_path={postgres_database.schema}')}",
             "POSTPAY_AMQP_URL": rabbit_bus.url,
+            "POSTPAY_BROKER_USERS": rabbit_bus.login_user,
             "POSTPAY_BUS_NAMESPACE": rabbit_bus.naming.namespace,
             "POSTPAY_SOLUSVM_URL": upstreams.solusvm_url,
             "POSTPAY_SOLUSVM_API_TOKEN": SOLUSVM_TOKEN,

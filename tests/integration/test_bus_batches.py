@@ -22,15 +22,20 @@ from shared.runtime import Runtime
 from shared.service import ServiceDefinition, ServiceTables
 from shared.settings import KernelSettings
 from tests.support.bus_helpers import wait_until
+from tests.support.malformed import hostile_bodies
 
 
 class Tallied(Event):
+    producers = ("test",)
+
     key: str
     fail: str = ""  # "", "transient" or "permanent"
     emit: bool = False
 
 
 class TallyEmitted(Event):
+    producers = ("batchy",)
+
     key: str
 
 
@@ -129,6 +134,41 @@ def test_each_event_in_a_batch_gets_its_own_outcome(postgres_processor: MessageP
     assert tallied_keys(db) == ["a", "b", "old", "twice"]
     assert calls.count("old") == 1, "a duplicate must not reach the handler"
     assert calls.count("twice") == 1
+
+
+def test_a_hostile_body_in_a_batch_is_parked_alone_as_undecodable(postgres_processor: MessageProcessor) -> None:
+    hostile = hostile_bodies(received(Tallied(key="template")).body, max_bytes=postgres_processor.max_message_bytes)
+    assert len(hostile) >= 10 and len(hostile["brackets"]) >= 100_000
+    messages = [received(Tallied(key="before"))]
+    messages += [ReceivedMessage(body, CONTENT_TYPE, {}) for body in hostile.values()]
+    messages += [received(Tallied(key="after"))]
+    outcomes, commits = commits_during(postgres_processor.db,
+                                       lambda: postgres_processor.process_batch(SUBSCRIPTION, messages))
+    assert [(o.kind, o.reason) for o in outcomes[1:-1]] == [("park", "undecodable")] * len(hostile)
+    assert [outcomes[0].kind, outcomes[-1].kind] == ["done", "done"]
+    assert calls == ["before", "after"], "the valid events were applied once each, in the batch"
+    assert commits == 1
+    assert tallied_keys(postgres_processor.db) == ["after", "before"]
+
+
+def test_a_decoder_that_raises_parks_only_that_message(
+    postgres_processor: MessageProcessor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shared.bus.processing as processing
+
+    parse = processing.parse_envelope
+
+    def fragile(body: bytes) -> Envelope:
+        if b"boom" in body:
+            raise MemoryError("the decoder gave up")
+        return parse(body)
+
+    monkeypatch.setattr(processing, "parse_envelope", fragile)
+    messages = [received(Tallied(key="one")), received(Tallied(key="boom")), received(Tallied(key="two"))]
+    outcomes = postgres_processor.process_batch(SUBSCRIPTION, messages)
+    assert [(o.kind, o.reason) for o in outcomes] == [("done", ""), ("park", "undecodable"), ("done", "")]
+    assert "MemoryError" in outcomes[1].error
+    assert calls == ["one", "two"]
 
 
 @pytest.mark.parametrize("fail, kind", [("transient", "retry"), ("permanent", "park")])

@@ -165,6 +165,8 @@ def test_purge_removes_only_the_selected_parked_messages(runtime: Runtime) -> No
 class OrphanHappened(Event):
     """An event no queue is bound for."""
 
+    producers = ("toy",)
+
     key: str
 
 

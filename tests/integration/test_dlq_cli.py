@@ -26,6 +26,7 @@ QUEUE = "invoicer.create_invoice"
 def namespace(rabbit_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     namespace = f"dlq-{uuid.uuid4().hex[:8]}"
     monkeypatch.setenv("POSTPAY_AMQP_URL", rabbit_url)
+    monkeypatch.setenv("POSTPAY_BROKER_USERS", "guest")  # the test's one login, for every producer
     monkeypatch.setenv("POSTPAY_BUS_NAMESPACE", namespace)
     monkeypatch.setenv("POSTPAY_DATABASE_URL", f"sqlite:///{tmp_path / 'dlq.sqlite'}")
     return namespace

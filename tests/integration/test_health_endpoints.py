@@ -66,6 +66,7 @@ def running(rabbit_url: str, postgres_url: str, postgres_database: Database, nam
     environment = {key: value for key, value in os.environ.items() if not key.startswith("POSTPAY_")}
     environment.update({
         "POSTPAY_AMQP_URL": rabbit_url,
+        "POSTPAY_BROKER_USERS": "guest",  # `run all`: one login for every service
         "POSTPAY_BUS_NAMESPACE": namespace,
         "POSTPAY_DATABASE_URL": f"{postgres_url}?options={quote(f'-csearch_path={postgres_database.schema}')}",
         "POSTPAY_HEALTH_PORT": str(port),

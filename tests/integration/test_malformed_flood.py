@@ -2,8 +2,10 @@
 real work flows through the same queues: people enroll through the web (register, ask for a new link,
 verify, accept the terms) and a month is closed and invoiced.
 
-Each malformed message is parked unread with the reason of its kind, byte for byte as it was sent; the
-consumers keep running; and the valid work interleaved with the flood comes out exactly right.
+Each malformed message (bad JSON, deep nesting, not UTF-8, numbers out of range, wrong content type or
+types, unknown type, missing fields, oversized, the wrong event) is parked unread with the reason of its
+kind, byte for byte as it was sent; the consumers keep running; the valid work interleaved with the
+flood comes out exactly right, and none of it is retried because of a bad message beside it.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from shared.events.enrollment import UserProvisioned
 from shared.periods import BillingPeriod
 from shared.settings import KernelSettings
 from tests.support.billing import PRICES, BillingHarness, Customer, VmHistory, assert_invoice_matches, expected_lines
-from tests.support.bus_helpers import wait_until
+from tests.support.bus_helpers import metric, wait_until
 from tests.support.enrollment import Enrollment, csrf_from, signup_settings, unique_email
 from tests.support.malformed import KINDS, REASONS, builders, check_is_malformed
 from tests.support.system import Upstreams
@@ -91,7 +93,8 @@ def publish_to_queue(bus: RabbitBus, queue: str, envelopes: list[Any]) -> None:
         channel = bus.open_channel(connection)
         channel.confirm_select()
         for envelope in envelopes:
-            message = amqp.Message(envelope.to_json().encode(), content_type="application/json", delivery_mode=2)
+            message = amqp.Message(envelope.to_json().encode(), content_type="application/json", delivery_mode=2,
+                                   user_id=bus.login_user)
             channel.basic_publish_confirm(message, exchange="", routing_key=bus.naming.queue(queue))
 
 
@@ -151,6 +154,7 @@ def test_a_thousand_malformed_messages_in_every_queue_are_parked_while_valid_wor
         emails = [unique_email("flood") for _ in range(JOURNEYS)]
         browsers = [TestClient(web.app, base_url=settings.public_url, follow_redirects=False) for _ in emails]
 
+        retried_before = {s.queue: metric("postpay_messages_retried_total", handler=s.queue) for s in subscriptions}
         runtime.start(background=False)
         consumer_thread = next(t for t in runtime._threads if t.name == "consumer")
         try:
@@ -184,6 +188,10 @@ def test_a_thousand_malformed_messages_in_every_queue_are_parked_while_valid_wor
             for browser in browsers:
                 browser.close()
 
+        # A malformed message fails alone: none of the valid work beside it was sent to a retry queue.
+        retried = {s.queue: metric("postpay_messages_retried_total", handler=s.queue) - retried_before[s.queue]
+                   for s in subscriptions}
+        assert retried == dict.fromkeys(retried, 0.0), f"valid messages were retried: {retried}"
         for subscription in subscriptions:
             parked = read_parking_lot(rabbit_bus, subscription.queue, PER_QUEUE)
             got = Counter((headers.get(PARKED_REASON_HEADER), digest(body)) for headers, body in parked)

@@ -29,6 +29,7 @@ def test_a_service_started_during_a_broker_outage_waits_and_then_consumes(
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("POSTPAY_")},
         "POSTPAY_AMQP_URL": private_broker_up.url,
+        "POSTPAY_BROKER_USERS": "guest",
         "POSTPAY_DATABASE_URL": database_url_with_schema(postgres_database),
         "POSTPAY_BUS_NAMESPACE": f"test-{uuid.uuid4().hex[:10]}",
         "POSTPAY_LOG_LEVEL": "INFO",

@@ -306,8 +306,8 @@ class RecordingBus:
         self._bus = bus
         self.bodies: list[bytes] = []
 
-    def publisher(self) -> Any:
-        inner = self._bus.publisher()
+    def publisher(self, producer: str | None = None) -> Any:
+        inner = self._bus.publisher(producer)
         bodies = self.bodies
 
         class Recording:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,6 +30,9 @@ REASONS = {
     "missing-fields": "invalid",
     "oversized": "oversized",
     "wrong-event": "unexpected-type",
+    "deep-nesting": "undecodable",
+    "not-utf8": "undecodable",
+    "huge-number": "undecodable",
 }
 KINDS = tuple(REASONS)
 
@@ -95,11 +98,62 @@ def wrong_event(subscription: Subscription, n: int) -> Malformed:
     raise AssertionError(f"{subscription.queue} consumes every candidate event")
 
 
+_PRODUCER, _VERSION = '"producer": "', '"schema_version": 1'
+_HOSTILE: dict[str, Callable[[str, int], str | bytes]] = {
+    "brackets": lambda text, depth: "[" * depth,
+    "objects": lambda text, depth: '{"a": ' * (depth // 6),
+    "nested-in-envelope": lambda text, depth: text.replace('"payload": {', '"payload": {"deep": ' + "[" * (depth - len(text)), 1),
+    "utf-16": lambda text, depth: text.encode("utf-16"),
+    "utf-32": lambda text, depth: text.encode("utf-32"),
+    "latin-1": lambda text, depth: text.replace(_PRODUCER, _PRODUCER + "\u00e4", 1).encode("latin-1"),
+    "utf-8-bom": lambda text, depth: b"\xef\xbb\xbf" + text.encode(),
+    "lone-surrogate": lambda text, depth: text.replace(_PRODUCER, _PRODUCER + "\\udcff", 1),
+    "huge-integer": lambda text, depth: text.replace(_VERSION, '"schema_version": ' + "9" * 5000, 1),
+    "million-digit-integer": lambda text, depth: text.replace(_VERSION, '"schema_version": ' + "9" * 1_000_000, 1),
+    "huge-float": lambda text, depth: text.replace(_VERSION, '"schema_version": 1e1000000', 1),
+    "nan": lambda text, depth: text.replace(_VERSION, '"schema_version": NaN', 1),
+    "infinity": lambda text, depth: text.replace(_VERSION, '"schema_version": -Infinity', 1),
+}
+HOSTILE_NAMES = tuple(_HOSTILE)
+
+
+def hostile_bodies(valid: bytes, max_bytes: int | None = None, names: Sequence[str] = HOSTILE_NAMES) -> dict[str, bytes]:
+    """Bodies that break a naive JSON decoder, built around a valid envelope ``valid``: each must be
+    parked as ``undecodable`` (never raise, never be retried). Deep nesting is 100,000 levels, or as
+    deep as ``max_bytes`` allows; with ``max_bytes``, only the bodies that fit."""
+    text = json.dumps(json.loads(valid))  # one spacing, whatever produced ``valid``
+    depth = 100_000 if max_bytes is None else max_bytes - 64
+    bodies = {}
+    for name in names:
+        body = _HOSTILE[name](text, depth)
+        body = body.encode() if isinstance(body, str) else body
+        assert body != text.encode(), f"{name}: the replacement found nothing to replace"
+        if max_bytes is None or len(body) <= max_bytes:
+            bodies[name] = body
+    return bodies
+
+
+def _hostile(names: Sequence[str], max_bytes: int | None = None) -> Callable[[Subscription, int], Malformed]:
+    def build(subscription: Subscription, n: int) -> Malformed:
+        name = names[n % len(names)]
+        return hostile_bodies(_valid_body(subscription, n), max_bytes, [name])[name], CONTENT_TYPE
+
+    return build
+
+
+def _valid_body(subscription: Subscription, n: int) -> bytes:
+    """An envelope of the type the queue consumes (the hostile part is what matters, not its payload)."""
+    return json.dumps(envelope_document(_consumed(subscription).event_type, {"n": n})).encode()
+
+
 def builders(max_bytes: int) -> dict[str, Callable[[Subscription, int], Malformed]]:
     return {
         "bad-json": bad_json, "wrong-content-type": wrong_content_type, "wrong-types": wrong_types,
         "unknown-type": unknown_type, "missing-fields": missing_fields, "oversized": oversized(max_bytes),
         "wrong-event": wrong_event,
+        "deep-nesting": _hostile(("brackets", "objects", "nested-in-envelope"), max_bytes),
+        "not-utf8": _hostile(("utf-16", "utf-32", "latin-1", "utf-8-bom", "lone-surrogate")),
+        "huge-number": _hostile(("huge-integer", "huge-float", "nan", "infinity")),
     }  # fmt: skip
 
 

@@ -9,6 +9,7 @@ Erlang cookie, and nothing else in common with the shared one but the epmd daemo
         bus = RabbitBus(broker.url, ...)
         broker.stop_app(); broker.start_app()   # the app inside the running node
         broker.restart()                        # the whole node, data kept (durable queues survive)
+        broker.import_definitions({...})        # users and permissions, on this node only
 
 rabbitmq-server drops to the ``rabbitmq`` user when run by root, so as root the node runs as that user
 and everything it writes is owned by it; as any other user it runs as that user.
@@ -18,6 +19,7 @@ and everything it writes is owned by it; as any other user it runs as that user.
 
 from __future__ import annotations
 
+import json
 import os
 import pwd
 import secrets
@@ -31,6 +33,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
@@ -203,6 +206,36 @@ class PrivateBroker:
             raise RuntimeError(f"rabbitmqctl {' '.join(args)} failed ({result.returncode}): "
                                f"{result.stdout.decode(errors='replace')}{result.stderr.decode(errors='replace')}")
         return result.stdout.decode(errors="replace")
+
+    # -- users and permissions (this node's own; never the shared broker's) ------------------------
+    def import_definitions(self, document: dict[str, Any]) -> None:
+        """Users, permissions, topic permissions, exchanges... as ``rabbitmqctl import_definitions``."""
+        path = self.base / f"definitions-{uuid.uuid4().hex[:8]}.json"
+        path.write_text(json.dumps(document))
+        path.chmod(0o644)
+        try:
+            self.ctl("import_definitions", str(path))
+        finally:
+            path.unlink(missing_ok=True)
+
+    def add_user(self, user: str, password: str) -> None:
+        self.ctl("add_user", user, password)
+
+    def set_permissions(self, user: str, configure: str, write: str, read: str, *, vhost: str = "/") -> None:
+        self.ctl("set_permissions", "-p", vhost, user, configure, write, read)
+
+    def set_topic_permissions(self, user: str, exchange: str, write: str, read: str, *, vhost: str = "/") -> None:
+        self.ctl("set_topic_permissions", "-p", vhost, user, exchange, write, read)
+
+    def delete_user(self, user: str) -> None:
+        self.ctl("delete_user", user)
+
+    def users(self) -> set[str]:
+        return {line.split("\t")[0] for line in self.ctl("list_users", "--quiet", "--no-table-headers").splitlines()
+                if line.strip()}
+
+    def url_as(self, user: str, password: str) -> str:
+        return f"amqp://{quote(user, safe='')}:{quote(password, safe='')}@127.0.0.1:{self.port}/"
 
     def stop_app(self) -> None:
         """The broker goes away for clients (connections drop, connects are refused); the node stays."""

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from shared.db import Database
 from tests.support.system import SOLUSVM_TOKEN, Upstreams
@@ -55,6 +55,8 @@ class ProcessEnvironment:
         return {
             **inherited,
             "POSTPAY_AMQP_URL": self.amqp_url,
+            # The test's one broker login speaks for every producer (test_broker_identity.py runs a user each).
+            "POSTPAY_BROKER_USERS": urlsplit(self.amqp_url).username or "guest",
             "POSTPAY_DATABASE_URL": database_url_with_schema(self.db),
             "POSTPAY_BUS_NAMESPACE": self.namespace,
             "POSTPAY_RETRY_DELAYS": self.retry_delays,

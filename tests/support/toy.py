@@ -17,6 +17,8 @@ from shared.service import ServiceDefinition, ServiceTables
 
 
 class ProbeHappened(Event):
+    producers = ("test", "toy")  # the tests themselves, and the toy outbox in some
+
     key: str
     fail_times: int = 0
     sleep_seconds: float = 0.0
@@ -26,6 +28,8 @@ class ProbeHappened(Event):
 
 
 class ProbeFollowed(Event):
+    producers = ("toy",)
+
     key: str
 
 

@@ -123,7 +123,8 @@ def env_example() -> dict[str, str]:
 
 
 def secret_example() -> dict[str, str]:
-    document = yaml.safe_load((ROOT / "deploy" / "k8s" / "secret.example.yaml").read_text())
+    documents = yaml.safe_load_all((ROOT / "deploy" / "k8s" / "secret.example.yaml").read_text())
+    (document,) = [doc for doc in documents if doc and doc["metadata"]["name"] == "postpay-secrets"]
     return {name: str(value) for name, value in document["stringData"].items()}
 
 

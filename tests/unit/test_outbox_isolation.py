@@ -33,7 +33,7 @@ def test_a_broken_outbox_does_not_stall_the_ones_after_it(tmp_path: Path) -> Non
     with db.transaction() as session:
         envelope = healthy.outbox.add_event(session, ProbeHappened(key="must-go-out"))
     publisher = RecordingPublisher()
-    relay = OutboxRelay(db, [broken.outbox, healthy.outbox], lambda: publisher)
+    relay = OutboxRelay(db, [broken.outbox, healthy.outbox], lambda producer: publisher)
 
     assert relay.relay_once() == 1
     assert [m.event_id for m in publisher.published] == [envelope.event_id]

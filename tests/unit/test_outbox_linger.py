@@ -44,7 +44,7 @@ def _run_burst(tmp_path: Path, linger: float, burst: int) -> BatchRecordingPubli
     publisher = BatchRecordingPublisher()
     publisher.expected = burst
     # A long poll: only a wake (a handler's commit) makes the relay look.
-    relay = OutboxRelay(db, [tables.outbox], lambda: publisher, poll_seconds=30, linger_seconds=linger)
+    relay = OutboxRelay(db, [tables.outbox], lambda producer: publisher, poll_seconds=30, linger_seconds=linger)
     stop = threading.Event()
     thread = threading.Thread(target=relay.run, args=(stop,), daemon=True)
     thread.start()

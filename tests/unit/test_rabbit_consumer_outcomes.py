@@ -27,7 +27,7 @@ class ShortProcessor:
 
 def finished_outcomes(processor: Any, count: int) -> list[Outcome]:
     subscription = Subscription("toy", "batched", (ProbeHappened,), lambda event, ctx: None, batch=8)
-    bus = SimpleNamespace(naming=Naming("unit"), concurrency=1)
+    bus = SimpleNamespace(naming=Naming("unit"), concurrency=1, trusted_copiers=frozenset)
     consumer = RabbitConsumer(bus, [(subscription, processor)])  # type: ignore[arg-type]
     try:
         deliveries = [_Delivery(1, tag, ReceivedMessage(b"{}", CONTENT_TYPE, {}), amqp.Message(b"{}"))

@@ -53,6 +53,9 @@ class Broker:
     def connection(self) -> NodeThatDies:
         return NodeThatDies()
 
+    def trusted_copiers(self) -> frozenset[str]:
+        return frozenset({"guest"})
+
     def open_channel(self, connection: NodeThatDies) -> FakeChannel:
         self.attempts += 1
         if self.attempts <= self.outage:
