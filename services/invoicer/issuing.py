@@ -82,8 +82,13 @@ def create(ctx: HandlerContext, whmcs: Any, settings: InvoicerSettings, draft: I
         with ctx.separate_transaction() as session:
             store.mark_uncertain(session, client_id, period, since=ctx.now())
         ctx.log.warning("CreateInvoice outcome unknown; the invoice is looked up after the quiet time",
-                        client_id=client_id, period=period, quiet_seconds=settings.whmcs_uncertain_quiet_seconds)
-        raise
+                        client_id=client_id, period=period, quiet_seconds=settings.whmcs_uncertain_quiet_seconds,
+                        attempt=attempt)
+        if attempt >= settings.whmcs_uncertain_max_attempts:
+            raise  # WHMCS keeps failing this one: let the delivery's retries run out and park it for a person
+        # The look-up after the quiet time settles it; a lost outcome is no failure of this delivery's own.
+        raise RetryLater(f"CreateInvoice for client {client_id}, {period}: outcome unknown, looked up after the "
+                         "quiet time", settings.whmcs_uncertain_quiet_seconds) from None
     except UpstreamError:
         with ctx.separate_transaction() as session:
             store.mark_failed(session, client_id, period, attempt)

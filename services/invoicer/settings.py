@@ -88,6 +88,15 @@ class InvoicerSettings(BaseSettings):
             "take to finish a request (its PHP max_execution_time), so an invoice it is still writing is found."
         ),
     )
+    whmcs_uncertain_max_attempts: int = Field(
+        default=12,
+        ge=1,
+        description=(
+            "CreateInvoice attempts per client and month whose outcome may be lost before a lost one counts as a "
+            "failed delivery (retried, then parked): until then each is settled by the look-up after the quiet "
+            "time, without using up the delivery's retries."
+        ),
+    )
     invoice_hold_above: AmountsByCurrency = Field(
         default={},
         description=(

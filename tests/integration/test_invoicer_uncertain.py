@@ -101,3 +101,65 @@ def test_when_whmcs_never_wrote_it_the_invoice_is_created_after_the_quiet_time(
         (invoice,) = harness.invoices_of(customer.client_id)
         assert upstreams.whmcs.calls["CreateInvoice"] == 2 and upstreams.whmcs.calls["GetInvoices"] >= 1
         assert harness.ledger(PERIOD)[customer.client_id].invoice_id == invoice.id
+
+
+def test_lost_outcomes_in_a_row_wait_for_the_look_up_instead_of_parking_the_customer(
+    rabbit_bus: RabbitBus, postgres_database: Database
+) -> None:
+    """More ambiguous CreateInvoice answers in a row than the bus has retries: each is settled by the
+    look-up after the quiet time, not counted as a failure, so the customer is invoiced once, not parked."""
+    clock = ManualClock(NOW)
+    settings = InvoicerSettings(token_prices=PRICES, whmcs_uncertain_quiet_seconds=QUIET)
+    lost = len(rabbit_bus.retry_delays) + 2
+    with Upstreams(now=NOW) as upstreams:
+        harness = BillingHarness(upstreams, rabbit_bus, postgres_database, clock=clock, invoicer=settings,
+                                 timeouts=Timeouts(connect=2, read=0.3)).start()
+        try:
+            plan = harness.add_plan("S", 7, 5000)
+            customer = harness.add_customer("USD", [VmHistory("web", plan, [(START, None)])])
+            harness.enroll([customer])
+            upstreams.whmcs.fault(kind="server_error", route="CreateInvoice", count=lost, status=502)
+            harness.close(PERIOD)
+            for sent in range(1, lost + 1):
+                wait_until(lambda: upstreams.whmcs.calls["CreateInvoice"] == sent
+                           and (e := harness.ledger(PERIOD).get(customer.client_id)) is not None
+                           and e.status == "uncertain", what=f"lost outcome {sent} recorded")
+                clock.advance(seconds=QUIET + 1)
+            harness.wait_settled(PERIOD, 1, timeout=30)
+        finally:
+            harness.stop()
+        (invoice,) = harness.invoices_of(customer.client_id)
+        assert upstreams.whmcs.calls["CreateInvoice"] == lost + 1
+        assert harness.ledger(PERIOD)[customer.client_id].invoice_id == invoice.id
+        assert rabbit_bus.parking_lot().list(rabbit_bus.naming.parking_lot(QUEUE)) == []
+
+
+def test_a_whmcs_that_keeps_losing_the_outcome_is_parked_for_a_person_after_the_cap(
+    rabbit_bus: RabbitBus, postgres_database: Database
+) -> None:
+    clock = ManualClock(NOW)
+    settings = InvoicerSettings(token_prices=PRICES, whmcs_uncertain_quiet_seconds=QUIET, whmcs_uncertain_max_attempts=2)
+    with Upstreams(now=NOW) as upstreams:
+        harness = BillingHarness(upstreams, rabbit_bus, postgres_database, clock=clock, invoicer=settings,
+                                 timeouts=Timeouts(connect=2, read=0.3)).start()
+        try:
+            plan = harness.add_plan("S", 7, 5000)
+            customer = harness.add_customer("USD", [VmHistory("web", plan, [(START, None)])])
+            harness.enroll([customer])
+            upstreams.whmcs.fault(kind="server_error", route="CreateInvoice", count=100, status=502)
+            harness.close(PERIOD)
+            lot = rabbit_bus.naming.parking_lot(QUEUE)
+            wait_until(lambda: upstreams.whmcs.calls["CreateInvoice"] == 1, what="the first lost outcome")
+
+            def parked_after_each_quiet_time() -> list:
+                clock.advance(seconds=QUIET + 1)  # each later attempt is a look-up and a CreateInvoice again
+                return rabbit_bus.parking_lot().list(lot)
+
+            (parked,) = wait_until(parked_after_each_quiet_time, timeout=30, what="the delivery parked")
+        finally:
+            harness.stop()
+        assert "CreateInvoice" in parked.error
+        # The cap's two lost outcomes, then the bus's own retries, each after a look-up that found nothing.
+        assert upstreams.whmcs.calls["CreateInvoice"] == 2 + len(rabbit_bus.retry_delays)
+        assert harness.invoices_of(customer.client_id) == []
+        assert harness.ledger(PERIOD)[customer.client_id].status == "uncertain", "the look-up still comes first"
