@@ -212,6 +212,13 @@ def decide(session: Session, client_id: int, period: str, status: str, *, actor:
     return bool(result.rowcount)
 
 
+def waiting_summary(session: Session) -> dict[str, tuple[int, datetime]]:
+    """Status → (how many wait for a decision, since when the oldest), for every period."""
+    query = (select(holds.c.status, func.count(), func.min(holds.c.created_at))
+             .where(holds.c.status.in_(WAITING)).group_by(holds.c.status))
+    return {status: (int(count), oldest) for status, count, oldest in session.execute(query)}
+
+
 def count_by_status(session: Session, period: str) -> dict[str, int]:
     query = select(holds.c.status, func.count()).where(holds.c.period == period).group_by(holds.c.status)
     return {status: int(count) for status, count in session.execute(query)}
