@@ -4,7 +4,7 @@
 # the only service role that can use them; the owner role `postpay` is a member of every one, so the
 # relay and the operators' tools, which log in as it, reach every service's tables.
 set -eu
-for service in signup provisioner usage_collector invoicer scheduler; do
+for service in signup provisioner usage_collector invoicer scheduler meter; do
   variable="POSTGRES_$(echo "$service" | tr '[:lower:]' '[:upper:]')_PASSWORD"
   password=$(printenv "$variable")
   psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname "$POSTGRES_DB" \

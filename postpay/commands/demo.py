@@ -3,7 +3,9 @@
 Starts both simulators, an SMTP capture server and every service in this process, signs a few
 customers up through the signup web app's real HTTP endpoints, seeds how their VMs ran last month,
 has the meter sweep that month at accelerated time, closes the month and prints each WHMCS invoice next
-to the amounts the seeded intervals imply, and the meter's hours beside the exact ones.
+to the amounts the seeded intervals imply, and the meter's hours beside the exact ones. ``--serve`` keeps
+it running and prints where everything is, the operator console on loopback with a fresh operator among
+it.
 With ``POSTPAY_AMQP_URL`` set, the same runs over RabbitMQ (in a namespace of its own).
 """
 
@@ -26,6 +28,7 @@ import typer
 from rich.console import Console
 
 from postpay.demo import metering, month
+from postpay.demo.console import start_console
 from postpay.demo.expected import expected_lines
 from postpay.demo.journey import Enrolled, JourneyError, SignupJourney
 from postpay.demo.narration import InvoiceCheck, Narrator, render_check
@@ -203,6 +206,7 @@ def _plural(count: int, word: str) -> str:
 def _serve(narrator: Narrator, stack: Stack, enrolled: list[Enrolled]) -> None:
     links = Links(landing=stack.signup_url, whmcs=stack.whmcs.url, solusvm=stack.solusvm.url)
     showcase = ServerThread(create_showcase(links, stack.smtp, stack.panel_secret, enrolled)).start()
+    operator_console = start_console(stack)
     try:
         narrator.title("postpay demo is running (Ctrl-C to stop)")
         first = enrolled[0]
@@ -213,12 +217,16 @@ def _serve(narrator: Narrator, stack: Stack, enrolled: list[Enrolled]) -> None:
             ("captured email", f"{showcase.url}/mail"),
             ("WHMCS simulator", f"{stack.whmcs.url}/_sim/invoices"),
             ("SolusVM 2 simulator", f"{stack.solusvm.url}/_sim/users"),
+            ("operator console", f"{operator_console.url}/"),
+            ("console user", operator_console.username),
+            ("console password", operator_console.password),
             ("database", stack.database_url),
         ]
         for label, url in rows:
             narrator.console.print(f"  {label:<24} {url}", highlight=False, soft_wrap=True)
         _wait_for_signal()
     finally:
+        operator_console.stop.set()
         showcase.stop()
 
 

@@ -97,6 +97,8 @@ def show(client: ClientArgument, period: PeriodArgument) -> None:
                       f"{format_money(hold.total, hold.currency, units)}")
         for reason in hold.reasons:
             console.print(f"  [red]{reason.code}[/red]: {reason.text}")
+        if hold.provenance:
+            console.print(f"  {hold.provenance}")
         table = Table("line", hold.currency)
         for line in hold.lines:
             table.add_row(line.description, format_money(line.amount, hold.currency, units))

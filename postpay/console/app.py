@@ -7,10 +7,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from postpay.console import routes_auth, routes_billing, routes_customers, routes_parking
+from postpay.console import routes_auth, routes_billing, routes_customers, routes_holds, routes_parking
 from postpay.console.web import Console, LoginRequired, current_session, harden, page
 
-ROUTERS = (routes_auth.router, routes_billing.router, routes_customers.router, routes_parking.router)
+ROUTERS = (routes_auth.router, routes_billing.router, routes_customers.router, routes_holds.router,
+           routes_parking.router)
 
 
 def create_app(console: Console) -> FastAPI:

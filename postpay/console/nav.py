@@ -15,6 +15,7 @@ PAGES = (
     NavEntry("Periods", "/"),
     NavEntry("Customers", "/customers"),
     NavEntry("Invoices", "/invoices"),
+    NavEntry("Held invoices", "/holds"),
     NavEntry("Parking lots", "/parking"),
     NavEntry("Audit log", "/audit"),
 )

@@ -11,6 +11,7 @@ import uvicorn
 from postpay.console.app import create_app
 from postpay.console.settings import ConsoleSettings
 from postpay.console.web import Console
+from shared.forwarded import trusted_networks
 from shared.logging import get_logger
 
 from services.invoicer.public import InvoicerSettings
@@ -35,17 +36,22 @@ def console_for(system: Any, settings: ConsoleSettings | None = None) -> Console
     )  # fmt: skip
 
 
+def uvicorn_config(console: Console) -> uvicorn.Config:
+    """The console's server: X-Forwarded-For is read only when proxies are named, and only theirs."""
+    settings = console.settings
+    proxies = [str(network) for network in trusted_networks(settings.console_forwarded_allow_ips)]
+    return uvicorn.Config(
+        create_app(console), host=settings.console_host, port=settings.console_port, log_config=None,
+        access_log=False, proxy_headers=bool(proxies), forwarded_allow_ips=proxies or None, server_header=False,
+    )  # fmt: skip
+
+
 def serve(console: Console) -> Callable[[threading.Event], None]:
     """A background task: serve the console until the stop event is set."""
     settings = console.settings
 
     def run(stop: threading.Event) -> None:
-        config = uvicorn.Config(
-            create_app(console), host=settings.console_host, port=settings.console_port, log_config=None,
-            access_log=False, proxy_headers=True, forwarded_allow_ips=settings.console_forwarded_allow_ips,
-            server_header=False,
-        )  # fmt: skip
-        server = uvicorn.Server(config)
+        server = uvicorn.Server(uvicorn_config(console))
         threading.Thread(target=lambda: (stop.wait(), setattr(server, "should_exit", True)), daemon=True).start()
         log.info("console serving", host=settings.console_host, port=settings.console_port)
         server.run()

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings
 
+from shared.forwarded import check_trusted_proxies
 from shared.settings import SETTINGS_CONFIG
 
 
@@ -28,8 +29,16 @@ class ConsoleSettings(BaseSettings):
     console_login_window_seconds: int = Field(default=900, ge=1, description="Window of the login limit, seconds.")
     console_forwarded_allow_ips: str = Field(
         default="127.0.0.1",
-        description="Proxies whose X-Forwarded-For is trusted for the operator's IP (comma-separated, '*' for any).",
+        description="Reverse proxies whose X-Forwarded-For is believed for the operator's IP address (login "
+        "limits, the audit log), comma-separated IP addresses or networks; the operator is the right-most "
+        "address that is not one of them. Never '*': anyone could then claim any address. Empty: no header "
+        "is believed.",
     )
+
+    @field_validator("console_forwarded_allow_ips")
+    @classmethod
+    def _explicit_proxies_only(cls, value: str) -> str:
+        return check_trusted_proxies(value)
 
     @property
     def secure_cookies(self) -> bool:

@@ -62,11 +62,11 @@ def create_invoice(event: UsageCollected, ctx: HandlerContext, whmcs: Any, setti
     elif decision.outcome == "hold":
         assert decision.draft is not None
         _settle(ctx, decision.draft, store.HELD, owned)
-        hold_invoice(ctx, decision.draft, decision.reasons, settings)
+        hold_invoice(ctx, decision.draft, decision.reasons, settings, decision.priced)
     elif pause is not None and pause.active:
         assert decision.draft is not None
         _settle(ctx, decision.draft, store.PAUSED, owned)
-        pause_invoice(ctx, decision.draft)
+        pause_invoice(ctx, decision.draft, decision.priced)
     else:
         assert decision.draft is not None
         attempt = owned or issuing.take_turn(ctx, whmcs, settings, client_id, period.key, key, done=USAGE_DONE)
@@ -77,7 +77,8 @@ def create_invoice(event: UsageCollected, ctx: HandlerContext, whmcs: Any, setti
 
 
 def release_invoice(event: InvoiceReleased, ctx: HandlerContext, whmcs: Any, settings: InvoicerSettings) -> None:
-    """Invoice a released hold exactly as it was computed, dated today."""
+    """Invoice a released hold exactly as it was computed, dated today, with the notes and line
+    provenance a direct invoice has (a hold kept before these were stored has no provenance rows)."""
     client_id, period = event.whmcs_client_id, event.period
     with ctx.separate_transaction() as session:
         hold = holds_store.get(session, client_id, period)
@@ -88,12 +89,12 @@ def release_invoice(event: InvoiceReleased, ctx: HandlerContext, whmcs: Any, set
     attempt = issuing.take_turn(ctx, whmcs, settings, client_id, period, run_key(client_id, period))
     if attempt is None:
         return
-    issuing.create(ctx, whmcs, settings, released_draft(hold, settings, ctx), attempt)
+    issuing.create(ctx, whmcs, settings, released_draft(hold, settings, ctx), attempt, hold.priced)
 
 
 def released_draft(hold: holds_store.Hold, settings: InvoicerSettings, ctx: HandlerContext) -> InvoiceDraft:
     return dated(hold.whmcs_client_id, hold.billing_period, hold.currency, hold.lines, now=ctx.now(),
-                 due_days=settings.invoice_due_days)
+                 due_days=settings.invoice_due_days, provenance=hold.provenance)
 
 
 def client_tariff(whmcs: Any, client_id: int, settings: InvoicerSettings) -> Tariff:

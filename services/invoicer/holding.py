@@ -14,6 +14,7 @@ from services.invoicer import holds_store, store
 from services.invoicer.holds_store import Reason
 from services.invoicer.invoice_document import InvoiceDraft
 from services.invoicer.metrics import INVOICES_HELD, INVOICES_PAUSED, PERIODS_PAUSED
+from services.invoicer.pricing import PricedUsage
 from services.invoicer.settings import InvoicerSettings
 
 ACTOR = "invoicer"
@@ -22,12 +23,13 @@ COUNTED_HOLDS = (holds_store.HELD, holds_store.RELEASED, holds_store.REJECTED)
 
 
 def hold_invoice(ctx: HandlerContext, draft: InvoiceDraft, reasons: Sequence[Reason],
-                 settings: InvoicerSettings) -> None:
+                 settings: InvoicerSettings, priced: PricedUsage | None) -> None:
     """Keep the invoice as computed, not created and not emailed, with its reasons; pause the period if
     too many of its customers are held."""
     period = draft.period.key
     holds_store.keep(ctx.session, draft.client_id, draft.period, holds_store.HELD, reasons=reasons,
-                     currency=draft.currency, lines=draft.lines, now=ctx.now())
+                     currency=draft.currency, lines=draft.lines, now=ctx.now(), provenance=draft.provenance,
+                     priced=priced)
     text = "; ".join(reason.text for reason in reasons)
     holds_store.record(ctx.session, period, draft.client_id, "held", ACTOR, text, ctx.now())
     for reason in reasons:
@@ -38,10 +40,11 @@ def hold_invoice(ctx: HandlerContext, draft: InvoiceDraft, reasons: Sequence[Rea
     _pause_if_too_many_held(ctx, period, settings)
 
 
-def pause_invoice(ctx: HandlerContext, draft: InvoiceDraft) -> None:
+def pause_invoice(ctx: HandlerContext, draft: InvoiceDraft, priced: PricedUsage | None) -> None:
     """The invoice passed every check, but its period is paused: keep it until an operator resumes."""
     holds_store.keep(ctx.session, draft.client_id, draft.period, holds_store.PAUSED, reasons=(),
-                     currency=draft.currency, lines=draft.lines, now=ctx.now())
+                     currency=draft.currency, lines=draft.lines, now=ctx.now(), provenance=draft.provenance,
+                     priced=priced)
     INVOICES_PAUSED.inc()
     ctx.log.info("invoice kept: its period is paused", client_id=draft.client_id, period=draft.period.key,
                  currency=draft.currency, total=str(draft.total))

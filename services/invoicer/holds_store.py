@@ -1,7 +1,9 @@
 """Invoices held for an operator, periods paused, and every decision about them.
 
 A **hold** keeps the invoice exactly as it was computed (currency, lines, total) with the reasons it
-broke a check, so ``postpay holds release`` invoices what was computed and nothing else. A **paused**
+broke a check, so ``postpay holds release`` invoices what was computed and nothing else; and what the
+invoice's notes and line provenance are made of (where the usage came from, the pricing of each line),
+so the released invoice says and records what a direct one would. A **paused**
 invoice passed every check but belongs to a period paused because too many of its customers were held;
 it is kept the same way until an operator resumes the period. Every change is written to the audit
 table with who made it and why.
@@ -21,9 +23,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from shared.db import Amount, UtcTimestamp
+from shared.events.billing import VmUsage
 from shared.periods import BillingPeriod
 from shared.upstream.whmcs_models import InvoiceLine
 
+from services.invoicer.pricing import PricedUsage, PricedVm, Tariff
 from services.invoicer.store import tables
 
 HELD = "held"
@@ -52,6 +56,10 @@ holds = Table(
     Column("decided_by", String(200), nullable=True),
     Column("decision_reason", Text, nullable=True),
     Column("decided_at", UtcTimestamp, nullable=True),
+    # The usage's provenance sentence (the meter's, with its gaps) and each line's pricing; unset on holds
+    # kept before they were stored, which are released without them.
+    Column("provenance", Text, nullable=True),
+    Column("pricing", Text, nullable=True),
     Index("invoicer_holds_period_status", "period", "status"),
 )
 
@@ -100,6 +108,8 @@ class Hold:
     decided_by: str | None
     decision_reason: str | None
     decided_at: datetime | None
+    provenance: str = ""
+    priced: PricedUsage | None = None
 
 
 @dataclass(frozen=True)
@@ -131,13 +141,29 @@ def _hold(row: Any) -> Hold:
                     for line in json.loads(row.lines)),
         billing_period=BillingPeriod.parse(row.period, row.timezone).between(row.starts_in, row.ends_in),
         created_at=row.created_at, decided_by=row.decided_by, decision_reason=row.decision_reason,
-        decided_at=row.decided_at,
+        decided_at=row.decided_at, provenance=row.provenance or "",
+        priced=_priced(json.loads(row.pricing)) if row.pricing else None,
     )
 
 
+def _pricing(priced: PricedUsage) -> dict[str, Any]:
+    tariff = priced.tariff
+    return {"currency": tariff.currency, "token_price": format(tariff.token_price, "f"),
+            "minor_units": tariff.minor_units,
+            "vms": [{"vm": line.vm.model_dump(mode="json"), "amount": format(line.amount, "f")} for line in priced.vms]}
+
+
+def _priced(pricing: dict[str, Any]) -> PricedUsage:
+    tariff = Tariff(pricing["currency"], Decimal(pricing["token_price"]), pricing["minor_units"])
+    return PricedUsage(tariff, tuple(PricedVm(VmUsage.model_validate(line["vm"]), Decimal(line["amount"]))
+                                     for line in pricing["vms"]))
+
+
 def keep(session: Session, client_id: int, period: BillingPeriod, status: str, *, reasons: Sequence[Reason],
-         currency: str, lines: Sequence[InvoiceLine], now: datetime) -> None:
-    """Keep the computed invoice as held or paused (replacing an earlier computation nobody decided on)."""
+         currency: str, lines: Sequence[InvoiceLine], now: datetime, provenance: str = "",
+         priced: PricedUsage | None = None) -> None:
+    """Keep the computed invoice as held or paused (replacing an earlier computation nobody decided on),
+    with what its notes and line provenance are made of."""
     values = {
         "timezone": period.timezone, "starts_in": period.starts_in, "ends_in": period.ends_in,
         "status": status,
@@ -148,6 +174,8 @@ def keep(session: Session, client_id: int, period: BillingPeriod, status: str, *
                               "taxed": line.taxed} for line in lines]),
         "updated_at": now,
         "decided_by": None, "decision_reason": None, "decided_at": None,
+        "provenance": provenance,
+        "pricing": json.dumps(_pricing(priced)) if priced is not None else None,
     }
     statement = _insert(session, holds).values(whmcs_client_id=client_id, period=period.key, created_at=now, **values)
     session.execute(statement.on_conflict_do_update(index_elements=[holds.c.whmcs_client_id, holds.c.period],
@@ -182,6 +210,13 @@ def decide(session: Session, client_id: int, period: str, status: str, *, actor:
         .values(status=status, decided_by=actor, decision_reason=reason, decided_at=now, updated_at=now)
     )
     return bool(result.rowcount)
+
+
+def waiting_summary(session: Session) -> dict[str, tuple[int, datetime]]:
+    """Status → (how many wait for a decision, since when the oldest), for every period."""
+    query = (select(holds.c.status, func.count(), func.min(holds.c.created_at))
+             .where(holds.c.status.in_(WAITING)).group_by(holds.c.status))
+    return {status: (int(count), oldest) for status, count, oldest in session.execute(query)}
 
 
 def count_by_status(session: Session, period: str) -> dict[str, int]:

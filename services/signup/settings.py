@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Annotated
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode
 
+from shared.forwarded import Network, check_trusted_proxies, trusted_networks
 from shared.mail import MailSettings
 from shared.prices import TokenPrices, token_prices_field
 from shared.secrets import fernet_key_problem, placeholder_problem, secret_problem
@@ -126,23 +126,11 @@ class SignupSettings(BaseSettings):
     @field_validator("forwarded_allow_ips")
     @classmethod
     def _explicit_proxies_only(cls, value: str) -> str:
-        for part in (part.strip() for part in value.split(",")):
-            if not part:
-                continue
-            if part == "*":
-                raise ValueError("'*' would believe any client's X-Forwarded-For; list the proxies' addresses or networks")
-            try:
-                network = ipaddress.ip_network(part, strict=False)
-            except ValueError:
-                raise ValueError(f"{part!r} is not an IP address or network") from None
-            if network.prefixlen == 0:
-                raise ValueError(f"{part} trusts every address, as '*' would; list the proxies' own network")
-        return value
+        return check_trusted_proxies(value)
 
     @property
-    def trusted_proxies(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
-        parts = (part.strip() for part in self.forwarded_allow_ips.split(","))
-        return tuple(ipaddress.ip_network(part, strict=False) for part in parts if part)
+    def trusted_proxies(self) -> tuple[Network, ...]:
+        return trusted_networks(self.forwarded_allow_ips)
 
     @field_validator("public_url")
     @classmethod

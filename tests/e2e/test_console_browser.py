@@ -1,10 +1,11 @@
 """The operator console clicked through in headless Chromium after a real month close: login, periods,
-a period's invoices, an invoice's line provenance, the customer page, the replay dry run, parking lots
-and the audit log. A screenshot of each page at desktop width is saved in the test artifacts."""
+a period's invoices, an invoice's line provenance, the customer page, the replay dry run, a held invoice
+released with a reason, parking lots and the audit log. A screenshot of each page at desktop width is saved in the test artifacts."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,7 @@ from shared.db import Database
 from simulators.common import ServerThread
 from tests.e2e.test_enrollment_browser import CHROMIUM_ARGS
 from tests.support.billing import PRICES, BillingHarness, VmHistory
+from tests.support.bus_helpers import wait_until
 from tests.support.system import Upstreams
 
 from services.invoicer.public import InvoicerSettings
@@ -46,9 +48,12 @@ def test_an_operator_clicks_through_every_console_page(tmp_path: Path, artifacts
         start = harness.period("2026-10").starts_at
         plan = harness.add_plan("S-2", 40, 1000)
         customer = harness.add_customer("EUR", [VmHistory("db-1", plan, [(start, start + timedelta(hours=31))])])
-        harness.enroll([customer])
+        broken = harness.add_plan("Broken", 1_000_000_000, 10**15)
+        held = harness.add_customer("USD", [VmHistory("web-9", broken, [(start, start + timedelta(hours=10))])])
+        harness.enroll([customer, held])
         harness.close("2026-10")
         harness.wait_settled("2026-10", 1)
+        wait_until(lambda: harness.status("2026-10").held == 1, what="the absurd invoice held")
         (invoice,) = harness.invoices_of(customer.client_id)
         with db.transaction() as session:
             accounts.add_operator(session, "ada", PASSWORD, created_by="test", now=NOW)
@@ -94,6 +99,23 @@ def test_an_operator_clicks_through_every_console_page(tmp_path: Path, artifacts
                 shot("dry-run")
                 page.get_by_role("link", name="Customers").click()
                 shot("customers")
+                page.get_by_role("link", name="Held invoices").click()
+                expect(page.get_by_role("heading", name="Held invoices")).to_be_visible()
+                row = page.locator("tr", has_text=str(held.client_id)).first
+                expect(row).to_contain_text("total-over-ceiling")
+                expect(row).to_contain_text("USD 10000000.00")
+                shot("holds")
+                row.get_by_role("link", name="held").click()
+                expect(page.get_by_role("heading", name=f"Held: client {held.client_id}, 2026-10")).to_be_visible()
+                expect(page.locator("tr", has_text="web-9").first).to_contain_text("1000000000")
+                shot("hold")
+                page.get_by_label("Why release").fill("plan confirmed by sales")
+                page.get_by_role("button", name="Release: invoice it as computed").click()
+                expect(page.locator("tr", has_text="decided")).to_contain_text("released by ada (console)")
+                expect(page.get_by_role("button", name="Release: invoice it as computed")).to_have_count(0)
+                (released,) = wait_until(lambda: harness.invoices_of(held.client_id), what="the released invoice")
+                assert released.subtotal == Decimal("10000000.00")
+                shot("hold-released")
                 page.get_by_role("link", name="Parking lots").click()
                 expect(page.get_by_role("heading", name="Parking lots")).to_be_visible()
                 shot("parking-lots")
@@ -102,6 +124,7 @@ def test_an_operator_clicks_through_every_console_page(tmp_path: Path, artifacts
                 shot("parking-lot")
                 page.get_by_role("link", name="Audit log").click()
                 expect(page.locator("tr", has_text="login").first).to_be_visible()
+                expect(page.locator("tr", has_text="holds.release")).to_contain_text("plan confirmed by sales")
                 shot("audit")
                 page.get_by_role("button", name="Log out").click()
                 expect(page.get_by_role("heading", name="Operator login")).to_be_visible()
@@ -110,4 +133,4 @@ def test_an_operator_clicks_through_every_console_page(tmp_path: Path, artifacts
             server.stop()
             harness.stop()
             db.dispose()
-    assert len(list(artifacts_dir.glob("*.png"))) == shots == 10
+    assert len(list(artifacts_dir.glob("*.png"))) == shots == 13

@@ -298,8 +298,8 @@ def test_the_relay_publishes_each_outbox_as_its_own_service(access: Access, sqli
     assert OutboxRelay(sqlite_database, [signup.outbox], relay.publisher).relay_once() == 1
     admin = access.admin()
     with admin.connection() as connection:
-        raw = admin.open_channel(connection).basic_get(
-            access.naming.queue("signup.create_client_and_send_verification"), no_ack=True)
+        (queue,) = [s.queue for s in signup.subscriptions if UserRegistered in s.events]
+        raw = admin.open_channel(connection).basic_get(access.naming.queue(queue), no_ack=True)
     assert raw is not None and raw.properties["message_id"] == str(envelope.event_id)
     assert raw.properties["user_id"] == access.user("signup")
 

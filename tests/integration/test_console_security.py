@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,13 @@ from shared.clock import ManualClock
 from shared.db import Database
 from shared.dependencies import Dependencies
 from postpay.bootstrap import SERVICES, service_builder
+from shared.periods import BillingPeriod
+from shared.upstream.whmcs_models import InvoiceLine
+from sqlalchemy import select
+
+from services.invoicer import holds_store
+from services.invoicer import store as invoicer_store
+from services.invoicer.public import tables as invoicer_tables
 
 PASSWORD = "Lantern-Orchid-7731"
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
@@ -61,7 +69,7 @@ def csrf_of(html: str) -> str:
 
 
 @pytest.mark.parametrize("path", ["/", "/customers", "/invoices", "/parking", "/audit", "/periods/2026-10",
-                                  "/customers/42", "/invoices/7"])
+                                  "/customers/42", "/invoices/7", "/holds", "/holds/2026-10/42"])
 def test_every_page_needs_a_session(console: Console, path: str) -> None:
     response = client(console).get(path)
     assert response.status_code == 303 and response.headers["location"] == "/login"
@@ -164,3 +172,83 @@ def test_passwords_are_stored_as_argon2id_hashes(console: Console) -> None:
     with console.db.transaction() as session:
         stored = session.execute(select(operators.c.password_hash)).scalar_one()
     assert stored.startswith("$argon2id$") and PASSWORD not in stored
+
+
+def hold_one(console: Console, client_id: int = 42, period: str = "2026-10") -> None:
+    """A held invoice, as the invoicer keeps one (its ledger row held, the hold with its reason)."""
+    with console.db.transaction() as session:
+        invoicer_store.settle(session, client_id, period, f"postpay:{client_id}:{period}", invoicer_store.HELD, NOW,
+                              fence=None)
+        holds_store.keep(session, client_id, BillingPeriod.parse(period), holds_store.HELD,
+                         reasons=[holds_store.Reason("total-over-ceiling", "total USD 744000000.00 is above the ceiling")],
+                         currency="USD", lines=[InvoiceLine("web (#7, plan Broken): 744 hours", Decimal("744000000.00"))],
+                         now=NOW)
+
+
+def hold_status(console: Console) -> str:
+    with console.db.transaction() as session:
+        hold = holds_store.get(session, 42, "2026-10")
+    assert hold is not None
+    return hold.status
+
+
+@pytest.mark.parametrize("path", ["/holds/2026-10/42/release", "/holds/2026-10/42/reject", "/holds/2026-10/resume"])
+def test_hold_decisions_need_the_session_csrf_token_and_a_reason(console: Console, path: str) -> None:
+    hold_one(console)
+    with console.db.transaction() as session:
+        holds_store.pause(session, "2026-10", held=1, seen=1, now=NOW)
+    http = client(console)
+    assert http.post(path, data={"reason": "looks fine"}).status_code == 303  # no session: to the login page
+    login(http)
+    token = csrf_of(http.get("/holds/2026-10/42").text)
+    assert http.post(path, data={"reason": "looks fine"}).status_code == 403
+    assert http.post(path, data={"reason": "looks fine", "csrf_token": "not-the-token"}).status_code == 403
+    assert http.post(path, data={"reason": "  ", "csrf_token": token}).status_code == 400
+    assert hold_status(console) == "held"
+    with console.db.transaction() as session:
+        assert holds_store.pause_of(session, "2026-10").active  # type: ignore[union-attr]
+        assert not [e for e in audit.latest(session) if e.action.startswith("holds.")]
+        assert invoicer_store.entry(session, 42, "2026-10").status == "held"  # type: ignore[union-attr]
+
+
+def test_a_release_from_the_console_is_the_cli_s_release_and_is_audited_with_who_and_why(console: Console) -> None:
+    hold_one(console)
+    http = client(console)
+    login(http)
+    listed = http.get("/holds").text
+    assert "total-over-ceiling" in listed and "USD 744000000.00" in listed
+    token = csrf_of(http.get("/holds/2026-10/42").text)
+    done = http.post("/holds/2026-10/42/release", data={"reason": "plan confirmed by sales", "csrf_token": token})
+    assert done.status_code == 303
+    assert hold_status(console) == "released"
+    again = http.post("/holds/2026-10/42/reject", data={"reason": "changed my mind", "csrf_token": token})
+    assert again.status_code == 409 and "not waiting" in again.text
+    with console.db.transaction() as session:
+        entry = audit.latest(session)[0]
+        (history,) = [row for row in holds_store.history(session, "2026-10", 42) if row.action == "released"]
+        assert invoicer_store.entry(session, 42, "2026-10").status == "releasing"  # type: ignore[union-attr]
+        outbox = session.execute(select(invoicer_tables.outbox.table)).all()
+    assert (entry.actor, entry.action, entry.target, entry.reason) == ("ada", "holds.release", "client 42, 2026-10",
+                                                                        "plan confirmed by sales")
+    assert (history.actor, history.reason) == ("ada (console)", "plan confirmed by sales")
+    assert [row.event_type for row in outbox] == ["InvoiceReleased"]
+
+
+def test_resuming_a_paused_month_from_the_console_releases_what_it_kept(console: Console) -> None:
+    with console.db.transaction() as session:
+        invoicer_store.settle(session, 43, "2026-10", "postpay:43:2026-10", invoicer_store.PAUSED, NOW, fence=None)
+        holds_store.keep(session, 43, BillingPeriod.parse("2026-10"), holds_store.PAUSED, reasons=(), currency="EUR",
+                         lines=[InvoiceLine("db (#8, plan S): 31 hours", Decimal("0.90"))], now=NOW)
+        holds_store.pause(session, "2026-10", held=10, seen=12, now=NOW)
+    http = client(console)
+    login(http)
+    listed = http.get("/holds").text
+    assert "2026-10 is paused" in listed and "EUR 0.90" in listed
+    done = http.post("/holds/2026-10/resume", data={"reason": "the broken plan is fixed", "csrf_token": csrf_of(listed)})
+    assert done.status_code == 303
+    with console.db.transaction() as session:
+        assert not holds_store.pause_of(session, "2026-10").active  # type: ignore[union-attr]
+        assert holds_store.get(session, 43, "2026-10").status == "released"  # type: ignore[union-attr]
+        entry = audit.latest(session)[0]
+    assert (entry.actor, entry.action, entry.reason, entry.detail) == (
+        "ada", "holds.resume", "the broken plan is fixed", "1 paused invoice(s) released")

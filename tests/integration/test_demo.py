@@ -154,11 +154,11 @@ def test_the_demo_on_embedded_defaults_prints_the_invoices_the_intervals_imply_a
     process, output = serving
     output.until(r"postpay demo is running", timeout=60)
     urls = {}
-    for _ in range(7):
+    for _ in range(10):
         label, url = re.match(r"\s+(.+?)\s{2,}(\S+)", output.until(r"\S", timeout=5)).groups()  # type: ignore[union-attr]
         urls[label] = url
     assert "in-process bus" in output.text
-    check_invoices(output.text)
+    billed = check_invoices(output.text)
 
     landing = httpx.get(urls["landing page"], timeout=10)
     assert landing.status_code == 200 and "0.0010" in landing.text
@@ -174,6 +174,20 @@ def test_the_demo_on_embedded_defaults_prints_the_invoices_the_intervals_imply_a
     invoices = httpx.get(urls["WHMCS simulator"], timeout=10).json()["invoices"]
     assert len(invoices) == 3
     assert urls["database"].startswith("sqlite:///")
+
+    # The operator console, on loopback only, opens with the operator and password printed, once.
+    console = urls["operator console"]
+    assert console.startswith("http://127.0.0.1:") and console.endswith("/")
+    with httpx.Client(base_url=console, timeout=10) as browser:
+        token = re.search(r'name="login_token" value="([^"]+)"', browser.get("/login").text).group(1)  # type: ignore[union-attr]
+        credentials = {"login_token": token, "username": urls["console user"]}
+        assert browser.post("/login", data={**credentials, "password": "not-the-password"}).status_code == 401
+        token = re.search(r'name="login_token" value="([^"]+)"', browser.get("/login").text).group(1)  # type: ignore[union-attr]
+        opened = browser.post("/login", data={**credentials, "login_token": token, "password": urls["console password"]},
+                              follow_redirects=True)
+        assert opened.status_code == 200 and "Billing periods" in opened.text
+        assert billed in opened.text and "Held invoices" in opened.text
+    assert len(urls["console password"]) >= 12
 
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=30) == 0, output.text

@@ -5,6 +5,7 @@ rest of the period until ``postpay holds resume`` (RabbitMQ + PostgreSQL, the re
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -17,11 +18,13 @@ from postpay.cli import app
 from shared.bus.rabbit import RabbitBus
 from shared.clock import ManualClock
 from shared.db import Database
+from shared.events.billing import UsageCollected, VmUsage
+from shared.events.metering import CoverageGap, MeteringProvenance
 
 from services.invoicer import holds_store
 from services.invoicer.settings import InvoicerSettings
 from tests.support.billing import PRICES, BillingHarness, VmHistory
-from tests.support.bus_helpers import metric, wait_until
+from tests.support.bus_helpers import metric, publish, wait_until
 from tests.support.system import SOLUSVM_TOKEN, Upstreams
 
 pytestmark = [pytest.mark.rabbit, pytest.mark.postgres]
@@ -61,6 +64,12 @@ def postpay(upstreams: Upstreams, rabbit_bus: RabbitBus, postgres_database: Data
         return result.output
 
     return run
+
+
+def hold_total(db: Database, client_id: int) -> Decimal | None:
+    with db.transaction() as session:
+        hold = holds_store.get(session, client_id, PERIOD)
+    return hold.total if hold is not None else None
 
 
 def created_emails(upstreams: Upstreams) -> list[object]:
@@ -247,3 +256,64 @@ def test_too_many_holds_pause_the_rest_of_the_period_until_an_operator_resumes_i
     status = harness.status(PERIOD)
     assert (status.invoiced, status.held, status.paused) == (3, 2, 0)
     assert status.pause is not None and status.pause.resumed_by == "carol"
+
+
+def test_a_released_invoice_carries_the_notes_and_line_provenance_of_a_direct_one(
+    upstreams: Upstreams, rabbit_bus: RabbitBus, postgres_database: Database, postpay: Callable[..., str]
+) -> None:
+    """An absurd invoice priced from the usage endpoint, and one from the meter (with a gap), are held
+    and released: each WHMCS invoice has the notes a direct one would have (the meter's sentence too)
+    and ``postpay invoices show`` gives every line's provenance."""
+    harness = BillingHarness(upstreams, rabbit_bus, postgres_database, clock=ManualClock(NOW)).start()
+    try:
+        absurd = harness.add_plan("Broken", 1_000_000_000, 10**15)
+        endpoint = harness.add_customer("USD", [VmHistory("web", absurd, [(START - timedelta(days=3), None)])])
+        metered = harness.add_customer("EUR", [VmHistory("db", absurd, [(START, START + timedelta(hours=30))])])
+        harness.enroll([endpoint, metered])
+        harness.close(PERIOD)
+        wait_until(lambda: harness.status(PERIOD).held == 2, what="both held")
+        # The meter's usage of the second customer (a replay from the meter) replaces its computation.
+        window = harness.period(PERIOD)
+        gap = CoverageGap(starts_at=START + timedelta(days=3), ends_at=START + timedelta(days=3, hours=2), billed=True)
+        metering = MeteringProvenance(estimate="observed", gap_policy="bill", observed_until=window.ends_at,
+                                      gaps=(gap,))
+        (server,) = metered.vms
+        # The meter saw one hour less than the endpoint (its bound, docs/usage-sources.md).
+        vm = VmUsage(server_id=server.server_id, name="db", plan_id=absurd.id, plan_name="Broken", hours=29,
+                     tokens_per_hour=10**9, tokens_per_month=10**15, tokens=29 * 10**9)
+        publish(rabbit_bus, UsageCollected(
+            period=PERIOD, starts_at=window.starts_at, ends_at=window.ends_at, timezone=window.timezone,
+            whmcs_client_id=metered.client_id, solusvm_user_id=metered.solusvm_user_id, vms=(vm,),
+            total_tokens=vm.tokens, trigger="replay", source="meter", metering=metering))
+        wait_until(lambda: hold_total(postgres_database, metered.client_id) == Decimal("26100000.00"),
+                   what="the metered usage held")
+
+        released = metric("postpay_messages_handled_total", handler=RELEASE_QUEUE, outcome="done")
+        for customer in (endpoint, metered):
+            postpay("holds", "release", str(customer.client_id), PERIOD, "--reason", "checked", "--by", "alice")
+        wait_until(lambda: metric("postpay_messages_handled_total", handler=RELEASE_QUEUE, outcome="done")
+                   >= released + 2, what="both releases handled")
+        harness.wait_settled(PERIOD, 2)
+    finally:
+        harness.stop()
+
+    span = f"SolusVM 2 usage for {PERIOD} (2025-10-01 to 2025-10-31, UTC)."
+    (endpoint_invoice,) = harness.invoices_of(endpoint.client_id)
+    assert endpoint_invoice.notes == f"{span} postpay run key: [postpay:{endpoint.client_id}:{PERIOD}]"
+    (metered_invoice,) = harness.invoices_of(metered.client_id)
+    assert metered_invoice.notes == (
+        f"{span} Usage metered by postpay from SolusVM 2's server list and activity log (observed running time), "
+        "observed until 2025-11-01T00:00:00Z. Meter gaps: 2025-10-04T00:00:00Z to 2025-10-04T02:00:00Z "
+        f"(billed through). postpay run key: [postpay:{metered.client_id}:{PERIOD}]")
+
+    shown = json.loads(postpay("invoices", "show", str(metered_invoice.id), "--offline", "--json"))
+    assert shown["provenance_note"] is None
+    (line,) = shown["lines"]
+    assert (line["vm_name"], line["server_id"], line["hours"], line["tokens_per_hour"], line["tokens"]) == (
+        "db", server.server_id, 29, 10**9, 29 * 10**9)
+    assert (line["capped"], line["token_price"], line["unrounded"], Decimal(line["amount"])) == (
+        False, "0.0009", "26100000.0000", Decimal("26100000.00"))
+    text = postpay("invoices", "show", str(endpoint_invoice.id), "--offline")
+    assert "no provenance recorded" not in text
+    row = next(row for row in text.splitlines() if "web (#" in row)
+    assert "744" in row and "1000000000" in row and "0.0010" in row and "USD 744000000.00" in row, row

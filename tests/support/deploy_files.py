@@ -2,9 +2,10 @@
 deploy/ (test_deploy_files.py, test_deploy_access.py).
 
 What production "needs" is derived from the settings classes, not listed here: every secret with a
-built-in (demo) value, every setting whose default points at this machine (127.0.0.1), each part's own
-broker and database URLs, and the health port (probes and scrapes use it); which part uses which secret
-comes from the rotation table of docs/operations.md.
+built-in (demo) value, every setting whose default points at this machine (127.0.0.1) (the console's
+own, such as where it listens, only for the console), each part's own broker and database URLs, and the
+health port (probes and scrapes use it); which part uses which secret comes from the rotation table of
+docs/operations.md.
 """
 
 from __future__ import annotations
@@ -41,9 +42,21 @@ SECRETS = {name for name, row in ROWS.items() if row["secret"]}
 URLS = {"POSTPAY_AMQP_URL", "POSTPAY_DATABASE_URL"}  # each part's own broker user and database role
 
 
-def required_settings() -> set[str]:
-    """What every postpay process needs, whatever it runs (its own secrets are ``secrets_of``)."""
-    loopback = {name for name, row in ROWS.items() if "127.0.0.1" in row["default"] and name not in SECRETS}
+# Parts that log in as the database owner (a member of every service's role) instead of a role of their own.
+OWNER_PARTS = ("relay", "operator", "console")
+
+
+def producer_of(part: str) -> str:
+    """The producer whose broker user a part logs in as: its own service's; the relay's; the console
+    requeues and purges as the operators' tools do."""
+    return {"relay": RELAY, "console": OPERATOR}.get(part, part.replace("-", "_"))
+
+
+def required_settings(part: str) -> set[str]:
+    """What a postpay process running ``part`` needs (its own secrets are ``secrets_of``). Every process
+    builds every service, so reads every service's settings; only the console reads the console's."""
+    loopback = {name for name, row in ROWS.items() if "127.0.0.1" in row["default"] and name not in SECRETS
+                and (part == "console" or row["owner"] != "console")}
     return loopback | URLS | {"POSTPAY_HEALTH_PORT"}
 
 

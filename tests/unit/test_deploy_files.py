@@ -92,6 +92,10 @@ def test_the_env_examples_name_only_real_settings_and_hold_no_secret() -> None:
         assert example.get(name, "") == "", f"{name} must be left empty in the example"
     shared = env_example("postpay.env.example")
     assert shared.keys() <= ROWS.keys() and not shared.keys() & SECRETS, "postpay.env reaches every container"
+    # The meter's choice of usage source is no secret: it belongs with every container's settings.
+    assert {"POSTPAY_USAGE_SOURCE", "POSTPAY_METER_INTERVAL_SECONDS", "POSTPAY_METER_GAP_POLICY"} <= shared.keys()
+    header = (DEPLOY / ".env.example").read_text().split("\n\n", 1)[0]
+    assert "refuses to start" in header and "generate real ones" in header
     assert not (DEPLOY / ".env").exists() or ".env" in (ROOT / ".gitignore").read_text().split()
     assert not (DEPLOY / "postpay.env").exists() or "postpay.env" in (ROOT / ".gitignore").read_text().split()
 

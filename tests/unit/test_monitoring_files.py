@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+import services.invoicer.metrics  # noqa: F401 - registers the invoicer's series
+import services.meter.metrics  # noqa: F401 - registers the meter's series
 from shared.metrics import REGISTRY
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
@@ -72,7 +74,15 @@ def test_the_prometheus_rule_for_kubernetes_is_the_compose_rules() -> None:
 def test_the_alerts_the_issue_asks_for_are_there() -> None:
     alerts = {rule["alert"] for group in yaml.safe_load(RULES.read_text())["groups"] for rule in group["rules"]}
     assert alerts == {"PostpayMessagesParked", "PostpayOutboxBacklogGrowing", "PostpayMonthCloseNotFinished",
-                      "PostpayUpstreamErrorRate", "PostpayNoSchedulerTick"}
+                      "PostpayUpstreamErrorRate", "PostpayNoSchedulerTick", "PostpayHeldInvoiceWaiting",
+                      "PostpayBillingPeriodPaused"}
+
+
+def test_held_invoices_and_paused_months_are_on_the_dashboard() -> None:
+    queries = " ".join(dashboard_queries())
+    for series in ("postpay_invoice_holds_waiting", "postpay_invoice_hold_oldest_waiting_timestamp_seconds",
+                   "postpay_billing_periods_paused_active", "postpay_invoices_held_total"):
+        assert series in queries, series
 
 
 @pytest.mark.parametrize("source", ["dashboard", "rules"])
