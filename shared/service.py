@@ -36,12 +36,15 @@ BackgroundTask = Callable[[threading.Event], None]
 @dataclass
 class ServiceDefinition:
     """``background`` tasks run beside the consumers (a scheduler loop, a web server) until the
-    stop event is set; ``extras`` carries service-specific objects for the composition root."""
+    stop event is set; ``preflight`` checks run before a process runs this service (not when it is only
+    built, as every process builds every service to know the topology), raising ``ConfigurationError``;
+    ``extras`` carries service-specific objects for the composition root."""
 
     name: str
     tables: ServiceTables
     subscriptions: list[Subscription]
     background: list[BackgroundTask] = field(default_factory=list)
+    preflight: list[Callable[[], None]] = field(default_factory=list)
     extras: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -183,6 +183,10 @@ def run(
     if migrate_first and part is not Part.relay:
         migrate(system, names, console=part in (Part.console, Part.all))
     runtime = build_runtime(system, part)
+    if part is not Part.relay:  # the relay only ships rows: it serves nobody with the services' secrets
+        for service in runtime.services:
+            for check in service.preflight:
+                check()
     consume = part not in (Part.relay, Part.console)
     console_settings = ConsoleSettings()
     web = []

@@ -46,11 +46,21 @@ def refuse_weak_secrets(settings: SignupSettings, deps: Dependencies) -> None:
                 variables=[problem.split(" ", 1)[0] for problem in weak])  # fmt: skip
 
 
+def refuse_unusable_keys(problem: str) -> None:
+    raise ConfigurationError(f"the signup cannot run with its keys: {problem} (POSTPAY_SECRET_KEY, "
+                             "POSTPAY_PASSWORD_KEYS; see docs/configuration.md)")
+
+
 def build(deps: Dependencies) -> ServiceDefinition:
     settings = deps.settings(SignupSettings)
-    refuse_weak_secrets(settings, deps)
-    signer = Signer(settings.secret_key.get_secret_value())
-    vault = PasswordVault(settings.password_keys)
+    # Every process builds every service (to know the topology), with only its own secrets: keys the
+    # signup cannot use stop only a process that runs the signup, at its preflight.
+    try:
+        signer: Signer | None = Signer(settings.secret_key.get_secret_value())
+        vault: PasswordVault | None = PasswordVault(settings.password_keys)
+    except (ValueError, ConfigurationError) as exc:
+        signer = vault = None
+        unusable = str(exc)
     mail = {"mailer": deps.mailer, "signer": signer, "settings": settings}
     subscriptions = [
         Subscription(NAME, "send_verification", (UserRegistered,), functools.partial(handlers.send_verification, **mail)),
@@ -80,5 +90,7 @@ def build(deps: Dependencies) -> ServiceDefinition:
         tables=tables,
         subscriptions=subscriptions,
         background=background,
+        preflight=[functools.partial(refuse_weak_secrets, settings, deps)]
+        + ([] if signer is not None else [functools.partial(refuse_unusable_keys, unusable)]),
         extras={"web_app": web_app, "outbox_committed": outbox_committed},
     )

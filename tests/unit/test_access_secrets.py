@@ -26,6 +26,7 @@ from services.signup.service import build
 from services.signup.settings import DEMO_PANEL_SECRET, DEMO_PASSWORD_KEY, DEMO_SECRET_KEY, SignupSettings
 from shared.dependencies import Dependencies
 from shared.errors import ConfigurationError
+from shared.service import ServiceDefinition
 from shared.settings import UpstreamSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,7 +49,15 @@ def good_signup(**changes: object) -> SignupSettings:
 
 def start(signup: SignupSettings, upstream: UpstreamSettings | None = None) -> object:
     overrides = {SignupSettings: signup, UpstreamSettings: upstream or good_upstream()}
-    return build(Dependencies(whmcs=None, solusvm=None, mailer=None, overrides=overrides))  # type: ignore[arg-type]
+    return preflight(build(Dependencies(whmcs=None, solusvm=None, mailer=None, overrides=overrides)))  # type: ignore[arg-type]
+
+
+def preflight(service: ServiceDefinition) -> ServiceDefinition:
+    """What `postpay run signup` checks before serving (building alone checks nothing: every process
+    builds every service)."""
+    for check in service.preflight:
+        check()
+    return service
 
 
 def fernet_key_of(raw: bytes) -> str:
@@ -141,7 +150,7 @@ def test_no_shipped_example_value_would_be_accepted(example: object, monkeypatch
         monkeypatch.setenv(name, values.get(name, ""))
     monkeypatch.setenv("POSTPAY_PUBLIC_URL", PUBLIC)
     with pytest.raises(ConfigurationError) as refused:
-        build(Dependencies(whmcs=None, solusvm=None, mailer=None))
+        preflight(build(Dependencies(whmcs=None, solusvm=None, mailer=None)))
     for name in SECRET_VARIABLES:
         assert name in str(refused.value), f"{name}={values.get(name, '')!r} from the example would be accepted"
 

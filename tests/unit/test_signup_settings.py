@@ -74,7 +74,12 @@ def test_signup_refuses_to_serve_the_world_with_the_public_demo_secrets() -> Non
     from shared.errors import ConfigurationError
 
     public = SignupSettings(public_url="https://signup.example.com", signup_port=0)
+    refused = build(Dependencies(whmcs=None, solusvm=None, mailer=None, overrides={SignupSettings: public}))
     with pytest.raises(ConfigurationError, match="POSTPAY_SECRET_KEY"):
-        build(Dependencies(whmcs=None, solusvm=None, mailer=None, overrides={SignupSettings: public}))
+        for check in refused.preflight:  # what `postpay run signup` does before it serves
+            check()
     local = SignupSettings(public_url="http://127.0.0.1:8480", signup_port=0)
-    assert build(Dependencies(whmcs=None, solusvm=None, mailer=None, overrides={SignupSettings: local})).name == "signup"
+    served = build(Dependencies(whmcs=None, solusvm=None, mailer=None, overrides={SignupSettings: local}))
+    for check in served.preflight:
+        check()
+    assert served.name == "signup"
