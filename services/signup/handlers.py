@@ -96,17 +96,27 @@ def link_client(
     if signup.reached(Stage.AWAITING_TERMS):
         return  # done already (a redelivery, a replay)
     client_id = signup.whmcs_client_id  # set only on signups from before clients followed verification
+    currency = None
     if client_id is None:
         if signup.encrypted_password is None:
             raise PermanentError(f"signup {signup.id} has neither a WHMCS client nor a password")
         firstname, lastname = split_name(signup.name)
+        # A client found by email (one the provider made before) keeps its own currency and country:
+        # WHMCS does not convert a client's amounts, so postpay never changes them. The terms page and
+        # the welcome email say so when it is not the currency chosen.
         client = whmcs.find_or_add_client(
             firstname=firstname, lastname=lastname, email=signup.email, password=vault.decrypt(signup.encrypted_password),
-            companyname=signup.company, country=settings.whmcs_default_country, clientip=signup.registration_ip,
+            companyname=signup.company, country=signup.country or settings.whmcs_default_country,
+            currency_id=settings.whmcs_currency_ids.get(signup.currency) if signup.currency else None,
+            clientip=signup.registration_ip,
         )  # fmt: skip
-        client_id = client.id
+        client_id, currency = client.id, (client.currency_code or "").upper()[:3] or None
+        if signup.currency and currency and currency != signup.currency:
+            ctx.log.warning("the WHMCS client's currency is not the one chosen (a client that existed already, or "
+                            "POSTPAY_WHMCS_CURRENCY_IDS not matching WHMCS)", signup_id=str(signup.id),
+                            chosen=signup.currency, whmcs_currency=currency)  # fmt: skip
     with ctx.separate_transaction() as session:
-        store.record_whmcs_client(session, signup.id, client_id, ctx.now())
+        store.record_whmcs_client(session, signup.id, client_id, ctx.now(), billing_currency=currency)
     ctx.log.info("WHMCS client ready; password erased; terms unlocked", signup_id=str(signup.id), whmcs_client_id=client_id)
 
 

@@ -172,10 +172,12 @@ class Enrollment:
     # The journey through the web app, one step at a time -------------------------------------------
 
     def register(self, email: str, *, name: str = "Ada Lovelace", company: str = "Analytical Engines",
-                 password: str = STRONG_PASSWORD, client: TestClient | None = None) -> Any:  # fmt: skip
+                 password: str = STRONG_PASSWORD, client: TestClient | None = None, currency: str = "USD",
+                 country: str = "GB") -> Any:  # fmt: skip
         client = client or self.client
         token = csrf_from(client.get("/signup").text)
-        form = {"csrf_token": token, "name": name, "company": company, "email": email, "password": password}
+        form = {"csrf_token": token, "name": name, "company": company, "email": email, "password": password,
+                "currency": currency, "country": country}
         return client.post("/signup", data=form)
 
     def open_link(self, link: str, client: TestClient | None = None, *, password: str | None = None) -> Any:

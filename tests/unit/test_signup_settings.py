@@ -56,6 +56,7 @@ def test_the_landing_page_and_the_invoicer_read_one_price_list(monkeypatch: pyte
 
     assert SignupSettings().token_prices == InvoicerSettings().token_prices, "the same default for both"
     monkeypatch.setenv("POSTPAY_TOKEN_PRICES", '{"GBP": "0.0008"}')
+    monkeypatch.setenv("POSTPAY_WHMCS_CURRENCY_IDS", '{"GBP": 3}')  # customers need a currency to choose
     assert SignupSettings().token_prices == InvoicerSettings().token_prices == {"GBP": Decimal("0.0008")}
 
 
