@@ -12,7 +12,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from services.signup.journey import RateLimited, TermsMissing, TermsRecorded, required_terms
-from services.signup.plans import exact_amount, price_plan, tariffs, worked_example
+from services.signup.panel_content import account_figures
+from services.signup.plans import price_plan, tariffs, worked_example
 from services.signup.store import Stage
 from services.signup.tokens import Session
 from services.signup.validation import InvalidRegistration, validate_registration
@@ -187,7 +188,11 @@ def status(request: Request) -> Response:
     if session is None or stage is None:
         return page(request, "problem.html", 403, title="We don't know who you are yet",
                     message="Open the link from your verification email in this browser, or sign up first.")  # fmt: skip
+    # The month so far and the invoices only for a browser that proved it reads the mailbox (not for
+    # one that only submitted the form).
+    signup = journey.signup(session.signup_id) if session.signup_id is not None and stage == Stage.ENROLLED.value else None
+    figures = account_figures(web_of(request), signup) if signup is not None else {}
     return page(request, "status.html", email=email, stage=stage, verified=session.verified,
                 can_sso=stage == Stage.ENROLLED.value and journey.may_sso_here(session),
-                sso_minutes=round(journey.settings.signup_sso_minutes),
-                client_area_url=web_of(request).settings.whmcs_client_area_url)  # fmt: skip
+                sso_minutes=round(journey.settings.signup_sso_minutes), show_account=signup is not None,
+                client_area_url=web_of(request).settings.whmcs_client_area_url, **figures)  # fmt: skip
