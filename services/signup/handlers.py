@@ -59,7 +59,7 @@ def send_new_verification(
         _send_verification(ctx, signup, mailer=mailer, signer=signer, settings=settings)
         return
     email = already_enrolled_email(to=signup.email, name=signup.name, client_area_url=settings.whmcs_client_area_url,
-                                   brand=settings.brand_name)  # fmt: skip
+                                   brand=settings.brand)  # fmt: skip
     mailer.send(email, idempotency_key=f"enrolled-{ctx.event_id}")
     ctx.log.info("told an enrolled address how to log in", signup_id=str(signup.id))
 
@@ -78,7 +78,7 @@ def _send_verification(ctx: HandlerContext, signup: Signup, *, mailer: Any, sign
         return
     url = f"{settings.public_url}/verify/{mint_link(signer, 'verify', link.id, link.expires_at)}"
     email = verification_email(to=signup.email, name=signup.name, link=url, expires_at=link.expires_at,
-                               brand=settings.brand_name)  # fmt: skip
+                               brand=settings.brand)  # fmt: skip
     mailer.send(email, idempotency_key=f"verify-{link.id}")
     store.mark_verification_sent(ctx.session, signup.id, ctx.now())
     ctx.log.info("verification email sent", signup_id=str(signup.id))
@@ -144,7 +144,7 @@ def complete_enrollment(
                         stage=signup.stage.value)  # fmt: skip
         return
     email = welcome_email(to=signup.email, name=signup.name, client_area_url=settings.whmcs_client_area_url,
-                          brand=settings.brand_name)  # fmt: skip
+                          brand=settings.brand, currency=signup.billing_currency, chosen=signup.currency)  # fmt: skip
     mailer.send(email, idempotency_key=f"welcome-{signup.id}")
     store.mark_welcome_sent(ctx.session, signup.id, ctx.now())
     ctx.log.info("customer enrolled", signup_id=str(signup.id), solusvm_user_id=event.solusvm_user_id)

@@ -103,6 +103,7 @@ class Enrollment:
         clock: Clock = utcnow,
         extra_settings: Sequence[BaseSettings] = (),
         timeouts: Timeouts | None = None,
+        usage_collector: bool = False,
     ) -> None:
         self.upstreams = upstreams
         self.bus = bus
@@ -113,7 +114,9 @@ class Enrollment:
         self.deps.db = db
         self.signup = service_builder("signup")(self.deps)
         self.provisioner = service_builder("provisioner")(self.deps)
-        self.runtime = Runtime(bus, db, [self.signup, self.provisioner], relay_poll_seconds=0.05, clock=clock)
+        # The usage collector answers the account page's month-to-date figures, when a test wants them.
+        extra = [service_builder("usage_collector")(self.deps)] if usage_collector else []
+        self.runtime = Runtime(bus, db, [self.signup, self.provisioner, *extra], relay_poll_seconds=0.05, clock=clock)
         self.runtime.create_tables()
         self.signup.extras["outbox_committed"].connect(self.runtime.relay.wake)
         self.app = self.signup.extras["web_app"](db)
