@@ -20,6 +20,7 @@ from postpay.ops.context import BILLING_SERVICES
 from services.meter.settings import MeterSettings
 from services.signup import store as signup_store
 from services.signup.figures_store import usage as usage_table
+from services.usage_collector import meter_progress
 from services.usage_collector.settings import UsageCollectorSettings
 from shared.bus.memory import InMemoryBus
 from shared.db import Database
@@ -172,6 +173,7 @@ def test_with_the_meter_source_the_figure_is_as_of_the_meters_last_complete_swee
     try:
         customer = customer_of(harness)
         drive_meter(harness, upstreams.solusvm_clock, until=NOW + timedelta(minutes=30))
+        wait_until(lambda: collected_past(harness, NOW - H), what="the collector holding the meter's sweeps")
         html = panel(client, harness, customer.client_id)["html"]
         # The meter swept hourly; its last complete sweep began at 12:00 at the latest.
         assert "Usage as of 2026-11-15 1" in html
@@ -179,3 +181,9 @@ def test_with_the_meter_source_the_figure_is_as_of_the_meters_last_complete_swee
         assert "Estimated for the whole month" in html and "EUR 4.51" in html
     finally:
         harness.stop()
+
+
+def collected_past(harness: BillingHarness, moment: datetime) -> bool:
+    with harness.db.transaction() as session:
+        meter_progress.advance(session)
+        return meter_progress.coverage(session).covers(moment)

@@ -23,10 +23,11 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("signup_signups") as batch:
-        batch.add_column(sa.Column("currency", sa.String(length=3), nullable=True))
-        batch.add_column(sa.Column("country", sa.String(length=2), nullable=True))
-        batch.add_column(sa.Column("billing_currency", sa.String(length=3), nullable=True))
+    # Plain ALTER TABLE (SQLite 3.35+ drops columns too): rebuilding signup_signups, as a batch would on
+    # SQLite, trips the foreign keys of the registrations and links that point at it.
+    op.add_column("signup_signups", sa.Column("currency", sa.String(length=3), nullable=True))
+    op.add_column("signup_signups", sa.Column("country", sa.String(length=2), nullable=True))
+    op.add_column("signup_signups", sa.Column("billing_currency", sa.String(length=3), nullable=True))
     op.create_table(
         "signup_invoices",
         sa.Column("invoice_id", sa.Integer(), autoincrement=False, nullable=False),
@@ -58,7 +59,5 @@ def downgrade() -> None:
     op.drop_table("signup_usage")
     op.drop_index("ix_signup_invoices_whmcs_client_id", table_name="signup_invoices")
     op.drop_table("signup_invoices")
-    with op.batch_alter_table("signup_signups") as batch:
-        batch.drop_column("billing_currency")
-        batch.drop_column("country")
-        batch.drop_column("currency")
+    for column in ("billing_currency", "country", "currency"):
+        op.drop_column("signup_signups", column)
