@@ -234,4 +234,9 @@ def test_every_other_page_at_desktop_and_phone_width(page: Page, enrollment: Enr
     page.get_by_role("button", name="Send a new link").click()
     expect(page.locator(".error")).to_be_focused()
     shots.shot("check-email-problem")
-    assert len(list(artifacts_dir.glob("*-desktop.png"))) == len(list(artifacts_dir.glob("*-phone.png"))) == 8
+    page.emulate_media(color_scheme="dark")  # the colours of dark mode (their contrast: tests/unit/test_branding.py)
+    for path, name in (("/", "landing-dark"), ("/signup", "registration-form-dark")):
+        page.goto(base + path)
+        assert page.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(17, 24, 39)"
+        shots.shot(name)
+    assert len(list(artifacts_dir.glob("*-desktop.png"))) == len(list(artifacts_dir.glob("*-phone.png"))) == 10
