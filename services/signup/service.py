@@ -49,9 +49,17 @@ def refuse_weak_secrets(settings: SignupSettings, deps: Dependencies) -> None:
                 variables=[problem.split(" ", 1)[0] for problem in weak])  # fmt: skip
 
 
+def refuse_no_currencies(settings: SignupSettings) -> None:
+    """A signup whose form offers no currency would accept nobody: refuse to start, saying what to set."""
+    problem = settings.currency_problem()
+    if problem:
+        raise ConfigurationError(f"the signup cannot start: {problem}; see docs/configuration.md")
+
+
 def build(deps: Dependencies) -> ServiceDefinition:
     settings = deps.settings(SignupSettings)
     refuse_weak_secrets(settings, deps)
+    refuse_no_currencies(settings)
     signer = Signer(settings.secret_key.get_secret_value())
     vault = PasswordVault(settings.password_keys)
     mail = {"mailer": deps.mailer, "signer": signer, "settings": settings}

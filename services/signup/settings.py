@@ -8,7 +8,7 @@ import re
 from typing import Annotated
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
 from shared.branding import BrandSettings
@@ -217,12 +217,13 @@ class SignupSettings(BrandSettings):
     def invoice_url(self, invoice_id: int) -> str:
         return self.accounts_invoice_url.replace("{invoice_id}", str(invoice_id))
 
-    @model_validator(mode="after")
-    def _some_currency_to_choose(self) -> SignupSettings:
-        if not self.signup_currencies:
-            raise ValueError("no currency has both a token price (POSTPAY_TOKEN_PRICES) and a WHMCS id "
-                             "(POSTPAY_WHMCS_CURRENCY_IDS): customers would have none to choose")
-        return self
+    def currency_problem(self) -> str | None:
+        """Why customers could not sign up with these settings (checked when the signup starts, so a
+        process that only builds the signup to know the topology is not stopped by it)."""
+        if self.signup_currencies:
+            return None
+        return ("no currency has both a token price (POSTPAY_TOKEN_PRICES) and a WHMCS id "
+                "(POSTPAY_WHMCS_CURRENCY_IDS): customers would have none to choose")
 
     @field_validator("password_keys", mode="before")
     @classmethod

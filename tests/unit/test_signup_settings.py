@@ -56,7 +56,6 @@ def test_the_landing_page_and_the_invoicer_read_one_price_list(monkeypatch: pyte
 
     assert SignupSettings().token_prices == InvoicerSettings().token_prices, "the same default for both"
     monkeypatch.setenv("POSTPAY_TOKEN_PRICES", '{"GBP": "0.0008"}')
-    monkeypatch.setenv("POSTPAY_WHMCS_CURRENCY_IDS", '{"GBP": 3}')  # customers need a currency to choose
     assert SignupSettings().token_prices == InvoicerSettings().token_prices == {"GBP": Decimal("0.0008")}
 
 
@@ -110,7 +109,13 @@ def test_the_currencies_offered_have_a_price_and_a_whmcs_id(monkeypatch: pytest.
     for bad in ('{"USD": 0}', '{"USD": "1"}', '{"US": 1}', "[1]", "not json"):
         with pytest.raises(ValueError):
             SignupSettings(whmcs_currency_ids=bad)
-    with pytest.raises(ValueError, match="none to choose"):
-        SignupSettings(token_prices={"GBP": "0.001"})
+    from services.signup.service import refuse_no_currencies
+    from shared.errors import ConfigurationError
+
+    lonely = SignupSettings(token_prices={"GBP": "0.001"})
+    assert lonely.signup_currencies == () and "none to choose" in (lonely.currency_problem() or "")
+    with pytest.raises(ConfigurationError, match="POSTPAY_WHMCS_CURRENCY_IDS"):
+        refuse_no_currencies(lonely)
+    refuse_no_currencies(settings)
     with pytest.raises(ValueError, match="ISO 3166"):
         SignupSettings(whmcs_default_country="XX")
