@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from zoneinfo import ZoneInfo
 
 from shared.periods import BillingPeriod
 
@@ -69,6 +70,7 @@ class ExpectedLine:
     hours: int
     tokens: int
     amount: Decimal
+    ran: str = ""  # "ran <day>[ to <day>]": the VM's life inside the period, as the invoice line says
 
 
 @dataclass(frozen=True)
@@ -139,5 +141,14 @@ def expected_lines(customer: Customer, period: BillingPeriod, now: datetime) -> 
             continue
         hours = (seconds + 3599) // 3600
         tokens = min(hours * vm.plan.tokens_per_hour, vm.plan.tokens_per_month)
-        lines.append(ExpectedLine(vm.server_id, hours, tokens, (price * tokens).quantize(CENT, ROUND_HALF_UP)))
+        lines.append(ExpectedLine(vm.server_id, hours, tokens, (price * tokens).quantize(CENT, ROUND_HALF_UP),
+                                  ran_days(vm, period)))
     return lines
+
+
+def ran_days(vm: Vm, period: BillingPeriod) -> str:
+    zone = ZoneInfo(period.timezone)
+    first = max(vm.runs[0][0], period.starts_at).astimezone(zone).date()
+    end = min(vm.deleted_at or period.ends_at, period.ends_at)
+    last = max(first, (end - timedelta(microseconds=1)).astimezone(zone).date())
+    return f"ran {first}" if first == last else f"ran {first} to {last}"

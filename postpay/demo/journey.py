@@ -57,7 +57,8 @@ class SignupJourney:
             password = f"demo-{secrets.token_urlsafe(12)}-9"
             registered = browser.post("/signup", data={
                 "csrf_token": _csrf(form.text), "name": customer.name, "company": customer.company,
-                "email": customer.email, "password": password,
+                "email": customer.email, "password": password, "currency": customer.currency,
+                "country": "DE" if customer.currency == "EUR" else "US",
             })  # fmt: skip
             _expect(registered, 303, "registration")
             step("registered")

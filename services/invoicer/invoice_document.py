@@ -41,12 +41,24 @@ def period_span(period: BillingPeriod) -> str:
     return f"{period.first_day.isoformat()} to {period.last_day.isoformat()}"
 
 
+def ran_span(vm: VmUsage, period: BillingPeriod) -> str:
+    """The days (in the billing time zone) the VM ran within the period, e.g. "ran 2026-11-03"; the whole
+    period when the usage does not say (a usage from before it carried the dates)."""
+    if vm.ran_from is None or vm.ran_until is None:
+        return period_span(period)
+    local = zone(period.timezone)
+    first = vm.ran_from.astimezone(local).date()
+    # ran_until is the end of the last running instant: a VM that ran up to midnight ran the day before.
+    last = max(first, (vm.ran_until - timedelta(microseconds=1)).astimezone(local).date())
+    return f"ran {first.isoformat()}" if first == last else f"ran {first.isoformat()} to {last.isoformat()}"
+
+
 def describe_vm(vm: VmUsage, period: BillingPeriod) -> str:
     hours = "hour" if vm.hours == 1 else "hours"
     tokens = "token" if vm.tokens == 1 else "tokens"
     return (
         f"{vm.name} (#{vm.server_id}, plan {vm.plan_name}): {vm.hours} {hours}, {vm.tokens} {tokens}, "
-        f"{period_span(period)}"
+        f"{ran_span(vm, period)}"
     )
 
 

@@ -195,9 +195,9 @@ def notify_customer(
     if isinstance(event, UserSuspended):
         email = suspension_email(to=event.email, invoices=event.overdue_invoices,
                                  grace_days=settings.accounts_grace_days, invoice_url=settings.invoice_url,
-                                 brand=settings.brand_name)  # fmt: skip
+                                 brand=settings.brand)  # fmt: skip
     else:
         email = reactivation_email(to=event.email, settled_invoice_ids=event.settled_invoice_ids,
-                                   brand=settings.brand_name)  # fmt: skip
+                                   brand=settings.brand)  # fmt: skip
     mailer.send(email, idempotency_key=f"{event.event_type.lower()}-{ctx.event_id}")
     ctx.log.info("customer told", event_type=event.event_type, whmcs_client_id=event.whmcs_client_id)

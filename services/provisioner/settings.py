@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, NoDecode
+from pydantic_settings import NoDecode
 
+from shared.branding import BrandSettings
+from shared.customer_terms import check_invoice_url, grace_days_field, invoice_url_field
 from shared.settings import SETTINGS_CONFIG
 
 
@@ -16,7 +18,7 @@ def _comma_separated_ints(value: object) -> object:
     return value
 
 
-class ProvisionerSettings(BaseSettings):
+class ProvisionerSettings(BrandSettings):
     model_config = SETTINGS_CONFIG
 
     solusvm_limit_group_id: int | None = Field(
@@ -25,15 +27,7 @@ class ProvisionerSettings(BaseSettings):
     solusvm_role_ids: Annotated[list[int], NoDecode] = Field(
         default=[2], description="SolusVM 2 role ids of new users, comma-separated (2 is the built-in Client role)."
     )
-    accounts_grace_days: int = Field(
-        default=14,
-        ge=1,
-        le=365,
-        description=(
-            "Days a postpay invoice may stay unpaid after its due date: on the first daily check that finds "
-            "it unpaid this many days after, the customer's SolusVM 2 user is suspended."
-        ),
-    )
+    accounts_grace_days: int = grace_days_field()
     accounts_never_suspend: Annotated[list[int], NoDecode] = Field(
         default=[],
         description=(
@@ -44,11 +38,7 @@ class ProvisionerSettings(BaseSettings):
     accounts_fanout_chunk_size: int = Field(
         default=500, ge=1, le=10_000, description="Standing checks written per transaction when an accounts sync fans out."
     )
-    accounts_invoice_url: str = Field(
-        default="http://127.0.0.1:8482/viewinvoice.php?id={invoice_id}",
-        description="Where a customer pays a WHMCS invoice, linked from suspension emails; {invoice_id} is replaced.",
-    )
-    brand_name: str = Field(default="postpay", max_length=100, description="Provider name shown on pages and emails.")
+    accounts_invoice_url: str = invoice_url_field()
 
     @field_validator("solusvm_role_ids", "accounts_never_suspend", mode="before")
     @classmethod
@@ -58,9 +48,7 @@ class ProvisionerSettings(BaseSettings):
     @field_validator("accounts_invoice_url")
     @classmethod
     def _has_invoice_placeholder(cls, value: str) -> str:
-        if "{invoice_id}" not in value:
-            raise ValueError("accounts_invoice_url must contain {invoice_id}")
-        return value
+        return check_invoice_url(value)
 
     def invoice_url(self, invoice_id: int) -> str:
         return self.accounts_invoice_url.replace("{invoice_id}", str(invoice_id))

@@ -59,7 +59,7 @@ def send_new_verification(
         _send_verification(ctx, signup, mailer=mailer, signer=signer, settings=settings)
         return
     email = already_enrolled_email(to=signup.email, name=signup.name, client_area_url=settings.whmcs_client_area_url,
-                                   brand=settings.brand_name)  # fmt: skip
+                                   brand=settings.brand)  # fmt: skip
     mailer.send(email, idempotency_key=f"enrolled-{ctx.event_id}")
     ctx.log.info("told an enrolled address how to log in", signup_id=str(signup.id))
 
@@ -78,7 +78,7 @@ def _send_verification(ctx: HandlerContext, signup: Signup, *, mailer: Any, sign
         return
     url = f"{settings.public_url}/verify/{mint_link(signer, 'verify', link.id, link.expires_at)}"
     email = verification_email(to=signup.email, name=signup.name, link=url, expires_at=link.expires_at,
-                               brand=settings.brand_name)  # fmt: skip
+                               brand=settings.brand)  # fmt: skip
     mailer.send(email, idempotency_key=f"verify-{link.id}")
     store.mark_verification_sent(ctx.session, signup.id, ctx.now())
     ctx.log.info("verification email sent", signup_id=str(signup.id))
@@ -96,17 +96,27 @@ def link_client(
     if signup.reached(Stage.AWAITING_TERMS):
         return  # done already (a redelivery, a replay)
     client_id = signup.whmcs_client_id  # set only on signups from before clients followed verification
+    currency = None
     if client_id is None:
         if signup.encrypted_password is None:
             raise PermanentError(f"signup {signup.id} has neither a WHMCS client nor a password")
         firstname, lastname = split_name(signup.name)
+        # A client found by email (one the provider made before) keeps its own currency and country:
+        # WHMCS does not convert a client's amounts, so postpay never changes them. The terms page and
+        # the welcome email say so when it is not the currency chosen.
         client = whmcs.find_or_add_client(
             firstname=firstname, lastname=lastname, email=signup.email, password=vault.decrypt(signup.encrypted_password),
-            companyname=signup.company, country=settings.whmcs_default_country, clientip=signup.registration_ip,
+            companyname=signup.company, country=signup.country or settings.whmcs_default_country,
+            currency_id=settings.whmcs_currency_ids.get(signup.currency) if signup.currency else None,
+            clientip=signup.registration_ip,
         )  # fmt: skip
-        client_id = client.id
+        client_id, currency = client.id, (client.currency_code or "").upper()[:3] or None
+        if signup.currency and currency and currency != signup.currency:
+            ctx.log.warning("the WHMCS client's currency is not the one chosen (a client that existed already, or "
+                            "POSTPAY_WHMCS_CURRENCY_IDS not matching WHMCS)", signup_id=str(signup.id),
+                            chosen=signup.currency, whmcs_currency=currency)  # fmt: skip
     with ctx.separate_transaction() as session:
-        store.record_whmcs_client(session, signup.id, client_id, ctx.now())
+        store.record_whmcs_client(session, signup.id, client_id, ctx.now(), billing_currency=currency)
     ctx.log.info("WHMCS client ready; password erased; terms unlocked", signup_id=str(signup.id), whmcs_client_id=client_id)
 
 
@@ -134,7 +144,7 @@ def complete_enrollment(
                         stage=signup.stage.value)  # fmt: skip
         return
     email = welcome_email(to=signup.email, name=signup.name, client_area_url=settings.whmcs_client_area_url,
-                          brand=settings.brand_name)  # fmt: skip
+                          brand=settings.brand, currency=signup.billing_currency, chosen=signup.currency)  # fmt: skip
     mailer.send(email, idempotency_key=f"welcome-{signup.id}")
     store.mark_welcome_sent(ctx.session, signup.id, ctx.now())
     ctx.log.info("customer enrolled", signup_id=str(signup.id), solusvm_user_id=event.solusvm_user_id)

@@ -183,13 +183,14 @@ class SignupJourney:
             store.insert_signup(
                 session, signup_id=registration_id, email=registration.email, email_key=registration.email_key,
                 name=registration.name, company=registration.company, encrypted_password=encrypted,
-                registration_ip=client_ip, now=now,
+                registration_ip=client_ip, now=now, currency=registration.currency, country=registration.country,
             )  # fmt: skip
             self._announce(session, registration_id, registration_id, registration)
             return "new"
         replaced = existing.stage == Stage.AWAITING_VERIFICATION and store.replace_registration(
             session, existing.id, registration_id=registration_id, name=registration.name, company=registration.company,
-            encrypted_password=encrypted, registration_ip=client_ip, now=now,
+            encrypted_password=encrypted, registration_ip=client_ip, now=now, currency=registration.currency,
+            country=registration.country,
         )  # fmt: skip
         if replaced:
             store.revoke_links(session, existing.id, "verify", now)

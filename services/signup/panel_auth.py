@@ -5,8 +5,9 @@ characters of ``[A-Za-z0-9_-]``, new for every request) and ``X-Postpay-Signatur
 
     hex(HMAC-SHA256(secret, "<timestamp>.<nonce>.<client id>.<purpose>"))
 
-``purpose`` is ``panel`` (render the panel) or ``sso`` (mint a login link), so a signature captured
-from a panel request cannot mint a login link. A timestamp outside the freshness window is refused,
+``purpose`` is ``panel`` (render the panel), ``sso`` (mint a login link) or ``finish`` (mint a link
+to the terms for a customer who never accepted them), so a signature captured from a panel request
+cannot mint either link. A timestamp outside the freshness window is refused,
 and the signup service remembers every nonce for that window (``store.remember_nonce``), so a
 captured request cannot be sent again either.
 """
@@ -19,7 +20,7 @@ import re
 from datetime import datetime
 from typing import Literal
 
-PanelPurpose = Literal["panel", "sso"]
+PanelPurpose = Literal["panel", "sso", "finish"]
 NONCE = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
 
 

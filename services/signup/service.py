@@ -1,7 +1,7 @@
 """The signup service: the web journey, and the handlers that send the verification and welcome emails,
 create (or link) the WHMCS client once the email is verified, and move each signup along as events
 arrive; and the client-area panel's view of each enrolled customer's account state (suspended, locked)
-from the lifecycle events."""
+from the lifecycle events; and the figures it shows (invoices, the month's usage so far) from events."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import functools
 
 from fastapi import FastAPI
 
-from services.signup import accounts, handlers
+from services.signup import accounts, figures_store, handlers
 from services.signup.server import CommitSignal, serve
 from services.signup.settings import SignupSettings
 from services.signup.store import tables
@@ -20,7 +20,10 @@ from shared.bus.topology import DATABASE_ONLY_BATCH, Subscription
 from shared.db import Database
 from shared.dependencies import Dependencies
 from shared.errors import ConfigurationError
+from shared.events.accounts import InvoicePaid
+from shared.events.billing import InvoiceCreated
 from shared.events.enrollment import EmailVerified, UserProvisioned, UserRegistered, VerificationEmailRequested
+from shared.events.usage import UsageToDateReported
 from shared.logging import get_logger
 from shared.mail import MailSettings
 from shared.service import ServiceDefinition
@@ -51,6 +54,13 @@ def refuse_unusable_keys(problem: str) -> None:
                              "POSTPAY_PASSWORD_KEYS; see docs/configuration.md)")
 
 
+def refuse_no_currencies(settings: SignupSettings) -> None:
+    """A signup whose form offers no currency would accept nobody: refuse to start, saying what to set."""
+    problem = settings.currency_problem()
+    if problem:
+        raise ConfigurationError(f"the signup cannot start: {problem}; see docs/configuration.md")
+
+
 def build(deps: Dependencies) -> ServiceDefinition:
     settings = deps.settings(SignupSettings)
     # Every process builds every service (to know the topology), with only its own secrets: keys the
@@ -73,6 +83,11 @@ def build(deps: Dependencies) -> ServiceDefinition:
                                        settings=settings)),
         Subscription(NAME, "record_account_standing", accounts.STANDING_EVENTS, accounts.record_account_standing,
                      batch=DATABASE_ONLY_BATCH),
+        # What the client area shows of the account: postpay's invoices and the month so far.
+        Subscription(NAME, "record_invoice", (InvoiceCreated, InvoicePaid), figures_store.record_invoice,
+                     batch=DATABASE_ONLY_BATCH),
+        Subscription(NAME, "record_usage_to_date", (UsageToDateReported,), figures_store.record_usage,
+                     batch=DATABASE_ONLY_BATCH),
     ]  # fmt: skip
     outbox_committed = CommitSignal()
 
@@ -90,7 +105,8 @@ def build(deps: Dependencies) -> ServiceDefinition:
         tables=tables,
         subscriptions=subscriptions,
         background=background,
-        preflight=[functools.partial(refuse_weak_secrets, settings, deps)]
+        preflight=[functools.partial(refuse_weak_secrets, settings, deps),
+                   functools.partial(refuse_no_currencies, settings)]
         + ([] if signer is not None else [functools.partial(refuse_unusable_keys, unusable)]),
         extras={"web_app": web_app, "outbox_committed": outbox_committed},
     )

@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Annotated
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, NoDecode
+from pydantic_settings import NoDecode
 
 from shared.forwarded import Network, check_trusted_proxies, trusted_networks
+from shared.branding import BrandSettings
+from shared.customer_terms import (
+    billing_timezone_field,
+    check_invoice_url,
+    check_zone,
+    grace_days_field,
+    invoice_due_days_field,
+    invoice_url_field,
+)
 from shared.mail import MailSettings
+from services.signup.countries import country_name
 from shared.prices import TokenPrices, token_prices_field
 from shared.secrets import fernet_key_problem, placeholder_problem, secret_problem
 from shared.settings import SETTINGS_CONFIG, UpstreamSettings
@@ -18,6 +30,28 @@ from shared.settings import SETTINGS_CONFIG, UpstreamSettings
 DEMO_SECRET_KEY = "demo-signup-secret-key-change-me"
 DEMO_PASSWORD_KEY = "ZGVtby1wYXNzd29yZC1rZXktY2hhbmdlLW1lLW5vdyE="
 DEMO_PANEL_SECRET = "demo-panel-secret-change-me"
+# The WHMCS ids of a fresh install's first currencies (and of the simulator's).
+DEFAULT_CURRENCY_IDS = {"USD": 1, "EUR": 2}
+
+
+def parse_currency_ids(value: object) -> object:
+    """``{"USD": 1}`` from JSON or a mapping: three-letter codes, upper-cased, to positive WHMCS ids."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError as exc:
+            raise ValueError(f'currency ids must be a JSON object such as {{"USD": 1, "EUR": 2}}: {exc}') from None
+    if not isinstance(value, dict):
+        raise ValueError('currency ids must be a JSON object of currency code to WHMCS id, e.g. {"USD": 1}')
+    ids: dict[str, int] = {}
+    for code, currency_id in value.items():
+        upper = str(code).strip().upper()
+        if not re.fullmatch(r"[A-Z]{3}", upper):
+            raise ValueError(f"{code!r} is not a three-letter currency code")
+        if isinstance(currency_id, bool) or not isinstance(currency_id, int) or currency_id <= 0:
+            raise ValueError(f"the WHMCS id of {upper} must be a whole number > 0, not {currency_id!r}")
+        ids[upper] = currency_id
+    return ids
 
 
 def split_keys(value: object) -> object:
@@ -26,7 +60,7 @@ def split_keys(value: object) -> object:
     return value
 
 
-class SignupSettings(BaseSettings):
+class SignupSettings(BrandSettings):
     model_config = SETTINGS_CONFIG
 
     public_url: str = Field(
@@ -44,8 +78,37 @@ class SignupSettings(BaseSettings):
         "(e.g. the ingress controller's pod network); the client is the right-most address that is not one of "
         "them. Never '*': anyone could then claim any address. Empty: no header is believed.",
     )
-    brand_name: str = Field(default="postpay", max_length=100, description="Provider name shown on pages and emails.")
     token_prices: TokenPrices = token_prices_field()
+    whmcs_currency_ids: Annotated[dict[str, int], NoDecode] = Field(
+        default_factory=lambda: dict(DEFAULT_CURRENCY_IDS),
+        description="The WHMCS id (Setup > Payments > Currencies) of each currency a customer may choose at signup, "
+        'as JSON: {"USD": 1, "EUR": 2}. The form offers the currencies that have both a token price and an id; '
+        "a new WHMCS client is created in the one chosen.",
+    )
+    invoice_due_days: int = invoice_due_days_field()
+    accounts_grace_days: int = grace_days_field()
+    accounts_invoice_url: str = invoice_url_field()
+    billing_timezone: str = billing_timezone_field()
+    plans_cache_seconds: int = Field(
+        default=300, ge=0, le=86_400,
+        description="How long the landing page keeps SolusVM 2's plan list before asking again, seconds "
+        "(0: every view asks).",
+    )
+    plans_timeout_seconds: float = Field(
+        default=2.0, gt=0, le=10,
+        description="How long a landing page view waits for SolusVM 2's plan list; after that it shows the last "
+        "list it has (or the token prices alone).",
+    )
+    panel_usage_max_age_seconds: int = Field(
+        default=300, ge=10, le=86_400,
+        description="Month-to-date usage older than this is asked for again when a customer views the client-area "
+        "panel or the account page (the view shows what it has meanwhile, with its time).",
+    )
+    panel_usage_wait_seconds: float = Field(
+        default=1.5, ge=0, le=3,
+        description="How long one view waits for fresh month-to-date usage before it shows the older figure "
+        "(the WHMCS hook gives up after 5 s).",
+    )
     terms_of_service_url: str = Field(
         default="https://example.com/terms-of-service", description="Where the Terms of Service are published."
     )
@@ -63,7 +126,8 @@ class SignupSettings(BaseSettings):
         description="WHMCS client area, where an enrolled customer logs in later.",
     )
     whmcs_default_country: str = Field(
-        default="US", min_length=2, max_length=2, description="Country code given to new WHMCS clients."
+        default="US", min_length=2, max_length=2,
+        description="ISO 3166 country code given to a new WHMCS client whose registration (through the API) named none.",
     )
     secret_key: SecretStr = Field(
         default=SecretStr(DEMO_SECRET_KEY),
@@ -84,6 +148,11 @@ class SignupSettings(BaseSettings):
     panel_sso_action_url: str = Field(
         default="solusvm2_sso.php",
         description="Where the panel's 'Log in to SolusVM 2' button points inside WHMCS (the shipped PHP action).",
+    )
+    panel_finish_action_url: str = Field(
+        default="solusvm2_finish_signup.php",
+        description="Where the panel's 'Finish signing up' button points inside WHMCS (the shipped PHP action), for "
+        "a customer who confirmed the email but never accepted the terms.",
     )
     panel_invoice_url: str = Field(
         default="viewinvoice.php?id={invoice_id}",
@@ -117,6 +186,44 @@ class SignupSettings(BaseSettings):
     registrations_per_email: int = Field(default=3, ge=1, description="Registrations per email address per window.")
     resends_per_ip: int = Field(default=10, ge=1, description="Verification resends one IP address may ask per window.")
     resends_per_email: int = Field(default=3, ge=1, description="Verification resends per email address per window.")
+
+    @field_validator("whmcs_currency_ids", mode="before")
+    @classmethod
+    def _currency_ids(cls, value: object) -> object:
+        return parse_currency_ids(value)
+
+    @field_validator("accounts_invoice_url")
+    @classmethod
+    def _invoice_placeholder(cls, value: str) -> str:
+        return check_invoice_url(value)
+
+    @field_validator("billing_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        return check_zone(value)
+
+    @field_validator("whmcs_default_country")
+    @classmethod
+    def _known_country(cls, value: str) -> str:
+        if country_name(value) is None:
+            raise ValueError(f"{value!r} is not an ISO 3166 country code")
+        return value.upper()
+
+    @property
+    def signup_currencies(self) -> tuple[str, ...]:
+        """What a customer may choose: a token price to bill with and a WHMCS id to create the client in."""
+        return tuple(code for code in sorted(self.token_prices) if code in self.whmcs_currency_ids)
+
+    def invoice_url(self, invoice_id: int) -> str:
+        return self.accounts_invoice_url.replace("{invoice_id}", str(invoice_id))
+
+    def currency_problem(self) -> str | None:
+        """Why customers could not sign up with these settings (checked when the signup starts, so a
+        process that only builds the signup to know the topology is not stopped by it)."""
+        if self.signup_currencies:
+            return None
+        return ("no currency has both a token price (POSTPAY_TOKEN_PRICES) and a WHMCS id "
+                "(POSTPAY_WHMCS_CURRENCY_IDS): customers would have none to choose")
 
     @field_validator("password_keys", mode="before")
     @classmethod

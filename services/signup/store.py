@@ -87,6 +87,11 @@ signups = Table(
     Column("terms_accepted_at", UtcTimestamp, nullable=True),
     Column("enrolled_at", UtcTimestamp, nullable=True),
     Column("welcome_sent_at", UtcTimestamp, nullable=True),
+    # What the customer chose at registration (None: an API registration that named none, or older).
+    Column("currency", String(3), nullable=True),
+    Column("country", String(2), nullable=True),
+    # The WHMCS client's own currency once it is created or linked: what invoices will be in.
+    Column("billing_currency", String(3), nullable=True),
 )
 
 registrations = Table(
@@ -144,6 +149,14 @@ class Signup:
     terms_accepted_at: datetime | None
     enrolled_at: datetime | None
     welcome_sent_at: datetime | None
+    currency: str | None = None
+    country: str | None = None
+    billing_currency: str | None = None
+
+    @property
+    def currency_differs(self) -> bool:
+        """The client's WHMCS currency is not the one chosen (an existing client linked by email keeps its own)."""
+        return bool(self.currency and self.billing_currency and self.currency != self.billing_currency)
 
     @classmethod
     def from_row(cls, row: Any) -> Signup:
@@ -153,7 +166,8 @@ class Signup:
             encrypted_password=row.encrypted_password, registration_ip=row.registration_ip,
             registration_id=row.registration_id, created_at=row.created_at, email_verified_at=row.email_verified_at,
             terms_accepted_at=row.terms_accepted_at, enrolled_at=row.enrolled_at,
-            welcome_sent_at=row.welcome_sent_at,
+            welcome_sent_at=row.welcome_sent_at, currency=row.currency, country=row.country,
+            billing_currency=row.billing_currency,
         )  # fmt: skip
 
     def reached(self, stage: Stage) -> bool:
@@ -181,14 +195,16 @@ class Link:
 
 def insert_signup(
     session: Session, *, signup_id: uuid.UUID, email: str, email_key: str, name: str, company: str,
-    encrypted_password: str, registration_ip: str | None, now: datetime,
+    encrypted_password: str, registration_ip: str | None, now: datetime, currency: str | None = None,
+    country: str | None = None,
 ) -> None:  # fmt: skip
     """A new signup, whose first registration has the signup's own id."""
     session.execute(
         signups.insert().values(
             id=signup_id, email=email, email_key=email_key, name=name, company=company,
             encrypted_password=encrypted_password, registration_ip=registration_ip, registration_id=signup_id,
-            stage=Stage.AWAITING_VERIFICATION.value, created_at=now, updated_at=now,
+            stage=Stage.AWAITING_VERIFICATION.value, created_at=now, updated_at=now, currency=currency,
+            country=country,
         )  # fmt: skip
     )
     add_registration(session, registration_id=signup_id, signup_id=signup_id, now=now)
@@ -196,15 +212,16 @@ def insert_signup(
 
 def replace_registration(
     session: Session, signup_id: uuid.UUID, *, registration_id: uuid.UUID, name: str, company: str,
-    encrypted_password: str, registration_ip: str | None, now: datetime,
+    encrypted_password: str, registration_ip: str | None, now: datetime, currency: str | None = None,
+    country: str | None = None,
 ) -> bool:  # fmt: skip
     """A newer registration of a signup still waiting for its email to be verified takes its place
-    (name, company, password); False if the email was verified meanwhile."""
+    (name, company, password, currency, country); False if the email was verified meanwhile."""
     result = session.execute(
         update(signups)
         .where(signups.c.id == signup_id, signups.c.stage == Stage.AWAITING_VERIFICATION.value)
         .values(name=name, company=company, encrypted_password=encrypted_password, registration_ip=registration_ip,
-                registration_id=registration_id, updated_at=now)  # fmt: skip
+                registration_id=registration_id, updated_at=now, currency=currency, country=country)  # fmt: skip
     )
     if not result.rowcount:
         return False
@@ -242,13 +259,16 @@ def signup_by_client(session: Session, whmcs_client_id: int) -> Signup | None:
     return _one(session, signups.c.whmcs_client_id == whmcs_client_id)
 
 
-def record_whmcs_client(session: Session, signup_id: uuid.UUID, whmcs_client_id: int, now: datetime) -> bool:
-    """The WHMCS client exists: keep its id, erase the password and unlock the terms, in one statement."""
+def record_whmcs_client(session: Session, signup_id: uuid.UUID, whmcs_client_id: int, now: datetime,
+                        billing_currency: str | None = None) -> bool:  # fmt: skip
+    """The WHMCS client exists: keep its id (and its currency), erase the password and unlock the terms,
+    in one statement."""
     result = session.execute(
         update(signups)
         .where(signups.c.id == signup_id, signups.c.stage == Stage.LINKING_CLIENT.value)
         .values(
             whmcs_client_id=whmcs_client_id,
+            billing_currency=billing_currency,
             encrypted_password=None,
             stage=Stage.AWAITING_TERMS.value,
             updated_at=now,

@@ -77,7 +77,7 @@ class Signer:
 
 # Links ---------------------------------------------------------------------------------------------
 
-LinkPurpose = Literal["verify", "sso"]
+LinkPurpose = Literal["verify", "sso", "finish"]
 _LINK = struct.Struct(">16sQ")  # link id, expiry (Unix seconds)
 
 

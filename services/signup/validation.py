@@ -9,10 +9,13 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pydantic import SecretStr
 from zxcvbn import zxcvbn
+
+from services.signup.countries import country_name
 
 NAME_MAX = 100
 COMPANY_MAX = 100
@@ -30,11 +33,13 @@ _ZXCVBN_MAX = 72  # zxcvbn refuses longer input; the first 72 characters decide
 _SERVICE_WORDS = ("postpay", "solusvm", "whmcs", "password", "signup")
 # WHMCS's client-area templates do not all escape a client's name; markup in one could run there.
 _MARKUP = frozenset("<>")
+# Every rule, shown next to the field before the first try (the checks below enforce exactly these).
 PASSWORD_RULES = (
-    f"Use at least {PASSWORD_MIN} characters and at most {PASSWORD_MAX}; not easy to guess (common passwords, words, "
-    "names, dates, repeats and keyboard patterns are refused); must not contain your name or email address. "
-    "It becomes your client-area password."
+    f"Use at least {PASSWORD_MIN} characters, and at most {PASSWORD_MAX}.",
+    "Not easy to guess: common passwords, single words, names, dates, repeats and keyboard patterns are refused.",
+    "Must not contain your name or email address.",
 )
+PASSWORD_NOTE = "It becomes the password of your client area, where your invoices are."
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,10 @@ class Registration:
     company: str
     email: str
     password: SecretStr
+    # What the customer chose; None only from an API client that sent neither (the WHMCS default
+    # currency and POSTPAY_WHMCS_DEFAULT_COUNTRY apply then, as before these were asked).
+    currency: str | None = None
+    country: str | None = None
 
     @property
     def email_key(self) -> str:
@@ -154,8 +163,24 @@ def password_problem(password: str, *, email: str, name: str) -> str | None:
     return None
 
 
-def validate_registration(raw: dict[str, Any]) -> Registration:
-    """A ``Registration`` from untrusted input, or ``InvalidRegistration`` naming each bad field."""
+def _choice(problems: Problems, name: str, raw: Any, *, required: bool, missing: str,
+            known: Callable[[str], bool], unknown: str) -> str | None:
+    if raw is None or raw == "":
+        if required:
+            problems.add(name, missing)
+        return None
+    if not isinstance(raw, str) or not known(raw.strip().upper()):
+        problems.add(name, unknown)
+        return None
+    return raw.strip().upper()
+
+
+def validate_registration(raw: dict[str, Any], *, currencies: Sequence[str] = (),
+                          choices_required: bool = True) -> Registration:
+    """A ``Registration`` from untrusted input, or ``InvalidRegistration`` naming each bad field.
+
+    ``currencies`` are those a customer may choose (a token price and a WHMCS id each); the form must
+    name a currency and a country, the API may leave both out (``choices_required=False``)."""
     problems = Problems()
     name = _one_line(problems, "name", "Name", raw.get("name"), required=True, limit=NAME_MAX)
     company = _one_line(problems, "company", "Company", raw.get("company"), required=False, limit=COMPANY_MAX)
@@ -173,6 +198,14 @@ def validate_registration(raw: dict[str, Any]) -> Registration:
     problem = password_problem(raw_password or "", email=email, name=name)
     if problem:
         problems.add("password", problem)
+    offered = ", ".join(currencies)
+    currency = _choice(problems, "currency", raw.get("currency"), required=choices_required,
+                       missing="Please choose the currency you want to be invoiced in.",
+                       known=lambda code: code in currencies, unknown=f"Please choose one of the currencies we invoice in: {offered}.")  # fmt: skip
+    country = _choice(problems, "country", raw.get("country"), required=choices_required,
+                      missing="Please choose your country.", known=lambda code: country_name(code) is not None,
+                      unknown="Please choose your country from the list.")  # fmt: skip
     if problems:
         raise InvalidRegistration(problems)
-    return Registration(name=name, company=company, email=email, password=SecretStr(raw_password or ""))
+    return Registration(name=name, company=company, email=email, password=SecretStr(raw_password or ""),
+                        currency=currency, country=country)

@@ -16,7 +16,10 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from services.signup.figures import AccountFigures
+from services.signup.finish import FinishSigningUp
 from services.signup.journey import SignupJourney
+from services.signup.plans import PlanCatalog
 from services.signup.settings import SignupSettings
 from services.signup.sso import SingleSignOn
 from services.signup.store import tables
@@ -59,16 +62,19 @@ def create_app(
         redoc_url=None,
         openapi_url="/openapi.json",
     )
-    app.state.web = Web(settings, journey, Verification(journey, signer), SingleSignOn(db, settings, signer, solusvm, clock), signer)
+    app.state.web = Web(settings, journey, Verification(journey, signer), SingleSignOn(db, settings, signer, solusvm, clock),
+                        signer, FinishSigningUp(db, settings, signer, clock),
+                        AccountFigures(db, settings, clock, tables.outbox, journey.committed_events),
+                        PlanCatalog(solusvm, settings, clock))  # fmt: skip
     app.include_router(pages_router)
     app.include_router(links_router)
     app.include_router(api_router)
     app.include_router(panel_router)
-    add_assets_and_docs(app)
+    add_assets_and_docs(app, settings)
     # The last added runs first: the headers wrap everything, the 413 included.
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes, settings=settings)  # type: ignore[arg-type]
     solusvm_origin = origin_of(solusvm.sso_login_url("x")) if hasattr(solusvm, "sso_login_url") else None
-    app.add_middleware(SecurityHeaders, policy=page_policy(solusvm_origin))  # type: ignore[arg-type]
+    app.add_middleware(SecurityHeaders, policy=page_policy(solusvm_origin, settings.brand_logo_url))  # type: ignore[arg-type]
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> Response:

@@ -49,6 +49,15 @@ class SignupRequest(BaseModel):
         description="Password of the WHMCS client account: not a common one, not containing the name or email.",
         json_schema_extra={"format": "password", "writeOnly": True},
     )
+    currency: str | None = Field(
+        default=None, min_length=3, max_length=3,
+        description="Currency the customer is invoiced in: one with a token price and a WHMCS id (the landing page "
+        "lists them). Unset: the WHMCS default currency.",
+    )
+    country: str | None = Field(
+        default=None, min_length=2, max_length=2,
+        description="ISO 3166 country code of the customer. Unset: POSTPAY_WHMCS_DEFAULT_COUNTRY.",
+    )
 
 
 class SignupView(BaseModel):
@@ -97,7 +106,8 @@ def create_signup(request: Request, body: SignupRequest) -> Response:
     """Register. An email follows: a verification link, or, for an address with an account already, how to
     log in. A newer registration of an address still waiting for verification replaces the older one."""
     try:
-        registration = validate_registration(body.model_dump())
+        registration = validate_registration(body.model_dump(), currencies=web_of(request).settings.signup_currencies,
+                                             choices_required=False)  # fmt: skip
     except InvalidRegistration as invalid:
         errors = [{"field": name, "message": message} for name, message in invalid.problems.items()]
         return problem(422, "invalid", "Some fields need attention.", errors=errors)

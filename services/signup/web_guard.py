@@ -35,10 +35,12 @@ STYLESHEET = (Path(__file__).resolve().parent / "templates" / "signup.css").read
 SWAGGER_CDN = "https://cdn.jsdelivr.net"
 
 
-def page_policy(solusvm_origin: str | None) -> str:
+def page_policy(solusvm_origin: str | None, logo_url: str | None = None) -> str:
     # form-action covers the redirects a form starts: "Log in to SolusVM 2" posts here and ends there.
     form_action = " ".join(filter(None, ("'self'", solusvm_origin)))
-    return ("default-src 'none'; style-src 'self'; img-src 'self'; form-action " + form_action
+    # The brand's logo may live elsewhere (https only): exactly its origin may serve images.
+    images = " ".join(filter(None, ("'self'", origin_of(logo_url) if logo_url else None)))
+    return (f"default-src 'none'; style-src 'self'; img-src {images}; form-action " + form_action
             + "; frame-ancestors 'none'; base-uri 'none'")  # fmt: skip
 
 
@@ -110,7 +112,7 @@ class BodyLimit:
             content_type = b"application/json"
         else:
             body = templates.get_template("problem.html").render(
-                brand=self.settings.brand_name, settings=self.settings, title="That was more than a form holds",
+                brand=self.settings.brand, settings=self.settings, title="That was more than a form holds",
                 message=f"A form can send at most {limit}. Please go back and shorten what you typed.",
             ).encode()  # fmt: skip
             content_type = b"text/html; charset=utf-8"
@@ -135,12 +137,20 @@ def _replay(body: bytes, receive: Receive, disconnected: bool) -> Receive:
     return replay
 
 
-def add_assets_and_docs(app: FastAPI) -> None:
+def stylesheet(settings: SignupSettings) -> bytes:
+    """The stylesheet with the brand's accent colour (a validated hex colour) and the text colour that
+    reads on it: a later rule of the same variables, so it holds in light and dark mode alike."""
+    brand = settings.brand
+    return STYLESHEET + f"\n/* brand */\n:root {{ --accent: {brand.accent}; --on-accent: {brand.on_accent}; }}\n".encode()
+
+
+def add_assets_and_docs(app: FastAPI, settings: SignupSettings) -> None:
     """The stylesheet, and the API docs page with a policy that lets exactly its own scripts run."""
+    css = stylesheet(settings)
 
     @app.get("/assets/signup.css", include_in_schema=False)
-    def stylesheet() -> Response:
-        return Response(STYLESHEET, media_type="text/css", headers={"Cache-Control": "public, max-age=3600"})
+    def serve_stylesheet() -> Response:
+        return Response(css, media_type="text/css", headers={"Cache-Control": "public, max-age=3600"})
 
     docs = get_swagger_ui_html(openapi_url="/openapi.json", title=f"{app.title} - API")
     html = docs.body.decode() if isinstance(docs.body, bytes) else str(docs.body)

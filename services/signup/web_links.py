@@ -14,6 +14,7 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from services.signup.finish import Finishing
 from services.signup.journey import RateLimited
 from services.signup.sso import SolusVMUnavailable, SsoRedirect
 from services.signup.store import Stage
@@ -99,3 +100,22 @@ def redeem_sso(request: Request, token: str) -> Response:
                     message="Nothing was changed. Please try the login button again in a minute.")  # fmt: skip
     return page(request, "sso_problem.html", LINK_PROBLEM_STATUS[outcome.kind], kind=outcome.kind,
                 client_area_url=web_of(request).settings.whmcs_client_area_url)  # fmt: skip
+
+
+@router.get("/finish/{token}", response_class=HTMLResponse)
+def finish_signing_up(request: Request, token: str) -> Response:
+    """The client area's "Finish signing up" link: a verified session for its signup, then the terms."""
+    outcome = web_of(request).finish.redeem(token)
+    if isinstance(outcome, Finishing):
+        response = see_other("/signup/terms")
+        start_session(response, request, outcome.signup.id, "verified")
+        return response
+    client_area = web_of(request).settings.whmcs_client_area_url
+    if outcome.kind == "finished":
+        return page(request, "problem.html", 410, title="You have finished signing up already",
+                    message="Your account is set up. Log in to SolusVM 2 from the client area.")  # fmt: skip
+    title = {"used": "This link has already been used", "expired": "This link has expired"}.get(
+        outcome.kind, "This link is not valid")
+    return page(request, "problem.html", LINK_PROBLEM_STATUS[outcome.kind], title=title,
+                message=f"Nothing was changed. Press Finish signing up in the client area ({client_area}) again "
+                        "for a fresh link: each works once, for a minute.")  # fmt: skip

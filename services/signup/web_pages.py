@@ -12,6 +12,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from services.signup.journey import RateLimited, TermsMissing, TermsRecorded, required_terms
+from services.signup.panel_content import account_figures
+from services.signup.plans import price_plan, tariffs, worked_example
 from services.signup.store import Stage
 from services.signup.tokens import Session
 from services.signup.validation import InvalidRegistration, validate_registration
@@ -52,8 +54,16 @@ def stale_form(request: Request) -> HTMLResponse:
 
 @router.get("/", response_class=HTMLResponse)
 def landing(request: Request) -> Response:
-    prices = sorted(web_of(request).settings.token_prices.items())
-    return page(request, "landing.html", prices=prices)
+    web = web_of(request)
+    settings = web.settings
+    plans = web.plans.plans()
+    priced_in = tariffs(settings)
+    return page(
+        request, "landing.html", prices=[(t.currency, str(t.token_price)) for t in priced_in],
+        plans=[price_plan(plan, priced_in) for plan in plans or ()], plans_unavailable=plans is None,
+        example=worked_example(plans[0], priced_in[0]) if plans and priced_in else None,
+        due_days=settings.invoice_due_days, grace_days=settings.accounts_grace_days, timezone=settings.billing_timezone,
+    )  # fmt: skip
 
 
 @router.get("/signup", response_class=HTMLResponse)
@@ -68,9 +78,9 @@ async def register(request: Request) -> Response:
         return bad_form(request)
     if not csrf_ok(request, fields.get("csrf_token")):
         return stale_form(request)
-    values = {name: fields.get(name, "") for name in ("name", "company", "email")}
+    values = {name: fields.get(name, "") for name in ("name", "company", "email", "currency", "country")}
     try:
-        registration = validate_registration(fields)
+        registration = validate_registration(fields, currencies=web_of(request).settings.signup_currencies)
     except InvalidRegistration as invalid:
         return page(request, "register.html", 422, values=values, problems=invalid.problems)
     outcome = await run_in_threadpool(web_of(request).journey.register, registration, client_ip(request))
@@ -131,7 +141,7 @@ def terms_form(request: Request) -> Response:
         return page(request, "confirming.html")
     if signup.reached(Stage.PROVISIONING):
         return see_other("/signup/status")
-    return page(request, "terms.html", terms=required_terms(web_of(request).settings), missing=())
+    return page(request, "terms.html", terms=required_terms(web_of(request).settings), missing=(), signup=signup)
 
 
 @router.post("/signup/terms", response_class=HTMLResponse)
@@ -150,7 +160,7 @@ async def accept_terms(request: Request) -> Response:
                                       user_agent=user_agent(request))  # fmt: skip
     if isinstance(outcome, TermsMissing):
         return page(request, "terms.html", 422, terms=required_terms(web_of(request).settings),
-                    missing=tuple(term.kind for term in outcome.missing))  # fmt: skip
+                    missing=tuple(term.kind for term in outcome.missing), signup=journey.signup(session.signup_id))  # fmt: skip
     if isinstance(outcome, TermsRecorded):
         # This browser, and only this one, may log in to SolusVM 2 from here for a short while.
         response = see_other("/signup/status")
@@ -178,7 +188,11 @@ def status(request: Request) -> Response:
     if session is None or stage is None:
         return page(request, "problem.html", 403, title="We don't know who you are yet",
                     message="Open the link from your verification email in this browser, or sign up first.")  # fmt: skip
+    # The month so far and the invoices only for a browser that proved it reads the mailbox (not for
+    # one that only submitted the form).
+    signup = journey.signup(session.signup_id) if session.signup_id is not None and stage == Stage.ENROLLED.value else None
+    figures = account_figures(web_of(request), signup) if signup is not None else {}
     return page(request, "status.html", email=email, stage=stage, verified=session.verified,
                 can_sso=stage == Stage.ENROLLED.value and journey.may_sso_here(session),
-                sso_minutes=round(journey.settings.signup_sso_minutes),
-                client_area_url=web_of(request).settings.whmcs_client_area_url)  # fmt: skip
+                sso_minutes=round(journey.settings.signup_sso_minutes), show_account=signup is not None,
+                client_area_url=web_of(request).settings.whmcs_client_area_url, **figures)  # fmt: skip

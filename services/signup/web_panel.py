@@ -7,31 +7,31 @@ again (captured in a log, replayed by a proxy) is refused and mints nothing.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 
-from services.signup.accounts import AccountView, account_of
+from services.signup.panel_content import ENROLLED_STATES, PanelState, panel_content
 from services.signup.panel_auth import PanelAuthError, PanelPurpose, check_panel_request
 from services.signup.throttle import remember_nonce
 from services.signup.web_api import Problem, problem
-from services.signup.web_support import templates, web_of
+from services.signup.web_support import web_of
 from shared.logging import get_logger
 
 router = APIRouter(prefix="/api/v1")
 log = get_logger("postpay.signup.api")
 
-PanelState = Literal["not_enrolled", "active", "suspended", "locked"]
 
 
 class PanelView(BaseModel):
     client_id: int
     enrolled: bool
-    state: PanelState = Field(description="The account lifecycle: suspended until overdue invoices are paid; "
-                                          "locked when the WHMCS client is closed.")
+    state: PanelState = Field(description="not_enrolled; awaiting_terms (email confirmed, terms never accepted: "
+                                          "\"Finish signing up\"); setting_up; active; suspended until overdue "
+                                          "invoices are paid; locked when the WHMCS client is closed.")
     overdue_invoice_ids: list[int] = Field(default_factory=list, description="What to pay to reactivate.")
     title: str
     html: str
@@ -81,42 +81,36 @@ def _authenticate(request: Request, client_id: int, purpose: PanelPurpose, times
 )  # fmt: skip
 def panel(request: Request, client_id: ClientId, timestamp: TimestampHeader = None, nonce: NonceHeader = None,
           signature: SignatureHeader = None) -> Response:  # fmt: skip
-    """The client-area panel for a WHMCS client: "Enrolled in SolusVM 2" or "Not enrolled"."""
+    """The client-area panel for a WHMCS client: not enrolled, "Finish signing up", being set up, or
+    enrolled (active, suspended, locked) with the month's usage so far and the latest invoices."""
     refused = _authenticate(request, client_id, "panel", timestamp, nonce, signature)
     if refused is not None:
         return refused
     web = web_of(request)
-    enrolled = web.sso.enrolled_by_client(client_id) is not None
-    account = account_of(web.sso.db, client_id) if enrolled else None
-    state, invoices = _panel_state(enrolled, account)
-    html = templates.get_template("panel.html").render(
-        enrolled=enrolled, state=state, landing_url=f"{web.settings.public_url}/",
-        sso_action_url=web.settings.panel_sso_action_url, brand=web.settings.brand_name,
-        invoices=[(number, web.settings.panel_invoice_url.replace("{invoice_id}", str(number))) for number in invoices],
-    )  # fmt: skip
-    title = _panel_title(state, invoices)
+    shown = panel_content(web, client_id)
     if "text/html" in request.headers.get("accept", "") and "application/json" not in request.headers.get("accept", ""):
-        return HTMLResponse(html, headers={"Cache-Control": "no-store"})
-    body = PanelView(client_id=client_id, enrolled=enrolled, state=state, overdue_invoice_ids=list(invoices), title=title,
-                     html=html, landing_url=f"{web.settings.public_url}/")
+        return HTMLResponse(shown.html, headers={"Cache-Control": "no-store"})
+    body = PanelView(client_id=client_id, enrolled=shown.state in ENROLLED_STATES, state=shown.state,
+                     overdue_invoice_ids=list(shown.overdue_ids), title=shown.title, html=shown.html,
+                     landing_url=f"{web.settings.public_url}/")  # fmt: skip
     return JSONResponse(body.model_dump(mode="json"), headers={"Cache-Control": "no-store"})
 
 
-def _panel_state(enrolled: bool, account: AccountView | None) -> tuple[PanelState, tuple[int, ...]]:
-    if not enrolled:
-        return "not_enrolled", ()
-    if account is None or account.status == "active":
-        return "active", ()
-    return account.status, account.overdue_invoice_ids if account.status == "suspended" else ()
-
-
-def _panel_title(state: PanelState, invoices: tuple[int, ...]) -> str:
-    if state == "suspended" and invoices:
-        which = ("invoice " if len(invoices) == 1 else "invoices ") + ", ".join(f"#{number}" for number in invoices)
-        return f"Suspended — pay {which} to reactivate"
-    return {"not_enrolled": "Not enrolled in SolusVM 2", "active": "Enrolled in SolusVM 2",
-            "suspended": "Suspended — pay your overdue invoices to reactivate",
-            "locked": "SolusVM 2 account locked"}[state]  # fmt: skip
+@router.post("/panel/{client_id}/finish", response_model=LoginLink, tags=["whmcs"],
+             responses={**PANEL_ERRORS, 404: {"model": Problem, "description": "The client has no signup waiting for its terms."}})  # fmt: skip
+async def panel_finish_link(
+    request: Request, client_id: ClientId, timestamp: TimestampHeader = None, nonce: NonceHeader = None,
+    signature: SignatureHeader = None,
+) -> Response:
+    """A fresh single-use link to the terms, for a client who confirmed the email but never accepted them."""
+    refused = await run_in_threadpool(_authenticate, request, client_id, "finish", timestamp, nonce, signature)
+    if refused is not None:
+        return refused
+    link = await run_in_threadpool(web_of(request).finish.mint, client_id)
+    if link is None:
+        return problem(404, "not_found", "This client has no signup waiting for its terms.")
+    return JSONResponse(LoginLink(url=link.url, expires_in_seconds=link.expires_in_seconds).model_dump(),
+                        headers={"Cache-Control": "no-store"})  # fmt: skip
 
 
 @router.post("/panel/{client_id}/sso", response_model=LoginLink, tags=["whmcs"],

@@ -12,10 +12,14 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from services.signup.figures import AccountFigures
+from services.signup.finish import FinishSigningUp
 from services.signup.journey import SignupJourney
+from services.signup.plans import PlanCatalog
 from services.signup.settings import SignupSettings
 from services.signup.sso import SingleSignOn
-from services.signup.validation import PASSWORD_RULES
+from services.signup.countries import countries
+from services.signup.validation import PASSWORD_NOTE, PASSWORD_RULES
 from services.signup.verification import Verification
 from services.signup.tokens import (
     BadToken,
@@ -39,6 +43,8 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 templates = Jinja2Templates(directory=str(Path(__file__).resolve().parent / "templates"))
 templates.env.globals["password_rules"] = PASSWORD_RULES  # every rule, shown before the first try
+templates.env.globals["password_note"] = PASSWORD_NOTE
+templates.env.globals["countries"] = countries()
 
 
 @dataclass
@@ -50,6 +56,9 @@ class Web:
     verification: Verification
     sso: SingleSignOn
     signer: Signer
+    finish: FinishSigningUp
+    figures: AccountFigures
+    plans: PlanCatalog
 
 
 def web_of(request: Request) -> Web:
@@ -145,7 +154,7 @@ def page(request: Request, template: str, status_code: int = 200, **context: Any
     response = templates.TemplateResponse(
         request,
         template,
-        {"settings": web.settings, "brand": web.settings.brand_name, "csrf_field": CSRF_FIELD,
+        {"settings": web.settings, "brand": web.settings.brand, "csrf_field": CSRF_FIELD,
          "csrf_token": csrf_token(web.signer, secret), **context},  # fmt: skip
         status_code=status_code,
     )

@@ -83,6 +83,13 @@ def running_seconds(intervals: Sequence[Interval], starts_at: datetime, ends_at:
     return total
 
 
+def ran_between(intervals: Sequence[Interval], starts_at: datetime, ends_at: datetime) -> Interval | None:
+    """The first and the last instant of running time inside ``[starts_at, ends_at)``, for the invoice line."""
+    inside = [(max(start, starts_at), min(end, ends_at)) for start, end in intervals]
+    inside = [(start, end) for start, end in inside if end > start]
+    return (min(start for start, _ in inside), max(end for _, end in inside)) if inside else None
+
+
 def billable_hours(running: timedelta) -> int:
     return -((-running) // HOUR)
 
@@ -124,11 +131,13 @@ def metered_usage(
         if hours == 0 or plan is None:
             continue
         vm = vms.get(server_id)
+        ran = ran_between(by_server[server_id], starts_at, ends_at)
         usages.append(VmUsage(
             server_id=server_id, uuid=(vm.uuid if vm else "")[:64], name=(vm.name if vm else "")[:MAX_NAME],
             plan_id=plan.id, plan_name=plan.name[:MAX_NAME], hours=hours, tokens_per_hour=plan.tokens_per_hour,
             tokens_per_month=plan.tokens_per_month, tokens=min(hours * plan.tokens_per_hour, plan.tokens_per_month),
             created_at=vm.created_at if vm else None, deleted_at=vm.deleted_at if vm else None,
+            ran_from=ran[0] if ran else None, ran_until=ran[1] if ran else None,
         ))
     return tuple(usages)
 

@@ -1,4 +1,5 @@
-"""The usage collector: enrolled customers in, one usage report per customer per closed period out."""
+"""The usage collector: enrolled customers in, one usage report per customer per closed period out; and
+the month so far, when the signup asks for a customer's client-area panel."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from shared.dependencies import Dependencies
 from shared.events.billing import BillingPeriodClosed, CustomerUsageRequested, InvoiceCreated, NothingToBill
 from shared.events.enrollment import UserProvisioned
 from shared.events.metering import MeterSwept, VmDeleted, VmPlanChanged, VmRunEnded, VmRunStarted
+from shared.events.usage import UsageToDateRequested
 from shared.service import ServiceDefinition
 
-from services.usage_collector import handlers, handlers_meter, store
+from services.usage_collector import handlers, handlers_meter, store, to_date
 from services.usage_collector.settings import UsageCollectorSettings
 
 NAME = "usage_collector"
@@ -34,5 +36,8 @@ def build(deps: Dependencies) -> ServiceDefinition:
             Subscription(NAME, "record_meter_event", (VmRunStarted, VmRunEnded, VmPlanChanged, VmDeleted),
                          handlers_meter.record_meter_event, batch=DATABASE_ONLY_BATCH),
             Subscription(NAME, "record_sweep", (MeterSwept,), handlers_meter.record_sweep, batch=DATABASE_ONLY_BATCH),
+            # The month so far, for the client-area panel (the signup keeps the answers).
+            Subscription(NAME, "report_usage_to_date", (UsageToDateRequested,),
+                         functools.partial(to_date.report_usage_to_date, solusvm=deps.solusvm, settings=settings)),
         ],
     )

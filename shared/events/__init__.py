@@ -50,6 +50,7 @@ from shared.events.enrollment import (
     VerificationEmailRequested,
 )
 from shared.events.imports import CustomerImported
+from shared.events.usage import UsageToDateReported, UsageToDateRequested
 
 __all__ = [
     "EVENT_TYPES",
@@ -76,6 +77,8 @@ __all__ = [
     "NothingToBill",
     "TermsAccepted",
     "UsageCollected",
+    "UsageToDateReported",
+    "UsageToDateRequested",
     "UserLocked",
     "UserProvisioned",
     "UserReactivated",

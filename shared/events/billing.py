@@ -104,6 +104,27 @@ class VmUsage(BaseModel):
     tokens: int = Field(ge=0)
     created_at: UtcDateTime | None = None
     deleted_at: UtcDateTime | None = None
+    # The first and the last instant the VM ran inside the period (clipped to it), for the invoice line.
+    # Optional and left off the wire when unset: a usage without them is the message it was before.
+    ran_from: UtcDateTime | None = None
+    ran_until: UtcDateTime | None = None
+
+    @model_validator(mode="after")
+    def _ran_forward(self) -> VmUsage:
+        if (self.ran_from is None) != (self.ran_until is None):
+            raise ValueError("ran_from and ran_until come together")
+        if self.ran_from is not None and self.ran_until is not None and self.ran_until < self.ran_from:
+            raise ValueError("ran_until must not be before ran_from")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _without_unset_run_dates(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
+        data = handler(self)
+        if isinstance(data, dict):
+            for name in ("ran_from", "ran_until"):
+                if name in data and data[name] is None:
+                    del data[name]
+        return data
 
 
 class UsageCollected(PeriodWindow):

@@ -77,7 +77,8 @@ def trusted_loopback(clean_upstreams: Upstreams, rabbit_bus: RabbitBus, postgres
 
 def register(browser: httpx.Client, email: str, forwarded_for: str) -> httpx.Response:
     token = csrf_from(browser.get("/signup").text)
-    form = {"csrf_token": token, "name": "Ada Lovelace", "email": email, "password": "Tr0ub4dor&3-horse-staple"}
+    form = {"csrf_token": token, "name": "Ada Lovelace", "email": email, "password": "Tr0ub4dor&3-horse-staple",
+            "currency": "USD", "country": "GB"}
     return browser.post("/signup", data=form, headers={"X-Forwarded-For": forwarded_for})
 
 

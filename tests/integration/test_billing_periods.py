@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -83,6 +84,11 @@ def test_each_vm_is_billed_for_exactly_its_running_time_inside_the_local_month(
         assert vms["stopped before"].server_id not in by_server
         assert vms["started after"].server_id not in by_server
         assert invoice.subtotal == sum((line.amount for line in expected), Decimal(0))
-        # The invoice names the local month, whatever the UTC instants.
-        assert all(f"{period.first_day} to {period.last_day}" in item.description for item in invoice.items)
+        # Each line names the local days the VM ran, whatever the UTC instants: all month for one that
+        # ran all month, the one day of a five-minute VM.
+        descriptions = {item.description.split(" (#")[0]: item.description for item in invoice.items}
+        assert descriptions[vms["whole month"].name].endswith(f"ran {period.first_day} to {period.last_day}")
+        five_minutes = vms["five minutes"].runs[0][0].astimezone(ZoneInfo(timezone)).date()
+        assert descriptions[vms["five minutes"].name].endswith(f", ran {five_minutes}")
+        assert invoice.notes.count(f"{period.first_day} to {period.last_day}") == 1
         assert f"[postpay:{customer.client_id}:{key}]" in invoice.notes

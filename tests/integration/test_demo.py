@@ -33,7 +33,7 @@ from tests.conftest import unique_namespace
 
 CUSTOMERS = 4
 INVOICE = re.compile(r"Invoice #(\d+) · (.+?) <(\S+?)>, WHMCS client (\d+) · (\d{4}-\d{2}) · ([A-Z]{3}) (\d+\.\d\d) ·")
-LINE = re.compile(r"\| (\w+) \(#\d+, plan (\w+)\): (\d+) hours?, (\d+) tokens?, (\S+) to (\S+)\s+\|\s+(\d+\.\d\d) \|")
+LINE = re.compile(r"\| (\w+) \(#\d+, plan (\w+)\): (\d+) hours?, (\d+) tokens?, ran (\S+)(?: to (\S+))?\s+\|\s+(\d+\.\d\d) \|")
 NOTHING = re.compile(r"(.+?) <(\S+?)>, WHMCS client \d+: nothing to bill for (\d{4}-\d{2})")
 
 

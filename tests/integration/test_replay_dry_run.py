@@ -116,7 +116,7 @@ def test_dry_run_changes_nothing_and_prints_each_clients_invoice_or_diff(
         assert web.lstrip().startswith("web"), web  # unchanged: no mark
         assert db_line.lstrip().startswith("+") and db_line.rstrip().endswith("0.01"), db_line
         assert f"client {late.client_id}: would create an invoice of USD 0.01 (1 line," in output
-        assert "batch (#" in output and "1 hour, 7 tokens, 2025-10-01 to 2025-10-31" in output
+        assert "batch (#" in output and "1 hour, 7 tokens, ran 2025-10-" in output
         assert "dry run: 1 differs, 1 nothing-to-bill, 1 unchanged, 1 would-create" in output
 
         # One client only.

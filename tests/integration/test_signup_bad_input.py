@@ -114,7 +114,8 @@ def test_a_forged_session_cookie_is_ignored(client: TestClient, cookie: str) -> 
 def test_the_landing_page_explains_post_pay_and_prices(client: TestClient) -> None:
     page = client.get("/").text
     assert "billed after use" in page and 'href="/signup"' in page
-    assert "<td>USD</td><td>0.0010</td>" in page and "<td>EUR</td><td>0.0009</td>" in page
+    assert '<td>USD</td><td class="num">0.0010</td>' in page and '<td>EUR</td><td class="num">0.0009</td>' in page
+    assert "Invoices and payment" in page and "due 14 days after" in page and "unpaid 14 days after its due date" in page
 
 
 def test_unknown_pages_are_a_friendly_404(client: TestClient) -> None:

@@ -267,3 +267,33 @@ def test_the_hook_talks_to_postpay_with_curl_and_short_timeouts() -> None:
     for needed in ("curl_init", "CURLOPT_CONNECTTIMEOUT", "CURLOPT_TIMEOUT", "CURLOPT_FOLLOWLOCATION"):
         assert needed in client, needed
     assert "file_get_contents" not in client
+
+
+def test_a_customer_who_never_accepted_the_terms_finishes_from_the_client_area(enrollment: Enrollment, whmcs: str) -> None:
+    email = unique_email("unfinished")
+    assert enrollment.register(email).status_code == 303
+    (link,) = enrollment.verification_links(email)
+    assert enrollment.open_link(link).status_code == 303
+    enrollment.wait_for_terms()
+    signup = enrollment.signup_row(email)
+    assert signup is not None and signup.whmcs_client_id is not None
+
+    with as_client(signup.whmcs_client_id) as browser:
+        page = browser.get(f"{whmcs}/index.php").text
+        assert "<h3>Finish signing up</h3>" in page and 'data-color="amber"' in page
+        assert 'href="solusvm2_finish_signup.php"' in page
+        to_postpay = browser.get(f"{whmcs}/solusvm2_finish_signup.php")
+        assert to_postpay.status_code == 302
+        link = to_postpay.headers["location"]
+        assert link.startswith(f"{enrollment.settings.public_url}/finish/")
+    terms = httpx.Client(timeout=10)  # the customer's browser, which has never seen the signup site
+    opened = terms.get(link)
+    assert opened.status_code == 303 and opened.headers["location"] == "/signup/terms"
+    assert 'type="checkbox"' in terms.get(f"{enrollment.settings.public_url}/signup/terms").text
+
+    with as_user(signup.whmcs_client_id, user_id=OWNER + 1, permissions=("productsso",)) as other:
+        refused = other.get(f"{whmcs}/solusvm2_finish_signup.php")
+        assert refused.status_code == 403 and "owner" in refused.text, "only the owner accepts the terms"
+    with as_client(signup.whmcs_client_id + 1000) as stranger:
+        nothing = stranger.get(f"{whmcs}/solusvm2_finish_signup.php")
+        assert nothing.status_code == 404

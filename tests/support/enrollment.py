@@ -103,6 +103,7 @@ class Enrollment:
         clock: Clock = utcnow,
         extra_settings: Sequence[BaseSettings] = (),
         timeouts: Timeouts | None = None,
+        usage_collector: bool = False,
     ) -> None:
         self.upstreams = upstreams
         self.bus = bus
@@ -113,7 +114,9 @@ class Enrollment:
         self.deps.db = db
         self.signup = service_builder("signup")(self.deps)
         self.provisioner = service_builder("provisioner")(self.deps)
-        self.runtime = Runtime(bus, db, [self.signup, self.provisioner], relay_poll_seconds=0.05, clock=clock)
+        # The usage collector answers the account page's month-to-date figures, when a test wants them.
+        extra = [service_builder("usage_collector")(self.deps)] if usage_collector else []
+        self.runtime = Runtime(bus, db, [self.signup, self.provisioner, *extra], relay_poll_seconds=0.05, clock=clock)
         self.runtime.create_tables()
         self.signup.extras["outbox_committed"].connect(self.runtime.relay.wake)
         self.app = self.signup.extras["web_app"](db)
@@ -172,10 +175,12 @@ class Enrollment:
     # The journey through the web app, one step at a time -------------------------------------------
 
     def register(self, email: str, *, name: str = "Ada Lovelace", company: str = "Analytical Engines",
-                 password: str = STRONG_PASSWORD, client: TestClient | None = None) -> Any:  # fmt: skip
+                 password: str = STRONG_PASSWORD, client: TestClient | None = None, currency: str = "USD",
+                 country: str = "GB") -> Any:  # fmt: skip
         client = client or self.client
         token = csrf_from(client.get("/signup").text)
-        form = {"csrf_token": token, "name": name, "company": company, "email": email, "password": password}
+        form = {"csrf_token": token, "name": name, "company": company, "email": email, "password": password,
+                "currency": currency, "country": country}
         return client.post("/signup", data=form)
 
     def open_link(self, link: str, client: TestClient | None = None, *, password: str | None = None) -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -80,3 +81,41 @@ def test_the_diff_pairs_lines_by_server_and_reports_each_kind_of_change() -> Non
     assert changes[1].issued.amount == Decimal("0.06") and changes[1].proposed.amount == Decimal("0.08")
     assert has_differences(changes)
     assert not has_differences(diff_lines(proposed, proposed))
+
+
+NOVEMBER = BillingPeriod.parse("2026-11", "Europe/Berlin")
+
+
+def ran(server_id: int, hours: int, ran_from: datetime, ran_until: datetime) -> VmUsage:
+    return vm(server_id, hours).model_copy(update={"ran_from": ran_from, "ran_until": ran_until})
+
+
+def test_a_line_says_the_days_the_vm_ran_within_the_period_not_the_whole_month() -> None:
+    forty_minutes = ran(5, 1, datetime(2026, 11, 3, 9, 0, tzinfo=UTC), datetime(2026, 11, 3, 9, 40, tzinfo=UTC))
+    three_days = ran(6, 50, datetime(2026, 11, 3, 22, 30, tzinfo=UTC), datetime(2026, 11, 6, 0, 30, tzinfo=UTC))
+    # Up to the period's end (midnight in Berlin): the last day it ran is the 30th, not 1 December.
+    to_the_end = ran(7, 700, datetime(2026, 11, 1, 8, tzinfo=UTC), NOVEMBER.ends_at)
+    lines = [describe_vm(usage, NOVEMBER) for usage in (forty_minutes, three_days, to_the_end)]
+    assert lines == [
+        "vps (#5, plan S): 1 hour, 7 tokens, ran 2026-11-03",
+        # 22:30 UTC on the 3rd is 23:30 in Berlin; 00:30 UTC on the 6th is 01:30 there.
+        "vps (#6, plan S): 50 hours, 350 tokens, ran 2026-11-03 to 2026-11-06",
+        "vps (#7, plan S): 700 hours, 4900 tokens, ran 2026-11-01 to 2026-11-30",
+    ]
+    assert [server_reference(line) for line in lines] == [5, 6, 7]
+
+
+def test_a_usage_without_run_dates_still_names_the_whole_period() -> None:
+    assert describe_vm(vm(5, 2), NOVEMBER).endswith(", 2026-11-01 to 2026-11-30")
+
+
+def test_run_dates_stay_off_the_wire_when_unset_and_come_in_pairs() -> None:
+    assert "ran_from" not in vm(5, 2).model_dump(mode="json")
+    both = ran(5, 1, datetime(2026, 11, 3, tzinfo=UTC), datetime(2026, 11, 3, 1, tzinfo=UTC))
+    assert VmUsage.model_validate(both.model_dump(mode="json")) == both
+    with pytest.raises(ValueError, match="together"):
+        vm(5, 1).model_copy(update={"ran_from": NOVEMBER.starts_at}).model_validate(
+            {**vm(5, 1).model_dump(mode="json"), "ran_from": "2026-11-03T00:00:00Z"})
+    with pytest.raises(ValueError, match="before"):
+        VmUsage.model_validate({**vm(5, 1).model_dump(mode="json"), "ran_from": "2026-11-03T02:00:00Z",
+                                "ran_until": "2026-11-03T01:00:00Z"})

@@ -117,3 +117,34 @@ def test_skipping_gaps_never_bills_more_than_billing_them(pieces: list[tuple[int
     assert set(skipped) <= set(billed)
     for server, vm in skipped.items():
         assert vm.hours <= billed[server].hours <= 744
+
+
+def test_each_vm_says_the_first_and_last_instant_it_ran_inside_the_period() -> None:
+    found = usage([
+        run(1, START - 5 * H, START + 2 * H),                                        # from the period's start
+        run(1, START + 9 * 24 * H, START + 9 * 24 * H + 40 * timedelta(minutes=1), number=2),
+        run(2, START + 3 * 24 * H, START + 3 * 24 * H + timedelta(minutes=40)),      # forty minutes on the 4th
+        run(3, END - H, None),                                                      # still running at the end
+    ])
+    assert (found[1].ran_from, found[1].ran_until) == (START, START + 9 * 24 * H + timedelta(minutes=40))
+    assert (found[2].ran_from, found[2].ran_until) == (START + 3 * 24 * H, START + 3 * 24 * H + timedelta(minutes=40))
+    assert (found[3].ran_from, found[3].ran_until) == (END - H, END)
+
+
+def test_the_usage_endpoint_gives_each_vm_its_life_inside_the_window() -> None:
+    from services.usage_collector.usage import vm_usages
+    from shared.upstream.solusvm_models import PeriodUsage
+
+    plan = {"id": 3, "name": "S", "tokens_per_hour": 7, "tokens_per_month": 5000}
+    body = {"user_id": 9, "period": {"from": "2026-10-01T00:00:00Z", "to": "2026-11-01T00:00:00Z"}, "total_tokens": 5014,
+            "servers": [
+                {"id": 1, "uuid": "a", "name": "old", "plan": plan, "created_at": "2026-09-20T09:00:00Z",
+                 "deleted_at": None, "hours": 744, "tokens": 5000},
+                {"id": 2, "uuid": "b", "name": "tmp", "plan": plan, "created_at": "2026-10-10T08:00:00Z",
+                 "deleted_at": "2026-10-10T08:40:00Z", "hours": 1, "tokens": 7},
+                {"id": 3, "uuid": "c", "name": "gone", "plan": plan, "created_at": "2026-09-01T00:00:00Z",
+                 "deleted_at": "2026-10-01T00:30:00Z", "hours": 1, "tokens": 7}]}
+    old, tmp, gone = vm_usages(PeriodUsage.model_validate(body))
+    assert (old.ran_from, old.ran_until) == (START, END)
+    assert (tmp.ran_from, tmp.ran_until) == (datetime(2026, 10, 10, 8, tzinfo=UTC), datetime(2026, 10, 10, 8, 40, tzinfo=UTC))
+    assert (gone.ran_from, gone.ran_until) == (START, START + timedelta(minutes=30))

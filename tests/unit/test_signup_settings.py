@@ -83,3 +83,44 @@ def test_signup_refuses_to_serve_the_world_with_the_public_demo_secrets() -> Non
     for check in served.preflight:
         check()
     assert served.name == "signup"
+
+
+@pytest.mark.parametrize(("name", "owner"), [
+    ("invoice_due_days", "services.invoicer.settings:InvoicerSettings"),
+    ("accounts_grace_days", "services.provisioner.settings:ProvisionerSettings"),
+    ("accounts_invoice_url", "services.provisioner.settings:ProvisionerSettings"),
+    ("billing_timezone", "services.scheduler.settings:SchedulerSettings"),
+])
+def test_the_landing_page_promises_the_terms_the_deciding_service_applies(name: str, owner: str,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The signup shows due days, grace days, the pay link and the billing zone: the same variable, the
+    same default, bounds and description as the service that decides them."""
+    import importlib
+
+    module, cls = owner.split(":")
+    deciding = getattr(importlib.import_module(module), cls)
+    mine, theirs = SignupSettings.model_fields[name], deciding.model_fields[name]
+    assert (mine.default, mine.description, repr(mine.metadata)) == (theirs.default, theirs.description, repr(theirs.metadata))
+    value = {"invoice_due_days": "30", "accounts_grace_days": "3", "billing_timezone": "Europe/Berlin",
+             "accounts_invoice_url": "https://billing.example/viewinvoice.php?id={invoice_id}"}[name]
+    monkeypatch.setenv(f"POSTPAY_{name.upper()}", value)
+    assert str(getattr(SignupSettings(), name)) == str(getattr(deciding(), name)) == value
+
+
+def test_the_currencies_offered_have_a_price_and_a_whmcs_id(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = SignupSettings(token_prices={"USD": "0.001", "EUR": "0.0009", "JPY": "0.15"},
+                              whmcs_currency_ids='{"usd": 1, "JPY": 4, "GBP": 3}')
+    assert settings.signup_currencies == ("JPY", "USD")
+    for bad in ('{"USD": 0}', '{"USD": "1"}', '{"US": 1}', "[1]", "not json"):
+        with pytest.raises(ValueError):
+            SignupSettings(whmcs_currency_ids=bad)
+    from services.signup.service import refuse_no_currencies
+    from shared.errors import ConfigurationError
+
+    lonely = SignupSettings(token_prices={"GBP": "0.001"})
+    assert lonely.signup_currencies == () and "none to choose" in (lonely.currency_problem() or "")
+    with pytest.raises(ConfigurationError, match="POSTPAY_WHMCS_CURRENCY_IDS"):
+        refuse_no_currencies(lonely)
+    refuse_no_currencies(settings)
+    with pytest.raises(ValueError, match="ISO 3166"):
+        SignupSettings(whmcs_default_country="XX")

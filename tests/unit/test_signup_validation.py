@@ -6,9 +6,16 @@ from typing import Any
 
 import pytest
 
-from services.signup.validation import InvalidRegistration, split_name, validate_registration
+from services.signup.validation import InvalidRegistration, split_name
+from services.signup.validation import validate_registration as validate
 
-GOOD = {"name": "Ada Lovelace", "company": "Analytical Engines", "email": "ada@example.com", "password": "Tr0ub4dor&3-horse"}
+CURRENCIES = ("EUR", "USD")
+GOOD = {"name": "Ada Lovelace", "company": "Analytical Engines", "email": "ada@example.com", "password": "Tr0ub4dor&3-horse",
+        "currency": "EUR", "country": "DE"}
+
+
+def validate_registration(raw: dict[str, Any]) -> Any:
+    return validate(raw, currencies=CURRENCIES)
 
 
 def problems(**changes: Any) -> dict[str, str]:
@@ -91,3 +98,21 @@ def test_non_text_values_are_refused_not_crashed_on(value: object) -> None:
                                                  ("Ada King Lovelace", ("Ada King", "Lovelace"))])  # fmt: skip
 def test_whmcs_gets_a_first_and_last_name(name: str, expected: tuple[str, str]) -> None:
     assert split_name(name) == expected
+
+
+def test_the_form_needs_a_currency_we_invoice_in_and_an_iso_country() -> None:
+    assert set(problems(currency="", country="")) == {"currency", "country"}
+    assert "EUR, USD" in problems(currency="JPY")["currency"]
+    assert "list" in problems(country="XX")["country"]
+    assert set(problems(currency=["USD"], country=7)) == {"currency", "country"}
+    registration = validate_registration({**GOOD, "currency": " usd", "country": "gb "})
+    assert (registration.currency, registration.country) == ("USD", "GB")
+
+
+def test_the_api_may_leave_currency_and_country_out_but_not_send_wrong_ones() -> None:
+    without = {key: value for key, value in GOOD.items() if key not in ("currency", "country")}
+    registration = validate(without, currencies=CURRENCIES, choices_required=False)
+    assert (registration.currency, registration.country) == (None, None)
+    with pytest.raises(InvalidRegistration) as caught:
+        validate({**without, "currency": "XYZ", "country": "ZZ"}, currencies=CURRENCIES, choices_required=False)
+    assert set(caught.value.problems) == {"currency", "country"}

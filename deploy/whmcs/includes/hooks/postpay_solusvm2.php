@@ -2,8 +2,9 @@
 /**
  * postpay for WHMCS: the SolusVM 2 panel on the client-area homepage.
  *
- * "Not enrolled in SolusVM 2" (a link to postpay's landing page) or "Enrolled in SolusVM 2" (a
- * "Log in to SolusVM 2" button). The panel comes from postpay, which knows who is enrolled. The
+ * "Not enrolled in SolusVM 2" (a link to postpay's landing page), "Finish signing up" (a button to
+ * solusvm2_finish_signup.php) or "Enrolled in SolusVM 2" (a "Log in to SolusVM 2" button, the month's
+ * usage so far and the latest invoices). The panel comes from postpay, which knows who is enrolled. The
  * button points at solusvm2_sso.php, which asks postpay for a login link only when it is clicked:
  * a link lives at most a minute, so it cannot be minted when the page is drawn.
  */

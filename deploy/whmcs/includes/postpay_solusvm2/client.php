@@ -4,7 +4,7 @@
  *
  * Every request carries X-Postpay-Timestamp (Unix seconds), X-Postpay-Nonce (random, new for every
  * request) and X-Postpay-Signature: hex(HMAC-SHA256(shared_secret,
- * "<timestamp>.<nonce>.<client id>.<purpose>")), purpose "panel" or "sso". postpay refuses unsigned,
+ * "<timestamp>.<nonce>.<client id>.<purpose>")), purpose "panel", "sso" or "finish". postpay refuses unsigned,
  * altered, stale (older than its freshness window) and replayed (a nonce seen before) requests.
  */
 
@@ -93,6 +93,23 @@ function postpay_solusvm2_login_url(int $clientId): array
 }
 
 /**
+ * A fresh single-use link to the terms (valid at most 60 seconds) for a client who confirmed the email
+ * but never accepted them: ['url' => ...], or ['error' => 'not_waiting' | 'unreachable'].
+ */
+function postpay_solusvm2_finish_url(int $clientId): array
+{
+    $answer = postpay_solusvm2_request('POST', $clientId, 'finish', '/api/v1/panel/' . $clientId . '/finish');
+    if ($answer !== null && $answer['status'] === 404) {
+        return ['error' => 'not_waiting'];
+    }
+    $url = ($answer !== null && $answer['status'] === 200) ? ($answer['body']['url'] ?? null) : null;
+    if (is_string($url) && preg_match('#^https?://#', $url)) {
+        return ['url' => $url];
+    }
+    return ['error' => 'unreachable'];
+}
+
+/**
  * Whether the signed-in user may open this client's SolusVM 2: the client's owner always; another user
  * of the client only with the permission the operator names in config.php ('sso_permission'), none by
  * default. The SolusVM 2 panel controls real machines: a sub-user given "invoices" must not get it.
@@ -119,10 +136,14 @@ function postpay_solusvm2_may_sso($user, $client): bool
     return in_array($permission, (array) $names, true);
 }
 
-/** Green when the account works, amber while suspended, red when locked, blue when not enrolled. */
+/**
+ * Green when the account works, amber while suspended or while the terms wait to be accepted, red when
+ * locked, blue when not enrolled or being set up.
+ */
 function postpay_solusvm2_panel_colour(array $panel)
 {
-    $colours = ['active' => 'green', 'suspended' => 'amber', 'locked' => 'red', 'not_enrolled' => 'blue'];
+    $colours = ['active' => 'green', 'suspended' => 'amber', 'locked' => 'red', 'not_enrolled' => 'blue',
+                'awaiting_terms' => 'amber', 'setting_up' => 'blue'];
     $state = isset($panel['state']) ? $panel['state'] : ($panel['enrolled'] ? 'active' : 'not_enrolled');
     return isset($colours[$state]) ? $colours[$state] : 'blue';
 }

@@ -1,0 +1,86 @@
+"""Month-to-date usage for the client area: the answer to the signup's ``UsageToDateRequested``.
+
+The collector owns where usage comes from, so it computes the figure customers see during the month
+with the rules it bills by, from the configured source:
+
+- ``endpoint``: SolusVM 2's period-usage endpoint for ``[month start, now)`` (§8 takes any window inside
+  a month; rounding and the cap apply to the window, as they will to the whole month);
+- ``meter``: the runs the meter reported, up to the start of its last complete sweep (``as_of`` says
+  how far that is), with the same gap policy and estimate as a close.
+
+A figure that cannot be had now (SolusVM 2 not answering, the meter not started) is not retried: the
+page shows the older figure with its time, and the next view asks again. A request for a client this
+collector does not bill is ignored.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from shared.bus.processing import HandlerContext
+from shared.events.billing import VmUsage
+from shared.events.usage import UsageToDateReported, UsageToDateRequested
+from shared.upstream.errors import UpstreamError
+
+from services.usage_collector import meter_progress, meter_store
+from services.usage_collector.metered import metered_usage
+from services.usage_collector.public import customer
+from services.usage_collector.settings import UsageCollectorSettings
+from services.usage_collector.usage import vm_usages
+
+# A month is at most 31 days: a request older than that is for a month whose figures the invoice has.
+LONGEST_MONTH = timedelta(days=31)
+MAX_VMS = 500
+
+
+def report_usage_to_date(event: UsageToDateRequested, ctx: HandlerContext, *, solusvm: Any,
+                         settings: UsageCollectorSettings) -> None:  # fmt: skip
+    billed = customer(ctx.session, event.whmcs_client_id)
+    if billed is None:
+        ctx.log.info("usage to date asked for a client not billed here: ignored", client_id=event.whmcs_client_id)
+        return
+    now = ctx.now().replace(microsecond=0)  # §8 answers in whole seconds, and the client checks the echo
+    if not event.starts_at < now <= event.starts_at + LONGEST_MONTH:
+        ctx.log.info("usage to date asked for a window that is not this month's: ignored", period=event.period)
+        return
+    if settings.usage_source == "meter":
+        found = _metered(ctx, billed.solusvm_user_id, event.starts_at, now, settings)
+    else:
+        found = _from_endpoint(ctx, solusvm, billed.solusvm_user_id, event.starts_at, now)
+    if found is None:
+        return
+    as_of, vms = found
+    report = UsageToDateReported(
+        whmcs_client_id=event.whmcs_client_id, solusvm_user_id=billed.solusvm_user_id, period=event.period,
+        starts_at=event.starts_at, as_of=as_of, source=settings.usage_source, vms=vms[:MAX_VMS],
+        total_tokens=sum(vm.tokens for vm in vms[:MAX_VMS]),
+    )  # fmt: skip
+    ctx.emit(report, key="usage-to-date")
+
+
+def _from_endpoint(ctx: HandlerContext, solusvm: Any, user_id: int, starts_at: datetime,
+                   now: datetime) -> tuple[datetime, tuple[VmUsage, ...]] | None:  # fmt: skip
+    try:
+        usage = solusvm.period_usage(user_id, starts_at, now)
+    except UpstreamError as exc:
+        ctx.log.warning("usage to date not available from SolusVM 2 now", error=type(exc).__name__)
+        return None
+    return now, vm_usages(usage)
+
+
+def _metered(ctx: HandlerContext, user_id: int, starts_at: datetime, now: datetime,
+             settings: UsageCollectorSettings) -> tuple[datetime, tuple[VmUsage, ...]] | None:  # fmt: skip
+    covered = meter_progress.coverage(ctx.session)
+    if covered.observed_until is None or covered.observed_until <= starts_at:
+        ctx.log.info("usage to date: the meter has not observed this month yet")
+        return None
+    as_of = min(now, covered.observed_until)
+    runs = meter_store.runs_of(ctx.session, user_id, starts_at, as_of)
+    server_ids = sorted({run.server_id for run in runs})
+    vms = metered_usage(
+        runs, meter_store.plans_of(ctx.session, server_ids), meter_store.vms_of(ctx.session, server_ids),
+        meter_progress.gaps_between(ctx.session, starts_at, as_of), starts_at=starts_at, ends_at=as_of,
+        estimate=settings.meter_estimate, gap_policy=settings.meter_gap_policy, epoch_ends=covered.epoch_ends,
+    )  # fmt: skip
+    return as_of, vms
