@@ -20,7 +20,7 @@ from postpay.ops.context import BillingContext
 from shared.bus.amqp_wire import CONNECTION_ERRORS
 from shared.bus.messages import PublishError
 from services.provisioner import store as provisioner_store
-from services.provisioner.checks import Preview, preview_accounts, today_in
+from services.provisioner.standing_check import Preview, preview_standing, today_in
 from services.provisioner.settings import ProvisionerSettings
 from services.provisioner.standing import Decision
 from services.scheduler.syncing import request_accounts_sync
@@ -50,7 +50,7 @@ def sync(
             console.print(f"Dry run for {today} ({timezone}), grace {settings.accounts_grace_days} days: "
                           "nothing is changed.")  # fmt: skip
             verdicts: Counter[str] = Counter()
-            for preview in preview_accounts(context.db, context.deps.whmcs, settings, today, client_ids=client):
+            for preview in preview_standing(context.db, context.deps.whmcs, settings, today, client_ids=client):
                 verdicts[_render(console, preview)] += 1
             console.print("Summary: " + (", ".join(f"{count} {verdict}" for verdict, count in sorted(verdicts.items()))
                                          or "no customers"))  # fmt: skip

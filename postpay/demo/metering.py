@@ -21,7 +21,7 @@ from postpay.demo.expected import seconds_inside
 from postpay.demo.journey import Enrolled
 from postpay.demo.stack import DEMO_METER_INTERVAL_SECONDS, DemoClock, Stack
 from services.usage_collector import meter_progress
-from services.usage_collector.handlers_meter import metered_period
+from services.usage_collector.meter_usage import metered_period
 from services.usage_collector.settings import UsageCollectorSettings
 from shared.periods import BillingPeriod
 

@@ -30,7 +30,7 @@ from services.invoicer.invoice_diff import Line, LineChange, diff_lines, has_dif
 from services.invoicer.invoice_document import InvoiceDraft, notes_marker, run_key
 from services.invoicer.settings import InvoicerSettings
 from services.usage_collector import store as customer_store
-from services.usage_collector.handlers_meter import MeterNotThere, metered_period
+from services.usage_collector.meter_usage import MeterNotThere, metered_period
 from services.usage_collector.settings import UsageCollectorSettings
 from services.usage_collector.usage import vm_usages
 
