@@ -10,7 +10,7 @@ import functools
 from fastapi import FastAPI
 
 from services.signup import handlers
-from services.signup.server import CommitSignal, serve
+from services.signup.web.server import CommitSignal, serve
 from services.signup.settings import SignupSettings
 from services.signup.store import tables
 from services.signup.tokens import Signer
