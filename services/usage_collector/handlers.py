@@ -114,6 +114,10 @@ def settle(event: InvoiceCreated | NothingToBill, ctx: HandlerContext) -> None:
                      client_id=event.whmcs_client_id, event_type=event.event_type)
 
 
+# What the meter saw, recorded whichever source bills (switching to the meter later finds it all); and
+# a period billed from it once the meter has been observed past its end (see meter_usage.py).
+
+
 def record_meter_event(event: VmRunStarted | VmRunEnded | VmPlanChanged | VmDeleted, ctx: HandlerContext) -> None:
     if meter_store.record_event(ctx.session, event):
         _advance_and_release(event.meter_epoch, ctx)
@@ -168,6 +172,9 @@ def collect_metered(event: CustomerUsageRequested, period: BillingPeriod, ctx: H
                             solusvm_user_id=event.solusvm_user_id, vm_count=len(vms), total_tokens=total,
                             now=ctx.now())
     ctx.emit(collected, key="usage")
+
+
+# The month so far, for the client-area panel (the signup keeps the answers; see to_date.py).
 
 
 def report_usage_to_date(event: UsageToDateRequested, ctx: HandlerContext, *, solusvm: Any,
