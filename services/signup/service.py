@@ -10,7 +10,7 @@ import functools
 from fastapi import FastAPI
 
 from services.signup import accounts, figures_store, handlers
-from services.signup.server import CommitSignal, serve
+from services.signup.server import serve
 from services.signup.settings import SignupSettings
 from services.signup.store import tables
 from services.signup.tokens import Signer
@@ -26,7 +26,7 @@ from shared.events.enrollment import EmailVerified, UserProvisioned, UserRegiste
 from shared.events.usage import UsageToDateReported
 from shared.logging import get_logger
 from shared.mail import MailSettings
-from shared.service import ServiceDefinition
+from shared.service import CommitSignal, ServiceDefinition
 from shared.settings import UpstreamSettings
 
 NAME = "signup"
@@ -108,5 +108,6 @@ def build(deps: Dependencies) -> ServiceDefinition:
         preflight=[functools.partial(refuse_weak_secrets, settings, deps),
                    functools.partial(refuse_no_currencies, settings)]
         + ([] if signer is not None else [functools.partial(refuse_unusable_keys, unusable)]),
-        extras={"web_app": web_app, "outbox_committed": outbox_committed},
+        outbox_committed=outbox_committed,
+        extras={"web_app": web_app},
     )
