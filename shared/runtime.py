@@ -87,7 +87,7 @@ class Runtime:
             for subscription in service.subscriptions
         ]
 
-    def _capped(self, subscription: Subscription[Any]) -> Subscription:
+    def _capped(self, subscription: Subscription[Any]) -> Subscription[Any]:
         if self.handler_batch is None or subscription.batch <= self.handler_batch:
             return subscription
         return dataclasses.replace(subscription, batch=self.handler_batch)

@@ -19,7 +19,7 @@ import re
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Annotated, Any, ClassVar, Generic, TypeVar
+from typing import Annotated, Any, ClassVar, Generic, TypeVar, cast
 
 from pydantic import (
     AfterValidator,
@@ -185,7 +185,9 @@ def new_envelope(
     occurred_at: datetime | None = None,
 ) -> Envelope[E]:
     event_id = event_id or uuid.uuid4()
-    return Envelope[type(event)](  # type: ignore[misc]
+    # Parametrised by the event's own class at run time, so pydantic checks the payload as that class.
+    envelope_class = cast("type[Envelope[E]]", Envelope.__class_getitem__(type(event)))
+    return envelope_class(
         event_id=event_id,
         event_type=event.event_type,
         schema_version=event.schema_version,
