@@ -23,7 +23,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from shared.bus.processing import HandlerContext
-from shared.db import Amount, UtcTimestamp
+from shared.db import Amount, UtcTimestamp, rows_changed
 from shared.events.accounts import InvoicePaid
 from shared.events.billing import InvoiceCreated, VmUsage
 from shared.events.usage import UsageToDateReported
@@ -131,4 +131,4 @@ def claim_request(session: Session, whmcs_client_id: int, now: datetime, not_bef
         update(usage).where(usage.c.whmcs_client_id == whmcs_client_id,
                             usage.c.requested_at.is_(None) | (usage.c.requested_at <= not_before))
         .values(requested_at=now))  # fmt: skip
-    return bool(result.rowcount)
+    return bool(rows_changed(result))
