@@ -23,11 +23,11 @@ from pydantic import SecretStr
 
 from postpay.bootstrap import System, make_dependencies
 from postpay.demo.scenario import TOKEN_PRICES
-from services.invoicer.settings import InvoicerSettings
-from services.meter.settings import MeterSettings
-from services.scheduler.settings import SchedulerSettings
-from services.signup.settings import SignupSettings
-from services.usage_collector.settings import UsageCollectorSettings
+from services.invoicer.public import InvoicerSettings
+from services.meter.public import MeterSettings
+from services.scheduler.public import SchedulerSettings
+from services.signup.public import SignupSettings
+from services.usage_collector.public import UsageCollectorSettings
 from shared.bus.rabbit import RabbitBus
 from shared.mail import MailSettings
 from shared.runtime import Runtime
