@@ -21,7 +21,7 @@ from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, Tex
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from shared.bus.messages import OutgoingMessage, PublishError, PublishResult
+from shared.bus.messages import OutgoingMessage, PublishError
 from shared.db import Database, UtcTimestamp
 from shared.events.base import Envelope, Event, new_envelope
 from shared.logging import get_logger

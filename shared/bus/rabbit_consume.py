@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
 log = get_logger("postpay.bus.rabbit")
 
-Binding = tuple[Subscription[Any], MessageProcessor]
+Binding = tuple[Subscription, MessageProcessor]
 
 
 @dataclass
@@ -55,7 +55,7 @@ class _Delivery:
 class _Finished:
     generation: int
     delivery_tag: int
-    subscription: Subscription[Any]
+    subscription: Subscription
     message: ReceivedMessage
     raw: amqp.Message
     outcome: Outcome
@@ -194,7 +194,7 @@ class RabbitConsumer:
 
         return receive
 
-    def _apply_waiting(self, subscription: Subscription[Any], processor: MessageProcessor,
+    def _apply_waiting(self, subscription: Subscription, processor: MessageProcessor,
                        waiting: deque[_Delivery]) -> None:
         deliveries: list[_Delivery] = []
         while len(deliveries) < subscription.batch:
@@ -205,7 +205,7 @@ class RabbitConsumer:
         if deliveries:
             self._apply(subscription, processor, deliveries)
 
-    def _apply(self, subscription: Subscription[Any], processor: MessageProcessor, deliveries: list[_Delivery]) -> None:
+    def _apply(self, subscription: Subscription, processor: MessageProcessor, deliveries: list[_Delivery]) -> None:
         messages = [delivery.message for delivery in deliveries]
         try:
             outcomes = processor.process_batch(subscription, messages)
