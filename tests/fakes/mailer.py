@@ -15,8 +15,8 @@ class FakeMailer:
         self.sent: list[tuple[Email, str | None]] = []
         self.failures = Failures()
 
-    def fail(self, method: str, error: BaseException, *, times: int = 1) -> None:
-        self.failures.fail(method, error, times=times)
+    def fail(self, method: str, error: BaseException, *, times: int = 1, after: bool = False) -> None:
+        self.failures.fail(method, error, times=times, after=after)
 
     def to(self, address: str) -> list[Email]:
         return [email for email, _ in self.sent if email.to == address]
@@ -24,4 +24,5 @@ class FakeMailer:
     def send(self, email: Email, *, idempotency_key: str | None = None) -> str:
         self.failures.check("send")
         self.sent.append((email, idempotency_key))
+        self.failures.check("send", after=True)
         return f"<{idempotency_key or len(self.sent)}@fake.example>"

@@ -46,8 +46,8 @@ class FakeSolusvm:
         """What the usage endpoint answers for ``user_id`` (whatever the window asked)."""
         self.usage[user_id] = servers
 
-    def fail(self, method: str, error: BaseException, *, times: int = 1) -> None:
-        self.failures.fail(method, error, times=times)
+    def fail(self, method: str, error: BaseException, *, times: int = 1, after: bool = False) -> None:
+        self.failures.fail(method, error, times=times, after=after)
 
     def _call(self, method: str) -> None:
         self.calls.append(method)
@@ -88,10 +88,18 @@ class FakeSolusvm:
                          limit_group_id=limit_group_id, roles=list(roles or []))  # fmt: skip
         self.users[user.id] = user
         self.passwords[user.id] = password.get_secret_value() if isinstance(password, SecretStr) else password
+        self.failures.check("find_or_create_user", after=True)
         return user
 
     def patch_user(self, user_id: int, **fields: Any) -> SolusUser:
         self._call("patch_user")
+        return self._patch("patch_user", user_id, fields)
+
+    def set_status(self, user_id: int, status: str) -> SolusUser:
+        self._call("set_status")
+        return self._patch("set_status", user_id, {"status": status})
+
+    def _patch(self, method: str, user_id: int, fields: dict[str, Any]) -> SolusUser:
         user = self._user(user_id)
         email = fields.get("email")
         if email and any(u.email.casefold() == email.casefold() for u in self.users.values() if u.id != user_id):
@@ -99,10 +107,8 @@ class FakeSolusvm:
                                           errors={"email": ["The email has already been taken."]})  # fmt: skip
         user = user.model_copy(update=fields)
         self.users[user_id] = user
+        self.failures.check(method, after=True)
         return user
-
-    def set_status(self, user_id: int, status: str) -> SolusUser:
-        return self.patch_user(user_id, status=status)
 
     def create_one_time_token(self, user_id: int) -> str:
         self._call("create_one_time_token")

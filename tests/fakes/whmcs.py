@@ -81,8 +81,8 @@ class FakeWhmcs:
         self.clients[client.id] = client
         return client
 
-    def fail(self, method: str, error: BaseException, *, times: int = 1) -> None:
-        self.failures.fail(method, error, times=times)
+    def fail(self, method: str, error: BaseException, *, times: int = 1, after: bool = False) -> None:
+        self.failures.fail(method, error, times=times, after=after)
 
     def set_invoice_status(self, invoice_id: int, status: str) -> None:
         self.invoices[invoice_id].status = status
@@ -132,6 +132,7 @@ class FakeWhmcs:
         })  # fmt: skip
         self.clients[client.id] = client
         self.passwords[client.id] = password.get_secret_value()
+        self.failures.check("find_or_add_client", after=True)
         return client
 
     def create_invoice(
@@ -158,6 +159,7 @@ class FakeWhmcs:
                               client.currency_code or "USD", "Draft" if draft else "Unpaid", send_invoice,
                               payment_method)  # fmt: skip
         self.invoices[invoice.id] = invoice
+        self.failures.check("create_invoice", after=True)
         return invoice.id
 
     def get_invoices(self, client_id: int, status: str | None = None) -> list[WhmcsInvoiceSummary]:
