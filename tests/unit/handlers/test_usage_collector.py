@@ -22,6 +22,7 @@ from shared.events.billing import (
     window_fields,
 )
 from shared.events.enrollment import UserProvisioned
+from shared.events.metering import MeteredPlan, MeterSwept, VmRunStarted
 from shared.events.usage import UsageToDateRequested
 from shared.periods import BillingPeriod
 from shared.upstream.errors import UpstreamUnavailable
@@ -140,3 +141,38 @@ def test_the_month_so_far_is_reported_for_a_billed_client_only(collector: Servic
     assert (report.whmcs_client_id, report.solusvm_user_id, report.source) == (1, user.id, "endpoint")
     assert report.as_of == collector.clock() and report.total_tokens == 231
     assert collector.solusvm.calls.count("period_usage") == 1
+
+
+# -- the meter as the source ------------------------------------------------------------------------
+EPOCH = uuid.UUID("00000000-0000-4000-8000-00000000e0c1")
+
+
+def swept(sweep: int, at: datetime, events: int, interval: int = 3600) -> MeterSwept:
+    return MeterSwept(meter_epoch=EPOCH, sweep=sweep, started_at=at, finished_at=at + timedelta(seconds=5),
+                      interval_seconds=interval, events=events, servers=1, running=1, unreadable=0, unattributed=0)
+
+
+def test_a_meter_billed_period_waits_for_a_sweep_past_its_end_then_is_collected_from_the_runs() -> None:
+    settings = UsageCollectorSettings(usage_source="meter")
+    with ServiceUnderTest("usage_collector", settings=[settings]) as collector:
+        start = PERIOD.ends_at - timedelta(hours=10)
+        collector.deliver("record_meter_event", VmRunStarted(
+            meter_epoch=EPOCH, sweep=1, server_id=11, run=1, solusvm_user_id=70, name="vm-11",
+            plan=MeteredPlan(id=1, name="S", tokens_per_hour=7, tokens_per_month=5000), started_at=start,
+            evidence="poll"))  # fmt: skip
+        collector.deliver("record_sweep", swept(1, start, events=1))
+        request = CustomerUsageRequested(**window_fields(PERIOD), whmcs_client_id=7, solusvm_user_id=70)
+        assert collector.deliver("collect_usage", request).kind == "done"
+        assert collector.published("UsageCollected") == []  # the meter has not been seen past the month's end
+
+        for n in range(2, 13):  # hourly sweeps up to and past midnight, nothing changing
+            collector.deliver("record_sweep", swept(n, start + timedelta(hours=n - 1), events=0))
+        (again,) = collector.published("CustomerUsageRequested")  # the waiting work item, requested again
+        assert (again.whmcs_client_id, again.solusvm_user_id, again.period) == (7, 70, "2026-10")
+        assert collector.deliver("collect_usage", again).kind == "done"
+
+        (collected,) = collector.published("UsageCollected")
+        assert collected.source == "meter" and collected.metering is not None
+        (vm_usage,) = collected.vms
+        # Running from 14:00 to the end of the month: 10 hours, 70 tokens.
+        assert (vm_usage.server_id, vm_usage.hours, vm_usage.tokens) == (11, 10, 70)
