@@ -6,15 +6,22 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from pydantic import SecretStr
 
 from services.signup import store
+from services.signup.accounts import account_of
+from services.signup.figures_store import latest_invoices, usage_of
 from services.signup.settings import SignupSettings
 from services.signup.store import Stage
 from services.signup.vault import PasswordVault
+from shared.events.accounts import AccountStanding, InvoicePaid, OverdueInvoice, UserSuspended
+from shared.events.billing import InvoiceCreated
 from shared.events.enrollment import EmailVerified, UserProvisioned, UserRegistered, VerificationEmailRequested
+from shared.events.usage import UsageToDateReported
 from shared.mail import MailUnavailable
 from tests.fakes.service import NOW, ServiceUnderTest
 
@@ -166,3 +173,39 @@ def test_a_new_link_asked_after_enrollment_says_how_to_log_in(signup: ServiceUnd
 
     welcome, told = signup.mailer.to("ada@example.com")
     assert "already" in told.subject and "/verify/" not in told.text
+
+
+# -- what the client area shows: the account's standing and the figures ----------------------------
+def standing(status: str, revision: int, overdue: tuple[int, ...] = ()) -> AccountStanding:
+    return AccountStanding(status=status, overdue_invoice_ids=overdue, revision=revision)  # type: ignore[arg-type]
+
+
+def test_the_newest_standing_is_kept_whatever_order_the_events_come_in(signup: ServiceUnderTest) -> None:
+    suspended = UserSuspended(whmcs_client_id=7, solusvm_user_id=70, email="ada@example.com", suspended_at=NOW,
+                              overdue_invoices=(OverdueInvoice(invoice_id=31, due_date=NOW.date(), total=Decimal("1")),),
+                              standing=standing("suspended", 2, (31,)))  # fmt: skip
+    paid = InvoicePaid(whmcs_client_id=7, invoice_id=31, status="Paid", standing=standing("active", 3))
+    assert signup.deliver("record_account_standing", paid).kind == "done"
+    assert signup.deliver("record_account_standing", suspended).kind == "done"  # older: ignored
+
+    view = account_of(signup.db, 7)
+    assert view is not None and (view.status, view.overdue_invoice_ids, view.revision) == ("active", (), 3)
+    assert account_of(signup.db, 8) is None
+
+
+def test_invoices_and_the_month_so_far_are_kept_for_the_panel(signup: ServiceUnderTest) -> None:
+    signup.deliver("record_invoice", InvoiceCreated(whmcs_client_id=7, period="2026-10", invoice_id=31, currency="EUR",
+                                                    total=Decimal("5.14"), line_count=3, due_date=NOW.date(),
+                                                    run_key="postpay:7:2026-10"))  # fmt: skip
+    signup.deliver("record_invoice", InvoicePaid(whmcs_client_id=7, invoice_id=31, status="Paid",
+                                                 standing=standing("active", 4)))  # fmt: skip
+    month = {"whmcs_client_id": 7, "solusvm_user_id": 70, "period": "2026-11", "starts_at": NOW.replace(day=1, hour=0),
+             "source": "endpoint", "vms": ()}  # fmt: skip
+    signup.deliver("record_usage_to_date", UsageToDateReported(**month, as_of=NOW, total_tokens=0))
+    signup.deliver("record_usage_to_date", UsageToDateReported(**month, as_of=NOW - timedelta(hours=1), total_tokens=0))
+
+    with signup.db.transaction() as session:
+        (invoice,) = latest_invoices(session, 7, limit=5)
+        figure, _ = usage_of(session, 7)
+    assert (invoice.invoice_id, invoice.total, invoice.settled_status) == (31, Decimal("5.14"), "Paid")
+    assert figure is not None and figure.as_of == NOW  # the older figure, arriving later, did not replace it
