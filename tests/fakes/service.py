@@ -95,8 +95,12 @@ class ServiceUnderTest:
     # -- looking ----------------------------------------------------------------------------------
     def published(self, event_type: str | None = None) -> list[Any]:
         """The payloads the relay published so far (of ``event_type``), in order."""
+        return [e.payload for e in self.bus_events() if event_type is None or e.event_type == event_type]
+
+    def bus_events(self) -> list[Envelope[Any]]:
+        """The envelopes the relay published so far (to deliver one on, as the bus would)."""
         self.relay.relay_once()
-        return [e.payload for e in self.bus.envelopes() if event_type is None or e.event_type == event_type]
+        return self.bus.envelopes()
 
     def rows(self, table: Table) -> list[Any]:
         with self.db.transaction() as session:

@@ -10,6 +10,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
+from postpay.ops.holds import release
 from services.invoicer import store
 from services.invoicer.settings import InvoicerSettings
 from shared.events.billing import UsageCollected, VmUsage, window_fields
@@ -118,3 +119,24 @@ def test_a_refused_invoice_is_marked_failed_and_parked(invoicer: ServiceUnderTes
     assert refused.kind == "park" and "bad line" in refused.error  # a refusal is permanent: parked for a person
     assert ledger(invoicer) == [(client.id, "2026-10", store.FAILED)]
     assert invoicer.whmcs.invoices == {} and invoicer.published() == []
+
+
+def test_an_invoice_above_the_hold_limit_waits_for_an_operator_and_is_invoiced_as_computed_once_released() -> None:
+    settings = InvoicerSettings(token_prices=PRICES, invoice_hold_above={"USD": Decimal("4.00")})
+    with ServiceUnderTest("invoicer", settings=[settings]) as invoicer:
+        client = invoicer.whmcs.add_existing_client("big@example.com")
+        assert invoicer.deliver("create_invoice", usage(client.id, vm(11, 744))).kind == "done"  # 5000 tokens: 5.00
+        assert invoicer.whmcs.invoices == {} and invoicer.published("InvoiceCreated") == []
+        assert ledger(invoicer) == [(client.id, "2026-10", store.HELD)]
+
+        invoicer.clock.advance(days=2)
+        release(invoicer.db, invoicer.service.outbox, client.id, "2026-10", actor="ops", reason="checked",
+                now=invoicer.clock())
+        (released,) = [e for e in invoicer.bus_events() if e.event_type == "InvoiceReleased"]
+        assert invoicer.deliver("release_invoice", released).kind == "done"
+
+        (invoice,) = invoicer.whmcs.invoices_of(client.id)
+        assert [line.amount for line in invoice.lines] == [Decimal("5.00")]
+        assert invoice.date == invoicer.clock().date()  # dated the day it is released
+        assert [e.invoice_id for e in invoicer.published("InvoiceCreated")] == [invoice.id]
+        assert ledger(invoicer) == [(client.id, "2026-10", store.INVOICED)]
