@@ -4,7 +4,7 @@ from the usage's tokens; nothing to bill; a lost CreateInvoice answer settled wi
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
