@@ -180,7 +180,9 @@ def measure(args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
                 if args.code:
                     env["PYTHONPATH"] = args.code
                 children = start_parts(env, log_dir)
-                probe = Probe(bus, db, services["scheduler"].outbox)
+                # No heartbeats: nothing drives this connection while the deployment idles.
+                probe = Probe(RabbitBus(args.amqp, naming=Naming(namespace), heartbeat=0), db,
+                              services["scheduler"].outbox)
                 time.sleep(args.warmup)
                 for child in children:
                     child.mark_cpu()
