@@ -177,7 +177,7 @@ def test_the_broker_users_and_permissions_are_the_ones_the_catalog_gives() -> No
     written = load_all(K8S / "rabbitmq-access.yaml")
     expected = kubernetes_resources(Naming(), USERS, service_subscriptions(), cluster="postpay-rabbitmq",
                                     namespace="postpay")
-    assert written == expected, "regenerate it: postpay broker kubernetes > deploy/k8s/rabbitmq-access.yaml"
+    assert written == expected, "stale: .venv/bin/python -m scripts.regen_docs"
     (rabbit,) = of_kind("RabbitmqCluster").values()
     assert all(doc["spec"]["rabbitmqClusterReference"]["name"] == rabbit["metadata"]["name"]
                for doc in written if doc["apiVersion"].startswith("rabbitmq.com/"))

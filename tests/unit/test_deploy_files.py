@@ -188,20 +188,20 @@ def test_the_dockerfile_copies_what_exists_and_serves_health_where_the_manifests
 # -- docs ----------------------------------------------------------------------------------------
 def test_the_configuration_reference_is_the_generated_one() -> None:
     written = (ROOT / "docs" / "configuration.md").read_text()
-    assert written == reference_markdown(), "regenerate it: postpay config reference > docs/configuration.md"
+    assert written == reference_markdown(), "stale: .venv/bin/python -m scripts.regen_docs"
 
 
 def test_the_readme_carries_the_generated_configuration_table() -> None:
     readme = (ROOT / "README.md").read_text()
     block = readme.split("<!-- configuration-reference -->\n", 1)[1].split("\n<!-- /configuration-reference -->", 1)[0]
     table = "\n".join(line for line in reference_markdown().splitlines() if line.startswith("|"))
-    assert block == table, "the README's settings table is stale: paste the table of `postpay config reference`"
+    assert block == table, "stale: .venv/bin/python -m scripts.regen_docs"
 
 
 def test_the_security_guide_carries_the_generated_producers_table() -> None:
     guide = (ROOT / "docs" / "security.md").read_text()
     block = guide.split("<!-- producers -->\n", 1)[1].split("\n<!-- /producers -->", 1)[0]
-    assert block == producers_table(), "paste postpay.commands.events.producers_table() into docs/security.md"
+    assert block == producers_table(), "stale: .venv/bin/python -m scripts.regen_docs"
 
 
 def documented_commands() -> Iterator[tuple[str, list[str]]]:
