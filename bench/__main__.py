@@ -20,6 +20,7 @@ BENCHMARKS = [
     "upstream_calls",
     "meter_sweep",
     "meter_accuracy",
+    "signup_flood",
 ]
 
 
