@@ -13,6 +13,7 @@ the in-process bus:
 
 from __future__ import annotations
 
+import functools
 import time
 import traceback
 import uuid
@@ -88,9 +89,13 @@ class DatabaseContext:
         self.outbox = outbox
         self.clock = clock
         self.handler = handler
-        self.log = log.bind(handler=handler)
         self._emitted = 0
         self.wrote_outbox = False
+
+    @functools.cached_property
+    def log(self) -> Any:
+        # Bound when first used: most handlers never log through it, and binding costs per event.
+        return log.bind(handler=self.handler)
 
     @property
     def event_id(self) -> uuid.UUID:
@@ -311,8 +316,8 @@ class MessageProcessor:
         # Each event is timed at its share of the batch, so the histogram's sum stays the handler's time.
         share = (time.perf_counter() - started) / len(envelopes)
         for envelope, outcome, attempt in zip(envelopes, outcomes, attempts, strict=True):
-            HANDLER_SECONDS.labels(handler).observe(share)
-            MESSAGES_HANDLED.labels(handler, outcome.kind).inc()
+            _handler_seconds(handler).observe(share)
+            _handled(handler, outcome.kind).inc()
             fields = {"batch": len(envelopes), **_log_fields(subscription, envelope)}
             if outcome.kind == "done":
                 log.info("event handled", attempt=attempt + 1, **fields)
@@ -358,8 +363,8 @@ class MessageProcessor:
         except Exception as exc:  # noqa: BLE001 - any other failure is retried by the bus
             return self._failed(handler, exc, attempt, ids)
         finally:
-            HANDLER_SECONDS.labels(handler).observe(time.perf_counter() - started)
-        MESSAGES_HANDLED.labels(handler, "done").inc()
+            _handler_seconds(handler).observe(time.perf_counter() - started)
+        _handled(handler, "done").inc()
         log.info("event handled", attempt=attempt + 1)
         if wrote_outbox and self.after_commit is not None:
             self.after_commit()
@@ -367,7 +372,7 @@ class MessageProcessor:
 
     @staticmethod
     def _duplicate(handler: str, ids: _Ids) -> Outcome:
-        MESSAGES_HANDLED.labels(handler, "duplicate").inc()
+        _handled(handler, "duplicate").inc()
         log.info("duplicate event skipped")
         return Outcome("duplicate", **ids)
 
@@ -379,6 +384,17 @@ class MessageProcessor:
     def _inbox_has(self, handler: str, event_id: uuid.UUID) -> bool:
         with self.db.transaction() as session:
             return self.inbox.seen(session, handler, event_id)
+
+
+# A metric's child per label set, looked up once: ``labels()`` validates and locks on every call.
+@functools.lru_cache(maxsize=1024)
+def _handled(handler: str, outcome: str) -> Any:
+    return MESSAGES_HANDLED.labels(handler, outcome)
+
+
+@functools.lru_cache(maxsize=1024)
+def _handler_seconds(handler: str) -> Any:
+    return HANDLER_SECONDS.labels(handler)
 
 
 def _log_fields(subscription: Subscription, envelope: Envelope[Any]) -> dict[str, str]:

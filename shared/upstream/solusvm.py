@@ -36,10 +36,12 @@ from shared.upstream.http import (
     Timeouts,
     count_error,
     new_http_client,
+    new_pacing,
     retry_after_seconds,
     send,
     with_retries,
 )
+from shared.upstream.pacing import AdaptiveLimit, PacingPolicy
 from shared.upstream.solusvm_models import PeriodUsage, SolusUser, coerce_int
 
 UPSTREAM = "solusvm"
@@ -98,7 +100,10 @@ class SolusVMClient:
         max_connections: int = 64,
         sleep: Callable[[float], None] = time.sleep,
         max_pages: int = DEFAULT_MAX_PAGES,
+        pacing: PacingPolicy | AdaptiveLimit | None = PacingPolicy(),
     ) -> None:
+        """``pacing``: how many calls may be in flight at once (see shared/upstream/pacing.py); None: no
+        limit at all."""
         if "{id}" not in usage_path:
             raise ValueError("usage_path must contain {id}")
         self.origin = _panel_origin(base_url)
@@ -111,6 +116,7 @@ class SolusVMClient:
         self._max_pages = max_pages
         self._owns_http = http is None
         self._http = http or new_http_client(timeouts, max_connections)
+        self.pacing = new_pacing(UPSTREAM, pacing)
 
     @classmethod
     def from_settings(cls, settings: UpstreamSettings, **overrides: Any) -> SolusVMClient:
@@ -122,6 +128,7 @@ class SolusVMClient:
             "usage_path": settings.solusvm_usage_path,
             "sso_path": settings.solusvm_sso_path,
             "max_connections": settings.upstream_max_connections,
+            "pacing": settings.pacing(settings.solusvm_max_in_flight),
         }
         return cls(settings.solusvm_url, settings.solusvm_api_token, **{**options, **overrides})
 
@@ -327,7 +334,7 @@ class SolusVMClient:
         call = f"{method} {label}"
         response = send(
             self._http, upstream=UPSTREAM, label=call, method=method, url=self.origin + path, write=write,
-            params=params, json=json, headers=self._headers(), timeout=self._timeout,
+            pacing=self.pacing, params=params, json=json, headers=self._headers(), timeout=self._timeout,
         )
         try:
             if response.status_code not in expected:
