@@ -16,6 +16,7 @@ from decimal import Decimal
 
 from pydantic import SecretStr
 
+from shared.ports import Whmcs
 from shared.upstream.errors import UpstreamNotFound
 from shared.upstream.whmcs_models import InvoiceLine, WhmcsClientDetails, WhmcsInvoice, WhmcsInvoiceSummary
 from tests.fakes.failures import Failures
@@ -28,7 +29,7 @@ class FakeInvoice:
     id: int
     client_id: int
     lines: list[InvoiceLine]
-    date: date
+    invoice_date: date
     due_date: date
     notes: str
     currency_code: str
@@ -42,7 +43,7 @@ class FakeInvoice:
 
     def summary(self) -> WhmcsInvoiceSummary:
         return WhmcsInvoiceSummary.model_validate({
-            "id": self.id, "userid": self.client_id, "date": self.date, "duedate": self.due_date,
+            "id": self.id, "userid": self.client_id, "date": self.invoice_date, "duedate": self.due_date,
             "subtotal": self.total, "total": self.total, "status": self.status, "notes": self.notes,
             "currencycode": self.currency_code, "paymentmethod": self.payment_method or "",
         })  # fmt: skip
@@ -51,13 +52,15 @@ class FakeInvoice:
         items = [{"id": n, "description": line.description, "amount": line.amount, "taxed": line.taxed}
                  for n, line in enumerate(self.lines, start=1)]  # fmt: skip
         return WhmcsInvoice.model_validate({
-            "invoiceid": self.id, "userid": self.client_id, "date": self.date, "duedate": self.due_date,
+            "invoiceid": self.id, "userid": self.client_id, "date": self.invoice_date, "duedate": self.due_date,
             "subtotal": self.total, "total": self.total, "balance": self.total, "status": self.status,
             "notes": self.notes, "items": items,
         })  # fmt: skip
 
 
 class FakeWhmcs:
+    """Satisfies ``shared.ports.Whmcs`` (structurally, as the real adapter does)."""
+
     CONTROLS = ("add_existing_client", "fail", "set_invoice_status", "invoices_of")
 
     def __init__(self) -> None:
@@ -181,3 +184,6 @@ class FakeWhmcs:
             raise UpstreamNotFound(f"whmcs: no invoice {invoice_id}", upstream="whmcs")
         full = invoice.full()
         return full.model_copy(update={"currency_code": invoice.currency_code}) if include_currency else full
+
+
+_port: type[Whmcs] = FakeWhmcs  # mypy: the fake is a Whmcs

@@ -18,7 +18,7 @@ from services.signup.figures_store import latest_invoices, usage_of
 from services.signup.settings import SignupSettings
 from services.signup.store import Stage
 from services.signup.vault import PasswordVault
-from shared.events.accounts import AccountStanding, InvoicePaid, OverdueInvoice, UserSuspended
+from shared.events.accounts import AccountStanding, AccountStatus, InvoicePaid, OverdueInvoice, UserSuspended
 from shared.events.billing import InvoiceCreated
 from shared.events.enrollment import EmailVerified, UserProvisioned, UserRegistered, VerificationEmailRequested
 from shared.events.usage import UsageToDateReported
@@ -176,8 +176,8 @@ def test_a_new_link_asked_after_enrollment_says_how_to_log_in(signup: ServiceUnd
 
 
 # -- what the client area shows: the account's standing and the figures ----------------------------
-def standing(status: str, revision: int, overdue: tuple[int, ...] = ()) -> AccountStanding:
-    return AccountStanding(status=status, overdue_invoice_ids=overdue, revision=revision)  # type: ignore[arg-type]
+def standing(status: AccountStatus, revision: int, overdue: tuple[int, ...] = ()) -> AccountStanding:
+    return AccountStanding(status=status, overdue_invoice_ids=overdue, revision=revision)
 
 
 def test_the_newest_standing_is_kept_whatever_order_the_events_come_in(signup: ServiceUnderTest) -> None:
