@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
 from pydantic import SecretStr
 
@@ -137,6 +138,16 @@ class FakeWhmcs:
         self.passwords[client.id] = password.get_secret_value()
         self.failures.check("find_or_add_client", after=True)
         return client
+
+    def update_client(self, client_id: int, **fields: Any) -> None:
+        """With WHMCS's parameter names; the fake keeps ``status``, ``email``, ``firstname``, ``lastname``
+        and ``companyname`` (an operator closing a client, or the customer changing address)."""
+        self._call("update_client")
+        client = self.clients.get(client_id)
+        if client is None:
+            raise UpstreamNotFound(f"whmcs: no client {client_id}", upstream="whmcs")
+        kept = {k: v for k, v in fields.items() if k in ("status", "email", "firstname", "lastname", "companyname")}
+        self.clients[client_id] = client.model_copy(update=kept)
 
     def create_invoice(
         self,
