@@ -11,6 +11,7 @@ from decimal import Decimal
 
 import pytest
 from pydantic import SecretStr
+from sqlalchemy import select
 
 from services.signup import store
 from services.signup.accounts import account_of
@@ -87,6 +88,19 @@ def test_a_mail_server_that_is_down_is_retried(signup: ServiceUnderTest) -> None
     assert signup.deliver("send_verification", event).kind == "retry"
     assert signup.deliver("send_verification", event, attempt=1).kind == "done"
     assert len(signup.mailer.sent) == 1
+
+
+def test_a_new_link_revokes_the_older_ones(signup: ServiceUnderTest) -> None:
+    signup_id = register(signup)
+    signup.deliver("send_verification", signup.envelope(registered(signup_id), event_id=signup_id))
+    signup.clock.advance(minutes=5)
+    signup.deliver("send_new_verification", VerificationEmailRequested(signup_id=signup_id, email="ada@example.com"))
+
+    (first, first_key), (second, second_key) = signup.mailer.sent
+    assert first.text != second.text and "/verify/" in second.text and first_key != second_key
+    with signup.db.transaction() as session:
+        rows = session.execute(select(store.links).order_by(store.links.c.created_at)).all()
+    assert [row.revoked_at is not None for row in rows] == [True, False]
 
 
 def verified(service: ServiceUnderTest, signup_id: uuid.UUID) -> str:
