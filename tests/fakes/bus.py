@@ -4,12 +4,16 @@ confirmed, unless the test made an event type unroutable."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from shared.bus.messages import OutgoingMessage, PublishResult
 from shared.events.base import Envelope, parse_envelope
+from shared.ports import Publisher
 
 
 class FakePublisher:
+    """Satisfies ``shared.ports.Publisher``."""
+
     CONTROLS = ("envelopes", "unroutable_types")
 
     def __init__(self) -> None:
@@ -26,6 +30,9 @@ class FakePublisher:
     def close(self) -> None:
         self.closed = True
 
-    def envelopes(self) -> list[Envelope]:
+    def envelopes(self) -> list[Envelope[Any]]:
         """What was published, read back as the consumers would read it."""
         return [parse_envelope(message.body) for message in self.messages]
+
+
+_port: type[Publisher] = FakePublisher  # mypy: the fake is a Publisher

@@ -5,10 +5,13 @@ send raise (``MailUnavailable`` is what the real one raises)."""
 from __future__ import annotations
 
 from shared.mail import Email
+from shared.ports import Mailer
 from tests.fakes.failures import Failures
 
 
 class FakeMailer:
+    """Satisfies ``shared.ports.Mailer``."""
+
     CONTROLS = ("fail", "to")
 
     def __init__(self) -> None:
@@ -26,3 +29,6 @@ class FakeMailer:
         self.sent.append((email, idempotency_key))
         self.failures.check("send", after=True)
         return f"<{idempotency_key or len(self.sent)}@fake.example>"
+
+
+_port: type[Mailer] = FakeMailer  # mypy: the fake is a Mailer

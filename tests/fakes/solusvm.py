@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from shared.ports import SolusVM
 from shared.upstream.errors import UpstreamNotFound, UpstreamValidationError
 from shared.upstream.solusvm_models import PeriodUsage, ServerUsage, SolusUser
 from tests.fakes.failures import Failures
@@ -21,6 +22,8 @@ PANEL = "https://panel.fake.example"
 
 
 class FakeSolusvm:
+    """Satisfies ``shared.ports.SolusVM`` (structurally, as the real adapter does)."""
+
     CONTROLS = ("add_user", "set_usage", "fail", "servers", "activity", "plans")
 
     def __init__(self) -> None:
@@ -145,3 +148,6 @@ class FakeSolusvm:
     def plan_pages(self) -> Iterator[list[Any]]:
         self._call("plan_pages")
         yield list(self.plans)
+
+
+_port: type[SolusVM] = FakeSolusvm  # mypy: the fake is a SolusVM

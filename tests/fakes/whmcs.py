@@ -13,9 +13,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
 from pydantic import SecretStr
 
+from shared.ports import Whmcs
 from shared.upstream.errors import UpstreamNotFound
 from shared.upstream.whmcs_models import InvoiceLine, WhmcsClientDetails, WhmcsInvoice, WhmcsInvoiceSummary
 from tests.fakes.failures import Failures
@@ -28,7 +30,7 @@ class FakeInvoice:
     id: int
     client_id: int
     lines: list[InvoiceLine]
-    date: date
+    invoice_date: date
     due_date: date
     notes: str
     currency_code: str
@@ -42,7 +44,7 @@ class FakeInvoice:
 
     def summary(self) -> WhmcsInvoiceSummary:
         return WhmcsInvoiceSummary.model_validate({
-            "id": self.id, "userid": self.client_id, "date": self.date, "duedate": self.due_date,
+            "id": self.id, "userid": self.client_id, "date": self.invoice_date, "duedate": self.due_date,
             "subtotal": self.total, "total": self.total, "status": self.status, "notes": self.notes,
             "currencycode": self.currency_code, "paymentmethod": self.payment_method or "",
         })  # fmt: skip
@@ -51,13 +53,15 @@ class FakeInvoice:
         items = [{"id": n, "description": line.description, "amount": line.amount, "taxed": line.taxed}
                  for n, line in enumerate(self.lines, start=1)]  # fmt: skip
         return WhmcsInvoice.model_validate({
-            "invoiceid": self.id, "userid": self.client_id, "date": self.date, "duedate": self.due_date,
+            "invoiceid": self.id, "userid": self.client_id, "date": self.invoice_date, "duedate": self.due_date,
             "subtotal": self.total, "total": self.total, "balance": self.total, "status": self.status,
             "notes": self.notes, "items": items,
         })  # fmt: skip
 
 
 class FakeWhmcs:
+    """Satisfies ``shared.ports.Whmcs`` (structurally, as the real adapter does)."""
+
     CONTROLS = ("add_existing_client", "fail", "set_invoice_status", "invoices_of")
 
     def __init__(self) -> None:
@@ -135,6 +139,16 @@ class FakeWhmcs:
         self.failures.check("find_or_add_client", after=True)
         return client
 
+    def update_client(self, client_id: int, **fields: Any) -> None:
+        """With WHMCS's parameter names; the fake keeps ``status``, ``email``, ``firstname``, ``lastname``
+        and ``companyname`` (an operator closing a client, or the customer changing address)."""
+        self._call("update_client")
+        client = self.clients.get(client_id)
+        if client is None:
+            raise UpstreamNotFound(f"whmcs: no client {client_id}", upstream="whmcs")
+        kept = {k: v for k, v in fields.items() if k in ("status", "email", "firstname", "lastname", "companyname")}
+        self.clients[client_id] = client.model_copy(update=kept)
+
     def create_invoice(
         self,
         client_id: int,
@@ -181,3 +195,6 @@ class FakeWhmcs:
             raise UpstreamNotFound(f"whmcs: no invoice {invoice_id}", upstream="whmcs")
         full = invoice.full()
         return full.model_copy(update={"currency_code": invoice.currency_code}) if include_currency else full
+
+
+_port: type[Whmcs] = FakeWhmcs  # mypy: the fake is a Whmcs

@@ -50,7 +50,7 @@ def ok(whmcs: RunningWhmcs, action: str, **params: Any) -> dict[str, Any]:
     """A raw API call that must succeed (HTTP 200, ``result: success``); its body."""
     response = whmcs.call(action, **params)
     assert response.status_code == 200, response.text
-    body = response.json()
+    body: dict[str, Any] = response.json()
     assert body.get("result") == "success", body
     return body
 

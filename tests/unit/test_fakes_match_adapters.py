@@ -1,7 +1,8 @@
 """The fakes the handler tests run on (tests/fakes/) must not drift from the real adapters: each of a
 fake's public methods is the adapter's method of the same name with the same signature (names, kinds,
 defaults, annotations), except the test controls the fake lists in ``CONTROLS``, which the adapter must
-not have. A renamed or re-typed adapter method, or a new parameter, fails here, not in production."""
+not have. A renamed or re-typed adapter method, or a new parameter, fails here, not in production.
+And each fake provides every method of its port (``shared.ports``), as the port declares it."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 from shared.bus.memory import InMemoryPublisher
 from shared.bus.rabbit_publish import RabbitPublisher
 from shared.mail import SmtpMailer
+from shared.ports import Mailer, Publisher, SolusVM, Whmcs
 from shared.upstream.solusvm import SolusVMClient
 from shared.upstream.whmcs import WhmcsClient
 from tests.fakes.bus import FakePublisher
@@ -27,6 +29,9 @@ PAIRS = [
     (FakePublisher, RabbitPublisher),
     (FakePublisher, InMemoryPublisher),
 ]
+
+
+PORTS = [(FakeWhmcs, Whmcs), (FakeSolusvm, SolusVM), (FakeMailer, Mailer), (FakePublisher, Publisher)]
 
 
 def public_methods(cls: type) -> dict[str, Any]:
@@ -61,9 +66,22 @@ def test_the_fake_declares_only_controls_that_exist(fake: type, real: type) -> N
     assert set(getattr(fake, "CONTROLS", ())) <= set(public_methods(fake)) | set(vars(fake()))
 
 
+@pytest.mark.parametrize(("fake", "port"), PORTS, ids=lambda c: c.__name__)
+def test_the_fake_provides_its_port_as_declared(fake: type, port: type) -> None:
+    declared = public_methods(port)
+    assert declared, f"{port.__name__} declares no method"
+    missing = sorted(declared.keys() - public_methods(fake).keys())
+    assert missing == [], f"{fake.__name__} lacks {missing} of {port.__name__}"
+    differing = [name for name, method in declared.items()
+                 if inspect.signature(getattr(fake, name)) != inspect.signature(method)]
+    assert differing == []
+    if getattr(port, "_is_runtime_protocol", False):
+        assert isinstance(fake(), port)
+
+
 def test_drift_is_caught() -> None:
     class Renamed(FakeMailer):
-        def send(self, message: Any, *, idempotency_key: str | None = None) -> str:  # type: ignore[override]
+        def send(self, message: Any, *, idempotency_key: str | None = None) -> str:
             return ""
 
     class Extra(FakeMailer):

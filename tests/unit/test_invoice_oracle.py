@@ -6,14 +6,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from simulators.oracle import ServerUse, invoice_lines, invoice_total, running_seconds
+from simulators.oracle import Line, ServerUse, invoice_lines, invoice_total, running_seconds
 
 START = datetime(2026, 10, 1, tzinfo=UTC)
 END = datetime(2026, 11, 1, tzinfo=UTC)
 NOW = END + timedelta(hours=5)
 
 
-def lines(*servers: ServerUse, price: str = "0.0010", timezone: str = "UTC", places: int = 2):
+def lines(*servers: ServerUse, price: str = "0.0010", timezone: str = "UTC", places: int = 2) -> list[Line]:
     return invoice_lines(servers, start=START, end=END, timezone=timezone, price=Decimal(price), now=NOW,
                          places=places)
 

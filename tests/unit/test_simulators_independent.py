@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -73,5 +74,5 @@ values = st.recursive(
 
 @settings(max_examples=10, deadline=None)
 @given(st.dictionaries(keys, values, max_size=6))
-def test_reads_back_what_postpay_encodes(array: dict) -> None:
+def test_reads_back_what_postpay_encodes(array: dict[Any, Any]) -> None:
     assert decode_array(encode_base64(array)) == array

@@ -23,7 +23,7 @@ def test_each_subscription_is_delivered_to_by_a_handler_test() -> None:
             delivered.setdefault(service.group(1), set()).update(re.findall(r'\.deliver\(\s*"(\w+)"', text))
     untested = []
     for name in SERVICES:
-        with ServiceUnderTest(name) as service:
-            untested += [s.queue for s in service.service.subscriptions if s.name not in delivered.get(name, set())]
+        with ServiceUnderTest(name) as built:
+            untested += [s.queue for s in built.service.subscriptions if s.name not in delivered.get(name, set())]
     assert delivered, "no handler test found"
     assert untested == []

@@ -137,6 +137,6 @@ def test_an_invoice_above_the_hold_limit_waits_for_an_operator_and_is_invoiced_a
 
         (invoice,) = invoicer.whmcs.invoices_of(client.id)
         assert [line.amount for line in invoice.lines] == [Decimal("5.00")]
-        assert invoice.date == invoicer.clock().date()  # dated the day it is released
+        assert invoice.invoice_date == invoicer.clock().date()  # dated the day it is released
         assert [e.invoice_id for e in invoicer.published("InvoiceCreated")] == [invoice.id]
         assert ledger(invoicer) == [(client.id, "2026-10", store.INVOICED)]

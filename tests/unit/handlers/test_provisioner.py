@@ -163,6 +163,22 @@ def test_only_postpays_invoices_suspend_known_by_their_run_key_or_their_invoicec
     assert provisioner.solusvm.users[user_id].status == "suspended"
 
 
+def test_a_closed_client_locks_the_user_and_a_new_email_in_whmcs_reaches_solusvm(provisioner: ServiceUnderTest) -> None:
+    client_id, user_id, _ = enrolled_with_invoice(provisioner, due=NOW.date())
+    provisioner.whmcs.update_client(client_id, email="ada.new@example.com")
+    assert check(provisioner, client_id, user_id) == "done"
+    assert provisioner.solusvm.users[user_id].email == "ada.new@example.com"
+    (changed,) = provisioner.published("CustomerEmailChanged")
+    assert (changed.email, changed.previous_email) == ("ada.new@example.com", "ada@example.com")
+
+    provisioner.whmcs.update_client(client_id, status="Closed")
+    assert check(provisioner, client_id, user_id) == "done"
+    assert provisioner.solusvm.users[user_id].status == "locked"
+    (locked,) = provisioner.published("UserLocked")
+    assert locked.reason == "the WHMCS client is Closed" and locked.standing.status == "locked"
+    assert provisioner.published("UserSuspended") == []
+
+
 def test_a_suspended_customer_is_told_why_and_how_to_pay_once(provisioner: ServiceUnderTest) -> None:
     event = provisioner.envelope(UserSuspended(
         whmcs_client_id=7, solusvm_user_id=70, email="ada@example.com", suspended_at=NOW,

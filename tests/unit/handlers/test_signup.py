@@ -11,6 +11,7 @@ from decimal import Decimal
 
 import pytest
 from pydantic import SecretStr
+from sqlalchemy import select
 
 from services.signup import store
 from services.signup.accounts import account_of
@@ -18,7 +19,7 @@ from services.signup.figures_store import latest_invoices, usage_of
 from services.signup.settings import SignupSettings
 from services.signup.store import Stage
 from services.signup.vault import PasswordVault
-from shared.events.accounts import AccountStanding, InvoicePaid, OverdueInvoice, UserSuspended
+from shared.events.accounts import AccountStanding, AccountStatus, InvoicePaid, OverdueInvoice, UserSuspended
 from shared.events.billing import InvoiceCreated
 from shared.events.enrollment import EmailVerified, UserProvisioned, UserRegistered, VerificationEmailRequested
 from shared.events.usage import UsageToDateReported
@@ -87,6 +88,19 @@ def test_a_mail_server_that_is_down_is_retried(signup: ServiceUnderTest) -> None
     assert signup.deliver("send_verification", event).kind == "retry"
     assert signup.deliver("send_verification", event, attempt=1).kind == "done"
     assert len(signup.mailer.sent) == 1
+
+
+def test_a_new_link_revokes_the_older_ones(signup: ServiceUnderTest) -> None:
+    signup_id = register(signup)
+    signup.deliver("send_verification", signup.envelope(registered(signup_id), event_id=signup_id))
+    signup.clock.advance(minutes=5)
+    signup.deliver("send_new_verification", VerificationEmailRequested(signup_id=signup_id, email="ada@example.com"))
+
+    (first, first_key), (second, second_key) = signup.mailer.sent
+    assert first.text != second.text and "/verify/" in second.text and first_key != second_key
+    with signup.db.transaction() as session:
+        rows = session.execute(select(store.links).order_by(store.links.c.created_at)).all()
+    assert [row.revoked_at is not None for row in rows] == [True, False]
 
 
 def verified(service: ServiceUnderTest, signup_id: uuid.UUID) -> str:
@@ -176,8 +190,8 @@ def test_a_new_link_asked_after_enrollment_says_how_to_log_in(signup: ServiceUnd
 
 
 # -- what the client area shows: the account's standing and the figures ----------------------------
-def standing(status: str, revision: int, overdue: tuple[int, ...] = ()) -> AccountStanding:
-    return AccountStanding(status=status, overdue_invoice_ids=overdue, revision=revision)  # type: ignore[arg-type]
+def standing(status: AccountStatus, revision: int, overdue: tuple[int, ...] = ()) -> AccountStanding:
+    return AccountStanding(status=status, overdue_invoice_ids=overdue, revision=revision)
 
 
 def test_the_newest_standing_is_kept_whatever_order_the_events_come_in(signup: ServiceUnderTest) -> None:
