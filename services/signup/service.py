@@ -67,7 +67,7 @@ def refuse_no_currencies(settings: SignupSettings) -> None:
 
 def keys_unusable(problem: str) -> Handler[Event]:
     """In place of a handler that needs the signup's keys when they are unusable. The preflight stops a
-    process that would run the signup first; this only says why should anything skip it."""
+    process that would run the signup before any handler runs; this says why, should anything skip it."""
 
     def refuse(event: Event, ctx: HandlerContext) -> None:
         refuse_unusable_keys(problem)
