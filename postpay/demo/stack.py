@@ -141,8 +141,7 @@ class Stack:
         self._undo.append(self._release_system)
         system.create_tables()
         runtime = self.runtime = system.runtime()
-        signup = self.system.service("signup")
-        signup.extras["outbox_committed"].connect(runtime.relay.wake)
+        signup = self.system.service("signup")  # the runtime wakes its relay on the web's commits
         # Consumers and relays only: the scheduler's daily loop stays off, the demo closes the month itself.
         runtime.start(background=False)
         self._undo.append(self._stop_services)

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import BigInteger, Boolean, Column, Date, Index, Integer, String, Table, Text, Uuid, select, update
 from sqlalchemy.orm import Session
 
-from shared.db import UtcTimestamp, insert_on_conflict
+from shared.db import UtcTimestamp, insert_on_conflict, rows_changed
 from shared.events.accounts import AccountStatus
 from shared.service import ServiceTables
 
@@ -180,7 +180,7 @@ def mark_unconfirmed(session: Session, whmcs_client_id: int, *, version: int) ->
         .where(accounts.c.whmcs_client_id == whmcs_client_id, accounts.c.version == version)
         .values(unconfirmed=True, version=version + 1)
     )
-    return bool(result.rowcount)
+    return bool(rows_changed(result))
 
 
 def record_check(

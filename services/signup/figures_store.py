@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import BigInteger, Column, Date, Integer, String, Table, Text, select, update
 from sqlalchemy.orm import Session
 
-from shared.db import Amount, UtcTimestamp, insert_on_conflict
+from shared.db import Amount, UtcTimestamp, insert_on_conflict, rows_changed
 from shared.events.accounts import InvoicePaid
 from shared.events.billing import InvoiceCreated, VmUsage
 from shared.events.usage import UsageToDateReported
@@ -125,4 +125,4 @@ def claim_request(session: Session, whmcs_client_id: int, now: datetime, not_bef
         update(usage).where(usage.c.whmcs_client_id == whmcs_client_id,
                             usage.c.requested_at.is_(None) | (usage.c.requested_at <= not_before))
         .values(requested_at=now))  # fmt: skip
-    return bool(result.rowcount)
+    return bool(rows_changed(result))
