@@ -30,22 +30,24 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from shared.logging import get_logger
 from shared.upstream.errors import UpstreamUnavailable
 
 # Statuses that mean "too much for me now": shed by a proxy, throttled, or timed out upstream.
 CONGESTION_STATUSES = frozenset({429, 502, 503, 504})
+log = get_logger("postpay.upstream.pacing")
 
 
 @dataclass(frozen=True)
 class PacingPolicy:
     adaptive: bool = True  # False: a fixed limit, the hard cap (or none at all): the old behaviour
-    initial: float = 4.0
+    initial: float = 2.0
     max_in_flight: int | None = None  # the hard cap; None: whatever the upstream takes
-    tolerance: float = 1.5  # latency over its floor (moving average) beyond which the limit halves
-    slow_start_exit: float = 1.15  # ... and beyond which slow start ends (no decrease)
+    tolerance: float = 1.4  # latency over its floor (moving average) beyond which the limit halves
+    slow_start_exit: float = 1.1  # ... and beyond which slow start ends (no decrease)
     slow_start_step: float = 0.5  # per call answered in time: the limit grows ×1.5 per round trip
     backoff: float = 0.5
-    smoothing: float = 0.35  # weight of the newest answer in the moving average
+    smoothing: float = 0.25  # weight of the newest answer in the moving average
     # The usual latency is the lowest of the last one to two windows: long, or a standing queue would
     # become "usual"; a real change of the upstream's speed is learnt within two windows.
     floor_window_seconds: float = 60.0
@@ -64,7 +66,7 @@ class Slot:
 
     label: str
     epoch: int
-    busy: bool  # the limit was at least half used when it went out or came back: it may raise the limit
+    busy: bool  # the limit was all used when it went out or came back: only then may it rise
     started: float
     outcome: str = "none"  # "answered" (latency counts), "congested", or "none" (says nothing about load)
     latency: float = 0.0
@@ -134,12 +136,12 @@ class AdaptiveLimit:
                     f"{self.upstream}: no room for another call within {wait:.0f}s "
                     f"({self._in_flight} in flight, limit {self._limit:.1f})", upstream=self.upstream)
             self._in_flight += 1
-            return Slot(label, self._epoch, busy=self._in_flight >= self._limit / 2, started=self.clock())
+            return Slot(label, self._epoch, busy=self._using_all(), started=self.clock())
 
     def release(self, slot: Slot) -> None:
         """Count the call out, and adapt the limit to what its answer says about the upstream's load."""
         with self._cond:
-            slot.busy = slot.busy or self._in_flight >= self._limit / 2
+            slot.busy = slot.busy or self._using_all()
             self._in_flight -= 1
             if not self.policy.adaptive:
                 pass
@@ -173,6 +175,8 @@ class AdaptiveLimit:
             self._decrease(slot)
         elif self._limit < self._ssthresh and self._ratio > self.policy.slow_start_exit:
             self._ssthresh = self._limit  # the knee is near: from here on, grow linearly
+            log.info("upstream pacing: slow start over", upstream=self.upstream, limit=round(self._limit, 1),
+                     latency_ratio=round(self._ratio, 2))
         elif slot.busy:
             step = self.policy.slow_start_step if self._limit < self._ssthresh else 1 / self._limit
             self._limit = self._capped(self._limit + step)
@@ -180,11 +184,21 @@ class AdaptiveLimit:
     def _decrease(self, slot: Slot) -> None:
         if slot.epoch != self._epoch:
             return  # this load was already answered by a decrease
+        # At most one line per round trip, and only while the upstream is struggling.
+        log.info("upstream pacing: fewer calls in flight", upstream=self.upstream, call=slot.label,
+                 limit=round(self._limit, 1), in_flight=self._in_flight,
+                 reason="latency" if slot.outcome == "answered" else "overload",
+                 latency_ratio=None if self._ratio is None else round(self._ratio, 2))
         self._limit = self._capped(self._limit * self.policy.backoff)
         self._ssthresh = self._limit
         self._epoch += 1
         self._ratio = None  # the answers of the new load decide the next step
         self.decreases += 1
+
+    def _using_all(self) -> bool:
+        """Whether the calls in flight fill the limit. A limit that grew while fewer calls were out would
+        be a promise never tested: the moment the threads all call at once it would overshoot."""
+        return self._in_flight + 1 > self._limit
 
     def _capped(self, value: float) -> float:
         cap = self.policy.max_in_flight
