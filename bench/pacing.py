@@ -61,6 +61,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=None,
                         help="POSTPAY_CONCURRENCY (handler threads); unset: postpay's default.")
     parser.add_argument("--no-fixed", action="store_true", help="Skip the fixed-concurrency contrast runs.")
+    parser.add_argument("--fixed-at", default=None,
+                        help="Capacities (comma list) that get a fixed-concurrency run; unset: every one.")
     parser.add_argument("--fixed-deadline-factor", type=float, default=3.0,
                         help="A fixed run is stopped after this many times the time C allows (+60 s).")
     parser.add_argument("--baseline-sample", type=int, default=30,
@@ -78,6 +80,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     args.capacities = [int(part) for part in str(args.capacity).split(",") if part.strip()]
     args.invoicer_counts = [int(part) for part in str(args.invoicers).split(",") if part.strip()]
+    args.fixed_capacities = ([] if args.no_fixed else args.capacities if args.fixed_at is None
+                             else [int(part) for part in str(args.fixed_at).split(",") if part.strip()])
     return args
 
 
@@ -233,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     base: dict[str, Any] | None = None
     failed = False
     plan = [(capacity, invoicers, paced) for capacity in args.capacities for invoicers in args.invoicer_counts
-            for paced in ((True,) if args.no_fixed else (True, False))]
+            for paced in ((True, False) if capacity in args.fixed_capacities else (True,))]
     try:
         if args.baseline_sample:
             base = baseline(args, world, log_root / "baseline")

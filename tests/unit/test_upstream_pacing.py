@@ -63,9 +63,9 @@ def congest(limit: AdaptiveLimit, slot_count: int = 1) -> None:
 
 def test_the_limit_grows_while_latency_stays_at_its_usual_level() -> None:
     limit = limiter(initial=4)
-    sent = [full_round(limit, 0.25) for _ in range(6)]
+    sent = [full_round(limit, 0.25) for _ in range(10)]
     assert sent[0] == 4
-    assert sent == sorted(sent) and sent[-1] > 20  # slow start: ×1.5 per round trip
+    assert sent == sorted(sent) and sent[-1] > 16  # slow start: ×1.25 per round trip
     assert limit.decreases == 0
 
 
@@ -76,7 +76,7 @@ def test_after_slow_start_it_grows_about_one_per_round_trip() -> None:
     start = limit.limit
     for _ in range(5):
         full_round(limit, 0.25)
-    assert start + 4 <= limit.limit <= start + 5.5
+    assert start + 3 <= limit.limit <= start + 5.5  # the first round after a decrease only observes
 
 
 def test_a_503_or_a_timeout_halves_it_once_per_round_trip() -> None:
