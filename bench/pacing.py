@@ -9,12 +9,13 @@ the base latency (default the realistic 250 ms WHMCS, 100 ms SolusVM 2), beyond 
 go no faster than "the time C allows": WHMCS's two calls per customer (the client's currency, the
 invoice) at 250 ms, C at a time, N × 2 × 0.25 / C seconds.
 
-Each setting is closed twice, on fresh simulators, database and bus namespace: with postpay's default
-settings (pacing on), and with the same handler threads and pacing off (``POSTPAY_UPSTREAM_PACING=false``:
-the pressure is threads × processes, as before), for contrast. A fixed run that cannot finish (a shed
-CreateInvoice is an unknown outcome, settled only after the invoicer's quiet time of 10 minutes) is
-stopped at a deadline (3× the time C allows + 60 s) and reported as unfinished, paced or not. Every finished close's invoices are checked against
-the oracle, as in bench.month_close. The sequential baseline bills a sample at the same latencies on
+Each setting is closed on fresh simulators, database and bus namespace with postpay's default settings
+(pacing on) and, for the capacities of ``--fixed-at``, again with the same handler threads and pacing
+off (``POSTPAY_UPSTREAM_PACING=false``: the pressure is threads × processes, as before), for contrast.
+A close that cannot finish (a shed CreateInvoice is an unknown outcome, settled only after the
+invoicer's quiet time of 10 minutes) is stopped at a deadline (3× the time C allows + 60 s) and
+reported as unfinished. Every finished close's invoices are checked against the oracle, as in
+bench.month_close. The sequential baseline bills a sample at the same latencies on
 simulators without a capacity limit. Results go to bench/results/pacing-*.json;
 ``python -m bench.pacing_plot`` draws them.
 """
