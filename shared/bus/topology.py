@@ -12,6 +12,7 @@ events it consumes, plus its retry queues and its parking lot:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -49,11 +50,12 @@ class Subscription:
         if self.batch < 1:
             raise ValueError(f"{self.service}.{self.name}: batch must be at least 1, not {self.batch}")
 
-    @property
+    # Cached: both are read for every delivery (a frozen dataclass's fields never change).
+    @functools.cached_property
     def queue(self) -> str:
         return f"{self.service}.{self.name}"
 
-    @property
+    @functools.cached_property
     def routing_keys(self) -> tuple[str, ...]:
         return tuple(event.event_type for event in self.events)
 
