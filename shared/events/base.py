@@ -185,7 +185,7 @@ def new_envelope(
     occurred_at: datetime | None = None,
 ) -> Envelope[E]:
     event_id = event_id or uuid.uuid4()
-    return Envelope[type(event)](  # type: ignore[misc]
+    return _typed_envelope(type(event))(
         event_id=event_id,
         event_type=event.event_type,
         schema_version=event.schema_version,
