@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 
-from services.provisioner import handlers, imports, lifecycle
+from services.provisioner import handlers
 from services.provisioner.settings import ProvisionerSettings
 from services.provisioner.store import tables
 from shared.bus.topology import DATABASE_ONLY_BATCH, Subscription
@@ -32,28 +32,28 @@ def build(deps: Dependencies) -> ServiceDefinition:
                 functools.partial(handlers.provision_user, solusvm=deps.solusvm, settings=settings),
             ),
             Subscription(
-                NAME, "adopt_user", (CustomerImported,), functools.partial(imports.adopt_user, solusvm=deps.solusvm)
+                NAME, "adopt_user", (CustomerImported,), functools.partial(handlers.adopt_user, solusvm=deps.solusvm)
             ),
             Subscription(
-                NAME, "record_invoice", (InvoiceCreated,), lifecycle.record_invoice, batch=DATABASE_ONLY_BATCH
+                NAME, "record_invoice", (InvoiceCreated,), handlers.record_invoice, batch=DATABASE_ONLY_BATCH
             ),
             Subscription(
                 NAME,
                 "fan_out_checks",
                 (AccountsSyncRequested,),
-                functools.partial(lifecycle.fan_out_checks, chunk_size=settings.accounts_fanout_chunk_size),
+                functools.partial(handlers.fan_out_checks, chunk_size=settings.accounts_fanout_chunk_size),
             ),
             Subscription(
                 NAME,
                 "check_standing",
                 (CustomerStandingCheckRequested,),
-                functools.partial(lifecycle.check_standing, whmcs=deps.whmcs, solusvm=deps.solusvm, settings=settings),
+                functools.partial(handlers.check_standing, whmcs=deps.whmcs, solusvm=deps.solusvm, settings=settings),
             ),
             Subscription(
                 NAME,
                 "notify_customer",
                 (UserSuspended, UserReactivated),
-                functools.partial(lifecycle.notify_customer, mailer=deps.mailer, settings=settings),
+                functools.partial(handlers.notify_customer, mailer=deps.mailer, settings=settings),
             ),
         ],
     )

@@ -2,7 +2,7 @@
 
 ``provisioner_customers``      the customers it provisioned, with the email their SolusVM 2 user has
 ``provisioner_accounts``       per customer, the account state last applied to SolusVM 2 (status,
-                               overdue invoices) and the lifecycle's optimistic-locking ``version``
+                               overdue invoices) and the standing checks' optimistic-locking ``version``
 ``provisioner_invoices``       postpay's WHMCS invoices, from the invoicer's InvoiceCreated events
 ``provisioner_sync_fanouts``   how far each accounts sync's fan-out has come (resumed after a crash)
 """

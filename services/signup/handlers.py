@@ -17,7 +17,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from services.signup import store
+from services.signup import accounts, figures_store, store
 from services.signup.emails import already_enrolled_email, verification_email, welcome_email
 from services.signup.settings import SignupSettings
 from services.signup.store import Signup, Stage
@@ -27,7 +27,17 @@ from services.signup.vault import PasswordVault
 from shared.bus.processing import HandlerContext
 from shared.errors import PermanentError
 from shared.events.base import deterministic_event_id
+from shared.events.accounts import (
+    CustomerEmailChanged,
+    InvoiceOverdue,
+    InvoicePaid,
+    UserLocked,
+    UserReactivated,
+    UserSuspended,
+)
+from shared.events.billing import InvoiceCreated
 from shared.events.enrollment import EmailVerified, UserProvisioned, UserRegistered, VerificationEmailRequested
+from shared.events.usage import UsageToDateReported
 from shared.upstream.errors import UpstreamNotFound
 
 
@@ -159,3 +169,26 @@ def _users_email_is(solusvm: Any, user_id: int, signup: Signup) -> bool:
         return False
     billing = getattr(user, "billing_user_id", None)
     return email_key(user.email) == email_key(signup.email) and billing in (None, signup.whmcs_client_id)
+
+
+# What the client-area panel shows of the account: its standing, postpay's invoices, the month so far.
+
+STANDING_EVENTS = (UserSuspended, UserReactivated, UserLocked, InvoiceOverdue, InvoicePaid, CustomerEmailChanged)
+StandingEvent = UserSuspended | UserReactivated | UserLocked | InvoiceOverdue | InvoicePaid | CustomerEmailChanged
+
+
+def record_account_standing(event: StandingEvent, ctx: HandlerContext) -> None:
+    """Keep the event's standing unless a newer one is on record already."""
+    if not accounts.save_standing(ctx.session, event.whmcs_client_id, event.standing, ctx.now()):
+        ctx.log.info("older account standing ignored", whmcs_client_id=event.whmcs_client_id,
+                     revision=event.standing.revision)  # fmt: skip
+
+
+def record_invoice(event: InvoiceCreated | InvoicePaid, ctx: HandlerContext) -> None:
+    """An invoice postpay created, or an overdue one that is not owed any more."""
+    figures_store.save_invoice(ctx.session, event, ctx.now())
+
+
+def record_usage(event: UsageToDateReported, ctx: HandlerContext) -> None:
+    """Keep the newest month-to-date figure of the client (a later month's, or a later time's)."""
+    figures_store.save_usage(ctx.session, event)

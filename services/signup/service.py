@@ -1,7 +1,7 @@
 """The signup service: the web journey, and the handlers that send the verification and welcome emails,
 create (or link) the WHMCS client once the email is verified, and move each signup along as events
 arrive; and the client-area panel's view of each enrolled customer's account state (suspended, locked)
-from the lifecycle events; and the figures it shows (invoices, the month's usage so far) from events."""
+from the standing events; and the figures it shows (invoices, the month's usage so far) from events."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import functools
 
 from fastapi import FastAPI
 
-from services.signup import accounts, figures_store, handlers
-from services.signup.server import CommitSignal, serve
+from services.signup import handlers
+from services.signup.web.server import serve
 from services.signup.settings import SignupSettings
 from services.signup.store import tables
 from services.signup.tokens import Signer
@@ -26,7 +26,7 @@ from shared.events.enrollment import EmailVerified, UserProvisioned, UserRegiste
 from shared.events.usage import UsageToDateReported
 from shared.logging import get_logger
 from shared.mail import MailSettings
-from shared.service import ServiceDefinition
+from shared.service import CommitSignal, ServiceDefinition
 from shared.settings import UpstreamSettings
 
 NAME = "signup"
@@ -81,12 +81,12 @@ def build(deps: Dependencies) -> ServiceDefinition:
         Subscription(NAME, "complete_enrollment", (UserProvisioned,),
                      functools.partial(handlers.complete_enrollment, mailer=deps.mailer, solusvm=deps.solusvm,
                                        settings=settings)),
-        Subscription(NAME, "record_account_standing", accounts.STANDING_EVENTS, accounts.record_account_standing,
+        Subscription(NAME, "record_account_standing", handlers.STANDING_EVENTS, handlers.record_account_standing,
                      batch=DATABASE_ONLY_BATCH),
         # What the client area shows of the account: postpay's invoices and the month so far.
-        Subscription(NAME, "record_invoice", (InvoiceCreated, InvoicePaid), figures_store.record_invoice,
+        Subscription(NAME, "record_invoice", (InvoiceCreated, InvoicePaid), handlers.record_invoice,
                      batch=DATABASE_ONLY_BATCH),
-        Subscription(NAME, "record_usage_to_date", (UsageToDateReported,), figures_store.record_usage,
+        Subscription(NAME, "record_usage_to_date", (UsageToDateReported,), handlers.record_usage,
                      batch=DATABASE_ONLY_BATCH),
     ]  # fmt: skip
     outbox_committed = CommitSignal()
@@ -108,5 +108,6 @@ def build(deps: Dependencies) -> ServiceDefinition:
         preflight=[functools.partial(refuse_weak_secrets, settings, deps),
                    functools.partial(refuse_no_currencies, settings)]
         + ([] if signer is not None else [functools.partial(refuse_unusable_keys, unusable)]),
-        extras={"web_app": web_app, "outbox_committed": outbox_committed},
+        outbox_committed=outbox_committed,
+        extras={"web_app": web_app},
     )

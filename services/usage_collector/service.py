@@ -13,7 +13,7 @@ from shared.events.metering import MeterSwept, VmDeleted, VmPlanChanged, VmRunEn
 from shared.events.usage import UsageToDateRequested
 from shared.service import ServiceDefinition
 
-from services.usage_collector import handlers, handlers_meter, store, to_date
+from services.usage_collector import handlers, store
 from services.usage_collector.settings import UsageCollectorSettings
 
 NAME = "usage_collector"
@@ -34,10 +34,10 @@ def build(deps: Dependencies) -> ServiceDefinition:
             Subscription(NAME, "settle", (InvoiceCreated, NothingToBill), handlers.settle, batch=DATABASE_ONLY_BATCH),
             # What the meter saw, recorded whichever source bills: switching to the meter later finds it all.
             Subscription(NAME, "record_meter_event", (VmRunStarted, VmRunEnded, VmPlanChanged, VmDeleted),
-                         handlers_meter.record_meter_event, batch=DATABASE_ONLY_BATCH),
-            Subscription(NAME, "record_sweep", (MeterSwept,), handlers_meter.record_sweep, batch=DATABASE_ONLY_BATCH),
+                         handlers.record_meter_event, batch=DATABASE_ONLY_BATCH),
+            Subscription(NAME, "record_sweep", (MeterSwept,), handlers.record_sweep, batch=DATABASE_ONLY_BATCH),
             # The month so far, for the client-area panel (the signup keeps the answers).
             Subscription(NAME, "report_usage_to_date", (UsageToDateRequested,),
-                         functools.partial(to_date.report_usage_to_date, solusvm=deps.solusvm, settings=settings)),
+                         functools.partial(handlers.report_usage_to_date, solusvm=deps.solusvm, settings=settings)),
         ],
     )

@@ -80,12 +80,13 @@ def body_bytes(raw: amqp.Message) -> bytes:
 READ_CHUNK = 16_384
 
 
-class BufferedTCPTransport(amqp.transport.TCPTransport):
+class BufferedTCPTransport(amqp.transport.TCPTransport):  # type: ignore[misc]  # py-amqp is untyped
     """py-amqp's plain TCP transport, reading ahead (installed on a consumer's connection by
     ``read_ahead``). Its buffer is py-amqp's own ``_read_buffer``, so a read that times out part-way
-    through a frame keeps what it read, as py-amqp's does."""
+    through a frame keeps what it read, as py-amqp's does. No slots of its own: the object's layout
+    stays its class's, so an existing transport can become one."""
 
-    __slots__ = ()
+    _read_buffer: bytes
 
     def _read(self, n: int, initial: bool = False, _errnos: tuple[int, ...] = (errno.EAGAIN, errno.EINTR)) -> bytes:
         rbuf = self._read_buffer
@@ -107,7 +108,8 @@ class BufferedTCPTransport(amqp.transport.TCPTransport):
             except BaseException:
                 self._read_buffer = rbuf
                 raise
-        result, self._read_buffer = rbuf[:n], rbuf[n:]
+        result: bytes = rbuf[:n]
+        self._read_buffer = rbuf[n:]
         return result
 
 

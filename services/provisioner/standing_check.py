@@ -74,7 +74,7 @@ class Preview:
     error: str | None = None
 
 
-def preview_accounts(
+def preview_standing(
     db: Database, whmcs: Any, settings: ProvisionerSettings, today: date, *, client_ids: list[int] | None = None
 ) -> Iterator[Preview]:
     """The decision for every enrolled customer (keyset pages, flat memory), writing nothing anywhere:

@@ -17,8 +17,8 @@ from pydantic import BaseModel, Field
 from services.signup.panel_content import ENROLLED_STATES, PanelState, panel_content
 from services.signup.panel_auth import PanelAuthError, PanelPurpose, check_panel_request
 from services.signup.throttle import remember_nonce
-from services.signup.web_api import Problem, problem
-from services.signup.web_support import web_of
+from services.signup.web.api import Problem, problem
+from services.signup.web.support import web_of
 from shared.logging import get_logger
 
 router = APIRouter(prefix="/api/v1")

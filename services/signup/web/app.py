@@ -26,13 +26,13 @@ from services.signup.store import tables
 from services.signup.tokens import Signer
 from services.signup.vault import PasswordVault
 from services.signup.verification import Verification
-from services.signup.web_api import Problem
-from services.signup.web_api import router as api_router
-from services.signup.web_guard import BodyLimit, SecurityHeaders, add_assets_and_docs, origin_of, page_policy
-from services.signup.web_links import router as links_router
-from services.signup.web_panel import router as panel_router
-from services.signup.web_pages import router as pages_router
-from services.signup.web_support import Web, page
+from services.signup.web.api import Problem
+from services.signup.web.api import router as api_router
+from services.signup.web.guard import BodyLimit, SecurityHeaders, add_assets_and_docs, origin_of, page_policy
+from services.signup.web.links import router as links_router
+from services.signup.web.panel import router as panel_router
+from services.signup.web.pages import router as pages_router
+from services.signup.web.support import Web, page
 from shared.clock import Clock, utcnow
 from shared.db import Database
 from shared.logging import get_logger

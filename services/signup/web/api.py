@@ -28,7 +28,7 @@ from services.signup.validation import (
     InvalidRegistration,
     validate_registration,
 )
-from services.signup.web_support import client_ip, web_of
+from services.signup.web.support import client_ip, web_of
 
 router = APIRouter(prefix="/api/v1")
 
