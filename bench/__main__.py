@@ -16,11 +16,13 @@ import time
 # the operator names.
 BENCHMARKS = [
     "month_close",
+    "pacing",
     "bus_throughput",
     "upstream_calls",
     "meter_sweep",
     "meter_accuracy",
     "signup_flood",
+    "idle",
 ]
 
 

@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from shared.bus.addresses import broker_urls
 from shared.bus.identity import BrokerUsers
+from shared.upstream.pacing import PacingPolicy
 
 SETTINGS_CONFIG = SettingsConfigDict(
     env_prefix="POSTPAY_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
@@ -89,7 +90,24 @@ class KernelSettings(BaseSettings):
     )
     max_message_bytes: int = Field(default=262_144, ge=1024, description="Larger bodies are parked unread.")
     relay_batch_size: int = Field(default=500, ge=1, description="Outbox rows published per confirm round.")
-    relay_poll_seconds: float = Field(default=0.2, gt=0, description="Outbox poll interval when idle.")
+    relay_poll_seconds: float = Field(
+        default=0.2,
+        gt=0,
+        description=(
+            "Outbox poll interval just after the relay had work; it doubles with each idle poll up to "
+            "relay_max_poll_seconds. A commit that writes an outbox wakes its relays at once anyway."
+        ),
+    )
+    relay_max_poll_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description=(
+            "Longest wait between two outbox polls of an idle relay. Commits wake the relays without a poll "
+            "(in-process, and on PostgreSQL by LISTEN/NOTIFY): this poll only catches a lost wake-up, such "
+            "as rows left by a process that died between its commit and its relay pass."
+        ),
+    )
     relay_linger_seconds: float = Field(
         default=0.02,
         ge=0,
@@ -160,3 +178,18 @@ class UpstreamSettings(BaseSettings):
     upstream_max_attempts: int = Field(default=4, ge=1, description="Attempts of a retryable call.")
     upstream_deadline: float = Field(default=20.0, gt=0, description="Total seconds for one call's retries.")
     upstream_max_connections: int = Field(default=64, ge=1, description="HTTP connection pool size.")
+    upstream_pacing: bool = Field(
+        default=True,
+        description="Adapt the calls each process has in flight to an upstream to how it answers (AIMD: more "
+        "while its latency stays at its usual level, half as many after a 503/429, a timeout or a latency "
+        "rise). Off: as many as the handler threads make, up to the caps below.",
+    )
+    whmcs_max_in_flight: int | None = Field(
+        default=None, ge=1, description="Most calls one process has in flight to WHMCS at once (unset: no cap)."
+    )
+    solusvm_max_in_flight: int | None = Field(
+        default=None, ge=1, description="Most calls one process has in flight to SolusVM 2 at once (unset: no cap)."
+    )
+
+    def pacing(self, cap: int | None) -> PacingPolicy:
+        return PacingPolicy(adaptive=self.upstream_pacing, max_in_flight=cap)

@@ -103,13 +103,8 @@ def migrate(system: System, names: tuple[str, ...], *, console: bool = False) ->
 
 def build_runtime(system: System, part: Part) -> Runtime:
     names = services_for(part)
-    runtime = system.runtime(names)
-    for service in runtime.services:
-        # The signup web's commits wake the relay at once instead of at its next poll.
-        committed = service.extras.get("outbox_committed")
-        if committed is not None:
-            committed.connect(runtime.relay.wake)
-    return runtime
+    # The runtime connects the signup web's commits (ServiceDefinition.outbox_committed) to its relay.
+    return system.runtime(names)
 
 
 def expose_metrics(runtime: Runtime, *, handlers: bool) -> None:

@@ -26,9 +26,8 @@ from shared.periods import BillingPeriod
 from shared.service import ServiceDefinition, ServiceTables
 from shared.settings import KernelSettings
 
-from services.invoicer.settings import InvoicerSettings
-from services.scheduler.settings import SchedulerSettings
-from services.scheduler.windows import PeriodChoice, choose_period
+from services.invoicer.public import InvoicerSettings
+from services.scheduler.public import PeriodChoice, SchedulerSettings, choose_period
 
 try:  # recent typer runs on its own copy of click: its commands only turn that copy's exceptions into messages
     from typer._click.exceptions import ClickException

@@ -22,7 +22,7 @@ from sqlalchemy import BigInteger, Column, Index, Integer, String, Table, Text, 
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from shared.db import Amount, UtcTimestamp
+from shared.db import Amount, UtcTimestamp, rows_changed
 from shared.events.billing import VmUsage
 from shared.periods import BillingPeriod
 from shared.upstream.whmcs_models import InvoiceLine
@@ -209,7 +209,7 @@ def decide(session: Session, client_id: int, period: str, status: str, *, actor:
                              holds.c.status.in_(only_from))
         .values(status=status, decided_by=actor, decision_reason=reason, decided_at=now, updated_at=now)
     )
-    return bool(result.rowcount)
+    return bool(rows_changed(result))
 
 
 def waiting_summary(session: Session) -> dict[str, tuple[int, datetime]]:
@@ -254,7 +254,7 @@ def pause_of(session: Session, period: str, *, lock: bool = False) -> Pause | No
 def resume(session: Session, period: str, *, actor: str, reason: str, now: datetime) -> bool:
     result = session.execute(pauses.update().where(pauses.c.period == period, pauses.c.resumed_at.is_(None))
                              .values(resumed_at=now, resumed_by=actor, resume_reason=reason))
-    return bool(result.rowcount)
+    return bool(rows_changed(result))
 
 
 def active_pauses(session: Session) -> list[Pause]:

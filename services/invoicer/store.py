@@ -17,11 +17,11 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, Date, Integer, String, Table, bindparam, func, select
+from sqlalchemy import BigInteger, Column, ColumnElement, Date, Integer, String, Table, bindparam, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from shared.db import Amount, UtcTimestamp
+from shared.db import Amount, UtcTimestamp, rows_changed
 from shared.service import ServiceTables
 
 PENDING = "pending"
@@ -197,6 +197,7 @@ def settle(session: Session, client_id: int, period: str, run_key: str, status: 
     """Record an outcome that is not an invoice (nothing to bill, held, paused). With ``fence`` the
     delivery owns attempt ``fence`` and may overwrite its own pending row; without, only a row no
     attempt is busy with. False when the row was not this delivery's to change."""
+    allowed: ColumnElement[bool]
     if fence is not None:
         allowed = (ledger.c.status == PENDING) & (ledger.c.attempts == fence)
     else:
@@ -217,7 +218,7 @@ def set_status(session: Session, client_id: int, period: str, status: str, now: 
     """An operator's decision on a held or paused row (reject, release); False if it is not in ``only_from``."""
     result = session.execute(ledger.update().where(_key(client_id, period), ledger.c.status.in_(only_from))
                              .values(status=status, updated_at=now))
-    return bool(result.rowcount)
+    return bool(rows_changed(result))
 
 
 def largest_earlier_invoices(session: Session, client_id: int, period: str) -> dict[str, Decimal]:

@@ -2,7 +2,7 @@
 
 ``provisioner_customers``      the customers it provisioned, with the email their SolusVM 2 user has
 ``provisioner_accounts``       per customer, the account state last applied to SolusVM 2 (status,
-                               overdue invoices) and the lifecycle's optimistic-locking ``version``
+                               overdue invoices) and the standing checks' optimistic-locking ``version``
 ``provisioner_invoices``       postpay's WHMCS invoices, from the invoicer's InvoiceCreated events
 ``provisioner_sync_fanouts``   how far each accounts sync's fan-out has come (resumed after a crash)
 """
@@ -19,7 +19,7 @@ from sqlalchemy import BigInteger, Boolean, Column, Date, Index, Integer, String
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from shared.db import UtcTimestamp
+from shared.db import UtcTimestamp, rows_changed
 from shared.events.accounts import AccountStatus
 from shared.service import ServiceTables
 
@@ -186,7 +186,7 @@ def mark_unconfirmed(session: Session, whmcs_client_id: int, *, version: int) ->
         .where(accounts.c.whmcs_client_id == whmcs_client_id, accounts.c.version == version)
         .values(unconfirmed=True, version=version + 1)
     )
-    return bool(result.rowcount)
+    return bool(rows_changed(result))
 
 
 def record_check(

@@ -28,7 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from shared.db import Amount, UtcTimestamp
+from shared.db import Amount, UtcTimestamp, rows_changed
 from shared.service import ServiceTables
 
 COLLECTED = "collected"
@@ -235,7 +235,7 @@ def record_invoiced(
         "p_period": period, "p_client_id": client_id, "p_invoice_id": invoice_id, "p_currency": currency,
         "p_total": total, "p_now": now,
     })
-    return int(result.rowcount)
+    return rows_changed(result)
 
 
 def record_nothing_to_bill(session: Session, *, period: str, client_id: int, now: datetime) -> int:
@@ -245,7 +245,7 @@ def record_nothing_to_bill(session: Session, *, period: str, client_id: int, now
                collections.c.outcome != INVOICED)
         .values(outcome=NOTHING_TO_BILL, settled_at=now)
     )
-    return int(result.rowcount)
+    return rows_changed(result)
 
 
 def outcome_counts(session: Session, period: str) -> dict[str, int]:

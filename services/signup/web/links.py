@@ -19,8 +19,8 @@ from services.signup.journey import RateLimited
 from services.signup.sso import SolusVMUnavailable, SsoRedirect
 from services.signup.store import Stage
 from services.signup.verification import LinkProblem, ProofNeeded, Verified
-from services.signup.web_pages import bad_form, rate_limited, see_other, stale_form
-from services.signup.web_support import csrf_ok, current_session, form_fields, page, start_session, web_of
+from services.signup.web.pages import bad_form, rate_limited, see_other, stale_form
+from services.signup.web.support import csrf_ok, current_session, form_fields, page, start_session, web_of
 
 router = APIRouter(include_in_schema=False)
 

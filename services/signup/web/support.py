@@ -23,8 +23,8 @@ from services.signup.validation import PASSWORD_NOTE, PASSWORD_RULES
 from services.signup.verification import Verification
 from services.signup.tokens import (
     BadToken,
+    BrowserSession,
     ExpiredToken,
-    Session,
     SessionLevel,
     Signer,
     csrf_matches,
@@ -41,7 +41,7 @@ MAX_FIELD_LENGTH = 4096
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
-templates = Jinja2Templates(directory=str(Path(__file__).resolve().parent / "templates"))
+templates = Jinja2Templates(directory=str(Path(__file__).resolve().parent.parent / "templates"))
 templates.env.globals["password_rules"] = PASSWORD_RULES  # every rule, shown before the first try
 templates.env.globals["password_note"] = PASSWORD_NOTE
 templates.env.globals["countries"] = countries()
@@ -104,7 +104,7 @@ def user_agent(request: Request) -> str | None:
 # Session -------------------------------------------------------------------------------------------
 
 
-def current_session(request: Request) -> Session | None:
+def current_session(request: Request) -> BrowserSession | None:
     cookie = request.cookies.get(SESSION_COOKIE)
     if not cookie:
         return None
@@ -115,10 +115,10 @@ def current_session(request: Request) -> Session | None:
         return None
 
 
-def start_session(response: Response, request: Request, subject_id: uuid.UUID, level: SessionLevel) -> Session:
+def start_session(response: Response, request: Request, subject_id: uuid.UUID, level: SessionLevel) -> BrowserSession:
     """A new session cookie (a new nonce: whatever the browser held before is replaced)."""
     web = web_of(request)
-    session = Session.start(subject_id, level, web.journey.now())
+    session = BrowserSession.start(subject_id, level, web.journey.now())
     response.set_cookie(
         SESSION_COOKIE,
         encode_session(web.signer, session),

@@ -15,9 +15,9 @@ from services.signup.journey import RateLimited, TermsMissing, TermsRecorded, re
 from services.signup.panel_content import account_figures
 from services.signup.plans import price_plan, tariffs, worked_example
 from services.signup.store import Stage
-from services.signup.tokens import Session
+from services.signup.tokens import BrowserSession
 from services.signup.validation import InvalidRegistration, validate_registration
-from services.signup.web_support import (
+from services.signup.web.support import (
     client_ip,
     csrf_ok,
     current_session,
@@ -91,7 +91,7 @@ async def register(request: Request) -> Response:
     return response
 
 
-def _email_of(request: Request, session: Session | None) -> str | None:
+def _email_of(request: Request, session: BrowserSession | None) -> str | None:
     journey = web_of(request).journey
     if session is None:
         return None
