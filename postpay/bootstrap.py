@@ -111,6 +111,7 @@ class System:
             max_message_bytes=self.kernel.max_message_bytes,
             relay_batch_size=self.kernel.relay_batch_size,
             relay_poll_seconds=self.kernel.relay_poll_seconds,
+            relay_max_poll_seconds=self.kernel.relay_max_poll_seconds,
             relay_linger_seconds=self.kernel.relay_linger_seconds,
             handler_batch=self.kernel.handler_batch,
             clock=self.deps.clock,

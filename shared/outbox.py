@@ -5,6 +5,10 @@ transaction as the change. The relay ships unpublished rows to the broker, waits
 confirms, and only then deletes them. A rolled-back change therefore never publishes, and a broker
 outage delays events without losing any. A row may be published twice (the relay can die between the
 confirm and its commit); consumers deduplicate by event id.
+
+An idle relay costs next to nothing: a commit that wrote an outbox wakes its relays (in-process, and on
+PostgreSQL by NOTIFY, see ``shared.outbox_wakeup``), so the poll that remains only catches a lost
+wake-up, and backs off while idle from ``poll_seconds`` to ``max_poll_seconds``.
 """
 
 from __future__ import annotations
@@ -15,17 +19,21 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, Text, Uuid, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from shared.bus.messages import OutgoingMessage, PublishError, PublishResult
+from shared.bus.messages import OutgoingMessage, PublishError
 from shared.db import Database, UtcTimestamp
 from shared.events.base import Envelope, Event, new_envelope
 from shared.logging import get_logger
 from shared.metrics import EVENTS_PUBLISHED, OUTBOX_BACKLOG
+from shared.outbox_wakeup import OutboxListener, outbox_written, register, unregister
+from shared.ports import Publisher
+
+__all__ = ["Outbox", "OutboxRelay", "outbox_table", "outbox_written"]
 
 log = get_logger("postpay.outbox")
 
@@ -82,6 +90,7 @@ class Outbox:
         statement = self._insert(session.get_bind().dialect.name)
         # One row is a plain execute: the executemany path costs more for a single row.
         session.execute(statement, rows[0] if len(rows) == 1 else rows)
+        outbox_written(session, self.table)
 
     @staticmethod
     def _row(envelope: Envelope[Any]) -> dict[str, Any]:
@@ -122,12 +131,6 @@ class Outbox:
         return int(session.execute(select(func.count()).select_from(self.table)).scalar_one())
 
 
-class Publisher(Protocol):
-    def publish(self, messages: Sequence[OutgoingMessage]) -> PublishResult: ...
-
-    def close(self) -> None: ...
-
-
 def _row_to_message(row: Any) -> OutgoingMessage:
     return OutgoingMessage(
         event_id=row.event_id,
@@ -156,6 +159,7 @@ class OutboxRelay:
         *,
         batch_size: int = 500,
         poll_seconds: float = 0.2,
+        max_poll_seconds: float = 30.0,
         linger_seconds: float = 0.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
@@ -165,11 +169,13 @@ class OutboxRelay:
         self._publishers: dict[str, Publisher] = {}
         self.batch_size = batch_size
         self.poll_seconds = poll_seconds
+        self.max_poll_seconds = max(max_poll_seconds, poll_seconds)
         self.linger_seconds = linger_seconds
         self.clock = clock
         self._wake = threading.Event()
         self._full_batch = False
         self._last_backlog_report = 0.0
+        self.listener: OutboxListener | None = None
         # Per outbox: failures in a row and when to try it again, so one broken outbox (a missing
         # table, a bad row) is retried on its own schedule instead of stalling every outbox after it.
         self._outbox_failures: dict[str, tuple[int, float]] = {}
@@ -281,11 +287,38 @@ class OutboxRelay:
             self._drop_publisher()
 
     def run(self, stop: threading.Event) -> None:
-        """Relay until ``stop`` is set; back off while the broker is unreachable."""
+        """Relay until ``stop`` is set: at once when woken, else by a poll that backs off while idle;
+        back off too while the broker is unreachable."""
+        tables = [outbox.table for outbox in self.outboxes]
+        register(self.db.engine, tables, self.wake)
+        listener = listening = None
+        if self.db.engine.dialect.name == "postgresql":
+            listener = self.listener = OutboxListener(self.db.engine, tables, self.wake)
+            listening = threading.Thread(target=listener.run, args=(stop,), name="outbox-listener", daemon=True)
+            listening.start()
+
+        def on_stop() -> None:
+            stop.wait()
+            self._wake.set()
+            if listener is not None:
+                listener.interrupt()
+
+        # The idle waits can be long: stopping ends them (a blocked thread costs nothing, a sliced wait would).
+        threading.Thread(target=on_stop, name="relay-stop", daemon=True).start()
+        try:
+            self._run(stop)
+        finally:
+            unregister(self.db.engine, tables, self.wake)
+            if listening is not None:
+                listening.join(10)
+            self._drop_publisher()
+
+    def _run(self, stop: threading.Event) -> None:
         failures = 0
+        idle_wait = self.poll_seconds
         while not stop.is_set():
             try:
-                self.relay_once()
+                shipped = self.relay_once()
                 failures = 0
             except PublishError:
                 failures += 1
@@ -296,16 +329,21 @@ class OutboxRelay:
                 log.exception("outbox relay pass failed")
                 stop.wait(min(5.0, 0.2 * 2**failures))
                 continue
-            if time.monotonic() - self._last_backlog_report > 2.0:
+            # The backlog gauge is read no more often than the poll: idle, it costs no extra commits.
+            if time.monotonic() - self._last_backlog_report > max(2.0, idle_wait):
                 self._last_backlog_report = time.monotonic()
                 self.report_backlog()
             if self._full_batch:
                 continue  # more is waiting
+            if shipped:
+                idle_wait = self.poll_seconds  # more may follow
             # A commit during the pass has set the wake already, so nothing committed is left behind.
-            woken = self._wake.wait(self.poll_seconds)
+            woken = self._wake.wait(idle_wait)
             self._wake.clear()
+            # Each pass that found nothing to do doubles the wait, up to the max: only a lost wake-up
+            # needs the poll at all.
+            idle_wait = self.poll_seconds if woken else min(2 * idle_wait, self.max_poll_seconds)
             if woken and self.linger_seconds:
                 # Handlers commit one event at a time: pausing lets a burst of them share a confirm
                 # round, which costs the relay far less CPU per event for a few ms of latency.
                 stop.wait(self.linger_seconds)
-        self._drop_publisher()

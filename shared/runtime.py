@@ -37,6 +37,7 @@ class Runtime:
         max_message_bytes: int = 262_144,
         relay_batch_size: int = 500,
         relay_poll_seconds: float = 0.2,
+        relay_max_poll_seconds: float = 30.0,
         relay_linger_seconds: float = 0.02,
         handler_batch: int | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -54,6 +55,7 @@ class Runtime:
             bus.publisher,
             batch_size=relay_batch_size,
             poll_seconds=relay_poll_seconds,
+            max_poll_seconds=relay_max_poll_seconds,
             linger_seconds=relay_linger_seconds,
             clock=clock,
         )
@@ -70,6 +72,10 @@ class Runtime:
             )
             for service in self.services
         }
+        for service in self.services:
+            # Rows committed outside a handler (the signup web's) leave at once, not at the next poll.
+            if service.outbox_committed is not None:
+                service.outbox_committed.connect(self.relay.wake)
         self.stop_event = threading.Event()
         self._threads: list[threading.Thread] = []
         self._relaying = False

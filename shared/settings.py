@@ -90,7 +90,24 @@ class KernelSettings(BaseSettings):
     )
     max_message_bytes: int = Field(default=262_144, ge=1024, description="Larger bodies are parked unread.")
     relay_batch_size: int = Field(default=500, ge=1, description="Outbox rows published per confirm round.")
-    relay_poll_seconds: float = Field(default=0.2, gt=0, description="Outbox poll interval when idle.")
+    relay_poll_seconds: float = Field(
+        default=0.2,
+        gt=0,
+        description=(
+            "Outbox poll interval just after the relay had work; it doubles with each idle poll up to "
+            "relay_max_poll_seconds. A commit that writes an outbox wakes its relays at once anyway."
+        ),
+    )
+    relay_max_poll_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description=(
+            "Longest wait between two outbox polls of an idle relay. Commits wake the relays without a poll "
+            "(in-process, and on PostgreSQL by LISTEN/NOTIFY): this poll only catches a lost wake-up, such "
+            "as rows left by a process that died between its commit and its relay pass."
+        ),
+    )
     relay_linger_seconds: float = Field(
         default=0.02,
         ge=0,

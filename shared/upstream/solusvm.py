@@ -298,7 +298,7 @@ class SolusVMClient:
         items = body["data"]
         if not isinstance(items, list):
             raise SolusVMResponseError("SolusVM /api/v1/servers: data is not a list", upstream=UPSTREAM)
-        meta = body.get("meta") if isinstance(body.get("meta"), dict) else {}
+        meta = _object(body.get("meta"))
         try:
             last = coerce_int(meta["last_page"]) if meta.get("last_page") is not None else None
         except ValueError:
@@ -376,8 +376,7 @@ class SolusVMClient:
             if not isinstance(items, list):
                 raise SolusVMResponseError(f"SolusVM {path}: data is not a list", upstream=UPSTREAM)
             yield items
-            meta = body.get("meta") if isinstance(body.get("meta"), dict) else {}
-            links = body.get("links") if isinstance(body.get("links"), dict) else {}
+            meta, links = _object(body.get("meta")), _object(body.get("links"))
             if not items:
                 return
             try:
@@ -431,6 +430,11 @@ class SolusVMClient:
             raise SolusVMResponseError(
                 f"SolusVM answer does not fit {model.__name__}: {problems}", upstream=UPSTREAM
             ) from None
+
+
+def _object(value: Any) -> dict[str, Any]:
+    """A JSON object of the answer, or an empty one where it has something else."""
+    return value if isinstance(value, dict) else {}
 
 
 def _check_status(status: str) -> None:
