@@ -5,20 +5,20 @@ How much it takes is not known in advance and changes with whatever else it serv
 client paces itself by AIMD (the rule TCP uses to share a link, which lets several replicas that share
 one upstream converge on fair shares without talking to each other):
 
-* a call that comes back at the upstream's usual latency, while the limit was in use, raises the limit
-  (by one per call in a first *slow start*, by about one per round trip after it);
+* a call that comes back at the upstream's usual latency, while the limit was all in use, raises the
+  limit (by a quarter per round trip in a first *slow start* from 2, by about one per round trip after);
 * a 503/502/504 or 429, a timeout, or latency risen well above the usual halves it, once per round trip
   (calls sent before the last decrease cannot trigger another: their answers describe the old load);
 * it never goes below 1 nor above the hard cap (``POSTPAY_WHMCS_MAX_IN_FLIGHT`` /
   ``POSTPAY_SOLUSVM_MAX_IN_FLIGHT``), when one is set.
 
 "Usual latency" is the lowest seen recently per call label (a usage read and an invoice write differ).
-"Well above" is judged once per round of answers (as many as the limit), on the *fastest* answer of
-the round over its label's usual latency: an upstream that queues slows every answer, while a pause
-of this process (the GIL, a busy machine, a collection) slows only some, so the round's fastest
-answer tells the two apart where an average would not. Slow start ends, without a decrease, at a
-smaller rise: the limit grows by half each round trip there, and an upstream's knee is better
-approached linearly.
+"Well above" (1.4×) is judged once per round of answers (half as many as the limit), on the *fastest*
+answer of the round over its label's usual latency: an upstream that queues slows every answer, while
+a pause of this process (the GIL, a busy machine, a collection) slows only some, so the round's
+fastest answer tells the two apart where an average would not. Slow start ends, without a decrease,
+at a smaller rise (1.1×): an upstream's knee is better approached linearly, since past 2C a modelled
+WHMCS sheds requests, and a shed CreateInvoice is an outcome the invoicer must wait to learn.
 
 Threads over the limit wait (nothing has been sent, so nothing is uncertain); a thread that waits
 longer than ``queue_timeout`` gets ``UpstreamUnavailable``, which every caller already retries.
