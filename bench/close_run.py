@@ -66,6 +66,8 @@ class CloseSettings:
     stall_seconds: float = 120.0
     profile: bool = False  # py-spy on every postpay process during the close (GIL holders: Python CPU)
     code: str | None = None  # run postpay's processes from this source tree (an A/B comparison)
+    env: tuple[tuple[str, str], ...] = ()  # more POSTPAY_* settings for postpay's processes
+    deadline_seconds: float | None = None  # stop waiting then, and report the close as unfinished
 
 
 @dataclass(frozen=True)
@@ -136,15 +138,19 @@ def progress(db: Database, period: str) -> tuple[int, datetime | None, int, date
     return int(invoiced), last_invoice, int(settled), last_settled
 
 
-def wait_for_close(db: Database, world: World, children: list[Child], stall_seconds: float) -> dict[str, Any]:
-    """Poll until every customer is invoiced and settled; fail on a dead process or a stall."""
+def wait_for_close(db: Database, world: World, children: list[Child], stall_seconds: float,
+                   deadline_seconds: float | None = None) -> dict[str, Any]:
+    """Poll until every customer is invoiced and settled; fail on a dead process or a stall. Past
+    ``deadline_seconds`` the close is returned unfinished (``complete`` False)."""
     seen, moved_at, samples = -1, time.monotonic(), []
+    deadline = None if deadline_seconds is None else time.monotonic() + deadline_seconds
     while True:
         invoiced, last_invoice, settled, last_settled = progress(db, world.period.key)
         samples.append((time.time(), invoiced))
-        if invoiced >= world.clients and settled >= world.clients:
+        complete = invoiced >= world.clients and settled >= world.clients
+        if complete or (deadline is not None and time.monotonic() > deadline):
             return {"invoiced": invoiced, "last_invoice_at": last_invoice, "settled": settled,
-                    "last_settled_at": last_settled, "progress": samples}
+                    "last_settled_at": last_settled, "progress": samples, "complete": complete}
         for child in children:
             if not child.alive():
                 raise RuntimeError(f"{child.name} died ({child.popen.returncode}):\n{child.tail()}")
@@ -168,7 +174,7 @@ def postpay_settings(infra: Infra, database_url: str, namespace: str, settings: 
         "POSTPAY_LOG_LEVEL": settings.log_level,
         "POSTPAY_BILLING_TIMEZONE": "UTC",
         "POSTPAY_TOKEN_PRICES": json.dumps({code: str(price) for code, price in PRICES.items()}),
-    }
+    } | dict(settings.env)
 
 
 def start_postpay(settings: CloseSettings, env: dict[str, str], log_dir: Path) -> list[Child]:
@@ -240,7 +246,7 @@ def run_close(world: World, settings: CloseSettings, infra: Infra, sims: Simulat
                 machine_cpu, broker_cpu, database_cpu = (system_cpu_seconds(), broker.cpu_seconds(),
                                                          service_cpu_seconds(["postgres"]))
                 started = close(db, bus, services["scheduler"], world)
-                outcome = wait_for_close(db, world, children, settings.stall_seconds)
+                outcome = wait_for_close(db, world, children, settings.stall_seconds, settings.deadline_seconds)
                 finished = time.time()
                 cpu = {child.name: child.cpu_since_mark() for child in watched}
                 machine_cpu = system_cpu_seconds() - machine_cpu
@@ -263,8 +269,10 @@ def run_close(world: World, settings: CloseSettings, infra: Infra, sims: Simulat
 def _figures(world: World, settings: CloseSettings, started: float, finished: float, outcome: dict[str, Any],
              cpu: dict[str, float], peak_rss: dict[str, int], children: list[Child], sims: Simulators, parked: int,
              setup_seconds: float, machine_cpu: float, broker_cpu: float, database_cpu: float) -> dict[str, Any]:
-    wall = outcome["last_invoice_at"].timestamp() - started
-    settled_wall = outcome["last_settled_at"].timestamp() - started
+    complete = outcome.get("complete", True)
+    # An unfinished close (past its deadline) ran until it was stopped: that is its time.
+    wall = outcome["last_invoice_at"].timestamp() - started if complete else finished - started
+    settled_wall = outcome["last_settled_at"].timestamp() - started if complete else finished - started
     observed = finished - started
     ours = sum(cpu[child.name] for child in children)
     sims_cpu = {child.name: cpu[child.name] for child in sims.children}
@@ -275,11 +283,12 @@ def _figures(world: World, settings: CloseSettings, started: float, finished: fl
         "vms": world.vms,
         "settings": asdict(settings),
         "invoices": outcome["invoiced"],
+        "complete": complete,
         "parked": parked,
         "setup_seconds": setup_seconds,
         "wall_seconds_to_last_invoice": wall,
         "wall_seconds_to_all_settled": settled_wall,
-        "invoices_per_second": world.clients / wall,
+        "invoices_per_second": (world.clients if complete else outcome["invoiced"]) / wall,
         "cpu_seconds": {"postpay": ours, **cpu, "rabbitmq": broker_cpu, "postgresql": database_cpu,
                         "machine": machine_cpu},
         "cpu_ms_per_invoice": 1000 * ours / world.clients,

@@ -19,6 +19,7 @@ import uvicorn
 from bench.world import LONG_AGO, PLANS, World
 from shared.periods import BillingPeriod
 from simulators.common import SimClock
+from simulators.capacity import CapacityConfig
 from simulators.faults import FaultInjector, FaultKind, FaultRule
 
 SOLUSVM_TOKEN = "bench-solusvm-token"
@@ -26,7 +27,7 @@ WHMCS_IDENTIFIER = "bench-identifier"
 WHMCS_SECRET = "bench-secret"
 
 
-def solusvm_app(world: World, latency_ms: float, seed: int = 0) -> Any:
+def solusvm_app(world: World, latency_ms: float, seed: int = 0, capacity: CapacityConfig | None = None) -> Any:
     from simulators.solusvm.app import create_app
     from simulators.solusvm.model import Plan, Server, User
     from simulators.solusvm.state import SimState
@@ -52,10 +53,10 @@ def solusvm_app(world: World, latency_ms: float, seed: int = 0) -> Any:
                 location_id=location_id, created_at=vm.runs[0][0], intervals=[list(run) for run in vm.runs],
                 deleted_at=vm.deleted_at, deleted_plan=Plan(**plan.__dict__) if vm.deleted_at else None, os_id=1,
             ))
-    return create_app(state, api_token=SOLUSVM_TOKEN, clock=clock, faults=_latency(latency_ms, seed))
+    return create_app(state, api_token=SOLUSVM_TOKEN, clock=clock, faults=_latency(latency_ms, seed, capacity))
 
 
-def whmcs_app(world: World, latency_ms: float, seed: int = 0) -> Any:
+def whmcs_app(world: World, latency_ms: float, seed: int = 0, capacity: CapacityConfig | None = None) -> Any:
     from simulators.whmcs.app import create_app
     from simulators.whmcs.state import Client, WhmcsState
 
@@ -69,12 +70,12 @@ def whmcs_app(world: World, latency_ms: float, seed: int = 0) -> Any:
             datecreated=LONG_AGO.date(),
         ))
     return create_app(state, identifier=WHMCS_IDENTIFIER, secret=WHMCS_SECRET, clock=SimClock(),
-                      faults=_latency(latency_ms, seed))
+                      faults=_latency(latency_ms, seed, capacity))
 
 
-def _latency(latency_ms: float, seed: int) -> FaultInjector:
+def _latency(latency_ms: float, seed: int, capacity: CapacityConfig | None) -> FaultInjector:
     rules = [FaultRule(kind=FaultKind.LATENCY, route="*", latency_ms=latency_ms)] if latency_ms else []
-    return FaultInjector(seed=seed, rules=rules)
+    return FaultInjector(seed=seed, rules=rules, capacity=capacity)
 
 
 def main() -> None:
@@ -85,13 +86,17 @@ def main() -> None:
     parser.add_argument("--vms", type=int, required=True)
     parser.add_argument("--period", required=True, help="The billing month the histories are about, e.g. 2026-11.")
     parser.add_argument("--latency-ms", type=float, default=0.0)
+    parser.add_argument("--capacity", type=int, default=None,
+                        help="C of the capacity model (simulators/capacity.py): unset, unbounded.")
+    parser.add_argument("--overload", choices=["unavailable", "timeout"], default="unavailable",
+                        help="What a request past 2C in flight gets.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
     world = World(args.clients, args.vms, BillingPeriod.parse(args.period), args.baseline_clients)
     started = datetime.now(UTC)
     build = solusvm_app if args.product == "solusvm" else whmcs_app
-    app = build(world, args.latency_ms)
+    app = build(world, args.latency_ms, capacity=CapacityConfig(limit=args.capacity, overload=args.overload))
     print(f"{args.product}: {world.total_clients} customers built in "
           f"{(datetime.now(UTC) - started).total_seconds():.1f}s", flush=True)
     # The same server settings as `postpay sim` (simulators/*/cli.py).

@@ -34,6 +34,11 @@ class Simulators:
             "POSTPAY_WHMCS_SECRET": WHMCS_SECRET,
         }
 
+    def capacity(self, product: str) -> dict[str, Any]:
+        """The capacity model's figures of one simulator (requests admitted, shed, peak in flight)."""
+        url = self.solusvm_url if product == "solusvm" else self.whmcs_url
+        return dict(httpx.get(f"{url}/_sim/faults", timeout=30).json().get("capacity") or {})
+
     def whmcs_calls(self) -> dict[str, int]:
         return dict(httpx.get(f"{self.whmcs_url}/_sim/calls", timeout=30).json()["calls"])
 
@@ -47,15 +52,16 @@ class Simulators:
 
 
 def start_simulators(world: World, *, solusvm_latency_ms: float, whmcs_latency_ms: float, log_dir: Path,
-                     timeout: float = 600.0) -> Simulators:
+                     timeout: float = 600.0, capacity: int | None = None, overload: str = "unavailable") -> Simulators:
     common = ["--clients", str(world.clients), "--baseline-clients", str(world.baseline_clients),
               "--vms", str(world.vms), "--period", world.period.key]
     ports = {"solusvm": free_port(), "whmcs": free_port()}
     latency = {"solusvm": solusvm_latency_ms, "whmcs": whmcs_latency_ms}
+    limits = ["--capacity", str(capacity), "--overload", overload] if capacity else []
     children = {
         product: start(f"sim-{product}", "simulator",
                        [PYTHON, "-m", "bench.simulator", product, *common, "--latency-ms", str(latency[product]),
-                        "--port", str(ports[product])],
+                        "--port", str(ports[product]), *limits],
                        env=child_env({}), log_dir=log_dir, cwd=ROOT)
         for product in ("solusvm", "whmcs")
     }

@@ -9,8 +9,8 @@ The first ``clients`` customers are billed by postpay; the ``baseline_clients`` 
 both simulators but are not enrolled: the sequential baseline bills (a sample of) them, so the two
 never invoice the same customer.
 
-The oracle (``expected_lines``) computes hours, tokens and amounts from the generated run intervals
-with its own arithmetic, never with postpay's pricing code or the simulator's usage code.
+The expected invoices (``expected_lines``) come from the invoice oracle (``simulators.oracle``), which
+shares no code with postpay's pricing or the simulator's usage endpoint.
 """
 
 from __future__ import annotations
@@ -19,13 +19,12 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
-from zoneinfo import ZoneInfo
+from decimal import Decimal
 
 from shared.periods import BillingPeriod
+from simulators.oracle import ServerUse, invoice_lines
 
 LONG_AGO = datetime(2020, 1, 1, tzinfo=UTC)
-CENT = Decimal("0.01")
 
 
 @dataclass(frozen=True)
@@ -122,33 +121,10 @@ class World:
         return Vm((n - 1) * self.vms + j + 1, f"vm-{n}-{j}", plan, runs, deleted_at)
 
 
-def running_seconds(runs: tuple[Run, ...], start: datetime, end: datetime, now: datetime) -> int:
-    total = 0
-    for run_start, run_end in runs:
-        clipped = min(run_end or now, end) - max(run_start, start)
-        total += max(0, int(clipped.total_seconds()))
-    return total
-
-
 def expected_lines(customer: Customer, period: BillingPeriod, now: datetime) -> list[ExpectedLine]:
-    """Per VM that ran: ceil(hours) × tokens per hour capped at tokens per month, times the price,
-    rounded half up per line; in server order."""
-    price = PRICES[customer.currency]
-    lines = []
-    for vm in sorted(customer.vms, key=lambda v: v.server_id):
-        seconds = running_seconds(vm.runs, period.starts_at, period.ends_at, now)
-        if seconds == 0:
-            continue
-        hours = (seconds + 3599) // 3600
-        tokens = min(hours * vm.plan.tokens_per_hour, vm.plan.tokens_per_month)
-        lines.append(ExpectedLine(vm.server_id, hours, tokens, (price * tokens).quantize(CENT, ROUND_HALF_UP),
-                                  ran_days(vm, period)))
-    return lines
-
-
-def ran_days(vm: Vm, period: BillingPeriod) -> str:
-    zone = ZoneInfo(period.timezone)
-    first = max(vm.runs[0][0], period.starts_at).astimezone(zone).date()
-    end = min(vm.deleted_at or period.ends_at, period.ends_at)
-    last = max(first, (end - timedelta(microseconds=1)).astimezone(zone).date())
-    return f"ran {first}" if first == last else f"ran {first} to {last}"
+    """What the customer's invoice must bill (``simulators.oracle``), in server order."""
+    servers = [ServerUse(vm.server_id, vm.plan.tokens_per_hour, vm.plan.tokens_per_month, vm.runs,
+                         deleted_at=vm.deleted_at) for vm in sorted(customer.vms, key=lambda v: v.server_id)]
+    lines = invoice_lines(servers, start=period.starts_at, end=period.ends_at, timezone=period.timezone,
+                          price=PRICES[customer.currency], now=now)
+    return [ExpectedLine(line.key, line.hours, line.tokens, line.amount, line.ran) for line in lines]

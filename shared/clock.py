@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
-Clock = Callable[[], datetime]
+
+class Clock(Protocol):
+    """Timezone-aware now: ``utcnow``, a ``ManualClock``, or any function of no arguments returning one."""
+
+    def __call__(self) -> datetime: ...
 
 
 def utcnow() -> datetime:

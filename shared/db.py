@@ -12,10 +12,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Dialect, Numeric, String, create_engine, event, text
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy import Dialect, Numeric, String, Table, create_engine, event, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import CursorResult, Engine, Result, make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.types import DateTime, TypeDecorator
@@ -63,9 +64,18 @@ class UtcTimestamp(TypeDecorator[datetime]):
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
+        moment: datetime = value
+        if moment.tzinfo is None:
+            return moment.replace(tzinfo=UTC)
+        return moment.astimezone(UTC)
+
+
+def insert_on_conflict(where: Session | str, table: Table) -> Any:
+    """An INSERT into ``table`` that can say what a duplicate key does (``.on_conflict_do_nothing`` to
+    ignore it, ``.on_conflict_do_update`` to merge): PostgreSQL's or SQLite's, which spell it alike.
+    ``where`` is the session it will run in, or the dialect's name (for statements built once per dialect)."""
+    dialect = where if isinstance(where, str) else where.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
 
 
 def normalise_url(url: str) -> str:
@@ -158,3 +168,9 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def rows_changed(result: Result[Any]) -> int:
+    """How many rows an UPDATE or DELETE changed (``Session.execute`` is typed as returning a plain
+    Result; for those statements it is a CursorResult, which counts them)."""
+    return cast("CursorResult[Any]", result).rowcount

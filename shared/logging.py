@@ -12,6 +12,7 @@ import functools
 import logging
 import re
 import sys
+from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 import structlog
@@ -51,8 +52,9 @@ def redact(value: Any) -> Any:
     return value
 
 
-def _redact_processor(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
-    return redact(event_dict)
+def _redact_processor(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> Mapping[str, Any]:
+    redacted: Mapping[str, Any] = redact(event_dict)
+    return redacted
 
 
 _configured = False

@@ -45,6 +45,12 @@ UPSTREAM_ERRORS = Counter(
     ["upstream", "call", "error"],
     registry=REGISTRY,
 )
+UPSTREAM_IN_FLIGHT_LIMIT = Gauge(
+    "postpay_upstream_in_flight_limit",
+    "Calls this process lets be in flight to an upstream at once, as its pacing has found it.",
+    ["upstream"],
+    registry=REGISTRY,
+)
 OUTBOX_BACKLOG = Gauge(
     "postpay_outbox_backlog",
     "Events written to an outbox and not yet confirmed by the broker.",

@@ -22,7 +22,7 @@ UNKNOWN_CURRENCY_DECIMALS = 2
 def iso_minor_units(code: str) -> int | None:
     """The ISO 4217 minor unit of ``code``, or None where the standard has none (unknown code, gold)."""
     try:
-        return iso4217.Currency(code.strip().upper()).exponent  # type: ignore[no-any-return]
+        return iso4217.Currency(code.strip().upper()).exponent
     except ValueError:
         return None
 

@@ -19,18 +19,19 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, Text, Uuid, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from shared.bus.messages import OutgoingMessage, PublishError, PublishResult
+from shared.bus.messages import OutgoingMessage, PublishError
 from shared.db import Database, UtcTimestamp
 from shared.events.base import Envelope, Event, new_envelope
 from shared.logging import get_logger
 from shared.metrics import EVENTS_PUBLISHED, OUTBOX_BACKLOG
 from shared.outbox_wakeup import OutboxListener, outbox_written, register, unregister
+from shared.ports import Publisher
 
 __all__ = ["Outbox", "OutboxRelay", "outbox_table", "outbox_written"]
 
@@ -128,12 +129,6 @@ class Outbox:
 
     def backlog(self, session: Session) -> int:
         return int(session.execute(select(func.count()).select_from(self.table)).scalar_one())
-
-
-class Publisher(Protocol):
-    def publish(self, messages: Sequence[OutgoingMessage]) -> PublishResult: ...
-
-    def close(self) -> None: ...
 
 
 def _row_to_message(row: Any) -> OutgoingMessage:

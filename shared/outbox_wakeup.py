@@ -23,7 +23,7 @@ from collections.abc import Callable, Hashable, Iterable
 from typing import Any
 
 from sqlalchemy import Table, event, text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
 from shared.logging import get_logger
@@ -43,7 +43,7 @@ def channel(table: Table) -> str:
 
 def _engine(session: Session) -> Engine:
     bind = session.get_bind()
-    return getattr(bind, "engine", bind)  # a session bound to a Connection
+    return bind.engine if isinstance(bind, Connection) else bind  # a session may be bound to a Connection
 
 
 def _key(engine: Engine, table_name: str) -> tuple[Hashable, str]:
@@ -75,7 +75,7 @@ def relayed_here(engine: Engine, table: Table) -> bool:
 
 def outbox_written(session: Session, table: Table) -> None:
     """Mark the session's transaction as having written to ``table``'s outbox (once per transaction)."""
-    written = session.info.get(_WRITTEN)
+    written: tuple[Engine, set[str]] | None = session.info.get(_WRITTEN)
     if written is None:
         written = session.info[_WRITTEN] = (_engine(session), set())
     engine, names = written
@@ -128,7 +128,7 @@ class OutboxListener:
     def _connect(self) -> Any:
         # Out of the pool: this connection is held for the life of the process.
         pooled = self.engine.raw_connection()
-        connection = pooled.driver_connection
+        connection: Any = pooled.driver_connection  # psycopg's, whose LISTEN API SQLAlchemy does not type
         pooled.detach()
         connection.autocommit = True
         for name in self.channels:

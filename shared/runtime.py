@@ -72,6 +72,10 @@ class Runtime:
             )
             for service in self.services
         }
+        for service in self.services:
+            # Rows committed outside a handler (the signup web's) leave at once, not at the next poll.
+            if service.outbox_committed is not None:
+                service.outbox_committed.connect(self.relay.wake)
         self.stop_event = threading.Event()
         self._threads: list[threading.Thread] = []
         self._relaying = False

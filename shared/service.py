@@ -33,18 +33,36 @@ class ServiceTables:
 BackgroundTask = Callable[[threading.Event], None]
 
 
+class CommitSignal:
+    """Whom to tell that a service committed outbox rows outside its handlers (the signup web): the
+    runtime connects its relay's ``wake`` here, so those events leave at once, not at the next poll."""
+
+    def __init__(self) -> None:
+        self._listeners: list[Callable[[], None]] = []
+
+    def connect(self, listener: Callable[[], None]) -> None:
+        self._listeners.append(listener)
+
+    def __call__(self) -> None:
+        for listener in list(self._listeners):
+            listener()
+
+
 @dataclass
 class ServiceDefinition:
     """``background`` tasks run beside the consumers (a scheduler loop, a web server) until the
     stop event is set; ``preflight`` checks run before a process runs this service (not when it is only
     built, as every process builds every service to know the topology), raising ``ConfigurationError``;
-    ``extras`` carries service-specific objects for the composition root."""
+    ``outbox_committed`` is called by whatever commits outbox rows outside a handler (the runtime that
+    relays this service's outbox listens); ``extras`` carries service-specific objects for the
+    composition root."""
 
     name: str
     tables: ServiceTables
     subscriptions: list[Subscription]
     background: list[BackgroundTask] = field(default_factory=list)
     preflight: list[Callable[[], None]] = field(default_factory=list)
+    outbox_committed: CommitSignal | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from shared.bus.addresses import broker_urls
 from shared.bus.identity import BrokerUsers
+from shared.upstream.pacing import PacingPolicy
 
 SETTINGS_CONFIG = SettingsConfigDict(
     env_prefix="POSTPAY_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
@@ -177,3 +178,18 @@ class UpstreamSettings(BaseSettings):
     upstream_max_attempts: int = Field(default=4, ge=1, description="Attempts of a retryable call.")
     upstream_deadline: float = Field(default=20.0, gt=0, description="Total seconds for one call's retries.")
     upstream_max_connections: int = Field(default=64, ge=1, description="HTTP connection pool size.")
+    upstream_pacing: bool = Field(
+        default=True,
+        description="Adapt the calls each process has in flight to an upstream to how it answers (AIMD: more "
+        "while its latency stays at its usual level, half as many after a 503/429, a timeout or a latency "
+        "rise). Off: as many as the handler threads make, up to the caps below.",
+    )
+    whmcs_max_in_flight: int | None = Field(
+        default=None, ge=1, description="Most calls one process has in flight to WHMCS at once (unset: no cap)."
+    )
+    solusvm_max_in_flight: int | None = Field(
+        default=None, ge=1, description="Most calls one process has in flight to SolusVM 2 at once (unset: no cap)."
+    )
+
+    def pacing(self, cap: int | None) -> PacingPolicy:
+        return PacingPolicy(adaptive=self.upstream_pacing, max_in_flight=cap)

@@ -55,9 +55,10 @@ def admin_routes(faults: FaultInjector, clock: SimClock) -> list[Route]:
     """``/_sim/faults`` and ``/_sim/clock``: test and demo controls, not part of either product."""
 
     async def get_faults(request: Request) -> JSONResponse:
-        return JSONResponse(
-            {"rules": [r.model_dump(mode="json") for r in faults.rules], "injected": faults.stats()}
-        )
+        body: dict[str, Any] = {"rules": [r.model_dump(mode="json") for r in faults.rules], "injected": faults.stats()}
+        if faults.capacity.config.limit is not None:  # the capacity model's figures, when one is set
+            body["capacity"] = faults.capacity.stats()
+        return JSONResponse(body)
 
     async def put_faults(request: Request) -> JSONResponse:
         config = FaultConfig.model_validate(await request.json())

@@ -28,6 +28,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
+from simulators.capacity import Capacity, CapacityConfig
+
 
 class FaultKind(str, Enum):
     LATENCY = "latency"
@@ -70,6 +72,7 @@ class FaultConfig(BaseModel):
 
     seed: int = 0
     rules: list[FaultRule] = Field(default_factory=list)
+    capacity: CapacityConfig = Field(default_factory=CapacityConfig)
 
 
 @dataclass
@@ -88,11 +91,14 @@ ERROR_STATUSES = (500, 502, 503, 504)
 class FaultInjector:
     """Holds the active rules and counts what it injected (thread-safe)."""
 
-    def __init__(self, seed: int = 0, rules: list[FaultRule] | None = None) -> None:
+    def __init__(self, seed: int = 0, rules: list[FaultRule] | None = None,
+                 capacity: CapacityConfig | None = None) -> None:
         self._lock = threading.Lock()
-        self.configure(FaultConfig(seed=seed, rules=rules or []))
+        self.capacity = Capacity()
+        self.configure(FaultConfig(seed=seed, rules=rules or [], capacity=capacity or CapacityConfig()))
 
     def configure(self, config: FaultConfig) -> None:
+        self.capacity.configure(config.capacity)
         with self._lock:
             self._random = random.Random(config.seed)
             self._rules: list[FaultRule] = list(config.rules)
@@ -233,16 +239,33 @@ async def with_faults(
     flavor: Flavor,
     handle: Callable[[], Awaitable[Any]],
 ) -> Any:
-    """Run a simulator route under the faults planned for it."""
-    plan = injector.plan(route_key)
-    if plan.delay_seconds:
-        await asyncio.sleep(plan.delay_seconds)
-    if plan.before is not None:
-        return await failure_response(injector, plan.before, flavor)
-    if plan.late is not None:
-        # Still working when the caller's read timeout fires; the change lands afterwards all the same.
-        await asyncio.sleep(plan.late.hang_seconds)
-    response = await handle()
-    if plan.after is not None:
-        return await failure_response(injector, plan.after, flavor, _AFTER_KIND[plan.after.then])
-    return response
+    """Run a simulator route under the faults planned for it, and under the capacity model if one is set."""
+    admission = injector.capacity.admit()
+    if admission.shed:
+        return await overload_response(injector.capacity.config, flavor)
+    try:
+        plan = injector.plan(route_key)
+        if plan.delay_seconds:
+            await asyncio.sleep(plan.delay_seconds * admission.slowdown)
+        if plan.before is not None:
+            return await failure_response(injector, plan.before, flavor)
+        if plan.late is not None:
+            # Still working when the caller's read timeout fires; the change lands afterwards all the same.
+            await asyncio.sleep(plan.late.hang_seconds)
+        response = await handle()
+        if plan.after is not None:
+            return await failure_response(injector, plan.after, flavor, _AFTER_KIND[plan.after.then])
+        return response
+    finally:
+        if admission.counted:
+            injector.capacity.leave()
+
+
+async def overload_response(config: CapacityConfig, flavor: Flavor) -> Response:
+    """A request shed past 2C, before anything ran: what a saturated front server answers."""
+    if config.overload == "timeout":
+        await asyncio.sleep(config.hang_seconds)
+        return Response(status_code=504)
+    if flavor is Flavor.WHMCS:
+        return HTMLResponse("<html><body><h1>503 Service Unavailable</h1></body></html>", status_code=503)
+    return JSONResponse({"message": "Service Unavailable"}, status_code=503)

@@ -22,7 +22,7 @@ configure_logging(LOG_LEVEL)
 
 # The private RabbitMQ node's and cluster's fixtures, registered here so that one of each serves the
 # whole session.
-pytest_plugins = ["tests.support.private_broker", "tests.support.private_cluster"]
+pytest_plugins = ["tests.support.private_broker", "tests.support.private_cluster", "tests.support.whmcs"]
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 

@@ -19,11 +19,16 @@ from rich.table import Table
 from postpay.ops.context import BillingContext
 from shared.bus.amqp_wire import CONNECTION_ERRORS
 from shared.bus.messages import PublishError
-from services.provisioner import store as provisioner_store
-from services.provisioner.checks import Preview, preview_accounts, today_in
-from services.provisioner.settings import ProvisionerSettings
-from services.provisioner.standing import Decision
-from services.scheduler.syncing import request_accounts_sync
+from services.provisioner.public import (
+    Decision,
+    Preview,
+    ProvisionerSettings,
+    accounts_page,
+    customers_page,
+    preview_standing,
+    today_in,
+)
+from services.scheduler.public import request_accounts_sync
 
 accounts_app = typer.Typer(help="The account lifecycle: SolusVM 2 users in step with WHMCS.", no_args_is_help=True)
 
@@ -50,7 +55,7 @@ def sync(
             console.print(f"Dry run for {today} ({timezone}), grace {settings.accounts_grace_days} days: "
                           "nothing is changed.")  # fmt: skip
             verdicts: Counter[str] = Counter()
-            for preview in preview_accounts(context.db, context.deps.whmcs, settings, today, client_ids=client):
+            for preview in preview_standing(context.db, context.deps.whmcs, settings, today, client_ids=client):
                 verdicts[_render(console, preview)] += 1
             console.print("Summary: " + (", ".join(f"{count} {verdict}" for verdict, count in sorted(verdicts.items()))
                                          or "no customers"))  # fmt: skip
@@ -73,7 +78,7 @@ def sync(
 def _check_provisioned(context: BillingContext, client_ids: list[int]) -> None:
     """A sync for a client postpay never provisioned would silently check nobody."""
     with context.db.transaction() as session:
-        page = provisioner_store.customers_page(session, after=0, limit=len(client_ids), only=client_ids)
+        page = customers_page(session, after=0, limit=len(client_ids), only=client_ids)
     unknown = sorted(set(client_ids) - {customer.whmcs_client_id for customer in page})
     if unknown:
         raise typer.BadParameter(f"not enrolled in SolusVM 2: client {', '.join(map(str, unknown))}")
@@ -130,7 +135,7 @@ def list_accounts(
         after, shown = 0, 0
         while True:
             with context.db.transaction() as session:
-                page = provisioner_store.accounts_page(session, after=after, limit=500, status=status)
+                page = accounts_page(session, after=after, limit=500, status=status)
             for customer, account in page:
                 overdue = ", ".join(f"#{number}" for number in account.overdue_invoice_ids)
                 checked = account.checked_at.isoformat(timespec="minutes") if account.checked_at else "never"

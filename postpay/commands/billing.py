@@ -21,14 +21,12 @@ from postpay.ops.context import BillingContext
 from postpay.ops.dry_run import preview_period
 from postpay.ops.reports import follow_status, render_preview, render_status, render_summary
 from postpay.ops.status import PeriodStatus, count_parked, period_status
-from services.usage_collector.settings import UsageCollectorSettings
+from services.usage_collector.public import UsageCollectorSettings, customers_page
 from shared.bus.messages import PublishError
 from shared.bus.rabbit import CONNECTION_ERRORS
 from shared.periods import BillingPeriod
 from shared.settings import KernelSettings
-from services.scheduler.closing import Emitted, PeriodNotEnded, close_period, replay_period
-from services.scheduler.windows import PeriodChoice, PeriodNotClosed
-from services.usage_collector.store import customers_page
+from services.scheduler.public import Emitted, PeriodChoice, PeriodNotClosed, PeriodNotEnded, close_period, replay_period
 
 PeriodArgument = Annotated[str, typer.Argument(help="The billing month, e.g. 2026-10.", show_default=False)]
 

@@ -28,12 +28,12 @@ def settings_classes() -> list[tuple[str, type[BaseSettings]]]:
         ("kernel", KernelSettings), ("upstreams", UpstreamSettings), ("mail", MailSettings)
     ]
     for service in SERVICES:
-        try:
-            module = importlib.import_module(f"services.{service}.settings")
+        try:  # a service's face re-exports its settings (postpay/ imports nothing else of a service)
+            module = importlib.import_module(f"services.{service}.public")
         except ModuleNotFoundError:
             continue
         for _, cls in inspect.getmembers(module, inspect.isclass):
-            if issubclass(cls, BaseSettings) and cls.__module__ == module.__name__:
+            if issubclass(cls, BaseSettings) and cls.__module__ == f"services.{service}.settings":
                 found.append((service, cls))
     found.append(("console", ConsoleSettings))
     return found

@@ -30,7 +30,7 @@ from rich.console import Console
 from postpay.demo import metering, month
 from postpay.demo.console import start_console
 from postpay.demo.expected import expected_lines
-from postpay.demo.journey import Enrolled, JourneyError, SignupJourney
+from postpay.demo.journey import Enrolled, JourneyError, ScriptedSignup
 from postpay.demo.narration import InvoiceCheck, Narrator, render_check
 from postpay.demo.scenario import TOKEN_PRICES, CustomerSpec
 from postpay.demo.scenario import customers as scenario_customers
@@ -110,7 +110,7 @@ def _run(narrator: Narrator, directory: Path, *, customers: int, serve: bool, ti
 
 
 def _sign_up(narrator: Narrator, stack: Stack, specs: Sequence[CustomerSpec], timeout: float) -> list[Enrolled]:
-    journey = SignupJourney(stack.signup_url, stack.smtp, whmcs_url=stack.whmcs.url, solusvm_url=stack.solusvm.url,
+    journey = ScriptedSignup(stack.signup_url, stack.smtp, whmcs_url=stack.whmcs.url, solusvm_url=stack.solusvm.url,
                             timeout=timeout)  # fmt: skip
     day = stack.clock.now().date().isoformat()
     with narrator.step(f"{len(specs)} customers sign up on {day}: form, emailed link, terms, provisioning"), \

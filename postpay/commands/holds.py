@@ -22,7 +22,7 @@ from shared.bus.rabbit import CONNECTION_ERRORS
 from shared.money import format_money
 from shared.periods import PERIOD_PATTERN
 
-from services.invoicer import holds_store
+from services.invoicer import public as invoicer
 
 holds_app = typer.Typer(help="Invoices held for an operator, and paused periods.", no_args_is_help=True)
 
@@ -56,12 +56,12 @@ def list_holds(
     console = Console()
     context = BillingContext.from_settings()
     try:
-        statuses = (holds_store.HELD, holds_store.PAUSED)
+        statuses = (invoicer.HELD, invoicer.PAUSED)
         if everything:
-            statuses += (holds_store.RELEASED, holds_store.REJECTED, holds_store.SUPERSEDED)
+            statuses += (invoicer.RELEASED, invoicer.REJECTED, invoicer.SUPERSEDED)
         with context.db.transaction() as session:
-            pauses = holds_store.active_pauses(session)
-            shown = holds_store.listing(session, period=_check_period(period) if period else None, statuses=statuses,
+            pauses = invoicer.active_pauses(session)
+            shown = invoicer.holds_listing(session, period=_check_period(period) if period else None, statuses=statuses,
                                         limit=100_000)
         for pause in pauses:
             if period is None or pause.period == period:
@@ -88,8 +88,8 @@ def show(client: ClientArgument, period: PeriodArgument) -> None:
     context = BillingContext.from_settings()
     try:
         with context.db.transaction() as session:
-            hold = holds_store.get(session, client, _check_period(period))
-            history = holds_store.history(session, period, client)
+            hold = invoicer.hold(session, client, _check_period(period))
+            history = invoicer.hold_history(session, period, client)
         if hold is None:
             raise typer.BadParameter(f"no invoice of client {client} for {period} was held")
         units = _minor_units(context)

@@ -43,6 +43,8 @@ log = get_logger("postpay.run")
 
 class Part(str, Enum):
     signup = "signup"
+    signup_web = "signup-web"
+    signup_handlers = "signup-handlers"
     provisioner = "provisioner"
     usage_collector = "usage-collector"
     invoicer = "invoicer"
@@ -53,12 +55,35 @@ class Part(str, Enum):
     all = "all"
 
 
+# The signup's two halves, each its own process and deployment: the web (landing page, forms, API and
+# panel) and the handlers (emails, WHMCS). A handler backlog then never takes CPU from the pages, and each
+# half gets its own replicas. `postpay run signup` still runs both in one process.
+HALVES: dict[Part, tuple[str, str]] = {Part.signup_web: ("signup", "web"), Part.signup_handlers: ("signup", "handlers")}
+
+
 def services_for(part: Part) -> tuple[str, ...]:
     if part in (Part.all, Part.relay):
         return SERVICES
     if part is Part.console:
         return ()
+    if part in HALVES:
+        return (HALVES[part][0],)
     return (part.value.replace("-", "_"),)
+
+
+def half(part: Part) -> str | None:
+    return HALVES[part][1] if part in HALVES else None
+
+
+def consumes(part: Part) -> bool:
+    """Whether the part runs its services' handlers (consumers)."""
+    return part not in (Part.relay, Part.console) and half(part) != "web"
+
+
+def serves(part: Part) -> bool:
+    """Whether the part runs its services' background tasks (the signup's web server among them): the
+    handlers half runs none, so its process serves no page."""
+    return part not in (Part.relay, Part.console) and half(part) != "handlers"
 
 
 def migrate(system: System, names: tuple[str, ...], *, console: bool = False) -> None:
@@ -78,13 +103,8 @@ def migrate(system: System, names: tuple[str, ...], *, console: bool = False) ->
 
 def build_runtime(system: System, part: Part) -> Runtime:
     names = services_for(part)
-    runtime = system.runtime(names)
-    for service in runtime.services:
-        # The signup web's commits wake the relay at once instead of at its next poll.
-        committed = service.extras.get("outbox_committed")
-        if committed is not None:
-            committed.connect(runtime.relay.wake)
-    return runtime
+    # The runtime connects the signup web's commits (ServiceDefinition.outbox_committed) to its relay.
+    return system.runtime(names)
 
 
 def expose_metrics(runtime: Runtime, *, handlers: bool) -> None:
@@ -164,7 +184,9 @@ def readiness_checks(system: System, runtime: Runtime) -> dict:
 
 
 def run(
-    part: Annotated[Part, typer.Argument(help="Which service to run, `relay`, or `all` of them.")],
+    part: Annotated[Part, typer.Argument(
+        help="Which service to run, `relay`, or `all` of them; `signup-web` and `signup-handlers` run the two "
+        "halves of `signup` apart.")],
     migrate_first: Annotated[bool, typer.Option("--migrate/--no-migrate", help="Apply migrations first.")] = True,
     health_port: Annotated[Optional[int], typer.Option(help="Serve /healthz, /readyz, /metrics here.")] = None,
 ) -> None:
@@ -187,7 +209,7 @@ def run(
         for service in runtime.services:
             for check in service.preflight:
                 check()
-    consume = part not in (Part.relay, Part.console)
+    consume = consumes(part)
     console_settings = ConsoleSettings()
     web = []
     if part is Part.console or (part is Part.all and console_settings.console_port):
@@ -195,11 +217,13 @@ def run(
         web.append(serve_console(console_for(system, console_settings)))
     expose_metrics(runtime, handlers=consume)
     runtime.install_signal_handlers()
-    # A relay consumes nothing, and with a broker user per service may declare nothing either.
-    if not wait_for_broker(runtime, declare=consume or getattr(system.bus, "declares_everything", True)):
+    # A relay consumes nothing, and with a broker user per service may declare nothing either; the signup
+    # web declares its own service's queues, so its first registrations are routable.
+    declare = consume or part in HALVES or getattr(system.bus, "declares_everything", True)
+    if not wait_for_broker(runtime, declare=declare):
         system.db.dispose()
         return
-    runtime.start(consume=consume, relay=part is not Part.console, background=consume, declare=False)
+    runtime.start(consume=consume, relay=part is not Part.console, background=serves(part), declare=False)
     for task in web:
         threading.Thread(target=task, args=(runtime.stop_event,), name="console", daemon=True).start()
     port = kernel.health_port if health_port is None else health_port

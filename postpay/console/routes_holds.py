@@ -17,12 +17,12 @@ from postpay.ops.holds import HoldError, reject, release, resume
 from shared.money import format_money
 from shared.periods import PERIOD_PATTERN
 
-from services.invoicer import holds_store
+from services.invoicer import public as invoicer
 from services.invoicer.public import tables as invoicer_tables
 
 router = APIRouter()
 Session = Annotated[ConsoleSession, Depends(operator_session)]
-DECIDED = (holds_store.RELEASED, holds_store.REJECTED, holds_store.SUPERSEDED)
+DECIDED = (invoicer.RELEASED, invoicer.REJECTED, invoicer.SUPERSEDED)
 
 
 def _period(key: str) -> str:
@@ -41,10 +41,10 @@ async def holds(request: Request, session: Session, period: Annotated[Optional[s
                 everything: Annotated[bool, Query(alias="all")] = False) -> Response:
     console = console_of(request)
     period = _period(period) if period else None
-    statuses = holds_store.WAITING + (DECIDED if everything else ())
+    statuses = invoicer.WAITING + (DECIDED if everything else ())
     with console.db.transaction() as db_session:
-        pauses = [p for p in holds_store.active_pauses(db_session) if period is None or p.period == period]
-        shown = holds_store.listing(db_session, period=period, statuses=statuses, limit=1000)
+        pauses = [p for p in invoicer.active_pauses(db_session) if period is None or p.period == period]
+        shown = invoicer.holds_listing(db_session, period=period, statuses=statuses, limit=1000)
     return page(request, "holds.html", session, holds=shown, pauses=pauses, period=period or "",
                 everything=everything, amount=_money(console))
 
@@ -53,12 +53,12 @@ async def holds(request: Request, session: Session, period: Annotated[Optional[s
 async def hold(request: Request, period: str, client_id: int, session: Session) -> Response:
     console = console_of(request)
     with console.db.transaction() as db_session:
-        found = holds_store.get(db_session, client_id, _period(period))
-        history = holds_store.history(db_session, period, client_id)
+        found = invoicer.hold(db_session, client_id, _period(period))
+        history = invoicer.hold_history(db_session, period, client_id)
     if found is None:
         raise HTTPException(404, f"no invoice of client {client_id} for {period} was held")
     return page(request, "hold.html", session, hold=found, history=history, amount=_money(console),
-                waiting=found.status in holds_store.WAITING)
+                waiting=found.status in invoicer.WAITING)
 
 
 @router.post("/holds/{period}/{client_id}/{action}")

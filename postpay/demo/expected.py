@@ -1,21 +1,19 @@
 """What each demo invoice must say, from the scenario alone.
 
-Deliberately its own arithmetic, sharing nothing with the invoicer or the SolusVM 2 simulator: running
-seconds inside ``[start, end)``, whole hours rounded up per VM, tokens capped at the plan's monthly
-price, each line priced and rounded half up to the cent. If the product and this disagree, the demo
-says so and fails.
+The arithmetic is the invoice oracle's (``simulators.oracle``), which shares nothing with the invoicer
+or the SolusVM 2 simulator's usage endpoint: if the product and the oracle disagree, the demo says so and
+fails.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
 from postpay.demo.scenario import CustomerSpec, VmSpec
 from shared.periods import BillingPeriod
-
-CENT = Decimal("0.01")
+from simulators.oracle import ServerUse, invoice_lines, invoice_total, running_seconds
 
 
 @dataclass(frozen=True)
@@ -28,25 +26,19 @@ class ExpectedLine:
 
 
 def seconds_inside(vm: VmSpec, start: datetime, end: datetime, now: datetime) -> int:
-    total = 0
-    for run_start, run_end in vm.runs:
-        overlap = min(run_end or now, end) - max(run_start, start)
-        total += max(0, int(overlap.total_seconds()))
-    return total
+    return running_seconds(vm.runs, start, end, now)
 
 
 def expected_lines(customer: CustomerSpec, period: BillingPeriod, price: Decimal, now: datetime) -> list[ExpectedLine]:
     """One line per VM that ran in the period, in the order the VMs were created."""
-    lines = []
-    for vm in customer.vms:
-        seconds = seconds_inside(vm, period.starts_at, period.ends_at, now)
-        if seconds == 0:
-            continue
-        hours = -(-seconds // 3600)
-        tokens = min(hours * vm.plan.tokens_per_hour, vm.plan.tokens_per_month)
-        lines.append(ExpectedLine(vm.name, vm.plan.name, hours, tokens, (price * tokens).quantize(CENT, ROUND_HALF_UP)))
-    return lines
+    vms = customer.vms
+    servers = [ServerUse(n, vm.plan.tokens_per_hour, vm.plan.tokens_per_month, vm.runs, deleted_at=vm.deleted_at)
+               for n, vm in enumerate(vms)]  # fmt: skip
+    lines = invoice_lines(servers, start=period.starts_at, end=period.ends_at, timezone=period.timezone, price=price,
+                          now=now)  # fmt: skip
+    return [ExpectedLine(vms[line.key].name, vms[line.key].plan.name, line.hours, line.tokens, line.amount)
+            for line in lines]  # fmt: skip
 
 
 def expected_total(lines: list[ExpectedLine]) -> Decimal:
-    return sum((line.amount for line in lines), Decimal("0.00"))
+    return invoice_total(lines)

@@ -40,7 +40,9 @@ class Enrolled:
 Step = Callable[[str], None]
 
 
-class SignupJourney:
+class ScriptedSignup:
+    """A customer signing up through the real signup pages over HTTP, as a browser would: the demo's."""
+
     def __init__(self, signup_url: str, smtp: SmtpCapture, *, whmcs_url: str, solusvm_url: str,
                  timeout: float = 30.0) -> None:  # fmt: skip
         self.signup_url = signup_url

@@ -20,9 +20,8 @@ from rich.table import Table
 from postpay.demo.expected import seconds_inside
 from postpay.demo.journey import Enrolled
 from postpay.demo.stack import DEMO_METER_INTERVAL_SECONDS, DemoClock, Stack
-from services.usage_collector import meter_progress
-from services.usage_collector.handlers_meter import metered_period
-from services.usage_collector.settings import UsageCollectorSettings
+from services.usage_collector import public as collector
+from services.usage_collector.public import UsageCollectorSettings, metered_period
 from shared.periods import BillingPeriod
 
 def meter_month(stack: Stack, clock: DemoClock, until: datetime, *, timeout: float) -> int:
@@ -53,8 +52,8 @@ def meter_month(stack: Stack, clock: DemoClock, until: datetime, *, timeout: flo
 def _held_past(stack: Stack, moment: datetime) -> bool:
     assert stack.system is not None
     with stack.system.db.transaction() as session:
-        meter_progress.advance(session)
-        return meter_progress.coverage(session).covers(moment)
+        collector.advance_meter(session)
+        return collector.meter_coverage(session).covers(moment)
 
 
 @dataclass(frozen=True)

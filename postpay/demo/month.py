@@ -16,7 +16,7 @@ import httpx
 from postpay.demo.journey import Enrolled
 from postpay.demo.scenario import PLANS
 from postpay.ops.status import PeriodStatus, count_parked, period_status
-from services.scheduler.closing import Emitted, close_period
+from services.scheduler.public import Emitted, close_period
 from shared.periods import BillingPeriod
 from shared.runtime import Runtime
 

@@ -22,7 +22,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from postpay.demo.journey import Enrolled
-from services.signup.panel_auth import PanelPurpose, panel_signature
+from services.signup.public import PanelPurpose, panel_signature
 from simulators.smtp import SmtpCapture, text_of
 
 _URL = re.compile(r"https?://[^\s<>\"]+")

@@ -23,11 +23,11 @@ from pydantic import SecretStr
 
 from postpay.bootstrap import System, make_dependencies
 from postpay.demo.scenario import TOKEN_PRICES
-from services.invoicer.settings import InvoicerSettings
-from services.meter.settings import MeterSettings
-from services.scheduler.settings import SchedulerSettings
-from services.signup.settings import SignupSettings
-from services.usage_collector.settings import UsageCollectorSettings
+from services.invoicer.public import InvoicerSettings
+from services.meter.public import MeterSettings
+from services.scheduler.public import SchedulerSettings
+from services.signup.public import SignupSettings
+from services.usage_collector.public import UsageCollectorSettings
 from shared.bus.rabbit import RabbitBus
 from shared.mail import MailSettings
 from shared.runtime import Runtime
@@ -141,8 +141,7 @@ class Stack:
         self._undo.append(self._release_system)
         system.create_tables()
         runtime = self.runtime = system.runtime()
-        signup = self.system.service("signup")
-        signup.extras["outbox_committed"].connect(runtime.relay.wake)
+        signup = self.system.service("signup")  # the runtime wakes its relay on the web's commits
         # Consumers and relays only: the scheduler's daily loop stays off, the demo closes the month itself.
         runtime.start(background=False)
         self._undo.append(self._stop_services)

@@ -21,18 +21,29 @@ from shared.periods import BillingPeriod
 from shared.upstream.errors import UpstreamError
 from shared.upstream.whmcs_models import WhmcsInvoice
 
-from services.invoicer import holds_store
-from services.invoicer import store as ledger_store
-from services.invoicer.decision import Decision, decide
-from services.invoicer.handlers import client_tariff
-from services.invoicer.holds_store import Reason
-from services.invoicer.invoice_diff import Line, LineChange, diff_lines, has_differences
-from services.invoicer.invoice_document import InvoiceDraft, notes_marker, run_key
-from services.invoicer.settings import InvoicerSettings
-from services.usage_collector import store as customer_store
-from services.usage_collector.handlers_meter import MeterNotThere, metered_period
-from services.usage_collector.settings import UsageCollectorSettings
-from services.usage_collector.usage import vm_usages
+from services.invoicer import public as invoicer
+from services.invoicer.public import (
+    Decision,
+    InvoiceDraft,
+    InvoicerSettings,
+    Line,
+    LineChange,
+    Reason,
+    client_tariff,
+    decide,
+    diff_lines,
+    has_differences,
+    notes_marker,
+    run_key,
+)
+from services.usage_collector.public import (
+    Customer,
+    MeterNotThere,
+    UsageCollectorSettings,
+    customers_page,
+    metered_period,
+    vm_usages,
+)
 
 Verdict = Literal["would-create", "would-hold", "would-pause", "unchanged", "differs", "nothing-to-bill", "failed"]
 PAGE_SIZE = 200
@@ -64,8 +75,8 @@ def preview_period(
     after = 0
     while True:
         with db.transaction() as session:
-            page = customer_store.customers_page(session, enrolled_before=period.ends_at, after=after,
-                                                 limit=PAGE_SIZE, only=client_ids)
+            page = customers_page(session, enrolled_before=period.ends_at, after=after, limit=PAGE_SIZE,
+                                  only=client_ids)
         for customer in page:
             yield preview_client(db, solusvm, whmcs, period, settings, customer, now=now, collector=collector)
         if len(page) < PAGE_SIZE:
@@ -79,7 +90,7 @@ def preview_client(
     whmcs: Any,
     period: BillingPeriod,
     settings: InvoicerSettings,
-    customer: customer_store.Customer,
+    customer: Customer,
     *,
     now: datetime,
     collector: UsageCollectorSettings | None = None,
@@ -120,24 +131,24 @@ def _decision(db: Database, whmcs: Any, client_id: int, period: BillingPeriod, s
         return Decision("nothing-to-bill")
     tariff = client_tariff(whmcs, client_id, settings)
     with db.transaction() as session:
-        earlier = ledger_store.largest_earlier_invoices(session, client_id, period.key)
+        earlier = invoicer.largest_earlier_invoices(session, client_id, period.key)
     return decide(vms, period, tariff, settings, client_id=client_id, now=now,
                   largest_earlier=earlier.get(tariff.currency), provenance=provenance)
 
 
 def _paused(db: Database, period: BillingPeriod) -> bool:
     with db.transaction() as session:
-        pause = holds_store.pause_of(session, period.key)
+        pause = invoicer.pause_of(session, period.key)
     return pause is not None and pause.active
 
 
 def _issued_invoice(db: Database, whmcs: Any, client_id: int, period: BillingPeriod) -> WhmcsInvoice | None:
     """The invoice of record: by the ledger, or by its run key when an attempt's outcome is unrecorded."""
     with db.transaction() as session:
-        entry = ledger_store.entry(session, client_id, period.key)
-    if entry is None or entry.status not in (ledger_store.INVOICED, *ledger_store.BUSY, ledger_store.RELEASING):
+        entry = invoicer.entry(session, client_id, period.key)
+    if entry is None or entry.status not in (invoicer.INVOICED, *invoicer.BUSY, invoicer.RELEASING):
         return None
-    if entry.status == ledger_store.INVOICED and entry.invoice_id is not None:
+    if entry.status == invoicer.INVOICED and entry.invoice_id is not None:
         return whmcs.get_invoice(entry.invoice_id, include_currency=True)  # type: ignore[no-any-return]
     found = whmcs.find_invoice_by_marker(client_id, notes_marker(run_key(client_id, period.key)))
     return whmcs.get_invoice(found.id, include_currency=True) if found is not None else None

@@ -18,10 +18,8 @@ from shared.db import Database
 from shared.events.billing import InvoiceReleased
 from shared.outbox import Outbox
 
-from services.invoicer import holds_store
-from services.invoicer import store as ledger_store
+from services.invoicer import public as invoicer
 
-WAITING_LEDGER = (ledger_store.HELD, ledger_store.PAUSED)
 RESUME_CHUNK = 500
 
 
@@ -36,7 +34,7 @@ class Resumed:
 
 
 def release(db: Database, outbox: Outbox, client_id: int, period: str, *, actor: str, reason: str,
-            now: datetime) -> holds_store.Hold:
+            now: datetime) -> invoicer.Hold:
     """Invoice the held (or paused) invoice as it was computed."""
     with db.transaction() as session:
         hold = _waiting(session, client_id, period)
@@ -44,15 +42,15 @@ def release(db: Database, outbox: Outbox, client_id: int, period: str, *, actor:
     return hold
 
 
-def reject(db: Database, client_id: int, period: str, *, actor: str, reason: str, now: datetime) -> holds_store.Hold:
+def reject(db: Database, client_id: int, period: str, *, actor: str, reason: str, now: datetime) -> invoicer.Hold:
     """Never invoice this (client, period) from postpay; the reason is kept."""
     with db.transaction() as session:
         hold = _waiting(session, client_id, period)
-        if not ledger_store.set_status(session, client_id, period, ledger_store.REJECTED, now,
-                                       only_from=WAITING_LEDGER):
+        if not invoicer.set_ledger_status(session, client_id, period, invoicer.LEDGER_REJECTED, now,
+                                       only_from=invoicer.LEDGER_WAITING):
             raise HoldError(f"the ledger of client {client_id}, {period} is no longer waiting for a decision")
-        holds_store.decide(session, client_id, period, holds_store.REJECTED, actor=actor, reason=reason, now=now)
-        holds_store.record(session, period, client_id, "rejected", actor, reason, now)
+        invoicer.decide_hold(session, client_id, period, invoicer.REJECTED, actor=actor, reason=reason, now=now)
+        invoicer.record_hold_action(session, period, client_id, "rejected", actor, reason, now)
     return hold
 
 
@@ -63,16 +61,16 @@ def resume(db: Database, outbox: Outbox, period: str, *, actor: str, reason: str
     the rest.
     """
     with db.transaction() as session:
-        pause = holds_store.pause_of(session, period, lock=True)
+        pause = invoicer.pause_of(session, period, lock=True)
         if pause is None:
             raise HoldError(f"{period} was never paused")
-        newly = holds_store.resume(session, period, actor=actor, reason=reason, now=now)
+        newly = invoicer.resume_holds(session, period, actor=actor, reason=reason, now=now)
         if newly:
-            holds_store.record(session, period, None, "resumed", actor, reason, now)
+            invoicer.record_hold_action(session, period, None, "resumed", actor, reason, now)
     released = 0
     while True:
         with db.transaction() as session:
-            page = holds_store.listing(session, period=period, statuses=(holds_store.PAUSED,), limit=RESUME_CHUNK)
+            page = invoicer.holds_listing(session, period=period, statuses=(invoicer.PAUSED,), limit=RESUME_CHUNK)
             for hold in page:
                 _release(session, outbox, hold, actor=actor, reason=f"period resumed: {reason}", action="resumed",
                          now=now)
@@ -81,21 +79,21 @@ def resume(db: Database, outbox: Outbox, period: str, *, actor: str, reason: str
             return Resumed(newly, released)
 
 
-def _waiting(session: Session, client_id: int, period: str) -> holds_store.Hold:
-    hold = holds_store.get(session, client_id, period, lock=True)
+def _waiting(session: Session, client_id: int, period: str) -> invoicer.Hold:
+    hold = invoicer.hold(session, client_id, period, lock=True)
     if hold is None:
         raise HoldError(f"no invoice of client {client_id} for {period} was held")
-    if hold.status not in holds_store.WAITING:
+    if hold.status not in invoicer.WAITING:
         decided = f" by {hold.decided_by} ({hold.decision_reason})" if hold.decided_by else ""
         raise HoldError(f"the invoice of client {client_id} for {period} is {hold.status}{decided}, not waiting")
     return hold
 
 
-def _release(session: Session, outbox: Outbox, hold: holds_store.Hold, *, actor: str, reason: str, action: str,
+def _release(session: Session, outbox: Outbox, hold: invoicer.Hold, *, actor: str, reason: str, action: str,
              now: datetime) -> None:
     client_id, period = hold.whmcs_client_id, hold.period
-    if not ledger_store.set_status(session, client_id, period, ledger_store.RELEASING, now, only_from=WAITING_LEDGER):
+    if not invoicer.set_ledger_status(session, client_id, period, invoicer.RELEASING, now, only_from=invoicer.LEDGER_WAITING):
         raise HoldError(f"the ledger of client {client_id}, {period} is no longer waiting for a decision")
-    holds_store.decide(session, client_id, period, holds_store.RELEASED, actor=actor, reason=reason, now=now)
-    holds_store.record(session, period, client_id, action, actor, reason, now)
+    invoicer.decide_hold(session, client_id, period, invoicer.RELEASED, actor=actor, reason=reason, now=now)
+    invoicer.record_hold_action(session, period, client_id, action, actor, reason, now)
     outbox.add_event(session, InvoiceReleased(whmcs_client_id=client_id, period=period), occurred_at=now)

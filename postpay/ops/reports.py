@@ -13,7 +13,7 @@ from rich.table import Table
 from postpay.ops.dry_run import ClientPreview
 from postpay.ops.status import PeriodStatus
 from shared.money import format_money
-from services.invoicer.invoice_diff import LineChange
+from services.invoicer.public import LineChange
 
 _MARKS = {"same": " ", "changed": "~", "added": "+", "removed": "-"}
 _STYLES = {"same": "", "changed": "yellow", "added": "green", "removed": "red"}

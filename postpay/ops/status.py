@@ -20,10 +20,8 @@ from shared.bus.parking import ParkingLotMissing
 from shared.db import Database
 from shared.periods import BillingPeriod
 
-from services.invoicer import holds_store
-from services.invoicer import store as ledger_store
-from services.usage_collector import meter_progress
-from services.usage_collector import store as collector_store
+from services.invoicer import public as invoicer
+from services.usage_collector import public as collector
 
 # The per-customer handlers of a close: a message parked here is one customer not billed.
 PER_CUSTOMER_QUEUES = ("usage_collector.collect_usage", "invoicer.create_invoice", "invoicer.release_invoice")
@@ -37,7 +35,7 @@ class MeterStatus:
     observed_until: datetime | None
     metered_since: datetime | None
     waiting: int
-    gaps: tuple[meter_progress.Gap, ...]
+    gaps: tuple[collector.Gap, ...]
 
     def covers(self, period: BillingPeriod) -> bool:
         return self.observed_until is not None and self.observed_until >= period.ends_at
@@ -59,7 +57,7 @@ class PeriodStatus:
     paused: int = 0
     rejected: int = 0
     uncertain: int = 0
-    pause: holds_store.Pause | None = None
+    pause: invoicer.Pause | None = None
     meter: MeterStatus | None = None
 
     @property
@@ -81,13 +79,13 @@ def period_status(
     db: Database, period: BillingPeriod, *, parked: int | None = None, with_totals: bool = True
 ) -> PeriodStatus:
     with db.transaction() as session:
-        expected = collector_store.count_enrolled_before(session, period.ends_at)
-        fanout = collector_store.latest_fanout(session, period.key)
-        outcomes = collector_store.outcome_counts(session, period.key)
-        totals = collector_store.invoiced_totals(session, period.key) if with_totals else {}
-        holds = holds_store.count_by_status(session, period.key)
-        ledger = ledger_store.count_by_status(session, period.key)
-        pause = holds_store.pause_of(session, period.key)
+        expected = collector.count_enrolled_before(session, period.ends_at)
+        fanout = collector.latest_fanout(session, period.key)
+        outcomes = collector.outcome_counts(session, period.key)
+        totals = collector.invoiced_totals(session, period.key) if with_totals else {}
+        holds = invoicer.hold_counts(session, period.key)
+        ledger = invoicer.ledger_counts(session, period.key)
+        pause = invoicer.pause_of(session, period.key)
         meter = _meter_status(session, period)
     return PeriodStatus(
         period=period,
@@ -96,14 +94,14 @@ def period_status(
         fanout_started=fanout is not None,
         fanout_finished=bool(fanout and fanout.finished),
         collected=sum(outcomes.values()),
-        invoiced=outcomes.get(collector_store.INVOICED, 0),
-        nothing_to_bill=outcomes.get(collector_store.NOTHING_TO_BILL, 0),
+        invoiced=outcomes.get(collector.INVOICED, 0),
+        nothing_to_bill=outcomes.get(collector.NOTHING_TO_BILL, 0),
         parked=parked,
         invoiced_totals=totals,
-        held=holds.get(holds_store.HELD, 0),
-        paused=holds.get(holds_store.PAUSED, 0),
-        rejected=holds.get(holds_store.REJECTED, 0),
-        uncertain=ledger.get(ledger_store.UNCERTAIN, 0),
+        held=holds.get(invoicer.HELD, 0),
+        paused=holds.get(invoicer.PAUSED, 0),
+        rejected=holds.get(invoicer.REJECTED, 0),
+        uncertain=ledger.get(invoicer.UNCERTAIN, 0),
         pause=pause,
         meter=meter,
     )
@@ -111,11 +109,11 @@ def period_status(
 
 def _meter_status(session: Any, period: BillingPeriod) -> MeterStatus | None:
     """None when no meter has ever reported (the endpoint source, no meter running)."""
-    covered = meter_progress.coverage(session)
-    waiting = meter_progress.waiting_count(session, period.key)
+    covered = collector.meter_coverage(session)
+    waiting = collector.meter_waiting_count(session, period.key)
     if covered.observed_until is None and not waiting:
         return None
-    gaps = meter_progress.gaps_between(session, period.starts_at, period.ends_at)
+    gaps = collector.meter_gaps(session, period.starts_at, period.ends_at)
     return MeterStatus(covered.observed_until, covered.metered_since, waiting, tuple(gaps))
 
 

@@ -17,11 +17,10 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, Date, Integer, String, Table, bindparam, func, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import BigInteger, Column, ColumnElement, Date, Integer, String, Table, bindparam, func, select
 from sqlalchemy.orm import Session
 
-from shared.db import Amount, UtcTimestamp
+from shared.db import Amount, UtcTimestamp, insert_on_conflict, rows_changed
 from shared.service import ServiceTables
 
 PENDING = "pending"
@@ -85,10 +84,6 @@ def _dialect(session: Session) -> str:
     return session.get_bind().dialect.name
 
 
-def _insert(dialect: str) -> Any:
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(ledger)
-
-
 # The hot statements are built once per dialect, with bound parameters: building and cache-keying a
 # statement like these costs more CPU than running it, and every invoice runs each of them.
 _KEY = (ledger.c.whmcs_client_id == bindparam("p_client_id")) & (ledger.c.period == bindparam("p_period"))
@@ -103,7 +98,7 @@ _RECORD_INVOICE = ledger.update().where(_KEY).values(
 
 @functools.cache
 def _first_attempt(dialect: str) -> Any:
-    return _insert(dialect).values(
+    return insert_on_conflict(dialect, ledger).values(
         whmcs_client_id=bindparam("p_client_id"), period=bindparam("p_period"), run_key=bindparam("p_run_key"),
         status=PENDING, attempts=1, created_at=bindparam("p_now"), updated_at=bindparam("p_now"),
     ).on_conflict_do_nothing(index_elements=[ledger.c.whmcs_client_id, ledger.c.period]).returning(ledger.c.attempts)
@@ -197,11 +192,12 @@ def settle(session: Session, client_id: int, period: str, run_key: str, status: 
     """Record an outcome that is not an invoice (nothing to bill, held, paused). With ``fence`` the
     delivery owns attempt ``fence`` and may overwrite its own pending row; without, only a row no
     attempt is busy with. False when the row was not this delivery's to change."""
+    allowed: ColumnElement[bool]
     if fence is not None:
         allowed = (ledger.c.status == PENDING) & (ledger.c.attempts == fence)
     else:
         allowed = ledger.c.status.notin_((*BUSY, *FINAL, RELEASING))
-    statement = _insert(_dialect(session)).values(
+    statement = insert_on_conflict(session, ledger).values(
         whmcs_client_id=client_id, period=period, run_key=run_key, status=status, attempts=0,
         created_at=now, updated_at=now,
     ).on_conflict_do_update(
@@ -217,7 +213,7 @@ def set_status(session: Session, client_id: int, period: str, status: str, now: 
     """An operator's decision on a held or paused row (reject, release); False if it is not in ``only_from``."""
     result = session.execute(ledger.update().where(_key(client_id, period), ledger.c.status.in_(only_from))
                              .values(status=status, updated_at=now))
-    return bool(result.rowcount)
+    return bool(rows_changed(result))
 
 
 def largest_earlier_invoices(session: Session, client_id: int, period: str) -> dict[str, Decimal]:

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from shared.db import Database
+from shared.errors import ConfigurationError
 from shared.dependencies import Dependencies
 from shared.events.base import deterministic_event_id, new_envelope
 from shared.events.metering import MeterEvent, MeterSwept, VmPlanChanged, VmRunEnded, VmRunStarted
@@ -72,7 +73,9 @@ class Meter:
 
     @property
     def db(self) -> Database:
-        return self.deps.db  # type: ignore[no-any-return]
+        if self.deps.db is None:
+            raise ConfigurationError("the meter needs the database (Dependencies.db is unset)")
+        return self.deps.db
 
     def now(self) -> datetime:
         return self.deps.clock()

@@ -107,7 +107,7 @@ class _Sweep:
               evidence: str) -> VmState:
         run = state.run + 1
         self.outcome.events.append(VmRunStarted(
-            **self.common(state.server_id), run=run, solusvm_user_id=state.user_id, uuid=state.uuid,  # type: ignore[arg-type]
+            **self.common(state.server_id), run=run, solusvm_user_id=state.user_id, uuid=state.uuid,
             name=state.name, plan=metered_plan(state.plan), created_at=state.created_at, started_at=started_at,
             not_running_at=not_running_at, evidence=evidence,
         ))
@@ -115,13 +115,13 @@ class _Sweep:
 
     def end(self, state: VmState, ended_at: datetime, not_running_at: datetime | None, reason: str) -> VmState:
         self.outcome.events.append(VmRunEnded(
-            **self.common(state.server_id), run=state.run, ended_at=ended_at,  # type: ignore[arg-type]
+            **self.common(state.server_id), run=state.run, ended_at=ended_at,
             not_running_at=not_running_at, reason=reason,
         ))
         return replace(state, running=False)
 
     def delete(self, state: VmState, deleted_at: datetime) -> VmState:
-        self.outcome.events.append(VmDeleted(**self.common(state.server_id), deleted_at=deleted_at))  # type: ignore[arg-type]
+        self.outcome.events.append(VmDeleted(**self.common(state.server_id), deleted_at=deleted_at))
         return replace(state, deleted=True, running=False, missing=0, last_seen_at=None)
 
 
@@ -207,7 +207,7 @@ def _sighting(sweep: _Sweep, state: VmState, sighting: Sighting) -> VmState:
         not_running_since = None
     if server.plan != state.plan:
         sweep.outcome.events.append(VmPlanChanged(
-            **sweep.common(state.server_id), plan=metered_plan(server.plan), seen_at=sighting.received_at))  # type: ignore[arg-type]
+            **sweep.common(state.server_id), plan=metered_plan(server.plan), seen_at=sighting.received_at))
     last_running = sweep.last_running(state) if state.running else None
     state = replace(state, uuid=server.uuid or state.uuid, name=server.name or state.name, user_id=server.user_id,
                     plan=server.plan)

@@ -1,4 +1,4 @@
-"""The account lifecycle's emails to customers, rendered from templates. Pure: no sending here."""
+"""The emails telling customers of a change in their standing, rendered from templates. Pure: no sending here."""
 
 from __future__ import annotations
 

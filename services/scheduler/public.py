@@ -1,5 +1,7 @@
-"""What postpay's operator tools may use of the scheduler: which months are closed, when and how,
-and the billing time zone the months are cut in. Read-only."""
+"""What postpay's operator tools may use of the scheduler (the only module of it postpay/ imports): which
+months are closed, when and how, and the billing time zone the months are cut in; and what an operator
+may ask of it: close or replay a month, choose a period to act on, request an accounts sync (events in
+the scheduler's outbox, written in the caller's transaction, as its own tick writes them)."""
 
 from __future__ import annotations
 
@@ -10,10 +12,17 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from services.scheduler.closing import Emitted, PeriodNotEnded, close_period, replay_period
 from services.scheduler.settings import SchedulerSettings
 from services.scheduler.store import anchor, closed_periods, emissions, tables
+from services.scheduler.syncing import request_accounts_sync
+from services.scheduler.windows import PeriodChoice, PeriodNotClosed, choose_period
 
-__all__ = ["ClosedPeriod", "Emission", "SchedulerSettings", "closed", "emissions_of", "first_period", "tables"]
+__all__ = [
+    "ClosedPeriod", "Emission", "Emitted", "PeriodChoice", "PeriodNotClosed", "PeriodNotEnded", "SchedulerSettings",
+    "choose_period", "close_period", "closed", "emissions_of", "first_period", "replay_period",
+    "request_accounts_sync", "tables",
+]  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """The client-area panel's view of each customer's account state (``signup_accounts``).
 
 The provisioner decides and announces; this keeps the newest announcement per customer, for the
-panel: "Suspended — pay invoice #123 to reactivate" or "locked". Every lifecycle event carries the
+panel: "Suspended — pay invoice #123 to reactivate" or "locked". Every standing event carries the
 standing after its change with a revision, and a row only ever moves to a higher revision, so events
 that arrive late or twice (a retry, a redelivery) cannot roll the panel back.
 """
@@ -10,28 +10,16 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Column, Integer, String, Table, Text, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from shared.bus.processing import HandlerContext
-from shared.db import Database, UtcTimestamp
-from shared.events.accounts import (
-    AccountStatus,
-    CustomerEmailChanged,
-    InvoiceOverdue,
-    InvoicePaid,
-    UserLocked,
-    UserReactivated,
-    UserSuspended,
-)
+from shared.db import Database, UtcTimestamp, insert_on_conflict
+from shared.events.accounts import AccountStanding, AccountStatus
 
 from services.signup.store import metadata
-
-STANDING_EVENTS = (UserSuspended, UserReactivated, UserLocked, InvoiceOverdue, InvoicePaid, CustomerEmailChanged)
-StandingEvent = UserSuspended | UserReactivated | UserLocked | InvoiceOverdue | InvoicePaid | CustomerEmailChanged
 
 accounts = Table(
     "signup_accounts",
@@ -51,20 +39,15 @@ class AccountView:
     revision: int
 
 
-def record_account_standing(event: StandingEvent, ctx: HandlerContext) -> None:
-    """Keep the event's standing unless a newer one is on record already."""
-    standing = event.standing
+def save_standing(session: Session, whmcs_client_id: int, standing: AccountStanding, now: datetime) -> bool:
+    """Keep ``standing`` unless a newer one is on record already; whether it was kept."""
     values = {"status": standing.status, "overdue_invoice_ids": json.dumps(list(standing.overdue_invoice_ids)),
-              "revision": standing.revision, "updated_at": ctx.now()}
-    dialect = ctx.session.get_bind().dialect.name
-    insert: Any = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(accounts)
-    statement = insert.values(whmcs_client_id=event.whmcs_client_id, **values).on_conflict_do_update(
+              "revision": standing.revision, "updated_at": now}
+    insert: Any = insert_on_conflict(session, accounts)
+    statement = insert.values(whmcs_client_id=whmcs_client_id, **values).on_conflict_do_update(
         index_elements=[accounts.c.whmcs_client_id], set_=values, where=accounts.c.revision < standing.revision,
     )  # fmt: skip
-    applied = ctx.session.execute(statement.returning(accounts.c.revision)).first() is not None
-    if not applied:
-        ctx.log.info("older account standing ignored", whmcs_client_id=event.whmcs_client_id,
-                     revision=standing.revision)  # fmt: skip
+    return session.execute(statement.returning(accounts.c.revision)).first() is not None
 
 
 def account_view(session: Session, whmcs_client_id: int) -> AccountView | None:

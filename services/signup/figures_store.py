@@ -6,7 +6,7 @@ month-to-date usage. Its own tables (no service reads another's):
 ``signup_usage``     the newest month-to-date usage per client (``UsageToDateReported``), and when it
                      was last asked for, so a busy panel asks at most once in a while.
 
-Both handlers are upserts that only ever move forward, so events arriving late, twice or out of order
+Both are upserts (their handlers are in handlers.py) that only ever move forward, so events arriving late, twice or out of order
 leave the newest figures in place.
 """
 
@@ -19,11 +19,9 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import BigInteger, Column, Date, Integer, String, Table, Text, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from shared.bus.processing import HandlerContext
-from shared.db import Amount, UtcTimestamp
+from shared.db import Amount, UtcTimestamp, insert_on_conflict, rows_changed
 from shared.events.accounts import InvoicePaid
 from shared.events.billing import InvoiceCreated, VmUsage
 from shared.events.usage import UsageToDateReported
@@ -77,31 +75,27 @@ class UsageRow:
     vms: tuple[VmUsage, ...]
 
 
-def _insert(session: Session, table: Table) -> Any:
-    return (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(table)
-
-
-def record_invoice(event: InvoiceCreated | InvoicePaid, ctx: HandlerContext) -> None:
+def save_invoice(session: Session, event: InvoiceCreated | InvoicePaid, now: datetime) -> None:
     """An invoice postpay created, or an overdue one that is not owed any more."""
     if isinstance(event, InvoiceCreated):
         values: dict[str, Any] = {"period": event.period, "currency": event.currency, "total": event.total,
                                   "due_date": event.due_date}
     else:
         values = {"settled_status": event.status[:32]}
-    statement = _insert(ctx.session, invoices).values(invoice_id=event.invoice_id, whmcs_client_id=event.whmcs_client_id,
-                                                      updated_at=ctx.now(), **values)  # fmt: skip
-    ctx.session.execute(statement.on_conflict_do_update(index_elements=[invoices.c.invoice_id],
-                                                        set_={**values, "updated_at": ctx.now()}))
+    statement = insert_on_conflict(session, invoices).values(invoice_id=event.invoice_id, whmcs_client_id=event.whmcs_client_id,
+                                                  updated_at=now, **values)  # fmt: skip
+    session.execute(statement.on_conflict_do_update(index_elements=[invoices.c.invoice_id],
+                                                    set_={**values, "updated_at": now}))
 
 
-def record_usage(event: UsageToDateReported, ctx: HandlerContext) -> None:
+def save_usage(session: Session, event: UsageToDateReported) -> None:
     """Keep the newest month-to-date figure of the client (a later month's, or a later time's)."""
     values = {"period": event.period, "starts_at": event.starts_at, "as_of": event.as_of, "source": event.source,
               "vms": json.dumps([vm.model_dump(mode="json") for vm in event.vms]), "total_tokens": event.total_tokens}
-    statement = _insert(ctx.session, usage).values(whmcs_client_id=event.whmcs_client_id, **values)
+    statement = insert_on_conflict(session, usage).values(whmcs_client_id=event.whmcs_client_id, **values)
     newer = usage.c.as_of.is_(None) | (usage.c.as_of < event.as_of)
-    ctx.session.execute(statement.on_conflict_do_update(index_elements=[usage.c.whmcs_client_id], set_=values,
-                                                        where=newer))
+    session.execute(statement.on_conflict_do_update(index_elements=[usage.c.whmcs_client_id], set_=values,
+                                                    where=newer))
 
 
 def latest_invoices(session: Session, whmcs_client_id: int, limit: int) -> list[InvoiceRow]:
@@ -125,10 +119,10 @@ def usage_of(session: Session, whmcs_client_id: int) -> tuple[UsageRow | None, d
 def claim_request(session: Session, whmcs_client_id: int, now: datetime, not_before: datetime) -> bool:
     """Note that the client's figure is being asked for now; False when it was asked for after
     ``not_before`` already (another view, another replica), so one request serves them all."""
-    session.execute(_insert(session, usage).values(whmcs_client_id=whmcs_client_id)
+    session.execute(insert_on_conflict(session, usage).values(whmcs_client_id=whmcs_client_id)
                     .on_conflict_do_nothing(index_elements=[usage.c.whmcs_client_id]))
     result = session.execute(
         update(usage).where(usage.c.whmcs_client_id == whmcs_client_id,
                             usage.c.requested_at.is_(None) | (usage.c.requested_at <= not_before))
         .values(requested_at=now))  # fmt: skip
-    return bool(result.rowcount)
+    return bool(rows_changed(result))

@@ -20,13 +20,13 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session as DbSession
+from sqlalchemy.orm import Session
 
 from services.signup import store
 from services.signup.settings import SignupSettings
 from services.signup.store import Signup, Stage
 from services.signup.throttle import count_hit
-from services.signup.tokens import Session
+from services.signup.tokens import BrowserSession
 from services.signup.validation import Registration, email_key
 from services.signup.vault import PasswordVault
 from shared.clock import Clock
@@ -175,7 +175,7 @@ class SignupJourney:
         log.info("registration", what=what, registration_id=str(registration_id))
         return Registered(registration_id)
 
-    def _register(self, session: DbSession, registration: Registration, registration_id: uuid.UUID, encrypted: str,
+    def _register(self, session: Session, registration: Registration, registration_id: uuid.UUID, encrypted: str,
                   client_ip: str | None) -> str:  # fmt: skip
         now = self.clock()
         existing = store.signup_by_email_key(session, registration.email_key, lock=True)
@@ -202,7 +202,7 @@ class SignupJourney:
                               correlation_id=existing.id)  # fmt: skip
         return "verified already"
 
-    def _announce(self, session: DbSession, signup_id: uuid.UUID, registration_id: uuid.UUID,
+    def _announce(self, session: Session, signup_id: uuid.UUID, registration_id: uuid.UUID,
                   registration: Registration) -> None:  # fmt: skip
         event = UserRegistered(signup_id=signup_id, email=registration.email, name=registration.name,
                                company=registration.company)  # fmt: skip
@@ -240,7 +240,7 @@ class SignupJourney:
     # Terms -----------------------------------------------------------------------------------------
 
     def accept_terms(
-        self, browser: Session, ticked: set[str], *, client_ip: str | None, user_agent: str | None
+        self, browser: BrowserSession, ticked: set[str], *, client_ip: str | None, user_agent: str | None
     ) -> AcceptOutcome:
         terms = required_terms(self.settings)
         missing = tuple(term for term in terms if term.kind not in ticked)
@@ -289,7 +289,7 @@ class SignupJourney:
     def sso_window(self) -> timedelta:
         return timedelta(minutes=self.settings.signup_sso_minutes)
 
-    def may_sso_here(self, browser: Session | None) -> bool:
+    def may_sso_here(self, browser: BrowserSession | None) -> bool:
         """Single sign-on from the signup site: only in the browser that accepted the terms, and only
         for ``signup_sso_minutes`` after that; later the way in is the WHMCS client area."""
         return (browser is not None and browser.level == "accepted"

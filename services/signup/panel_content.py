@@ -13,7 +13,7 @@ from services.signup.store import Signup, Stage
 from shared.periods import zone
 
 if TYPE_CHECKING:
-    from services.signup.web_support import Web
+    from services.signup.web.support import Web
 
 PanelState = Literal["not_enrolled", "awaiting_terms", "setting_up", "active", "suspended", "locked"]
 ENROLLED_STATES = ("active", "suspended", "locked")
@@ -69,7 +69,7 @@ def account_figures(web: Web, signup: Signup) -> dict[str, Any]:
 
 
 def panel_content(web: Web, client_id: int) -> Panel:
-    from services.signup.web_support import templates  # the templates live with the web
+    from services.signup.web.support import templates  # the templates live with the web
 
     settings = web.settings
     with web.journey.db.transaction() as session:

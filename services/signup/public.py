@@ -1,4 +1,6 @@
-"""What postpay's operator tools may use of the signup service: signups, the consent ledger and the
+"""What postpay's operator tools may use of the signup service (the only module of it postpay/ imports):
+its settings, the client-area panel's request signature (the demo signs as WHMCS would); signups, the
+consent ledger and the
 account standing the client-area panel shows; and the two things an operator may ask of it: a new
 verification email, and enrolling an existing customer (an import).
 
@@ -16,15 +18,17 @@ from sqlalchemy import String, cast, or_, select
 from sqlalchemy.orm import Session
 
 from services.signup.accounts import AccountView, account_view
+from services.signup.panel_auth import PanelPurpose, panel_signature
+from services.signup.settings import SignupSettings
 from services.signup.store import Signup, Stage, consents, consents_for, signup_by_client, signup_by_email_key, signups, tables
 from services.signup.validation import email_key
 from shared.events.enrollment import VerificationEmailRequested
 from shared.events.imports import CustomerImported
 
 __all__ = [
-    "IMPORT_CONSENT_KIND", "AccountView", "Consent", "Signup", "Stage", "account_view", "consents_of", "email_key",
-    "import_customer", "latest_consents", "queue_verification_resend", "signup_by_client", "signup_by_email",
-    "signups_page", "tables",
+    "IMPORT_CONSENT_KIND", "AccountView", "Consent", "PanelPurpose", "Signup", "SignupSettings", "Stage",
+    "account_view", "consents_of", "email_key", "import_customer", "latest_consents", "panel_signature",
+    "queue_verification_resend", "signup_by_client", "signup_by_email", "signups_page", "tables",
 ]  # fmt: skip
 
 # The consent ledger's record of an import: no terms were accepted on a page, an operator vouched.

@@ -18,10 +18,11 @@ from services.signup.accounts import account_view
 from services.signup.verification import LinkProblem
 from services.signup.settings import SignupSettings
 from services.signup.store import Signup, Stage
-from services.signup.tokens import BadToken, Session, Signer, mint_link, read_link
+from services.signup.tokens import BadToken, BrowserSession, Signer, mint_link, read_link
 from shared.clock import Clock
 from shared.db import Database
 from shared.logging import get_logger
+from shared.ports import SolusVM
 from shared.upstream.errors import UpstreamError
 
 log = get_logger("postpay.signup.sso")
@@ -45,7 +46,7 @@ class MintedLink:
 
 
 class SingleSignOn:
-    def __init__(self, db: Database, settings: SignupSettings, signer: Signer, solusvm: Any, clock: Clock) -> None:
+    def __init__(self, db: Database, settings: SignupSettings, signer: Signer, solusvm: SolusVM, clock: Clock) -> None:
         self.db = db
         self.settings = settings
         self.signer = signer
@@ -57,7 +58,7 @@ class SingleSignOn:
             signup = store.signup_by_client(session, whmcs_client_id)
         return signup if signup is not None and signup.stage == Stage.ENROLLED else None
 
-    def mint(self, signup_id: uuid.UUID, *, browser: Session | None = None) -> MintedLink | None:
+    def mint(self, signup_id: uuid.UUID, *, browser: BrowserSession | None = None) -> MintedLink | None:
         """A fresh login link for an enrolled customer (None if not enrolled). With ``browser`` the
         link only works with that session's cookie."""
         now = self.clock()
@@ -73,7 +74,7 @@ class SingleSignOn:
         path = f"/sso/{mint_link(self.signer, 'sso', link.id, link.expires_at)}"
         return MintedLink(path, self.settings.public_url + path, int((link.expires_at - now).total_seconds()))
 
-    def redeem(self, token: str, browser: Session | None) -> SsoRedirect | LinkProblem | SolusVMUnavailable:
+    def redeem(self, token: str, browser: BrowserSession | None) -> SsoRedirect | LinkProblem | SolusVMUnavailable:
         try:
             claims = read_link(self.signer, "sso", token)
         except BadToken:

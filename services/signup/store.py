@@ -35,7 +35,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from shared.db import UtcTimestamp
+from shared.db import UtcTimestamp, rows_changed
 from shared.service import ServiceTables
 
 tables = ServiceTables("signup")
@@ -223,7 +223,7 @@ def replace_registration(
         .values(name=name, company=company, encrypted_password=encrypted_password, registration_ip=registration_ip,
                 registration_id=registration_id, updated_at=now, currency=currency, country=country)  # fmt: skip
     )
-    if not result.rowcount:
+    if not rows_changed(result):
         return False
     add_registration(session, registration_id=registration_id, signup_id=signup_id, now=now)
     return True
@@ -274,7 +274,7 @@ def record_whmcs_client(session: Session, signup_id: uuid.UUID, whmcs_client_id:
             updated_at=now,
         )
     )
-    return bool(result.rowcount)
+    return bool(rows_changed(result))
 
 
 def advance(session: Session, signup_id: uuid.UUID, to: Stage, now: datetime, **values: Any) -> bool:
@@ -285,7 +285,7 @@ def advance(session: Session, signup_id: uuid.UUID, to: Stage, now: datetime, **
         .where(signups.c.id == signup_id, signups.c.stage == previous.value)
         .values(stage=to.value, updated_at=now, **values)
     )
-    return bool(result.rowcount)
+    return bool(rows_changed(result))
 
 
 def mark_verification_sent(session: Session, signup_id: uuid.UUID, now: datetime) -> None:
@@ -337,7 +337,7 @@ def use_link(session: Session, link_id: uuid.UUID, now: datetime) -> bool:
         update(links).where(links.c.id == link_id, links.c.used_at.is_(None), links.c.revoked_at.is_(None))
         .values(used_at=now)
     )
-    return bool(result.rowcount)
+    return bool(rows_changed(result))
 
 
 def revoke_links(session: Session, signup_id: uuid.UUID, purpose: str, now: datetime, *,

@@ -115,7 +115,7 @@ _LEVELS: tuple[SessionLevel, ...] = ("registered", "verified", "accepted")
 
 
 @dataclass(frozen=True)
-class Session:
+class BrowserSession:
     """Who the browser is in the signup journey.
 
     ``registered``: it submitted the form; ``subject_id`` is that registration (it may watch its
@@ -132,7 +132,7 @@ class Session:
     issued_at: datetime
 
     @classmethod
-    def start(cls, subject_id: uuid.UUID, level: SessionLevel, now: datetime) -> Session:
+    def start(cls, subject_id: uuid.UUID, level: SessionLevel, now: datetime) -> BrowserSession:
         return cls(subject_id, level, secrets.token_bytes(16), now)
 
     @property
@@ -154,14 +154,14 @@ class Session:
         return hashlib.sha256(self.nonce).hexdigest()
 
 
-def encode_session(signer: Signer, session: Session) -> str:
+def encode_session(signer: Signer, session: BrowserSession) -> str:
     payload = _SESSION.pack(
         session.subject_id.bytes, session.nonce, int(session.issued_at.timestamp()), _LEVELS.index(session.level)
     )
     return signer.sign("session", payload)
 
 
-def decode_session(signer: Signer, cookie: str, now: datetime, max_age_seconds: float) -> Session:
+def decode_session(signer: Signer, cookie: str, now: datetime, max_age_seconds: float) -> BrowserSession:
     payload = signer.unsign("session", cookie)
     if len(payload) != _SESSION.size:
         raise BadToken("wrong payload size")
@@ -171,7 +171,7 @@ def decode_session(signer: Signer, cookie: str, now: datetime, max_age_seconds: 
     issued_at = datetime.fromtimestamp(issued, UTC)
     if (now - issued_at).total_seconds() > max_age_seconds:
         raise ExpiredToken("session expired")
-    return Session(uuid.UUID(bytes=raw_id), _LEVELS[level], nonce, issued_at)
+    return BrowserSession(uuid.UUID(bytes=raw_id), _LEVELS[level], nonce, issued_at)
 
 
 # CSRF ----------------------------------------------------------------------------------------------

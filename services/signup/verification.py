@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from sqlalchemy.orm import Session as DbSession
+from sqlalchemy.orm import Session
 
 from services.signup import store
 from services.signup.journey import RateLimited, SignupJourney
 from services.signup.store import Link, Signup, Stage
-from services.signup.tokens import BadToken, LinkClaims, Session, Signer, read_link
+from services.signup.tokens import BadToken, LinkClaims, BrowserSession, Signer, read_link
 from services.signup.vault import UndecryptablePassword
 from shared.events.enrollment import EmailVerified
 from shared.logging import get_logger
@@ -67,7 +67,7 @@ class Verification:
         self.db = journey.db
         self.signer = signer
 
-    def check_link(self, token: str, browser: Session | None) -> LinkUsable | LinkProblem:
+    def check_link(self, token: str, browser: BrowserSession | None) -> LinkUsable | LinkProblem:
         """Whether a verification link would work now, without using it.
 
         Mail gateways (Microsoft Safe Links and the like) fetch the links in an email before the customer
@@ -86,7 +86,7 @@ class Verification:
         signup = found[1]
         return LinkUsable(signup, signup.stage == Stage.AWAITING_VERIFICATION and not _registered_here(signup, browser))
 
-    def verify(self, token: str, browser: Session | None, password: str | None) -> Verified | ProofNeeded | LinkProblem | RateLimited:
+    def verify(self, token: str, browser: BrowserSession | None, password: str | None) -> Verified | ProofNeeded | LinkProblem | RateLimited:
         """Use a verification link once. The first time, the email is verified: the ``EmailVerified``
         handler then finds or creates the WHMCS client and unlocks the terms."""
         try:
@@ -141,12 +141,12 @@ class Verification:
             return store.get_signup(session, link.signup_id) if link is not None else None
 
 
-def _registered_here(signup: Signup, browser: Session | None) -> bool:
+def _registered_here(signup: Signup, browser: BrowserSession | None) -> bool:
     """The browser holds the signup's current registration (it submitted the form that made it)."""
     return browser is not None and browser.registration_id is not None and signup.is_current(browser.registration_id)
 
 
-def _usable_link(session: DbSession, claims: LinkClaims, now: datetime) -> tuple[Link, Signup] | LinkProblem:
+def _usable_link(session: Session, claims: LinkClaims, now: datetime) -> tuple[Link, Signup] | LinkProblem:
     """The link and its signup if the link may be used now; otherwise why not. Reads only."""
     link = store.get_link(session, claims.link_id, "verify")
     signup = store.get_signup(session, link.signup_id) if link is not None else None

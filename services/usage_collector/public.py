@@ -1,5 +1,8 @@
-"""What postpay's operator tools may use of the usage collector: who it bills since when, how far each
-period's close has come, and what it collected per customer. Read-only."""
+"""What postpay's operator tools may use of the usage collector (the only module of it postpay/ imports):
+who it bills since when, how far each period's close has come, what it collected per customer, how far
+the meter has been observed, and a customer's period usage from the meter (``postpay replay --dry-run``).
+Read-only, but for ``advance_meter`` (moves the collector's complete-and-contiguous mark, as its
+handlers do)."""
 
 from __future__ import annotations
 
@@ -25,13 +28,24 @@ from services.usage_collector.store import (
     outcome_counts,
     tables,
 )
+from services.usage_collector import meter_progress
+from services.usage_collector.meter_progress import Coverage, Gap
+from services.usage_collector.meter_usage import MeterNotThere, metered_period
+from services.usage_collector.settings import UsageCollectorSettings
 from services.usage_collector.usage import vm_usages
 
 __all__ = [
-    "COLLECTED", "INVOICED", "NOTHING_TO_BILL", "Collection", "Customer", "FanOut", "collections_of_client",
-    "collections_of_period", "count_enrolled_before", "customer", "customers_page", "fanout_periods",
-    "invoiced_totals", "latest_fanout", "outcome_counts", "tables", "vm_usages",
+    "COLLECTED", "INVOICED", "NOTHING_TO_BILL", "Collection", "Coverage", "Customer", "FanOut", "Gap",
+    "MeterNotThere", "UsageCollectorSettings", "advance_meter", "collections_of_client", "collections_of_period",
+    "count_enrolled_before", "customer", "customers_page", "fanout_periods", "invoiced_totals", "latest_fanout",
+    "meter_coverage", "meter_gaps", "meter_waiting_count", "metered_period", "outcome_counts", "tables", "vm_usages",
 ]  # fmt: skip
+
+# How far the meter has been observed, its gaps, and the customers waiting for it.
+meter_coverage = meter_progress.coverage
+meter_gaps = meter_progress.gaps_between
+meter_waiting_count = meter_progress.waiting_count
+advance_meter = meter_progress.advance
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Month-to-date usage for the client area: the answer to the signup's ``UsageToDateRequested``.
+"""Month-to-date usage for the client area: what answers the signup's ``UsageToDateRequested`` (the
+handler, ``report_usage_to_date``, is in handlers.py).
 
 The collector owns where usage comes from, so it computes the figure customers see during the month
 with the rules it bills by, from the configured source:
@@ -16,16 +17,14 @@ collector does not bill is ignored.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
 
 from shared.bus.processing import HandlerContext
 from shared.events.billing import VmUsage
-from shared.events.usage import UsageToDateReported, UsageToDateRequested
+from shared.ports import SolusVM
 from shared.upstream.errors import UpstreamError
 
 from services.usage_collector import meter_progress, meter_store
 from services.usage_collector.metered import metered_usage
-from services.usage_collector.public import customer
 from services.usage_collector.settings import UsageCollectorSettings
 from services.usage_collector.usage import vm_usages
 
@@ -34,32 +33,7 @@ LONGEST_MONTH = timedelta(days=31)
 MAX_VMS = 500
 
 
-def report_usage_to_date(event: UsageToDateRequested, ctx: HandlerContext, *, solusvm: Any,
-                         settings: UsageCollectorSettings) -> None:  # fmt: skip
-    billed = customer(ctx.session, event.whmcs_client_id)
-    if billed is None:
-        ctx.log.info("usage to date asked for a client not billed here: ignored", client_id=event.whmcs_client_id)
-        return
-    now = ctx.now().replace(microsecond=0)  # §8 answers in whole seconds, and the client checks the echo
-    if not event.starts_at < now <= event.starts_at + LONGEST_MONTH:
-        ctx.log.info("usage to date asked for a window that is not this month's: ignored", period=event.period)
-        return
-    if settings.usage_source == "meter":
-        found = _metered(ctx, billed.solusvm_user_id, event.starts_at, now, settings)
-    else:
-        found = _from_endpoint(ctx, solusvm, billed.solusvm_user_id, event.starts_at, now)
-    if found is None:
-        return
-    as_of, vms = found
-    report = UsageToDateReported(
-        whmcs_client_id=event.whmcs_client_id, solusvm_user_id=billed.solusvm_user_id, period=event.period,
-        starts_at=event.starts_at, as_of=as_of, source=settings.usage_source, vms=vms[:MAX_VMS],
-        total_tokens=sum(vm.tokens for vm in vms[:MAX_VMS]),
-    )  # fmt: skip
-    ctx.emit(report, key="usage-to-date")
-
-
-def _from_endpoint(ctx: HandlerContext, solusvm: Any, user_id: int, starts_at: datetime,
+def from_endpoint(ctx: HandlerContext, solusvm: SolusVM, user_id: int, starts_at: datetime,
                    now: datetime) -> tuple[datetime, tuple[VmUsage, ...]] | None:  # fmt: skip
     try:
         usage = solusvm.period_usage(user_id, starts_at, now)
@@ -69,7 +43,7 @@ def _from_endpoint(ctx: HandlerContext, solusvm: Any, user_id: int, starts_at: d
     return now, vm_usages(usage)
 
 
-def _metered(ctx: HandlerContext, user_id: int, starts_at: datetime, now: datetime,
+def from_meter(ctx: HandlerContext, user_id: int, starts_at: datetime, now: datetime,
              settings: UsageCollectorSettings) -> tuple[datetime, tuple[VmUsage, ...]] | None:  # fmt: skip
     covered = meter_progress.coverage(ctx.session)
     if covered.observed_until is None or covered.observed_until <= starts_at:

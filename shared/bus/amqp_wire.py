@@ -3,11 +3,14 @@ what a timeout looks like, and a message body as bytes."""
 
 from __future__ import annotations
 
+import errno
 import socket
 from collections.abc import Iterable
 from collections.abc import Set as AbstractSet
+from typing import Any
 
 import amqp
+import amqp.transport
 import kombu.exceptions
 
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
@@ -69,3 +72,58 @@ def body_bytes(raw: amqp.Message) -> bytes:
     if isinstance(body, str):
         return body.encode(raw.properties.get("content_encoding") or "utf-8", "surrogatepass")
     return bytes(body)
+
+
+# How much one read asks the socket for. py-amqp reads each frame's header, payload and end octet with
+# a recv of exactly that size, three system calls per frame and three frames per delivery; reading
+# what the socket has (up to this) serves the next frames from memory.
+READ_CHUNK = 16_384
+
+
+class BufferedTCPTransport(amqp.transport.TCPTransport):  # type: ignore[misc]  # py-amqp is untyped
+    """py-amqp's plain TCP transport, reading ahead (installed on a consumer's connection by
+    ``read_ahead``). Its buffer is py-amqp's own ``_read_buffer``, so a read that times out part-way
+    through a frame keeps what it read, as py-amqp's does. No slots of its own: the object's layout
+    stays its class's, so an existing transport can become one."""
+
+    _read_buffer: bytes
+
+    def _read(self, n: int, initial: bool = False, _errnos: tuple[int, ...] = (errno.EAGAIN, errno.EINTR)) -> bytes:
+        rbuf = self._read_buffer
+        if len(rbuf) < n:
+            recv = self._quick_recv
+            try:
+                while len(rbuf) < n:
+                    try:
+                        data = recv(max(n - len(rbuf), READ_CHUNK))
+                    except OSError as exc:
+                        if exc.errno in _errnos:
+                            if initial and self.raise_on_initial_eintr:
+                                raise socket.timeout() from exc
+                            continue
+                        raise
+                    if not data:
+                        raise OSError("Server unexpectedly closed connection")
+                    rbuf += data
+            except BaseException:
+                self._read_buffer = rbuf
+                raise
+        result: bytes = rbuf[:n]
+        self._read_buffer = rbuf[n:]
+        return result
+
+
+def read_ahead(connection: Any) -> Any:
+    """Make a connected kombu connection's py-amqp transport read ahead; returns the transport, or
+    None when it is not the plain TCP one (TLS, a test double), which is then left as it is."""
+    transport = getattr(getattr(connection, "connection", None), "transport", None)
+    if type(transport) is amqp.transport.TCPTransport:
+        transport.__class__ = BufferedTCPTransport
+        return transport
+    return None
+
+
+def frame_buffered(transport: Any) -> bool:
+    """Whether a whole frame is already read: handling it needs no wait on the socket."""
+    buffer = transport._read_buffer
+    return len(buffer) >= 7 and len(buffer) >= int.from_bytes(buffer[3:7], "big") + 8

@@ -10,6 +10,7 @@ service publishing an event the catalog does not let it publish.
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 import heapq
 import itertools
@@ -262,7 +263,7 @@ class InMemoryParkingLot(ParkingLot):
             for index, s in enumerate(stored)
         ]
 
-    def _remove(self, parking_lot: str, selection: Selection) -> list[tuple[ParkedMessage, _Stored]]:
+    def _remove(self, parking_lot: str, selection: Selection) -> builtins.list[tuple[ParkedMessage, _Stored]]:
         messages = self.bus._parked.get(parking_lot)
         if messages is None:
             raise ParkingLotMissing(f"no parking lot {parking_lot}")
@@ -279,7 +280,7 @@ class InMemoryParkingLot(ParkingLot):
         self.bus._parked[parking_lot] = kept
         return removed
 
-    def _requeue(self, parking_lot: str, selection: Selection, actor: str, reason: str, done: list[ParkedMessage]) -> None:
+    def _requeue(self, parking_lot: str, selection: Selection, actor: str, reason: str, done: builtins.list[ParkedMessage]) -> None:
         target = parking_lot.removesuffix(".parked")
         with self.bus._lock:
             removed = self._remove(parking_lot, selection)
@@ -290,6 +291,6 @@ class InMemoryParkingLot(ParkingLot):
             done.extend(parked for parked, _ in removed)
             self.bus._lock.notify_all()
 
-    def _purge(self, parking_lot: str, selection: Selection, done: list[ParkedMessage]) -> None:
+    def _purge(self, parking_lot: str, selection: Selection, done: builtins.list[ParkedMessage]) -> None:
         with self.bus._lock:
             done.extend(parked for parked, _ in self._remove(parking_lot, selection))

@@ -6,8 +6,9 @@ parking lot and which messages.
 
 from __future__ import annotations
 
+import builtins
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -107,21 +108,21 @@ class ParkingLot(ABC):
     """Operator actions on parked messages, the same for both buses."""
 
     @abstractmethod
-    def queues(self) -> dict[str, int]:
-        """Every known parking lot and how many messages it holds."""
+    def queues(self) -> Mapping[str, int | None]:
+        """Every known parking lot and how many messages it holds (None: not declared on the broker yet)."""
 
     @abstractmethod
     def list(self, parking_lot: str, limit: int = 1000) -> list[ParkedMessage]: ...
 
     @abstractmethod
-    def _requeue(self, parking_lot: str, selection: Selection, actor: str, reason: str, done: list[ParkedMessage]) -> None:
+    def _requeue(self, parking_lot: str, selection: Selection, actor: str, reason: str, done: builtins.list[ParkedMessage]) -> None:
         """Move the selected messages, appending each to ``done`` as soon as it has moved."""
 
     @abstractmethod
-    def _purge(self, parking_lot: str, selection: Selection, done: list[ParkedMessage]) -> None:
+    def _purge(self, parking_lot: str, selection: Selection, done: builtins.list[ParkedMessage]) -> None:
         """Delete the selected messages, appending each to ``done`` as soon as it is gone."""
 
-    def requeue(self, parking_lot: str, selection: Selection, *, actor: str, reason: str) -> list[ParkedMessage]:
+    def requeue(self, parking_lot: str, selection: Selection, *, actor: str, reason: str) -> builtins.list[ParkedMessage]:
         """Send selected messages back to the queue they were parked from."""
         _require_reason(reason)
         moved: list[ParkedMessage] = []
@@ -130,7 +131,7 @@ class ParkingLot(ABC):
             self._requeue(parking_lot, selection, actor, reason, moved)
         return moved
 
-    def purge(self, parking_lot: str, selection: Selection, *, actor: str, reason: str) -> list[ParkedMessage]:
+    def purge(self, parking_lot: str, selection: Selection, *, actor: str, reason: str) -> builtins.list[ParkedMessage]:
         """Delete selected messages for good."""
         _require_reason(reason)
         removed: list[ParkedMessage] = []

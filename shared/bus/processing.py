@@ -13,14 +13,15 @@ the in-process bus:
 
 from __future__ import annotations
 
+import functools
 import time
 import traceback
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict, cast
 
 import structlog
 from sqlalchemy.exc import IntegrityError
@@ -28,7 +29,8 @@ from sqlalchemy.orm import Session
 
 from shared.bus.identity import BrokerUsers
 from shared.bus.messages import CONTENT_TYPE, MAX_ERROR_TEXT, ReceivedMessage
-from shared.bus.topology import Subscription
+from shared.bus.topology import DatabaseHandler, Subscription
+from shared.clock import Clock
 from shared.db import Database
 from shared.errors import PermanentError, RetryLater
 from shared.events.base import Envelope, EnvelopeError, Event, deterministic_event_id, new_envelope, parse_envelope
@@ -56,8 +58,19 @@ class Outcome:
         return self.kind in ("done", "duplicate")
 
 
-class HandlerContext:
-    """What a handler gets besides its event: the transaction, a way to emit events, the clock.
+class _Ids(TypedDict):
+    """Which event an outcome is about."""
+
+    event_id: str
+    event_type: str
+
+
+class DatabaseContext:
+    """What a database-only handler gets besides its event: its transaction, a way to emit events, the
+    clock. Nothing else: it cannot open another transaction, so it may be batched (``Subscription``).
+
+    ``session`` is the handler's transaction: what the event changes commits in it together with the
+    event's inbox row and the events emitted, or, if the handler raises, none of it does.
 
     Events emitted here get deterministic ids (from the incoming event id, the event type and a key),
     so a handler that is run again after a crash emits the same ids and nothing is duplicated.
@@ -68,19 +81,21 @@ class HandlerContext:
         session: Session,
         envelope: Envelope[Any],
         outbox: Outbox,
-        db: Database,
-        clock: Callable[[], datetime],
+        clock: Clock,
         handler: str,
     ) -> None:
         self.session = session
         self.envelope = envelope
         self.outbox = outbox
-        self.db = db
         self.clock = clock
         self.handler = handler
-        self.log = log.bind(handler=handler)
         self._emitted = 0
         self.wrote_outbox = False
+
+    @functools.cached_property
+    def log(self) -> Any:
+        # Bound when first used: most handlers never log through it, and binding costs per event.
+        return log.bind(handler=self.handler)
 
     @property
     def event_id(self) -> uuid.UUID:
@@ -118,14 +133,48 @@ class HandlerContext:
         self.wrote_outbox = self.wrote_outbox or bool(envelopes)
         return envelopes
 
+
+class HandlerContext(DatabaseContext):
+    """What a handler that may call upstreams gets: the database context, and transactions that
+    commit on their own, before the handler's (docs/handlers.md, "Which transaction").
+
+    ``ctx.session`` is the default. Each of ``record_now``, ``checkpoint`` and ``read_first`` is a
+    transaction of its own, named for the one reason to use it, so the reason shows where it is used.
+    Open them before the handler first touches ``ctx.session``: SQLite has one writer at a time, and
+    the handler's own transaction, once begun, would make this one wait for it forever.
+    """
+
+    def __init__(
+        self,
+        session: Session,
+        envelope: Envelope[Any],
+        outbox: Outbox,
+        db: Database,
+        clock: Clock,
+        handler: str,
+    ) -> None:
+        super().__init__(session, envelope, outbox, clock, handler)
+        self.db = db
+
+    def record_now(self) -> AbstractContextManager[Session]:
+        """For a row that must outlive this attempt whatever its outcome: a claim made before an
+        upstream call whose outcome could be lost, a call's result or failure (a ledger row), a step
+        the customer must see at once. Committed when the block ends, even if the handler then raises."""
+        return self.separate_transaction()
+
+    def checkpoint(self) -> AbstractContextManager[Session]:
+        """For one step of work done in steps (a fan-out chunk) with its resume point, and the events it
+        emits (``emit_all(..., session=)``): a redelivery after a crash resumes after the last step."""
+        return self.separate_transaction()
+
+    def read_first(self) -> AbstractContextManager[Session]:
+        """For what the handler reads before an upstream call or before its own writes, without
+        beginning its own transaction (which would hold a connection, and SQLite's lock, meanwhile)."""
+        return self.separate_transaction()
+
     @contextmanager
     def separate_transaction(self) -> Iterator[Session]:
-        """A transaction that commits on its own, before the handler's (e.g. a ledger row that
-        must exist before an upstream call whose outcome could be lost).
-
-        Open it before the handler first touches ``ctx.session``: SQLite has one writer at a time,
-        and the handler's own transaction, once begun, would make this one wait for it forever.
-        """
+        """A transaction that commits on its own, before the handler's; prefer the named ones above."""
         with self.db.transaction() as session:
             yield session
 
@@ -244,18 +293,20 @@ class MessageProcessor:
         started = time.perf_counter()
         outcomes: list[Outcome] = []
         wrote_outbox = False
+        apply = cast(DatabaseHandler[Any], subscription.handler)  # only database-only handlers are batched
         try:
             with self.db.transaction() as session:
                 claimed = self.inbox.claim_many(session, handler, (e.event_id for e in envelopes), self.clock())
                 for envelope in envelopes:
-                    ids = {"event_id": str(envelope.event_id), "event_type": envelope.event_type}
+                    ids = _Ids(event_id=str(envelope.event_id), event_type=envelope.event_type)
                     if envelope.event_id not in claimed:
                         outcomes.append(Outcome("duplicate", **ids))
                         continue
                     claimed.discard(envelope.event_id)  # the same event twice in one batch: once applied
                     with structlog.contextvars.bound_contextvars(**_log_fields(subscription, envelope)):
-                        context = HandlerContext(session, envelope, self.outbox, self.db, self.clock, handler)
-                        subscription.handler(envelope.payload, context)
+                        # Batched handlers are database-only: they get no way to another transaction.
+                        context = DatabaseContext(session, envelope, self.outbox, self.clock, handler)
+                        apply(envelope.payload, context)
                     wrote_outbox = wrote_outbox or context.wrote_outbox
                     outcomes.append(Outcome("done", **ids))
         except Exception as exc:  # noqa: BLE001 - rolled back; each event is then applied alone
@@ -265,8 +316,8 @@ class MessageProcessor:
         # Each event is timed at its share of the batch, so the histogram's sum stays the handler's time.
         share = (time.perf_counter() - started) / len(envelopes)
         for envelope, outcome, attempt in zip(envelopes, outcomes, attempts, strict=True):
-            HANDLER_SECONDS.labels(handler).observe(share)
-            MESSAGES_HANDLED.labels(handler, outcome.kind).inc()
+            _handler_seconds(handler).observe(share)
+            _handled(handler, outcome.kind).inc()
             fields = {"batch": len(envelopes), **_log_fields(subscription, envelope)}
             if outcome.kind == "done":
                 log.info("event handled", attempt=attempt + 1, **fields)
@@ -278,13 +329,13 @@ class MessageProcessor:
 
     def _apply(self, subscription: Subscription, envelope: Envelope[Any], attempt: int) -> Outcome:
         handler = subscription.queue
-        ids = {"event_id": str(envelope.event_id), "event_type": envelope.event_type}
+        ids = _Ids(event_id=str(envelope.event_id), event_type=envelope.event_type)
         started = time.perf_counter()
         wrote_outbox = False
         try:
             if self.db.is_sqlite:
                 # SQLite: the check gets its own transaction, so that the handler's begins only when
-                # the handler first uses it (see HandlerContext.separate_transaction).
+                # the handler first uses it (see HandlerContext).
                 with self.db.transaction() as session:
                     if self.inbox.seen(session, handler, envelope.event_id):
                         return self._duplicate(handler, ids)
@@ -312,20 +363,20 @@ class MessageProcessor:
         except Exception as exc:  # noqa: BLE001 - any other failure is retried by the bus
             return self._failed(handler, exc, attempt, ids)
         finally:
-            HANDLER_SECONDS.labels(handler).observe(time.perf_counter() - started)
-        MESSAGES_HANDLED.labels(handler, "done").inc()
+            _handler_seconds(handler).observe(time.perf_counter() - started)
+        _handled(handler, "done").inc()
         log.info("event handled", attempt=attempt + 1)
         if wrote_outbox and self.after_commit is not None:
             self.after_commit()
         return Outcome("done", **ids)
 
     @staticmethod
-    def _duplicate(handler: str, ids: dict[str, str]) -> Outcome:
-        MESSAGES_HANDLED.labels(handler, "duplicate").inc()
+    def _duplicate(handler: str, ids: _Ids) -> Outcome:
+        _handled(handler, "duplicate").inc()
         log.info("duplicate event skipped")
         return Outcome("duplicate", **ids)
 
-    def _failed(self, handler: str, exc: BaseException, attempt: int, ids: dict[str, str]) -> Outcome:
+    def _failed(self, handler: str, exc: BaseException, attempt: int, ids: _Ids) -> Outcome:
         MESSAGES_FAILED.labels(handler).inc()
         log.warning("handler failed; will retry", attempt=attempt + 1, error=f"{type(exc).__name__}: {exc}")
         return Outcome("retry", "handler-error", _error_text(exc), **ids)
@@ -333,6 +384,17 @@ class MessageProcessor:
     def _inbox_has(self, handler: str, event_id: uuid.UUID) -> bool:
         with self.db.transaction() as session:
             return self.inbox.seen(session, handler, event_id)
+
+
+# A metric's child per label set, looked up once: ``labels()`` validates and locks on every call.
+@functools.lru_cache(maxsize=1024)
+def _handled(handler: str, outcome: str) -> Any:
+    return MESSAGES_HANDLED.labels(handler, outcome)
+
+
+@functools.lru_cache(maxsize=1024)
+def _handler_seconds(handler: str) -> Any:
+    return HANDLER_SECONDS.labels(handler)
 
 
 def _log_fields(subscription: Subscription, envelope: Envelope[Any]) -> dict[str, str]:

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import amqp
 
-from shared.bus.amqp_wire import CONNECTION_ERRORS, body_bytes, coalesced_acks, is_timeout
+from shared.bus.amqp_wire import CONNECTION_ERRORS, body_bytes, coalesced_acks, frame_buffered, is_timeout, read_ahead
 from shared.bus.identity import published_by
 from shared.bus.messages import PUBLISHED_BY_HEADER, ReceivedMessage
 from shared.bus.policy import Step, next_step, parked_headers, retry_headers
@@ -104,6 +104,11 @@ class RabbitConsumer:
         self.bindings = {bus.naming.queue(s.queue): (s, p) for s, p in bindings}
         self._finished: queue.Queue[_Finished] = queue.Queue()
         self._waiting: dict[str, deque[_Delivery]] = {name: deque() for name in self.bindings}
+        # Per batched queue: tasks submitted that have not yet started taking deliveries (see receive).
+        self._scheduled: dict[str, int] = {name: 0 for name in self.bindings}
+        self._scheduling = threading.Lock()
+        self._transport: Any = None
+        self._amqp: Any = None  # py-amqp's connection under kombu's, when reading ahead
         self._generation = 0
         self._unsettled: set[int] = set()  # delivery tags handed to handlers, not yet acknowledged
         self._confirms: SettleConfirms | None = None
@@ -144,6 +149,8 @@ class RabbitConsumer:
         connection = self.bus.connection()
         try:
             channel = self.bus.open_channel(connection)
+            self._transport = read_ahead(connection)
+            self._amqp = connection.connection if self._transport is not None else None
             self.bus.declare_on(channel, [s for s, _ in self.bindings.values()])
             channel.basic_qos(0, self.bus.prefetch, False)
             settle_channel = connection.channel()
@@ -185,17 +192,39 @@ class RabbitConsumer:
             delivery = _Delivery(generation, raw.delivery_info["delivery_tag"], message, raw)
             self._unsettled.add(delivery.delivery_tag)
             if subscription.batch > 1:
-                # Each delivery still gets a task; a task takes whatever is waiting by the time a
-                # worker is free, so batches grow only while the workers are busy.
+                # A task takes whatever is waiting by the time a worker is free, so batches grow only
+                # while the workers are busy. A delivery needs no task of its own while as many tasks
+                # as there are workers are queued and not yet started: one of them will take it.
                 waiting.append(delivery)
-                self._pool.submit(self._apply_waiting, subscription, processor, waiting)
+                self._schedule(subscription, processor, waiting, queue_name)
             else:
                 self._pool.submit(self._apply, subscription, processor, [delivery])
 
         return receive
 
+    def _schedule(self, subscription: Subscription, processor: MessageProcessor, waiting: deque[_Delivery],
+                  queue_name: str, *, only_if_none: bool = False) -> None:
+        with self._scheduling:
+            scheduled = self._scheduled[queue_name]
+            if scheduled >= (1 if only_if_none else self.bus.concurrency):
+                return
+            self._scheduled[queue_name] = scheduled + 1
+        self._pool.submit(self._apply_waiting, subscription, processor, waiting, queue_name)
+
     def _apply_waiting(self, subscription: Subscription, processor: MessageProcessor,
-                       waiting: deque[_Delivery]) -> None:
+                       waiting: deque[_Delivery], queue_name: str) -> None:
+        with self._scheduling:
+            self._scheduled[queue_name] -= 1  # from here on, a delivery that arrives schedules a task
+        try:
+            self._take_waiting(subscription, processor, waiting)
+        finally:
+            if waiting:
+                # More arrived than the queued tasks could take (each takes at most a batch): unless
+                # a task not yet started will, another one takes the rest.
+                self._schedule(subscription, processor, waiting, queue_name, only_if_none=True)
+
+    def _take_waiting(self, subscription: Subscription, processor: MessageProcessor,
+                      waiting: deque[_Delivery]) -> None:
         deliveries: list[_Delivery] = []
         while len(deliveries) < subscription.batch:
             try:
@@ -226,6 +255,13 @@ class RabbitConsumer:
         except Exception as exc:
             if not is_timeout(exc):
                 raise
+        # Frames the read-ahead already holds are handled now, without a wait on the socket each.
+        transport, handled = self._transport, 0
+        if transport is not None:
+            on_frame, read_frame = self._amqp.on_inbound_frame, transport.read_frame
+            while handled < 1024 and frame_buffered(transport):
+                on_frame(read_frame())  # what blocking_read does, minus its socket timeout juggling
+                handled += 1
         connection.heartbeat_check()
         self._settle_finished(connection, channel, settle_channel, generation)
 

@@ -7,6 +7,7 @@ selected messages (a requeued copy is confirmed in its queue first).
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -101,7 +102,7 @@ class RabbitParkingLot(ParkingLot):
                 return subscription.service
         raise ParkingLotMissing(f"no handler of this build parks in {parking_lot}")
 
-    def _requeue(self, parking_lot: str, selection: Selection, actor: str, reason: str, done: list[ParkedMessage]) -> None:
+    def _requeue(self, parking_lot: str, selection: Selection, actor: str, reason: str, done: builtins.list[ParkedMessage]) -> None:
         target = parking_lot.removesuffix(".parked")
         owner = self._owner(parking_lot)
         exchange = self.bus.naming.internal_exchange(owner)
@@ -126,7 +127,7 @@ class RabbitParkingLot(ParkingLot):
 
         self._walk(parking_lot, 1_000_000, requeue)
 
-    def _purge(self, parking_lot: str, selection: Selection, done: list[ParkedMessage]) -> None:
+    def _purge(self, parking_lot: str, selection: Selection, done: builtins.list[ParkedMessage]) -> None:
         def purge(channel: Any, raw: amqp.Message, parked: ParkedMessage) -> None:
             if selection.matches(parked):
                 channel.basic_ack(raw.delivery_info["delivery_tag"])

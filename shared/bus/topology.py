@@ -12,19 +12,58 @@ events it consumes, plus its retry queues and its parking lot:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Concatenate, Literal, ParamSpec, TypeAlias, TypeVar, overload
 
 from shared.events.base import Event
+from shared.ports import Mailer, SolusVM, Whmcs
+
+if TYPE_CHECKING:
+    from shared.bus.processing import DatabaseContext, HandlerContext
 
 EXCHANGE = "postpay.events"
 
-Handler = Callable[[Any, Any], None]
+E = TypeVar("E", bound=Event)
+
+# A handler applies one event of type E. Its ports (``shared.ports``) and settings are bound by the
+# service's build() (``bind``), so its signature says which upstream calls it may make.
+Handler: TypeAlias = Callable[[E, "HandlerContext"], None]
+# A database-only handler gets the narrower context: ``ctx.session`` and ``ctx.emit``, no other
+# transaction; only such a handler may be batched (see Subscription).
+DatabaseHandler: TypeAlias = Callable[[E, "DatabaseContext"], None]
 
 # The batch for handlers whose whole effect is a few rows in their own database: large enough that
 # one commit serves many events under load, small enough that a rolled-back batch costs little.
 DATABASE_ONLY_BATCH = 64
+
+
+P = ParamSpec("P")
+
+
+@overload
+def bind(
+    handler: Callable[Concatenate[E, DatabaseContext, P], None], /, *args: P.args, **kwargs: P.kwargs
+) -> DatabaseHandler[E]: ...
+
+
+@overload
+def bind(
+    handler: Callable[Concatenate[E, HandlerContext, P], None], /, *args: P.args, **kwargs: P.kwargs
+) -> Handler[E]: ...
+
+
+def bind(handler: Callable[..., None], /, *args: Any, **kwargs: Any) -> Callable[..., None]:
+    """``handler`` with its ports and settings given: ``bind(handlers.provision_user, solusvm=deps.solusvm,
+    settings=settings)``. Unlike ``functools.partial`` (which it returns), the type checker sees what is
+    left: an event the handler takes, its context, and each bound argument's type."""
+    return functools.partial(handler, *args, **kwargs)
+
+
+# The events a handler of several event types takes, typed as their union (a tuple literal's type
+# would be their common base): ``STANDING: Events[UserLocked | InvoicePaid] = (UserLocked, InvoicePaid)``.
+Events: TypeAlias = tuple[type[E], ...]
 
 
 @dataclass(frozen=True)
@@ -34,26 +73,47 @@ class Subscription:
     ``batch`` > 1 lets the consumer apply up to that many waiting deliveries in one transaction
     (one inbox statement, one commit). Only for handlers whose whole effect is in ``ctx.session``:
     no upstream call, no email, no separate transaction, since a failure anywhere in the batch
-    runs every handler of it again, alone.
+    runs every handler of it again, alone. The types say so: a batched subscription takes a
+    ``DatabaseHandler`` (whose context has no other transaction), and no port may be bound to it.
     """
 
     service: str
     name: str
     events: tuple[type[Event], ...]
-    handler: Handler
+    handler: Handler[Any]
     batch: int = 1
+
+    if TYPE_CHECKING:  # the runtime __init__ is the dataclass's; these say which handler may be batched
+
+        @overload
+        def __init__(
+            self, service: str, name: str, events: Events[E], handler: Handler[E], batch: Literal[1] = 1
+        ) -> None: ...
+
+        @overload
+        def __init__(
+            self, service: str, name: str, events: Events[E], handler: DatabaseHandler[E], batch: int
+        ) -> None: ...
+
+        def __init__(
+            self, service: str, name: str, events: Events[Event], handler: Handler[Any], batch: int = 1
+        ) -> None: ...
 
     def __post_init__(self) -> None:
         if not self.events:
             raise ValueError(f"{self.service}.{self.name} consumes no event")
         if self.batch < 1:
             raise ValueError(f"{self.service}.{self.name}: batch must be at least 1, not {self.batch}")
+        if self.batch > 1 and _binds_a_port(self.handler):
+            raise ValueError(f"{self.service}.{self.name} is batched, so it may touch only its own database, "
+                             "but an upstream or the mailer is bound to its handler")
 
-    @property
+    # Cached: both are read for every delivery (a frozen dataclass's fields never change).
+    @functools.cached_property
     def queue(self) -> str:
         return f"{self.service}.{self.name}"
 
-    @property
+    @functools.cached_property
     def routing_keys(self) -> tuple[str, ...]:
         return tuple(event.event_type for event in self.events)
 
@@ -93,6 +153,12 @@ class Naming:
 def format_delay(seconds: float) -> str:
     milliseconds = round(seconds * 1000)
     return f"{milliseconds // 1000}s" if milliseconds % 1000 == 0 else f"{milliseconds}ms"
+
+
+def _binds_a_port(handler: Callable[..., None]) -> bool:
+    """Whether a port was bound to ``handler`` with ``functools.partial`` (the types cannot see that)."""
+    bound = [*getattr(handler, "args", ()), *getattr(handler, "keywords", {}).values()]
+    return any(isinstance(value, (Whmcs, SolusVM, Mailer)) for value in bound)
 
 
 def check_unique(subscriptions: Iterable[Subscription]) -> list[Subscription]:

@@ -68,7 +68,7 @@ def pending_changes(db: Database, service: ServiceDefinition) -> list[object]:
 
     def include_name(name: str | None, type_: str, parent_names: object) -> bool:
         if type_ == "table":
-            return bool(name) and name.startswith(prefix) and name != f"{prefix}alembic_version"
+            return name is not None and name.startswith(prefix) and name != f"{prefix}alembic_version"
         return True
 
     with db.engine.connect() as connection:

@@ -17,7 +17,7 @@ connection = config.attributes["connection"]
 
 def include_name(name: str | None, type_: str, parent_names: object) -> bool:
     if type_ == "table":
-        return bool(name) and (name.startswith(f"{service}_") and name != f"{service}_alembic_version")
+        return name is not None and name.startswith(f"{service}_") and name != f"{service}_alembic_version"
     return True
 
 

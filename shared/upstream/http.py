@@ -3,6 +3,10 @@
 Only transient failures are retried, with jittered exponential backoff inside a total deadline, and a
 server's ``Retry-After`` is honoured. A write whose outcome is unknown is never retried here: the
 client looks the object up first (see each client's create methods).
+
+Each request first takes a place under its upstream's in-flight limit (``pacing.AdaptiveLimit``), and
+its answer (latency, a 503/429, a timeout) then moves that limit. Waiting for a place sends nothing,
+so it adds no uncertainty to a write.
 """
 
 from __future__ import annotations
@@ -24,13 +28,14 @@ from tenacity import (
 )
 
 from shared.logging import get_logger
-from shared.metrics import UPSTREAM_ERRORS, UPSTREAM_SECONDS
+from shared.metrics import UPSTREAM_ERRORS, UPSTREAM_IN_FLIGHT_LIMIT, UPSTREAM_SECONDS
 from shared.upstream.errors import (
     UpstreamError,
     UpstreamOutcomeUnknown,
     UpstreamRateLimited,
     UpstreamUnavailable,
 )
+from shared.upstream.pacing import CONGESTION_STATUSES, AdaptiveLimit, PacingPolicy, Slot
 from shared.upstream.transport import StdlibTransport, env_proxies_configured
 
 T = TypeVar("T")
@@ -114,6 +119,13 @@ def with_retries(
     return retrying(call)
 
 
+def new_pacing(upstream: str, pacing: PacingPolicy | AdaptiveLimit | None) -> AdaptiveLimit | None:
+    """A client's own limit (one client per upstream per process), or the one it was given to share."""
+    if pacing is None or isinstance(pacing, AdaptiveLimit):
+        return pacing
+    return AdaptiveLimit(upstream, pacing)
+
+
 def send(
     client: httpx.Client,
     *,
@@ -122,27 +134,50 @@ def send(
     method: str,
     url: httpx.URL | str,
     write: bool,
+    pacing: AdaptiveLimit | None = None,
     **kwargs: Any,
 ) -> httpx.Response:
-    """Send one request; turn transport failures into typed errors; log and measure it.
+    """Send one request under the upstream's in-flight limit; turn transport failures into typed
+    errors; log and measure it.
 
     ``label`` names the call for logs and metrics (a path template or a WHMCS action), never a URL
     with secrets or personal data in it.
     """
+    if pacing is None:
+        return _send(client, upstream, label, method, url, write, None, kwargs)
+    slot = pacing.acquire(label)  # raises UpstreamUnavailable after a long wait: nothing was sent
+    try:
+        return _send(client, upstream, label, method, url, write, slot, kwargs)
+    finally:
+        pacing.release(slot)
+        UPSTREAM_IN_FLIGHT_LIMIT.labels(upstream).set(pacing.limit)
+
+
+def _send(client: httpx.Client, upstream: str, label: str, method: str, url: httpx.URL | str, write: bool,
+          slot: Slot | None, kwargs: dict[str, Any]) -> httpx.Response:
     started = time.perf_counter()
     try:
         response = client.request(method, url, **kwargs)
     except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
         # Nothing reached the server: even a write is safe to retry.
+        if slot is not None and isinstance(exc, httpx.ConnectTimeout):
+            slot.congested()  # a full listen queue; a refused connection says nothing about load
         _record_failure(upstream, label, method, started, "connect", exc)
         raise UpstreamUnavailable(f"{upstream} unreachable: {type(exc).__name__}", upstream=upstream) from exc
     except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+        if slot is not None and isinstance(exc, httpx.TimeoutException):
+            slot.congested()
         _record_failure(upstream, label, method, started, "timeout", exc)
         error_class = UpstreamOutcomeUnknown if write else UpstreamUnavailable
         raise error_class(
             f"{upstream} {label}: no complete answer ({type(exc).__name__})", upstream=upstream
         ) from exc
     elapsed = time.perf_counter() - started
+    if slot is not None:
+        if response.status_code in CONGESTION_STATUSES:
+            slot.congested()
+        elif response.status_code < 500:
+            slot.answered(elapsed)
     UPSTREAM_SECONDS.labels(upstream, label).observe(elapsed)
     log.info(
         "upstream call",

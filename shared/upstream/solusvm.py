@@ -36,10 +36,12 @@ from shared.upstream.http import (
     Timeouts,
     count_error,
     new_http_client,
+    new_pacing,
     retry_after_seconds,
     send,
     with_retries,
 )
+from shared.upstream.pacing import AdaptiveLimit, PacingPolicy
 from shared.upstream.solusvm_models import PeriodUsage, SolusUser, coerce_int
 
 UPSTREAM = "solusvm"
@@ -98,7 +100,10 @@ class SolusVMClient:
         max_connections: int = 64,
         sleep: Callable[[float], None] = time.sleep,
         max_pages: int = DEFAULT_MAX_PAGES,
+        pacing: PacingPolicy | AdaptiveLimit | None = PacingPolicy(),
     ) -> None:
+        """``pacing``: how many calls may be in flight at once (see shared/upstream/pacing.py); None: no
+        limit at all."""
         if "{id}" not in usage_path:
             raise ValueError("usage_path must contain {id}")
         self.origin = _panel_origin(base_url)
@@ -111,6 +116,7 @@ class SolusVMClient:
         self._max_pages = max_pages
         self._owns_http = http is None
         self._http = http or new_http_client(timeouts, max_connections)
+        self.pacing = new_pacing(UPSTREAM, pacing)
 
     @classmethod
     def from_settings(cls, settings: UpstreamSettings, **overrides: Any) -> SolusVMClient:
@@ -122,6 +128,7 @@ class SolusVMClient:
             "usage_path": settings.solusvm_usage_path,
             "sso_path": settings.solusvm_sso_path,
             "max_connections": settings.upstream_max_connections,
+            "pacing": settings.pacing(settings.solusvm_max_in_flight),
         }
         return cls(settings.solusvm_url, settings.solusvm_api_token, **{**options, **overrides})
 
@@ -291,7 +298,7 @@ class SolusVMClient:
         items = body["data"]
         if not isinstance(items, list):
             raise SolusVMResponseError("SolusVM /api/v1/servers: data is not a list", upstream=UPSTREAM)
-        meta = body.get("meta") if isinstance(body.get("meta"), dict) else {}
+        meta = _object(body.get("meta"))
         try:
             last = coerce_int(meta["last_page"]) if meta.get("last_page") is not None else None
         except ValueError:
@@ -327,7 +334,7 @@ class SolusVMClient:
         call = f"{method} {label}"
         response = send(
             self._http, upstream=UPSTREAM, label=call, method=method, url=self.origin + path, write=write,
-            params=params, json=json, headers=self._headers(), timeout=self._timeout,
+            pacing=self.pacing, params=params, json=json, headers=self._headers(), timeout=self._timeout,
         )
         try:
             if response.status_code not in expected:
@@ -369,8 +376,7 @@ class SolusVMClient:
             if not isinstance(items, list):
                 raise SolusVMResponseError(f"SolusVM {path}: data is not a list", upstream=UPSTREAM)
             yield items
-            meta = body.get("meta") if isinstance(body.get("meta"), dict) else {}
-            links = body.get("links") if isinstance(body.get("links"), dict) else {}
+            meta, links = _object(body.get("meta")), _object(body.get("links"))
             if not items:
                 return
             try:
@@ -424,6 +430,11 @@ class SolusVMClient:
             raise SolusVMResponseError(
                 f"SolusVM answer does not fit {model.__name__}: {problems}", upstream=UPSTREAM
             ) from None
+
+
+def _object(value: Any) -> dict[str, Any]:
+    """A JSON object of the answer, or an empty one where it has something else."""
+    return value if isinstance(value, dict) else {}
 
 
 def _check_status(status: str) -> None:

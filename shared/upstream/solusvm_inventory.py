@@ -19,8 +19,10 @@ from typing import Any, Literal
 
 from shared.upstream.solusvm_models import as_utc, coerce_int
 
-RUNNING, STOPPED, UNKNOWN = "running", "stopped", "unknown"
 Power = Literal["running", "stopped", "unknown"]
+RUNNING: Power = "running"
+STOPPED: Power = "stopped"
+UNKNOWN: Power = "unknown"
 _RUNNING_STATUSES = frozenset({"started", "running"})
 _STOPPED_STATUSES = frozenset({"stopped", "paused", "not exists", "not_exists", "deleted"})
 

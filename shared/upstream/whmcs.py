@@ -31,7 +31,16 @@ from shared.upstream.errors import (
     UpstreamUnavailable,
     UpstreamValidationError,
 )
-from shared.upstream.http import RetryPolicy, Timeouts, count_error, new_http_client, send, with_retries
+from shared.upstream.http import (
+    RetryPolicy,
+    Timeouts,
+    count_error,
+    new_http_client,
+    new_pacing,
+    send,
+    with_retries,
+)
+from shared.upstream.pacing import AdaptiveLimit, PacingPolicy
 from shared.upstream.phpserialize import encode_base64
 from shared.upstream.whmcs_models import (
     InvoiceLine,
@@ -73,8 +82,10 @@ class WhmcsClient:
         max_connections: int = 64,
         timezone: tzinfo = UTC,
         sleep: Callable[[float], None] = time.sleep,
+        pacing: PacingPolicy | AdaptiveLimit | None = PacingPolicy(),
     ) -> None:
-        """``timezone`` is the WHMCS installation's zone: its dates carry no offset."""
+        """``timezone`` is the WHMCS installation's zone: its dates carry no offset. ``pacing``: how many
+        calls may be in flight at once (see shared/upstream/pacing.py); None: no limit at all."""
         # Parsed once: every call goes to this one URL, and httpx would parse a string each time.
         self._endpoint = httpx.URL(url.rstrip("/") + "/includes/api.php")
         self._credentials = {"identifier": identifier, "secret": secret, "accesskey": accesskey}
@@ -83,6 +94,7 @@ class WhmcsClient:
         self._sleep = sleep
         self._owns_http = http is None
         self._http = http or new_http_client(timeouts, max_connections)
+        self.pacing = new_pacing(UPSTREAM, pacing)
 
     @classmethod
     def from_settings(cls, settings: UpstreamSettings, **overrides: Any) -> WhmcsClient:
@@ -93,6 +105,7 @@ class WhmcsClient:
                 max_attempts=settings.upstream_max_attempts, deadline_seconds=settings.upstream_deadline
             ),
             "max_connections": settings.upstream_max_connections,
+            "pacing": settings.pacing(settings.whmcs_max_in_flight),
         }
         options.update(overrides)
         return cls(settings.whmcs_url, settings.whmcs_identifier, settings.whmcs_secret, **options)
@@ -117,6 +130,7 @@ class WhmcsClient:
             method="POST",
             url=self._endpoint,
             write=write,
+            pacing=self.pacing,
             content=body.encode("ascii"),
             headers=FORM_HEADERS,
         )

@@ -97,11 +97,10 @@ def classify(action: str, response: httpx.Response, *, write: bool) -> dict[str,
     if status >= 500:
         raise unavailable(f"whmcs {action}: HTTP {status}", upstream=UPSTREAM, status=status)
     try:
-        payload = json.loads(response.content, parse_float=Decimal)
+        loaded = json.loads(response.content, parse_float=Decimal)
     except (ValueError, UnicodeDecodeError):
-        payload = None
-    if not isinstance(payload, dict):
-        payload = None
+        loaded = None
+    payload: dict[str, Any] | None = loaded if isinstance(loaded, dict) else None
     if status in (401, 403):
         reason = str(payload.get("message", "")) if payload else ""
         raise UpstreamAuthError(

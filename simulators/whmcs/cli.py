@@ -23,8 +23,8 @@ def build_app(seed: int = 0, state_file: Path | None = None, faults_file: Path |
     ``faults_file``; ``seed`` seeds the fault injector."""
     faults = FaultInjector(seed=seed)
     if faults_file is not None:
-        rules = FaultConfig.model_validate(json.loads(faults_file.read_text(encoding="utf-8"))).rules
-        faults.configure(FaultConfig(seed=seed, rules=rules))
+        config = FaultConfig.model_validate(json.loads(faults_file.read_text(encoding="utf-8")))
+        faults.configure(config.model_copy(update={"seed": seed}))
     state = WhmcsState()
     if state_file is not None and state_file.exists():
         load_file(state, state_file)

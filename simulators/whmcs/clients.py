@@ -8,8 +8,8 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
-from shared.upstream.phpserialize import PhpSerializeError, decode_base64
 from simulators.whmcs.emails import record_template_email
+from simulators.whmcs.phpunserialize import SerializedError, decode_array
 from simulators.whmcs.params import ActionContext, ApiError, Form, format_date, page_of, wrapped
 from simulators.whmcs.state import CLIENT_STATUSES, ZERO, Client, User, WhmcsState, is_overdue
 
@@ -41,8 +41,8 @@ def _custom_fields(state: WhmcsState, form: Form, *, check_required: bool) -> di
     encoded = form.get("customfields")
     if encoded:
         try:
-            decoded = decode_base64(encoded)
-        except PhpSerializeError:
+            decoded = decode_array(encoded)
+        except SerializedError:
             decoded = {}
         for key, value in decoded.items():
             # A value that is itself an array is what WHMCS rejects as "not provided".

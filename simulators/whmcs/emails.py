@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from shared.upstream.phpserialize import PhpSerializeError, decode_base64
 from simulators.whmcs.params import ActionContext, ApiError, Form, format_date, format_datetime, page_of, wrapped
+from simulators.whmcs.phpunserialize import SerializedError, decode_array
 from simulators.whmcs.state import Client, Invoice, SentEmail
 
 MESSAGE_TYPES = ("general", "product", "domain", "invoice", "support", "affiliate")
@@ -104,8 +104,8 @@ def _customvars(form: Form) -> dict[str, Any]:
     if not encoded:
         return {}
     try:
-        decoded = decode_base64(encoded)
-    except PhpSerializeError:
+        decoded = decode_array(encoded)
+    except SerializedError:
         raise ApiError("The custom variables you provided are invalid.") from None
     return {str(key): value for key, value in decoded.items()}
 

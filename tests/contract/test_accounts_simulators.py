@@ -3,12 +3,9 @@ email, deleting a client; SolusVM 2 user status (and every change of it) in the 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import UTC, datetime
 from decimal import Decimal
 
 import httpx
-import pytest
 from pydantic import SecretStr
 
 from shared.upstream.whmcs import WhmcsClient
@@ -20,49 +17,37 @@ from tests.contract.conftest_solusvm import (  # noqa: F401  (fixtures)
     solusvm_module_sim,
     solusvm_sim,
 )
+from tests.support.whmcs import WHMCS_NOW
 
-NOW = datetime(2026, 12, 1, 12, tzinfo=UTC)
-
-
-@pytest.fixture(scope="module")
-def running_whmcs() -> Iterator[RunningWhmcs]:
-    with RunningWhmcs(now=NOW) as whmcs:
-        yield whmcs
-
-
-@pytest.fixture
-def whmcs(running_whmcs: RunningWhmcs) -> Iterator[WhmcsClient]:
-    running_whmcs.reset()
-    with WhmcsClient(running_whmcs.url, SecretStr(running_whmcs.identifier), SecretStr(running_whmcs.secret)) as client:
-        yield client
+NOW = WHMCS_NOW
 
 
 def add_client(whmcs: WhmcsClient, email: str) -> int:
     return whmcs.add_client(firstname="Ada", lastname="Lovelace", email=email, password=SecretStr("Pw-12345678"))
 
 
-def test_whmcs_client_status_email_payment_and_deletion(whmcs: WhmcsClient, running_whmcs: RunningWhmcs) -> None:
-    client_id = add_client(whmcs, "ada@example.com")
-    other_id = add_client(whmcs, "other@example.com")
-    invoice_id = whmcs.create_invoice(client_id, [InvoiceLine("usage", Decimal("9.99"))], date=NOW.date(),
-                                      due_date=NOW.date(), notes="n", send_invoice=False, payment_method=None)
+def test_whmcs_client_status_email_payment_and_deletion(whmcs_client: WhmcsClient, whmcs: RunningWhmcs) -> None:
+    client_id = add_client(whmcs_client, "ada@example.com")
+    other_id = add_client(whmcs_client, "other@example.com")
+    invoice_id = whmcs_client.create_invoice(client_id, [InvoiceLine("usage", Decimal("9.99"))], date=NOW.date(),
+                                             due_date=NOW.date(), notes="n", send_invoice=False, payment_method=None)
 
-    whmcs.update_client(client_id, status="Closed", email="ada.new@example.com")
-    client = whmcs.get_client(client_id)
+    whmcs_client.update_client(client_id, status="Closed", email="ada.new@example.com")
+    client = whmcs_client.get_client(client_id)
     assert client is not None and (client.status, client.email) == ("Closed", "ada.new@example.com")
-    assert whmcs.get_client_by_email("ada@example.com") is None
+    assert whmcs_client.get_client_by_email("ada@example.com") is None
 
-    whmcs.add_invoice_payment(invoice_id, transid="t-1", gateway="mailin", date=NOW)
-    (paid,) = whmcs.get_invoices(client_id)
+    whmcs_client.add_invoice_payment(invoice_id, transid="t-1", gateway="mailin", date=NOW)
+    (paid,) = whmcs_client.get_invoices(client_id)
     assert (paid.status, paid.date_paid is not None) == ("Paid", True)
-    whmcs.update_invoice(invoice_id, status="Cancelled")
-    assert [i.status for i in whmcs.get_invoices(client_id)] == ["Cancelled"]
+    whmcs_client.update_invoice(invoice_id, status="Cancelled")
+    assert [i.status for i in whmcs_client.get_invoices(client_id)] == ["Cancelled"]
 
-    admin = httpx.Client(base_url=running_whmcs.url + "/_sim")
+    admin = httpx.Client(base_url=whmcs.url + "/_sim")
     assert admin.delete(f"/clients/{client_id}").json() == {"deleted": client_id}
-    assert whmcs.get_client(client_id) is None, "a deleted client is not found"
+    assert whmcs_client.get_client(client_id) is None, "a deleted client is not found"
     assert admin.get("/invoices", params={"client_id": client_id}).json() == {"invoices": []}
-    assert whmcs.get_client(other_id) is not None
+    assert whmcs_client.get_client(other_id) is not None
     assert admin.delete(f"/clients/{client_id}").status_code == 404
 
 

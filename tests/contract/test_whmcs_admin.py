@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -11,38 +10,16 @@ import httpx
 import pytest
 
 from simulators.whmcs.testing import RunningWhmcs
+from tests.support.whmcs import WHMCS_NOW, ok
+from tests.support.whmcs import add_client as client
 
-NOW = datetime(2026, 2, 10, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture(scope="module")
-def running() -> Iterator[RunningWhmcs]:
-    with RunningWhmcs(now=NOW) as whmcs:
-        yield whmcs
-
-
-@pytest.fixture
-def whmcs(running: RunningWhmcs) -> RunningWhmcs:
-    running.reset()
-    return running
+NOW = WHMCS_NOW
 
 
 @pytest.fixture
 def admin(whmcs: RunningWhmcs) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=whmcs.url + "/_sim") as http:
         yield http
-
-
-def ok(whmcs: RunningWhmcs, action: str, **params: Any) -> dict[str, Any]:
-    body = whmcs.call(action, **params).json()
-    assert body.get("result") == "success", body
-    return body
-
-
-def client(whmcs: RunningWhmcs, email: str = "jane@example.com", **extra: Any) -> int:
-    body = ok(whmcs, "AddClient", firstname="Jane", lastname="Doe", email=email, password2="pw",
-              skipvalidation=1, noemail=1, **extra)  # fmt: skip
-    return int(body["clientid"])
 
 
 def invoice(whmcs: RunningWhmcs, client_id: int, **params: Any) -> int:

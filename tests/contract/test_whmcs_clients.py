@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import UTC, datetime
-from typing import Any
-
 import pytest
 
 from shared.upstream.phpserialize import encode_base64
 from simulators.whmcs.state import CustomFieldDefinition
 from simulators.whmcs.testing import RunningWhmcs
+from tests.support.whmcs import error, ok
+from tests.support.whmcs import add_client as add
 
-NOW = datetime(2026, 2, 10, 12, 0, tzinfo=UTC)
 FULL_CLIENT = {
     "firstname": "Jane",
     "lastname": "Doe",
@@ -25,40 +22,6 @@ FULL_CLIENT = {
     "phonenumber": "+1 555 0100",
     "password2": "s3cret-pass",
 }
-
-
-@pytest.fixture(scope="module")
-def running() -> Iterator[RunningWhmcs]:
-    with RunningWhmcs(now=NOW) as whmcs:
-        yield whmcs
-
-
-@pytest.fixture
-def whmcs(running: RunningWhmcs) -> RunningWhmcs:
-    running.reset()
-    return running
-
-
-def ok(whmcs: RunningWhmcs, action: str, **params: Any) -> dict[str, Any]:
-    response = whmcs.call(action, **params)
-    assert response.status_code == 200
-    body = response.json()
-    assert body.get("result") == "success", body
-    return body
-
-
-def error(whmcs: RunningWhmcs, action: str, **params: Any) -> str:
-    response = whmcs.call(action, **params)
-    assert response.status_code == 200
-    body = response.json()
-    assert body["result"] == "error", body
-    return str(body["message"])
-
-
-def add(whmcs: RunningWhmcs, email: str, **extra: Any) -> int:
-    fields = {"firstname": "Jane", "lastname": "Doe", "password2": "pw", "skipvalidation": 1, **extra}
-    body = ok(whmcs, "AddClient", email=email, **fields)
-    return int(body["clientid"])
 
 
 # -- AddClient ----------------------------------------------------------------------------------
@@ -152,7 +115,7 @@ def test_a_required_custom_field_given_as_an_array_counts_as_missing(whmcs: Runn
 
 def test_noemail_suppresses_the_welcome_email(whmcs: RunningWhmcs) -> None:
     add(whmcs, "quiet@example.com", noemail=1)
-    add(whmcs, "loud@example.com")
+    ok(whmcs, "AddClient", firstname="Loud", lastname="Doe", email="loud@example.com", password2="pw", skipvalidation=1)
     assert [e.to for e in whmcs.state.emails] == ["loud@example.com"]
 
 

@@ -15,15 +15,10 @@ API = "/includes/api.php"
 
 
 @pytest.fixture(scope="module")
-def running() -> Iterator[RunningWhmcs]:
+def whmcs_simulator() -> Iterator[RunningWhmcs]:
+    """With an access key and an admin login, which the front door checks (``whmcs`` resets it)."""
     with RunningWhmcs(accesskey="k3y!@#", admin_username="admin", admin_password="adminpass") as whmcs:
         yield whmcs
-
-
-@pytest.fixture
-def whmcs(running: RunningWhmcs) -> RunningWhmcs:
-    running.reset()
-    return running
 
 
 def post(whmcs: RunningWhmcs, **data: str) -> httpx.Response:

@@ -2,48 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-import pytest
-
 from simulators.whmcs.testing import RunningWhmcs
+from tests.support.whmcs import error, ok
+from tests.support.whmcs import add_client as client
 
-NOW = datetime(2026, 2, 10, 12, 0, tzinfo=UTC)
 NULL_DATETIME = "0000-00-00 00:00:00"
-
-
-@pytest.fixture(scope="module")
-def running() -> Iterator[RunningWhmcs]:
-    with RunningWhmcs(now=NOW) as whmcs:
-        yield whmcs
-
-
-@pytest.fixture
-def whmcs(running: RunningWhmcs) -> RunningWhmcs:
-    running.reset()
-    return running
-
-
-def ok(whmcs: RunningWhmcs, action: str, **params: Any) -> dict[str, Any]:
-    body = whmcs.call(action, **params).json()
-    assert body.get("result") == "success", body
-    return body
-
-
-def error(whmcs: RunningWhmcs, action: str, **params: Any) -> str:
-    response = whmcs.call(action, **params)
-    assert response.status_code == 200
-    assert response.json()["result"] == "error", response.json()
-    return str(response.json()["message"])
-
-
-def client(whmcs: RunningWhmcs, email: str = "jane@example.com", **extra: Any) -> int:
-    body = ok(whmcs, "AddClient", firstname="Jane", lastname="Doe", email=email, password2="pw",
-              skipvalidation=1, noemail=1, **extra)  # fmt: skip
-    return int(body["clientid"])
 
 
 def invoice(whmcs: RunningWhmcs, client_id: int, **params: Any) -> int:

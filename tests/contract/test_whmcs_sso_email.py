@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
@@ -13,38 +11,8 @@ import pytest
 from shared.upstream.phpserialize import encode_base64
 from simulators.whmcs.sso import SESSION_COOKIE
 from simulators.whmcs.testing import RunningWhmcs
-
-NOW = datetime(2026, 2, 10, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture(scope="module")
-def running() -> Iterator[RunningWhmcs]:
-    with RunningWhmcs(now=NOW) as whmcs:
-        yield whmcs
-
-
-@pytest.fixture
-def whmcs(running: RunningWhmcs) -> RunningWhmcs:
-    running.reset()
-    return running
-
-
-def ok(whmcs: RunningWhmcs, action: str, **params: Any) -> dict[str, Any]:
-    body = whmcs.call(action, **params).json()
-    assert body.get("result") == "success", body
-    return body
-
-
-def error(whmcs: RunningWhmcs, action: str, **params: Any) -> str:
-    body = whmcs.call(action, **params).json()
-    assert body["result"] == "error", body
-    return str(body["message"])
-
-
-def client(whmcs: RunningWhmcs, email: str = "jane@example.com") -> int:
-    body = ok(whmcs, "AddClient", firstname="Jane", lastname="Doe", email=email, password2="pw",
-              skipvalidation=1, noemail=1)  # fmt: skip
-    return int(body["clientid"])
+from tests.support.whmcs import error, ok
+from tests.support.whmcs import add_client as client
 
 
 def browser(whmcs: RunningWhmcs) -> httpx.Client:

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 
 from services.signup import store
-from services.signup.server import serve
+from services.signup.web.server import serve
 from services.signup.settings import SignupSettings
 from shared.bus.rabbit import RabbitBus
 from shared.clock import ManualClock
@@ -38,7 +38,7 @@ K8S_TRUSTED = yaml.safe_load((ROOT / "deploy" / "k8s" / "configmap.yaml").read_t
 
 
 class Served:
-    """The signup service's web server (``services.signup.server.serve``, as ``postpay run`` starts it)."""
+    """The signup service's web server (``services.signup.web.server.serve``, as ``postpay run`` starts it)."""
 
     def __init__(self, enrollment: Enrollment) -> None:
         self.port = free_port()

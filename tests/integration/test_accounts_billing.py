@@ -14,7 +14,8 @@ from services.provisioner.store import invoice_ids_of
 from services.scheduler import store as scheduler_store
 from services.scheduler.closing import Scheduler
 from services.scheduler.settings import SchedulerSettings
-from services.signup.accounts import account_view, record_account_standing
+from services.signup.accounts import account_view
+from services.signup.handlers import record_account_standing
 from shared import migrations
 from shared.bus.memory import InMemoryBus
 from shared.bus.processing import HandlerContext

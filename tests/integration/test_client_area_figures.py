@@ -54,7 +54,6 @@ def start(upstreams: Upstreams, bus: Any, db: Database, *, source: str = "endpoi
     harness = BillingHarness(upstreams, bus, db, clock=upstreams.solusvm_clock.now, services=services,
                              collector=UsageCollectorSettings(usage_source=source), extra_settings=extra)  # type: ignore[arg-type]
     signup = harness.context.services["signup"]
-    signup.extras["outbox_committed"].connect(harness.runtime.relay.wake)
     harness.start()
     client = TestClient(signup.extras["web_app"](db), base_url=settings.public_url)
     return harness, client

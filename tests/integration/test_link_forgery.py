@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from services.signup import store
-from services.signup.tokens import Session, Signer, encode_session, mint_link
+from services.signup.tokens import BrowserSession, Signer, encode_session, mint_link
 from tests.support.enrollment import clean_upstreams, clock, enrollment, upstreams  # noqa: F401 - fixtures used by name
 from tests.support.enrollment import TEST_PANEL_SECRET, Enrollment, csrf_from, panel_headers, path_of, unique_email
 
@@ -101,7 +101,7 @@ def test_a_session_cookie_forged_with_another_key_gives_no_power_over_a_real_sig
     assert signup is not None
     with TestClient(enrollment.app, base_url=enrollment.settings.public_url, follow_redirects=False) as attacker:
         token = csrf_from(attacker.get("/signup").text)
-        forged = encode_session(ANOTHER_DEPLOYMENT, Session.start(signup.id, "verified", datetime.now(UTC)))
+        forged = encode_session(ANOTHER_DEPLOYMENT, BrowserSession.start(signup.id, "verified", datetime.now(UTC)))
         attacker.cookies.set("postpay_session", forged)
         before = snapshot(enrollment)
         assert attacker.get("/signup/terms").status_code == 403

@@ -29,24 +29,13 @@ from shared.upstream.whmcs import WhmcsClient
 from shared.upstream.whmcs_models import InvoiceLine
 from simulators.whmcs.testing import RunningWhmcs
 from tests.support.bus_helpers import wait_until
+from tests.support.whmcs import WHMCS_NOW
 
-NOW = datetime(2026, 2, 10, 12, 0, tzinfo=UTC)
+NOW = WHMCS_NOW
 FAST_RETRY = RetryPolicy(max_attempts=3, deadline_seconds=5, initial_backoff=0.01, max_backoff=0.02, max_retry_after=5)
 EMAIL = "jane@example.com"
 LINES = [InvoiceLine("vm-1 (720 h)", Decimal("7.20"), taxed=True), InvoiceLine("vm-2 (10 h)", Decimal("0.10"))]
 FAILURE_MODES = ["server_error", "timeout", "drop"]
-
-
-@pytest.fixture(scope="module")
-def running() -> Iterator[RunningWhmcs]:
-    with RunningWhmcs(now=NOW) as whmcs:
-        yield whmcs
-
-
-@pytest.fixture
-def whmcs(running: RunningWhmcs) -> RunningWhmcs:
-    running.reset()
-    return running
 
 
 @pytest.fixture

@@ -10,8 +10,9 @@ independent oracle of what each invoice must say.
         harness.close("2026-10")
         harness.wait_settled("2026-10", 1)
 
-The oracle (``expected_lines``) computes hours, tokens and amounts from the seeded run intervals with
-its own arithmetic, never with postpay's pricing code, so a bug there cannot hide in the expectation.
+The expected invoices (``expected_lines``) come from the invoice oracle (``simulators.oracle``), which
+computes them from the seeded run intervals sharing no code with postpay's pricing, so a bug there cannot
+hide in the expectation.
 """
 
 from __future__ import annotations
@@ -20,9 +21,8 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
@@ -37,6 +37,7 @@ from shared.events.enrollment import UserProvisioned
 from shared.periods import BillingPeriod
 from shared.runtime import Runtime
 from shared.upstream.http import Timeouts
+from simulators.oracle import ServerUse, invoice_lines
 from simulators.solusvm.seeding import seed as seed_solusvm
 from simulators.whmcs.state import Client as WhmcsClientRecord
 from simulators.whmcs.state import Invoice
@@ -284,40 +285,18 @@ def _iso(moment: datetime) -> str:
 
 
 # -- the oracle ----------------------------------------------------------------------------------
-def running_seconds(runs: Sequence[tuple[datetime, datetime | None]], start: datetime, end: datetime,
-                    now: datetime) -> int:
-    total = 0
-    for run_start, run_end in runs:
-        clipped = min(run_end or now, end) - max(run_start, start)
-        total += max(0, int(clipped.total_seconds()))
-    return total
-
-
 def expected_lines(customer: Customer, period: BillingPeriod, price: Decimal, *, now: datetime,
                    places: int = 2) -> list[ExpectedLine]:
-    """What the invoice must bill: per VM that ran, ceil(hours) × tph capped at tpm, times the price,
-    rounded half up per line."""
-    quantum = Decimal(1).scaleb(-places)
-    lines = []
+    """What the invoice must bill (``simulators.oracle``), in server order; a resized VM is priced at
+    its plan at ``now`` (at deletion, if deleted), as the usage endpoint prices it."""
+    servers = []
     for vm in sorted(customer.vms, key=lambda v: v.server_id):
-        seconds = running_seconds(vm.runs, period.starts_at, period.ends_at, now)
-        if seconds == 0:
-            continue
-        hours = (seconds + 3599) // 3600
         plan = vm.plan_at(now)
-        tokens = min(hours * plan.tokens_per_hour, plan.tokens_per_month)
-        lines.append(ExpectedLine(vm.server_id, hours, tokens, (price * tokens).quantize(quantum, ROUND_HALF_UP),
-                                  ran_days(vm, period)))
-    return lines
-
-
-def ran_days(vm: VmHistory, period: BillingPeriod) -> str:
-    """"ran <first day>[ to <last day>]": the local days of the VM's life inside the period."""
-    local = ZoneInfo(period.timezone)
-    first = max(vm.created, period.starts_at).astimezone(local).date()
-    end = min(vm.deleted_at or period.ends_at, period.ends_at)
-    last = max(first, (end - timedelta(microseconds=1)).astimezone(local).date())
-    return f"ran {first}" if first == last else f"ran {first} to {last}"
+        servers.append(ServerUse(vm.server_id, plan.tokens_per_hour, plan.tokens_per_month, vm.runs,
+                                 created_at=vm.created, deleted_at=vm.deleted_at))
+    lines = invoice_lines(servers, start=period.starts_at, end=period.ends_at, timezone=period.timezone,
+                          price=price, now=now, places=places)
+    return [ExpectedLine(line.key, line.hours, line.tokens, line.amount, line.ran) for line in lines]
 
 
 def assert_invoice_matches(invoice: Invoice, expected: Sequence[ExpectedLine], period: BillingPeriod) -> None:

@@ -20,7 +20,7 @@ import yaml
 from postpay.bootstrap import SERVICES, System
 from postpay.commands.broker import ADMIN_PASSWORD_VARIABLE, password_variable
 from postpay.commands.config import reference_rows
-from postpay.commands.run import Part, services_for
+from postpay.commands.run import HALVES, Part, consumes, services_for
 from shared.bus.identity import RELAY, BrokerUsers
 from shared.bus.memory import InMemoryBus
 from shared.db import Database
@@ -36,7 +36,10 @@ USERS = BrokerUsers()  # deploy/ uses the default user names
 COMPOSE_VARIABLES = ({password_variable(p) for p in PRODUCERS} | {ADMIN_PASSWORD_VARIABLE, "POSTGRES_PASSWORD"}
                      | {f"POSTGRES_{name.upper()}_PASSWORD" for name in SERVICES})
 
-PARTS = [part.value for part in Part if part is not Part.all]
+# deploy/ runs the signup as its two halves, web and handlers, each its own container and Deployment;
+# `postpay run signup` (both in one process) is for a small install and development.
+PARTS = [part.value for part in Part if part not in (Part.all, Part.signup)]
+SIGNUP_HALVES = [part.value for part in HALVES]
 ROWS = {row["variable"]: row for row in reference_rows()}
 SECRETS = {name for name, row in ROWS.items() if row["secret"]}
 URLS = {"POSTPAY_AMQP_URL", "POSTPAY_DATABASE_URL"}  # each part's own broker user and database role
@@ -49,6 +52,8 @@ OWNER_PARTS = ("relay", "operator", "console")
 def producer_of(part: str) -> str:
     """The producer whose broker user a part logs in as: its own service's; the relay's; the console
     requeues and purges as the operators' tools do."""
+    if part in SIGNUP_HALVES:
+        return HALVES[Part(part)][0]
     return {"relay": RELAY, "console": OPERATOR}.get(part, part.replace("-", "_"))
 
 
@@ -74,10 +79,13 @@ def secrets_of() -> dict[str, set[str]]:
         cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
         names = re.findall(r"`(POSTPAY_[A-Z0-9_]+)`", cells[0]) if len(cells) >= 2 else []
         for user in (cells[1].split(",") if names else []):
-            part = {"usage collector": "usage-collector", "the operators' tools": "operator"}.get(user.strip(), user.strip())
-            if part in used:
-                used[part] |= set(names)
-    assert used["signup"] and used["invoicer"], "the rotation table of docs/operations.md was not found"
+            # "signup" is both of its halves: each builds the signup service and runs its preflight.
+            parts = {"usage collector": ["usage-collector"], "the operators' tools": ["operator"],
+                     "signup": SIGNUP_HALVES}.get(user.strip(), [user.strip()])
+            for part in parts:
+                if part in used:
+                    used[part] |= set(names)
+    assert used["signup-web"] and used["invoicer"], "the rotation table of docs/operations.md was not found"
     return used
 
 
@@ -85,7 +93,7 @@ def consuming_parts() -> set[str]:
     db = Database("sqlite://")
     system = System(kernel=KernelSettings(), db=db, bus=InMemoryBus())
     try:
-        return {part for part in PARTS if part != "relay"
+        return {part for part in PARTS if consumes(Part(part))
                 and any(system.service(name).subscriptions for name in services_for(Part(part)))}
     finally:
         for client in (system.deps.whmcs, system.deps.solusvm):

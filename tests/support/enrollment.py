@@ -118,7 +118,6 @@ class Enrollment:
         extra = [service_builder("usage_collector")(self.deps)] if usage_collector else []
         self.runtime = Runtime(bus, db, [self.signup, self.provisioner, *extra], relay_poll_seconds=0.05, clock=clock)
         self.runtime.create_tables()
-        self.signup.extras["outbox_committed"].connect(self.runtime.relay.wake)
         self.app = self.signup.extras["web_app"](db)
         self.client = self.browser()
         self._server: ServerThread | None = None

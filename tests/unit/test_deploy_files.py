@@ -58,7 +58,11 @@ def test_every_yaml_file_parses(path: Path) -> None:
 def test_the_parts_of_postpay_run_cover_every_service() -> None:
     covered = {name for part in PARTS for name in services_for(Part(part)) if part != "relay"}
     assert covered == set(SERVICES)
-    assert consuming_parts() == {"signup", "provisioner", "usage-collector", "invoicer"}
+    assert consuming_parts() == {"signup-handlers", "provisioner", "usage-collector", "invoicer"}
+
+
+# Consumers, and the signup's web, run two replicas or more; the rest one.
+REPLICATED = consuming_parts() | {"signup-web"}
 
 
 # -- Docker Compose ------------------------------------------------------------------------------
@@ -74,7 +78,7 @@ def test_compose_runs_every_part_in_its_own_container_with_consumers_replicated(
         assert service["depends_on"]["postgres"]["condition"] == "service_healthy"
         assert "/readyz" in " ".join(service["healthcheck"]["test"])
         replicas = service["deploy"]["replicas"]
-        assert replicas >= 2 if part in consuming_parts() else replicas == 1, name
+        assert replicas >= 2 if part in REPLICATED else replicas == 1, name
 
 
 def test_every_variable_compose_reads_is_in_the_env_example() -> None:
@@ -110,7 +114,7 @@ def test_every_part_has_a_deployment_with_probes_and_a_disruption_budget() -> No
             continue
         container = container_of(deployment)
         assert container["args"] == ["run", part]
-        assert deployment["spec"]["replicas"] >= 2 if part in consuming_parts() else deployment["spec"]["replicas"] == 1
+        assert deployment["spec"]["replicas"] >= 2 if part in REPLICATED else deployment["spec"]["replicas"] == 1
         pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
         assert deployment["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
         ports = {port["name"]: port["containerPort"] for port in container["ports"]}
@@ -127,12 +131,15 @@ def test_every_part_has_a_deployment_with_probes_and_a_disruption_budget() -> No
 
 
 def test_the_signup_web_app_is_reachable_through_its_service_and_ingress() -> None:
-    signup = container_of(of_kind("Deployment")["signup"])
+    signup = container_of(of_kind("Deployment")["signup-web"])
     web_port = {port["name"]: port["containerPort"] for port in signup["ports"]}["http"]
+    # Only the web half serves pages: the handlers' pods are never behind the Service.
+    assert "http" not in {port["name"] for port in container_of(of_kind("Deployment")["signup-handlers"])["ports"]}
     assert web_port == SignupSettings.model_fields["signup_port"].default
     assert configmap()["POSTPAY_SIGNUP_HOST"] == "0.0.0.0"
     service = of_kind("Service")["signup"]
-    assert service["spec"]["selector"].items() <= of_kind("Deployment")["signup"]["spec"]["template"]["metadata"]["labels"].items()
+    assert service["spec"]["selector"].items() <= of_kind("Deployment")["signup-web"]["spec"]["template"]["metadata"]["labels"].items()
+    assert not service["spec"]["selector"].items() <= of_kind("Deployment")["signup-handlers"]["spec"]["template"]["metadata"]["labels"].items()
     assert service["spec"]["ports"][0]["targetPort"] == "http"
     backend = of_kind("Ingress")["signup"]["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
     assert backend == {"name": "signup", "port": {"name": "http"}}
@@ -181,20 +188,20 @@ def test_the_dockerfile_copies_what_exists_and_serves_health_where_the_manifests
 # -- docs ----------------------------------------------------------------------------------------
 def test_the_configuration_reference_is_the_generated_one() -> None:
     written = (ROOT / "docs" / "configuration.md").read_text()
-    assert written == reference_markdown(), "regenerate it: postpay config reference > docs/configuration.md"
+    assert written == reference_markdown(), "stale: .venv/bin/python -m scripts.regen_docs"
 
 
 def test_the_readme_carries_the_generated_configuration_table() -> None:
     readme = (ROOT / "README.md").read_text()
     block = readme.split("<!-- configuration-reference -->\n", 1)[1].split("\n<!-- /configuration-reference -->", 1)[0]
     table = "\n".join(line for line in reference_markdown().splitlines() if line.startswith("|"))
-    assert block == table, "the README's settings table is stale: paste the table of `postpay config reference`"
+    assert block == table, "stale: .venv/bin/python -m scripts.regen_docs"
 
 
 def test_the_security_guide_carries_the_generated_producers_table() -> None:
     guide = (ROOT / "docs" / "security.md").read_text()
     block = guide.split("<!-- producers -->\n", 1)[1].split("\n<!-- /producers -->", 1)[0]
-    assert block == producers_table(), "paste postpay.commands.events.producers_table() into docs/security.md"
+    assert block == producers_table(), "stale: .venv/bin/python -m scripts.regen_docs"
 
 
 def documented_commands() -> Iterator[tuple[str, list[str]]]:

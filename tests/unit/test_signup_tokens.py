@@ -9,8 +9,8 @@ import pytest
 
 from services.signup.tokens import (
     BadToken,
+    BrowserSession,
     ExpiredToken,
-    Session,
     Signer,
     csrf_matches,
     csrf_token,
@@ -77,7 +77,7 @@ def test_garbage_is_a_bad_token_not_a_crash(garbage: str) -> None:
 
 
 def test_a_session_round_trips_and_expires() -> None:
-    session = Session.start(uuid.uuid4(), "verified", NOW)
+    session = BrowserSession.start(uuid.uuid4(), "verified", NOW)
     cookie = encode_session(SIGNER, session)
     assert decode_session(SIGNER, cookie, NOW + timedelta(days=6), max_age_seconds=7 * 86400) == session
     with pytest.raises(ExpiredToken):
@@ -85,7 +85,7 @@ def test_a_session_round_trips_and_expires() -> None:
 
 
 def test_a_registered_session_cannot_be_upgraded_to_verified_by_its_holder() -> None:
-    cookie = encode_session(SIGNER, Session.start(uuid.uuid4(), "registered", NOW))
+    cookie = encode_session(SIGNER, BrowserSession.start(uuid.uuid4(), "registered", NOW))
     payload, mac = cookie.split(".")
     import base64
 
@@ -98,7 +98,7 @@ def test_a_registered_session_cannot_be_upgraded_to_verified_by_its_holder() -> 
 
 def test_two_sessions_of_one_signup_have_different_bindings() -> None:
     signup_id = uuid.uuid4()
-    first, second = Session.start(signup_id, "verified", NOW), Session.start(signup_id, "verified", NOW)
+    first, second = BrowserSession.start(signup_id, "verified", NOW), BrowserSession.start(signup_id, "verified", NOW)
     assert first.binding != second.binding
     assert len(first.binding) == 64
 

@@ -7,7 +7,7 @@ again (captured in a log, replayed by a proxy) is refused and mints nothing.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Request
 from fastapi.concurrency import run_in_threadpool
@@ -17,8 +17,8 @@ from pydantic import BaseModel, Field
 from services.signup.panel_content import ENROLLED_STATES, PanelState, panel_content
 from services.signup.panel_auth import PanelAuthError, PanelPurpose, check_panel_request
 from services.signup.throttle import remember_nonce
-from services.signup.web_api import Problem, problem
-from services.signup.web_support import web_of
+from services.signup.web.api import Problem, problem
+from services.signup.web.support import web_of
 from shared.logging import get_logger
 
 router = APIRouter(prefix="/api/v1")
@@ -50,7 +50,7 @@ SignatureHeader = Annotated[
     str | None,
     Header(alias="X-Postpay-Signature", description="hex HMAC-SHA256 of '<timestamp>.<nonce>.<client id>.<purpose>'."),
 ]
-PANEL_ERRORS = {401: {"model": Problem, "description": "Not signed by the WHMCS hook, not fresh, or sent before."}}
+PANEL_ERRORS: dict[int | str, dict[str, Any]] = {401: {"model": Problem, "description": "Not signed by the WHMCS hook, not fresh, or sent before."}}
 
 
 def _authenticate(request: Request, client_id: int, purpose: PanelPurpose, timestamp: str | None, nonce: str | None,

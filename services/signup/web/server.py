@@ -13,21 +13,6 @@ from shared.logging import get_logger
 log = get_logger("postpay.signup.server")
 
 
-class CommitSignal:
-    """Whom to tell that the web committed outbox rows: the composition root connects the relay's
-    ``wake`` here (``service.extras["outbox_committed"].connect(runtime.relay.wake)``)."""
-
-    def __init__(self) -> None:
-        self._listeners: list[Callable[[], None]] = []
-
-    def connect(self, listener: Callable[[], None]) -> None:
-        self._listeners.append(listener)
-
-    def __call__(self) -> None:
-        for listener in list(self._listeners):
-            listener()
-
-
 def serve(app_factory: Callable[[], FastAPI], *, host: str, port: int) -> Callable[[threading.Event], None]:
     """A background task: serve the app on ``host:port`` until the stop event is set.
 
@@ -41,7 +26,11 @@ def serve(app_factory: Callable[[], FastAPI], *, host: str, port: int) -> Callab
             server_header=False,
         )  # fmt: skip
         server = uvicorn.Server(config)
-        watcher = threading.Thread(target=lambda: (stop.wait(), setattr(server, "should_exit", True)), daemon=True)
+        def stop_when_told() -> None:
+            stop.wait()
+            server.should_exit = True
+
+        watcher = threading.Thread(target=stop_when_told, daemon=True)
         watcher.start()
         log.info("signup web serving", host=host, port=port)
         server.run()

@@ -23,7 +23,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, Response
 
 from services.signup.settings import SignupSettings
-from services.signup.web_support import templates
+from services.signup.web.support import templates
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -31,7 +31,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-STYLESHEET = (Path(__file__).resolve().parent / "templates" / "signup.css").read_bytes()
+STYLESHEET = (Path(__file__).resolve().parent.parent / "templates" / "signup.css").read_bytes()
 SWAGGER_CDN = "https://cdn.jsdelivr.net"
 
 
