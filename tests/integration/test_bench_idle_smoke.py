@@ -27,6 +27,9 @@ def test_the_idle_benchmark_measures_every_part_and_times_the_probes(
     figures = result["figures"]
     assert set(figures["cpu_seconds"]) == {"postpay", *idle.PARTS}
     assert figures["cpu_seconds"]["postpay"] > 0 and figures["commits"] >= 0
+    # Every process reported its own count (by SIGUSR1, through the benchmark's sitecustomize).
+    assert set(figures["commits_counted"]) == {"postpay", *idle.PARTS}
+    assert figures["commits_counted"]["postpay"] == sum(figures["commits_counted"][part] for part in idle.PARTS)
     assert len(figures["first_event_delay_seconds"]) == 2
     assert all(0 < delay < 60 for delay in figures["first_event_delay_seconds"])
     assert "machine" in result and result["parameters"]["seconds"] == 3
