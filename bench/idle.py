@@ -108,13 +108,31 @@ def start_parts(env: dict[str, str], log_dir: Path) -> list[Child]:
     return children
 
 
-def commits(db: Database, name: str) -> int:
+def commits(db: Database, name: str) -> tuple[int, int]:
+    """Transactions committed in the database so far, and autovacuum's and autoanalyze's runs on its
+    tables (their transactions count too, and are PostgreSQL's, not postpay's)."""
     with db.engine.connect() as connection:
         connection.execute(text("SELECT pg_stat_clear_snapshot()"))
         value = connection.execute(text("SELECT xact_commit FROM pg_stat_database WHERE datname = :name"),
                                    {"name": name}).scalar_one()
+        autovacuum = connection.execute(text(
+            "SELECT coalesce(sum(autovacuum_count + autoanalyze_count), 0) FROM pg_stat_all_tables")).scalar_one()
         connection.commit()
-    return int(value)
+    return int(value), int(autovacuum)
+
+
+def idle_window(db: Database, name: str, seconds: float, step: float = 10.0) -> tuple[float, int, int, list[int]]:
+    """Sleep ``seconds``, reading the commit count every ``step``: the elapsed time, postpay's commits
+    (the driver's own reads subtracted), autovacuum runs, and the commits of each step."""
+    first, vacuums = commits(db, name)
+    started, previous, timeline, reads = time.monotonic(), first, [], 1
+    while (remaining := seconds - (time.monotonic() - started)) > 0:
+        time.sleep(min(step, remaining))
+        current, last_vacuums = commits(db, name)
+        reads += 1
+        timeline.append(current - previous - 1)
+        previous = current
+    return time.monotonic() - started, previous - first - reads, last_vacuums - vacuums, timeline
 
 
 class Probe:
@@ -186,13 +204,8 @@ def measure(args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
                 time.sleep(args.warmup)
                 for child in children:
                     child.mark_cpu()
-                first = commits(db, database_name)
-                started = time.monotonic()
-                time.sleep(args.seconds)
-                elapsed = time.monotonic() - started
+                elapsed, committed, autovacuum, timeline = idle_window(db, database_name, args.seconds)
                 cpu = {child.name: child.cpu_since_mark() for child in children}
-                # Minus the driver's own reads: one before (counted once flushed) and this one.
-                committed = commits(db, database_name) - first - 2
                 for child in children:
                     if not child.alive():
                         raise RuntimeError(f"{child.name} died:\n{child.tail()}")
@@ -216,6 +229,8 @@ def measure(args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
         "core_percent": 100 * total / elapsed,
         "commits": committed,
         "commits_per_second": committed / elapsed,
+        "commits_per_10_seconds": timeline,
+        "autovacuum_and_autoanalyze_runs": autovacuum,
         "first_event_delay_seconds": delays,
     }
 
@@ -228,6 +243,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"idle {figures['idle_seconds']:.0f} s{' (' + args.label + ')' if args.label else ''}: "
           f"{figures['cpu_seconds']['postpay']:.2f} CPU-s = {figures['core_percent']:.2f} % of a core, "
           f"{figures['commits_per_second']:.2f} commits/s")
+    print(f"  commits per 10 s: {figures['commits_per_10_seconds']}; autovacuum/analyze runs meanwhile: "
+          f"{figures['autovacuum_and_autoanalyze_runs']}")
     for name, seconds in figures["cpu_seconds"].items():
         print(f"  {name:16} {seconds:7.2f} CPU-s")
     print("first event after idle: " + ", ".join(f"{1000 * d:.1f} ms" for d in figures["first_event_delay_seconds"]))

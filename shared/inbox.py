@@ -57,7 +57,9 @@ class Inbox:
         twice at once for one event.
         """
         parameters = {"handler": handler, "event_id": event_id, "processed_at": at}
-        return session.execute(self._claim, parameters).first() is not None
+        # On the session's connection: a Core statement needs none of the ORM's execution layer, which
+        # cost about as much CPU as the statement itself. Same transaction, same error translation.
+        return session.connection().execute(self._claim, parameters).first() is not None
 
     def claim_many(
         self, session: Session, handler: str, event_ids: Iterable[uuid.UUID], at: datetime
@@ -72,4 +74,4 @@ class Inbox:
         ]
         if not parameters:
             return set()
-        return set(session.execute(self._claim, parameters).scalars())
+        return set(session.connection().execute(self._claim, parameters).scalars())

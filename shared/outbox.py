@@ -291,17 +291,20 @@ class OutboxRelay:
         back off too while the broker is unreachable."""
         tables = [outbox.table for outbox in self.outboxes]
         register(self.db.engine, tables, self.wake)
-        # The idle wait can be long: stopping wakes it (a blocked thread costs nothing, a sliced wait would).
-        def wake_on_stop() -> None:
+        listener = listening = None
+        if self.db.engine.dialect.name == "postgresql":
+            listener = self.listener = OutboxListener(self.db.engine, tables, self.wake)
+            listening = threading.Thread(target=listener.run, args=(stop,), name="outbox-listener", daemon=True)
+            listening.start()
+
+        def on_stop() -> None:
             stop.wait()
             self._wake.set()
+            if listener is not None:
+                listener.interrupt()
 
-        threading.Thread(target=wake_on_stop, name="relay-stop", daemon=True).start()
-        listening = None
-        if self.db.engine.dialect.name == "postgresql":
-            self.listener = OutboxListener(self.db.engine, tables, self.wake)
-            listening = threading.Thread(target=self.listener.run, args=(stop,), name="outbox-listener", daemon=True)
-            listening.start()
+        # The idle waits can be long: stopping ends them (a blocked thread costs nothing, a sliced wait would).
+        threading.Thread(target=on_stop, name="relay-stop", daemon=True).start()
         try:
             self._run(stop)
         finally:

@@ -13,9 +13,8 @@ from typing import Any
 
 from shared.bus.processing import HandlerContext
 from shared.errors import PermanentError
-from shared.events.billing import InvoiceReleased, NothingToBill, UsageCollected
+from shared.events.billing import InvoiceReleased, NothingToBill, UsageCollected, period_of
 from shared.events.metering import describe_metering
-from shared.periods import BillingPeriod
 from shared.ports import Whmcs
 
 from services.invoicer import holds_store, issuing, store
@@ -34,7 +33,7 @@ class AttemptInProgress(Exception):
 
 
 def create_invoice(event: UsageCollected, ctx: HandlerContext, whmcs: Whmcs, settings: InvoicerSettings) -> None:
-    period = _period(event)
+    period = period_of(event)
     client_id, key = event.whmcs_client_id, run_key(event.whmcs_client_id, period.key)
     with ctx.read_first() as session:
         current = store.entry(session, client_id, period.key)
@@ -106,13 +105,6 @@ def client_tariff(whmcs: Whmcs, client_id: int, settings: InvoicerSettings) -> T
     if not client.currency_code:
         raise PermanentError(f"WHMCS did not tell the currency of client {client_id}")
     return tariff_for(client.currency_code, settings.token_prices, settings.currency_minor_units)
-
-
-def _period(event: UsageCollected) -> BillingPeriod:
-    try:
-        return event.billing_period()
-    except ValueError as exc:
-        raise PermanentError(str(exc)) from exc
 
 
 def _released_in_flight(session: Any, current: store.LedgerEntry | None) -> bool:

@@ -104,7 +104,7 @@ def provision_user(event: TermsAccepted, ctx: HandlerContext, *, solusvm: SolusV
 
 def adopt_user(event: CustomerImported, ctx: HandlerContext, *, solusvm: SolusVM) -> None:
     """CustomerImported → the existing SolusVM 2 user tied to the WHMCS client → UserProvisioned.
-    
+
     An imported customer already has a SolusVM 2 user: nothing is created. The user must exist and be
     nobody else's; its billing id is set to the client when it differs, as a new customer's would be. The
     customer is announced enrolled at the date the operator gave, so the usage collector bills from there.

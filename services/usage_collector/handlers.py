@@ -12,8 +12,8 @@ from shared.events.billing import (
     CustomerUsageRequested,
     InvoiceCreated,
     NothingToBill,
-    PeriodWindow,
     UsageCollected,
+    period_of,
     window_fields,
 )
 from shared.events.enrollment import UserProvisioned
@@ -50,7 +50,7 @@ def fan_out(event: BillingPeriodClosed, ctx: HandlerContext, chunk_size: int) ->
     after the last committed chunk, and the events' ids are derived from this close event and the
     client id, so even a repeated chunk is deduplicated downstream.
     """
-    period = _period(event)
+    period = period_of(event)
     window = window_fields(period)
     with ctx.checkpoint() as session:
         progress = store.start_fanout(session, ctx.event_id, period.key, event.trigger, ctx.now())
@@ -77,7 +77,7 @@ def collect_usage(event: CustomerUsageRequested, ctx: HandlerContext, solusvm: S
                   settings: UsageCollectorSettings | None = None) -> None:
     """The customer's usage for the whole period as one window (the monthly cap is per window): from
     SolusVM 2's usage endpoint, or computed from what the meter observed (``POSTPAY_USAGE_SOURCE``)."""
-    period = _period(event)
+    period = period_of(event)
     if settings is not None and settings.usage_source == "meter":
         collect_metered(event, period, ctx, settings)
         return
@@ -112,6 +112,10 @@ def settle(event: InvoiceCreated | NothingToBill, ctx: DatabaseContext) -> None:
     if not changed:
         ctx.log.info("outcome not applied: no collection on record, or already invoiced", period=event.period,
                      client_id=event.whmcs_client_id, event_type=event.event_type)
+
+
+# What the meter saw, recorded whichever source bills (switching to the meter later finds it all); and
+# a period billed from it once the meter has been observed past its end (see meter_usage.py).
 
 
 def record_meter_event(event: VmRunStarted | VmRunEnded | VmPlanChanged | VmDeleted, ctx: DatabaseContext) -> None:
@@ -170,6 +174,9 @@ def collect_metered(event: CustomerUsageRequested, period: BillingPeriod, ctx: H
     ctx.emit(collected, key="usage")
 
 
+# The month so far, for the client-area panel (the signup keeps the answers; see to_date.py).
+
+
 def report_usage_to_date(event: UsageToDateRequested, ctx: HandlerContext, *, solusvm: SolusVM,
                          settings: UsageCollectorSettings) -> None:  # fmt: skip
     billed = customer(ctx.session, event.whmcs_client_id)
@@ -193,10 +200,3 @@ def report_usage_to_date(event: UsageToDateRequested, ctx: HandlerContext, *, so
         total_tokens=sum(vm.tokens for vm in vms[:to_date.MAX_VMS]),
     )  # fmt: skip
     ctx.emit(report, key="usage-to-date")
-
-
-def _period(event: PeriodWindow) -> BillingPeriod:
-    try:
-        return event.billing_period()
-    except ValueError as exc:
-        raise PermanentError(str(exc)) from exc

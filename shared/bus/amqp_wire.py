@@ -83,11 +83,10 @@ READ_CHUNK = 16_384
 class BufferedTCPTransport(amqp.transport.TCPTransport):  # type: ignore[misc]  # py-amqp is untyped
     """py-amqp's plain TCP transport, reading ahead (installed on a consumer's connection by
     ``read_ahead``). Its buffer is py-amqp's own ``_read_buffer``, so a read that times out part-way
-    through a frame keeps what it read, as py-amqp's does."""
+    through a frame keeps what it read, as py-amqp's does. No slots of its own: the object's layout
+    stays its class's, so an existing transport can become one."""
 
-    # No __slots__ of its own: py-amqp's transport has a __dict__ already, so the layout (and the
-    # __class__ swap in read_ahead) is the same either way.
-    _read_buffer: bytes  # py-amqp's (a slot of its transport)
+    _read_buffer: bytes
 
     def _read(self, n: int, initial: bool = False, _errnos: tuple[int, ...] = (errno.EAGAIN, errno.EINTR)) -> bytes:
         rbuf = self._read_buffer
@@ -109,7 +108,8 @@ class BufferedTCPTransport(amqp.transport.TCPTransport):  # type: ignore[misc]  
             except BaseException:
                 self._read_buffer = rbuf
                 raise
-        result, self._read_buffer = rbuf[:n], rbuf[n:]
+        result: bytes = rbuf[:n]
+        self._read_buffer = rbuf[n:]
         return result
 
 

@@ -108,6 +108,7 @@ class RabbitConsumer:
         self._scheduled: dict[str, int] = {name: 0 for name in self.bindings}
         self._scheduling = threading.Lock()
         self._transport: Any = None
+        self._amqp: Any = None  # py-amqp's connection under kombu's, when reading ahead
         self._generation = 0
         self._unsettled: set[int] = set()  # delivery tags handed to handlers, not yet acknowledged
         self._confirms: SettleConfirms | None = None
@@ -149,6 +150,7 @@ class RabbitConsumer:
         try:
             channel = self.bus.open_channel(connection)
             self._transport = read_ahead(connection)
+            self._amqp = connection.connection if self._transport is not None else None
             self.bus.declare_on(channel, [s for s, _ in self.bindings.values()])
             channel.basic_qos(0, self.bus.prefetch, False)
             settle_channel = connection.channel()
@@ -256,8 +258,9 @@ class RabbitConsumer:
         # Frames the read-ahead already holds are handled now, without a wait on the socket each.
         transport, handled = self._transport, 0
         if transport is not None:
+            on_frame, read_frame = self._amqp.on_inbound_frame, transport.read_frame
             while handled < 1024 and frame_buffered(transport):
-                connection.connection.blocking_read(None)
+                on_frame(read_frame())  # what blocking_read does, minus its socket timeout juggling
                 handled += 1
         connection.heartbeat_check()
         self._settle_finished(connection, channel, settle_channel, generation)

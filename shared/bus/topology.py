@@ -108,11 +108,12 @@ class Subscription:
             raise ValueError(f"{self.service}.{self.name} is batched, so it may touch only its own database, "
                              "but an upstream or the mailer is bound to its handler")
 
-    @property
+    # Cached: both are read for every delivery (a frozen dataclass's fields never change).
+    @functools.cached_property
     def queue(self) -> str:
         return f"{self.service}.{self.name}"
 
-    @property
+    @functools.cached_property
     def routing_keys(self) -> tuple[str, ...]:
         return tuple(event.event_type for event in self.events)
 

@@ -185,8 +185,8 @@ def new_envelope(
     occurred_at: datetime | None = None,
 ) -> Envelope[E]:
     event_id = event_id or uuid.uuid4()
-    # Parametrised by the event's own class at run time, so pydantic checks the payload as that class.
-    envelope_class = cast("type[Envelope[E]]", Envelope.__class_getitem__(type(event)))
+    # Parametrised by the event's own class (built once per class), so pydantic checks the payload as that class.
+    envelope_class = cast("type[Envelope[E]]", _typed_envelope(type(event)))
     return envelope_class(
         event_id=event_id,
         event_type=event.event_type,
@@ -239,7 +239,7 @@ _TYPED_ENVELOPES: dict[type[Event], type[Envelope[Any]]] = {}
 def _typed_envelope(event_class: type[Event]) -> type[Envelope[Any]]:
     typed = _TYPED_ENVELOPES.get(event_class)
     if typed is None:
-        typed = _TYPED_ENVELOPES[event_class] = Envelope[event_class]  # type: ignore[valid-type]
+        typed = _TYPED_ENVELOPES[event_class] = cast("type[Envelope[Any]]", Envelope.__class_getitem__(event_class))
     return typed
 
 

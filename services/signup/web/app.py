@@ -31,7 +31,7 @@ from services.signup.web.guard import BodyLimit, SecurityHeaders, add_assets_and
 from services.signup.web.links import router as links_router
 from services.signup.web.panel import router as panel_router
 from services.signup.web.pages import router as pages_router
-from services.signup.web.support import Web, page
+from services.signup.web.support import FormRefused, Web, page
 from shared.clock import Clock, utcnow
 from shared.db import Database
 from shared.logging import get_logger
@@ -75,6 +75,10 @@ def create_app(
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes, settings=settings)
     solusvm_origin = origin_of(solusvm.sso_login_url("x")) if hasattr(solusvm, "sso_login_url") else None
     app.add_middleware(SecurityHeaders, policy=page_policy(solusvm_origin, settings.brand_logo_url))
+
+    @app.exception_handler(FormRefused)
+    async def form_refused(request: Request, exc: FormRefused) -> Response:
+        return exc.response
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
