@@ -309,12 +309,13 @@ def drain(mode: str, args: argparse.Namespace, spawn: Any, signup: Signup) -> di
     # Both modes are measured from the first poll that saw the handlers at work until the last event:
     # the combined process drains from its start (before its page answers), the split's handlers once
     # they have started. Neither window holds start-up time or an idle page.
-    index = next(i for i in range(1, len(progress)) if progress[i][1] > progress[i - 1][1])
+    # (A small backlog may be gone before the first poll: nothing was then drained while probed.)
+    index = next((i for i in range(1, len(progress)) if progress[i][1] > progress[i - 1][1]), 1)
     working, counted = progress[index - 1]
     drained = target - counted
     return {"registrations": args.backlog, "drained_while_probed": drained,
-            "processed_per_second": drained / (finished - working), "seconds": finished - working,
-            "landing": latency(samples, working, finished)}
+            "processed_per_second": drained / (finished - working) if finished > working else float("nan"),
+            "seconds": finished - working, "landing": latency(samples, working, finished)}
 
 
 # -- the benchmark ----------------------------------------------------------------------------------

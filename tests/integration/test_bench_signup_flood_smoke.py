@@ -35,6 +35,9 @@ def test_both_modes_process_every_registration_and_record_their_figures(rabbit_u
         # The backlog was made with no handler running, then worked off while the landing page was probed.
         assert figures["backlog"]["registrations"] == REGISTRATIONS
         assert figures["backlog"]["landing"]["failed"] == 0
+    # Apart, the handlers start after the prober: the whole backlog is worked off while the page is probed.
+    assert round_["split"]["backlog"]["drained_while_probed"] == REGISTRATIONS
+    assert round_["split"]["backlog"]["landing"]["samples"] > 0
     split_cpu = round_["split"]["cpu_ms_per_registration_by_process"]
     assert set(split_cpu) == {"split-signup-web-1", "split-signup-handlers-2"} and all(v > 0 for v in split_cpu.values())
     assert result["ratios"]["split/combined processed per second"]["median"] > 0
