@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
 import platform
+import shutil
 import subprocess
+import sys
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -37,3 +42,26 @@ def results_path(name: str, directory: Path = RESULTS) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     return directory / f"{name}-{stamp}.json"
+
+
+# Settings of a close benchmark that are not parameters of the measurement (where, not what).
+_NOT_PARAMETERS = ("amqp", "database", "logs", "results_dir")
+
+
+def finish_closes(benchmark: str, args: argparse.Namespace, summary: dict[str, Any] | None,
+                  runs: list[dict[str, Any]], log_root: Path, failed: bool) -> int:
+    """Record what the closes measured (even after a failure), keep the logs of a failed run, and say
+    whether every invoice was exact."""
+    if summary is not None:
+        parameters = {k: v for k, v in vars(args).items() if k not in _NOT_PARAMETERS} | {"logs": str(log_root)}
+        path = results_path(args.name, args.results_dir)
+        path.write_text(json.dumps({"benchmark": benchmark, "machine": machine_facts(), "parameters": parameters,
+                                    "summary": summary, "runs": runs}, indent=2, default=str) + "\n")
+        print(f"recorded {path}")
+    if args.logs is None and not failed:
+        shutil.rmtree(log_root, ignore_errors=True)
+    elif failed:
+        print(f"logs kept in {log_root}", file=sys.stderr)
+    if failed:
+        print("FAILED: an invoice is missing, wrong or duplicated, or work was parked", file=sys.stderr)
+    return 1 if failed else 0

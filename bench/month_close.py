@@ -13,9 +13,7 @@ run with a wrong or missing invoice fails the benchmark. Results go to bench/res
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import shutil
 import sys
 import tempfile
 from datetime import UTC, datetime
@@ -25,7 +23,7 @@ from typing import Any
 from bench.baseline import run_baseline
 from bench.checking import check_invoices
 from bench.close_run import CloseSettings, Infra, run_close
-from bench.common import RESULTS, machine_facts, results_path
+from bench.common import RESULTS, finish_closes
 from bench.report import print_report, summarise
 from bench.upstreams import start_simulators
 from bench.world import World
@@ -136,23 +134,11 @@ def main(argv: list[str] | None = None) -> int:
             runs.append(figures)
             failed = failed or not figures["check"]["ok"] or figures["parked"] > 0
     finally:
+        summary = None
         if runs:
             summary = summarise(runs, args)
             print_report(summary)
-            result = {"benchmark": "month_close", "machine": machine_facts(),
-                      "parameters": {k: v for k, v in vars(args).items()
-                                     if k not in ("amqp", "database", "logs", "results_dir")} | {"logs": str(log_root)},
-                      "summary": summary, "runs": runs}
-            path = results_path(args.name, args.results_dir)
-            path.write_text(json.dumps(result, indent=2, default=str) + "\n")
-            print(f"recorded {path}")
-        if args.logs is None and not failed:
-            shutil.rmtree(log_root, ignore_errors=True)
-        elif failed:
-            print(f"logs kept in {log_root}", file=sys.stderr)
-    if failed:
-        print("FAILED: an invoice is missing, wrong or duplicated, or work was parked", file=sys.stderr)
-    return 1 if failed else 0
+    return finish_closes("month_close", args, summary, runs, log_root, failed)
 
 
 if __name__ == "__main__":

@@ -23,9 +23,7 @@ simulators without a capacity limit. Results go to bench/results/pacing-*.json;
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import shutil
 import sys
 import tempfile
 import threading
@@ -39,7 +37,7 @@ import httpx
 from bench.baseline import run_baseline
 from bench.checking import check_invoices
 from bench.close_run import CloseSettings, Infra, run_close
-from bench.common import RESULTS, machine_facts, results_path
+from bench.common import RESULTS, finish_closes
 from bench.upstreams import Simulators, start_simulators
 from bench.world import World
 from shared.logging import configure_logging
@@ -251,23 +249,11 @@ def main(argv: list[str] | None = None) -> int:
             # A finished close must be exact, paced or not; a fixed one may be left unfinished.
             failed = failed or (figures["complete"] and not figures["check"]["ok"]) or figures["parked"] > 0
     finally:
+        summary = None
         if runs:
             summary = summarise(runs, base)
             print_report(summary)
-            result = {"benchmark": "pacing", "machine": machine_facts(),
-                      "parameters": {k: v for k, v in vars(args).items()
-                                     if k not in ("amqp", "database", "logs", "results_dir")} | {"logs": str(log_root)},
-                      "summary": summary, "runs": runs}
-            path = results_path(args.name, args.results_dir)
-            path.write_text(json.dumps(result, indent=2, default=str) + "\n")
-            print(f"recorded {path}")
-        if args.logs is None and not failed:
-            shutil.rmtree(log_root, ignore_errors=True)
-        elif failed:
-            print(f"logs kept in {log_root}", file=sys.stderr)
-    if failed:
-        print("FAILED: an invoice is missing, wrong or duplicated, or work was parked", file=sys.stderr)
-    return 1 if failed else 0
+    return finish_closes("pacing", args, summary, runs, log_root, failed)
 
 
 if __name__ == "__main__":
