@@ -9,8 +9,13 @@ and PostgreSQL, against the simulators, in a database and bus namespace of its o
 is ready and a warm-up has passed (first ticks, first sweep), it measures for ``--seconds``:
 
 * CPU seconds of every postpay process (user + system, all threads), and their sum as % of one core;
-* database commits per second: the ``xact_commit`` delta of the run's database in ``pg_stat_database``
-  (every transaction, read-only ones included; the driver's own two reads are subtracted).
+* database commits per second, counted twice: in each postpay process (a SQLAlchemy commit hook that
+  ``bench/idle_counting/sitecustomize.py`` installs in the processes this benchmark starts, read by
+  SIGUSR1), and as the ``xact_commit`` delta of the run's database in ``pg_stat_database`` (every
+  transaction, read-only ones included, the driver's own reads subtracted). PostgreSQL's counter also
+  counts what the server does for the run's connections on its own: a LISTENing connection runs a
+  transaction whenever the server's one notification queue has moved on far enough, and other
+  engineers' NOTIFYs in other databases move it too; so the first figure is postpay's own.
 
 Then the probes: after an idle spell, commit one outbox row (the scheduler's outbox, the way an operator's
 tool writes one) and time from its commit until it arrives on a queue bound to its routing key. No
@@ -24,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -47,6 +53,7 @@ from shared.db import Database
 from shared.dependencies import Dependencies
 from shared.periods import BillingPeriod
 
+COUNTING = Path(__file__).resolve().parent / "idle_counting"
 PARTS = ("signup", "provisioner", "usage-collector", "invoicer", "scheduler", "meter", "relay")
 PROBE_TYPE = "bench.idle.probe"
 
@@ -57,6 +64,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, default=20.0, help="Idle seconds after start, not measured.")
     parser.add_argument("--probes", type=int, default=3, help="First-event delays measured after the window.")
     parser.add_argument("--probe-gap", type=float, default=40.0, help="Idle seconds before each later probe.")
+    parser.add_argument("--parts", default=",".join(PARTS), help="The parts to start, comma-separated.")
     parser.add_argument("--code", default=None, help="Run postpay's processes from this source tree (before/after).")
     parser.add_argument("--setting", action="append", default=[], metavar="NAME=VALUE",
                         help="An extra POSTPAY_* variable for every process (repeatable).")
@@ -91,10 +99,10 @@ def settings(args: argparse.Namespace, database_url: str, namespace: str, sims_s
     return env
 
 
-def start_parts(env: dict[str, str], log_dir: Path) -> list[Child]:
+def start_parts(parts: list[str], env: dict[str, str], log_dir: Path) -> list[Child]:
     children: list[Child] = []
     try:
-        for part in PARTS:
+        for part in parts:
             port = free_port()
             child = start(part, "postpay", [PYTHON, "-m", "postpay.cli", "run", part, "--no-migrate",
                                             "--health-port", str(port)], env=env, log_dir=log_dir, cwd=log_dir)
@@ -108,13 +116,48 @@ def start_parts(env: dict[str, str], log_dir: Path) -> list[Child]:
     return children
 
 
-def commits(db: Database, name: str) -> int:
+def commits(db: Database, name: str) -> tuple[int, int]:
+    """Transactions committed in the database so far, and autovacuum's and autoanalyze's runs on its
+    tables (their transactions count too, and are PostgreSQL's, not postpay's)."""
     with db.engine.connect() as connection:
         connection.execute(text("SELECT pg_stat_clear_snapshot()"))
         value = connection.execute(text("SELECT xact_commit FROM pg_stat_database WHERE datname = :name"),
                                    {"name": name}).scalar_one()
+        autovacuum = connection.execute(text(
+            "SELECT coalesce(sum(autovacuum_count + autoanalyze_count), 0) FROM pg_stat_all_tables")).scalar_one()
         connection.commit()
-    return int(value)
+    return int(value), int(autovacuum)
+
+
+def idle_window(db: Database, name: str, seconds: float, step: float = 10.0) -> tuple[float, int, int, list[int]]:
+    """Sleep ``seconds``, reading the commit count every ``step``: the elapsed time, postpay's commits
+    (the driver's own reads subtracted), autovacuum runs, and the commits of each step."""
+    first, vacuums = commits(db, name)
+    started, previous, timeline, reads = time.monotonic(), first, [], 1
+    while (remaining := seconds - (time.monotonic() - started)) > 0:
+        time.sleep(min(step, remaining))
+        current, last_vacuums = commits(db, name)
+        reads += 1
+        timeline.append(current - previous - 1)
+        previous = current
+    return time.monotonic() - started, previous - first - reads, last_vacuums - vacuums, timeline
+
+
+def counted_commits(children: list[Child], directory: Path, timeout: float = 10.0) -> dict[str, int]:
+    """Commits so far of each process, as its commit hook counted them."""
+    for child in children:
+        (directory / str(child.pid)).unlink(missing_ok=True)
+        child.popen.send_signal(signal.SIGUSR1)
+    deadline, counts = time.monotonic() + timeout, {}
+    while len(counts) < len(children) and time.monotonic() < deadline:
+        for child in children:
+            path = directory / str(child.pid)
+            if child.name not in counts and path.exists() and path.read_text():
+                counts[child.name] = int(path.read_text())
+        time.sleep(0.05)
+    if len(counts) < len(children):
+        raise RuntimeError(f"no commit count from {sorted({c.name for c in children} - set(counts))}")
+    return counts
 
 
 class Probe:
@@ -179,20 +222,22 @@ def measure(args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
                 env = child_env(settings(args, database_url, namespace, sims.postpay_settings()))
                 if args.code:
                     env["PYTHONPATH"] = args.code
-                children = start_parts(env, log_dir)
+                counts_dir = log_dir / "commits"
+                counts_dir.mkdir(exist_ok=True)
+                env["PYTHONPATH"] += os.pathsep + str(COUNTING)
+                env["POSTPAY_BENCH_COMMITS_DIR"] = str(counts_dir)
+                children = start_parts(args.parts.split(","), env, log_dir)
                 # No heartbeats: nothing drives this connection while the deployment idles.
                 probe = Probe(RabbitBus(args.amqp, naming=Naming(namespace), heartbeat=0), db,
                               services["scheduler"].outbox)
                 time.sleep(args.warmup)
                 for child in children:
                     child.mark_cpu()
-                first = commits(db, database_name)
-                started = time.monotonic()
-                time.sleep(args.seconds)
-                elapsed = time.monotonic() - started
+                counted_before = counted_commits(children, counts_dir)
+                elapsed, committed, autovacuum, timeline = idle_window(db, database_name, args.seconds)
                 cpu = {child.name: child.cpu_since_mark() for child in children}
-                # Minus the driver's own reads: one before (counted once flushed) and this one.
-                committed = commits(db, database_name) - first - 2
+                counted = {name: count - counted_before[name]
+                           for name, count in counted_commits(children, counts_dir).items()}
                 for child in children:
                     if not child.alive():
                         raise RuntimeError(f"{child.name} died:\n{child.tail()}")
@@ -214,8 +259,12 @@ def measure(args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
         "idle_seconds": elapsed,
         "cpu_seconds": {"postpay": total, **cpu},
         "core_percent": 100 * total / elapsed,
+        "commits_counted": {"postpay": sum(counted.values()), **counted},
+        "commits_counted_per_second": sum(counted.values()) / elapsed,
         "commits": committed,
         "commits_per_second": committed / elapsed,
+        "commits_per_10_seconds": timeline,
+        "autovacuum_and_autoanalyze_runs": autovacuum,
         "first_event_delay_seconds": delays,
     }
 
@@ -227,9 +276,12 @@ def main(argv: list[str] | None = None) -> int:
     figures = measure(args, log_dir)
     print(f"idle {figures['idle_seconds']:.0f} s{' (' + args.label + ')' if args.label else ''}: "
           f"{figures['cpu_seconds']['postpay']:.2f} CPU-s = {figures['core_percent']:.2f} % of a core, "
-          f"{figures['commits_per_second']:.2f} commits/s")
+          f"{figures['commits_counted_per_second']:.2f} commits/s counted in postpay's processes "
+          f"({figures['commits_per_second']:.2f}/s by PostgreSQL's xact_commit)")
+    print(f"  commits per 10 s: {figures['commits_per_10_seconds']}; autovacuum/analyze runs meanwhile: "
+          f"{figures['autovacuum_and_autoanalyze_runs']}")
     for name, seconds in figures["cpu_seconds"].items():
-        print(f"  {name:16} {seconds:7.2f} CPU-s")
+        print(f"  {name:16} {seconds:7.2f} CPU-s {figures['commits_counted'][name]:6d} commits")
     print("first event after idle: " + ", ".join(f"{1000 * d:.1f} ms" for d in figures["first_event_delay_seconds"]))
     parameters = {k: v for k, v in vars(args).items() if k not in ("amqp", "database", "logs", "results_dir")}
     result = {"benchmark": "idle", "machine": machine_facts(), "parameters": parameters | {"logs": str(log_dir)},

@@ -128,72 +128,109 @@ def latency(samples: list[tuple[float, float, int]], since: float, until: float)
             "p95_ms": 1000 * percentile(chosen, 0.95), "max_ms": 1000 * max(chosen, default=float("nan"))}
 
 
-def processed(engine: Any) -> int:
-    with engine.connect() as connection:
-        return int(connection.execute(text("SELECT count(*) FROM signup_inbox "
-                                           "WHERE handler = 'signup.send_verification'")).scalar_one())
+class Signup:
+    """One mode's database, bus namespace and settings; starts and stops its postpay processes."""
 
-
-def run_mode(mode: str, args: argparse.Namespace, log_dir: Path, spawn: Any, helpers: dict[str, Any]) -> dict[str, Any]:
-    namespace = f"bench-flood-{uuid.uuid4().hex[:8]}"
-    web_port = free_port()
-    with bench_database(args.database) as database_url:
-        settings = {
-            "POSTPAY_AMQP_URL": args.amqp, "POSTPAY_BROKER_USERS": "guest", "POSTPAY_BUS_NAMESPACE": namespace,
+    def __init__(self, mode: str, args: argparse.Namespace, log_dir: Path, helpers: dict[str, Any],
+                 database_url: str) -> None:
+        self.mode, self.args, self.log_dir = mode, args, log_dir
+        self.namespace = f"bench-flood-{uuid.uuid4().hex[:8]}"
+        self.web_port = free_port()
+        self.landing = f"http://127.0.0.1:{self.web_port}/"
+        self.settings = {
+            "POSTPAY_AMQP_URL": args.amqp, "POSTPAY_BROKER_USERS": "guest", "POSTPAY_BUS_NAMESPACE": self.namespace,
             "POSTPAY_DATABASE_URL": database_url, "POSTPAY_LOG_LEVEL": args.log_level,
-            "POSTPAY_SIGNUP_HOST": "127.0.0.1", "POSTPAY_SIGNUP_PORT": str(web_port),
-            "POSTPAY_PUBLIC_URL": f"http://127.0.0.1:{web_port}",
+            "POSTPAY_SIGNUP_HOST": "127.0.0.1", "POSTPAY_SIGNUP_PORT": str(self.web_port),
+            "POSTPAY_PUBLIC_URL": self.landing.rstrip("/"),
             "POSTPAY_SMTP_HOST": "127.0.0.1", "POSTPAY_SMTP_PORT": str(helpers["smtp_port"]),
             "POSTPAY_SOLUSVM_URL": helpers["solusvm_url"],
             # A flood from one address is what the per-IP limit stops in production; here it is the load.
-            "POSTPAY_REGISTRATIONS_PER_IP": str(10 * args.registrations),
+            "POSTPAY_REGISTRATIONS_PER_IP": str(10 * (args.registrations + args.backlog)),
         }
         if args.concurrency:
-            settings["POSTPAY_CONCURRENCY"] = str(args.concurrency)
-        children: list[Child] = []
-        engine = create_engine(normalise_url(database_url))
+            self.settings["POSTPAY_CONCURRENCY"] = str(args.concurrency)
+        self.engine = create_engine(normalise_url(database_url))
+        self.children: list[Child] = []
+        self.starts = 0
+
+    def start(self, part: str, *, ready: bool = True) -> Child:
+        self.starts += 1
+        health = free_port()
+        child = start(f"{self.mode}-{part}-{self.starts}", "postpay",
+                      [PYTHON, "-m", "postpay.cli", "run", part, "--health-port", str(health)],
+                      env=child_env(self.settings), log_dir=self.log_dir, cwd=ROOT)
+        self.children.append(child)
+        if ready:
+            wait_http(child, f"http://127.0.0.1:{health}/readyz")
+        return child
+
+    def serving(self, child: Child) -> None:
+        wait_http(child, self.landing)
+        for _ in range(20):  # warm: templates compiled, plans cached
+            httpx.get(self.landing, timeout=30)
+
+    def stop(self) -> None:
+        stop_all(self.children)
+        self.children = []
+
+    def processed(self) -> int:
+        with self.engine.connect() as connection:
+            return int(connection.execute(text("SELECT count(*) FROM signup_inbox "
+                                               "WHERE handler = 'signup.send_verification'")).scalar_one())
+
+    def unrelayed(self) -> int:
+        with self.engine.connect() as connection:
+            return int(connection.execute(text("SELECT count(*) FROM signup_outbox")).scalar_one())
+
+    def close(self) -> None:
+        self.stop()
+        self.engine.dispose()
+        bus = RabbitBus(self.args.amqp, naming=Naming(self.namespace))
+        bus.delete_topology([s for service in all_services().values() for s in service.subscriptions])
+
+
+def run_mode(mode: str, args: argparse.Namespace, log_dir: Path, spawn: Any, helpers: dict[str, Any]) -> dict[str, Any]:
+    with bench_database(args.database) as database_url:
+        signup = Signup(mode, args, log_dir, helpers, database_url)
         try:
-            for part in MODES[mode]:  # the web first: it migrates, then the handlers find the tables made
-                health = free_port()
-                child = start(f"{mode}-{part}", "postpay",
-                              [PYTHON, "-m", "postpay.cli", "run", part, "--health-port", str(health)],
-                              env=child_env(settings), log_dir=log_dir, cwd=ROOT)
-                children.append(child)
-                wait_http(child, f"http://127.0.0.1:{health}/readyz")
-            landing = f"http://127.0.0.1:{web_port}/"
-            wait_http(children[0], landing)
-            for _ in range(20):  # warm: templates compiled, plans cached
-                httpx.get(landing, timeout=30)
-            return measure(mode, args, spawn, children, engine, landing, web_port)
+            children = [signup.start(part) for part in MODES[mode]]  # the web first: it migrates
+            signup.serving(children[0])
+            result = measure(mode, args, spawn, signup, children)
+            signup.stop()
+            result["backlog"] = drain(mode, args, spawn, signup)
+            return result
         finally:
-            stop_all(children)
-            engine.dispose()
-            bus = RabbitBus(args.amqp, naming=Naming(namespace))
-            bus.delete_topology([s for service in all_services().values() for s in service.subscriptions])
+            signup.close()
 
 
-def measure(mode: str, args: argparse.Namespace, spawn: Any, children: list[Child], engine: Any, landing: str,
-            web_port: int) -> dict[str, Any]:
-    n = args.registrations
-    ready, stop, probes, answers = spawn.Event(), spawn.Event(), spawn.Queue(), spawn.Queue()
-    prober = spawn.Process(target=probe, args=(landing, args.probe_interval, ready, stop, probes))
+def watch_landing(spawn: Any, signup: Signup, args: argparse.Namespace) -> tuple[Any, Any, Any]:
+    ready, stop, probes = spawn.Event(), spawn.Event(), spawn.Queue()
+    prober = spawn.Process(target=probe, args=(signup.landing, args.probe_interval, ready, stop, probes))
     prober.start()
     if not ready.wait(60):
         raise RuntimeError("the landing-page prober did not start")
+    return prober, stop, probes
+
+
+def measure(mode: str, args: argparse.Namespace, spawn: Any, signup: Signup, children: list[Child]) -> dict[str, Any]:
+    """The flood: ``--registrations`` posted as fast as they are answered, until the last is processed."""
+    n = args.registrations
+    answers = spawn.Queue()
+    prober, stop, probes = watch_landing(spawn, signup, args)
     time.sleep(args.idle_seconds)
     broker, machine_before = BrokerProcess(args.amqp), system_cpu_seconds()
     postgres_before, broker_before = service_cpu_seconds(["postgres"]), broker.cpu_seconds()
     for child in children:
         child.mark_cpu()
     started = time.time()
-    loader = spawn.Process(target=flood, args=(f"http://127.0.0.1:{web_port}", f"flood-{uuid.uuid4().hex[:8]}", n,
-                                               args.clients, answers))
+    loader = spawn.Process(target=flood, args=(f"http://127.0.0.1:{signup.web_port}", f"flood-{uuid.uuid4().hex[:8]}",
+                                               n, args.clients, answers))
     loader.start()
     progress: list[tuple[float, int]] = []
     flooded: list[tuple[float, float, int]] | None = None
     while True:
         time.sleep(0.2)
-        done = processed(engine)
+        done = signup.processed()
         progress.append((time.time(), done))
         if flooded is None and not answers.empty():
             flooded = answers.get()
@@ -233,15 +270,60 @@ def measure(mode: str, args: argparse.Namespace, spawn: Any, children: list[Chil
         "registrations_per_second_per_machine_core": n / machine,
         "registration_answer_p95_ms": 1000 * percentile([done - sent for sent, done, _ in flooded], 0.95),
         "landing": {"idle": latency(samples, 0, started), "flood": latency(samples, started, accepted_at),
-                    "backlog": latency(samples, accepted_at, finished)},
+                    "after_flood": latency(samples, accepted_at, finished)},
         "peak_rss_mib": {child.name: child.peak_rss_bytes() / 2**20 for child in children},
     }
+
+
+def drain(mode: str, args: argparse.Namespace, spawn: Any, signup: Signup) -> dict[str, Any]:
+    """A backlog of ``--backlog`` registrations, accepted by a web alone (no handler anywhere) and
+    relayed to the queue; then the mode's processes start again and the handlers work it off while
+    the landing page is probed."""
+    before = signup.processed()
+    filler = signup.start("signup-web")
+    signup.serving(filler)
+    answers = spawn.Queue()
+    flood(f"http://127.0.0.1:{signup.web_port}", f"backlog-{uuid.uuid4().hex[:8]}", args.backlog, args.clients, answers)
+    assert all(status == 202 for _, _, status in answers.get()), "a registration of the backlog was refused"
+    deadline = time.time() + STALL_SECONDS
+    while signup.unrelayed() and time.time() < deadline:
+        time.sleep(0.2)
+    signup.stop()
+    assert signup.processed() == before, "nothing consumed the backlog while it was made"
+    first = signup.start(MODES[mode][0], ready=False)
+    signup.serving(first)
+    prober, stop, probes = watch_landing(spawn, signup, args)
+    began = time.time()
+    for part in MODES[mode][1:]:
+        signup.start(part, ready=False)
+    target, progress = before + args.backlog, [(began, signup.processed())]
+    while progress[-1][1] < target:
+        time.sleep(0.2)
+        progress.append((time.time(), signup.processed()))
+        if time.time() - min(at for at, count in progress if count == progress[-1][1]) > STALL_SECONDS:
+            raise RuntimeError(f"{mode}: the backlog stalled at {progress[-1][1] - before} of {args.backlog}")
+    finished = next(at for at, count in progress if count >= target)
+    stop.set()
+    samples = probes.get()
+    prober.join(30)
+    # Both modes are measured from the first poll that saw the handlers at work until the last event:
+    # the combined process drains from its start (before its page answers), the split's handlers once
+    # they have started. Neither window holds start-up time or an idle page.
+    # (A small backlog may be gone before the first poll: nothing was then drained while probed.)
+    index = next((i for i in range(1, len(progress)) if progress[i][1] > progress[i - 1][1]), 1)
+    working, counted = progress[index - 1]
+    drained = target - counted
+    return {"registrations": args.backlog, "drained_while_probed": drained,
+            "processed_per_second": drained / (finished - working) if finished > working else float("nan"),
+            "seconds": finished - working, "landing": latency(samples, working, finished)}
 
 
 # -- the benchmark ----------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--registrations", type=int, default=2000)
+    parser.add_argument("--registrations", type=int, default=2000, help="Registrations of the flood.")
+    parser.add_argument("--backlog", type=int, default=2000,
+                        help="Registrations queued for the handlers before they start, worked off while probed.")
     parser.add_argument("--clients", type=int, default=8, help="Concurrent connections of the load generator.")
     parser.add_argument("--concurrency", type=int, default=0,
                         help="POSTPAY_CONCURRENCY of the postpay processes (0: postpay's default).")
@@ -284,9 +366,14 @@ def main(argv: list[str] | None = None) -> int:
 
 def summary(round_: dict[str, dict[str, Any]]) -> str:
     return "; ".join(f"{mode}: accepted {r['accepted_per_second']:.0f}/s, processed {r['processed_per_second']:.0f}/s, "
-                     f"{r['postpay_cpu_ms_per_registration']:.1f} CPU-ms, landing p95 idle/backlog "
-                     f"{r['landing']['idle']['p95_ms']:.0f}/{r['landing']['backlog']['p95_ms']:.0f} ms"
-                     for mode, r in round_.items())
+                     f"{r['postpay_cpu_ms_per_registration']:.1f} CPU-ms, landing p95 idle/flood/backlog "
+                     f"{r['landing']['idle']['p95_ms']:.0f}/{r['landing']['flood']['p95_ms']:.0f}/"
+                     f"{r['backlog']['landing']['p95_ms']:.0f} ms, backlog drained at "
+                     f"{r['backlog']['processed_per_second']:.0f}/s" for mode, r in round_.items())
+
+
+def landing_phases(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {**result["landing"], "backlog": result["backlog"]["landing"]}
 
 
 def spread(values: list[float]) -> dict[str, Any]:
@@ -306,9 +393,11 @@ FIGURES = ("accepted_per_second", "processed_per_second", "postpay_cpu_ms_per_re
 def report(rounds: list[dict[str, dict[str, Any]]], args: argparse.Namespace) -> dict[str, Any]:
     figures = {mode: {name: spread([r[mode][name] for r in rounds]) for name in FIGURES} for mode in MODES}
     for mode in MODES:
+        figures[mode]["backlog_processed_per_second"] = spread([r[mode]["backlog"]["processed_per_second"] for r in rounds])
         for phase in ("idle", "flood", "backlog"):
             for quantile in ("p50_ms", "p95_ms"):
-                figures[mode][f"landing_{phase}_{quantile}"] = spread([r[mode]["landing"][phase][quantile] for r in rounds])
+                figures[mode][f"landing_{phase}_{quantile}"] = spread([landing_phases(r[mode])[phase][quantile]
+                                                                       for r in rounds])
 
     def ratio(name: str, a: str = "split", b: str = "combined") -> dict[str, Any]:
         return spread([r[a][name] / r[b][name] for r in rounds])
@@ -319,11 +408,14 @@ def report(rounds: list[dict[str, dict[str, Any]]], args: argparse.Namespace) ->
         "split/combined registrations per postpay core": ratio("registrations_per_second_per_postpay_core"),
         "split/combined CPU-ms per registration": ratio("postpay_cpu_ms_per_registration"),
         # Each round's own: how much the backlog raises the landing page's p95 over its idle p95.
-        **{f"{mode} landing p95 backlog/idle": spread([r[mode]["landing"]["backlog"]["p95_ms"]
+        **{f"{mode} landing p95 backlog/idle": spread([landing_phases(r[mode])["backlog"]["p95_ms"]
                                                       / r[mode]["landing"]["idle"]["p95_ms"] for r in rounds])
            for mode in MODES},
-        "split/combined landing p95 during backlog": spread([r["split"]["landing"]["backlog"]["p95_ms"]
-                                                             / r["combined"]["landing"]["backlog"]["p95_ms"]
+        "split/combined landing p95 during backlog": spread([r["split"]["backlog"]["landing"]["p95_ms"]
+                                                             / r["combined"]["backlog"]["landing"]["p95_ms"]
+                                                             for r in rounds]),
+        "split/combined backlog drained per second": spread([r["split"]["backlog"]["processed_per_second"]
+                                                             / r["combined"]["backlog"]["processed_per_second"]
                                                              for r in rounds]),
     }
     print(f"{'':44} {'combined':>22} {'split':>22}")

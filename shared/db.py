@@ -14,7 +14,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import Dialect, Numeric, String, create_engine, event, text
+from sqlalchemy import Dialect, Numeric, String, Table, create_engine, event, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult, Engine, Result, make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
@@ -67,6 +68,14 @@ class UtcTimestamp(TypeDecorator[datetime]):
         if moment.tzinfo is None:
             return moment.replace(tzinfo=UTC)
         return moment.astimezone(UTC)
+
+
+def insert_on_conflict(where: Session | str, table: Table) -> Any:
+    """An INSERT into ``table`` that can say what a duplicate key does (``.on_conflict_do_nothing`` to
+    ignore it, ``.on_conflict_do_update`` to merge): PostgreSQL's or SQLite's, which spell it alike.
+    ``where`` is the session it will run in, or the dialect's name (for statements built once per dialect)."""
+    dialect = where if isinstance(where, str) else where.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
 
 
 def normalise_url(url: str) -> str:

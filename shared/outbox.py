@@ -25,7 +25,7 @@ from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, Tex
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from shared.bus.messages import OutgoingMessage, PublishError, PublishResult
+from shared.bus.messages import OutgoingMessage, PublishError
 from shared.db import Database, UtcTimestamp
 from shared.events.base import Envelope, Event, new_envelope
 from shared.logging import get_logger
@@ -291,13 +291,20 @@ class OutboxRelay:
         back off too while the broker is unreachable."""
         tables = [outbox.table for outbox in self.outboxes]
         register(self.db.engine, tables, self.wake)
-        # The idle wait can be long: stopping wakes it (a blocked thread costs nothing, a sliced wait would).
-        threading.Thread(target=lambda: (stop.wait(), self._wake.set()), name="relay-stop", daemon=True).start()
-        listening = None
+        listener = listening = None
         if self.db.engine.dialect.name == "postgresql":
-            self.listener = OutboxListener(self.db.engine, tables, self.wake)
-            listening = threading.Thread(target=self.listener.run, args=(stop,), name="outbox-listener", daemon=True)
+            listener = self.listener = OutboxListener(self.db.engine, tables, self.wake)
+            listening = threading.Thread(target=listener.run, args=(stop,), name="outbox-listener", daemon=True)
             listening.start()
+
+        def on_stop() -> None:
+            stop.wait()
+            self._wake.set()
+            if listener is not None:
+                listener.interrupt()
+
+        # The idle waits can be long: stopping ends them (a blocked thread costs nothing, a sliced wait would).
+        threading.Thread(target=on_stop, name="relay-stop", daemon=True).start()
         try:
             self._run(stop)
         finally:

@@ -16,12 +16,14 @@ caught by the relay's own poll, which backs off while idle up to a bounded inter
 
 from __future__ import annotations
 
+import select
+import socket
 import threading
 from collections.abc import Callable, Hashable, Iterable
 from typing import Any
 
 from sqlalchemy import Table, event, text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
 from shared.logging import get_logger
@@ -41,7 +43,7 @@ def channel(table: Table) -> str:
 
 def _engine(session: Session) -> Engine:
     bind = session.get_bind()
-    return getattr(bind, "engine", bind)  # a session bound to a Connection
+    return bind.engine if isinstance(bind, Connection) else bind  # a session may be bound to a Connection
 
 
 def _key(engine: Engine, table_name: str) -> tuple[Hashable, str]:
@@ -73,7 +75,7 @@ def relayed_here(engine: Engine, table: Table) -> bool:
 
 def outbox_written(session: Session, table: Table) -> None:
     """Mark the session's transaction as having written to ``table``'s outbox (once per transaction)."""
-    written = session.info.get(_WRITTEN)
+    written: tuple[Engine, set[str]] | None = session.info.get(_WRITTEN)
     if written is None:
         written = session.info[_WRITTEN] = (_engine(session), set())
     engine, names = written
@@ -106,19 +108,27 @@ class OutboxListener:
     notification, and after each (re)connect: what was committed while nobody listened notified nobody."""
 
     def __init__(self, engine: Engine, tables: Iterable[Table], wake: Callable[[], None], *,
-                 reconnect_max_seconds: float = 30.0, check_seconds: float = 1.0) -> None:
+                 reconnect_max_seconds: float = 30.0, check_seconds: float = 60.0) -> None:
         self.engine = engine
         self.channels = sorted({channel(table) for table in tables})
         self.wake = wake
         self.reconnect_max_seconds = reconnect_max_seconds
-        self.check_seconds = check_seconds  # how often the wait looks at the stop event (no query)
+        self.check_seconds = check_seconds  # longest idle sleep without a look at the stop event (no query)
+        self._interrupt_reader, self._interrupt_writer = socket.socketpair()
         self.listening = threading.Event()
         self.backend_pid: int | None = None
+
+    def interrupt(self) -> None:
+        """Wake the wait at once (to stop)."""
+        try:
+            self._interrupt_writer.send(b"\0")
+        except OSError:
+            pass
 
     def _connect(self) -> Any:
         # Out of the pool: this connection is held for the life of the process.
         pooled = self.engine.raw_connection()
-        connection = pooled.driver_connection
+        connection: Any = pooled.driver_connection  # psycopg's, whose LISTEN API SQLAlchemy does not type
         pooled.detach()
         connection.autocommit = True
         for name in self.channels:
@@ -136,8 +146,12 @@ class OutboxListener:
                 self.listening.set()
                 self.wake()  # anything committed before the LISTEN took effect
                 while not stop.is_set():
-                    for _ in connection.notifies(timeout=self.check_seconds):
+                    # Drain what has arrived (timeout 0: libpq may hold some read with the LISTEN's answer),
+                    # then sleep on the socket itself: psycopg's own wait wakes every 0.1 s to look for
+                    # signals, which alone cost an idle process more CPU than everything else it does.
+                    for _ in connection.notifies(timeout=0):
                         self.wake()
+                    select.select([connection.fileno(), self._interrupt_reader], [], [], self.check_seconds)
             except Exception as exc:  # noqa: BLE001 - the poll covers the gap; listen again later
                 if stop.is_set():
                     break
@@ -148,6 +162,9 @@ class OutboxListener:
                 delay = min(2 * delay, self.reconnect_max_seconds)
             finally:
                 self.listening.clear()
+                if stop.is_set():
+                    self._interrupt_reader.close()
+                    self._interrupt_writer.close()
                 if connection is not None:
                     try:
                         connection.close()

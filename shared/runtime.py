@@ -82,22 +82,22 @@ class Runtime:
         self.consumer: Any = None
 
     @property
-    def bindings(self) -> list[tuple[Subscription[Any], MessageProcessor]]:
+    def bindings(self) -> list[tuple[Subscription, MessageProcessor]]:
         return [
             (self._capped(subscription), self.processors[service.name])
             for service in self.services
             for subscription in service.subscriptions
         ]
 
-    def _capped(self, subscription: Subscription[Any]) -> Subscription[Any]:
+    def _capped(self, subscription: Subscription) -> Subscription:
         if self.handler_batch is None or subscription.batch <= self.handler_batch:
             return subscription
         return dataclasses.replace(subscription, batch=self.handler_batch)
 
-    def all_subscriptions(self) -> list[Subscription[Any]]:
+    def all_subscriptions(self) -> list[Subscription]:
         return [subscription for service in self.all_services for subscription in service.subscriptions]
 
-    def own_subscriptions(self) -> list[Subscription[Any]]:
+    def own_subscriptions(self) -> list[Subscription]:
         return [subscription for service in self.services for subscription in service.subscriptions]
 
     def create_tables(self) -> None:

@@ -59,7 +59,7 @@ class ServiceDefinition:
 
     name: str
     tables: ServiceTables
-    subscriptions: list[Subscription[Any]]
+    subscriptions: list[Subscription]
     background: list[BackgroundTask] = field(default_factory=list)
     preflight: list[Callable[[], None]] = field(default_factory=list)
     outbox_committed: CommitSignal | None = None

@@ -11,6 +11,7 @@ from postpay.console.web import console_of, operator_session, page
 from postpay.lookups.invoices import invoice_detail, list_invoices
 from postpay.lookups.periods import closed_info, list_periods, summary
 from postpay.operators.accounts import ConsoleSession
+from postpay.ops.context import period_choice
 from postpay.ops.dry_run import preview_period
 from shared.periods import BillingPeriod
 
@@ -19,8 +20,9 @@ Session = Annotated[ConsoleSession, Depends(operator_session)]
 
 
 def _period(request: Request, key: str) -> BillingPeriod:
+    console = console_of(request)
     try:
-        return BillingPeriod.parse(key, console_of(request).timezone)
+        return period_choice(console.db, key, console.timezone).period
     except ValueError as exc:
         raise HTTPException(404, f"{key} is not a billing month") from exc
 

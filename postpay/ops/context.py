@@ -102,6 +102,16 @@ def _definition(name: str) -> ServiceDefinition:
     return ServiceDefinition(name=name, tables=ServiceTables(name), subscriptions=[])
 
 
+def period_choice(db: Database, key: str, timezone: str) -> PeriodChoice:
+    """The window an operator means by month ``key`` (the CLI's and the console's one rule): the one
+    recorded at its first close, whatever the zone configured now; a month not closed yet, the calendar
+    month in ``timezone`` joined to its closed neighbours. Raises ``ValueError`` for a key that is not a
+    month (refused before the database is asked)."""
+    BillingPeriod.parse(key, timezone)
+    with db.transaction() as session:
+        return choose_period(session, key, timezone)
+
+
 @dataclass
 class BillingContext:
     db: Database
@@ -128,10 +138,7 @@ class BillingContext:
 
     def period_choice(self, key: str) -> PeriodChoice:
         """The month's window: recorded at its first close, whatever the zone configured now."""
-        timezone = self.scheduler_settings.billing_timezone
-        BillingPeriod.parse(key, timezone)  # a bad key is refused before the database is asked
-        with self.db.transaction() as session:
-            return choose_period(session, key, timezone)
+        return period_choice(self.db, key, self.scheduler_settings.billing_timezone)
 
     def period(self, key: str) -> BillingPeriod:
         return self.period_choice(key).period

@@ -53,6 +53,7 @@ class Tool:
 TOOLS = (
     Tool("chromium", "chromium", "the browser tests (tests/e2e, /usr/bin/chromium)"),
     Tool("php", "php-cli", "the WHMCS hook test"),
+    Tool("php-curl", "php-curl", "the WHMCS hook test (the hook calls postpay with PHP's curl)"),
     Tool("promtool", "prometheus", "the alert-rule tests (the prometheus service is not started)"),
     Tool("rabbitmq-server", "rabbitmq-server",
          "the tests that run a private RabbitMQ node, and erl for the broker config check"),

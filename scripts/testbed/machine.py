@@ -96,6 +96,8 @@ class LocalMachine:
             places = [configured] if configured else list(SBIN_CANDIDATES)
             found = any(Path(p, "rabbitmq-server").exists() for p in places) or self.installed(RABBITMQ)
             return found and shutil.which("erl") is not None
+        if tool.name == "php-curl":
+            return _php_has_curl()
         return shutil.which(tool.name) is not None
 
     def installed_by_us(self) -> set[str]:
@@ -171,3 +173,14 @@ def _services_held() -> Iterator[None]:
         yield
     finally:
         POLICY_RC.unlink(missing_ok=True)
+
+
+def _php_has_curl() -> bool:
+    """Debian's php-cli comes without curl, which the WHMCS hook needs: without it the hook quietly
+    draws no panel."""
+    php = shutil.which("php")
+    if php is None:
+        return False
+    probe = subprocess.run([php, "-r", "exit(function_exists('curl_init') ? 0 : 1);"], capture_output=True,
+                           timeout=30)
+    return probe.returncode == 0

@@ -13,9 +13,9 @@ from typing import Any
 
 from shared.bus.processing import HandlerContext
 from shared.errors import PermanentError
-from shared.events.billing import InvoiceReleased, NothingToBill, UsageCollected
+from shared.events.billing import InvoiceReleased, NothingToBill, UsageCollected, period_of
 from shared.events.metering import describe_metering
-from shared.periods import BillingPeriod
+from shared.ports import Whmcs
 
 from services.invoicer import holds_store, issuing, store
 from services.invoicer.decision import Decision, decide
@@ -32,10 +32,10 @@ class AttemptInProgress(Exception):
     """Another delivery started an attempt for the (client, period) meanwhile: try again (it is settled then)."""
 
 
-def create_invoice(event: UsageCollected, ctx: HandlerContext, whmcs: Any, settings: InvoicerSettings) -> None:
-    period = _period(event)
+def create_invoice(event: UsageCollected, ctx: HandlerContext, whmcs: Whmcs, settings: InvoicerSettings) -> None:
+    period = period_of(event)
     client_id, key = event.whmcs_client_id, run_key(event.whmcs_client_id, period.key)
-    with ctx.separate_transaction() as session:
+    with ctx.read_first() as session:
         current = store.entry(session, client_id, period.key)
         released = _released_in_flight(session, current)
         earlier = store.largest_earlier_invoices(session, client_id, period.key)
@@ -76,11 +76,11 @@ def create_invoice(event: UsageCollected, ctx: HandlerContext, whmcs: Any, setti
         supersede_hold(ctx, client_id, period.key, "a later computation of the period was invoiced")
 
 
-def release_invoice(event: InvoiceReleased, ctx: HandlerContext, whmcs: Any, settings: InvoicerSettings) -> None:
+def release_invoice(event: InvoiceReleased, ctx: HandlerContext, whmcs: Whmcs, settings: InvoicerSettings) -> None:
     """Invoice a released hold exactly as it was computed, dated today, with the notes and line
     provenance a direct invoice has (a hold kept before these were stored has no provenance rows)."""
     client_id, period = event.whmcs_client_id, event.period
-    with ctx.separate_transaction() as session:
+    with ctx.read_first() as session:
         hold = holds_store.get(session, client_id, period)
     if hold is None or hold.status != holds_store.RELEASED:
         ctx.log.info("nothing released to invoice", client_id=client_id, period=period,
@@ -97,7 +97,7 @@ def released_draft(hold: holds_store.Hold, settings: InvoicerSettings, ctx: Hand
                  due_days=settings.invoice_due_days, provenance=hold.provenance)
 
 
-def client_tariff(whmcs: Any, client_id: int, settings: InvoicerSettings) -> Tariff:
+def client_tariff(whmcs: Whmcs, client_id: int, settings: InvoicerSettings) -> Tariff:
     """The tariff of the client's WHMCS currency (read each time: an operator may change it)."""
     client = whmcs.get_client(client_id)
     if client is None:
@@ -105,13 +105,6 @@ def client_tariff(whmcs: Any, client_id: int, settings: InvoicerSettings) -> Tar
     if not client.currency_code:
         raise PermanentError(f"WHMCS did not tell the currency of client {client_id}")
     return tariff_for(client.currency_code, settings.token_prices, settings.currency_minor_units)
-
-
-def _period(event: UsageCollected) -> BillingPeriod:
-    try:
-        return event.billing_period()
-    except ValueError as exc:
-        raise PermanentError(str(exc)) from exc
 
 
 def _released_in_flight(session: Any, current: store.LedgerEntry | None) -> bool:

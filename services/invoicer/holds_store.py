@@ -19,10 +19,9 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import BigInteger, Column, Index, Integer, String, Table, Text, func, select, text
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from shared.db import Amount, UtcTimestamp, rows_changed
+from shared.db import Amount, UtcTimestamp, insert_on_conflict, rows_changed
 from shared.events.billing import VmUsage
 from shared.periods import BillingPeriod
 from shared.upstream.whmcs_models import InvoiceLine
@@ -127,11 +126,6 @@ class Pause:
         return self.resumed_at is None
 
 
-def _insert(session: Session, table: Table) -> Any:
-    dialect = session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
-
-
 def _hold(row: Any) -> Hold:
     return Hold(
         whmcs_client_id=row.whmcs_client_id, period=row.period, status=row.status,
@@ -177,7 +171,7 @@ def keep(session: Session, client_id: int, period: BillingPeriod, status: str, *
         "provenance": provenance,
         "pricing": json.dumps(_pricing(priced)) if priced is not None else None,
     }
-    statement = _insert(session, holds).values(whmcs_client_id=client_id, period=period.key, created_at=now, **values)
+    statement = insert_on_conflict(session, holds).values(whmcs_client_id=client_id, period=period.key, created_at=now, **values)
     session.execute(statement.on_conflict_do_update(index_elements=[holds.c.whmcs_client_id, holds.c.period],
                                                     set_=values))
 
@@ -240,7 +234,7 @@ def history(session: Session, period: str, client_id: int | None = None) -> list
 
 def pause(session: Session, period: str, *, held: int, seen: int, now: datetime) -> bool:
     """Pause the period unless it was paused before (a period an operator resumed stays resumed)."""
-    statement = _insert(session, pauses).values(period=period, paused_at=now, held=held, seen=seen)
+    statement = insert_on_conflict(session, pauses).values(period=period, paused_at=now, held=held, seen=seen)
     statement = statement.on_conflict_do_nothing(index_elements=[pauses.c.period]).returning(pauses.c.period)
     return session.execute(statement).first() is not None
 

@@ -15,11 +15,11 @@ Why neither a crash nor a slow WHMCS can make a second invoice:
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
 
 from shared.bus.processing import HandlerContext
 from shared.errors import PermanentError, RetryLater
 from shared.events.billing import InvoiceCreated
+from shared.ports import Whmcs
 from shared.upstream.errors import UpstreamError, UpstreamOutcomeUnknown
 from shared.upstream.whmcs_models import WhmcsInvoice, WhmcsInvoiceSummary
 
@@ -30,7 +30,7 @@ from services.invoicer.pricing import PricedUsage
 from services.invoicer.settings import InvoicerSettings
 
 
-def take_turn(ctx: HandlerContext, whmcs: Any, settings: InvoicerSettings, client_id: int, period: str, key: str,
+def take_turn(ctx: HandlerContext, whmcs: Whmcs, settings: InvoicerSettings, client_id: int, period: str, key: str,
               *, done: tuple[str, ...] = store.FINAL) -> int | None:
     """Claim the next attempt of (client, period) and settle an earlier one whose outcome is unknown.
 
@@ -38,7 +38,7 @@ def take_turn(ctx: HandlerContext, whmcs: Any, settings: InvoicerSettings, clien
     ``done``, or an earlier attempt's invoice was found and recorded. Raises ``RetryLater`` while the
     quiet time after a lost outcome has not passed.
     """
-    with ctx.separate_transaction() as session:
+    with ctx.record_now() as session:
         turn = store.claim(session, client_id, period, key, ctx.now(), settings.uncertain_quiet, done=done)
     if turn.action == "done":
         ctx.log.info("nothing to do for this client and period", client_id=client_id, period=period, status=turn.status)
@@ -51,7 +51,7 @@ def take_turn(ctx: HandlerContext, whmcs: Any, settings: InvoicerSettings, clien
             earlier = whmcs.find_invoice_by_marker(client_id, notes_marker(key))
             invoice = whmcs.get_invoice(earlier.id) if earlier is not None else None
         except BaseException:
-            with ctx.separate_transaction() as session:
+            with ctx.record_now() as session:
                 store.mark_uncertain(session, client_id, period, since=None)  # nothing new was sent
             raise
         if earlier is not None and invoice is not None:
@@ -62,7 +62,7 @@ def take_turn(ctx: HandlerContext, whmcs: Any, settings: InvoicerSettings, clien
     return turn.attempts
 
 
-def create(ctx: HandlerContext, whmcs: Any, settings: InvoicerSettings, draft: InvoiceDraft, attempt: int,
+def create(ctx: HandlerContext, whmcs: Whmcs, settings: InvoicerSettings, draft: InvoiceDraft, attempt: int,
            priced: PricedUsage | None = None) -> None:
     """Send CreateInvoice for the owned ``attempt`` and record the invoice; a lost outcome marks the row
     uncertain, a refusal marks it failed, and either is raised to the bus."""
@@ -79,7 +79,7 @@ def create(ctx: HandlerContext, whmcs: Any, settings: InvoicerSettings, draft: I
         )
     except UpstreamOutcomeUnknown:
         OUTCOMES_UNCERTAIN.inc()
-        with ctx.separate_transaction() as session:
+        with ctx.record_now() as session:
             store.mark_uncertain(session, client_id, period, since=ctx.now())
         ctx.log.warning("CreateInvoice outcome unknown; the invoice is looked up after the quiet time",
                         client_id=client_id, period=period, quiet_seconds=settings.whmcs_uncertain_quiet_seconds,
@@ -90,7 +90,7 @@ def create(ctx: HandlerContext, whmcs: Any, settings: InvoicerSettings, draft: I
         raise RetryLater(f"CreateInvoice for client {client_id}, {period}: outcome unknown, looked up after the "
                          "quiet time", settings.whmcs_uncertain_quiet_seconds) from None
     except UpstreamError:
-        with ctx.separate_transaction() as session:
+        with ctx.record_now() as session:
             store.mark_failed(session, client_id, period, attempt)
         raise
     if priced is not None:

@@ -17,10 +17,9 @@ from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import BigInteger, Boolean, Column, Integer, String, Table, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from shared.db import Amount, UtcTimestamp
+from shared.db import Amount, UtcTimestamp, insert_on_conflict
 
 from services.invoicer.invoice_document import InvoiceDraft
 from services.invoicer.pricing import PricedUsage
@@ -100,8 +99,7 @@ def record(session: Session, draft: InvoiceDraft, priced: PricedUsage, invoice_i
                 unrounded=format(tariff.token_price * vm.tokens, "f"),
             )  # fmt: skip
         rows.append(row)
-    dialect = session.get_bind().dialect.name
-    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(lines)
+    insert = insert_on_conflict(session, lines)
     # A redelivery that recorded the invoice already wrote these rows: the first record stands.
     session.execute(insert.on_conflict_do_nothing(index_elements=[lines.c.invoice_id, lines.c.position]), rows)
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import functools
 import threading
 
-from shared.bus.topology import Subscription
+from shared.bus.topology import Subscription, bind
 from shared.dependencies import Dependencies
 from shared.events.billing import InvoiceReleased, UsageCollected
 from shared.service import ServiceDefinition
@@ -19,8 +18,8 @@ NAME = "invoicer"
 
 def build(deps: Dependencies) -> ServiceDefinition:
     settings = deps.settings(InvoicerSettings)
-    create_invoice = functools.partial(handlers.create_invoice, whmcs=deps.whmcs, settings=settings)
-    release_invoice = functools.partial(handlers.release_invoice, whmcs=deps.whmcs, settings=settings)
+    create_invoice = bind(handlers.create_invoice, whmcs=deps.whmcs, settings=settings)
+    release_invoice = bind(handlers.release_invoice, whmcs=deps.whmcs, settings=settings)
 
     def count_waiting_holds(stop: threading.Event) -> None:
         """While the invoicer runs, its /metrics says what waits for an operator (read at each scrape)."""

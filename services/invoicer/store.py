@@ -18,10 +18,9 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import BigInteger, Column, ColumnElement, Date, Integer, String, Table, bindparam, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from shared.db import Amount, UtcTimestamp, rows_changed
+from shared.db import Amount, UtcTimestamp, insert_on_conflict, rows_changed
 from shared.service import ServiceTables
 
 PENDING = "pending"
@@ -85,10 +84,6 @@ def _dialect(session: Session) -> str:
     return session.get_bind().dialect.name
 
 
-def _insert(dialect: str) -> Any:
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(ledger)
-
-
 # The hot statements are built once per dialect, with bound parameters: building and cache-keying a
 # statement like these costs more CPU than running it, and every invoice runs each of them.
 _KEY = (ledger.c.whmcs_client_id == bindparam("p_client_id")) & (ledger.c.period == bindparam("p_period"))
@@ -103,7 +98,7 @@ _RECORD_INVOICE = ledger.update().where(_KEY).values(
 
 @functools.cache
 def _first_attempt(dialect: str) -> Any:
-    return _insert(dialect).values(
+    return insert_on_conflict(dialect, ledger).values(
         whmcs_client_id=bindparam("p_client_id"), period=bindparam("p_period"), run_key=bindparam("p_run_key"),
         status=PENDING, attempts=1, created_at=bindparam("p_now"), updated_at=bindparam("p_now"),
     ).on_conflict_do_nothing(index_elements=[ledger.c.whmcs_client_id, ledger.c.period]).returning(ledger.c.attempts)
@@ -202,7 +197,7 @@ def settle(session: Session, client_id: int, period: str, run_key: str, status: 
         allowed = (ledger.c.status == PENDING) & (ledger.c.attempts == fence)
     else:
         allowed = ledger.c.status.notin_((*BUSY, *FINAL, RELEASING))
-    statement = _insert(_dialect(session)).values(
+    statement = insert_on_conflict(session, ledger).values(
         whmcs_client_id=client_id, period=period, run_key=run_key, status=status, attempts=0,
         created_at=now, updated_at=now,
     ).on_conflict_do_update(

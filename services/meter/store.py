@@ -11,10 +11,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import BigInteger, Boolean, Column, Index, Integer, String, Table, Text, Uuid, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from shared.db import UtcTimestamp
+from shared.db import UtcTimestamp, insert_on_conflict
 from shared.service import ServiceTables
 from shared.upstream.solusvm_inventory import PlanPrices
 
@@ -77,17 +76,13 @@ class Cursor:
     log_marks: dict[str, int]
 
 
-def _insert(session: Session, table: Table) -> Any:
-    return (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(table)
-
-
 def _cursor(row: Any) -> Cursor:
     return Cursor(row.epoch, int(row.sweep), row.started_at, row.finished_at, json.loads(row.log_marks))
 
 
 def ensure_cursor(session: Session, now: datetime) -> Cursor:
     """The cursor, created (with a new epoch) by the first meter to run on this database."""
-    session.execute(_insert(session, cursor).values(
+    session.execute(insert_on_conflict(session, cursor).values(
         id=CURSOR_ID, epoch=uuid.uuid4(), sweep=0, log_marks="{}", updated_at=now,
     ).on_conflict_do_nothing(index_elements=[cursor.c.id]))
     return _cursor(session.execute(select(cursor).where(cursor.c.id == CURSOR_ID)).one())
@@ -144,7 +139,7 @@ def save_vms(session: Session, states: Iterable[VmState]) -> None:
     rows = [_row(state) for state in states]
     if not rows:
         return
-    statement = _insert(session, vms)
+    statement = insert_on_conflict(session, vms)
     statement = statement.on_conflict_do_update(
         index_elements=[vms.c.server_id],
         set_={name: statement.excluded[name] for name in rows[0] if name != "server_id"},
@@ -172,5 +167,5 @@ def save_pending(session: Session, added: Mapping[int, LoggedCreation], consumed
              "user_id": c.user_id, "plan_id": c.plan_id}
             for server_id, c in added.items() if server_id not in dropped and c.at >= older_than]
     if rows:
-        statement = _insert(session, pending_creations)
+        statement = insert_on_conflict(session, pending_creations)
         session.execute(statement.on_conflict_do_nothing(index_elements=[pending_creations.c.server_id]), rows)

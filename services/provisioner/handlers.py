@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.bus.processing import HandlerContext
+from shared.bus.processing import DatabaseContext, HandlerContext
 from shared.errors import PermanentError
 from shared.events.accounts import (
     AccountsSyncRequested,
@@ -45,6 +45,7 @@ from shared.events.base import Event
 from shared.events.billing import InvoiceCreated
 from shared.events.enrollment import TermsAccepted, UserProvisioned
 from shared.events.imports import CustomerImported
+from shared.ports import Mailer, SolusVM, Whmcs
 from shared.upstream.errors import UpstreamNotFound, UpstreamValidationError
 
 from services.provisioner import store
@@ -56,13 +57,13 @@ from services.provisioner.standing_check import evaluate, today_in
 from services.provisioner.store import Customer
 
 
-def provision_user(event: TermsAccepted, ctx: HandlerContext, *, solusvm: Any, settings: ProvisionerSettings) -> None:
+def provision_user(event: TermsAccepted, ctx: HandlerContext, *, solusvm: SolusVM, settings: ProvisionerSettings) -> None:
     """Find or create the SolusVM 2 user with exactly this email, tie it to the WHMCS client, and say so.
 
     Safe to repeat at any point: the lookup by email finds a user a lost earlier attempt created, and a
     customer already on record is announced again with the same ids.
     """
-    with ctx.separate_transaction() as session:
+    with ctx.read_first() as session:
         known = store.get_customer(session, event.whmcs_client_id)
     if known is None:
         user = solusvm.find_or_create_user(
@@ -72,7 +73,7 @@ def provision_user(event: TermsAccepted, ctx: HandlerContext, *, solusvm: Any, s
             limit_group_id=settings.solusvm_limit_group_id,
             roles=list(settings.solusvm_role_ids) or None,
         )
-        with ctx.separate_transaction() as session:
+        with ctx.read_first() as session:
             owner = store.customer_of_user(session, user.id)
         if owner is not None:
             raise PermanentError(
@@ -101,14 +102,14 @@ def provision_user(event: TermsAccepted, ctx: HandlerContext, *, solusvm: Any, s
     )
 
 
-def adopt_user(event: CustomerImported, ctx: HandlerContext, *, solusvm: Any) -> None:
+def adopt_user(event: CustomerImported, ctx: HandlerContext, *, solusvm: SolusVM) -> None:
     """CustomerImported → the existing SolusVM 2 user tied to the WHMCS client → UserProvisioned.
-    
+
     An imported customer already has a SolusVM 2 user: nothing is created. The user must exist and be
     nobody else's; its billing id is set to the client when it differs, as a new customer's would be. The
     customer is announced enrolled at the date the operator gave, so the usage collector bills from there.
     """
-    with ctx.separate_transaction() as session:
+    with ctx.read_first() as session:
         known = store.get_customer(session, event.whmcs_client_id)
         owner = store.customer_of_user(session, event.solusvm_user_id)
     if known is not None and known.solusvm_user_id != event.solusvm_user_id:
@@ -149,11 +150,11 @@ def fan_out_checks(event: AccountsSyncRequested, ctx: HandlerContext, *, chunk_s
     """One standing check per provisioned customer, a chunk per transaction (flat memory however many
     customers). Each chunk commits with the resume point, so a redelivery goes on after the last chunk;
     the checks' ids follow from this sync and the client id, so a repeated chunk is deduplicated."""
-    with ctx.separate_transaction() as session:
+    with ctx.checkpoint() as session:
         after, finished = store.start_sync_fanout(session, ctx.event_id, event.as_of, ctx.now())
     requested = 0
     while not finished:
-        with ctx.separate_transaction() as session:
+        with ctx.checkpoint() as session:
             only = list(event.only_client_ids) if event.only_client_ids is not None else None
             page = store.customers_page(session, after=after, limit=chunk_size, only=only)
             checks: list[tuple[Event, str | None]] = [
@@ -172,17 +173,17 @@ def fan_out_checks(event: AccountsSyncRequested, ctx: HandlerContext, *, chunk_s
     ctx.log.info("accounts sync fanned out", trigger=event.trigger, requested=requested)
 
 
-def record_invoice(event: InvoiceCreated, ctx: HandlerContext) -> None:
+def record_invoice(event: InvoiceCreated, ctx: DatabaseContext) -> None:
     store.record_invoice(ctx.session, invoice_id=event.invoice_id, client_id=event.whmcs_client_id,
                          period=event.period, due_date=event.due_date, now=ctx.now())  # fmt: skip
 
 
 def check_standing(
-    event: CustomerStandingCheckRequested, ctx: HandlerContext, *, whmcs: Any, solusvm: Any,
+    event: CustomerStandingCheckRequested, ctx: HandlerContext, *, whmcs: Whmcs, solusvm: SolusVM,
     settings: ProvisionerSettings,
 ) -> None:  # fmt: skip
     client_id = event.whmcs_client_id
-    with ctx.separate_transaction() as session:
+    with ctx.read_first() as session:
         customer = store.get_customer(session, client_id)
         if customer is None:
             raise PermanentError(f"WHMCS client {client_id} was never provisioned here")
@@ -191,7 +192,7 @@ def check_standing(
     standing, decision = evaluate(whmcs, customer, account, known, settings, today_in(event.as_of, event.timezone))
     version, note, email_applied = account.version, None, decision.new_email is not None
     if decision.writes_upstream:
-        with ctx.separate_transaction() as session:
+        with ctx.record_now() as session:
             if not store.mark_unconfirmed(session, client_id, version=version):
                 raise ConcurrentCheck(f"client {client_id}: another check changed the account meanwhile")
         version += 1
@@ -213,7 +214,7 @@ def check_standing(
                      previous_status=decision.previous_status, reason=decision.reason, revision=revision)  # fmt: skip
 
 
-def _apply(solusvm: Any, user_id: int, decision: Decision, standing: Standing) -> str | None:
+def _apply(solusvm: SolusVM, user_id: int, decision: Decision, standing: Standing) -> str | None:
     """Set the user's status and email; returns a note when the email could not be set (taken by
     another SolusVM 2 user: the status still changes, and the email is tried again every check)."""
     try:
@@ -283,7 +284,7 @@ def _status_event(decision: Decision, standing: Standing, client_id: int, user_i
 
 
 def notify_customer(
-    event: UserSuspended | UserReactivated, ctx: HandlerContext, *, mailer: Any, settings: ProvisionerSettings
+    event: UserSuspended | UserReactivated, ctx: HandlerContext, *, mailer: Mailer, settings: ProvisionerSettings
 ) -> None:
     """Email the customer (once per event: the message id follows from it, and the inbox skips repeats)."""
     if isinstance(event, UserSuspended):

@@ -3,12 +3,10 @@ user kept in step with the customer's standing in WHMCS (suspended, reactivated,
 
 from __future__ import annotations
 
-import functools
-
 from services.provisioner import handlers
 from services.provisioner.settings import ProvisionerSettings
 from services.provisioner.store import tables
-from shared.bus.topology import DATABASE_ONLY_BATCH, Subscription
+from shared.bus.topology import DATABASE_ONLY_BATCH, Events, Subscription, bind
 from shared.dependencies import Dependencies
 from shared.events.accounts import AccountsSyncRequested, CustomerStandingCheckRequested, UserReactivated, UserSuspended
 from shared.events.billing import InvoiceCreated
@@ -17,6 +15,7 @@ from shared.events.imports import CustomerImported
 from shared.service import ServiceDefinition
 
 NAME = "provisioner"
+NOTIFIED: Events[UserSuspended | UserReactivated] = (UserSuspended, UserReactivated)
 
 
 def build(deps: Dependencies) -> ServiceDefinition:
@@ -29,10 +28,10 @@ def build(deps: Dependencies) -> ServiceDefinition:
                 NAME,
                 "provision_user",
                 (TermsAccepted,),
-                functools.partial(handlers.provision_user, solusvm=deps.solusvm, settings=settings),
+                bind(handlers.provision_user, solusvm=deps.solusvm, settings=settings),
             ),
             Subscription(
-                NAME, "adopt_user", (CustomerImported,), functools.partial(handlers.adopt_user, solusvm=deps.solusvm)
+                NAME, "adopt_user", (CustomerImported,), bind(handlers.adopt_user, solusvm=deps.solusvm)
             ),
             Subscription(
                 NAME, "record_invoice", (InvoiceCreated,), handlers.record_invoice, batch=DATABASE_ONLY_BATCH
@@ -41,19 +40,19 @@ def build(deps: Dependencies) -> ServiceDefinition:
                 NAME,
                 "fan_out_checks",
                 (AccountsSyncRequested,),
-                functools.partial(handlers.fan_out_checks, chunk_size=settings.accounts_fanout_chunk_size),
+                bind(handlers.fan_out_checks, chunk_size=settings.accounts_fanout_chunk_size),
             ),
             Subscription(
                 NAME,
                 "check_standing",
                 (CustomerStandingCheckRequested,),
-                functools.partial(handlers.check_standing, whmcs=deps.whmcs, solusvm=deps.solusvm, settings=settings),
+                bind(handlers.check_standing, whmcs=deps.whmcs, solusvm=deps.solusvm, settings=settings),
             ),
             Subscription(
                 NAME,
                 "notify_customer",
-                (UserSuspended, UserReactivated),
-                functools.partial(handlers.notify_customer, mailer=deps.mailer, settings=settings),
+                NOTIFIED,
+                bind(handlers.notify_customer, mailer=deps.mailer, settings=settings),
             ),
         ],
     )

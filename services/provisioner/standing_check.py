@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
 
 from shared.db import Database
 from shared.periods import zone
+from shared.ports import Whmcs
 
 from services.provisioner import store
 from services.provisioner.settings import ProvisionerSettings
@@ -24,7 +24,7 @@ from services.provisioner.store import Account, Customer
 PAGE_SIZE = 200
 
 
-def read_standing(whmcs: Any, client_id: int, known_invoice_ids: Collection[int]) -> Standing:
+def read_standing(whmcs: Whmcs, client_id: int, known_invoice_ids: Collection[int]) -> Standing:
     """The client's status, email and postpay invoices, as WHMCS shows them now.
 
     An invoice is postpay's when the invoicer announced it (InvoiceCreated, recorded here) or when its
@@ -56,7 +56,7 @@ def recorded_of(customer: Customer, account: Account) -> Recorded:
 
 
 def evaluate(
-    whmcs: Any, customer: Customer, account: Account, known_invoice_ids: Collection[int],
+    whmcs: Whmcs, customer: Customer, account: Account, known_invoice_ids: Collection[int],
     settings: ProvisionerSettings, today: date,
 ) -> tuple[Standing, Decision]:  # fmt: skip
     standing = read_standing(whmcs, customer.whmcs_client_id, known_invoice_ids)
@@ -75,7 +75,7 @@ class Preview:
 
 
 def preview_standing(
-    db: Database, whmcs: Any, settings: ProvisionerSettings, today: date, *, client_ids: list[int] | None = None
+    db: Database, whmcs: Whmcs, settings: ProvisionerSettings, today: date, *, client_ids: list[int] | None = None
 ) -> Iterator[Preview]:
     """The decision for every enrolled customer (keyset pages, flat memory), writing nothing anywhere:
     a customer never checked is taken as its first check would find it, without creating its row."""

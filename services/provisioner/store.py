@@ -16,10 +16,9 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import BigInteger, Boolean, Column, Date, Index, Integer, String, Table, Text, Uuid, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from shared.db import UtcTimestamp
+from shared.db import UtcTimestamp, insert_on_conflict, rows_changed
 from shared.events.accounts import AccountStatus
 from shared.service import ServiceTables
 
@@ -74,11 +73,6 @@ sync_fanouts = Table(
     Column("started_at", UtcTimestamp, nullable=False),
     Column("updated_at", UtcTimestamp, nullable=False),
 )
-
-
-def _insert(session: Session, table: Table) -> Any:
-    dialect = session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
 
 
 # -- customers ---------------------------------------------------------------------------------------
@@ -168,7 +162,7 @@ def ensure_account(session: Session, whmcs_client_id: int) -> Account:
     """The customer's account row, created as :func:`new_account` on first sight."""
     fresh = new_account(whmcs_client_id)
     session.execute(
-        _insert(session, accounts).values(
+        insert_on_conflict(session, accounts).values(
             whmcs_client_id=whmcs_client_id, status=fresh.status, overdue_invoice_ids="[]", revision=0, version=0,
             unconfirmed=False, reason=fresh.reason,
         ).on_conflict_do_nothing(index_elements=[accounts.c.whmcs_client_id])
@@ -186,7 +180,7 @@ def mark_unconfirmed(session: Session, whmcs_client_id: int, *, version: int) ->
         .where(accounts.c.whmcs_client_id == whmcs_client_id, accounts.c.version == version)
         .values(unconfirmed=True, version=version + 1)
     )
-    return bool(result.rowcount)
+    return bool(rows_changed(result))
 
 
 def record_check(
@@ -240,7 +234,7 @@ def accounts_page(session: Session, *, after: int, limit: int, status: str | Non
 def record_invoice(session: Session, *, invoice_id: int, client_id: int, period: str, due_date: date,
                    now: datetime) -> None:
     session.execute(
-        _insert(session, invoices)
+        insert_on_conflict(session, invoices)
         .values(invoice_id=invoice_id, whmcs_client_id=client_id, period=period, due_date=due_date, recorded_at=now)
         .on_conflict_do_nothing(index_elements=[invoices.c.invoice_id])
     )
@@ -254,7 +248,7 @@ def invoice_ids_of(session: Session, client_id: int) -> set[int]:
 def start_sync_fanout(session: Session, sync_event_id: uuid.UUID, as_of: datetime, now: datetime) -> tuple[int, bool]:
     """(last client id requested, finished) of this sync's fan-out, created on first sight."""
     session.execute(
-        _insert(session, sync_fanouts).values(
+        insert_on_conflict(session, sync_fanouts).values(
             sync_event_id=sync_event_id, as_of=as_of, last_client_id=0, requested=0, finished=False,
             started_at=now, updated_at=now,
         ).on_conflict_do_nothing(index_elements=[sync_fanouts.c.sync_event_id])

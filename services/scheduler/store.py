@@ -7,13 +7,11 @@ import json
 import uuid
 from collections.abc import Sequence
 from datetime import date, datetime
-from typing import Any
 
 from sqlalchemy import BigInteger, Column, Date, Integer, String, Table, Text, Uuid, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from shared.db import UtcTimestamp
+from shared.db import UtcTimestamp, insert_on_conflict
 from shared.periods import BillingPeriod
 from shared.service import ServiceTables
 
@@ -68,11 +66,6 @@ account_syncs = Table(
 )
 
 
-def _insert(session: Session, table: Table) -> Any:
-    dialect = session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
-
-
 def closed_keys(session: Session) -> set[str]:
     return set(session.execute(select(closed_periods.c.period)).scalars())
 
@@ -93,7 +86,7 @@ def recorded_period(session: Session, key: str) -> BillingPeriod | None:
 
 def mark_closed(session: Session, period: BillingPeriod, event_id: uuid.UUID, trigger: str, now: datetime) -> bool:
     """Record the period and its window as closed; False when it already was (by this or another scheduler)."""
-    statement = _insert(session, closed_periods).values(
+    statement = insert_on_conflict(session, closed_periods).values(
         period=period.key, timezone=period.timezone, event_id=event_id, trigger=trigger, closed_at=now,
         starts_at=period.starts_at, ends_at=period.ends_at, starts_in=period.starts_in, ends_in=period.ends_in,
     ).on_conflict_do_nothing(index_elements=[closed_periods.c.period]).returning(closed_periods.c.period)
@@ -113,7 +106,7 @@ def record_emission(
 def first_period(session: Session, proposed: str, now: datetime) -> str:
     """The recorded first period, recording ``proposed`` if there is none yet."""
     session.execute(
-        _insert(session, anchor)
+        insert_on_conflict(session, anchor)
         .values(id=1, first_period=proposed, recorded_at=now)
         .on_conflict_do_nothing(index_elements=[anchor.c.id])
     )
@@ -122,7 +115,7 @@ def first_period(session: Session, proposed: str, now: datetime) -> str:
 
 def record_sync(session: Session, event_id: uuid.UUID, day: date, timezone: str, trigger: str, now: datetime) -> bool:
     """Record an accounts sync; False when this id was recorded already (today's tick, again)."""
-    statement = _insert(session, account_syncs).values(
+    statement = insert_on_conflict(session, account_syncs).values(
         event_id=event_id, day=day, timezone=timezone, trigger=trigger, requested_at=now
     ).on_conflict_do_nothing(index_elements=[account_syncs.c.event_id]).returning(account_syncs.c.event_id)
     return session.execute(statement).first() is not None

@@ -14,10 +14,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Column, Integer, String, Table, Text, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from shared.db import Database, UtcTimestamp
+from shared.db import Database, UtcTimestamp, insert_on_conflict
 from shared.events.accounts import AccountStanding, AccountStatus
 
 from services.signup.store import metadata
@@ -44,8 +43,7 @@ def save_standing(session: Session, whmcs_client_id: int, standing: AccountStand
     """Keep ``standing`` unless a newer one is on record already; whether it was kept."""
     values = {"status": standing.status, "overdue_invoice_ids": json.dumps(list(standing.overdue_invoice_ids)),
               "revision": standing.revision, "updated_at": now}
-    dialect = session.get_bind().dialect.name
-    insert: Any = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(accounts)
+    insert: Any = insert_on_conflict(session, accounts)
     statement = insert.values(whmcs_client_id=whmcs_client_id, **values).on_conflict_do_update(
         index_elements=[accounts.c.whmcs_client_id], set_=values, where=accounts.c.revision < standing.revision,
     )  # fmt: skip

@@ -19,10 +19,9 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import BigInteger, Column, Date, Integer, String, Table, Text, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from shared.db import Amount, UtcTimestamp, rows_changed
+from shared.db import Amount, UtcTimestamp, insert_on_conflict, rows_changed
 from shared.events.accounts import InvoicePaid
 from shared.events.billing import InvoiceCreated, VmUsage
 from shared.events.usage import UsageToDateReported
@@ -76,10 +75,6 @@ class UsageRow:
     vms: tuple[VmUsage, ...]
 
 
-def _insert(session: Session, table: Table) -> Any:
-    return (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(table)
-
-
 def save_invoice(session: Session, event: InvoiceCreated | InvoicePaid, now: datetime) -> None:
     """An invoice postpay created, or an overdue one that is not owed any more."""
     if isinstance(event, InvoiceCreated):
@@ -87,7 +82,7 @@ def save_invoice(session: Session, event: InvoiceCreated | InvoicePaid, now: dat
                                   "due_date": event.due_date}
     else:
         values = {"settled_status": event.status[:32]}
-    statement = _insert(session, invoices).values(invoice_id=event.invoice_id, whmcs_client_id=event.whmcs_client_id,
+    statement = insert_on_conflict(session, invoices).values(invoice_id=event.invoice_id, whmcs_client_id=event.whmcs_client_id,
                                                   updated_at=now, **values)  # fmt: skip
     session.execute(statement.on_conflict_do_update(index_elements=[invoices.c.invoice_id],
                                                     set_={**values, "updated_at": now}))
@@ -97,7 +92,7 @@ def save_usage(session: Session, event: UsageToDateReported) -> None:
     """Keep the newest month-to-date figure of the client (a later month's, or a later time's)."""
     values = {"period": event.period, "starts_at": event.starts_at, "as_of": event.as_of, "source": event.source,
               "vms": json.dumps([vm.model_dump(mode="json") for vm in event.vms]), "total_tokens": event.total_tokens}
-    statement = _insert(session, usage).values(whmcs_client_id=event.whmcs_client_id, **values)
+    statement = insert_on_conflict(session, usage).values(whmcs_client_id=event.whmcs_client_id, **values)
     newer = usage.c.as_of.is_(None) | (usage.c.as_of < event.as_of)
     session.execute(statement.on_conflict_do_update(index_elements=[usage.c.whmcs_client_id], set_=values,
                                                     where=newer))
@@ -124,7 +119,7 @@ def usage_of(session: Session, whmcs_client_id: int) -> tuple[UsageRow | None, d
 def claim_request(session: Session, whmcs_client_id: int, now: datetime, not_before: datetime) -> bool:
     """Note that the client's figure is being asked for now; False when it was asked for after
     ``not_before`` already (another view, another replica), so one request serves them all."""
-    session.execute(_insert(session, usage).values(whmcs_client_id=whmcs_client_id)
+    session.execute(insert_on_conflict(session, usage).values(whmcs_client_id=whmcs_client_id)
                     .on_conflict_do_nothing(index_elements=[usage.c.whmcs_client_id]))
     result = session.execute(
         update(usage).where(usage.c.whmcs_client_id == whmcs_client_id,

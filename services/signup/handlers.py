@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
-from typing import Any
 
 from services.signup import accounts, figures_store, store
 from services.signup.emails import already_enrolled_email, verification_email, welcome_email
@@ -24,7 +23,8 @@ from services.signup.store import Signup, Stage
 from services.signup.tokens import Signer, mint_link
 from services.signup.validation import email_key, split_name
 from services.signup.vault import PasswordVault
-from shared.bus.processing import HandlerContext
+from shared.bus.processing import DatabaseContext, HandlerContext
+from shared.bus.topology import Events
 from shared.errors import PermanentError
 from shared.events.base import deterministic_event_id
 from shared.events.accounts import (
@@ -38,11 +38,12 @@ from shared.events.accounts import (
 from shared.events.billing import InvoiceCreated
 from shared.events.enrollment import EmailVerified, UserProvisioned, UserRegistered, VerificationEmailRequested
 from shared.events.usage import UsageToDateReported
+from shared.ports import Mailer, SolusVM, Whmcs
 from shared.upstream.errors import UpstreamNotFound
 
 
 def _signup(ctx: HandlerContext, signup_id: uuid.UUID) -> Signup:
-    with ctx.separate_transaction() as session:
+    with ctx.read_first() as session:
         signup = store.get_signup(session, signup_id)
     if signup is None:
         raise PermanentError(f"signup {signup_id} does not exist")
@@ -50,7 +51,7 @@ def _signup(ctx: HandlerContext, signup_id: uuid.UUID) -> Signup:
 
 
 def send_verification(
-    event: UserRegistered, ctx: HandlerContext, *, mailer: Any, signer: Signer, settings: SignupSettings
+    event: UserRegistered, ctx: HandlerContext, *, mailer: Mailer, signer: Signer, settings: SignupSettings
 ) -> None:
     """Mail the registration's verification link, if it is still the signup's current registration."""
     signup = _signup(ctx, event.signup_id)
@@ -61,7 +62,7 @@ def send_verification(
 
 
 def send_new_verification(
-    event: VerificationEmailRequested, ctx: HandlerContext, *, mailer: Any, signer: Signer, settings: SignupSettings
+    event: VerificationEmailRequested, ctx: HandlerContext, *, mailer: Mailer, signer: Signer, settings: SignupSettings
 ) -> None:
     """A new link while the terms are not accepted yet; after that, an email saying how to log in."""
     signup = _signup(ctx, event.signup_id)
@@ -74,11 +75,11 @@ def send_new_verification(
     ctx.log.info("told an enrolled address how to log in", signup_id=str(signup.id))
 
 
-def _send_verification(ctx: HandlerContext, signup: Signup, *, mailer: Any, signer: Signer, settings: SignupSettings) -> None:
+def _send_verification(ctx: HandlerContext, signup: Signup, *, mailer: Mailer, signer: Signer, settings: SignupSettings) -> None:
     # The link's id follows from the event: a retry sends the same link, and a resend a new one, which
     # revokes every older one.
     link_id = deterministic_event_id(ctx.event_id, "verification-link")
-    with ctx.separate_transaction() as session:
+    with ctx.record_now() as session:
         link = store.ensure_link(
             session, link_id=link_id, signup_id=signup.id, purpose="verify", now=ctx.now(),
             lifetime=timedelta(hours=settings.verification_link_hours), revoke_others=True,
@@ -95,7 +96,7 @@ def _send_verification(ctx: HandlerContext, signup: Signup, *, mailer: Any, sign
 
 
 def link_client(
-    event: EmailVerified, ctx: HandlerContext, *, whmcs: Any, vault: PasswordVault, settings: SignupSettings
+    event: EmailVerified, ctx: HandlerContext, *, whmcs: Whmcs, vault: PasswordVault, settings: SignupSettings
 ) -> None:
     """The email is verified: find the WHMCS client by email (linked as it is, its password untouched)
     or create it with the registration's password; erase the password; unlock the terms."""
@@ -125,13 +126,13 @@ def link_client(
             ctx.log.warning("the WHMCS client's currency is not the one chosen (a client that existed already, or "
                             "POSTPAY_WHMCS_CURRENCY_IDS not matching WHMCS)", signup_id=str(signup.id),
                             chosen=signup.currency, whmcs_currency=currency)  # fmt: skip
-    with ctx.separate_transaction() as session:
+    with ctx.record_now() as session:
         store.record_whmcs_client(session, signup.id, client_id, ctx.now(), billing_currency=currency)
     ctx.log.info("WHMCS client ready; password erased; terms unlocked", signup_id=str(signup.id), whmcs_client_id=client_id)
 
 
 def complete_enrollment(
-    event: UserProvisioned, ctx: HandlerContext, *, mailer: Any, solusvm: Any, settings: SignupSettings
+    event: UserProvisioned, ctx: HandlerContext, *, mailer: Mailer, solusvm: SolusVM, settings: SignupSettings
 ) -> None:
     """Mark the customer enrolled (at once, so the page shows the login button), then welcome them.
 
@@ -144,7 +145,7 @@ def complete_enrollment(
     same = email_key(event.email) == email_key(signup.email) and event.whmcs_client_id == signup.whmcs_client_id
     moved = False
     if same and signup.stage == Stage.PROVISIONING and _users_email_is(solusvm, event.solusvm_user_id, signup):
-        with ctx.separate_transaction() as session:
+        with ctx.record_now() as session:
             moved = store.advance(session, signup.id, Stage.ENROLLED, ctx.now(), solusvm_user_id=event.solusvm_user_id,
                                   enrolled_at=event.enrolled_at)  # fmt: skip
     unwelcomed = (same and signup.stage == Stage.ENROLLED and signup.welcome_sent_at is None
@@ -160,7 +161,7 @@ def complete_enrollment(
     ctx.log.info("customer enrolled", signup_id=str(signup.id), solusvm_user_id=event.solusvm_user_id)
 
 
-def _users_email_is(solusvm: Any, user_id: int, signup: Signup) -> bool:
+def _users_email_is(solusvm: SolusVM, user_id: int, signup: Signup) -> bool:
     """SolusVM 2's own word that ``user_id`` is this customer's user (a forged event could name anyone's,
     and the signup's SSO would then log into that user)."""
     try:
@@ -173,22 +174,24 @@ def _users_email_is(solusvm: Any, user_id: int, signup: Signup) -> bool:
 
 # What the client-area panel shows of the account: its standing, postpay's invoices, the month so far.
 
-STANDING_EVENTS = (UserSuspended, UserReactivated, UserLocked, InvoiceOverdue, InvoicePaid, CustomerEmailChanged)
 StandingEvent = UserSuspended | UserReactivated | UserLocked | InvoiceOverdue | InvoicePaid | CustomerEmailChanged
+STANDING_EVENTS: Events[StandingEvent] = (
+    UserSuspended, UserReactivated, UserLocked, InvoiceOverdue, InvoicePaid, CustomerEmailChanged,
+)
 
 
-def record_account_standing(event: StandingEvent, ctx: HandlerContext) -> None:
+def record_account_standing(event: StandingEvent, ctx: DatabaseContext) -> None:
     """Keep the event's standing unless a newer one is on record already."""
     if not accounts.save_standing(ctx.session, event.whmcs_client_id, event.standing, ctx.now()):
         ctx.log.info("older account standing ignored", whmcs_client_id=event.whmcs_client_id,
                      revision=event.standing.revision)  # fmt: skip
 
 
-def record_invoice(event: InvoiceCreated | InvoicePaid, ctx: HandlerContext) -> None:
+def record_invoice(event: InvoiceCreated | InvoicePaid, ctx: DatabaseContext) -> None:
     """An invoice postpay created, or an overdue one that is not owed any more."""
     figures_store.save_invoice(ctx.session, event, ctx.now())
 
 
-def record_usage(event: UsageToDateReported, ctx: HandlerContext) -> None:
+def record_usage(event: UsageToDateReported, ctx: DatabaseContext) -> None:
     """Keep the newest month-to-date figure of the client (a later month's, or a later time's)."""
     figures_store.save_usage(ctx.session, event)

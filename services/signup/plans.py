@@ -14,11 +14,11 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
 
 from shared.clock import Clock
 from shared.logging import get_logger
 from shared.money import format_money, minor_units
+from shared.ports import SolusVM
 from shared.pricing import Tariff, billable_hours, tariff_for, vm_tokens
 from shared.upstream.solusvm_inventory import PlanPrices, Unreadable, parse_plan
 
@@ -85,7 +85,7 @@ def tariffs(settings: SignupSettings) -> list[Tariff]:
 class PlanCatalog:
     """SolusVM 2's plans, fetched at most once per ``plans_cache_seconds``, by one background worker."""
 
-    def __init__(self, solusvm: Any, settings: SignupSettings, clock: Clock) -> None:
+    def __init__(self, solusvm: SolusVM, settings: SignupSettings, clock: Clock) -> None:
         self.solusvm, self.settings, self.clock = solusvm, settings, clock
         self._lock = threading.Lock()
         self._plans: tuple[PlanPrices, ...] | None = None

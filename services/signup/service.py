@@ -6,6 +6,7 @@ from the standing events; and the figures it shows (invoices, the month's usage 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 from fastapi import FastAPI
 
@@ -16,11 +17,13 @@ from services.signup.store import tables
 from services.signup.tokens import Signer
 from services.signup.vault import PasswordVault
 from services.signup.web import create_app
-from shared.bus.topology import DATABASE_ONLY_BATCH, Subscription
+from shared.bus.processing import HandlerContext
+from shared.bus.topology import DATABASE_ONLY_BATCH, Events, Handler, Subscription, bind
 from shared.db import Database
 from shared.dependencies import Dependencies
 from shared.errors import ConfigurationError
 from shared.events.accounts import InvoicePaid
+from shared.events.base import Event
 from shared.events.billing import InvoiceCreated
 from shared.events.enrollment import EmailVerified, UserProvisioned, UserRegistered, VerificationEmailRequested
 from shared.events.usage import UsageToDateReported
@@ -30,6 +33,7 @@ from shared.service import CommitSignal, ServiceDefinition
 from shared.settings import UpstreamSettings
 
 NAME = "signup"
+INVOICE_EVENTS: Events[InvoiceCreated | InvoicePaid] = (InvoiceCreated, InvoicePaid)
 log = get_logger("postpay.signup")
 
 
@@ -61,6 +65,16 @@ def refuse_no_currencies(settings: SignupSettings) -> None:
         raise ConfigurationError(f"the signup cannot start: {problem}; see docs/configuration.md")
 
 
+def keys_unusable(problem: str) -> Handler[Event]:
+    """In place of a handler that needs the signup's keys when they are unusable. The preflight stops a
+    process that would run the signup before any handler runs; this says why, should anything skip it."""
+
+    def refuse(event: Event, ctx: HandlerContext) -> None:
+        refuse_unusable_keys(problem)
+
+    return refuse
+
+
 def build(deps: Dependencies) -> ServiceDefinition:
     settings = deps.settings(SignupSettings)
     # Every process builds every service (to know the topology), with only its own secrets: keys the
@@ -71,20 +85,23 @@ def build(deps: Dependencies) -> ServiceDefinition:
     except (ValueError, ConfigurationError) as exc:
         signer = vault = None
         unusable = str(exc)
-    mail = {"mailer": deps.mailer, "signer": signer, "settings": settings}
+    if signer is not None and vault is not None:
+        send_verification = bind(handlers.send_verification, mailer=deps.mailer, signer=signer, settings=settings)
+        send_new_verification = bind(handlers.send_new_verification, mailer=deps.mailer, signer=signer,
+                                     settings=settings)  # fmt: skip
+        link_client = bind(handlers.link_client, whmcs=deps.whmcs, vault=vault, settings=settings)
+    else:
+        send_verification = send_new_verification = link_client = keys_unusable(unusable)
     subscriptions = [
-        Subscription(NAME, "send_verification", (UserRegistered,), functools.partial(handlers.send_verification, **mail)),
-        Subscription(NAME, "send_new_verification", (VerificationEmailRequested,),
-                     functools.partial(handlers.send_new_verification, **mail)),
-        Subscription(NAME, "link_client", (EmailVerified,),
-                     functools.partial(handlers.link_client, whmcs=deps.whmcs, vault=vault, settings=settings)),
+        Subscription(NAME, "send_verification", (UserRegistered,), send_verification),
+        Subscription(NAME, "send_new_verification", (VerificationEmailRequested,), send_new_verification),
+        Subscription(NAME, "link_client", (EmailVerified,), link_client),
         Subscription(NAME, "complete_enrollment", (UserProvisioned,),
-                     functools.partial(handlers.complete_enrollment, mailer=deps.mailer, solusvm=deps.solusvm,
-                                       settings=settings)),
+                     bind(handlers.complete_enrollment, mailer=deps.mailer, solusvm=deps.solusvm, settings=settings)),
         Subscription(NAME, "record_account_standing", handlers.STANDING_EVENTS, handlers.record_account_standing,
                      batch=DATABASE_ONLY_BATCH),
         # What the client area shows of the account: postpay's invoices and the month so far.
-        Subscription(NAME, "record_invoice", (InvoiceCreated, InvoicePaid), handlers.record_invoice,
+        Subscription(NAME, "record_invoice", INVOICE_EVENTS, handlers.record_invoice,
                      batch=DATABASE_ONLY_BATCH),
         Subscription(NAME, "record_usage_to_date", (UsageToDateReported,), handlers.record_usage,
                      batch=DATABASE_ONLY_BATCH),
@@ -97,6 +114,10 @@ def build(deps: Dependencies) -> ServiceDefinition:
             raise ConfigurationError("the signup web needs the process's database (Dependencies.db)")
         return create_app(database, settings, deps.solusvm, clock=deps.clock, on_commit=outbox_committed)
 
+    preflight: list[Callable[[], None]] = [functools.partial(refuse_weak_secrets, settings, deps),
+                                           functools.partial(refuse_no_currencies, settings)]
+    if signer is None:
+        preflight.append(functools.partial(refuse_unusable_keys, unusable))
     background = []
     if settings.signup_port:
         background.append(serve(web_app, host=settings.signup_host, port=settings.signup_port))
@@ -105,9 +126,7 @@ def build(deps: Dependencies) -> ServiceDefinition:
         tables=tables,
         subscriptions=subscriptions,
         background=background,
-        preflight=[functools.partial(refuse_weak_secrets, settings, deps),
-                   functools.partial(refuse_no_currencies, settings)]
-        + ([] if signer is not None else [functools.partial(refuse_unusable_keys, unusable)]),
+        preflight=preflight,
         outbox_committed=outbox_committed,
         extras={"web_app": web_app},
     )

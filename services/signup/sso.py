@@ -22,6 +22,7 @@ from services.signup.tokens import BadToken, BrowserSession, Signer, mint_link, 
 from shared.clock import Clock
 from shared.db import Database
 from shared.logging import get_logger
+from shared.ports import SolusVM
 from shared.upstream.errors import UpstreamError
 
 log = get_logger("postpay.signup.sso")
@@ -45,7 +46,7 @@ class MintedLink:
 
 
 class SingleSignOn:
-    def __init__(self, db: Database, settings: SignupSettings, signer: Signer, solusvm: Any, clock: Clock) -> None:
+    def __init__(self, db: Database, settings: SignupSettings, signer: Signer, solusvm: SolusVM, clock: Clock) -> None:
         self.db = db
         self.settings = settings
         self.signer = signer

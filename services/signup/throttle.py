@@ -12,11 +12,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Column, Index, Integer, String, Table, delete
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from services.signup.store import metadata
-from shared.db import UtcTimestamp
+from shared.db import UtcTimestamp, insert_on_conflict
 
 rate_limits = Table(
     "signup_rate_limits",
@@ -48,8 +47,7 @@ def count_hit(session: Session, bucket: str, now: datetime, window_seconds: int)
     window = int(now.timestamp()) // window_seconds
     key = hashlib.sha256(f"{bucket}|{window_seconds}|{window}".encode()).hexdigest()
     expires_at = now + timedelta(seconds=window_seconds)
-    dialect = session.get_bind().dialect.name
-    insert: Any = postgresql.insert(rate_limits) if dialect == "postgresql" else sqlite.insert(rate_limits)
+    insert: Any = insert_on_conflict(session, rate_limits)
     statement = (
         insert.values(key=key, hits=1, expires_at=expires_at)
         .on_conflict_do_update(index_elements=["key"], set_={"hits": rate_limits.c.hits + 1})
@@ -69,8 +67,7 @@ def remember_nonce(session: Session, nonce: str, now: datetime, window_seconds: 
     """Record a signed request's nonce: True the first time, False for a replay (on any replica)."""
     key = hashlib.sha256(nonce.encode("ascii")).hexdigest()
     session.execute(delete(panel_nonces).where(panel_nonces.c.expires_at < now))
-    dialect = session.get_bind().dialect.name
-    insert: Any = postgresql.insert(panel_nonces) if dialect == "postgresql" else sqlite.insert(panel_nonces)
+    insert: Any = insert_on_conflict(session, panel_nonces)
     # A timestamp may be up to the window old or early, so a nonce is worth remembering twice as long.
     statement = insert.values(nonce_hash=key, expires_at=now + timedelta(seconds=2 * window_seconds))
     inserted = session.execute(statement.on_conflict_do_nothing(index_elements=["nonce_hash"]).returning(panel_nonces.c.nonce_hash))

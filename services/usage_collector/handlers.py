@@ -4,23 +4,23 @@ the meter saw (recorded whichever source bills); and the month so far for the cl
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
-from shared.bus.processing import HandlerContext
+from shared.bus.processing import DatabaseContext, HandlerContext
 from shared.errors import PermanentError
 from shared.events.billing import (
     BillingPeriodClosed,
     CustomerUsageRequested,
     InvoiceCreated,
     NothingToBill,
-    PeriodWindow,
     UsageCollected,
+    period_of,
     window_fields,
 )
 from shared.events.enrollment import UserProvisioned
 from shared.events.metering import MeterSwept, VmDeleted, VmPlanChanged, VmRunEnded, VmRunStarted
 from shared.events.usage import UsageToDateReported, UsageToDateRequested
 from shared.periods import BillingPeriod
+from shared.ports import SolusVM
 from shared.upstream.errors import UpstreamNotFound
 
 from services.usage_collector import meter_progress, meter_store, store, to_date
@@ -30,7 +30,7 @@ from services.usage_collector.settings import UsageCollectorSettings
 from services.usage_collector.usage import vm_usages
 
 
-def record_customer(event: UserProvisioned, ctx: HandlerContext) -> None:
+def record_customer(event: UserProvisioned, ctx: DatabaseContext) -> None:
     """Remember who to bill: the WHMCS client, its SolusVM 2 user, and since when."""
     owner = store.customer_by_user(ctx.session, event.solusvm_user_id)
     if owner is not None and owner.whmcs_client_id != event.whmcs_client_id:
@@ -50,13 +50,13 @@ def fan_out(event: BillingPeriodClosed, ctx: HandlerContext, chunk_size: int) ->
     after the last committed chunk, and the events' ids are derived from this close event and the
     client id, so even a repeated chunk is deduplicated downstream.
     """
-    period = _period(event)
+    period = period_of(event)
     window = window_fields(period)
-    with ctx.separate_transaction() as session:
+    with ctx.checkpoint() as session:
         progress = store.start_fanout(session, ctx.event_id, period.key, event.trigger, ctx.now())
     after, finished = progress.last_client_id, progress.finished
     while not finished:
-        with ctx.separate_transaction() as session:
+        with ctx.checkpoint() as session:
             page = store.customers_page(session, enrolled_before=period.ends_at, after=after, limit=chunk_size,
                                         only=event.only_client_ids)
             requests = [
@@ -73,11 +73,11 @@ def fan_out(event: BillingPeriodClosed, ctx: HandlerContext, chunk_size: int) ->
     ctx.log.info("period fanned out", period=period.key, trigger=event.trigger)
 
 
-def collect_usage(event: CustomerUsageRequested, ctx: HandlerContext, solusvm: Any,
+def collect_usage(event: CustomerUsageRequested, ctx: HandlerContext, solusvm: SolusVM,
                   settings: UsageCollectorSettings | None = None) -> None:
     """The customer's usage for the whole period as one window (the monthly cap is per window): from
     SolusVM 2's usage endpoint, or computed from what the meter observed (``POSTPAY_USAGE_SOURCE``)."""
-    period = _period(event)
+    period = period_of(event)
     if settings is not None and settings.usage_source == "meter":
         collect_metered(event, period, ctx, settings)
         return
@@ -98,7 +98,7 @@ def collect_usage(event: CustomerUsageRequested, ctx: HandlerContext, solusvm: A
     ctx.emit(collected, key="usage")
 
 
-def settle(event: InvoiceCreated | NothingToBill, ctx: HandlerContext) -> None:
+def settle(event: InvoiceCreated | NothingToBill, ctx: DatabaseContext) -> None:
     """Close the customer's period record with the invoicer's outcome (period status reads it)."""
     if isinstance(event, InvoiceCreated):
         changed = store.record_invoiced(
@@ -114,19 +114,23 @@ def settle(event: InvoiceCreated | NothingToBill, ctx: HandlerContext) -> None:
                      client_id=event.whmcs_client_id, event_type=event.event_type)
 
 
-def record_meter_event(event: VmRunStarted | VmRunEnded | VmPlanChanged | VmDeleted, ctx: HandlerContext) -> None:
+# What the meter saw, recorded whichever source bills (switching to the meter later finds it all); and
+# a period billed from it once the meter has been observed past its end (see meter_usage.py).
+
+
+def record_meter_event(event: VmRunStarted | VmRunEnded | VmPlanChanged | VmDeleted, ctx: DatabaseContext) -> None:
     if meter_store.record_event(ctx.session, event):
         _advance_and_release(event.meter_epoch, ctx)
 
 
-def record_sweep(event: MeterSwept, ctx: HandlerContext) -> None:
+def record_sweep(event: MeterSwept, ctx: DatabaseContext) -> None:
     """Note the sweep, move the complete-and-contiguous mark, and request again the work items that
     were waiting for the meter to get past their period's end."""
     meter_store.record_sweep(ctx.session, event)
     _advance_and_release(event.meter_epoch, ctx)
 
 
-def _advance_and_release(epoch: uuid.UUID, ctx: HandlerContext) -> None:
+def _advance_and_release(epoch: uuid.UUID, ctx: DatabaseContext) -> None:
     meter_progress.advance_epoch(ctx.session, epoch)
     covered = meter_progress.coverage(ctx.session)
     if covered.observed_until is None:
@@ -135,7 +139,7 @@ def _advance_and_release(epoch: uuid.UUID, ctx: HandlerContext) -> None:
     ctx.emit_all([
         (CustomerUsageRequested(period=item.period, starts_at=item.starts_at, ends_at=item.ends_at,
                                 timezone=item.timezone, whmcs_client_id=item.whmcs_client_id,
-                                solusvm_user_id=item.solusvm_user_id, trigger=item.trigger),  # type: ignore[arg-type]
+                                solusvm_user_id=item.solusvm_user_id, trigger=item.trigger),
          f"{item.period}/{item.whmcs_client_id}")
         for item in released
     ])
@@ -146,7 +150,7 @@ def _advance_and_release(epoch: uuid.UUID, ctx: HandlerContext) -> None:
 
 def collect_metered(event: CustomerUsageRequested, period: BillingPeriod, ctx: HandlerContext,
                     settings: UsageCollectorSettings) -> None:
-    with ctx.separate_transaction() as progress:
+    with ctx.read_first() as progress:
         meter_progress.advance(progress)
         covered = meter_progress.coverage(progress)
     if not covered.covers(period.ends_at):
@@ -170,7 +174,10 @@ def collect_metered(event: CustomerUsageRequested, period: BillingPeriod, ctx: H
     ctx.emit(collected, key="usage")
 
 
-def report_usage_to_date(event: UsageToDateRequested, ctx: HandlerContext, *, solusvm: Any,
+# The month so far, for the client-area panel (the signup keeps the answers; see to_date.py).
+
+
+def report_usage_to_date(event: UsageToDateRequested, ctx: HandlerContext, *, solusvm: SolusVM,
                          settings: UsageCollectorSettings) -> None:  # fmt: skip
     billed = customer(ctx.session, event.whmcs_client_id)
     if billed is None:
@@ -193,10 +200,3 @@ def report_usage_to_date(event: UsageToDateRequested, ctx: HandlerContext, *, so
         total_tokens=sum(vm.tokens for vm in vms[:to_date.MAX_VMS]),
     )  # fmt: skip
     ctx.emit(report, key="usage-to-date")
-
-
-def _period(event: PeriodWindow) -> BillingPeriod:
-    try:
-        return event.billing_period()
-    except ValueError as exc:
-        raise PermanentError(str(exc)) from exc

@@ -14,13 +14,11 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import BigInteger, Column, Index, String, Table, Uuid, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from shared.db import UtcTimestamp
+from shared.db import UtcTimestamp, insert_on_conflict
 
 from services.usage_collector.meter_store import meter_sweeps
 from services.usage_collector.store import tables
@@ -68,10 +66,6 @@ class Coverage:
         return self.observed_until is not None and self.observed_until >= moment
 
 
-def _insert(session: Session, table: Table) -> Any:
-    return (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(table)
-
-
 def advance(session: Session) -> None:
     """Walk every known epoch's ``contiguous`` as far as complete sweeps go, noting gaps on the way."""
     for epoch in session.execute(select(meter_progress.c.meter_epoch)).scalars().all():
@@ -79,7 +73,7 @@ def advance(session: Session) -> None:
 
 
 def advance_epoch(session: Session, epoch: uuid.UUID) -> None:
-    session.execute(_insert(session, meter_progress).values(meter_epoch=epoch, contiguous=0)
+    session.execute(insert_on_conflict(session, meter_progress).values(meter_epoch=epoch, contiguous=0)
                     .on_conflict_do_nothing(index_elements=[meter_progress.c.meter_epoch]))
     progress = session.execute(
         select(meter_progress).where(meter_progress.c.meter_epoch == epoch).with_for_update()).one()
@@ -97,7 +91,7 @@ def advance_epoch(session: Session, epoch: uuid.UUID) -> None:
             if previous is None:
                 previous = _before_epoch(session, epoch, row.started_at)
             if previous is not None and _is_gap(previous[0], row.started_at, row.interval_seconds):
-                session.execute(_insert(session, meter_gaps).values(
+                session.execute(insert_on_conflict(session, meter_gaps).values(
                     meter_epoch=epoch, before_sweep=row.sweep, starts_at=previous[1], ends_at=row.started_at,
                 ).on_conflict_do_nothing(index_elements=[meter_gaps.c.meter_epoch, meter_gaps.c.before_sweep]))
             contiguous, previous, walked = row.sweep, (row.started_at, row.finished_at), walked + 1
@@ -170,7 +164,7 @@ class Waiting:
 
 
 def wait_for_meter(session: Session, waiting: Waiting, now: datetime) -> None:
-    statement = _insert(session, meter_waiting).values(**waiting.__dict__, since=now)
+    statement = insert_on_conflict(session, meter_waiting).values(**waiting.__dict__, since=now)
     session.execute(statement.on_conflict_do_update(
         index_elements=[meter_waiting.c.period, meter_waiting.c.whmcs_client_id],
         set_={"solusvm_user_id": statement.excluded.solusvm_user_id, "trigger": statement.excluded.trigger},

@@ -15,10 +15,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import BigInteger, Column, Index, Integer, String, Table, Uuid, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from shared.db import UtcTimestamp
+from shared.db import UtcTimestamp, insert_on_conflict
 from shared.events.metering import MeteredPlan, MeterSwept, VmDeleted, VmPlanChanged, VmRunEnded, VmRunStarted
 
 from services.usage_collector.store import tables
@@ -77,13 +76,9 @@ meter_sweeps = Table(
 )
 
 
-def _insert(session: Session, table: Table) -> Any:
-    return (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(table)
-
-
 def _count_into_sweep(session: Session, epoch: uuid.UUID, sweep: int) -> bool:
     """Count one transition into its sweep; True when that made the sweep complete."""
-    statement = _insert(session, meter_sweeps).values(meter_epoch=epoch, sweep=sweep, received=1)
+    statement = insert_on_conflict(session, meter_sweeps).values(meter_epoch=epoch, sweep=sweep, received=1)
     row = session.execute(statement.on_conflict_do_update(
         index_elements=[meter_sweeps.c.meter_epoch, meter_sweeps.c.sweep],
         set_={"received": meter_sweeps.c.received + 1},
@@ -93,7 +88,7 @@ def _count_into_sweep(session: Session, epoch: uuid.UUID, sweep: int) -> bool:
 
 def _upsert(session: Session, table: Table, keys: Sequence[str], values: dict[str, Any],
             update: Sequence[str]) -> None:
-    statement = _insert(session, table).values(**values)
+    statement = insert_on_conflict(session, table).values(**values)
     if update:
         statement = statement.on_conflict_do_update(
             index_elements=[table.c[key] for key in keys], set_={name: statement.excluded[name] for name in update})
@@ -141,7 +136,7 @@ def record_event(session: Session, event: VmRunStarted | VmRunEnded | VmPlanChan
 
 
 def record_sweep(session: Session, event: MeterSwept) -> None:
-    statement = _insert(session, meter_sweeps).values(
+    statement = insert_on_conflict(session, meter_sweeps).values(
         meter_epoch=event.meter_epoch, sweep=event.sweep, started_at=event.started_at, finished_at=event.finished_at,
         interval_seconds=event.interval_seconds, expected=event.events, received=0,
     )

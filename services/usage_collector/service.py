@@ -3,9 +3,7 @@ the month so far, when the signup asks for a customer's client-area panel."""
 
 from __future__ import annotations
 
-import functools
-
-from shared.bus.topology import DATABASE_ONLY_BATCH, Subscription
+from shared.bus.topology import DATABASE_ONLY_BATCH, Events, Subscription, bind
 from shared.dependencies import Dependencies
 from shared.events.billing import BillingPeriodClosed, CustomerUsageRequested, InvoiceCreated, NothingToBill
 from shared.events.enrollment import UserProvisioned
@@ -17,12 +15,16 @@ from services.usage_collector import handlers, store
 from services.usage_collector.settings import UsageCollectorSettings
 
 NAME = "usage_collector"
+OUTCOMES: Events[InvoiceCreated | NothingToBill] = (InvoiceCreated, NothingToBill)
+METER_EVENTS: Events[VmRunStarted | VmRunEnded | VmPlanChanged | VmDeleted] = (
+    VmRunStarted, VmRunEnded, VmPlanChanged, VmDeleted,
+)
 
 
 def build(deps: Dependencies) -> ServiceDefinition:
     settings = deps.settings(UsageCollectorSettings)
-    fan_out = functools.partial(handlers.fan_out, chunk_size=settings.usage_fanout_chunk_size)
-    collect_usage = functools.partial(handlers.collect_usage, solusvm=deps.solusvm, settings=settings)
+    fan_out = bind(handlers.fan_out, chunk_size=settings.usage_fanout_chunk_size)
+    collect_usage = bind(handlers.collect_usage, solusvm=deps.solusvm, settings=settings)
     return ServiceDefinition(
         name=NAME,
         tables=store.tables,
@@ -31,13 +33,13 @@ def build(deps: Dependencies) -> ServiceDefinition:
                          batch=DATABASE_ONLY_BATCH),
             Subscription(NAME, "fan_out", (BillingPeriodClosed,), fan_out),
             Subscription(NAME, "collect_usage", (CustomerUsageRequested,), collect_usage),
-            Subscription(NAME, "settle", (InvoiceCreated, NothingToBill), handlers.settle, batch=DATABASE_ONLY_BATCH),
+            Subscription(NAME, "settle", OUTCOMES, handlers.settle, batch=DATABASE_ONLY_BATCH),
             # What the meter saw, recorded whichever source bills: switching to the meter later finds it all.
-            Subscription(NAME, "record_meter_event", (VmRunStarted, VmRunEnded, VmPlanChanged, VmDeleted),
-                         handlers.record_meter_event, batch=DATABASE_ONLY_BATCH),
+            Subscription(NAME, "record_meter_event", METER_EVENTS, handlers.record_meter_event,
+                         batch=DATABASE_ONLY_BATCH),
             Subscription(NAME, "record_sweep", (MeterSwept,), handlers.record_sweep, batch=DATABASE_ONLY_BATCH),
             # The month so far, for the client-area panel (the signup keeps the answers).
             Subscription(NAME, "report_usage_to_date", (UsageToDateRequested,),
-                         functools.partial(handlers.report_usage_to_date, solusvm=deps.solusvm, settings=settings)),
+                         bind(handlers.report_usage_to_date, solusvm=deps.solusvm, settings=settings)),
         ],
     )

@@ -25,10 +25,9 @@ from sqlalchemy import (
     func,
     select,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from shared.db import Amount, UtcTimestamp, rows_changed
+from shared.db import Amount, UtcTimestamp, insert_on_conflict, rows_changed
 from shared.service import ServiceTables
 
 COLLECTED = "collected"
@@ -79,11 +78,6 @@ collections = Table(
 )
 
 
-def _insert(session: Session, table: Table) -> Any:
-    dialect = session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
-
-
 # -- customers ---------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Customer:
@@ -99,7 +93,7 @@ def customer_by_user(session: Session, solusvm_user_id: int) -> Customer | None:
 
 def save_customer(session: Session, customer: Customer, now: datetime) -> None:
     """Insert, or follow a re-provisioning to its SolusVM user; enrolment keeps its earliest date."""
-    statement = _insert(session, customers).values(
+    statement = insert_on_conflict(session, customers).values(
         whmcs_client_id=customer.whmcs_client_id, solusvm_user_id=customer.solusvm_user_id,
         enrolled_at=customer.enrolled_at, updated_at=now,
     )
@@ -161,7 +155,7 @@ def _fanout(row: Any) -> FanOut:
 
 def start_fanout(session: Session, close_event_id: uuid.UUID, period: str, trigger: str, now: datetime) -> FanOut:
     """The fan-out of one close event, created on first sight; a redelivery resumes where it stopped."""
-    statement = _insert(session, fanouts).values(
+    statement = insert_on_conflict(session, fanouts).values(
         close_event_id=close_event_id, period=period, trigger=trigger, last_client_id=0, requested=0,
         finished=False, started_at=now, updated_at=now,
     ).on_conflict_do_nothing(index_elements=[fanouts.c.close_event_id])
@@ -192,7 +186,7 @@ def latest_fanout(session: Session, period: str) -> FanOut | None:
 # and cache-keying them per call cost more CPU than running them.
 @functools.cache
 def _record_collection(dialect: str) -> Any:
-    statement = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(collections).values(
+    statement = insert_on_conflict(dialect, collections).values(
         period=bindparam("p_period"), whmcs_client_id=bindparam("p_client_id"),
         solusvm_user_id=bindparam("p_user_id"), vm_count=bindparam("p_vm_count"),
         total_tokens=bindparam("p_total_tokens"), outcome=COLLECTED, collected_at=bindparam("p_now"),

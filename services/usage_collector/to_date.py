@@ -17,10 +17,10 @@ collector does not bill is ignored.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
 
 from shared.bus.processing import HandlerContext
 from shared.events.billing import VmUsage
+from shared.ports import SolusVM
 from shared.upstream.errors import UpstreamError
 
 from services.usage_collector import meter_progress, meter_store
@@ -33,7 +33,7 @@ LONGEST_MONTH = timedelta(days=31)
 MAX_VMS = 500
 
 
-def from_endpoint(ctx: HandlerContext, solusvm: Any, user_id: int, starts_at: datetime,
+def from_endpoint(ctx: HandlerContext, solusvm: SolusVM, user_id: int, starts_at: datetime,
                    now: datetime) -> tuple[datetime, tuple[VmUsage, ...]] | None:  # fmt: skip
     try:
         usage = solusvm.period_usage(user_id, starts_at, now)

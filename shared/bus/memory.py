@@ -40,7 +40,7 @@ from shared.metrics import MESSAGES_PARKED, MESSAGES_RETRIED
 
 log = get_logger("postpay.bus.memory")
 
-Binding = tuple[Subscription[Any], MessageProcessor]
+Binding = tuple[Subscription, MessageProcessor]
 
 
 @dataclass
@@ -83,7 +83,7 @@ class InMemoryBus:
         self._busy = 0
 
     # -- topology and publishing -------------------------------------------------------------
-    def declare(self, subscriptions: Sequence[Subscription[Any]]) -> None:
+    def declare(self, subscriptions: Sequence[Subscription]) -> None:
         with self._lock:
             for subscription in check_unique(subscriptions):
                 queue = self.naming.queue(subscription.queue)
@@ -147,7 +147,7 @@ class InMemoryBus:
             self._lock.notify_all()
 
     def _settle_one(
-        self, queue: str, subscription: Subscription[Any], stored: _Stored, message: ReceivedMessage, outcome: Outcome
+        self, queue: str, subscription: Subscription, stored: _Stored, message: ReceivedMessage, outcome: Outcome
     ) -> None:
         step = next_step(outcome, message.attempt, self.retry_delays)
         self._busy -= 1

@@ -204,7 +204,7 @@ class MessageProcessor:
         self.after_commit = after_commit
         self.producers = producers
 
-    def decode(self, subscription: Subscription[Any], message: ReceivedMessage) -> Envelope[Any] | Outcome:
+    def decode(self, subscription: Subscription, message: ReceivedMessage) -> Envelope[Any] | Outcome:
         if len(message.body) > self.max_message_bytes:
             return Outcome("park", "oversized", f"{len(message.body)} bytes > {self.max_message_bytes}")
         content_type = (message.content_type or "").split(";")[0].strip().lower()
@@ -234,7 +234,7 @@ class MessageProcessor:
             )
         return envelope
 
-    def _read(self, subscription: Subscription[Any], message: ReceivedMessage) -> Envelope[Any] | Outcome:
+    def _read(self, subscription: Subscription, message: ReceivedMessage) -> Envelope[Any] | Outcome:
         try:
             decoded = self.decode(subscription, message)
         except Exception as exc:  # noqa: BLE001 - whatever a body does to the decoder, it fails alone
@@ -243,13 +243,13 @@ class MessageProcessor:
             log.warning("message parked unread", queue=subscription.queue, reason=decoded.reason, error=decoded.error)
         return decoded
 
-    def process(self, subscription: Subscription[Any], message: ReceivedMessage) -> Outcome:
+    def process(self, subscription: Subscription, message: ReceivedMessage) -> Outcome:
         decoded = self._read(subscription, message)
         if isinstance(decoded, Outcome):
             return decoded
         return self._apply_alone(subscription, decoded, message.attempt)
 
-    def process_batch(self, subscription: Subscription[Any], messages: Sequence[ReceivedMessage]) -> list[Outcome]:
+    def process_batch(self, subscription: Subscription, messages: Sequence[ReceivedMessage]) -> list[Outcome]:
         """Several deliveries to one handler applied in one transaction: one inbox statement and one
         commit for all of them instead of one each. Only for handlers that touch nothing but
         ``ctx.session`` (``Subscription.batch``).
@@ -279,12 +279,12 @@ class MessageProcessor:
             )
         return [outcome for outcome in outcomes if outcome is not None]
 
-    def _apply_alone(self, subscription: Subscription[Any], envelope: Envelope[Any], attempt: int) -> Outcome:
+    def _apply_alone(self, subscription: Subscription, envelope: Envelope[Any], attempt: int) -> Outcome:
         with structlog.contextvars.bound_contextvars(**_log_fields(subscription, envelope)):
             return self._apply(subscription, envelope, attempt)
 
     def _apply_together(
-        self, subscription: Subscription[Any], envelopes: list[Envelope[Any]], attempts: list[int]
+        self, subscription: Subscription, envelopes: list[Envelope[Any]], attempts: list[int]
     ) -> list[Outcome] | None:
         """All of ``envelopes`` in one transaction, or None (and nothing committed) if any failed."""
         if not envelopes:
@@ -327,7 +327,7 @@ class MessageProcessor:
             self.after_commit()
         return outcomes
 
-    def _apply(self, subscription: Subscription[Any], envelope: Envelope[Any], attempt: int) -> Outcome:
+    def _apply(self, subscription: Subscription, envelope: Envelope[Any], attempt: int) -> Outcome:
         handler = subscription.queue
         ids = _Ids(event_id=str(envelope.event_id), event_type=envelope.event_type)
         started = time.perf_counter()
@@ -397,7 +397,7 @@ def _handler_seconds(handler: str) -> Any:
     return HANDLER_SECONDS.labels(handler)
 
 
-def _log_fields(subscription: Subscription[Any], envelope: Envelope[Any]) -> dict[str, str]:
+def _log_fields(subscription: Subscription, envelope: Envelope[Any]) -> dict[str, str]:
     return {
         "event_id": str(envelope.event_id),
         "correlation_id": str(envelope.correlation_id),

@@ -79,7 +79,7 @@ class RabbitBus:
         self.heartbeat = heartbeat
         self.delivery_limit = delivery_limit
         self.connect_timeout = connect_timeout
-        self.subscriptions: list[Subscription[Any]] = []
+        self.subscriptions: list[Subscription] = []
         self.login_user: str = kombu.Connection(url).userid or "guest"
         self.users = users or BrokerUsers(shared=self.login_user)
         self.passwords = dict(passwords or {})
@@ -150,7 +150,7 @@ class RabbitBus:
     def parking_lot_arguments(self) -> dict[str, Any]:
         return {**PARKING_LOT_ARGUMENTS, **self.quorum_arguments()}
 
-    def main_queue_arguments(self, subscription: Subscription[Any]) -> dict[str, Any]:
+    def main_queue_arguments(self, subscription: Subscription) -> dict[str, Any]:
         return {
             **self.quorum_arguments(),
             "x-delivery-limit": self.delivery_limit,
@@ -160,7 +160,7 @@ class RabbitBus:
             "x-overflow": "reject-publish",
         }
 
-    def retry_queue_arguments(self, subscription: Subscription[Any], delay: float) -> dict[str, Any]:
+    def retry_queue_arguments(self, subscription: Subscription, delay: float) -> dict[str, Any]:
         return {
             **self.quorum_arguments(),
             "x-message-ttl": max(1, round(delay * 1000)),
@@ -170,7 +170,7 @@ class RabbitBus:
             "x-overflow": "reject-publish",
         }
 
-    def declare(self, subscriptions: Sequence[Subscription[Any]]) -> None:
+    def declare(self, subscriptions: Sequence[Subscription]) -> None:
         """Declare the exchange and every queue, binding and retry queue (idempotent)."""
         subscriptions = check_unique(subscriptions)
         with self.connection() as connection:
@@ -179,7 +179,7 @@ class RabbitBus:
         known = {s.queue for s in self.subscriptions}
         self.subscriptions.extend(s for s in subscriptions if s.queue not in known)
 
-    def declare_on(self, channel: Any, subscriptions: Sequence[Subscription[Any]]) -> None:
+    def declare_on(self, channel: Any, subscriptions: Sequence[Subscription]) -> None:
         channel.exchange_declare(self.naming.exchange, "topic", durable=True, auto_delete=False,
                                  passive=not self.declares_everything)
         for service in sorted({subscription.service for subscription in subscriptions}):
@@ -206,7 +206,7 @@ class RabbitBus:
                 )
                 channel.queue_bind(retry_queue, internal, retry_queue)
 
-    def delete_topology(self, subscriptions: Sequence[Subscription[Any]]) -> None:
+    def delete_topology(self, subscriptions: Sequence[Subscription]) -> None:
         """Remove what ``declare`` made (tests clean up their own namespace with it)."""
         with self.connection() as connection:
             channel = self.open_channel(connection)

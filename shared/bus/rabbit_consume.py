@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
 log = get_logger("postpay.bus.rabbit")
 
-Binding = tuple[Subscription[Any], MessageProcessor]
+Binding = tuple[Subscription, MessageProcessor]
 
 
 @dataclass
@@ -55,7 +55,7 @@ class _Delivery:
 class _Finished:
     generation: int
     delivery_tag: int
-    subscription: Subscription[Any]
+    subscription: Subscription
     message: ReceivedMessage
     raw: amqp.Message
     outcome: Outcome
@@ -202,7 +202,7 @@ class RabbitConsumer:
 
         return receive
 
-    def _schedule(self, subscription: Subscription[Any], processor: MessageProcessor, waiting: deque[_Delivery],
+    def _schedule(self, subscription: Subscription, processor: MessageProcessor, waiting: deque[_Delivery],
                   queue_name: str, *, only_if_none: bool = False) -> None:
         with self._scheduling:
             scheduled = self._scheduled[queue_name]
@@ -211,7 +211,7 @@ class RabbitConsumer:
             self._scheduled[queue_name] = scheduled + 1
         self._pool.submit(self._apply_waiting, subscription, processor, waiting, queue_name)
 
-    def _apply_waiting(self, subscription: Subscription[Any], processor: MessageProcessor,
+    def _apply_waiting(self, subscription: Subscription, processor: MessageProcessor,
                        waiting: deque[_Delivery], queue_name: str) -> None:
         with self._scheduling:
             self._scheduled[queue_name] -= 1  # from here on, a delivery that arrives schedules a task
@@ -223,7 +223,7 @@ class RabbitConsumer:
                 # a task not yet started will, another one takes the rest.
                 self._schedule(subscription, processor, waiting, queue_name, only_if_none=True)
 
-    def _take_waiting(self, subscription: Subscription[Any], processor: MessageProcessor,
+    def _take_waiting(self, subscription: Subscription, processor: MessageProcessor,
                       waiting: deque[_Delivery]) -> None:
         deliveries: list[_Delivery] = []
         while len(deliveries) < subscription.batch:
@@ -234,7 +234,7 @@ class RabbitConsumer:
         if deliveries:
             self._apply(subscription, processor, deliveries)
 
-    def _apply(self, subscription: Subscription[Any], processor: MessageProcessor, deliveries: list[_Delivery]) -> None:
+    def _apply(self, subscription: Subscription, processor: MessageProcessor, deliveries: list[_Delivery]) -> None:
         messages = [delivery.message for delivery in deliveries]
         try:
             outcomes = processor.process_batch(subscription, messages)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeAlias, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Concatenate, Literal, ParamSpec, TypeAlias, TypeVar, overload
 
 from shared.events.base import Event
 from shared.ports import Mailer, SolusVM, Whmcs
@@ -28,7 +28,7 @@ EXCHANGE = "postpay.events"
 E = TypeVar("E", bound=Event)
 
 # A handler applies one event of type E. Its ports (``shared.ports``) and settings are bound by the
-# service's build() (``functools.partial``), so its signature says which upstream calls it may make.
+# service's build() (``bind``), so its signature says which upstream calls it may make.
 Handler: TypeAlias = Callable[[E, "HandlerContext"], None]
 # A database-only handler gets the narrower context: ``ctx.session`` and ``ctx.emit``, no other
 # transaction; only such a handler may be batched (see Subscription).
@@ -39,8 +39,35 @@ DatabaseHandler: TypeAlias = Callable[[E, "DatabaseContext"], None]
 DATABASE_ONLY_BATCH = 64
 
 
+P = ParamSpec("P")
+
+
+@overload
+def bind(
+    handler: Callable[Concatenate[E, DatabaseContext, P], None], /, *args: P.args, **kwargs: P.kwargs
+) -> DatabaseHandler[E]: ...
+
+
+@overload
+def bind(
+    handler: Callable[Concatenate[E, HandlerContext, P], None], /, *args: P.args, **kwargs: P.kwargs
+) -> Handler[E]: ...
+
+
+def bind(handler: Callable[..., None], /, *args: Any, **kwargs: Any) -> Callable[..., None]:
+    """``handler`` with its ports and settings given: ``bind(handlers.provision_user, solusvm=deps.solusvm,
+    settings=settings)``. Unlike ``functools.partial`` (which it returns), the type checker sees what is
+    left: an event the handler takes, its context, and each bound argument's type."""
+    return functools.partial(handler, *args, **kwargs)
+
+
+# The events a handler of several event types takes, typed as their union (a tuple literal's type
+# would be their common base): ``STANDING: Events[UserLocked | InvoicePaid] = (UserLocked, InvoicePaid)``.
+Events: TypeAlias = tuple[type[E], ...]
+
+
 @dataclass(frozen=True)
-class Subscription(Generic[E]):
+class Subscription:
     """One consuming handler: the events it takes and the function that applies them.
 
     ``batch`` > 1 lets the consumer apply up to that many waiting deliveries in one transaction
@@ -48,30 +75,28 @@ class Subscription(Generic[E]):
     no upstream call, no email, no separate transaction, since a failure anywhere in the batch
     runs every handler of it again, alone. The types say so: a batched subscription takes a
     ``DatabaseHandler`` (whose context has no other transaction), and no port may be bound to it.
-
-    A handler of several event types names their union: ``Subscription[A | B](..., (A, B), handler)``.
     """
 
     service: str
     name: str
-    events: tuple[type[E], ...]
-    handler: Handler[E]
+    events: tuple[type[Event], ...]
+    handler: Handler[Any]
     batch: int = 1
 
     if TYPE_CHECKING:  # the runtime __init__ is the dataclass's; these say which handler may be batched
 
         @overload
         def __init__(
-            self, service: str, name: str, events: tuple[type[E], ...], handler: Handler[E], batch: Literal[1] = 1
+            self, service: str, name: str, events: Events[E], handler: Handler[E], batch: Literal[1] = 1
         ) -> None: ...
 
         @overload
         def __init__(
-            self, service: str, name: str, events: tuple[type[E], ...], handler: DatabaseHandler[E], batch: int
+            self, service: str, name: str, events: Events[E], handler: DatabaseHandler[E], batch: int
         ) -> None: ...
 
         def __init__(
-            self, service: str, name: str, events: tuple[type[E], ...], handler: Handler[E], batch: int = 1
+            self, service: str, name: str, events: Events[Event], handler: Handler[Any], batch: int = 1
         ) -> None: ...
 
     def __post_init__(self) -> None:
@@ -136,7 +161,7 @@ def _binds_a_port(handler: Callable[..., None]) -> bool:
     return any(isinstance(value, (Whmcs, SolusVM, Mailer)) for value in bound)
 
 
-def check_unique(subscriptions: Iterable[Subscription[Any]]) -> list[Subscription[Any]]:
+def check_unique(subscriptions: Iterable[Subscription]) -> list[Subscription]:
     subscriptions = list(subscriptions)
     seen: set[str] = set()
     for subscription in subscriptions:
@@ -146,7 +171,7 @@ def check_unique(subscriptions: Iterable[Subscription[Any]]) -> list[Subscriptio
     return subscriptions
 
 
-def consumed_event_types(subscriptions: Sequence[Subscription[Any]]) -> set[str]:
+def consumed_event_types(subscriptions: Sequence[Subscription]) -> set[str]:
     return {key for subscription in subscriptions for key in subscription.routing_keys}
 
 

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SerializationInfo, SerializerFunctionWrapHandler, model_serializer, model_validator
 
+from shared.errors import PermanentError
 from shared.events.base import OPERATOR, Event, Money, UtcDateTime
 from shared.events.fields import ClientId, PeriodKey, ShortText, SolusUserId, TimeZoneName
 from shared.events.metering import MeteringProvenance
@@ -48,6 +49,15 @@ class PeriodWindow(Event, abstract=True):
                 f"[{period.starts_at}, {period.ends_at})"
             )
         return period
+
+
+def period_of(event: PeriodWindow) -> BillingPeriod:
+    """The event's period, for a handler: a window that is not its period cannot be fixed by retrying,
+    so it is a ``PermanentError`` (the message is parked with the reason, not retried)."""
+    try:
+        return event.billing_period()
+    except ValueError as exc:
+        raise PermanentError(str(exc)) from exc
 
 
 def _drop_unset_shifts(data: Any) -> Any:

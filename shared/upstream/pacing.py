@@ -5,17 +5,20 @@ How much it takes is not known in advance and changes with whatever else it serv
 client paces itself by AIMD (the rule TCP uses to share a link, which lets several replicas that share
 one upstream converge on fair shares without talking to each other):
 
-* a call that comes back at the upstream's usual latency, while the limit was in use, raises the limit
-  (by one per call in a first *slow start*, by about one per round trip after it);
+* a call that comes back at the upstream's usual latency, while the limit was all in use, raises the
+  limit (by a quarter per round trip in a first *slow start* from 2, by about one per round trip after);
 * a 503/502/504 or 429, a timeout, or latency risen well above the usual halves it, once per round trip
   (calls sent before the last decrease cannot trigger another: their answers describe the old load);
 * it never goes below 1 nor above the hard cap (``POSTPAY_WHMCS_MAX_IN_FLIGHT`` /
   ``POSTPAY_SOLUSVM_MAX_IN_FLIGHT``), when one is set.
 
-"Usual latency" is the lowest seen recently per call label (a usage read and an invoice write differ),
-and "well above" compares a moving average of each answer's latency over that floor with a tolerance,
-so one slow answer alone decides nothing. Slow start ends, without a decrease, at a smaller rise: the
-limit doubles each round trip there, and an upstream's knee is better approached linearly.
+"Usual latency" is the lowest seen recently per call label (a usage read and an invoice write differ).
+"Well above" (1.4×) is judged once per round of answers (half as many as the limit), on the *fastest*
+answer of the round over its label's usual latency: an upstream that queues slows every answer, while
+a pause of this process (the GIL, a busy machine, a collection) slows only some, so the round's
+fastest answer tells the two apart where an average would not. Slow start ends, without a decrease,
+at a smaller rise (1.1×): an upstream's knee is better approached linearly, since past 2C a modelled
+WHMCS sheds requests, and a shed CreateInvoice is an outcome the invoicer must wait to learn.
 
 Threads over the limit wait (nothing has been sent, so nothing is uncertain); a thread that waits
 longer than ``queue_timeout`` gets ``UpstreamUnavailable``, which every caller already retries.
@@ -30,22 +33,23 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from shared.logging import get_logger
 from shared.upstream.errors import UpstreamUnavailable
 
 # Statuses that mean "too much for me now": shed by a proxy, throttled, or timed out upstream.
 CONGESTION_STATUSES = frozenset({429, 502, 503, 504})
+log = get_logger("postpay.upstream.pacing")
 
 
 @dataclass(frozen=True)
 class PacingPolicy:
     adaptive: bool = True  # False: a fixed limit, the hard cap (or none at all): the old behaviour
-    initial: float = 4.0
+    initial: float = 2.0
     max_in_flight: int | None = None  # the hard cap; None: whatever the upstream takes
-    tolerance: float = 1.5  # latency over its floor (moving average) beyond which the limit halves
-    slow_start_exit: float = 1.15  # ... and beyond which slow start ends (no decrease)
-    slow_start_step: float = 0.5  # per call answered in time: the limit grows ×1.5 per round trip
+    tolerance: float = 1.4  # a round's fastest answer over its usual latency beyond which the limit halves
+    slow_start_exit: float = 1.1  # ... and beyond which slow start ends (no decrease)
+    slow_start_step: float = 0.25  # per call answered in time: the limit grows ×1.25 per round trip
     backoff: float = 0.5
-    smoothing: float = 0.35  # weight of the newest answer in the moving average
     # The usual latency is the lowest of the last one to two windows: long, or a standing queue would
     # become "usual"; a real change of the upstream's speed is learnt within two windows.
     floor_window_seconds: float = 60.0
@@ -64,7 +68,7 @@ class Slot:
 
     label: str
     epoch: int
-    busy: bool  # the limit was at least half used when it went out or came back: it may raise the limit
+    busy: bool  # the limit was all used when it went out or came back: only then may it rise
     started: float
     outcome: str = "none"  # "answered" (latency counts), "congested", or "none" (says nothing about load)
     latency: float = 0.0
@@ -106,7 +110,9 @@ class AdaptiveLimit:
         self._ssthresh = math.inf
         self._in_flight = 0
         self._epoch = 0
-        self._ratio: float | None = None
+        self._round_min = math.inf  # the fastest answer (over its usual latency) of the current round
+        self._round_count = 0
+        self._ratio: float | None = None  # the last finished round's
         self._floors: dict[str, _Floor] = {}
         self.decreases = 0
 
@@ -134,12 +140,12 @@ class AdaptiveLimit:
                     f"{self.upstream}: no room for another call within {wait:.0f}s "
                     f"({self._in_flight} in flight, limit {self._limit:.1f})", upstream=self.upstream)
             self._in_flight += 1
-            return Slot(label, self._epoch, busy=self._in_flight >= self._limit / 2, started=self.clock())
+            return Slot(label, self._epoch, busy=self._using_all(), started=self.clock())
 
     def release(self, slot: Slot) -> None:
         """Count the call out, and adapt the limit to what its answer says about the upstream's load."""
         with self._cond:
-            slot.busy = slot.busy or self._in_flight >= self._limit / 2
+            slot.busy = slot.busy or self._using_all()
             self._in_flight -= 1
             if not self.policy.adaptive:
                 pass
@@ -167,12 +173,18 @@ class AdaptiveLimit:
         if slot.epoch != self._epoch:
             return  # sent before the last decrease: neither a new congestion signal nor a reason to grow
         ratio = slot.latency / floor if floor > 0 else 1.0
-        weight = self.policy.smoothing
-        self._ratio = ratio if self._ratio is None else (1 - weight) * self._ratio + weight * ratio
+        self._round_min = min(self._round_min, ratio)
+        self._round_count += 1
+        if self._round_count >= max(2, math.floor(self._limit / 2)):
+            self._ratio, self._round_min, self._round_count = self._round_min, math.inf, 0
+        if self._ratio is None:
+            return  # the first round of this load is not over
         if self._ratio > self.policy.tolerance:
             self._decrease(slot)
         elif self._limit < self._ssthresh and self._ratio > self.policy.slow_start_exit:
             self._ssthresh = self._limit  # the knee is near: from here on, grow linearly
+            log.info("upstream pacing: slow start over", upstream=self.upstream, limit=round(self._limit, 1),
+                     latency_ratio=round(self._ratio, 2))
         elif slot.busy:
             step = self.policy.slow_start_step if self._limit < self._ssthresh else 1 / self._limit
             self._limit = self._capped(self._limit + step)
@@ -180,11 +192,21 @@ class AdaptiveLimit:
     def _decrease(self, slot: Slot) -> None:
         if slot.epoch != self._epoch:
             return  # this load was already answered by a decrease
+        # At most one line per round trip, and only while the upstream is struggling.
+        log.info("upstream pacing: fewer calls in flight", upstream=self.upstream, call=slot.label,
+                 limit=round(self._limit, 1), in_flight=self._in_flight,
+                 reason="latency" if slot.outcome == "answered" else "overload",
+                 latency_ratio=None if self._ratio is None else round(self._ratio, 2))
         self._limit = self._capped(self._limit * self.policy.backoff)
         self._ssthresh = self._limit
         self._epoch += 1
-        self._ratio = None  # the answers of the new load decide the next step
+        self._ratio, self._round_min, self._round_count = None, math.inf, 0  # the new load's answers decide next
         self.decreases += 1
+
+    def _using_all(self) -> bool:
+        """Whether the calls in flight fill the limit. A limit that grew while fewer calls were out would
+        be a promise never tested: the moment the threads all call at once it would overshoot."""
+        return self._in_flight + 1 > self._limit
 
     def _capped(self, value: float) -> float:
         cap = self.policy.max_in_flight

@@ -75,7 +75,7 @@ class ServiceUnderTest:
         self.close()
 
     # -- delivering --------------------------------------------------------------------------------
-    def subscription(self, queue: str) -> Subscription[Any]:
+    def subscription(self, queue: str) -> Subscription:
         for subscription in self.service.subscriptions:
             if subscription.name == queue:
                 return subscription

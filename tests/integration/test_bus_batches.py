@@ -12,7 +12,7 @@ from sqlalchemy import Column, Integer, String, Table, event, func, select, text
 
 from postpay.bootstrap import SERVICES, System
 from shared.bus.messages import ATTEMPT_HEADER, CONTENT_TYPE, OutgoingMessage, ReceivedMessage
-from shared.bus.processing import MessageProcessor
+from shared.bus.processing import DatabaseContext, MessageProcessor
 from shared.bus.topology import Subscription
 from shared.db import Database
 from shared.errors import PermanentError
@@ -113,6 +113,20 @@ def test_a_batch_is_applied_in_one_transaction_and_one_commit(postgres_processor
     with db.transaction() as session:
         assert session.execute(select(func.count(func.distinct(tallies.c.transaction_id)))).scalar_one() == 1
         assert session.execute(select(func.count()).select_from(tables.inbox.table)).scalar_one() == 20
+
+
+def test_a_batched_handler_is_given_the_database_context_only(postgres_processor: MessageProcessor) -> None:
+    """Its events commit together or are applied again alone: a transaction of its own would outlive that."""
+    contexts: list[DatabaseContext] = []
+
+    def note(event: Tallied, ctx: DatabaseContext) -> None:
+        contexts.append(ctx)
+
+    subscription = Subscription("batchy", "noted", (Tallied,), note, batch=10)
+    outcomes = postgres_processor.process_batch(subscription, [received(Tallied(key=f"n{n}")) for n in range(3)])
+    assert [outcome.kind for outcome in outcomes] == ["done"] * 3
+    assert [type(ctx) for ctx in contexts] == [DatabaseContext] * 3
+    assert not hasattr(contexts[0], "separate_transaction")
 
 
 def test_each_event_in_a_batch_gets_its_own_outcome(postgres_processor: MessageProcessor) -> None:

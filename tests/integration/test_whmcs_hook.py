@@ -114,6 +114,8 @@ def enrollment(tmp_path: Path) -> Iterator[Enrollment]:
 @pytest.fixture
 def whmcs(tmp_path: Path, enrollment: Enrollment) -> Iterator[str]:
     """A WHMCS-shaped document root with the shipped files installed, served by ``php -S``."""
+    curl = subprocess.run([PHP, "-r", "exit(function_exists('curl_init') ? 0 : 1);"], timeout=30)
+    assert curl.returncode == 0, "this PHP has no curl, which the hook needs (Debian: apt-get install php-curl)"
     root = tmp_path / "whmcs"
     shutil.copytree(DEPLOY, root, ignore=shutil.ignore_patterns("*.md"))
     (root / "init.php").write_text(STUB_INIT)

@@ -88,7 +88,7 @@ def test_fresh_debian_as_root_installs_starts_and_lets_the_tests_into_its_own_po
     env, argv, said = prepare(machine)
 
     assert machine.changes() == [
-        "install rabbitmq-server postgresql chromium php-cli prometheus",
+        "install rabbitmq-server postgresql chromium php-cli php-curl prometheus",
         "start RabbitMQ", "start PostgreSQL", "configure PostgreSQL",
     ]
     assert env[AMQP_VARIABLE] == AMQP and env[DATABASE_VARIABLE] == DATABASE
@@ -160,6 +160,7 @@ def test_docker_without_root_names_the_missing_tools_and_their_packages_and_inst
 
     assert machine.changes() == []
     for words in ("chromium (Debian package chromium)", "php (Debian package php-cli)",
+                  "php-curl (Debian package php-curl)",
                   "promtool (Debian package prometheus)", "run this as root on Debian"):
         assert words in said
 

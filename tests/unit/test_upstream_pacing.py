@@ -37,14 +37,21 @@ def limiter(**policy: object) -> AdaptiveLimit:
 
 
 def full_round(limit: AdaptiveLimit, latency: float, label: str = "CreateInvoice") -> int:
-    """Fill the limit, then answer every call at ``latency``; returns how many went out."""
-    slots = []
+    """As many answers as the limit allows calls, with callers always waiting for a place (each answer
+    is followed by the next call at once); returns how many answers that was."""
+    out = []
     while limit.in_flight + 1 <= limit.limit:
-        slots.append(limit.acquire(label, timeout=0))
-    for slot in slots:
+        out.append(limit.acquire(label, timeout=0))
+    answers = len(out)
+    for _ in range(answers):
+        slot = out.pop(0)
         slot.answered(latency)
         limit.release(slot)
-    return len(slots)
+        while limit.in_flight + 1 <= limit.limit:
+            out.append(limit.acquire(label, timeout=0))
+    for slot in out:  # the calls of the next round trip, not answered here: nothing learnt from them
+        limit.release(slot)
+    return answers
 
 
 def congest(limit: AdaptiveLimit, slot_count: int = 1) -> None:
@@ -56,9 +63,9 @@ def congest(limit: AdaptiveLimit, slot_count: int = 1) -> None:
 
 def test_the_limit_grows_while_latency_stays_at_its_usual_level() -> None:
     limit = limiter(initial=4)
-    sent = [full_round(limit, 0.25) for _ in range(6)]
+    sent = [full_round(limit, 0.25) for _ in range(10)]
     assert sent[0] == 4
-    assert sent == sorted(sent) and sent[-1] > 20  # slow start: ×1.5 per round trip
+    assert sent == sorted(sent) and sent[-1] > 16  # slow start: ×1.25 per round trip
     assert limit.decreases == 0
 
 
@@ -69,7 +76,7 @@ def test_after_slow_start_it_grows_about_one_per_round_trip() -> None:
     start = limit.limit
     for _ in range(5):
         full_round(limit, 0.25)
-    assert start + 4 <= limit.limit <= start + 5.5
+    assert start + 3 <= limit.limit <= start + 5.5  # the first round after a decrease only observes
 
 
 def test_a_503_or_a_timeout_halves_it_once_per_round_trip() -> None:
@@ -100,7 +107,7 @@ def test_one_slow_answer_alone_decides_nothing() -> None:
     limit = limiter(initial=8)
     full_round(limit, 0.25)
     slots = [limit.acquire("CreateInvoice", timeout=0) for _ in range(8)]
-    slots[0].answered(0.6)
+    slots[0].answered(0.5)  # twice the usual: a pause, a retransmit
     for slot in slots[1:]:
         slot.answered(0.25)
     for slot in slots:

@@ -11,7 +11,7 @@ with is the registration's: only the signup's current registration ever shows pr
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Request
 from fastapi.concurrency import run_in_threadpool
@@ -95,7 +95,7 @@ def _rate_limited(outcome: RateLimited) -> JSONResponse:
     return response
 
 
-SIGNUP_ERRORS = {
+SIGNUP_ERRORS: dict[int | str, dict[str, Any]] = {
     422: {"model": Problem, "description": "A field is missing or not acceptable."},
     429: {"model": Problem, "description": "Too many attempts from this address or for this email."},
 }

@@ -8,7 +8,6 @@ the signup outbox, so the relay publishes at once instead of at its next poll.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -32,10 +31,11 @@ from services.signup.web.guard import BodyLimit, SecurityHeaders, add_assets_and
 from services.signup.web.links import router as links_router
 from services.signup.web.panel import router as panel_router
 from services.signup.web.pages import router as pages_router
-from services.signup.web.support import Web, page
+from services.signup.web.support import FormRefused, Web, page
 from shared.clock import Clock, utcnow
 from shared.db import Database
 from shared.logging import get_logger
+from shared.ports import SolusVM
 
 log = get_logger("postpay.signup.web")
 
@@ -47,7 +47,7 @@ def _is_api(request: Request) -> bool:
 def create_app(
     db: Database,
     settings: SignupSettings,
-    solusvm: Any,
+    solusvm: SolusVM,
     *,
     clock: Clock = utcnow,
     on_commit: Callable[[], None] | None = None,
@@ -72,9 +72,13 @@ def create_app(
     app.include_router(panel_router)
     add_assets_and_docs(app, settings)
     # The last added runs first: the headers wrap everything, the 413 included.
-    app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes, settings=settings)  # type: ignore[arg-type]
+    app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes, settings=settings)
     solusvm_origin = origin_of(solusvm.sso_login_url("x")) if hasattr(solusvm, "sso_login_url") else None
-    app.add_middleware(SecurityHeaders, policy=page_policy(solusvm_origin, settings.brand_logo_url))  # type: ignore[arg-type]
+    app.add_middleware(SecurityHeaders, policy=page_policy(solusvm_origin, settings.brand_logo_url))
+
+    @app.exception_handler(FormRefused)
+    async def form_refused(request: Request, exc: FormRefused) -> Response:
+        return exc.response
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
@@ -83,7 +87,7 @@ def create_app(
             for error in exc.errors()[:20]
         ]
         if _is_api(request):
-            body = Problem(code="invalid", message="The request is not valid.", errors=errors)  # type: ignore[arg-type]
+            body = Problem(code="invalid", message="The request is not valid.", errors=errors)
             return JSONResponse(body.model_dump(mode="json"), status_code=422)
         return page(request, "problem.html", 404, title="Page not found", message="That address does not exist here.")
 
@@ -91,7 +95,7 @@ def create_app(
     async def http_problem(request: Request, exc: StarletteHTTPException) -> Response:
         if _is_api(request):
             code = "not_found" if exc.status_code == 404 else "invalid"
-            body = Problem(code=code, message=str(exc.detail))  # type: ignore[arg-type]
+            body = Problem(code=code, message=str(exc.detail))
             return JSONResponse(body.model_dump(mode="json"), status_code=exc.status_code, headers=exc.headers)
         title = "Page not found" if exc.status_code == 404 else "That did not work"
         return page(request, "problem.html", exc.status_code, title=title, message=str(exc.detail))

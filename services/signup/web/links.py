@@ -19,8 +19,8 @@ from services.signup.journey import RateLimited
 from services.signup.sso import SolusVMUnavailable, SsoRedirect
 from services.signup.store import Stage
 from services.signup.verification import LinkProblem, ProofNeeded, Verified
-from services.signup.web.pages import bad_form, rate_limited, see_other, stale_form
-from services.signup.web.support import csrf_ok, current_session, form_fields, page, start_session, web_of
+from services.signup.web.pages import rate_limited, see_other
+from services.signup.web.support import CurrentSession, PostedForm, current_session, page, start_session, web_of
 
 router = APIRouter(include_in_schema=False)
 
@@ -39,14 +39,9 @@ def confirm_email(request: Request, token: str) -> Response:
 
 
 @router.post("/verify/{token}", response_class=HTMLResponse)
-async def verify(request: Request, token: str) -> Response:
-    fields = await form_fields(request)
-    if fields is None:
-        return bad_form(request)
-    if not csrf_ok(request, fields.get("csrf_token")):
-        return stale_form(request)
+async def verify(request: Request, token: str, fields: PostedForm, session: CurrentSession) -> Response:
     verification = web_of(request).verification
-    outcome = await run_in_threadpool(verification.verify, token, current_session(request), fields.get("password"))
+    outcome = await run_in_threadpool(verification.verify, token, session, fields.get("password"))
     if isinstance(outcome, Verified):
         response = see_other("/signup/terms")
         start_session(response, request, outcome.signup.id, "verified")
@@ -72,13 +67,7 @@ def link_problem(request: Request, problem: LinkProblem) -> HTMLResponse:
 
 
 @router.post("/sso", response_class=HTMLResponse)
-async def start_sso(request: Request) -> Response:
-    fields = await form_fields(request)
-    if fields is None:
-        return bad_form(request)
-    if not csrf_ok(request, fields.get("csrf_token")):
-        return stale_form(request)
-    session = current_session(request)
+async def start_sso(request: Request, _form: PostedForm, session: CurrentSession) -> Response:
     web = web_of(request)
     if session is None or session.signup_id is None or not web.journey.may_sso_here(session):
         return page(request, "problem.html", 403, title="Please log in through the client area",

@@ -18,10 +18,10 @@ from services.signup.store import Stage
 from services.signup.tokens import BrowserSession
 from services.signup.validation import InvalidRegistration, validate_registration
 from services.signup.web.support import (
+    CurrentSession,
+    PostedForm,
     client_ip,
-    csrf_ok,
     current_session,
-    form_fields,
     page,
     start_session,
     user_agent,
@@ -39,17 +39,6 @@ def rate_limited(request: Request, outcome: RateLimited) -> HTMLResponse:
     response = page(request, "rate_limited.html", 429, minutes=max(1, outcome.retry_after_seconds // 60))
     response.headers["Retry-After"] = str(outcome.retry_after_seconds)
     return response
-
-
-def bad_form(request: Request) -> HTMLResponse:
-    return page(request, "problem.html", 400, title="That form could not be read",
-                message="Please go back, reload the page and try again.")  # fmt: skip
-
-
-def stale_form(request: Request) -> HTMLResponse:
-    return page(request, "problem.html", 403, title="This form has expired",
-                message="For your security, forms work only from the page they came from. "
-                        "Please go back, reload the page and submit it again.")  # fmt: skip
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -72,12 +61,7 @@ def registration_form(request: Request) -> Response:
 
 
 @router.post("/signup", response_class=HTMLResponse)
-async def register(request: Request) -> Response:
-    fields = await form_fields(request)
-    if fields is None:
-        return bad_form(request)
-    if not csrf_ok(request, fields.get("csrf_token")):
-        return stale_form(request)
+async def register(request: Request, fields: PostedForm) -> Response:
     values = {name: fields.get(name, "") for name in ("name", "company", "email", "currency", "country")}
     try:
         registration = validate_registration(fields, currencies=web_of(request).settings.signup_currencies)
@@ -108,12 +92,7 @@ def check_email(request: Request) -> Response:
 
 
 @router.post("/signup/resend", response_class=HTMLResponse)
-async def resend(request: Request) -> Response:
-    fields = await form_fields(request)
-    if fields is None:
-        return bad_form(request)
-    if not csrf_ok(request, fields.get("csrf_token")):
-        return stale_form(request)
+async def resend(request: Request, fields: PostedForm) -> Response:
     email = " ".join(fields.get("email", "").split())[:254]
     if not email:
         return page(request, "check_email.html", 422, email=None, again=False, resend_problem="Please enter your email address.")
@@ -145,13 +124,7 @@ def terms_form(request: Request) -> Response:
 
 
 @router.post("/signup/terms", response_class=HTMLResponse)
-async def accept_terms(request: Request) -> Response:
-    fields = await form_fields(request)
-    if fields is None:
-        return bad_form(request)
-    if not csrf_ok(request, fields.get("csrf_token")):
-        return stale_form(request)
-    session = current_session(request)
+async def accept_terms(request: Request, fields: PostedForm, session: CurrentSession) -> Response:
     if session is None or session.signup_id is None:
         return _unverified(request, "can be accepted")
     ticked = {name.removeprefix("accept_") for name, value in fields.items() if name.startswith("accept_") and value}

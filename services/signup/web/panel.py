@@ -7,7 +7,7 @@ again (captured in a log, replayed by a proxy) is refused and mints nothing.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Request
 from fastapi.concurrency import run_in_threadpool
@@ -50,7 +50,7 @@ SignatureHeader = Annotated[
     str | None,
     Header(alias="X-Postpay-Signature", description="hex HMAC-SHA256 of '<timestamp>.<nonce>.<client id>.<purpose>'."),
 ]
-PANEL_ERRORS = {401: {"model": Problem, "description": "Not signed by the WHMCS hook, not fresh, or sent before."}}
+PANEL_ERRORS: dict[int | str, dict[str, Any]] = {401: {"model": Problem, "description": "Not signed by the WHMCS hook, not fresh, or sent before."}}
 
 
 def _authenticate(request: Request, client_id: int, purpose: PanelPurpose, timestamp: str | None, nonce: str | None,

@@ -26,7 +26,11 @@ def serve(app_factory: Callable[[], FastAPI], *, host: str, port: int) -> Callab
             server_header=False,
         )  # fmt: skip
         server = uvicorn.Server(config)
-        watcher = threading.Thread(target=lambda: (stop.wait(), setattr(server, "should_exit", True)), daemon=True)
+        def stop_when_told() -> None:
+            stop.wait()
+            server.should_exit = True
+
+        watcher = threading.Thread(target=stop_when_told, daemon=True)
         watcher.start()
         log.info("signup web serving", host=host, port=port)
         server.run()

@@ -1,4 +1,5 @@
-"""What every signup page shares: the templates, the session and CSRF cookies, the client's address."""
+"""What every signup page shares: the templates, the session and CSRF cookies, the client's address, and
+the prelude of every form's POST (``PostedForm``, ``CurrentSession``)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,9 @@ import ipaddress
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 
@@ -176,3 +177,41 @@ async def form_fields(request: Request) -> dict[str, str] | None:
             return None
         fields.setdefault(name, value[: MAX_FIELD_LENGTH + 1])
     return fields
+
+
+# The POST prelude ----------------------------------------------------------------------------------
+
+
+def bad_form(request: Request) -> HTMLResponse:
+    return page(request, "problem.html", 400, title="That form could not be read",
+                message="Please go back, reload the page and try again.")  # fmt: skip
+
+
+def stale_form(request: Request) -> HTMLResponse:
+    return page(request, "problem.html", 403, title="This form has expired",
+                message="For your security, forms work only from the page they came from. "
+                        "Please go back, reload the page and submit it again.")  # fmt: skip
+
+
+class FormRefused(Exception):
+    """A posted form refused before its route runs; the app answers with ``response`` (see app.py)."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__(response.status_code)
+        self.response = response
+
+
+async def posted_form(request: Request) -> dict[str, str]:
+    """The fields of a page's POST, once its CSRF token is checked: an unreadable form is answered with
+    ``bad_form``, a token that is not this browser's with ``stale_form``, and the route never runs."""
+    fields = await form_fields(request)
+    if fields is None:
+        raise FormRefused(bad_form(request))
+    if not csrf_ok(request, fields.get(CSRF_FIELD)):
+        raise FormRefused(stale_form(request))
+    return fields
+
+
+# Parameters of a page's POST route: the checked form, and the browser's session if it has a valid one.
+PostedForm = Annotated[dict[str, str], Depends(posted_form)]
+CurrentSession = Annotated[BrowserSession | None, Depends(current_session)]

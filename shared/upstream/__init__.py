@@ -1,0 +1,1 @@
+"""The SolusVM 2 and WHMCS clients and their HTTP transport."""
