@@ -18,12 +18,11 @@ from pydantic import SecretStr
 
 from bench.simulator import SOLUSVM_TOKEN, WHMCS_IDENTIFIER, WHMCS_SECRET
 from bench.world import PRICES, World
-from shared.upstream.solusvm import SolusVMClient
-from shared.upstream.whmcs import WhmcsClient
-
 from services.invoicer.invoice_document import draft_invoice
 from services.invoicer.pricing import price_usage, tariff_for
 from services.usage_collector.usage import vm_usages
+from shared.upstream.solusvm import SolusVMClient
+from shared.upstream.whmcs import WhmcsClient
 
 
 def bill_customer(world: World, solusvm: SolusVMClient, whmcs: WhmcsClient, client_id: int) -> int:
@@ -34,8 +33,15 @@ def bill_customer(world: World, solusvm: SolusVMClient, whmcs: WhmcsClient, clie
     assert details is not None and details.currency_code, client_id
     priced = price_usage(vm_usages(usage), tariff_for(details.currency_code, PRICES, {}))
     draft = draft_invoice(client_id, period, priced, now=datetime.now(UTC), due_days=14, taxed=False)
-    return whmcs.create_invoice(client_id, draft.lines, date=draft.invoice_date, due_date=draft.due_date,
-                                notes=draft.notes, send_invoice=True, payment_method=None)
+    return whmcs.create_invoice(
+        client_id,
+        draft.lines,
+        date=draft.invoice_date,
+        due_date=draft.due_date,
+        notes=draft.notes,
+        send_invoice=True,
+        payment_method=None,
+    )
 
 
 def run_baseline(world: World, solusvm_url: str, whmcs_url: str, sample: range) -> dict[str, Any]:

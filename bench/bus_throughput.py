@@ -71,15 +71,15 @@ class Applied:
             self.count += 1
 
 
-def postpay_run(amqp_url: str, db: Database, events: int, prefetch: int, concurrency: int,
-                linger: float, batch: int = 1) -> dict[str, float]:
+def postpay_run(
+    amqp_url: str, db: Database, events: int, prefetch: int, concurrency: int, linger: float, batch: int = 1
+) -> dict[str, float]:
     namespace = f"bench-{uuid.uuid4().hex[:8]}"
     tables = ServiceTables("bench")
     applied = Applied()
     service = ServiceDefinition("bench", tables, [Subscription("bench", "tick", (BenchTick,), applied, batch=batch)])
     bus = RabbitBus(amqp_url, naming=Naming(namespace), prefetch=prefetch, concurrency=concurrency)
-    runtime = Runtime(bus, db, [service], relay_batch_size=1000, relay_poll_seconds=0.01,
-                      relay_linger_seconds=linger)
+    runtime = Runtime(bus, db, [service], relay_batch_size=1000, relay_poll_seconds=0.01, relay_linger_seconds=linger)
     tables.metadata.drop_all(db.engine)
     runtime.create_tables()
     runtime.declare()
@@ -149,8 +149,9 @@ class AsyncConfirmPublisher:
         # Keep a window of unconfirmed messages in flight, like postpay's batches.
         while self.sent < self.events and self.sent - self.confirmed < 1000:
             body = json.dumps({"n": self.sent}).encode()
-            self.channel.basic_publish("", self.queue, body, pika.BasicProperties(delivery_mode=2,
-                                                                                  content_type="application/json"))
+            self.channel.basic_publish(
+                "", self.queue, body, pika.BasicProperties(delivery_mode=2, content_type="application/json")
+            )
             self.sent += 1
         if self.sent < self.events:
             self.connection.ioloop.call_later(0.001, self._publish_some)
@@ -166,8 +167,9 @@ class AsyncConfirmPublisher:
             self.connection.ioloop.stop()
 
 
-def pika_run(amqp_url: str, database_url: str | None, events: int, prefetch: int, consumers: int,
-             batch: int = 1) -> dict[str, float]:
+def pika_run(
+    amqp_url: str, database_url: str | None, events: int, prefetch: int, consumers: int, batch: int = 1
+) -> dict[str, float]:
     """Raw pika (and, with ``database_url``, raw psycopg): ``consumers`` threads, as many as postpay's
     handler threads, each with its own connection, sharing the prefetch; an inbox row per message
     committed before the ack. With ``batch`` > 1, each thread commits the rows of the messages it has
@@ -180,8 +182,10 @@ def pika_run(amqp_url: str, database_url: str | None, events: int, prefetch: int
     insert = f"INSERT INTO {table} (handler, event_id, processed_at) VALUES (%s, %s, %s)"
     if database_url is not None:
         with psycopg.connect(database_url, autocommit=True) as connection:
-            connection.execute(f"CREATE TABLE {table} (handler varchar(200), event_id uuid, "
-                               "processed_at timestamptz NOT NULL, PRIMARY KEY (handler, event_id))")
+            connection.execute(
+                f"CREATE TABLE {table} (handler varchar(200), event_id uuid, "
+                "processed_at timestamptz NOT NULL, PRIMARY KEY (handler, event_id))"
+            )
     consumed = 0
     lock = threading.Lock()
     done = threading.Event()
@@ -236,8 +240,12 @@ def pika_run(amqp_url: str, database_url: str | None, events: int, prefetch: int
     if database_url is not None:
         with psycopg.connect(database_url, autocommit=True) as connection:
             connection.execute(f"DROP TABLE {table}")
-    return {"events": consumed, "seconds": finished - started, "events_per_second": consumed / (finished - started),
-            "cpu_ms_per_event": 1000 * cpu / consumed}
+    return {
+        "events": consumed,
+        "seconds": finished - started,
+        "events_per_second": consumed / (finished - started),
+        "cpu_ms_per_event": 1000 * cpu / consumed,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -245,16 +253,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--prefetch", type=int, default=256)
     parser.add_argument("--concurrency", type=int, default=4)
-    parser.add_argument("--linger", type=float, default=KernelSettings().relay_linger_seconds,
-                        help="The relay's linger after a wake (postpay's default).")
-    parser.add_argument("--batch", type=int, default=64,
-                        help="Largest batch of the batched paths, postpay's (Subscription.batch) and raw pika's.")
-    parser.add_argument("--repeat", type=int, default=2,
-                        help="Rounds of all three paths, interleaved (the machine is shared: report the spread).")
-    parser.add_argument("--amqp", default=os.environ.get("POSTPAY_BENCH_AMQP_URL",
-                                                         "amqp://guest:guest@127.0.0.1:5672/"))
-    parser.add_argument("--database", default=os.environ.get("POSTPAY_BENCH_DATABASE_URL",
-                                                             "postgresql://postgres@127.0.0.1:5432/test"))
+    parser.add_argument(
+        "--linger",
+        type=float,
+        default=KernelSettings().relay_linger_seconds,
+        help="The relay's linger after a wake (postpay's default).",
+    )
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=64,
+        help="Largest batch of the batched paths, postpay's (Subscription.batch) and raw pika's.",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=2,
+        help="Rounds of all three paths, interleaved (the machine is shared: report the spread).",
+    )
+    parser.add_argument(
+        "--amqp", default=os.environ.get("POSTPAY_BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+    )
+    parser.add_argument(
+        "--database", default=os.environ.get("POSTPAY_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+    )
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     # postpay logs a line per handled event, as in production; here to a file, not the terminal.
@@ -265,19 +287,31 @@ def main(argv: list[str] | None = None) -> int:
         raw_url = make_url(normalise_url(args.database)).set(drivername="postgresql").render_as_string(False)
         rounds: list[dict[str, dict[str, float]]] = []
         for _ in range(args.repeat):
-            rounds.append({
-                "pika": pika_run(args.amqp, None, args.events, args.prefetch, args.concurrency),
-                "pika+inbox": pika_run(args.amqp, raw_url, args.events, args.prefetch, args.concurrency),
-                "pika+inbox batched": pika_run(args.amqp, raw_url, args.events, args.prefetch, args.concurrency,
-                                               batch=args.batch),
-                "postpay": postpay_run(args.amqp, db, args.events, args.prefetch, args.concurrency, args.linger),
-                "postpay batched": postpay_run(args.amqp, db, args.events, args.prefetch, args.concurrency,
-                                               args.linger, batch=args.batch),
-            })
-            print("round", len(rounds), {path: f"{r['events_per_second']:.0f}/s {r['cpu_ms_per_event']:.2f} CPU-ms"
-                                         for path, r in rounds[-1].items()}, flush=True)
+            rounds.append(
+                {
+                    "pika": pika_run(args.amqp, None, args.events, args.prefetch, args.concurrency),
+                    "pika+inbox": pika_run(args.amqp, raw_url, args.events, args.prefetch, args.concurrency),
+                    "pika+inbox batched": pika_run(
+                        args.amqp, raw_url, args.events, args.prefetch, args.concurrency, batch=args.batch
+                    ),
+                    "postpay": postpay_run(args.amqp, db, args.events, args.prefetch, args.concurrency, args.linger),
+                    "postpay batched": postpay_run(
+                        args.amqp, db, args.events, args.prefetch, args.concurrency, args.linger, batch=args.batch
+                    ),
+                }
+            )
+            print(
+                "round",
+                len(rounds),
+                {
+                    path: f"{r['events_per_second']:.0f}/s {r['cpu_ms_per_event']:.2f} CPU-ms"
+                    for path, r in rounds[-1].items()
+                },
+                flush=True,
+            )
     figures = {path: _spread([r[path]["events_per_second"] for r in rounds]) for path in rounds[0]}
     cpu = {path: _spread([r[path]["cpu_ms_per_event"] for r in rounds]) for path in rounds[0]}
+
     # Each round's own ratio, so a slow minute for one path does not pair with a fast one for another.
     def ratio(path: str, baseline: str) -> dict[str, Any]:
         return _spread([r[path]["events_per_second"] / r[baseline]["events_per_second"] for r in rounds])
@@ -290,13 +324,22 @@ def main(argv: list[str] | None = None) -> int:
     }
     print(f"{'path':20} {'events/s median (min-max)':>28} {'CPU-ms/event (this process)':>28}")
     for name, spread in figures.items():
-        print(f"{name:20} {spread['median']:>10.0f} ({spread['min']:.0f}-{spread['max']:.0f}) "
-              f"{cpu[name]['median']:>16.3f} ({cpu[name]['min']:.3f}-{cpu[name]['max']:.3f})")
+        print(
+            f"{name:20} {spread['median']:>10.0f} ({spread['min']:.0f}-{spread['max']:.0f}) "
+            f"{cpu[name]['median']:>16.3f} ({cpu[name]['min']:.3f}-{cpu[name]['max']:.3f})"
+        )
     for name, spread in ratios.items():
         print(f"{name:20} {spread['median']:>10.2f} ({spread['min']:.2f}-{spread['max']:.2f})")
     parameters = vars(args) | {"amqp": "(local)", "database": "(local)", "results_dir": str(args.results_dir)}
-    result = {"benchmark": "bus_throughput", "machine": machine_facts(), "parameters": parameters,
-              "events_per_second": figures, "cpu_ms_per_event": cpu, "ratios": ratios, "rounds": rounds}
+    result = {
+        "benchmark": "bus_throughput",
+        "machine": machine_facts(),
+        "parameters": parameters,
+        "events_per_second": figures,
+        "cpu_ms_per_event": cpu,
+        "ratios": ratios,
+        "rounds": rounds,
+    }
     path = results_path("bus-throughput", args.results_dir)
     path.write_text(json.dumps(result, indent=2) + "\n")
     print(f"recorded {path}")

@@ -36,10 +36,15 @@ class InvoiceCheck:
             self.problems.append(text)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "expected_invoices": self.expected, "invoices_found": self.found,
-                "lines_checked": self.lines,
-                "totals": {code: str(total) for code, total in sorted(self.totals.items())},
-                "problem_count": self.problem_count, "problems": self.problems}
+        return {
+            "ok": self.ok,
+            "expected_invoices": self.expected,
+            "invoices_found": self.found,
+            "lines_checked": self.lines,
+            "totals": {code: str(total) for code, total in sorted(self.totals.items())},
+            "problem_count": self.problem_count,
+            "problems": self.problems,
+        }
 
 
 def check_invoices(world: World, invoices: list[dict[str, Any]], billed: Iterable[int], now: datetime) -> InvoiceCheck:
@@ -75,7 +80,11 @@ def _compare(result: InvoiceCheck, invoice: dict[str, Any], expected: list[Any],
         result.lines += 1
         text = item["description"]
         wanted = (f"(#{line.server_id},", f": {line.hours} hour", f", {line.tokens} token")
-        if not all(part in text for part in wanted) or not text.endswith(f", {line.ran}") or Decimal(item["amount"]) != line.amount:
+        if (
+            not all(part in text for part in wanted)
+            or not text.endswith(f", {line.ran}")
+            or Decimal(item["amount"]) != line.amount
+        ):
             result.problem(f"{where}: line {text!r} {item['amount']}, expected {line}")
     total = sum((line.amount for line in expected), Decimal(0))
     if Decimal(invoice["subtotal"]) != total:

@@ -38,6 +38,11 @@ from bench.processes import (
 from bench.upstreams import Simulators
 from bench.world import LONG_AGO, PRICES, World
 from postpay.bootstrap import SERVICES, service_builder
+from services.invoicer import store as invoicer_store
+from services.invoicer.settings import InvoicerSettings
+from services.scheduler.closing import close_period
+from services.scheduler.settings import SchedulerSettings
+from services.usage_collector import store as collector_store
 from shared import migrations
 from shared.bus.rabbit import RabbitBus
 from shared.bus.topology import Naming
@@ -45,12 +50,6 @@ from shared.db import Database, normalise_url
 from shared.dependencies import Dependencies
 from shared.outbox import OutboxRelay
 from shared.service import ServiceDefinition
-
-from services.invoicer import store as invoicer_store
-from services.invoicer.settings import InvoicerSettings
-from services.scheduler.closing import close_period
-from services.scheduler.settings import SchedulerSettings
-from services.usage_collector import store as collector_store
 
 BILLING = ("scheduler", "usage_collector", "invoicer")
 ENROL_CHUNK = 5000
@@ -78,10 +77,15 @@ class Infra:
 
 def all_services() -> dict[str, ServiceDefinition]:
     """Every service's definition as the driver needs it: tables, outboxes, subscriptions (no adapters)."""
-    deps = Dependencies(whmcs=None, solusvm=None, mailer=None, overrides={
-        SchedulerSettings: SchedulerSettings(billing_timezone="UTC"),
-        InvoicerSettings: InvoicerSettings(token_prices=PRICES),
-    })
+    deps = Dependencies(
+        whmcs=None,
+        solusvm=None,
+        mailer=None,
+        overrides={
+            SchedulerSettings: SchedulerSettings(billing_timezone="UTC"),
+            InvoicerSettings: InvoicerSettings(token_prices=PRICES),
+        },
+    )
     return {name: service_builder(name)(deps) for name in SERVICES}
 
 
@@ -106,8 +110,10 @@ def enrol(db: Database, world: World) -> None:
     with db.transaction() as session:
         for first in range(1, world.clients + 1, ENROL_CHUNK):
             last = min(first + ENROL_CHUNK - 1, world.clients)
-            rows = [{"whmcs_client_id": n, "solusvm_user_id": n + 1, "enrolled_at": LONG_AGO, "updated_at": now}
-                    for n in range(first, last + 1)]
+            rows = [
+                {"whmcs_client_id": n, "solusvm_user_id": n + 1, "enrolled_at": LONG_AGO, "updated_at": now}
+                for n in range(first, last + 1)
+            ]
             session.execute(insert(collector_store.customers), rows)
 
 
@@ -130,16 +136,21 @@ def progress(db: Database, period: str) -> tuple[int, datetime | None, int, date
     ledger, collections = invoicer_store.ledger, collector_store.collections
     with db.transaction() as session:
         invoiced, last_invoice = session.execute(
-            select(func.count(), func.max(ledger.c.updated_at))
-            .where(ledger.c.period == period, ledger.c.status == invoicer_store.INVOICED)).one()
+            select(func.count(), func.max(ledger.c.updated_at)).where(
+                ledger.c.period == period, ledger.c.status == invoicer_store.INVOICED
+            )
+        ).one()
         settled, last_settled = session.execute(
-            select(func.count(), func.max(collections.c.settled_at))
-            .where(collections.c.period == period, collections.c.outcome == collector_store.INVOICED)).one()
+            select(func.count(), func.max(collections.c.settled_at)).where(
+                collections.c.period == period, collections.c.outcome == collector_store.INVOICED
+            )
+        ).one()
     return int(invoiced), last_invoice, int(settled), last_settled
 
 
-def wait_for_close(db: Database, world: World, children: list[Child], stall_seconds: float,
-                   deadline_seconds: float | None = None) -> dict[str, Any]:
+def wait_for_close(
+    db: Database, world: World, children: list[Child], stall_seconds: float, deadline_seconds: float | None = None
+) -> dict[str, Any]:
     """Poll until every customer is invoiced and settled; fail on a dead process or a stall. Past
     ``deadline_seconds`` the close is returned unfinished (``complete`` False)."""
     seen, moved_at, samples = -1, time.monotonic(), []
@@ -149,8 +160,14 @@ def wait_for_close(db: Database, world: World, children: list[Child], stall_seco
         samples.append((time.time(), invoiced))
         complete = invoiced >= world.clients and settled >= world.clients
         if complete or (deadline is not None and time.monotonic() > deadline):
-            return {"invoiced": invoiced, "last_invoice_at": last_invoice, "settled": settled,
-                    "last_settled_at": last_settled, "progress": samples, "complete": complete}
+            return {
+                "invoiced": invoiced,
+                "last_invoice_at": last_invoice,
+                "settled": settled,
+                "last_settled_at": last_settled,
+                "progress": samples,
+                "complete": complete,
+            }
         for child in children:
             if not child.alive():
                 raise RuntimeError(f"{child.name} died ({child.popen.returncode}):\n{child.tail()}")
@@ -184,9 +201,14 @@ def start_postpay(settings: CloseSettings, env: dict[str, str], log_dir: Path) -
         for part, count in parts:
             for index in range(count):
                 port = free_port()
-                child = start(f"{part}-{index + 1}", "postpay",
-                              [PYTHON, "-m", "postpay.cli", "run", part, "--no-migrate", "--health-port", str(port)],
-                              env=env, log_dir=log_dir, cwd=log_dir)
+                child = start(
+                    f"{part}-{index + 1}",
+                    "postpay",
+                    [PYTHON, "-m", "postpay.cli", "run", part, "--no-migrate", "--health-port", str(port)],
+                    env=env,
+                    log_dir=log_dir,
+                    cwd=log_dir,
+                )
                 child.extra["ready_url"] = f"http://127.0.0.1:{port}/readyz"
                 children.append(child)
         for child in children:
@@ -201,17 +223,35 @@ def parked_count(bus: RabbitBus, subscriptions: list[Any]) -> int:
     """Messages in every parking lot of the run's namespace (work that failed for good)."""
     with bus.connection() as connection:
         channel = bus.open_channel(connection)
-        return sum(channel.queue_declare(bus.naming.parking_lot(s.queue), passive=True).message_count
-                   for s in subscriptions)
+        return sum(
+            channel.queue_declare(bus.naming.parking_lot(s.queue), passive=True).message_count for s in subscriptions
+        )
 
 
 def start_profilers(children: list[Child], log_dir: Path) -> list[Child]:
     """``py-spy record --gil`` on each process: where its Python code spends CPU, as a flame graph."""
     return [
-        start(f"py-spy-{child.name}", "profiler",
-              [str(Path(PYTHON).parent / "py-spy"), "record", "--pid", str(child.pid), "--gil", "--rate", "50",
-               "--nonblocking", "--format", "raw", "--output", str(log_dir / f"profile-{child.name}.txt")],
-              env=child_env({}), log_dir=log_dir, cwd=log_dir)
+        start(
+            f"py-spy-{child.name}",
+            "profiler",
+            [
+                str(Path(PYTHON).parent / "py-spy"),
+                "record",
+                "--pid",
+                str(child.pid),
+                "--gil",
+                "--rate",
+                "50",
+                "--nonblocking",
+                "--format",
+                "raw",
+                "--output",
+                str(log_dir / f"profile-{child.name}.txt"),
+            ],
+            env=child_env({}),
+            log_dir=log_dir,
+            cwd=log_dir,
+        )
         for child in children
     ]
 
@@ -243,8 +283,11 @@ def run_close(world: World, settings: CloseSettings, infra: Infra, sims: Simulat
                 watched = children + sims.children
                 for child in watched:
                     child.mark_cpu()
-                machine_cpu, broker_cpu, database_cpu = (system_cpu_seconds(), broker.cpu_seconds(),
-                                                         service_cpu_seconds(["postgres"]))
+                machine_cpu, broker_cpu, database_cpu = (
+                    system_cpu_seconds(),
+                    broker.cpu_seconds(),
+                    service_cpu_seconds(["postgres"]),
+                )
                 started = close(db, bus, services["scheduler"], world)
                 outcome = wait_for_close(db, world, children, settings.stall_seconds, settings.deadline_seconds)
                 finished = time.time()
@@ -262,13 +305,40 @@ def run_close(world: World, settings: CloseSettings, infra: Infra, sims: Simulat
     finally:
         # About 90 quorum queues per namespace: leaving them would weigh on the shared broker.
         bus.delete_topology(subscriptions)
-    return _figures(world, settings, started, finished, outcome, cpu, peak_rss, children, sims, parked,
-                    setup_seconds, machine_cpu, broker_cpu, database_cpu)
+    return _figures(
+        world,
+        settings,
+        started,
+        finished,
+        outcome,
+        cpu,
+        peak_rss,
+        children,
+        sims,
+        parked,
+        setup_seconds,
+        machine_cpu,
+        broker_cpu,
+        database_cpu,
+    )
 
 
-def _figures(world: World, settings: CloseSettings, started: float, finished: float, outcome: dict[str, Any],
-             cpu: dict[str, float], peak_rss: dict[str, int], children: list[Child], sims: Simulators, parked: int,
-             setup_seconds: float, machine_cpu: float, broker_cpu: float, database_cpu: float) -> dict[str, Any]:
+def _figures(
+    world: World,
+    settings: CloseSettings,
+    started: float,
+    finished: float,
+    outcome: dict[str, Any],
+    cpu: dict[str, float],
+    peak_rss: dict[str, int],
+    children: list[Child],
+    sims: Simulators,
+    parked: int,
+    setup_seconds: float,
+    machine_cpu: float,
+    broker_cpu: float,
+    database_cpu: float,
+) -> dict[str, Any]:
     complete = outcome.get("complete", True)
     # An unfinished close (past its deadline) ran until it was stopped: that is its time.
     wall = outcome["last_invoice_at"].timestamp() - started if complete else finished - started
@@ -289,8 +359,13 @@ def _figures(world: World, settings: CloseSettings, started: float, finished: fl
         "wall_seconds_to_last_invoice": wall,
         "wall_seconds_to_all_settled": settled_wall,
         "invoices_per_second": (world.clients if complete else outcome["invoiced"]) / wall,
-        "cpu_seconds": {"postpay": ours, **cpu, "rabbitmq": broker_cpu, "postgresql": database_cpu,
-                        "machine": machine_cpu},
+        "cpu_seconds": {
+            "postpay": ours,
+            **cpu,
+            "rabbitmq": broker_cpu,
+            "postgresql": database_cpu,
+            "machine": machine_cpu,
+        },
         "cpu_ms_per_invoice": 1000 * ours / world.clients,
         # Where the machine's CPU went, per invoice: what bounds the rate on two shared cores.
         "cpu_ms_per_invoice_by_role": {
@@ -298,12 +373,14 @@ def _figures(world: World, settings: CloseSettings, started: float, finished: fl
             "postgresql": 1000 * database_cpu / world.clients,
             "rabbitmq": 1000 * broker_cpu / world.clients,
             "simulators": 1000 * sum(sims_cpu.values()) / world.clients,
-            "everything else on the machine": 1000 * (machine_cpu - ours - database_cpu - broker_cpu
-                                                      - sum(sims_cpu.values())) / world.clients,
+            "everything else on the machine": 1000
+            * (machine_cpu - ours - database_cpu - broker_cpu - sum(sims_cpu.values()))
+            / world.clients,
         },
         # Busy fraction of one core during the close: near 1.0, a single-threaded simulator is the limit.
-        "core_utilisation": {name: seconds / observed for name, seconds in
-                             {**sims_cpu, "postpay": ours, "machine": machine_cpu}.items()},
+        "core_utilisation": {
+            name: seconds / observed for name, seconds in {**sims_cpu, "postpay": ours, "machine": machine_cpu}.items()
+        },
         "peak_rss_mib": {name: value / 2**20 for name, value in peak_rss.items()},
         # Invoices recorded over time (about 60 points): the shape of the close.
         "progress": [(round(moment - first, 2), count) for moment, count in samples[:: max(1, len(samples) // 60)]],

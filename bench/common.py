@@ -33,8 +33,10 @@ def machine_facts() -> dict[str, object]:
         "rabbitmq": _version(["rabbitmqctl", "--version"]),
         "postgresql": _version(["psql", "--version"]),
         "commit": _version(["git", "-C", str(RESULTS.parent.parent), "describe", "--always", "--dirty"]),
-        "packages": {name: metadata.version(name) for name in ("kombu", "amqp", "pika", "SQLAlchemy", "psycopg",
-                                                               "httpx", "uvicorn")},
+        "packages": {
+            name: metadata.version(name)
+            for name in ("kombu", "amqp", "pika", "SQLAlchemy", "psycopg", "httpx", "uvicorn")
+        },
     }
 
 
@@ -48,15 +50,33 @@ def results_path(name: str, directory: Path = RESULTS) -> Path:
 _NOT_PARAMETERS = ("amqp", "database", "logs", "results_dir")
 
 
-def finish_closes(benchmark: str, args: argparse.Namespace, summary: dict[str, Any] | None,
-                  runs: list[dict[str, Any]], log_root: Path, failed: bool) -> int:
+def finish_closes(
+    benchmark: str,
+    args: argparse.Namespace,
+    summary: dict[str, Any] | None,
+    runs: list[dict[str, Any]],
+    log_root: Path,
+    failed: bool,
+) -> int:
     """Record what the closes measured (even after a failure), keep the logs of a failed run, and say
     whether every invoice was exact."""
     if summary is not None:
         parameters = {k: v for k, v in vars(args).items() if k not in _NOT_PARAMETERS} | {"logs": str(log_root)}
         path = results_path(args.name, args.results_dir)
-        path.write_text(json.dumps({"benchmark": benchmark, "machine": machine_facts(), "parameters": parameters,
-                                    "summary": summary, "runs": runs}, indent=2, default=str) + "\n")
+        path.write_text(
+            json.dumps(
+                {
+                    "benchmark": benchmark,
+                    "machine": machine_facts(),
+                    "parameters": parameters,
+                    "summary": summary,
+                    "runs": runs,
+                },
+                indent=2,
+                default=str,
+            )
+            + "\n"
+        )
         print(f"recorded {path}")
     if args.logs is None and not failed:
         shutil.rmtree(log_root, ignore_errors=True)

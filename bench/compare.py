@@ -33,12 +33,18 @@ def load_runs(directory: Path) -> list[dict[str, Any]]:
             continue  # e.g. an earlier comparison's own record, in the same directory
         for run in record["runs"]:
             # "commit" is the benchmark's own tree; "code" is the tree postpay ran from, when not that one.
-            runs.append({"file": path.name, "commit": record["machine"]["commit"],
-                         "code": record["parameters"].get("code"), "clients": run["clients"],
-                         "invoices_per_second": run["invoices_per_second"],
-                         "cpu_ms_per_invoice": run["cpu_ms_per_invoice"],
-                         "cpu_ms_per_invoice_by_role": run["cpu_ms_per_invoice_by_role"],
-                         "check_ok": run["check"]["ok"]})
+            runs.append(
+                {
+                    "file": path.name,
+                    "commit": record["machine"]["commit"],
+                    "code": record["parameters"].get("code"),
+                    "clients": run["clients"],
+                    "invoices_per_second": run["invoices_per_second"],
+                    "cpu_ms_per_invoice": run["cpu_ms_per_invoice"],
+                    "cpu_ms_per_invoice_by_role": run["cpu_ms_per_invoice_by_role"],
+                    "check_ok": run["check"]["ok"],
+                }
+            )
     return runs
 
 
@@ -68,15 +74,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     result = compare(load_runs(args.before), load_runs(args.after))
-    print(f"{'figure':22} {'before (median)':>16} {'after (median)':>15} {'ratio (median of pairs)':>24} "
-          f"{'pairs better':>13}")
+    print(
+        f"{'figure':22} {'before (median)':>16} {'after (median)':>15} {'ratio (median of pairs)':>24} "
+        f"{'pairs better':>13}"
+    )
     for figure in ("invoices_per_second", "cpu_ms_per_invoice"):
         row = result["summary"][figure]
-        print(f"{figure:22} {row['before_median']:>16.2f} {row['after_median']:>15.2f} {row['ratio_median']:>24.2f} "
-              f"{row['pairs_after_better']:>6} of {result['summary']['pairs']}")
+        print(
+            f"{figure:22} {row['before_median']:>16.2f} {row['after_median']:>15.2f} {row['ratio_median']:>24.2f} "
+            f"{row['pairs_after_better']:>6} of {result['summary']['pairs']}"
+        )
     path = results_path("month-close-compare", args.results_dir)
-    path.write_text(json.dumps({"benchmark": "month_close_compare", "what": args.what, "machine": machine_facts(),
-                                **result}, indent=2) + "\n")
+    path.write_text(
+        json.dumps(
+            {"benchmark": "month_close_compare", "what": args.what, "machine": machine_facts(), **result}, indent=2
+        )
+        + "\n"
+    )
     print(f"recorded {path}")
     return 0
 

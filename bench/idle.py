@@ -66,15 +66,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--probe-gap", type=float, default=40.0, help="Idle seconds before each later probe.")
     parser.add_argument("--parts", default=",".join(PARTS), help="The parts to start, comma-separated.")
     parser.add_argument("--code", default=None, help="Run postpay's processes from this source tree (before/after).")
-    parser.add_argument("--setting", action="append", default=[], metavar="NAME=VALUE",
-                        help="An extra POSTPAY_* variable for every process (repeatable).")
+    parser.add_argument(
+        "--setting",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="An extra POSTPAY_* variable for every process (repeatable).",
+    )
     parser.add_argument("--name", default="idle", help="Results file prefix.")
     parser.add_argument("--label", default="", help="Recorded with the figures (e.g. before, after).")
     parser.add_argument("--logs", type=Path, default=None, help="Keep the processes' logs here.")
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
-    parser.add_argument("--amqp", default=os.environ.get("POSTPAY_BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"))
-    parser.add_argument("--database", default=os.environ.get("POSTPAY_BENCH_DATABASE_URL",
-                                                             "postgresql://postgres@127.0.0.1:5432/postgres"))
+    parser.add_argument(
+        "--amqp", default=os.environ.get("POSTPAY_BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+    )
+    parser.add_argument(
+        "--database",
+        default=os.environ.get("POSTPAY_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
+    )
     return parser.parse_args(argv)
 
 
@@ -82,7 +91,9 @@ def definitions() -> dict[str, Any]:
     return {name: service_builder(name)(Dependencies(whmcs=None, solusvm=None, mailer=None)) for name in SERVICES}
 
 
-def settings(args: argparse.Namespace, database_url: str, namespace: str, sims_settings: dict[str, str]) -> dict[str, str]:
+def settings(
+    args: argparse.Namespace, database_url: str, namespace: str, sims_settings: dict[str, str]
+) -> dict[str, str]:
     env = {
         **sims_settings,
         "POSTPAY_AMQP_URL": args.amqp,
@@ -104,8 +115,14 @@ def start_parts(parts: list[str], env: dict[str, str], log_dir: Path) -> list[Ch
     try:
         for part in parts:
             port = free_port()
-            child = start(part, "postpay", [PYTHON, "-m", "postpay.cli", "run", part, "--no-migrate",
-                                            "--health-port", str(port)], env=env, log_dir=log_dir, cwd=log_dir)
+            child = start(
+                part,
+                "postpay",
+                [PYTHON, "-m", "postpay.cli", "run", part, "--no-migrate", "--health-port", str(port)],
+                env=env,
+                log_dir=log_dir,
+                cwd=log_dir,
+            )
             child.extra["ready_url"] = f"http://127.0.0.1:{port}/readyz"
             children.append(child)
         for child in children:
@@ -121,10 +138,12 @@ def commits(db: Database, name: str) -> tuple[int, int]:
     tables (their transactions count too, and are PostgreSQL's, not postpay's)."""
     with db.engine.connect() as connection:
         connection.execute(text("SELECT pg_stat_clear_snapshot()"))
-        value = connection.execute(text("SELECT xact_commit FROM pg_stat_database WHERE datname = :name"),
-                                   {"name": name}).scalar_one()
-        autovacuum = connection.execute(text(
-            "SELECT coalesce(sum(autovacuum_count + autoanalyze_count), 0) FROM pg_stat_all_tables")).scalar_one()
+        value = connection.execute(
+            text("SELECT xact_commit FROM pg_stat_database WHERE datname = :name"), {"name": name}
+        ).scalar_one()
+        autovacuum = connection.execute(
+            text("SELECT coalesce(sum(autovacuum_count + autoanalyze_count), 0) FROM pg_stat_all_tables")
+        ).scalar_one()
         connection.commit()
     return int(value), int(autovacuum)
 
@@ -176,11 +195,21 @@ class Probe:
         self.arrived.clear()
         table = self.outbox.table
         with self.db.transaction() as session:
-            session.execute(insert(table).values(
-                event_id=uuid.uuid4(), event_type=PROBE_TYPE, body="{}", headers="{}", correlation_id=uuid.uuid4().hex,
-                producer=self.outbox.producer, occurred_at=datetime.now(UTC), attempts=0))
+            session.execute(
+                insert(table).values(
+                    event_id=uuid.uuid4(),
+                    event_type=PROBE_TYPE,
+                    body="{}",
+                    headers="{}",
+                    correlation_id=uuid.uuid4().hex,
+                    producer=self.outbox.producer,
+                    occurred_at=datetime.now(UTC),
+                    attempts=0,
+                )
+            )
             # The same mark Outbox.add leaves (a NOTIFY on PostgreSQL), when the code has it.
             import shared.outbox as outbox_module
+
             written = getattr(outbox_module, "outbox_written", None)
             if written is not None:
                 written(session, table)
@@ -198,7 +227,7 @@ class Probe:
     def close(self) -> None:
         try:
             self.connection.close()
-        except Exception:  # noqa: BLE001 - teardown
+        except Exception:
             pass
 
 
@@ -228,16 +257,18 @@ def measure(args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
                 env["POSTPAY_BENCH_COMMITS_DIR"] = str(counts_dir)
                 children = start_parts(args.parts.split(","), env, log_dir)
                 # No heartbeats: nothing drives this connection while the deployment idles.
-                probe = Probe(RabbitBus(args.amqp, naming=Naming(namespace), heartbeat=0), db,
-                              services["scheduler"].outbox)
+                probe = Probe(
+                    RabbitBus(args.amqp, naming=Naming(namespace), heartbeat=0), db, services["scheduler"].outbox
+                )
                 time.sleep(args.warmup)
                 for child in children:
                     child.mark_cpu()
                 counted_before = counted_commits(children, counts_dir)
                 elapsed, committed, autovacuum, timeline = idle_window(db, database_name, args.seconds)
                 cpu = {child.name: child.cpu_since_mark() for child in children}
-                counted = {name: count - counted_before[name]
-                           for name, count in counted_commits(children, counts_dir).items()}
+                counted = {
+                    name: count - counted_before[name] for name, count in counted_commits(children, counts_dir).items()
+                }
                 for child in children:
                     if not child.alive():
                         raise RuntimeError(f"{child.name} died:\n{child.tail()}")
@@ -274,18 +305,26 @@ def main(argv: list[str] | None = None) -> int:
     log_dir = args.logs or Path(tempfile.mkdtemp(prefix="postpay-bench-idle-"))
     log_dir.mkdir(parents=True, exist_ok=True)
     figures = measure(args, log_dir)
-    print(f"idle {figures['idle_seconds']:.0f} s{' (' + args.label + ')' if args.label else ''}: "
-          f"{figures['cpu_seconds']['postpay']:.2f} CPU-s = {figures['core_percent']:.2f} % of a core, "
-          f"{figures['commits_counted_per_second']:.2f} commits/s counted in postpay's processes "
-          f"({figures['commits_per_second']:.2f}/s by PostgreSQL's xact_commit)")
-    print(f"  commits per 10 s: {figures['commits_per_10_seconds']}; autovacuum/analyze runs meanwhile: "
-          f"{figures['autovacuum_and_autoanalyze_runs']}")
+    print(
+        f"idle {figures['idle_seconds']:.0f} s{' (' + args.label + ')' if args.label else ''}: "
+        f"{figures['cpu_seconds']['postpay']:.2f} CPU-s = {figures['core_percent']:.2f} % of a core, "
+        f"{figures['commits_counted_per_second']:.2f} commits/s counted in postpay's processes "
+        f"({figures['commits_per_second']:.2f}/s by PostgreSQL's xact_commit)"
+    )
+    print(
+        f"  commits per 10 s: {figures['commits_per_10_seconds']}; autovacuum/analyze runs meanwhile: "
+        f"{figures['autovacuum_and_autoanalyze_runs']}"
+    )
     for name, seconds in figures["cpu_seconds"].items():
         print(f"  {name:16} {seconds:7.2f} CPU-s {figures['commits_counted'][name]:6d} commits")
     print("first event after idle: " + ", ".join(f"{1000 * d:.1f} ms" for d in figures["first_event_delay_seconds"]))
     parameters = {k: v for k, v in vars(args).items() if k not in ("amqp", "database", "logs", "results_dir")}
-    result = {"benchmark": "idle", "machine": machine_facts(), "parameters": parameters | {"logs": str(log_dir)},
-              "figures": figures}
+    result = {
+        "benchmark": "idle",
+        "machine": machine_facts(),
+        "parameters": parameters | {"logs": str(log_dir)},
+        "figures": figures,
+    }
     path = results_path(args.name, args.results_dir)
     path.write_text(json.dumps(result, indent=2, default=str) + "\n")
     print(f"recorded {path}")

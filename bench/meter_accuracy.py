@@ -74,6 +74,7 @@ def off_grid(rng: random.Random, low: datetime, high: datetime, interval: int) -
 
 def history(rng: random.Random, server_id: int, interval: int, family: str) -> History:
     """One VM's month: it may predate the month, stop and start, change plan, be deleted, live minutes."""
+
     def step(moment: datetime) -> datetime:
         if family == "toggles" and rng.random() < 0.35:
             return moment + timedelta(seconds=rng.uniform(1, interval))  # inside one interval
@@ -128,8 +129,9 @@ def sweep_vm(vm: History, interval: int) -> tuple[list[RunRow], list[PlanRow]]:
         window = SweepWindow(EPOCH, 1, poll, poll, previous, previous)
         sightings = {}
         if vm.exists_at(poll):
-            server = ServerSighting(vm.server_id, "", vm.kind, RUNNING if vm.running_at(poll) else STOPPED, 9,
-                                    vm.plan_at(poll), vm.created)
+            server = ServerSighting(
+                vm.server_id, "", vm.kind, RUNNING if vm.running_at(poll) else STOPPED, 9, vm.plan_at(poll), vm.created
+            )
             sightings[vm.server_id] = Sighting(server, poll, poll)
         if previous is not None and previous < vm.created <= poll:
             pending[vm.server_id] = LoggedCreation(vm.created, None, vm.kind, 9, vm.plan_at(vm.created).id)
@@ -146,8 +148,18 @@ def sweep_vm(vm: History, interval: int) -> tuple[list[RunRow], list[PlanRow]]:
 def _rows(events: list[Any]) -> tuple[list[RunRow], list[PlanRow]]:
     starts = {e.run: e for e in events if isinstance(e, VmRunStarted)}
     ends = {e.run: e for e in events if isinstance(e, VmRunEnded)}
-    runs = [RunRow(EPOCH, s.server_id, n, s.started_at, s.not_running_at, ends[n].ended_at if n in ends else None,
-                   ends[n].not_running_at if n in ends else None) for n, s in starts.items()]
+    runs = [
+        RunRow(
+            EPOCH,
+            s.server_id,
+            n,
+            s.started_at,
+            s.not_running_at,
+            ends[n].ended_at if n in ends else None,
+            ends[n].not_running_at if n in ends else None,
+        )
+        for n, s in starts.items()
+    ]
     plans = [PlanRow(e.server_id, e.started_at, e.plan) for e in events if isinstance(e, VmRunStarted)]
     plans += [PlanRow(e.server_id, e.seen_at, e.plan) for e in events if isinstance(e, VmPlanChanged)]
     return runs, sorted(plans, key=lambda row: row.effective_at)
@@ -165,9 +177,17 @@ def measure(vms: list[History], interval: int, estimate: str) -> dict[str, Any]:
     for vm in vms:
         hours, tokens = exact(vm)
         runs, plans = sweep_vm(vm, interval)
-        (billed,) = metered_usage(runs, plans, {vm.server_id: VmRow(vm.server_id, "", vm.kind, None, None)}, [],
-                                  starts_at=START, ends_at=END, estimate=estimate, gap_policy="bill",  # type: ignore[arg-type]
-                                  epoch_ends={EPOCH: END + HOUR}) or (None,)
+        (billed,) = metered_usage(
+            runs,
+            plans,
+            {vm.server_id: VmRow(vm.server_id, "", vm.kind, None, None)},
+            [],
+            starts_at=START,
+            ends_at=END,
+            estimate=estimate,
+            gap_policy="bill",  # type: ignore[arg-type]
+            epoch_ends={EPOCH: END + HOUR},
+        ) or (None,)
         got_hours, got_tokens = (billed.hours, billed.tokens) if billed else (0, 0)
         if hours == 0 and got_hours == 0:
             continue
@@ -177,13 +197,18 @@ def measure(vms: list[History], interval: int, estimate: str) -> dict[str, Any]:
         if hours - got_hours > bound:
             bound_misses += 1
         (under if got_hours < hours else over if got_hours > hours else []).append(
-            (abs(hours - got_hours), abs(tokens - got_tokens)))
+            (abs(hours - got_hours), abs(tokens - got_tokens))
+        )
     return {
-        "vms": compared, "exact": compared - len(under) - len(over),
-        "under": len(under), "under_hours_mean": round(statistics.fmean(u[0] for u in under), 3) if under else 0,
+        "vms": compared,
+        "exact": compared - len(under) - len(over),
+        "under": len(under),
+        "under_hours_mean": round(statistics.fmean(u[0] for u in under), 3) if under else 0,
         "under_hours_max": max((u[0] for u in under), default=0),
-        "over": len(over), "over_hours_max": max((o[0] for o in over), default=0),
-        "over_tokens_max": max((o[1] for o in over), default=0), "beyond_bound": bound_misses,
+        "over": len(over),
+        "over_hours_max": max((o[0] for o in over), default=0),
+        "over_tokens_max": max((o[1] for o in over), default=0),
+        "beyond_bound": bound_misses,
     }
 
 
@@ -195,24 +220,37 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     rows = []
-    print(f"{'family':>8} {'interval':>8} {'estimate':>9} {'VMs':>6} {'exact':>6} {'under':>6} {'mean':>6} "
-          f"{'max':>4} {'over':>5} {'max':>4} {'beyond bound':>12}")
+    print(
+        f"{'family':>8} {'interval':>8} {'estimate':>9} {'VMs':>6} {'exact':>6} {'under':>6} {'mean':>6} "
+        f"{'max':>4} {'over':>5} {'max':>4} {'beyond bound':>12}"
+    )
     for interval in (int(i) for i in args.intervals.split(",")):
         for family in ("premise", "toggles"):
             rng = random.Random(f"{args.seed}-{interval}-{family}")
             vms = [history(rng, n + 1, interval, family) for n in range(args.vms)]
             for estimate in ("observed", "midpoint"):
-                figures = {"family": family, "interval_seconds": interval, "estimate": estimate,
-                           **measure(vms, interval, estimate)}
+                figures = {
+                    "family": family,
+                    "interval_seconds": interval,
+                    "estimate": estimate,
+                    **measure(vms, interval, estimate),
+                }
                 rows.append(figures)
-                print(f"{family:>8} {interval:>8} {estimate:>9} {figures['vms']:>6} {figures['exact']:>6} "
-                      f"{figures['under']:>6} {figures['under_hours_mean']:>6} {figures['under_hours_max']:>4} "
-                      f"{figures['over']:>5} {figures['over_hours_max']:>4} {figures['beyond_bound']:>12}",
-                      flush=True)
+                print(
+                    f"{family:>8} {interval:>8} {estimate:>9} {figures['vms']:>6} {figures['exact']:>6} "
+                    f"{figures['under']:>6} {figures['under_hours_mean']:>6} {figures['under_hours_max']:>4} "
+                    f"{figures['over']:>5} {figures['over_hours_max']:>4} {figures['beyond_bound']:>12}",
+                    flush=True,
+                )
     path = results_path("meter-accuracy", args.results_dir)
     parameters = vars(args) | {"results_dir": str(args.results_dir)}
-    path.write_text(json.dumps({"benchmark": "meter_accuracy", "machine": machine_facts(), "parameters": parameters,
-                                "rows": rows}, indent=2) + "\n")
+    path.write_text(
+        json.dumps(
+            {"benchmark": "meter_accuracy", "machine": machine_facts(), "parameters": parameters, "rows": rows},
+            indent=2,
+        )
+        + "\n"
+    )
     print(f"recorded {path}")
     return 0
 

@@ -65,8 +65,17 @@ def build_state(servers: int, changes: float) -> Any:
         running = n % 10 < 7
         stops = running and n < changed
         intervals: list[list[datetime | None]] = [[LONG_AGO, moment if stops else None if running else LONG_AGO + STEP]]
-        server = Server(id=server_id, uuid=state.new_uuid(), name=f"vps-{server_id}", user_id=2 + n % users,
-                        plan_id=1 + n % 3, location_id=1, created_at=LONG_AGO, intervals=intervals, os_id=1)
+        server = Server(
+            id=server_id,
+            uuid=state.new_uuid(),
+            name=f"vps-{server_id}",
+            user_id=2 + n % users,
+            plan_id=1 + n % 3,
+            location_id=1,
+            created_at=LONG_AGO,
+            intervals=intervals,
+            os_id=1,
+        )
         state.add_server(server)
         if changed <= n < 2 * changed:  # deleted, as the activity log tells
             server.intervals = [[LONG_AGO, moment]]
@@ -74,8 +83,17 @@ def build_state(servers: int, changes: float) -> Any:
             state.log_server_event(VM_DELETE_REQUESTED, server, moment)
     for n in range(changed):  # created, running
         server_id = state.allocate_id("server")
-        server = Server(id=server_id, uuid=state.new_uuid(), name=f"new-{server_id}", user_id=2 + n % users,
-                        plan_id=1, location_id=1, created_at=moment, intervals=[[moment, None]], os_id=1)
+        server = Server(
+            id=server_id,
+            uuid=state.new_uuid(),
+            name=f"new-{server_id}",
+            user_id=2 + n % users,
+            plan_id=1,
+            location_id=1,
+            created_at=moment,
+            intervals=[[moment, None]],
+            os_id=1,
+        )
         state.add_server(server)
         state.log_server_event(VM_CREATED, server, moment)
     state.changed()
@@ -105,10 +123,27 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory(prefix="postpay-meter-sweep-") as logs, bench_database(ADMIN_URL) as db_url:
-        sim = start("sim-solusvm", "simulator", [PYTHON, "-m", "bench.meter_sweep", "serve", "--servers",
-                                                 str(args.servers), "--changes", str(args.changes), "--latency-ms",
-                                                 str(args.latency_ms), "--port", str(port)],
-                    env=child_env({}), log_dir=Path(logs), cwd=ROOT)
+        sim = start(
+            "sim-solusvm",
+            "simulator",
+            [
+                PYTHON,
+                "-m",
+                "bench.meter_sweep",
+                "serve",
+                "--servers",
+                str(args.servers),
+                "--changes",
+                str(args.changes),
+                "--latency-ms",
+                str(args.latency_ms),
+                "--port",
+                str(port),
+            ],
+            env=child_env({}),
+            log_dir=Path(logs),
+            cwd=ROOT,
+        )
         db = Database(db_url)
         client = SolusVMClient(url, SecretStr(TOKEN), timeouts=Timeouts(connect=5, read=120))
         try:
@@ -130,17 +165,25 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                 wall, cpu = time.perf_counter() - began, time.process_time() - cpu
                 assert report is not None
                 figures = {
-                    "sweep": label, "servers_listed": report.servers, "running": report.running,
-                    "events": report.events, "requests": report.requests, "wall_seconds": round(wall, 3),
-                    "meter_cpu_seconds": round(cpu, 3), "simulator_cpu_seconds": round(sum(sim_times(sim.pid)) - sim_cpu, 3),
+                    "sweep": label,
+                    "servers_listed": report.servers,
+                    "running": report.running,
+                    "events": report.events,
+                    "requests": report.requests,
+                    "wall_seconds": round(wall, 3),
+                    "meter_cpu_seconds": round(cpu, 3),
+                    "simulator_cpu_seconds": round(sum(sim_times(sim.pid)) - sim_cpu, 3),
                     "rss_mib": round(me.memory_info().rss / 2**20, 1),
                     "rss_growth_mib": round((me.memory_info().rss - rss_before) / 2**20, 1),
                     "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
                 }
                 sweeps.append(figures)
-                print(f"{label:>5}: {report.servers} servers, {report.requests} requests, {report.events} events, "
-                      f"{wall:.1f} s wall, {cpu:.1f} s meter CPU, {figures['simulator_cpu_seconds']:.1f} s simulator "
-                      f"CPU, RSS {figures['rss_mib']} MiB (peak {figures['peak_rss_mib']})", flush=True)
+                print(
+                    f"{label:>5}: {report.servers} servers, {report.requests} requests, {report.events} events, "
+                    f"{wall:.1f} s wall, {cpu:.1f} s meter CPU, {figures['simulator_cpu_seconds']:.1f} s simulator "
+                    f"CPU, RSS {figures['rss_mib']} MiB (peak {figures['peak_rss_mib']})",
+                    flush=True,
+                )
             with db.transaction() as session:
                 outbox_rows = session.execute(select(func.count()).select_from(store.tables.outbox.table)).scalar_one()
             return {"sweeps": sweeps, "outbox_rows": outbox_rows}
@@ -173,9 +216,14 @@ def main(argv: list[str] | None = None) -> int:
         figures = measure(args)
     path = results_path("meter-sweep", args.results_dir)
     parameters = {k: v for k, v in vars(args).items() if k not in ("mode", "port")} | {
-        "results_dir": str(args.results_dir)}
-    path.write_text(json.dumps({"benchmark": "meter_sweep", "machine": machine_facts(), "parameters": parameters,
-                                **figures}, indent=2) + "\n")
+        "results_dir": str(args.results_dir)
+    }
+    path.write_text(
+        json.dumps(
+            {"benchmark": "meter_sweep", "machine": machine_facts(), "parameters": parameters, **figures}, indent=2
+        )
+        + "\n"
+    )
     print(f"recorded {path}")
     return 0
 

@@ -46,36 +46,51 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--collectors", type=int, default=1, help="usage-collector processes.")
     parser.add_argument("--invoicers", type=int, default=1, help="invoicer processes.")
     parser.add_argument("--repeat", type=int, default=2, help="Closes per setting (the machine is shared: noisy).")
-    parser.add_argument("--baseline-sample", type=int, default=200,
-                        help="Customers the sequential baseline bills (0: no baseline); extrapolated to N.")
+    parser.add_argument(
+        "--baseline-sample",
+        type=int,
+        default=200,
+        help="Customers the sequential baseline bills (0: no baseline); extrapolated to N.",
+    )
     parser.add_argument("--scale", type=int, default=0, help="Also close once for this many customers (memory).")
-    parser.add_argument("--scale-concurrency", type=int, default=16,
-                        help="Concurrency of the --scale run (compared with the N run at the same setting).")
+    parser.add_argument(
+        "--scale-concurrency",
+        type=int,
+        default=16,
+        help="Concurrency of the --scale run (compared with the N run at the same setting).",
+    )
     parser.add_argument("--period", default=_previous_month(), help="The month to close (default: last month).")
     parser.add_argument("--log-level", default="INFO", help="postpay's log level (INFO, as in production).")
     parser.add_argument("--profile", action="store_true", help="py-spy every postpay process (needs py-spy).")
-    parser.add_argument("--code", default=None,
-                        help="Run postpay's processes from this source tree instead (e.g. an older commit, "
-                             "extracted with git archive): before/after on the same machine, same hour.")
+    parser.add_argument(
+        "--code",
+        default=None,
+        help="Run postpay's processes from this source tree instead (e.g. an older commit, "
+        "extracted with git archive): before/after on the same machine, same hour.",
+    )
     parser.add_argument("--stall-seconds", type=float, default=120.0)
     parser.add_argument("--name", default="month-close", help="Results file prefix.")
     parser.add_argument("--logs", type=Path, default=None, help="Keep the processes' logs here.")
     parser.add_argument("--results-dir", type=Path, default=RESULTS, help="Where the results JSON goes.")
-    parser.add_argument("--amqp", default=os.environ.get("POSTPAY_BENCH_AMQP_URL",
-                                                         "amqp://guest:guest@127.0.0.1:5672/"))
-    parser.add_argument("--database", default=os.environ.get("POSTPAY_BENCH_DATABASE_URL",
-                                                             "postgresql://postgres@127.0.0.1:5432/test"))
+    parser.add_argument(
+        "--amqp", default=os.environ.get("POSTPAY_BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+    )
+    parser.add_argument(
+        "--database", default=os.environ.get("POSTPAY_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+    )
     args = parser.parse_args(argv)
     args.concurrency_levels = [int(part) for part in str(args.concurrency).split(",") if part.strip()]
     return args
 
 
-def one_close(args: argparse.Namespace, world: World, settings: CloseSettings, log_dir: Path,
-              baseline: bool) -> dict[str, Any]:
+def one_close(
+    args: argparse.Namespace, world: World, settings: CloseSettings, log_dir: Path, baseline: bool
+) -> dict[str, Any]:
     """Fresh simulators, one postpay close, the baseline if asked, then every invoice checked."""
     log_dir.mkdir(parents=True, exist_ok=True)
-    sims = start_simulators(world, solusvm_latency_ms=args.solusvm_latency_ms,
-                            whmcs_latency_ms=args.whmcs_latency_ms, log_dir=log_dir)
+    sims = start_simulators(
+        world, solusvm_latency_ms=args.solusvm_latency_ms, whmcs_latency_ms=args.whmcs_latency_ms, log_dir=log_dir
+    )
     try:
         figures = run_close(world, settings, Infra(args.amqp, args.database), sims, log_dir)
         billed = list(range(1, world.clients + 1))
@@ -97,16 +112,21 @@ def one_close(args: argparse.Namespace, world: World, settings: CloseSettings, l
 
 def _announce(figures: dict[str, Any]) -> None:
     check = figures["check"]
-    print(f"  N={figures['clients']} concurrency={figures['settings']['concurrency']}: "
-          f"{figures['invoices_per_second']:.0f} invoices/s, {figures['wall_seconds_to_last_invoice']:.1f}s, "
-          f"{figures['cpu_ms_per_invoice']:.2f} CPU-ms/invoice, peak RSS "
-          + ", ".join(f"{name} {mib:.0f} MiB" for name, mib in figures["peak_rss_mib"].items())
-          + f"; check {'ok' if check['ok'] else 'FAILED'} ({check['invoices_found']}/{check['expected_invoices']})",
-          flush=True)
+    print(
+        f"  N={figures['clients']} concurrency={figures['settings']['concurrency']}: "
+        f"{figures['invoices_per_second']:.0f} invoices/s, {figures['wall_seconds_to_last_invoice']:.1f}s, "
+        f"{figures['cpu_ms_per_invoice']:.2f} CPU-ms/invoice, peak RSS "
+        + ", ".join(f"{name} {mib:.0f} MiB" for name, mib in figures["peak_rss_mib"].items())
+        + f"; check {'ok' if check['ok'] else 'FAILED'} ({check['invoices_found']}/{check['expected_invoices']})",
+        flush=True,
+    )
     if "baseline" in figures:
         baseline = figures["baseline"]
-        print(f"  sequential baseline: {baseline['invoices_per_second']:.1f} invoices/s over "
-              f"{baseline['sample_clients']} clients", flush=True)
+        print(
+            f"  sequential baseline: {baseline['invoices_per_second']:.1f} invoices/s over "
+            f"{baseline['sample_clients']} clients",
+            flush=True,
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -123,14 +143,23 @@ def main(argv: list[str] | None = None) -> int:
         if args.scale:
             plan.append((World(args.scale, args.vms, period), args.scale_concurrency))
         for index, (run_world, level) in enumerate(plan, start=1):
-            settings = CloseSettings(concurrency=level, prefetch=args.prefetch, collectors=args.collectors,
-                                     invoicers=args.invoicers, log_level=args.log_level,
-                                     stall_seconds=args.stall_seconds, profile=args.profile,
-                                     code=args.code)
-            print(f"run {index}/{len(plan)}: {run_world.clients} clients × {run_world.vms} VMs, "
-                  f"concurrency {level}", flush=True)
-            figures = one_close(args, run_world, settings, log_root / f"run-{index}",
-                                baseline=index == 1 and args.baseline_sample > 0)
+            settings = CloseSettings(
+                concurrency=level,
+                prefetch=args.prefetch,
+                collectors=args.collectors,
+                invoicers=args.invoicers,
+                log_level=args.log_level,
+                stall_seconds=args.stall_seconds,
+                profile=args.profile,
+                code=args.code,
+            )
+            print(
+                f"run {index}/{len(plan)}: {run_world.clients} clients × {run_world.vms} VMs, concurrency {level}",
+                flush=True,
+            )
+            figures = one_close(
+                args, run_world, settings, log_root / f"run-{index}", baseline=index == 1 and args.baseline_sample > 0
+            )
             runs.append(figures)
             failed = failed or not figures["check"]["ok"] or figures["parked"] > 0
     finally:

@@ -57,30 +57,44 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--solusvm-latency-ms", type=float, default=100.0)
     parser.add_argument("--whmcs-latency-ms", type=float, default=250.0)
     parser.add_argument("--overload", choices=["unavailable", "timeout"], default="unavailable")
-    parser.add_argument("--concurrency", type=int, default=None,
-                        help="POSTPAY_CONCURRENCY (handler threads); unset: postpay's default.")
+    parser.add_argument(
+        "--concurrency", type=int, default=None, help="POSTPAY_CONCURRENCY (handler threads); unset: postpay's default."
+    )
     parser.add_argument("--no-fixed", action="store_true", help="Skip the fixed-concurrency contrast runs.")
-    parser.add_argument("--fixed-at", default=None,
-                        help="Capacities (comma list) that get a fixed-concurrency run; unset: every one.")
-    parser.add_argument("--deadline-factor", type=float, default=3.0,
-                        help="A close is stopped (reported unfinished) after this many times the time C allows (+60 s).")
-    parser.add_argument("--baseline-sample", type=int, default=30,
-                        help="Customers the sequential baseline bills (0: none).")
+    parser.add_argument(
+        "--fixed-at", default=None, help="Capacities (comma list) that get a fixed-concurrency run; unset: every one."
+    )
+    parser.add_argument(
+        "--deadline-factor",
+        type=float,
+        default=3.0,
+        help="A close is stopped (reported unfinished) after this many times the time C allows (+60 s).",
+    )
+    parser.add_argument(
+        "--baseline-sample", type=int, default=30, help="Customers the sequential baseline bills (0: none)."
+    )
     parser.add_argument("--period", default=BillingPeriod.containing(datetime.now(UTC)).previous().key)
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument("--stall-seconds", type=float, default=900.0, help="Fail a close without progress this long.")
     parser.add_argument("--name", default="pacing", help="Results file prefix.")
     parser.add_argument("--logs", type=Path, default=None, help="Keep the processes' logs here.")
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
-    parser.add_argument("--amqp", default=os.environ.get("POSTPAY_BENCH_AMQP_URL",
-                                                         "amqp://guest:guest@127.0.0.1:5672/"))
-    parser.add_argument("--database", default=os.environ.get("POSTPAY_BENCH_DATABASE_URL",
-                                                             "postgresql://postgres@127.0.0.1:5432/test"))
+    parser.add_argument(
+        "--amqp", default=os.environ.get("POSTPAY_BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+    )
+    parser.add_argument(
+        "--database", default=os.environ.get("POSTPAY_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+    )
     args = parser.parse_args(argv)
     args.capacities = [int(part) for part in str(args.capacity).split(",") if part.strip()]
     args.invoicer_counts = [int(part) for part in str(args.invoicers).split(",") if part.strip()]
-    args.fixed_capacities = ([] if args.no_fixed else args.capacities if args.fixed_at is None
-                             else [int(part) for part in str(args.fixed_at).split(",") if part.strip()])
+    args.fixed_capacities = (
+        []
+        if args.no_fixed
+        else args.capacities
+        if args.fixed_at is None
+        else [int(part) for part in str(args.fixed_at).split(",") if part.strip()]
+    )
     return args
 
 
@@ -125,12 +139,18 @@ def _errors(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
     admitted = after.get("admitted", 0) - before.get("admitted", 0)
     shed = after.get("shed", 0) - before.get("shed", 0)
     total = admitted + shed
-    return {"requests": total, "shed": shed, "share": shed / total if total else 0.0,
-            "peak_in_flight": after.get("peak_in_flight"), "slowed": after.get("slowed", 0) - before.get("slowed", 0)}
+    return {
+        "requests": total,
+        "shed": shed,
+        "share": shed / total if total else 0.0,
+        "peak_in_flight": after.get("peak_in_flight"),
+        "slowed": after.get("slowed", 0) - before.get("slowed", 0),
+    }
 
 
-def one_close(args: argparse.Namespace, world: World, capacity: int, invoicers: int, paced: bool,
-              log_dir: Path) -> dict[str, Any]:
+def one_close(
+    args: argparse.Namespace, world: World, capacity: int, invoicers: int, paced: bool, log_dir: Path
+) -> dict[str, Any]:
     log_dir.mkdir(parents=True, exist_ok=True)
     allowed = allowed_seconds(args, world.clients, capacity)
     env = [] if paced else [("POSTPAY_UPSTREAM_PACING", "false")]
@@ -138,12 +158,21 @@ def one_close(args: argparse.Namespace, world: World, capacity: int, invoicers: 
         env.append(("POSTPAY_CONCURRENCY", str(args.concurrency)))
     settings = CloseSettings(
         concurrency=args.concurrency or 16,  # postpay's default (KernelSettings.concurrency) unless given
-        invoicers=invoicers, log_level=args.log_level, stall_seconds=args.stall_seconds, env=tuple(env),
+        invoicers=invoicers,
+        log_level=args.log_level,
+        stall_seconds=args.stall_seconds,
+        env=tuple(env),
         # A close that cannot finish (a shed CreateInvoice waits out the quiet time) is stopped, not failed.
         deadline_seconds=args.deadline_factor * allowed + 60,
     )
-    sims = start_simulators(world, solusvm_latency_ms=args.solusvm_latency_ms, whmcs_latency_ms=args.whmcs_latency_ms,
-                            log_dir=log_dir, capacity=capacity, overload=args.overload)
+    sims = start_simulators(
+        world,
+        solusvm_latency_ms=args.solusvm_latency_ms,
+        whmcs_latency_ms=args.whmcs_latency_ms,
+        log_dir=log_dir,
+        capacity=capacity,
+        overload=args.overload,
+    )
     try:
         before = {product: sims.capacity(product) for product in ("solusvm", "whmcs")}
         with InFlightSampler(sims) as sampler:
@@ -153,17 +182,23 @@ def one_close(args: argparse.Namespace, world: World, capacity: int, invoicers: 
         figures["in_flight_samples"] = sampler.samples
         figures["create_invoice_calls"] = sims.whmcs_calls().get("CreateInvoice", 0)
         if figures["complete"]:
-            figures["check"] = check_invoices(world, sims.whmcs_invoices(), range(1, world.clients + 1),
-                                              datetime.now(UTC)).as_dict()
+            figures["check"] = check_invoices(
+                world, sims.whmcs_invoices(), range(1, world.clients + 1), datetime.now(UTC)
+            ).as_dict()
     finally:
         sims.stop()
     requests = sum(e["requests"] for e in figures["upstream_errors"].values())
     shed = sum(e["shed"] for e in figures["upstream_errors"].values())
-    figures.update({
-        "capacity": capacity, "invoicers": invoicers, "paced": paced, "allowed_seconds": allowed,
-        "time_over_allowed": figures["wall_seconds_to_last_invoice"] / allowed,
-        "upstream_error_share": shed / requests if requests else 0.0,
-    })
+    figures.update(
+        {
+            "capacity": capacity,
+            "invoicers": invoicers,
+            "paced": paced,
+            "allowed_seconds": allowed,
+            "time_over_allowed": figures["wall_seconds_to_last_invoice"] / allowed,
+            "upstream_error_share": shed / requests if requests else 0.0,
+        }
+    )
     _announce(figures)
     return figures
 
@@ -171,28 +206,34 @@ def one_close(args: argparse.Namespace, world: World, capacity: int, invoicers: 
 def _announce(figures: dict[str, Any]) -> None:
     check = figures.get("check")
     state = ("check ok" if check and check["ok"] else "check FAILED") if check else "UNFINISHED"
-    print(f"  C={figures['capacity']} invoicers={figures['invoicers']} {'paced' if figures['paced'] else 'fixed'}: "
-          f"{figures['invoices']} invoices in {figures['wall_seconds_to_last_invoice']:.1f}s "
-          f"({figures['time_over_allowed']:.2f}× the {figures['allowed_seconds']:.1f}s C allows), "
-          f"upstream errors {100 * figures['upstream_error_share']:.3f}% "
-          f"(shed: SolusVM {figures['upstream_errors']['solusvm']['shed']}, "
-          f"WHMCS {figures['upstream_errors']['whmcs']['shed']}; peak in flight "
-          f"{figures['upstream_errors']['solusvm']['peak_in_flight']}/{figures['upstream_errors']['whmcs']['peak_in_flight']}), "
-          f"{figures['cpu_ms_per_invoice']:.1f} CPU-ms/invoice; {state}", flush=True)
+    print(
+        f"  C={figures['capacity']} invoicers={figures['invoicers']} {'paced' if figures['paced'] else 'fixed'}: "
+        f"{figures['invoices']} invoices in {figures['wall_seconds_to_last_invoice']:.1f}s "
+        f"({figures['time_over_allowed']:.2f}× the {figures['allowed_seconds']:.1f}s C allows), "
+        f"upstream errors {100 * figures['upstream_error_share']:.3f}% "
+        f"(shed: SolusVM {figures['upstream_errors']['solusvm']['shed']}, "
+        f"WHMCS {figures['upstream_errors']['whmcs']['shed']}; peak in flight "
+        f"{figures['upstream_errors']['solusvm']['peak_in_flight']}/{figures['upstream_errors']['whmcs']['peak_in_flight']}), "
+        f"{figures['cpu_ms_per_invoice']:.1f} CPU-ms/invoice; {state}",
+        flush=True,
+    )
 
 
 def baseline(args: argparse.Namespace, world: World, log_dir: Path) -> dict[str, Any]:
     """The sequential loop at the same latencies, against simulators with no capacity limit."""
     log_dir.mkdir(parents=True, exist_ok=True)
-    sims = start_simulators(world, solusvm_latency_ms=args.solusvm_latency_ms, whmcs_latency_ms=args.whmcs_latency_ms,
-                            log_dir=log_dir)
+    sims = start_simulators(
+        world, solusvm_latency_ms=args.solusvm_latency_ms, whmcs_latency_ms=args.whmcs_latency_ms, log_dir=log_dir
+    )
     try:
         figures = run_baseline(world, sims.solusvm_url, sims.whmcs_url, world.baseline_ids)
     finally:
         sims.stop()
-    print(f"  sequential baseline: {figures['invoices_per_second']:.2f} invoices/s "
-          f"({1000 * figures['seconds_per_client_mean']:.0f} ms per customer over {figures['sample_clients']})",
-          flush=True)
+    print(
+        f"  sequential baseline: {figures['invoices_per_second']:.2f} invoices/s "
+        f"({1000 * figures['seconds_per_client_mean']:.0f} ms per customer over {figures['sample_clients']})",
+        flush=True,
+    )
     return figures
 
 
@@ -200,11 +241,27 @@ def summarise(runs: list[dict[str, Any]], base: dict[str, Any] | None) -> dict[s
     rows = []
     for run in runs:
         ratio = run["invoices_per_second"] / base["invoices_per_second"] if base else None
-        row = {key: run[key] for key in ("capacity", "invoicers", "paced", "complete", "invoices",
-                                         "wall_seconds_to_last_invoice", "allowed_seconds", "time_over_allowed",
-                                         "upstream_error_share", "invoices_per_second", "cpu_ms_per_invoice")}
-        row |= {"ratio_vs_baseline": ratio, "all_checked_ok": bool(run.get("check", {}).get("ok")),
-                "peak_in_flight": {p: e["peak_in_flight"] for p, e in run["upstream_errors"].items()}}
+        row = {
+            key: run[key]
+            for key in (
+                "capacity",
+                "invoicers",
+                "paced",
+                "complete",
+                "invoices",
+                "wall_seconds_to_last_invoice",
+                "allowed_seconds",
+                "time_over_allowed",
+                "upstream_error_share",
+                "invoices_per_second",
+                "cpu_ms_per_invoice",
+            )
+        }
+        row |= {
+            "ratio_vs_baseline": ratio,
+            "all_checked_ok": bool(run.get("check", {}).get("ok")),
+            "peak_in_flight": {p: e["peak_in_flight"] for p, e in run["upstream_errors"].items()},
+        }
         if run["paced"]:
             row["targets"] = {
                 "time_over_allowed": row["time_over_allowed"] <= TARGETS["time_over_allowed"],
@@ -216,15 +273,19 @@ def summarise(runs: list[dict[str, Any]], base: dict[str, Any] | None) -> dict[s
 
 
 def print_report(summary: dict[str, Any]) -> None:
-    print(f"\n{'C':>3} {'inv':>3} {'mode':>6} {'done':>5} {'s':>7} {'allowed':>8} {'×':>5} {'errors':>8} "
-          f"{'inv/s':>6} {'vs seq':>7} {'ok':>3}")
+    print(
+        f"\n{'C':>3} {'inv':>3} {'mode':>6} {'done':>5} {'s':>7} {'allowed':>8} {'×':>5} {'errors':>8} "
+        f"{'inv/s':>6} {'vs seq':>7} {'ok':>3}"
+    )
     for row in summary["rows"]:
         ratio = f"{row['ratio_vs_baseline']:.1f}" if row["ratio_vs_baseline"] else "-"
-        print(f"{row['capacity']:>3} {row['invoicers']:>3} {'paced' if row['paced'] else 'fixed':>6} "
-              f"{'yes' if row['complete'] else 'NO':>5} {row['wall_seconds_to_last_invoice']:>7.1f} "
-              f"{row['allowed_seconds']:>8.1f} {row['time_over_allowed']:>5.2f} "
-              f"{100 * row['upstream_error_share']:>7.3f}% {row['invoices_per_second']:>6.1f} {ratio:>7} "
-              f"{'yes' if row['all_checked_ok'] else 'no':>3}")
+        print(
+            f"{row['capacity']:>3} {row['invoicers']:>3} {'paced' if row['paced'] else 'fixed':>6} "
+            f"{'yes' if row['complete'] else 'NO':>5} {row['wall_seconds_to_last_invoice']:>7.1f} "
+            f"{row['allowed_seconds']:>8.1f} {row['time_over_allowed']:>5.2f} "
+            f"{100 * row['upstream_error_share']:>7.3f}% {row['invoices_per_second']:>6.1f} {ratio:>7} "
+            f"{'yes' if row['all_checked_ok'] else 'no':>3}"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -236,14 +297,21 @@ def main(argv: list[str] | None = None) -> int:
     runs: list[dict[str, Any]] = []
     base: dict[str, Any] | None = None
     failed = False
-    plan = [(capacity, invoicers, paced) for capacity in args.capacities for invoicers in args.invoicer_counts
-            for paced in ((True, False) if capacity in args.fixed_capacities else (True,))]
+    plan = [
+        (capacity, invoicers, paced)
+        for capacity in args.capacities
+        for invoicers in args.invoicer_counts
+        for paced in ((True, False) if capacity in args.fixed_capacities else (True,))
+    ]
     try:
         if args.baseline_sample:
             base = baseline(args, world, log_root / "baseline")
         for index, (capacity, invoicers, paced) in enumerate(plan, start=1):
-            print(f"run {index}/{len(plan)}: {world.clients} clients, C={capacity}, {invoicers} invoicer(s), "
-                  f"{'paced (defaults)' if paced else 'pacing off (fixed threads)'}", flush=True)
+            print(
+                f"run {index}/{len(plan)}: {world.clients} clients, C={capacity}, {invoicers} invoicer(s), "
+                f"{'paced (defaults)' if paced else 'pacing off (fixed threads)'}",
+                flush=True,
+            )
             figures = one_close(args, world, capacity, invoicers, paced, log_root / f"run-{index}")
             runs.append(figures)
             # A finished close must be exact, paced or not; a fixed one may be left unfinished.

@@ -18,9 +18,9 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402 - the backend is chosen first
+import matplotlib.pyplot as plt
 
-from bench.pacing import TARGETS  # noqa: E402
+from bench.pacing import TARGETS
 
 
 def _label(run: dict[str, Any]) -> str:
@@ -59,9 +59,13 @@ def plot(result: dict[str, Any], output: Path) -> None:
             # The sampler starts before the processes do: time from the first call at either simulator.
             start = next((s[0] for s in samples if s[1] or s[2]), 0.0) - 0.5
             samples = [s for s in samples if s[0] >= start]
-            right.plot([s[0] - start for s in samples], [s[2] for s in samples], linewidth=1,
-                       color="tab:blue" if run["paced"] else "tab:orange",
-                       label="paced (defaults)" if run["paced"] else "fixed threads")
+            right.plot(
+                [s[0] - start for s in samples],
+                [s[2] for s in samples],
+                linewidth=1,
+                color="tab:blue" if run["paced"] else "tab:orange",
+                label="paced (defaults)" if run["paced"] else "fixed threads",
+            )
         right.axhline(capacity, color="tab:green", linestyle="--", label=f"C = {capacity}")
         right.axhline(2 * capacity, color="tab:red", linestyle=":", label="2C: shed beyond")
         right.set_title(f"WHMCS requests in flight, C={capacity}, {invoicers} invoicers", fontsize=9)
@@ -70,9 +74,12 @@ def plot(result: dict[str, Any], output: Path) -> None:
         right.legend(fontsize=8)
         right.grid(True, alpha=0.3)
     parameters = result["parameters"]
-    figure.suptitle(f"Month close paced by the upstream: {parameters['clients']:,} customers, latency "
-                    f"{parameters['whmcs_latency_ms']:.0f} ms WHMCS / {parameters['solusvm_latency_ms']:.0f} ms "
-                    f"SolusVM 2", fontsize=10)
+    figure.suptitle(
+        f"Month close paced by the upstream: {parameters['clients']:,} customers, latency "
+        f"{parameters['whmcs_latency_ms']:.0f} ms WHMCS / {parameters['solusvm_latency_ms']:.0f} ms "
+        f"SolusVM 2",
+        fontsize=10,
+    )
     figure.tight_layout()
     output.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(output)

@@ -154,8 +154,14 @@ class BrokerProcess:
 
     def __init__(self, amqp_url: str) -> None:
         port = urlsplit(amqp_url).port or 5672
-        self.pid = next((c.pid for c in psutil.net_connections("tcp")
-                         if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port and c.pid), None)
+        self.pid = next(
+            (
+                c.pid
+                for c in psutil.net_connections("tcp")
+                if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port and c.pid
+            ),
+            None,
+        )
 
     def cpu_seconds(self) -> float:
         if self.pid is None:

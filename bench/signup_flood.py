@@ -81,8 +81,12 @@ def flood(url: str, prefix: str, count: int, clients: int, results: Any) -> None
                     number = next(numbers, None)
                 if number is None:
                     return
-                body = {"name": "Flood Tester", "company": "", "email": f"{prefix}-{number}@example.com",
-                        "password": PASSWORD}
+                body = {
+                    "name": "Flood Tester",
+                    "company": "",
+                    "email": f"{prefix}-{number}@example.com",
+                    "password": PASSWORD,
+                }
                 sent = time.time()
                 status = session.post("/api/v1/signups", json=body).status_code
                 with lock:
@@ -124,25 +128,36 @@ def percentile(values: list[float], share: float) -> float:
 def latency(samples: list[tuple[float, float, int]], since: float, until: float) -> dict[str, Any]:
     chosen = [seconds for at, seconds, status in samples if since <= at < until and status == 200]
     failed = sum(1 for at, _, status in samples if since <= at < until and status != 200)
-    return {"samples": len(chosen), "failed": failed, "p50_ms": 1000 * percentile(chosen, 0.50),
-            "p95_ms": 1000 * percentile(chosen, 0.95), "max_ms": 1000 * max(chosen, default=float("nan"))}
+    return {
+        "samples": len(chosen),
+        "failed": failed,
+        "p50_ms": 1000 * percentile(chosen, 0.50),
+        "p95_ms": 1000 * percentile(chosen, 0.95),
+        "max_ms": 1000 * max(chosen, default=float("nan")),
+    }
 
 
 class Signup:
     """One mode's database, bus namespace and settings; starts and stops its postpay processes."""
 
-    def __init__(self, mode: str, args: argparse.Namespace, log_dir: Path, helpers: dict[str, Any],
-                 database_url: str) -> None:
+    def __init__(
+        self, mode: str, args: argparse.Namespace, log_dir: Path, helpers: dict[str, Any], database_url: str
+    ) -> None:
         self.mode, self.args, self.log_dir = mode, args, log_dir
         self.namespace = f"bench-flood-{uuid.uuid4().hex[:8]}"
         self.web_port = free_port()
         self.landing = f"http://127.0.0.1:{self.web_port}/"
         self.settings = {
-            "POSTPAY_AMQP_URL": args.amqp, "POSTPAY_BROKER_USERS": "guest", "POSTPAY_BUS_NAMESPACE": self.namespace,
-            "POSTPAY_DATABASE_URL": database_url, "POSTPAY_LOG_LEVEL": args.log_level,
-            "POSTPAY_SIGNUP_HOST": "127.0.0.1", "POSTPAY_SIGNUP_PORT": str(self.web_port),
+            "POSTPAY_AMQP_URL": args.amqp,
+            "POSTPAY_BROKER_USERS": "guest",
+            "POSTPAY_BUS_NAMESPACE": self.namespace,
+            "POSTPAY_DATABASE_URL": database_url,
+            "POSTPAY_LOG_LEVEL": args.log_level,
+            "POSTPAY_SIGNUP_HOST": "127.0.0.1",
+            "POSTPAY_SIGNUP_PORT": str(self.web_port),
             "POSTPAY_PUBLIC_URL": self.landing.rstrip("/"),
-            "POSTPAY_SMTP_HOST": "127.0.0.1", "POSTPAY_SMTP_PORT": str(helpers["smtp_port"]),
+            "POSTPAY_SMTP_HOST": "127.0.0.1",
+            "POSTPAY_SMTP_PORT": str(helpers["smtp_port"]),
             "POSTPAY_SOLUSVM_URL": helpers["solusvm_url"],
             # A flood from one address is what the per-IP limit stops in production; here it is the load.
             "POSTPAY_REGISTRATIONS_PER_IP": str(10 * (args.registrations + args.backlog)),
@@ -156,9 +171,14 @@ class Signup:
     def start(self, part: str, *, ready: bool = True) -> Child:
         self.starts += 1
         health = free_port()
-        child = start(f"{self.mode}-{part}-{self.starts}", "postpay",
-                      [PYTHON, "-m", "postpay.cli", "run", part, "--health-port", str(health)],
-                      env=child_env(self.settings), log_dir=self.log_dir, cwd=ROOT)
+        child = start(
+            f"{self.mode}-{part}-{self.starts}",
+            "postpay",
+            [PYTHON, "-m", "postpay.cli", "run", part, "--health-port", str(health)],
+            env=child_env(self.settings),
+            log_dir=self.log_dir,
+            cwd=ROOT,
+        )
         self.children.append(child)
         if ready:
             wait_http(child, f"http://127.0.0.1:{health}/readyz")
@@ -175,8 +195,11 @@ class Signup:
 
     def processed(self) -> int:
         with self.engine.connect() as connection:
-            return int(connection.execute(text("SELECT count(*) FROM signup_inbox "
-                                               "WHERE handler = 'signup.send_verification'")).scalar_one())
+            return int(
+                connection.execute(
+                    text("SELECT count(*) FROM signup_inbox WHERE handler = 'signup.send_verification'")
+                ).scalar_one()
+            )
 
     def unrelayed(self) -> int:
         with self.engine.connect() as connection:
@@ -223,8 +246,10 @@ def measure(mode: str, args: argparse.Namespace, spawn: Any, signup: Signup, chi
     for child in children:
         child.mark_cpu()
     started = time.time()
-    loader = spawn.Process(target=flood, args=(f"http://127.0.0.1:{signup.web_port}", f"flood-{uuid.uuid4().hex[:8]}",
-                                               n, args.clients, answers))
+    loader = spawn.Process(
+        target=flood,
+        args=(f"http://127.0.0.1:{signup.web_port}", f"flood-{uuid.uuid4().hex[:8]}", n, args.clients, answers),
+    )
     loader.start()
     progress: list[tuple[float, int]] = []
     flooded: list[tuple[float, float, int]] | None = None
@@ -254,23 +279,31 @@ def measure(mode: str, args: argparse.Namespace, spawn: Any, signup: Signup, chi
     postpay_cpu = sum(cpu.values())
     wall = finished - started
     return {
-        "mode": mode, "parts": list(MODES[mode]), "registrations": n,
+        "mode": mode,
+        "parts": list(MODES[mode]),
+        "registrations": n,
         "accepted_per_second": n / (accepted_at - started),
         "processed_per_second": n / wall,
-        "seconds_to_last_accepted": accepted_at - started, "seconds_to_last_processed": wall,
+        "seconds_to_last_accepted": accepted_at - started,
+        "seconds_to_last_processed": wall,
         "backlog_at_last_accepted": backlog_at_accept,
         "postpay_cpu_ms_per_registration": 1000 * postpay_cpu / n,
         "cpu_ms_per_registration_by_process": {name: 1000 * seconds / n for name, seconds in cpu.items()},
-        "postgres_cpu_ms_per_registration": 1000 * postgres / n, "rabbitmq_cpu_ms_per_registration": 1000 * rabbit / n,
+        "postgres_cpu_ms_per_registration": 1000 * postgres / n,
+        "rabbitmq_cpu_ms_per_registration": 1000 * rabbit / n,
         "machine_cpu_ms_per_registration": 1000 * machine / n,
-        "postpay_cores_busy": postpay_cpu / wall, "machine_cores_busy": machine / wall,
+        "postpay_cores_busy": postpay_cpu / wall,
+        "machine_cores_busy": machine / wall,
         "registrations_per_second_per_postpay_core": n / postpay_cpu,
         # What the signup costs with its broker and database (both shared with other users of this machine).
         "registrations_per_second_per_core_with_broker_and_database": n / (postpay_cpu + postgres + rabbit),
         "registrations_per_second_per_machine_core": n / machine,
         "registration_answer_p95_ms": 1000 * percentile([done - sent for sent, done, _ in flooded], 0.95),
-        "landing": {"idle": latency(samples, 0, started), "flood": latency(samples, started, accepted_at),
-                    "after_flood": latency(samples, accepted_at, finished)},
+        "landing": {
+            "idle": latency(samples, 0, started),
+            "flood": latency(samples, started, accepted_at),
+            "after_flood": latency(samples, accepted_at, finished),
+        },
         "peak_rss_mib": {child.name: child.peak_rss_bytes() / 2**20 for child in children},
     }
 
@@ -313,27 +346,42 @@ def drain(mode: str, args: argparse.Namespace, spawn: Any, signup: Signup) -> di
     index = next((i for i in range(1, len(progress)) if progress[i][1] > progress[i - 1][1]), 1)
     working, counted = progress[index - 1]
     drained = target - counted
-    return {"registrations": args.backlog, "drained_while_probed": drained,
-            "processed_per_second": drained / (finished - working) if finished > working else float("nan"),
-            "seconds": finished - working, "landing": latency(samples, working, finished)}
+    return {
+        "registrations": args.backlog,
+        "drained_while_probed": drained,
+        "processed_per_second": drained / (finished - working) if finished > working else float("nan"),
+        "seconds": finished - working,
+        "landing": latency(samples, working, finished),
+    }
 
 
 # -- the benchmark ----------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--registrations", type=int, default=2000, help="Registrations of the flood.")
-    parser.add_argument("--backlog", type=int, default=2000,
-                        help="Registrations queued for the handlers before they start, worked off while probed.")
+    parser.add_argument(
+        "--backlog",
+        type=int,
+        default=2000,
+        help="Registrations queued for the handlers before they start, worked off while probed.",
+    )
     parser.add_argument("--clients", type=int, default=8, help="Concurrent connections of the load generator.")
-    parser.add_argument("--concurrency", type=int, default=0,
-                        help="POSTPAY_CONCURRENCY of the postpay processes (0: postpay's default).")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=0,
+        help="POSTPAY_CONCURRENCY of the postpay processes (0: postpay's default).",
+    )
     parser.add_argument("--repeat", type=int, default=2, help="Rounds of both modes, alternated (report the spread).")
     parser.add_argument("--probe-interval", type=float, default=0.2, help="Seconds between landing-page fetches.")
     parser.add_argument("--idle-seconds", type=float, default=5.0, help="Landing-page probing before the flood.")
     parser.add_argument("--log-level", default="INFO", help="POSTPAY_LOG_LEVEL of the postpay processes.")
-    parser.add_argument("--amqp", default=os.environ.get("POSTPAY_BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"))
-    parser.add_argument("--database", default=os.environ.get("POSTPAY_BENCH_DATABASE_URL",
-                                                             "postgresql://postgres@127.0.0.1:5432/test"))
+    parser.add_argument(
+        "--amqp", default=os.environ.get("POSTPAY_BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+    )
+    parser.add_argument(
+        "--database", default=os.environ.get("POSTPAY_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+    )
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     log_dir = Path(tempfile.mkdtemp(prefix="postpay-signup-flood-"))
@@ -342,8 +390,14 @@ def main(argv: list[str] | None = None) -> int:
     ready, stop_sink = spawn.Event(), spawn.Event()
     sink = spawn.Process(target=smtp_sink, args=(smtp_port, ready, stop_sink), daemon=True)
     sink.start()
-    solusvm = start("sim-solusvm", "simulator", [PYTHON, "-m", "postpay.cli", "sim", "solusvm", "--port", str(solusvm_port)],
-                    env=child_env({}), log_dir=log_dir, cwd=ROOT)
+    solusvm = start(
+        "sim-solusvm",
+        "simulator",
+        [PYTHON, "-m", "postpay.cli", "sim", "solusvm", "--port", str(solusvm_port)],
+        env=child_env({}),
+        log_dir=log_dir,
+        cwd=ROOT,
+    )
     rounds: list[dict[str, dict[str, Any]]] = []
     try:
         assert ready.wait(60), "the SMTP sink did not start"
@@ -365,11 +419,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def summary(round_: dict[str, dict[str, Any]]) -> str:
-    return "; ".join(f"{mode}: accepted {r['accepted_per_second']:.0f}/s, processed {r['processed_per_second']:.0f}/s, "
-                     f"{r['postpay_cpu_ms_per_registration']:.1f} CPU-ms, landing p95 idle/flood/backlog "
-                     f"{r['landing']['idle']['p95_ms']:.0f}/{r['landing']['flood']['p95_ms']:.0f}/"
-                     f"{r['backlog']['landing']['p95_ms']:.0f} ms, backlog drained at "
-                     f"{r['backlog']['processed_per_second']:.0f}/s" for mode, r in round_.items())
+    return "; ".join(
+        f"{mode}: accepted {r['accepted_per_second']:.0f}/s, processed {r['processed_per_second']:.0f}/s, "
+        f"{r['postpay_cpu_ms_per_registration']:.1f} CPU-ms, landing p95 idle/flood/backlog "
+        f"{r['landing']['idle']['p95_ms']:.0f}/{r['landing']['flood']['p95_ms']:.0f}/"
+        f"{r['backlog']['landing']['p95_ms']:.0f} ms, backlog drained at "
+        f"{r['backlog']['processed_per_second']:.0f}/s"
+        for mode, r in round_.items()
+    )
 
 
 def landing_phases(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -383,21 +440,32 @@ def spread(values: list[float]) -> dict[str, Any]:
     return {"median": statistics.median(clean), "min": min(clean), "max": max(clean), "values": values}
 
 
-FIGURES = ("accepted_per_second", "processed_per_second", "postpay_cpu_ms_per_registration",
-           "registrations_per_second_per_postpay_core", "registrations_per_second_per_core_with_broker_and_database",
-           "registrations_per_second_per_machine_core",
-           "postgres_cpu_ms_per_registration", "rabbitmq_cpu_ms_per_registration", "machine_cores_busy",
-           "backlog_at_last_accepted", "seconds_to_last_processed")
+FIGURES = (
+    "accepted_per_second",
+    "processed_per_second",
+    "postpay_cpu_ms_per_registration",
+    "registrations_per_second_per_postpay_core",
+    "registrations_per_second_per_core_with_broker_and_database",
+    "registrations_per_second_per_machine_core",
+    "postgres_cpu_ms_per_registration",
+    "rabbitmq_cpu_ms_per_registration",
+    "machine_cores_busy",
+    "backlog_at_last_accepted",
+    "seconds_to_last_processed",
+)
 
 
 def report(rounds: list[dict[str, dict[str, Any]]], args: argparse.Namespace) -> dict[str, Any]:
     figures = {mode: {name: spread([r[mode][name] for r in rounds]) for name in FIGURES} for mode in MODES}
     for mode in MODES:
-        figures[mode]["backlog_processed_per_second"] = spread([r[mode]["backlog"]["processed_per_second"] for r in rounds])
+        figures[mode]["backlog_processed_per_second"] = spread(
+            [r[mode]["backlog"]["processed_per_second"] for r in rounds]
+        )
         for phase in ("idle", "flood", "backlog"):
             for quantile in ("p50_ms", "p95_ms"):
-                figures[mode][f"landing_{phase}_{quantile}"] = spread([landing_phases(r[mode])[phase][quantile]
-                                                                       for r in rounds])
+                figures[mode][f"landing_{phase}_{quantile}"] = spread(
+                    [landing_phases(r[mode])[phase][quantile] for r in rounds]
+                )
 
     def ratio(name: str, a: str = "split", b: str = "combined") -> dict[str, Any]:
         return spread([r[a][name] / r[b][name] for r in rounds])
@@ -408,26 +476,43 @@ def report(rounds: list[dict[str, dict[str, Any]]], args: argparse.Namespace) ->
         "split/combined registrations per postpay core": ratio("registrations_per_second_per_postpay_core"),
         "split/combined CPU-ms per registration": ratio("postpay_cpu_ms_per_registration"),
         # Each round's own: how much the backlog raises the landing page's p95 over its idle p95.
-        **{f"{mode} landing p95 backlog/idle": spread([landing_phases(r[mode])["backlog"]["p95_ms"]
-                                                      / r[mode]["landing"]["idle"]["p95_ms"] for r in rounds])
-           for mode in MODES},
-        "split/combined landing p95 during backlog": spread([r["split"]["backlog"]["landing"]["p95_ms"]
-                                                             / r["combined"]["backlog"]["landing"]["p95_ms"]
-                                                             for r in rounds]),
-        "split/combined backlog drained per second": spread([r["split"]["backlog"]["processed_per_second"]
-                                                             / r["combined"]["backlog"]["processed_per_second"]
-                                                             for r in rounds]),
+        **{
+            f"{mode} landing p95 backlog/idle": spread(
+                [landing_phases(r[mode])["backlog"]["p95_ms"] / r[mode]["landing"]["idle"]["p95_ms"] for r in rounds]
+            )
+            for mode in MODES
+        },
+        "split/combined landing p95 during backlog": spread(
+            [r["split"]["backlog"]["landing"]["p95_ms"] / r["combined"]["backlog"]["landing"]["p95_ms"] for r in rounds]
+        ),
+        "split/combined backlog drained per second": spread(
+            [
+                r["split"]["backlog"]["processed_per_second"] / r["combined"]["backlog"]["processed_per_second"]
+                for r in rounds
+            ]
+        ),
     }
     print(f"{'':44} {'combined':>22} {'split':>22}")
     for name in figures["combined"]:
         cells = [figures[mode][name] for mode in MODES]
-        print(f"{name:44} " + " ".join(f"{c['median']:>10.1f} ({c['min']:.1f}-{c['max']:.1f})"
-                                       if c["median"] is not None else f"{'-':>22}" for c in cells))
+        print(
+            f"{name:44} "
+            + " ".join(
+                f"{c['median']:>10.1f} ({c['min']:.1f}-{c['max']:.1f})" if c["median"] is not None else f"{'-':>22}"
+                for c in cells
+            )
+        )
     for name, value in ratios.items():
         print(f"{name:44} {value['median'] if value['median'] is not None else float('nan'):>10.2f}")
     parameters = vars(args) | {"amqp": "(local)", "database": "(local)", "results_dir": str(args.results_dir)}
-    return {"benchmark": "signup_flood", "machine": machine_facts(), "parameters": parameters,
-            "figures": figures, "ratios": ratios, "rounds": rounds}
+    return {
+        "benchmark": "signup_flood",
+        "machine": machine_facts(),
+        "parameters": parameters,
+        "figures": figures,
+        "ratios": ratios,
+        "rounds": rounds,
+    }
 
 
 if __name__ == "__main__":

@@ -40,13 +40,15 @@ from shared.upstream.whmcs import WhmcsClient
 CALLS_PER_CUSTOMER = 3
 TRANSPORTS: dict[str, Callable[[], httpx.BaseTransport]] = {
     "httpx default (httpcore)": lambda: httpx.HTTPTransport(
-        limits=httpx.Limits(max_connections=64, max_keepalive_connections=64)),
+        limits=httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    ),
     "http.client (postpay)": lambda: StdlibTransport(max_connections=64),
 }
 
 
-def measure(world: World, urls: tuple[str, str], transport: Callable[[], httpx.BaseTransport],
-            threads: int) -> dict[str, float]:
+def measure(
+    world: World, urls: tuple[str, str], transport: Callable[[], httpx.BaseTransport], threads: int
+) -> dict[str, float]:
     timeout = Timeouts().as_httpx()
     solusvm_http, whmcs_http = (httpx.Client(timeout=timeout, transport=transport()) for _ in range(2))
     solusvm = SolusVMClient(urls[0], SecretStr(SOLUSVM_TOKEN), http=solusvm_http)
@@ -58,7 +60,7 @@ def measure(world: World, urls: tuple[str, str], transport: Callable[[], httpx.B
     def work(share: list[int]) -> None:
         try:
             invoices.extend(bill_customer(world, solusvm, whmcs, n) for n in share)
-        except BaseException as exc:  # noqa: BLE001 - reported by the main thread, not lost with this one
+        except BaseException as exc:
             errors.append(exc)
 
     try:
@@ -76,8 +78,13 @@ def measure(world: World, urls: tuple[str, str], transport: Callable[[], httpx.B
     if errors:
         raise RuntimeError(f"{len(errors)} calling threads failed") from errors[0]
     calls = CALLS_PER_CUSTOMER * len(invoices)
-    return {"seconds": seconds, "calls": calls, "invoices": len(set(invoices)), "cpu_ms_per_call": 1000 * cpu / calls,
-            "calls_per_second": calls / seconds}
+    return {
+        "seconds": seconds,
+        "calls": calls,
+        "invoices": len(set(invoices)),
+        "cpu_ms_per_call": 1000 * cpu / calls,
+        "calls_per_second": calls / seconds,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -100,27 +107,49 @@ def run(args: argparse.Namespace) -> None:
     world = World(args.customers, 3, BillingPeriod.containing(datetime.now(UTC)).previous())
     rounds: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="postpay-upstream-calls-") as sim_logs:
-        sims = start_simulators(world, solusvm_latency_ms=args.solusvm_latency_ms,
-                                whmcs_latency_ms=args.whmcs_latency_ms, log_dir=Path(sim_logs))
+        sims = start_simulators(
+            world,
+            solusvm_latency_ms=args.solusvm_latency_ms,
+            whmcs_latency_ms=args.whmcs_latency_ms,
+            log_dir=Path(sim_logs),
+        )
         try:
             for threads in [int(t) for t in args.threads.split(",")]:
                 for n in range(args.repeat):
-                    figures = {name: measure(world, (sims.solusvm_url, sims.whmcs_url), make, threads)
-                               for name, make in TRANSPORTS.items()}
+                    figures = {
+                        name: measure(world, (sims.solusvm_url, sims.whmcs_url), make, threads)
+                        for name, make in TRANSPORTS.items()
+                    }
                     rounds.append({"threads": threads, "round": n + 1, "figures": figures})
-                    print(f"threads={threads} round {n + 1}: " + ", ".join(
-                        f"{name} {f['cpu_ms_per_call']:.3f} CPU-ms/call" for name, f in figures.items()), flush=True)
+                    print(
+                        f"threads={threads} round {n + 1}: "
+                        + ", ".join(f"{name} {f['cpu_ms_per_call']:.3f} CPU-ms/call" for name, f in figures.items()),
+                        flush=True,
+                    )
         finally:
             sims.stop()
     summary = summarise(rounds)
     print(f"{'threads':>7} {'httpx default CPU-ms/call':>26} {'http.client CPU-ms/call':>24} {'ratio (median)':>15}")
     for row in summary:
-        print(f"{row['threads']:>7} {row['baseline_median']:>26.3f} {row['postpay_median']:>24.3f} "
-              f"{row['ratio_median']:>15.2f}")
+        print(
+            f"{row['threads']:>7} {row['baseline_median']:>26.3f} {row['postpay_median']:>24.3f} "
+            f"{row['ratio_median']:>15.2f}"
+        )
     path = results_path("upstream-calls", args.results_dir)
     parameters = vars(args) | {"results_dir": str(args.results_dir)}
-    path.write_text(json.dumps({"benchmark": "upstream_calls", "machine": machine_facts(),
-                                "parameters": parameters, "summary": summary, "rounds": rounds}, indent=2) + "\n")
+    path.write_text(
+        json.dumps(
+            {
+                "benchmark": "upstream_calls",
+                "machine": machine_facts(),
+                "parameters": parameters,
+                "summary": summary,
+                "rounds": rounds,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     print(f"recorded {path}")
 
 
@@ -129,14 +158,17 @@ def summarise(rounds: list[dict[str, Any]]) -> list[dict[str, Any]]:
     summary = []
     for threads in sorted({r["threads"] for r in rounds}):
         mine = [r["figures"] for r in rounds if r["threads"] == threads]
-        summary.append({
-            "threads": threads,
-            "baseline_median": statistics.median(f[baseline]["cpu_ms_per_call"] for f in mine),
-            "postpay_median": statistics.median(f[postpay]["cpu_ms_per_call"] for f in mine),
-            # Each round's own ratio: both transports ran in it, minutes apart at most.
-            "ratio_median": statistics.median(f[postpay]["cpu_ms_per_call"] / f[baseline]["cpu_ms_per_call"]
-                                              for f in mine),
-        })
+        summary.append(
+            {
+                "threads": threads,
+                "baseline_median": statistics.median(f[baseline]["cpu_ms_per_call"] for f in mine),
+                "postpay_median": statistics.median(f[postpay]["cpu_ms_per_call"] for f in mine),
+                # Each round's own ratio: both transports ran in it, minutes apart at most.
+                "ratio_median": statistics.median(
+                    f[postpay]["cpu_ms_per_call"] / f[baseline]["cpu_ms_per_call"] for f in mine
+                ),
+            }
+        )
     return summary
 
 

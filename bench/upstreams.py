@@ -51,18 +51,49 @@ class Simulators:
         stop_all(self.children)
 
 
-def start_simulators(world: World, *, solusvm_latency_ms: float, whmcs_latency_ms: float, log_dir: Path,
-                     timeout: float = 600.0, capacity: int | None = None, overload: str = "unavailable") -> Simulators:
-    common = ["--clients", str(world.clients), "--baseline-clients", str(world.baseline_clients),
-              "--vms", str(world.vms), "--period", world.period.key]
+def start_simulators(
+    world: World,
+    *,
+    solusvm_latency_ms: float,
+    whmcs_latency_ms: float,
+    log_dir: Path,
+    timeout: float = 600.0,
+    capacity: int | None = None,
+    overload: str = "unavailable",
+) -> Simulators:
+    common = [
+        "--clients",
+        str(world.clients),
+        "--baseline-clients",
+        str(world.baseline_clients),
+        "--vms",
+        str(world.vms),
+        "--period",
+        world.period.key,
+    ]
     ports = {"solusvm": free_port(), "whmcs": free_port()}
     latency = {"solusvm": solusvm_latency_ms, "whmcs": whmcs_latency_ms}
     limits = ["--capacity", str(capacity), "--overload", overload] if capacity else []
     children = {
-        product: start(f"sim-{product}", "simulator",
-                       [PYTHON, "-m", "bench.simulator", product, *common, "--latency-ms", str(latency[product]),
-                        "--port", str(ports[product]), *limits],
-                       env=child_env({}), log_dir=log_dir, cwd=ROOT)
+        product: start(
+            f"sim-{product}",
+            "simulator",
+            [
+                PYTHON,
+                "-m",
+                "bench.simulator",
+                product,
+                *common,
+                "--latency-ms",
+                str(latency[product]),
+                "--port",
+                str(ports[product]),
+                *limits,
+            ],
+            env=child_env({}),
+            log_dir=log_dir,
+            cwd=ROOT,
+        )
         for product in ("solusvm", "whmcs")
     }
     urls = {product: f"http://127.0.0.1:{port}" for product, port in ports.items()}

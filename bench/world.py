@@ -123,8 +123,16 @@ class World:
 
 def expected_lines(customer: Customer, period: BillingPeriod, now: datetime) -> list[ExpectedLine]:
     """What the customer's invoice must bill (``simulators.oracle``), in server order."""
-    servers = [ServerUse(vm.server_id, vm.plan.tokens_per_hour, vm.plan.tokens_per_month, vm.runs,
-                         deleted_at=vm.deleted_at) for vm in sorted(customer.vms, key=lambda v: v.server_id)]
-    lines = invoice_lines(servers, start=period.starts_at, end=period.ends_at, timezone=period.timezone,
-                          price=PRICES[customer.currency], now=now)
+    servers = [
+        ServerUse(vm.server_id, vm.plan.tokens_per_hour, vm.plan.tokens_per_month, vm.runs, deleted_at=vm.deleted_at)
+        for vm in sorted(customer.vms, key=lambda v: v.server_id)
+    ]
+    lines = invoice_lines(
+        servers,
+        start=period.starts_at,
+        end=period.ends_at,
+        timezone=period.timezone,
+        price=PRICES[customer.currency],
+        now=now,
+    )
     return [ExpectedLine(line.key, line.hours, line.tokens, line.amount, line.ran) for line in lines]

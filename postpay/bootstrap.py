@@ -43,8 +43,9 @@ def make_bus(kernel: KernelSettings) -> Any:
     naming = Naming(kernel.bus_namespace)
     users = kernel.broker_identities()
     if kernel.amqp_url is None:
-        return InMemoryBus(retry_delays=kernel.retry_delays, naming=naming, concurrency=min(kernel.concurrency, 8),
-                           users=users)
+        return InMemoryBus(
+            retry_delays=kernel.retry_delays, naming=naming, concurrency=min(kernel.concurrency, 8), users=users
+        )
     return RabbitBus(
         kernel.amqp_url.get_secret_value(),
         naming=naming,

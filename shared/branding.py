@@ -86,10 +86,12 @@ class Brand:
 class BrandSettings(BaseSettings):
     model_config = SETTINGS_CONFIG
 
-    brand_name: str = Field(default="postpay", min_length=1, max_length=100,
-                            description="Provider name shown on pages and emails.")
+    brand_name: str = Field(
+        default="postpay", min_length=1, max_length=100, description="Provider name shown on pages and emails."
+    )
     brand_logo_url: str | None = Field(
-        default=None, max_length=2000,
+        default=None,
+        max_length=2000,
         description="Logo shown on every page and email: an https URL, or a path on the signup site (/...). "
         "Emails show only an https one. Unset: the name alone.",
     )
@@ -99,11 +101,14 @@ class BrandSettings(BaseSettings):
         "near-black text on it reaches WCAG AA contrast (4.5:1).",
     )
     brand_support_url: str | None = Field(
-        default=None, max_length=2000,
+        default=None,
+        max_length=2000,
         description="Where customers get help (https, a path, or mailto:), linked on every page and email.",
     )
     brand_privacy_url: str | None = Field(
-        default=None, max_length=2000, description="The privacy policy (https or a path), linked on every page and email."
+        default=None,
+        max_length=2000,
+        description="The privacy policy (https or a path), linked on every page and email.",
     )
 
     @field_validator("brand_name")
@@ -118,8 +123,10 @@ class BrandSettings(BaseSettings):
     def _readable_accent(cls, value: str) -> str:
         colour = expand_hex(value.strip())
         if text_on(colour) is None:
-            raise ValueError(f"{colour}: neither white nor near-black text on it reaches contrast "
-                             f"{WCAG_AA_TEXT}:1 (WCAG AA); choose a darker or a lighter colour")
+            raise ValueError(
+                f"{colour}: neither white nor near-black text on it reaches contrast "
+                f"{WCAG_AA_TEXT}:1 (WCAG AA); choose a darker or a lighter colour"
+            )
         return colour
 
     @field_validator("brand_logo_url")
@@ -139,8 +146,14 @@ class BrandSettings(BaseSettings):
 
     @property
     def brand(self) -> Brand:
-        return Brand(self.brand_name, self.brand_logo_url, self.brand_accent_colour,
-                     text_on(self.brand_accent_colour) or WHITE, self.brand_support_url, self.brand_privacy_url)
+        return Brand(
+            self.brand_name,
+            self.brand_logo_url,
+            self.brand_accent_colour,
+            text_on(self.brand_accent_colour) or WHITE,
+            self.brand_support_url,
+            self.brand_privacy_url,
+        )
 
 
 def _checked(value: str | None, what: str, schemes: tuple[str, ...]) -> str | None:

@@ -29,7 +29,7 @@ class HealthServer:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+            def do_GET(self) -> None:
                 path = self.path.split("?")[0]
                 if path == "/healthz":
                     self._answer(200, "application/json", b'{"status":"ok"}')
@@ -50,7 +50,7 @@ class HealthServer:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - probes are not news
+            def log_message(self, format: str, *args: Any) -> None:
                 return
 
         self._http = ThreadingHTTPServer((host, port), Handler)
@@ -63,7 +63,7 @@ class HealthServer:
         for name, check in self.checks.items():
             try:
                 results[name] = bool(check())
-            except Exception:  # noqa: BLE001 - a failing check means not ready, not a crashed probe
+            except Exception:
                 results[name] = False
         return results
 

@@ -37,7 +37,8 @@ class Inbox:
         )
         self._record = table.insert()
         self._claim = (
-            postgresql.insert(table).on_conflict_do_nothing(index_elements=["handler", "event_id"])
+            postgresql.insert(table)
+            .on_conflict_do_nothing(index_elements=["handler", "event_id"])
             .returning(table.c.event_id)
         )
 

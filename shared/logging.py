@@ -40,8 +40,11 @@ def redact(value: Any) -> Any:
     if isinstance(value, dict):
         return {
             key: (
-                REDACTED if isinstance(key, str) and _is_secret_key(key)
-                else item if type(item) in _PLAIN else redact(item)
+                REDACTED
+                if isinstance(key, str) and _is_secret_key(key)
+                else item
+                if type(item) in _PLAIN
+                else redact(item)
             )
             for key, item in value.items()
         }
@@ -64,9 +67,7 @@ def configure_logging(level: str = "INFO", *, stream: Any = None, json: bool = T
     """Configure structlog (and the stdlib root logger) once per process."""
     global _configured
     log_level = getattr(logging, level.upper(), logging.INFO)
-    renderer: Any = (
-        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
-    )
+    renderer: Any = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

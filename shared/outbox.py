@@ -195,11 +195,12 @@ class OutboxRelay:
                 shipped += self._relay_batch(outbox)
             except PublishError:
                 raise  # the broker, not this outbox: every outbox would fail the same way
-            except Exception:  # noqa: BLE001 - isolate the failing outbox, keep relaying the others
+            except Exception:
                 failures += 1
                 delay = min(30.0, 0.5 * 2**failures)
-                log.exception("outbox relay failed; other outboxes go on", service=outbox.producer,
-                              retry_in_seconds=delay)  # fmt: skip
+                log.exception(
+                    "outbox relay failed; other outboxes go on", service=outbox.producer, retry_in_seconds=delay
+                )
                 self._outbox_failures[outbox.producer] = (failures, time.monotonic() + delay)
                 continue
             self._outbox_failures.pop(outbox.producer, None)
@@ -218,7 +219,7 @@ class OutboxRelay:
             if publisher is not None:
                 try:
                     publisher.close()
-                except Exception:  # noqa: BLE001 - closing a broken connection may fail too
+                except Exception:
                     pass
 
     def _relay_batch(self, outbox: Outbox) -> int:
@@ -281,7 +282,7 @@ class OutboxRelay:
             for _ in range(max_passes):
                 if self.relay_once() == 0:
                     break
-        except Exception as exc:  # noqa: BLE001 - the outbox keeps it for the next start
+        except Exception as exc:
             log.warning("outbox not flushed at shutdown; it ships on the next start", error=str(exc))
         finally:
             self._drop_publisher()
@@ -324,7 +325,7 @@ class OutboxRelay:
                 failures += 1
                 stop.wait(min(5.0, 0.2 * 2**failures))
                 continue
-            except Exception:  # noqa: BLE001 - a database hiccup must not kill the relay thread
+            except Exception:
                 failures += 1
                 log.exception("outbox relay pass failed")
                 stop.wait(min(5.0, 0.2 * 2**failures))

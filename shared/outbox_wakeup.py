@@ -107,8 +107,15 @@ class OutboxListener:
     """LISTENs to outboxes' channels on a PostgreSQL connection of its own and wakes a relay on each
     notification, and after each (re)connect: what was committed while nobody listened notified nobody."""
 
-    def __init__(self, engine: Engine, tables: Iterable[Table], wake: Callable[[], None], *,
-                 reconnect_max_seconds: float = 30.0, check_seconds: float = 60.0) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        tables: Iterable[Table],
+        wake: Callable[[], None],
+        *,
+        reconnect_max_seconds: float = 30.0,
+        check_seconds: float = 60.0,
+    ) -> None:
         self.engine = engine
         self.channels = sorted({channel(table) for table in tables})
         self.wake = wake
@@ -152,11 +159,12 @@ class OutboxListener:
                     for _ in connection.notifies(timeout=0):
                         self.wake()
                     select.select([connection.fileno(), self._interrupt_reader], [], [], self.check_seconds)
-            except Exception as exc:  # noqa: BLE001 - the poll covers the gap; listen again later
+            except Exception as exc:
                 if stop.is_set():
                     break
-                log.warning("outbox listener lost its connection; listening again", error=str(exc),
-                            retry_in_seconds=delay)  # fmt: skip
+                log.warning(
+                    "outbox listener lost its connection; listening again", error=str(exc), retry_in_seconds=delay
+                )
                 self.wake()
                 stop.wait(delay)
                 delay = min(2 * delay, self.reconnect_max_seconds)
@@ -168,5 +176,5 @@ class OutboxListener:
                 if connection is not None:
                     try:
                         connection.close()
-                    except Exception:  # noqa: BLE001 - closing a broken connection may fail too
+                    except Exception:
                         pass

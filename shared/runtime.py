@@ -113,8 +113,9 @@ class Runtime:
         everything = getattr(self.bus, "declares_everything", True)
         self.bus.declare(self.all_subscriptions() if everything else self.own_subscriptions())
 
-    def start(self, *, consume: bool = True, relay: bool = True, background: bool = True,
-              declare: bool = True) -> Runtime:
+    def start(
+        self, *, consume: bool = True, relay: bool = True, background: bool = True, declare: bool = True
+    ) -> Runtime:
         """``declare=False`` when the caller has just declared the topology itself."""
         if declare:
             self.declare()

@@ -17,9 +17,7 @@ from shared.bus.addresses import broker_urls
 from shared.bus.identity import BrokerUsers
 from shared.upstream.pacing import PacingPolicy
 
-SETTINGS_CONFIG = SettingsConfigDict(
-    env_prefix="POSTPAY_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
-)
+SETTINGS_CONFIG = SettingsConfigDict(env_prefix="POSTPAY_", env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
 
 def comma_separated_floats(value: object) -> object:
@@ -50,14 +48,14 @@ class KernelSettings(BaseSettings):
     )
     broker_users: str = Field(
         default="",
-        description="RabbitMQ user each producer publishes as, as JSON {\"signup\": \"...\", \"operator\": \"...\"}; "
+        description='RabbitMQ user each producer publishes as, as JSON {"signup": "...", "operator": "..."}; '
         "unset ones are postpay-<producer> (postpay-signup, postpay-usage-collector, postpay-operator, "
         "postpay-relay). A consumer refuses an event whose user is not one of its producers'. One plain "
         "name (e.g. guest): every producer is that user, nobody is told apart (development only).",
     )
     amqp_passwords: SecretStr | None = Field(
         default=None,
-        description="Passwords of other producers' RabbitMQ users, as JSON {\"signup\": \"...\"}, for a process "
+        description='Passwords of other producers\' RabbitMQ users, as JSON {"signup": "..."}, for a process '
         "that publishes for several services (postpay run relay): each outbox goes out as its own "
         "service's user.",
     )
@@ -114,9 +112,7 @@ class KernelSettings(BaseSettings):
         description="Pause after a commit wakes the relay, so a burst of events ships in one confirm round.",
     )
     log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR.")
-    health_port: int = Field(
-        default=0, ge=0, description="Port of /healthz, /readyz and /metrics (0: not served)."
-    )
+    health_port: int = Field(default=0, ge=0, description="Port of /healthz, /readyz and /metrics (0: not served).")
 
     @field_validator("amqp_url")
     @classmethod
@@ -148,7 +144,9 @@ class KernelSettings(BaseSettings):
         except ValueError:
             passwords = None
         if not isinstance(passwords, dict) or not all(isinstance(v, str) and v for v in passwords.values()):
-            raise ValueError('POSTPAY_AMQP_PASSWORDS: give a JSON object of producer to password, e.g. {"signup": "..."}')
+            raise ValueError(
+                'POSTPAY_AMQP_PASSWORDS: give a JSON object of producer to password, e.g. {"signup": "..."}'
+            )
         return passwords
 
 

@@ -26,7 +26,8 @@ class CapacityConfig(BaseModel):
 
     limit: int | None = Field(default=None, ge=1, description="C: requests in flight at the base latency.")
     overload: Literal["unavailable", "timeout"] = Field(
-        default="unavailable", description="Past 2C in flight: 503 at once, or a hang then 504.")
+        default="unavailable", description="Past 2C in flight: 503 at once, or a hang then 504."
+    )
     hang_seconds: float = Field(default=30.0, ge=0.0, description="How long an overload timeout hangs.")
 
 
@@ -79,6 +80,12 @@ class Capacity:
 
     def stats(self) -> dict[str, object]:
         with self._lock:
-            return {"limit": self.config.limit, "overload": self.config.overload, "in_flight": self._in_flight,
-                    "peak_in_flight": self.peak_in_flight, "admitted": self.admitted, "slowed": self.slowed,
-                    "shed": self.shed}
+            return {
+                "limit": self.config.limit,
+                "overload": self.config.overload,
+                "in_flight": self._in_flight,
+                "peak_in_flight": self.peak_in_flight,
+                "admitted": self.admitted,
+                "slowed": self.slowed,
+                "shed": self.shed,
+            }

@@ -91,8 +91,9 @@ ERROR_STATUSES = (500, 502, 503, 504)
 class FaultInjector:
     """Holds the active rules and counts what it injected (thread-safe)."""
 
-    def __init__(self, seed: int = 0, rules: list[FaultRule] | None = None,
-                 capacity: CapacityConfig | None = None) -> None:
+    def __init__(
+        self, seed: int = 0, rules: list[FaultRule] | None = None, capacity: CapacityConfig | None = None
+    ) -> None:
         self._lock = threading.Lock()
         self.capacity = Capacity()
         self.configure(FaultConfig(seed=seed, rules=rules or [], capacity=capacity or CapacityConfig()))

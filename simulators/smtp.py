@@ -24,7 +24,7 @@ class _Collector:
         self.messages: list[EmailMessage] = []
         self.changed = threading.Condition()
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's hook name
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         message = message_from_bytes(envelope.content, policy=policy.default)
         with self.changed:
             self.messages.append(message)  # type: ignore[arg-type]
@@ -63,14 +63,17 @@ class SmtpCapture:
         return [m for m in self.messages if address.lower() in str(m["To"]).lower()]
 
     def wait_for(
-        self, *, to: str, matching: Callable[[EmailMessage], bool] = lambda m: True, count: int = 1, timeout: float = 20.0
+        self,
+        *,
+        to: str,
+        matching: Callable[[EmailMessage], bool] = lambda m: True,
+        count: int = 1,
+        timeout: float = 20.0,
     ) -> list[EmailMessage]:
         deadline = time.monotonic() + timeout
         with self._collector.changed:
             while True:
-                found = [
-                    m for m in self._collector.messages if to.lower() in str(m["To"]).lower() and matching(m)
-                ]
+                found = [m for m in self._collector.messages if to.lower() in str(m["To"]).lower() and matching(m)]
                 if len(found) >= count:
                     return found
                 remaining = deadline - time.monotonic()

@@ -9,7 +9,7 @@ writes nothing: not to postpay's tables, not to an outbox, not to WHMCS or Solus
 from __future__ import annotations
 
 from collections import Counter
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -17,8 +17,6 @@ from rich.markup import escape
 from rich.table import Table
 
 from postpay.ops.context import BillingContext
-from shared.bus.amqp_wire import CONNECTION_ERRORS
-from shared.bus.messages import PublishError
 from services.provisioner.public import (
     Decision,
     Preview,
@@ -29,15 +27,19 @@ from services.provisioner.public import (
     today_in,
 )
 from services.scheduler.public import request_accounts_sync
+from shared.bus.amqp_wire import CONNECTION_ERRORS
+from shared.bus.messages import PublishError
 
 accounts_app = typer.Typer(help="The account lifecycle: SolusVM 2 users in step with WHMCS.", no_args_is_help=True)
 
-ClientOption = Annotated[Optional[list[int]], typer.Option("--client", help="Only this WHMCS client (repeatable).")]
+ClientOption = Annotated[list[int] | None, typer.Option("--client", help="Only this WHMCS client (repeatable).")]
 
 
 @accounts_app.command("sync")
 def sync(
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Change nothing; print what would change and why.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Change nothing; print what would change and why.")
+    ] = False,
     client: ClientOption = None,
 ) -> None:
     """Check every customer's standing now, as the daily tick does: overdue → suspended, paid →
@@ -52,17 +54,26 @@ def sync(
         if dry_run:
             settings = context.deps.settings(ProvisionerSettings)
             today = today_in(now, timezone)
-            console.print(f"Dry run for {today} ({timezone}), grace {settings.accounts_grace_days} days: "
-                          "nothing is changed.")  # fmt: skip
+            console.print(
+                f"Dry run for {today} ({timezone}), grace {settings.accounts_grace_days} days: nothing is changed."
+            )
             verdicts: Counter[str] = Counter()
             for preview in preview_standing(context.db, context.deps.whmcs, settings, today, client_ids=client):
                 verdicts[_render(console, preview)] += 1
-            console.print("Summary: " + (", ".join(f"{count} {verdict}" for verdict, count in sorted(verdicts.items()))
-                                         or "no customers"))  # fmt: skip
+            console.print(
+                "Summary: "
+                + (", ".join(f"{count} {verdict}" for verdict, count in sorted(verdicts.items())) or "no customers")
+            )
             return
         with context.db.transaction() as session:
-            requested = request_accounts_sync(session, context.services["scheduler"].outbox, timezone=timezone,
-                                              now=now, trigger="manual", client_ids=client)  # fmt: skip
+            requested = request_accounts_sync(
+                session,
+                context.services["scheduler"].outbox,
+                timezone=timezone,
+                now=now,
+                trigger="manual",
+                client_ids=client,
+            )
         assert requested is not None  # a manual sync always has a fresh id
         try:
             shipped = context.publish_scheduler_events()
@@ -123,7 +134,7 @@ def _verdict(decision: Decision) -> str:
 
 @accounts_app.command("list")
 def list_accounts(
-    status: Annotated[Optional[str], typer.Option(help="Only this status: active, suspended or locked.")] = None,
+    status: Annotated[str | None, typer.Option(help="Only this status: active, suspended or locked.")] = None,
 ) -> None:
     """Customers' account states as last applied to SolusVM 2 (customers never checked are not listed)."""
     if status is not None and status not in ("active", "suspended", "locked"):
@@ -140,8 +151,15 @@ def list_accounts(
                 overdue = ", ".join(f"#{number}" for number in account.overdue_invoice_ids)
                 checked = account.checked_at.isoformat(timespec="minutes") if account.checked_at else "never"
                 why = account.reason + (f" [{account.note}]" if account.note else "")
-                table.add_row(str(customer.whmcs_client_id), str(customer.solusvm_user_id), escape(customer.email),
-                              account.status, overdue, checked, escape(why))  # fmt: skip
+                table.add_row(
+                    str(customer.whmcs_client_id),
+                    str(customer.solusvm_user_id),
+                    escape(customer.email),
+                    account.status,
+                    overdue,
+                    checked,
+                    escape(why),
+                )
             shown += len(page)
             if len(page) < 500:
                 break

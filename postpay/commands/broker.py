@@ -7,7 +7,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 import yaml
@@ -48,9 +48,10 @@ def service_subscriptions() -> dict[str, list[Subscription]]:
 
 @broker_app.command("definitions")
 def definitions_command(
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write here (0644), not to stdout.")] = None,
-    without_passwords: Annotated[bool, typer.Option(
-        "--without-passwords", help="Users that cannot log in yet (to review the permissions).")] = False,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here (0644), not to stdout.")] = None,
+    without_passwords: Annotated[
+        bool, typer.Option("--without-passwords", help="Users that cannot log in yet (to review the permissions).")
+    ] = False,
 ) -> None:
     """RabbitMQ definitions for load_definitions: the events exchange, a user per producer with its
     permissions and topic permissions, and postpay-admin. Passwords come from RABBITMQ_<PRODUCER>_PASSWORD
@@ -65,8 +66,13 @@ def definitions_command(
         if missing:
             typer.echo(f"set {', '.join(missing)} (or give --without-passwords)", err=True)
             raise typer.Exit(2)
-    document = definitions(Naming(kernel.bus_namespace), kernel.broker_identities(), service_subscriptions(),
-                           passwords, admin_password=admin)
+    document = definitions(
+        Naming(kernel.bus_namespace),
+        kernel.broker_identities(),
+        service_subscriptions(),
+        passwords,
+        admin_password=admin,
+    )
     text = json.dumps(document, indent=2) + "\n"
     if output is None:
         typer.echo(text, nl=False)
@@ -83,8 +89,13 @@ def kubernetes_command(
 ) -> None:
     """The messaging topology operator's resources for the same users (deploy/k8s/rabbitmq-access.yaml)."""
     kernel = KernelSettings()
-    resources = kubernetes_resources(Naming(kernel.bus_namespace), kernel.broker_identities(),
-                                     service_subscriptions(), cluster=cluster, namespace=namespace)
+    resources = kubernetes_resources(
+        Naming(kernel.bus_namespace),
+        kernel.broker_identities(),
+        service_subscriptions(),
+        cluster=cluster,
+        namespace=namespace,
+    )
     typer.echo(KUBERNETES_HEADER + yaml.safe_dump_all(resources, sort_keys=False), nl=False)
 
 
@@ -93,8 +104,10 @@ def grants_command() -> None:
     """Each user's permissions and topic permissions, one block each."""
     kernel = KernelSettings()
     for grant in grants(Naming(kernel.bus_namespace), kernel.broker_identities(), service_subscriptions()):
-        typer.echo(f"{grant.user} ({grant.producer})\n  configure {grant.configure}\n  write     {grant.write}\n"
-                   f"  read      {grant.read}\n  publish   {grant.topic_write}\n  bind      {grant.topic_read}")
+        typer.echo(
+            f"{grant.user} ({grant.producer})\n  configure {grant.configure}\n  write     {grant.write}\n"
+            f"  read      {grant.read}\n  publish   {grant.topic_write}\n  bind      {grant.topic_read}"
+        )
 
 
 KUBERNETES_HEADER = """\

@@ -18,14 +18,17 @@ from postpay.ops.context import describe_database
 from shared.mail import MailSettings
 from shared.settings import KernelSettings, UpstreamSettings
 
-config_app = typer.Typer(help="Configuration: the reference of every setting, and the values in effect.",
-                         no_args_is_help=True)
+config_app = typer.Typer(
+    help="Configuration: the reference of every setting, and the values in effect.", no_args_is_help=True
+)
 
 
 def settings_classes() -> list[tuple[str, type[BaseSettings]]]:
     """The kernel's settings, then each service's, in a stable order."""
     found: list[tuple[str, type[BaseSettings]]] = [
-        ("kernel", KernelSettings), ("upstreams", UpstreamSettings), ("mail", MailSettings)
+        ("kernel", KernelSettings),
+        ("upstreams", UpstreamSettings),
+        ("mail", MailSettings),
     ]
     for service in SERVICES:
         try:  # a service's face re-exports its settings (postpay/ imports nothing else of a service)

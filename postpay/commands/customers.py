@@ -9,7 +9,7 @@ customers into postpay.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -18,19 +18,25 @@ from rich.table import Table
 
 from postpay.lookups.cli_support import echo_json, fail, lookup_context
 from postpay.lookups.customers import CustomerDetail, NoSuchCustomer, customer_detail, list_customers
-from postpay.lookups.imports import ImportRequest, ImportRefused, import_customers, read_csv
+from postpay.lookups.imports import ImportRefused, ImportRequest, import_customers, read_csv
 from postpay.operators.actor import actor_name
 
-customers_app = typer.Typer(help="Customers: look-ups for the support desk, and importing existing customers.",
-                            no_args_is_help=True)
+customers_app = typer.Typer(
+    help="Customers: look-ups for the support desk, and importing existing customers.", no_args_is_help=True
+)
 
 
 @customers_app.command("list")
 def list_command(
-    status: Annotated[Optional[str], typer.Option(help="A stage (creating_client, awaiting_verification, "
-                                                  "awaiting_terms, provisioning, enrolled) or a standing "
-                                                  "(active, suspended, locked).")] = None,
-    search: Annotated[Optional[str], typer.Option(help="Part of the email, name or company, or a client id.")] = None,
+    status: Annotated[
+        str | None,
+        typer.Option(
+            help="A stage (creating_client, awaiting_verification, "
+            "awaiting_terms, provisioning, enrolled) or a standing "
+            "(active, suspended, locked)."
+        ),
+    ] = None,
+    search: Annotated[str | None, typer.Option(help="Part of the email, name or company, or a client id.")] = None,
     limit: Annotated[int, typer.Option(min=1, help="At most this many rows.")] = 200,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
@@ -45,25 +51,37 @@ def list_command(
         return
     table = Table("email", "name", "stage", "WHMCS client", "SolusVM 2 user", "standing", "registered")
     for row in rows:
-        table.add_row(escape(row.email), escape(row.name), row.stage, str(row.whmcs_client_id or ""),
-                      str(row.solusvm_user_id or ""), row.standing or "", row.created_at.isoformat(timespec="minutes"))
+        table.add_row(
+            escape(row.email),
+            escape(row.name),
+            row.stage,
+            str(row.whmcs_client_id or ""),
+            str(row.solusvm_user_id or ""),
+            row.standing or "",
+            row.created_at.isoformat(timespec="minutes"),
+        )
     Console(width=200).print(table if rows else "No customer matches.")
 
 
 @customers_app.command("show")
 def show(
     customer: Annotated[str, typer.Argument(help="WHMCS client id or email address.", show_default=False)],
-    offline: Annotated[bool, typer.Option("--offline", help="Do not ask WHMCS and SolusVM 2 (no usage to date).")] = False,
+    offline: Annotated[
+        bool, typer.Option("--offline", help="Do not ask WHMCS and SolusVM 2 (no usage to date).")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
 ) -> None:
     """Enrolment stage, consents, WHMCS client, SolusVM 2 user and its state, standing, invoices, usage to date."""
     with lookup_context() as context:
         try:
             detail = customer_detail(
-                context.db, customer, whmcs=None if offline else context.deps.whmcs,
-                solusvm=None if offline else context.deps.solusvm, now=context.deps.clock(),
+                context.db,
+                customer,
+                whmcs=None if offline else context.deps.whmcs,
+                solusvm=None if offline else context.deps.solusvm,
+                now=context.deps.clock(),
                 timezone=context.scheduler_settings.billing_timezone,
-            )  # fmt: skip
+            )
         except NoSuchCustomer as exc:
             fail(str(exc))
             return
@@ -86,7 +104,9 @@ def render(console: Console, detail: CustomerDetail) -> None:
     facts.add_row("WHMCS client", str(detail.whmcs_client_id or "-"))
     if detail.whmcs_client:
         client = detail.whmcs_client
-        facts.add_row("", escape(f"{client['name']} <{client['email']}>, {client['status']}, pays in {client['currency']}"))
+        facts.add_row(
+            "", escape(f"{client['name']} <{client['email']}>, {client['status']}, pays in {client['currency']}")
+        )
     facts.add_row("SolusVM 2 user", str(detail.solusvm_user_id or "-"))
     if detail.solusvm_user:
         facts.add_row("", escape(f"{detail.solusvm_user['email']}, {detail.solusvm_user['status']}"))
@@ -103,29 +123,47 @@ def render(console: Console, detail: CustomerDetail) -> None:
     if detail.consents:
         table = Table("accepted at", "terms", "version", "where", "IP address")
         for consent in detail.consents:
-            table.add_row(consent.accepted_at.isoformat(timespec="seconds"), consent.kind, escape(consent.version),
-                          escape(consent.url), consent.ip_address or "")
+            table.add_row(
+                consent.accepted_at.isoformat(timespec="seconds"),
+                consent.kind,
+                escape(consent.version),
+                escape(consent.url),
+                consent.ip_address or "",
+            )
         console.print(table)
     if detail.invoices:
         table = Table("period", "state", "invoice", "currency", "total", "due")
         for entry in detail.invoices:
-            table.add_row(entry.period, entry.status, str(entry.invoice_id or ""), entry.currency or "",
-                          format(entry.total, "f") if entry.total is not None else "",
-                          entry.due_date.isoformat() if entry.due_date else "")
+            table.add_row(
+                entry.period,
+                entry.status,
+                str(entry.invoice_id or ""),
+                entry.currency or "",
+                format(entry.total, "f") if entry.total is not None else "",
+                entry.due_date.isoformat() if entry.due_date else "",
+            )
         console.print(table)
 
 
 @customers_app.command("import")
 def import_command(
     reason: Annotated[str, typer.Option("--reason", "-r", help="Why (kept in the consent record and the audit log).")],
-    csv_file: Annotated[Optional[Path], typer.Option("--csv", help="A CSV file with the columns whmcs_client_id, "
-                                                     "solusvm_user (id or email) and billed_from.", exists=True,
-                                                     dir_okay=False)] = None,
-    client: Annotated[Optional[int], typer.Option("--client", help="The WHMCS client id.")] = None,
-    solusvm_user: Annotated[Optional[str], typer.Option("--solusvm-user", help="The SolusVM 2 user: id or email.")] = None,
-    billed_from: Annotated[Optional[str], typer.Option("--from", help="First month postpay bills (2026-11), "
-                                                       "or that month's first day (2026-11-01).")] = None,
-    by: Annotated[Optional[str], typer.Option("--by", help="Who is importing (default: user@host).")] = None,
+    csv_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--csv",
+            help="A CSV file with the columns whmcs_client_id, solusvm_user (id or email) and billed_from.",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
+    client: Annotated[int | None, typer.Option("--client", help="The WHMCS client id.")] = None,
+    solusvm_user: Annotated[str | None, typer.Option("--solusvm-user", help="The SolusVM 2 user: id or email.")] = None,
+    billed_from: Annotated[
+        str | None,
+        typer.Option("--from", help="First month postpay bills (2026-11), or that month's first day (2026-11-01)."),
+    ] = None,
+    by: Annotated[str | None, typer.Option("--by", help="Who is importing (default: user@host).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Check every row; import nothing.")] = False,
 ) -> None:
     """Enrol customers who already have a WHMCS client and a SolusVM 2 user (moving from another post-pay

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -13,15 +13,16 @@ from shared.settings import KernelSettings
 
 db_app = typer.Typer(help="Database schema: migrations of every service.", no_args_is_help=True)
 
-ServiceOption = Annotated[Optional[str], typer.Option("--service", help="Only this service.")]
+ServiceOption = Annotated[str | None, typer.Option("--service", help="Only this service.")]
 
 
 def _services(name: str | None) -> list:
     """Each service's definition, and the operator console's (its tables migrate the same way)."""
     names = [name] if name else [*SERVICES, console_schema.NAME]
     deps = make_dependencies()
-    return [console_schema.console_definition() if n == console_schema.NAME else service_builder(n)(deps)
-            for n in names]
+    return [
+        console_schema.console_definition() if n == console_schema.NAME else service_builder(n)(deps) for n in names
+    ]
 
 
 @db_app.command("upgrade")

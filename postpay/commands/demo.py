@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import httpx
 import typer
@@ -46,11 +46,21 @@ from simulators.common import ServerThread
 
 
 def demo(
-    customers: Annotated[int, typer.Option("--customers", "-n", min=1, max=200, help="How many customers sign up.")] = 4,
-    serve: Annotated[bool, typer.Option("--serve", help="Keep everything running afterwards and print the URLs.")] = False,
-    non_interactive: Annotated[bool, typer.Option("--non-interactive", help="Plain output, no live spinners (CI).")] = False,
-    data_dir: Annotated[Optional[Path], typer.Option("--data-dir", help="Keep the SQLite database here (an empty "
-                                                     "directory) instead of a temporary one.")] = None,
+    customers: Annotated[
+        int, typer.Option("--customers", "-n", min=1, max=200, help="How many customers sign up.")
+    ] = 4,
+    serve: Annotated[
+        bool, typer.Option("--serve", help="Keep everything running afterwards and print the URLs.")
+    ] = False,
+    non_interactive: Annotated[
+        bool, typer.Option("--non-interactive", help="Plain output, no live spinners (CI).")
+    ] = False,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--data-dir", help="Keep the SQLite database here (an empty directory) instead of a temporary one."
+        ),
+    ] = None,
     timeout: Annotated[float, typer.Option(help="Seconds any one stage may take.", min=1)] = 60.0,
 ) -> None:
     """Run postpay end to end on its embedded defaults and print last month's invoices."""
@@ -80,7 +90,9 @@ def _directory(data_dir: Path | None) -> Iterator[Path]:
         return
     data_dir.mkdir(parents=True, exist_ok=True)
     if (data_dir / "postpay.sqlite").exists():
-        raise typer.BadParameter(f"{data_dir} already holds a demo database; give an empty directory", param_hint="--data-dir")
+        raise typer.BadParameter(
+            f"{data_dir} already holds a demo database; give an empty directory", param_hint="--data-dir"
+        )
     yield data_dir
 
 
@@ -94,7 +106,9 @@ def _run(narrator: Narrator, directory: Path, *, customers: int, serve: bool, ti
         with ExitStack() as running:
             with narrator.step("Starting both simulators, SMTP capture and every postpay service"):
                 stack = running.enter_context(Stack(directory, customers=customers, clock=clock))
-            narrator.note(f"{stack.bus_name}; SQLite at {directory / 'postpay.sqlite'}; signup web at {stack.signup_url}")
+            narrator.note(
+                f"{stack.bus_name}; SQLite at {directory / 'postpay.sqlite'}; signup web at {stack.signup_url}"
+            )
             enrolled = _sign_up(narrator, stack, specs, timeout)
             with httpx.Client(timeout=10) as http:
                 ok = _bill_month(narrator, stack, http, enrolled, period, timeout)
@@ -110,20 +124,31 @@ def _run(narrator: Narrator, directory: Path, *, customers: int, serve: bool, ti
 
 
 def _sign_up(narrator: Narrator, stack: Stack, specs: Sequence[CustomerSpec], timeout: float) -> list[Enrolled]:
-    journey = ScriptedSignup(stack.signup_url, stack.smtp, whmcs_url=stack.whmcs.url, solusvm_url=stack.solusvm.url,
-                            timeout=timeout)  # fmt: skip
+    journey = ScriptedSignup(
+        stack.signup_url, stack.smtp, whmcs_url=stack.whmcs.url, solusvm_url=stack.solusvm.url, timeout=timeout
+    )
     day = stack.clock.now().date().isoformat()
-    with narrator.step(f"{len(specs)} customers sign up on {day}: form, emailed link, terms, provisioning"), \
-            ThreadPoolExecutor(max_workers=min(len(specs), 4), thread_name_prefix="demo-customer") as pool:  # fmt: skip
+    with (
+        narrator.step(f"{len(specs)} customers sign up on {day}: form, emailed link, terms, provisioning"),
+        ThreadPoolExecutor(max_workers=min(len(specs), 4), thread_name_prefix="demo-customer") as pool,
+    ):
         enrolled = list(pool.map(journey.enroll, specs))
     for customer in enrolled:
-        narrator.note(f"{customer.spec.name} <{customer.spec.email}>: WHMCS client #{customer.whmcs_client_id}, "
-                      f"SolusVM 2 user #{customer.solusvm_user_id}, pays in {customer.spec.currency}")
+        narrator.note(
+            f"{customer.spec.name} <{customer.spec.email}>: WHMCS client #{customer.whmcs_client_id}, "
+            f"SolusVM 2 user #{customer.solusvm_user_id}, pays in {customer.spec.currency}"
+        )
     return enrolled
 
 
-def _bill_month(narrator: Narrator, stack: Stack, http: httpx.Client, enrolled: list[Enrolled],
-                period: BillingPeriod, timeout: float) -> bool:  # fmt: skip
+def _bill_month(
+    narrator: Narrator,
+    stack: Stack,
+    http: httpx.Client,
+    enrolled: list[Enrolled],
+    period: BillingPeriod,
+    timeout: float,
+) -> bool:
     with narrator.step("Currencies set in WHMCS for the customers who pay in EUR"):
         month.set_currencies(http, stack.whmcs.url, enrolled)
     with narrator.step(f"{period.key} happens: the VMs' running intervals seeded in the SolusVM 2 simulator"):
@@ -131,8 +156,10 @@ def _bill_month(narrator: Narrator, stack: Stack, http: httpx.Client, enrolled: 
     for customer in enrolled:
         for vm in customer.spec.vms:
             server = seeded.server_ids[(customer.spec.email, vm.name)]
-            narrator.note(f"{customer.spec.first_name}'s {vm.name} (#{server}, {vm.plan.name}: {vm.plan.tokens_per_hour}"
-                          f" tokens/h, at most {vm.plan.tokens_per_month}/month): {vm.story}")
+            narrator.note(
+                f"{customer.spec.first_name}'s {vm.name} (#{server}, {vm.plan.name}: {vm.plan.tokens_per_hour}"
+                f" tokens/h, at most {vm.plan.tokens_per_month}/month): {vm.story}"
+            )
     with narrator.step(f"The meter sweeps SolusVM 2 hourly through {period.key} (accelerated), documented calls only"):
         sweeps = metering.meter_month(stack, stack.clock, period.ends_at + timedelta(hours=2), timeout=timeout)
     narrator.note(f"{sweeps} sweeps of GET /api/v1/servers and GET /api/v1/activity_logs")
@@ -148,8 +175,10 @@ def _bill_month(narrator: Narrator, stack: Stack, http: httpx.Client, enrolled: 
     if not metering.render_meter_view(narrator.console, rows):
         narrator.failure("the meter's hours are outside the documented bound (docs/usage-sources.md)")
         return False
-    narrator.console.print("[bold green]✓ the meter (POSTPAY_USAGE_SOURCE=meter) would bill every VM within the "
-                           "documented bound, never above the exact hours[/bold green]")
+    narrator.console.print(
+        "[bold green]✓ the meter (POSTPAY_USAGE_SOURCE=meter) would bill every VM within the "
+        "documented bound, never above the exact hours[/bold green]"
+    )
     return invoices_ok
 
 
@@ -173,29 +202,37 @@ def _follow(narrator: Narrator, stack: Stack, period: BillingPeriod, timeout: fl
     return status
 
 
-def _print_invoices(narrator: Narrator, http: httpx.Client, stack: Stack, enrolled: list[Enrolled],
-                    period: BillingPeriod) -> bool:  # fmt: skip
+def _print_invoices(
+    narrator: Narrator, http: httpx.Client, stack: Stack, enrolled: list[Enrolled], period: BillingPeriod
+) -> bool:
     narrator.title(f"Invoices for {period.key} in the WHMCS simulator")
     now = stack.clock.now()
     results = []
     for customer in enrolled:
         spec = customer.spec
         check = InvoiceCheck(
-            customer=spec.name, email=spec.email, client_id=customer.whmcs_client_id, currency=spec.currency,
+            customer=spec.name,
+            email=spec.email,
+            client_id=customer.whmcs_client_id,
+            currency=spec.currency,
             expected=expected_lines(spec, period, TOKEN_PRICES[spec.currency], now),
             invoices=month.invoices_of(http, stack.whmcs.url, customer.whmcs_client_id),
-        ).check()  # fmt: skip
+        ).check()
         render_check(narrator.console, period.key, check)
         results.append(check)
     wrong = [result for result in results if result.problems]
     invoiced = sum(1 for result in results if result.expected)
     if wrong:
-        narrator.failure(f"{len(wrong)} of {len(results)} customers' invoices differ from what the seeded intervals imply")
+        narrator.failure(
+            f"{len(wrong)} of {len(results)} customers' invoices differ from what the seeded intervals imply"
+        )
         return False
     idle = len(results) - invoiced
-    narrator.console.print(f"[bold green]✓ {invoiced} {_plural(invoiced, 'invoice')} and {idle} "
-                           f"{_plural(idle, 'customer')} with nothing to bill: every amount is what the seeded "
-                           "intervals imply[/bold green]")
+    narrator.console.print(
+        f"[bold green]✓ {invoiced} {_plural(invoiced, 'invoice')} and {idle} "
+        f"{_plural(idle, 'customer')} with nothing to bill: every amount is what the seeded "
+        "intervals imply[/bold green]"
+    )
     return True
 
 

@@ -10,7 +10,7 @@ import json
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -31,7 +31,7 @@ PositionsOption = Annotated[list[int], typer.Option("--position", "-p", help="Po
 IdsOption = Annotated[list[str], typer.Option("--id", help="Message (event) id.")]
 AllOption = Annotated[bool, typer.Option("--all", help="Every message in the parking lot.")]
 ReasonOption = Annotated[str, typer.Option("--reason", "-r", help="Why (goes to the audit log).")]
-ActorOption = Annotated[Optional[str], typer.Option("--by", help="Who is acting (default: user@host).")]
+ActorOption = Annotated[str | None, typer.Option("--by", help="Who is acting (default: user@host).")]
 
 
 def _parking_lot() -> tuple[Any, Any]:
@@ -66,7 +66,7 @@ def _lot_name(bus: Any, queue: str) -> str:
     base = queue.removesuffix(".parked")
     prefix = f"{bus.naming.namespace}." if bus.naming.namespace else ""
     if prefix and base.startswith(prefix):
-        base = base[len(prefix):]
+        base = base[len(prefix) :]
     known = {s.queue for s in bus.subscriptions}
     if base not in known:
         typer.echo(f"no handler queue {base!r}; known: {', '.join(sorted(known))}", err=True)
@@ -87,8 +87,9 @@ def _actor(by: str | None) -> str:
 
 
 @dlq_app.command("list")
-def list_parked(queue: Annotated[Optional[str], typer.Argument(help="Show this parking lot's messages.")] = None,
-                limit: int = 100) -> None:
+def list_parked(
+    queue: Annotated[str | None, typer.Argument(help="Show this parking lot's messages.")] = None, limit: int = 100
+) -> None:
     """Parking lots and their counts, or the messages of one."""
     bus, lot = _parking_lot()
     if queue is None:
@@ -103,13 +104,19 @@ def list_parked(queue: Annotated[Optional[str], typer.Argument(help="Show this p
         messages = lot.list(_lot_name(bus, queue), limit=limit)
     table = Table("#", "event id", "type", "reason", "parked at", "error")
     for message in messages:
-        table.add_row(str(message.position), message.message_id or "-", message.event_type or "-",
-                      message.reason, message.parked_at or "-", message.error.splitlines()[-1][:80] if message.error else "")
+        table.add_row(
+            str(message.position),
+            message.message_id or "-",
+            message.event_type or "-",
+            message.reason,
+            message.parked_at or "-",
+            message.error.splitlines()[-1][:80] if message.error else "",
+        )
     console.print(table)
 
 
 @dlq_app.command("show")
-def show(queue: QueueArgument, position: PositionsOption = [], id: IdsOption = []) -> None:  # noqa: B006, A002
+def show(queue: QueueArgument, position: PositionsOption = [], id: IdsOption = []) -> None:  # noqa: B006
     """One parked message in full: reason, error, headers and body."""
     bus, lot = _parking_lot()
     selection = _selection(position, id, False)
@@ -125,14 +132,29 @@ def _describe(message: ParkedMessage) -> dict[str, Any]:
         body: Any = json.loads(message.body)
     except ValueError:
         body = message.body.decode("utf-8", "replace")
-    return {"position": message.position, "message_id": message.message_id, "event_type": message.event_type,
-            "reason": message.reason, "error": message.error, "parked_at": message.parked_at,
-            "content_type": message.content_type, "headers": message.headers, "body": body}
+    return {
+        "position": message.position,
+        "message_id": message.message_id,
+        "event_type": message.event_type,
+        "reason": message.reason,
+        "error": message.error,
+        "parked_at": message.parked_at,
+        "content_type": message.content_type,
+        "headers": message.headers,
+        "body": body,
+    }
 
 
 @dlq_app.command("requeue")
-def requeue(queue: QueueArgument, reason: ReasonOption, position: PositionsOption = [], id: IdsOption = [],  # noqa: B006, A002
-            all: AllOption = False, by: ActorOption = None) -> None:  # noqa: A002
+def requeue(
+    queue: QueueArgument,
+    reason: ReasonOption,
+    # typer takes a list option's default from the signature; nothing mutates it.
+    position: PositionsOption = [],  # noqa: B006
+    id: IdsOption = [],  # noqa: B006
+    all: AllOption = False,
+    by: ActorOption = None,
+) -> None:
     """Send parked messages back to their queue, one, some or all."""
     bus, lot = _parking_lot()
     with _plain_errors():
@@ -141,9 +163,16 @@ def requeue(queue: QueueArgument, reason: ReasonOption, position: PositionsOptio
 
 
 @dlq_app.command("purge")
-def purge(queue: QueueArgument, reason: ReasonOption, position: PositionsOption = [], id: IdsOption = [],  # noqa: B006, A002
-          all: AllOption = False, by: ActorOption = None,  # noqa: A002
-          yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False) -> None:
+def purge(
+    queue: QueueArgument,
+    reason: ReasonOption,
+    # typer takes a list option's default from the signature; nothing mutates it.
+    position: PositionsOption = [],  # noqa: B006
+    id: IdsOption = [],  # noqa: B006
+    all: AllOption = False,
+    by: ActorOption = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
     """Delete parked messages for good."""
     bus, lot = _parking_lot()
     name = _lot_name(bus, queue)

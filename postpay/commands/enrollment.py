@@ -1,14 +1,14 @@
 """``postpay consents list``: the consent ledger, for an operator who must show who accepted what.
 
-    postpay consents list --email ada@example.com
-    postpay consents list --client-id 42 --json
-    postpay consents list                (the latest acceptances)
+postpay consents list --email ada@example.com
+postpay consents list --client-id 42 --json
+postpay consents list                (the latest acceptances)
 """
 
 from __future__ import annotations
 
 import json
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -23,8 +23,8 @@ consents_app = typer.Typer(help="The consent ledger: which terms each customer a
 
 @consents_app.command("list")
 def list_consents(
-    email: Annotated[Optional[str], typer.Option(help="The customer's email address (any case).")] = None,
-    client_id: Annotated[Optional[int], typer.Option("--client-id", help="The WHMCS client id.")] = None,
+    email: Annotated[str | None, typer.Option(help="The customer's email address (any case).")] = None,
+    client_id: Annotated[int | None, typer.Option("--client-id", help="The WHMCS client id.")] = None,
     limit: Annotated[int, typer.Option(min=1, help="Without --email or --client-id: the latest this many.")] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
 ) -> None:
@@ -41,10 +41,16 @@ def list_consents(
         db.dispose()
     records = [
         {
-            "email": row.email, "whmcs_client_id": row.whmcs_client_id, "kind": row.kind, "version": row.version,
-            "url": row.url, "accepted_at": format_utc(row.accepted_at), "ip_address": row.ip_address,
-            "user_agent": row.user_agent, "signup_id": str(row.signup_id),
-        }  # fmt: skip
+            "email": row.email,
+            "whmcs_client_id": row.whmcs_client_id,
+            "kind": row.kind,
+            "version": row.version,
+            "url": row.url,
+            "accepted_at": format_utc(row.accepted_at),
+            "ip_address": row.ip_address,
+            "user_agent": row.user_agent,
+            "signup_id": str(row.signup_id),
+        }
         for row in rows
     ]
     if as_json:
@@ -56,8 +62,15 @@ def list_consents(
         raise typer.Exit(1)
     table = Table("Accepted at (UTC)", "Email", "WHMCS client", "Terms", "Version", "IP address", "User agent")
     for record in records:
-        table.add_row(record["accepted_at"], record["email"], str(record["whmcs_client_id"]), record["kind"],
-                      record["version"], record["ip_address"] or "", (record["user_agent"] or "")[:60])  # fmt: skip
+        table.add_row(
+            record["accepted_at"],
+            record["email"],
+            str(record["whmcs_client_id"]),
+            record["kind"],
+            record["version"],
+            record["ip_address"] or "",
+            (record["user_agent"] or "")[:60],
+        )
     Console(width=200).print(table)
 
 

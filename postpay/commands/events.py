@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -23,7 +23,9 @@ def event_schemas() -> dict[str, dict[str, Any]]:
         properties = schema["properties"]
         properties["event_type"] = {"const": event_class.event_type, "title": "Event Type", "type": "string"}
         properties["schema_version"] = {
-            "const": event_class.schema_version, "title": "Schema Version", "type": "integer"
+            "const": event_class.schema_version,
+            "title": "Schema Version",
+            "type": "integer",
         }
         schemas[event_class.event_type] = schema
     return schemas
@@ -32,7 +34,7 @@ def event_schemas() -> dict[str, dict[str, Any]]:
 @events_app.command("schema")
 def schema(
     output: Annotated[
-        Optional[Path], typer.Option("--output", "-o", help="Directory for one <Event>.schema.json per event.")
+        Path | None, typer.Option("--output", "-o", help="Directory for one <Event>.schema.json per event.")
     ] = None,
 ) -> None:
     """Write the JSON Schema of every event (to a directory, or all of them to stdout)."""
@@ -58,8 +60,11 @@ def list_events() -> None:
 def producers_table() -> str:
     """Markdown: each event type and who may publish it (docs/security.md carries it)."""
     rows = ["| event | may be published by |", "|---|---|"]
-    rows += [f"| `{event_class.event_type}` | {', '.join(event_class.producers)} |" for event_class in EVENT_TYPES.all()
-             if event_class.__module__.startswith("shared.events.")]  # not a test's own events
+    rows += [
+        f"| `{event_class.event_type}` | {', '.join(event_class.producers)} |"
+        for event_class in EVENT_TYPES.all()
+        if event_class.__module__.startswith("shared.events.")
+    ]  # not a test's own events
     return "\n".join(rows)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import getpass
 import re
 import socket
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -18,18 +18,17 @@ from rich.table import Table
 
 from postpay.ops.context import BillingContext
 from postpay.ops.holds import HoldError, reject, release, resume
+from services.invoicer import public as invoicer
 from shared.bus.rabbit import CONNECTION_ERRORS
 from shared.money import format_money
 from shared.periods import PERIOD_PATTERN
-
-from services.invoicer import public as invoicer
 
 holds_app = typer.Typer(help="Invoices held for an operator, and paused periods.", no_args_is_help=True)
 
 ClientArgument = Annotated[int, typer.Argument(help="The WHMCS client id.", show_default=False)]
 PeriodArgument = Annotated[str, typer.Argument(help="The billing month, e.g. 2026-10.", show_default=False)]
 ReasonOption = Annotated[str, typer.Option("--reason", "-r", help="Why (goes to the audit log).")]
-ActorOption = Annotated[Optional[str], typer.Option("--by", help="Who is acting (default: user@host).")]
+ActorOption = Annotated[str | None, typer.Option("--by", help="Who is acting (default: user@host).")]
 AllOption = Annotated[bool, typer.Option("--all", help="Decided ones too (released, rejected, superseded).")]
 
 
@@ -49,7 +48,7 @@ def _minor_units(context: BillingContext) -> dict[str, int]:
 
 @holds_app.command("list")
 def list_holds(
-    period: Annotated[Optional[str], typer.Option("--period", help="Only this month.")] = None,
+    period: Annotated[str | None, typer.Option("--period", help="Only this month.")] = None,
     everything: AllOption = False,
 ) -> None:
     """Held and paused invoices (waiting for a decision), and the periods paused."""
@@ -61,20 +60,28 @@ def list_holds(
             statuses += (invoicer.RELEASED, invoicer.REJECTED, invoicer.SUPERSEDED)
         with context.db.transaction() as session:
             pauses = invoicer.active_pauses(session)
-            shown = invoicer.holds_listing(session, period=_check_period(period) if period else None, statuses=statuses,
-                                        limit=100_000)
+            shown = invoicer.holds_listing(
+                session, period=_check_period(period) if period else None, statuses=statuses, limit=100_000
+            )
         for pause in pauses:
             if period is None or pause.period == period:
-                console.print(f"[red]{pause.period} is paused since {pause.paused_at.isoformat()} ({pause.held} of "
-                              f"{pause.seen} customers seen were held): postpay holds resume {pause.period} "
-                              "--reason ...[/red]")
+                console.print(
+                    f"[red]{pause.period} is paused since {pause.paused_at.isoformat()} ({pause.held} of "
+                    f"{pause.seen} customers seen were held): postpay holds resume {pause.period} "
+                    "--reason ...[/red]"
+                )
         table = Table("period", "client", "status", "total", "reasons", "since", "decided")
         for hold in shown:
             decided = f"{hold.decided_by}: {hold.decision_reason}" if hold.decided_by else ""
-            table.add_row(hold.period, str(hold.whmcs_client_id), hold.status,
-                          f"{hold.currency} {format_money(hold.total, hold.currency, _minor_units(context))}",
-                          ", ".join(reason.code for reason in hold.reasons) or "-", hold.created_at.isoformat(),
-                          decided)
+            table.add_row(
+                hold.period,
+                str(hold.whmcs_client_id),
+                hold.status,
+                f"{hold.currency} {format_money(hold.total, hold.currency, _minor_units(context))}",
+                ", ".join(reason.code for reason in hold.reasons) or "-",
+                hold.created_at.isoformat(),
+                decided,
+            )
         console.print(table)
         console.print(f"{len(shown)} invoice(s)")
     finally:
@@ -93,8 +100,10 @@ def show(client: ClientArgument, period: PeriodArgument) -> None:
         if hold is None:
             raise typer.BadParameter(f"no invoice of client {client} for {period} was held")
         units = _minor_units(context)
-        console.print(f"[bold]client {client}, {period}[/bold]: {hold.status}, {hold.currency} "
-                      f"{format_money(hold.total, hold.currency, units)}")
+        console.print(
+            f"[bold]client {client}, {period}[/bold]: {hold.status}, {hold.currency} "
+            f"{format_money(hold.total, hold.currency, units)}"
+        )
         for reason in hold.reasons:
             console.print(f"  [red]{reason.code}[/red]: {reason.text}")
         if hold.provenance:
@@ -112,27 +121,38 @@ def show(client: ClientArgument, period: PeriodArgument) -> None:
 
 
 @holds_app.command("release")
-def release_command(client: ClientArgument, period: PeriodArgument, reason: ReasonOption,
-                    by: ActorOption = None) -> None:
+def release_command(
+    client: ClientArgument, period: PeriodArgument, reason: ReasonOption, by: ActorOption = None
+) -> None:
     """Invoice a held invoice exactly as it was computed (dated today); audited."""
     console = Console()
     context = BillingContext.from_settings()
     try:
         now = context.deps.clock()
         try:
-            hold = release(context.db, context.services["invoicer"].outbox, client, _check_period(period),
-                           actor=_actor(by), reason=reason, now=now)
+            hold = release(
+                context.db,
+                context.services["invoicer"].outbox,
+                client,
+                _check_period(period),
+                actor=_actor(by),
+                reason=reason,
+                now=now,
+            )
         except HoldError as exc:
             raise typer.BadParameter(str(exc)) from exc
-        console.print(f"released: client {client}, {period}, {hold.currency} "
-                      f"{format_money(hold.total, hold.currency, _minor_units(context))}; {_ship(context)}")
+        console.print(
+            f"released: client {client}, {period}, {hold.currency} "
+            f"{format_money(hold.total, hold.currency, _minor_units(context))}; {_ship(context)}"
+        )
     finally:
         context.close()
 
 
 @holds_app.command("reject")
-def reject_command(client: ClientArgument, period: PeriodArgument, reason: ReasonOption,
-                   by: ActorOption = None) -> None:
+def reject_command(
+    client: ClientArgument, period: PeriodArgument, reason: ReasonOption, by: ActorOption = None
+) -> None:
     """Never invoice this held invoice; the reason is recorded (bill by hand in WHMCS if need be)."""
     console = Console()
     context = BillingContext.from_settings()
@@ -153,8 +173,14 @@ def resume_command(period: PeriodArgument, reason: ReasonOption, by: ActorOption
     context = BillingContext.from_settings()
     try:
         try:
-            resumed = resume(context.db, context.services["invoicer"].outbox, _check_period(period),
-                             actor=_actor(by), reason=reason, now=context.deps.clock())
+            resumed = resume(
+                context.db,
+                context.services["invoicer"].outbox,
+                _check_period(period),
+                actor=_actor(by),
+                reason=reason,
+                now=context.deps.clock(),
+            )
         except HoldError as exc:
             raise typer.BadParameter(str(exc)) from exc
         state = "resumed" if resumed.newly_resumed else "was resumed already"

@@ -1,12 +1,12 @@
 """``postpay invoices list|show``: postpay's invoices, and where every line's amount came from.
 
-    postpay invoices list --period 2026-10
-    postpay invoices show 1234 --json
+postpay invoices list --period 2026-10
+postpay invoices show 1234 --json
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -16,8 +16,9 @@ from rich.table import Table
 from postpay.lookups.cli_support import echo_json, fail, lookup_context
 from postpay.lookups.invoices import InvoiceDetail, invoice_detail, list_invoices
 
-invoices_app = typer.Typer(help="Invoices postpay created, each line traced to the usage, price and rounding.",
-                           no_args_is_help=True)
+invoices_app = typer.Typer(
+    help="Invoices postpay created, each line traced to the usage, price and rounding.", no_args_is_help=True
+)
 NEEDS = ("invoicer",)
 
 
@@ -27,8 +28,8 @@ def _money(value: object) -> str:
 
 @invoices_app.command("list")
 def list_command(
-    period: Annotated[Optional[str], typer.Option(help="Only this billing month, e.g. 2026-10.")] = None,
-    client: Annotated[Optional[int], typer.Option(help="Only this WHMCS client.")] = None,
+    period: Annotated[str | None, typer.Option(help="Only this billing month, e.g. 2026-10.")] = None,
+    client: Annotated[int | None, typer.Option(help="Only this WHMCS client.")] = None,
     limit: Annotated[int, typer.Option(min=1, help="At most this many rows.")] = 500,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
@@ -39,13 +40,23 @@ def list_command(
         echo_json(entries)
         return
     if not entries:
-        typer.echo("No invoice on record" + (f" for {period}" if period else "") + (f" for client {client}" if client else ""))
+        typer.echo(
+            "No invoice on record" + (f" for {period}" if period else "") + (f" for client {client}" if client else "")
+        )
         return
     table = Table("invoice", "client", "period", "state", "currency", "total", "lines", "due", "run key")
     for entry in entries:
-        table.add_row(str(entry.invoice_id or ""), str(entry.whmcs_client_id), entry.period, entry.status,
-                      entry.currency or "", _money(entry.total), str(entry.line_count or ""),
-                      entry.due_date.isoformat() if entry.due_date else "", entry.run_key)  # fmt: skip
+        table.add_row(
+            str(entry.invoice_id or ""),
+            str(entry.whmcs_client_id),
+            entry.period,
+            entry.status,
+            entry.currency or "",
+            _money(entry.total),
+            str(entry.line_count or ""),
+            entry.due_date.isoformat() if entry.due_date else "",
+            entry.run_key,
+        )
     Console(width=200).print(table)
 
 
@@ -79,26 +90,50 @@ def _as_dict(detail: InvoiceDetail) -> dict:
 
 def render(console: Console, detail: InvoiceDetail) -> None:
     entry = detail.ledger
-    console.print(f"[bold]Invoice #{detail.invoice_id}[/bold]: client {entry.whmcs_client_id}, {entry.period}, "
-                  f"{entry.currency} {_money(entry.total)}, due {entry.due_date}")
+    console.print(
+        f"[bold]Invoice #{detail.invoice_id}[/bold]: client {entry.whmcs_client_id}, {entry.period}, "
+        f"{entry.currency} {_money(entry.total)}, due {entry.due_date}"
+    )
     console.print(f"run key {entry.run_key}; ledger {entry.status} after {entry.attempts} attempt(s)")
     if detail.whmcs_error:
         console.print(f"[yellow]WHMCS: {escape(detail.whmcs_error)}[/yellow]")
     elif detail.whmcs_status is not None:
-        console.print(f"WHMCS: {detail.whmcs_status}, total {_money(detail.whmcs_total)}, "
-                      f"balance {_money(detail.whmcs_balance)}")
+        console.print(
+            f"WHMCS: {detail.whmcs_status}, total {_money(detail.whmcs_total)}, balance {_money(detail.whmcs_balance)}"
+        )
     if detail.provenance_note:
         console.print(f"[yellow]{detail.provenance_note}[/yellow]")
         return
-    table = Table("#", "VM", "plan", "hours", "tokens/h", "tokens/month", "tokens", "cap", "token price",
-                  "unrounded", "rounding", "amount")
+    table = Table(
+        "#",
+        "VM",
+        "plan",
+        "hours",
+        "tokens/h",
+        "tokens/month",
+        "tokens",
+        "cap",
+        "token price",
+        "unrounded",
+        "rounding",
+        "amount",
+    )
     for line in detail.lines:
         capped = "" if line.capped is None else ("applied" if line.capped else "no")
-        table.add_row(str(line.position), escape(f"{line.vm_name} (#{line.server_id})" if line.server_id else "-"),
-                      escape(line.plan_name or ""), str(line.hours if line.hours is not None else ""),
-                      str(line.tokens_per_hour or ""), str(line.tokens_per_month or ""), str(line.tokens or 0), capped,
-                      _money(line.token_price), _money(line.unrounded), _money(line.rounding),
-                      f"{line.currency} {_money(line.amount)}")  # fmt: skip
+        table.add_row(
+            str(line.position),
+            escape(f"{line.vm_name} (#{line.server_id})" if line.server_id else "-"),
+            escape(line.plan_name or ""),
+            str(line.hours if line.hours is not None else ""),
+            str(line.tokens_per_hour or ""),
+            str(line.tokens_per_month or ""),
+            str(line.tokens or 0),
+            capped,
+            _money(line.token_price),
+            _money(line.unrounded),
+            _money(line.rounding),
+            f"{line.currency} {_money(line.amount)}",
+        )
     console.print(table)
 
 

@@ -7,7 +7,7 @@ where they would stay in the shell history and the process list.
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -21,7 +21,7 @@ from shared.clock import utcnow
 operators_app = typer.Typer(help="Operator accounts of the web console.", no_args_is_help=True)
 UsernameArgument = Annotated[str, typer.Argument(help="The operator's username.", show_default=False)]
 StdinOption = Annotated[bool, typer.Option("--password-stdin", help="Read the password from standard input.")]
-ByOption = Annotated[Optional[str], typer.Option("--by", help="Who is acting (default: user@host).")]
+ByOption = Annotated[str | None, typer.Option("--by", help="Who is acting (default: user@host).")]
 
 
 def _password(from_stdin: bool) -> str:
@@ -59,9 +59,11 @@ def passwd(username: UsernameArgument, password_stdin: StdinOption = False, by: 
 
 
 @operators_app.command("disable")
-def disable(username: UsernameArgument,
-            reason: Annotated[str, typer.Option("--reason", "-r", help="Why (goes to the audit log).")],
-            by: ByOption = None) -> None:
+def disable(
+    username: UsernameArgument,
+    reason: Annotated[str, typer.Option("--reason", "-r", help="Why (goes to the audit log).")],
+    by: ByOption = None,
+) -> None:
     """Stop an operator from logging in (their open sessions end)."""
     _run(lambda session: disable_operator(session, username, actor=actor_name(by), reason=reason, now=utcnow()))
     typer.echo(f"operator {username} disabled")
@@ -78,9 +80,13 @@ def list_command() -> None:
         db.dispose()
     table = Table("username", "created", "by", "last login", "disabled")
     for operator in found:
-        table.add_row(operator.username, operator.created_at.isoformat(timespec="minutes"), operator.created_by,
-                      operator.last_login_at.isoformat(timespec="minutes") if operator.last_login_at else "never",
-                      operator.disabled_at.isoformat(timespec="minutes") if operator.disabled_at else "")
+        table.add_row(
+            operator.username,
+            operator.created_at.isoformat(timespec="minutes"),
+            operator.created_by,
+            operator.last_login_at.isoformat(timespec="minutes") if operator.last_login_at else "never",
+            operator.disabled_at.isoformat(timespec="minutes") if operator.disabled_at else "",
+        )
     Console(width=200).print(table if found else "No operator yet: `postpay operators add NAME`.")
 
 

@@ -11,13 +11,16 @@ from rich.table import Table
 from postpay.lookups.cli_support import echo_json, lookup_context
 from postpay.lookups.periods import list_periods
 
-periods_app = typer.Typer(help="Billing months: which are closed, and how far each close has come.",
-                          no_args_is_help=True)
+periods_app = typer.Typer(
+    help="Billing months: which are closed, and how far each close has come.", no_args_is_help=True
+)
 NEEDS = ("scheduler", "usage_collector")
 
 
 @periods_app.command("list")
-def list_command(as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False) -> None:
+def list_command(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
     """From the first month postpay knows of to the current one, newest first."""
     with lookup_context(NEEDS) as context:
         periods = list_periods(context.db, context.scheduler_settings.billing_timezone, context.deps.clock())
@@ -27,10 +30,16 @@ def list_command(as_json: Annotated[bool, typer.Option("--json", help="Print JSO
     table = Table("month", "window", "state", "closed at", "expected", "invoiced", "nothing to bill", "still to do")
     for period in periods:
         status = period.status
-        table.add_row(period.key, f"{period.starts_at.isoformat()} to {period.ends_at.isoformat()}", period.state,
-                      period.closed_at.isoformat(timespec="minutes") if period.closed_at else "",
-                      str(status.expected), str(status.invoiced), str(status.nothing_to_bill),
-                      str(max(status.expected - status.accounted, 0)) if period.state == "closed" else "")  # fmt: skip
+        table.add_row(
+            period.key,
+            f"{period.starts_at.isoformat()} to {period.ends_at.isoformat()}",
+            period.state,
+            period.closed_at.isoformat(timespec="minutes") if period.closed_at else "",
+            str(status.expected),
+            str(status.invoiced),
+            str(status.nothing_to_bill),
+            str(max(status.expected - status.accounted, 0)) if period.state == "closed" else "",
+        )
     Console(width=200).print(table)
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 from enum import Enum
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -135,16 +135,20 @@ def broker_identity_problem(bus: Any, part: Part) -> str | None:
         wrong = [name for name in names if bus.users.user_of(name) != bus.login_user]
         if wrong:
             expected = ", ".join(sorted({bus.users.user_of(name) for name in wrong}))
-            hint = ("postpay run all runs every service over one login: give every producer that user "
-                    f"(POSTPAY_BROKER_USERS={bus.login_user}, development only) or run the services apart"
-                    if part is Part.all else "POSTPAY_AMQP_URL must log in as the service's own user "
-                    "(POSTPAY_BROKER_USERS names it)")
+            hint = (
+                "postpay run all runs every service over one login: give every producer that user "
+                f"(POSTPAY_BROKER_USERS={bus.login_user}, development only) or run the services apart"
+                if part is Part.all
+                else "POSTPAY_AMQP_URL must log in as the service's own user (POSTPAY_BROKER_USERS names it)"
+            )
             return f"{part.value} publishes and consumes as {expected}, but POSTPAY_AMQP_URL logs in as {bus.login_user}: {hint}"
     missing = [name for name in names if not bus.can_publish_as(name)]
     if missing:
-        return (f"{part.value} relays the outboxes of {', '.join(missing)} but logs in as {bus.login_user} and "
-                f"has no password for {', '.join(sorted({bus.users.user_of(name) for name in missing}))}: "
-                "put them in POSTPAY_AMQP_PASSWORDS")
+        return (
+            f"{part.value} relays the outboxes of {', '.join(missing)} but logs in as {bus.login_user} and "
+            f"has no password for {', '.join(sorted({bus.users.user_of(name) for name in missing}))}: "
+            "put them in POSTPAY_AMQP_PASSWORDS"
+        )
     return None
 
 
@@ -169,8 +173,9 @@ def wait_for_broker(runtime: Runtime, *, first_delay: float = 0.5, declare: bool
         except CONNECTION_ERRORS as exc:
             if not is_transient_topology_error(exc):
                 raise
-            log.warning("broker not ready to declare the queues at start; retrying", error=str(exc),
-                        retry_in_seconds=delay)
+            log.warning(
+                "broker not ready to declare the queues at start; retrying", error=str(exc), retry_in_seconds=delay
+            )
         if runtime.stop_event.wait(delay):
             return False
         delay = min(2 * delay, 5.0)
@@ -184,11 +189,15 @@ def readiness_checks(system: System, runtime: Runtime) -> dict:
 
 
 def run(
-    part: Annotated[Part, typer.Argument(
-        help="Which service to run, `relay`, or `all` of them; `signup-web` and `signup-handlers` run the two "
-        "halves of `signup` apart.")],
+    part: Annotated[
+        Part,
+        typer.Argument(
+            help="Which service to run, `relay`, or `all` of them; `signup-web` and `signup-handlers` run the two "
+            "halves of `signup` apart."
+        ),
+    ],
     migrate_first: Annotated[bool, typer.Option("--migrate/--no-migrate", help="Apply migrations first.")] = True,
-    health_port: Annotated[Optional[int], typer.Option(help="Serve /healthz, /readyz, /metrics here.")] = None,
+    health_port: Annotated[int | None, typer.Option(help="Serve /healthz, /readyz, /metrics here.")] = None,
 ) -> None:
     """Run a postpay service (or all of them) until SIGTERM."""
     kernel = KernelSettings()
@@ -228,8 +237,9 @@ def run(
         threading.Thread(target=task, args=(runtime.stop_event,), name="console", daemon=True).start()
     port = kernel.health_port if health_port is None else health_port
     health = HealthServer(readiness_checks(system, runtime), port=port).start() if port else None
-    log.info("postpay running", part=part.value, services=list(names),
-             bus="rabbitmq" if kernel.amqp_url else "in-process")
+    log.info(
+        "postpay running", part=part.value, services=list(names), bus="rabbitmq" if kernel.amqp_url else "in-process"
+    )
     try:
         runtime.wait()
     finally:

@@ -7,7 +7,7 @@ and records who asked and why in the console's audit log.
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -16,9 +16,8 @@ from rich.table import Table
 from postpay.lookups.cli_support import echo_json, fail, lookup_context
 from postpay.operators.actor import actor_name
 from postpay.operators.audit import record_action
-from shared.bus.rabbit import CONNECTION_ERRORS
-
 from services.signup import public as signup
+from shared.bus.rabbit import CONNECTION_ERRORS
 
 signups_app = typer.Typer(help="Signups in progress: their stage and emails.", no_args_is_help=True)
 EmailArgument = Annotated[str, typer.Argument(help="The customer's email address (any case).", show_default=False)]
@@ -30,8 +29,9 @@ def _when(value: object) -> str:
 
 
 @signups_app.command("show")
-def show(email: EmailArgument,
-         as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False) -> None:
+def show(
+    email: EmailArgument, as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False
+) -> None:
     """Stage, WHMCS client, SolusVM 2 user, and when the verification and welcome emails were sent."""
     with lookup_context(NEEDS) as context, context.db.transaction() as session:
         found = signup.signup_by_email(session, email)
@@ -66,7 +66,7 @@ def _advice(found: signup.Signup) -> str:
 def resend(
     email: EmailArgument,
     reason: Annotated[str, typer.Option("--reason", "-r", help="Why (goes to the audit log).")],
-    by: Annotated[Optional[str], typer.Option("--by", help="Who is acting (default: user@host).")] = None,
+    by: Annotated[str | None, typer.Option("--by", help="Who is acting (default: user@host).")] = None,
 ) -> None:
     """Send a new verification email (for a signup still waiting for its email to be confirmed)."""
     if not reason.strip():
@@ -81,8 +81,15 @@ def resend(
                 fail(f"nothing to resend: {found.email} is at stage {found.stage.value}. {_advice(found)}")
                 return
             event_id = signup.queue_verification_resend(session, found)
-            record_action(session, actor=actor_name(by), action="signup.resend", target=found.email, reason=reason,
-                          detail=f"VerificationEmailRequested {event_id}", now=context.deps.clock())
+            record_action(
+                session,
+                actor=actor_name(by),
+                action="signup.resend",
+                target=found.email,
+                reason=reason,
+                detail=f"VerificationEmailRequested {event_id}",
+                now=context.deps.clock(),
+            )
         try:
             shipped = context.publish_outbox(signup.tables.outbox, ("signup",))
         except CONNECTION_ERRORS:

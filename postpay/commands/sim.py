@@ -9,7 +9,7 @@ the public demo values apply.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -18,10 +18,10 @@ sim = typer.Typer(help="Run a faithful simulator of SolusVM 2 or WHMCS (tests, d
 HostOption = Annotated[str, typer.Option(help="Interface to listen on.")]
 SeedOption = Annotated[int, typer.Option(help="Seed of the fault injector.")]
 StateOption = Annotated[
-    Optional[Path], typer.Option("--state", help="JSON file to load the state from and save it to on exit.")
+    Path | None, typer.Option("--state", help="JSON file to load the state from and save it to on exit.")
 ]
 FaultsOption = Annotated[
-    Optional[Path], typer.Option("--faults", help="JSON file with fault rules ({seed, rules: [...]}).")
+    Path | None, typer.Option("--faults", help="JSON file with fault rules ({seed, rules: [...]}).")
 ]
 
 
@@ -32,9 +32,15 @@ def solusvm(
     seed: SeedOption = 0,
     state: StateOption = None,
     faults: FaultsOption = None,
-    api_token: Annotated[str, typer.Option("--api-token", envvar="POSTPAY_SOLUSVM_API_TOKEN", show_default=False,
-                                           help="Admin API token (Bearer) the simulator accepts [default: the demo "
-                                                "token].")] = "demo-solusvm-admin-token",
+    api_token: Annotated[
+        str,
+        typer.Option(
+            "--api-token",
+            envvar="POSTPAY_SOLUSVM_API_TOKEN",
+            show_default=False,
+            help="Admin API token (Bearer) the simulator accepts [default: the demo token].",
+        ),
+    ] = "demo-solusvm-admin-token",
 ) -> None:
     """Serve the SolusVM 2 API simulator."""
     from simulators.solusvm.cli import serve
@@ -49,23 +55,53 @@ def whmcs(
     seed: SeedOption = 0,
     state: StateOption = None,
     faults: FaultsOption = None,
-    identifier: Annotated[str, typer.Option(envvar="POSTPAY_WHMCS_IDENTIFIER", show_default=False,
-                                            help="API identifier the simulator accepts [default: the demo "
-                                                 "one].")] = "demo-identifier",
-    secret: Annotated[str, typer.Option(envvar="POSTPAY_WHMCS_SECRET", show_default=False,
-                                        help="API secret the simulator accepts [default: the demo one].")] = "demo-secret",
-    accesskey: Annotated[Optional[str], typer.Option(envvar="POSTPAY_WHMCS_ACCESSKEY", show_default=False,
-                                                     help="API access key, if callers must give one.")] = None,
-    admin_password: Annotated[str, typer.Option(envvar="POSTPAY_SIM_WHMCS_ADMIN_PASSWORD", show_default=False,
-                                                help="Password of the simulator's admin login (user admin) "
-                                                     "[default: the demo one].")] = "demo-admin-password",
+    identifier: Annotated[
+        str,
+        typer.Option(
+            envvar="POSTPAY_WHMCS_IDENTIFIER",
+            show_default=False,
+            help="API identifier the simulator accepts [default: the demo one].",
+        ),
+    ] = "demo-identifier",
+    secret: Annotated[
+        str,
+        typer.Option(
+            envvar="POSTPAY_WHMCS_SECRET",
+            show_default=False,
+            help="API secret the simulator accepts [default: the demo one].",
+        ),
+    ] = "demo-secret",
+    accesskey: Annotated[
+        str | None,
+        typer.Option(
+            envvar="POSTPAY_WHMCS_ACCESSKEY", show_default=False, help="API access key, if callers must give one."
+        ),
+    ] = None,
+    admin_password: Annotated[
+        str,
+        typer.Option(
+            envvar="POSTPAY_SIM_WHMCS_ADMIN_PASSWORD",
+            show_default=False,
+            help="Password of the simulator's admin login (user admin) [default: the demo one].",
+        ),
+    ] = "demo-admin-password",
 ) -> None:
     """Serve the WHMCS External API simulator."""
     from simulators.whmcs.cli import serve
 
-    serve(host=host, port=port, seed=seed, state_file=state, faults_file=faults,
-          credentials={"identifier": identifier, "secret": secret, "accesskey": accesskey,
-                       "admin_password": admin_password})
+    serve(
+        host=host,
+        port=port,
+        seed=seed,
+        state_file=state,
+        faults_file=faults,
+        credentials={
+            "identifier": identifier,
+            "secret": secret,
+            "accesskey": accesskey,
+            "admin_password": admin_password,
+        },
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -32,8 +32,9 @@ def _login_page(request: Request, status_code: int = 200, error: str | None = No
     response = page(request, "login.html", None, status_code, login_token=token, error=error)
     console = console_of(request)
     if request.cookies.get(LOGIN_COOKIE) != token:
-        response.set_cookie(LOGIN_COOKIE, token, httponly=True, samesite="strict",
-                            secure=console.settings.secure_cookies, path="/login")
+        response.set_cookie(
+            LOGIN_COOKIE, token, httponly=True, samesite="strict", secure=console.settings.secure_cookies, path="/login"
+        )
     return response
 
 
@@ -56,23 +57,49 @@ async def login(request: Request) -> Response:
     ip_address, now = client_ip(request), console.now()
     settings = console.settings
     with console.db.transaction() as session:
-        if accounts.rate_limited(session, username, ip_address, now=now, attempts=settings.console_login_attempts,
-                                 window=timedelta(seconds=settings.console_login_window_seconds)):
-            audit.record_action(session, actor=username or "-", action="login", target=username or "-", reason="",
-                                outcome="refused", ip_address=ip_address, now=now)  # fmt: skip
+        if accounts.rate_limited(
+            session,
+            username,
+            ip_address,
+            now=now,
+            attempts=settings.console_login_attempts,
+            window=timedelta(seconds=settings.console_login_window_seconds),
+        ):
+            audit.record_action(
+                session,
+                actor=username or "-",
+                action="login",
+                target=username or "-",
+                reason="",
+                outcome="refused",
+                ip_address=ip_address,
+                now=now,
+            )
             refused = True
         else:
             refused = False
             operator = accounts.authenticate(session, username, password, now=now, ip_address=ip_address)
-            token = accounts.open_session(session, operator, now=now, lifetime=console.session_lifetime,
-                                          ip_address=ip_address) if operator else None
+            token = (
+                accounts.open_session(
+                    session, operator, now=now, lifetime=console.session_lifetime, ip_address=ip_address
+                )
+                if operator
+                else None
+            )
     if refused:
         return _login_page(request, 429, "Too many failed logins; wait a few minutes and try again.")
     if token is None:
         return _login_page(request, 401, "Wrong username or password.")
     response = RedirectResponse("/", status_code=303)
-    response.set_cookie(SESSION_COOKIE, token, max_age=int(console.session_lifetime.total_seconds()), httponly=True,
-                        samesite="strict", secure=settings.secure_cookies, path="/")  # fmt: skip
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=int(console.session_lifetime.total_seconds()),
+        httponly=True,
+        samesite="strict",
+        secure=settings.secure_cookies,
+        path="/",
+    )
     response.delete_cookie(LOGIN_COOKIE, path="/login")
     return harden(response)
 
@@ -84,9 +111,15 @@ async def logout(request: Request) -> Response:
     console = console_of(request)
     with console.db.transaction() as db_session:
         accounts.close_session(db_session, request.cookies.get(SESSION_COOKIE))
-        audit.record_action(db_session, actor=session.operator.username, action="logout",
-                            target=session.operator.username, reason="", ip_address=client_ip(request),
-                            now=console.now())  # fmt: skip
+        audit.record_action(
+            db_session,
+            actor=session.operator.username,
+            action="logout",
+            target=session.operator.username,
+            reason="",
+            ip_address=client_ip(request),
+            now=console.now(),
+        )
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return harden(response)

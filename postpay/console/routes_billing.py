@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import Response
@@ -41,26 +41,46 @@ async def period(request: Request, key: str, session: Session) -> Response:
     billing_period = _period(request, key)
     found = summary(console.db, billing_period, console.now(), closed_info(console.db, key))
     entries = list_invoices(console.db, period=key)
-    return page(request, "period.html", session, period=found, entries=entries,
-                refresh=found.state == "closed" and not found.status.complete)
+    return page(
+        request,
+        "period.html",
+        session,
+        period=found,
+        entries=entries,
+        refresh=found.state == "closed" and not found.status.complete,
+    )
 
 
 @router.get("/periods/{key}/dry-run")
-async def dry_run(request: Request, key: str, session: Session,
-                  client: Annotated[Optional[int], Query(gt=0)] = None) -> Response:
+async def dry_run(
+    request: Request, key: str, session: Session, client: Annotated[int | None, Query(gt=0)] = None
+) -> Response:
     console = console_of(request)
     billing_period = _period(request, key)
     now = console.now()
     if not billing_period.has_ended(now):
         raise HTTPException(400, f"{key} has not ended yet: there is nothing to replay")
-    previews = list(preview_period(console.db, console.solusvm, console.whmcs, billing_period,
-                                   console.invoicer_settings, now=now, client_ids=[client] if client else None))
+    previews = list(
+        preview_period(
+            console.db,
+            console.solusvm,
+            console.whmcs,
+            billing_period,
+            console.invoicer_settings,
+            now=now,
+            client_ids=[client] if client else None,
+        )
+    )
     return page(request, "dry_run.html", session, period=billing_period, client=client, previews=previews)
 
 
 @router.get("/invoices")
-async def invoices(request: Request, session: Session, period: Annotated[Optional[str], Query(max_length=7)] = None,
-                   client: Annotated[Optional[int], Query(gt=0)] = None) -> Response:
+async def invoices(
+    request: Request,
+    session: Session,
+    period: Annotated[str | None, Query(max_length=7)] = None,
+    client: Annotated[int | None, Query(gt=0)] = None,
+) -> Response:
     console = console_of(request)
     entries = list_invoices(console.db, period=period or None, client_id=client)
     return page(request, "invoices.html", session, entries=entries, period=period or "", client=client or "")

@@ -8,7 +8,16 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
 
-from postpay.console.web import check_csrf, client_ip, console_of, form_fields, harden, operator_session, page, required_reason
+from postpay.console.web import (
+    check_csrf,
+    client_ip,
+    console_of,
+    form_fields,
+    harden,
+    operator_session,
+    page,
+    required_reason,
+)
 from postpay.operators import audit
 from postpay.operators.accounts import ConsoleSession
 from shared.bus.parking import ParkingLotMissing, Selection
@@ -73,14 +82,22 @@ async def act(request: Request, queue: str, action: str, session: Session) -> Re
     console = console_of(request)
     actor = session.operator.username
     try:
-        done = (lot.requeue if action == "requeue" else lot.purge)(name, selection, actor=f"{actor} (console)",
-                                                                   reason=reason)
+        done = (lot.requeue if action == "requeue" else lot.purge)(
+            name, selection, actor=f"{actor} (console)", reason=reason
+        )
     except ParkingLotMissing as exc:
         raise HTTPException(404, f"{queue} has no parking lot on this broker yet: nothing is parked there") from exc
     with console.db.transaction() as db_session:
-        audit.record_action(db_session, actor=actor, action=f"parking.{action}", target=queue, reason=reason,
-                            detail=", ".join(m.message_id or "?" for m in done), ip_address=client_ip(request),
-                            now=console.now())  # fmt: skip
+        audit.record_action(
+            db_session,
+            actor=actor,
+            action=f"parking.{action}",
+            target=queue,
+            reason=reason,
+            detail=", ".join(m.message_id or "?" for m in done),
+            ip_address=client_ip(request),
+            now=console.now(),
+        )
     return harden(RedirectResponse(f"/parking/{queue}", status_code=303))
 
 

@@ -11,11 +11,10 @@ import uvicorn
 from postpay.console.app import create_app
 from postpay.console.settings import ConsoleSettings
 from postpay.console.web import Console
-from shared.forwarded import trusted_networks
-from shared.logging import get_logger
-
 from services.invoicer.public import InvoicerSettings
 from services.scheduler.public import SchedulerSettings
+from shared.forwarded import trusted_networks
+from shared.logging import get_logger
 
 log = get_logger("postpay.console")
 
@@ -29,11 +28,16 @@ def console_for(system: Any, settings: ConsoleSettings | None = None) -> Console
         known = {s.queue for s in declared}
         declared.extend(s for s in every if s.queue not in known)
     return Console(
-        db=system.db, bus=system.bus, whmcs=deps.whmcs, solusvm=deps.solusvm,
-        settings=settings or ConsoleSettings(), clock=deps.clock,
-        timezone=deps.settings(SchedulerSettings).billing_timezone, invoicer_settings=deps.settings(InvoicerSettings),
+        db=system.db,
+        bus=system.bus,
+        whmcs=deps.whmcs,
+        solusvm=deps.solusvm,
+        settings=settings or ConsoleSettings(),
+        clock=deps.clock,
+        timezone=deps.settings(SchedulerSettings).billing_timezone,
+        invoicer_settings=deps.settings(InvoicerSettings),
         queues=frozenset(s.queue for s in every),
-    )  # fmt: skip
+    )
 
 
 def uvicorn_config(console: Console) -> uvicorn.Config:
@@ -41,9 +45,15 @@ def uvicorn_config(console: Console) -> uvicorn.Config:
     settings = console.settings
     proxies = [str(network) for network in trusted_networks(settings.console_forwarded_allow_ips)]
     return uvicorn.Config(
-        create_app(console), host=settings.console_host, port=settings.console_port, log_config=None,
-        access_log=False, proxy_headers=bool(proxies), forwarded_allow_ips=proxies or None, server_header=False,
-    )  # fmt: skip
+        create_app(console),
+        host=settings.console_host,
+        port=settings.console_port,
+        log_config=None,
+        access_log=False,
+        proxy_headers=bool(proxies),
+        forwarded_allow_ips=proxies or None,
+        server_header=False,
+    )
 
 
 def serve(console: Console) -> Callable[[threading.Event], None]:

@@ -15,17 +15,24 @@ class ConsoleSettings(BaseSettings):
     model_config = SETTINGS_CONFIG
 
     console_host: str = Field(default="127.0.0.1", description="Interface the operator console listens on.")
-    console_port: int = Field(default=8490, ge=0, le=65535,
-                              description="Port of the operator console (0: `postpay run all` does not serve it).")
+    console_port: int = Field(
+        default=8490,
+        ge=0,
+        le=65535,
+        description="Port of the operator console (0: `postpay run all` does not serve it).",
+    )
     console_public_url: str = Field(
         default="http://127.0.0.1:8490",
         description="Origin operators reach the console at; an https origin marks its cookies Secure.",
     )
-    console_session_hours: float = Field(default=8.0, gt=0, le=24 * 30,
-                                         description="Lifetime of an operator's console session, hours.")
-    console_login_attempts: int = Field(default=5, ge=1,
-                                        description="Failed logins per username or IP address before logins "
-                                                    "are refused for the window.")
+    console_session_hours: float = Field(
+        default=8.0, gt=0, le=24 * 30, description="Lifetime of an operator's console session, hours."
+    )
+    console_login_attempts: int = Field(
+        default=5,
+        ge=1,
+        description="Failed logins per username or IP address before logins are refused for the window.",
+    )
     console_login_window_seconds: int = Field(default=900, ge=1, description="Window of the login limit, seconds.")
     console_forwarded_allow_ips: str = Field(
         default="127.0.0.1",

@@ -32,7 +32,9 @@ def _money(value: Any) -> str:
 
 
 def _when(value: Any) -> str:
-    return value.strftime("%Y-%m-%d %H:%M UTC") if isinstance(value, datetime) else ("" if value is None else str(value))
+    return (
+        value.strftime("%Y-%m-%d %H:%M UTC") if isinstance(value, datetime) else ("" if value is None else str(value))
+    )
 
 
 templates.env.filters["money"] = _money
@@ -89,7 +91,9 @@ def operator_session(request: Request) -> ConsoleSession:
 
 def check_csrf(session: ConsoleSession, submitted: str | None) -> None:
     if not submitted or not hmac.compare_digest(session.csrf_token.encode(), submitted.encode()):
-        raise HTTPException(403, "The form has expired or did not come from this console; reload the page and try again.")
+        raise HTTPException(
+            403, "The form has expired or did not come from this console; reload the page and try again."
+        )
 
 
 def login_token(request: Request) -> str:
@@ -113,23 +117,32 @@ def harden(response: Response) -> Response:
     return response
 
 
-def page(request: Request, template: str, session: ConsoleSession | None, status_code: int = 200,
-         **context: Any) -> HTMLResponse:
+def page(
+    request: Request, template: str, session: ConsoleSession | None, status_code: int = 200, **context: Any
+) -> HTMLResponse:
     from postpay.console.nav import PAGES
 
     console = console_of(request)
-    response = templates.TemplateResponse(request, template, {
-        "operator": session.operator if session else None, "csrf_field": CSRF_FIELD,
-        "csrf_token": session.csrf_token if session else "", "pages": PAGES, "timezone": console.timezone,
-        **context,
-    }, status_code=status_code)  # fmt: skip
+    response = templates.TemplateResponse(
+        request,
+        template,
+        {
+            "operator": session.operator if session else None,
+            "csrf_field": CSRF_FIELD,
+            "csrf_token": session.csrf_token if session else "",
+            "pages": PAGES,
+            "timezone": console.timezone,
+            **context,
+        },
+        status_code=status_code,
+    )
     return harden(response)  # type: ignore[return-value]
 
 
 async def form_fields(request: Request) -> dict[str, str]:
     try:
         form = await request.form(max_files=0, max_fields=50)
-    except Exception as exc:  # noqa: BLE001 - a malformed body is answered with a 400 page
+    except Exception as exc:
         raise HTTPException(400, "That form could not be read.") from exc
     fields: dict[str, str] = {}
     for name, value in form.multi_items():

@@ -34,15 +34,17 @@ def start_console(stack: Stack, *, timeout: float = 15.0) -> DemoConsole:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     # Loopback only, and no proxy in front: no X-Forwarded-For is believed.
-    settings = ConsoleSettings(console_host="127.0.0.1", console_port=port, console_public_url=url,
-                               console_forwarded_allow_ips="")
+    settings = ConsoleSettings(
+        console_host="127.0.0.1", console_port=port, console_public_url=url, console_forwarded_allow_ips=""
+    )
     migrations.upgrade(stack.system.db, console_definition())
     password = secrets.token_hex(12)  # hex never holds the username, as the password rules ask
     with stack.system.db.transaction() as session:
         accounts.add_operator(session, USERNAME, password, created_by="postpay demo", now=stack.clock.now())
     stop = threading.Event()
-    thread = threading.Thread(target=serve(console_for(stack.system, settings)), args=(stop,), name="demo-console",
-                              daemon=True)
+    thread = threading.Thread(
+        target=serve(console_for(stack.system, settings)), args=(stop,), name="demo-console", daemon=True
+    )
     thread.start()
     deadline = time.monotonic() + timeout
     while True:

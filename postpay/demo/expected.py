@@ -32,12 +32,17 @@ def seconds_inside(vm: VmSpec, start: datetime, end: datetime, now: datetime) ->
 def expected_lines(customer: CustomerSpec, period: BillingPeriod, price: Decimal, now: datetime) -> list[ExpectedLine]:
     """One line per VM that ran in the period, in the order the VMs were created."""
     vms = customer.vms
-    servers = [ServerUse(n, vm.plan.tokens_per_hour, vm.plan.tokens_per_month, vm.runs, deleted_at=vm.deleted_at)
-               for n, vm in enumerate(vms)]  # fmt: skip
-    lines = invoice_lines(servers, start=period.starts_at, end=period.ends_at, timezone=period.timezone, price=price,
-                          now=now)  # fmt: skip
-    return [ExpectedLine(vms[line.key].name, vms[line.key].plan.name, line.hours, line.tokens, line.amount)
-            for line in lines]  # fmt: skip
+    servers = [
+        ServerUse(n, vm.plan.tokens_per_hour, vm.plan.tokens_per_month, vm.runs, deleted_at=vm.deleted_at)
+        for n, vm in enumerate(vms)
+    ]
+    lines = invoice_lines(
+        servers, start=period.starts_at, end=period.ends_at, timezone=period.timezone, price=price, now=now
+    )
+    return [
+        ExpectedLine(vms[line.key].name, vms[line.key].plan.name, line.hours, line.tokens, line.amount)
+        for line in lines
+    ]
 
 
 def expected_total(lines: list[ExpectedLine]) -> Decimal:

@@ -43,8 +43,9 @@ Step = Callable[[str], None]
 class ScriptedSignup:
     """A customer signing up through the real signup pages over HTTP, as a browser would: the demo's."""
 
-    def __init__(self, signup_url: str, smtp: SmtpCapture, *, whmcs_url: str, solusvm_url: str,
-                 timeout: float = 30.0) -> None:  # fmt: skip
+    def __init__(
+        self, signup_url: str, smtp: SmtpCapture, *, whmcs_url: str, solusvm_url: str, timeout: float = 30.0
+    ) -> None:
         self.signup_url = signup_url
         self.smtp = smtp
         self.whmcs_url = whmcs_url
@@ -57,11 +58,18 @@ class ScriptedSignup:
             _expect(landing, 200, "the landing page")
             form = browser.get("/signup")
             password = f"demo-{secrets.token_urlsafe(12)}-9"
-            registered = browser.post("/signup", data={
-                "csrf_token": _csrf(form.text), "name": customer.name, "company": customer.company,
-                "email": customer.email, "password": password, "currency": customer.currency,
-                "country": "DE" if customer.currency == "EUR" else "US",
-            })  # fmt: skip
+            registered = browser.post(
+                "/signup",
+                data={
+                    "csrf_token": _csrf(form.text),
+                    "name": customer.name,
+                    "company": customer.company,
+                    "email": customer.email,
+                    "password": password,
+                    "currency": customer.currency,
+                    "country": "DE" if customer.currency == "EUR" else "US",
+                },
+            )
             _expect(registered, 303, "registration")
             step("registered")
             link = self._verification_link(customer.email)
@@ -71,9 +79,13 @@ class ScriptedSignup:
             verified = browser.post(_confirm_action(confirm.text), data={"csrf_token": _csrf(confirm.text)})
             _expect(verified, 303, "confirming the email address")
             step("confirmed the email address")
-            terms = self._wait(lambda: _if(browser.get("/signup/terms"), lambda r: _TERMS_BOX.search(r.text)), "the terms")
+            terms = self._wait(
+                lambda: _if(browser.get("/signup/terms"), lambda r: _TERMS_BOX.search(r.text)), "the terms"
+            )
             boxes = {a or b for a, b in _TERMS_BOX.findall(terms.text)}
-            accepted = browser.post("/signup/terms", data={"csrf_token": _csrf(terms.text), **dict.fromkeys(boxes, "yes")})
+            accepted = browser.post(
+                "/signup/terms", data={"csrf_token": _csrf(terms.text), **dict.fromkeys(boxes, "yes")}
+            )
             _expect(accepted, 303, "accepting the terms")
             step(f"accepted {len(boxes)} terms")
             self._wait(lambda: _if(browser.get("/signup/status"), lambda r: "<h1>Enrolled</h1>" in r.text), "enrolment")

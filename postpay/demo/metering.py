@@ -24,6 +24,7 @@ from services.usage_collector import public as collector
 from services.usage_collector.public import UsageCollectorSettings, metered_period
 from shared.periods import BillingPeriod
 
+
 def meter_month(stack: Stack, clock: DemoClock, until: datetime, *, timeout: float) -> int:
     """Run the meter's loop until the demo clock passes ``until``, then wait for the collector to hold
     every sweep. Returns the number of sweeps."""
@@ -78,7 +79,9 @@ def meter_view(stack: Stack, enrolled: Sequence[Enrolled], period: BillingPeriod
             seconds = seconds_inside(vm, period.starts_at, period.ends_at, now)
             if seconds == 0 and vm.name not in metered:
                 continue
-            runs = sum(1 for start, end in vm.runs if start < period.ends_at and (end is None or end > period.starts_at))
+            runs = sum(
+                1 for start, end in vm.runs if start < period.ends_at and (end is None or end > period.starts_at)
+            )
             bound = -(-runs * 2 * DEMO_METER_INTERVAL_SECONDS // 3600)
             rows.append(Row(customer.spec.name, vm.name, -(-seconds // 3600), metered.get(vm.name, 0), bound))
     return rows
@@ -93,7 +96,8 @@ def render_meter_view(console: Console, rows: Sequence[Row]) -> bool:
     for row in rows:
         fine = 0 <= row.exact - row.metered <= row.bound
         ok = ok and fine
-        table.add_row(row.customer, row.vm, str(row.exact), str(row.metered), str(row.bound),
-                      "✓" if fine else "outside the bound")
+        table.add_row(
+            row.customer, row.vm, str(row.exact), str(row.metered), str(row.bound), "✓" if fine else "outside the bound"
+        )
     console.print(table)
     return ok

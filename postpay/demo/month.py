@@ -32,17 +32,24 @@ class Seeded:
 
 
 def seed_month(http: httpx.Client, solusvm_url: str, customers: Sequence[Enrolled]) -> Seeded:
-    plans = [{"name": p.name, "tokens_per_hour": p.tokens_per_hour, "tokens_per_month": p.tokens_per_month} for p in PLANS]
+    plans = [
+        {"name": p.name, "tokens_per_hour": p.tokens_per_hour, "tokens_per_month": p.tokens_per_month} for p in PLANS
+    ]
     plan_ids = dict(zip((p.name for p in PLANS), _seed(http, solusvm_url, {"plans": plans})["plans"]))
     keys, servers = [], []
     for customer in customers:
         for vm in customer.spec.vms:
             keys.append((customer.spec.email, vm.name))
-            servers.append({
-                "user_id": customer.solusvm_user_id, "plan_id": plan_ids[vm.plan.name], "name": vm.name,
-                "created_at": _iso(vm.created_at), "deleted_at": _iso(vm.deleted_at) if vm.deleted_at else None,
-                "intervals": [[_iso(start), _iso(end) if end else None] for start, end in vm.runs],
-            })  # fmt: skip
+            servers.append(
+                {
+                    "user_id": customer.solusvm_user_id,
+                    "plan_id": plan_ids[vm.plan.name],
+                    "name": vm.name,
+                    "created_at": _iso(vm.created_at),
+                    "deleted_at": _iso(vm.deleted_at) if vm.deleted_at else None,
+                    "intervals": [[_iso(start), _iso(end) if end else None] for start, end in vm.runs],
+                }
+            )
     server_ids = _seed(http, solusvm_url, {"servers": servers})["servers"] if servers else []
     return Seeded(plan_ids, dict(zip(keys, server_ids)))
 
@@ -60,10 +67,14 @@ def set_currencies(http: httpx.Client, whmcs_url: str, customers: Sequence[Enrol
     for customer in customers:
         client = http.get(f"{whmcs_url}/_sim/clients/{customer.whmcs_client_id}").json()
         if client["currency_code"] != customer.spec.currency:
-            changed = http.patch(f"{whmcs_url}/_sim/clients/{customer.whmcs_client_id}",
-                                 json={"currency_id": currencies[customer.spec.currency]})  # fmt: skip
+            changed = http.patch(
+                f"{whmcs_url}/_sim/clients/{customer.whmcs_client_id}",
+                json={"currency_id": currencies[customer.spec.currency]},
+            )
             if changed.status_code != 200:
-                raise MonthError(f"WHMCS refused the currency of client {customer.whmcs_client_id}: {changed.text[:300]}")
+                raise MonthError(
+                    f"WHMCS refused the currency of client {customer.whmcs_client_id}: {changed.text[:300]}"
+                )
 
 
 def close_month(runtime: Runtime, period: BillingPeriod, now: datetime) -> Emitted:
@@ -77,8 +88,9 @@ def close_month(runtime: Runtime, period: BillingPeriod, now: datetime) -> Emitt
     return emitted
 
 
-def follow_close(runtime: Runtime, period: BillingPeriod, *, timeout: float,
-                 show: Callable[[PeriodStatus], None] = lambda _: None) -> PeriodStatus:  # fmt: skip
+def follow_close(
+    runtime: Runtime, period: BillingPeriod, *, timeout: float, show: Callable[[PeriodStatus], None] = lambda _: None
+) -> PeriodStatus:
     """Poll the period's status until every customer is invoiced, has nothing to bill, or is parked."""
     deadline = time.monotonic() + timeout
     while True:
@@ -87,8 +99,10 @@ def follow_close(runtime: Runtime, period: BillingPeriod, *, timeout: float,
         if status.complete:
             return status
         if time.monotonic() > deadline:
-            raise MonthError(f"the close of {period.key} did not finish within {timeout:g} s "
-                             f"({status.settled} of {status.expected} customers settled)")
+            raise MonthError(
+                f"the close of {period.key} did not finish within {timeout:g} s "
+                f"({status.settled} of {status.expected} customers settled)"
+            )
         time.sleep(0.2)
 
 

@@ -84,13 +84,17 @@ class InvoiceCheck:
 def render_check(console: Console, period: str, result: InvoiceCheck) -> None:
     who = f"{result.customer} <{result.email}>, WHMCS client {result.client_id}"
     if not result.expected and not result.invoices:
-        console.print(f"[green]✓[/green] {escape(who)}: nothing to bill for {period} (no VM ran in it)", highlight=False)
+        console.print(
+            f"[green]✓[/green] {escape(who)}: nothing to bill for {period} (no VM ran in it)", highlight=False
+        )
         return
     for invoice in result.invoices:
         mark = "[green]✓[/green]" if not result.problems else "[red]✗[/red]"
-        console.print(f"{mark} [bold]Invoice #{invoice['id']}[/bold] · {escape(who)} · {period} · "
-                      f"{invoice['currency_code']} {invoice['subtotal']} · {invoice['status']}, due {invoice['duedate']}",
-                      highlight=False)
+        console.print(
+            f"{mark} [bold]Invoice #{invoice['id']}[/bold] · {escape(who)} · {period} · "
+            f"{invoice['currency_code']} {invoice['subtotal']} · {invoice['status']}, due {invoice['duedate']}",
+            highlight=False,
+        )
         table = Table(box=box.SIMPLE_HEAD if console.is_terminal else box.ASCII, show_footer=True)
         # In a narrow terminal the description wraps; the amounts never do.
         table.add_column("line (as the WHMCS invoice has it)", footer="total", ratio=1)
@@ -98,7 +102,9 @@ def render_check(console: Console, period: str, result: InvoiceCheck) -> None:
         table.add_column("expected", justify="right", footer=format(expected_total(result.expected), "f"), no_wrap=True)
         expected = [format(line.amount, "f") for line in result.expected]
         for index, item in enumerate(invoice["items"]):
-            table.add_row(escape(item["description"]), item["amount"], expected[index] if index < len(expected) else "-")
+            table.add_row(
+                escape(item["description"]), item["amount"], expected[index] if index < len(expected) else "-"
+            )
         console.print(table)
     for problem in result.problems:
         console.print(f"[red]  ✗ {escape(problem)}[/red]")

@@ -80,25 +80,48 @@ def _vms(pattern: int, start: datetime, shift: timedelta) -> tuple[VmSpec, ...]:
     if pattern == 0:
         return (
             VmSpec("web", PRO, ((start - 12 * day, None),), "ran all month: capped at the plan's monthly price"),
-            VmSpec("db", STARTER, ((at + 3 * day + 2 * hour + 30 * minute, at + 17 * day + 5 * hour + 10 * minute),),
-                   "started on the 4th, stopped on the 18th"),
+            VmSpec(
+                "db",
+                STARTER,
+                ((at + 3 * day + 2 * hour + 30 * minute, at + 17 * day + 5 * hour + 10 * minute),),
+                "started on the 4th, stopped on the 18th",
+            ),
         )
     if pattern == 1:
         build_end = at + 14 * day + 45 * minute
         return (
-            VmSpec("build", STANDARD, ((at + 2 * day, at + 2 * day + 6 * hour), (at + 9 * day + 30 * minute, build_end)),
-                   "ran twice, then deleted mid-month", deleted_at=build_end),
+            VmSpec(
+                "build",
+                STANDARD,
+                ((at + 2 * day, at + 2 * day + 6 * hour), (at + 9 * day + 30 * minute, build_end)),
+                "ran twice, then deleted mid-month",
+                deleted_at=build_end,
+            ),
             VmSpec("api", STARTER, ((at + 20 * day + 8 * hour, None),), "started on the 21st, still running"),
         )
     if pattern == 2:
         batch_end = at + 5 * day + 50 * minute
         return (
-            VmSpec("batch", STARTER, ((at + 5 * day + 10 * minute, batch_end),),
-                   "lived forty minutes, then deleted: one hour", deleted_at=batch_end),
-            VmSpec("cache", STANDARD, ((start - 3 * day, at + 12 * day + timedelta(seconds=1)),),
-                   "stopped one second into an hour on the 13th"),
-            VmSpec("old", PRO, ((start - 40 * day, start - 20 * day),), "deleted before the month: not billed",
-                   deleted_at=start - 20 * day),
+            VmSpec(
+                "batch",
+                STARTER,
+                ((at + 5 * day + 10 * minute, batch_end),),
+                "lived forty minutes, then deleted: one hour",
+                deleted_at=batch_end,
+            ),
+            VmSpec(
+                "cache",
+                STANDARD,
+                ((start - 3 * day, at + 12 * day + timedelta(seconds=1)),),
+                "stopped one second into an hour on the 13th",
+            ),
+            VmSpec(
+                "old",
+                PRO,
+                ((start - 40 * day, start - 20 * day),),
+                "deleted before the month: not billed",
+                deleted_at=start - 20 * day,
+            ),
         )
     return (VmSpec("legacy", STANDARD, ((start - 30 * day, start - 2 * day),), "stopped before the month began"),)
 
@@ -113,9 +136,14 @@ def customers(period: BillingPeriod, count: int) -> list[CustomerSpec]:
         round_ = index // len(_PEOPLE)
         suffix = str(round_ + 1) if round_ else ""
         shift = timedelta(hours=5 * ((index // 4) % 20))
-        found.append(CustomerSpec(
-            first_name=first, last_name=f"{last}{' ' + suffix if suffix else ''}",
-            company=company, email=f"{first}.{last}{suffix}@example.com".lower(),
-            currency="EUR" if index % 4 == 1 else "USD", vms=_vms(index % 4, period.starts_at, shift),
-        ))  # fmt: skip
+        found.append(
+            CustomerSpec(
+                first_name=first,
+                last_name=f"{last}{' ' + suffix if suffix else ''}",
+                company=company,
+                email=f"{first}.{last}{suffix}@example.com".lower(),
+                currency="EUR" if index % 4 == 1 else "USD",
+                vms=_vms(index % 4, period.starts_at, shift),
+            )
+        )
     return found

@@ -68,7 +68,9 @@ class Stack:
         self.solusvm_token = secrets.token_urlsafe(24)
         self.whmcs_identifier, self.whmcs_secret = secrets.token_hex(12), secrets.token_urlsafe(24)
         self.solusvm = ServerThread(create_solusvm_app(api_token=self.solusvm_token, clock=clock))
-        self.whmcs = ServerThread(create_whmcs_app(identifier=self.whmcs_identifier, secret=self.whmcs_secret, clock=clock))
+        self.whmcs = ServerThread(
+            create_whmcs_app(identifier=self.whmcs_identifier, secret=self.whmcs_secret, clock=clock)
+        )
         self.panel_secret = secrets.token_urlsafe(32)
         self.signup_url = f"http://127.0.0.1:{free_port()}"
         self.kernel = self._kernel_settings()
@@ -105,29 +107,47 @@ class Stack:
 
     def signup_settings(self) -> SignupSettings:
         return SignupSettings(
-            public_url=self.signup_url, signup_host="127.0.0.1", signup_port=int(self.signup_url.rsplit(":", 1)[1]),
-            forwarded_allow_ips="127.0.0.1", brand_name="postpay demo", token_prices=TOKEN_PRICES,
-            terms_of_service_url="https://example.com/terms-of-service", terms_of_service_version="demo-1",
-            postpay_terms_url="https://example.com/post-pay-terms", postpay_terms_version="demo-1",
+            public_url=self.signup_url,
+            signup_host="127.0.0.1",
+            signup_port=int(self.signup_url.rsplit(":", 1)[1]),
+            forwarded_allow_ips="127.0.0.1",
+            brand_name="postpay demo",
+            token_prices=TOKEN_PRICES,
+            terms_of_service_url="https://example.com/terms-of-service",
+            terms_of_service_version="demo-1",
+            postpay_terms_url="https://example.com/post-pay-terms",
+            postpay_terms_version="demo-1",
             whmcs_client_area_url=f"{self.whmcs.url}/clientarea.php",
             secret_key=SecretStr(secrets.token_urlsafe(32)),
             password_keys=[SecretStr(Fernet.generate_key().decode())],
             panel_shared_secret=SecretStr(self.panel_secret),
             # Every demo customer registers from 127.0.0.1 within the same minute.
             registrations_per_ip=max(10, 2 * self.customers),
-        )  # fmt: skip
+        )
 
     def start(self) -> Stack:
         for part in (self.smtp, self.solusvm, self.whmcs):
             part.start()
             self._undo.append(part.stop)
         upstream = UpstreamSettings(
-            solusvm_url=self.solusvm.url, solusvm_api_token=SecretStr(self.solusvm_token), whmcs_url=self.whmcs.url,
-            whmcs_identifier=SecretStr(self.whmcs_identifier), whmcs_secret=SecretStr(self.whmcs_secret),
-            whmcs_accesskey=None, upstream_max_attempts=4, upstream_deadline=10.0,
-        )  # fmt: skip
-        mail = MailSettings(smtp_host=self.smtp.host, smtp_port=self.smtp.port, smtp_username=None, smtp_password=None,
-                            smtp_starttls=False, smtp_ssl=False, mail_from="postpay demo <billing@example.com>")
+            solusvm_url=self.solusvm.url,
+            solusvm_api_token=SecretStr(self.solusvm_token),
+            whmcs_url=self.whmcs.url,
+            whmcs_identifier=SecretStr(self.whmcs_identifier),
+            whmcs_secret=SecretStr(self.whmcs_secret),
+            whmcs_accesskey=None,
+            upstream_max_attempts=4,
+            upstream_deadline=10.0,
+        )
+        mail = MailSettings(
+            smtp_host=self.smtp.host,
+            smtp_port=self.smtp.port,
+            smtp_username=None,
+            smtp_password=None,
+            smtp_starttls=False,
+            smtp_ssl=False,
+            mail_from="postpay demo <billing@example.com>",
+        )
         overrides = [
             self.signup_settings(),
             InvoicerSettings(token_prices=TOKEN_PRICES, currency_minor_units={}, invoice_zero_usage=False),

@@ -7,14 +7,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from shared.db import Database
-from shared.periods import BillingPeriod
-from shared.upstream.errors import UpstreamError
-
 from services.invoicer import public as invoicer
 from services.provisioner import public as provisioner
 from services.signup import public as signup
 from services.usage_collector import public as collector
+from shared.db import Database
+from shared.periods import BillingPeriod
+from shared.upstream.errors import UpstreamError
 
 STAGES = tuple(stage.value for stage in signup.Stage)
 STANDINGS = ("active", "suspended", "locked")
@@ -70,8 +69,9 @@ class NoSuchCustomer(LookupError):
     pass
 
 
-def list_customers(db: Database, *, status: str | None = None, search: str | None = None,
-                   limit: int = 200) -> list[CustomerRow]:
+def list_customers(
+    db: Database, *, status: str | None = None, search: str | None = None, limit: int = 200
+) -> list[CustomerRow]:
     """Signups (every customer who registered or was imported), by email; ``status`` is a stage or a
     standing (active, suspended, locked)."""
     if status is not None and status not in STAGES + STANDINGS:
@@ -87,16 +87,26 @@ def list_customers(db: Database, *, status: str | None = None, search: str | Non
                 standing = account.status if account else None
                 if status in STANDINGS and standing != status:
                     continue
-                rows.append(CustomerRow(found.email, found.name, found.stage.value, found.whmcs_client_id,
-                                        found.solusvm_user_id, standing, found.created_at))
+                rows.append(
+                    CustomerRow(
+                        found.email,
+                        found.name,
+                        found.stage.value,
+                        found.whmcs_client_id,
+                        found.solusvm_user_id,
+                        standing,
+                        found.created_at,
+                    )
+                )
             if len(page) < 200:
                 break
             after = signup.email_key(page[-1].email)
     return rows[:limit]
 
 
-def customer_detail(db: Database, ident: str, *, whmcs: Any = None, solusvm: Any = None, now: datetime,
-                    timezone: str = "UTC") -> CustomerDetail:
+def customer_detail(
+    db: Database, ident: str, *, whmcs: Any = None, solusvm: Any = None, now: datetime, timezone: str = "UTC"
+) -> CustomerDetail:
     """Everything on record; with ``whmcs`` / ``solusvm`` clients, their live view and the usage so far."""
     with db.transaction() as session:
         found = _find_signup(session, ident)
@@ -109,8 +119,11 @@ def customer_detail(db: Database, ident: str, *, whmcs: Any = None, solusvm: Any
             billed = collector.customer(session, client_id)
             provisioned = provisioner.customer(session, client_id)
             detail.enrolled_for_billing_at = billed.enrolled_at if billed else None
-            detail.solusvm_user_id = (billed.solusvm_user_id if billed else None) or (
-                provisioned.solusvm_user_id if provisioned else None) or (found.solusvm_user_id if found else None)
+            detail.solusvm_user_id = (
+                (billed.solusvm_user_id if billed else None)
+                or (provisioned.solusvm_user_id if provisioned else None)
+                or (found.solusvm_user_id if found else None)
+            )
             detail.account = provisioner.account(session, client_id)
             detail.invoices = invoicer.entries_of_client(session, client_id)
             detail.collections = collector.collections_of_client(session, client_id)
@@ -143,8 +156,14 @@ def _whmcs_view(detail: CustomerDetail, whmcs: Any, client_id: int) -> None:
     if client is None:
         detail.problems.append(f"WHMCS has no client {client_id}")
         return
-    detail.whmcs_client = {"id": client.id, "email": client.email, "name": f"{client.firstname} {client.lastname}".strip(),
-                           "company": client.companyname, "status": client.status, "currency": client.currency_code}
+    detail.whmcs_client = {
+        "id": client.id,
+        "email": client.email,
+        "name": f"{client.firstname} {client.lastname}".strip(),
+        "company": client.companyname,
+        "status": client.status,
+        "currency": client.currency_code,
+    }
 
 
 def _solusvm_view(detail: CustomerDetail, solusvm: Any, user_id: int, now: datetime, timezone: str) -> None:
@@ -155,8 +174,14 @@ def _solusvm_view(detail: CustomerDetail, solusvm: Any, user_id: int, now: datet
     except UpstreamError as exc:
         detail.problems.append(f"SolusVM 2 did not answer: {type(exc).__name__}: {exc}")
         return
-    detail.solusvm_user = {"id": user.id, "email": user.email, "status": user.status,
-                           "billing_user_id": user.billing_user_id}
-    vms = [{"server_id": vm.server_id, "name": vm.name, "plan": vm.plan_name, "hours": vm.hours, "tokens": vm.tokens}
-           for vm in collector.vm_usages(usage)]
+    detail.solusvm_user = {
+        "id": user.id,
+        "email": user.email,
+        "status": user.status,
+        "billing_user_id": user.billing_user_id,
+    }
+    vms = [
+        {"server_id": vm.server_id, "name": vm.name, "plan": vm.plan_name, "hours": vm.hours, "tokens": vm.tokens}
+        for vm in collector.vm_usages(usage)
+    ]
     detail.usage_to_date = UsageToDate(period.key, period.starts_at, now, usage.total_tokens, vms)

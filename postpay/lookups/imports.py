@@ -14,14 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from postpay.operators.audit import record_action
-from shared.bus.rabbit import CONNECTION_ERRORS
-from shared.periods import BillingPeriod
-from shared.upstream.errors import UpstreamError, UpstreamNotFound
-
 from services.provisioner import public as provisioner
 from services.scheduler import public as scheduler
 from services.signup import public as signup
 from services.usage_collector import public as collector
+from shared.bus.rabbit import CONNECTION_ERRORS
+from shared.periods import BillingPeriod
+from shared.upstream.errors import UpstreamError, UpstreamNotFound
 
 _MONTH = re.compile(r"^(\d{4})-(\d{2})(?:-(\d{2}))?$")
 COLUMNS = ("whmcs_client_id", "solusvm_user", "billed_from")
@@ -62,8 +61,11 @@ def read_csv(path: Path) -> list[ImportRequest]:
             client = (row["whmcs_client_id"] or "").strip()
             if not client.isdigit() or int(client) == 0:
                 raise ValueError(f"line {number}: whmcs_client_id {client!r} is not a client id")
-            requests.append(ImportRequest(number, int(client), (row["solusvm_user"] or "").strip(),
-                                          (row["billed_from"] or "").strip()))
+            requests.append(
+                ImportRequest(
+                    number, int(client), (row["solusvm_user"] or "").strip(), (row["billed_from"] or "").strip()
+                )
+            )
     if not requests:
         raise ValueError(f"{path} has no rows")
     return requests
@@ -78,7 +80,8 @@ def billing_month(text: str, timezone: str) -> BillingPeriod:
         raise ValueError(
             f"{text} is inside a month: postpay bills whole months, so billing from it would charge all of "
             f"{year}-{month}, usage the previous system may have billed already; give the first month postpay "
-            "bills (e.g. the next one)")
+            "bills (e.g. the next one)"
+        )
     return BillingPeriod.parse(f"{year}-{month}", timezone)
 
 
@@ -101,8 +104,9 @@ def _check(context: Any, request: ImportRequest, timezone: str) -> Checked:
         raise ValueError(f"{where}: SolusVM 2 has no user {wanted!r}")
     with context.db.transaction() as session:
         if signup.signup_by_client(session, client.id) or signup.signup_by_email(session, client.email):
-            raise ValueError(f"{where}: {client.email} is already a postpay customer (`postpay customers show "
-                             f"{client.id}`)")
+            raise ValueError(
+                f"{where}: {client.email} is already a postpay customer (`postpay customers show {client.id}`)"
+            )
         billed = collector.customer(session, client.id)
         owner = provisioner.customer_of_user(session, user.id)
     if billed is not None:
@@ -113,8 +117,9 @@ def _check(context: Any, request: ImportRequest, timezone: str) -> Checked:
     return Checked(request, period, client.email, name, client.companyname, user.id)
 
 
-def import_customers(context: Any, requests: list[ImportRequest], *, operator: str, reason: str,
-                     dry_run: bool = False) -> list[str]:
+def import_customers(
+    context: Any, requests: list[ImportRequest], *, operator: str, reason: str, dry_run: bool = False
+) -> list[str]:
     """Check every request, then enrol them all in one transaction; returns what to tell the operator."""
     timezone = context.scheduler_settings.billing_timezone
     checked: list[Checked] = []
@@ -126,7 +131,10 @@ def import_customers(context: Any, requests: list[ImportRequest], *, operator: s
             problems.append(str(exc))
         except UpstreamError as exc:
             problems.append(f"row {request.row}: could not check upstream: {type(exc).__name__}: {exc}")
-    for label, key in (("client", lambda c: c.request.whmcs_client_id), ("SolusVM 2 user", lambda c: c.solusvm_user_id)):
+    for label, key in (
+        ("client", lambda c: c.request.whmcs_client_id),
+        ("SolusVM 2 user", lambda c: c.solusvm_user_id),
+    ):
         seen: dict[int, int] = {}
         for item in checked:
             if key(item) in seen:
@@ -137,29 +145,48 @@ def import_customers(context: Any, requests: list[ImportRequest], *, operator: s
     now = context.deps.clock()
     with context.db.transaction() as session:
         closed = scheduler.closed(session)
-    told = [f"{'would import' if dry_run else 'imported'} client {c.request.whmcs_client_id} ({c.email}, SolusVM 2 "
-            f"user {c.solusvm_user_id}), billed from {c.period.key}" for c in checked]
+    told = [
+        f"{'would import' if dry_run else 'imported'} client {c.request.whmcs_client_id} ({c.email}, SolusVM 2 "
+        f"user {c.solusvm_user_id}), billed from {c.period.key}"
+        for c in checked
+    ]
     for item in checked:
         if item.period.key in closed:
-            told.append(f"  {item.period.key} is closed already: bill client {item.request.whmcs_client_id} for it "
-                        f"with `postpay replay --period {item.period.key} --client {item.request.whmcs_client_id}`")
+            told.append(
+                f"  {item.period.key} is closed already: bill client {item.request.whmcs_client_id} for it "
+                f"with `postpay replay --period {item.period.key} --client {item.request.whmcs_client_id}`"
+            )
     if dry_run:
         return told + ["dry run: nothing was imported"]
     with context.db.transaction() as session:
         for item in checked:
             signup.import_customer(
-                session, email=item.email, name=item.name, company=item.company,
-                whmcs_client_id=item.request.whmcs_client_id, solusvm_user_id=item.solusvm_user_id,
-                enrolled_at=item.period.starts_at, operator=operator, note=reason, now=now,
-            )  # fmt: skip
-            record_action(session, actor=operator, action="customer.import", target=str(item.request.whmcs_client_id),
-                          reason=reason, now=now, detail=f"SolusVM 2 user {item.solusvm_user_id}, billed from "
-                          f"{item.period.key}")  # fmt: skip
+                session,
+                email=item.email,
+                name=item.name,
+                company=item.company,
+                whmcs_client_id=item.request.whmcs_client_id,
+                solusvm_user_id=item.solusvm_user_id,
+                enrolled_at=item.period.starts_at,
+                operator=operator,
+                note=reason,
+                now=now,
+            )
+            record_action(
+                session,
+                actor=operator,
+                action="customer.import",
+                target=str(item.request.whmcs_client_id),
+                reason=reason,
+                now=now,
+                detail=f"SolusVM 2 user {item.solusvm_user_id}, billed from {item.period.key}",
+            )
     try:
         shipped = context.publish_outbox(signup.tables.outbox, ("signup", "provisioner", "usage_collector"))
     except CONNECTION_ERRORS:
         shipped = 0
     where = "published" if shipped else "queued in the signup outbox (the signup service's relay publishes them)"
-    return told + [f"{len(checked)} CustomerImported event(s) {where}; the provisioner ties each SolusVM 2 user "
-                   "and the customer is enrolled (welcome email included) once it has"]
-
+    return told + [
+        f"{len(checked)} CustomerImported event(s) {where}; the provisioner ties each SolusVM 2 user "
+        "and the customer is enrolled (welcome email included) once it has"
+    ]

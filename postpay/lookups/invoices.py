@@ -5,10 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from services.invoicer import public as invoicer
 from shared.db import Database
 from shared.upstream.errors import UpstreamError
-
-from services.invoicer import public as invoicer
 
 
 @dataclass(frozen=True)
@@ -26,12 +25,15 @@ class InvoiceDetail:
     def provenance_note(self) -> str | None:
         if self.lines:
             return None
-        return ("no provenance recorded: the invoice was created before postpay kept it, or was found by its run "
-                "key after an interrupted attempt")
+        return (
+            "no provenance recorded: the invoice was created before postpay kept it, or was found by its run "
+            "key after an interrupted attempt"
+        )
 
 
-def list_invoices(db: Database, *, period: str | None = None, client_id: int | None = None,
-                  limit: int = 500) -> list[invoicer.LedgerEntry]:
+def list_invoices(
+    db: Database, *, period: str | None = None, client_id: int | None = None, limit: int = 500
+) -> list[invoicer.LedgerEntry]:
     with db.transaction() as session:
         if period is not None:
             return invoicer.entries_of_period(session, period, limit=limit, client_id=client_id)
@@ -54,5 +56,12 @@ def invoice_detail(db: Database, whmcs: Any, invoice_id: int, *, live: bool = Tr
     except UpstreamError as exc:
         return InvoiceDetail(invoice_id, entry, lines, whmcs_error=f"{type(exc).__name__}: {exc}")
     items = [{"description": item.description, "amount": item.amount} for item in found.items]
-    return InvoiceDetail(invoice_id, entry, lines, whmcs_status=found.status, whmcs_total=found.total,
-                         whmcs_balance=found.balance, whmcs_lines=items)
+    return InvoiceDetail(
+        invoice_id,
+        entry,
+        lines,
+        whmcs_status=found.status,
+        whmcs_total=found.total,
+        whmcs_balance=found.balance,
+        whmcs_lines=items,
+    )

@@ -6,11 +6,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from postpay.ops.status import PeriodStatus, period_status
-from shared.db import Database
-from shared.periods import BillingPeriod
-
 from services.scheduler import public as scheduler
 from services.usage_collector import public as collector
+from shared.db import Database
+from shared.periods import BillingPeriod
 
 
 @dataclass(frozen=True)
@@ -32,8 +31,10 @@ class PeriodSummary:
 
 
 def never_closed_hint(key: str) -> str:
-    return f"{key} has never been closed: close it with `postpay close-period {key}` (the scheduler closes each " \
-           "month by itself a little after it ends)"
+    return (
+        f"{key} has never been closed: close it with `postpay close-period {key}` (the scheduler closes each "
+        "month by itself a little after it ends)"
+    )
 
 
 def closed_info(db: Database, key: str) -> scheduler.ClosedPeriod | None:
@@ -41,15 +42,29 @@ def closed_info(db: Database, key: str) -> scheduler.ClosedPeriod | None:
         return scheduler.closed(session).get(key)
 
 
-def summary(db: Database, period: BillingPeriod, now: datetime, closed: scheduler.ClosedPeriod | None,
-            *, with_totals: bool = True) -> PeriodSummary:
+def summary(
+    db: Database,
+    period: BillingPeriod,
+    now: datetime,
+    closed: scheduler.ClosedPeriod | None,
+    *,
+    with_totals: bool = True,
+) -> PeriodSummary:
     if closed is not None:
         state = "closed"
     else:
         state = "not closed" if period.has_ended(now) else "open"
     status = period_status(db, period, with_totals=with_totals)
-    return PeriodSummary(period.key, period.timezone, period.starts_at, period.ends_at, state,
-                         closed.closed_at if closed else None, closed.trigger if closed else None, status)
+    return PeriodSummary(
+        period.key,
+        period.timezone,
+        period.starts_at,
+        period.ends_at,
+        state,
+        closed.closed_at if closed else None,
+        closed.trigger if closed else None,
+        status,
+    )
 
 
 def list_periods(db: Database, timezone: str, now: datetime) -> list[PeriodSummary]:

@@ -69,8 +69,11 @@ def add_operator(session: Session, username: str, password: str, *, created_by: 
     check_password(password, name)
     try:
         with session.begin_nested():
-            session.execute(operators.insert().values(username=name, password_hash=HASHER.hash(password),
-                                                      created_at=now, created_by=created_by[:200]))
+            session.execute(
+                operators.insert().values(
+                    username=name, password_hash=HASHER.hash(password), created_at=now, created_by=created_by[:200]
+                )
+            )
     except IntegrityError:
         raise OperatorError(f"there is already an operator {name}") from None
     audit.record_action(session, actor=created_by, action="operator.add", target=name, reason="", now=now)
@@ -108,14 +111,18 @@ def disable_operator(session: Session, username: str, *, actor: str, reason: str
     audit.record_action(session, actor=actor, action="operator.disable", target=found.username, reason=reason, now=now)
 
 
-def rate_limited(session: Session, username: str, ip_address: str | None, *, now: datetime, attempts: int,
-                 window: timedelta) -> bool:
-    return audit.failed_logins_since(session, now - window, username=username.strip().lower(),
-                                     ip_address=ip_address) >= attempts
+def rate_limited(
+    session: Session, username: str, ip_address: str | None, *, now: datetime, attempts: int, window: timedelta
+) -> bool:
+    return (
+        audit.failed_logins_since(session, now - window, username=username.strip().lower(), ip_address=ip_address)
+        >= attempts
+    )
 
 
-def authenticate(session: Session, username: str, password: str, *, now: datetime,
-                 ip_address: str | None) -> Operator | None:
+def authenticate(
+    session: Session, username: str, password: str, *, now: datetime, ip_address: str | None
+) -> Operator | None:
     """The operator if the password is right and the account enabled; every attempt is audited."""
     name = username.strip().lower()[:64]
     row = session.execute(select(operators).where(operators.c.username == name)).first()
@@ -125,8 +132,16 @@ def authenticate(session: Session, username: str, password: str, *, now: datetim
     except (VerificationError, InvalidHashError):
         good = False
     if row is None or not good or row.disabled_at is not None:
-        audit.record_action(session, actor=name or "-", action="login", target=name or "-", reason="",
-                            outcome="failed", ip_address=ip_address, now=now)  # fmt: skip
+        audit.record_action(
+            session,
+            actor=name or "-",
+            action="login",
+            target=name or "-",
+            reason="",
+            outcome="failed",
+            ip_address=ip_address,
+            now=now,
+        )
         return None
     values: dict[str, object] = {"last_login_at": now}
     if HASHER.check_needs_rehash(stored):
@@ -140,15 +155,22 @@ def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def open_session(session: Session, operator: Operator, *, now: datetime, lifetime: timedelta,
-                 ip_address: str | None) -> str:
+def open_session(
+    session: Session, operator: Operator, *, now: datetime, lifetime: timedelta, ip_address: str | None
+) -> str:
     """A new session for ``operator``; returns the cookie value (shown once, stored only hashed)."""
     token = secrets.token_urlsafe(32)
     session.execute(delete(sessions).where(sessions.c.expires_at < now))
-    session.execute(sessions.insert().values(
-        token_hash=_hash(token), operator_id=operator.id, csrf_token=secrets.token_urlsafe(32), created_at=now,
-        expires_at=now + lifetime, ip_address=ip_address[:45] if ip_address else None,
-    ))  # fmt: skip
+    session.execute(
+        sessions.insert().values(
+            token_hash=_hash(token),
+            operator_id=operator.id,
+            csrf_token=secrets.token_urlsafe(32),
+            created_at=now,
+            expires_at=now + lifetime,
+            ip_address=ip_address[:45] if ip_address else None,
+        )
+    )
     return token
 
 

@@ -24,12 +24,30 @@ class AuditEntry:
     ip_address: str | None
 
 
-def record_action(session: Session, *, actor: str, action: str, target: str, reason: str, now: datetime,
-                  outcome: str = "done", detail: str | None = None, ip_address: str | None = None) -> None:
-    session.execute(audit.insert().values(
-        at=now, actor=actor[:200], action=action[:64], target=target[:500], reason=reason, outcome=outcome[:16],
-        detail=detail, ip_address=ip_address[:45] if ip_address else None,
-    ))  # fmt: skip
+def record_action(
+    session: Session,
+    *,
+    actor: str,
+    action: str,
+    target: str,
+    reason: str,
+    now: datetime,
+    outcome: str = "done",
+    detail: str | None = None,
+    ip_address: str | None = None,
+) -> None:
+    session.execute(
+        audit.insert().values(
+            at=now,
+            actor=actor[:200],
+            action=action[:64],
+            target=target[:500],
+            reason=reason,
+            outcome=outcome[:16],
+            detail=detail,
+            ip_address=ip_address[:45] if ip_address else None,
+        )
+    )
 
 
 def latest(session: Session, limit: int = 200) -> list[AuditEntry]:
@@ -42,6 +60,9 @@ def failed_logins_since(session: Session, since: datetime, *, username: str, ip_
     who = audit.c.target == username[:500]
     if ip_address:
         who = or_(who, audit.c.ip_address == ip_address[:45])
-    query = select(func.count()).select_from(audit).where(
-        audit.c.action == "login", audit.c.outcome == "failed", audit.c.at >= since, who)
+    query = (
+        select(func.count())
+        .select_from(audit)
+        .where(audit.c.action == "login", audit.c.outcome == "failed", audit.c.at >= since, who)
+    )
     return int(session.execute(query).scalar_one())

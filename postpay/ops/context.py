@@ -14,6 +14,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
 from postpay.bootstrap import make_bus, make_database, make_dependencies, service_builder
+from services.invoicer.public import InvoicerSettings
+from services.scheduler.public import PeriodChoice, SchedulerSettings, choose_period
 from shared import migrations
 from shared.bus.amqp_wire import UNREACHABLE_ERRORS
 from shared.bus.memory import InMemoryBus
@@ -25,9 +27,6 @@ from shared.outbox import OutboxRelay
 from shared.periods import BillingPeriod
 from shared.service import ServiceDefinition, ServiceTables
 from shared.settings import KernelSettings
-
-from services.invoicer.public import InvoicerSettings
-from services.scheduler.public import PeriodChoice, SchedulerSettings, choose_period
 
 try:  # recent typer runs on its own copy of click: its commands only turn that copy's exceptions into messages
     from typer._click.exceptions import ClickException
@@ -50,8 +49,11 @@ def describe_database(url: str) -> str:
     parsed = make_url(normalise_url(url))
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
-        return "an in-memory SQLite database" if database in (None, "", ":memory:") else \
-            f"the SQLite file {Path(database).resolve()}"
+        return (
+            "an in-memory SQLite database"
+            if database in (None, "", ":memory:")
+            else f"the SQLite file {Path(database).resolve()}"
+        )
     return parsed.render_as_string(hide_password=True)
 
 
@@ -64,8 +66,9 @@ def open_database(kernel: KernelSettings | None = None, *, needs: Sequence[str] 
     parsed = make_url(normalise_url(url))
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
         if not Path(parsed.database).exists():
-            raise DatabaseProblem(f"there is no database at {where} (POSTPAY_DATABASE_URL); to create it, "
-                                  f"{UPGRADE_HINT}")
+            raise DatabaseProblem(
+                f"there is no database at {where} (POSTPAY_DATABASE_URL); to create it, {UPGRADE_HINT}"
+            )
     db = make_database(kernel)
     try:
         with db.engine.connect() as connection:
@@ -172,8 +175,10 @@ class BillingContext:
         except PublishError as exc:
             if isinstance(exc.__cause__, UNREACHABLE_ERRORS):
                 raise exc.__cause__ from None  # the broker is away, not refusing: say so as such
-            raise PublishError(f"{exc} (as broker user {self.bus.login_user}; the operators' tools publish as "
-                               f"{self.bus.users.user_of(OPERATOR)})") from exc
+            raise PublishError(
+                f"{exc} (as broker user {self.bus.login_user}; the operators' tools publish as "
+                f"{self.bus.users.user_of(OPERATOR)})"
+            ) from exc
         finally:
             publisher.close()
 

@@ -14,13 +14,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from shared.db import Database
-from shared.errors import PermanentError
-from shared.events.metering import describe_metering
-from shared.periods import BillingPeriod
-from shared.upstream.errors import UpstreamError
-from shared.upstream.whmcs_models import WhmcsInvoice
-
 from services.invoicer import public as invoicer
 from services.invoicer.public import (
     Decision,
@@ -44,6 +37,12 @@ from services.usage_collector.public import (
     metered_period,
     vm_usages,
 )
+from shared.db import Database
+from shared.errors import PermanentError
+from shared.events.metering import describe_metering
+from shared.periods import BillingPeriod
+from shared.upstream.errors import UpstreamError
+from shared.upstream.whmcs_models import WhmcsInvoice
 
 Verdict = Literal["would-create", "would-hold", "would-pause", "unchanged", "differs", "nothing-to-bill", "failed"]
 PAGE_SIZE = 200
@@ -75,8 +74,9 @@ def preview_period(
     after = 0
     while True:
         with db.transaction() as session:
-            page = customers_page(session, enrolled_before=period.ends_at, after=after, limit=PAGE_SIZE,
-                                  only=client_ids)
+            page = customers_page(
+                session, enrolled_before=period.ends_at, after=after, limit=PAGE_SIZE, only=client_ids
+            )
         for customer in page:
             yield preview_client(db, solusvm, whmcs, period, settings, customer, now=now, collector=collector)
         if len(page) < PAGE_SIZE:
@@ -116,24 +116,41 @@ def preview_client(
     if draft is None:
         verdict: Verdict = "differs" if issued else "nothing-to-bill"
     elif issued is None:
-        verdict = ("would-hold" if decision.outcome == "hold"
-                   else "would-pause" if _paused(db, period) else "would-create")
+        verdict = (
+            "would-hold" if decision.outcome == "hold" else "would-pause" if _paused(db, period) else "would-create"
+        )
     else:
         same_currency = issued.currency_code in (None, draft.currency)
         verdict = "differs" if has_differences(changes) or not same_currency else "unchanged"
     return ClientPreview(client_id, verdict, draft, issued, changes, reasons=decision.reasons)
 
 
-def _decision(db: Database, whmcs: Any, client_id: int, period: BillingPeriod, settings: InvoicerSettings,
-              vms: tuple, now: datetime, provenance: str = "") -> Decision:
+def _decision(
+    db: Database,
+    whmcs: Any,
+    client_id: int,
+    period: BillingPeriod,
+    settings: InvoicerSettings,
+    vms: tuple,
+    now: datetime,
+    provenance: str = "",
+) -> Decision:
     """The invoicer's own decision (``decide``) on this usage: nothing to bill, an invoice, or a hold."""
     if sum(vm.tokens for vm in vms) == 0 and not settings.invoice_zero_usage:
         return Decision("nothing-to-bill")
     tariff = client_tariff(whmcs, client_id, settings)
     with db.transaction() as session:
         earlier = invoicer.largest_earlier_invoices(session, client_id, period.key)
-    return decide(vms, period, tariff, settings, client_id=client_id, now=now,
-                  largest_earlier=earlier.get(tariff.currency), provenance=provenance)
+    return decide(
+        vms,
+        period,
+        tariff,
+        settings,
+        client_id=client_id,
+        now=now,
+        largest_earlier=earlier.get(tariff.currency),
+        provenance=provenance,
+    )
 
 
 def _paused(db: Database, period: BillingPeriod) -> bool:

@@ -14,11 +14,10 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from services.invoicer import public as invoicer
 from shared.db import Database
 from shared.events.billing import InvoiceReleased
 from shared.outbox import Outbox
-
-from services.invoicer import public as invoicer
 
 RESUME_CHUNK = 500
 
@@ -33,8 +32,9 @@ class Resumed:
     released: int
 
 
-def release(db: Database, outbox: Outbox, client_id: int, period: str, *, actor: str, reason: str,
-            now: datetime) -> invoicer.Hold:
+def release(
+    db: Database, outbox: Outbox, client_id: int, period: str, *, actor: str, reason: str, now: datetime
+) -> invoicer.Hold:
     """Invoice the held (or paused) invoice as it was computed."""
     with db.transaction() as session:
         hold = _waiting(session, client_id, period)
@@ -46,8 +46,9 @@ def reject(db: Database, client_id: int, period: str, *, actor: str, reason: str
     """Never invoice this (client, period) from postpay; the reason is kept."""
     with db.transaction() as session:
         hold = _waiting(session, client_id, period)
-        if not invoicer.set_ledger_status(session, client_id, period, invoicer.LEDGER_REJECTED, now,
-                                       only_from=invoicer.LEDGER_WAITING):
+        if not invoicer.set_ledger_status(
+            session, client_id, period, invoicer.LEDGER_REJECTED, now, only_from=invoicer.LEDGER_WAITING
+        ):
             raise HoldError(f"the ledger of client {client_id}, {period} is no longer waiting for a decision")
         invoicer.decide_hold(session, client_id, period, invoicer.REJECTED, actor=actor, reason=reason, now=now)
         invoicer.record_hold_action(session, period, client_id, "rejected", actor, reason, now)
@@ -72,8 +73,9 @@ def resume(db: Database, outbox: Outbox, period: str, *, actor: str, reason: str
         with db.transaction() as session:
             page = invoicer.holds_listing(session, period=period, statuses=(invoicer.PAUSED,), limit=RESUME_CHUNK)
             for hold in page:
-                _release(session, outbox, hold, actor=actor, reason=f"period resumed: {reason}", action="resumed",
-                         now=now)
+                _release(
+                    session, outbox, hold, actor=actor, reason=f"period resumed: {reason}", action="resumed", now=now
+                )
         released += len(page)
         if len(page) < RESUME_CHUNK:
             return Resumed(newly, released)
@@ -89,10 +91,13 @@ def _waiting(session: Session, client_id: int, period: str) -> invoicer.Hold:
     return hold
 
 
-def _release(session: Session, outbox: Outbox, hold: invoicer.Hold, *, actor: str, reason: str, action: str,
-             now: datetime) -> None:
+def _release(
+    session: Session, outbox: Outbox, hold: invoicer.Hold, *, actor: str, reason: str, action: str, now: datetime
+) -> None:
     client_id, period = hold.whmcs_client_id, hold.period
-    if not invoicer.set_ledger_status(session, client_id, period, invoicer.RELEASING, now, only_from=invoicer.LEDGER_WAITING):
+    if not invoicer.set_ledger_status(
+        session, client_id, period, invoicer.RELEASING, now, only_from=invoicer.LEDGER_WAITING
+    ):
         raise HoldError(f"the ledger of client {client_id}, {period} is no longer waiting for a decision")
     invoicer.decide_hold(session, client_id, period, invoicer.RELEASED, actor=actor, reason=reason, now=now)
     invoicer.record_hold_action(session, period, client_id, action, actor, reason, now)

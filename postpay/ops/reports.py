@@ -12,8 +12,8 @@ from rich.table import Table
 
 from postpay.ops.dry_run import ClientPreview
 from postpay.ops.status import PeriodStatus
-from shared.money import format_money
 from services.invoicer.public import LineChange
+from shared.money import format_money
 
 _MARKS = {"same": " ", "changed": "~", "added": "+", "removed": "-"}
 _STYLES = {"same": "", "changed": "yellow", "added": "green", "removed": "red"}
@@ -34,17 +34,23 @@ def render_preview(console: Console, preview: ClientPreview) -> None:
         assert draft is not None
         if preview.verdict == "would-hold":
             why = "; ".join(reason.text for reason in preview.reasons)
-            console.print(f"[red]{client}: would hold an invoice of {draft.currency} {_money(draft.total)} for an "
-                          f"operator: {why}[/red]")
+            console.print(
+                f"[red]{client}: would hold an invoice of {draft.currency} {_money(draft.total)} for an "
+                f"operator: {why}[/red]"
+            )
         else:
-            console.print(f"[yellow]{client}: would keep an invoice of {draft.currency} {_money(draft.total)}: "
-                          f"its period is paused[/yellow]")
+            console.print(
+                f"[yellow]{client}: would keep an invoice of {draft.currency} {_money(draft.total)}: "
+                f"its period is paused[/yellow]"
+            )
     elif preview.verdict == "would-create":
         draft = preview.draft
         assert draft is not None
         lines = "1 line" if len(draft.lines) == 1 else f"{len(draft.lines)} lines"
-        console.print(f"[green]{client}: would create an invoice of {draft.currency} {_money(draft.total)} "
-                      f"({lines}, due {draft.due_date.isoformat()})[/green]")
+        console.print(
+            f"[green]{client}: would create an invoice of {draft.currency} {_money(draft.total)} "
+            f"({lines}, due {draft.due_date.isoformat()})[/green]"
+        )
         table = Table(show_header=True, header_style="bold", box=None, padding=(0, 2))
         table.add_column("line")
         table.add_column(draft.currency, justify="right")
@@ -60,8 +66,10 @@ def render_preview(console: Console, preview: ClientPreview) -> None:
             return
         proposed = preview.draft
         now = f"{proposed.currency} {_money(proposed.total)}" if proposed else "nothing to bill"
-        console.print(f"[yellow]{client}: invoice #{issued.id} ({issued.status}, {was}) differs from the usage "
-                      f"now ({now}); a replay will not change it[/yellow]")
+        console.print(
+            f"[yellow]{client}: invoice #{issued.id} ({issued.status}, {was}) differs from the usage "
+            f"now ({now}); a replay will not change it[/yellow]"
+        )
         _render_changes(console, preview.changes)
 
 
@@ -87,8 +95,9 @@ def render_summary(console: Console, verdicts: Counter[str]) -> None:
 def render_status(console: Console, status: PeriodStatus, minor_units: Mapping[str, int] | None = None) -> None:
     """``minor_units``: the invoicer's overrides of ISO 4217, so totals print as precisely as they were billed."""
     period = status.period
-    console.print(f"[bold]{period.key}[/bold] ({period.timezone}: {period.starts_at.isoformat()} to "
-                  f"{period.ends_at.isoformat()})")
+    console.print(
+        f"[bold]{period.key}[/bold] ({period.timezone}: {period.starts_at.isoformat()} to {period.ends_at.isoformat()})"
+    )
     table = Table(show_header=False, box=None, padding=(0, 2))
     table.add_column(justify="left")
     table.add_column(justify="right")
@@ -109,9 +118,11 @@ def render_status(console: Console, status: PeriodStatus, minor_units: Mapping[s
     console.print(table)
     pause = status.pause
     if pause is not None and pause.active:
-        console.print(f"[red]{period.key} is paused since {pause.paused_at.isoformat()}: {pause.held} of {pause.seen} "
-                      f"customers seen were held. Review them (postpay holds list --period {period.key}), then "
-                      f"postpay holds resume {period.key} --reason ...[/red]")
+        console.print(
+            f"[red]{period.key} is paused since {pause.paused_at.isoformat()}: {pause.held} of {pause.seen} "
+            f"customers seen were held. Review them (postpay holds list --period {period.key}), then "
+            f"postpay holds resume {period.key} --reason ...[/red]"
+        )
     elif pause is not None and pause.resumed_at is not None:
         console.print(f"{period.key} was paused, and resumed by {pause.resumed_by} at {pause.resumed_at.isoformat()}")
     if status.held:
@@ -134,26 +145,35 @@ def render_meter(console: Console, status: PeriodStatus) -> None:
         console.print(f"  [yellow]not metered from the period's start: the meter began {since}[/yellow]")
     for gap in meter.gaps:
         hours = (gap.ends_at - gap.starts_at).total_seconds() / 3600
-        console.print(f"  [yellow]gap: {gap.starts_at.isoformat()} to {gap.ends_at.isoformat()} "
-                      f"({hours:.1f} h unobserved)[/yellow]")
+        console.print(
+            f"  [yellow]gap: {gap.starts_at.isoformat()} to {gap.ends_at.isoformat()} "
+            f"({hours:.1f} h unobserved)[/yellow]"
+        )
     if not meter.gaps:
         console.print("  no gaps")
 
 
 def follow_status(console: Console, poll: Callable[[], PeriodStatus], wait: Callable[[], bool]) -> PeriodStatus:
     """A live bar until the close is complete; ``wait`` sleeps between polls and returns False to stop."""
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TextColumn("{task.fields[detail]}"))
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[detail]}"),
+    )
     with Progress(*columns, console=console, transient=False) as progress:
         status = poll()
         task = progress.add_task(status.period.key, total=max(status.expected, 1), detail="")
         while True:
             parked = "?" if status.parked is None else str(status.parked)
             progress.update(
-                task, total=max(status.expected, 1), completed=status.accounted,
+                task,
+                total=max(status.expected, 1),
+                completed=status.accounted,
                 detail=f"collected {status.collected} · invoiced {status.invoiced} · "
-                       f"nothing {status.nothing_to_bill} · held {status.held} · paused {status.paused} · "
-                       f"parked {parked}",
+                f"nothing {status.nothing_to_bill} · held {status.held} · paused {status.paused} · "
+                f"parked {parked}",
             )
             if status.complete or not wait():
                 return status

@@ -16,12 +16,11 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from services.invoicer import public as invoicer
+from services.usage_collector import public as collector
 from shared.bus.parking import ParkingLotMissing
 from shared.db import Database
 from shared.periods import BillingPeriod
-
-from services.invoicer import public as invoicer
-from services.usage_collector import public as collector
 
 # The per-customer handlers of a close: a message parked here is one customer not billed.
 PER_CUSTOMER_QUEUES = ("usage_collector.collect_usage", "invoicer.create_invoice", "invoicer.release_invoice")
@@ -117,8 +116,9 @@ def _meter_status(session: Any, period: BillingPeriod) -> MeterStatus | None:
     return MeterStatus(covered.observed_until, covered.metered_since, waiting, tuple(gaps))
 
 
-def count_parked(bus: Any, period: BillingPeriod, queues: Iterable[str] = PER_CUSTOMER_QUEUES,
-                 limit: int = 100_000) -> int:
+def count_parked(
+    bus: Any, period: BillingPeriod, queues: Iterable[str] = PER_CUSTOMER_QUEUES, limit: int = 100_000
+) -> int:
     """Parked per-customer work of ``period`` on ``bus``; a broker that cannot be reached raises."""
     lot = bus.parking_lot()
     count = 0

@@ -55,8 +55,11 @@ TOOLS = (
     Tool("php", "php-cli", "the WHMCS hook test"),
     Tool("php-curl", "php-curl", "the WHMCS hook test (the hook calls postpay with PHP's curl)"),
     Tool("promtool", "prometheus", "the alert-rule tests (the prometheus service is not started)"),
-    Tool("rabbitmq-server", "rabbitmq-server",
-         "the tests that run a private RabbitMQ node, and erl for the broker config check"),
+    Tool(
+        "rabbitmq-server",
+        "rabbitmq-server",
+        "the tests that run a private RabbitMQ node, and erl for the broker config check",
+    ),
 )
 
 
@@ -152,8 +155,11 @@ def after_start(choice: Choice, reach: Reach, detail: str, facts: Facts) -> Choi
         if may_configure(choice.server, probe, facts):
             return Choice(choice.server, Source.CONFIGURE, refusal(choice.server, detail), ours=ours)
         return Choice(choice.server, Source.UNAVAILABLE, refusal_advice(choice.server, detail))
-    return Choice(choice.server, Source.UNAVAILABLE,
-                  f"{choice.server.name} was started but nothing answers at {choice.server.address}")
+    return Choice(
+        choice.server,
+        Source.UNAVAILABLE,
+        f"{choice.server.name} was started but nothing answers at {choice.server.address}",
+    )
 
 
 def refusal(server: Server, detail: str) -> str:
@@ -162,18 +168,24 @@ def refusal(server: Server, detail: str) -> str:
 
 def refusal_advice(server: Server, detail: str) -> str:
     if not server.is_broker:
-        fix = ("let postgres into database 'test' from 127.0.0.1 without a password (the line "
-               "'host all all 127.0.0.1/32 trust' first in pg_hba.conf, then 'createdb test'), or rerun as root "
-               f"with {CONFIGURE_VARIABLE}=1 to have this script make exactly that change")
+        fix = (
+            "let postgres into database 'test' from 127.0.0.1 without a password (the line "
+            "'host all all 127.0.0.1/32 trust' first in pg_hba.conf, then 'createdb test'), or rerun as root "
+            f"with {CONFIGURE_VARIABLE}=1 to have this script make exactly that change"
+        )
     else:
         fix = "let the guest user (password guest) in from 127.0.0.1 on vhost /"
-    return (f"{refusal(server, detail)}; this script does not change a server it did not install: {fix}; "
-            f"or set {server.variable} to a server the tests may use, or start a Docker engine")
+    return (
+        f"{refusal(server, detail)}; this script does not change a server it did not install: {fix}; "
+        f"or set {server.variable} to a server the tests may use, or start a Docker engine"
+    )
 
 
 def absent_advice(server: Server) -> str:
-    return (f"nothing answers at {server.address}: start one there, start a Docker engine (testcontainers), "
-            f"run this as root on Debian to install and start one, or set {server.variable}")
+    return (
+        f"nothing answers at {server.address}: start one there, start a Docker engine (testcontainers), "
+        f"run this as root on Debian to install and start one, or set {server.variable}"
+    )
 
 
 def masked(url: str) -> str:
@@ -205,8 +217,11 @@ def describe(choices: Iterable[Choice]) -> list[str]:
         elif source is Source.RUNNING:
             lines.append(f"using the {names} already running at {joined(c.server.address for c in group)}")
         elif source in (Source.START, Source.INSTALL):
-            how = "installed by this script" if source is Source.INSTALL or all(c.ours for c in group) \
+            how = (
+                "installed by this script"
+                if source is Source.INSTALL or all(c.ours for c in group)
                 else "installed here but not running"
+            )
             lines.append(f"starting {names} ({how})")
         elif source is Source.CONFIGURE:
             lines.extend(f"{c.reason}: letting the tests in (see below)" for c in group)
@@ -214,12 +229,15 @@ def describe(choices: Iterable[Choice]) -> list[str]:
             lines.append(f"using Docker via testcontainers for {names}")
             lines.extend(f"  ({c.reason}, so not that one)" for c in group if c.reason)
         else:
-            lines.extend(f"no {c.server.name} for the tests, which will fail where they need it: {c.reason}"
-                         for c in group)
+            lines.extend(
+                f"no {c.server.name} for the tests, which will fail where they need it: {c.reason}" for c in group
+            )
     return lines
 
 
 def missing_tools_line(tools: Iterable[Tool]) -> str:
     named = [f"{t.name} (Debian package {t.package}) for {t.needed_by}" for t in tools]
-    return (f"missing here: {'; '.join(named)}. Install them, or run this as root on Debian to have them "
-            "installed; until then the tests that need them fail")
+    return (
+        f"missing here: {'; '.join(named)}. Install them, or run this as root on Debian to have them "
+        "installed; until then the tests that need them fail"
+    )

@@ -58,8 +58,9 @@ def gather(machine: Machine, environ: Mapping[str, str]) -> Facts:
     )
 
 
-def run(machine: Machine, environ: Mapping[str, str], args: Sequence[str],
-        say: Callable[[str], None]) -> tuple[dict[str, str], list[str]]:
+def run(
+    machine: Machine, environ: Mapping[str, str], args: Sequence[str], say: Callable[[str], None]
+) -> tuple[dict[str, str], list[str]]:
     """Prepare the servers; return the environment and argv pytest runs with."""
     facts = gather(machine, environ)
     steps = plan(facts)
@@ -84,8 +85,10 @@ def run(machine: Machine, environ: Mapping[str, str], args: Sequence[str],
         final.append(choice)
     if started:
         names = joined(server.name for server, _ in started)
-        say(f"{names} started by this script stay running for the next run; nothing is stopped. To stop: "
-            + "; ".join(stop for _, stop in started))
+        say(
+            f"{names} started by this script stay running for the next run; nothing is stopped. To stop: "
+            + "; ".join(stop for _, stop in started)
+        )
 
     env = dict(environ)
     for choice in final:
@@ -99,10 +102,15 @@ def run(machine: Machine, environ: Mapping[str, str], args: Sequence[str],
 
 
 def configure(machine: Machine, choice: Choice, facts: Facts, say: Callable[[str], None]) -> Choice:
-    why = ("it was installed by this script" if choice.ours
-           else f"{CONFIGURE_VARIABLE}=1 allows changing a PostgreSQL this script did not install")
-    say(f"changing PostgreSQL's configuration ({why}): trusting 127.0.0.1 in pg_hba.conf and creating "
-        "database 'test' if missing")
+    why = (
+        "it was installed by this script"
+        if choice.ours
+        else f"{CONFIGURE_VARIABLE}=1 allows changing a PostgreSQL this script did not install"
+    )
+    say(
+        f"changing PostgreSQL's configuration ({why}): trusting 127.0.0.1 in pg_hba.conf and creating "
+        "database 'test' if missing"
+    )
     for change in machine.configure_postgres() or ["nothing needed changing"]:
         say(f"PostgreSQL: {change}")
     reach, detail = machine.reach(choice.server)

@@ -38,8 +38,9 @@ def with_trust_line(hba: str) -> str:
     return f"{TRUST_LINE}\n{hba}"
 
 
-def _run(command: list[str], *, timeout: float = 600, check: bool = True,
-         env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def _run(
+    command: list[str], *, timeout: float = 600, check: bool = True, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     try:
         result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
     except (OSError, subprocess.TimeoutExpired) as exc:
@@ -50,7 +51,7 @@ def _run(command: list[str], *, timeout: float = 600, check: bool = True,
 
 
 def _as_postgres(sql: str) -> str:
-    return _run(["su", "postgres", "-c", f"psql -XtAc \"{sql}\""]).stdout.strip()
+    return _run(["su", "postgres", "-c", f'psql -XtAc "{sql}"']).stdout.strip()
 
 
 class LocalMachine:
@@ -79,7 +80,7 @@ class LocalMachine:
                 import psycopg
 
                 psycopg.connect(server.url, connect_timeout=3).close()
-        except Exception as exc:  # noqa: BLE001 - any refusal is reported with its reason
+        except Exception as exc:
             return Reach.REFUSES, " ".join(str(exc).split()) or type(exc).__name__
         return Reach.ANSWERS, ""
 
@@ -115,8 +116,9 @@ class LocalMachine:
         wait = ["-o", "DPkg::Lock::Timeout=600"]  # another apt-get on the machine: wait for it
         with _services_held():
             _run(["apt-get", "update", "-qq", *wait], timeout=1200, env=env)
-            _run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *wait, *packages], timeout=3600,
-                 env=env)
+            _run(
+                ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *wait, *packages], timeout=3600, env=env
+            )
 
     def start(self, server: Server) -> str:
         """Start the server; return how to stop it (it is left running)."""
@@ -141,8 +143,10 @@ class LocalMachine:
             version, name, port, *_ = line.split()
             if port == str(POSTGRESQL.port):
                 return version, name
-        raise SetupError(f"no PostgreSQL cluster listens on port {POSTGRESQL.port} (pg_lsclusters): create one, "
-                         "e.g. pg_createcluster 15 main")
+        raise SetupError(
+            f"no PostgreSQL cluster listens on port {POSTGRESQL.port} (pg_lsclusters): create one, "
+            "e.g. pg_createcluster 15 main"
+        )
 
     def configure_postgres(self) -> list[str]:
         """Let the tests in: trust 127.0.0.1, database 'test'. Returns what it changed, for the user."""
@@ -152,8 +156,10 @@ class LocalMachine:
         if with_trust_line(text) != text:
             hba.write_text(with_trust_line(text))
             _as_postgres("select pg_reload_conf()")
-            changes.append(f"added '{TRUST_LINE}' as the first line of {hba} and reloaded: any local user may now "
-                           "connect over 127.0.0.1 as any role without a password")
+            changes.append(
+                f"added '{TRUST_LINE}' as the first line of {hba} and reloaded: any local user may now "
+                "connect over 127.0.0.1 as any role without a password"
+            )
         if _as_postgres("select 1 from pg_database where datname = 'test'") != "1":
             _run(["su", "postgres", "-c", "createdb test"])
             changes.append("created database 'test'")
@@ -181,6 +187,5 @@ def _php_has_curl() -> bool:
     php = shutil.which("php")
     if php is None:
         return False
-    probe = subprocess.run([php, "-r", "exit(function_exists('curl_init') ? 0 : 1);"], capture_output=True,
-                           timeout=30)
+    probe = subprocess.run([php, "-r", "exit(function_exists('curl_init') ? 0 : 1);"], capture_output=True, timeout=30)
     return probe.returncode == 0

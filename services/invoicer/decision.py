@@ -20,14 +20,13 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Literal
 
-from shared.errors import PermanentError
-from shared.events.billing import VmUsage
-from shared.periods import BillingPeriod
-
 from services.invoicer.holds_store import Reason
 from services.invoicer.invoice_document import InvoiceDraft, draft_invoice
 from services.invoicer.pricing import PricedUsage, Tariff, price_usage, vm_tokens
 from services.invoicer.settings import InvoicerSettings
+from shared.errors import PermanentError
+from shared.events.billing import VmUsage
+from shared.periods import BillingPeriod
 
 Outcome = Literal["nothing-to-bill", "invoice", "hold"]
 
@@ -46,22 +45,36 @@ def physical_problems(vms: Sequence[VmUsage], period: BillingPeriod) -> list[Rea
     off the charging rule."""
     reasons = []
     for vm in vms:
-        counts = {"hours": vm.hours, "tokens": vm.tokens, "tokens per hour": vm.tokens_per_hour,
-                  "tokens per month": vm.tokens_per_month}
+        counts = {
+            "hours": vm.hours,
+            "tokens": vm.tokens,
+            "tokens per hour": vm.tokens_per_hour,
+            "tokens per month": vm.tokens_per_month,
+        }
         negative = [name for name, value in counts.items() if value < 0]
         if negative:
             # The event schema refuses these already; a usage that got past it is not priced at all.
             raise PermanentError(f"VM {vm.server_id}: negative {', '.join(negative)} in the usage")
         if vm.hours > period.hours:
-            reasons.append(Reason("hours-over-period",
-                                  f"VM {vm.server_id}: {vm.hours} hours in a period of {period.hours} hours"))
+            reasons.append(
+                Reason("hours-over-period", f"VM {vm.server_id}: {vm.hours} hours in a period of {period.hours} hours")
+            )
         rule = vm_tokens(vm.hours, vm.tokens_per_hour, vm.tokens_per_month)
         if vm.tokens > vm.tokens_per_month:
-            reasons.append(Reason("tokens-over-cap", f"VM {vm.server_id}: {vm.tokens} tokens, above its monthly "
-                                                     f"cap of {vm.tokens_per_month}"))
+            reasons.append(
+                Reason(
+                    "tokens-over-cap",
+                    f"VM {vm.server_id}: {vm.tokens} tokens, above its monthly cap of {vm.tokens_per_month}",
+                )
+            )
         elif vm.tokens != rule:
-            reasons.append(Reason("tokens-off-rule", f"VM {vm.server_id}: {vm.tokens} tokens, but min({vm.hours} h × "
-                                                     f"{vm.tokens_per_hour}, {vm.tokens_per_month}) = {rule}"))
+            reasons.append(
+                Reason(
+                    "tokens-off-rule",
+                    f"VM {vm.server_id}: {vm.tokens} tokens, but min({vm.hours} h × "
+                    f"{vm.tokens_per_hour}, {vm.tokens_per_month}) = {rule}",
+                )
+            )
     return reasons
 
 
@@ -70,8 +83,9 @@ def ceiling(tariff: Tariff, settings: InvoicerSettings) -> Decimal:
     return configured if configured is not None else tariff.token_price * settings.invoice_hold_above_tokens
 
 
-def business_problems(total: Decimal, tariff: Tariff, settings: InvoicerSettings,
-                      largest_earlier: Decimal | None) -> list[Reason]:
+def business_problems(
+    total: Decimal, tariff: Tariff, settings: InvoicerSettings, largest_earlier: Decimal | None
+) -> list[Reason]:
     """An amount no customer is billed without a person looking: above the ceiling, or a jump."""
     reasons = []
     limit = ceiling(tariff, settings)
@@ -80,8 +94,13 @@ def business_problems(total: Decimal, tariff: Tariff, settings: InvoicerSettings
     factor = settings.invoice_hold_growth_factor
     floor = settings.invoice_hold_growth_floor.get(tariff.currency, Decimal(0))
     if largest_earlier is not None and largest_earlier > 0 and total > floor and total > factor * largest_earlier:
-        reasons.append(Reason("growth", f"total {tariff.currency} {total} is more than {factor}× the client's "
-                                        f"largest earlier invoice ({largest_earlier})"))
+        reasons.append(
+            Reason(
+                "growth",
+                f"total {tariff.currency} {total} is more than {factor}× the client's "
+                f"largest earlier invoice ({largest_earlier})",
+            )
+        )
     return reasons
 
 
@@ -103,7 +122,14 @@ def decide(
     priced = price_usage(vms, tariff, check=False)
     if priced.total == 0 and not settings.invoice_zero_usage:
         return Decision("nothing-to-bill")
-    draft = draft_invoice(client_id, period, priced, now=now, due_days=settings.invoice_due_days,
-                          taxed=settings.invoice_items_taxed, provenance=provenance)
+    draft = draft_invoice(
+        client_id,
+        period,
+        priced,
+        now=now,
+        due_days=settings.invoice_due_days,
+        taxed=settings.invoice_items_taxed,
+        provenance=provenance,
+    )
     reasons = physical + business_problems(draft.total, tariff, settings, largest_earlier)
     return Decision("hold" if reasons else "invoice", draft, tuple(reasons), priced)

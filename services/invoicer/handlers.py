@@ -11,18 +11,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.bus.processing import HandlerContext
-from shared.errors import PermanentError
-from shared.events.billing import InvoiceReleased, NothingToBill, UsageCollected, period_of
-from shared.events.metering import describe_metering
-from shared.ports import Whmcs
-
 from services.invoicer import holds_store, issuing, store
 from services.invoicer.decision import Decision, decide
 from services.invoicer.holding import hold_invoice, pause_invoice, supersede_hold
 from services.invoicer.invoice_document import InvoiceDraft, dated, run_key
 from services.invoicer.pricing import Tariff, tariff_for
 from services.invoicer.settings import InvoicerSettings
+from shared.bus.processing import HandlerContext
+from shared.errors import PermanentError
+from shared.events.billing import InvoiceReleased, NothingToBill, UsageCollected, period_of
+from shared.events.metering import describe_metering
+from shared.ports import Whmcs
 
 # A replayed usage changes nothing once the (client, period) is invoiced, rejected or being released.
 USAGE_DONE = (*store.FINAL, store.RELEASING)
@@ -41,8 +40,12 @@ def create_invoice(event: UsageCollected, ctx: HandlerContext, whmcs: Whmcs, set
         earlier = store.largest_earlier_invoices(session, client_id, period.key)
         pause = holds_store.pause_of(session, period.key)
     if (current is not None and current.status in USAGE_DONE) or released:
-        ctx.log.info("already settled; nothing to do", client_id=client_id, period=period.key,
-                     status=current.status if current else None)
+        ctx.log.info(
+            "already settled; nothing to do",
+            client_id=client_id,
+            period=period.key,
+            status=current.status if current else None,
+        )
         return
     owned = None
     if current is not None and current.status in store.BUSY:
@@ -54,9 +57,16 @@ def create_invoice(event: UsageCollected, ctx: HandlerContext, whmcs: Whmcs, set
         decision = Decision("nothing-to-bill")
     else:
         tariff = client_tariff(whmcs, client_id, settings)
-        decision = decide(event.vms, period, tariff, settings, client_id=client_id, now=ctx.now(),
-                          largest_earlier=earlier.get(tariff.currency),
-                          provenance=describe_metering(event.metering) if event.metering else "")
+        decision = decide(
+            event.vms,
+            period,
+            tariff,
+            settings,
+            client_id=client_id,
+            now=ctx.now(),
+            largest_earlier=earlier.get(tariff.currency),
+            provenance=describe_metering(event.metering) if event.metering else "",
+        )
     if decision.outcome == "nothing-to-bill":
         _nothing_to_bill(event, ctx, key, owned)
     elif decision.outcome == "hold":
@@ -83,8 +93,9 @@ def release_invoice(event: InvoiceReleased, ctx: HandlerContext, whmcs: Whmcs, s
     with ctx.read_first() as session:
         hold = holds_store.get(session, client_id, period)
     if hold is None or hold.status != holds_store.RELEASED:
-        ctx.log.info("nothing released to invoice", client_id=client_id, period=period,
-                     status=hold.status if hold else None)
+        ctx.log.info(
+            "nothing released to invoice", client_id=client_id, period=period, status=hold.status if hold else None
+        )
         return
     attempt = issuing.take_turn(ctx, whmcs, settings, client_id, period, run_key(client_id, period))
     if attempt is None:
@@ -93,8 +104,15 @@ def release_invoice(event: InvoiceReleased, ctx: HandlerContext, whmcs: Whmcs, s
 
 
 def released_draft(hold: holds_store.Hold, settings: InvoicerSettings, ctx: HandlerContext) -> InvoiceDraft:
-    return dated(hold.whmcs_client_id, hold.billing_period, hold.currency, hold.lines, now=ctx.now(),
-                 due_days=settings.invoice_due_days, provenance=hold.provenance)
+    return dated(
+        hold.whmcs_client_id,
+        hold.billing_period,
+        hold.currency,
+        hold.lines,
+        now=ctx.now(),
+        due_days=settings.invoice_due_days,
+        provenance=hold.provenance,
+    )
 
 
 def client_tariff(whmcs: Whmcs, client_id: int, settings: InvoicerSettings) -> Tariff:

@@ -8,46 +8,79 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from shared.bus.processing import HandlerContext
-
 from services.invoicer import holds_store, store
 from services.invoicer.holds_store import Reason
 from services.invoicer.invoice_document import InvoiceDraft
 from services.invoicer.metrics import INVOICES_HELD, INVOICES_PAUSED, PERIODS_PAUSED
 from services.invoicer.pricing import PricedUsage
 from services.invoicer.settings import InvoicerSettings
+from shared.bus.processing import HandlerContext
 
 ACTOR = "invoicer"
 # Holds that count towards pausing a period: every invoice that broke a check, whatever was decided.
 COUNTED_HOLDS = (holds_store.HELD, holds_store.RELEASED, holds_store.REJECTED)
 
 
-def hold_invoice(ctx: HandlerContext, draft: InvoiceDraft, reasons: Sequence[Reason],
-                 settings: InvoicerSettings, priced: PricedUsage | None) -> None:
+def hold_invoice(
+    ctx: HandlerContext,
+    draft: InvoiceDraft,
+    reasons: Sequence[Reason],
+    settings: InvoicerSettings,
+    priced: PricedUsage | None,
+) -> None:
     """Keep the invoice as computed, not created and not emailed, with its reasons; pause the period if
     too many of its customers are held."""
     period = draft.period.key
-    holds_store.keep(ctx.session, draft.client_id, draft.period, holds_store.HELD, reasons=reasons,
-                     currency=draft.currency, lines=draft.lines, now=ctx.now(), provenance=draft.provenance,
-                     priced=priced)
+    holds_store.keep(
+        ctx.session,
+        draft.client_id,
+        draft.period,
+        holds_store.HELD,
+        reasons=reasons,
+        currency=draft.currency,
+        lines=draft.lines,
+        now=ctx.now(),
+        provenance=draft.provenance,
+        priced=priced,
+    )
     text = "; ".join(reason.text for reason in reasons)
     holds_store.record(ctx.session, period, draft.client_id, "held", ACTOR, text, ctx.now())
     for reason in reasons:
         INVOICES_HELD.labels(reason.code).inc()
-    ctx.log.warning("invoice held for an operator; not created", client_id=draft.client_id, period=period,
-                    currency=draft.currency, total=str(draft.total), reasons=[reason.code for reason in reasons],
-                    detail=text)
+    ctx.log.warning(
+        "invoice held for an operator; not created",
+        client_id=draft.client_id,
+        period=period,
+        currency=draft.currency,
+        total=str(draft.total),
+        reasons=[reason.code for reason in reasons],
+        detail=text,
+    )
     _pause_if_too_many_held(ctx, period, settings)
 
 
 def pause_invoice(ctx: HandlerContext, draft: InvoiceDraft, priced: PricedUsage | None) -> None:
     """The invoice passed every check, but its period is paused: keep it until an operator resumes."""
-    holds_store.keep(ctx.session, draft.client_id, draft.period, holds_store.PAUSED, reasons=(),
-                     currency=draft.currency, lines=draft.lines, now=ctx.now(), provenance=draft.provenance,
-                     priced=priced)
+    holds_store.keep(
+        ctx.session,
+        draft.client_id,
+        draft.period,
+        holds_store.PAUSED,
+        reasons=(),
+        currency=draft.currency,
+        lines=draft.lines,
+        now=ctx.now(),
+        provenance=draft.provenance,
+        priced=priced,
+    )
     INVOICES_PAUSED.inc()
-    ctx.log.info("invoice kept: its period is paused", client_id=draft.client_id, period=draft.period.key,
-                 currency=draft.currency, total=str(draft.total))
+    ctx.log.info(
+        "invoice kept: its period is paused",
+        client_id=draft.client_id,
+        period=draft.period.key,
+        currency=draft.currency,
+        total=str(draft.total),
+    )
 
 
 def supersede_hold(ctx: HandlerContext, client_id: int, period: str, why: str) -> None:
@@ -71,9 +104,12 @@ def _pause_if_too_many_held(ctx: HandlerContext, period: str, settings: Invoicer
     if held <= settings.invoice_hold_pause_share * seen:
         return
     if holds_store.pause(ctx.session, period, held=held, seen=seen, now=ctx.now()):
-        why = (f"{held} of {seen} customers seen so far are held, more than "
-               f"{settings.invoice_hold_pause_share:.0%}: the rest of the period waits for an operator")
+        why = (
+            f"{held} of {seen} customers seen so far are held, more than "
+            f"{settings.invoice_hold_pause_share:.0%}: the rest of the period waits for an operator"
+        )
         holds_store.record(ctx.session, period, None, "paused", ACTOR, why, ctx.now())
         PERIODS_PAUSED.inc()
-        ctx.log.error("billing period paused", period=period, held=held, seen=seen,
-                      share=settings.invoice_hold_pause_share)
+        ctx.log.error(
+            "billing period paused", period=period, held=held, seen=seen, share=settings.invoice_hold_pause_share
+        )

@@ -21,13 +21,12 @@ from typing import Any
 from sqlalchemy import BigInteger, Column, Index, Integer, String, Table, Text, func, select, text
 from sqlalchemy.orm import Session
 
+from services.invoicer.pricing import PricedUsage, PricedVm, Tariff
+from services.invoicer.store import tables
 from shared.db import Amount, UtcTimestamp, insert_on_conflict, rows_changed
 from shared.events.billing import VmUsage
 from shared.periods import BillingPeriod
 from shared.upstream.whmcs_models import InvoiceLine
-
-from services.invoicer.pricing import PricedUsage, PricedVm, Tariff
-from services.invoicer.store import tables
 
 HELD = "held"
 PAUSED = "paused"
@@ -128,52 +127,84 @@ class Pause:
 
 def _hold(row: Any) -> Hold:
     return Hold(
-        whmcs_client_id=row.whmcs_client_id, period=row.period, status=row.status,
+        whmcs_client_id=row.whmcs_client_id,
+        period=row.period,
+        status=row.status,
         reasons=tuple(Reason(r["code"], r["text"]) for r in json.loads(row.reasons)),
-        currency=row.currency, total=row.total,
-        lines=tuple(InvoiceLine(line["description"], Decimal(line["amount"]), line["taxed"])
-                    for line in json.loads(row.lines)),
+        currency=row.currency,
+        total=row.total,
+        lines=tuple(
+            InvoiceLine(line["description"], Decimal(line["amount"]), line["taxed"]) for line in json.loads(row.lines)
+        ),
         billing_period=BillingPeriod.parse(row.period, row.timezone).between(row.starts_in, row.ends_in),
-        created_at=row.created_at, decided_by=row.decided_by, decision_reason=row.decision_reason,
-        decided_at=row.decided_at, provenance=row.provenance or "",
+        created_at=row.created_at,
+        decided_by=row.decided_by,
+        decision_reason=row.decision_reason,
+        decided_at=row.decided_at,
+        provenance=row.provenance or "",
         priced=_priced(json.loads(row.pricing)) if row.pricing else None,
     )
 
 
 def _pricing(priced: PricedUsage) -> dict[str, Any]:
     tariff = priced.tariff
-    return {"currency": tariff.currency, "token_price": format(tariff.token_price, "f"),
-            "minor_units": tariff.minor_units,
-            "vms": [{"vm": line.vm.model_dump(mode="json"), "amount": format(line.amount, "f")} for line in priced.vms]}
+    return {
+        "currency": tariff.currency,
+        "token_price": format(tariff.token_price, "f"),
+        "minor_units": tariff.minor_units,
+        "vms": [{"vm": line.vm.model_dump(mode="json"), "amount": format(line.amount, "f")} for line in priced.vms],
+    }
 
 
 def _priced(pricing: dict[str, Any]) -> PricedUsage:
     tariff = Tariff(pricing["currency"], Decimal(pricing["token_price"]), pricing["minor_units"])
-    return PricedUsage(tariff, tuple(PricedVm(VmUsage.model_validate(line["vm"]), Decimal(line["amount"]))
-                                     for line in pricing["vms"]))
+    return PricedUsage(
+        tariff, tuple(PricedVm(VmUsage.model_validate(line["vm"]), Decimal(line["amount"])) for line in pricing["vms"])
+    )
 
 
-def keep(session: Session, client_id: int, period: BillingPeriod, status: str, *, reasons: Sequence[Reason],
-         currency: str, lines: Sequence[InvoiceLine], now: datetime, provenance: str = "",
-         priced: PricedUsage | None = None) -> None:
+def keep(
+    session: Session,
+    client_id: int,
+    period: BillingPeriod,
+    status: str,
+    *,
+    reasons: Sequence[Reason],
+    currency: str,
+    lines: Sequence[InvoiceLine],
+    now: datetime,
+    provenance: str = "",
+    priced: PricedUsage | None = None,
+) -> None:
     """Keep the computed invoice as held or paused (replacing an earlier computation nobody decided on),
     with what its notes and line provenance are made of."""
     values = {
-        "timezone": period.timezone, "starts_in": period.starts_in, "ends_in": period.ends_in,
+        "timezone": period.timezone,
+        "starts_in": period.starts_in,
+        "ends_in": period.ends_in,
         "status": status,
         "reasons": json.dumps([{"code": r.code, "text": r.text} for r in reasons]),
         "currency": currency,
         "total": sum((line.amount for line in lines), Decimal(0)),
-        "lines": json.dumps([{"description": line.description, "amount": format(line.amount, "f"),
-                              "taxed": line.taxed} for line in lines]),
+        "lines": json.dumps(
+            [
+                {"description": line.description, "amount": format(line.amount, "f"), "taxed": line.taxed}
+                for line in lines
+            ]
+        ),
         "updated_at": now,
-        "decided_by": None, "decision_reason": None, "decided_at": None,
+        "decided_by": None,
+        "decision_reason": None,
+        "decided_at": None,
         "provenance": provenance,
         "pricing": json.dumps(_pricing(priced)) if priced is not None else None,
     }
-    statement = insert_on_conflict(session, holds).values(whmcs_client_id=client_id, period=period.key, created_at=now, **values)
-    session.execute(statement.on_conflict_do_update(index_elements=[holds.c.whmcs_client_id, holds.c.period],
-                                                    set_=values))
+    statement = insert_on_conflict(session, holds).values(
+        whmcs_client_id=client_id, period=period.key, created_at=now, **values
+    )
+    session.execute(
+        statement.on_conflict_do_update(index_elements=[holds.c.whmcs_client_id, holds.c.period], set_=values)
+    )
 
 
 def get(session: Session, client_id: int, period: str, *, lock: bool = False) -> Hold | None:
@@ -182,25 +213,41 @@ def get(session: Session, client_id: int, period: str, *, lock: bool = False) ->
     return _hold(row) if row is not None else None
 
 
-def listing(session: Session, *, period: str | None = None, statuses: Sequence[str] = WAITING,
-            after: tuple[str, int] | None = None, limit: int = 500) -> list[Hold]:
+def listing(
+    session: Session,
+    *,
+    period: str | None = None,
+    statuses: Sequence[str] = WAITING,
+    after: tuple[str, int] | None = None,
+    limit: int = 500,
+) -> list[Hold]:
     """Holds in (period, client) order, ``limit`` at a time after ``after``."""
     query = select(holds).where(holds.c.status.in_(statuses))
     if period is not None:
         query = query.where(holds.c.period == period)
     if after is not None:
-        query = query.where((holds.c.period > after[0])
-                            | ((holds.c.period == after[0]) & (holds.c.whmcs_client_id > after[1])))
+        query = query.where(
+            (holds.c.period > after[0]) | ((holds.c.period == after[0]) & (holds.c.whmcs_client_id > after[1]))
+        )
     query = query.order_by(holds.c.period, holds.c.whmcs_client_id).limit(limit)
     return [_hold(row) for row in session.execute(query)]
 
 
-def decide(session: Session, client_id: int, period: str, status: str, *, actor: str, reason: str,
-           now: datetime, only_from: Sequence[str] = WAITING) -> bool:
+def decide(
+    session: Session,
+    client_id: int,
+    period: str,
+    status: str,
+    *,
+    actor: str,
+    reason: str,
+    now: datetime,
+    only_from: Sequence[str] = WAITING,
+) -> bool:
     """An operator's decision (released, rejected) or a replay's supersession; False if not waiting."""
     result = session.execute(
-        holds.update().where(holds.c.whmcs_client_id == client_id, holds.c.period == period,
-                             holds.c.status.in_(only_from))
+        holds.update()
+        .where(holds.c.whmcs_client_id == client_id, holds.c.period == period, holds.c.status.in_(only_from))
         .values(status=status, decided_by=actor, decision_reason=reason, decided_at=now, updated_at=now)
     )
     return bool(rows_changed(result))
@@ -208,8 +255,11 @@ def decide(session: Session, client_id: int, period: str, status: str, *, actor:
 
 def waiting_summary(session: Session) -> dict[str, tuple[int, datetime]]:
     """Status → (how many wait for a decision, since when the oldest), for every period."""
-    query = (select(holds.c.status, func.count(), func.min(holds.c.created_at))
-             .where(holds.c.status.in_(WAITING)).group_by(holds.c.status))
+    query = (
+        select(holds.c.status, func.count(), func.min(holds.c.created_at))
+        .where(holds.c.status.in_(WAITING))
+        .group_by(holds.c.status)
+    )
     return {status: (int(count), oldest) for status, count, oldest in session.execute(query)}
 
 
@@ -218,11 +268,15 @@ def count_by_status(session: Session, period: str) -> dict[str, int]:
     return {status: int(count) for status, count in session.execute(query)}
 
 
-def record(session: Session, period: str, client_id: int | None, action: str, actor: str, reason: str,
-           now: datetime) -> None:
+def record(
+    session: Session, period: str, client_id: int | None, action: str, actor: str, reason: str, now: datetime
+) -> None:
     """One audit line: who did what to which hold (or period), when, and why."""
-    session.execute(audit.insert().values(period=period, whmcs_client_id=client_id, action=action, actor=actor,
-                                          reason=reason, at=now))
+    session.execute(
+        audit.insert().values(
+            period=period, whmcs_client_id=client_id, action=action, actor=actor, reason=reason, at=now
+        )
+    )
 
 
 def history(session: Session, period: str, client_id: int | None = None) -> list[Any]:
@@ -246,8 +300,11 @@ def pause_of(session: Session, period: str, *, lock: bool = False) -> Pause | No
 
 
 def resume(session: Session, period: str, *, actor: str, reason: str, now: datetime) -> bool:
-    result = session.execute(pauses.update().where(pauses.c.period == period, pauses.c.resumed_at.is_(None))
-                             .values(resumed_at=now, resumed_by=actor, resume_reason=reason))
+    result = session.execute(
+        pauses.update()
+        .where(pauses.c.period == period, pauses.c.resumed_at.is_(None))
+        .values(resumed_at=now, resumed_by=actor, resume_reason=reason)
+    )
     return bool(rows_changed(result))
 
 

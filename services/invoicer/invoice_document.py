@@ -12,11 +12,10 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
+from services.invoicer.pricing import PricedUsage
 from shared.events.billing import VmUsage
 from shared.periods import BillingPeriod, zone
 from shared.upstream.whmcs_models import InvoiceLine
-
-from services.invoicer.pricing import PricedUsage
 
 _SERVER_REFERENCE = re.compile(r"\(#(\d+)[,)]")
 
@@ -102,14 +101,22 @@ def draft_invoice(
     provenance: str = "",
 ) -> InvoiceDraft:
     """One line per VM; a usage with no VM at all (a zero invoice) gets one line saying so."""
-    lines = tuple(
-        InvoiceLine(describe_vm(line.vm, period), line.amount, taxed) for line in priced.vms
-    ) or (InvoiceLine(describe_no_usage(period), priced.tariff.zero, taxed),)
+    lines = tuple(InvoiceLine(describe_vm(line.vm, period), line.amount, taxed) for line in priced.vms) or (
+        InvoiceLine(describe_no_usage(period), priced.tariff.zero, taxed),
+    )
     return dated(client_id, period, priced.tariff.currency, lines, now=now, due_days=due_days, provenance=provenance)
 
 
-def dated(client_id: int, period: BillingPeriod, currency: str, lines: Sequence[InvoiceLine], *, now: datetime,
-          due_days: int, provenance: str = "") -> InvoiceDraft:
+def dated(
+    client_id: int,
+    period: BillingPeriod,
+    currency: str,
+    lines: Sequence[InvoiceLine],
+    *,
+    now: datetime,
+    due_days: int,
+    provenance: str = "",
+) -> InvoiceDraft:
     """The draft of these lines issued ``now`` (a held invoice released later is dated the day it is released)."""
     invoice_date = now.astimezone(zone(period.timezone)).date()
     return InvoiceDraft(

@@ -16,6 +16,11 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from services.invoicer import provenance, store
+from services.invoicer.invoice_document import InvoiceDraft, notes_marker
+from services.invoicer.metrics import OUTCOMES_UNCERTAIN
+from services.invoicer.pricing import PricedUsage
+from services.invoicer.settings import InvoicerSettings
 from shared.bus.processing import HandlerContext
 from shared.errors import PermanentError, RetryLater
 from shared.events.billing import InvoiceCreated
@@ -23,15 +28,17 @@ from shared.ports import Whmcs
 from shared.upstream.errors import UpstreamError, UpstreamOutcomeUnknown
 from shared.upstream.whmcs_models import WhmcsInvoice, WhmcsInvoiceSummary
 
-from services.invoicer import provenance, store
-from services.invoicer.invoice_document import InvoiceDraft, notes_marker
-from services.invoicer.metrics import OUTCOMES_UNCERTAIN
-from services.invoicer.pricing import PricedUsage
-from services.invoicer.settings import InvoicerSettings
 
-
-def take_turn(ctx: HandlerContext, whmcs: Whmcs, settings: InvoicerSettings, client_id: int, period: str, key: str,
-              *, done: tuple[str, ...] = store.FINAL) -> int | None:
+def take_turn(
+    ctx: HandlerContext,
+    whmcs: Whmcs,
+    settings: InvoicerSettings,
+    client_id: int,
+    period: str,
+    key: str,
+    *,
+    done: tuple[str, ...] = store.FINAL,
+) -> int | None:
     """Claim the next attempt of (client, period) and settle an earlier one whose outcome is unknown.
 
     Returns the attempt this delivery now owns, or None when there is nothing left to do: the row is
@@ -44,8 +51,11 @@ def take_turn(ctx: HandlerContext, whmcs: Whmcs, settings: InvoicerSettings, cli
         ctx.log.info("nothing to do for this client and period", client_id=client_id, period=period, status=turn.status)
         return None
     if turn.action == "wait":
-        raise RetryLater(f"the outcome of an earlier CreateInvoice for client {client_id}, {period} is unknown; "
-                         "looking it up once WHMCS has had time to finish", turn.wait_seconds)
+        raise RetryLater(
+            f"the outcome of an earlier CreateInvoice for client {client_id}, {period} is unknown; "
+            "looking it up once WHMCS has had time to finish",
+            turn.wait_seconds,
+        )
     if turn.look_up_first:
         try:
             earlier = whmcs.find_invoice_by_marker(client_id, notes_marker(key))
@@ -57,13 +67,20 @@ def take_turn(ctx: HandlerContext, whmcs: Whmcs, settings: InvoicerSettings, cli
         if earlier is not None and invoice is not None:
             record_found(ctx, earlier, invoice, period, key)
             return None
-        ctx.log.info("no invoice under the run key after the quiet time; creating it", client_id=client_id,
-                     period=period)
+        ctx.log.info(
+            "no invoice under the run key after the quiet time; creating it", client_id=client_id, period=period
+        )
     return turn.attempts
 
 
-def create(ctx: HandlerContext, whmcs: Whmcs, settings: InvoicerSettings, draft: InvoiceDraft, attempt: int,
-           priced: PricedUsage | None = None) -> None:
+def create(
+    ctx: HandlerContext,
+    whmcs: Whmcs,
+    settings: InvoicerSettings,
+    draft: InvoiceDraft,
+    attempt: int,
+    priced: PricedUsage | None = None,
+) -> None:
     """Send CreateInvoice for the owned ``attempt`` and record the invoice; a lost outcome marks the row
     uncertain, a refusal marks it failed, and either is raised to the bus."""
     client_id, period = draft.client_id, draft.period.key
@@ -81,14 +98,20 @@ def create(ctx: HandlerContext, whmcs: Whmcs, settings: InvoicerSettings, draft:
         OUTCOMES_UNCERTAIN.inc()
         with ctx.record_now() as session:
             store.mark_uncertain(session, client_id, period, since=ctx.now())
-        ctx.log.warning("CreateInvoice outcome unknown; the invoice is looked up after the quiet time",
-                        client_id=client_id, period=period, quiet_seconds=settings.whmcs_uncertain_quiet_seconds,
-                        attempt=attempt)
+        ctx.log.warning(
+            "CreateInvoice outcome unknown; the invoice is looked up after the quiet time",
+            client_id=client_id,
+            period=period,
+            quiet_seconds=settings.whmcs_uncertain_quiet_seconds,
+            attempt=attempt,
+        )
         if attempt >= settings.whmcs_uncertain_max_attempts:
             raise  # WHMCS keeps failing this one: let the delivery's retries run out and park it for a person
         # The look-up after the quiet time settles it; a lost outcome is no failure of this delivery's own.
-        raise RetryLater(f"CreateInvoice for client {client_id}, {period}: outcome unknown, looked up after the "
-                         "quiet time", settings.whmcs_uncertain_quiet_seconds) from None
+        raise RetryLater(
+            f"CreateInvoice for client {client_id}, {period}: outcome unknown, looked up after the quiet time",
+            settings.whmcs_uncertain_quiet_seconds,
+        ) from None
     except UpstreamError:
         with ctx.record_now() as session:
             store.mark_failed(session, client_id, period, attempt)
@@ -111,24 +134,30 @@ def invoice_created(draft: InvoiceDraft, invoice_id: int) -> InvoiceCreated:
     )
 
 
-def record_found(ctx: HandlerContext, found: WhmcsInvoiceSummary, invoice: WhmcsInvoice, period: str,
-                 key: str) -> None:
+def record_found(ctx: HandlerContext, found: WhmcsInvoiceSummary, invoice: WhmcsInvoice, period: str, key: str) -> None:
     """An earlier attempt created the invoice and its outcome was lost: record that one."""
-    ctx.log.warning("invoice found by its run key after an attempt whose outcome was lost; recording it",
-                    client_id=found.client_id, period=period, invoice_id=found.id)
+    ctx.log.warning(
+        "invoice found by its run key after an attempt whose outcome was lost; recording it",
+        client_id=found.client_id,
+        period=period,
+        invoice_id=found.id,
+    )
     currency = found.currency_code
     if not currency:
         raise PermanentError(f"WHMCS did not tell the currency of invoice {found.id}")
-    record(ctx, InvoiceCreated(
-        whmcs_client_id=found.client_id,
-        period=period,
-        invoice_id=found.id,
-        currency=currency,
-        total=sum((item.amount for item in invoice.items), Decimal(0)),
-        line_count=len(invoice.items),
-        due_date=found.due_date or invoice.due_date,
-        run_key=key,
-    ))
+    record(
+        ctx,
+        InvoiceCreated(
+            whmcs_client_id=found.client_id,
+            period=period,
+            invoice_id=found.id,
+            currency=currency,
+            total=sum((item.amount for item in invoice.items), Decimal(0)),
+            line_count=len(invoice.items),
+            due_date=found.due_date or invoice.due_date,
+            run_key=key,
+        ),
+    )
 
 
 def record(ctx: HandlerContext, invoice: InvoiceCreated) -> None:
@@ -144,5 +173,11 @@ def record(ctx: HandlerContext, invoice: InvoiceCreated) -> None:
         now=ctx.now(),
     )
     ctx.emit(invoice, key="invoice")
-    ctx.log.info("invoice recorded", client_id=invoice.whmcs_client_id, period=invoice.period,
-                 invoice_id=invoice.invoice_id, currency=invoice.currency, total=str(invoice.total))
+    ctx.log.info(
+        "invoice recorded",
+        client_id=invoice.whmcs_client_id,
+        period=invoice.period,
+        invoice_id=invoice.invoice_id,
+        currency=invoice.currency,
+        total=str(invoice.total),
+    )

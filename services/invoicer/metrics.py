@@ -8,10 +8,9 @@ from prometheus_client import Counter
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from services.invoicer import holds_store
 from shared.logging import get_logger
 from shared.metrics import REGISTRY
-
-from services.invoicer import holds_store
 
 log = get_logger("postpay.invoicer.metrics")
 
@@ -60,10 +59,16 @@ class WaitingHolds(Collector):
 
     def _families(self) -> tuple[GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily]:
         return (
-            GaugeMetricFamily("postpay_invoice_holds_waiting", "Invoices held or paused, waiting for an operator's "
-                              "decision.", labels=["status"]),
-            GaugeMetricFamily("postpay_invoice_hold_oldest_waiting_timestamp_seconds", "When the oldest invoice "
-                              "still waiting was held or paused (Unix time); absent when none waits.", labels=["status"]),
+            GaugeMetricFamily(
+                "postpay_invoice_holds_waiting",
+                "Invoices held or paused, waiting for an operator's decision.",
+                labels=["status"],
+            ),
+            GaugeMetricFamily(
+                "postpay_invoice_hold_oldest_waiting_timestamp_seconds",
+                "When the oldest invoice still waiting was held or paused (Unix time); absent when none waits.",
+                labels=["status"],
+            ),
             GaugeMetricFamily("postpay_billing_periods_paused_active", "Billing periods paused and not yet resumed."),
         )
 
@@ -78,7 +83,7 @@ class WaitingHolds(Collector):
             with db.transaction() as session:
                 waiting = holds_store.waiting_summary(session)
                 paused = len(holds_store.active_pauses(session))
-        except Exception as exc:  # noqa: BLE001 - a database hiccup must not take down the whole scrape
+        except Exception as exc:
             log.warning("held invoices not counted for this scrape", error=f"{type(exc).__name__}: {exc}")
             return []
         count, oldest, periods = self._families()

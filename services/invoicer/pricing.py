@@ -14,6 +14,13 @@ from shared.pricing import (
 )
 
 __all__ = [
-    "DEFAULT_MINOR_UNITS", "PricedUsage", "PricedVm", "Tariff", "billable_hours", "check_vm_tokens", "price_usage",
-    "tariff_for", "vm_tokens",
-]  # fmt: skip
+    "DEFAULT_MINOR_UNITS",
+    "PricedUsage",
+    "PricedVm",
+    "Tariff",
+    "billable_hours",
+    "check_vm_tokens",
+    "price_usage",
+    "tariff_for",
+    "vm_tokens",
+]

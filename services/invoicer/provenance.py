@@ -19,11 +19,10 @@ from decimal import Decimal
 from sqlalchemy import BigInteger, Boolean, Column, Integer, String, Table, select
 from sqlalchemy.orm import Session
 
-from shared.db import Amount, UtcTimestamp, insert_on_conflict
-
 from services.invoicer.invoice_document import InvoiceDraft
 from services.invoicer.pricing import PricedUsage
 from services.invoicer.store import tables
+from shared.db import Amount, UtcTimestamp, insert_on_conflict
 
 lines = Table(
     "invoicer_invoice_lines",
@@ -85,19 +84,31 @@ def record(session: Session, draft: InvoiceDraft, priced: PricedUsage, invoice_i
     rows = []
     for position, line in enumerate(draft.lines, start=1):
         row = {
-            "invoice_id": invoice_id, "position": position, "whmcs_client_id": draft.client_id,
-            "period": draft.period.key, "run_key": draft.run_key, "description": line.description[:1000],
-            "currency": tariff.currency, "minor_units": tariff.minor_units, "amount": line.amount,
-            "token_price": format(tariff.token_price, "f"), "recorded_at": now,
-        }  # fmt: skip
+            "invoice_id": invoice_id,
+            "position": position,
+            "whmcs_client_id": draft.client_id,
+            "period": draft.period.key,
+            "run_key": draft.run_key,
+            "description": line.description[:1000],
+            "currency": tariff.currency,
+            "minor_units": tariff.minor_units,
+            "amount": line.amount,
+            "token_price": format(tariff.token_price, "f"),
+            "recorded_at": now,
+        }
         if position <= len(priced.vms):  # a zero invoice's single "no usage" line has no VM behind it
             vm = priced.vms[position - 1].vm
             row.update(
-                server_id=vm.server_id, vm_name=vm.name, plan_name=vm.plan_name, hours=vm.hours,
-                tokens_per_hour=vm.tokens_per_hour, tokens_per_month=vm.tokens_per_month, tokens=vm.tokens,
+                server_id=vm.server_id,
+                vm_name=vm.name,
+                plan_name=vm.plan_name,
+                hours=vm.hours,
+                tokens_per_hour=vm.tokens_per_hour,
+                tokens_per_month=vm.tokens_per_month,
+                tokens=vm.tokens,
                 capped=vm.hours * vm.tokens_per_hour > vm.tokens_per_month,
                 unrounded=format(tariff.token_price * vm.tokens, "f"),
-            )  # fmt: skip
+            )
         rows.append(row)
     insert = insert_on_conflict(session, lines)
     # A redelivery that recorded the invoice already wrote these rows: the first record stands.

@@ -34,14 +34,56 @@ from services.invoicer.store import (
 )
 
 __all__ = [
-    "BUSY", "HELD", "INVOICED", "LEDGER_REJECTED", "LEDGER_WAITING", "NOTHING_TO_BILL", "PAUSED", "PENDING",
-    "REJECTED", "RELEASED", "RELEASING", "SUPERSEDED", "UNCERTAIN", "WAITING", "Decision", "Hold", "InvoiceDraft",
-    "InvoicerSettings", "LedgerEntry", "Line", "LineChange", "LineProvenance", "Pause", "Reason", "active_pauses",
-    "client_tariff", "decide", "decide_hold", "diff_lines", "entries_of_client", "entries_of_period", "entry",
-    "entry_by_invoice", "has_differences", "hold", "hold_counts", "hold_history", "holds_listing",
-    "largest_earlier_invoices", "latest_entries", "ledger_counts", "lines_of", "notes_marker", "pause_of",
-    "record_hold_action", "resume_holds", "run_key", "set_ledger_status", "tables",
-]  # fmt: skip
+    "BUSY",
+    "HELD",
+    "INVOICED",
+    "LEDGER_REJECTED",
+    "LEDGER_WAITING",
+    "NOTHING_TO_BILL",
+    "PAUSED",
+    "PENDING",
+    "REJECTED",
+    "RELEASED",
+    "RELEASING",
+    "SUPERSEDED",
+    "UNCERTAIN",
+    "WAITING",
+    "Decision",
+    "Hold",
+    "InvoiceDraft",
+    "InvoicerSettings",
+    "LedgerEntry",
+    "Line",
+    "LineChange",
+    "LineProvenance",
+    "Pause",
+    "Reason",
+    "active_pauses",
+    "client_tariff",
+    "decide",
+    "decide_hold",
+    "diff_lines",
+    "entries_of_client",
+    "entries_of_period",
+    "entry",
+    "entry_by_invoice",
+    "has_differences",
+    "hold",
+    "hold_counts",
+    "hold_history",
+    "holds_listing",
+    "largest_earlier_invoices",
+    "latest_entries",
+    "ledger_counts",
+    "lines_of",
+    "notes_marker",
+    "pause_of",
+    "record_hold_action",
+    "resume_holds",
+    "run_key",
+    "set_ledger_status",
+    "tables",
+]
 
 # The ledger's statuses of a (client, period) an operator decides on. HELD, PAUSED, REJECTED... above are
 # a hold's statuses (holds_store); the ledger spells the same words in its own column.
@@ -75,8 +117,9 @@ def entries_of_client(session: Session, client_id: int) -> list[LedgerEntry]:
     return _entries(session.execute(query))
 
 
-def entries_of_period(session: Session, period: str, *, after: int = 0, limit: int = 500,
-                      client_id: int | None = None) -> list[LedgerEntry]:
+def entries_of_period(
+    session: Session, period: str, *, after: int = 0, limit: int = 500, client_id: int | None = None
+) -> list[LedgerEntry]:
     """A period's ledger by client id after ``after`` (keyset paging)."""
     query = select(ledger).where(ledger.c.period == period, ledger.c.whmcs_client_id > after)
     if client_id is not None:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import threading
 
+from services.invoicer import handlers, holds_store, store  # noqa: F401 - holds_store declares its tables
+from services.invoicer.metrics import WAITING_HOLDS
+from services.invoicer.settings import InvoicerSettings
 from shared.bus.topology import Subscription, bind
 from shared.dependencies import Dependencies
 from shared.events.billing import InvoiceReleased, UsageCollected
 from shared.service import ServiceDefinition
-
-from services.invoicer import handlers, holds_store, store  # noqa: F401 - holds_store declares its tables
-from services.invoicer.metrics import WAITING_HOLDS
-from services.invoicer.settings import InvoicerSettings
 
 NAME = "invoicer"
 

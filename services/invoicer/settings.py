@@ -19,7 +19,8 @@ _CURRENCY_CODE = re.compile(r"^[A-Z]{3}$")
 MAX_MINOR_UNITS = 2
 
 AmountsByCurrency = Annotated[
-    dict[str, Decimal], NoDecode,
+    dict[str, Decimal],
+    NoDecode,
     BeforeValidator(lambda value: parse_amounts(value, "amount", example='{"USD": "10000"}')),
 ]
 
@@ -30,7 +31,7 @@ def _json_object(value: Any, what: str) -> Any:
         try:
             value = json.loads(value, parse_float=Decimal, parse_int=Decimal)
         except json.JSONDecodeError as exc:
-            raise ValueError(f"{what} must be a JSON object, e.g. {{\"USD\": \"0.0010\"}}") from exc
+            raise ValueError(f'{what} must be a JSON object, e.g. {{"USD": "0.0010"}}') from exc
     if not isinstance(value, dict):
         raise ValueError(f"{what} must be a mapping of currency code to value")
     return value
@@ -58,11 +59,9 @@ class InvoicerSettings(BaseSettings):
             "at most 2, the precision WHMCS stores; a code ISO 4217 does not know: 2). At most 2."
         ),
     )
-    invoice_due_days: int = Field(
-        default=14, ge=0, le=365, description="Days from the invoice date to its due date."
-    )
+    invoice_due_days: int = Field(default=14, ge=0, le=365, description="Days from the invoice date to its due date.")
     invoice_send_email: bool = Field(
-        default=True, description="Ask WHMCS to send the \"Invoice Created\" email with each invoice."
+        default=True, description='Ask WHMCS to send the "Invoice Created" email with each invoice.'
     )
     invoice_payment_method: str | None = Field(
         default=None,

@@ -89,19 +89,38 @@ def _dialect(session: Session) -> str:
 _KEY = (ledger.c.whmcs_client_id == bindparam("p_client_id")) & (ledger.c.period == bindparam("p_period"))
 _ENTRY = select(ledger).where(_KEY)
 _ENTRY_LOCKED = _ENTRY.with_for_update()
-_RECORD_INVOICE = ledger.update().where(_KEY).values(
-    status=INVOICED, invoice_id=bindparam("p_invoice_id"), currency=bindparam("p_currency"),
-    total=bindparam("p_total"), line_count=bindparam("p_line_count"), due_date=bindparam("p_due_date"),
-    updated_at=bindparam("p_now"), uncertain_since=None,
+_RECORD_INVOICE = (
+    ledger.update()
+    .where(_KEY)
+    .values(
+        status=INVOICED,
+        invoice_id=bindparam("p_invoice_id"),
+        currency=bindparam("p_currency"),
+        total=bindparam("p_total"),
+        line_count=bindparam("p_line_count"),
+        due_date=bindparam("p_due_date"),
+        updated_at=bindparam("p_now"),
+        uncertain_since=None,
+    )
 )
 
 
 @functools.cache
 def _first_attempt(dialect: str) -> Any:
-    return insert_on_conflict(dialect, ledger).values(
-        whmcs_client_id=bindparam("p_client_id"), period=bindparam("p_period"), run_key=bindparam("p_run_key"),
-        status=PENDING, attempts=1, created_at=bindparam("p_now"), updated_at=bindparam("p_now"),
-    ).on_conflict_do_nothing(index_elements=[ledger.c.whmcs_client_id, ledger.c.period]).returning(ledger.c.attempts)
+    return (
+        insert_on_conflict(dialect, ledger)
+        .values(
+            whmcs_client_id=bindparam("p_client_id"),
+            period=bindparam("p_period"),
+            run_key=bindparam("p_run_key"),
+            status=PENDING,
+            attempts=1,
+            created_at=bindparam("p_now"),
+            updated_at=bindparam("p_now"),
+        )
+        .on_conflict_do_nothing(index_elements=[ledger.c.whmcs_client_id, ledger.c.period])
+        .returning(ledger.c.attempts)
+    )
 
 
 def entry(session: Session, client_id: int, period: str, *, lock: bool = False) -> LedgerEntry | None:
@@ -122,12 +141,19 @@ def record_invoice(
     due_date: date,
     now: datetime,
 ) -> None:
-    session.execute(_RECORD_INVOICE, {
-        "p_client_id": client_id, "p_period": period, "p_invoice_id": invoice_id, "p_currency": currency,
-        "p_total": total, "p_line_count": line_count, "p_due_date": due_date, "p_now": now,
-    })
-
-
+    session.execute(
+        _RECORD_INVOICE,
+        {
+            "p_client_id": client_id,
+            "p_period": period,
+            "p_invoice_id": invoice_id,
+            "p_currency": currency,
+            "p_total": total,
+            "p_line_count": line_count,
+            "p_due_date": due_date,
+            "p_now": now,
+        },
+    )
 
 
 @dataclass(frozen=True)
@@ -143,8 +169,16 @@ class Claim:
     status: str | None = None
 
 
-def claim(session: Session, client_id: int, period: str, run_key: str, now: datetime, quiet: timedelta,
-          *, done: tuple[str, ...] = FINAL) -> Claim:
+def claim(
+    session: Session,
+    client_id: int,
+    period: str,
+    run_key: str,
+    now: datetime,
+    quiet: timedelta,
+    *,
+    done: tuple[str, ...] = FINAL,
+) -> Claim:
     """Take the next attempt for (client, period); commit it before calling WHMCS.
 
     A ``pending`` row found here belongs to an attempt that died or is running right now: its outcome is
@@ -176,19 +210,23 @@ def mark_uncertain(session: Session, client_id: int, period: str, since: datetim
     """The attempt's outcome is unknown (``since``: from this moment; None: since the moment on record,
     for an attempt that failed before it sent anything new)."""
     values = {"uncertain_since": since} if since is not None else {}
-    session.execute(ledger.update().where(_key(client_id, period), ledger.c.status.in_(BUSY))
-                    .values(status=UNCERTAIN, **values))
+    session.execute(
+        ledger.update().where(_key(client_id, period), ledger.c.status.in_(BUSY)).values(status=UNCERTAIN, **values)
+    )
 
 
 def mark_failed(session: Session, client_id: int, period: str, attempts: int) -> None:
     """WHMCS refused the attempt: nothing was created, the next one needs no look-up."""
-    session.execute(ledger.update().where(_key(client_id, period), ledger.c.status == PENDING,
-                                          ledger.c.attempts == attempts)
-                    .values(status=FAILED, uncertain_since=None))
+    session.execute(
+        ledger.update()
+        .where(_key(client_id, period), ledger.c.status == PENDING, ledger.c.attempts == attempts)
+        .values(status=FAILED, uncertain_since=None)
+    )
 
 
-def settle(session: Session, client_id: int, period: str, run_key: str, status: str, now: datetime,
-           *, fence: int | None) -> bool:
+def settle(
+    session: Session, client_id: int, period: str, run_key: str, status: str, now: datetime, *, fence: int | None
+) -> bool:
     """Record an outcome that is not an invoice (nothing to bill, held, paused). With ``fence`` the
     delivery owns attempt ``fence`` and may overwrite its own pending row; without, only a row no
     attempt is busy with. False when the row was not this delivery's to change."""
@@ -197,30 +235,50 @@ def settle(session: Session, client_id: int, period: str, run_key: str, status: 
         allowed = (ledger.c.status == PENDING) & (ledger.c.attempts == fence)
     else:
         allowed = ledger.c.status.notin_((*BUSY, *FINAL, RELEASING))
-    statement = insert_on_conflict(session, ledger).values(
-        whmcs_client_id=client_id, period=period, run_key=run_key, status=status, attempts=0,
-        created_at=now, updated_at=now,
-    ).on_conflict_do_update(
-        index_elements=[ledger.c.whmcs_client_id, ledger.c.period],
-        set_={"status": status, "updated_at": now, "uncertain_since": None},
-        where=allowed,
-    ).returning(ledger.c.status)
+    statement = (
+        insert_on_conflict(session, ledger)
+        .values(
+            whmcs_client_id=client_id,
+            period=period,
+            run_key=run_key,
+            status=status,
+            attempts=0,
+            created_at=now,
+            updated_at=now,
+        )
+        .on_conflict_do_update(
+            index_elements=[ledger.c.whmcs_client_id, ledger.c.period],
+            set_={"status": status, "updated_at": now, "uncertain_since": None},
+            where=allowed,
+        )
+        .returning(ledger.c.status)
+    )
     return session.execute(statement).first() is not None
 
 
-def set_status(session: Session, client_id: int, period: str, status: str, now: datetime,
-               *, only_from: tuple[str, ...]) -> bool:
+def set_status(
+    session: Session, client_id: int, period: str, status: str, now: datetime, *, only_from: tuple[str, ...]
+) -> bool:
     """An operator's decision on a held or paused row (reject, release); False if it is not in ``only_from``."""
-    result = session.execute(ledger.update().where(_key(client_id, period), ledger.c.status.in_(only_from))
-                             .values(status=status, updated_at=now))
+    result = session.execute(
+        ledger.update()
+        .where(_key(client_id, period), ledger.c.status.in_(only_from))
+        .values(status=status, updated_at=now)
+    )
     return bool(rows_changed(result))
 
 
 def largest_earlier_invoices(session: Session, client_id: int, period: str) -> dict[str, Decimal]:
     """Per currency, the client's largest invoice of a period before ``period``."""
-    query = select(ledger.c.currency, func.max(ledger.c.total)).where(
-        ledger.c.whmcs_client_id == client_id, ledger.c.period < period, ledger.c.status == INVOICED,
-    ).group_by(ledger.c.currency)
+    query = (
+        select(ledger.c.currency, func.max(ledger.c.total))
+        .where(
+            ledger.c.whmcs_client_id == client_id,
+            ledger.c.period < period,
+            ledger.c.status == INVOICED,
+        )
+        .group_by(ledger.c.currency)
+    )
     return {currency: Decimal(total) for currency, total in session.execute(query) if currency and total is not None}
 
 

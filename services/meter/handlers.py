@@ -15,19 +15,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from services.meter import metrics, store
+from services.meter.observations import LoggedCreation, Outcome, SweepWindow, VmState, observe
+from services.meter.reading import Read, Reader
+from services.meter.settings import MeterSettings
 from shared.db import Database
-from shared.errors import ConfigurationError
 from shared.dependencies import Dependencies
+from shared.errors import ConfigurationError
 from shared.events.base import deterministic_event_id, new_envelope
 from shared.events.metering import MeterEvent, MeterSwept, VmPlanChanged, VmRunEnded, VmRunStarted
 from shared.logging import get_logger
 from shared.outbox import Outbox
 from shared.upstream.solusvm_inventory import RUNNING
-
-from services.meter import metrics, store
-from services.meter.observations import LoggedCreation, Outcome, SweepWindow, VmState, observe
-from services.meter.reading import Read, Reader
-from services.meter.settings import MeterSettings
 
 log = get_logger("postpay.meter")
 PRODUCER = "meter"
@@ -113,11 +112,27 @@ class Meter:
         metrics.TRANSITIONS.inc(len(outcome.events))
         metrics.UNREADABLE.inc(read.unreadable)
         metrics.UNATTRIBUTED.inc(outcome.unattributed)
-        report = SweepReport(window.sweep, started_at, finished_at, len(read.sightings), running,
-                             len(outcome.events), read.requests, read.unreadable, outcome.unattributed)
-        log.info("sweep done", sweep=report.sweep, servers=report.servers, running=report.running,
-                 events=report.events, requests=report.requests, unreadable=report.unreadable,
-                 unattributed=report.unattributed)
+        report = SweepReport(
+            window.sweep,
+            started_at,
+            finished_at,
+            len(read.sightings),
+            running,
+            len(outcome.events),
+            read.requests,
+            read.unreadable,
+            outcome.unattributed,
+        )
+        log.info(
+            "sweep done",
+            sweep=report.sweep,
+            servers=report.servers,
+            running=report.running,
+            events=report.events,
+            requests=report.requests,
+            unreadable=report.unreadable,
+            unattributed=report.unattributed,
+        )
         return report
 
     def _load(self) -> _Memory:
@@ -125,15 +140,21 @@ class Meter:
             cursor = store.ensure_cursor(session, self.now())
             return _Memory(cursor, store.known_vms(session), store.pending(session))
 
-    def _commit(self, memory: _Memory, window: SweepWindow, read: Read, outcome: Outcome,
-                creations: dict[int, LoggedCreation]) -> bool:
+    def _commit(
+        self, memory: _Memory, window: SweepWindow, read: Read, outcome: Outcome, creations: dict[int, LoggedCreation]
+    ) -> bool:
         base = memory.cursor
         swept = MeterSwept(
-            meter_epoch=window.epoch, sweep=window.sweep, started_at=window.started_at,
-            finished_at=window.finished_at, interval_seconds=self.settings.meter_interval_seconds,
-            events=len(outcome.events), servers=len(read.sightings),
+            meter_epoch=window.epoch,
+            sweep=window.sweep,
+            started_at=window.started_at,
+            finished_at=window.finished_at,
+            interval_seconds=self.settings.meter_interval_seconds,
+            events=len(outcome.events),
+            servers=len(read.sightings),
             running=sum(1 for s in read.sightings.values() if s.server.power == RUNNING),
-            unreadable=read.unreadable, unattributed=outcome.unattributed,
+            unreadable=read.unreadable,
+            unattributed=outcome.unattributed,
         )
         swept_id = deterministic_event_id("meter", window.epoch, "sweep", window.sweep)
         pending = {**memory.pending, **creations}
@@ -148,17 +169,33 @@ class Meter:
             store.save_vms(session, outcome.changed.values())
             if creations or outcome.consumed_creations or expired:
                 store.save_pending(session, creations, outcome.consumed_creations | expired, older_than=too_old)
-            store.advance_cursor(session, sweep=window.sweep, started_at=window.started_at,
-                                 finished_at=window.finished_at, log_marks=read.marks, now=self.now())
+            store.advance_cursor(
+                session,
+                sweep=window.sweep,
+                started_at=window.started_at,
+                finished_at=window.finished_at,
+                log_marks=read.marks,
+                now=self.now(),
+            )
             # In chunks: a first sweep of 100,000 VMs publishes 70,000 starts, and their JSON need not
             # all be in memory at once.
             for start in range(0, len(outcome.events), OUTBOX_CHUNK):
-                self.outbox.add_all(session, [
-                    new_envelope(event, producer=PRODUCER, event_id=_event_id(event), correlation_id=swept_id,
-                                 occurred_at=window.finished_at)
-                    for event in outcome.events[start:start + OUTBOX_CHUNK]])
-            self.outbox.add_all(session, [new_envelope(swept, producer=PRODUCER, event_id=swept_id,
-                                                       occurred_at=window.finished_at)])
+                self.outbox.add_all(
+                    session,
+                    [
+                        new_envelope(
+                            event,
+                            producer=PRODUCER,
+                            event_id=_event_id(event),
+                            correlation_id=swept_id,
+                            occurred_at=window.finished_at,
+                        )
+                        for event in outcome.events[start : start + OUTBOX_CHUNK]
+                    ],
+                )
+            self.outbox.add_all(
+                session, [new_envelope(swept, producer=PRODUCER, event_id=swept_id, occurred_at=window.finished_at)]
+            )
         known = memory.known
         for server_id, state in outcome.changed.items():
             if state.deleted:
@@ -185,7 +222,7 @@ class Meter:
             try:
                 with metrics.SWEEP_SECONDS.time():
                     self.sweep()
-            except Exception:  # noqa: BLE001 - the panel or the database down: retried next interval
+            except Exception:
                 metrics.SWEEPS.labels("failed").inc()
                 log.exception("sweep failed; nothing of it was recorded")
             due = max(due + interval, began)

@@ -84,8 +84,9 @@ class Outcome:
 
 
 def metered_plan(plan: PlanPrices) -> MeteredPlan:
-    return MeteredPlan(id=plan.id, name=plan.name, tokens_per_hour=plan.tokens_per_hour,
-                       tokens_per_month=plan.tokens_per_month)
+    return MeteredPlan(
+        id=plan.id, name=plan.name, tokens_per_hour=plan.tokens_per_hour, tokens_per_month=plan.tokens_per_month
+    )
 
 
 class _Sweep:
@@ -103,21 +104,34 @@ class _Sweep:
         assert self.window.previous_started_at is not None, "a known VM was seen by an earlier sweep"
         return self.window.previous_started_at
 
-    def start(self, state: VmState, started_at: datetime, not_running_at: datetime | None,
-              evidence: str) -> VmState:
+    def start(self, state: VmState, started_at: datetime, not_running_at: datetime | None, evidence: str) -> VmState:
         run = state.run + 1
-        self.outcome.events.append(VmRunStarted(
-            **self.common(state.server_id), run=run, solusvm_user_id=state.user_id, uuid=state.uuid,
-            name=state.name, plan=metered_plan(state.plan), created_at=state.created_at, started_at=started_at,
-            not_running_at=not_running_at, evidence=evidence,
-        ))
+        self.outcome.events.append(
+            VmRunStarted(
+                **self.common(state.server_id),
+                run=run,
+                solusvm_user_id=state.user_id,
+                uuid=state.uuid,
+                name=state.name,
+                plan=metered_plan(state.plan),
+                created_at=state.created_at,
+                started_at=started_at,
+                not_running_at=not_running_at,
+                evidence=evidence,
+            )
+        )
         return replace(state, running=True, run=run)
 
     def end(self, state: VmState, ended_at: datetime, not_running_at: datetime | None, reason: str) -> VmState:
-        self.outcome.events.append(VmRunEnded(
-            **self.common(state.server_id), run=state.run, ended_at=ended_at,
-            not_running_at=not_running_at, reason=reason,
-        ))
+        self.outcome.events.append(
+            VmRunEnded(
+                **self.common(state.server_id),
+                run=state.run,
+                ended_at=ended_at,
+                not_running_at=not_running_at,
+                reason=reason,
+            )
+        )
         return replace(state, running=False)
 
     def delete(self, state: VmState, deleted_at: datetime) -> VmState:
@@ -181,12 +195,22 @@ def observe(
 def _first_sighting(sweep: _Sweep, sighting: Sighting, creation: LoggedCreation | None) -> VmState:
     server = sighting.server
     window = sweep.window
-    state = VmState(server.id, server.uuid, server.name, server.user_id, server.plan, running=False,
-                    created_at=server.created_at or (creation.at if creation else None))
+    state = VmState(
+        server.id,
+        server.uuid,
+        server.name,
+        server.user_id,
+        server.plan,
+        running=False,
+        created_at=server.created_at or (creation.at if creation else None),
+    )
     if server.power != RUNNING:
         return state
-    created_since = (creation is not None and window.previous_started_at is not None
-                     and window.previous_started_at <= creation.at <= sighting.received_at)
+    created_since = (
+        creation is not None
+        and window.previous_started_at is not None
+        and window.previous_started_at <= creation.at <= sighting.received_at
+    )
     if created_since:
         assert creation is not None
         return sweep.start(state, creation.at, creation.at, "logged_creation")
@@ -197,8 +221,14 @@ def _sighting(sweep: _Sweep, state: VmState, sighting: Sighting) -> VmState:
     """The VM's state after this sighting; ``state`` itself when the sighting changes nothing."""
     server = sighting.server
     unchanged_power = server.power == UNKNOWN or (server.power == RUNNING) == state.running
-    if (unchanged_power and not state.missing and server.user_id == state.user_id and server.plan == state.plan
-            and (server.uuid or state.uuid) == state.uuid and (server.name or state.name) == state.name):
+    if (
+        unchanged_power
+        and not state.missing
+        and server.user_id == state.user_id
+        and server.plan == state.plan
+        and (server.uuid or state.uuid) == state.uuid
+        and (server.name or state.name) == state.name
+    ):
         return state
     not_running_since = state.last_seen_at if state.missing else sweep.window.previous_finished_at
     if server.user_id != state.user_id and state.running:
@@ -206,11 +236,13 @@ def _sighting(sweep: _Sweep, state: VmState, sighting: Sighting) -> VmState:
         state = sweep.end(state, sweep.last_running(state), None, "owner_changed")
         not_running_since = None
     if server.plan != state.plan:
-        sweep.outcome.events.append(VmPlanChanged(
-            **sweep.common(state.server_id), plan=metered_plan(server.plan), seen_at=sighting.received_at))
+        sweep.outcome.events.append(
+            VmPlanChanged(**sweep.common(state.server_id), plan=metered_plan(server.plan), seen_at=sighting.received_at)
+        )
     last_running = sweep.last_running(state) if state.running else None
-    state = replace(state, uuid=server.uuid or state.uuid, name=server.name or state.name, user_id=server.user_id,
-                    plan=server.plan)
+    state = replace(
+        state, uuid=server.uuid or state.uuid, name=server.name or state.name, user_id=server.user_id, plan=server.plan
+    )
     if server.power == RUNNING and not state.running:
         state = sweep.start(state, sighting.received_at, not_running_since, "poll")
     elif server.power == STOPPED and state.running:
@@ -239,20 +271,37 @@ def _missing(sweep: _Sweep, state: VmState) -> VmState | None:
     return state
 
 
-def _never_listed(sweep: _Sweep, server_id: int, creation: LoggedCreation | None, deleted_at: datetime,
-                  plans: Mapping[int, PlanPrices]) -> None:
+def _never_listed(
+    sweep: _Sweep,
+    server_id: int,
+    creation: LoggedCreation | None,
+    deleted_at: datetime,
+    plans: Mapping[int, PlanPrices],
+) -> None:
     """Created and deleted between two sweeps: a run from its logged creation to its logged deletion,
     when the log tells whose it was and on which plan."""
     plan = plans.get(creation.plan_id) if creation is not None and creation.plan_id is not None else None
     previous = sweep.window.previous_started_at
     # Created before the previous sweep, it should have been listed: an entry this old is not a run
     # between two sweeps, and nothing proves it ran.
-    if (creation is None or creation.user_id is None or plan is None or previous is None
-            or not previous <= creation.at <= deleted_at):
+    if (
+        creation is None
+        or creation.user_id is None
+        or plan is None
+        or previous is None
+        or not previous <= creation.at <= deleted_at
+    ):
         sweep.outcome.unattributed += 1
         return
-    state = VmState(server_id, creation.uuid or "", creation.name or f"#{server_id}", creation.user_id, plan,
-                    running=False, created_at=creation.at)
+    state = VmState(
+        server_id,
+        creation.uuid or "",
+        creation.name or f"#{server_id}",
+        creation.user_id,
+        plan,
+        running=False,
+        created_at=creation.at,
+    )
     state = sweep.start(state, creation.at, creation.at, "logged_creation")
     state = sweep.end(state, deleted_at, deleted_at, "deleted")
     sweep.outcome.changed[server_id] = sweep.delete(state, deleted_at)

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from services.meter.observations import LoggedCreation, Sighting, VmState
+from services.meter.settings import MeterSettings
 from shared.dependencies import Dependencies
 from shared.logging import get_logger
 from shared.upstream.solusvm import SolusVMResponseError
@@ -27,9 +29,6 @@ from shared.upstream.solusvm_inventory import (
     parse_plan,
     parse_server,
 )
-
-from services.meter.observations import LoggedCreation, Sighting, VmState
-from services.meter.settings import MeterSettings
 
 log = get_logger("postpay.meter")
 LOG_MARK = "activity_logs"
@@ -76,15 +75,20 @@ class Reader:
         page, known_last = 1, last
         if last is not None and last > 1:
             self.check_pages(last)
-            with ThreadPoolExecutor(max_workers=self.settings.meter_page_concurrency,
-                                    thread_name_prefix="meter-page") as pool:
+            with ThreadPoolExecutor(
+                max_workers=self.settings.meter_page_concurrency, thread_name_prefix="meter-page"
+            ) as pool:
                 for items, said, requested_at, received_at in pool.map(self.server_page, range(2, last + 1)):
                     read.requests += 1
                     known_last = max(known_last or 0, said or 0)
                     yield items, requested_at, received_at
             page = last
-        while items and (known_last is None and len(items) >= self.settings.meter_page_size
-                         or known_last is not None and page < known_last):
+        while items and (
+            known_last is None
+            and len(items) >= self.settings.meter_page_size
+            or known_last is not None
+            and page < known_last
+        ):
             page += 1
             self.check_pages(page)
             items, said, requested_at, received_at = self.server_page(page)
@@ -95,8 +99,9 @@ class Reader:
 
     def check_pages(self, pages: int) -> None:
         if pages > self.settings.meter_max_pages:
-            raise SolusVMResponseError(f"SolusVM /api/v1/servers: more than {self.settings.meter_max_pages} pages",
-                                       upstream="solusvm")
+            raise SolusVMResponseError(
+                f"SolusVM /api/v1/servers: more than {self.settings.meter_max_pages} pages", upstream="solusvm"
+            )
 
     def read(self, marks: dict[str, int], *, first: bool) -> Read:
         read = Read(marks=dict(marks))
@@ -111,13 +116,15 @@ class Reader:
                     continue
                 read.sightings[server.id] = Sighting(server, requested_at, received_at)
         # One unfiltered read: a sweep with nothing new costs one request, not one per metered event.
-        pages = solusvm.activity_log_pages(per_page=self.settings.meter_page_size,
-                                           max_pages=self.settings.meter_max_pages)
+        pages = solusvm.activity_log_pages(
+            per_page=self.settings.meter_page_size, max_pages=self.settings.meter_max_pages
+        )
         read.entries = self.new_entries(self.pages(pages, read), read, first=first)
         return read
 
-    def new_entries(self, pages: Iterable[tuple[list[Any], datetime, datetime]], read: Read, *,
-                     first: bool) -> dict[str, list[ActivityEntry]]:
+    def new_entries(
+        self, pages: Iterable[tuple[list[Any], datetime, datetime]], read: Read, *, first: bool
+    ) -> dict[str, list[ActivityEntry]]:
         """Metered entries newer than the read mark, paging newest first until one is not; the first
         sweep of an epoch only learns where the log ends (what came before it was never metered)."""
         mark = read.marks.get(LOG_MARK, 0)
@@ -142,8 +149,9 @@ class Reader:
             by_event.setdefault(found[key].event, []).append(found[key])
         return by_event
 
-    def log_facts(self, read: Read,
-                  known: dict[int, VmState]) -> tuple[dict[int, LoggedCreation], dict[int, datetime], int]:
+    def log_facts(
+        self, read: Read, known: dict[int, VmState]
+    ) -> tuple[dict[int, LoggedCreation], dict[int, datetime], int]:
         """Logged creations of VMs not known yet, logged deletions, and deletions naming no VM we can tell."""
         by_uuid = {s.server.uuid: s.server.id for s in read.sightings.values() if s.server.uuid}
         by_uuid.update({state.uuid: state.server_id for state in known.values() if state.uuid})
@@ -164,18 +172,27 @@ class Reader:
                     if not server_id:
                         continue
                     if event == VM_CREATED and server_id not in known:
-                        creations[server_id] = LoggedCreation(entry.created_at, ref.uuid, ref.name, ref.user_id,
-                                                              ref.plan_id)
+                        creations[server_id] = LoggedCreation(
+                            entry.created_at, ref.uuid, ref.name, ref.user_id, ref.plan_id
+                        )
                     elif event in DELETION_EVENTS:
                         earlier = deletions.get(server_id)
                         deletions[server_id] = entry.created_at if earlier is None else min(earlier, entry.created_at)
         return creations, deletions, unresolved
 
-    def plans_for(self, read: Read, deletions: dict[int, datetime], creations: dict[int, LoggedCreation],
-                   known: dict[int, VmState]) -> dict[int, PlanPrices]:
+    def plans_for(
+        self,
+        read: Read,
+        deletions: dict[int, datetime],
+        creations: dict[int, LoggedCreation],
+        known: dict[int, VmState],
+    ) -> dict[int, PlanPrices]:
         """Plans by id, for VMs created and deleted between two sweeps (their only record is the log)."""
-        wanted = {c.plan_id for server_id, c in creations.items()
-                  if server_id in deletions and server_id not in known and server_id not in read.sightings}
+        wanted = {
+            c.plan_id
+            for server_id, c in creations.items()
+            if server_id in deletions and server_id not in known and server_id not in read.sightings
+        }
         wanted.discard(None)
         if not wanted:
             return {}

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import threading
 
-from shared.dependencies import Dependencies
-from shared.errors import ConfigurationError
-from shared.service import ServiceDefinition
-
 from services.meter import store
 from services.meter.handlers import Meter
 from services.meter.settings import MeterSettings
+from shared.dependencies import Dependencies
+from shared.errors import ConfigurationError
+from shared.service import ServiceDefinition
 
 NAME = "meter"
 
@@ -24,5 +23,6 @@ def build(deps: Dependencies) -> ServiceDefinition:
             raise ConfigurationError("the meter needs the database (Dependencies.db is unset)")
         meter.run(stop)
 
-    return ServiceDefinition(name=NAME, tables=store.tables, subscriptions=[], background=[run_meter],
-                             extras={"meter": meter})
+    return ServiceDefinition(
+        name=NAME, tables=store.tables, subscriptions=[], background=[run_meter], extras={"meter": meter}
+    )

@@ -13,11 +13,10 @@ from typing import Any
 from sqlalchemy import BigInteger, Boolean, Column, Index, Integer, String, Table, Text, Uuid, select
 from sqlalchemy.orm import Session
 
+from services.meter.observations import LoggedCreation, VmState
 from shared.db import UtcTimestamp, insert_on_conflict
 from shared.service import ServiceTables
 from shared.upstream.solusvm_inventory import PlanPrices
-
-from services.meter.observations import LoggedCreation, VmState
 
 tables = ServiceTables("meter")
 
@@ -82,9 +81,17 @@ def _cursor(row: Any) -> Cursor:
 
 def ensure_cursor(session: Session, now: datetime) -> Cursor:
     """The cursor, created (with a new epoch) by the first meter to run on this database."""
-    session.execute(insert_on_conflict(session, cursor).values(
-        id=CURSOR_ID, epoch=uuid.uuid4(), sweep=0, log_marks="{}", updated_at=now,
-    ).on_conflict_do_nothing(index_elements=[cursor.c.id]))
+    session.execute(
+        insert_on_conflict(session, cursor)
+        .values(
+            id=CURSOR_ID,
+            epoch=uuid.uuid4(),
+            sweep=0,
+            log_marks="{}",
+            updated_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=[cursor.c.id])
+    )
     return _cursor(session.execute(select(cursor).where(cursor.c.id == CURSOR_ID)).one())
 
 
@@ -93,19 +100,40 @@ def lock_cursor(session: Session) -> Cursor:
     return _cursor(session.execute(select(cursor).where(cursor.c.id == CURSOR_ID).with_for_update()).one())
 
 
-def advance_cursor(session: Session, *, sweep: int, started_at: datetime, finished_at: datetime,
-                   log_marks: Mapping[str, int], now: datetime) -> None:
-    session.execute(cursor.update().where(cursor.c.id == CURSOR_ID).values(
-        sweep=sweep, started_at=started_at, finished_at=finished_at, log_marks=json.dumps(dict(log_marks)),
-        updated_at=now,
-    ))
+def advance_cursor(
+    session: Session,
+    *,
+    sweep: int,
+    started_at: datetime,
+    finished_at: datetime,
+    log_marks: Mapping[str, int],
+    now: datetime,
+) -> None:
+    session.execute(
+        cursor.update()
+        .where(cursor.c.id == CURSOR_ID)
+        .values(
+            sweep=sweep,
+            started_at=started_at,
+            finished_at=finished_at,
+            log_marks=json.dumps(dict(log_marks)),
+            updated_at=now,
+        )
+    )
 
 
 def _state(row: Any) -> VmState:
     return VmState(
-        server_id=row.server_id, uuid=row.uuid, name=row.name, user_id=row.user_id,
+        server_id=row.server_id,
+        uuid=row.uuid,
+        name=row.name,
+        user_id=row.user_id,
         plan=PlanPrices(row.plan_id, row.plan_name, row.tokens_per_hour, row.tokens_per_month),
-        running=row.running, run=row.run, missing=row.missing, last_seen_at=row.last_seen_at, deleted=row.deleted,
+        running=row.running,
+        run=row.run,
+        missing=row.missing,
+        last_seen_at=row.last_seen_at,
+        deleted=row.deleted,
         created_at=row.created_at,
     )
 
@@ -119,7 +147,7 @@ def deleted_among(session: Session, server_ids: Iterable[int]) -> dict[int, VmSt
     ids = list(server_ids)
     found: dict[int, VmState] = {}
     for start in range(0, len(ids), 1000):
-        chunk = ids[start:start + 1000]
+        chunk = ids[start : start + 1000]
         rows = session.execute(select(vms).where(vms.c.server_id.in_(chunk), vms.c.deleted.is_(True)))
         found.update({row.server_id: _state(row) for row in rows})
     return found
@@ -127,10 +155,19 @@ def deleted_among(session: Session, server_ids: Iterable[int]) -> dict[int, VmSt
 
 def _row(state: VmState) -> dict[str, Any]:
     return {
-        "server_id": state.server_id, "uuid": state.uuid[:64], "name": state.name[:200], "user_id": state.user_id,
-        "plan_id": state.plan.id, "plan_name": state.plan.name[:200], "tokens_per_hour": state.plan.tokens_per_hour,
-        "tokens_per_month": state.plan.tokens_per_month, "running": state.running, "run": state.run,
-        "missing": state.missing, "last_seen_at": state.last_seen_at, "deleted": state.deleted,
+        "server_id": state.server_id,
+        "uuid": state.uuid[:64],
+        "name": state.name[:200],
+        "user_id": state.user_id,
+        "plan_id": state.plan.id,
+        "plan_name": state.plan.name[:200],
+        "tokens_per_hour": state.plan.tokens_per_hour,
+        "tokens_per_month": state.plan.tokens_per_month,
+        "running": state.running,
+        "run": state.run,
+        "missing": state.missing,
+        "last_seen_at": state.last_seen_at,
+        "deleted": state.deleted,
         "created_at": state.created_at,
     }
 
@@ -145,7 +182,7 @@ def save_vms(session: Session, states: Iterable[VmState]) -> None:
         set_={name: statement.excluded[name] for name in rows[0] if name != "server_id"},
     )
     for start in range(0, len(rows), 2000):
-        session.execute(statement, rows[start:start + 2000])
+        session.execute(statement, rows[start : start + 2000])
 
 
 def pending(session: Session) -> dict[int, LoggedCreation]:
@@ -155,17 +192,27 @@ def pending(session: Session) -> dict[int, LoggedCreation]:
     }
 
 
-def save_pending(session: Session, added: Mapping[int, LoggedCreation], consumed: Iterable[int],
-                 older_than: datetime) -> None:
+def save_pending(
+    session: Session, added: Mapping[int, LoggedCreation], consumed: Iterable[int], older_than: datetime
+) -> None:
     """Keep new logged creations, drop the ones used and the ones too old to start any run."""
     gone = list(consumed)
     dropped = set(gone)
     for start in range(0, len(gone), 1000):
-        session.execute(pending_creations.delete().where(pending_creations.c.server_id.in_(gone[start:start + 1000])))
+        session.execute(pending_creations.delete().where(pending_creations.c.server_id.in_(gone[start : start + 1000])))
     session.execute(pending_creations.delete().where(pending_creations.c.created_at < older_than))
-    rows = [{"server_id": server_id, "created_at": c.at, "uuid": c.uuid, "name": (c.name or "")[:200] or None,
-             "user_id": c.user_id, "plan_id": c.plan_id}
-            for server_id, c in added.items() if server_id not in dropped and c.at >= older_than]
+    rows = [
+        {
+            "server_id": server_id,
+            "created_at": c.at,
+            "uuid": c.uuid,
+            "name": (c.name or "")[:200] or None,
+            "user_id": c.user_id,
+            "plan_id": c.plan_id,
+        }
+        for server_id, c in added.items()
+        if server_id not in dropped and c.at >= older_than
+    ]
     if rows:
         statement = insert_on_conflict(session, pending_creations)
         session.execute(statement.on_conflict_do_nothing(index_elements=[pending_creations.c.server_id]), rows)

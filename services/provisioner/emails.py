@@ -8,8 +8,8 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from shared.events.accounts import OverdueInvoice
 from shared.branding import Brand
+from shared.events.accounts import OverdueInvoice
 from shared.mail import Email
 from shared.money import format_money
 
@@ -39,14 +39,22 @@ def suspension_email(
 ) -> Email:
     """Why the account is suspended (which invoices) and how to pay (a link to each)."""
     rows = [
-        _Invoice(invoice.invoice_id, f"{invoice.currency} {format_money(invoice.total, invoice.currency or 'XXX')}".strip(),
-                 invoice.due_date.isoformat(), invoice_url(invoice.invoice_id))
+        _Invoice(
+            invoice.invoice_id,
+            f"{invoice.currency} {format_money(invoice.total, invoice.currency or 'XXX')}".strip(),
+            invoice.due_date.isoformat(),
+            invoice_url(invoice.invoice_id),
+        )
         for invoice in invoices
-    ]  # fmt: skip
+    ]
     text, html = _render("suspended", invoices=rows, grace_days=grace_days, brand=brand)
     numbers = ", ".join(f"#{row.invoice_id}" for row in rows)
-    return Email(to=to, subject=f"Your SolusVM 2 account with {brand.name} is suspended: invoice {numbers} is unpaid",
-                 text=text, html=html)
+    return Email(
+        to=to,
+        subject=f"Your SolusVM 2 account with {brand.name} is suspended: invoice {numbers} is unpaid",
+        text=text,
+        html=html,
+    )
 
 
 def reactivation_email(*, to: str, settled_invoice_ids: Sequence[int], brand: Brand) -> Email:

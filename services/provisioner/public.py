@@ -22,9 +22,21 @@ from services.provisioner.store import (
 )
 
 __all__ = [
-    "Account", "Customer", "Decision", "Preview", "ProvisionerSettings", "account", "accounts_page", "customer",
-    "customer_of_user", "customers_page", "invoice_ids_of", "preview_standing", "tables", "today_in",
-]  # fmt: skip
+    "Account",
+    "Customer",
+    "Decision",
+    "Preview",
+    "ProvisionerSettings",
+    "account",
+    "accounts_page",
+    "customer",
+    "customer_of_user",
+    "customers_page",
+    "invoice_ids_of",
+    "preview_standing",
+    "tables",
+    "today_in",
+]
 
 
 def customer(session: Session, client_id: int) -> Customer | None:

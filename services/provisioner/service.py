@@ -30,12 +30,8 @@ def build(deps: Dependencies) -> ServiceDefinition:
                 (TermsAccepted,),
                 bind(handlers.provision_user, solusvm=deps.solusvm, settings=settings),
             ),
-            Subscription(
-                NAME, "adopt_user", (CustomerImported,), bind(handlers.adopt_user, solusvm=deps.solusvm)
-            ),
-            Subscription(
-                NAME, "record_invoice", (InvoiceCreated,), handlers.record_invoice, batch=DATABASE_ONLY_BATCH
-            ),
+            Subscription(NAME, "adopt_user", (CustomerImported,), bind(handlers.adopt_user, solusvm=deps.solusvm)),
+            Subscription(NAME, "record_invoice", (InvoiceCreated,), handlers.record_invoice, batch=DATABASE_ONLY_BATCH),
             Subscription(
                 NAME,
                 "fan_out_checks",

@@ -36,7 +36,10 @@ class ProvisionerSettings(BrandSettings):
         ),
     )
     accounts_fanout_chunk_size: int = Field(
-        default=500, ge=1, le=10_000, description="Standing checks written per transaction when an accounts sync fans out."
+        default=500,
+        ge=1,
+        le=10_000,
+        description="Standing checks written per transaction when an accounts sync fans out.",
     )
     accounts_invoice_url: str = invoice_url_field()
 

@@ -119,11 +119,18 @@ class Decision:
 
 def decide(recorded: Recorded, standing: Standing, policy: Policy, today: date) -> Decision:
     if standing.exists:
-        overdue = tuple(sorted(
-            (invoice for invoice in standing.invoices
-             if invoice.owed and invoice.due_date is not None and invoice.days_overdue(today) >= policy.grace_days),
-            key=lambda invoice: invoice.invoice_id,
-        ))  # fmt: skip
+        overdue = tuple(
+            sorted(
+                (
+                    invoice
+                    for invoice in standing.invoices
+                    if invoice.owed
+                    and invoice.due_date is not None
+                    and invoice.days_overdue(today) >= policy.grace_days
+                ),
+                key=lambda invoice: invoice.invoice_id,
+            )
+        )
         overdue_ids = tuple(invoice.invoice_id for invoice in overdue)
     else:
         # A deleted client's invoices cannot be read: keep what was known.
@@ -133,8 +140,7 @@ def decide(recorded: Recorded, standing: Standing, policy: Policy, today: date) 
     newly_overdue = tuple(invoice for invoice in overdue if invoice.invoice_id not in known)
     now_by_id = {invoice.invoice_id: invoice.status for invoice in standing.invoices}
     no_longer = tuple(
-        (invoice_id, now_by_id.get(invoice_id, "missing"))
-        for invoice_id in sorted(known - set(overdue_ids))
+        (invoice_id, now_by_id.get(invoice_id, "missing")) for invoice_id in sorted(known - set(overdue_ids))
     )
     email = (standing.email or "").strip()
     new_email = email if email and email != recorded.email else None
@@ -167,8 +173,10 @@ def _target(
 
 
 def _describe(overdue: tuple[PostpayInvoice, ...], today: date) -> str:
-    parts = [f"invoice #{invoice.invoice_id} is {invoice.days_overdue(today)} days past its due date "
-             f"{invoice.due_date}" for invoice in overdue[:3]]
+    parts = [
+        f"invoice #{invoice.invoice_id} is {invoice.days_overdue(today)} days past its due date {invoice.due_date}"
+        for invoice in overdue[:3]
+    ]
     more = f" and {len(overdue) - 3} more" if len(overdue) > 3 else ""
     return "; ".join(parts) + more
 
@@ -177,4 +185,3 @@ def recorded_after(recorded: Recorded, decision: Decision, email_applied: bool =
     """What is on record once ``decision`` was applied (the next check starts from this)."""
     email = decision.new_email if decision.new_email is not None and email_applied else recorded.email
     return Recorded(decision.status, decision.overdue_ids, email, unconfirmed=False)
-

@@ -12,14 +12,13 @@ from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from shared.db import Database
-from shared.periods import zone
-from shared.ports import Whmcs
-
 from services.provisioner import store
 from services.provisioner.settings import ProvisionerSettings
 from services.provisioner.standing import Decision, Policy, PostpayInvoice, Recorded, Standing, decide, is_postpay_notes
 from services.provisioner.store import Account, Customer
+from shared.db import Database
+from shared.periods import zone
+from shared.ports import Whmcs
 
 PAGE_SIZE = 200
 
@@ -56,9 +55,13 @@ def recorded_of(customer: Customer, account: Account) -> Recorded:
 
 
 def evaluate(
-    whmcs: Whmcs, customer: Customer, account: Account, known_invoice_ids: Collection[int],
-    settings: ProvisionerSettings, today: date,
-) -> tuple[Standing, Decision]:  # fmt: skip
+    whmcs: Whmcs,
+    customer: Customer,
+    account: Account,
+    known_invoice_ids: Collection[int],
+    settings: ProvisionerSettings,
+    today: date,
+) -> tuple[Standing, Decision]:
     standing = read_standing(whmcs, customer.whmcs_client_id, known_invoice_ids)
     decision = decide(recorded_of(customer, account), standing, policy_for(settings, customer.whmcs_client_id), today)
     return standing, decision
@@ -83,13 +86,18 @@ def preview_standing(
     while True:
         with db.transaction() as session:
             page = store.customers_page(session, after=after, limit=PAGE_SIZE, only=client_ids)
-            rows = [(customer, store.get_account(session, customer.whmcs_client_id)
-                     or store.new_account(customer.whmcs_client_id), store.invoice_ids_of(session, customer.whmcs_client_id))
-                    for customer in page]  # fmt: skip
+            rows = [
+                (
+                    customer,
+                    store.get_account(session, customer.whmcs_client_id) or store.new_account(customer.whmcs_client_id),
+                    store.invoice_ids_of(session, customer.whmcs_client_id),
+                )
+                for customer in page
+            ]
         for customer, account, known in rows:
             try:
                 _, decision = evaluate(whmcs, customer, account, known, settings, today)
-            except Exception as exc:  # noqa: BLE001 - the preview reports every failure and goes on
+            except Exception as exc:
                 yield Preview(customer, account, None, f"{type(exc).__name__}: {exc}")
                 continue
             yield Preview(customer, account, decision)

@@ -146,11 +146,17 @@ def new_account(whmcs_client_id: int) -> Account:
 
 def _account(row: Any) -> Account:
     return Account(
-        whmcs_client_id=row.whmcs_client_id, status=row.status,
-        overdue_invoice_ids=tuple(json.loads(row.overdue_invoice_ids)), revision=row.revision,
-        version=row.version, unconfirmed=row.unconfirmed, reason=row.reason, note=row.note,
-        checked_at=row.checked_at, changed_at=row.changed_at,
-    )  # fmt: skip
+        whmcs_client_id=row.whmcs_client_id,
+        status=row.status,
+        overdue_invoice_ids=tuple(json.loads(row.overdue_invoice_ids)),
+        revision=row.revision,
+        version=row.version,
+        unconfirmed=row.unconfirmed,
+        reason=row.reason,
+        note=row.note,
+        checked_at=row.checked_at,
+        changed_at=row.changed_at,
+    )
 
 
 def get_account(session: Session, whmcs_client_id: int) -> Account | None:
@@ -162,11 +168,18 @@ def ensure_account(session: Session, whmcs_client_id: int) -> Account:
     """The customer's account row, created as :func:`new_account` on first sight."""
     fresh = new_account(whmcs_client_id)
     session.execute(
-        insert_on_conflict(session, accounts).values(
-            whmcs_client_id=whmcs_client_id, status=fresh.status, overdue_invoice_ids="[]", revision=0, version=0,
-            unconfirmed=False, reason=fresh.reason,
-        ).on_conflict_do_nothing(index_elements=[accounts.c.whmcs_client_id])
-    )  # fmt: skip
+        insert_on_conflict(session, accounts)
+        .values(
+            whmcs_client_id=whmcs_client_id,
+            status=fresh.status,
+            overdue_invoice_ids="[]",
+            revision=0,
+            version=0,
+            unconfirmed=False,
+            reason=fresh.reason,
+        )
+        .on_conflict_do_nothing(index_elements=[accounts.c.whmcs_client_id])
+    )
     account = get_account(session, whmcs_client_id)
     assert account is not None
     return account
@@ -198,13 +211,21 @@ def record_check(
 ) -> int | None:
     """Record a check's outcome; returns the revision now on record, or None when another check wrote
     the row since ``version`` was read (the caller must try again)."""
-    values: dict[str, Any] = {"version": version + 1, "checked_at": now, "reason": reason[:500],
-                              "note": note[:500] if note else None}
+    values: dict[str, Any] = {
+        "version": version + 1,
+        "checked_at": now,
+        "reason": reason[:500],
+        "note": note[:500] if note else None,
+    }
     if confirmed:
         values["unconfirmed"] = False
     if changed:
-        values.update(status=status, overdue_invoice_ids=json.dumps(list(overdue_invoice_ids)),
-                      revision=accounts.c.revision + 1, changed_at=now)
+        values.update(
+            status=status,
+            overdue_invoice_ids=json.dumps(list(overdue_invoice_ids)),
+            revision=accounts.c.revision + 1,
+            changed_at=now,
+        )
     statement = (
         update(accounts)
         .where(accounts.c.whmcs_client_id == whmcs_client_id, accounts.c.version == version)
@@ -215,24 +236,36 @@ def record_check(
     return int(row.revision) if row is not None else None
 
 
-def accounts_page(session: Session, *, after: int, limit: int, status: str | None = None) -> list[tuple[Customer, Account]]:
+def accounts_page(
+    session: Session, *, after: int, limit: int, status: str | None = None
+) -> list[tuple[Customer, Account]]:
     query = (
-        select(customers, accounts.c.status, accounts.c.overdue_invoice_ids, accounts.c.revision,
-               accounts.c.version, accounts.c.unconfirmed, accounts.c.reason, accounts.c.note,
-               accounts.c.checked_at, accounts.c.changed_at)
+        select(
+            customers,
+            accounts.c.status,
+            accounts.c.overdue_invoice_ids,
+            accounts.c.revision,
+            accounts.c.version,
+            accounts.c.unconfirmed,
+            accounts.c.reason,
+            accounts.c.note,
+            accounts.c.checked_at,
+            accounts.c.changed_at,
+        )
         .join(accounts, accounts.c.whmcs_client_id == customers.c.whmcs_client_id)
         .where(customers.c.whmcs_client_id > after)
         .order_by(customers.c.whmcs_client_id)
         .limit(limit)
-    )  # fmt: skip
+    )
     if status is not None:
         query = query.where(accounts.c.status == status)
     return [(customer, _account(row)) for row in session.execute(query) if (customer := _customer(row))]
 
 
 # -- invoices ----------------------------------------------------------------------------------------
-def record_invoice(session: Session, *, invoice_id: int, client_id: int, period: str, due_date: date,
-                   now: datetime) -> None:
+def record_invoice(
+    session: Session, *, invoice_id: int, client_id: int, period: str, due_date: date, now: datetime
+) -> None:
     session.execute(
         insert_on_conflict(session, invoices)
         .values(invoice_id=invoice_id, whmcs_client_id=client_id, period=period, due_date=due_date, recorded_at=now)
@@ -248,20 +281,29 @@ def invoice_ids_of(session: Session, client_id: int) -> set[int]:
 def start_sync_fanout(session: Session, sync_event_id: uuid.UUID, as_of: datetime, now: datetime) -> tuple[int, bool]:
     """(last client id requested, finished) of this sync's fan-out, created on first sight."""
     session.execute(
-        insert_on_conflict(session, sync_fanouts).values(
-            sync_event_id=sync_event_id, as_of=as_of, last_client_id=0, requested=0, finished=False,
-            started_at=now, updated_at=now,
-        ).on_conflict_do_nothing(index_elements=[sync_fanouts.c.sync_event_id])
-    )  # fmt: skip
+        insert_on_conflict(session, sync_fanouts)
+        .values(
+            sync_event_id=sync_event_id,
+            as_of=as_of,
+            last_client_id=0,
+            requested=0,
+            finished=False,
+            started_at=now,
+            updated_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=[sync_fanouts.c.sync_event_id])
+    )
     row = session.execute(select(sync_fanouts).where(sync_fanouts.c.sync_event_id == sync_event_id)).one()
     return int(row.last_client_id), bool(row.finished)
 
 
-def advance_sync_fanout(session: Session, sync_event_id: uuid.UUID, *, last_client_id: int, added: int,
-                        finished: bool, now: datetime) -> None:
+def advance_sync_fanout(
+    session: Session, sync_event_id: uuid.UUID, *, last_client_id: int, added: int, finished: bool, now: datetime
+) -> None:
     session.execute(
         update(sync_fanouts)
         .where(sync_fanouts.c.sync_event_id == sync_event_id)
-        .values(last_client_id=last_client_id, requested=sync_fanouts.c.requested + added, finished=finished,
-                updated_at=now)
+        .values(
+            last_client_id=last_client_id, requested=sync_fanouts.c.requested + added, finished=finished, updated_at=now
+        )
     )

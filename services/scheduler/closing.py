@@ -21,17 +21,16 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from shared.db import Database
-from shared.events.billing import BillingPeriodClosed, Trigger, window_fields
-from shared.logging import get_logger
-from shared.outbox import Outbox
-from shared.periods import BillingPeriod
-
 from services.scheduler import store
 from services.scheduler.settings import SchedulerSettings
 from services.scheduler.syncing import SyncRequested, request_accounts_sync
 from services.scheduler.timing import close_event_id, due_periods, next_run_after
 from services.scheduler.windows import PeriodChoice, PeriodNotClosed, choose_period
+from shared.db import Database
+from shared.events.billing import BillingPeriodClosed, Trigger, window_fields
+from shared.logging import get_logger
+from shared.outbox import Outbox
+from shared.periods import BillingPeriod
 
 log = get_logger("postpay.scheduler")
 
@@ -51,12 +50,18 @@ class Emitted:
 
 def _require_ended(period: BillingPeriod, now: datetime) -> None:
     if not period.has_ended(now):
-        raise PeriodNotEnded(f"{period.key} ({period.timezone}) ends at {period.ends_at.isoformat()}; "
-                             "it cannot be billed before then")
+        raise PeriodNotEnded(
+            f"{period.key} ({period.timezone}) ends at {period.ends_at.isoformat()}; it cannot be billed before then"
+        )
 
 
 def close_period(
-    session: Session, outbox: Outbox, period: BillingPeriod, *, trigger: Trigger, now: datetime,
+    session: Session,
+    outbox: Outbox,
+    period: BillingPeriod,
+    *,
+    trigger: Trigger,
+    now: datetime,
     again: bool = True,
 ) -> Emitted | None:
     """Record the period as closed and emit its close event; when it was closed already, emit the same
@@ -84,8 +89,10 @@ def replay_period(
     in the window recorded when it was closed."""
     choice = choose_period(session, period.key, period.timezone)
     if not choice.recorded:
-        raise PeriodNotClosed(f"{period.key} has not been closed, so it has no window to replay yet; "
-                              f"close it first (postpay close-period {period.key})")
+        raise PeriodNotClosed(
+            f"{period.key} has not been closed, so it has no window to replay yet; "
+            f"close it first (postpay close-period {period.key})"
+        )
     period = choice.period
     _require_ended(period, now)
     event_id = uuid.uuid4()
@@ -132,8 +139,9 @@ class Scheduler:
                 closed = close_period(session, self.outbox, period, trigger="schedule", now=now, again=False)
             if closed is not None:
                 emitted.append(closed)
-                log.info("billing period closed", period=period.key, timezone=period.timezone,
-                         event_id=str(closed.event_id))
+                log.info(
+                    "billing period closed", period=period.key, timezone=period.timezone, event_id=str(closed.event_id)
+                )
         return emitted
 
     def sync_accounts(self) -> SyncRequested | None:
@@ -155,7 +163,7 @@ class Scheduler:
                     self.tick()
                     self.sync_accounts()
                     due_at = next_run_after(self.clock(), self.settings.scheduler_run_at, self.timezone)
-                except Exception:  # noqa: BLE001 - a failed tick (database down) is retried, not fatal
+                except Exception:
                     log.exception("scheduler tick failed; retrying")
                     due_at = self.clock()
                     stop.wait(self.settings.scheduler_poll_seconds)

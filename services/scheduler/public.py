@@ -19,10 +19,22 @@ from services.scheduler.syncing import request_accounts_sync
 from services.scheduler.windows import PeriodChoice, PeriodNotClosed, choose_period
 
 __all__ = [
-    "ClosedPeriod", "Emission", "Emitted", "PeriodChoice", "PeriodNotClosed", "PeriodNotEnded", "SchedulerSettings",
-    "choose_period", "close_period", "closed", "emissions_of", "first_period", "replay_period",
-    "request_accounts_sync", "tables",
-]  # fmt: skip
+    "ClosedPeriod",
+    "Emission",
+    "Emitted",
+    "PeriodChoice",
+    "PeriodNotClosed",
+    "PeriodNotEnded",
+    "SchedulerSettings",
+    "choose_period",
+    "close_period",
+    "closed",
+    "emissions_of",
+    "first_period",
+    "replay_period",
+    "request_accounts_sync",
+    "tables",
+]
 
 
 @dataclass(frozen=True)
@@ -45,7 +57,9 @@ class Emission:
 
 def closed(session: Session) -> dict[str, ClosedPeriod]:
     rows = session.execute(select(closed_periods))
-    return {row.period: ClosedPeriod(row.period, row.timezone, row.event_id, row.trigger, row.closed_at) for row in rows}
+    return {
+        row.period: ClosedPeriod(row.period, row.timezone, row.event_id, row.trigger, row.closed_at) for row in rows
+    }
 
 
 def emissions_of(session: Session, period: str) -> list[Emission]:

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import threading
 
-from shared.dependencies import Dependencies
-from shared.errors import ConfigurationError
-from shared.service import ServiceDefinition
-
 from services.scheduler import store
 from services.scheduler.closing import Scheduler
 from services.scheduler.settings import SchedulerSettings
+from shared.dependencies import Dependencies
+from shared.errors import ConfigurationError
+from shared.service import ServiceDefinition
 
 NAME = "scheduler"
 

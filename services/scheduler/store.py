@@ -79,28 +79,51 @@ def recorded_period(session: Session, key: str) -> BillingPeriod | None:
     if (period.starts_at, period.ends_at) != (row.starts_at, row.ends_at):
         # The time zone database now places these local midnights elsewhere than when the month was
         # closed: billing it again under either window would not be the same month.
-        raise ValueError(f"{key} was closed as [{row.starts_at.isoformat()}, {row.ends_at.isoformat()}) but its "
-                         f"zones now give [{period.starts_at.isoformat()}, {period.ends_at.isoformat()})")
+        raise ValueError(
+            f"{key} was closed as [{row.starts_at.isoformat()}, {row.ends_at.isoformat()}) but its "
+            f"zones now give [{period.starts_at.isoformat()}, {period.ends_at.isoformat()})"
+        )
     return period
 
 
 def mark_closed(session: Session, period: BillingPeriod, event_id: uuid.UUID, trigger: str, now: datetime) -> bool:
     """Record the period and its window as closed; False when it already was (by this or another scheduler)."""
-    statement = insert_on_conflict(session, closed_periods).values(
-        period=period.key, timezone=period.timezone, event_id=event_id, trigger=trigger, closed_at=now,
-        starts_at=period.starts_at, ends_at=period.ends_at, starts_in=period.starts_in, ends_in=period.ends_in,
-    ).on_conflict_do_nothing(index_elements=[closed_periods.c.period]).returning(closed_periods.c.period)
+    statement = (
+        insert_on_conflict(session, closed_periods)
+        .values(
+            period=period.key,
+            timezone=period.timezone,
+            event_id=event_id,
+            trigger=trigger,
+            closed_at=now,
+            starts_at=period.starts_at,
+            ends_at=period.ends_at,
+            starts_in=period.starts_in,
+            ends_in=period.ends_in,
+        )
+        .on_conflict_do_nothing(index_elements=[closed_periods.c.period])
+        .returning(closed_periods.c.period)
+    )
     return session.execute(statement).first() is not None
 
 
 def record_emission(
-    session: Session, event_id: uuid.UUID, period: str, trigger: str, client_ids: Sequence[int] | None,
+    session: Session,
+    event_id: uuid.UUID,
+    period: str,
+    trigger: str,
+    client_ids: Sequence[int] | None,
     now: datetime,
 ) -> None:
-    session.execute(emissions.insert().values(
-        event_id=event_id, period=period, trigger=trigger,
-        client_ids=json.dumps(list(client_ids)) if client_ids is not None else None, emitted_at=now,
-    ))
+    session.execute(
+        emissions.insert().values(
+            event_id=event_id,
+            period=period,
+            trigger=trigger,
+            client_ids=json.dumps(list(client_ids)) if client_ids is not None else None,
+            emitted_at=now,
+        )
+    )
 
 
 def first_period(session: Session, proposed: str, now: datetime) -> str:
@@ -115,7 +138,10 @@ def first_period(session: Session, proposed: str, now: datetime) -> str:
 
 def record_sync(session: Session, event_id: uuid.UUID, day: date, timezone: str, trigger: str, now: datetime) -> bool:
     """Record an accounts sync; False when this id was recorded already (today's tick, again)."""
-    statement = insert_on_conflict(session, account_syncs).values(
-        event_id=event_id, day=day, timezone=timezone, trigger=trigger, requested_at=now
-    ).on_conflict_do_nothing(index_elements=[account_syncs.c.event_id]).returning(account_syncs.c.event_id)
+    statement = (
+        insert_on_conflict(session, account_syncs)
+        .values(event_id=event_id, day=day, timezone=timezone, trigger=trigger, requested_at=now)
+        .on_conflict_do_nothing(index_elements=[account_syncs.c.event_id])
+        .returning(account_syncs.c.event_id)
+    )
     return session.execute(statement).first() is not None

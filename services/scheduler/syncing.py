@@ -14,12 +14,11 @@ from datetime import date, datetime
 
 from sqlalchemy.orm import Session
 
+from services.scheduler import store
 from shared.events.accounts import AccountsSyncRequested, SyncTrigger
 from shared.events.base import deterministic_event_id
 from shared.outbox import Outbox
 from shared.periods import zone
-
-from services.scheduler import store
 
 
 @dataclass(frozen=True)
@@ -35,7 +34,12 @@ def sync_event_id(day: date, timezone: str) -> uuid.UUID:
 
 
 def request_accounts_sync(
-    session: Session, outbox: Outbox, *, timezone: str, now: datetime, trigger: SyncTrigger = "schedule",
+    session: Session,
+    outbox: Outbox,
+    *,
+    timezone: str,
+    now: datetime,
+    trigger: SyncTrigger = "schedule",
     client_ids: Sequence[int] | None = None,
 ) -> SyncRequested | None:
     """Ask for every customer's standing (or only these clients') to be checked as of ``now``; None

@@ -12,9 +12,8 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from shared.periods import BillingPeriod
-
 from services.scheduler import store
+from shared.periods import BillingPeriod
 
 
 class PeriodNotClosed(ValueError):

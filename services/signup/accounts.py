@@ -16,10 +16,9 @@ from typing import Any
 from sqlalchemy import Column, Integer, String, Table, Text, select
 from sqlalchemy.orm import Session
 
+from services.signup.store import metadata
 from shared.db import Database, UtcTimestamp, insert_on_conflict
 from shared.events.accounts import AccountStanding, AccountStatus
-
-from services.signup.store import metadata
 
 accounts = Table(
     "signup_accounts",
@@ -41,12 +40,18 @@ class AccountView:
 
 def save_standing(session: Session, whmcs_client_id: int, standing: AccountStanding, now: datetime) -> bool:
     """Keep ``standing`` unless a newer one is on record already; whether it was kept."""
-    values = {"status": standing.status, "overdue_invoice_ids": json.dumps(list(standing.overdue_invoice_ids)),
-              "revision": standing.revision, "updated_at": now}
+    values = {
+        "status": standing.status,
+        "overdue_invoice_ids": json.dumps(list(standing.overdue_invoice_ids)),
+        "revision": standing.revision,
+        "updated_at": now,
+    }
     insert: Any = insert_on_conflict(session, accounts)
     statement = insert.values(whmcs_client_id=whmcs_client_id, **values).on_conflict_do_update(
-        index_elements=[accounts.c.whmcs_client_id], set_=values, where=accounts.c.revision < standing.revision,
-    )  # fmt: skip
+        index_elements=[accounts.c.whmcs_client_id],
+        set_=values,
+        where=accounts.c.revision < standing.revision,
+    )
     return session.execute(statement.returning(accounts.c.revision)).first() is not None
 
 
@@ -60,4 +65,3 @@ def account_view(session: Session, whmcs_client_id: int) -> AccountView | None:
 def account_of(db: Database, whmcs_client_id: int) -> AccountView | None:
     with db.transaction() as session:
         return account_view(session, whmcs_client_id)
-

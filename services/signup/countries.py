@@ -11,8 +11,12 @@ import iso3166
 @functools.lru_cache(maxsize=1)
 def countries() -> tuple[tuple[str, str], ...]:
     """(alpha-2 code, name) of every country, by name, for the form's list."""
-    return tuple(sorted(((country.alpha2, country.apolitical_name) for country in iso3166.countries),
-                        key=lambda pair: _sort_key(pair[1])))
+    return tuple(
+        sorted(
+            ((country.alpha2, country.apolitical_name) for country in iso3166.countries),
+            key=lambda pair: _sort_key(pair[1]),
+        )
+    )
 
 
 def _sort_key(name: str) -> str:

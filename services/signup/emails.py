@@ -29,12 +29,14 @@ def verification_email(*, to: str, name: str, link: str, expires_at: datetime, b
     return Email(to=to, subject=f"Confirm your email address for {brand.name}", text=text, html=html)
 
 
-def welcome_email(*, to: str, name: str, client_area_url: str, brand: Brand, currency: str | None = None,
-                  chosen: str | None = None) -> Email:  # fmt: skip
+def welcome_email(
+    *, to: str, name: str, client_area_url: str, brand: Brand, currency: str | None = None, chosen: str | None = None
+) -> Email:
     """``currency``: the WHMCS client's, which invoices are in; said to differ from ``chosen`` when it does
     (an existing client linked by email keeps its own)."""
-    text, html = _render("welcome", name=name, client_area_url=client_area_url, brand=brand, currency=currency,
-                         chosen=chosen)  # fmt: skip
+    text, html = _render(
+        "welcome", name=name, client_area_url=client_area_url, brand=brand, currency=currency, chosen=chosen
+    )
     return Email(to=to, subject=f"Welcome to SolusVM 2 with {brand.name}", text=text, html=html)
 
 

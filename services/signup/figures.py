@@ -17,6 +17,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from services.signup import figures_store
+from services.signup.figures_store import InvoiceRow, UsageRow
+from services.signup.settings import SignupSettings
 from shared.clock import Clock
 from shared.db import Database
 from shared.errors import ConfigurationError
@@ -26,10 +29,6 @@ from shared.money import format_money
 from shared.outbox import Outbox
 from shared.periods import BillingPeriod
 from shared.pricing import Tariff, tariff_for, vm_tokens
-
-from services.signup import figures_store
-from services.signup.figures_store import InvoiceRow, UsageRow
-from services.signup.settings import SignupSettings
 
 REQUEST_EVERY = timedelta(seconds=30)
 LATEST_INVOICES = 5
@@ -84,8 +83,9 @@ def estimated_tokens(vm: VmUsage, as_of: datetime, month_ends_at: datetime) -> i
     return vm_tokens(vm.hours + -(-left // _HOUR), vm.tokens_per_hour, vm.tokens_per_month)
 
 
-def usage_view(row: UsageRow, *, tariff: Tariff | None, month_ends_at: datetime, now: datetime,
-               max_age: timedelta) -> UsageView:  # fmt: skip
+def usage_view(
+    row: UsageRow, *, tariff: Tariff | None, month_ends_at: datetime, now: datetime, max_age: timedelta
+) -> UsageView:
     """The figure priced line by line (each rounded on its own, as the invoice will be)."""
 
     def money(tokens: int) -> Decimal | None:
@@ -94,42 +94,77 @@ def usage_view(row: UsageRow, *, tariff: Tariff | None, month_ends_at: datetime,
     lines, total, estimate = [], Decimal(0), Decimal(0)
     for vm in row.vms:
         amount = money(vm.tokens)
-        lines.append(VmLine(vm.name or f"#{vm.server_id}", vm.server_id, vm.plan_name, vm.hours, vm.tokens,
-                            _shown(amount, tariff), still_running(vm, row.as_of)))  # fmt: skip
+        lines.append(
+            VmLine(
+                vm.name or f"#{vm.server_id}",
+                vm.server_id,
+                vm.plan_name,
+                vm.hours,
+                vm.tokens,
+                _shown(amount, tariff),
+                still_running(vm, row.as_of),
+            )
+        )
         total += amount or 0
         estimate += money(estimated_tokens(vm, row.as_of, month_ends_at)) or 0
     priced = tariff is not None
     return UsageView(
-        period=row.period, as_of=row.as_of, stale=now - row.as_of > max_age, source=row.source,
-        currency=tariff.currency if tariff else None, lines=tuple(lines),
-        total_tokens=sum(vm.tokens for vm in row.vms), total=_shown(total, tariff) if priced else None,
+        period=row.period,
+        as_of=row.as_of,
+        stale=now - row.as_of > max_age,
+        source=row.source,
+        currency=tariff.currency if tariff else None,
+        lines=tuple(lines),
+        total_tokens=sum(vm.tokens for vm in row.vms),
+        total=_shown(total, tariff) if priced else None,
         estimate=_shown(estimate, tariff) if priced else None,
-    )  # fmt: skip
+    )
 
 
 def _shown(amount: Decimal | None, tariff: Tariff | None) -> str | None:
     return f"{tariff.currency} {format_money(amount, tariff.currency)}" if amount is not None and tariff else None
 
 
-def invoice_links(rows: Sequence[InvoiceRow], overdue_ids: Sequence[int], url: Callable[[int], str]) -> list[InvoiceLink]:
+def invoice_links(
+    rows: Sequence[InvoiceRow], overdue_ids: Sequence[int], url: Callable[[int], str]
+) -> list[InvoiceLink]:
     links = []
     for row in rows:
         state = "overdue" if row.invoice_id in overdue_ids else (row.settled_status or "").lower()
-        amount = f"{row.currency} {format_money(row.total, row.currency)}" if row.total is not None and row.currency else ""
-        links.append(InvoiceLink(row.invoice_id, row.period or "", amount,
-                                 row.due_date.isoformat() if row.due_date else "", state, url(row.invoice_id)))
+        amount = (
+            f"{row.currency} {format_money(row.total, row.currency)}" if row.total is not None and row.currency else ""
+        )
+        links.append(
+            InvoiceLink(
+                row.invoice_id,
+                row.period or "",
+                amount,
+                row.due_date.isoformat() if row.due_date else "",
+                state,
+                url(row.invoice_id),
+            )
+        )
     return links
 
 
 class AccountFigures:
     """Reads (and, when stale, asks for) a client's figures. ``on_commit`` wakes the outbox relay."""
 
-    def __init__(self, db: Database, settings: SignupSettings, clock: Clock, outbox: Outbox,
-                 on_commit: Callable[[], None], sleep: Callable[[float], None] = time.sleep) -> None:  # fmt: skip
+    def __init__(
+        self,
+        db: Database,
+        settings: SignupSettings,
+        clock: Clock,
+        outbox: Outbox,
+        on_commit: Callable[[], None],
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.db, self.settings, self.clock, self.outbox = db, settings, clock, outbox
         self._on_commit, self._sleep = on_commit, sleep
 
-    def invoices(self, client_id: int, overdue_ids: Sequence[int], *, pay_url: Callable[[int], str]) -> list[InvoiceLink]:
+    def invoices(
+        self, client_id: int, overdue_ids: Sequence[int], *, pay_url: Callable[[int], str]
+    ) -> list[InvoiceLink]:
         with self.db.transaction() as session:
             rows = figures_store.latest_invoices(session, client_id, LATEST_INVOICES)
         return invoice_links(rows, overdue_ids, pay_url)
@@ -145,8 +180,9 @@ class AccountFigures:
                 row = self._wait_for_newer(client_id, period, row) or row
         if row is None:
             return None
-        return usage_view(row, tariff=self._tariff(currency), month_ends_at=period.ends_at, now=self.clock(),
-                          max_age=max_age)  # fmt: skip
+        return usage_view(
+            row, tariff=self._tariff(currency), month_ends_at=period.ends_at, now=self.clock(), max_age=max_age
+        )
 
     def _current(self, client_id: int, period: BillingPeriod) -> UsageRow | None:
         with self.db.transaction() as session:
@@ -157,12 +193,13 @@ class AccountFigures:
         with self.db.transaction() as session:
             if not figures_store.claim_request(session, client_id, now, now - REQUEST_EVERY):
                 return False
-            request = UsageToDateRequested(whmcs_client_id=client_id, period=period.key, starts_at=period.starts_at,
-                                           timezone=period.timezone)  # fmt: skip
+            request = UsageToDateRequested(
+                whmcs_client_id=client_id, period=period.key, starts_at=period.starts_at, timezone=period.timezone
+            )
             self.outbox.add_event(session, request)
         try:
             self._on_commit()
-        except Exception:  # noqa: BLE001 - the relay polls anyway; a failed wake-up only delays
+        except Exception:
             pass
         return True
 

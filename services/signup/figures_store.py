@@ -21,12 +21,11 @@ from typing import Any
 from sqlalchemy import BigInteger, Column, Date, Integer, String, Table, Text, select, update
 from sqlalchemy.orm import Session
 
+from services.signup.store import metadata
 from shared.db import Amount, UtcTimestamp, insert_on_conflict, rows_changed
 from shared.events.accounts import InvoicePaid
 from shared.events.billing import InvoiceCreated, VmUsage
 from shared.events.usage import UsageToDateReported
-
-from services.signup.store import metadata
 
 invoices = Table(
     "signup_invoices",
@@ -78,31 +77,48 @@ class UsageRow:
 def save_invoice(session: Session, event: InvoiceCreated | InvoicePaid, now: datetime) -> None:
     """An invoice postpay created, or an overdue one that is not owed any more."""
     if isinstance(event, InvoiceCreated):
-        values: dict[str, Any] = {"period": event.period, "currency": event.currency, "total": event.total,
-                                  "due_date": event.due_date}
+        values: dict[str, Any] = {
+            "period": event.period,
+            "currency": event.currency,
+            "total": event.total,
+            "due_date": event.due_date,
+        }
     else:
         values = {"settled_status": event.status[:32]}
-    statement = insert_on_conflict(session, invoices).values(invoice_id=event.invoice_id, whmcs_client_id=event.whmcs_client_id,
-                                                  updated_at=now, **values)  # fmt: skip
-    session.execute(statement.on_conflict_do_update(index_elements=[invoices.c.invoice_id],
-                                                    set_={**values, "updated_at": now}))
+    statement = insert_on_conflict(session, invoices).values(
+        invoice_id=event.invoice_id, whmcs_client_id=event.whmcs_client_id, updated_at=now, **values
+    )
+    session.execute(
+        statement.on_conflict_do_update(index_elements=[invoices.c.invoice_id], set_={**values, "updated_at": now})
+    )
 
 
 def save_usage(session: Session, event: UsageToDateReported) -> None:
     """Keep the newest month-to-date figure of the client (a later month's, or a later time's)."""
-    values = {"period": event.period, "starts_at": event.starts_at, "as_of": event.as_of, "source": event.source,
-              "vms": json.dumps([vm.model_dump(mode="json") for vm in event.vms]), "total_tokens": event.total_tokens}
+    values = {
+        "period": event.period,
+        "starts_at": event.starts_at,
+        "as_of": event.as_of,
+        "source": event.source,
+        "vms": json.dumps([vm.model_dump(mode="json") for vm in event.vms]),
+        "total_tokens": event.total_tokens,
+    }
     statement = insert_on_conflict(session, usage).values(whmcs_client_id=event.whmcs_client_id, **values)
     newer = usage.c.as_of.is_(None) | (usage.c.as_of < event.as_of)
-    session.execute(statement.on_conflict_do_update(index_elements=[usage.c.whmcs_client_id], set_=values,
-                                                    where=newer))
+    session.execute(statement.on_conflict_do_update(index_elements=[usage.c.whmcs_client_id], set_=values, where=newer))
 
 
 def latest_invoices(session: Session, whmcs_client_id: int, limit: int) -> list[InvoiceRow]:
-    query = (select(invoices).where(invoices.c.whmcs_client_id == whmcs_client_id, invoices.c.period.is_not(None))
-             .order_by(invoices.c.period.desc(), invoices.c.invoice_id.desc()).limit(limit))  # fmt: skip
-    return [InvoiceRow(r.invoice_id, r.period, r.currency, r.total, r.due_date, r.settled_status)
-            for r in session.execute(query)]
+    query = (
+        select(invoices)
+        .where(invoices.c.whmcs_client_id == whmcs_client_id, invoices.c.period.is_not(None))
+        .order_by(invoices.c.period.desc(), invoices.c.invoice_id.desc())
+        .limit(limit)
+    )
+    return [
+        InvoiceRow(r.invoice_id, r.period, r.currency, r.total, r.due_date, r.settled_status)
+        for r in session.execute(query)
+    ]
 
 
 def usage_of(session: Session, whmcs_client_id: int) -> tuple[UsageRow | None, datetime | None]:
@@ -119,10 +135,17 @@ def usage_of(session: Session, whmcs_client_id: int) -> tuple[UsageRow | None, d
 def claim_request(session: Session, whmcs_client_id: int, now: datetime, not_before: datetime) -> bool:
     """Note that the client's figure is being asked for now; False when it was asked for after
     ``not_before`` already (another view, another replica), so one request serves them all."""
-    session.execute(insert_on_conflict(session, usage).values(whmcs_client_id=whmcs_client_id)
-                    .on_conflict_do_nothing(index_elements=[usage.c.whmcs_client_id]))
+    session.execute(
+        insert_on_conflict(session, usage)
+        .values(whmcs_client_id=whmcs_client_id)
+        .on_conflict_do_nothing(index_elements=[usage.c.whmcs_client_id])
+    )
     result = session.execute(
-        update(usage).where(usage.c.whmcs_client_id == whmcs_client_id,
-                            usage.c.requested_at.is_(None) | (usage.c.requested_at <= not_before))
-        .values(requested_at=now))  # fmt: skip
+        update(usage)
+        .where(
+            usage.c.whmcs_client_id == whmcs_client_id,
+            usage.c.requested_at.is_(None) | (usage.c.requested_at <= not_before),
+        )
+        .values(requested_at=now)
+    )
     return bool(rows_changed(result))

@@ -1,4 +1,4 @@
-""""Finish signing up" from the client area: a customer who confirmed their email but never accepted
+""" "Finish signing up" from the client area: a customer who confirmed their email but never accepted
 the terms gets to the terms from the WHMCS panel, in whatever browser they are in.
 
 WHMCS has logged the client in (its owner: the action checks), which proves the account as well as the
@@ -48,8 +48,15 @@ class FinishSigningUp:
             signup = store.signup_by_client(session, whmcs_client_id)
             if signup is None or signup.stage != Stage.AWAITING_TERMS:
                 return None
-            link = store.ensure_link(session, link_id=uuid.uuid4(), signup_id=signup.id, purpose="finish", now=now,
-                                     lifetime=timedelta(seconds=self.settings.sso_link_seconds), revoke_others=True)  # fmt: skip
+            link = store.ensure_link(
+                session,
+                link_id=uuid.uuid4(),
+                signup_id=signup.id,
+                purpose="finish",
+                now=now,
+                lifetime=timedelta(seconds=self.settings.sso_link_seconds),
+                revoke_others=True,
+            )
         path = f"/finish/{mint_link(self.signer, 'finish', link.id, link.expires_at)}"
         log.info("link to the terms minted for the client area", signup_id=str(signup.id))
         return MintedLink(path, self.settings.public_url + path, int((link.expires_at - now).total_seconds()))

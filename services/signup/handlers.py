@@ -26,7 +26,6 @@ from services.signup.vault import PasswordVault
 from shared.bus.processing import DatabaseContext, HandlerContext
 from shared.bus.topology import Events
 from shared.errors import PermanentError
-from shared.events.base import deterministic_event_id
 from shared.events.accounts import (
     CustomerEmailChanged,
     InvoiceOverdue,
@@ -35,6 +34,7 @@ from shared.events.accounts import (
     UserReactivated,
     UserSuspended,
 )
+from shared.events.base import deterministic_event_id
 from shared.events.billing import InvoiceCreated
 from shared.events.enrollment import EmailVerified, UserProvisioned, UserRegistered, VerificationEmailRequested
 from shared.events.usage import UsageToDateReported
@@ -69,27 +69,36 @@ def send_new_verification(
     if not signup.reached(Stage.PROVISIONING):
         _send_verification(ctx, signup, mailer=mailer, signer=signer, settings=settings)
         return
-    email = already_enrolled_email(to=signup.email, name=signup.name, client_area_url=settings.whmcs_client_area_url,
-                                   brand=settings.brand)  # fmt: skip
+    email = already_enrolled_email(
+        to=signup.email, name=signup.name, client_area_url=settings.whmcs_client_area_url, brand=settings.brand
+    )
     mailer.send(email, idempotency_key=f"enrolled-{ctx.event_id}")
     ctx.log.info("told an enrolled address how to log in", signup_id=str(signup.id))
 
 
-def _send_verification(ctx: HandlerContext, signup: Signup, *, mailer: Mailer, signer: Signer, settings: SignupSettings) -> None:
+def _send_verification(
+    ctx: HandlerContext, signup: Signup, *, mailer: Mailer, signer: Signer, settings: SignupSettings
+) -> None:
     # The link's id follows from the event: a retry sends the same link, and a resend a new one, which
     # revokes every older one.
     link_id = deterministic_event_id(ctx.event_id, "verification-link")
     with ctx.record_now() as session:
         link = store.ensure_link(
-            session, link_id=link_id, signup_id=signup.id, purpose="verify", now=ctx.now(),
-            lifetime=timedelta(hours=settings.verification_link_hours), revoke_others=True,
-        )  # fmt: skip
+            session,
+            link_id=link_id,
+            signup_id=signup.id,
+            purpose="verify",
+            now=ctx.now(),
+            lifetime=timedelta(hours=settings.verification_link_hours),
+            revoke_others=True,
+        )
     if link.revoked_at is not None or link.used_at is not None:
         ctx.log.info("a newer link was issued meanwhile; this one is not sent", signup_id=str(signup.id))
         return
     url = f"{settings.public_url}/verify/{mint_link(signer, 'verify', link.id, link.expires_at)}"
-    email = verification_email(to=signup.email, name=signup.name, link=url, expires_at=link.expires_at,
-                               brand=settings.brand)  # fmt: skip
+    email = verification_email(
+        to=signup.email, name=signup.name, link=url, expires_at=link.expires_at, brand=settings.brand
+    )
     mailer.send(email, idempotency_key=f"verify-{link.id}")
     store.mark_verification_sent(ctx.session, signup.id, ctx.now())
     ctx.log.info("verification email sent", signup_id=str(signup.id))
@@ -116,19 +125,29 @@ def link_client(
         # WHMCS does not convert a client's amounts, so postpay never changes them. The terms page and
         # the welcome email say so when it is not the currency chosen.
         client = whmcs.find_or_add_client(
-            firstname=firstname, lastname=lastname, email=signup.email, password=vault.decrypt(signup.encrypted_password),
-            companyname=signup.company, country=signup.country or settings.whmcs_default_country,
+            firstname=firstname,
+            lastname=lastname,
+            email=signup.email,
+            password=vault.decrypt(signup.encrypted_password),
+            companyname=signup.company,
+            country=signup.country or settings.whmcs_default_country,
             currency_id=settings.whmcs_currency_ids.get(signup.currency) if signup.currency else None,
             clientip=signup.registration_ip,
-        )  # fmt: skip
+        )
         client_id, currency = client.id, (client.currency_code or "").upper()[:3] or None
         if signup.currency and currency and currency != signup.currency:
-            ctx.log.warning("the WHMCS client's currency is not the one chosen (a client that existed already, or "
-                            "POSTPAY_WHMCS_CURRENCY_IDS not matching WHMCS)", signup_id=str(signup.id),
-                            chosen=signup.currency, whmcs_currency=currency)  # fmt: skip
+            ctx.log.warning(
+                "the WHMCS client's currency is not the one chosen (a client that existed already, or "
+                "POSTPAY_WHMCS_CURRENCY_IDS not matching WHMCS)",
+                signup_id=str(signup.id),
+                chosen=signup.currency,
+                whmcs_currency=currency,
+            )
     with ctx.record_now() as session:
         store.record_whmcs_client(session, signup.id, client_id, ctx.now(), billing_currency=currency)
-    ctx.log.info("WHMCS client ready; password erased; terms unlocked", signup_id=str(signup.id), whmcs_client_id=client_id)
+    ctx.log.info(
+        "WHMCS client ready; password erased; terms unlocked", signup_id=str(signup.id), whmcs_client_id=client_id
+    )
 
 
 def complete_enrollment(
@@ -146,16 +165,35 @@ def complete_enrollment(
     moved = False
     if same and signup.stage == Stage.PROVISIONING and _users_email_is(solusvm, event.solusvm_user_id, signup):
         with ctx.record_now() as session:
-            moved = store.advance(session, signup.id, Stage.ENROLLED, ctx.now(), solusvm_user_id=event.solusvm_user_id,
-                                  enrolled_at=event.enrolled_at)  # fmt: skip
-    unwelcomed = (same and signup.stage == Stage.ENROLLED and signup.welcome_sent_at is None
-                  and signup.solusvm_user_id == event.solusvm_user_id)  # fmt: skip
+            moved = store.advance(
+                session,
+                signup.id,
+                Stage.ENROLLED,
+                ctx.now(),
+                solusvm_user_id=event.solusvm_user_id,
+                enrolled_at=event.enrolled_at,
+            )
+    unwelcomed = (
+        same
+        and signup.stage == Stage.ENROLLED
+        and signup.welcome_sent_at is None
+        and signup.solusvm_user_id == event.solusvm_user_id
+    )
     if not (moved or unwelcomed):
-        ctx.log.warning("UserProvisioned moved nothing (a duplicate, or not this signup's)", signup_id=str(signup.id),
-                        stage=signup.stage.value)  # fmt: skip
+        ctx.log.warning(
+            "UserProvisioned moved nothing (a duplicate, or not this signup's)",
+            signup_id=str(signup.id),
+            stage=signup.stage.value,
+        )
         return
-    email = welcome_email(to=signup.email, name=signup.name, client_area_url=settings.whmcs_client_area_url,
-                          brand=settings.brand, currency=signup.billing_currency, chosen=signup.currency)  # fmt: skip
+    email = welcome_email(
+        to=signup.email,
+        name=signup.name,
+        client_area_url=settings.whmcs_client_area_url,
+        brand=settings.brand,
+        currency=signup.billing_currency,
+        chosen=signup.currency,
+    )
     mailer.send(email, idempotency_key=f"welcome-{signup.id}")
     store.mark_welcome_sent(ctx.session, signup.id, ctx.now())
     ctx.log.info("customer enrolled", signup_id=str(signup.id), solusvm_user_id=event.solusvm_user_id)
@@ -176,15 +214,21 @@ def _users_email_is(solusvm: SolusVM, user_id: int, signup: Signup) -> bool:
 
 StandingEvent = UserSuspended | UserReactivated | UserLocked | InvoiceOverdue | InvoicePaid | CustomerEmailChanged
 STANDING_EVENTS: Events[StandingEvent] = (
-    UserSuspended, UserReactivated, UserLocked, InvoiceOverdue, InvoicePaid, CustomerEmailChanged,
+    UserSuspended,
+    UserReactivated,
+    UserLocked,
+    InvoiceOverdue,
+    InvoicePaid,
+    CustomerEmailChanged,
 )
 
 
 def record_account_standing(event: StandingEvent, ctx: DatabaseContext) -> None:
     """Keep the event's standing unless a newer one is on record already."""
     if not accounts.save_standing(ctx.session, event.whmcs_client_id, event.standing, ctx.now()):
-        ctx.log.info("older account standing ignored", whmcs_client_id=event.whmcs_client_id,
-                     revision=event.standing.revision)  # fmt: skip
+        ctx.log.info(
+            "older account standing ignored", whmcs_client_id=event.whmcs_client_id, revision=event.standing.revision
+        )
 
 
 def record_invoice(event: InvoiceCreated | InvoicePaid, ctx: DatabaseContext) -> None:

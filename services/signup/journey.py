@@ -92,11 +92,15 @@ AcceptOutcome = TermsRecorded | TermsMissing | WrongStage
 
 def required_terms(settings: SignupSettings) -> tuple[AcceptedTerms, ...]:
     """The terms a customer must accept, as configured: the Terms of Service, and the post-pay terms when set."""
-    terms = [AcceptedTerms(kind="terms_of_service", url=settings.terms_of_service_url,
-                           version=settings.terms_of_service_version)]  # fmt: skip
+    terms = [
+        AcceptedTerms(
+            kind="terms_of_service", url=settings.terms_of_service_url, version=settings.terms_of_service_version
+        )
+    ]
     if settings.postpay_terms_url:
-        terms.append(AcceptedTerms(kind="postpay_terms", url=settings.postpay_terms_url,
-                                   version=settings.postpay_terms_version))  # fmt: skip
+        terms.append(
+            AcceptedTerms(kind="postpay_terms", url=settings.postpay_terms_url, version=settings.postpay_terms_version)
+        )
     return tuple(terms)
 
 
@@ -131,7 +135,7 @@ class SignupJourney:
         if self._on_commit is not None:
             try:
                 self._on_commit()
-            except Exception:  # noqa: BLE001 - the relay polls anyway; a failed wake-up only delays
+            except Exception:
                 log.warning("could not wake the outbox relay")
 
     # Rate limits -----------------------------------------------------------------------------------
@@ -141,8 +145,11 @@ class SignupJourney:
         now = self.clock()
         window = self.settings.rate_limit_window_seconds
         with self.db.transaction() as session:
-            over = [kind for kind, value, limit in checks
-                    if count_hit(session, f"{action}:{kind}:{value}", now, window) > limit]  # fmt: skip
+            over = [
+                kind
+                for kind, value, limit in checks
+                if count_hit(session, f"{action}:{kind}:{value}", now, window) > limit
+            ]
         if not over:
             return None
         log.warning("rate limit reached", action=action, by=over)
@@ -155,8 +162,13 @@ class SignupJourney:
         waiting for verification replaces the older one (name, company, password) and kills its links;
         an address verified already keeps everything and is mailed a link or how to log in."""
         key = registration.email_key
-        limited = self.limited("register", [("ip", ip_bucket(client_ip), self.settings.registrations_per_ip),
-                                            ("email", key, self.settings.registrations_per_email)])  # fmt: skip
+        limited = self.limited(
+            "register",
+            [
+                ("ip", ip_bucket(client_ip), self.settings.registrations_per_ip),
+                ("email", key, self.settings.registrations_per_email),
+            ],
+        )
         if limited:
             return limited
         registration_id = uuid.uuid4()
@@ -175,61 +187,95 @@ class SignupJourney:
         log.info("registration", what=what, registration_id=str(registration_id))
         return Registered(registration_id)
 
-    def _register(self, session: Session, registration: Registration, registration_id: uuid.UUID, encrypted: str,
-                  client_ip: str | None) -> str:  # fmt: skip
+    def _register(
+        self,
+        session: Session,
+        registration: Registration,
+        registration_id: uuid.UUID,
+        encrypted: str,
+        client_ip: str | None,
+    ) -> str:
         now = self.clock()
         existing = store.signup_by_email_key(session, registration.email_key, lock=True)
         if existing is None:
             store.insert_signup(
-                session, signup_id=registration_id, email=registration.email, email_key=registration.email_key,
-                name=registration.name, company=registration.company, encrypted_password=encrypted,
-                registration_ip=client_ip, now=now, currency=registration.currency, country=registration.country,
-            )  # fmt: skip
+                session,
+                signup_id=registration_id,
+                email=registration.email,
+                email_key=registration.email_key,
+                name=registration.name,
+                company=registration.company,
+                encrypted_password=encrypted,
+                registration_ip=client_ip,
+                now=now,
+                currency=registration.currency,
+                country=registration.country,
+            )
             self._announce(session, registration_id, registration_id, registration)
             return "new"
         replaced = existing.stage == Stage.AWAITING_VERIFICATION and store.replace_registration(
-            session, existing.id, registration_id=registration_id, name=registration.name, company=registration.company,
-            encrypted_password=encrypted, registration_ip=client_ip, now=now, currency=registration.currency,
+            session,
+            existing.id,
+            registration_id=registration_id,
+            name=registration.name,
+            company=registration.company,
+            encrypted_password=encrypted,
+            registration_ip=client_ip,
+            now=now,
+            currency=registration.currency,
             country=registration.country,
-        )  # fmt: skip
+        )
         if replaced:
             store.revoke_links(session, existing.id, "verify", now)
             self._announce(session, existing.id, registration_id, registration)
             return "replaced"
         # Verified already: the new details are dropped (the account keeps the verified registration's).
         store.add_registration(session, registration_id=registration_id, signup_id=existing.id, now=now)
-        self.outbox.add_event(session, VerificationEmailRequested(signup_id=existing.id, email=existing.email),
-                              correlation_id=existing.id)  # fmt: skip
+        self.outbox.add_event(
+            session, VerificationEmailRequested(signup_id=existing.id, email=existing.email), correlation_id=existing.id
+        )
         return "verified already"
 
-    def _announce(self, session: Session, signup_id: uuid.UUID, registration_id: uuid.UUID,
-                  registration: Registration) -> None:  # fmt: skip
-        event = UserRegistered(signup_id=signup_id, email=registration.email, name=registration.name,
-                               company=registration.company)  # fmt: skip
+    def _announce(
+        self, session: Session, signup_id: uuid.UUID, registration_id: uuid.UUID, registration: Registration
+    ) -> None:
+        event = UserRegistered(
+            signup_id=signup_id, email=registration.email, name=registration.name, company=registration.company
+        )
         # The event's id is the registration's: its handler mails a link only while it is the current one.
         self.outbox.add_event(session, event, event_id=registration_id, correlation_id=signup_id)
 
     # Resending the link ----------------------------------------------------------------------------
 
-    def resend(self, *, client_ip: str | None, registration_id: uuid.UUID | None = None,
-               email: str | None = None) -> Registered | RateLimited | None:  # fmt: skip
+    def resend(
+        self, *, client_ip: str | None, registration_id: uuid.UUID | None = None, email: str | None = None
+    ) -> Registered | RateLimited | None:
         """Mail the address a new link (or, once its terms are accepted, how to log in). None when the
         registration id is unknown; an unknown email answers like a known one."""
         key = email_key(email) if email is not None else None
         with self.db.transaction() as session:
-            signup = (store.signup_of_registration(session, registration_id) if registration_id is not None
-                      else store.signup_by_email_key(session, key or ""))  # fmt: skip
+            signup = (
+                store.signup_of_registration(session, registration_id)
+                if registration_id is not None
+                else store.signup_by_email_key(session, key or "")
+            )
         if registration_id is not None and signup is None:
             return None
-        checks = [("ip", ip_bucket(client_ip), self.settings.resends_per_ip),
-                  ("email", key or (email_key(signup.email) if signup else "none"), self.settings.resends_per_email)]  # fmt: skip
+        checks = [
+            ("ip", ip_bucket(client_ip), self.settings.resends_per_ip),
+            ("email", key or (email_key(signup.email) if signup else "none"), self.settings.resends_per_email),
+        ]
         limited = self.limited("resend", checks)
         if limited:
             return limited
         answer = Registered(registration_id or uuid.uuid4())
         if signup is None:
             return answer
-        if registration_id is not None and not signup.is_current(registration_id) and not signup.reached(Stage.PROVISIONING):
+        if (
+            registration_id is not None
+            and not signup.is_current(registration_id)
+            and not signup.reached(Stage.PROVISIONING)
+        ):
             return answer  # a replaced registration asks for nothing on behalf of the newer one
         with self.db.transaction() as session:
             event = VerificationEmailRequested(signup_id=signup.id, email=signup.email)
@@ -255,14 +301,26 @@ class SignupJourney:
                 return WrongStage(signup)
             for term in terms:
                 store.add_consent(
-                    session, signup_id=signup.id, email=signup.email, whmcs_client_id=signup.whmcs_client_id,
-                    kind=term.kind, url=term.url, version=term.version, accepted_at=now,
-                    ip_address=(client_ip or None), user_agent=(user_agent or "")[:500] or None,
-                )  # fmt: skip
+                    session,
+                    signup_id=signup.id,
+                    email=signup.email,
+                    whmcs_client_id=signup.whmcs_client_id,
+                    kind=term.kind,
+                    url=term.url,
+                    version=term.version,
+                    accepted_at=now,
+                    ip_address=(client_ip or None),
+                    user_agent=(user_agent or "")[:500] or None,
+                )
             store.advance(session, signup.id, Stage.PROVISIONING, now, terms_accepted_at=now)
             store.revoke_links(session, signup.id, "verify", now)  # from now on the way in is the client area
-            event = TermsAccepted(signup_id=signup.id, email=signup.email, whmcs_client_id=signup.whmcs_client_id,
-                                  accepted=terms, accepted_at=now)  # fmt: skip
+            event = TermsAccepted(
+                signup_id=signup.id,
+                email=signup.email,
+                whmcs_client_id=signup.whmcs_client_id,
+                accepted=terms,
+                accepted_at=now,
+            )
             self.outbox.add_event(session, event, correlation_id=signup.id)
         self.committed_events()
         log.info("terms accepted", signup_id=str(signup.id), versions=[f"{t.kind}@{t.version}" for t in terms])
@@ -292,8 +350,11 @@ class SignupJourney:
     def may_sso_here(self, browser: BrowserSession | None) -> bool:
         """Single sign-on from the signup site: only in the browser that accepted the terms, and only
         for ``signup_sso_minutes`` after that; later the way in is the WHMCS client area."""
-        return (browser is not None and browser.level == "accepted"
-                and self.clock() - browser.issued_at <= self.sso_window())  # fmt: skip
+        return (
+            browser is not None
+            and browser.level == "accepted"
+            and self.clock() - browser.issued_at <= self.sso_window()
+        )
 
     def now(self) -> datetime:
         return self.clock()

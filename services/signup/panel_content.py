@@ -27,7 +27,9 @@ class Panel:
     html: str
 
 
-def panel_state(signup: Signup | None, status: str | None, overdue: tuple[int, ...]) -> tuple[PanelState, tuple[int, ...]]:
+def panel_state(
+    signup: Signup | None, status: str | None, overdue: tuple[int, ...]
+) -> tuple[PanelState, tuple[int, ...]]:
     if signup is None:
         return "not_enrolled", ()
     if signup.stage == Stage.AWAITING_TERMS:
@@ -45,10 +47,14 @@ def panel_title(state: PanelState, invoices: tuple[int, ...]) -> str:
     if state == "suspended" and invoices:
         which = ("invoice " if len(invoices) == 1 else "invoices ") + ", ".join(f"#{number}" for number in invoices)
         return f"Suspended — pay {which} to reactivate"
-    return {"not_enrolled": "Not enrolled in SolusVM 2", "awaiting_terms": "Finish signing up",
-            "setting_up": "SolusVM 2 account being set up", "active": "Enrolled in SolusVM 2",
-            "suspended": "Suspended — pay your overdue invoices to reactivate",
-            "locked": "SolusVM 2 account locked"}[state]  # fmt: skip
+    return {
+        "not_enrolled": "Not enrolled in SolusVM 2",
+        "awaiting_terms": "Finish signing up",
+        "setting_up": "SolusVM 2 account being set up",
+        "active": "Enrolled in SolusVM 2",
+        "suspended": "Suspended — pay your overdue invoices to reactivate",
+        "locked": "SolusVM 2 account locked",
+    }[state]
 
 
 def account_figures(web: Web, signup: Signup) -> dict[str, Any]:
@@ -75,13 +81,17 @@ def panel_content(web: Web, client_id: int) -> Panel:
     with web.journey.db.transaction() as session:
         signup = store.signup_by_client(session, client_id)
         account = account_view(session, client_id)
-    state, overdue = panel_state(signup, account.status if account else None,
-                                 account.overdue_invoice_ids if account else ())  # fmt: skip
+    state, overdue = panel_state(
+        signup, account.status if account else None, account.overdue_invoice_ids if account else ()
+    )
     figures = account_figures(web, signup) if signup is not None and state in ENROLLED_STATES else {}
     html = templates.get_template("panel.html").render(
-        state=state, landing_url=f"{settings.public_url}/", sso_action_url=settings.panel_sso_action_url,
-        finish_action_url=settings.panel_finish_action_url, brand=settings.brand,
+        state=state,
+        landing_url=f"{settings.public_url}/",
+        sso_action_url=settings.panel_sso_action_url,
+        finish_action_url=settings.panel_finish_action_url,
+        brand=settings.brand,
         overdue=[(number, settings.panel_invoice_url.replace("{invoice_id}", str(number))) for number in overdue],
         **figures,
-    )  # fmt: skip
+    )
     return Panel(state, overdue, panel_title(state, overdue), html)

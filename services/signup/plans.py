@@ -15,14 +15,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from services.signup.settings import SignupSettings
 from shared.clock import Clock
 from shared.logging import get_logger
 from shared.money import format_money, minor_units
 from shared.ports import SolusVM
 from shared.pricing import Tariff, billable_hours, tariff_for, vm_tokens
 from shared.upstream.solusvm_inventory import PlanPrices, Unreadable, parse_plan
-
-from services.signup.settings import SignupSettings
 
 log = get_logger("postpay.signup.plans")
 MAX_PLANS = 100
@@ -64,8 +63,14 @@ def exact_amount(amount: Decimal, currency: str) -> str:
 
 
 def price_plan(plan: PlanPrices, tariffs: list[Tariff]) -> PricedPlan:
-    prices = tuple(PlanPrice(t.currency, exact_amount(t.token_price * plan.tokens_per_hour, t.currency),
-                             format_money(t.amount(plan.tokens_per_month), t.currency)) for t in tariffs)
+    prices = tuple(
+        PlanPrice(
+            t.currency,
+            exact_amount(t.token_price * plan.tokens_per_hour, t.currency),
+            format_money(t.amount(plan.tokens_per_month), t.currency),
+        )
+        for t in tariffs
+    )
     return PricedPlan(plan.name or f"#{plan.id}", plan.tokens_per_hour, plan.tokens_per_month, prices)
 
 
@@ -73,9 +78,17 @@ def worked_example(plan: PlanPrices, tariff: Tariff, month_hours: int = 744) -> 
     """A VM that ran 40 minutes, and one that ran a whole month, on ``plan``, priced as the invoice will."""
     short = vm_tokens(billable_hours(timedelta(minutes=40)), plan.tokens_per_hour, plan.tokens_per_month)
     month = vm_tokens(month_hours, plan.tokens_per_hour, plan.tokens_per_month)
-    return WorkedExample(plan.name or f"#{plan.id}", tariff.currency, 40, short,
-                         format_money(tariff.amount(short), tariff.currency), month_hours,
-                         month_hours * plan.tokens_per_hour, month, format_money(tariff.amount(month), tariff.currency))
+    return WorkedExample(
+        plan.name or f"#{plan.id}",
+        tariff.currency,
+        40,
+        short,
+        format_money(tariff.amount(short), tariff.currency),
+        month_hours,
+        month_hours * plan.tokens_per_hour,
+        month,
+        format_money(tariff.amount(month), tariff.currency),
+    )
 
 
 def tariffs(settings: SignupSettings) -> list[Tariff]:
@@ -97,7 +110,9 @@ class PlanCatalog:
         """The newest list, fresh if SolusVM 2 answers within the timeout; None before any answered."""
         now = self.clock()
         with self._lock:
-            fresh = self._fetched_at is not None and now - self._fetched_at < timedelta(seconds=self.settings.plans_cache_seconds)
+            fresh = self._fetched_at is not None and now - self._fetched_at < timedelta(
+                seconds=self.settings.plans_cache_seconds
+            )
             if fresh:
                 return self._plans
             if self._pending is None or self._pending.done():
@@ -107,7 +122,7 @@ class PlanCatalog:
             pending.result(timeout=self.settings.plans_timeout_seconds)
         except FutureTimeout:
             log.info("SolusVM 2's plan list is slow; the landing page shows the last one it has")
-        except Exception:  # noqa: BLE001 - logged in _refresh; the page shows what it has
+        except Exception:
             pass
         with self._lock:
             return self._plans
@@ -126,6 +141,8 @@ class PlanCatalog:
         except Exception as exc:
             log.warning("SolusVM 2's plan list is not available", error=type(exc).__name__)
             raise
-        plans = tuple(sorted(found[:MAX_PLANS], key=lambda plan: (plan.tokens_per_hour, plan.tokens_per_month, plan.id)))
+        plans = tuple(
+            sorted(found[:MAX_PLANS], key=lambda plan: (plan.tokens_per_hour, plan.tokens_per_month, plan.id))
+        )
         with self._lock:
             self._plans, self._fetched_at = plans, self.clock()

@@ -20,16 +20,40 @@ from sqlalchemy.orm import Session
 from services.signup.accounts import AccountView, account_view
 from services.signup.panel_auth import PanelPurpose, panel_signature
 from services.signup.settings import SignupSettings
-from services.signup.store import Signup, Stage, consents, consents_for, signup_by_client, signup_by_email_key, signups, tables
+from services.signup.store import (
+    Signup,
+    Stage,
+    consents,
+    consents_for,
+    signup_by_client,
+    signup_by_email_key,
+    signups,
+    tables,
+)
 from services.signup.validation import email_key
 from shared.events.enrollment import VerificationEmailRequested
 from shared.events.imports import CustomerImported
 
 __all__ = [
-    "IMPORT_CONSENT_KIND", "AccountView", "Consent", "PanelPurpose", "Signup", "SignupSettings", "Stage",
-    "account_view", "consents_of", "email_key", "import_customer", "latest_consents", "panel_signature",
-    "queue_verification_resend", "signup_by_client", "signup_by_email", "signups_page", "tables",
-]  # fmt: skip
+    "IMPORT_CONSENT_KIND",
+    "AccountView",
+    "Consent",
+    "PanelPurpose",
+    "Signup",
+    "SignupSettings",
+    "Stage",
+    "account_view",
+    "consents_of",
+    "email_key",
+    "import_customer",
+    "latest_consents",
+    "panel_signature",
+    "queue_verification_resend",
+    "signup_by_client",
+    "signup_by_email",
+    "signups_page",
+    "tables",
+]
 
 # The consent ledger's record of an import: no terms were accepted on a page, an operator vouched.
 IMPORT_CONSENT_KIND = "imported_by_operator"
@@ -49,8 +73,17 @@ class Consent:
 
 
 def _consent(row: Any) -> Consent:
-    return Consent(row.email, row.whmcs_client_id, row.kind, row.url, row.version, row.accepted_at, row.ip_address,
-                   row.user_agent, row.signup_id)  # fmt: skip
+    return Consent(
+        row.email,
+        row.whmcs_client_id,
+        row.kind,
+        row.url,
+        row.version,
+        row.accepted_at,
+        row.ip_address,
+        row.user_agent,
+        row.signup_id,
+    )
 
 
 def signup_by_email(session: Session, email: str) -> Signup | None:
@@ -77,10 +110,14 @@ def signups_page(
         query = query.where(signups.c.stage == stage.value)
     if search:
         needle = f"%{search.strip().casefold()}%"
-        query = query.where(or_(
-            signups.c.email_key.like(needle), signups.c.name.ilike(needle), signups.c.company.ilike(needle),
-            cast(signups.c.whmcs_client_id, String) == search.strip(),
-        ))  # fmt: skip
+        query = query.where(
+            or_(
+                signups.c.email_key.like(needle),
+                signups.c.name.ilike(needle),
+                signups.c.company.ilike(needle),
+                cast(signups.c.whmcs_client_id, String) == search.strip(),
+            )
+        )
     rows = session.execute(query.order_by(signups.c.email_key).limit(limit))
     return [Signup.from_row(row) for row in rows]
 
@@ -92,9 +129,18 @@ def queue_verification_resend(session: Session, signup: Signup) -> uuid.UUID:
 
 
 def import_customer(
-    session: Session, *, email: str, name: str, company: str, whmcs_client_id: int, solusvm_user_id: int,
-    enrolled_at: datetime, operator: str, note: str, now: datetime,
-) -> uuid.UUID:  # fmt: skip
+    session: Session,
+    *,
+    email: str,
+    name: str,
+    company: str,
+    whmcs_client_id: int,
+    solusvm_user_id: int,
+    enrolled_at: datetime,
+    operator: str,
+    note: str,
+    now: datetime,
+) -> uuid.UUID:
     """Enrol an existing customer: a signup at the provisioning stage, a consent record naming the
     operator, and a CustomerImported for the provisioner, in the caller's transaction.
 
@@ -102,17 +148,41 @@ def import_customer(
     refuse it anyway) and that the SolusVM 2 user is nobody else's.
     """
     signup_id = uuid.uuid4()
-    session.execute(signups.insert().values(
-        id=signup_id, email=email, email_key=email_key(email), name=name[:100] or email[:100], company=company[:100],
-        encrypted_password=None, registration_ip=None, stage=Stage.PROVISIONING.value,
-        whmcs_client_id=whmcs_client_id, created_at=now, updated_at=now,
-    ))  # fmt: skip
-    session.execute(consents.insert().values(
-        signup_id=signup_id, email=email, whmcs_client_id=whmcs_client_id, kind=IMPORT_CONSENT_KIND,
-        url=f"imported by operator {operator}"[:2000], version=f"billed from {enrolled_at.date().isoformat()}",
-        accepted_at=now, ip_address=None, user_agent=f"postpay customers import: {note}"[:500],
-    ))  # fmt: skip
-    event = CustomerImported(signup_id=signup_id, email=email, whmcs_client_id=whmcs_client_id,
-                             solusvm_user_id=solusvm_user_id, enrolled_at=enrolled_at, imported_by=operator[:200])
+    session.execute(
+        signups.insert().values(
+            id=signup_id,
+            email=email,
+            email_key=email_key(email),
+            name=name[:100] or email[:100],
+            company=company[:100],
+            encrypted_password=None,
+            registration_ip=None,
+            stage=Stage.PROVISIONING.value,
+            whmcs_client_id=whmcs_client_id,
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    session.execute(
+        consents.insert().values(
+            signup_id=signup_id,
+            email=email,
+            whmcs_client_id=whmcs_client_id,
+            kind=IMPORT_CONSENT_KIND,
+            url=f"imported by operator {operator}"[:2000],
+            version=f"billed from {enrolled_at.date().isoformat()}",
+            accepted_at=now,
+            ip_address=None,
+            user_agent=f"postpay customers import: {note}"[:500],
+        )
+    )
+    event = CustomerImported(
+        signup_id=signup_id,
+        email=email,
+        whmcs_client_id=whmcs_client_id,
+        solusvm_user_id=solusvm_user_id,
+        enrolled_at=enrolled_at,
+        imported_by=operator[:200],
+    )
     tables.outbox.add_event(session, event, correlation_id=signup_id)
     return signup_id

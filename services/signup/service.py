@@ -11,12 +11,12 @@ from collections.abc import Callable
 from fastapi import FastAPI
 
 from services.signup import handlers
-from services.signup.web.server import serve
 from services.signup.settings import SignupSettings
 from services.signup.store import tables
 from services.signup.tokens import Signer
 from services.signup.vault import PasswordVault
 from services.signup.web import create_app
+from services.signup.web.server import serve
 from shared.bus.processing import HandlerContext
 from shared.bus.topology import DATABASE_ONLY_BATCH, Events, Handler, Subscription, bind
 from shared.db import Database
@@ -45,17 +45,22 @@ def refuse_weak_secrets(settings: SignupSettings, deps: Dependencies) -> None:
         return
     if not settings.serves_only_this_machine():
         raise ConfigurationError(
-            f"refusing to serve {settings.public_url} with weak secrets: " + "; ".join(weak)
+            f"refusing to serve {settings.public_url} with weak secrets: "
+            + "; ".join(weak)
             + ". Set each to a long random value (`openssl rand -hex 32`; Fernet.generate_key() for password "
             "keys; the upstream's own credentials): see docs/configuration.md"
         )
-    log.warning("signup runs on loopback with weak or demo secrets; set them before serving anyone else",
-                variables=[problem.split(" ", 1)[0] for problem in weak])  # fmt: skip
+    log.warning(
+        "signup runs on loopback with weak or demo secrets; set them before serving anyone else",
+        variables=[problem.split(" ", 1)[0] for problem in weak],
+    )
 
 
 def refuse_unusable_keys(problem: str) -> None:
-    raise ConfigurationError(f"the signup cannot run with its keys: {problem} (POSTPAY_SECRET_KEY, "
-                             "POSTPAY_PASSWORD_KEYS; see docs/configuration.md)")
+    raise ConfigurationError(
+        f"the signup cannot run with its keys: {problem} (POSTPAY_SECRET_KEY, "
+        "POSTPAY_PASSWORD_KEYS; see docs/configuration.md)"
+    )
 
 
 def refuse_no_currencies(settings: SignupSettings) -> None:
@@ -87,8 +92,9 @@ def build(deps: Dependencies) -> ServiceDefinition:
         unusable = str(exc)
     if signer is not None and vault is not None:
         send_verification = bind(handlers.send_verification, mailer=deps.mailer, signer=signer, settings=settings)
-        send_new_verification = bind(handlers.send_new_verification, mailer=deps.mailer, signer=signer,
-                                     settings=settings)  # fmt: skip
+        send_new_verification = bind(
+            handlers.send_new_verification, mailer=deps.mailer, signer=signer, settings=settings
+        )
         link_client = bind(handlers.link_client, whmcs=deps.whmcs, vault=vault, settings=settings)
     else:
         send_verification = send_new_verification = link_client = keys_unusable(unusable)
@@ -96,16 +102,25 @@ def build(deps: Dependencies) -> ServiceDefinition:
         Subscription(NAME, "send_verification", (UserRegistered,), send_verification),
         Subscription(NAME, "send_new_verification", (VerificationEmailRequested,), send_new_verification),
         Subscription(NAME, "link_client", (EmailVerified,), link_client),
-        Subscription(NAME, "complete_enrollment", (UserProvisioned,),
-                     bind(handlers.complete_enrollment, mailer=deps.mailer, solusvm=deps.solusvm, settings=settings)),
-        Subscription(NAME, "record_account_standing", handlers.STANDING_EVENTS, handlers.record_account_standing,
-                     batch=DATABASE_ONLY_BATCH),
+        Subscription(
+            NAME,
+            "complete_enrollment",
+            (UserProvisioned,),
+            bind(handlers.complete_enrollment, mailer=deps.mailer, solusvm=deps.solusvm, settings=settings),
+        ),
+        Subscription(
+            NAME,
+            "record_account_standing",
+            handlers.STANDING_EVENTS,
+            handlers.record_account_standing,
+            batch=DATABASE_ONLY_BATCH,
+        ),
         # What the client area shows of the account: postpay's invoices and the month so far.
-        Subscription(NAME, "record_invoice", INVOICE_EVENTS, handlers.record_invoice,
-                     batch=DATABASE_ONLY_BATCH),
-        Subscription(NAME, "record_usage_to_date", (UsageToDateReported,), handlers.record_usage,
-                     batch=DATABASE_ONLY_BATCH),
-    ]  # fmt: skip
+        Subscription(NAME, "record_invoice", INVOICE_EVENTS, handlers.record_invoice, batch=DATABASE_ONLY_BATCH),
+        Subscription(
+            NAME, "record_usage_to_date", (UsageToDateReported,), handlers.record_usage, batch=DATABASE_ONLY_BATCH
+        ),
+    ]
     outbox_committed = CommitSignal()
 
     def web_app(db: Database | None = None) -> FastAPI:
@@ -114,8 +129,10 @@ def build(deps: Dependencies) -> ServiceDefinition:
             raise ConfigurationError("the signup web needs the process's database (Dependencies.db)")
         return create_app(database, settings, deps.solusvm, clock=deps.clock, on_commit=outbox_committed)
 
-    preflight: list[Callable[[], None]] = [functools.partial(refuse_weak_secrets, settings, deps),
-                                           functools.partial(refuse_no_currencies, settings)]
+    preflight: list[Callable[[], None]] = [
+        functools.partial(refuse_weak_secrets, settings, deps),
+        functools.partial(refuse_no_currencies, settings),
+    ]
     if signer is None:
         preflight.append(functools.partial(refuse_unusable_keys, unusable))
     background = []

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
-from shared.forwarded import Network, check_trusted_proxies, trusted_networks
+from services.signup.countries import country_name
 from shared.branding import BrandSettings
 from shared.customer_terms import (
     billing_timezone_field,
@@ -20,8 +20,8 @@ from shared.customer_terms import (
     invoice_due_days_field,
     invoice_url_field,
 )
+from shared.forwarded import Network, check_trusted_proxies, trusted_networks
 from shared.mail import MailSettings
-from services.signup.countries import country_name
 from shared.prices import TokenPrices, token_prices_field
 from shared.secrets import fernet_key_problem, placeholder_problem, secret_problem
 from shared.settings import SETTINGS_CONFIG, UpstreamSettings
@@ -90,22 +90,30 @@ class SignupSettings(BrandSettings):
     accounts_invoice_url: str = invoice_url_field()
     billing_timezone: str = billing_timezone_field()
     plans_cache_seconds: int = Field(
-        default=300, ge=0, le=86_400,
+        default=300,
+        ge=0,
+        le=86_400,
         description="How long the landing page keeps SolusVM 2's plan list before asking again, seconds "
         "(0: every view asks).",
     )
     plans_timeout_seconds: float = Field(
-        default=2.0, gt=0, le=10,
+        default=2.0,
+        gt=0,
+        le=10,
         description="How long a landing page view waits for SolusVM 2's plan list; after that it shows the last "
         "list it has (or the token prices alone).",
     )
     panel_usage_max_age_seconds: int = Field(
-        default=300, ge=10, le=86_400,
+        default=300,
+        ge=10,
+        le=86_400,
         description="Month-to-date usage older than this is asked for again when a customer views the client-area "
         "panel or the account page (the view shows what it has meanwhile, with its time).",
     )
     panel_usage_wait_seconds: float = Field(
-        default=1.5, ge=0, le=3,
+        default=1.5,
+        ge=0,
+        le=3,
         description="How long one view waits for fresh month-to-date usage before it shows the older figure "
         "(the WHMCS hook gives up after 5 s).",
     )
@@ -126,7 +134,9 @@ class SignupSettings(BrandSettings):
         description="WHMCS client area, where an enrolled customer logs in later.",
     )
     whmcs_default_country: str = Field(
-        default="US", min_length=2, max_length=2,
+        default="US",
+        min_length=2,
+        max_length=2,
         description="ISO 3166 country code given to a new WHMCS client whose registration (through the API) named none.",
     )
     secret_key: SecretStr = Field(
@@ -166,17 +176,22 @@ class SignupSettings(BrandSettings):
     )
     session_days: float = Field(default=7.0, gt=0, le=90, description="Lifetime of the signup session cookie, days.")
     signup_sso_minutes: float = Field(
-        default=15.0, gt=0, le=120,
+        default=15.0,
+        gt=0,
+        le=120,
         description="How long after accepting the terms the browser that accepted them may log in to SolusVM 2 "
         "from the signup site; after that (and in every other browser) the way in is the WHMCS client area.",
     )
     password_confirmations_per_link: int = Field(
-        default=10, ge=1,
+        default=10,
+        ge=1,
         description="Tries per window at typing the registration's password to confirm a verification link "
         "in a browser other than the one that registered.",
     )
     max_request_bytes: int = Field(
-        default=65_536, ge=4096, le=1_048_576,
+        default=65_536,
+        ge=4096,
+        le=1_048_576,
         description="Largest request body the signup web reads, bytes; a larger one is answered 413 unread.",
     )
     rate_limit_window_seconds: int = Field(
@@ -222,8 +237,10 @@ class SignupSettings(BrandSettings):
         process that only builds the signup to know the topology is not stopped by it)."""
         if self.signup_currencies:
             return None
-        return ("no currency has both a token price (POSTPAY_TOKEN_PRICES) and a WHMCS id "
-                "(POSTPAY_WHMCS_CURRENCY_IDS): customers would have none to choose")
+        return (
+            "no currency has both a token price (POSTPAY_TOKEN_PRICES) and a WHMCS id "
+            "(POSTPAY_WHMCS_CURRENCY_IDS): customers would have none to choose"
+        )
 
     @field_validator("password_keys", mode="before")
     @classmethod
@@ -263,7 +280,10 @@ class SignupSettings(BrandSettings):
         demo = frozenset({DEMO_SECRET_KEY, DEMO_PASSWORD_KEY, DEMO_PANEL_SECRET})
         found: list[tuple[str, str | None]] = [
             ("POSTPAY_SECRET_KEY", secret_problem(self.secret_key.get_secret_value(), demo_values=demo)),
-            ("POSTPAY_PANEL_SHARED_SECRET", secret_problem(self.panel_shared_secret.get_secret_value(), demo_values=demo)),
+            (
+                "POSTPAY_PANEL_SHARED_SECRET",
+                secret_problem(self.panel_shared_secret.get_secret_value(), demo_values=demo),
+            ),
             ("POSTPAY_WHMCS_SECRET", secret_problem(upstream.whmcs_secret.get_secret_value())),
             ("POSTPAY_SOLUSVM_API_TOKEN", secret_problem(upstream.solusvm_api_token.get_secret_value())),
             ("POSTPAY_WHMCS_IDENTIFIER", placeholder_problem(upstream.whmcs_identifier.get_secret_value())),
@@ -272,9 +292,16 @@ class SignupSettings(BrandSettings):
             found.append(("POSTPAY_PASSWORD_KEYS", "is empty"))
         for number, key in enumerate(self.password_keys, start=1):
             problem = fernet_key_problem(key.get_secret_value(), demo_values=demo)
-            found.append((f"POSTPAY_PASSWORD_KEYS (key {number})" if len(self.password_keys) > 1 else "POSTPAY_PASSWORD_KEYS",
-                          problem))  # fmt: skip
-        for variable, optional in (("POSTPAY_WHMCS_ACCESSKEY", upstream.whmcs_accesskey), ("POSTPAY_SMTP_PASSWORD", mail.smtp_password)):
+            found.append(
+                (
+                    f"POSTPAY_PASSWORD_KEYS (key {number})" if len(self.password_keys) > 1 else "POSTPAY_PASSWORD_KEYS",
+                    problem,
+                )
+            )
+        for variable, optional in (
+            ("POSTPAY_WHMCS_ACCESSKEY", upstream.whmcs_accesskey),
+            ("POSTPAY_SMTP_PASSWORD", mail.smtp_password),
+        ):
             if optional is not None:
                 found.append((variable, placeholder_problem(optional.get_secret_value())))
         return [f"{variable} {problem}" for variable, problem in found if problem]

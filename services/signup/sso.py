@@ -15,10 +15,10 @@ from typing import Any
 
 from services.signup import store
 from services.signup.accounts import account_view
-from services.signup.verification import LinkProblem
 from services.signup.settings import SignupSettings
 from services.signup.store import Signup, Stage
 from services.signup.tokens import BadToken, BrowserSession, Signer, mint_link, read_link
+from services.signup.verification import LinkProblem
 from shared.clock import Clock
 from shared.db import Database
 from shared.logging import get_logger
@@ -68,9 +68,14 @@ class SingleSignOn:
             if signup is None or signup.stage != Stage.ENROLLED:
                 return None
             link = store.ensure_link(
-                session, link_id=uuid.uuid4(), signup_id=signup.id, purpose="sso", now=now, lifetime=lifetime,
+                session,
+                link_id=uuid.uuid4(),
+                signup_id=signup.id,
+                purpose="sso",
+                now=now,
+                lifetime=lifetime,
                 session_binding=browser.binding if browser is not None else None,
-            )  # fmt: skip
+            )
         path = f"/sso/{mint_link(self.signer, 'sso', link.id, link.expires_at)}"
         return MintedLink(path, self.settings.public_url + path, int((link.expires_at - now).total_seconds()))
 

@@ -132,6 +132,7 @@ consents = Table(
     Column("user_agent", String(500), nullable=True),
 )
 
+
 @dataclass(frozen=True)
 class Signup:
     id: uuid.UUID
@@ -161,14 +162,25 @@ class Signup:
     @classmethod
     def from_row(cls, row: Any) -> Signup:
         return cls(
-            id=row.id, email=row.email, name=row.name, company=row.company, stage=Stage(row.stage),
-            whmcs_client_id=row.whmcs_client_id, solusvm_user_id=row.solusvm_user_id,
-            encrypted_password=row.encrypted_password, registration_ip=row.registration_ip,
-            registration_id=row.registration_id, created_at=row.created_at, email_verified_at=row.email_verified_at,
-            terms_accepted_at=row.terms_accepted_at, enrolled_at=row.enrolled_at,
-            welcome_sent_at=row.welcome_sent_at, currency=row.currency, country=row.country,
+            id=row.id,
+            email=row.email,
+            name=row.name,
+            company=row.company,
+            stage=Stage(row.stage),
+            whmcs_client_id=row.whmcs_client_id,
+            solusvm_user_id=row.solusvm_user_id,
+            encrypted_password=row.encrypted_password,
+            registration_ip=row.registration_ip,
+            registration_id=row.registration_id,
+            created_at=row.created_at,
+            email_verified_at=row.email_verified_at,
+            terms_accepted_at=row.terms_accepted_at,
+            enrolled_at=row.enrolled_at,
+            welcome_sent_at=row.welcome_sent_at,
+            currency=row.currency,
+            country=row.country,
             billing_currency=row.billing_currency,
-        )  # fmt: skip
+        )
 
     def reached(self, stage: Stage) -> bool:
         return self.stage.order >= stage.order
@@ -194,34 +206,68 @@ class Link:
 
 
 def insert_signup(
-    session: Session, *, signup_id: uuid.UUID, email: str, email_key: str, name: str, company: str,
-    encrypted_password: str, registration_ip: str | None, now: datetime, currency: str | None = None,
+    session: Session,
+    *,
+    signup_id: uuid.UUID,
+    email: str,
+    email_key: str,
+    name: str,
+    company: str,
+    encrypted_password: str,
+    registration_ip: str | None,
+    now: datetime,
+    currency: str | None = None,
     country: str | None = None,
-) -> None:  # fmt: skip
+) -> None:
     """A new signup, whose first registration has the signup's own id."""
     session.execute(
         signups.insert().values(
-            id=signup_id, email=email, email_key=email_key, name=name, company=company,
-            encrypted_password=encrypted_password, registration_ip=registration_ip, registration_id=signup_id,
-            stage=Stage.AWAITING_VERIFICATION.value, created_at=now, updated_at=now, currency=currency,
+            id=signup_id,
+            email=email,
+            email_key=email_key,
+            name=name,
+            company=company,
+            encrypted_password=encrypted_password,
+            registration_ip=registration_ip,
+            registration_id=signup_id,
+            stage=Stage.AWAITING_VERIFICATION.value,
+            created_at=now,
+            updated_at=now,
+            currency=currency,
             country=country,
-        )  # fmt: skip
+        )
     )
     add_registration(session, registration_id=signup_id, signup_id=signup_id, now=now)
 
 
 def replace_registration(
-    session: Session, signup_id: uuid.UUID, *, registration_id: uuid.UUID, name: str, company: str,
-    encrypted_password: str, registration_ip: str | None, now: datetime, currency: str | None = None,
+    session: Session,
+    signup_id: uuid.UUID,
+    *,
+    registration_id: uuid.UUID,
+    name: str,
+    company: str,
+    encrypted_password: str,
+    registration_ip: str | None,
+    now: datetime,
+    currency: str | None = None,
     country: str | None = None,
-) -> bool:  # fmt: skip
+) -> bool:
     """A newer registration of a signup still waiting for its email to be verified takes its place
     (name, company, password, currency, country); False if the email was verified meanwhile."""
     result = session.execute(
         update(signups)
         .where(signups.c.id == signup_id, signups.c.stage == Stage.AWAITING_VERIFICATION.value)
-        .values(name=name, company=company, encrypted_password=encrypted_password, registration_ip=registration_ip,
-                registration_id=registration_id, updated_at=now, currency=currency, country=country)  # fmt: skip
+        .values(
+            name=name,
+            company=company,
+            encrypted_password=encrypted_password,
+            registration_ip=registration_ip,
+            registration_id=registration_id,
+            updated_at=now,
+            currency=currency,
+            country=country,
+        )
     )
     if not rows_changed(result):
         return False
@@ -259,8 +305,9 @@ def signup_by_client(session: Session, whmcs_client_id: int) -> Signup | None:
     return _one(session, signups.c.whmcs_client_id == whmcs_client_id)
 
 
-def record_whmcs_client(session: Session, signup_id: uuid.UUID, whmcs_client_id: int, now: datetime,
-                        billing_currency: str | None = None) -> bool:  # fmt: skip
+def record_whmcs_client(
+    session: Session, signup_id: uuid.UUID, whmcs_client_id: int, now: datetime, billing_currency: str | None = None
+) -> bool:
     """The WHMCS client exists: keep its id (and its currency), erase the password and unlock the terms,
     in one statement."""
     result = session.execute(
@@ -304,9 +351,16 @@ def _link(row: Any) -> Link:
 
 
 def ensure_link(
-    session: Session, *, link_id: uuid.UUID, signup_id: uuid.UUID, purpose: str, now: datetime, lifetime: timedelta,
-    session_binding: str | None = None, revoke_others: bool = False,
-) -> Link:  # fmt: skip
+    session: Session,
+    *,
+    link_id: uuid.UUID,
+    signup_id: uuid.UUID,
+    purpose: str,
+    now: datetime,
+    lifetime: timedelta,
+    session_binding: str | None = None,
+    revoke_others: bool = False,
+) -> Link:
     """The link with this id, created now if it does not exist yet (a retried handler gets the same link).
     ``revoke_others``: creating it revokes every other unused link of the signup for that purpose."""
     existing = session.execute(select(links).where(links.c.id == link_id)).first()
@@ -318,9 +372,13 @@ def ensure_link(
     expires_at = (now + lifetime).replace(microsecond=0)
     session.execute(
         links.insert().values(
-            id=link_id, signup_id=signup_id, purpose=purpose, created_at=now, expires_at=expires_at,
+            id=link_id,
+            signup_id=signup_id,
+            purpose=purpose,
+            created_at=now,
+            expires_at=expires_at,
             session_binding=session_binding,
-        )  # fmt: skip
+        )
     )
     return Link(link_id, signup_id, purpose, expires_at, None, session_binding)
 
@@ -334,17 +392,23 @@ def use_link(session: Session, link_id: uuid.UUID, now: datetime) -> bool:
     """Claim a link once: True for the one caller that flips ``used_at``, False for everyone after (and
     for a revoked link)."""
     result = session.execute(
-        update(links).where(links.c.id == link_id, links.c.used_at.is_(None), links.c.revoked_at.is_(None))
+        update(links)
+        .where(links.c.id == link_id, links.c.used_at.is_(None), links.c.revoked_at.is_(None))
         .values(used_at=now)
     )
     return bool(rows_changed(result))
 
 
-def revoke_links(session: Session, signup_id: uuid.UUID, purpose: str, now: datetime, *,
-                 keep: uuid.UUID | None = None) -> None:  # fmt: skip
+def revoke_links(
+    session: Session, signup_id: uuid.UUID, purpose: str, now: datetime, *, keep: uuid.UUID | None = None
+) -> None:
     """Every unused, unrevoked link of the signup for ``purpose`` (but ``keep``) stops working."""
-    condition = [links.c.signup_id == signup_id, links.c.purpose == purpose, links.c.used_at.is_(None),
-                 links.c.revoked_at.is_(None)]  # fmt: skip
+    condition = [
+        links.c.signup_id == signup_id,
+        links.c.purpose == purpose,
+        links.c.used_at.is_(None),
+        links.c.revoked_at.is_(None),
+    ]
     if keep is not None:
         condition.append(links.c.id != keep)
     session.execute(update(links).where(*condition).values(revoked_at=now))

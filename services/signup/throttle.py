@@ -70,5 +70,7 @@ def remember_nonce(session: Session, nonce: str, now: datetime, window_seconds: 
     insert: Any = insert_on_conflict(session, panel_nonces)
     # A timestamp may be up to the window old or early, so a nonce is worth remembering twice as long.
     statement = insert.values(nonce_hash=key, expires_at=now + timedelta(seconds=2 * window_seconds))
-    inserted = session.execute(statement.on_conflict_do_nothing(index_elements=["nonce_hash"]).returning(panel_nonces.c.nonce_hash))
+    inserted = session.execute(
+        statement.on_conflict_do_nothing(index_elements=["nonce_hash"]).returning(panel_nonces.c.nonce_hash)
+    )
     return inserted.first() is not None

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass, field
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import SecretStr
@@ -132,7 +132,13 @@ def email_problem(email: str) -> str | None:
     local, at, domain = email.rpartition("@")
     if not at or not local or not domain:
         return "Please enter a valid email address, like name@example.com."
-    if len(local) > EMAIL_LOCAL_MAX or not _LOCAL_PART.match(local) or ".." in local or local[0] == "." or local[-1] == ".":
+    if (
+        len(local) > EMAIL_LOCAL_MAX
+        or not _LOCAL_PART.match(local)
+        or ".." in local
+        or local[0] == "."
+        or local[-1] == "."
+    ):
         return "Please enter a valid email address, like name@example.com."
     labels = domain.split(".")
     if len(labels) < 2 or not all(_DOMAIN_LABEL.match(label) for label in labels) or labels[-1].isdigit():
@@ -159,12 +165,15 @@ def password_problem(password: str, *, email: str, name: str) -> str | None:
     strength = zxcvbn(password[:_ZXCVBN_MAX], user_inputs=[word for word in known if word])
     if strength["score"] < MIN_PASSWORD_SCORE:
         hint = strength["feedback"].get("warning") or ""
-        return "This password is too easy to guess; choose a longer or less common one." + (f" ({hint})" if hint else "")
+        return "This password is too easy to guess; choose a longer or less common one." + (
+            f" ({hint})" if hint else ""
+        )
     return None
 
 
-def _choice(problems: Problems, name: str, raw: Any, *, required: bool, missing: str,
-            known: Callable[[str], bool], unknown: str) -> str | None:
+def _choice(
+    problems: Problems, name: str, raw: Any, *, required: bool, missing: str, known: Callable[[str], bool], unknown: str
+) -> str | None:
     if raw is None or raw == "":
         if required:
             problems.add(name, missing)
@@ -175,8 +184,9 @@ def _choice(problems: Problems, name: str, raw: Any, *, required: bool, missing:
     return raw.strip().upper()
 
 
-def validate_registration(raw: dict[str, Any], *, currencies: Sequence[str] = (),
-                          choices_required: bool = True) -> Registration:
+def validate_registration(
+    raw: dict[str, Any], *, currencies: Sequence[str] = (), choices_required: bool = True
+) -> Registration:
     """A ``Registration`` from untrusted input, or ``InvalidRegistration`` naming each bad field.
 
     ``currencies`` are those a customer may choose (a token price and a WHMCS id each); the form must
@@ -199,13 +209,31 @@ def validate_registration(raw: dict[str, Any], *, currencies: Sequence[str] = ()
     if problem:
         problems.add("password", problem)
     offered = ", ".join(currencies)
-    currency = _choice(problems, "currency", raw.get("currency"), required=choices_required,
-                       missing="Please choose the currency you want to be invoiced in.",
-                       known=lambda code: code in currencies, unknown=f"Please choose one of the currencies we invoice in: {offered}.")  # fmt: skip
-    country = _choice(problems, "country", raw.get("country"), required=choices_required,
-                      missing="Please choose your country.", known=lambda code: country_name(code) is not None,
-                      unknown="Please choose your country from the list.")  # fmt: skip
+    currency = _choice(
+        problems,
+        "currency",
+        raw.get("currency"),
+        required=choices_required,
+        missing="Please choose the currency you want to be invoiced in.",
+        known=lambda code: code in currencies,
+        unknown=f"Please choose one of the currencies we invoice in: {offered}.",
+    )
+    country = _choice(
+        problems,
+        "country",
+        raw.get("country"),
+        required=choices_required,
+        missing="Please choose your country.",
+        known=lambda code: country_name(code) is not None,
+        unknown="Please choose your country from the list.",
+    )
     if problems:
         raise InvalidRegistration(problems)
-    return Registration(name=name, company=company, email=email, password=SecretStr(raw_password or ""),
-                        currency=currency, country=country)
+    return Registration(
+        name=name,
+        company=company,
+        email=email,
+        password=SecretStr(raw_password or ""),
+        currency=currency,
+        country=country,
+    )

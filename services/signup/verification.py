@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from services.signup import store
 from services.signup.journey import RateLimited, SignupJourney
 from services.signup.store import Link, Signup, Stage
-from services.signup.tokens import BadToken, LinkClaims, BrowserSession, Signer, read_link
+from services.signup.tokens import BadToken, BrowserSession, LinkClaims, Signer, read_link
 from services.signup.vault import UndecryptablePassword
 from shared.events.enrollment import EmailVerified
 from shared.logging import get_logger
@@ -86,7 +86,9 @@ class Verification:
         signup = found[1]
         return LinkUsable(signup, signup.stage == Stage.AWAITING_VERIFICATION and not _registered_here(signup, browser))
 
-    def verify(self, token: str, browser: BrowserSession | None, password: str | None) -> Verified | ProofNeeded | LinkProblem | RateLimited:
+    def verify(
+        self, token: str, browser: BrowserSession | None, password: str | None
+    ) -> Verified | ProofNeeded | LinkProblem | RateLimited:
         """Use a verification link once. The first time, the email is verified: the ``EmailVerified``
         handler then finds or creates the WHMCS client and unlocks the terms."""
         try:
@@ -94,7 +96,9 @@ class Verification:
         except BadToken:
             return LinkProblem("invalid")
         if password is not None:
-            limited = self.journey.limited("confirm", [("link", str(claims.link_id), self.journey.settings.password_confirmations_per_link)])
+            limited = self.journey.limited(
+                "confirm", [("link", str(claims.link_id), self.journey.settings.password_confirmations_per_link)]
+            )
             if limited:
                 return limited
         now = self.journey.now()
@@ -106,8 +110,11 @@ class Verification:
             first_time = signup.stage == Stage.AWAITING_VERIFICATION
             if first_time and not _registered_here(signup, browser):
                 if password is None or not self._is_registrations_password(signup, password):
-                    log.warning("verification link confirmed without proof of the registration", signup_id=str(signup.id),
-                                password_typed=password is not None)  # fmt: skip
+                    log.warning(
+                        "verification link confirmed without proof of the registration",
+                        signup_id=str(signup.id),
+                        password_typed=password is not None,
+                    )
                     return ProofNeeded(signup, wrong=password is not None)
             if not store.use_link(session, link.id, now):
                 return LinkProblem("used", signup)

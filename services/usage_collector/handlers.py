@@ -5,6 +5,11 @@ from __future__ import annotations
 
 import uuid
 
+from services.usage_collector import meter_progress, meter_store, store, to_date
+from services.usage_collector.meter_usage import metered_period
+from services.usage_collector.public import customer
+from services.usage_collector.settings import UsageCollectorSettings
+from services.usage_collector.usage import vm_usages
 from shared.bus.processing import DatabaseContext, HandlerContext
 from shared.errors import PermanentError
 from shared.events.billing import (
@@ -22,12 +27,6 @@ from shared.events.usage import UsageToDateReported, UsageToDateRequested
 from shared.periods import BillingPeriod
 from shared.ports import SolusVM
 from shared.upstream.errors import UpstreamNotFound
-
-from services.usage_collector import meter_progress, meter_store, store, to_date
-from services.usage_collector.meter_usage import metered_period
-from services.usage_collector.public import customer
-from services.usage_collector.settings import UsageCollectorSettings
-from services.usage_collector.usage import vm_usages
 
 
 def record_customer(event: UserProvisioned, ctx: DatabaseContext) -> None:
@@ -57,24 +56,33 @@ def fan_out(event: BillingPeriodClosed, ctx: HandlerContext, chunk_size: int) ->
     after, finished = progress.last_client_id, progress.finished
     while not finished:
         with ctx.checkpoint() as session:
-            page = store.customers_page(session, enrolled_before=period.ends_at, after=after, limit=chunk_size,
-                                        only=event.only_client_ids)
+            page = store.customers_page(
+                session, enrolled_before=period.ends_at, after=after, limit=chunk_size, only=event.only_client_ids
+            )
             requests = [
-                (CustomerUsageRequested(**window, whmcs_client_id=customer.whmcs_client_id,
-                                        solusvm_user_id=customer.solusvm_user_id, trigger=event.trigger),
-                 str(customer.whmcs_client_id))
+                (
+                    CustomerUsageRequested(
+                        **window,
+                        whmcs_client_id=customer.whmcs_client_id,
+                        solusvm_user_id=customer.solusvm_user_id,
+                        trigger=event.trigger,
+                    ),
+                    str(customer.whmcs_client_id),
+                )
                 for customer in page
             ]
             ctx.emit_all(requests, session=session)
             finished = len(page) < chunk_size
             after = page[-1].whmcs_client_id if page else after
-            store.advance_fanout(session, ctx.event_id, last_client_id=after, added=len(page), finished=finished,
-                                 now=ctx.now())
+            store.advance_fanout(
+                session, ctx.event_id, last_client_id=after, added=len(page), finished=finished, now=ctx.now()
+            )
     ctx.log.info("period fanned out", period=period.key, trigger=event.trigger)
 
 
-def collect_usage(event: CustomerUsageRequested, ctx: HandlerContext, solusvm: SolusVM,
-                  settings: UsageCollectorSettings | None = None) -> None:
+def collect_usage(
+    event: CustomerUsageRequested, ctx: HandlerContext, solusvm: SolusVM, settings: UsageCollectorSettings | None = None
+) -> None:
     """The customer's usage for the whole period as one window (the monthly cap is per window): from
     SolusVM 2's usage endpoint, or computed from what the meter observed (``POSTPAY_USAGE_SOURCE``)."""
     period = period_of(event)
@@ -84,16 +92,26 @@ def collect_usage(event: CustomerUsageRequested, ctx: HandlerContext, solusvm: S
     try:
         usage = solusvm.period_usage(event.solusvm_user_id, period.starts_at, period.ends_at)
     except UpstreamNotFound as exc:
-        raise PermanentError(f"SolusVM 2 has no user {event.solusvm_user_id} (WHMCS client "
-                             f"{event.whmcs_client_id})") from exc
+        raise PermanentError(
+            f"SolusVM 2 has no user {event.solusvm_user_id} (WHMCS client {event.whmcs_client_id})"
+        ) from exc
     vms = vm_usages(usage)
     collected = UsageCollected(
-        **window_fields(period), whmcs_client_id=event.whmcs_client_id, solusvm_user_id=event.solusvm_user_id,
-        vms=vms, total_tokens=usage.total_tokens, trigger=event.trigger,
+        **window_fields(period),
+        whmcs_client_id=event.whmcs_client_id,
+        solusvm_user_id=event.solusvm_user_id,
+        vms=vms,
+        total_tokens=usage.total_tokens,
+        trigger=event.trigger,
     )
     store.record_collection(
-        ctx.session, period=period.key, client_id=event.whmcs_client_id, solusvm_user_id=event.solusvm_user_id,
-        vm_count=len(vms), total_tokens=usage.total_tokens, now=ctx.now(),
+        ctx.session,
+        period=period.key,
+        client_id=event.whmcs_client_id,
+        solusvm_user_id=event.solusvm_user_id,
+        vm_count=len(vms),
+        total_tokens=usage.total_tokens,
+        now=ctx.now(),
     )
     ctx.emit(collected, key="usage")
 
@@ -102,16 +120,25 @@ def settle(event: InvoiceCreated | NothingToBill, ctx: DatabaseContext) -> None:
     """Close the customer's period record with the invoicer's outcome (period status reads it)."""
     if isinstance(event, InvoiceCreated):
         changed = store.record_invoiced(
-            ctx.session, period=event.period, client_id=event.whmcs_client_id, invoice_id=event.invoice_id,
-            currency=event.currency, total=event.total, now=ctx.now(),
+            ctx.session,
+            period=event.period,
+            client_id=event.whmcs_client_id,
+            invoice_id=event.invoice_id,
+            currency=event.currency,
+            total=event.total,
+            now=ctx.now(),
         )
     else:
         changed = store.record_nothing_to_bill(
             ctx.session, period=event.period, client_id=event.whmcs_client_id, now=ctx.now()
         )
     if not changed:
-        ctx.log.info("outcome not applied: no collection on record, or already invoiced", period=event.period,
-                     client_id=event.whmcs_client_id, event_type=event.event_type)
+        ctx.log.info(
+            "outcome not applied: no collection on record, or already invoiced",
+            period=event.period,
+            client_id=event.whmcs_client_id,
+            event_type=event.event_type,
+        )
 
 
 # What the meter saw, recorded whichever source bills (switching to the meter later finds it all); and
@@ -136,49 +163,89 @@ def _advance_and_release(epoch: uuid.UUID, ctx: DatabaseContext) -> None:
     if covered.observed_until is None:
         return
     released = meter_progress.release_waiting(ctx.session, covered.observed_until)
-    ctx.emit_all([
-        (CustomerUsageRequested(period=item.period, starts_at=item.starts_at, ends_at=item.ends_at,
-                                timezone=item.timezone, whmcs_client_id=item.whmcs_client_id,
-                                solusvm_user_id=item.solusvm_user_id, trigger=item.trigger),
-         f"{item.period}/{item.whmcs_client_id}")
-        for item in released
-    ])
+    ctx.emit_all(
+        [
+            (
+                CustomerUsageRequested(
+                    period=item.period,
+                    starts_at=item.starts_at,
+                    ends_at=item.ends_at,
+                    timezone=item.timezone,
+                    whmcs_client_id=item.whmcs_client_id,
+                    solusvm_user_id=item.solusvm_user_id,
+                    trigger=item.trigger,
+                ),
+                f"{item.period}/{item.whmcs_client_id}",
+            )
+            for item in released
+        ]
+    )
     if released:
-        ctx.log.info("work waiting for the meter requested again", count=len(released),
-                     observed_until=covered.observed_until.isoformat())
+        ctx.log.info(
+            "work waiting for the meter requested again",
+            count=len(released),
+            observed_until=covered.observed_until.isoformat(),
+        )
 
 
-def collect_metered(event: CustomerUsageRequested, period: BillingPeriod, ctx: HandlerContext,
-                    settings: UsageCollectorSettings) -> None:
+def collect_metered(
+    event: CustomerUsageRequested, period: BillingPeriod, ctx: HandlerContext, settings: UsageCollectorSettings
+) -> None:
     with ctx.read_first() as progress:
         meter_progress.advance(progress)
         covered = meter_progress.coverage(progress)
     if not covered.covers(period.ends_at):
-        meter_progress.wait_for_meter(ctx.session, meter_progress.Waiting(
-            period=period.key, whmcs_client_id=event.whmcs_client_id, solusvm_user_id=event.solusvm_user_id,
-            starts_at=period.starts_at, ends_at=period.ends_at, timezone=period.timezone, trigger=event.trigger,
-        ), ctx.now())
-        ctx.log.info("waiting for the meter to observe past the period's end", period=period.key,
-                     client_id=event.whmcs_client_id, ends_at=period.ends_at.isoformat(),
-                     observed_until=covered.observed_until.isoformat() if covered.observed_until else None)
+        meter_progress.wait_for_meter(
+            ctx.session,
+            meter_progress.Waiting(
+                period=period.key,
+                whmcs_client_id=event.whmcs_client_id,
+                solusvm_user_id=event.solusvm_user_id,
+                starts_at=period.starts_at,
+                ends_at=period.ends_at,
+                timezone=period.timezone,
+                trigger=event.trigger,
+            ),
+            ctx.now(),
+        )
+        ctx.log.info(
+            "waiting for the meter to observe past the period's end",
+            period=period.key,
+            client_id=event.whmcs_client_id,
+            ends_at=period.ends_at.isoformat(),
+            observed_until=covered.observed_until.isoformat() if covered.observed_until else None,
+        )
         return
     vms, provenance = metered_period(ctx.session, event.solusvm_user_id, period, settings, covered)
     total = sum(vm.tokens for vm in vms)
     collected = UsageCollected(
-        **window_fields(period), whmcs_client_id=event.whmcs_client_id, solusvm_user_id=event.solusvm_user_id,
-        vms=vms, total_tokens=total, trigger=event.trigger, source="meter", metering=provenance,
+        **window_fields(period),
+        whmcs_client_id=event.whmcs_client_id,
+        solusvm_user_id=event.solusvm_user_id,
+        vms=vms,
+        total_tokens=total,
+        trigger=event.trigger,
+        source="meter",
+        metering=provenance,
     )
-    store.record_collection(ctx.session, period=period.key, client_id=event.whmcs_client_id,
-                            solusvm_user_id=event.solusvm_user_id, vm_count=len(vms), total_tokens=total,
-                            now=ctx.now())
+    store.record_collection(
+        ctx.session,
+        period=period.key,
+        client_id=event.whmcs_client_id,
+        solusvm_user_id=event.solusvm_user_id,
+        vm_count=len(vms),
+        total_tokens=total,
+        now=ctx.now(),
+    )
     ctx.emit(collected, key="usage")
 
 
 # The month so far, for the client-area panel (the signup keeps the answers; see to_date.py).
 
 
-def report_usage_to_date(event: UsageToDateRequested, ctx: HandlerContext, *, solusvm: SolusVM,
-                         settings: UsageCollectorSettings) -> None:  # fmt: skip
+def report_usage_to_date(
+    event: UsageToDateRequested, ctx: HandlerContext, *, solusvm: SolusVM, settings: UsageCollectorSettings
+) -> None:
     billed = customer(ctx.session, event.whmcs_client_id)
     if billed is None:
         ctx.log.info("usage to date asked for a client not billed here: ignored", client_id=event.whmcs_client_id)
@@ -195,8 +262,13 @@ def report_usage_to_date(event: UsageToDateRequested, ctx: HandlerContext, *, so
         return
     as_of, vms = found
     report = UsageToDateReported(
-        whmcs_client_id=event.whmcs_client_id, solusvm_user_id=billed.solusvm_user_id, period=event.period,
-        starts_at=event.starts_at, as_of=as_of, source=settings.usage_source, vms=vms[:to_date.MAX_VMS],
-        total_tokens=sum(vm.tokens for vm in vms[:to_date.MAX_VMS]),
-    )  # fmt: skip
+        whmcs_client_id=event.whmcs_client_id,
+        solusvm_user_id=billed.solusvm_user_id,
+        period=event.period,
+        starts_at=event.starts_at,
+        as_of=as_of,
+        source=settings.usage_source,
+        vms=vms[: to_date.MAX_VMS],
+        total_tokens=sum(vm.tokens for vm in vms[: to_date.MAX_VMS]),
+    )
     ctx.emit(report, key="usage-to-date")

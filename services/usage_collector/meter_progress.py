@@ -18,10 +18,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import BigInteger, Column, Index, String, Table, Uuid, func, select
 from sqlalchemy.orm import Session
 
-from shared.db import UtcTimestamp, insert_on_conflict
-
 from services.usage_collector.meter_store import meter_sweeps
 from services.usage_collector.store import tables
+from shared.db import UtcTimestamp, insert_on_conflict
 
 # More than this many intervals between two sweeps' starts is a gap.
 GAP_INTERVALS = 2
@@ -73,17 +72,24 @@ def advance(session: Session) -> None:
 
 
 def advance_epoch(session: Session, epoch: uuid.UUID) -> None:
-    session.execute(insert_on_conflict(session, meter_progress).values(meter_epoch=epoch, contiguous=0)
-                    .on_conflict_do_nothing(index_elements=[meter_progress.c.meter_epoch]))
+    session.execute(
+        insert_on_conflict(session, meter_progress)
+        .values(meter_epoch=epoch, contiguous=0)
+        .on_conflict_do_nothing(index_elements=[meter_progress.c.meter_epoch])
+    )
     progress = session.execute(
-        select(meter_progress).where(meter_progress.c.meter_epoch == epoch).with_for_update()).one()
+        select(meter_progress).where(meter_progress.c.meter_epoch == epoch).with_for_update()
+    ).one()
     contiguous = progress.contiguous
     previous = (progress.last_started_at, progress.last_finished_at) if contiguous else None
     first = progress.first_started_at
     while True:
         rows = session.execute(
-            select(meter_sweeps).where(meter_sweeps.c.meter_epoch == epoch, meter_sweeps.c.sweep > contiguous)
-            .order_by(meter_sweeps.c.sweep).limit(_WALK)).all()
+            select(meter_sweeps)
+            .where(meter_sweeps.c.meter_epoch == epoch, meter_sweeps.c.sweep > contiguous)
+            .order_by(meter_sweeps.c.sweep)
+            .limit(_WALK)
+        ).all()
         walked = 0
         for row in rows:
             if row.sweep != contiguous + 1 or row.expected is None or row.received < row.expected:
@@ -91,17 +97,29 @@ def advance_epoch(session: Session, epoch: uuid.UUID) -> None:
             if previous is None:
                 previous = _before_epoch(session, epoch, row.started_at)
             if previous is not None and _is_gap(previous[0], row.started_at, row.interval_seconds):
-                session.execute(insert_on_conflict(session, meter_gaps).values(
-                    meter_epoch=epoch, before_sweep=row.sweep, starts_at=previous[1], ends_at=row.started_at,
-                ).on_conflict_do_nothing(index_elements=[meter_gaps.c.meter_epoch, meter_gaps.c.before_sweep]))
+                session.execute(
+                    insert_on_conflict(session, meter_gaps)
+                    .values(
+                        meter_epoch=epoch,
+                        before_sweep=row.sweep,
+                        starts_at=previous[1],
+                        ends_at=row.started_at,
+                    )
+                    .on_conflict_do_nothing(index_elements=[meter_gaps.c.meter_epoch, meter_gaps.c.before_sweep])
+                )
             contiguous, previous, walked = row.sweep, (row.started_at, row.finished_at), walked + 1
             first = first or row.started_at
         if walked < _WALK:
             break
     if contiguous != progress.contiguous:
         assert previous is not None
-        session.execute(meter_progress.update().where(meter_progress.c.meter_epoch == epoch).values(
-            contiguous=contiguous, first_started_at=first, last_started_at=previous[0], last_finished_at=previous[1]))
+        session.execute(
+            meter_progress.update()
+            .where(meter_progress.c.meter_epoch == epoch)
+            .values(
+                contiguous=contiguous, first_started_at=first, last_started_at=previous[0], last_finished_at=previous[1]
+            )
+        )
 
 
 def _before_epoch(session: Session, epoch: uuid.UUID, started_at: datetime) -> tuple[datetime, datetime] | None:
@@ -109,7 +127,9 @@ def _before_epoch(session: Session, epoch: uuid.UUID, started_at: datetime) -> t
     row = session.execute(
         select(meter_sweeps.c.started_at, meter_sweeps.c.finished_at)
         .where(meter_sweeps.c.meter_epoch != epoch, meter_sweeps.c.started_at < started_at)
-        .order_by(meter_sweeps.c.started_at.desc()).limit(1)).first()
+        .order_by(meter_sweeps.c.started_at.desc())
+        .limit(1)
+    ).first()
     return (row.started_at, row.finished_at) if row else None
 
 
@@ -128,9 +148,11 @@ def coverage(session: Session) -> Coverage:
 
 
 def gaps_between(session: Session, starts_at: datetime, ends_at: datetime) -> list[Gap]:
-    rows = session.execute(select(meter_gaps.c.starts_at, meter_gaps.c.ends_at)
-                           .where(meter_gaps.c.starts_at < ends_at, meter_gaps.c.ends_at > starts_at)
-                           .order_by(meter_gaps.c.starts_at))
+    rows = session.execute(
+        select(meter_gaps.c.starts_at, meter_gaps.c.ends_at)
+        .where(meter_gaps.c.starts_at < ends_at, meter_gaps.c.ends_at > starts_at)
+        .order_by(meter_gaps.c.starts_at)
+    )
     return [Gap(row.starts_at, row.ends_at) for row in rows]
 
 
@@ -165,23 +187,34 @@ class Waiting:
 
 def wait_for_meter(session: Session, waiting: Waiting, now: datetime) -> None:
     statement = insert_on_conflict(session, meter_waiting).values(**waiting.__dict__, since=now)
-    session.execute(statement.on_conflict_do_update(
-        index_elements=[meter_waiting.c.period, meter_waiting.c.whmcs_client_id],
-        set_={"solusvm_user_id": statement.excluded.solusvm_user_id, "trigger": statement.excluded.trigger},
-    ))
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[meter_waiting.c.period, meter_waiting.c.whmcs_client_id],
+            set_={"solusvm_user_id": statement.excluded.solusvm_user_id, "trigger": statement.excluded.trigger},
+        )
+    )
 
 
 def release_waiting(session: Session, observed_until: datetime) -> list[Waiting]:
     """The waiting work items whose period ended by ``observed_until``, taken off the list."""
-    rows = session.execute(select(meter_waiting).where(meter_waiting.c.ends_at <= observed_until)
-                           .order_by(meter_waiting.c.ends_at, meter_waiting.c.whmcs_client_id)).all()
+    rows = session.execute(
+        select(meter_waiting)
+        .where(meter_waiting.c.ends_at <= observed_until)
+        .order_by(meter_waiting.c.ends_at, meter_waiting.c.whmcs_client_id)
+    ).all()
     released = [Waiting(**{name: getattr(row, name) for name in Waiting.__dataclass_fields__}) for row in rows]
     for item in released:
-        session.execute(meter_waiting.delete().where(meter_waiting.c.period == item.period,
-                                                     meter_waiting.c.whmcs_client_id == item.whmcs_client_id))
+        session.execute(
+            meter_waiting.delete().where(
+                meter_waiting.c.period == item.period, meter_waiting.c.whmcs_client_id == item.whmcs_client_id
+            )
+        )
     return released
 
 
 def waiting_count(session: Session, period: str) -> int:
-    return int(session.execute(select(func.count()).select_from(meter_waiting)
-                               .where(meter_waiting.c.period == period)).scalar_one())
+    return int(
+        session.execute(
+            select(func.count()).select_from(meter_waiting).where(meter_waiting.c.period == period)
+        ).scalar_one()
+    )

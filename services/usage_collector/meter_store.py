@@ -17,10 +17,9 @@ from typing import Any
 from sqlalchemy import BigInteger, Column, Index, Integer, String, Table, Uuid, select
 from sqlalchemy.orm import Session
 
+from services.usage_collector.store import tables
 from shared.db import UtcTimestamp, insert_on_conflict
 from shared.events.metering import MeteredPlan, MeterSwept, VmDeleted, VmPlanChanged, VmRunEnded, VmRunStarted
-
-from services.usage_collector.store import tables
 
 meter_vms = Table(
     "usage_collector_meter_vms",
@@ -79,28 +78,37 @@ meter_sweeps = Table(
 def _count_into_sweep(session: Session, epoch: uuid.UUID, sweep: int) -> bool:
     """Count one transition into its sweep; True when that made the sweep complete."""
     statement = insert_on_conflict(session, meter_sweeps).values(meter_epoch=epoch, sweep=sweep, received=1)
-    row = session.execute(statement.on_conflict_do_update(
-        index_elements=[meter_sweeps.c.meter_epoch, meter_sweeps.c.sweep],
-        set_={"received": meter_sweeps.c.received + 1},
-    ).returning(meter_sweeps.c.received, meter_sweeps.c.expected)).one()
+    row = session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[meter_sweeps.c.meter_epoch, meter_sweeps.c.sweep],
+            set_={"received": meter_sweeps.c.received + 1},
+        ).returning(meter_sweeps.c.received, meter_sweeps.c.expected)
+    ).one()
     return row.expected is not None and row.received == row.expected
 
 
-def _upsert(session: Session, table: Table, keys: Sequence[str], values: dict[str, Any],
-            update: Sequence[str]) -> None:
+def _upsert(session: Session, table: Table, keys: Sequence[str], values: dict[str, Any], update: Sequence[str]) -> None:
     statement = insert_on_conflict(session, table).values(**values)
     if update:
         statement = statement.on_conflict_do_update(
-            index_elements=[table.c[key] for key in keys], set_={name: statement.excluded[name] for name in update})
+            index_elements=[table.c[key] for key in keys], set_={name: statement.excluded[name] for name in update}
+        )
     else:
         statement = statement.on_conflict_do_nothing(index_elements=[table.c[key] for key in keys])
     session.execute(statement)
 
 
 def _plan_row(event: VmRunStarted | VmPlanChanged, plan: MeteredPlan, effective_at: datetime) -> dict[str, Any]:
-    return {"meter_epoch": event.meter_epoch, "server_id": event.server_id, "sweep": event.sweep,
-            "effective_at": effective_at, "plan_id": plan.id, "plan_name": plan.name,
-            "tokens_per_hour": plan.tokens_per_hour, "tokens_per_month": plan.tokens_per_month}
+    return {
+        "meter_epoch": event.meter_epoch,
+        "server_id": event.server_id,
+        "sweep": event.sweep,
+        "effective_at": effective_at,
+        "plan_id": plan.id,
+        "plan_name": plan.name,
+        "tokens_per_hour": plan.tokens_per_hour,
+        "tokens_per_month": plan.tokens_per_month,
+    }
 
 
 _RUN_KEY = ("meter_epoch", "server_id", "run")
@@ -111,40 +119,86 @@ def record_event(session: Session, event: VmRunStarted | VmRunEnded | VmPlanChan
     """Apply one meter transition (exactly once: the inbox sees to that) and count it into its sweep;
     True when it was the last one its sweep was waiting for."""
     if isinstance(event, VmRunStarted):
-        _upsert(session, meter_vms, ("server_id",), {
-            "server_id": event.server_id, "uuid": event.uuid, "name": event.name,
-            "solusvm_user_id": event.solusvm_user_id, "created_at": event.created_at,
-        }, ("uuid", "name", "solusvm_user_id", "created_at"))
-        _upsert(session, meter_runs, _RUN_KEY, {
-            "meter_epoch": event.meter_epoch, "server_id": event.server_id, "run": event.run,
-            "solusvm_user_id": event.solusvm_user_id, "started_at": event.started_at,
-            "start_bound": event.not_running_at,
-        }, ("solusvm_user_id", "started_at", "start_bound"))
+        _upsert(
+            session,
+            meter_vms,
+            ("server_id",),
+            {
+                "server_id": event.server_id,
+                "uuid": event.uuid,
+                "name": event.name,
+                "solusvm_user_id": event.solusvm_user_id,
+                "created_at": event.created_at,
+            },
+            ("uuid", "name", "solusvm_user_id", "created_at"),
+        )
+        _upsert(
+            session,
+            meter_runs,
+            _RUN_KEY,
+            {
+                "meter_epoch": event.meter_epoch,
+                "server_id": event.server_id,
+                "run": event.run,
+                "solusvm_user_id": event.solusvm_user_id,
+                "started_at": event.started_at,
+                "start_bound": event.not_running_at,
+            },
+            ("solusvm_user_id", "started_at", "start_bound"),
+        )
         _upsert(session, meter_plans, _PLAN_KEY, _plan_row(event, event.plan, event.started_at), ())
     elif isinstance(event, VmRunEnded):
-        _upsert(session, meter_runs, _RUN_KEY, {
-            "meter_epoch": event.meter_epoch, "server_id": event.server_id, "run": event.run,
-            "ended_at": event.ended_at, "end_bound": event.not_running_at, "end_reason": event.reason,
-        }, ("ended_at", "end_bound", "end_reason"))
+        _upsert(
+            session,
+            meter_runs,
+            _RUN_KEY,
+            {
+                "meter_epoch": event.meter_epoch,
+                "server_id": event.server_id,
+                "run": event.run,
+                "ended_at": event.ended_at,
+                "end_bound": event.not_running_at,
+                "end_reason": event.reason,
+            },
+            ("ended_at", "end_bound", "end_reason"),
+        )
     elif isinstance(event, VmPlanChanged):
-        _upsert(session, meter_plans, _PLAN_KEY, _plan_row(event, event.plan, event.seen_at), (
-            "effective_at", "plan_id", "plan_name", "tokens_per_hour", "tokens_per_month"))
+        _upsert(
+            session,
+            meter_plans,
+            _PLAN_KEY,
+            _plan_row(event, event.plan, event.seen_at),
+            ("effective_at", "plan_id", "plan_name", "tokens_per_hour", "tokens_per_month"),
+        )
     else:
-        _upsert(session, meter_vms, ("server_id",), {"server_id": event.server_id, "deleted_at": event.deleted_at},
-                ("deleted_at",))
+        _upsert(
+            session,
+            meter_vms,
+            ("server_id",),
+            {"server_id": event.server_id, "deleted_at": event.deleted_at},
+            ("deleted_at",),
+        )
     return _count_into_sweep(session, event.meter_epoch, event.sweep)
 
 
 def record_sweep(session: Session, event: MeterSwept) -> None:
     statement = insert_on_conflict(session, meter_sweeps).values(
-        meter_epoch=event.meter_epoch, sweep=event.sweep, started_at=event.started_at, finished_at=event.finished_at,
-        interval_seconds=event.interval_seconds, expected=event.events, received=0,
+        meter_epoch=event.meter_epoch,
+        sweep=event.sweep,
+        started_at=event.started_at,
+        finished_at=event.finished_at,
+        interval_seconds=event.interval_seconds,
+        expected=event.events,
+        received=0,
     )
-    session.execute(statement.on_conflict_do_update(
-        index_elements=[meter_sweeps.c.meter_epoch, meter_sweeps.c.sweep],
-        set_={name: statement.excluded[name]
-              for name in ("started_at", "finished_at", "interval_seconds", "expected")},
-    ))
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[meter_sweeps.c.meter_epoch, meter_sweeps.c.sweep],
+            set_={
+                name: statement.excluded[name] for name in ("started_at", "finished_at", "interval_seconds", "expected")
+            },
+        )
+    )
 
 
 # -- reading, for one customer's period ----------------------------------------------------------------
@@ -183,24 +237,37 @@ def runs_of(session: Session, solusvm_user_id: int, starts_at: datetime, ends_at
         meter_runs.c.started_at < ends_at,
         (meter_runs.c.ended_at.is_(None)) | (meter_runs.c.ended_at > starts_at) | (meter_runs.c.end_bound > starts_at),
     )
-    return [RunRow(r.meter_epoch, r.server_id, r.run, r.started_at, r.start_bound, r.ended_at, r.end_bound)
-            for r in session.execute(query)]
+    return [
+        RunRow(r.meter_epoch, r.server_id, r.run, r.started_at, r.start_bound, r.ended_at, r.end_bound)
+        for r in session.execute(query)
+    ]
 
 
 def plans_of(session: Session, server_ids: Sequence[int]) -> list[PlanRow]:
     if not server_ids:
         return []
-    query = select(meter_plans).where(meter_plans.c.server_id.in_(list(server_ids))).order_by(
-        meter_plans.c.effective_at, meter_plans.c.sweep)
-    return [PlanRow(r.server_id, r.effective_at, MeteredPlan(id=r.plan_id, name=r.plan_name,
-                                                             tokens_per_hour=r.tokens_per_hour,
-                                                             tokens_per_month=r.tokens_per_month))
-            for r in session.execute(query)]
+    query = (
+        select(meter_plans)
+        .where(meter_plans.c.server_id.in_(list(server_ids)))
+        .order_by(meter_plans.c.effective_at, meter_plans.c.sweep)
+    )
+    return [
+        PlanRow(
+            r.server_id,
+            r.effective_at,
+            MeteredPlan(
+                id=r.plan_id, name=r.plan_name, tokens_per_hour=r.tokens_per_hour, tokens_per_month=r.tokens_per_month
+            ),
+        )
+        for r in session.execute(query)
+    ]
 
 
 def vms_of(session: Session, server_ids: Sequence[int]) -> dict[int, VmRow]:
     if not server_ids:
         return {}
     query = select(meter_vms).where(meter_vms.c.server_id.in_(list(server_ids)))
-    return {r.server_id: VmRow(r.server_id, r.uuid or "", r.name or "", r.created_at, r.deleted_at)
-            for r in session.execute(query)}
+    return {
+        r.server_id: VmRow(r.server_id, r.uuid or "", r.name or "", r.created_at, r.deleted_at)
+        for r in session.execute(query)
+    }

@@ -21,12 +21,11 @@ import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
-from shared.events.billing import VmUsage
-from shared.events.metering import CoverageGap, Estimate, GapPolicy, MeteredPlan
-
 from services.usage_collector.meter_progress import Gap
 from services.usage_collector.meter_store import PlanRow, RunRow, VmRow
 from services.usage_collector.usage import MAX_NAME
+from shared.events.billing import VmUsage
+from shared.events.metering import CoverageGap, Estimate, GapPolicy, MeteredPlan
 
 HOUR = timedelta(hours=1)
 Interval = tuple[datetime, datetime]
@@ -36,8 +35,9 @@ def _middle(a: datetime, b: datetime) -> datetime:
     return a + (b - a) / 2
 
 
-def run_interval(run: RunRow, *, estimate: Estimate, period_end: datetime,
-                 epoch_ends: Mapping[uuid.UUID, datetime]) -> Interval | None:
+def run_interval(
+    run: RunRow, *, estimate: Estimate, period_end: datetime, epoch_ends: Mapping[uuid.UUID, datetime]
+) -> Interval | None:
     start = run.started_at
     if estimate == "midpoint" and run.start_bound is not None:
         start = _middle(run.start_bound, run.started_at)
@@ -132,18 +132,34 @@ def metered_usage(
             continue
         vm = vms.get(server_id)
         ran = ran_between(by_server[server_id], starts_at, ends_at)
-        usages.append(VmUsage(
-            server_id=server_id, uuid=(vm.uuid if vm else "")[:64], name=(vm.name if vm else "")[:MAX_NAME],
-            plan_id=plan.id, plan_name=plan.name[:MAX_NAME], hours=hours, tokens_per_hour=plan.tokens_per_hour,
-            tokens_per_month=plan.tokens_per_month, tokens=min(hours * plan.tokens_per_hour, plan.tokens_per_month),
-            created_at=vm.created_at if vm else None, deleted_at=vm.deleted_at if vm else None,
-            ran_from=ran[0] if ran else None, ran_until=ran[1] if ran else None,
-        ))
+        usages.append(
+            VmUsage(
+                server_id=server_id,
+                uuid=(vm.uuid if vm else "")[:64],
+                name=(vm.name if vm else "")[:MAX_NAME],
+                plan_id=plan.id,
+                plan_name=plan.name[:MAX_NAME],
+                hours=hours,
+                tokens_per_hour=plan.tokens_per_hour,
+                tokens_per_month=plan.tokens_per_month,
+                tokens=min(hours * plan.tokens_per_hour, plan.tokens_per_month),
+                created_at=vm.created_at if vm else None,
+                deleted_at=vm.deleted_at if vm else None,
+                ran_from=ran[0] if ran else None,
+                ran_until=ran[1] if ran else None,
+            )
+        )
     return tuple(usages)
 
 
-def coverage_gaps(gaps: Sequence[Gap], *, starts_at: datetime, ends_at: datetime, metered_since: datetime | None,
-                  gap_policy: GapPolicy) -> tuple[CoverageGap, ...]:
+def coverage_gaps(
+    gaps: Sequence[Gap],
+    *,
+    starts_at: datetime,
+    ends_at: datetime,
+    metered_since: datetime | None,
+    gap_policy: GapPolicy,
+) -> tuple[CoverageGap, ...]:
     """Every stretch of the period the meter did not watch, for the invoice's provenance."""
     found = []
     if metered_since is None or metered_since > starts_at:
@@ -151,6 +167,11 @@ def coverage_gaps(gaps: Sequence[Gap], *, starts_at: datetime, ends_at: datetime
         found.append(CoverageGap(starts_at=starts_at, ends_at=until, billed=False))
     for gap in gaps:
         if gap.ends_at > starts_at and gap.starts_at < ends_at:
-            found.append(CoverageGap(starts_at=max(gap.starts_at, starts_at), ends_at=min(gap.ends_at, ends_at),
-                                     billed=gap_policy == "bill"))
+            found.append(
+                CoverageGap(
+                    starts_at=max(gap.starts_at, starts_at),
+                    ends_at=min(gap.ends_at, ends_at),
+                    billed=gap_policy == "bill",
+                )
+            )
     return tuple(found)

@@ -12,6 +12,10 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from services.usage_collector import meter_progress
+from services.usage_collector.meter_progress import Coverage, Gap
+from services.usage_collector.meter_usage import MeterNotThere, metered_period
+from services.usage_collector.settings import UsageCollectorSettings
 from services.usage_collector.store import (
     COLLECTED,
     INVOICED,
@@ -28,18 +32,36 @@ from services.usage_collector.store import (
     outcome_counts,
     tables,
 )
-from services.usage_collector import meter_progress
-from services.usage_collector.meter_progress import Coverage, Gap
-from services.usage_collector.meter_usage import MeterNotThere, metered_period
-from services.usage_collector.settings import UsageCollectorSettings
 from services.usage_collector.usage import vm_usages
 
 __all__ = [
-    "COLLECTED", "INVOICED", "NOTHING_TO_BILL", "Collection", "Coverage", "Customer", "FanOut", "Gap",
-    "MeterNotThere", "UsageCollectorSettings", "advance_meter", "collections_of_client", "collections_of_period",
-    "count_enrolled_before", "customer", "customers_page", "fanout_periods", "invoiced_totals", "latest_fanout",
-    "meter_coverage", "meter_gaps", "meter_waiting_count", "metered_period", "outcome_counts", "tables", "vm_usages",
-]  # fmt: skip
+    "COLLECTED",
+    "INVOICED",
+    "NOTHING_TO_BILL",
+    "Collection",
+    "Coverage",
+    "Customer",
+    "FanOut",
+    "Gap",
+    "MeterNotThere",
+    "UsageCollectorSettings",
+    "advance_meter",
+    "collections_of_client",
+    "collections_of_period",
+    "count_enrolled_before",
+    "customer",
+    "customers_page",
+    "fanout_periods",
+    "invoiced_totals",
+    "latest_fanout",
+    "meter_coverage",
+    "meter_gaps",
+    "meter_waiting_count",
+    "metered_period",
+    "outcome_counts",
+    "tables",
+    "vm_usages",
+]
 
 # How far the meter has been observed, its gaps, and the customers waiting for it.
 meter_coverage = meter_progress.coverage
@@ -78,8 +100,9 @@ def collections_of_client(session: Session, client_id: int) -> list[Collection]:
     return _collections(session.execute(query))
 
 
-def collections_of_period(session: Session, period: str, *, after: int = 0, limit: int = 500,
-                          client_id: int | None = None) -> list[Collection]:
+def collections_of_period(
+    session: Session, period: str, *, after: int = 0, limit: int = 500, client_id: int | None = None
+) -> list[Collection]:
     query = select(collections).where(collections.c.period == period, collections.c.whmcs_client_id > after)
     if client_id is not None:
         query = query.where(collections.c.whmcs_client_id == client_id)

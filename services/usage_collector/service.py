@@ -3,6 +3,8 @@ the month so far, when the signup asks for a customer's client-area panel."""
 
 from __future__ import annotations
 
+from services.usage_collector import handlers, store
+from services.usage_collector.settings import UsageCollectorSettings
 from shared.bus.topology import DATABASE_ONLY_BATCH, Events, Subscription, bind
 from shared.dependencies import Dependencies
 from shared.events.billing import BillingPeriodClosed, CustomerUsageRequested, InvoiceCreated, NothingToBill
@@ -11,13 +13,13 @@ from shared.events.metering import MeterSwept, VmDeleted, VmPlanChanged, VmRunEn
 from shared.events.usage import UsageToDateRequested
 from shared.service import ServiceDefinition
 
-from services.usage_collector import handlers, store
-from services.usage_collector.settings import UsageCollectorSettings
-
 NAME = "usage_collector"
 OUTCOMES: Events[InvoiceCreated | NothingToBill] = (InvoiceCreated, NothingToBill)
 METER_EVENTS: Events[VmRunStarted | VmRunEnded | VmPlanChanged | VmDeleted] = (
-    VmRunStarted, VmRunEnded, VmPlanChanged, VmDeleted,
+    VmRunStarted,
+    VmRunEnded,
+    VmPlanChanged,
+    VmDeleted,
 )
 
 
@@ -29,17 +31,23 @@ def build(deps: Dependencies) -> ServiceDefinition:
         name=NAME,
         tables=store.tables,
         subscriptions=[
-            Subscription(NAME, "record_customer", (UserProvisioned,), handlers.record_customer,
-                         batch=DATABASE_ONLY_BATCH),
+            Subscription(
+                NAME, "record_customer", (UserProvisioned,), handlers.record_customer, batch=DATABASE_ONLY_BATCH
+            ),
             Subscription(NAME, "fan_out", (BillingPeriodClosed,), fan_out),
             Subscription(NAME, "collect_usage", (CustomerUsageRequested,), collect_usage),
             Subscription(NAME, "settle", OUTCOMES, handlers.settle, batch=DATABASE_ONLY_BATCH),
             # What the meter saw, recorded whichever source bills: switching to the meter later finds it all.
-            Subscription(NAME, "record_meter_event", METER_EVENTS, handlers.record_meter_event,
-                         batch=DATABASE_ONLY_BATCH),
+            Subscription(
+                NAME, "record_meter_event", METER_EVENTS, handlers.record_meter_event, batch=DATABASE_ONLY_BATCH
+            ),
             Subscription(NAME, "record_sweep", (MeterSwept,), handlers.record_sweep, batch=DATABASE_ONLY_BATCH),
             # The month so far, for the client-area panel (the signup keeps the answers).
-            Subscription(NAME, "report_usage_to_date", (UsageToDateRequested,),
-                         bind(handlers.report_usage_to_date, solusvm=deps.solusvm, settings=settings)),
+            Subscription(
+                NAME,
+                "report_usage_to_date",
+                (UsageToDateRequested,),
+                bind(handlers.report_usage_to_date, solusvm=deps.solusvm, settings=settings),
+            ),
         ],
     )

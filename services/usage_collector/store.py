@@ -94,8 +94,10 @@ def customer_by_user(session: Session, solusvm_user_id: int) -> Customer | None:
 def save_customer(session: Session, customer: Customer, now: datetime) -> None:
     """Insert, or follow a re-provisioning to its SolusVM user; enrolment keeps its earliest date."""
     statement = insert_on_conflict(session, customers).values(
-        whmcs_client_id=customer.whmcs_client_id, solusvm_user_id=customer.solusvm_user_id,
-        enrolled_at=customer.enrolled_at, updated_at=now,
+        whmcs_client_id=customer.whmcs_client_id,
+        solusvm_user_id=customer.solusvm_user_id,
+        enrolled_at=customer.enrolled_at,
+        updated_at=now,
     )
     statement = statement.on_conflict_do_update(
         index_elements=[customers.c.whmcs_client_id],
@@ -155,10 +157,20 @@ def _fanout(row: Any) -> FanOut:
 
 def start_fanout(session: Session, close_event_id: uuid.UUID, period: str, trigger: str, now: datetime) -> FanOut:
     """The fan-out of one close event, created on first sight; a redelivery resumes where it stopped."""
-    statement = insert_on_conflict(session, fanouts).values(
-        close_event_id=close_event_id, period=period, trigger=trigger, last_client_id=0, requested=0,
-        finished=False, started_at=now, updated_at=now,
-    ).on_conflict_do_nothing(index_elements=[fanouts.c.close_event_id])
+    statement = (
+        insert_on_conflict(session, fanouts)
+        .values(
+            close_event_id=close_event_id,
+            period=period,
+            trigger=trigger,
+            last_client_id=0,
+            requested=0,
+            finished=False,
+            started_at=now,
+            updated_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=[fanouts.c.close_event_id])
+    )
     session.execute(statement)
     return _fanout(session.execute(select(fanouts).where(fanouts.c.close_event_id == close_event_id)).one())
 
@@ -169,8 +181,7 @@ def advance_fanout(
     session.execute(
         fanouts.update()
         .where(fanouts.c.close_event_id == close_event_id)
-        .values(last_client_id=last_client_id, requested=fanouts.c.requested + added, finished=finished,
-                updated_at=now)
+        .values(last_client_id=last_client_id, requested=fanouts.c.requested + added, finished=finished, updated_at=now)
     )
 
 
@@ -187,9 +198,13 @@ def latest_fanout(session: Session, period: str) -> FanOut | None:
 @functools.cache
 def _record_collection(dialect: str) -> Any:
     statement = insert_on_conflict(dialect, collections).values(
-        period=bindparam("p_period"), whmcs_client_id=bindparam("p_client_id"),
-        solusvm_user_id=bindparam("p_user_id"), vm_count=bindparam("p_vm_count"),
-        total_tokens=bindparam("p_total_tokens"), outcome=COLLECTED, collected_at=bindparam("p_now"),
+        period=bindparam("p_period"),
+        whmcs_client_id=bindparam("p_client_id"),
+        solusvm_user_id=bindparam("p_user_id"),
+        vm_count=bindparam("p_vm_count"),
+        total_tokens=bindparam("p_total_tokens"),
+        outcome=COLLECTED,
+        collected_at=bindparam("p_now"),
     )
     return statement.on_conflict_do_update(
         index_elements=[collections.c.period, collections.c.whmcs_client_id],
@@ -205,38 +220,68 @@ def _record_collection(dialect: str) -> Any:
 _COLLECTION = (collections.c.period == bindparam("p_period")) & (
     collections.c.whmcs_client_id == bindparam("p_client_id")
 )
-_RECORD_INVOICED = collections.update().where(_COLLECTION).values(
-    outcome=INVOICED, invoice_id=bindparam("p_invoice_id"), currency=bindparam("p_currency"),
-    total=bindparam("p_total"), settled_at=bindparam("p_now"),
+_RECORD_INVOICED = (
+    collections.update()
+    .where(_COLLECTION)
+    .values(
+        outcome=INVOICED,
+        invoice_id=bindparam("p_invoice_id"),
+        currency=bindparam("p_currency"),
+        total=bindparam("p_total"),
+        settled_at=bindparam("p_now"),
+    )
 )
 
 
 def record_collection(
-    session: Session, *, period: str, client_id: int, solusvm_user_id: int, vm_count: int, total_tokens: int,
+    session: Session,
+    *,
+    period: str,
+    client_id: int,
+    solusvm_user_id: int,
+    vm_count: int,
+    total_tokens: int,
     now: datetime,
 ) -> None:
     """What was collected; a re-collection (replay) refreshes it and keeps how the period was settled."""
-    session.execute(_record_collection(session.get_bind().dialect.name), {
-        "p_period": period, "p_client_id": client_id, "p_user_id": solusvm_user_id, "p_vm_count": vm_count,
-        "p_total_tokens": total_tokens, "p_now": now,
-    })
+    session.execute(
+        _record_collection(session.get_bind().dialect.name),
+        {
+            "p_period": period,
+            "p_client_id": client_id,
+            "p_user_id": solusvm_user_id,
+            "p_vm_count": vm_count,
+            "p_total_tokens": total_tokens,
+            "p_now": now,
+        },
+    )
 
 
 def record_invoiced(
     session: Session, *, period: str, client_id: int, invoice_id: int, currency: str, total: Decimal, now: datetime
 ) -> int:
-    result = session.execute(_RECORD_INVOICED, {
-        "p_period": period, "p_client_id": client_id, "p_invoice_id": invoice_id, "p_currency": currency,
-        "p_total": total, "p_now": now,
-    })
+    result = session.execute(
+        _RECORD_INVOICED,
+        {
+            "p_period": period,
+            "p_client_id": client_id,
+            "p_invoice_id": invoice_id,
+            "p_currency": currency,
+            "p_total": total,
+            "p_now": now,
+        },
+    )
     return rows_changed(result)
 
 
 def record_nothing_to_bill(session: Session, *, period: str, client_id: int, now: datetime) -> int:
     result = session.execute(
         collections.update()
-        .where(collections.c.period == period, collections.c.whmcs_client_id == client_id,
-               collections.c.outcome != INVOICED)
+        .where(
+            collections.c.period == period,
+            collections.c.whmcs_client_id == client_id,
+            collections.c.outcome != INVOICED,
+        )
         .values(outcome=NOTHING_TO_BILL, settled_at=now)
     )
     return rows_changed(result)

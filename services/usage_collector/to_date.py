@@ -18,23 +18,23 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from shared.bus.processing import HandlerContext
-from shared.events.billing import VmUsage
-from shared.ports import SolusVM
-from shared.upstream.errors import UpstreamError
-
 from services.usage_collector import meter_progress, meter_store
 from services.usage_collector.metered import metered_usage
 from services.usage_collector.settings import UsageCollectorSettings
 from services.usage_collector.usage import vm_usages
+from shared.bus.processing import HandlerContext
+from shared.events.billing import VmUsage
+from shared.ports import SolusVM
+from shared.upstream.errors import UpstreamError
 
 # A month is at most 31 days: a request older than that is for a month whose figures the invoice has.
 LONGEST_MONTH = timedelta(days=31)
 MAX_VMS = 500
 
 
-def from_endpoint(ctx: HandlerContext, solusvm: SolusVM, user_id: int, starts_at: datetime,
-                   now: datetime) -> tuple[datetime, tuple[VmUsage, ...]] | None:  # fmt: skip
+def from_endpoint(
+    ctx: HandlerContext, solusvm: SolusVM, user_id: int, starts_at: datetime, now: datetime
+) -> tuple[datetime, tuple[VmUsage, ...]] | None:
     try:
         usage = solusvm.period_usage(user_id, starts_at, now)
     except UpstreamError as exc:
@@ -43,8 +43,9 @@ def from_endpoint(ctx: HandlerContext, solusvm: SolusVM, user_id: int, starts_at
     return now, vm_usages(usage)
 
 
-def from_meter(ctx: HandlerContext, user_id: int, starts_at: datetime, now: datetime,
-             settings: UsageCollectorSettings) -> tuple[datetime, tuple[VmUsage, ...]] | None:  # fmt: skip
+def from_meter(
+    ctx: HandlerContext, user_id: int, starts_at: datetime, now: datetime, settings: UsageCollectorSettings
+) -> tuple[datetime, tuple[VmUsage, ...]] | None:
     covered = meter_progress.coverage(ctx.session)
     if covered.observed_until is None or covered.observed_until <= starts_at:
         ctx.log.info("usage to date: the meter has not observed this month yet")
@@ -53,8 +54,14 @@ def from_meter(ctx: HandlerContext, user_id: int, starts_at: datetime, now: date
     runs = meter_store.runs_of(ctx.session, user_id, starts_at, as_of)
     server_ids = sorted({run.server_id for run in runs})
     vms = metered_usage(
-        runs, meter_store.plans_of(ctx.session, server_ids), meter_store.vms_of(ctx.session, server_ids),
-        meter_progress.gaps_between(ctx.session, starts_at, as_of), starts_at=starts_at, ends_at=as_of,
-        estimate=settings.meter_estimate, gap_policy=settings.meter_gap_policy, epoch_ends=covered.epoch_ends,
-    )  # fmt: skip
+        runs,
+        meter_store.plans_of(ctx.session, server_ids),
+        meter_store.vms_of(ctx.session, server_ids),
+        meter_progress.gaps_between(ctx.session, starts_at, as_of),
+        starts_at=starts_at,
+        ends_at=as_of,
+        estimate=settings.meter_estimate,
+        gap_policy=settings.meter_gap_policy,
+        epoch_ends=covered.epoch_ends,
+    )
     return as_of, vms

@@ -58,7 +58,7 @@ def coalesced_acks(tags: Iterable[int], still_unsettled: AbstractSet[int]) -> li
     floor = min(still_unsettled, default=None)
     below = [tag for tag in ordered if floor is None or tag < floor]
     acks = [(below[-1], len(below) > 1)] if below else []
-    return acks + [(tag, False) for tag in ordered[len(below):]]
+    return acks + [(tag, False) for tag in ordered[len(below) :]]
 
 
 def is_timeout(exc: BaseException) -> bool:
@@ -99,7 +99,7 @@ class BufferedTCPTransport(amqp.transport.TCPTransport):  # type: ignore[misc]  
                     except OSError as exc:
                         if exc.errno in _errnos:
                             if initial and self.raise_on_initial_eintr:
-                                raise socket.timeout() from exc
+                                raise TimeoutError() from exc
                             continue
                         raise
                     if not data:

@@ -108,8 +108,15 @@ class InMemoryBus:
             self._queues[queue].append(dataclasses.replace(stored, headers=dict(stored.headers)))
         return bool(targets)
 
-    def publish_raw(self, queue: str, body: bytes, *, content_type: str | None, headers: dict[str, Any] | None = None,
-                    user_id: str | None = None) -> None:
+    def publish_raw(
+        self,
+        queue: str,
+        body: bytes,
+        *,
+        content_type: str | None,
+        headers: dict[str, Any] | None = None,
+        user_id: str | None = None,
+    ) -> None:
         """Put an arbitrary body straight into a queue (tests of malformed or forged input)."""
         with self._lock:
             self._queues[queue].append(_Stored(body, dict(headers or {}), content_type, user_id=user_id))
@@ -165,7 +172,9 @@ class InMemoryBus:
     def run_until_idle(self, bindings: Sequence[Binding], *, timeout: float = 30.0) -> None:
         """Process in the calling thread until nothing is queued or waiting to be retried."""
         self.declare([subscription for subscription, _ in bindings])
-        by_queue = {self.naming.queue(subscription.queue): (subscription, processor) for subscription, processor in bindings}
+        by_queue = {
+            self.naming.queue(subscription.queue): (subscription, processor) for subscription, processor in bindings
+        }
         deadline = time.monotonic() + timeout
         while True:
             with self._lock:
@@ -280,7 +289,9 @@ class InMemoryParkingLot(ParkingLot):
         self.bus._parked[parking_lot] = kept
         return removed
 
-    def _requeue(self, parking_lot: str, selection: Selection, actor: str, reason: str, done: builtins.list[ParkedMessage]) -> None:
+    def _requeue(
+        self, parking_lot: str, selection: Selection, actor: str, reason: str, done: builtins.list[ParkedMessage]
+    ) -> None:
         target = parking_lot.removesuffix(".parked")
         with self.bus._lock:
             removed = self._remove(parking_lot, selection)

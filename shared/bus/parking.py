@@ -115,14 +115,18 @@ class ParkingLot(ABC):
     def list(self, parking_lot: str, limit: int = 1000) -> list[ParkedMessage]: ...
 
     @abstractmethod
-    def _requeue(self, parking_lot: str, selection: Selection, actor: str, reason: str, done: builtins.list[ParkedMessage]) -> None:
+    def _requeue(
+        self, parking_lot: str, selection: Selection, actor: str, reason: str, done: builtins.list[ParkedMessage]
+    ) -> None:
         """Move the selected messages, appending each to ``done`` as soon as it has moved."""
 
     @abstractmethod
     def _purge(self, parking_lot: str, selection: Selection, done: builtins.list[ParkedMessage]) -> None:
         """Delete the selected messages, appending each to ``done`` as soon as it is gone."""
 
-    def requeue(self, parking_lot: str, selection: Selection, *, actor: str, reason: str) -> builtins.list[ParkedMessage]:
+    def requeue(
+        self, parking_lot: str, selection: Selection, *, actor: str, reason: str
+    ) -> builtins.list[ParkedMessage]:
         """Send selected messages back to the queue they were parked from."""
         _require_reason(reason)
         moved: list[ParkedMessage] = []

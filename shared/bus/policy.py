@@ -19,8 +19,16 @@ from shared.bus.messages import (
 from shared.bus.processing import Outcome
 
 # Headers the broker adds on dead-lettering; carrying them into a retry copy only grows the message.
-_BROKER_HEADERS = ("x-death", "x-first-death-exchange", "x-first-death-queue", "x-first-death-reason",
-                   "x-delivery-count", "x-last-death-exchange", "x-last-death-queue", "x-last-death-reason")
+_BROKER_HEADERS = (
+    "x-death",
+    "x-first-death-exchange",
+    "x-first-death-queue",
+    "x-first-death-reason",
+    "x-delivery-count",
+    "x-last-death-exchange",
+    "x-last-death-queue",
+    "x-last-death-reason",
+)
 
 
 @dataclass(frozen=True)

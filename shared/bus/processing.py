@@ -237,7 +237,7 @@ class MessageProcessor:
     def _read(self, subscription: Subscription, message: ReceivedMessage) -> Envelope[Any] | Outcome:
         try:
             decoded = self.decode(subscription, message)
-        except Exception as exc:  # noqa: BLE001 - whatever a body does to the decoder, it fails alone
+        except Exception as exc:
             decoded = Outcome("park", "undecodable", _error_text(exc))
         if isinstance(decoded, Outcome):
             log.warning("message parked unread", queue=subscription.queue, reason=decoded.reason, error=decoded.error)
@@ -274,7 +274,8 @@ class MessageProcessor:
         )
         for position, (index, envelope) in enumerate(readable):
             outcomes[index] = (
-                together[position] if together is not None
+                together[position]
+                if together is not None
                 else self._apply_alone(subscription, envelope, messages[index].attempt)
             )
         return [outcome for outcome in outcomes if outcome is not None]
@@ -309,9 +310,13 @@ class MessageProcessor:
                         apply(envelope.payload, context)
                     wrote_outbox = wrote_outbox or context.wrote_outbox
                     outcomes.append(Outcome("done", **ids))
-        except Exception as exc:  # noqa: BLE001 - rolled back; each event is then applied alone
-            log.info("batch rolled back; applying its events one by one", handler=handler, size=len(envelopes),
-                     error=f"{type(exc).__name__}: {exc}"[:MAX_ERROR_TEXT])
+        except Exception as exc:
+            log.info(
+                "batch rolled back; applying its events one by one",
+                handler=handler,
+                size=len(envelopes),
+                error=f"{type(exc).__name__}: {exc}"[:MAX_ERROR_TEXT],
+            )
             return None
         # Each event is timed at its share of the batch, so the histogram's sum stays the handler's time.
         share = (time.perf_counter() - started) / len(envelopes)
@@ -360,7 +365,7 @@ class MessageProcessor:
         except RetryLater as exc:
             log.info("handler waits; will retry", wait_seconds=round(exc.seconds, 3), reason=str(exc))
             return Outcome("retry", "waiting", _error_text(exc), wait=exc.seconds, **ids)
-        except Exception as exc:  # noqa: BLE001 - any other failure is retried by the bus
+        except Exception as exc:
             return self._failed(handler, exc, attempt, ids)
         finally:
             _handler_seconds(handler).observe(time.perf_counter() - started)

@@ -180,8 +180,9 @@ class RabbitBus:
         self.subscriptions.extend(s for s in subscriptions if s.queue not in known)
 
     def declare_on(self, channel: Any, subscriptions: Sequence[Subscription]) -> None:
-        channel.exchange_declare(self.naming.exchange, "topic", durable=True, auto_delete=False,
-                                 passive=not self.declares_everything)
+        channel.exchange_declare(
+            self.naming.exchange, "topic", durable=True, auto_delete=False, passive=not self.declares_everything
+        )
         for service in sorted({subscription.service for subscription in subscriptions}):
             channel.exchange_declare(self.naming.internal_exchange(service), "direct", durable=True, auto_delete=False)
         for subscription in subscriptions:
@@ -234,6 +235,7 @@ class RabbitBus:
 
 def with_credentials(url: str, user: str, password: str) -> str:
     """``url`` (one address or a failover list) logging in as ``user`` instead, at every address."""
+
     def one(address: str) -> str:
         parts = urlsplit(address)
         host = parts.netloc.rpartition("@")[2]

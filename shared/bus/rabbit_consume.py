@@ -125,7 +125,7 @@ class RabbitConsumer:
                 try:
                     self._consume(stop)
                     failures = 0
-                except Exception as exc:  # noqa: BLE001 - whatever broke, unacked work is redelivered
+                except Exception as exc:
                     self.connected.clear()
                     # A connection that got as far as consuming was a recovery: losing it (its node died)
                     # starts the backoff over, so failing over takes a second, not the outage's ten.
@@ -202,8 +202,15 @@ class RabbitConsumer:
 
         return receive
 
-    def _schedule(self, subscription: Subscription, processor: MessageProcessor, waiting: deque[_Delivery],
-                  queue_name: str, *, only_if_none: bool = False) -> None:
+    def _schedule(
+        self,
+        subscription: Subscription,
+        processor: MessageProcessor,
+        waiting: deque[_Delivery],
+        queue_name: str,
+        *,
+        only_if_none: bool = False,
+    ) -> None:
         with self._scheduling:
             scheduled = self._scheduled[queue_name]
             if scheduled >= (1 if only_if_none else self.bus.concurrency):
@@ -211,8 +218,9 @@ class RabbitConsumer:
             self._scheduled[queue_name] = scheduled + 1
         self._pool.submit(self._apply_waiting, subscription, processor, waiting, queue_name)
 
-    def _apply_waiting(self, subscription: Subscription, processor: MessageProcessor,
-                       waiting: deque[_Delivery], queue_name: str) -> None:
+    def _apply_waiting(
+        self, subscription: Subscription, processor: MessageProcessor, waiting: deque[_Delivery], queue_name: str
+    ) -> None:
         with self._scheduling:
             self._scheduled[queue_name] -= 1  # from here on, a delivery that arrives schedules a task
         try:
@@ -223,8 +231,7 @@ class RabbitConsumer:
                 # a task not yet started will, another one takes the rest.
                 self._schedule(subscription, processor, waiting, queue_name, only_if_none=True)
 
-    def _take_waiting(self, subscription: Subscription, processor: MessageProcessor,
-                      waiting: deque[_Delivery]) -> None:
+    def _take_waiting(self, subscription: Subscription, processor: MessageProcessor, waiting: deque[_Delivery]) -> None:
         deliveries: list[_Delivery] = []
         while len(deliveries) < subscription.batch:
             try:
@@ -241,7 +248,7 @@ class RabbitConsumer:
             if len(outcomes) != len(messages):
                 # Settling some and not others would leave a delivery unacknowledged until reconnect.
                 raise RuntimeError(f"{len(outcomes)} outcomes for {len(messages)} deliveries")
-        except Exception as exc:  # noqa: BLE001 - the processor itself failed (database down)
+        except Exception as exc:
             outcomes = [Outcome("retry", "processor-error", f"{type(exc).__name__}: {exc}")] * len(messages)
         for delivery, outcome in zip(deliveries, outcomes, strict=True):
             finished = _Finished(
@@ -331,8 +338,9 @@ class RabbitConsumer:
         copy = amqp.Message(finished.message.body, application_headers=headers, **properties)
         copy.properties["delivery_mode"] = 2
         copy.properties["user_id"] = self.bus.login_user
-        settle_channel.basic_publish(copy, exchange=self.bus.naming.internal_exchange(subscription.service),
-                                     routing_key=target, mandatory=True)
+        settle_channel.basic_publish(
+            copy, exchange=self.bus.naming.internal_exchange(subscription.service), routing_key=target, mandatory=True
+        )
         assert self._confirms is not None, "settling outside a consuming connection"
         self._confirms.sent()
 

@@ -72,7 +72,9 @@ class RabbitParkingLot(ParkingLot):
                 "(any `postpay run` declares them at start), or POSTPAY_BUS_NAMESPACE differs"
             ) from exc
 
-    def _walk(self, parking_lot: str, limit: int, act: Callable[[Any, amqp.Message, ParkedMessage], None]) -> list[ParkedMessage]:
+    def _walk(
+        self, parking_lot: str, limit: int, act: Callable[[Any, amqp.Message, ParkedMessage], None]
+    ) -> list[ParkedMessage]:
         seen: list[ParkedMessage] = []
         with self._channel() as channel:
             self._declared(channel, parking_lot)
@@ -102,7 +104,9 @@ class RabbitParkingLot(ParkingLot):
                 return subscription.service
         raise ParkingLotMissing(f"no handler of this build parks in {parking_lot}")
 
-    def _requeue(self, parking_lot: str, selection: Selection, actor: str, reason: str, done: builtins.list[ParkedMessage]) -> None:
+    def _requeue(
+        self, parking_lot: str, selection: Selection, actor: str, reason: str, done: builtins.list[ParkedMessage]
+    ) -> None:
         target = parking_lot.removesuffix(".parked")
         owner = self._owner(parking_lot)
         exchange = self.bus.naming.internal_exchange(owner)
@@ -120,8 +124,9 @@ class RabbitParkingLot(ParkingLot):
             copy = amqp.Message(parked.body, application_headers=headers, **properties)
             copy.properties["delivery_mode"] = 2
             copy.properties["user_id"] = self.bus.login_user
-            channel.basic_publish_confirm(copy, exchange=exchange, routing_key=target, mandatory=True,
-                                          confirm_timeout=self.bus.confirm_timeout)
+            channel.basic_publish_confirm(
+                copy, exchange=exchange, routing_key=target, mandatory=True, confirm_timeout=self.bus.confirm_timeout
+            )
             channel.basic_ack(raw.delivery_info["delivery_tag"])
             done.append(parked)
 

@@ -128,8 +128,12 @@ class RabbitPublisher:
             tracker.reset()
             for message in messages:
                 tracker.sent(message.event_id)
-                channel.basic_publish(to_amqp_message(message, self.user_id), exchange=self.bus.naming.exchange,
-                                      routing_key=message.event_type, mandatory=True)
+                channel.basic_publish(
+                    to_amqp_message(message, self.user_id),
+                    exchange=self.bus.naming.exchange,
+                    routing_key=message.event_type,
+                    mandatory=True,
+                )
             self._await_confirms(tracker)
             self._last_used = time.monotonic()
         except PublishError:
@@ -149,7 +153,9 @@ class RabbitPublisher:
         while tracker.pending:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise PublishError(f"no confirm within {self.bus.confirm_timeout}s for {len(tracker.pending)} message(s)")
+                raise PublishError(
+                    f"no confirm within {self.bus.confirm_timeout}s for {len(tracker.pending)} message(s)"
+                )
             try:
                 self._connection.drain_events(timeout=min(remaining, 1.0))
             except Exception as exc:

@@ -105,8 +105,10 @@ class Subscription:
         if self.batch < 1:
             raise ValueError(f"{self.service}.{self.name}: batch must be at least 1, not {self.batch}")
         if self.batch > 1 and _binds_a_port(self.handler):
-            raise ValueError(f"{self.service}.{self.name} is batched, so it may touch only its own database, "
-                             "but an upstream or the mailer is bound to its handler")
+            raise ValueError(
+                f"{self.service}.{self.name} is batched, so it may touch only its own database, "
+                "but an upstream or the mailer is bound to its handler"
+            )
 
     # Cached: both are read for every delivery (a frozen dataclass's fields never change).
     @functools.cached_property

@@ -31,6 +31,15 @@ from shared.events.billing import (
     UsageCollected,
     VmUsage,
 )
+from shared.events.enrollment import (
+    AcceptedTerms,
+    EmailVerified,
+    TermsAccepted,
+    UserProvisioned,
+    UserRegistered,
+    VerificationEmailRequested,
+)
+from shared.events.imports import CustomerImported
 from shared.events.metering import (
     CoverageGap,
     MeteredPlan,
@@ -41,15 +50,6 @@ from shared.events.metering import (
     VmRunEnded,
     VmRunStarted,
 )
-from shared.events.enrollment import (
-    AcceptedTerms,
-    EmailVerified,
-    TermsAccepted,
-    UserProvisioned,
-    UserRegistered,
-    VerificationEmailRequested,
-)
-from shared.events.imports import CustomerImported
 from shared.events.usage import UsageToDateReported, UsageToDateRequested
 
 __all__ = [

@@ -5,7 +5,15 @@ from __future__ import annotations
 from datetime import date
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SerializationInfo, SerializerFunctionWrapHandler, model_serializer, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+    model_validator,
+)
 
 from shared.errors import PermanentError
 from shared.events.base import OPERATOR, Event, Money, UtcDateTime
@@ -70,8 +78,12 @@ def _drop_unset_shifts(data: Any) -> Any:
 
 def window_fields(period: BillingPeriod) -> dict[str, Any]:
     """The fields every period-scoped event carries, for ``period``."""
-    fields = {"period": period.key, "starts_at": period.starts_at, "ends_at": period.ends_at,
-              "timezone": period.timezone}
+    fields = {
+        "period": period.key,
+        "starts_at": period.starts_at,
+        "ends_at": period.ends_at,
+        "timezone": period.timezone,
+    }
     shifts = {"starts_in": period.starts_in, "ends_in": period.ends_in}
     return fields | {name: value for name, value in shifts.items() if value is not None}
 

@@ -145,11 +145,15 @@ class MeteringProvenance(BaseModel):
 def describe_metering(metering: MeteringProvenance, *, max_gaps: int = 10) -> str:
     """One sentence or two for an invoice's notes: how its usage was metered, and every gap."""
     edges = "observed running time" if metering.estimate == "observed" else "midpoint estimate of each start and stop"
-    text = (f"Usage metered by postpay from SolusVM 2's server list and activity log ({edges}), "
-            f"observed until {format_utc(metering.observed_until)}.")
+    text = (
+        f"Usage metered by postpay from SolusVM 2's server list and activity log ({edges}), "
+        f"observed until {format_utc(metering.observed_until)}."
+    )
     if not metering.gaps:
         return text + " No meter gaps."
-    parts = [f"{format_utc(gap.starts_at)} to {format_utc(gap.ends_at)} "
-             f"({'billed through' if gap.billed else 'not billed'})" for gap in metering.gaps[:max_gaps]]
+    parts = [
+        f"{format_utc(gap.starts_at)} to {format_utc(gap.ends_at)} ({'billed through' if gap.billed else 'not billed'})"
+        for gap in metering.gaps[:max_gaps]
+    ]
     more = len(metering.gaps) - max_gaps
     return text + f" Meter gaps: {'; '.join(parts)}" + (f"; and {more} more." if more > 0 else ".")

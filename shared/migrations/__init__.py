@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Any
 
 from alembic import command
+from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
-from alembic.autogenerate import compare_metadata
 from alembic.script import ScriptDirectory
 
 from shared.db import Database
@@ -72,9 +72,7 @@ def pending_changes(db: Database, service: ServiceDefinition) -> list[object]:
         return True
 
     with db.engine.connect() as connection:
-        context = MigrationContext.configure(
-            connection, opts={"include_name": include_name, "compare_type": True}
-        )
+        context = MigrationContext.configure(connection, opts={"include_name": include_name, "compare_type": True})
         return list(compare_metadata(context, service.metadata))
 
 

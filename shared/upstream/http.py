@@ -90,16 +90,10 @@ def new_http_client(timeouts: Timeouts, max_connections: int) -> httpx.Client:
 
 
 def is_retryable(exc: BaseException) -> bool:
-    return (
-        isinstance(exc, UpstreamError)
-        and exc.transient
-        and not isinstance(exc, UpstreamOutcomeUnknown)
-    )
+    return isinstance(exc, UpstreamError) and exc.transient and not isinstance(exc, UpstreamOutcomeUnknown)
 
 
-def with_retries(
-    policy: RetryPolicy, call: Callable[[], T], *, sleep: Callable[[float], None] = time.sleep
-) -> T:
+def with_retries(policy: RetryPolicy, call: Callable[[], T], *, sleep: Callable[[float], None] = time.sleep) -> T:
     """Run ``call`` until it succeeds, fails for good, or the policy's attempts or deadline run out."""
     backoff = wait_random_exponential(multiplier=policy.initial_backoff, max=policy.max_backoff)
 
@@ -153,8 +147,16 @@ def send(
         UPSTREAM_IN_FLIGHT_LIMIT.labels(upstream).set(pacing.limit)
 
 
-def _send(client: httpx.Client, upstream: str, label: str, method: str, url: httpx.URL | str, write: bool,
-          slot: Slot | None, kwargs: dict[str, Any]) -> httpx.Response:
+def _send(
+    client: httpx.Client,
+    upstream: str,
+    label: str,
+    method: str,
+    url: httpx.URL | str,
+    write: bool,
+    slot: Slot | None,
+    kwargs: dict[str, Any],
+) -> httpx.Response:
     started = time.perf_counter()
     try:
         response = client.request(method, url, **kwargs)
@@ -169,9 +171,7 @@ def _send(client: httpx.Client, upstream: str, label: str, method: str, url: htt
             slot.congested()
         _record_failure(upstream, label, method, started, "timeout", exc)
         error_class = UpstreamOutcomeUnknown if write else UpstreamUnavailable
-        raise error_class(
-            f"{upstream} {label}: no complete answer ({type(exc).__name__})", upstream=upstream
-        ) from exc
+        raise error_class(f"{upstream} {label}: no complete answer ({type(exc).__name__})", upstream=upstream) from exc
     elapsed = time.perf_counter() - started
     if slot is not None:
         if response.status_code in CONGESTION_STATUSES:
@@ -190,9 +190,7 @@ def _send(client: httpx.Client, upstream: str, label: str, method: str, url: htt
     return response
 
 
-def _record_failure(
-    upstream: str, label: str, method: str, started: float, kind: str, exc: BaseException
-) -> None:
+def _record_failure(upstream: str, label: str, method: str, started: float, kind: str, exc: BaseException) -> None:
     elapsed = time.perf_counter() - started
     UPSTREAM_SECONDS.labels(upstream, label).observe(elapsed)
     UPSTREAM_ERRORS.labels(upstream, label, kind).inc()

@@ -138,7 +138,9 @@ class AdaptiveLimit:
             if not self._cond.wait_for(lambda: self._in_flight + 1 <= self._limit, wait):
                 raise UpstreamUnavailable(
                     f"{self.upstream}: no room for another call within {wait:.0f}s "
-                    f"({self._in_flight} in flight, limit {self._limit:.1f})", upstream=self.upstream)
+                    f"({self._in_flight} in flight, limit {self._limit:.1f})",
+                    upstream=self.upstream,
+                )
             self._in_flight += 1
             return Slot(label, self._epoch, busy=self._using_all(), started=self.clock())
 
@@ -168,8 +170,9 @@ class AdaptiveLimit:
 
     def _learn(self, slot: Slot) -> None:
         now = self.clock()
-        floor = self._floors.setdefault(slot.label, _Floor(now)).update(slot.latency, now,
-                                                                         self.policy.floor_window_seconds)
+        floor = self._floors.setdefault(slot.label, _Floor(now)).update(
+            slot.latency, now, self.policy.floor_window_seconds
+        )
         if slot.epoch != self._epoch:
             return  # sent before the last decrease: neither a new congestion signal nor a reason to grow
         ratio = slot.latency / floor if floor > 0 else 1.0
@@ -183,8 +186,12 @@ class AdaptiveLimit:
             self._decrease(slot)
         elif self._limit < self._ssthresh and self._ratio > self.policy.slow_start_exit:
             self._ssthresh = self._limit  # the knee is near: from here on, grow linearly
-            log.info("upstream pacing: slow start over", upstream=self.upstream, limit=round(self._limit, 1),
-                     latency_ratio=round(self._ratio, 2))
+            log.info(
+                "upstream pacing: slow start over",
+                upstream=self.upstream,
+                limit=round(self._limit, 1),
+                latency_ratio=round(self._ratio, 2),
+            )
         elif slot.busy:
             step = self.policy.slow_start_step if self._limit < self._ssthresh else 1 / self._limit
             self._limit = self._capped(self._limit + step)
@@ -193,10 +200,15 @@ class AdaptiveLimit:
         if slot.epoch != self._epoch:
             return  # this load was already answered by a decrease
         # At most one line per round trip, and only while the upstream is struggling.
-        log.info("upstream pacing: fewer calls in flight", upstream=self.upstream, call=slot.label,
-                 limit=round(self._limit, 1), in_flight=self._in_flight,
-                 reason="latency" if slot.outcome == "answered" else "overload",
-                 latency_ratio=None if self._ratio is None else round(self._ratio, 2))
+        log.info(
+            "upstream pacing: fewer calls in flight",
+            upstream=self.upstream,
+            call=slot.label,
+            limit=round(self._limit, 1),
+            in_flight=self._in_flight,
+            reason="latency" if slot.outcome == "answered" else "overload",
+            latency_ratio=None if self._ratio is None else round(self._ratio, 2),
+        )
         self._limit = self._capped(self._limit * self.policy.backoff)
         self._ssthresh = self._limit
         self._epoch += 1

@@ -220,8 +220,12 @@ class SolusVMClient:
         for _ in range(max(1, self._retry.max_attempts)):
             try:
                 return self.create_user(
-                    email, password, billing_user_id=billing_user_id, limit_group_id=limit_group_id,
-                    roles=roles, status=status,
+                    email,
+                    password,
+                    billing_user_id=billing_user_id,
+                    limit_group_id=limit_group_id,
+                    roles=roles,
+                    status=status,
                 )
             except UpstreamValidationError as exc:
                 if "email" not in exc.errors:
@@ -260,7 +264,10 @@ class SolusVMClient:
     def create_one_time_token(self, user_id: int) -> str:
         """A token that signs the user in once (browser route or API Bearer), §3.2."""
         body = self._write(
-            "POST", f"/api/v1/users/{user_id}/tokens", "/api/v1/users/{id}/tokens", {"is_one_time": True},
+            "POST",
+            f"/api/v1/users/{user_id}/tokens",
+            "/api/v1/users/{id}/tokens",
+            {"is_one_time": True},
             expected=(200, 201),
         )
         token = body["data"].get("access_token") if isinstance(body["data"], dict) else None
@@ -327,14 +334,30 @@ class SolusVMClient:
         }
 
     def _request(
-        self, method: str, path: str, label: str, *, write: bool, expected: tuple[int, ...],
-        params: dict[str, Any] | None = None, json: dict[str, Any] | None = None,
+        self,
+        method: str,
+        path: str,
+        label: str,
+        *,
+        write: bool,
+        expected: tuple[int, ...],
+        params: dict[str, Any] | None = None,
+        json: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """One attempt: send, map a failure status to its typed error, return the JSON envelope."""
         call = f"{method} {label}"
         response = send(
-            self._http, upstream=UPSTREAM, label=call, method=method, url=self.origin + path, write=write,
-            pacing=self.pacing, params=params, json=json, headers=self._headers(), timeout=self._timeout,
+            self._http,
+            upstream=UPSTREAM,
+            label=call,
+            method=method,
+            url=self.origin + path,
+            write=write,
+            pacing=self.pacing,
+            params=params,
+            json=json,
+            headers=self._headers(),
+            timeout=self._timeout,
         )
         try:
             if response.status_code not in expected:
@@ -398,7 +421,8 @@ class SolusVMClient:
             error_class = UpstreamOutcomeUnknown if write else UpstreamUnavailable
             raise error_class(
                 f"SolusVM {call} answered {response.status_code} without the JSON envelope",
-                upstream=UPSTREAM, status=response.status_code,
+                upstream=UPSTREAM,
+                status=response.status_code,
             )
         return body
 

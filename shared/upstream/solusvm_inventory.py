@@ -114,8 +114,12 @@ def parse_plan(raw: Any) -> PlanPrices:
     if not isinstance(raw, dict):
         raise Unreadable("no plan object")
     try:
-        return _plan(coerce_int(raw["id"]), str(raw.get("name") or "")[:_MAX_TEXT],
-                     coerce_int(raw["tokens_per_hour"]), coerce_int(raw["tokens_per_month"]))
+        return _plan(
+            coerce_int(raw["id"]),
+            str(raw.get("name") or "")[:_MAX_TEXT],
+            coerce_int(raw["tokens_per_hour"]),
+            coerce_int(raw["tokens_per_month"]),
+        )
     except (KeyError, ValueError) as exc:
         raise Unreadable(f"plan without usable token prices ({exc})") from None
 
@@ -136,8 +140,13 @@ def parse_server(raw: Any) -> ServerSighting:
     except Unreadable as exc:
         raise Unreadable(f"server {server_id}: {exc}") from None
     return ServerSighting(
-        id=server_id, uuid=str(raw.get("uuid") or "")[:64], name=str(raw.get("name") or "")[:_MAX_TEXT],
-        power=power_of(raw.get("status")), user_id=user_id, plan=plan, created_at=parse_time(raw.get("created_at")),
+        id=server_id,
+        uuid=str(raw.get("uuid") or "")[:64],
+        name=str(raw.get("name") or "")[:_MAX_TEXT],
+        power=power_of(raw.get("status")),
+        user_id=user_id,
+        plan=plan,
+        created_at=parse_time(raw.get("created_at")),
     )
 
 
@@ -161,8 +170,9 @@ def _ref(data: dict[str, Any], *, top_level: bool) -> ServerRef | None:
     plan = data.get("plan")
     plan_id = _int_or_none(plan.get("id") if isinstance(plan, dict) else data.get("plan_id"))
     name = data.get("name") or data.get("hostname")
-    return ServerRef(id=server_id, uuid=uuid, name=str(name)[:_MAX_TEXT] if name else None, user_id=user_id,
-                     plan_id=plan_id)
+    return ServerRef(
+        id=server_id, uuid=uuid, name=str(name)[:_MAX_TEXT] if name else None, user_id=user_id, plan_id=plan_id
+    )
 
 
 def server_refs(data: Any) -> tuple[ServerRef, ...]:

@@ -94,13 +94,13 @@ class StdlibTransport(httpx.BaseTransport):
                 return
         connection.close()
 
-    def _connect(self, origin: Origin, timeouts: dict[str, float | None],
-                 request: httpx.Request) -> http.client.HTTPConnection:
+    def _connect(
+        self, origin: Origin, timeouts: dict[str, float | None], request: httpx.Request
+    ) -> http.client.HTTPConnection:
         scheme, host, port = origin
         connection: http.client.HTTPConnection
         if scheme == "https":
-            connection = http.client.HTTPSConnection(host, port, timeout=timeouts.get("connect"),
-                                                     context=self._tls())
+            connection = http.client.HTTPSConnection(host, port, timeout=timeouts.get("connect"), context=self._tls())
         else:
             connection = http.client.HTTPConnection(host, port, timeout=timeouts.get("connect"))
         try:
@@ -128,8 +128,9 @@ def _still_open(connection: http.client.HTTPConnection) -> bool:
     return not poller.poll(0)
 
 
-def _exchange(connection: http.client.HTTPConnection, request: httpx.Request,
-              timeouts: dict[str, float | None]) -> tuple[httpx.Response, bool]:
+def _exchange(
+    connection: http.client.HTTPConnection, request: httpx.Request, timeouts: dict[str, float | None]
+) -> tuple[httpx.Response, bool]:
     """Send ``request`` and read the whole answer; return it and whether the connection may be reused."""
     body = request.read()
     # httpx announces a body of unknown length (an iterator) as chunked; http.client frames it so.
@@ -137,8 +138,9 @@ def _exchange(connection: http.client.HTTPConnection, request: httpx.Request,
     sock: Any = connection.sock
     try:
         sock.settimeout(timeouts.get("write"))
-        connection.putrequest(request.method, request.url.raw_path.decode("ascii"), skip_host=True,
-                              skip_accept_encoding=True)
+        connection.putrequest(
+            request.method, request.url.raw_path.decode("ascii"), skip_host=True, skip_accept_encoding=True
+        )
         for name, value in request.headers.raw:
             connection.putheader(name, value)
         connection.endheaders(body or None, encode_chunked=chunked)

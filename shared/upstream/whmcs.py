@@ -353,9 +353,15 @@ class WhmcsClient:
         while True:
             payload = self._read(
                 "GetInvoices",
-                {"userid": client_id, "status": status, "limitstart": start, "limitnum": PAGE_SIZE,
-                 "orderby": "id", "order": "asc"},
-            )  # fmt: skip
+                {
+                    "userid": client_id,
+                    "status": status,
+                    "limitstart": start,
+                    "limitnum": PAGE_SIZE,
+                    "orderby": "id",
+                    "order": "asc",
+                },
+            )
             invoices = payload.get("invoices")
             rows = invoices.get("invoice", []) if isinstance(invoices, dict) else []
             for row in rows:

@@ -27,9 +27,16 @@ def server_entry(event: str, server: Server, owner_email: str, plan_id: int) -> 
     """An entry about ``server``. [I] ``data`` is undocumented: this simulator names the server and, as
     the server object does, its owner and plan; the entry's user is the server's owner."""
     return {
-        "event": event, "user_id": server.user_id, "user_email": owner_email,
-        "data": {"id": server.id, "uuid": server.uuid, "name": server.name, "user_id": server.user_id,
-                 "plan_id": plan_id},
+        "event": event,
+        "user_id": server.user_id,
+        "user_email": owner_email,
+        "data": {
+            "id": server.id,
+            "uuid": server.uuid,
+            "name": server.name,
+            "user_id": server.user_id,
+            "plan_id": plan_id,
+        },
     }
 
 

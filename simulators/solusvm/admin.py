@@ -24,8 +24,8 @@ from simulators.solusvm.apierrors import ApiError
 from simulators.solusvm.persistence import dump_state, load_from_file, load_state, save_to_file
 from simulators.solusvm.seeding import seed
 from simulators.solusvm.state import SimState
-from simulators.solusvm.validation import json_object
 from simulators.solusvm.timestamps import format_timestamp
+from simulators.solusvm.validation import json_object
 from simulators.solusvm.wire import user_json
 
 

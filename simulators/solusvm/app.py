@@ -12,8 +12,8 @@ from starlette.responses import JSONResponse
 from simulators.common import SimClock, admin_routes
 from simulators.faults import FaultInjector
 from simulators.solusvm.admin import sim_routes
-from simulators.solusvm.routes_activity import activity_routes
 from simulators.solusvm.routes_account import account_routes
+from simulators.solusvm.routes_activity import activity_routes
 from simulators.solusvm.routes_servers import server_routes
 from simulators.solusvm.routes_usage import usage_routes
 from simulators.solusvm.routes_users import user_routes

@@ -15,8 +15,12 @@ from simulators.solusvm.persistence import load_from_file, save_to_file
 from simulators.solusvm.state import SimState
 
 
-def build_app(seed: int = 0, state_file: Path | None = None, faults_file: Path | None = None,  # type: ignore[no-untyped-def]
-              api_token: str = DEFAULT_API_TOKEN):
+def build_app(
+    seed: int = 0,
+    state_file: Path | None = None,
+    faults_file: Path | None = None,  # type: ignore[no-untyped-def]
+    api_token: str = DEFAULT_API_TOKEN,
+):
     """The app ``serve`` runs: state loaded from ``state_file`` when it exists, fault rules from ``faults_file``.
 
     The ``--seed`` option seeds the fault injector; the rules come from the file.
@@ -48,8 +52,14 @@ class _SavingServer(uvicorn.Server):
         self._save()
 
 
-def serve(host: str, port: int, seed: int, state_file: Path | None, faults_file: Path | None,
-          api_token: str = DEFAULT_API_TOKEN) -> None:
+def serve(
+    host: str,
+    port: int,
+    seed: int,
+    state_file: Path | None,
+    faults_file: Path | None,
+    api_token: str = DEFAULT_API_TOKEN,
+) -> None:
     app = build_app(seed, state_file, faults_file, api_token)
 
     def save() -> None:

@@ -194,8 +194,9 @@ class Server:
         values["deleted_at"] = _time(values.get("deleted_at"))
         values["intervals"] = [[parse_aware_timestamp(start), _time(end)] for start, end in values["intervals"]]
         values["deleted_plan"] = Plan.load(values["deleted_plan"]) if values.get("deleted_plan") else None
-        values["plan_changes"] = [[parse_aware_timestamp(at), int(plan_id)]
-                                  for at, plan_id in values.get("plan_changes") or []]
+        values["plan_changes"] = [
+            [parse_aware_timestamp(at), int(plan_id)] for at, plan_id in values.get("plan_changes") or []
+        ]
         return cls(**values)
 
 

@@ -77,7 +77,9 @@ def _monitoring(metric: str) -> Any:
         items = []
         for step in range(SAMPLES - 1, -1, -1):
             moment = latest - step * SAMPLE_STEP
-            items.append({"time": format_timestamp(moment), **_sample(metric, server.running_at(ctx.now()), server.id + step)})
+            items.append(
+                {"time": format_timestamp(moment), **_sample(metric, server.running_at(ctx.now()), server.id + step)}
+            )
         return data({"items": items})
 
     return handle

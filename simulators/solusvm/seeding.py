@@ -14,10 +14,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from simulators.solusvm.activity import DELETE_EVENTS, VM_CREATED, VM_DELETE_REQUESTED
 from simulators.solusvm.apierrors import Invalid
 from simulators.solusvm.model import Location, Plan, Server
 from simulators.solusvm.persistence import dump_state, load_state
-from simulators.solusvm.activity import DELETE_EVENTS, VM_CREATED, VM_DELETE_REQUESTED
 from simulators.solusvm.state import SimState
 from simulators.solusvm.timestamps import parse_aware_timestamp
 from simulators.solusvm.validation import as_int, user_fields
@@ -40,7 +40,7 @@ def _seed(state: SimState, payload: dict[str, Any], now: datetime) -> dict[str, 
         group_id = _required_int(group, "id", f"limit_groups.{index}")
         state.limit_groups[group_id] = str(group.get("name") or f"Limit group {group_id}")
         created["limit_groups"].append(group_id)
-    for index, raw in enumerate(payload.get("locations", [])):
+    for raw in payload.get("locations", []):
         location_id = state.allocate_id("location", as_int(raw.get("id")))
         state.add_location(Location(id=location_id, name=str(raw.get("name") or f"Location {location_id}")))
         created["locations"].append(location_id)
@@ -67,8 +67,15 @@ def _seed_plan(state: SimState, raw: dict[str, Any], where: str) -> Plan:
         raise Invalid({where: ["Token prices must not be negative."]})
     plan_id = state.allocate_id("plan", as_int(raw.get("id")))
     extras = {key: raw[key] for key in ("vcpu", "ram_mib", "disk_gib", "virtualization_type") if key in raw}
-    return state.add_plan(Plan(id=plan_id, name=str(raw.get("name") or f"Plan {plan_id}"),
-                               tokens_per_hour=per_hour, tokens_per_month=per_month, **extras))
+    return state.add_plan(
+        Plan(
+            id=plan_id,
+            name=str(raw.get("name") or f"Plan {plan_id}"),
+            tokens_per_hour=per_hour,
+            tokens_per_month=per_month,
+            **extras,
+        )
+    )
 
 
 def _seed_server(state: SimState, raw: dict[str, Any], where: str) -> Server:
@@ -97,10 +104,17 @@ def _seed_server(state: SimState, raw: dict[str, Any], where: str) -> Server:
         raise Invalid({f"{where}.delete_event": [f"One of {', '.join(DELETE_EVENTS)}."]})
     server_id = state.allocate_id("server", server_id)
     server = Server(
-        id=server_id, uuid=str(raw.get("uuid") or state.new_uuid()), name=str(raw.get("name") or f"vps-{server_id}"),
-        user_id=user_id, plan_id=plan_id, location_id=location_id, created_at=created_at,
-        intervals=intervals, is_suspended=bool(raw.get("is_suspended", False)),
-        os_id=as_int(raw.get("os_id")) or 1, plan_changes=changes,
+        id=server_id,
+        uuid=str(raw.get("uuid") or state.new_uuid()),
+        name=str(raw.get("name") or f"vps-{server_id}"),
+        user_id=user_id,
+        plan_id=plan_id,
+        location_id=location_id,
+        created_at=created_at,
+        intervals=intervals,
+        is_suspended=bool(raw.get("is_suspended", False)),
+        os_id=as_int(raw.get("os_id")) or 1,
+        plan_changes=changes,
     )
     state.add_server(server)
     state.log_server_event(VM_CREATED, server, created_at)
@@ -132,9 +146,7 @@ def _plan_changes(
     return changes
 
 
-def _intervals(
-    raw: Any, created_at: datetime, deleted_at: datetime | None, where: str
-) -> list[list[datetime | None]]:
+def _intervals(raw: Any, created_at: datetime, deleted_at: datetime | None, where: str) -> list[list[datetime | None]]:
     """Sorted, non-overlapping intervals inside the server's life; only the last may be open."""
     if not isinstance(raw, list):
         raise Invalid({where: ["The intervals must be a list of [start, end|null] pairs."]})
@@ -147,8 +159,14 @@ def _intervals(
         start = _time(pair[0], here)
         end = _time(pair[1], here)
         if start is None or previous_end is None or start < previous_end:
-            raise Invalid({here: ["Intervals start at or after created_at, in order, without overlapping; only "
-                                  "the last may be open."]})
+            raise Invalid(
+                {
+                    here: [
+                        "Intervals start at or after created_at, in order, without overlapping; only "
+                        "the last may be open."
+                    ]
+                }
+            )
         if end is not None and end <= start:
             raise Invalid({here: ["An interval must end after it starts."]})
         if deleted_at is not None and (end is None or end > deleted_at):

@@ -84,8 +84,9 @@ class SimState(ServerRecords):
             self.add_location(Location(id=self.allocate_id("location"), name="Demo location"))
             self.limit_groups[1] = "Default"
             for name, per_hour, per_month in (("S", 7, 5000), ("M", 14, 10000), ("L", 28, 20000)):
-                self.add_plan(Plan(id=self.allocate_id("plan"), name=name, tokens_per_hour=per_hour,
-                                   tokens_per_month=per_month))
+                self.add_plan(
+                    Plan(id=self.allocate_id("plan"), name=name, tokens_per_hour=per_hour, tokens_per_month=per_month)
+                )
 
     def allocate_id(self, kind: str, explicit: int | None = None) -> int:
         """The next id of ``kind``, or ``explicit`` (seeding), keeping later ids above it."""
@@ -126,8 +127,7 @@ class SimState(ServerRecords):
             found = [
                 user
                 for user in self.users.values()
-                if (needle is None or needle in user.email.casefold())
-                and (status is None or user.status == status)
+                if (needle is None or needle in user.email.casefold()) and (status is None or user.status == status)
             ]
         return sorted(found, key=lambda user: user.id)
 
@@ -214,8 +214,13 @@ class SimState(ServerRecords):
         with self.lock:
             self.get_user(user_id)
             expires_at = None if ttl_seconds is None else now + timedelta(seconds=ttl_seconds)
-            token = AccessToken(value=secrets.token_urlsafe(32), user_id=user_id, one_time=one_time,
-                                created_at=now, expires_at=expires_at)
+            token = AccessToken(
+                value=secrets.token_urlsafe(32),
+                user_id=user_id,
+                one_time=one_time,
+                created_at=now,
+                expires_at=expires_at,
+            )
             self.tokens[token.value] = token
             return token
 

@@ -80,10 +80,18 @@ class ServerRecords:
                 raise Invalid(errors)
             server_id = self.allocate_id("server")
             server = Server(
-                id=server_id, uuid=self.new_uuid(), name=fields.get("name") or f"vps-{server_id}",
-                user_id=owner_id, plan_id=fields["plan"], location_id=fields["location"], created_at=now,
-                intervals=[[now, None]], os_id=fields.get("os_id"), application_id=fields.get("application_id"),
-                description=fields.get("description", ""), fqdns=list(fields.get("fqdns", [])),
+                id=server_id,
+                uuid=self.new_uuid(),
+                name=fields.get("name") or f"vps-{server_id}",
+                user_id=owner_id,
+                plan_id=fields["plan"],
+                location_id=fields["location"],
+                created_at=now,
+                intervals=[[now, None]],
+                os_id=fields.get("os_id"),
+                application_id=fields.get("application_id"),
+                description=fields.get("description", ""),
+                fqdns=list(fields.get("fqdns", [])),
             )
             self.add_server(server)
             self.log_server_event(VM_CREATE_REQUESTED, server, now)
@@ -131,8 +139,12 @@ class ServerRecords:
             if version == self._version and valid_from <= now and (valid_until is None or now < valid_until):
                 return servers
         visible = [self.servers[sid] for sid in sorted(self.servers) if self.servers[sid].exists_at(now)]
-        upcoming = [moment for server in self.servers.values()
-                    for moment in (server.created_at, server.deleted_at) if moment is not None and moment > now]
+        upcoming = [
+            moment
+            for server in self.servers.values()
+            for moment in (server.created_at, server.deleted_at)
+            if moment is not None and moment > now
+        ]
         self._visible = (self._version, now, min(upcoming, default=None), visible)
         return visible
 
@@ -155,13 +167,17 @@ class ServerRecords:
                     plan = server.deleted_plan or self.plans[server.plan_id_at(server.deleted_at or _END_OF_TIME)]
                 else:
                     plan = self.plan_at(server, now)
-                runtimes.append(ServerRuntime(
-                    id=server.id, uuid=server.uuid, name=server.name,
-                    plan=PlanPrice(plan.id, plan.name, plan.tokens_per_hour, plan.tokens_per_month),
-                    created_at=server.created_at,
-                    deleted_at=server.deleted_at if now is None or server.deleted_by(now) else None,
-                    intervals=_until(server.intervals, now),
-                ))
+                runtimes.append(
+                    ServerRuntime(
+                        id=server.id,
+                        uuid=server.uuid,
+                        name=server.name,
+                        plan=PlanPrice(plan.id, plan.name, plan.tokens_per_hour, plan.tokens_per_month),
+                        created_at=server.created_at,
+                        deleted_at=server.deleted_at if now is None or server.deleted_by(now) else None,
+                        intervals=_until(server.intervals, now),
+                    )
+                )
             return runtimes
 
     # Activity log ----------------------------------------------------------------------------------
@@ -183,5 +199,8 @@ def _until(intervals: list[list[datetime | None]], now: datetime | None) -> tupl
     """The run intervals as of ``now``: what a seeded history says comes later has not happened yet."""
     if now is None:
         return tuple((start, end) for start, end in intervals)  # type: ignore[misc]
-    return tuple((start, None if end is None or end > now else end)  # type: ignore[misc]
-                 for start, end in intervals if start is not None and start <= now)
+    return tuple(
+        (start, None if end is None or end > now else end)  # type: ignore[misc]
+        for start, end in intervals
+        if start is not None and start <= now
+    )

@@ -10,9 +10,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
-_UTC_RFC3339 = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(?:[Zz]|\+00:00)$"
-)
+_UTC_RFC3339 = re.compile(r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(?:[Zz]|\+00:00)$")
 
 
 def parse_utc_timestamp(text: str) -> datetime | None:
@@ -24,9 +22,7 @@ def parse_utc_timestamp(text: str) -> datetime | None:
     # Digits beyond microseconds cannot be represented; truncating them keeps the instant inside [from, to).
     microsecond = int((fraction or "0")[:6].ljust(6, "0"))
     try:
-        return datetime(
-            int(year), int(month), int(day), int(hour), int(minute), int(second), microsecond, tzinfo=UTC
-        )
+        return datetime(int(year), int(month), int(day), int(hour), int(minute), int(second), microsecond, tzinfo=UTC)
     except ValueError:
         return None
 

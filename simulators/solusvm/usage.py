@@ -130,9 +130,7 @@ def window_tokens(hours: int, plan: PlanPrice) -> int:
     return min(hours * plan.tokens_per_hour, plan.tokens_per_month)
 
 
-def compute_usage(
-    user_id: int, servers: Sequence[ServerRuntime], window: UsageWindow, now: datetime
-) -> UsageReport:
+def compute_usage(user_id: int, servers: Sequence[ServerRuntime], window: UsageWindow, now: datetime) -> UsageReport:
     """The §8.2 report: every server that ran inside the window, ordered by id."""
     charges = []
     for server in sorted(servers, key=lambda s: s.id):

@@ -79,8 +79,12 @@ def user_json(state: SimState, user: User) -> dict[str, Any]:
         "email": user.email,
         "status": user.status,
         "roles": [
-            {"id": role_id, "name": state.roles.get(role_id, ""), "is_default": role_id == 2,
-             "users_count": state.role_user_counts[role_id]}
+            {
+                "id": role_id,
+                "name": state.roles.get(role_id, ""),
+                "is_default": role_id == 2,
+                "users_count": state.role_user_counts[role_id],
+            }
             for role_id in user.roles
         ],
         "billing_user_id": user.billing_user_id,

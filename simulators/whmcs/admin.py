@@ -82,8 +82,7 @@ def invoice_view(state: WhmcsState, invoice: Invoice, today: Any) -> dict[str, A
         "paymentmethod": invoice.paymentmethod,
         "notes": invoice.notes,
         "items": [
-            {"id": i.id, "description": i.description, "amount": str(i.amount), "taxed": i.taxed}
-            for i in invoice.items
+            {"id": i.id, "description": i.description, "amount": str(i.amount), "taxed": i.taxed} for i in invoice.items
         ],
     }
 

@@ -76,7 +76,7 @@ class Access:
                 continue
             if _same(user, self.identifier) and _same(password, self.secret):
                 return True
-            admin_md5 = hashlib.md5(self.admin_password.encode("utf-8")).hexdigest()  # noqa: S324 (WHMCS legacy)
+            admin_md5 = hashlib.md5(self.admin_password.encode("utf-8")).hexdigest()
             if _same(user, self.admin_username) and _same(password.lower(), admin_md5):
                 return True
         return False

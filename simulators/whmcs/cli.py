@@ -17,8 +17,12 @@ from simulators.whmcs.persistence import load_file, save_file
 from simulators.whmcs.state import WhmcsState
 
 
-def build_app(seed: int = 0, state_file: Path | None = None, faults_file: Path | None = None,
-              credentials: dict[str, Any] | None = None) -> Starlette:
+def build_app(
+    seed: int = 0,
+    state_file: Path | None = None,
+    faults_file: Path | None = None,
+    credentials: dict[str, Any] | None = None,
+) -> Starlette:
     """The app ``serve`` runs: state from ``state_file`` when it exists, fault rules from
     ``faults_file``; ``seed`` seeds the fault injector."""
     faults = FaultInjector(seed=seed)

@@ -9,8 +9,8 @@ from decimal import Decimal
 from typing import Any
 
 from simulators.whmcs.emails import record_template_email
-from simulators.whmcs.phpunserialize import SerializedError, decode_array
 from simulators.whmcs.params import ActionContext, ApiError, Form, format_date, page_of, wrapped
+from simulators.whmcs.phpunserialize import SerializedError, decode_array
 from simulators.whmcs.state import CLIENT_STATUSES, ZERO, Client, User, WhmcsState, is_overdue
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -30,9 +30,20 @@ _REQUIRED_FIELDS = (
     ("phonenumber", "You did not enter your phone number"),
 )
 _TEXT_FIELDS = (
-    "firstname", "lastname", "companyname", "address1", "address2", "city", "state", "postcode",
-    "phonenumber", "tax_id", "language", "notes", "defaultgateway",
-)  # fmt: skip
+    "firstname",
+    "lastname",
+    "companyname",
+    "address1",
+    "address2",
+    "city",
+    "state",
+    "postcode",
+    "phonenumber",
+    "tax_id",
+    "language",
+    "notes",
+    "defaultgateway",
+)
 
 
 def _custom_fields(state: WhmcsState, form: Form, *, check_required: bool) -> dict[int, str]:
@@ -101,9 +112,7 @@ def add_client(ctx: ActionContext, form: Form) -> dict[str, Any]:
     today = ctx.today()
     if owner is None:
         password_hash = hashlib.sha256(form.get("password2").encode("utf-8")).hexdigest()
-        owner = User(
-            state.next_id("user"), form.get("firstname"), form.get("lastname"), email, password_hash, today
-        )
+        owner = User(state.next_id("user"), form.get("firstname"), form.get("lastname"), email, password_hash, today)
         state.add_user(owner)
     client = Client(
         id=state.next_id("client"),
@@ -236,8 +245,13 @@ def client_details(ctx: ActionContext, client: Client) -> dict[str, Any]:
         "datecreated": format_date(client.datecreated),
         "allowSingleSignOn": 1 if client.allow_sso else 0,
         "email_preferences": {
-            "general": 1, "invoice": 1, "support": 1, "product": 1, "domain": 1, "affiliate": 1,
-        },  # fmt: skip
+            "general": 1,
+            "invoice": 1,
+            "support": 1,
+            "product": 1,
+            "domain": 1,
+            "affiliate": 1,
+        },
         "customfields": [{"id": fid, "value": value} for fid, value in sorted(client.customfields.items())],
         "users": wrapped(users, "user"),
     }
@@ -258,9 +272,14 @@ def _stats(ctx: ActionContext, client: Client) -> dict[str, Any]:
             buckets.setdefault("Overdue", []).append(amount)
     stats: dict[str, Any] = {}
     for status, key in (
-        ("Unpaid", "unpaid"), ("Paid", "paid"), ("Cancelled", "cancelled"), ("Refunded", "refunded"),
-        ("Collections", "collections"), ("Draft", "draft"), ("Overdue", "overdue"),
-    ):  # fmt: skip
+        ("Unpaid", "unpaid"),
+        ("Paid", "paid"),
+        ("Cancelled", "cancelled"),
+        ("Refunded", "refunded"),
+        ("Collections", "collections"),
+        ("Draft", "draft"),
+        ("Overdue", "overdue"),
+    ):
         amounts = buckets.get(status, [])
         stats[f"num{key}invoices"] = len(amounts)
         stats[f"{key}invoicesamount"] = currency.format(sum(amounts, ZERO))

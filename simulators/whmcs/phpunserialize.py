@@ -38,7 +38,7 @@ class _Reader:
         end = self.data.find(terminator, self.at)
         if end == -1:
             raise SerializedError(f"no {terminator!r} after offset {self.at}")
-        chunk = self.data[self.at:end]
+        chunk = self.data[self.at : end]
         self.at = end + len(terminator)
         return chunk
 
@@ -49,7 +49,7 @@ class _Reader:
         return int(chunk)
 
     def value(self) -> Any:
-        tag = self.data[self.at:self.at + 1]
+        tag = self.data[self.at : self.at + 1]
         if tag == b"N":
             self.take(b"N;")
             return None
@@ -70,7 +70,7 @@ class _Reader:
         if tag == b"s":
             size = self.number(b":")
             self.take(b'"')
-            raw = self.data[self.at:self.at + size]
+            raw = self.data[self.at : self.at + size]
             if size < 0 or len(raw) != size:
                 raise SerializedError("string cut short")
             self.at += size

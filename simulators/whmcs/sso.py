@@ -98,9 +98,7 @@ def landing_path(grant: SsoGrant) -> str:
     if grant.destination == CUSTOM_REDIRECT:
         # Integrations send the path with and without the leading slash; both land the same.
         return "/" + (grant.redirect_path or "clientarea.php").lstrip("/")
-    return DESTINATIONS[grant.destination].format(
-        service_id=grant.service_id or "", domain_id=grant.domain_id or ""
-    )
+    return DESTINATIONS[grant.destination].format(service_id=grant.service_id or "", domain_id=grant.domain_id or "")
 
 
 def redeem(state: WhmcsState, token: str, now: Any) -> Response:

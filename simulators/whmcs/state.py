@@ -203,9 +203,7 @@ DEFAULT_TEMPLATES = (
     ),
     EmailTemplate("Client Signup Email", "general", "Welcome", "Dear {$client_name}, welcome aboard."),
     EmailTemplate("Order Confirmation", "general", "Order Confirmation", "Order received.", api_sendable=False),
-    EmailTemplate(
-        "Password Reset Validation", "general", "Password Reset", "Reset your password.", api_sendable=False
-    ),
+    EmailTemplate("Password Reset Validation", "general", "Password Reset", "Reset your password.", api_sendable=False),
 )
 
 
@@ -232,8 +230,7 @@ class WhmcsState:
     def __init__(self, currencies: list[Currency] | None = None) -> None:
         self.lock = threading.RLock()
         self.currencies: dict[int, Currency] = {
-            c.id: Currency(c.id, c.code, c.prefix, c.suffix, c.is_default)
-            for c in (currencies or DEFAULT_CURRENCIES)
+            c.id: Currency(c.id, c.code, c.prefix, c.suffix, c.is_default) for c in (currencies or DEFAULT_CURRENCIES)
         }
         self.tax = TaxSettings()
         # AddTransaction's ``date`` uses the installation's localisation format, not ISO.

@@ -1,10 +1,10 @@
 """The WHMCS simulator on loopback inside a test process, with the handles tests reach for.
 
-    with RunningWhmcs() as whmcs:
-        client = WhmcsClient(whmcs.url, SecretStr(whmcs.identifier), SecretStr(whmcs.secret))
-        whmcs.fault(kind="commit_then_fail", route="CreateInvoice", count=1)
-        ...
-        assert whmcs.calls["CreateInvoice"] == 1
+with RunningWhmcs() as whmcs:
+    client = WhmcsClient(whmcs.url, SecretStr(whmcs.identifier), SecretStr(whmcs.secret))
+    whmcs.fault(kind="commit_then_fail", route="CreateInvoice", count=1)
+    ...
+    assert whmcs.calls["CreateInvoice"] == 1
 """
 
 from __future__ import annotations
@@ -34,8 +34,10 @@ class RunningWhmcs:
         self.clock: SimClock = self.app.state.clock
         self.calls = self.app.state.calls
         self.access = self.app.state.access
-        self._initial_access = (set(self.access.allowed_ips or ()) if self.access.allowed_ips is not None else None,
-                                self.access.permitted_actions)  # fmt: skip
+        self._initial_access = (
+            set(self.access.allowed_ips or ()) if self.access.allowed_ips is not None else None,
+            self.access.permitted_actions,
+        )
         # Everything reset() goes back to: currencies, tax, templates and any data given at start.
         self._initial_state = dump_state(self.state)
         self.server = ServerThread(self.app)

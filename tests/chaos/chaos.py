@@ -91,11 +91,17 @@ class ChaosReport:
     def lines(self) -> list[str]:
         out = [f"chaos month close finished in {self.seconds:.1f}s", f"broker restarts: {self.broker_restarts}"]
         for victim in self.victims:
-            out.append(f"SIGKILL {victim.process.label}: {victim.process.kills} times at {victim.stage} progress "
-                       f"{victim.killed_at_progress} (started {victim.process.starts} times)")
-        out.append(f"WHMCS faults injected: {sum(self.whmcs_faults.values())} {dict(sorted(self.whmcs_faults.items()))}")
-        out.append(f"SolusVM 2 faults injected: {sum(self.solusvm_faults.values())} "
-                   f"{dict(sorted(self.solusvm_faults.items()))}")
+            out.append(
+                f"SIGKILL {victim.process.label}: {victim.process.kills} times at {victim.stage} progress "
+                f"{victim.killed_at_progress} (started {victim.process.starts} times)"
+            )
+        out.append(
+            f"WHMCS faults injected: {sum(self.whmcs_faults.values())} {dict(sorted(self.whmcs_faults.items()))}"
+        )
+        out.append(
+            f"SolusVM 2 faults injected: {sum(self.solusvm_faults.values())} "
+            f"{dict(sorted(self.solusvm_faults.items()))}"
+        )
         out.append(f"WHMCS calls: {dict(sorted(self.whmcs_calls.items()))}")
         return out
 
@@ -109,9 +115,15 @@ def add_customers(harness: BillingHarness, specs: Sequence[tuple[str, list[VmHis
     with whmcs.lock:
         for n, (currency, vms, enrolled_at) in enumerate(specs):
             email = f"chaos-{n}-{uuid.uuid4().hex[:8]}@example.com"
-            client = WhmcsClientRecord(id=whmcs.next_id("client"), uuid=str(uuid.uuid4()), owner_user_id=0,
-                                       firstname="Chaos", lastname=f"Customer {n}", email=email,
-                                       currency_id=CURRENCY_IDS[currency])
+            client = WhmcsClientRecord(
+                id=whmcs.next_id("client"),
+                uuid=str(uuid.uuid4()),
+                owner_user_id=0,
+                firstname="Chaos",
+                lastname=f"Customer {n}",
+                email=email,
+                currency_id=CURRENCY_IDS[currency],
+            )
             whmcs.add_client(client)
             customers.append(Customer(client.id, 0, email, currency, enrolled_at, list(vms)))
     solusvm = harness.upstreams.solusvm_state
@@ -119,10 +131,17 @@ def add_customers(harness: BillingHarness, specs: Sequence[tuple[str, list[VmHis
     servers = []
     for customer, user_id in zip(customers, user_ids, strict=True):
         customer.solusvm_user_id = user_id
-        servers += [{"user_id": user_id, "plan_id": vm.plan.id, "name": vm.name, "created_at": _iso(vm.runs[0][0]),
-                     "deleted_at": _iso(vm.deleted_at) if vm.deleted_at else None,
-                     "intervals": [[_iso(start), _iso(end) if end else None] for start, end in vm.runs]}
-                    for vm in customer.vms]
+        servers += [
+            {
+                "user_id": user_id,
+                "plan_id": vm.plan.id,
+                "name": vm.name,
+                "created_at": _iso(vm.runs[0][0]),
+                "deleted_at": _iso(vm.deleted_at) if vm.deleted_at else None,
+                "intervals": [[_iso(start), _iso(end) if end else None] for start, end in vm.runs],
+            }
+            for vm in customer.vms
+        ]
     server_ids = iter(seed_solusvm(solusvm, {"servers": servers}, LONG_AGO)["servers"])
     for customer in customers:
         for vm in customer.vms:

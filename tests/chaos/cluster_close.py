@@ -32,12 +32,17 @@ PUBLISH_FAILED = "outbox publish failed"
 class ClusterProcess(ServiceProcess):
     """A service process with its own failover list (its own first node) and its own health port."""
 
-    def __init__(self, part: str, env: dict[str, str], log_dir: Path, *, label: str, first_node: int,
-                 cluster: PrivateCluster) -> None:
+    def __init__(
+        self, part: str, env: dict[str, str], log_dir: Path, *, label: str, first_node: int, cluster: PrivateCluster
+    ) -> None:
         self.health_port = free_port()
         self.first_node = first_node
-        super().__init__(part, {**env, "POSTPAY_AMQP_URL": cluster.url(first_node),
-                                "POSTPAY_HEALTH_PORT": str(self.health_port)}, log_dir, label=label)
+        super().__init__(
+            part,
+            {**env, "POSTPAY_AMQP_URL": cluster.url(first_node), "POSTPAY_HEALTH_PORT": str(self.health_port)},
+            log_dir,
+            label=label,
+        )
 
     @property
     def consumes(self) -> bool:
@@ -84,8 +89,16 @@ def spread_processes(cluster: PrivateCluster, env: dict[str, str], log_dir: Path
     processes = []
     for index, part in enumerate(PARTS):
         labels[part] = labels.get(part, 0) + 1
-        processes.append(ClusterProcess(part, env, log_dir, label=f"{part}-{labels[part]}",
-                                        first_node=index % len(cluster.nodes), cluster=cluster))
+        processes.append(
+            ClusterProcess(
+                part,
+                env,
+                log_dir,
+                label=f"{part}-{labels[part]}",
+                first_node=index % len(cluster.nodes),
+                cluster=cluster,
+            )
+        )
     return processes
 
 
@@ -105,8 +118,10 @@ def wait_for(condition: Callable[[], Any], what: str, timeout: float, processes:
         for process in processes:
             assert process.crashed() is None, process.crashed()
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}\n"
-                                 + "\n".join(f"--- {p.label}\n{p.log_tail(1500)}" for p in processes))
+            raise AssertionError(
+                f"timed out after {timeout}s waiting for {what}\n"
+                + "\n".join(f"--- {p.label}\n{p.log_tail(1500)}" for p in processes)
+            )
         time.sleep(0.1)
 
 
@@ -174,13 +189,18 @@ class Failure:
         pause, began = clock.longest_pause(self.at, until)
         redelivered = {k: round(self.counters_after.get(k, 0) - v) for k, v in self.counters_before.items()}
         logs = {k: self.logs_after.get(k, 0) - v for k, v in self.logs_before.items()}
-        down = (f", the first of them taking clients again {self.down_seconds:.1f}s later"
-                if self.down_seconds is not None else "")
-        return (f"{self.what} at {self.progress}/{customers} invoices{down}: the close paused "
-                f"{pause:.1f}s (no new invoice from {began:+.1f}s to {began + pause:+.1f}s around it); "
-                f"handled again as inbox duplicates {redelivered['duplicate']}, retried {redelivered['retried']}, "
-                f"parked {redelivered['parked']}; consumer reconnects logged {logs[CONNECTION_LOST]}, "
-                f"failed publishes logged (then re-sent) {logs[PUBLISH_FAILED]}")
+        down = (
+            f", the first of them taking clients again {self.down_seconds:.1f}s later"
+            if self.down_seconds is not None
+            else ""
+        )
+        return (
+            f"{self.what} at {self.progress}/{customers} invoices{down}: the close paused "
+            f"{pause:.1f}s (no new invoice from {began:+.1f}s to {began + pause:+.1f}s around it); "
+            f"handled again as inbox duplicates {redelivered['duplicate']}, retried {redelivered['retried']}, "
+            f"parked {redelivered['parked']}; consumer reconnects logged {logs[CONNECTION_LOST]}, "
+            f"failed publishes logged (then re-sent) {logs[PUBLISH_FAILED]}"
+        )
 
 
 def totals(processes: Sequence[ClusterProcess]) -> dict[str, float]:

@@ -14,13 +14,20 @@ from decimal import Decimal
 from sqlalchemy import func, select
 
 from postpay.bootstrap import SERVICES, service_builder
+from services.invoicer import store as invoicer_store
 from shared.bus.rabbit import RabbitBus
 from shared.dependencies import Dependencies
 from shared.periods import BillingPeriod
 from tests.chaos.chaos import add_customers
-from tests.support.billing import PRICES, BillingHarness, Customer, Plan, VmHistory, assert_invoice_matches, expected_lines
-
-from services.invoicer import store as invoicer_store
+from tests.support.billing import (
+    PRICES,
+    BillingHarness,
+    Customer,
+    Plan,
+    VmHistory,
+    assert_invoice_matches,
+    expected_lines,
+)
 
 
 def vm_history(rng: random.Random, n: int, plans: list[Plan], start: datetime, end: datetime) -> VmHistory:
@@ -45,18 +52,28 @@ def vm_history(rng: random.Random, n: int, plans: list[Plan], start: datetime, e
     return VmHistory(f"vm-{n}-{kind.replace(' ', '-')}", plan, runs, deleted_at)
 
 
-def seed_customers(harness: BillingHarness, rng: random.Random, count: int, vms_per_customer: int,
-                   period: BillingPeriod, now: datetime) -> tuple[list[Customer], dict[int, list]]:
+def seed_customers(
+    harness: BillingHarness, rng: random.Random, count: int, vms_per_customer: int, period: BillingPeriod, now: datetime
+) -> tuple[list[Customer], dict[int, list]]:
     """``count`` customers in both simulators, each with VMs that ran in ``period``, and the oracle's
     expected invoice lines of each (by WHMCS client id)."""
-    plans = [harness.add_plan("S", 7, 5000), harness.add_plan("M", 14, 10000), harness.add_plan("L", 28, 20000),
-             harness.add_plan("Tiny", 1, 300)]
-    customers = add_customers(harness, [
-        (rng.choice(["USD", "EUR", "GBP"]),
-         [vm_history(rng, n, plans, period.starts_at, period.ends_at) for n in range(vms_per_customer)],
-         period.starts_at - timedelta(days=rng.randint(0, 90)))
-        for _ in range(count)
-    ])
+    plans = [
+        harness.add_plan("S", 7, 5000),
+        harness.add_plan("M", 14, 10000),
+        harness.add_plan("L", 28, 20000),
+        harness.add_plan("Tiny", 1, 300),
+    ]
+    customers = add_customers(
+        harness,
+        [
+            (
+                rng.choice(["USD", "EUR", "GBP"]),
+                [vm_history(rng, n, plans, period.starts_at, period.ends_at) for n in range(vms_per_customer)],
+                period.starts_at - timedelta(days=rng.randint(0, 90)),
+            )
+            for _ in range(count)
+        ],
+    )
     oracle = {c.client_id: expected_lines(c, period, PRICES[c.currency], now=now) for c in customers}
     assert all(len(lines) == vms_per_customer for lines in oracle.values()), "every VM ran in the period"
     return customers, oracle
@@ -64,7 +81,9 @@ def seed_customers(harness: BillingHarness, rng: random.Random, count: int, vms_
 
 def every_queue(bus: RabbitBus) -> list[str]:
     """Every queue of every postpay service (the processes declare them all), retry queues included."""
-    subscriptions = [s for name in SERVICES for s in service_builder(name)(Dependencies(None, None, None)).subscriptions]
+    subscriptions = [
+        s for name in SERVICES for s in service_builder(name)(Dependencies(None, None, None)).subscriptions
+    ]
     names = [bus.naming.queue(s.queue) for s in subscriptions]
     names += [bus.naming.retry_queue(s.queue, delay) for s in subscriptions for delay in bus.retry_delays]
     return names
@@ -93,8 +112,12 @@ def outbox_backlogs(harness: BillingHarness) -> dict[str, int]:
 def wait_quiet(harness: BillingHarness, bus: RabbitBus, timeout: float = 60.0) -> None:
     """Until no outbox holds an event and no queue of the close holds a message."""
     queues = [bus.naming.queue(s.queue) for service in harness.context.services.values() for s in service.subscriptions]
-    queues += [bus.naming.retry_queue(s.queue, d) for service in harness.context.services.values()
-               for s in service.subscriptions for d in bus.retry_delays]
+    queues += [
+        bus.naming.retry_queue(s.queue, d)
+        for service in harness.context.services.values()
+        for s in service.subscriptions
+        for d in bus.retry_delays
+    ]
     deadline = time.monotonic() + timeout
     while True:
         backlog, depths = outbox_backlogs(harness), queue_depths(bus, queues)
@@ -105,14 +128,17 @@ def wait_quiet(harness: BillingHarness, bus: RabbitBus, timeout: float = 60.0) -
         time.sleep(0.3)
 
 
-def check_every_customer_invoiced_once(harness: BillingHarness, customers: list[Customer],
-                                       oracle: dict[int, list], period: BillingPeriod) -> None:
+def check_every_customer_invoiced_once(
+    harness: BillingHarness, customers: list[Customer], oracle: dict[int, list], period: BillingPeriod
+) -> None:
     invoices_by_client = Counter(invoice.client_id for invoice in harness.all_invoices())
     missing = [c.client_id for c in customers if invoices_by_client[c.client_id] == 0]
     duplicated = {client: n for client, n in invoices_by_client.items() if n > 1}
     strangers = set(invoices_by_client) - {c.client_id for c in customers}
     assert not missing, f"{len(missing)} customers have no invoice, e.g. {missing[:10]}"
-    assert not duplicated, f"{len(duplicated)} customers have more than one invoice: {dict(list(duplicated.items())[:10])}"
+    assert not duplicated, (
+        f"{len(duplicated)} customers have more than one invoice: {dict(list(duplicated.items())[:10])}"
+    )
     assert not strangers, f"invoices for clients who are not customers: {sorted(strangers)[:10]}"
 
     totals: dict[str, Decimal] = {}

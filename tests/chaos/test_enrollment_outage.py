@@ -29,16 +29,26 @@ def test_200_registrations_during_a_broker_outage_are_all_provisioned_exactly_on
     private_broker_up: PrivateBroker, private_rabbit_bus: RabbitBus, postgres_database: Database
 ) -> None:
     settings = signup_settings(registrations_per_ip=10 * REGISTRATIONS)
-    with Upstreams() as upstreams, Enrollment(upstreams, private_rabbit_bus, postgres_database,
-                                              settings=settings).start() as enrollment:
+    with (
+        Upstreams() as upstreams,
+        Enrollment(upstreams, private_rabbit_bus, postgres_database, settings=settings).start() as enrollment,
+    ):
         private_broker_up.stop_app()
-        wait_until(lambda: not enrollment.runtime.consumer.connected.is_set(), timeout=30,
-                   what="the consumer to notice the outage")
+        wait_until(
+            lambda: not enrollment.runtime.consumer.connected.is_set(),
+            timeout=30,
+            what="the consumer to notice the outage",
+        )
 
-        browsers = {unique_email("outage"): TestClient(enrollment.app, base_url=settings.public_url,
-                                                       follow_redirects=False) for _ in range(REGISTRATIONS)}
-        refused = {email: response.status_code for email, browser in browsers.items()
-                   if (response := enrollment.register(email, client=browser)).status_code != 303}
+        browsers = {
+            unique_email("outage"): TestClient(enrollment.app, base_url=settings.public_url, follow_redirects=False)
+            for _ in range(REGISTRATIONS)
+        }
+        refused = {
+            email: response.status_code
+            for email, browser in browsers.items()
+            if (response := enrollment.register(email, client=browser)).status_code != 303
+        }
         assert not refused, f"registrations refused during the outage: {refused}"
         time.sleep(1.0)  # the relay tries, and fails, to publish
         with postgres_database.transaction() as session:
@@ -51,8 +61,11 @@ def test_200_registrations_during_a_broker_outage_are_all_provisioned_exactly_on
         for email, browser in browsers.items():
             assert enrollment.open_link(links[email], browser).status_code == 303, email
             assert enrollment.accept_terms(browser).status_code == 303, email
-        wait_until(lambda: enrolled_count(postgres_database) == REGISTRATIONS, timeout=120,
-                   what=f"{REGISTRATIONS} customers enrolled")
+        wait_until(
+            lambda: enrolled_count(postgres_database) == REGISTRATIONS,
+            timeout=120,
+            what=f"{REGISTRATIONS} customers enrolled",
+        )
         wait_until(lambda: backlog(enrollment) == 0, timeout=30, what="outboxes drained")
         for browser in browsers.values():
             browser.close()
@@ -60,7 +73,9 @@ def test_200_registrations_during_a_broker_outage_are_all_provisioned_exactly_on
         clients = Counter(c.email.lower() for c in upstreams.whmcs.state.clients.values())
         users = Counter(u.email.lower() for u in upstreams.solusvm_state.users.values())
         for email in browsers:
-            assert (clients[email], users[email]) == (1, 1), f"{email}: {clients[email]} WHMCS clients, {users[email]} users"
+            assert (clients[email], users[email]) == (1, 1), (
+                f"{email}: {clients[email]} WHMCS clients, {users[email]} users"
+            )
         assert upstreams.whmcs.calls["AddClient"] == REGISTRATIONS
         with postgres_database.transaction() as session:
             assert session.execute(select(func.count()).select_from(provisioned)).scalar_one() == REGISTRATIONS
@@ -70,8 +85,13 @@ def test_200_registrations_during_a_broker_outage_are_all_provisioned_exactly_on
 
 def enrolled_count(db: Database) -> int:
     with db.transaction() as session:
-        return int(session.execute(select(func.count()).select_from(store.signups)
-                                   .where(store.signups.c.stage == store.Stage.ENROLLED.value)).scalar_one())
+        return int(
+            session.execute(
+                select(func.count())
+                .select_from(store.signups)
+                .where(store.signups.c.stage == store.Stage.ENROLLED.value)
+            ).scalar_one()
+        )
 
 
 def backlog(enrollment: Enrollment) -> int:

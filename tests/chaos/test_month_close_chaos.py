@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from postpay.bootstrap import SERVICES, service_builder
+from services.scheduler.settings import SchedulerSettings
 from shared.bus.rabbit import RabbitBus
 from shared.bus.topology import Naming
 from shared.clock import ManualClock
@@ -37,8 +38,6 @@ from tests.support.billing import PRICES, BillingHarness
 from tests.support.private_broker import PrivateBroker
 from tests.support.service_processes import ProcessEnvironment, ServiceProcess, wait_for_log
 from tests.support.system import Upstreams
-
-from services.scheduler.settings import SchedulerSettings
 
 pytestmark = [pytest.mark.rabbit, pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -60,21 +59,32 @@ def test_month_close_of_2000_customers_under_kills_faults_and_a_broker_restart(
     period = BillingPeriod.parse(PERIOD, TIMEZONE)
     now = period.ends_at + timedelta(minutes=20)
     namespace = f"chaos-{SEED}-{rng.randrange(10**6)}"
-    bus = RabbitBus(private_broker_up.url, naming=Naming(namespace),
-                    retry_delays=[float(d) for d in RETRY_DELAYS.split(",")], confirm_timeout=15)
+    bus = RabbitBus(
+        private_broker_up.url,
+        naming=Naming(namespace),
+        retry_delays=[float(d) for d in RETRY_DELAYS.split(",")],
+        confirm_timeout=15,
+    )
     processes: list[ServiceProcess] = []
 
     with Upstreams(now=now) as upstreams:
-        harness = BillingHarness(upstreams, bus, postgres_database, clock=ManualClock(now),
-                                 scheduler=SchedulerSettings(billing_timezone=TIMEZONE), chunk_size=100)
+        harness = BillingHarness(
+            upstreams,
+            bus,
+            postgres_database,
+            clock=ManualClock(now),
+            scheduler=SchedulerSettings(billing_timezone=TIMEZONE),
+            chunk_size=100,
+        )
         harness.runtime.declare()
         for name in SERVICES:  # the relay process ships every service's outbox, as in production
             service_builder(name)(harness.context.deps).metadata.create_all(postgres_database.engine)
         customers, oracle = seed_customers(harness, rng, CUSTOMERS, VMS_PER_CUSTOMER, period, now)
 
         phase.done("seeded")
-        env = ProcessEnvironment(private_broker_up.url, postgres_database, namespace, upstreams, PRICES,
-                                 retry_delays=RETRY_DELAYS).variables()
+        env = ProcessEnvironment(
+            private_broker_up.url, postgres_database, namespace, upstreams, PRICES, retry_delays=RETRY_DELAYS
+        ).variables()
         collectors = [ServiceProcess("usage-collector", env, tmp_path, label=f"usage-collector-{n}") for n in (1, 2)]
         invoicers = [ServiceProcess("invoicer", env, tmp_path, label=f"invoicer-{n}") for n in (1, 2)]
         relay = ServiceProcess("relay", env, tmp_path, label="relay")
@@ -89,9 +99,12 @@ def test_month_close_of_2000_customers_under_kills_faults_and_a_broker_restart(
             harness.enroll(customers)
             phase.done("customers enrolled")
 
-            upstreams.whmcs.faults.configure(FaultConfig(seed=SEED, rules=[FaultRule.model_validate(r) for r in WHMCS_FAULTS]))
-            upstreams.solusvm_faults.configure(FaultConfig(seed=SEED + 1,
-                                                           rules=[FaultRule.model_validate(r) for r in SOLUSVM_FAULTS]))
+            upstreams.whmcs.faults.configure(
+                FaultConfig(seed=SEED, rules=[FaultRule.model_validate(r) for r in WHMCS_FAULTS])
+            )
+            upstreams.solusvm_faults.configure(
+                FaultConfig(seed=SEED + 1, rules=[FaultRule.model_validate(r) for r in SOLUSVM_FAULTS])
+            )
             report = run_chaos(harness, private_broker_up, rng, collectors, invoicers, relay)
             phase.done("close settled under chaos")
             faults = (upstreams.whmcs.faults.stats(), upstreams.solusvm_faults.stats())
@@ -121,8 +134,14 @@ def test_month_close_of_2000_customers_under_kills_faults_and_a_broker_restart(
         assert any(key.startswith("timeout:") for key in report.whmcs_faults | report.solusvm_faults)
 
 
-def run_chaos(harness: BillingHarness, broker: PrivateBroker, rng: random.Random, collectors: list[ServiceProcess],
-              invoicers: list[ServiceProcess], relay: ServiceProcess) -> ChaosReport:
+def run_chaos(
+    harness: BillingHarness,
+    broker: PrivateBroker,
+    rng: random.Random,
+    collectors: list[ServiceProcess],
+    invoicers: list[ServiceProcess],
+    relay: ServiceProcess,
+) -> ChaosReport:
     """Close the period, then kill and restart processes and the broker as the close progresses."""
 
     def delay() -> float:
@@ -160,5 +179,6 @@ def run_chaos(harness: BillingHarness, broker: PrivateBroker, rng: random.Random
     # A kill planned for a moment the close had already passed lands on an idle process: say so.
     for victim in victims:
         assert all(fraction < 1.0 for fraction in victim.killed_at_progress), (
-            f"{victim.process.label} was killed after the close had finished: {victim.killed_at_progress}")
+            f"{victim.process.label} was killed after the close had finished: {victim.killed_at_progress}"
+        )
     return ChaosReport(victims, broker_restarts, {}, {}, {}, time.monotonic() - started)

@@ -31,6 +31,7 @@ from typing import Any
 import pytest
 
 from postpay.bootstrap import SERVICES, service_builder
+from services.scheduler.settings import SchedulerSettings
 from shared.bus.rabbit import RabbitBus
 from shared.bus.topology import Naming
 from shared.clock import ManualClock
@@ -54,8 +55,6 @@ from tests.support.billing import PRICES, BillingHarness, Customer
 from tests.support.private_cluster import PrivateCluster
 from tests.support.service_processes import ProcessEnvironment
 from tests.support.system import Upstreams
-
-from services.scheduler.settings import SchedulerSettings
 
 pytestmark = [pytest.mark.rabbit, pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -84,8 +83,11 @@ class ClusterClose:
     finished_at: float = 0.0
 
     def billing_queues(self) -> list[str]:
-        return [self.bus.naming.queue(s.queue) for name in ("usage_collector", "invoicer")
-                for s in self.harness.context.services[name].subscriptions]
+        return [
+            self.bus.naming.queue(s.queue)
+            for name in ("usage_collector", "invoicer")
+            for s in self.harness.context.services[name].subscriptions
+        ]
 
     def wait(self, condition: Callable[[], Any], what: str, timeout: float = RECOVERY_TIMEOUT) -> Any:
         return wait_for(condition, what, timeout, self.processes)
@@ -110,8 +112,10 @@ class ClusterClose:
         for process in self.processes:
             assert process.terminate() == 0, f"{process.label} did not stop cleanly:\n{process.log_tail()}"
         self.clock.stop()
-        lines = [f"{name}: {CUSTOMERS} customers x {VMS_PER_CUSTOMER} VMs on a {len(self.cluster.nodes)}-node "
-                 f"cluster, {len(self.processes)} processes"]
+        lines = [
+            f"{name}: {CUSTOMERS} customers x {VMS_PER_CUSTOMER} VMs on a {len(self.cluster.nodes)}-node "
+            f"cluster, {len(self.processes)} processes"
+        ]
         ends = [failure.at for failure in failures[1:]] + [self.finished_at]
         lines += [failure.line(self.clock, CUSTOMERS, until) for failure, until in zip(failures, ends)]
         print("\n" + "\n".join(lines), flush=True)
@@ -121,26 +125,39 @@ class ClusterClose:
 
 
 @contextmanager
-def month_close_on(cluster: PrivateCluster, db: Database, log_dir: Path, artifacts_dir: Path, *, seed: int,
-                   group_size: int | None) -> Iterator[ClusterClose]:
+def month_close_on(
+    cluster: PrivateCluster, db: Database, log_dir: Path, artifacts_dir: Path, *, seed: int, group_size: int | None
+) -> Iterator[ClusterClose]:
     """Customers seeded and enrolled, six processes running over the cluster; the close not yet begun."""
     phase = Phases("cluster")
     rng = random.Random(seed)
     period = BillingPeriod.parse(PERIOD, TIMEZONE)
     now = period.ends_at + timedelta(minutes=20)
     namespace = f"cluster-{seed}-{uuid.uuid4().hex[:6]}"
-    bus = RabbitBus(cluster.url(), naming=Naming(namespace), retry_delays=[float(d) for d in RETRY_DELAYS.split(",")],
-                    confirm_timeout=15, quorum_initial_group_size=group_size)
+    bus = RabbitBus(
+        cluster.url(),
+        naming=Naming(namespace),
+        retry_delays=[float(d) for d in RETRY_DELAYS.split(",")],
+        confirm_timeout=15,
+        quorum_initial_group_size=group_size,
+    )
     with Upstreams(now=now) as upstreams:
-        harness = BillingHarness(upstreams, bus, db, clock=ManualClock(now),
-                                 scheduler=SchedulerSettings(billing_timezone=TIMEZONE), chunk_size=100)
+        harness = BillingHarness(
+            upstreams,
+            bus,
+            db,
+            clock=ManualClock(now),
+            scheduler=SchedulerSettings(billing_timezone=TIMEZONE),
+            chunk_size=100,
+        )
         for name in SERVICES:  # the relay processes ship every service's outbox, as in production
             service_builder(name)(harness.context.deps).metadata.create_all(db.engine)
         customers, oracle = seed_customers(harness, rng, CUSTOMERS, VMS_PER_CUSTOMER, period, now)
         phase.done("seeded")
         extra = {"POSTPAY_QUORUM_INITIAL_GROUP_SIZE": str(group_size)} if group_size else {}
-        env = ProcessEnvironment(cluster.url(), db, namespace, upstreams, PRICES, retry_delays=RETRY_DELAYS,
-                                 extra=extra).variables()
+        env = ProcessEnvironment(
+            cluster.url(), db, namespace, upstreams, PRICES, retry_delays=RETRY_DELAYS, extra=extra
+        ).variables()
         processes = spread_processes(cluster, env, log_dir)
         clock = InvoiceClock(harness)
         try:
@@ -163,8 +180,11 @@ def month_close_on(cluster: PrivateCluster, db: Database, log_dir: Path, artifac
 
 def assert_replicated_on_every_node(close: ClusterClose, namespace: str) -> None:
     queues = {name: row for name, row in close.cluster.quorum_queues().items() if name.startswith(f"{namespace}.")}
-    expected = {close.bus.naming.queue(s.queue) for service in close.harness.context.services.values()
-                for s in service.subscriptions}
+    expected = {
+        close.bus.naming.queue(s.queue)
+        for service in close.harness.context.services.values()
+        for s in service.subscriptions
+    }
     assert expected <= queues.keys(), sorted(expected - queues.keys())
     everywhere = {node.nodename for node in close.cluster.nodes}
     thin = {name: row["members"] for name, row in queues.items() if set(row["members"]) != everywhere}
@@ -181,9 +201,12 @@ def test_a_month_close_survives_sigkill_of_the_node_leading_its_queues(
         on_victim = [p for p in close.processes if cluster.nodes[p.first_node] is victim]
         close.harness.close(PERIOD)
         close.wait_invoices(CUSTOMERS // 5)
-        kill = begin(f"SIGKILL of node {cluster.index(victim)} (leader of {led} of the {len(queues)} usage-collector "
-                     f"and invoicer queues; first node of {', '.join(p.label for p in on_victim)})",
-                     close.clock, close.processes)
+        kill = begin(
+            f"SIGKILL of node {cluster.index(victim)} (leader of {led} of the {len(queues)} usage-collector "
+            f"and invoicer queues; first node of {', '.join(p.label for p in on_victim)})",
+            close.clock,
+            close.processes,
+        )
         victim.kill()
         close.phase.done("leading node killed")
 
@@ -217,8 +240,12 @@ def test_a_month_close_waits_out_the_loss_of_the_cluster_majority(
         close.harness.close(PERIOD)
         close.wait_invoices(CUSTOMERS // 4)
         stopped = [leader, cluster.nodes[(cluster.nodes.index(leader) + 1) % len(cluster.nodes)]]
-        outage = begin(f"stop of nodes {' and '.join(str(cluster.index(n)) for n in stopped)} (2 of 3, the leading "
-                       "node among them)", close.clock, close.processes)
+        outage = begin(
+            f"stop of nodes {' and '.join(str(cluster.index(n)) for n in stopped)} (2 of 3, the leading "
+            "node among them)",
+            close.clock,
+            close.processes,
+        )
         cluster.stop_nodes(stopped)
         close.phase.done("majority stopped")
 

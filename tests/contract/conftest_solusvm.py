@@ -29,34 +29,82 @@ WORKED_EXAMPLE_SEED: dict[str, Any] = {
     "plans": [{"id": 3, "name": "S", "tokens_per_hour": 7, "tokens_per_month": 5000}],
     "users": [{"id": 12, "email": "may@example.com"}],
     "servers": [
-        {"id": 100, "uuid": "0b6f1d0e-3c55-4c1a-9a39-2f4f6b1c1a00", "name": "vps-100", "user_id": 12,
-         "plan_id": 3, "created_at": "2024-04-20T09:00:00Z"},
-        {"id": 101, "uuid": "5a1d2c3b-4e5f-4a6b-8c7d-9e0f1a2b3c4d", "name": "vps-101", "user_id": 12,
-         "plan_id": 3, "created_at": "2024-05-02T20:00:00Z"},
-        {"id": 102, "uuid": "c3d4e5f6-a7b8-4c9d-8e0f-1a2b3c4d5e6f", "name": "tmp", "user_id": 12,
-         "plan_id": 3, "created_at": "2024-05-10T08:00:00Z", "deleted_at": "2024-05-10T08:05:00Z"},
+        {
+            "id": 100,
+            "uuid": "0b6f1d0e-3c55-4c1a-9a39-2f4f6b1c1a00",
+            "name": "vps-100",
+            "user_id": 12,
+            "plan_id": 3,
+            "created_at": "2024-04-20T09:00:00Z",
+        },
+        {
+            "id": 101,
+            "uuid": "5a1d2c3b-4e5f-4a6b-8c7d-9e0f1a2b3c4d",
+            "name": "vps-101",
+            "user_id": 12,
+            "plan_id": 3,
+            "created_at": "2024-05-02T20:00:00Z",
+        },
+        {
+            "id": 102,
+            "uuid": "c3d4e5f6-a7b8-4c9d-8e0f-1a2b3c4d5e6f",
+            "name": "tmp",
+            "user_id": 12,
+            "plan_id": 3,
+            "created_at": "2024-05-10T08:00:00Z",
+            "deleted_at": "2024-05-10T08:05:00Z",
+        },
         # Stopped for the whole month: ran in April only, so May omits it.
-        {"id": 103, "uuid": "d4e5f6a7-b8c9-4d0e-8f1a-2b3c4d5e6f70", "name": "idle", "user_id": 12,
-         "plan_id": 3, "created_at": "2024-04-01T00:00:00Z",
-         "intervals": [["2024-04-01T00:00:00Z", "2024-04-30T00:00:00Z"]]},
+        {
+            "id": 103,
+            "uuid": "d4e5f6a7-b8c9-4d0e-8f1a-2b3c4d5e6f70",
+            "name": "idle",
+            "user_id": 12,
+            "plan_id": 3,
+            "created_at": "2024-04-01T00:00:00Z",
+            "intervals": [["2024-04-01T00:00:00Z", "2024-04-30T00:00:00Z"]],
+        },
     ],
 }
-WORKED_EXAMPLE_ANSWER: dict[str, Any] = {"data": {
-    "user_id": 12,
-    "period": {"from": "2024-05-01T00:00:00Z", "to": "2024-06-01T00:00:00Z"},
-    "servers": [
-        {"id": 100, "uuid": "0b6f1d0e-3c55-4c1a-9a39-2f4f6b1c1a00", "name": "vps-100",
-         "plan": {"id": 3, "name": "S", "tokens_per_hour": 7, "tokens_per_month": 5000},
-         "created_at": "2024-04-20T09:00:00Z", "deleted_at": None, "hours": 744, "tokens": 5000},
-        {"id": 101, "uuid": "5a1d2c3b-4e5f-4a6b-8c7d-9e0f1a2b3c4d", "name": "vps-101",
-         "plan": {"id": 3, "name": "S", "tokens_per_hour": 7, "tokens_per_month": 5000},
-         "created_at": "2024-05-02T20:00:00Z", "deleted_at": None, "hours": 700, "tokens": 4900},
-        {"id": 102, "uuid": "c3d4e5f6-a7b8-4c9d-8e0f-1a2b3c4d5e6f", "name": "tmp",
-         "plan": {"id": 3, "name": "S", "tokens_per_hour": 7, "tokens_per_month": 5000},
-         "created_at": "2024-05-10T08:00:00Z", "deleted_at": "2024-05-10T08:05:00Z", "hours": 1, "tokens": 7},
-    ],
-    "total_tokens": 9907,
-}}
+WORKED_EXAMPLE_ANSWER: dict[str, Any] = {
+    "data": {
+        "user_id": 12,
+        "period": {"from": "2024-05-01T00:00:00Z", "to": "2024-06-01T00:00:00Z"},
+        "servers": [
+            {
+                "id": 100,
+                "uuid": "0b6f1d0e-3c55-4c1a-9a39-2f4f6b1c1a00",
+                "name": "vps-100",
+                "plan": {"id": 3, "name": "S", "tokens_per_hour": 7, "tokens_per_month": 5000},
+                "created_at": "2024-04-20T09:00:00Z",
+                "deleted_at": None,
+                "hours": 744,
+                "tokens": 5000,
+            },
+            {
+                "id": 101,
+                "uuid": "5a1d2c3b-4e5f-4a6b-8c7d-9e0f1a2b3c4d",
+                "name": "vps-101",
+                "plan": {"id": 3, "name": "S", "tokens_per_hour": 7, "tokens_per_month": 5000},
+                "created_at": "2024-05-02T20:00:00Z",
+                "deleted_at": None,
+                "hours": 700,
+                "tokens": 4900,
+            },
+            {
+                "id": 102,
+                "uuid": "c3d4e5f6-a7b8-4c9d-8e0f-1a2b3c4d5e6f",
+                "name": "tmp",
+                "plan": {"id": 3, "name": "S", "tokens_per_hour": 7, "tokens_per_month": 5000},
+                "created_at": "2024-05-10T08:00:00Z",
+                "deleted_at": "2024-05-10T08:05:00Z",
+                "hours": 1,
+                "tokens": 7,
+            },
+        ],
+        "total_tokens": 9907,
+    }
+}
 
 
 @dataclass

@@ -29,8 +29,15 @@ def add_client(whmcs: WhmcsClient, email: str) -> int:
 def test_whmcs_client_status_email_payment_and_deletion(whmcs_client: WhmcsClient, whmcs: RunningWhmcs) -> None:
     client_id = add_client(whmcs_client, "ada@example.com")
     other_id = add_client(whmcs_client, "other@example.com")
-    invoice_id = whmcs_client.create_invoice(client_id, [InvoiceLine("usage", Decimal("9.99"))], date=NOW.date(),
-                                             due_date=NOW.date(), notes="n", send_invoice=False, payment_method=None)
+    invoice_id = whmcs_client.create_invoice(
+        client_id,
+        [InvoiceLine("usage", Decimal("9.99"))],
+        date=NOW.date(),
+        due_date=NOW.date(),
+        notes="n",
+        send_invoice=False,
+        payment_method=None,
+    )
 
     whmcs_client.update_client(client_id, status="Closed", email="ada.new@example.com")
     client = whmcs_client.get_client(client_id)
@@ -54,7 +61,9 @@ def test_whmcs_client_status_email_payment_and_deletion(whmcs_client: WhmcsClien
 def test_solusvm_user_status_and_its_changes_are_in_the_admin_view(
     solusvm_sim: RunningSim, solusvm_api: httpx.Client
 ) -> None:
-    created = solusvm_api.post("/api/v1/users", json={"email": "s@example.com", "password": "Pw-12345678"}).json()["data"]
+    created = solusvm_api.post("/api/v1/users", json={"email": "s@example.com", "password": "Pw-12345678"}).json()[
+        "data"
+    ]
     user_id = created["id"]
     for status in ("suspended", "suspended", "active", "locked"):
         assert solusvm_api.patch(f"/api/v1/users/{user_id}", json={"status": status}).status_code == 200
@@ -62,7 +71,10 @@ def test_solusvm_user_status_and_its_changes_are_in_the_admin_view(
     assert [(u["id"], u["status"]) for u in view] == [(user_id, "locked")]
     changes = httpx.get(f"{solusvm_sim.url}/_sim/status_changes", params={"user_id": user_id}).json()["data"]
     # Setting the status a user already has is no change.
-    assert [(c["from"], c["to"]) for c in changes] == [("active", "suspended"), ("suspended", "active"),
-                                                       ("active", "locked")]
+    assert [(c["from"], c["to"]) for c in changes] == [
+        ("active", "suspended"),
+        ("suspended", "active"),
+        ("active", "locked"),
+    ]
     assert all(c["user_id"] == user_id and c["at"].endswith("Z") for c in changes)
     assert httpx.get(f"{solusvm_sim.url}/_sim/status_changes", params={"user_id": "x"}).status_code == 422

@@ -24,7 +24,9 @@ from tests.contract.conftest_solusvm import (  # noqa: F401  (fixtures)
 LOGS = "/api/v1/activity_logs"
 ENTRY_KEYS = {"id", "event", "user_id", "user_email", "data", "created_at"}
 CREATED, DELETE_REQUESTED, BATCH_DELETED = (
-    "compute_resource_vm_created", "compute_resource_vm_delete_requested", "compute_resource_vm_batch_deleted",
+    "compute_resource_vm_created",
+    "compute_resource_vm_delete_requested",
+    "compute_resource_vm_batch_deleted",
 )
 
 
@@ -58,7 +60,10 @@ class TestActivityLogs:
         assert solusvm_api.delete(f"/api/v1/servers/{server['id']}").status_code == 200
         found = entries(solusvm_api)
         assert [entry["event"] for entry in found] == [
-            DELETE_REQUESTED, CREATED, "compute_resource_vm_create_requested"], "newest first"
+            DELETE_REQUESTED,
+            CREATED,
+            "compute_resource_vm_create_requested",
+        ], "newest first"
         for entry in found:
             assert set(entry) == ENTRY_KEYS
             assert entry["data"]["id"] == server["id"] and entry["data"]["uuid"] == server["uuid"]
@@ -90,7 +95,10 @@ class TestActivityLogs:
         new_server(solusvm_api, bob)
         solusvm_api.delete(f"/api/v1/servers/{mine['id']}")
         assert {e["event"] for e in entries(solusvm_api, **{"filter[user_id]": alice})} == {
-            CREATED, DELETE_REQUESTED, "compute_resource_vm_create_requested"}
+            CREATED,
+            DELETE_REQUESTED,
+            "compute_resource_vm_create_requested",
+        }
         deletions = entries(solusvm_api, **{"filter[event]": DELETE_REQUESTED})
         assert [e["data"]["id"] for e in deletions] == [mine["id"]]
         assert entries(solusvm_api, **{"filter[user_id]": bob, "filter[event]": DELETE_REQUESTED}) == []
@@ -107,30 +115,67 @@ class TestActivityLogs:
         self, solusvm_sim: RunningSim, solusvm_api: httpx.Client
     ) -> None:
         # Seeded out of time order: the later deletion first, then a server created in between.
-        solusvm_sim.seed({"users": [{"id": 50, "email": "future@example.com"}], "servers": [
-            {"id": 500, "user_id": 50, "plan_id": 1, "created_at": iso(timedelta(hours=1)),
-             "deleted_at": iso(timedelta(hours=5)), "delete_event": BATCH_DELETED},
-            {"id": 501, "user_id": 50, "plan_id": 1, "created_at": iso(timedelta(hours=2))},
-        ]})
+        solusvm_sim.seed(
+            {
+                "users": [{"id": 50, "email": "future@example.com"}],
+                "servers": [
+                    {
+                        "id": 500,
+                        "user_id": 50,
+                        "plan_id": 1,
+                        "created_at": iso(timedelta(hours=1)),
+                        "deleted_at": iso(timedelta(hours=5)),
+                        "delete_event": BATCH_DELETED,
+                    },
+                    {"id": 501, "user_id": 50, "plan_id": 1, "created_at": iso(timedelta(hours=2))},
+                ],
+            }
+        )
         assert entries(solusvm_api) == []
         solusvm_sim.clock.advance(3 * 3600)
         assert [(e["event"], e["data"]["id"]) for e in entries(solusvm_api)] == [(CREATED, 501), (CREATED, 500)]
         solusvm_sim.clock.advance(3 * 3600)
         found = entries(solusvm_api)
         assert (found[0]["event"], found[0]["data"]["id"], found[0]["created_at"]) == (
-            BATCH_DELETED, 500, iso(timedelta(hours=5)))
+            BATCH_DELETED,
+            500,
+            iso(timedelta(hours=5)),
+        )
         assert [e["id"] for e in found] == sorted((e["id"] for e in found), reverse=True)
 
     def test_an_unknown_deletion_event_is_refused_by_the_seed(self, solusvm_sim: RunningSim) -> None:
-        response = httpx.post(f"{solusvm_sim.url}/_sim/seed", json={"users": [{"id": 51, "email": "x@example.com"}],
-                              "servers": [{"user_id": 51, "plan_id": 1, "created_at": iso(timedelta()),
-                                           "deleted_at": iso(timedelta(hours=1)), "delete_event": "gone"}]})
+        response = httpx.post(
+            f"{solusvm_sim.url}/_sim/seed",
+            json={
+                "users": [{"id": 51, "email": "x@example.com"}],
+                "servers": [
+                    {
+                        "user_id": 51,
+                        "plan_id": 1,
+                        "created_at": iso(timedelta()),
+                        "deleted_at": iso(timedelta(hours=1)),
+                        "delete_event": "gone",
+                    }
+                ],
+            },
+        )
         assert response.status_code == 422 and "servers.0.delete_event" in response.json()["errors"]
 
     def test_the_log_survives_a_state_round_trip(self, solusvm_sim: RunningSim, solusvm_api: httpx.Client) -> None:
-        solusvm_sim.seed({"users": [{"id": 52, "email": "trip@example.com"}], "servers": [
-            {"id": 520, "user_id": 52, "plan_id": 1, "created_at": iso(-timedelta(hours=1)),
-             "deleted_at": iso(timedelta(hours=1))}]})
+        solusvm_sim.seed(
+            {
+                "users": [{"id": 52, "email": "trip@example.com"}],
+                "servers": [
+                    {
+                        "id": 520,
+                        "user_id": 52,
+                        "plan_id": 1,
+                        "created_at": iso(-timedelta(hours=1)),
+                        "deleted_at": iso(timedelta(hours=1)),
+                    }
+                ],
+            }
+        )
         before = entries(solusvm_api)
         state = httpx.get(f"{solusvm_sim.url}/_sim/state").json()
         assert httpx.put(f"{solusvm_sim.url}/_sim/state", json=state).status_code == 200
@@ -142,12 +187,17 @@ class TestActivityLogs:
 HISTORY = {
     "users": [{"id": 60, "email": "history@example.com"}],
     "plans": [{"id": 8, "name": "Big", "tokens_per_hour": 20, "tokens_per_month": 9000}],
-    "servers": [{
-        "id": 600, "user_id": 60, "plan_id": 1, "created_at": iso(timedelta(hours=1)),
-        "intervals": [[iso(timedelta(hours=1)), iso(timedelta(hours=3))], [iso(timedelta(hours=4)), None]],
-        "plan_changes": [[iso(timedelta(hours=5)), 8]],
-        "deleted_at": None,
-    }],
+    "servers": [
+        {
+            "id": 600,
+            "user_id": 60,
+            "plan_id": 1,
+            "created_at": iso(timedelta(hours=1)),
+            "intervals": [[iso(timedelta(hours=1)), iso(timedelta(hours=3))], [iso(timedelta(hours=4)), None]],
+            "plan_changes": [[iso(timedelta(hours=5)), 8]],
+            "deleted_at": None,
+        }
+    ],
 }
 
 
@@ -182,8 +232,20 @@ class TestServersFollowTheClock:
     def test_a_seeded_deletion_hides_the_server_from_its_instant(
         self, solusvm_sim: RunningSim, solusvm_api: httpx.Client
     ) -> None:
-        solusvm_sim.seed({**HISTORY, "plans": [], "servers": [
-            {**HISTORY["servers"][0], "plan_changes": [], "intervals": None, "deleted_at": iso(timedelta(hours=2))}]})
+        solusvm_sim.seed(
+            {
+                **HISTORY,
+                "plans": [],
+                "servers": [
+                    {
+                        **HISTORY["servers"][0],
+                        "plan_changes": [],
+                        "intervals": None,
+                        "deleted_at": iso(timedelta(hours=2)),
+                    }
+                ],
+            }
+        )
         assert self.at(solusvm_sim, solusvm_api, 1.99) is not None
         assert self.at(solusvm_sim, solusvm_api, 2.0) is None
 
@@ -206,9 +268,9 @@ class TestServersFollowTheClock:
         assert self.at(solusvm_sim, solusvm_api, 6)["status"] == "stopped"  # type: ignore[index]
 
     @pytest.mark.parametrize("change", [[["2020-01-01T00:00:00Z", 8]], [["bad", 8]], [[None, 99]], "x"])
-    def test_plan_changes_outside_the_life_or_unknown_are_refused(
-        self, solusvm_sim: RunningSim, change: Any
-    ) -> None:
+    def test_plan_changes_outside_the_life_or_unknown_are_refused(self, solusvm_sim: RunningSim, change: Any) -> None:
         server = {**HISTORY["servers"][0], "plan_changes": change}
         response = httpx.post(f"{solusvm_sim.url}/_sim/seed", json={**HISTORY, "servers": [server]})
-        assert response.status_code == 422 and any(k.startswith("servers.0.plan_changes") for k in response.json()["errors"])
+        assert response.status_code == 422 and any(
+            k.startswith("servers.0.plan_changes") for k in response.json()["errors"]
+        )

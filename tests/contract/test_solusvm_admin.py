@@ -32,16 +32,22 @@ ROOT = Path(__file__).resolve().parents[2]
 
 class TestSeed:
     def test_seed_answers_the_ids_it_created(self, solusvm_sim: RunningSim) -> None:
-        created = solusvm_sim.seed({
-            "limit_groups": [{"id": 4, "name": "Post-pay"}],
-            "locations": [{"name": "Frankfurt"}],
-            "plans": [{"name": "XL", "tokens_per_hour": 50, "tokens_per_month": 30000}],
-            "users": [{"email": "a@example.com", "status": "suspended", "limit_group_id": 4, "billing_user_id": "17"}],
-        })
+        created = solusvm_sim.seed(
+            {
+                "limit_groups": [{"id": 4, "name": "Post-pay"}],
+                "locations": [{"name": "Frankfurt"}],
+                "plans": [{"name": "XL", "tokens_per_hour": 50, "tokens_per_month": 30000}],
+                "users": [
+                    {"email": "a@example.com", "status": "suspended", "limit_group_id": 4, "billing_user_id": "17"}
+                ],
+            }
+        )
         assert created == {"limit_groups": [4], "locations": [2], "plans": [4], "users": [2], "servers": []}
         user = solusvm_sim.users_with_email("A@example.com")[0]
         assert (user["status"], user["limit_group"], user["billing_user_id"]) == (
-            "suspended", {"id": 4, "name": "Post-pay"}, 17,
+            "suspended",
+            {"id": 4, "name": "Post-pay"},
+            17,
         )
 
     @pytest.mark.parametrize(
@@ -54,10 +60,14 @@ class TestSeed:
             ({"intervals": [["2024-04-01T00:00:00Z", None]]}, "servers.0.intervals.0"),
             ({"intervals": [["2024-05-02T00:00:00Z", "2024-05-01T00:00:00Z"]]}, "servers.0.intervals.0"),
             ({"intervals": [["2024-05-01T00:00:00Z", None], ["2024-05-03T00:00:00Z", None]]}, "servers.0.intervals.1"),
-            ({"intervals": [["2024-05-01T00:00:00Z", "2024-05-05T00:00:00Z"],
-                            ["2024-05-04T00:00:00Z", None]]}, "servers.0.intervals.1"),
-            ({"deleted_at": "2024-05-02T00:00:00Z", "intervals": [["2024-05-01T00:00:00Z", None]]},
-             "servers.0.intervals.0"),
+            (
+                {"intervals": [["2024-05-01T00:00:00Z", "2024-05-05T00:00:00Z"], ["2024-05-04T00:00:00Z", None]]},
+                "servers.0.intervals.1",
+            ),
+            (
+                {"deleted_at": "2024-05-02T00:00:00Z", "intervals": [["2024-05-01T00:00:00Z", None]]},
+                "servers.0.intervals.0",
+            ),
         ],
     )
     def test_invalid_seed_is_422_and_changes_nothing(
@@ -134,7 +144,9 @@ class TestPersistence:
         with running_simulator(state_file=state_file) as sim:
             sim.seed(WORKED_EXAMPLE_SEED)
             httpx.post(f"{sim.url}/_sim/state/save")
-        faults_file.write_text(json.dumps({"rules": [{"kind": "server_error", "route": "GET /api/v1/plans", "status": 503}]}))
+        faults_file.write_text(
+            json.dumps({"rules": [{"kind": "server_error", "route": "GET /api/v1/plans", "status": 503}]})
+        )
         app = build_app(seed=3, state_file=state_file, faults_file=faults_file)
         with ServerThread(app) as server:
             assert httpx.get(f"{server.url}/api/v1/plans", headers=ADMIN_HEADERS).status_code == 503

@@ -16,9 +16,28 @@ from tests.contract.conftest_solusvm import (  # noqa: F401  (fixtures)
 )
 
 SERVER_KEYS = {
-    "id", "name", "description", "uuid", "virtualization_type", "os_type", "specifications", "plan", "status",
-    "real_status", "is_suspended", "is_processing", "user", "project", "location", "compute_resource",
-    "ip_addresses", "fqdns", "boot_mode", "usage", "created_at", "deleted_at",
+    "id",
+    "name",
+    "description",
+    "uuid",
+    "virtualization_type",
+    "os_type",
+    "specifications",
+    "plan",
+    "status",
+    "real_status",
+    "is_suspended",
+    "is_processing",
+    "user",
+    "project",
+    "location",
+    "compute_resource",
+    "ip_addresses",
+    "fqdns",
+    "boot_mode",
+    "usage",
+    "created_at",
+    "deleted_at",
 }
 TASK_KEYS = {"id", "compute_resource_id", "queue", "action", "status", "output", "progress", "duration"}
 
@@ -81,7 +100,9 @@ class TestCreateAndRead:
 
     def test_application_instead_of_os_is_accepted(self, solusvm_api: httpx.Client) -> None:
         user_id = new_user(solusvm_api)
-        response = solusvm_api.post("/api/v1/servers", json={"plan": 1, "location": 1, "application": 4, "user": user_id})
+        response = solusvm_api.post(
+            "/api/v1/servers", json={"plan": 1, "location": 1, "application": 4, "user": user_id}
+        )
         assert response.status_code == 201
 
 
@@ -156,8 +177,12 @@ class TestActions:
 class TestMonitoring:
     @pytest.mark.parametrize(
         ("metric", "keys"),
-        [("cpu", {"time", "load_average"}), ("network", {"time", "derivative"}),
-         ("disks", {"time", "derivative"}), ("memory", {"time", "memory"})],
+        [
+            ("cpu", {"time", "load_average"}),
+            ("network", {"time", "derivative"}),
+            ("disks", {"time", "derivative"}),
+            ("memory", {"time", "memory"}),
+        ],
     )
     def test_samples_are_keyed_by_uuid(self, solusvm_api: httpx.Client, metric: str, keys: set[str]) -> None:
         server = new_server(solusvm_api, new_user(solusvm_api))

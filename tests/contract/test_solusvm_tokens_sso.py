@@ -78,7 +78,9 @@ class TestSsoRoute:
     def test_the_admin_api_token_is_not_an_sso_token(self, solusvm_sim: RunningSim) -> None:
         assert sso(solusvm_sim, ADMIN_HEADERS["Authorization"].split()[1]).status_code == 401
 
-    def test_a_reusable_user_token_is_not_an_sso_token(self, solusvm_sim: RunningSim, solusvm_api: httpx.Client) -> None:
+    def test_a_reusable_user_token_is_not_an_sso_token(
+        self, solusvm_sim: RunningSim, solusvm_api: httpx.Client
+    ) -> None:
         user_id = new_user(solusvm_api)
         token = solusvm_api.post(f"/api/v1/users/{user_id}/tokens", json={"is_one_time": False}).json()["data"]
         assert sso(solusvm_sim, token["access_token"]).status_code == 401
@@ -134,7 +136,9 @@ class TestUserTokensAndAccount:
 
     def test_password_login(self, solusvm_sim: RunningSim, solusvm_api: httpx.Client) -> None:
         new_user(solusvm_api, "login@example.com", password="s3cret-pw")
-        ok = httpx.post(f"{solusvm_sim.url}/api/v1/auth/login", json={"email": "login@example.com", "password": "s3cret-pw"})
+        ok = httpx.post(
+            f"{solusvm_sim.url}/api/v1/auth/login", json={"email": "login@example.com", "password": "s3cret-pw"}
+        )
         assert ok.status_code == 200
         credentials = ok.json()["data"]["credentials"]
         assert set(credentials) == {"access_token", "token_type", "expires_at"}

@@ -50,23 +50,27 @@ class TestWorkedExample:
         solusvm_sim.seed(WORKED_EXAMPLE_SEED)
         body = usage(solusvm_api, 12, "from=2024-04-30T22:00:00Z&to=2024-05-31T22:00:00Z").json()["data"]
         assert [(s["id"], s["hours"], s["tokens"]) for s in body["servers"]] == [
-            (100, 744, 5000), (101, 698, 4886), (102, 1, 7),
+            (100, 744, 5000),
+            (101, 698, 4886),
+            (102, 1, 7),
         ]
         assert body["total_tokens"] == 5000 + 4886 + 7
 
 
 class TestRunIntervals:
-    def test_stop_start_and_restart_drive_billed_hours(self, solusvm_sim: RunningSim, solusvm_api: httpx.Client) -> None:
+    def test_stop_start_and_restart_drive_billed_hours(
+        self, solusvm_sim: RunningSim, solusvm_api: httpx.Client
+    ) -> None:
         user = solusvm_api.post("/api/v1/users", json={"email": "run@example.com"}).json()["data"]["id"]
         server = solusvm_api.post("/api/v1/servers", json={"plan": 1, "location": 1, "os": 1, "user": user})
         path = f"/api/v1/servers/{server.json()['data']['id']}"
-        solusvm_sim.clock.advance(1800)                       # 30 min running
+        solusvm_sim.clock.advance(1800)  # 30 min running
         solusvm_api.post(f"{path}/stop")
-        solusvm_sim.clock.advance(7200)                       # 2 h stopped: not billed
+        solusvm_sim.clock.advance(7200)  # 2 h stopped: not billed
         solusvm_api.post(f"{path}/start")
-        solusvm_sim.clock.advance(1800)                       # 30 min running
-        solusvm_api.post(f"{path}/restart")                   # does not interrupt
-        solusvm_sim.clock.advance(1)                          # 1 s more: 3601 s in all
+        solusvm_sim.clock.advance(1800)  # 30 min running
+        solusvm_api.post(f"{path}/restart")  # does not interrupt
+        solusvm_sim.clock.advance(1)  # 1 s more: 3601 s in all
         window = "from=2024-06-15T00:00:00Z&to=2024-06-16T00:00:00Z"
         assert usage(solusvm_api, user, window).json()["data"]["servers"][0]["hours"] == 2
         solusvm_api.delete(path)
@@ -78,20 +82,35 @@ class TestRunIntervals:
     def test_deleted_server_keeps_the_plan_it_had_at_deletion(
         self, solusvm_sim: RunningSim, solusvm_api: httpx.Client
     ) -> None:
-        solusvm_sim.seed({
-            "plans": [{"id": 5, "name": "X", "tokens_per_hour": 10, "tokens_per_month": 1000}],
-            "users": [{"id": 40, "email": "x@example.com"}],
-            "servers": [{"id": 7, "user_id": 40, "plan_id": 5, "created_at": "2024-05-01T00:00:00Z",
-                         "deleted_at": "2024-05-01T03:00:00Z"}],
-        })
+        solusvm_sim.seed(
+            {
+                "plans": [{"id": 5, "name": "X", "tokens_per_hour": 10, "tokens_per_month": 1000}],
+                "users": [{"id": 40, "email": "x@example.com"}],
+                "servers": [
+                    {
+                        "id": 7,
+                        "user_id": 40,
+                        "plan_id": 5,
+                        "created_at": "2024-05-01T00:00:00Z",
+                        "deleted_at": "2024-05-01T03:00:00Z",
+                    }
+                ],
+            }
+        )
         solusvm_sim.seed({"plans": [{"id": 5, "name": "X", "tokens_per_hour": 99, "tokens_per_month": 9999}]})
-        server = usage(solusvm_api, 40, "from=2024-05-01T00:00:00Z&to=2024-06-01T00:00:00Z").json()["data"]["servers"][0]
+        server = usage(solusvm_api, 40, "from=2024-05-01T00:00:00Z&to=2024-06-01T00:00:00Z").json()["data"]["servers"][
+            0
+        ]
         assert server["plan"] == {"id": 5, "name": "X", "tokens_per_hour": 10, "tokens_per_month": 1000}
         assert (server["hours"], server["tokens"]) == (3, 30)
 
     def test_open_interval_is_billed_only_until_now(self, solusvm_sim: RunningSim, solusvm_api: httpx.Client) -> None:
-        solusvm_sim.seed({"users": [{"id": 50, "email": "now@example.com"}],
-                          "servers": [{"id": 8, "user_id": 50, "plan_id": 1, "created_at": "2024-06-15T10:30:00Z"}]})
+        solusvm_sim.seed(
+            {
+                "users": [{"id": 50, "email": "now@example.com"}],
+                "servers": [{"id": 8, "user_id": 50, "plan_id": 1, "created_at": "2024-06-15T10:30:00Z"}],
+            }
+        )
         body = usage(solusvm_api, 50, "from=2024-06-01T00:00:00Z&to=2024-07-01T00:00:00Z").json()["data"]
         assert body["servers"][0]["hours"] == 2  # 10:30 -> 12:00 (the clock) is 1.5 h
 
@@ -129,7 +148,9 @@ class TestEmptyAndErrors:
             ("from=2024-05-01T00:00:00Z&to=2024-06-02T00:00:01Z", {"to"}),
         ],
     )
-    def test_invalid_windows_are_422_naming_the_field(self, solusvm_api: httpx.Client, query: str, fields: set[str]) -> None:
+    def test_invalid_windows_are_422_naming_the_field(
+        self, solusvm_api: httpx.Client, query: str, fields: set[str]
+    ) -> None:
         response = usage(solusvm_api, 1, query)
         assert response.status_code == 422
         body: dict[str, Any] = response.json()
@@ -142,7 +163,10 @@ class TestEmptyAndErrors:
 
     def test_reversed_range_message(self, solusvm_api: httpx.Client) -> None:
         body = usage(solusvm_api, 1, "from=2024-06-01T00:00:00Z&to=2024-05-01T00:00:00Z").json()
-        assert body == {"message": "The given data was invalid.", "errors": {"to": ["The to must be a date after from."]}}
+        assert body == {
+            "message": "The given data was invalid.",
+            "errors": {"to": ["The to must be a date after from."]},
+        }
 
 
 class TestConfigurationAndFaults:
@@ -153,7 +177,9 @@ class TestConfigurationAndFaults:
             assert response.json() == WORKED_EXAMPLE_ANSWER
             assert httpx.get(f"{sim.url}/api/v1/users/12/usage", params=MAY, headers=ADMIN_HEADERS).status_code == 404
 
-    def test_fault_rules_target_the_templated_route_key(self, solusvm_sim: RunningSim, solusvm_api: httpx.Client) -> None:
+    def test_fault_rules_target_the_templated_route_key(
+        self, solusvm_sim: RunningSim, solusvm_api: httpx.Client
+    ) -> None:
         solusvm_sim.add_fault(kind="server_error", route="GET /api/v1/users/{id}/usage", status=503, count=1)
         assert solusvm_api.get("/api/v1/users/1/usage", params=MAY).status_code == 503
         assert solusvm_api.get("/api/v1/users/1", params=MAY).status_code == 200

@@ -14,8 +14,17 @@ from tests.contract.conftest_solusvm import (  # noqa: F401  (fixtures)
 )
 
 USER_KEYS = {
-    "id", "email", "status", "roles", "billing_user_id", "billing_token", "limit_group", "language_id",
-    "is_two_factor_auth_enabled", "created_at", "updated_at",
+    "id",
+    "email",
+    "status",
+    "roles",
+    "billing_user_id",
+    "billing_token",
+    "limit_group",
+    "language_id",
+    "is_two_factor_auth_enabled",
+    "created_at",
+    "updated_at",
 }
 INVALID = "The given data was invalid."
 
@@ -32,10 +41,18 @@ class TestAuthentication:
     @pytest.mark.parametrize(
         ("method", "path"),
         [
-            ("GET", "/api/v1/users"), ("POST", "/api/v1/users"), ("GET", "/api/v1/users/1"),
-            ("PUT", "/api/v1/users/1"), ("PATCH", "/api/v1/users/1"), ("DELETE", "/api/v1/users/1"),
-            ("POST", "/api/v1/users/1/tokens"), ("GET", "/api/v1/users/1/usage"), ("GET", "/api/v1/plans"),
-            ("GET", "/api/v1/servers"), ("GET", "/api/v1/account"), ("POST", "/api/v1/servers/1/start"),
+            ("GET", "/api/v1/users"),
+            ("POST", "/api/v1/users"),
+            ("GET", "/api/v1/users/1"),
+            ("PUT", "/api/v1/users/1"),
+            ("PATCH", "/api/v1/users/1"),
+            ("DELETE", "/api/v1/users/1"),
+            ("POST", "/api/v1/users/1/tokens"),
+            ("GET", "/api/v1/users/1/usage"),
+            ("GET", "/api/v1/plans"),
+            ("GET", "/api/v1/servers"),
+            ("GET", "/api/v1/account"),
+            ("POST", "/api/v1/servers/1/start"),
         ],
     )
     @pytest.mark.parametrize("authorization", [None, "Bearer wrong-token", f"Basic {ADMIN_TOKEN}", "Bearer"])
@@ -59,10 +76,19 @@ class TestListAndPaging:
         base = f"{solusvm_sim.url}/api/v1/users"
         assert [user["id"] for user in body["data"]] == list(range(1, 16))
         assert body["links"] == {
-            "first": f"{base}?page=1", "last": f"{base}?page=3", "prev": None, "next": f"{base}?page=2",
+            "first": f"{base}?page=1",
+            "last": f"{base}?page=3",
+            "prev": None,
+            "next": f"{base}?page=2",
         }
         assert body["meta"] == {
-            "current_page": 1, "from": 1, "last_page": 3, "path": base, "per_page": 15, "to": 15, "total": 42,
+            "current_page": 1,
+            "from": 1,
+            "last_page": 3,
+            "path": base,
+            "per_page": 15,
+            "to": 15,
+            "total": 42,
         }
 
     def test_last_page_is_partial_and_has_no_next(self, solusvm_sim: RunningSim, solusvm_api: httpx.Client) -> None:
@@ -73,7 +99,9 @@ class TestListAndPaging:
         assert body["links"]["prev"].endswith("?page=2")
         assert (body["meta"]["from"], body["meta"]["to"], body["meta"]["current_page"]) == (31, 42, 3)
 
-    def test_a_page_past_the_end_is_empty_not_an_error(self, solusvm_sim: RunningSim, solusvm_api: httpx.Client) -> None:
+    def test_a_page_past_the_end_is_empty_not_an_error(
+        self, solusvm_sim: RunningSim, solusvm_api: httpx.Client
+    ) -> None:
         seed_users(solusvm_sim, 3)
         response = solusvm_api.get("/api/v1/users", params={"page": 9})
         assert response.status_code == 200
@@ -114,7 +142,9 @@ class TestFilters:
             assert create(solusvm_api, email=email).status_code == 201
         body = solusvm_api.get("/api/v1/users", params={"filter[search]": "jane"}).json()
         assert [user["email"] for user in body["data"]] == [
-            "jane@example.com", "mary-jane@example.com", "JANE.doe@example.net",
+            "jane@example.com",
+            "mary-jane@example.com",
+            "JANE.doe@example.net",
         ]
         assert body["meta"]["total"] == 3
         assert "filter%5Bsearch%5D=jane" in body["links"]["first"]
@@ -147,8 +177,13 @@ class TestGetAndCreate:
 
     def test_create_answers_201_with_the_user_object(self, solusvm_api: httpx.Client) -> None:
         response = create(
-            solusvm_api, email="jane@example.com", password="Gen3rated!pw", status="active",
-            billing_user_id=1, limit_group_id=1, roles=[2],
+            solusvm_api,
+            email="jane@example.com",
+            password="Gen3rated!pw",
+            status="active",
+            billing_user_id=1,
+            limit_group_id=1,
+            roles=[2],
         )
         assert response.status_code == 201
         user = response.json()["data"]

@@ -40,12 +40,18 @@ def test_default_currencies_and_seeding_more(whmcs: RunningWhmcs, admin: httpx.C
 def test_patch_client_currency_status_email_and_sso(whmcs: RunningWhmcs, admin: httpx.Client) -> None:
     client_id = client(whmcs)
     client(whmcs, "taken@example.com")
-    patched = admin.patch(f"/clients/{client_id}", json={"currency_id": 2, "status": "Closed",
-                                                          "email": "new@example.com", "allow_sso": False})  # fmt: skip
+    patched = admin.patch(
+        f"/clients/{client_id}",
+        json={"currency_id": 2, "status": "Closed", "email": "new@example.com", "allow_sso": False},
+    )
     assert patched.status_code == 200
     assert {k: patched.json()[k] for k in ("currency_id", "currency_code", "status", "email", "allow_sso")} == {
-        "currency_id": 2, "currency_code": "EUR", "status": "Closed", "email": "new@example.com", "allow_sso": False,
-    }  # fmt: skip
+        "currency_id": 2,
+        "currency_code": "EUR",
+        "status": "Closed",
+        "email": "new@example.com",
+        "allow_sso": False,
+    }
     details = ok(whmcs, "GetClientsDetails", email="new@example.com")["client"]
     assert (details["currency_code"], details["status"], details["allowSingleSignOn"]) == ("EUR", "Closed", 0)
     assert admin.patch(f"/clients/{client_id}", json={"currency_id": 9}).status_code == 400
@@ -61,8 +67,12 @@ def test_read_invoices_with_items_and_mark_one_paid(whmcs: RunningWhmcs, admin: 
     (row,) = admin.get("/invoices", params={"client_id": client_id}).json()["invoices"]
     assert row["items"] == [{"id": 1, "description": "VM", "amount": "10.00", "taxed": False}]
     assert (row["total"], row["balance"], row["notes"], row["overdue"], row["currency_code"]) == (
-        "10.00", "10.00", "marker-1", True, "USD",
-    )  # fmt: skip
+        "10.00",
+        "10.00",
+        "marker-1",
+        True,
+        "USD",
+    )
     paid = admin.post(f"/invoices/{invoice_id}/pay", json={"transid": "bank-1"}).json()
     assert (paid["status"], paid["balance"], paid["overdue"]) == ("Paid", "0.00", False)
     assert ok(whmcs, "GetInvoice", invoiceid=invoice_id)["status"] == "Paid"
@@ -95,13 +105,23 @@ def test_config_changes_tax_default_and_ip_allow_list(whmcs: RunningWhmcs, admin
 def test_state_round_trips_through_json_into_a_fresh_simulator(whmcs: RunningWhmcs, admin: httpx.Client) -> None:
     client_id = client(whmcs, currency=2)
     invoice_id = invoice(whmcs, client_id, taxrate="7.5", itemtaxed1=1, notes="n")
-    ok(whmcs, "AddInvoicePayment", invoiceid=invoice_id, transid="T", gateway="mailin", amount="1.00",
-       date="2026-02-11 10:00:00")  # fmt: skip
+    ok(
+        whmcs,
+        "AddInvoicePayment",
+        invoiceid=invoice_id,
+        transid="T",
+        gateway="mailin",
+        amount="1.00",
+        date="2026-02-11 10:00:00",
+    )
     dumped = admin.get("/state").json()
     with RunningWhmcs(now=NOW) as fresh:
         assert httpx.put(fresh.url + "/_sim/state", json=dumped).status_code == 200
-        for action, params in (("GetInvoice", {"invoiceid": invoice_id}), ("GetClientsDetails", {"clientid": client_id}),
-                               ("GetInvoices", {"userid": client_id})):  # fmt: skip
+        for action, params in (
+            ("GetInvoice", {"invoiceid": invoice_id}),
+            ("GetClientsDetails", {"clientid": client_id}),
+            ("GetInvoices", {"userid": client_id}),
+        ):
             assert fresh.call(action, **params).json() == whmcs.call(action, **params).json()
         # Ids continue after the loaded ones; the email index was rebuilt.
         assert fresh.call("AddClient", email="jane@example.com", password2="p", skipvalidation=1).json()["message"] == (

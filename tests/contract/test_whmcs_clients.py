@@ -7,8 +7,8 @@ import pytest
 from shared.upstream.phpserialize import encode_base64
 from simulators.whmcs.state import CustomFieldDefinition
 from simulators.whmcs.testing import RunningWhmcs
-from tests.support.whmcs import error, ok
 from tests.support.whmcs import add_client as add
+from tests.support.whmcs import error, ok
 
 FULL_CLIENT = {
     "firstname": "Jane",
@@ -75,8 +75,9 @@ def test_add_client_validates_values(whmcs: RunningWhmcs, field: str, value: str
 
 def test_duplicate_client_email_has_the_current_documented_message_case_insensitively(whmcs: RunningWhmcs) -> None:
     add(whmcs, "jane@example.com")
-    message = error(whmcs, "AddClient", email="JANE@example.com", firstname="J", lastname="D", password2="pw",
-                    skipvalidation=1)  # fmt: skip
+    message = error(
+        whmcs, "AddClient", email="JANE@example.com", firstname="J", lastname="D", password2="pw", skipvalidation=1
+    )
     assert message == "The email address entered is not available for use."
     assert len(whmcs.state.clients) == 1
 
@@ -86,12 +87,23 @@ def test_a_user_with_the_email_but_no_client_gives_the_user_error_and_owner_user
 ) -> None:
     first = add(whmcs, "jane@example.com")
     ok(whmcs, "UpdateClient", clientid=first, email="jane.old@example.com")  # the login keeps its email
-    assert error(whmcs, "AddClient", email="jane@example.com", firstname="J", lastname="D", password2="pw",
-                 skipvalidation=1) == "A user already exists with that email address"  # fmt: skip
+    assert (
+        error(
+            whmcs, "AddClient", email="jane@example.com", firstname="J", lastname="D", password2="pw", skipvalidation=1
+        )
+        == "A user already exists with that email address"
+    )
     users = ok(whmcs, "GetUsers", search="jane@example.com")["users"]
     owner_id = users[0]["id"]
-    second = ok(whmcs, "AddClient", email="jane@example.com", firstname="J", lastname="D",
-                owner_user_id=owner_id, skipvalidation=1)  # fmt: skip
+    second = ok(
+        whmcs,
+        "AddClient",
+        email="jane@example.com",
+        firstname="J",
+        lastname="D",
+        owner_user_id=owner_id,
+        skipvalidation=1,
+    )
     details = ok(whmcs, "GetClientsDetails", clientid=second["clientid"])
     assert details["client"]["owner_user_id"] == owner_id
     assert error(whmcs, "AddClient", email="x@example.com", owner_user_id=999, skipvalidation=1) == (
@@ -171,8 +183,21 @@ def test_get_clients_details_has_the_client_wrapper_and_the_deprecated_top_level
     client_id = add(whmcs, "jane@example.com", companyname="Acme")
     body = ok(whmcs, "GetClientsDetails", clientid=client_id)
     client = body["client"]
-    for key in ("id", "client_id", "userid", "email", "firstname", "lastname", "companyname", "status",
-                "currency", "currency_code", "credit", "users", "allowSingleSignOn"):  # fmt: skip
+    for key in (
+        "id",
+        "client_id",
+        "userid",
+        "email",
+        "firstname",
+        "lastname",
+        "companyname",
+        "status",
+        "currency",
+        "currency_code",
+        "credit",
+        "users",
+        "allowSingleSignOn",
+    ):
         assert body[key] == client[key], key
     assert client["id"] == client_id and client["fullname"] == "Jane Doe"
     assert client["credit"] == "0.00" and client["currency_code"] == "USD" and client["allowSingleSignOn"] == 1
@@ -206,8 +231,9 @@ def test_get_clients_details_stats_are_formatted_money(whmcs: RunningWhmcs) -> N
 
 def test_update_client_returns_a_string_id_and_changes_fields(whmcs: RunningWhmcs) -> None:
     client_id = add(whmcs, "jane@example.com")
-    body = ok(whmcs, "UpdateClient", clientemail="jane@example.com", companyname="New Co", status="Inactive",
-              currency=3)  # fmt: skip
+    body = ok(
+        whmcs, "UpdateClient", clientemail="jane@example.com", companyname="New Co", status="Inactive", currency=3
+    )
     assert body == {"result": "success", "clientid": str(client_id)}
     client = ok(whmcs, "GetClientsDetails", clientid=client_id)["client"]
     assert (client["companyname"], client["status"], client["currency_code"]) == ("New Co", "Inactive", "GBP")

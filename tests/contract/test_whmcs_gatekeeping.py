@@ -56,7 +56,7 @@ def test_identifier_and_secret_are_accepted_as_username_and_password(whmcs: Runn
 
 
 def test_legacy_admin_username_with_md5_password(whmcs: RunningWhmcs) -> None:
-    md5 = hashlib.md5(b"adminpass").hexdigest()  # noqa: S324 (the legacy scheme under test)
+    md5 = hashlib.md5(b"adminpass").hexdigest()
     response = post(whmcs, action="GetClients", username="admin", password=md5)
     assert response.json()["result"] == "success"
 

@@ -6,8 +6,8 @@ from decimal import Decimal
 from typing import Any
 
 from simulators.whmcs.testing import RunningWhmcs
-from tests.support.whmcs import error, ok
 from tests.support.whmcs import add_client as client
+from tests.support.whmcs import error, ok
 
 NULL_DATETIME = "0000-00-00 00:00:00"
 
@@ -22,10 +22,24 @@ def invoice(whmcs: RunningWhmcs, client_id: int, **params: Any) -> int:
 
 def test_create_invoice_documented_example_returns_string_id_and_status(whmcs: RunningWhmcs) -> None:
     client_id = client(whmcs)
-    body = ok(whmcs, "CreateInvoice", userid=client_id, status="Unpaid", sendinvoice=1, paymentmethod="mailin",
-              taxrate="10.00", date="2016-01-01", duedate="2016-01-08", itemdescription1="Sample Invoice Item",
-              itemamount1="15.95", itemtaxed1=0, itemdescription2="Sample Second Invoice Item", itemamount2="1.00",
-              itemtaxed2=1, autoapplycredit=0)  # fmt: skip
+    body = ok(
+        whmcs,
+        "CreateInvoice",
+        userid=client_id,
+        status="Unpaid",
+        sendinvoice=1,
+        paymentmethod="mailin",
+        taxrate="10.00",
+        date="2016-01-01",
+        duedate="2016-01-08",
+        itemdescription1="Sample Invoice Item",
+        itemamount1="15.95",
+        itemtaxed1=0,
+        itemdescription2="Sample Second Invoice Item",
+        itemamount2="1.00",
+        itemtaxed2=1,
+        autoapplycredit=0,
+    )
     assert body == {"result": "success", "invoiceid": "1", "status": "Unpaid"}
     got = ok(whmcs, "GetInvoice", invoiceid=1)
     assert (got["subtotal"], got["tax"], got["total"], got["taxrate"]) == ("16.95", "0.10", "17.05", "10.000")
@@ -41,9 +55,14 @@ def test_create_invoice_accepts_bracketed_lines_too(whmcs: RunningWhmcs) -> None
         client_id,
         itemdescription1="numbered",
         itemamount1="1.00",
-        **{"itemdescription[0]": "first bracket", "itemamount[0]": "2.50", "itemtaxed[0]": "1",
-           "itemdescription[1]": "second bracket", "itemamount[1]": "3.25"},
-    )  # fmt: skip
+        **{
+            "itemdescription[0]": "first bracket",
+            "itemamount[0]": "2.50",
+            "itemtaxed[0]": "1",
+            "itemdescription[1]": "second bracket",
+            "itemamount[1]": "3.25",
+        },
+    )
     items = ok(whmcs, "GetInvoice", invoiceid=invoice_id)["items"]["item"]
     assert [(i["description"], i["amount"], i["taxed"]) for i in items] == [
         ("numbered", "1.00", 0),
@@ -87,8 +106,14 @@ def test_tax_applies_only_to_taxed_lines_and_not_for_tax_exempt_clients(whmcs: R
     taxed = client(whmcs, "taxed@example.com")
     exempt = client(whmcs, "exempt@example.com")
     ok(whmcs, "UpdateClient", clientid=exempt, taxexempt=1)
-    lines = {"itemdescription1": "a", "itemamount1": "100.00", "itemtaxed1": 1,
-             "itemdescription2": "b", "itemamount2": "50.00", "itemtaxed2": 0}  # fmt: skip
+    lines = {
+        "itemdescription1": "a",
+        "itemamount1": "100.00",
+        "itemtaxed1": 1,
+        "itemdescription2": "b",
+        "itemamount2": "50.00",
+        "itemtaxed2": 0,
+    }
     first = ok(whmcs, "GetInvoice", invoiceid=invoice(whmcs, taxed, taxrate="20", taxrate2="5", **lines))
     assert (first["tax"], first["tax2"], first["total"], first["taxrate2"]) == ("20.00", "5.00", "175.00", "5.000")
     second = ok(whmcs, "GetInvoice", invoiceid=invoice(whmcs, exempt, taxrate="20", **lines))
@@ -126,8 +151,12 @@ def test_get_invoices_row_shape_with_string_amounts_and_null_dates(whmcs: Runnin
     for key in ("subtotal", "credit", "tax", "tax2", "total"):
         assert isinstance(row[key], str) and len(row[key].split(".")[1]) == 2, key
     assert row["taxrate"] == "0.000" and row["datepaid"] == NULL_DATETIME and row["date_cancelled"] == NULL_DATETIME
-    assert (row["firstname"], row["lastname"], row["status"], row["paymentmethod"]) == ("Jane", "Doe", "Unpaid",
-                                                                                        "mailin")  # fmt: skip
+    assert (row["firstname"], row["lastname"], row["status"], row["paymentmethod"]) == (
+        "Jane",
+        "Doe",
+        "Unpaid",
+        "mailin",
+    )
 
 
 def test_get_invoices_empty_is_an_empty_string(whmcs: RunningWhmcs) -> None:
@@ -186,8 +215,15 @@ def test_get_invoice_unknown(whmcs: RunningWhmcs) -> None:
 
 def test_partial_then_full_payment_reduces_the_balance_and_marks_paid(whmcs: RunningWhmcs) -> None:
     invoice_id = invoice(whmcs, client(whmcs))
-    ok(whmcs, "AddInvoicePayment", invoiceid=invoice_id, transid="T1", gateway="mailin", amount="4.00",
-       date="2026-02-11 09:30:00")  # fmt: skip
+    ok(
+        whmcs,
+        "AddInvoicePayment",
+        invoiceid=invoice_id,
+        transid="T1",
+        gateway="mailin",
+        amount="4.00",
+        date="2026-02-11 09:30:00",
+    )
     partial = ok(whmcs, "GetInvoice", invoiceid=invoice_id)
     assert (partial["status"], partial["balance"]) == ("Unpaid", "6.00")
     assert partial["transactions"]["transaction"][0]["transid"] == "T1"
@@ -215,8 +251,15 @@ def test_add_invoice_payment_validation(whmcs: RunningWhmcs) -> None:
 def test_add_invoice_payment_does_not_reject_a_repeated_transid(whmcs: RunningWhmcs) -> None:
     invoice_id = invoice(whmcs, client(whmcs))
     for _ in range(2):
-        ok(whmcs, "AddInvoicePayment", invoiceid=invoice_id, transid="SAME", gateway="mailin", amount="1.00",
-           date="2026-02-11 09:30:00")  # fmt: skip
+        ok(
+            whmcs,
+            "AddInvoicePayment",
+            invoiceid=invoice_id,
+            transid="SAME",
+            gateway="mailin",
+            amount="1.00",
+            date="2026-02-11 09:30:00",
+        )
     assert ok(whmcs, "GetInvoice", invoiceid=invoice_id)["balance"] == "8.00"
 
 
@@ -225,8 +268,13 @@ def test_add_invoice_payment_does_not_reject_a_repeated_transid(whmcs: RunningWh
 
 def test_add_transaction_rejects_duplicate_transid_unless_allowed(whmcs: RunningWhmcs) -> None:
     client_id = client(whmcs)
-    params = {"paymentmethod": "mailin", "userid": client_id, "transid": "TX-1", "amountin": "5.00",
-              "date": "11/02/2026"}  # fmt: skip
+    params = {
+        "paymentmethod": "mailin",
+        "userid": client_id,
+        "transid": "TX-1",
+        "amountin": "5.00",
+        "date": "11/02/2026",
+    }
     ok(whmcs, "AddTransaction", **params)
     assert error(whmcs, "AddTransaction", **params) == "Transaction ID must be Unique"
     ok(whmcs, "AddTransaction", allowduplicatetransid=1, **params)
@@ -238,9 +286,18 @@ def test_add_transaction_rejects_duplicate_transid_unless_allowed(whmcs: Running
 
 def test_update_invoice_edits_adds_and_deletes_lines_and_recalculates(whmcs: RunningWhmcs) -> None:
     invoice_id = invoice(whmcs, client(whmcs), itemdescription2="second", itemamount2="5.00")
-    body = ok(whmcs, "UpdateInvoice", invoiceid=invoice_id, notes="edited",
-              **{"itemamount[1]": "12.00", "deletelineids[]": "2", "newitemdescription[0]": "extra",
-                 "newitemamount[0]": "0.50"})  # fmt: skip
+    body = ok(
+        whmcs,
+        "UpdateInvoice",
+        invoiceid=invoice_id,
+        notes="edited",
+        **{
+            "itemamount[1]": "12.00",
+            "deletelineids[]": "2",
+            "newitemdescription[0]": "extra",
+            "newitemamount[0]": "0.50",
+        },
+    )
     assert body == {"result": "success", "invoiceid": str(invoice_id)}
     got = ok(whmcs, "GetInvoice", invoiceid=invoice_id)
     assert [(i["description"], i["amount"]) for i in got["items"]["item"]] == [("VM", "12.00"), ("extra", "0.50")]
@@ -255,7 +312,9 @@ def test_update_invoice_status_and_publish_rules(whmcs: RunningWhmcs) -> None:
         "Invoice must be in Draft status to be published"
     )
     assert error(whmcs, "UpdateInvoice", invoiceid=404, notes="x") == "Invoice ID Not Found"
-    draft = int(ok(whmcs, "CreateInvoice", userid=client_id, draft=1, itemdescription1="x", itemamount1="1")["invoiceid"])
+    draft = int(
+        ok(whmcs, "CreateInvoice", userid=client_id, draft=1, itemdescription1="x", itemamount1="1")["invoiceid"]
+    )
     ok(whmcs, "UpdateInvoice", invoiceid=draft, publishandsendemail=1)
     assert ok(whmcs, "GetInvoice", invoiceid=draft)["status"] == "Unpaid"
     assert [(e.messagename, e.related_id) for e in whmcs.state.emails] == [("Invoice Created", draft)]

@@ -11,8 +11,8 @@ import pytest
 from shared.upstream.phpserialize import encode_base64
 from simulators.whmcs.sso import SESSION_COOKIE
 from simulators.whmcs.testing import RunningWhmcs
-from tests.support.whmcs import error, ok
 from tests.support.whmcs import add_client as client
+from tests.support.whmcs import error, ok
 
 
 def browser(whmcs: RunningWhmcs) -> httpx.Client:
@@ -91,8 +91,15 @@ def test_sso_token_errors(whmcs: RunningWhmcs) -> None:
 def test_custom_email_renders_customvars_and_client_merge_fields_and_is_recorded(whmcs: RunningWhmcs) -> None:
     client_id = client(whmcs)
     link = "https://signup.example/verify?t=abc&x=✓"
-    ok(whmcs, "SendEmail", customtype="general", id=client_id, customsubject="Verify, {$client_first_name}",
-       custommessage="<p>Open {$verify_url}</p>", customvars=encode_base64({"verify_url": link}))  # fmt: skip
+    ok(
+        whmcs,
+        "SendEmail",
+        customtype="general",
+        id=client_id,
+        customsubject="Verify, {$client_first_name}",
+        custommessage="<p>Open {$verify_url}</p>",
+        customvars=encode_base64({"verify_url": link}),
+    )
     (email,) = whmcs.state.emails
     assert (email.to, email.subject, email.message) == ("jane@example.com", "Verify, Jane", f"<p>Open {link}</p>")
     assert email.customvars == {"verify_url": link} and email.related_id == client_id
@@ -100,8 +107,11 @@ def test_custom_email_renders_customvars_and_client_merge_fields_and_is_recorded
 
 def test_template_email_by_name_with_an_invoice_related_id(whmcs: RunningWhmcs) -> None:
     client_id = client(whmcs)
-    invoice_id = int(ok(whmcs, "CreateInvoice", userid=client_id, itemdescription1="x", itemamount1="3.00",
-                        duedate="2026-03-01")["invoiceid"])  # fmt: skip
+    invoice_id = int(
+        ok(whmcs, "CreateInvoice", userid=client_id, itemdescription1="x", itemamount1="3.00", duedate="2026-03-01")[
+            "invoiceid"
+        ]
+    )
     ok(whmcs, "SendEmail", messagename="invoice created", id=invoice_id)
     (email,) = whmcs.state.emails
     assert email.messagename == "Invoice Created" and email.client_id == client_id
@@ -117,15 +127,21 @@ def test_template_email_by_name_with_an_invoice_related_id(whmcs: RunningWhmcs) 
         ({"customtype": "sms", "customsubject": "s", "custommessage": "m", "id": 1}, "Invalid message type provided"),
         ({"customtype": "general", "custommessage": "m", "id": 1}, "A subject is required for a custom message"),
         ({"customtype": "general", "customsubject": "s", "id": 1}, "A message body is required for a custom message"),
-        ({"customtype": "general", "customsubject": "s", "custommessage": "m", "id": 1, "customvars": "%%%"},
-         "The custom variables you provided are invalid."),
-        ({"customtype": "general", "customsubject": "s", "custommessage": "m", "id": 999},
-         "Sending Failed. Please see documentation."),
-        ({"customtype": "general", "customsubject": "s", "custommessage": "{$empty}", "id": 1},
-         "Sending Failed. Please see documentation."),
+        (
+            {"customtype": "general", "customsubject": "s", "custommessage": "m", "id": 1, "customvars": "%%%"},
+            "The custom variables you provided are invalid.",
+        ),
+        (
+            {"customtype": "general", "customsubject": "s", "custommessage": "m", "id": 999},
+            "Sending Failed. Please see documentation.",
+        ),
+        (
+            {"customtype": "general", "customsubject": "s", "custommessage": "{$empty}", "id": 1},
+            "Sending Failed. Please see documentation.",
+        ),
         ({"messagename": "Order Confirmation", "id": 1}, "Sending Failed. Please see documentation."),
     ],
-)  # fmt: skip
+)
 def test_send_email_documented_errors(whmcs: RunningWhmcs, params: dict[str, Any], message: str) -> None:
     client(whmcs)
     assert error(whmcs, "SendEmail", **params) == message

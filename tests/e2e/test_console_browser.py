@@ -16,6 +16,7 @@ from postpay.console.server import console_for
 from postpay.console.settings import ConsoleSettings
 from postpay.operators import accounts
 from postpay.operators.schema import console_definition
+from services.invoicer.public import InvoicerSettings
 from shared import migrations
 from shared.bus.memory import InMemoryBus
 from shared.bus.topology import Naming
@@ -26,8 +27,6 @@ from tests.e2e.test_enrollment_browser import CHROMIUM_ARGS
 from tests.support.billing import PRICES, BillingHarness, VmHistory
 from tests.support.bus_helpers import wait_until
 from tests.support.system import Upstreams
-
-from services.invoicer.public import InvoicerSettings
 
 pytestmark = [pytest.mark.browser]
 
@@ -41,8 +40,12 @@ def test_an_operator_clicks_through_every_console_page(tmp_path: Path, artifacts
     db = Database(f"sqlite:///{tmp_path / 'postpay.sqlite'}")
     with Upstreams(now=NOW) as upstreams:
         clock = ManualClock(NOW)
-        system = upstreams.system(InMemoryBus(retry_delays=[0.2], naming=Naming("e2e")), db, clock=clock,
-                                  overrides=[InvoicerSettings(token_prices=PRICES)])
+        system = upstreams.system(
+            InMemoryBus(retry_delays=[0.2], naming=Naming("e2e")),
+            db,
+            clock=clock,
+            overrides=[InvoicerSettings(token_prices=PRICES)],
+        )
         migrations.upgrade(db, console_definition())
         harness = BillingHarness(upstreams, system.bus, db, clock=clock).start(background=True)
         start = harness.period("2026-10").starts_at

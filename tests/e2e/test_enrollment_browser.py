@@ -27,8 +27,16 @@ from tests.support.system import Upstreams
 
 pytestmark = [pytest.mark.browser, pytest.mark.rabbit, pytest.mark.postgres]
 
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-background-networking", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-component-update", "--disable-sync"]  # fmt: skip
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-background-networking",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-component-update",
+    "--disable-sync",
+]
 PASSWORD = "Orchid-Lantern-5521"
 
 
@@ -48,12 +56,22 @@ def upstreams() -> Iterator[Upstreams]:
 
 @pytest.fixture
 def enrollment(upstreams: Upstreams, rabbit_bus: RabbitBus, postgres_database: Database) -> Iterator[Enrollment]:
-    settings = signup_settings(public_url=local_public_url(), brand_name="Acme Cloud", brand_accent_colour="#0f766e",
-                               brand_support_url="https://acme.example/help",
-                               brand_privacy_url="https://acme.example/privacy",
-                               panel_usage_max_age_seconds=10)  # the first VM starts after the first figure  # fmt: skip
-    with Enrollment(upstreams, rabbit_bus, postgres_database, settings=settings,
-                    timeouts=Timeouts(connect=1.0, read=0.5), usage_collector=True).start() as running:  # fmt: skip
+    settings = signup_settings(
+        public_url=local_public_url(),
+        brand_name="Acme Cloud",
+        brand_accent_colour="#0f766e",
+        brand_support_url="https://acme.example/help",
+        brand_privacy_url="https://acme.example/privacy",
+        panel_usage_max_age_seconds=10,
+    )  # the first VM starts after the first figure
+    with Enrollment(
+        upstreams,
+        rabbit_bus,
+        postgres_database,
+        settings=settings,
+        timeouts=Timeouts(connect=1.0, read=0.5),
+        usage_collector=True,
+    ).start() as running:
         running.serve()
         yield running
 
@@ -105,9 +123,21 @@ class Journey(Screenshots):
         now = datetime.now(UTC)
         started = max(now - timedelta(hours=30), BillingPeriod.containing(now).starts_at)
         plan = min(state.plans.values(), key=lambda plan: plan.id)
-        seed_solusvm(state, {"servers": [{"user_id": user.id, "plan_id": plan.id, "name": "web-1",
-                                          "created_at": started.isoformat(), "intervals": [[started.isoformat(), None]]}]},
-                     now)  # fmt: skip
+        seed_solusvm(
+            state,
+            {
+                "servers": [
+                    {
+                        "user_id": user.id,
+                        "plan_id": plan.id,
+                        "name": "web-1",
+                        "created_at": started.isoformat(),
+                        "intervals": [[started.isoformat(), None]],
+                    }
+                ]
+            },
+            now,
+        )
 
     def run(self, email: str, *, javascript: bool = True) -> Any:
         page, enrollment = self.page, self.enrollment
@@ -177,7 +207,9 @@ class Journey(Screenshots):
         return landing.value
 
 
-def test_a_customer_signs_up_and_lands_in_solusvm(page: Page, enrollment: Enrollment, upstreams: Upstreams, artifacts_dir: Path) -> None:
+def test_a_customer_signs_up_and_lands_in_solusvm(
+    page: Page, enrollment: Enrollment, upstreams: Upstreams, artifacts_dir: Path
+) -> None:
     email = unique_email("browser")
     landing = Journey(page, enrollment, artifacts_dir).run(email)
 

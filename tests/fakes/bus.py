@@ -24,8 +24,10 @@ class FakePublisher:
     def publish(self, messages: Sequence[OutgoingMessage]) -> PublishResult:
         routed = [m for m in messages if m.event_type not in self.unroutable_types]
         self.messages.extend(routed)
-        return PublishResult(frozenset(m.event_id for m in routed),
-                             {m.event_id: "NO_ROUTE" for m in messages if m.event_type in self.unroutable_types})
+        return PublishResult(
+            frozenset(m.event_id for m in routed),
+            {m.event_id: "NO_ROUTE" for m in messages if m.event_type in self.unroutable_types},
+        )
 
     def close(self) -> None:
         self.closed = True

@@ -57,8 +57,14 @@ class ServiceUnderTest:
         self.mailer = mailer or FakeMailer()
         self.clock = FakeClock(now)
         self.db = Database("sqlite://")
-        self.deps = Dependencies(whmcs=self.whmcs, solusvm=self.solusvm, mailer=self.mailer, clock=self.clock,
-                                 db=self.db, overrides={type(s): s for s in settings})  # fmt: skip
+        self.deps = Dependencies(
+            whmcs=self.whmcs,
+            solusvm=self.solusvm,
+            mailer=self.mailer,
+            clock=self.clock,
+            db=self.db,
+            overrides={type(s): s for s in settings},
+        )
         self.service: ServiceDefinition = service_builder(name)(self.deps)
         self.service.metadata.create_all(self.db.engine)
         self.processor = MessageProcessor(self.db, name, self.service.inbox, self.service.outbox, clock=self.clock)
@@ -88,8 +94,9 @@ class ServiceUnderTest:
         """Hand one event (or an envelope, to deliver the same one again) to the named subscription."""
         envelope = event if isinstance(event, Envelope) else self.envelope(event)
         message = OutgoingMessage.from_envelope(envelope)
-        received = ReceivedMessage(body=message.body, content_type=CONTENT_TYPE,
-                                   headers={**message.headers, ATTEMPT_HEADER: attempt})  # fmt: skip
+        received = ReceivedMessage(
+            body=message.body, content_type=CONTENT_TYPE, headers={**message.headers, ATTEMPT_HEADER: attempt}
+        )
         return self.processor.process(self.subscription(queue), received)
 
     # -- looking ----------------------------------------------------------------------------------

@@ -87,8 +87,14 @@ class FakeSolusvm:
         existing = next((u for u in self.users.values() if u.email.strip().casefold() == wanted), None)
         if existing is not None:
             return existing
-        user = SolusUser(id=next(self._user_ids), email=email, status=status, billing_user_id=billing_user_id,
-                         limit_group_id=limit_group_id, roles=list(roles or []))  # fmt: skip
+        user = SolusUser(
+            id=next(self._user_ids),
+            email=email,
+            status=status,
+            billing_user_id=billing_user_id,
+            limit_group_id=limit_group_id,
+            roles=list(roles or []),
+        )
         self.users[user.id] = user
         self.passwords[user.id] = password.get_secret_value() if isinstance(password, SecretStr) else password
         self.failures.check("find_or_create_user", after=True)
@@ -106,8 +112,12 @@ class FakeSolusvm:
         user = self._user(user_id)
         email = fields.get("email")
         if email and any(u.email.casefold() == email.casefold() for u in self.users.values() if u.id != user_id):
-            raise UpstreamValidationError("solusvm: the email is taken", upstream="solusvm", status=422,
-                                          errors={"email": ["The email has already been taken."]})  # fmt: skip
+            raise UpstreamValidationError(
+                "solusvm: the email is taken",
+                upstream="solusvm",
+                status=422,
+                errors={"email": ["The email has already been taken."]},
+            )
         user = user.model_copy(update=fields)
         self.users[user_id] = user
         self.failures.check(method, after=True)
@@ -129,20 +139,25 @@ class FakeSolusvm:
             raise ValueError("the period must end after it starts")
         self._user(user_id)
         servers = self.usage.get(user_id, [])
-        return PeriodUsage(user_id=user_id, start=start.astimezone(UTC), end=end.astimezone(UTC), servers=servers,
-                           total_tokens=sum(s.tokens for s in servers))  # fmt: skip
+        return PeriodUsage(
+            user_id=user_id,
+            start=start.astimezone(UTC),
+            end=end.astimezone(UTC),
+            servers=servers,
+            total_tokens=sum(s.tokens for s in servers),
+        )
 
     def server_page(self, page: int, *, per_page: int = 100) -> tuple[list[Any], int | None]:
         self._call("server_page")
         last = max(1, -(-len(self.servers) // per_page))
-        return self.servers[(page - 1) * per_page:page * per_page], last
+        return self.servers[(page - 1) * per_page : page * per_page], last
 
     def activity_log_pages(
         self, *, event: str | None = None, per_page: int = 100, max_pages: int | None = None
     ) -> Iterator[list[Any]]:
         self._call("activity_log_pages")
         entries = [e for e in self.activity if event is None or e.get("event") == event]
-        pages = [entries[n:n + per_page] for n in range(0, len(entries), per_page)]
+        pages = [entries[n : n + per_page] for n in range(0, len(entries), per_page)]
         yield from pages[:max_pages] if max_pages is not None else pages
 
     def plan_pages(self) -> Iterator[list[Any]]:

@@ -43,20 +43,40 @@ class FakeInvoice:
         return sum((line.amount for line in self.lines), Decimal("0.00"))
 
     def summary(self) -> WhmcsInvoiceSummary:
-        return WhmcsInvoiceSummary.model_validate({
-            "id": self.id, "userid": self.client_id, "date": self.invoice_date, "duedate": self.due_date,
-            "subtotal": self.total, "total": self.total, "status": self.status, "notes": self.notes,
-            "currencycode": self.currency_code, "paymentmethod": self.payment_method or "",
-        })  # fmt: skip
+        return WhmcsInvoiceSummary.model_validate(
+            {
+                "id": self.id,
+                "userid": self.client_id,
+                "date": self.invoice_date,
+                "duedate": self.due_date,
+                "subtotal": self.total,
+                "total": self.total,
+                "status": self.status,
+                "notes": self.notes,
+                "currencycode": self.currency_code,
+                "paymentmethod": self.payment_method or "",
+            }
+        )
 
     def full(self) -> WhmcsInvoice:
-        items = [{"id": n, "description": line.description, "amount": line.amount, "taxed": line.taxed}
-                 for n, line in enumerate(self.lines, start=1)]  # fmt: skip
-        return WhmcsInvoice.model_validate({
-            "invoiceid": self.id, "userid": self.client_id, "date": self.invoice_date, "duedate": self.due_date,
-            "subtotal": self.total, "total": self.total, "balance": self.total, "status": self.status,
-            "notes": self.notes, "items": items,
-        })  # fmt: skip
+        items = [
+            {"id": n, "description": line.description, "amount": line.amount, "taxed": line.taxed}
+            for n, line in enumerate(self.lines, start=1)
+        ]
+        return WhmcsInvoice.model_validate(
+            {
+                "invoiceid": self.id,
+                "userid": self.client_id,
+                "date": self.invoice_date,
+                "duedate": self.due_date,
+                "subtotal": self.total,
+                "total": self.total,
+                "balance": self.total,
+                "status": self.status,
+                "notes": self.notes,
+                "items": items,
+            }
+        )
 
 
 class FakeWhmcs:
@@ -74,14 +94,28 @@ class FakeWhmcs:
         self._invoice_ids = itertools.count(1)
 
     # -- what tests set up and look at ------------------------------------------------------------
-    def add_existing_client(self, email: str, *, currency: str = "USD", status: str = "Active",
-                            firstname: str = "Existing", lastname: str = "Client") -> WhmcsClientDetails:
+    def add_existing_client(
+        self,
+        email: str,
+        *,
+        currency: str = "USD",
+        status: str = "Active",
+        firstname: str = "Existing",
+        lastname: str = "Client",
+    ) -> WhmcsClientDetails:
         """A client the provider made before postpay knew of it."""
         currency_id = next((i for i, code in CURRENCIES.items() if code == currency), None)
-        client = WhmcsClientDetails.model_validate({
-            "id": next(self._client_ids), "email": email, "firstname": firstname, "lastname": lastname,
-            "status": status, "currency": currency_id, "currency_code": currency,
-        })  # fmt: skip
+        client = WhmcsClientDetails.model_validate(
+            {
+                "id": next(self._client_ids),
+                "email": email,
+                "firstname": firstname,
+                "lastname": lastname,
+                "status": status,
+                "currency": currency_id,
+                "currency_code": currency,
+            }
+        )
         self.clients[client.id] = client
         return client
 
@@ -129,11 +163,19 @@ class FakeWhmcs:
         if existing is not None:
             return existing
         currency_id = currency_id or 1
-        client = WhmcsClientDetails.model_validate({
-            "id": next(self._client_ids), "email": email, "firstname": firstname, "lastname": lastname,
-            "companyname": companyname, "countrycode": country, "currency": currency_id,
-            "currency_code": CURRENCIES.get(currency_id), "customfields": dict(customfields or {}),
-        })  # fmt: skip
+        client = WhmcsClientDetails.model_validate(
+            {
+                "id": next(self._client_ids),
+                "email": email,
+                "firstname": firstname,
+                "lastname": lastname,
+                "companyname": companyname,
+                "countrycode": country,
+                "currency": currency_id,
+                "currency_code": CURRENCIES.get(currency_id),
+                "customfields": dict(customfields or {}),
+            }
+        )
         self.clients[client.id] = client
         self.passwords[client.id] = password.get_secret_value()
         self.failures.check("find_or_add_client", after=True)
@@ -169,17 +211,29 @@ class FakeWhmcs:
         client = self.clients.get(client_id)
         if client is None:
             raise UpstreamNotFound(f"whmcs: no client {client_id}", upstream="whmcs")
-        invoice = FakeInvoice(next(self._invoice_ids), client_id, list(lines), date, due_date, notes,
-                              client.currency_code or "USD", "Draft" if draft else "Unpaid", send_invoice,
-                              payment_method)  # fmt: skip
+        invoice = FakeInvoice(
+            next(self._invoice_ids),
+            client_id,
+            list(lines),
+            date,
+            due_date,
+            notes,
+            client.currency_code or "USD",
+            "Draft" if draft else "Unpaid",
+            send_invoice,
+            payment_method,
+        )
         self.invoices[invoice.id] = invoice
         self.failures.check("create_invoice", after=True)
         return invoice.id
 
     def get_invoices(self, client_id: int, status: str | None = None) -> list[WhmcsInvoiceSummary]:
         self._call("get_invoices")
-        return [i.summary() for i in sorted(self.invoices_of(client_id), key=lambda i: i.id)
-                if status is None or i.status == status]  # fmt: skip
+        return [
+            i.summary()
+            for i in sorted(self.invoices_of(client_id), key=lambda i: i.id)
+            if status is None or i.status == status
+        ]
 
     def find_invoice_by_marker(self, client_id: int, marker: str) -> WhmcsInvoiceSummary | None:
         self._call("find_invoice_by_marker")

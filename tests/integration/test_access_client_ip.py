@@ -20,21 +20,32 @@ from pydantic import ValidationError
 from sqlalchemy import select
 
 from services.signup import store
-from services.signup.web.server import serve
 from services.signup.settings import SignupSettings
+from services.signup.web.server import serve
 from shared.bus.rabbit import RabbitBus
 from shared.clock import ManualClock
 from shared.db import Database
 from simulators.smtp import free_port
 from tests.support.bus_helpers import wait_until
-from tests.support.enrollment import clean_upstreams, clock, upstreams  # noqa: F401 - fixtures used by name
-from tests.support.enrollment import Enrollment, csrf_from, link_in, path_of, signup_settings, unique_email
+from tests.support.enrollment import (  # noqa: F401 - fixtures used by name
+    Enrollment,
+    clean_upstreams,
+    clock,
+    csrf_from,
+    link_in,
+    path_of,
+    signup_settings,
+    unique_email,
+    upstreams,
+)
 from tests.support.system import Upstreams
 
 pytestmark = [pytest.mark.rabbit, pytest.mark.postgres]
 
 ROOT = Path(__file__).resolve().parents[2]
-K8S_TRUSTED = yaml.safe_load((ROOT / "deploy" / "k8s" / "configmap.yaml").read_text())["data"]["POSTPAY_FORWARDED_ALLOW_IPS"]
+K8S_TRUSTED = yaml.safe_load((ROOT / "deploy" / "k8s" / "configmap.yaml").read_text())["data"][
+    "POSTPAY_FORWARDED_ALLOW_IPS"
+]
 
 
 class Served:
@@ -60,14 +71,18 @@ class Served:
         self._thread.join(10)
 
 
-def served_enrollment(upstreams: Upstreams, bus: RabbitBus, db: Database, clock: ManualClock, trusted: str,
-                      **settings: object) -> Enrollment:  # fmt: skip
-    return Enrollment(upstreams, bus, db, clock=clock, settings=signup_settings(forwarded_allow_ips=trusted, **settings))
+def served_enrollment(
+    upstreams: Upstreams, bus: RabbitBus, db: Database, clock: ManualClock, trusted: str, **settings: object
+) -> Enrollment:
+    return Enrollment(
+        upstreams, bus, db, clock=clock, settings=signup_settings(forwarded_allow_ips=trusted, **settings)
+    )
 
 
 @pytest.fixture
-def trusted_loopback(clean_upstreams: Upstreams, rabbit_bus: RabbitBus, postgres_database: Database,
-                     clock: ManualClock) -> Iterator[tuple[Enrollment, Served]]:  # fmt: skip
+def trusted_loopback(
+    clean_upstreams: Upstreams, rabbit_bus: RabbitBus, postgres_database: Database, clock: ManualClock
+) -> Iterator[tuple[Enrollment, Served]]:
     """The signup web behind a proxy at 127.0.0.1 (this test plays the proxy)."""
     with served_enrollment(clean_upstreams, rabbit_bus, postgres_database, clock, "127.0.0.1").start() as enrollment:
         server = Served(enrollment)
@@ -77,8 +92,14 @@ def trusted_loopback(clean_upstreams: Upstreams, rabbit_bus: RabbitBus, postgres
 
 def register(browser: httpx.Client, email: str, forwarded_for: str) -> httpx.Response:
     token = csrf_from(browser.get("/signup").text)
-    form = {"csrf_token": token, "name": "Ada Lovelace", "email": email, "password": "Tr0ub4dor&3-horse-staple",
-            "currency": "USD", "country": "GB"}
+    form = {
+        "csrf_token": token,
+        "name": "Ada Lovelace",
+        "email": email,
+        "password": "Tr0ub4dor&3-horse-staple",
+        "currency": "USD",
+        "country": "GB",
+    }
     return browser.post("/signup", data=form, headers={"X-Forwarded-For": forwarded_for})
 
 
@@ -103,8 +124,9 @@ def test_the_shipped_deploy_config_never_trusts_every_proxy() -> None:
 def test_rotating_x_forwarded_for_does_not_escape_the_per_ip_limit_with_the_shipped_config(
     clean_upstreams: Upstreams, rabbit_bus: RabbitBus, postgres_database: Database, clock: ManualClock
 ) -> None:
-    with served_enrollment(clean_upstreams, rabbit_bus, postgres_database, clock, K8S_TRUSTED,
-                           registrations_per_ip=3).start() as enrollment:  # fmt: skip
+    with served_enrollment(
+        clean_upstreams, rabbit_bus, postgres_database, clock, K8S_TRUSTED, registrations_per_ip=3
+    ).start() as enrollment:
         server = Served(enrollment)
         try:
             with httpx.Client(base_url=server.url, timeout=10) as browser:
@@ -114,7 +136,9 @@ def test_rotating_x_forwarded_for_does_not_escape_the_per_ip_limit_with_the_ship
     assert answers == [303, 303, 303, 429, 429], "a made-up X-Forwarded-For from an untrusted peer is ignored"
 
 
-def test_garbage_in_x_forwarded_for_is_never_stored_as_the_clients_ip(trusted_loopback: tuple[Enrollment, Served]) -> None:
+def test_garbage_in_x_forwarded_for_is_never_stored_as_the_clients_ip(
+    trusted_loopback: tuple[Enrollment, Served],
+) -> None:
     enrollment, server = trusted_loopback
     email = unique_email()
     garbage = "not-an-ip-<script>alert(1)</script>"
@@ -123,12 +147,21 @@ def test_garbage_in_x_forwarded_for_is_never_stored_as_the_clients_ip(trusted_lo
         message = enrollment.upstreams.smtp.wait_for(to=email, matching=lambda m: "Confirm" in str(m["Subject"]))
         page = browser.get(path_of(link_in(message[0])), headers={"X-Forwarded-For": garbage})
         action = page.text.split('action="', 1)[1].split('"', 1)[0]
-        assert browser.post(action, data={"csrf_token": csrf_from(page.text)},
-                            headers={"X-Forwarded-For": garbage}).status_code == 303  # fmt: skip
-        terms = wait_until(lambda: (r := browser.get("/signup/terms")).status_code == 200 and 'type="checkbox"' in r.text and r,
-                           what="terms page")  # fmt: skip
-        accepted = browser.post("/signup/terms", data={"csrf_token": csrf_from(terms.text), "accept_terms_of_service": "yes",
-                                                       "accept_postpay_terms": "yes"}, headers={"X-Forwarded-For": garbage})  # fmt: skip
+        assert (
+            browser.post(
+                action, data={"csrf_token": csrf_from(page.text)}, headers={"X-Forwarded-For": garbage}
+            ).status_code
+            == 303
+        )
+        terms = wait_until(
+            lambda: (r := browser.get("/signup/terms")).status_code == 200 and 'type="checkbox"' in r.text and r,
+            what="terms page",
+        )
+        accepted = browser.post(
+            "/signup/terms",
+            data={"csrf_token": csrf_from(terms.text), "accept_terms_of_service": "yes", "accept_postpay_terms": "yes"},
+            headers={"X-Forwarded-For": garbage},
+        )
         assert accepted.status_code == 303
     signup = enrollment.signup_row(email)
     assert signup is not None and valid_ip(signup.registration_ip), signup.registration_ip
@@ -137,7 +170,9 @@ def test_garbage_in_x_forwarded_for_is_never_stored_as_the_clients_ip(trusted_lo
     assert stored and all(valid_ip(ip) for ip in stored), stored
 
 
-def test_behind_trusted_proxies_the_right_most_untrusted_hop_is_the_client(trusted_loopback: tuple[Enrollment, Served]) -> None:
+def test_behind_trusted_proxies_the_right_most_untrusted_hop_is_the_client(
+    trusted_loopback: tuple[Enrollment, Served],
+) -> None:
     enrollment, server = trusted_loopback
     email = unique_email()
     with httpx.Client(base_url=server.url, timeout=10) as browser:
@@ -147,17 +182,24 @@ def test_behind_trusted_proxies_the_right_most_untrusted_hop_is_the_client(trust
     assert signup is not None and signup.registration_ip == "203.0.113.9"
 
 
-def test_addresses_of_one_ipv6_network_share_the_per_ip_limit(clean_upstreams: Upstreams, rabbit_bus: RabbitBus,
-                                                              postgres_database: Database, clock: ManualClock) -> None:  # fmt: skip
+def test_addresses_of_one_ipv6_network_share_the_per_ip_limit(
+    clean_upstreams: Upstreams, rabbit_bus: RabbitBus, postgres_database: Database, clock: ManualClock
+) -> None:
     """Anyone routed an IPv6 network has 2^64 addresses of it: the limit counts the /64, not the address."""
-    with served_enrollment(clean_upstreams, rabbit_bus, postgres_database, clock, "127.0.0.1",
-                           registrations_per_ip=2).start() as enrollment:  # fmt: skip
+    with served_enrollment(
+        clean_upstreams, rabbit_bus, postgres_database, clock, "127.0.0.1", registrations_per_ip=2
+    ).start() as enrollment:
         answers = []
         for host in ("2001:db8:1:2::1", "2001:db8:1:2::ffff", "2001:db8:1:2:abcd::9"):
-            with TestClient(enrollment.app, base_url=enrollment.settings.public_url, follow_redirects=False,
-                            client=(host, 50000)) as browser:  # fmt: skip
+            with TestClient(
+                enrollment.app, base_url=enrollment.settings.public_url, follow_redirects=False, client=(host, 50000)
+            ) as browser:
                 answers.append(enrollment.register(unique_email(), client=browser).status_code)
-        with TestClient(enrollment.app, base_url=enrollment.settings.public_url, follow_redirects=False,
-                        client=("2001:db8:1:3::1", 50000)) as elsewhere:  # fmt: skip
+        with TestClient(
+            enrollment.app,
+            base_url=enrollment.settings.public_url,
+            follow_redirects=False,
+            client=("2001:db8:1:3::1", 50000),
+        ) as elsewhere:
             answers.append(enrollment.register(unique_email(), client=elsewhere).status_code)
     assert answers == [303, 303, 429, 303]

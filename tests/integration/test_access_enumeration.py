@@ -13,8 +13,15 @@ from typing import Any
 import pytest
 
 from tests.support.access import real_enrollment  # noqa: F401 - fixtures used by name
-from tests.support.enrollment import clean_upstreams, clock, upstreams  # noqa: F401 - fixtures used by name
-from tests.support.enrollment import STRONG_PASSWORD, Enrollment, is_verification, unique_email
+from tests.support.enrollment import (  # noqa: F401 - fixtures used by name
+    STRONG_PASSWORD,
+    Enrollment,
+    clean_upstreams,
+    clock,
+    is_verification,
+    unique_email,
+    upstreams,
+)
 
 pytestmark = [pytest.mark.rabbit, pytest.mark.postgres]
 
@@ -49,10 +56,14 @@ def shape(answer: Any) -> tuple[object, ...]:
     return answer.status_code, tuple(sorted(body)), body.get("status")
 
 
-def test_the_api_answers_the_same_for_every_address_and_mails_an_enrolled_owner_how_to_log_in(real_enrollment: Enrollment) -> None:
+def test_the_api_answers_the_same_for_every_address_and_mails_an_enrolled_owner_how_to_log_in(
+    real_enrollment: Enrollment,
+) -> None:
     kinds = addresses(real_enrollment)
     answers = {kind: api_register(real_enrollment, email) for kind, email in kinds.items()}
-    assert len({shape(answer) for answer in answers.values()}) == 1, {k: (a.status_code, a.text) for k, a in answers.items()}
+    assert len({shape(answer) for answer in answers.values()}) == 1, {
+        k: (a.status_code, a.text) for k, a in answers.items()
+    }
     assert answers["new"].status_code == 202
     progress = {kind: real_enrollment.client.get(answer.json()["status_url"]) for kind, answer in answers.items()}
     assert len({(p.status_code, p.json()["status"]) for p in progress.values()}) == 1, "progress tells nothing either"
@@ -60,7 +71,9 @@ def test_the_api_answers_the_same_for_every_address_and_mails_an_enrolled_owner_
     (notice,) = real_enrollment.upstreams.smtp.wait_for(to=kinds["enrolled"], matching=is_login_notice)
     text = notice.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     assert real_enrollment.settings.whmcs_client_area_url in text and "/verify/" not in text
-    assert len([m for m in real_enrollment.upstreams.smtp.to(kinds["enrolled"]) if is_verification(m)]) == 1, "no new link"
+    assert len([m for m in real_enrollment.upstreams.smtp.to(kinds["enrolled"]) if is_verification(m)]) == 1, (
+        "no new link"
+    )
 
 
 def test_the_form_answers_the_same_for_every_address(real_enrollment: Enrollment) -> None:
@@ -70,8 +83,12 @@ def test_the_form_answers_the_same_for_every_address(real_enrollment: Enrollment
         with real_enrollment.browser() as someone:
             registered = real_enrollment.register(email, client=someone)
             page = someone.get(registered.headers.get("location", "/signup/check-email"))
-            answers[kind] = (registered.status_code, registered.headers.get("location"),
-                             page.status_code, same_page(page.text, email))  # fmt: skip
+            answers[kind] = (
+                registered.status_code,
+                registered.headers.get("location"),
+                page.status_code,
+                same_page(page.text, email),
+            )
     assert answers["enrolled"] == answers["new"] == answers["waiting"]
     real_enrollment.upstreams.smtp.wait_for(to=kinds["enrolled"], matching=is_login_notice)
 

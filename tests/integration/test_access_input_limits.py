@@ -81,9 +81,18 @@ def test_every_password_rule_is_on_the_form_before_anything_is_submitted(client:
         assert rule in form, rule
 
 
-@pytest.mark.parametrize(("field", "value"), [("name", "Ada <b>Lovelace</b>"), ("name", "Ada > Lovelace"),
-                                              ("company", "<script>x</script>"), ("company", "A<B")])  # fmt: skip
-def test_angle_brackets_in_a_name_are_refused_by_the_api_and_the_form(client: TestClient, db: Database, field: str, value: str) -> None:
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("name", "Ada <b>Lovelace</b>"),
+        ("name", "Ada > Lovelace"),
+        ("company", "<script>x</script>"),
+        ("company", "A<B"),
+    ],
+)
+def test_angle_brackets_in_a_name_are_refused_by_the_api_and_the_form(
+    client: TestClient, db: Database, field: str, value: str
+) -> None:
     body = {"name": "Ada Lovelace", "company": "", "email": unique_email(), "password": STRONG_PASSWORD, field: value}
     api = client.post("/api/v1/signups", json=body)
     assert api.status_code == 422 and [e["field"] for e in api.json()["errors"]] == [field]
@@ -93,9 +102,22 @@ def test_angle_brackets_in_a_name_are_refused_by_the_api_and_the_form(client: Te
     assert stored(db) == 0
 
 
-@pytest.mark.parametrize("path", ["/", "/signup", "/signup/check-email", "/signup/status", "/signup/terms", "/no-such-page",
-                                  "/verify/not-a-token", "/sso/not-a-token", "/api/v1/signups/not-a-uuid", "/openapi.json",
-                                  "/api/docs"])  # fmt: skip
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/",
+        "/signup",
+        "/signup/check-email",
+        "/signup/status",
+        "/signup/terms",
+        "/no-such-page",
+        "/verify/not-a-token",
+        "/sso/not-a-token",
+        "/api/v1/signups/not-a-uuid",
+        "/openapi.json",
+        "/api/docs",
+    ],
+)
 def test_every_page_carries_a_content_security_policy(client: TestClient, path: str) -> None:
     policy = client.get(path).headers.get("content-security-policy", "")
     assert "default-src 'none'" in policy and "frame-ancestors 'none'" in policy, policy

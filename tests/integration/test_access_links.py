@@ -11,13 +11,14 @@ import pytest
 
 from shared.clock import ManualClock
 from tests.support.access import journey_state, real_enrollment, starts_session  # noqa: F401 - fixtures used by name
-from tests.support.enrollment import clean_upstreams, clock, upstreams  # noqa: F401 - fixtures used by name
-from tests.support.enrollment import Enrollment, csrf_from, unique_email
+from tests.support.enrollment import Enrollment, clean_upstreams, clock, csrf_from, unique_email, upstreams  # noqa: F401 - fixtures used by name
 
 pytestmark = [pytest.mark.rabbit, pytest.mark.postgres]
 
 
-def test_after_enrolment_an_older_unused_link_gives_a_fresh_browser_no_session_and_no_login(real_enrollment: Enrollment) -> None:
+def test_after_enrolment_an_older_unused_link_gives_a_fresh_browser_no_session_and_no_login(
+    real_enrollment: Enrollment,
+) -> None:
     email = unique_email()
     real_enrollment.register(email)
     (older,) = real_enrollment.verification_links(email)

@@ -12,8 +12,7 @@ from sqlalchemy import select
 
 from services.signup import store
 from tests.support.access import real_enrollment  # noqa: F401 - fixtures used by name
-from tests.support.enrollment import clean_upstreams, clock, upstreams  # noqa: F401 - fixtures used by name
-from tests.support.enrollment import Enrollment, panel_headers, unique_email
+from tests.support.enrollment import Enrollment, clean_upstreams, clock, panel_headers, unique_email, upstreams  # noqa: F401 - fixtures used by name
 
 pytestmark = [pytest.mark.rabbit, pytest.mark.postgres]
 
@@ -48,12 +47,16 @@ def test_a_replay_is_refused_by_another_replica_too(real_enrollment: Enrollment,
 
     headers = panel_headers(client_id, "sso", clock=real_enrollment.deps.clock)
     assert real_enrollment.client.post(f"/api/v1/panel/{client_id}/sso", headers=headers).status_code == 200
-    other = create_app(real_enrollment.db, real_enrollment.settings, real_enrollment.deps.solusvm, clock=real_enrollment.deps.clock)
+    other = create_app(
+        real_enrollment.db, real_enrollment.settings, real_enrollment.deps.solusvm, clock=real_enrollment.deps.clock
+    )
     with TestClient(other, base_url=real_enrollment.settings.public_url) as replica:
         assert replica.post(f"/api/v1/panel/{client_id}/sso", headers=headers).status_code == 401
 
 
-def test_a_panel_request_works_once_too_and_fresh_requests_keep_working(real_enrollment: Enrollment, client_id: int) -> None:
+def test_a_panel_request_works_once_too_and_fresh_requests_keep_working(
+    real_enrollment: Enrollment, client_id: int
+) -> None:
     headers = panel_headers(client_id, "panel", clock=real_enrollment.deps.clock)
     assert real_enrollment.client.get(f"/api/v1/panel/{client_id}", headers=headers).status_code == 200
     assert real_enrollment.client.get(f"/api/v1/panel/{client_id}", headers=headers).status_code == 401

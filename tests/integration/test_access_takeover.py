@@ -17,8 +17,7 @@ import pytest
 from pydantic import SecretStr
 
 from tests.support.access import ATTACKER_PASSWORD, VICTIM_PASSWORD, journey_state, real_enrollment, starts_session  # noqa: F401
-from tests.support.enrollment import clean_upstreams, clock, upstreams  # noqa: F401 - fixtures used by name
-from tests.support.enrollment import Enrollment, unique_email
+from tests.support.enrollment import Enrollment, clean_upstreams, clock, unique_email, upstreams  # noqa: F401 - fixtures used by name
 
 pytestmark = [pytest.mark.rabbit, pytest.mark.postgres]
 
@@ -42,14 +41,20 @@ def test_a_registration_creates_nothing_upstream_before_the_email_is_verified(re
     assert signup.encrypted_password is not None, "kept, encrypted, until the address is verified"
 
 
-def test_a_pre_registration_gives_the_attacker_nothing_the_victims_registration_wins(real_enrollment: Enrollment) -> None:
+def test_a_pre_registration_gives_the_attacker_nothing_the_victims_registration_wins(
+    real_enrollment: Enrollment,
+) -> None:
     email = unique_email("victim")
     with real_enrollment.browser() as attacker:
-        real_enrollment.register(email, name="Eve Mallory", company="Evil Corp", password=ATTACKER_PASSWORD, client=attacker)
+        real_enrollment.register(
+            email, name="Eve Mallory", company="Evil Corp", password=ATTACKER_PASSWORD, client=attacker
+        )
     (attackers_link,) = real_enrollment.verification_links(email)
 
     with real_enrollment.browser() as victim:
-        real_enrollment.register(email, name="Victor Hugo", company="Victim Ltd", password=VICTIM_PASSWORD, client=victim)
+        real_enrollment.register(
+            email, name="Victor Hugo", company="Victim Ltd", password=VICTIM_PASSWORD, client=victim
+        )
         _, victims_link = real_enrollment.verification_links(email, count=2)
         assert real_enrollment.open_link(victims_link, victim).status_code == 303
         assert real_enrollment.accept_terms(victim).status_code == 303
@@ -66,7 +71,9 @@ def test_a_newer_registration_of_a_pending_address_kills_the_older_ones_links(re
     with real_enrollment.browser() as first, real_enrollment.browser() as second:
         real_enrollment.register(email, name="First Person", password=ATTACKER_PASSWORD, client=first)
         (older,) = real_enrollment.verification_links(email)
-        real_enrollment.register(email, name="Second Person", company="Second Co", password=VICTIM_PASSWORD, client=second)
+        real_enrollment.register(
+            email, name="Second Person", company="Second Co", password=VICTIM_PASSWORD, client=second
+        )
         _, newer = real_enrollment.verification_links(email, count=2)
         before = journey_state(real_enrollment)
 
@@ -82,7 +89,9 @@ def test_a_newer_registration_of_a_pending_address_kills_the_older_ones_links(re
         assert real_enrollment.open_link(newer, second).status_code == 303, "the newest link works, in its browser"
 
 
-def test_the_mailbox_owner_cannot_confirm_a_newer_registration_made_by_someone_else(real_enrollment: Enrollment) -> None:
+def test_the_mailbox_owner_cannot_confirm_a_newer_registration_made_by_someone_else(
+    real_enrollment: Enrollment,
+) -> None:
     """The attacker registers again after the victim; the victim opens the newest email. Confirming it
     takes the password of the registration it belongs to, which the victim does not know."""
     email = unique_email("victim")
@@ -123,11 +132,14 @@ def test_confirming_in_another_browser_takes_the_registrations_password(real_enr
     assert real_enrollment.owner_password_sha256(email) == sha256(VICTIM_PASSWORD)
 
 
-def test_an_existing_whmcs_client_is_linked_only_after_verification_and_keeps_its_password(real_enrollment: Enrollment) -> None:
+def test_an_existing_whmcs_client_is_linked_only_after_verification_and_keeps_its_password(
+    real_enrollment: Enrollment,
+) -> None:
     email = unique_email("existing")
     original = "Original-Passw0rd-of-the-client"
-    client_id = real_enrollment.deps.whmcs.add_client(firstname="Old", lastname="Customer", email=email,
-                                                     password=SecretStr(original))  # fmt: skip
+    client_id = real_enrollment.deps.whmcs.add_client(
+        firstname="Old", lastname="Customer", email=email, password=SecretStr(original)
+    )
     real_enrollment.register(email, name="Someone Else", password=ATTACKER_PASSWORD)
     (link,) = real_enrollment.verification_links(email)
     signup = real_enrollment.signup_row(email)

@@ -39,16 +39,22 @@ def test_the_month_close_still_invoices_a_locked_customers_usage(
     clock = ManualClock(datetime(2026, 10, 20, tzinfo=UTC))
     with Upstreams() as upstreams:
         billing = BillingHarness(upstreams, memory_bus, postgres_database, clock=clock).start()
-        accounts = AccountsHarness(upstreams, memory_bus, postgres_database, clock=clock,
-                                   services=("provisioner", "signup")).start()  # fmt: skip
+        accounts = AccountsHarness(
+            upstreams, memory_bus, postgres_database, clock=clock, services=("provisioner", "signup")
+        ).start()
         accounts.other_relays.append(billing.runtime.relay)
         try:
             plan = billing.add_plan("S", 7, 5000)
             start = billing.period(OCTOBER).starts_at
             leaving = billing.add_customer("EUR", [VmHistory("web", plan, [(start + timedelta(days=2), None)])])
             member = accounts.adopt(leaving.client_id, leaving.solusvm_user_id, leaving.email)
-            enrolled = UserProvisioned(signup_id=member.signup_id, email=member.email, whmcs_client_id=member.client_id,
-                                       solusvm_user_id=member.user_id, enrolled_at=start)  # fmt: skip
+            enrolled = UserProvisioned(
+                signup_id=member.signup_id,
+                email=member.email,
+                whmcs_client_id=member.client_id,
+                solusvm_user_id=member.user_id,
+                enrolled_at=start,
+            )
             publish(memory_bus, enrolled, producer="provisioner")
             wait_until(lambda: member.client_id in billing.enrolled_client_ids(), what="enrolled for billing")
 
@@ -60,8 +66,11 @@ def test_the_month_close_still_invoices_a_locked_customers_usage(
             billing.close(OCTOBER)
             billing.wait_settled(OCTOBER, 1)
             (invoice,) = billing.invoices_of(member.client_id)
-            assert_invoice_matches(invoice, expected_lines(leaving, billing.period(OCTOBER), PRICES["EUR"],
-                                                           now=clock()), billing.period(OCTOBER))  # fmt: skip
+            assert_invoice_matches(
+                invoice,
+                expected_lines(leaving, billing.period(OCTOBER), PRICES["EUR"], now=clock()),
+                billing.period(OCTOBER),
+            )
             # The provisioner heard of it too: it is the invoice that would suspend, were it unpaid.
             wait_until(lambda: invoice.id in _invoices_of(postgres_database, member.client_id), what="invoice recorded")
         finally:
@@ -84,8 +93,11 @@ def test_the_scheduler_asks_for_one_accounts_sync_per_billing_day(sqlite_databas
     second = scheduler.sync_accounts()
     assert second is not None and second.day == date(2026, 11, 15) and second.event_id != first.event_id
     with sqlite_database.transaction() as session:
-        rows = session.execute(select(scheduler_store.account_syncs.c.day, scheduler_store.account_syncs.c.trigger)
-                               .order_by(scheduler_store.account_syncs.c.day)).all()  # fmt: skip
+        rows = session.execute(
+            select(scheduler_store.account_syncs.c.day, scheduler_store.account_syncs.c.trigger).order_by(
+                scheduler_store.account_syncs.c.day
+            )
+        ).all()
         outbox = session.execute(select(scheduler_service.outbox.table.c.event_type)).scalars().all()
     assert [tuple(row) for row in rows] == [(date(2026, 11, 14), "schedule"), (date(2026, 11, 15), "schedule")]
     assert outbox == ["AccountsSyncRequested", "AccountsSyncRequested"]
@@ -109,7 +121,6 @@ def _invoices_of(db: Database, client_id: int) -> set[int]:
         return invoice_ids_of(session, client_id)
 
 
-
 def test_a_check_that_lost_a_race_cannot_commit_and_late_panel_news_cannot_roll_back(database: Database) -> None:
     """The two guards behind "no flapping" when deliveries overlap: the provisioner's row only takes a
     write based on the version it read; the panel only takes a higher revision."""
@@ -121,30 +132,68 @@ def test_a_check_that_lost_a_race_cannot_commit_and_late_panel_news_cannot_roll_
         read = provisioner_store.ensure_account(session, 7)
     with database.transaction() as session:  # the faster check wins ...
         assert provisioner_store.mark_unconfirmed(session, 7, version=read.version)
-        assert provisioner_store.record_check(
-            session, 7, version=read.version + 1, now=now, changed=True, status="suspended", overdue_invoice_ids=(5,),
-            reason="overdue", note=None, confirmed=True,
-        ) == 1
+        assert (
+            provisioner_store.record_check(
+                session,
+                7,
+                version=read.version + 1,
+                now=now,
+                changed=True,
+                status="suspended",
+                overdue_invoice_ids=(5,),
+                reason="overdue",
+                note=None,
+                confirmed=True,
+            )
+            == 1
+        )
     with database.transaction() as session:  # ... the slower one, which read the same version, cannot write
         assert not provisioner_store.mark_unconfirmed(session, 7, version=read.version)
-        assert provisioner_store.record_check(
-            session, 7, version=read.version, now=now, changed=True, status="active", overdue_invoice_ids=(),
-            reason="paid", note=None, confirmed=True,
-        ) is None
+        assert (
+            provisioner_store.record_check(
+                session,
+                7,
+                version=read.version,
+                now=now,
+                changed=True,
+                status="active",
+                overdue_invoice_ids=(),
+                reason="paid",
+                note=None,
+                confirmed=True,
+            )
+            is None
+        )
         account = provisioner_store.get_account(session, 7)
     assert account is not None and (account.status, account.revision, account.unconfirmed) == ("suspended", 1, False)
 
     signup_outbox = service_builder("signup")(deps).outbox
-    reactivated = UserReactivated(whmcs_client_id=7, solusvm_user_id=9, email="a@example.com",
-                                  previous_status="suspended", reactivated_at=now,
-                                  standing=AccountStanding(status="active", revision=2))  # fmt: skip
-    suspended = UserSuspended(whmcs_client_id=7, solusvm_user_id=9, email="a@example.com", suspended_at=now,
-                              overdue_invoices=(OverdueInvoice(invoice_id=5, due_date=date(2026, 11, 1), total="1.00"),),
-                              standing=AccountStanding(status="suspended", overdue_invoice_ids=(5,), revision=1))  # fmt: skip
+    reactivated = UserReactivated(
+        whmcs_client_id=7,
+        solusvm_user_id=9,
+        email="a@example.com",
+        previous_status="suspended",
+        reactivated_at=now,
+        standing=AccountStanding(status="active", revision=2),
+    )
+    suspended = UserSuspended(
+        whmcs_client_id=7,
+        solusvm_user_id=9,
+        email="a@example.com",
+        suspended_at=now,
+        overdue_invoices=(OverdueInvoice(invoice_id=5, due_date=date(2026, 11, 1), total="1.00"),),
+        standing=AccountStanding(status="suspended", overdue_invoice_ids=(5,), revision=1),
+    )
     for event in (reactivated, suspended):  # the older news arrives last
         with database.transaction() as session:
-            ctx = HandlerContext(session, new_envelope(event, producer="provisioner"), signup_outbox, database,
-                                 lambda: now, "signup.record_account_standing")  # fmt: skip
+            ctx = HandlerContext(
+                session,
+                new_envelope(event, producer="provisioner"),
+                signup_outbox,
+                database,
+                lambda: now,
+                "signup.record_account_standing",
+            )
             record_account_standing(event, ctx)
     with database.transaction() as session:
         view = account_view(session, 7)

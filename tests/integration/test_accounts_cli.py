@@ -22,8 +22,16 @@ from simulators.whmcs.persistence import dump_state as whmcs_state
 from tests.support.accounts import AccountsHarness
 from tests.support.system import SOLUSVM_TOKEN, Upstreams
 
-WHMCS_WRITES = {"CreateInvoice", "UpdateInvoice", "AddInvoicePayment", "AddTransaction", "AddClient",
-                "UpdateClient", "SendEmail", "CreateSsoToken"}
+WHMCS_WRITES = {
+    "CreateInvoice",
+    "UpdateInvoice",
+    "AddInvoicePayment",
+    "AddTransaction",
+    "AddClient",
+    "UpdateClient",
+    "SendEmail",
+    "CreateSsoToken",
+}
 
 
 @pytest.fixture
@@ -66,8 +74,13 @@ def everything(upstreams: Upstreams, harness: AccountsHarness) -> tuple[Any, ...
             for name in ("provisioner", "signup", "scheduler")
             for table in _metadata(name).sorted_tables
         }
-    return (solusvm_state(upstreams.solusvm_state), upstreams.solusvm_state.status_history(),
-            whmcs_state(upstreams.whmcs.state), rows, len(upstreams.smtp.messages))
+    return (
+        solusvm_state(upstreams.solusvm_state),
+        upstreams.solusvm_state.status_history(),
+        whmcs_state(upstreams.whmcs.state),
+        rows,
+        len(upstreams.smtp.messages),
+    )
 
 
 def quiet(upstreams: Upstreams, harness: AccountsHarness) -> tuple[Any, ...]:
@@ -113,8 +126,11 @@ def test_dry_run_changes_nothing_then_the_sync_does_what_it_said(
         calls_before = upstreams.whmcs.calls.snapshot()
         output = postpay(cli, "accounts", "sync", "--dry-run")
         assert everything(upstreams, harness) == before, "a dry run changes nothing, in the simulators or postpay"
-        written = {action for action, n in upstreams.whmcs.calls.snapshot().items()
-                   if action in WHMCS_WRITES and n != calls_before.get(action, 0)}  # fmt: skip
+        written = {
+            action
+            for action, n in upstreams.whmcs.calls.snapshot().items()
+            if action in WHMCS_WRITES and n != calls_before.get(action, 0)
+        }
         assert written == set()
 
         def line(member: Any) -> str:
@@ -139,7 +155,13 @@ def test_dry_run_changes_nothing_then_the_sync_does_what_it_said(
         harness.runtime.relay.wake()
         harness.wait_checked(now)
         assert [harness.solusvm_status(m) for m in (late, payer, shut, moved, calm, soon)] == [
-            "suspended", "active", "locked", "active", "active", "active"]
+            "suspended",
+            "active",
+            "locked",
+            "active",
+            "active",
+            "active",
+        ]
         assert harness.solusvm_user(moved).email == f"new-{moved.email}"
         listed = postpay(cli, "accounts", "list", "--status", "suspended")
         assert late.email in listed and f"#{late_invoice}" in listed and calm.email not in listed

@@ -52,9 +52,20 @@ def test_overdue_suspends_once_payment_reactivates_once_and_nothing_else_suspend
         harness.add_invoice(dan, due=DUE, postpay=False)  # another product's invoice: not postpay's business
         # An invoice known only from the invoicer's event (its notes carry no run key).
         eve_invoice = harness.add_invoice(eve, due=DUE, postpay=False)
-        publish(bus, InvoiceCreated(whmcs_client_id=eve.client_id, period="2026-10", invoice_id=eve_invoice,
-                                    currency="USD", total="12.34", line_count=1, due_date=DUE,
-                                    run_key=f"postpay:{eve.client_id}:2026-10"), producer="invoicer")  # fmt: skip
+        publish(
+            bus,
+            InvoiceCreated(
+                whmcs_client_id=eve.client_id,
+                period="2026-10",
+                invoice_id=eve_invoice,
+                currency="USD",
+                total="12.34",
+                line_count=1,
+                due_date=DUE,
+                run_key=f"postpay:{eve.client_id}:2026-10",
+            ),
+            producer="invoicer",
+        )
         wait_until(lambda: eve_invoice in _recorded_invoices(harness, eve), what="InvoiceCreated recorded")
 
         harness.sync(date(2026, 11, 14))  # 13 days late: within the 14 days' grace
@@ -65,7 +76,12 @@ def test_overdue_suspends_once_payment_reactivates_once_and_nothing_else_suspend
         harness.sync(date(2026, 11, 15), manual=True)  # an operator's sync, and the next days': no change
         harness.sync(date(2026, 11, 16))
         assert [harness.solusvm_status(m) for m in (ada, bob, cleo, dan, eve)] == [
-            "suspended", "active", "active", "active", "suspended"]
+            "suspended",
+            "active",
+            "active",
+            "active",
+            "suspended",
+        ]
         assert harness.status_history(ada) == [("active", "suspended")]
         assert harness.status_history(eve) == [("active", "suspended")]
         assert [harness.status_history(m) for m in (bob, cleo, dan)] == [[], [], []]
@@ -77,7 +93,10 @@ def test_overdue_suspends_once_payment_reactivates_once_and_nothing_else_suspend
         assert panel is not None and (panel.status, panel.overdue_invoice_ids) == ("suspended", (ada_invoice,))
         # The allow-listed customer is reported overdue, and stays active.
         cleo_panel = harness.panel(cleo)
-        assert cleo_panel is not None and (cleo_panel.status, cleo_panel.overdue_invoice_ids) == ("active", (cleo_invoice,))
+        assert cleo_panel is not None and (cleo_panel.status, cleo_panel.overdue_invoice_ids) == (
+            "active",
+            (cleo_invoice,),
+        )
         assert harness.emails_to(cleo, "suspended") == []
 
         harness.pay(ada_invoice)
@@ -106,7 +125,9 @@ def test_closed_or_deleted_client_is_locked_a_reopened_one_active_and_a_new_emai
         # ivy's new WHMCS email belongs to another SolusVM 2 user (say, an old test account): the
         # status still follows, the email waits (tried again every day) with a note for the operator.
         squatter = f"old-{ivy.email}"
-        (squatter_id,) = seed_solusvm(clean_upstreams.solusvm_state, {"users": [{"email": squatter}]}, LONG_AGO)["users"]
+        (squatter_id,) = seed_solusvm(clean_upstreams.solusvm_state, {"users": [{"email": squatter}]}, LONG_AGO)[
+            "users"
+        ]
         harness.whmcs.update_client(ivy.client_id, email=squatter)
         harness.sync(date(2026, 11, 20))
 
@@ -160,7 +181,9 @@ def test_the_client_area_panel_shows_suspended_with_the_invoice_to_pay_then_lock
 
 def _panel(web: TestClient, member: Member, harness: AccountsHarness) -> dict[str, Any]:
     # The web app's clock is the harness's.
-    response = web.get(f"/api/v1/panel/{member.client_id}", headers=panel_headers(member.client_id, "panel", clock=harness.clock))
+    response = web.get(
+        f"/api/v1/panel/{member.client_id}", headers=panel_headers(member.client_id, "panel", clock=harness.clock)
+    )
     assert response.status_code == 200, response.text
     return json.loads(response.text)
 
@@ -170,4 +193,3 @@ def _recorded_invoices(harness: AccountsHarness, member: Member) -> set[int]:
 
     with harness.db.transaction() as session:
         return invoice_ids_of(session, member.client_id)
-

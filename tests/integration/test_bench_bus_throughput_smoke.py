@@ -17,10 +17,27 @@ pytestmark = [pytest.mark.rabbit, pytest.mark.postgres, pytest.mark.usefixtures(
 EVENTS = 150
 
 
-def test_every_path_delivers_every_event_and_leaves_nothing_behind(rabbit_url: str, postgres_url: str,
-                                                                  tmp_path: Path) -> None:
-    code = main(["--events", str(EVENTS), "--repeat", "1", "--concurrency", "2", "--prefetch", "32",
-                 "--amqp", rabbit_url, "--database", postgres_url, "--results-dir", str(tmp_path)])
+def test_every_path_delivers_every_event_and_leaves_nothing_behind(
+    rabbit_url: str, postgres_url: str, tmp_path: Path
+) -> None:
+    code = main(
+        [
+            "--events",
+            str(EVENTS),
+            "--repeat",
+            "1",
+            "--concurrency",
+            "2",
+            "--prefetch",
+            "32",
+            "--amqp",
+            rabbit_url,
+            "--database",
+            postgres_url,
+            "--results-dir",
+            str(tmp_path),
+        ]
+    )
 
     assert code == 0
     (path,) = tmp_path.glob("bus-throughput-*.json")

@@ -17,9 +17,26 @@ pytestmark = pytest.mark.usefixtures("suite_logging_restored")
 def test_the_idle_benchmark_measures_every_part_and_times_the_probes(
     postgres_url: str, rabbit_url: str, tmp_path: Path
 ) -> None:
-    code = idle.main(["--seconds", "3", "--warmup", "1", "--probes", "2", "--probe-gap", "1",
-                      "--amqp", rabbit_url, "--database", postgres_url, "--results-dir", str(tmp_path),
-                      "--logs", str(tmp_path / "logs")])
+    code = idle.main(
+        [
+            "--seconds",
+            "3",
+            "--warmup",
+            "1",
+            "--probes",
+            "2",
+            "--probe-gap",
+            "1",
+            "--amqp",
+            rabbit_url,
+            "--database",
+            postgres_url,
+            "--results-dir",
+            str(tmp_path),
+            "--logs",
+            str(tmp_path / "logs"),
+        ]
+    )
 
     assert code == 0
     (path,) = tmp_path.glob("idle-*.json")

@@ -19,8 +19,20 @@ def test_the_sweep_benchmark_sweeps_three_times_and_records_what_each_cost(
     postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(meter_sweep, "ADMIN_URL", postgres_url)
-    code = meter_sweep.main(["--servers", "90", "--changes", "0.1", "--latency-ms", "0", "--page-size", "20",
-                             "--results-dir", str(tmp_path)])
+    code = meter_sweep.main(
+        [
+            "--servers",
+            "90",
+            "--changes",
+            "0.1",
+            "--latency-ms",
+            "0",
+            "--page-size",
+            "20",
+            "--results-dir",
+            str(tmp_path),
+        ]
+    )
 
     assert code == 0
     (path,) = tmp_path.glob("meter-sweep-*.json")
@@ -45,7 +57,8 @@ def test_the_accuracy_benchmark_never_bills_above_the_exact_hours_when_its_premi
     (path,) = tmp_path.glob("meter-accuracy-*.json")
     rows = json.loads(path.read_text())["rows"]
     assert {(r["family"], r["interval_seconds"], r["estimate"]) for r in rows} == {
-        (f, i, e) for f in ("premise", "toggles") for i in (60, 900) for e in ("observed", "midpoint")}
+        (f, i, e) for f in ("premise", "toggles") for i in (60, 900) for e in ("observed", "midpoint")
+    }
     for row in rows:
         assert row["vms"] > 40 and row["exact"] + row["under"] + row["over"] == row["vms"]
         if row["family"] == "premise":

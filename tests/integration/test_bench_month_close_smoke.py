@@ -24,11 +24,34 @@ CLIENTS, VMS, SAMPLE = 12, 2, 3
 def test_a_tiny_close_is_run_checked_invoice_by_invoice_and_recorded(
     rabbit_url: str, postgres_url: str, tmp_path: Path
 ) -> None:
-    code = main([
-        "--clients", str(CLIENTS), "--vms", str(VMS), "--baseline-sample", str(SAMPLE), "--repeat", "1",
-        "--solusvm-latency-ms", "1", "--whmcs-latency-ms", "1", "--concurrency", "4", "--stall-seconds", "20",
-        "--amqp", rabbit_url, "--database", postgres_url, "--results-dir", str(tmp_path), "--name", "smoke",
-    ])
+    code = main(
+        [
+            "--clients",
+            str(CLIENTS),
+            "--vms",
+            str(VMS),
+            "--baseline-sample",
+            str(SAMPLE),
+            "--repeat",
+            "1",
+            "--solusvm-latency-ms",
+            "1",
+            "--whmcs-latency-ms",
+            "1",
+            "--concurrency",
+            "4",
+            "--stall-seconds",
+            "20",
+            "--amqp",
+            rabbit_url,
+            "--database",
+            postgres_url,
+            "--results-dir",
+            str(tmp_path),
+            "--name",
+            "smoke",
+        ]
+    )
 
     assert code == 0
     (path,) = tmp_path.glob("smoke-*.json")
@@ -52,10 +75,18 @@ def _invoice(world: World, client_id: int, now: datetime) -> dict[str, object]:
     customer = world.customer(client_id)
     lines = expected_lines(customer, world.period, now)
     return {
-        "id": client_id, "client_id": client_id, "currency_code": customer.currency, "status": "Unpaid",
+        "id": client_id,
+        "client_id": client_id,
+        "currency_code": customer.currency,
+        "status": "Unpaid",
         "subtotal": str(sum((line.amount for line in lines), Decimal(0))),
-        "items": [{"description": f"vm (#{line.server_id}, plan X): {line.hours} hours, {line.tokens} tokens, {line.ran}",
-                   "amount": str(line.amount)} for line in lines],
+        "items": [
+            {
+                "description": f"vm (#{line.server_id}, plan X): {line.hours} hours, {line.tokens} tokens, {line.ran}",
+                "amount": str(line.amount),
+            }
+            for line in lines
+        ],
     }
 
 

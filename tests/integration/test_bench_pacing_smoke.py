@@ -19,11 +19,34 @@ CLIENTS, CAPACITY = 12, 4
 def test_a_tiny_paced_and_fixed_close_are_run_checked_and_recorded(
     rabbit_url: str, postgres_url: str, tmp_path: Path
 ) -> None:
-    code = main([
-        "--clients", str(CLIENTS), "--vms", "2", "--capacity", str(CAPACITY), "--invoicers", "1",
-        "--baseline-sample", "2", "--solusvm-latency-ms", "5", "--whmcs-latency-ms", "10", "--concurrency", "4",
-        "--amqp", rabbit_url, "--database", postgres_url, "--results-dir", str(tmp_path), "--name", "smoke",
-    ])
+    code = main(
+        [
+            "--clients",
+            str(CLIENTS),
+            "--vms",
+            "2",
+            "--capacity",
+            str(CAPACITY),
+            "--invoicers",
+            "1",
+            "--baseline-sample",
+            "2",
+            "--solusvm-latency-ms",
+            "5",
+            "--whmcs-latency-ms",
+            "10",
+            "--concurrency",
+            "4",
+            "--amqp",
+            rabbit_url,
+            "--database",
+            postgres_url,
+            "--results-dir",
+            str(tmp_path),
+            "--name",
+            "smoke",
+        ]
+    )
 
     assert code == 0
     (path,) = tmp_path.glob("smoke-*.json")

@@ -16,10 +16,29 @@ pytestmark = [pytest.mark.rabbit, pytest.mark.postgres]
 REGISTRATIONS = 40
 
 
-def test_both_modes_process_every_registration_and_record_their_figures(rabbit_url: str, postgres_url: str,
-                                                                       tmp_path: Path) -> None:
-    code = main(["--registrations", str(REGISTRATIONS), "--backlog", str(REGISTRATIONS), "--repeat", "1", "--clients", "4", "--idle-seconds", "1",
-                 "--amqp", rabbit_url, "--database", postgres_url, "--results-dir", str(tmp_path)])
+def test_both_modes_process_every_registration_and_record_their_figures(
+    rabbit_url: str, postgres_url: str, tmp_path: Path
+) -> None:
+    code = main(
+        [
+            "--registrations",
+            str(REGISTRATIONS),
+            "--backlog",
+            str(REGISTRATIONS),
+            "--repeat",
+            "1",
+            "--clients",
+            "4",
+            "--idle-seconds",
+            "1",
+            "--amqp",
+            rabbit_url,
+            "--database",
+            postgres_url,
+            "--results-dir",
+            str(tmp_path),
+        ]
+    )
 
     assert code == 0
     (path,) = tmp_path.glob("signup-flood-*.json")
@@ -30,7 +49,9 @@ def test_both_modes_process_every_registration_and_record_their_figures(rabbit_u
     for figures in round_.values():
         assert figures["registrations"] == REGISTRATIONS
         assert 0 < figures["processed_per_second"] <= figures["accepted_per_second"]
-        assert figures["postpay_cpu_ms_per_registration"] > 0 and figures["registrations_per_second_per_postpay_core"] > 0
+        assert (
+            figures["postpay_cpu_ms_per_registration"] > 0 and figures["registrations_per_second_per_postpay_core"] > 0
+        )
         assert figures["landing"]["idle"]["samples"] > 0 and figures["landing"]["idle"]["failed"] == 0
         # The backlog was made with no handler running, then worked off while the landing page was probed.
         assert figures["backlog"]["registrations"] == REGISTRATIONS
@@ -39,6 +60,8 @@ def test_both_modes_process_every_registration_and_record_their_figures(rabbit_u
     assert round_["split"]["backlog"]["drained_while_probed"] == REGISTRATIONS
     assert round_["split"]["backlog"]["landing"]["samples"] > 0
     split_cpu = round_["split"]["cpu_ms_per_registration_by_process"]
-    assert set(split_cpu) == {"split-signup-web-1", "split-signup-handlers-2"} and all(v > 0 for v in split_cpu.values())
+    assert set(split_cpu) == {"split-signup-web-1", "split-signup-handlers-2"} and all(
+        v > 0 for v in split_cpu.values()
+    )
     assert result["ratios"]["split/combined processed per second"]["median"] > 0
     assert {"commit", "cpus", "python"} <= result["machine"].keys()

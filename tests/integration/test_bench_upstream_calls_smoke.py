@@ -16,8 +16,22 @@ CUSTOMERS = 5
 
 
 def test_both_transports_bill_every_customer_and_the_figures_are_recorded(tmp_path: Path) -> None:
-    code = main(["--customers", str(CUSTOMERS), "--threads", "1,3", "--repeat", "1", "--solusvm-latency-ms", "1",
-                 "--whmcs-latency-ms", "1", "--results-dir", str(tmp_path)])
+    code = main(
+        [
+            "--customers",
+            str(CUSTOMERS),
+            "--threads",
+            "1,3",
+            "--repeat",
+            "1",
+            "--solusvm-latency-ms",
+            "1",
+            "--whmcs-latency-ms",
+            "1",
+            "--results-dir",
+            str(tmp_path),
+        ]
+    )
 
     assert code == 0
     (path,) = tmp_path.glob("upstream-calls-*.json")

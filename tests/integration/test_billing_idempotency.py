@@ -6,11 +6,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from shared.clock import ManualClock
-from shared.db import Database
-
 from services.scheduler.closing import Scheduler
 from services.scheduler.settings import SchedulerSettings
+from shared.clock import ManualClock
+from shared.db import Database
 from tests.support.billing import PRICES, BillingHarness, VmHistory, assert_invoice_matches, expected_lines
 from tests.support.bus_helpers import metric, wait_until
 from tests.support.system import Upstreams
@@ -23,9 +22,7 @@ def handled(queue: str) -> float:
     return metric("postpay_messages_handled_total", handler=queue, outcome="done")
 
 
-def test_closing_a_period_three_times_and_replaying_it_invoices_each_client_once(
-    bus: Any, database: Database
-) -> None:
+def test_closing_a_period_three_times_and_replaying_it_invoices_each_client_once(bus: Any, database: Database) -> None:
     clock = ManualClock(NOW)
     with Upstreams(now=NOW) as upstreams:
         settings = SchedulerSettings(scheduler_first_period="2026-10")
@@ -51,16 +48,20 @@ def test_closing_a_period_three_times_and_replaying_it_invoices_each_client_once
             before = handled(CREATE_INVOICE)
             harness.replay("2026-10")
             harness.replay("2026-10", [customers[0].client_id, idle.client_id])
-            wait_until(lambda: handled(CREATE_INVOICE) >= before + len(customers) + 1 + 2, timeout=60,
-                       what="both replays priced again")
+            wait_until(
+                lambda: handled(CREATE_INVOICE) >= before + len(customers) + 1 + 2,
+                timeout=60,
+                what="both replays priced again",
+            )
         finally:
             harness.stop()
 
         period = harness.period("2026-10")
         for customer in customers:
             (invoice,) = harness.invoices_of(customer.client_id)
-            assert_invoice_matches(invoice, expected_lines(customer, period, PRICES[customer.currency], now=NOW),
-                                   period)
+            assert_invoice_matches(
+                invoice, expected_lines(customer, period, PRICES[customer.currency], now=NOW), period
+            )
         assert harness.invoices_of(idle.client_id) == []
         assert upstreams.whmcs.calls["CreateInvoice"] == len(customers)
         ledger = harness.ledger("2026-10")

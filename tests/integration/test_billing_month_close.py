@@ -9,12 +9,11 @@ from decimal import Decimal
 
 import pytest
 
+from services.scheduler.settings import SchedulerSettings
 from shared.bus.rabbit import RabbitBus
 from shared.clock import ManualClock
 from shared.db import Database
 from shared.periods import BillingPeriod
-
-from services.scheduler.settings import SchedulerSettings
 from tests.support.billing import (
     PRICES,
     BillingHarness,
@@ -67,20 +66,33 @@ def test_a_month_close_for_200_customers_invoices_every_one_exactly(
 ) -> None:
     period = BillingPeriod.parse("2026-10", TIMEZONE)
     now = period.ends_at + timedelta(minutes=20)
-    scheduler = SchedulerSettings(billing_timezone=TIMEZONE, scheduler_first_period="2026-10",
-                                  scheduler_poll_seconds=0.1)
+    scheduler = SchedulerSettings(
+        billing_timezone=TIMEZONE, scheduler_first_period="2026-10", scheduler_poll_seconds=0.1
+    )
     rng = random.Random(20261031)
     with Upstreams(now=now) as upstreams:
-        harness = BillingHarness(upstreams, rabbit_bus, postgres_database, clock=ManualClock(now),
-                                 scheduler=scheduler, chunk_size=64)
-        plans = [harness.add_plan("S", 7, 5000), harness.add_plan("M", 14, 10000), harness.add_plan("L", 28, 20000),
-                 harness.add_plan("Tiny", 1, 300)]
+        harness = BillingHarness(
+            upstreams, rabbit_bus, postgres_database, clock=ManualClock(now), scheduler=scheduler, chunk_size=64
+        )
+        plans = [
+            harness.add_plan("S", 7, 5000),
+            harness.add_plan("M", 14, 10000),
+            harness.add_plan("L", 28, 20000),
+            harness.add_plan("Tiny", 1, 300),
+        ]
         customers: list[Customer] = []
         for n in range(CUSTOMERS):
             currency = rng.choice(["USD", "EUR", "GBP"])
-            enrolled = period.ends_at + timedelta(minutes=1) if n < LATE else period.starts_at - timedelta(days=rng.randint(0, 90))
-            customers.append(harness.add_customer(currency, random_history(rng, plans, period.starts_at, period.ends_at),
-                                                  enrolled_at=enrolled))
+            enrolled = (
+                period.ends_at + timedelta(minutes=1)
+                if n < LATE
+                else period.starts_at - timedelta(days=rng.randint(0, 90))
+            )
+            customers.append(
+                harness.add_customer(
+                    currency, random_history(rng, plans, period.starts_at, period.ends_at), enrolled_at=enrolled
+                )
+            )
         harness.start()
         try:
             harness.enroll(customers)
@@ -108,4 +120,3 @@ def test_a_month_close_for_200_customers_invoices_every_one_exactly(
     assert upstreams.whmcs.calls["CreateInvoice"] == billed
     assert status.invoiced == billed and status.nothing_to_bill == CUSTOMERS - LATE - billed
     assert status.invoiced_totals == totals
-

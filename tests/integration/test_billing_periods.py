@@ -4,18 +4,17 @@ both daylight-saving changes."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from services.scheduler.settings import SchedulerSettings
 from shared.bus.memory import InMemoryBus
 from shared.clock import ManualClock
 from shared.db import Database
 from shared.periods import BillingPeriod
-
-from services.scheduler.settings import SchedulerSettings
 from tests.support.billing import PRICES, BillingHarness, VmHistory, assert_invoice_matches, expected_lines
 from tests.support.system import Upstreams
 
@@ -40,22 +39,38 @@ def test_each_vm_is_billed_for_exactly_its_running_time_inside_the_local_month(
     start, end = period.starts_at, period.ends_at
     now = end + timedelta(minutes=15)
     with Upstreams(now=now) as upstreams:
-        harness = BillingHarness(upstreams, memory_bus, sqlite_database, clock=ManualClock(now),
-                                 scheduler=SchedulerSettings(billing_timezone=timezone)).start()
+        harness = BillingHarness(
+            upstreams,
+            memory_bus,
+            sqlite_database,
+            clock=ManualClock(now),
+            scheduler=SchedulerSettings(billing_timezone=timezone),
+        ).start()
         try:
             capped = harness.add_plan("S", 10, 5000)
             metered = harness.add_plan("Metered", 2, 1_000_000)
             vms = {
                 "whole month": VmHistory("whole", metered, [(start - timedelta(days=10), None)]),
                 "capped": VmHistory("capped", capped, [(start - timedelta(days=3), None)]),
-                "across the start": VmHistory("early", metered, [(start - timedelta(hours=2), start + timedelta(hours=5))]),
+                "across the start": VmHistory(
+                    "early", metered, [(start - timedelta(hours=2), start + timedelta(hours=5))]
+                ),
                 "across the end": VmHistory("late", metered, [(end - timedelta(hours=3), None)]),
-                "five minutes": VmHistory("blip", capped, [(start + timedelta(days=9, hours=8),
-                                                            start + timedelta(days=9, hours=8, minutes=5))],
-                                          deleted_at=start + timedelta(days=9, hours=8, minutes=5)),
-                "deleted mid-month": VmHistory("gone", metered, [(start - timedelta(days=1), start + timedelta(days=14, minutes=30))],
-                                               deleted_at=start + timedelta(days=14, minutes=30)),
-                "stopped before": VmHistory("idle", metered, [(start - timedelta(days=20), start - timedelta(seconds=1))]),
+                "five minutes": VmHistory(
+                    "blip",
+                    capped,
+                    [(start + timedelta(days=9, hours=8), start + timedelta(days=9, hours=8, minutes=5))],
+                    deleted_at=start + timedelta(days=9, hours=8, minutes=5),
+                ),
+                "deleted mid-month": VmHistory(
+                    "gone",
+                    metered,
+                    [(start - timedelta(days=1), start + timedelta(days=14, minutes=30))],
+                    deleted_at=start + timedelta(days=14, minutes=30),
+                ),
+                "stopped before": VmHistory(
+                    "idle", metered, [(start - timedelta(days=20), start - timedelta(seconds=1))]
+                ),
                 "started after": VmHistory("future", metered, [(end, None)]),
             }
             customer = harness.add_customer("EUR", list(vms.values()))
@@ -79,7 +94,10 @@ def test_each_vm_is_billed_for_exactly_its_running_time_inside_the_local_month(
         assert by_server[vms["capped"].server_id].tokens == 5000
         assert by_server[vms["across the start"].server_id].hours == 5
         assert by_server[vms["across the end"].server_id].hours == 3
-        assert (by_server[vms["five minutes"].server_id].hours, by_server[vms["five minutes"].server_id].tokens) == (1, 10)
+        assert (by_server[vms["five minutes"].server_id].hours, by_server[vms["five minutes"].server_id].tokens) == (
+            1,
+            10,
+        )
         assert by_server[vms["deleted mid-month"].server_id].hours == 14 * 24 + 1
         assert vms["stopped before"].server_id not in by_server
         assert vms["started after"].server_id not in by_server

@@ -16,14 +16,12 @@ from typer.testing import CliRunner
 import postpay.commands.billing as billing_commands
 from postpay.cli import app
 from postpay.ops.status import count_parked
+from services.invoicer.settings import InvoicerSettings
 from shared.bus.parking import Selection
 from shared.bus.rabbit import RabbitBus
 from shared.clock import ManualClock
 from shared.db import Database
-
-from services.invoicer.settings import InvoicerSettings
 from tests.support.billing import PRICES, BillingHarness, VmHistory
-from tests.support.bus_helpers import wait_until
 from tests.support.system import SOLUSVM_TOKEN, Upstreams
 
 pytestmark = [pytest.mark.rabbit, pytest.mark.postgres]
@@ -49,13 +47,20 @@ def test_a_client_in_an_unpriced_currency_is_parked_and_followed_by_period_statu
             "COLUMNS": "200",
         }.items():
             monkeypatch.setenv(name, value)
-        harness = BillingHarness(upstreams, rabbit_bus, postgres_database, clock=ManualClock(NOW),
-                                 invoicer=InvoicerSettings(token_prices=without_gbp)).start()
+        harness = BillingHarness(
+            upstreams,
+            rabbit_bus,
+            postgres_database,
+            clock=ManualClock(NOW),
+            invoicer=InvoicerSettings(token_prices=without_gbp),
+        ).start()
         try:
             plan = harness.add_plan("S", 7, 5000)
             start = harness.period(PERIOD).starts_at
-            customers = [harness.add_customer(currency, [VmHistory("vm", plan, [(start, start + timedelta(hours=10))])])
-                         for currency in ("USD", "GBP", "EUR")]
+            customers = [
+                harness.add_customer(currency, [VmHistory("vm", plan, [(start, start + timedelta(hours=10))])])
+                for currency in ("USD", "GBP", "EUR")
+            ]
             pound = customers[1]
             harness.enroll(customers)
 
@@ -67,8 +72,13 @@ def test_a_client_in_an_unpriced_currency_is_parked_and_followed_by_period_statu
 
             monkeypatch.setattr(billing_commands, "period_status", polling_status)
             followed: dict[str, str] = {}
-            follower = threading.Thread(target=lambda: followed.update(output=CliRunner().invoke(
-                app, ["period", "status", PERIOD, "--follow", "--interval", "0.2"], catch_exceptions=False).output))
+            follower = threading.Thread(
+                target=lambda: followed.update(
+                    output=CliRunner()
+                    .invoke(app, ["period", "status", PERIOD, "--follow", "--interval", "0.2"], catch_exceptions=False)
+                    .output
+                )
+            )
             follower.start()
             assert polled.wait(30), "the follower never polled"
             harness.close(PERIOD)  # only now: the bar follows a close that runs while it watches
@@ -92,11 +102,20 @@ def test_a_client_in_an_unpriced_currency_is_parked_and_followed_by_period_statu
         assert rows[("parked",)] == "1" and rows[("invoiced",)] == "2" and rows[("still", "to", "do")] == "0"
 
         # The operator adds the price and requeues: the client is invoiced once, in pounds.
-        fixed = BillingHarness(upstreams, rabbit_bus, postgres_database, clock=ManualClock(NOW),
-                               invoicer=InvoicerSettings(token_prices=PRICES)).start()
+        fixed = BillingHarness(
+            upstreams,
+            rabbit_bus,
+            postgres_database,
+            clock=ManualClock(NOW),
+            invoicer=InvoicerSettings(token_prices=PRICES),
+        ).start()
         try:
-            moved = rabbit_bus.parking_lot().requeue(rabbit_bus.naming.parking_lot(INVOICE_QUEUE),
-                                                     Selection(everything=True), actor="test", reason="GBP priced")
+            moved = rabbit_bus.parking_lot().requeue(
+                rabbit_bus.naming.parking_lot(INVOICE_QUEUE),
+                Selection(everything=True),
+                actor="test",
+                reason="GBP priced",
+            )
             assert len(moved) == 1
             fixed.wait_settled(PERIOD, 3)
         finally:

@@ -17,7 +17,6 @@ from shared.bus.rabbit import RabbitBus
 from shared.clock import ManualClock
 from shared.db import Database
 from simulators.whmcs.state import Invoice
-
 from tests.support.billing import PRICES, BillingHarness, Customer, VmHistory, assert_invoice_matches, expected_lines
 from tests.support.bus_helpers import metric, wait_until
 from tests.support.system import SOLUSVM_TOKEN, Upstreams
@@ -55,7 +54,9 @@ def test_a_zone_change_takes_effect_from_the_next_month_without_gap_or_overlap(
             metered = harness.add_plan("Metered", 100, 10_000_000)
             always = harness.add_customer("USD", [VmHistory("always", metered, [(utc(2026, 9, 1), None)])])
             # The hour that is October in UTC and November in Berlin.
-            edge = harness.add_customer("USD", [VmHistory("edge", metered, [(utc(2026, 10, 31, 23), utc(2026, 11, 1))])])
+            edge = harness.add_customer(
+                "USD", [VmHistory("edge", metered, [(utc(2026, 10, 31, 23), utc(2026, 11, 1))])]
+            )
             harness.enroll([always, edge])
 
             harness.close("2026-10", timezone=october)
@@ -115,7 +116,9 @@ def test_closing_replaying_or_previewing_a_closed_month_under_another_zone_keeps
             plan = harness.add_plan("S", 7, 5000)
             steady = harness.add_customer("USD", [VmHistory("steady", plan, [(utc(2025, 9, 1), None)])])
             # Ran only in the hour that is October 1st in Berlin and still September in UTC.
-            berlin_hour = harness.add_customer("USD", [VmHistory("early", plan, [(utc(2025, 9, 30, 22), utc(2025, 9, 30, 23))])])
+            berlin_hour = harness.add_customer(
+                "USD", [VmHistory("early", plan, [(utc(2025, 9, 30, 22), utc(2025, 9, 30, 23))])]
+            )
             harness.enroll([steady, berlin_hour])
             first = postpay("close-period", PERIOD)
             harness.wait_settled(PERIOD, 2)
@@ -123,13 +126,20 @@ def test_closing_replaying_or_previewing_a_closed_month_under_another_zone_keeps
             assert invoice_for(harness, berlin_hour, PERIOD) is None
 
             monkeypatch.setenv("POSTPAY_BILLING_TIMEZONE", BERLIN)
-            duplicates = metric("postpay_messages_handled_total", handler="usage_collector.fan_out", outcome="duplicate")
+            duplicates = metric(
+                "postpay_messages_handled_total", handler="usage_collector.fan_out", outcome="duplicate"
+            )
             again = postpay("close-period", PERIOD)
             assert "was already closed" in again
             assert f"was closed in UTC: its recorded window is used, not POSTPAY_BILLING_TIMEZONE={BERLIN}" in again
             assert "2025-10-01T00:00:00+00:00 to 2025-11-01T00:00:00+00:00" in again
-            wait_until(lambda: metric("postpay_messages_handled_total", handler="usage_collector.fan_out",
-                                      outcome="duplicate") > duplicates, what="the repeated close skipped as a duplicate")
+            wait_until(
+                lambda: (
+                    metric("postpay_messages_handled_total", handler="usage_collector.fan_out", outcome="duplicate")
+                    > duplicates
+                ),
+                what="the repeated close skipped as a duplicate",
+            )
 
             preview = postpay("replay", "--period", PERIOD, "--dry-run")
             assert f"client {berlin_hour.client_id}: nothing to bill" in preview
@@ -138,8 +148,14 @@ def test_closing_replaying_or_previewing_a_closed_month_under_another_zone_keeps
             priced = metric("postpay_messages_handled_total", handler="invoicer.create_invoice", outcome="done")
             replayed = postpay("replay", "--period", PERIOD)
             assert "2025-10-01T00:00:00+00:00 to 2025-11-01T00:00:00+00:00" in replayed
-            wait_until(lambda: metric("postpay_messages_handled_total", handler="invoicer.create_invoice",
-                                      outcome="done") >= priced + 2, timeout=60, what="the replay priced")
+            wait_until(
+                lambda: (
+                    metric("postpay_messages_handled_total", handler="invoicer.create_invoice", outcome="done")
+                    >= priced + 2
+                ),
+                timeout=60,
+                what="the replay priced",
+            )
 
             status = postpay("period", "status", PERIOD)
             assert "2025-10 (UTC: 2025-10-01T00:00:00+00:00 to 2025-11-01T00:00:00+00:00)" in status
@@ -151,10 +167,12 @@ def test_closing_replaying_or_previewing_a_closed_month_under_another_zone_keeps
         assert upstreams.whmcs.calls["CreateInvoice"] == 1
 
 
-def test_a_month_never_closed_cannot_be_replayed(rabbit_bus: Any, postgres_database: Database, postgres_url: str,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("POSTPAY_DATABASE_URL",
-                       f"{postgres_url}?options={quote(f'-csearch_path={postgres_database.schema}')}")
+def test_a_month_never_closed_cannot_be_replayed(
+    rabbit_bus: Any, postgres_database: Database, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(
+        "POSTPAY_DATABASE_URL", f"{postgres_url}?options={quote(f'-csearch_path={postgres_database.schema}')}"
+    )
     monkeypatch.delenv("POSTPAY_AMQP_URL", raising=False)
     with Upstreams(now=NOW) as upstreams:
         harness = BillingHarness(upstreams, rabbit_bus, postgres_database, clock=ManualClock(NOW))

@@ -64,16 +64,23 @@ class Access:
 
     def bus(self, producer: str, *, passwords: dict[str, str] | None = None) -> RabbitBus:
         """A bus logged in as ``producer``'s own user, as that process would be."""
-        return RabbitBus(self.broker.url_as(self.user(producer), self.passwords[producer]), naming=self.naming,
-                         users=self.users, passwords=passwords, retry_delays=[0.2, 0.5], confirm_timeout=10)
+        return RabbitBus(
+            self.broker.url_as(self.user(producer), self.passwords[producer]),
+            naming=self.naming,
+            users=self.users,
+            passwords=passwords,
+            retry_delays=[0.2, 0.5],
+            confirm_timeout=10,
+        )
 
     def admin(self) -> RabbitBus:
         """The node's administrator (guest): may write anywhere, as a leaked admin password would."""
         return RabbitBus(self.broker.url, naming=self.naming, retry_delays=[0.2, 0.5], confirm_timeout=10)
 
     def channel_as(self, producer: str) -> tuple[amqp.Connection, Any]:
-        connection = amqp.Connection(f"127.0.0.1:{self.broker.port}", userid=self.user(producer),
-                                     password=self.passwords[producer])
+        connection = amqp.Connection(
+            f"127.0.0.1:{self.broker.port}", userid=self.user(producer), password=self.passwords[producer]
+        )
         connection.connect()
         return connection, connection.channel()
 
@@ -100,18 +107,36 @@ def body(event: Any, producer: str) -> bytes:
 
 
 def provisioned(client_id: int) -> UserProvisioned:
-    return UserProvisioned(signup_id=uuid.uuid4(), email=f"c{client_id}@example.com", whmcs_client_id=client_id,
-                           solusvm_user_id=client_id + 1000, enrolled_at="2026-09-01T00:00:00Z")
+    return UserProvisioned(
+        signup_id=uuid.uuid4(),
+        email=f"c{client_id}@example.com",
+        whmcs_client_id=client_id,
+        solusvm_user_id=client_id + 1000,
+        enrolled_at="2026-09-01T00:00:00Z",
+    )
 
 
 def usage_collected() -> UsageCollected:
-    return UsageCollected(period="2026-10", starts_at="2026-10-01T00:00:00Z", ends_at="2026-11-01T00:00:00Z",
-                          timezone="UTC", whmcs_client_id=1, solusvm_user_id=2, vms=(), total_tokens=0)
+    return UsageCollected(
+        period="2026-10",
+        starts_at="2026-10-01T00:00:00Z",
+        ends_at="2026-11-01T00:00:00Z",
+        timezone="UTC",
+        whmcs_client_id=1,
+        solusvm_user_id=2,
+        vms=(),
+        total_tokens=0,
+    )
 
 
 def period_closed() -> BillingPeriodClosed:
-    return BillingPeriodClosed(period="2026-10", starts_at="2026-10-01T00:00:00Z", ends_at="2026-11-01T00:00:00Z",
-                               timezone="UTC", trigger="manual")
+    return BillingPeriodClosed(
+        period="2026-10",
+        starts_at="2026-10-01T00:00:00Z",
+        ends_at="2026-11-01T00:00:00Z",
+        timezone="UTC",
+        trigger="manual",
+    )
 
 
 def refused(channel_of: Any, action: Any) -> amqp.exceptions.AMQPError:
@@ -131,34 +156,59 @@ def test_the_signup_user_may_publish_its_own_events_and_nothing_else(access: Acc
     connection, channel = access.channel_as("signup")
     try:
         channel.confirm_select()
-        channel.basic_publish_confirm(amqp.Message(body(UserRegistered(signup_id=uuid.uuid4(), email="a@example.com",
-                                                                       name="Ada"), "signup"), user_id=signup),
-                                      exchange=exchange, routing_key="UserRegistered")
+        channel.basic_publish_confirm(
+            amqp.Message(
+                body(UserRegistered(signup_id=uuid.uuid4(), email="a@example.com", name="Ada"), "signup"),
+                user_id=signup,
+            ),
+            exchange=exchange,
+            routing_key="UserRegistered",
+        )
     finally:
         connection.close()
 
     def as_signup() -> tuple[amqp.Connection, Any]:
         return access.channel_as("signup")
 
-    forged = {"UserProvisioned": provisioned(1), "UsageCollected": usage_collected(),
-              "BillingPeriodClosed": period_closed()}
+    forged = {
+        "UserProvisioned": provisioned(1),
+        "UsageCollected": usage_collected(),
+        "BillingPeriodClosed": period_closed(),
+    }
     for event_type, event in forged.items():
-        error = refused(as_signup, lambda ch, e=event, t=event_type: ch.basic_publish_confirm(
-            amqp.Message(body(e, "provisioner"), user_id=signup), exchange=exchange, routing_key=t))
+        error = refused(
+            as_signup,
+            lambda ch, e=event, t=event_type: ch.basic_publish_confirm(
+                amqp.Message(body(e, "provisioner"), user_id=signup), exchange=exchange, routing_key=t
+            ),
+        )
         assert isinstance(error, amqp.exceptions.AccessRefused) and f"topic '{event_type}'" in str(error), error
 
     record_customer = access.naming.queue("usage_collector.record_customer")
-    error = refused(as_signup, lambda ch: ch.basic_publish_confirm(
-        amqp.Message(body(provisioned(1), "provisioner"), user_id=signup), exchange="", routing_key=record_customer))
+    error = refused(
+        as_signup,
+        lambda ch: ch.basic_publish_confirm(
+            amqp.Message(body(provisioned(1), "provisioner"), user_id=signup), exchange="", routing_key=record_customer
+        ),
+    )
     assert "amq.default" in str(error), "straight into another service's queue"
-    error = refused(as_signup, lambda ch: ch.basic_publish_confirm(
-        amqp.Message(b"{}", user_id=access.user("provisioner")), exchange=exchange, routing_key="UserRegistered"))
+    error = refused(
+        as_signup,
+        lambda ch: ch.basic_publish_confirm(
+            amqp.Message(b"{}", user_id=access.user("provisioner")), exchange=exchange, routing_key="UserRegistered"
+        ),
+    )
     assert isinstance(error, amqp.exceptions.PreconditionFailed) and "user_id" in str(error)
     refused(as_signup, lambda ch: ch.queue_declare(record_customer, durable=True, auto_delete=False))
     refused(as_signup, lambda ch: ch.exchange_delete(exchange))
-    refused(as_signup, lambda ch: ch.basic_publish_confirm(
-        amqp.Message(body(provisioned(1), "provisioner"), user_id=signup),
-        exchange=access.naming.internal_exchange("usage_collector"), routing_key=record_customer))
+    refused(
+        as_signup,
+        lambda ch: ch.basic_publish_confirm(
+            amqp.Message(body(provisioned(1), "provisioner"), user_id=signup),
+            exchange=access.naming.internal_exchange("usage_collector"),
+            routing_key=record_customer,
+        ),
+    )
 
     def eavesdrop(channel: Any) -> None:
         own = access.naming.queue("signup.eavesdrop")
@@ -176,7 +226,9 @@ def test_the_signup_user_may_publish_its_own_events_and_nothing_else(access: Acc
         publisher.close()
 
 
-def test_a_forged_user_provisioned_is_parked_and_records_no_customer(access: Access, postgres_database: Database) -> None:
+def test_a_forged_user_provisioned_is_parked_and_records_no_customer(
+    access: Access, postgres_database: Database
+) -> None:
     collector_bus = access.bus("usage_collector")
     system = System(kernel=KernelSettings(), db=postgres_database, bus=collector_bus)
     system.create_tables()
@@ -195,24 +247,32 @@ def test_a_forged_user_provisioned_is_parked_and_records_no_customer(access: Acc
         wait_until(lambda: customers(postgres_database) == {501}, what="the provisioner's customer recorded")
 
         forgeries = [
-            {"user_id": "guest"},                                                      # a leaked administrator
+            {"user_id": "guest"},  # a leaked administrator
             {"user_id": "guest", "headers": {PUBLISHED_BY_HEADER: access.user("provisioner")}},  # claims a voucher
-            {},                                                                         # no user_id at all
+            {},  # no user_id at all
         ]
         for number, forgery in enumerate(forgeries):
-            properties = {"content_type": "application/json", "delivery_mode": 2,
-                          "application_headers": forgery.get("headers", {})}
+            properties = {
+                "content_type": "application/json",
+                "delivery_mode": 2,
+                "application_headers": forgery.get("headers", {}),
+            }
             if "user_id" in forgery:
                 properties["user_id"] = forgery["user_id"]
             with admin.connection() as connection:
                 channel = admin.open_channel(connection)
                 channel.confirm_select()
-                channel.basic_publish_confirm(amqp.Message(body(provisioned(666 + number), "provisioner"), **properties),
-                                              exchange="", routing_key=access.naming.queue(queue))
+                channel.basic_publish_confirm(
+                    amqp.Message(body(provisioned(666 + number), "provisioner"), **properties),
+                    exchange="",
+                    routing_key=access.naming.queue(queue),
+                )
         lot = admin.parking_lot()
         admin.subscriptions = list(collector_bus.subscriptions)
-        parked = wait_until(lambda: len(lot.list(access.naming.parking_lot(queue))) == 3
-                            and lot.list(access.naming.parking_lot(queue)), what="three forgeries parked")
+        parked = wait_until(
+            lambda: len(lot.list(access.naming.parking_lot(queue))) == 3 and lot.list(access.naming.parking_lot(queue)),
+            what="three forgeries parked",
+        )
     finally:
         runtime.stop()
         close_clients(system)
@@ -245,9 +305,13 @@ def test_retries_and_requeues_speak_for_the_original_publisher(access: Access, p
     publisher = access.bus(TEST).publisher(TEST)
     try:
         assert runtime.consumer.connected.wait(15)
-        once, thrice = ProbeHappened(key=f"once-{uuid.uuid4().hex}", fail_times=1), ProbeHappened(
-            key=f"thrice-{uuid.uuid4().hex}", fail_times=3)
-        result = publisher.publish([OutgoingMessage.from_envelope(new_envelope(e, producer=TEST)) for e in (once, thrice)])
+        once, thrice = (
+            ProbeHappened(key=f"once-{uuid.uuid4().hex}", fail_times=1),
+            ProbeHappened(key=f"thrice-{uuid.uuid4().hex}", fail_times=3),
+        )
+        result = publisher.publish(
+            [OutgoingMessage.from_envelope(new_envelope(e, producer=TEST)) for e in (once, thrice)]
+        )
         assert len(result.confirmed) == 2
         # Retried through the toy's own exchange under the toy's user, and still the test's event.
         wait_until(lambda: count(postgres_database, effects, once.key) == 1, what="applied on its retry")
@@ -263,14 +327,18 @@ def test_retries_and_requeues_speak_for_the_original_publisher(access: Access, p
         with admin.connection() as connection:
             channel = admin.open_channel(connection)
             channel.confirm_select()
-            channel.basic_publish_confirm(amqp.Message(body(forged, TEST), content_type="application/json",
-                                                       user_id="guest", delivery_mode=2),
-                                          exchange="", routing_key=access.naming.queue(queue))
+            channel.basic_publish_confirm(
+                amqp.Message(body(forged, TEST), content_type="application/json", user_id="guest", delivery_mode=2),
+                exchange="",
+                routing_key=access.naming.queue(queue),
+            )
         parked = wait_until(lambda: lot.list(lot_name), what="the forgery parked")
         assert [m.reason for m in parked] == ["unauthorised-producer"]
         assert lot.requeue(lot_name, Selection(everything=True), actor="ops", reason="try it anyway")
-        parked = wait_until(lambda: [m for m in lot.list(lot_name) if m.headers.get("x-postpay-requeued-by")],
-                            what="the requeued forgery parked again")
+        parked = wait_until(
+            lambda: [m for m in lot.list(lot_name) if m.headers.get("x-postpay-requeued-by")],
+            what="the requeued forgery parked again",
+        )
         assert [m.reason for m in parked] == ["unauthorised-producer"]
         assert parked[0].headers[PUBLISHED_BY_HEADER] == "guest", "the requeue vouched for nobody new"
     finally:
@@ -285,8 +353,9 @@ def test_the_relay_publishes_each_outbox_as_its_own_service(access: Access, sqli
     signup.metadata.create_all(sqlite_database.engine)
     access.bus("signup").declare(signup.subscriptions)
     with sqlite_database.transaction() as session:
-        envelope = signup.outbox.add_event(session, UserRegistered(signup_id=uuid.uuid4(), email="r@example.com",
-                                                                   name="Relayed"))
+        envelope = signup.outbox.add_event(
+            session, UserRegistered(signup_id=uuid.uuid4(), email="r@example.com", name="Relayed")
+        )
     without_password = access.bus(RELAY)
     with pytest.raises(PublishError):
         OutboxRelay(sqlite_database, [signup.outbox], without_password.publisher).relay_once()

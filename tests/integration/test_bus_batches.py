@@ -156,8 +156,9 @@ def test_a_hostile_body_in_a_batch_is_parked_alone_as_undecodable(postgres_proce
     messages = [received(Tallied(key="before"))]
     messages += [ReceivedMessage(body, CONTENT_TYPE, {}) for body in hostile.values()]
     messages += [received(Tallied(key="after"))]
-    outcomes, commits = commits_during(postgres_processor.db,
-                                       lambda: postgres_processor.process_batch(SUBSCRIPTION, messages))
+    outcomes, commits = commits_during(
+        postgres_processor.db, lambda: postgres_processor.process_batch(SUBSCRIPTION, messages)
+    )
     assert [(o.kind, o.reason) for o in outcomes[1:-1]] == [("park", "undecodable")] * len(hostile)
     assert [outcomes[0].kind, outcomes[-1].kind] == ["done", "done"]
     assert calls == ["before", "after"], "the valid events were applied once each, in the batch"
@@ -297,8 +298,9 @@ def test_postpay_handler_batch_reaches_the_services_batches(
 def test_every_event_of_a_batch_gets_its_own_audit_line(postgres_processor: MessageProcessor) -> None:
     stream = io.StringIO()
     configure_logging("INFO", stream=stream)
-    outcomes = postgres_processor.process_batch(SUBSCRIPTION, [received(Tallied(key=f"l{n}"), attempt=2)
-                                                              for n in range(3)])
+    outcomes = postgres_processor.process_batch(
+        SUBSCRIPTION, [received(Tallied(key=f"l{n}"), attempt=2) for n in range(3)]
+    )
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     handled = [line for line in lines if line["event"] == "event handled"]
     assert sorted(line["event_id"] for line in handled) == sorted(str(outcome.event_id) for outcome in outcomes)

@@ -66,7 +66,9 @@ def test_handler_failing_twice_then_succeeding_is_applied_once_after_the_retry_d
     publish(runtime.bus, ProbeHappened(key=key, fail_times=2))
     wait_until(lambda: count(runtime.db, effects, key) == 1, what="third try succeeds")
     with runtime.db.transaction() as session:
-        times = session.execute(select(attempts.c.at).where(attempts.c.key == key).order_by(attempts.c.id)).scalars().all()
+        times = (
+            session.execute(select(attempts.c.at).where(attempts.c.key == key).order_by(attempts.c.id)).scalars().all()
+        )
     assert len(times) == 3
     gaps = [(later - earlier).total_seconds() for earlier, later in zip(times, times[1:])]
     # The configured delays are 0.2 s then 0.5 s; a retry never comes early.
@@ -216,6 +218,7 @@ def test_a_parking_copy_the_broker_cannot_route_is_not_acknowledged_and_nothing_
         with rabbit_bus.connection() as connection:  # type: ignore[attr-defined]
             rabbit_bus.open_channel(connection).queue_delete(rabbit_bus.naming.parking_lot(QUEUE))  # type: ignore[attr-defined]
         publish_raw(rabbit_bus, QUEUE, b"{not json")
+
         # The copy comes back unroutable: the original stays unacknowledged, the consumer reconnects,
         # declares its topology again, and the redelivered message is parked for good.
         def parked_once_redeclared() -> list:

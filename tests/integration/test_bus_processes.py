@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -27,8 +26,15 @@ pytestmark = pytest.mark.rabbit
 class ConsumerProcess:
     def __init__(self, bus: RabbitBus, db: Database, log: Path) -> None:
         self.command = [
-            sys.executable, "-m", "tests.support.toy_consumer",
-            "--amqp", bus.url, "--database", db.url, "--namespace", bus.naming.namespace,
+            sys.executable,
+            "-m",
+            "tests.support.toy_consumer",
+            "--amqp",
+            bus.url,
+            "--database",
+            db.url,
+            "--namespace",
+            bus.naming.namespace,
         ]
         if db.schema:
             self.command += ["--schema", db.schema]

@@ -44,15 +44,24 @@ def upstreams() -> Iterator[Upstreams]:
         yield running
 
 
-def start(upstreams: Upstreams, bus: Any, db: Database, *, source: str = "endpoint") -> tuple[BillingHarness, TestClient]:
+def start(
+    upstreams: Upstreams, bus: Any, db: Database, *, source: str = "endpoint"
+) -> tuple[BillingHarness, TestClient]:
     settings = signup_settings(panel_usage_wait_seconds=3.0, panel_usage_max_age_seconds=300)
     extra: list[Any] = [settings]
     services: tuple[str, ...] = (*BILLING_SERVICES, "signup")
     if source == "meter":
         extra.append(MeterSettings(meter_interval_seconds=3600))
         services = (*services, "meter")
-    harness = BillingHarness(upstreams, bus, db, clock=upstreams.solusvm_clock.now, services=services,
-                             collector=UsageCollectorSettings(usage_source=source), extra_settings=extra)  # type: ignore[arg-type]
+    harness = BillingHarness(
+        upstreams,
+        bus,
+        db,
+        clock=upstreams.solusvm_clock.now,
+        services=services,
+        collector=UsageCollectorSettings(usage_source=source),
+        extra_settings=extra,
+    )  # type: ignore[arg-type]
     signup = harness.context.services["signup"]
     harness.start()
     client = TestClient(signup.extras["web_app"](db), base_url=settings.public_url)
@@ -61,20 +70,45 @@ def start(upstreams: Upstreams, bus: Any, db: Database, *, source: str = "endpoi
 
 def customer_of(harness: BillingHarness) -> Customer:
     plan = harness.add_plan("S", 7, 5000)
-    customer = harness.add_customer("EUR", [
-        VmHistory("web", plan, [(START - 5 * 24 * H, None)]),                                    # running all month
-        VmHistory("tmp", plan, [(START + 50 * H, START + 50 * H + timedelta(minutes=40))],        # 40 minutes, 3 Nov
-                  deleted_at=START + 50 * H + timedelta(minutes=40)),
-    ])
+    customer = harness.add_customer(
+        "EUR",
+        [
+            VmHistory("web", plan, [(START - 5 * 24 * H, None)]),  # running all month
+            VmHistory(
+                "tmp",
+                plan,
+                [(START + 50 * H, START + 50 * H + timedelta(minutes=40))],  # 40 minutes, 3 Nov
+                deleted_at=START + 50 * H + timedelta(minutes=40),
+            ),
+        ],
+    )
     harness.enroll([customer])
     with harness.db.transaction() as session:  # the customer signed up through the signup service
         signup_id = uuid.uuid4()
-        signup_store.insert_signup(session, signup_id=signup_id, email=customer.email, email_key=customer.email,
-                                   name="Ada Lovelace", company="", encrypted_password="x", registration_ip=None,
-                                   now=NOW, currency="EUR", country="DE")
-        session.execute(update(signup_store.signups).where(signup_store.signups.c.id == signup_id).values(
-            stage="enrolled", whmcs_client_id=customer.client_id, solusvm_user_id=customer.solusvm_user_id,
-            billing_currency="EUR", encrypted_password=None))
+        signup_store.insert_signup(
+            session,
+            signup_id=signup_id,
+            email=customer.email,
+            email_key=customer.email,
+            name="Ada Lovelace",
+            company="",
+            encrypted_password="x",
+            registration_ip=None,
+            now=NOW,
+            currency="EUR",
+            country="DE",
+        )
+        session.execute(
+            update(signup_store.signups)
+            .where(signup_store.signups.c.id == signup_id)
+            .values(
+                stage="enrolled",
+                whmcs_client_id=customer.client_id,
+                solusvm_user_id=customer.solusvm_user_id,
+                billing_currency="EUR",
+                encrypted_password=None,
+            )
+        )
     return customer
 
 
@@ -115,14 +149,41 @@ def test_latest_invoices_with_pay_links_and_an_old_figure_is_shown_with_its_time
     try:
         customer = customer_of(harness)
         panel(client, harness, customer.client_id)
-        publish(memory_bus, InvoiceCreated(whmcs_client_id=customer.client_id, period="2026-10", invoice_id=77,
-                                           currency="EUR", total=Decimal("3.21"), line_count=2,
-                                           due_date=date(2026, 11, 15), run_key=f"postpay:{customer.client_id}:2026-10"))
-        publish(memory_bus, InvoiceCreated(whmcs_client_id=customer.client_id, period="2026-09", invoice_id=61,
-                                           currency="EUR", total=Decimal("1.00"), line_count=1,
-                                           due_date=date(2026, 10, 15), run_key=f"postpay:{customer.client_id}:2026-09"))
-        publish(memory_bus, InvoicePaid(whmcs_client_id=customer.client_id, invoice_id=61, status="Paid",
-                                        standing=AccountStanding(status="active", revision=2)))
+        publish(
+            memory_bus,
+            InvoiceCreated(
+                whmcs_client_id=customer.client_id,
+                period="2026-10",
+                invoice_id=77,
+                currency="EUR",
+                total=Decimal("3.21"),
+                line_count=2,
+                due_date=date(2026, 11, 15),
+                run_key=f"postpay:{customer.client_id}:2026-10",
+            ),
+        )
+        publish(
+            memory_bus,
+            InvoiceCreated(
+                whmcs_client_id=customer.client_id,
+                period="2026-09",
+                invoice_id=61,
+                currency="EUR",
+                total=Decimal("1.00"),
+                line_count=1,
+                due_date=date(2026, 10, 15),
+                run_key=f"postpay:{customer.client_id}:2026-09",
+            ),
+        )
+        publish(
+            memory_bus,
+            InvoicePaid(
+                whmcs_client_id=customer.client_id,
+                invoice_id=61,
+                status="Paid",
+                standing=AccountStanding(status="active", revision=2),
+            ),
+        )
 
         def invoices_listed() -> str | None:
             html = panel(client, harness, customer.client_id)["html"]

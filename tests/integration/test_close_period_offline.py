@@ -14,7 +14,9 @@ from services.scheduler import store
 from shared.db import Database
 
 
-def test_a_close_made_while_the_broker_is_down_waits_in_the_outbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_close_made_while_the_broker_is_down_waits_in_the_outbox(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     url = f"sqlite:///{tmp_path / 'offline.sqlite'}"
     monkeypatch.setenv("POSTPAY_DATABASE_URL", url)
     monkeypatch.setenv("POSTPAY_AMQP_URL", "amqp://guest:guest@127.0.0.1:1/")  # nothing listens on port 1

@@ -12,26 +12,25 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
+from postpay.bootstrap import SERVICES, service_builder
 from postpay.console.app import create_app
 from postpay.console.settings import ConsoleSettings
 from postpay.console.web import Console
 from postpay.operators import accounts, audit
 from postpay.operators.schema import console_definition
+from services.invoicer import holds_store
+from services.invoicer import store as invoicer_store
+from services.invoicer.public import tables as invoicer_tables
 from shared import migrations
 from shared.bus.memory import InMemoryBus
 from shared.bus.topology import Naming
 from shared.clock import ManualClock
 from shared.db import Database
 from shared.dependencies import Dependencies
-from postpay.bootstrap import SERVICES, service_builder
 from shared.periods import BillingPeriod
 from shared.upstream.whmcs_models import InvoiceLine
-from sqlalchemy import select
-
-from services.invoicer import holds_store
-from services.invoicer import store as invoicer_store
-from services.invoicer.public import tables as invoicer_tables
 
 PASSWORD = "Lantern-Orchid-7731"
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
@@ -48,9 +47,17 @@ def console(tmp_path: Path) -> Iterator[Console]:
         accounts.add_operator(session, "ada", PASSWORD, created_by="test", now=NOW)
     bus = InMemoryBus(naming=Naming("t"))
     bus.declare(service_builder("invoicer")(deps).subscriptions)
-    yield Console(db=db, bus=bus, whmcs=None, solusvm=None,
-                  settings=ConsoleSettings(console_login_attempts=3), clock=ManualClock(NOW), timezone="UTC",
-                  invoicer_settings=None, queues=frozenset({"invoicer.create_invoice"}))
+    yield Console(
+        db=db,
+        bus=bus,
+        whmcs=None,
+        solusvm=None,
+        settings=ConsoleSettings(console_login_attempts=3),
+        clock=ManualClock(NOW),
+        timezone="UTC",
+        invoicer_settings=None,
+        queues=frozenset({"invoicer.create_invoice"}),
+    )
     db.dispose()
 
 
@@ -68,8 +75,21 @@ def csrf_of(html: str) -> str:
     return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)  # type: ignore[union-attr]
 
 
-@pytest.mark.parametrize("path", ["/", "/customers", "/invoices", "/parking", "/audit", "/periods/2026-10",
-                                  "/customers/42", "/invoices/7", "/holds", "/holds/2026-10/42"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/",
+        "/customers",
+        "/invoices",
+        "/parking",
+        "/audit",
+        "/periods/2026-10",
+        "/customers/42",
+        "/invoices/7",
+        "/holds",
+        "/holds/2026-10/42",
+    ],
+)
 def test_every_page_needs_a_session(console: Console, path: str) -> None:
     response = client(console).get(path)
     assert response.status_code == 303 and response.headers["location"] == "/login"
@@ -80,11 +100,18 @@ def test_a_good_login_opens_a_strict_httponly_session_and_is_audited(console: Co
     response = login(http)
     assert response.status_code == 303
     cookie = response.headers["set-cookie"]
-    assert "postpay_console=" in cookie and "HttpOnly" in cookie and "SameSite=strict" in cookie.replace("Strict", "strict")
+    assert (
+        "postpay_console=" in cookie
+        and "HttpOnly" in cookie
+        and "SameSite=strict" in cookie.replace("Strict", "strict")
+    )
     assert "Secure" not in cookie  # http origin; an https one marks it Secure (below)
     page = http.get("/")
     assert page.status_code == 200 and "Billing periods" in page.text and "ada" in page.text
-    assert page.headers["x-frame-options"] == "DENY" and "frame-ancestors 'none'" in page.headers["content-security-policy"]
+    assert (
+        page.headers["x-frame-options"] == "DENY"
+        and "frame-ancestors 'none'" in page.headers["content-security-policy"]
+    )
     with console.db.transaction() as session:
         assert [(e.action, e.outcome) for e in audit.latest(session)][:1] == [("login", "done")]
 
@@ -123,18 +150,27 @@ def test_posts_need_the_session_csrf_token_and_a_reason(console: Console) -> Non
     token = csrf_of(http.get("/parking/invoicer.create_invoice").text)
     forged = http.post("/parking/invoicer.create_invoice/purge", data={"all": "yes", "reason": "cleanup"})
     assert forged.status_code == 403
-    wrong = http.post("/parking/invoicer.create_invoice/purge",
-                      data={"all": "yes", "reason": "cleanup", "csrf_token": "not-the-token"})
+    wrong = http.post(
+        "/parking/invoicer.create_invoice/purge",
+        data={"all": "yes", "reason": "cleanup", "csrf_token": "not-the-token"},
+    )
     assert wrong.status_code == 403
-    no_reason = http.post("/parking/invoicer.create_invoice/purge", data={"all": "yes", "reason": " ", "csrf_token": token})
+    no_reason = http.post(
+        "/parking/invoicer.create_invoice/purge", data={"all": "yes", "reason": " ", "csrf_token": token}
+    )
     assert no_reason.status_code == 400
-    done = http.post("/parking/invoicer.create_invoice/requeue",
-                     data={"all": "yes", "reason": "GBP priced now", "csrf_token": token})
+    done = http.post(
+        "/parking/invoicer.create_invoice/requeue", data={"all": "yes", "reason": "GBP priced now", "csrf_token": token}
+    )
     assert done.status_code == 303
     with console.db.transaction() as session:
         entry = audit.latest(session)[0]
-    assert (entry.actor, entry.action, entry.target, entry.reason) == ("ada", "parking.requeue",
-                                                                        "invoicer.create_invoice", "GBP priced now")
+    assert (entry.actor, entry.action, entry.target, entry.reason) == (
+        "ada",
+        "parking.requeue",
+        "invoicer.create_invoice",
+        "GBP priced now",
+    )
 
 
 def test_logout_ends_the_session_for_good(console: Console) -> None:
@@ -166,8 +202,9 @@ def test_weak_passwords_and_odd_usernames_are_refused(console: Console) -> None:
 
 
 def test_passwords_are_stored_as_argon2id_hashes(console: Console) -> None:
-    from postpay.operators.schema import operators
     from sqlalchemy import select
+
+    from postpay.operators.schema import operators
 
     with console.db.transaction() as session:
         stored = session.execute(select(operators.c.password_hash)).scalar_one()
@@ -177,12 +214,19 @@ def test_passwords_are_stored_as_argon2id_hashes(console: Console) -> None:
 def hold_one(console: Console, client_id: int = 42, period: str = "2026-10") -> None:
     """A held invoice, as the invoicer keeps one (its ledger row held, the hold with its reason)."""
     with console.db.transaction() as session:
-        invoicer_store.settle(session, client_id, period, f"postpay:{client_id}:{period}", invoicer_store.HELD, NOW,
-                              fence=None)
-        holds_store.keep(session, client_id, BillingPeriod.parse(period), holds_store.HELD,
-                         reasons=[holds_store.Reason("total-over-ceiling", "total USD 744000000.00 is above the ceiling")],
-                         currency="USD", lines=[InvoiceLine("web (#7, plan Broken): 744 hours", Decimal("744000000.00"))],
-                         now=NOW)
+        invoicer_store.settle(
+            session, client_id, period, f"postpay:{client_id}:{period}", invoicer_store.HELD, NOW, fence=None
+        )
+        holds_store.keep(
+            session,
+            client_id,
+            BillingPeriod.parse(period),
+            holds_store.HELD,
+            reasons=[holds_store.Reason("total-over-ceiling", "total USD 744000000.00 is above the ceiling")],
+            currency="USD",
+            lines=[InvoiceLine("web (#7, plan Broken): 744 hours", Decimal("744000000.00"))],
+            now=NOW,
+        )
 
 
 def hold_status(console: Console) -> str:
@@ -228,8 +272,12 @@ def test_a_release_from_the_console_is_the_cli_s_release_and_is_audited_with_who
         (history,) = [row for row in holds_store.history(session, "2026-10", 42) if row.action == "released"]
         assert invoicer_store.entry(session, 42, "2026-10").status == "releasing"  # type: ignore[union-attr]
         outbox = session.execute(select(invoicer_tables.outbox.table)).all()
-    assert (entry.actor, entry.action, entry.target, entry.reason) == ("ada", "holds.release", "client 42, 2026-10",
-                                                                        "plan confirmed by sales")
+    assert (entry.actor, entry.action, entry.target, entry.reason) == (
+        "ada",
+        "holds.release",
+        "client 42, 2026-10",
+        "plan confirmed by sales",
+    )
     assert (history.actor, history.reason) == ("ada (console)", "plan confirmed by sales")
     assert [row.event_type for row in outbox] == ["InvoiceReleased"]
 
@@ -237,18 +285,32 @@ def test_a_release_from_the_console_is_the_cli_s_release_and_is_audited_with_who
 def test_resuming_a_paused_month_from_the_console_releases_what_it_kept(console: Console) -> None:
     with console.db.transaction() as session:
         invoicer_store.settle(session, 43, "2026-10", "postpay:43:2026-10", invoicer_store.PAUSED, NOW, fence=None)
-        holds_store.keep(session, 43, BillingPeriod.parse("2026-10"), holds_store.PAUSED, reasons=(), currency="EUR",
-                         lines=[InvoiceLine("db (#8, plan S): 31 hours", Decimal("0.90"))], now=NOW)
+        holds_store.keep(
+            session,
+            43,
+            BillingPeriod.parse("2026-10"),
+            holds_store.PAUSED,
+            reasons=(),
+            currency="EUR",
+            lines=[InvoiceLine("db (#8, plan S): 31 hours", Decimal("0.90"))],
+            now=NOW,
+        )
         holds_store.pause(session, "2026-10", held=10, seen=12, now=NOW)
     http = client(console)
     login(http)
     listed = http.get("/holds").text
     assert "2026-10 is paused" in listed and "EUR 0.90" in listed
-    done = http.post("/holds/2026-10/resume", data={"reason": "the broken plan is fixed", "csrf_token": csrf_of(listed)})
+    done = http.post(
+        "/holds/2026-10/resume", data={"reason": "the broken plan is fixed", "csrf_token": csrf_of(listed)}
+    )
     assert done.status_code == 303
     with console.db.transaction() as session:
         assert not holds_store.pause_of(session, "2026-10").active  # type: ignore[union-attr]
         assert holds_store.get(session, 43, "2026-10").status == "released"  # type: ignore[union-attr]
         entry = audit.latest(session)[0]
     assert (entry.actor, entry.action, entry.reason, entry.detail) == (
-        "ada", "holds.resume", "the broken plan is fixed", "1 paused invoice(s) released")
+        "ada",
+        "holds.resume",
+        "the broken plan is fixed",
+        "1 paused invoice(s) released",
+    )

@@ -32,8 +32,9 @@ def compose_roles(postgres: PrivatePostgres) -> None:
     postgres.sql("CREATE ROLE postpay LOGIN SUPERUSER")
     postgres.sql("CREATE DATABASE postpay OWNER postpay")
     passwords = {f"POSTGRES_{name.upper()}_PASSWORD": f"pw-{name}" for name in SERVICES}
-    postgres.script(DEPLOY / "postgres" / "init-roles.sh",
-                    {"POSTGRES_USER": "postpay", "POSTGRES_DB": "postpay", **passwords})
+    postgres.script(
+        DEPLOY / "postgres" / "init-roles.sh", {"POSTGRES_USER": "postpay", "POSTGRES_DB": "postpay", **passwords}
+    )
 
 
 def kubernetes_roles(postgres: PrivatePostgres) -> None:

@@ -33,7 +33,9 @@ from tests.conftest import unique_namespace
 
 CUSTOMERS = 4
 INVOICE = re.compile(r"Invoice #(\d+) · (.+?) <(\S+?)>, WHMCS client (\d+) · (\d{4}-\d{2}) · ([A-Z]{3}) (\d+\.\d\d) ·")
-LINE = re.compile(r"\| (\w+) \(#\d+, plan (\w+)\): (\d+) hours?, (\d+) tokens?, ran (\S+)(?: to (\S+))?\s+\|\s+(\d+\.\d\d) \|")
+LINE = re.compile(
+    r"\| (\w+) \(#\d+, plan (\w+)\): (\d+) hours?, (\d+) tokens?, ran (\S+)(?: to (\S+))?\s+\|\s+(\d+\.\d\d) \|"
+)
 NOTHING = re.compile(r"(.+?) <(\S+?)>, WHMCS client \d+: nothing to bill for (\d{4}-\d{2})")
 
 
@@ -51,7 +53,9 @@ def oracle(customer: CustomerSpec, period: BillingPeriod) -> dict[str, Line]:
     for vm in customer.vms:
         seconds = 0.0
         for start, end in vm.runs:
-            seconds += max(0.0, (min(end or period.ends_at, period.ends_at) - max(start, period.starts_at)).total_seconds())
+            seconds += max(
+                0.0, (min(end or period.ends_at, period.ends_at) - max(start, period.starts_at)).total_seconds()
+            )
         if seconds:
             hours = int(-(-seconds // 3600))
             tokens = min(hours * vm.plan.tokens_per_hour, vm.plan.tokens_per_month)
@@ -119,8 +123,9 @@ class Reader:
         self.seen: list[str] = []
         assert process.stdout is not None
         stdout = process.stdout
-        threading.Thread(target=lambda: ([self.lines.put(line) for line in stdout], self.lines.put(None)),
-                         daemon=True).start()  # fmt: skip
+        threading.Thread(
+            target=lambda: ([self.lines.put(line) for line in stdout], self.lines.put(None)), daemon=True
+        ).start()
 
     def until(self, pattern: str, timeout: float) -> str:
         deadline = time.monotonic() + timeout
@@ -138,8 +143,9 @@ class Reader:
 
 @pytest.fixture
 def serving(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Reader]]:
-    process = subprocess.Popen(demo("--serve"), cwd=tmp_path, env=environment(), stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    process = subprocess.Popen(
+        demo("--serve"), cwd=tmp_path, env=environment(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     try:
         yield process, Reader(process)
     finally:
@@ -164,7 +170,9 @@ def test_the_demo_on_embedded_defaults_prints_the_invoices_the_intervals_imply_a
     assert landing.status_code == 200 and "0.0010" in landing.text
     panel_url = next(url for label, url in urls.items() if label.endswith("panel"))
     panel = httpx.get(panel_url, timeout=10)
-    assert panel.status_code == 200 and "Enrolled in SolusVM 2" in panel.text and 'href="solusvm2_sso.php"' in panel.text
+    assert (
+        panel.status_code == 200 and "Enrolled in SolusVM 2" in panel.text and 'href="solusvm2_sso.php"' in panel.text
+    )
     stranger = httpx.get(re.sub(r"/clients/\d+/", "/clients/999/", panel_url), timeout=10)
     assert "Not enrolled in SolusVM 2" in stranger.text
     login = httpx.get(panel_url + "solusvm2_sso.php", timeout=10)
@@ -183,8 +191,11 @@ def test_the_demo_on_embedded_defaults_prints_the_invoices_the_intervals_imply_a
         credentials = {"login_token": token, "username": urls["console user"]}
         assert browser.post("/login", data={**credentials, "password": "not-the-password"}).status_code == 401
         token = re.search(r'name="login_token" value="([^"]+)"', browser.get("/login").text).group(1)  # type: ignore[union-attr]
-        opened = browser.post("/login", data={**credentials, "login_token": token, "password": urls["console password"]},
-                              follow_redirects=True)
+        opened = browser.post(
+            "/login",
+            data={**credentials, "login_token": token, "password": urls["console password"]},
+            follow_redirects=True,
+        )
         assert opened.status_code == 200 and "Billing periods" in opened.text
         assert billed in opened.text and "Held invoices" in opened.text
     assert len(urls["console password"]) >= 12
@@ -198,8 +209,15 @@ def test_the_demo_runs_the_same_over_rabbitmq(rabbit_url: str, tmp_path: Path) -
     namespace = unique_namespace()
     bus = RabbitBus(rabbit_url, naming=Naming(namespace))
     try:
-        result = subprocess.run(demo(), check=False, cwd=tmp_path, capture_output=True, text=True, timeout=120,
-                                env=environment(POSTPAY_AMQP_URL=rabbit_url, POSTPAY_BUS_NAMESPACE=namespace))  # fmt: skip
+        result = subprocess.run(
+            demo(),
+            check=False,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=environment(POSTPAY_AMQP_URL=rabbit_url, POSTPAY_BUS_NAMESPACE=namespace),
+        )
         assert result.returncode == 0, result.stdout + result.stderr
         assert f"RabbitMQ, namespace {namespace}" in result.stdout
         check_invoices(result.stdout)

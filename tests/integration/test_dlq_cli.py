@@ -80,8 +80,10 @@ def test_an_operator_lists_shows_requeues_and_purges_a_parked_message(invoicer: 
     assert audit[0]["actor"] == "alice" and audit[0]["why"] == "producer fixed" and audit[0]["count"] == 1
 
     # Still undecodable, so the consumer parks it again, now saying who sent it back and why.
-    reparked = wait_until(lambda: invoicer.bus.parking_lot().list(invoicer.bus.naming.parking_lot(QUEUE)),
-                          what="requeued message parked again")
+    reparked = wait_until(
+        lambda: invoicer.bus.parking_lot().list(invoicer.bus.naming.parking_lot(QUEUE)),
+        what="requeued message parked again",
+    )
     assert reparked[0].headers["x-postpay-requeued-by"] == "alice"
     assert reparked[0].headers["x-postpay-requeued-reason"] == "producer fixed"
 

@@ -11,8 +11,7 @@ import pytest
 from shared.db import Database
 from shared.upstream.http import Timeouts
 from simulators.faults import FaultRule
-from tests.support.enrollment import clean_upstreams, upstreams  # noqa: F401 - fixtures used by name
-from tests.support.enrollment import Enrollment, unique_email
+from tests.support.enrollment import Enrollment, clean_upstreams, unique_email, upstreams  # noqa: F401 - fixtures used by name
 from tests.support.system import Upstreams
 
 HANG = 1.5  # seconds a "timeout" fault holds the answer; the clients give up after 0.5 s
@@ -28,15 +27,27 @@ SCENARIOS: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {
     ),
     "commit-then-timeout": (
         [{"kind": "commit_then_fail", "route": "AddClient", "count": 1, "then": "timeout", "hang_seconds": HANG}],
-        [{"kind": "commit_then_fail", "route": "POST /api/v1/users", "count": 1, "then": "timeout", "hang_seconds": HANG}],
+        [
+            {
+                "kind": "commit_then_fail",
+                "route": "POST /api/v1/users",
+                "count": 1,
+                "then": "timeout",
+                "hang_seconds": HANG,
+            }
+        ],
     ),
     "5xx-and-timeouts-before-anything": (
-        [{"kind": "server_error", "route": "GetClientsDetails", "count": 2},
-         {"kind": "timeout", "route": "AddClient", "count": 1, "hang_seconds": HANG}],
-        [{"kind": "server_error", "route": "GET /api/v1/users", "count": 2},
-         {"kind": "server_error", "route": "POST /api/v1/users", "count": 1}],
+        [
+            {"kind": "server_error", "route": "GetClientsDetails", "count": 2},
+            {"kind": "timeout", "route": "AddClient", "count": 1, "hang_seconds": HANG},
+        ],
+        [
+            {"kind": "server_error", "route": "GET /api/v1/users", "count": 2},
+            {"kind": "server_error", "route": "POST /api/v1/users", "count": 1},
+        ],
     ),
-}  # fmt: skip
+}
 
 
 @pytest.fixture

@@ -14,8 +14,16 @@ from services.provisioner.store import customers
 from services.signup import store
 from shared.db import Database
 from tests.support.bus_helpers import wait_until
-from tests.support.enrollment import clean_upstreams, upstreams  # noqa: F401 - fixtures used by name
-from tests.support.enrollment import STRONG_PASSWORD, TEST_CLIENT_IP, Enrollment, is_welcome, link_in, unique_email
+from tests.support.enrollment import (  # noqa: F401 - fixtures used by name
+    STRONG_PASSWORD,
+    TEST_CLIENT_IP,
+    Enrollment,
+    clean_upstreams,
+    is_welcome,
+    link_in,
+    unique_email,
+    upstreams,
+)
 from tests.support.system import Upstreams
 
 
@@ -23,7 +31,9 @@ from tests.support.system import Upstreams
 def enrollment(clean_upstreams: Upstreams, bus: object, database: Database) -> Iterator[Enrollment]:
     from services.provisioner.settings import ProvisionerSettings
 
-    with Enrollment(clean_upstreams, bus, database, provisioner=ProvisionerSettings(solusvm_limit_group_id=7)).start() as running:
+    with Enrollment(
+        clean_upstreams, bus, database, provisioner=ProvisionerSettings(solusvm_limit_group_id=7)
+    ).start() as running:
         yield running
 
 
@@ -43,7 +53,9 @@ def test_registration_to_sso_login(enrollment: Enrollment, upstreams: Upstreams)
     (client,) = enrollment.whmcs_clients(email)
     assert (client.firstname, client.lastname, client.companyname) == ("Ada King", "Lovelace", "Analytical Engines")
     owner = upstreams.whmcs.state.users[client.owner_user_id]
-    assert owner.password_sha256 == hashlib.sha256(STRONG_PASSWORD.encode()).hexdigest(), "the chosen password is the WHMCS login"
+    assert owner.password_sha256 == hashlib.sha256(STRONG_PASSWORD.encode()).hexdigest(), (
+        "the chosen password is the WHMCS login"
+    )
     signup = enrollment.signup_row(email)
     assert signup is not None and signup.whmcs_client_id == client.id
     assert signup.encrypted_password is None, "the password is erased once the WHMCS client exists"
@@ -72,7 +84,9 @@ def test_registration_to_sso_login(enrollment: Enrollment, upstreams: Upstreams)
     assert landed.status_code == 200 and email in landed.text
 
 
-def test_the_customer_sees_setting_up_while_whmcs_is_down_and_nothing_is_lost(enrollment: Enrollment, upstreams: Upstreams) -> None:
+def test_the_customer_sees_setting_up_while_whmcs_is_down_and_nothing_is_lost(
+    enrollment: Enrollment, upstreams: Upstreams
+) -> None:
     email = unique_email()
     assert enrollment.register(email).status_code == 303
     (link,) = enrollment.verification_links(email)
@@ -85,7 +99,9 @@ def test_the_customer_sees_setting_up_while_whmcs_is_down_and_nothing_is_lost(en
     assert enrollment.stage(email) == "awaiting_terms"
 
 
-def test_a_replayed_registration_or_terms_event_creates_nothing_twice(enrollment: Enrollment, upstreams: Upstreams) -> None:
+def test_a_replayed_registration_or_terms_event_creates_nothing_twice(
+    enrollment: Enrollment, upstreams: Upstreams
+) -> None:
     """Events re-emitted under new ids (a replay, a republished outbox row with another id) still
     find the WHMCS client and the SolusVM 2 user that exist; delivery duplicates are skipped by the inbox."""
     from shared.events.enrollment import AcceptedTerms, TermsAccepted, UserRegistered
@@ -96,9 +112,13 @@ def test_a_replayed_registration_or_terms_event_creates_nothing_twice(enrollment
     signup = enrollment.signup_row(email)
     assert signup is not None and signup.whmcs_client_id is not None
     registered = UserRegistered(signup_id=signup.id, email=email, name=signup.name, company=signup.company)
-    accepted = TermsAccepted(signup_id=signup.id, email=email, whmcs_client_id=signup.whmcs_client_id,
-                             accepted=(AcceptedTerms(kind="terms_of_service", url="https://x", version="1"),),
-                             accepted_at=signup.created_at)  # fmt: skip
+    accepted = TermsAccepted(
+        signup_id=signup.id,
+        email=email,
+        whmcs_client_id=signup.whmcs_client_id,
+        accepted=(AcceptedTerms(kind="terms_of_service", url="https://x", version="1"),),
+        accepted_at=signup.created_at,
+    )
     for event in (registered, registered, accepted, accepted):
         publish(enrollment.bus, event)
     # Signup: three journey events, two replayed registrations, two re-announced enrollments.
@@ -108,7 +128,9 @@ def test_a_replayed_registration_or_terms_event_creates_nothing_twice(enrollment
     assert len(enrollment.solusvm_users(email)) == 1
     assert enrollment.count(customers) == 1
     assert enrollment.stage(email) == "enrolled"
-    assert len([m for m in upstreams.smtp.to(email) if is_welcome(m)]) == 1, "one welcome, however often enrolled is announced"
+    assert len([m for m in upstreams.smtp.to(email) if is_welcome(m)]) == 1, (
+        "one welcome, however often enrolled is announced"
+    )
     assert len(upstreams.smtp.to(email)) == 2, "no new verification link for a verified email"
 
 
@@ -127,9 +149,13 @@ def test_the_same_delivery_twice_has_one_effect(enrollment: Enrollment, upstream
     before = metric("postpay_messages_handled_total", handler=queue, outcome="duplicate")
     for _ in range(3):
         publish(enrollment.bus, envelope)
-    wait_until(lambda: metric("postpay_messages_handled_total", handler=queue, outcome="duplicate") >= before + 2,
-               what="duplicates skipped")  # fmt: skip
+    wait_until(
+        lambda: metric("postpay_messages_handled_total", handler=queue, outcome="duplicate") >= before + 2,
+        what="duplicates skipped",
+    )
     assert enrollment.whmcs_clients(email) == []
     # A UserRegistered under another id than the registration's mails nothing: only the web registers.
     emails = upstreams.smtp.to(email)
-    assert len({link_in(message) for message in emails}) == 1 and len({message["Message-ID"] for message in emails}) == 1
+    assert (
+        len({link_in(message) for message in emails}) == 1 and len({message["Message-ID"] for message in emails}) == 1
+    )

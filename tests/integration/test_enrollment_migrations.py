@@ -38,14 +38,19 @@ def test_a_signup_registered_before_the_upgrade_waits_for_verification_and_keeps
     migrations.upgrade(database, service, "4f6b2c8d1e07")
     signup_id, now = uuid.uuid4(), datetime.now(UTC)
     with database.transaction() as session:
-        session.execute(text(
-            "INSERT INTO signup_signups (id, email, email_key, name, company, encrypted_password, stage, created_at, "
-            "updated_at) VALUES (:id, 'old@example.com', 'old@example.com', 'Old Timer', '', 'x', 'creating_client', :now, :now)"),
-            {"id": signup_id if database.is_postgres else signup_id.hex, "now": now})  # fmt: skip
+        session.execute(
+            text(
+                "INSERT INTO signup_signups (id, email, email_key, name, company, encrypted_password, stage, created_at, "
+                "updated_at) VALUES (:id, 'old@example.com', 'old@example.com', 'Old Timer', '', 'x', 'creating_client', :now, :now)"
+            ),
+            {"id": signup_id if database.is_postgres else signup_id.hex, "now": now},
+        )
     migrations.upgrade(database, service)
     with database.transaction() as session:
         signup = store.get_signup(session, signup_id)
         registered = store.signup_of_registration(session, signup_id)
-    assert signup is not None and signup.stage == store.Stage.AWAITING_VERIFICATION and signup.registration_id == signup_id
+    assert (
+        signup is not None and signup.stage == store.Stage.AWAITING_VERIFICATION and signup.registration_id == signup_id
+    )
     assert registered == signup and signup.is_current(signup_id)
     migrations.downgrade(database, service)

@@ -40,8 +40,11 @@ Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 def scrape(url: str) -> Samples:
     text = httpx.get(f"{url}/metrics", timeout=5).text
-    return {(sample.name, frozenset(sample.labels.items())): sample.value
-            for family in text_string_to_metric_families(text) for sample in family.samples}
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
 
 
 def value(samples: Samples, name: str, **labels: str) -> float | None:
@@ -59,29 +62,38 @@ def namespace(rabbit_url: str, postgres_database: Database) -> Iterator[str]:
 
 
 @pytest.fixture
-def running(rabbit_url: str, postgres_url: str, postgres_database: Database, namespace: str,
-            tmp_path: Path) -> Iterator[str]:  # fmt: skip
+def running(
+    rabbit_url: str, postgres_url: str, postgres_database: Database, namespace: str, tmp_path: Path
+) -> Iterator[str]:
     """``postpay run all`` in its own process; yields the base URL of its health endpoints."""
     port = free_port()
     environment = {key: value for key, value in os.environ.items() if not key.startswith("POSTPAY_")}
-    environment.update({
-        "POSTPAY_AMQP_URL": rabbit_url,
-        "POSTPAY_BROKER_USERS": "guest",  # `run all`: one login for every service
-        "POSTPAY_BUS_NAMESPACE": namespace,
-        "POSTPAY_DATABASE_URL": f"{postgres_url}?options={quote(f'-csearch_path={postgres_database.schema}')}",
-        "POSTPAY_HEALTH_PORT": str(port),
-        "POSTPAY_SIGNUP_PORT": "0",
-        "POSTPAY_RETRY_DELAYS": "0.2",
-        # Nothing listens there: every SolusVM 2 call fails to connect.
-        "POSTPAY_SOLUSVM_URL": f"http://127.0.0.1:{free_port()}",
-        "POSTPAY_UPSTREAM_MAX_ATTEMPTS": "1",
-        "POSTPAY_LOG_LEVEL": "WARNING",
-    })  # fmt: skip
+    environment.update(
+        {
+            "POSTPAY_AMQP_URL": rabbit_url,
+            "POSTPAY_BROKER_USERS": "guest",  # `run all`: one login for every service
+            "POSTPAY_BUS_NAMESPACE": namespace,
+            "POSTPAY_DATABASE_URL": f"{postgres_url}?options={quote(f'-csearch_path={postgres_database.schema}')}",
+            "POSTPAY_HEALTH_PORT": str(port),
+            "POSTPAY_SIGNUP_PORT": "0",
+            "POSTPAY_RETRY_DELAYS": "0.2",
+            # Nothing listens there: every SolusVM 2 call fails to connect.
+            "POSTPAY_SOLUSVM_URL": f"http://127.0.0.1:{free_port()}",
+            "POSTPAY_UPSTREAM_MAX_ATTEMPTS": "1",
+            "POSTPAY_LOG_LEVEL": "WARNING",
+        }
+    )
     log = (tmp_path / "run.log").open("wb")
-    process = subprocess.Popen([sys.executable, "-m", "postpay.cli", "run", "all"], cwd=tmp_path, env=environment,
-                               stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, "-m", "postpay.cli", "run", "all"],
+        cwd=tmp_path,
+        env=environment,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
+
         def ready() -> bool:
             assert process.poll() is None, (tmp_path / "run.log").read_text()
             try:
@@ -119,19 +131,41 @@ def test_health_readiness_and_metrics_of_a_running_process_move_with_its_work(
 
     bus = RabbitBus(rabbit_url, naming=Naming(namespace))
     # Handled by the usage collector; refused by signup (no such signup): failed, then parked.
-    publish(bus, UserProvisioned(signup_id=uuid.uuid4(), email="metrics@example.com", whmcs_client_id=41,
-                                 solusvm_user_id=42, enrolled_at=datetime(2025, 1, 1, tzinfo=UTC)))  # fmt: skip
-    wait_until(lambda: value(scrape(running), "postpay_messages_handled_total",
-                             handler="usage_collector.record_customer", outcome="done") == 1,
-               timeout=30, what="the handled counter to move")  # fmt: skip
+    publish(
+        bus,
+        UserProvisioned(
+            signup_id=uuid.uuid4(),
+            email="metrics@example.com",
+            whmcs_client_id=41,
+            solusvm_user_id=42,
+            enrolled_at=datetime(2025, 1, 1, tzinfo=UTC),
+        ),
+    )
+    wait_until(
+        lambda: (
+            value(
+                scrape(running),
+                "postpay_messages_handled_total",
+                handler="usage_collector.record_customer",
+                outcome="done",
+            )
+            == 1
+        ),
+        timeout=30,
+        what="the handled counter to move",
+    )
     # The close fans out to that customer, whose usage fetch meets a SolusVM 2 that is down: the call
     # fails, the handler fails, is retried once and parked.
     publish(bus, BillingPeriodClosed(**window_fields(BillingPeriod.parse("2025-10")), trigger="manual"))
 
     def parked_after_retry() -> Samples | None:
         samples = scrape(running)
-        parked = value(samples, "postpay_messages_parked_total", handler="usage_collector.collect_usage",
-                       reason="retries-exhausted")  # fmt: skip
+        parked = value(
+            samples,
+            "postpay_messages_parked_total",
+            handler="usage_collector.collect_usage",
+            reason="retries-exhausted",
+        )
         return samples if parked == 1 else None
 
     after = wait_until(parked_after_retry, timeout=30, interval=0.2, what="the usage request to be parked")
@@ -144,18 +178,26 @@ def test_health_readiness_and_metrics_of_a_running_process_move_with_its_work(
     assert value(after, "postpay_messages_parked_total", handler="signup.complete_enrollment", reason="rejected") == 1
     # The usage collector's calls (``run all`` also runs the meter, whose sweeps fail to connect too).
     usage_call = ("call", "GET /api/v1/users/{id}/usage")
-    upstream_errors = {labels: count for (name, labels), count in after.items()
-                       if name == "postpay_upstream_errors_total" and ("upstream", "solusvm") in labels}
+    upstream_errors = {
+        labels: count
+        for (name, labels), count in after.items()
+        if name == "postpay_upstream_errors_total" and ("upstream", "solusvm") in labels
+    }
     assert upstream_errors and all(("error", "connect") in labels for labels in upstream_errors)
     assert sum(count for labels, count in upstream_errors.items() if usage_call in labels) == 2
-    latency = [count for (name, labels), count in after.items()
-               if name == "postpay_upstream_call_seconds_count" and ("upstream", "solusvm") in labels
-               and usage_call in labels]
+    latency = [
+        count
+        for (name, labels), count in after.items()
+        if name == "postpay_upstream_call_seconds_count" and ("upstream", "solusvm") in labels and usage_call in labels
+    ]
     assert sum(latency) == 2
     # The fan-out wrote one work item to its outbox, and the relay shipped it: nothing left behind.
     assert value(after, "postpay_events_published_total", service="usage_collector") == 1
-    wait_until(lambda: value(scrape(running), "postpay_outbox_backlog", service="usage_collector") == 0,
-               timeout=10, what="the backlog gauge")  # fmt: skip
+    wait_until(
+        lambda: value(scrape(running), "postpay_outbox_backlog", service="usage_collector") == 0,
+        timeout=10,
+        what="the backlog gauge",
+    )
 
 
 def test_readiness_names_the_dependency_that_is_missing(postgres_database: Database) -> None:

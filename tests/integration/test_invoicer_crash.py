@@ -27,14 +27,27 @@ pytestmark = [pytest.mark.rabbit, pytest.mark.postgres]
 
 
 class InvoicerProcess:
-    def __init__(self, bus: RabbitBus, db: Database, upstreams: Upstreams, log: Path,
-                 pause_marker: Path | None = None) -> None:
+    def __init__(
+        self, bus: RabbitBus, db: Database, upstreams: Upstreams, log: Path, pause_marker: Path | None = None
+    ) -> None:
         self.command = [
-            sys.executable, "-m", "tests.support.billing_consumer",
-            "--amqp", bus.url, "--database", db.url, "--namespace", bus.naming.namespace,
-            "--whmcs-url", upstreams.whmcs.url, "--whmcs-identifier", upstreams.whmcs.identifier,
-            "--whmcs-secret", upstreams.whmcs.secret,
-            "--token-prices", json.dumps({code: str(price) for code, price in PRICES.items()}),
+            sys.executable,
+            "-m",
+            "tests.support.billing_consumer",
+            "--amqp",
+            bus.url,
+            "--database",
+            db.url,
+            "--namespace",
+            bus.naming.namespace,
+            "--whmcs-url",
+            upstreams.whmcs.url,
+            "--whmcs-identifier",
+            upstreams.whmcs.identifier,
+            "--whmcs-secret",
+            upstreams.whmcs.secret,
+            "--token-prices",
+            json.dumps({code: str(price) for code, price in PRICES.items()}),
         ]
         if db.schema:
             self.command += ["--schema", db.schema]
@@ -80,9 +93,21 @@ def test_invoicer_killed_between_the_whmcs_reply_and_its_commit_still_makes_one_
         customer = harness.add_customer("EUR", [VmHistory("web", plan, [(period.starts_at - timedelta(days=2), None)])])
         vm = customer.vms[0]
         usage = UsageCollected(
-            **window_fields(period), whmcs_client_id=customer.client_id, solusvm_user_id=customer.solusvm_user_id,
-            vms=(VmUsage(server_id=vm.server_id, name="web", plan_id=plan.id, plan_name="S", hours=744,
-                         tokens_per_hour=7, tokens_per_month=5000, tokens=5000),),
+            **window_fields(period),
+            whmcs_client_id=customer.client_id,
+            solusvm_user_id=customer.solusvm_user_id,
+            vms=(
+                VmUsage(
+                    server_id=vm.server_id,
+                    name="web",
+                    plan_id=plan.id,
+                    plan_name="S",
+                    hours=744,
+                    tokens_per_hour=7,
+                    tokens_per_month=5000,
+                    tokens=5000,
+                ),
+            ),
             total_tokens=5000,
         )
         marker = tmp_path / "invoice-created"
@@ -102,7 +127,8 @@ def test_invoicer_killed_between_the_whmcs_reply_and_its_commit_still_makes_one_
             restarted.start()
             entry = wait_until(
                 lambda: (e := harness.ledger("2026-10")[customer.client_id]).status == "invoiced" and e,
-                timeout=60, what="the redelivered usage settled",
+                timeout=60,
+                what="the redelivered usage settled",
             )
             assert restarted.signal(signal.SIGTERM) == 0
         finally:
@@ -114,4 +140,6 @@ def test_invoicer_killed_between_the_whmcs_reply_and_its_commit_still_makes_one_
         assert upstreams.whmcs.calls["CreateInvoice"] == 1
         assert (entry.invoice_id, entry.attempts, entry.total) == (created, 2, invoices[0].subtotal)
         announced = [e.payload for e in queued_events(rabbit_bus, "usage_collector.settle")]
-        assert [(type(e), e.invoice_id, e.total) for e in announced] == [(InvoiceCreated, created, invoices[0].subtotal)]
+        assert [(type(e), e.invoice_id, e.total) for e in announced] == [
+            (InvoiceCreated, created, invoices[0].subtotal)
+        ]

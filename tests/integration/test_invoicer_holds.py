@@ -15,14 +15,13 @@ import pytest
 from typer.testing import CliRunner
 
 from postpay.cli import app
+from services.invoicer import holds_store
+from services.invoicer.settings import InvoicerSettings
 from shared.bus.rabbit import RabbitBus
 from shared.clock import ManualClock
 from shared.db import Database
 from shared.events.billing import UsageCollected, VmUsage
 from shared.events.metering import CoverageGap, MeteringProvenance
-
-from services.invoicer import holds_store
-from services.invoicer.settings import InvoicerSettings
 from tests.support.billing import PRICES, BillingHarness, VmHistory
 from tests.support.bus_helpers import metric, publish, wait_until
 from tests.support.system import SOLUSVM_TOKEN, Upstreams
@@ -42,8 +41,13 @@ def upstreams() -> Iterator[Upstreams]:
 
 
 @pytest.fixture
-def postpay(upstreams: Upstreams, rabbit_bus: RabbitBus, postgres_database: Database, postgres_url: str,
-            monkeypatch: pytest.MonkeyPatch) -> Callable[..., str]:
+def postpay(
+    upstreams: Upstreams,
+    rabbit_bus: RabbitBus,
+    postgres_database: Database,
+    postgres_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Callable[..., str]:
     """The ``postpay`` command on the test's broker, schema and simulators; fails on a non-zero exit
     unless ``exit_code`` says otherwise."""
     for name, value in {
@@ -112,12 +116,15 @@ def test_an_absurd_invoice_is_held_then_released_once_as_computed(
         assert any(line.split() == ["held", "for", "an", "operator", "1"] for line in period_status.splitlines())
 
         released = metric("postpay_messages_handled_total", handler=RELEASE_QUEUE, outcome="done")
-        output = postpay("holds", "release", str(victim.client_id), PERIOD, "--reason", "plan confirmed by sales",
-                         "--by", "alice")
+        output = postpay(
+            "holds", "release", str(victim.client_id), PERIOD, "--reason", "plan confirmed by sales", "--by", "alice"
+        )
         # Published by the command, or already by the running invoicer's relay: either way it is on its way.
         assert f"released: client {victim.client_id}, {PERIOD}, USD 744000000.00;" in output
-        wait_until(lambda: metric("postpay_messages_handled_total", handler=RELEASE_QUEUE, outcome="done") > released,
-                   what="the release handled")
+        wait_until(
+            lambda: metric("postpay_messages_handled_total", handler=RELEASE_QUEUE, outcome="done") > released,
+            what="the release handled",
+        )
         harness.wait_settled(PERIOD, 2)
         again = postpay("holds", "release", str(victim.client_id), PERIOD, "--reason", "twice?", exit_code=2)
         assert "is released by alice (plan confirmed by sales), not waiting" in again
@@ -125,8 +132,13 @@ def test_an_absurd_invoice_is_held_then_released_once_as_computed(
         # A replay afterwards finds the invoice on record.
         handled = metric("postpay_messages_handled_total", handler="invoicer.create_invoice", outcome="done")
         harness.replay(PERIOD)
-        wait_until(lambda: metric("postpay_messages_handled_total", handler="invoicer.create_invoice",
-                                  outcome="done") >= handled + 2, what="the replay priced")
+        wait_until(
+            lambda: (
+                metric("postpay_messages_handled_total", handler="invoicer.create_invoice", outcome="done")
+                >= handled + 2
+            ),
+            what="the replay priced",
+        )
     finally:
         harness.stop()
 
@@ -151,14 +163,19 @@ def test_a_rejected_hold_is_never_invoiced_and_says_why(
         harness.enroll([victim])
         harness.close(PERIOD)
         wait_until(lambda: harness.status(PERIOD).held == 1, what="held")
-        postpay("holds", "reject", str(victim.client_id), PERIOD, "--reason", "SolusVM plan misconfigured",
-                "--by", "bob")
+        postpay(
+            "holds", "reject", str(victim.client_id), PERIOD, "--reason", "SolusVM plan misconfigured", "--by", "bob"
+        )
         assert postpay("holds", "release", str(victim.client_id), PERIOD, "--reason", "oops", exit_code=2)
 
         handled = metric("postpay_messages_handled_total", handler="invoicer.create_invoice", outcome="done")
         harness.replay(PERIOD)
-        wait_until(lambda: metric("postpay_messages_handled_total", handler="invoicer.create_invoice",
-                                  outcome="done") > handled, what="the replay handled")
+        wait_until(
+            lambda: (
+                metric("postpay_messages_handled_total", handler="invoicer.create_invoice", outcome="done") > handled
+            ),
+            what="the replay handled",
+        )
     finally:
         harness.stop()
     assert harness.invoices_of(victim.client_id) == [] and upstreams.whmcs.calls["CreateInvoice"] == 0
@@ -180,11 +197,13 @@ def test_growth_is_held_only_against_an_earlier_invoice(
     try:
         plan = harness.add_plan("S", 7, 5000)
         # 10 hours in September (0.07), the whole of October (5.00): 71 times more.
-        jumped = harness.add_customer("USD", [VmHistory("web", plan, [(september, september + timedelta(hours=10)),
-                                                                      (START, None)])])
+        jumped = harness.add_customer(
+            "USD", [VmHistory("web", plan, [(september, september + timedelta(hours=10)), (START, None)])]
+        )
         # 300 hours in September (2.10), then 5.00: under 5 times.
-        steady = harness.add_customer("USD", [VmHistory("web", plan, [(september, september + timedelta(hours=300)),
-                                                                      (START, None)])])
+        steady = harness.add_customer(
+            "USD", [VmHistory("web", plan, [(september, september + timedelta(hours=300)), (START, None)])]
+        )
         # No earlier invoice: nothing to compare with.
         new = harness.add_customer("USD", [VmHistory("web", plan, [(START, None)])])
         harness.enroll([jumped, steady, new])
@@ -209,7 +228,9 @@ def test_too_many_holds_pause_the_rest_of_the_period_until_an_operator_resumes_i
     upstreams: Upstreams, rabbit_bus: RabbitBus, postgres_database: Database, postpay: Callable[..., str]
 ) -> None:
     settings = InvoicerSettings(token_prices=PRICES, invoice_hold_pause_minimum=2, invoice_hold_pause_share=0.5)
-    harness = BillingHarness(upstreams, rabbit_bus, postgres_database, clock=ManualClock(NOW), invoicer=settings).start()
+    harness = BillingHarness(
+        upstreams, rabbit_bus, postgres_database, clock=ManualClock(NOW), invoicer=settings
+    ).start()
     try:
         absurd = harness.add_plan("Broken", 1_000_000_000, 10**15)
         plan = harness.add_plan("S", 7, 5000)
@@ -238,16 +259,25 @@ def test_too_many_holds_pause_the_rest_of_the_period_until_an_operator_resumes_i
         resumed = metric("postpay_messages_handled_total", handler=RELEASE_QUEUE, outcome="done")
         output = postpay("holds", "resume", PERIOD, "--reason", "broken plan found, others are fine", "--by", "carol")
         assert "resumed: 3 paused invoice(s) released" in output
-        wait_until(lambda: metric("postpay_messages_handled_total", handler=RELEASE_QUEUE, outcome="done")
-                   >= resumed + 3, what="the paused invoices released")
+        wait_until(
+            lambda: metric("postpay_messages_handled_total", handler=RELEASE_QUEUE, outcome="done") >= resumed + 3,
+            what="the paused invoices released",
+        )
         harness.wait_settled(PERIOD, 3)
-        assert "was resumed already: 0 paused invoice(s) released" in postpay("holds", "resume", PERIOD, "--reason", "again")
+        assert "was resumed already: 0 paused invoice(s) released" in postpay(
+            "holds", "resume", PERIOD, "--reason", "again"
+        )
 
         # The period stays resumed; a replay changes nothing for anyone.
         handled = metric("postpay_messages_handled_total", handler="invoicer.create_invoice", outcome="done")
         harness.replay(PERIOD)
-        wait_until(lambda: metric("postpay_messages_handled_total", handler="invoicer.create_invoice",
-                                  outcome="done") >= handled + 5, what="the replay priced")
+        wait_until(
+            lambda: (
+                metric("postpay_messages_handled_total", handler="invoicer.create_invoice", outcome="done")
+                >= handled + 5
+            ),
+            what="the replay priced",
+        )
     finally:
         harness.stop()
     assert [len(harness.invoices_of(c.client_id)) for c in rest] == [1, 1, 1]
@@ -275,24 +305,49 @@ def test_a_released_invoice_carries_the_notes_and_line_provenance_of_a_direct_on
         # The meter's usage of the second customer (a replay from the meter) replaces its computation.
         window = harness.period(PERIOD)
         gap = CoverageGap(starts_at=START + timedelta(days=3), ends_at=START + timedelta(days=3, hours=2), billed=True)
-        metering = MeteringProvenance(estimate="observed", gap_policy="bill", observed_until=window.ends_at,
-                                      gaps=(gap,))
+        metering = MeteringProvenance(
+            estimate="observed", gap_policy="bill", observed_until=window.ends_at, gaps=(gap,)
+        )
         (server,) = metered.vms
         # The meter saw one hour less than the endpoint (its bound, docs/usage-sources.md).
-        vm = VmUsage(server_id=server.server_id, name="db", plan_id=absurd.id, plan_name="Broken", hours=29,
-                     tokens_per_hour=10**9, tokens_per_month=10**15, tokens=29 * 10**9)
-        publish(rabbit_bus, UsageCollected(
-            period=PERIOD, starts_at=window.starts_at, ends_at=window.ends_at, timezone=window.timezone,
-            whmcs_client_id=metered.client_id, solusvm_user_id=metered.solusvm_user_id, vms=(vm,),
-            total_tokens=vm.tokens, trigger="replay", source="meter", metering=metering))
-        wait_until(lambda: hold_total(postgres_database, metered.client_id) == Decimal("26100000.00"),
-                   what="the metered usage held")
+        vm = VmUsage(
+            server_id=server.server_id,
+            name="db",
+            plan_id=absurd.id,
+            plan_name="Broken",
+            hours=29,
+            tokens_per_hour=10**9,
+            tokens_per_month=10**15,
+            tokens=29 * 10**9,
+        )
+        publish(
+            rabbit_bus,
+            UsageCollected(
+                period=PERIOD,
+                starts_at=window.starts_at,
+                ends_at=window.ends_at,
+                timezone=window.timezone,
+                whmcs_client_id=metered.client_id,
+                solusvm_user_id=metered.solusvm_user_id,
+                vms=(vm,),
+                total_tokens=vm.tokens,
+                trigger="replay",
+                source="meter",
+                metering=metering,
+            ),
+        )
+        wait_until(
+            lambda: hold_total(postgres_database, metered.client_id) == Decimal("26100000.00"),
+            what="the metered usage held",
+        )
 
         released = metric("postpay_messages_handled_total", handler=RELEASE_QUEUE, outcome="done")
         for customer in (endpoint, metered):
             postpay("holds", "release", str(customer.client_id), PERIOD, "--reason", "checked", "--by", "alice")
-        wait_until(lambda: metric("postpay_messages_handled_total", handler=RELEASE_QUEUE, outcome="done")
-                   >= released + 2, what="both releases handled")
+        wait_until(
+            lambda: metric("postpay_messages_handled_total", handler=RELEASE_QUEUE, outcome="done") >= released + 2,
+            what="both releases handled",
+        )
         harness.wait_settled(PERIOD, 2)
     finally:
         harness.stop()
@@ -304,15 +359,25 @@ def test_a_released_invoice_carries_the_notes_and_line_provenance_of_a_direct_on
     assert metered_invoice.notes == (
         f"{span} Usage metered by postpay from SolusVM 2's server list and activity log (observed running time), "
         "observed until 2025-11-01T00:00:00Z. Meter gaps: 2025-10-04T00:00:00Z to 2025-10-04T02:00:00Z "
-        f"(billed through). postpay run key: [postpay:{metered.client_id}:{PERIOD}]")
+        f"(billed through). postpay run key: [postpay:{metered.client_id}:{PERIOD}]"
+    )
 
     shown = json.loads(postpay("invoices", "show", str(metered_invoice.id), "--offline", "--json"))
     assert shown["provenance_note"] is None
     (line,) = shown["lines"]
     assert (line["vm_name"], line["server_id"], line["hours"], line["tokens_per_hour"], line["tokens"]) == (
-        "db", server.server_id, 29, 10**9, 29 * 10**9)
+        "db",
+        server.server_id,
+        29,
+        10**9,
+        29 * 10**9,
+    )
     assert (line["capped"], line["token_price"], line["unrounded"], Decimal(line["amount"])) == (
-        False, "0.0009", "26100000.0000", Decimal("26100000.00"))
+        False,
+        "0.0009",
+        "26100000.0000",
+        Decimal("26100000.00"),
+    )
     text = postpay("invoices", "show", str(endpoint_invoice.id), "--offline")
     assert "no provenance recorded" not in text
     row = next(row for row in text.splitlines() if "web (#" in row)

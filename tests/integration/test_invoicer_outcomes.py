@@ -12,12 +12,11 @@ import pytest
 from rich.console import Console
 
 from postpay.ops.reports import render_status
+from services.invoicer.settings import InvoicerSettings
 from shared.bus.memory import InMemoryBus
 from shared.clock import ManualClock
 from shared.db import Database
 from simulators.whmcs.state import Currency
-
-from services.invoicer.settings import InvoicerSettings
 from tests.support.billing import PRICES, BillingHarness, VmHistory, assert_invoice_matches, expected_lines
 from tests.support.bus_helpers import wait_until
 from tests.support.system import Upstreams
@@ -44,8 +43,13 @@ def test_an_invoice_whose_creation_outcome_was_lost_is_found_by_its_run_key_not_
             upstreams.whmcs.fault(kind="commit_then_fail", route="CreateInvoice", count=1, then=then)
             harness.close(PERIOD)
             # Nothing is looked up, let alone created, until the quiet time has passed.
-            wait_until(lambda: harness.ledger(PERIOD).get(customer.client_id, None) is not None
-                       and harness.ledger(PERIOD)[customer.client_id].status == "uncertain", what="uncertain")
+            wait_until(
+                lambda: (
+                    harness.ledger(PERIOD).get(customer.client_id, None) is not None
+                    and harness.ledger(PERIOD)[customer.client_id].status == "uncertain"
+                ),
+                what="uncertain",
+            )
             assert harness.status(PERIOD).invoiced == 0
             clock.advance(seconds=QUIET + 1)
             harness.wait_settled(PERIOD, 1)
@@ -61,15 +65,27 @@ def test_an_invoice_whose_creation_outcome_was_lost_is_found_by_its_run_key_not_
 
 
 def test_invoice_options_come_from_settings(memory_bus: InMemoryBus, sqlite_database: Database) -> None:
-    settings = InvoicerSettings(token_prices=PRICES, invoice_due_days=30, invoice_send_email=False,
-                                invoice_payment_method="banktransfer", invoice_items_taxed=True)
+    settings = InvoicerSettings(
+        token_prices=PRICES,
+        invoice_due_days=30,
+        invoice_send_email=False,
+        invoice_payment_method="banktransfer",
+        invoice_items_taxed=True,
+    )
     with Upstreams(now=NOW) as upstreams:
         upstreams.whmcs.state.tax.taxrate = Decimal("19.000")
-        harness = BillingHarness(upstreams, memory_bus, sqlite_database, clock=ManualClock(NOW), invoicer=settings).start()
+        harness = BillingHarness(
+            upstreams, memory_bus, sqlite_database, clock=ManualClock(NOW), invoicer=settings
+        ).start()
         try:
             plan = harness.add_plan("S", 7, 5000)
-            customer = harness.add_customer("EUR", [VmHistory("web", plan, [(START, None)]),
-                                                    VmHistory("db", plan, [(START, START + timedelta(hours=100))])])
+            customer = harness.add_customer(
+                "EUR",
+                [
+                    VmHistory("web", plan, [(START, None)]),
+                    VmHistory("db", plan, [(START, START + timedelta(hours=100))]),
+                ],
+            )
             harness.enroll([customer])
             harness.close(PERIOD)
             harness.wait_settled(PERIOD, 1)
@@ -94,7 +110,9 @@ def test_zero_usage_is_nothing_to_bill_by_default_and_a_zero_invoice_when_config
             tiny = default.add_plan("Tiny", 1, 1000)
             no_vms = default.add_customer("USD")
             free_vm = default.add_customer("USD", [VmHistory("free", free, [(START, None)])])
-            rounds_to_zero = default.add_customer("USD", [VmHistory("blip", tiny, [(START, START + timedelta(hours=4))])])
+            rounds_to_zero = default.add_customer(
+                "USD", [VmHistory("blip", tiny, [(START, START + timedelta(hours=4))])]
+            )
             default.enroll([no_vms, free_vm, rounds_to_zero])
             default.close(PERIOD)
             status = default.wait_settled(PERIOD, 3)
@@ -104,18 +122,26 @@ def test_zero_usage_is_nothing_to_bill_by_default_and_a_zero_invoice_when_config
         assert default.all_invoices() == []
         assert {e.status for e in default.ledger(PERIOD).values()} == {"nothing_to_bill"}
 
-        zero = BillingHarness(upstreams, memory_bus, sqlite_database, clock=ManualClock(NOW),
-                              invoicer=InvoicerSettings(token_prices=PRICES, invoice_zero_usage=True)).start()
+        zero = BillingHarness(
+            upstreams,
+            memory_bus,
+            sqlite_database,
+            clock=ManualClock(NOW),
+            invoicer=InvoicerSettings(token_prices=PRICES, invoice_zero_usage=True),
+        ).start()
         try:
             zero.replay(PERIOD)
             status = wait_until(lambda: (s := zero.status(PERIOD)).invoiced == 3 and s, what="zero invoices")
         finally:
             zero.stop()
     (empty,) = zero.invoices_of(no_vms.client_id)
-    assert [(i.description, i.amount) for i in empty.items] == [("SolusVM 2 usage: none, 2026-10-01 to 2026-10-31",
-                                                                 Decimal("0.00"))]
+    assert [(i.description, i.amount) for i in empty.items] == [
+        ("SolusVM 2 usage: none, 2026-10-01 to 2026-10-31", Decimal("0.00"))
+    ]
     (free_invoice,) = zero.invoices_of(free_vm.client_id)
-    assert [i.amount for i in free_invoice.items] == [Decimal("0.00")] and "0 tokens" in free_invoice.items[0].description
+    assert [i.amount for i in free_invoice.items] == [Decimal("0.00")] and "0 tokens" in free_invoice.items[
+        0
+    ].description
     (rounded,) = zero.invoices_of(rounds_to_zero.client_id)
     assert [i.amount for i in rounded.items] == [Decimal("0.00")] and "4 tokens" in rounded.items[0].description
     assert status.nothing_to_bill == 0
@@ -125,11 +151,18 @@ def test_each_currency_rounds_to_its_own_minor_unit(memory_bus: InMemoryBus, sql
     settings = InvoicerSettings(token_prices={**PRICES, "JPY": Decimal("0.15")}, currency_minor_units={"JPY": 0})
     with Upstreams(now=NOW) as upstreams:
         upstreams.whmcs.state.currencies[4] = Currency(4, "JPY", "¥", " JPY")
-        harness = BillingHarness(upstreams, memory_bus, sqlite_database, clock=ManualClock(NOW), invoicer=settings).start()
+        harness = BillingHarness(
+            upstreams, memory_bus, sqlite_database, clock=ManualClock(NOW), invoicer=settings
+        ).start()
         try:
             plan = harness.add_plan("S", 7, 5000)
-            yen = harness.add_customer("USD", [VmHistory("a", plan, [(START, START + timedelta(hours=1))]),
-                                               VmHistory("b", plan, [(START, START + timedelta(hours=3))])])
+            yen = harness.add_customer(
+                "USD",
+                [
+                    VmHistory("a", plan, [(START, START + timedelta(hours=1))]),
+                    VmHistory("b", plan, [(START, START + timedelta(hours=3))]),
+                ],
+            )
             upstreams.whmcs.state.clients[yen.client_id].currency_id = 4
             harness.enroll([yen])
             harness.close(PERIOD)
@@ -150,7 +183,9 @@ def test_yen_is_billed_in_whole_yen_by_default_and_status_prints_it_so(
     settings = InvoicerSettings(token_prices={**PRICES, "JPY": Decimal("0.15")})
     with Upstreams(now=NOW) as upstreams:
         upstreams.whmcs.state.currencies[4] = Currency(4, "JPY", "¥", " JPY")
-        harness = BillingHarness(upstreams, memory_bus, sqlite_database, clock=ManualClock(NOW), invoicer=settings).start()
+        harness = BillingHarness(
+            upstreams, memory_bus, sqlite_database, clock=ManualClock(NOW), invoicer=settings
+        ).start()
         try:
             plan = harness.add_plan("S", 7, 5000)
             yen = harness.add_customer("USD", [VmHistory("a", plan, [(START, START + timedelta(hours=10))])])

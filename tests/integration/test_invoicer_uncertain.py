@@ -8,12 +8,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from services.invoicer.settings import InvoicerSettings
 from shared.bus.rabbit import RabbitBus
 from shared.clock import ManualClock
 from shared.db import Database
 from shared.upstream.http import Timeouts
-
-from services.invoicer.settings import InvoicerSettings
 from tests.support.billing import PRICES, BillingHarness, VmHistory, assert_invoice_matches, expected_lines
 from tests.support.bus_helpers import metric, wait_until
 from tests.support.system import Upstreams
@@ -33,8 +32,14 @@ def test_an_invoice_whmcs_finishes_after_the_invoicer_timed_out_is_made_once(
     clock = ManualClock(NOW)
     settings = InvoicerSettings(token_prices=PRICES, whmcs_uncertain_quiet_seconds=QUIET)
     with Upstreams(now=NOW) as upstreams:
-        harness = BillingHarness(upstreams, rabbit_bus, postgres_database, clock=clock, invoicer=settings,
-                                 timeouts=Timeouts(connect=2, read=0.3)).start()
+        harness = BillingHarness(
+            upstreams,
+            rabbit_bus,
+            postgres_database,
+            clock=clock,
+            invoicer=settings,
+            timeouts=Timeouts(connect=2, read=0.3),
+        ).start()
         try:
             plan = harness.add_plan("S", 7, 5000)
             customer = harness.add_customer("EUR", [VmHistory("web", plan, [(START, None)])])
@@ -44,22 +49,35 @@ def test_an_invoice_whmcs_finishes_after_the_invoicer_timed_out_is_made_once(
             retried = metric("postpay_messages_retried_total", handler=QUEUE)
             harness.close(PERIOD)
 
-            uncertain = wait_until(lambda: (e := harness.ledger(PERIOD).get(customer.client_id)) is not None
-                                   and e.status == "uncertain" and e, what="the ledger row uncertain")
+            uncertain = wait_until(
+                lambda: (
+                    (e := harness.ledger(PERIOD).get(customer.client_id)) is not None and e.status == "uncertain" and e
+                ),
+                what="the ledger row uncertain",
+            )
             assert uncertain.uncertain_since == NOW
-            (late,) = wait_until(lambda: harness.invoices_of(customer.client_id), timeout=20,
-                                 what="WHMCS finishing the invoice it was still working on")
+            (late,) = wait_until(
+                lambda: harness.invoices_of(customer.client_id),
+                timeout=20,
+                what="WHMCS finishing the invoice it was still working on",
+            )
             # Retries keep coming (more than the two retry delays there are: waiting uses up no attempt)
             # and none of them creates or even looks anything up before the quiet time has passed.
-            wait_until(lambda: metric("postpay_messages_retried_total", handler=QUEUE) >= retried + 4, timeout=30,
-                       what="the delivery retried while waiting")
+            wait_until(
+                lambda: metric("postpay_messages_retried_total", handler=QUEUE) >= retried + 4,
+                timeout=30,
+                what="the delivery retried while waiting",
+            )
             assert upstreams.whmcs.calls["CreateInvoice"] == 1
             assert upstreams.whmcs.calls["GetInvoices"] == 0
             assert harness.ledger(PERIOD)[customer.client_id].status == "uncertain"
 
             clock.advance(seconds=QUIET - 5)
-            wait_until(lambda: metric("postpay_messages_retried_total", handler=QUEUE) >= retried + 6, timeout=30,
-                       what="retries just before the quiet time ends")
+            wait_until(
+                lambda: metric("postpay_messages_retried_total", handler=QUEUE) >= retried + 6,
+                timeout=30,
+                what="retries just before the quiet time ends",
+            )
             assert upstreams.whmcs.calls["CreateInvoice"] == 1 and upstreams.whmcs.calls["GetInvoices"] == 0
 
             clock.advance(seconds=6)
@@ -82,8 +100,14 @@ def test_when_whmcs_never_wrote_it_the_invoice_is_created_after_the_quiet_time(
     clock = ManualClock(NOW)
     settings = InvoicerSettings(token_prices=PRICES, whmcs_uncertain_quiet_seconds=QUIET)
     with Upstreams(now=NOW) as upstreams:
-        harness = BillingHarness(upstreams, rabbit_bus, postgres_database, clock=clock, invoicer=settings,
-                                 timeouts=Timeouts(connect=2, read=0.3)).start()
+        harness = BillingHarness(
+            upstreams,
+            rabbit_bus,
+            postgres_database,
+            clock=clock,
+            invoicer=settings,
+            timeouts=Timeouts(connect=2, read=0.3),
+        ).start()
         try:
             plan = harness.add_plan("S", 7, 5000)
             customer = harness.add_customer("USD", [VmHistory("web", plan, [(START, None)])])
@@ -91,8 +115,10 @@ def test_when_whmcs_never_wrote_it_the_invoice_is_created_after_the_quiet_time(
             # A 504 after the request was sent: nothing was written, but postpay cannot know that.
             upstreams.whmcs.fault(kind="server_error", route="CreateInvoice", count=1, status=504)
             harness.close(PERIOD)
-            wait_until(lambda: (e := harness.ledger(PERIOD).get(customer.client_id)) is not None
-                       and e.status == "uncertain", what="the ledger row uncertain")
+            wait_until(
+                lambda: (e := harness.ledger(PERIOD).get(customer.client_id)) is not None and e.status == "uncertain",
+                what="the ledger row uncertain",
+            )
             assert harness.invoices_of(customer.client_id) == []
             clock.advance(seconds=QUIET + timedelta(seconds=1).total_seconds())
             harness.wait_settled(PERIOD, 1, timeout=30)
@@ -112,8 +138,14 @@ def test_lost_outcomes_in_a_row_wait_for_the_look_up_instead_of_parking_the_cust
     settings = InvoicerSettings(token_prices=PRICES, whmcs_uncertain_quiet_seconds=QUIET)
     lost = len(rabbit_bus.retry_delays) + 2
     with Upstreams(now=NOW) as upstreams:
-        harness = BillingHarness(upstreams, rabbit_bus, postgres_database, clock=clock, invoicer=settings,
-                                 timeouts=Timeouts(connect=2, read=0.3)).start()
+        harness = BillingHarness(
+            upstreams,
+            rabbit_bus,
+            postgres_database,
+            clock=clock,
+            invoicer=settings,
+            timeouts=Timeouts(connect=2, read=0.3),
+        ).start()
         try:
             plan = harness.add_plan("S", 7, 5000)
             customer = harness.add_customer("USD", [VmHistory("web", plan, [(START, None)])])
@@ -121,9 +153,14 @@ def test_lost_outcomes_in_a_row_wait_for_the_look_up_instead_of_parking_the_cust
             upstreams.whmcs.fault(kind="server_error", route="CreateInvoice", count=lost, status=502)
             harness.close(PERIOD)
             for sent in range(1, lost + 1):
-                wait_until(lambda: upstreams.whmcs.calls["CreateInvoice"] == sent
-                           and (e := harness.ledger(PERIOD).get(customer.client_id)) is not None
-                           and e.status == "uncertain", what=f"lost outcome {sent} recorded")
+                wait_until(  # the predicate runs before the loop moves on
+                    lambda: (
+                        upstreams.whmcs.calls["CreateInvoice"] == sent  # noqa: B023
+                        and (e := harness.ledger(PERIOD).get(customer.client_id)) is not None
+                        and e.status == "uncertain"
+                    ),
+                    what=f"lost outcome {sent} recorded",
+                )
                 clock.advance(seconds=QUIET + 1)
             harness.wait_settled(PERIOD, 1, timeout=30)
         finally:
@@ -138,10 +175,18 @@ def test_a_whmcs_that_keeps_losing_the_outcome_is_parked_for_a_person_after_the_
     rabbit_bus: RabbitBus, postgres_database: Database
 ) -> None:
     clock = ManualClock(NOW)
-    settings = InvoicerSettings(token_prices=PRICES, whmcs_uncertain_quiet_seconds=QUIET, whmcs_uncertain_max_attempts=2)
+    settings = InvoicerSettings(
+        token_prices=PRICES, whmcs_uncertain_quiet_seconds=QUIET, whmcs_uncertain_max_attempts=2
+    )
     with Upstreams(now=NOW) as upstreams:
-        harness = BillingHarness(upstreams, rabbit_bus, postgres_database, clock=clock, invoicer=settings,
-                                 timeouts=Timeouts(connect=2, read=0.3)).start()
+        harness = BillingHarness(
+            upstreams,
+            rabbit_bus,
+            postgres_database,
+            clock=clock,
+            invoicer=settings,
+            timeouts=Timeouts(connect=2, read=0.3),
+        ).start()
         try:
             plan = harness.add_plan("S", 7, 5000)
             customer = harness.add_customer("USD", [VmHistory("web", plan, [(START, None)])])

@@ -18,8 +18,13 @@ from shared.settings import KernelSettings
 
 @pytest.fixture
 def ledger(database: Database) -> Table:
-    table = Table("kernel_types", MetaData(), Column("id", Integer, primary_key=True),
-                  Column("amount", Amount), Column("at", UtcTimestamp))
+    table = Table(
+        "kernel_types",
+        MetaData(),
+        Column("id", Integer, primary_key=True),
+        Column("amount", Amount),
+        Column("at", UtcTimestamp),
+    )
     table.metadata.create_all(database.engine)
     return table
 
@@ -56,8 +61,13 @@ def test_retry_delays_read_as_a_comma_separated_list(monkeypatch: pytest.MonkeyP
 
 
 def test_secret_looking_keys_are_redacted_at_any_depth() -> None:
-    event = {"email": "a@b.example", "password": "p", "nested": {"api_token": "t", "items": [{"secret": "s"}]},
-             "Authorization": "Bearer x", "value": SecretStr("hidden")}
+    event = {
+        "email": "a@b.example",
+        "password": "p",
+        "nested": {"api_token": "t", "items": [{"secret": "s"}]},
+        "Authorization": "Bearer x",
+        "value": SecretStr("hidden"),
+    }
     cleaned = redact(event)
     assert cleaned["email"] == "a@b.example"
     assert cleaned["password"] == cleaned["nested"]["api_token"] == cleaned["nested"]["items"][0]["secret"]

@@ -20,8 +20,18 @@ from sqlalchemy import func, select
 
 from services.signup import store
 from services.signup.tokens import BrowserSession, Signer, encode_session, mint_link
-from tests.support.enrollment import clean_upstreams, clock, enrollment, upstreams  # noqa: F401 - fixtures used by name
-from tests.support.enrollment import TEST_PANEL_SECRET, Enrollment, csrf_from, panel_headers, path_of, unique_email
+from tests.support.enrollment import (  # noqa: F401 - fixtures used by name
+    TEST_PANEL_SECRET,
+    Enrollment,
+    clean_upstreams,
+    clock,
+    csrf_from,
+    enrollment,
+    panel_headers,
+    path_of,
+    unique_email,
+    upstreams,
+)
 
 ANOTHER_DEPLOYMENT = Signer("another-deployment-secret-0123456789")
 
@@ -37,8 +47,9 @@ def snapshot(enrollment: Enrollment) -> tuple[object, ...]:
 
 def link_row(enrollment: Enrollment, purpose: str) -> object:
     with enrollment.db.transaction() as session:
-        return session.execute(select(store.links).where(store.links.c.purpose == purpose)
-                               .order_by(store.links.c.created_at.desc())).first()
+        return session.execute(
+            select(store.links).where(store.links.c.purpose == purpose).order_by(store.links.c.created_at.desc())
+        ).first()
 
 
 def confirm(enrollment: Enrollment, path: str) -> httpx.Response:
@@ -105,8 +116,9 @@ def test_a_session_cookie_forged_with_another_key_gives_no_power_over_a_real_sig
         attacker.cookies.set("postpay_session", forged)
         before = snapshot(enrollment)
         assert attacker.get("/signup/terms").status_code == 403
-        accepted = attacker.post("/signup/terms", data={"csrf_token": token, "accept_terms_of_service": "yes",
-                                                        "accept_postpay_terms": "yes"})  # fmt: skip
+        accepted = attacker.post(
+            "/signup/terms", data={"csrf_token": token, "accept_terms_of_service": "yes", "accept_postpay_terms": "yes"}
+        )
         assert accepted.status_code == 403
         assert attacker.post("/sso", data={"csrf_token": token}).status_code == 403
         assert snapshot(enrollment) == before

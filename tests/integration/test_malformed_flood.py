@@ -27,8 +27,8 @@ from services.provisioner.settings import ProvisionerSettings
 from services.scheduler.settings import SchedulerSettings
 from services.signup import store as signup_store
 from services.usage_collector.settings import UsageCollectorSettings
-from shared.bus.messages import PARKED_ERROR_HEADER, PARKED_REASON_HEADER
 from shared.bus.amqp_wire import body_bytes
+from shared.bus.messages import PARKED_ERROR_HEADER, PARKED_REASON_HEADER
 from shared.bus.rabbit import RabbitBus
 from shared.bus.topology import Subscription
 from shared.db import Database
@@ -75,8 +75,11 @@ class Flood:
                     properties: dict[str, Any] = {"delivery_mode": 2}
                     if content_type is not None:
                         properties["content_type"] = content_type
-                    channel.basic_publish(amqp.Message(body, **properties), exchange="",
-                                          routing_key=self.bus.naming.queue(subscription.queue))
+                    channel.basic_publish(
+                        amqp.Message(body, **properties),
+                        exchange="",
+                        routing_key=self.bus.naming.queue(subscription.queue),
+                    )
                     self.sent[subscription.queue][(REASONS[kind], digest(body))] += 1
             # A synchronous call on the same channel: the broker has taken every publish before it.
             channel.queue_declare(self.bus.naming.queue(self.subscriptions[0].queue), passive=True)
@@ -93,8 +96,9 @@ def publish_to_queue(bus: RabbitBus, queue: str, envelopes: list[Any]) -> None:
         channel = bus.open_channel(connection)
         channel.confirm_select()
         for envelope in envelopes:
-            message = amqp.Message(envelope.to_json().encode(), content_type="application/json", delivery_mode=2,
-                                   user_id=bus.login_user)
+            message = amqp.Message(
+                envelope.to_json().encode(), content_type="application/json", delivery_mode=2, user_id=bus.login_user
+            )
             channel.basic_publish_confirm(message, exchange="", routing_key=bus.naming.queue(queue))
 
 
@@ -122,8 +126,10 @@ def read_parking_lot(bus: RabbitBus, queue: str, expected: int) -> list[tuple[di
 def parked_counts(bus: RabbitBus, subscriptions: list[Subscription]) -> dict[str, int]:
     with bus.connection() as connection:
         channel = bus.open_channel(connection)
-        return {s.queue: channel.queue_declare(bus.naming.parking_lot(s.queue), passive=True).message_count
-                for s in subscriptions}
+        return {
+            s.queue: channel.queue_declare(bus.naming.parking_lot(s.queue), passive=True).message_count
+            for s in subscriptions
+        }
 
 
 def test_a_thousand_malformed_messages_in_every_queue_are_parked_while_valid_work_goes_through(
@@ -135,9 +141,16 @@ def test_a_thousand_malformed_messages_in_every_queue_are_parked_while_valid_wor
     scheduler = SchedulerSettings(billing_timezone=TIMEZONE)
     with Upstreams(now=now) as upstreams:
         system = upstreams.system(
-            rabbit_bus, postgres_database, kernel=KernelSettings(max_message_bytes=MAX_BYTES, relay_poll_seconds=0.05),
-            overrides=[settings, ProvisionerSettings(), InvoicerSettings(token_prices=PRICES), scheduler,
-                       UsageCollectorSettings(usage_fanout_chunk_size=5)],
+            rabbit_bus,
+            postgres_database,
+            kernel=KernelSettings(max_message_bytes=MAX_BYTES, relay_poll_seconds=0.05),
+            overrides=[
+                settings,
+                ProvisionerSettings(),
+                InvoicerSettings(token_prices=PRICES),
+                scheduler,
+                UsageCollectorSettings(usage_fanout_chunk_size=5),
+            ],
         )
         runtime = system.runtime(SERVICES)
         web = Enrollment(upstreams, rabbit_bus, postgres_database, settings=settings)  # drives the web only
@@ -147,10 +160,26 @@ def test_a_thousand_malformed_messages_in_every_queue_are_parked_while_valid_wor
         flood = Flood(rabbit_bus, subscriptions)
 
         plan = harness.add_plan("S", 7, 5000)
-        billed = [harness.add_customer("EUR" if n % 2 else "USD", [
-            VmHistory(f"web-{n}", plan, [(period.starts_at - timedelta(days=3), None)]),
-            VmHistory(f"job-{n}", plan, [(period.starts_at + timedelta(days=n + 1), period.starts_at + timedelta(days=n + 2, minutes=n))]),
-        ], enrolled_at=period.starts_at - timedelta(days=10)) for n in range(BILLED)]  # fmt: skip
+        billed = [
+            harness.add_customer(
+                "EUR" if n % 2 else "USD",
+                [
+                    VmHistory(f"web-{n}", plan, [(period.starts_at - timedelta(days=3), None)]),
+                    VmHistory(
+                        f"job-{n}",
+                        plan,
+                        [
+                            (
+                                period.starts_at + timedelta(days=n + 1),
+                                period.starts_at + timedelta(days=n + 2, minutes=n),
+                            )
+                        ],
+                    ),
+                ],
+                enrolled_at=period.starts_at - timedelta(days=10),
+            )
+            for n in range(BILLED)
+        ]
         emails = [unique_email("flood") for _ in range(JOURNEYS)]
         browsers = [TestClient(web.app, base_url=settings.public_url, follow_redirects=False) for _ in emails]
 
@@ -161,13 +190,23 @@ def test_a_thousand_malformed_messages_in_every_queue_are_parked_while_valid_wor
             assert runtime.consumer.connected.wait(15)
             steps = [
                 lambda: [web.register(email, client=browser) for email, browser in zip(emails, browsers, strict=True)],
-                lambda: [ask_for_a_new_link(web, email, browser) for email, browser in zip(emails, browsers, strict=True)],
-                lambda: [web.open_link(web.verification_links(email, count=2, timeout=60)[-1], browser)
-                         for email, browser in zip(emails, browsers, strict=True)],
+                lambda: [
+                    ask_for_a_new_link(web, email, browser) for email, browser in zip(emails, browsers, strict=True)
+                ],
+                lambda: [
+                    web.open_link(web.verification_links(email, count=2, timeout=60)[-1], browser)
+                    for email, browser in zip(emails, browsers, strict=True)
+                ],
                 lambda: [web.accept_terms(browser) for browser in browsers],
                 lambda: publish_to_queue(rabbit_bus, "usage_collector.record_customer", enrolments(billed)),
-                lambda: wait_until(lambda: {c.client_id for c in billed} <= harness.enrolled_client_ids(), timeout=60,
-                                   what="billed customers recorded") and harness.close(PERIOD),
+                lambda: (
+                    wait_until(
+                        lambda: {c.client_id for c in billed} <= harness.enrolled_client_ids(),
+                        timeout=60,
+                        what="billed customers recorded",
+                    )
+                    and harness.close(PERIOD)
+                ),
             ]
             started = time.monotonic()
             for round_number in range(ROUNDS):
@@ -176,8 +215,12 @@ def test_a_thousand_malformed_messages_in_every_queue_are_parked_while_valid_wor
                     steps[round_number]()
                 print(f"[flood] round {round_number} done at {time.monotonic() - started:.1f}s", flush=True)
 
-            wait_until(lambda: parked_counts(rabbit_bus, subscriptions) == {s.queue: PER_QUEUE for s in subscriptions},
-                       timeout=180, interval=0.5, what="every malformed message parked")
+            wait_until(
+                lambda: parked_counts(rabbit_bus, subscriptions) == {s.queue: PER_QUEUE for s in subscriptions},
+                timeout=180,
+                interval=0.5,
+                what="every malformed message parked",
+            )
             print(f"[flood] all parked at {time.monotonic() - started:.1f}s", flush=True)
             for email in emails:
                 wait_until(lambda: web.stage(email) == "enrolled", timeout=60, what=f"{email} enrolled")  # noqa: B023
@@ -189,15 +232,18 @@ def test_a_thousand_malformed_messages_in_every_queue_are_parked_while_valid_wor
                 browser.close()
 
         # A malformed message fails alone: none of the valid work beside it was sent to a retry queue.
-        retried = {s.queue: metric("postpay_messages_retried_total", handler=s.queue) - retried_before[s.queue]
-                   for s in subscriptions}
+        retried = {
+            s.queue: metric("postpay_messages_retried_total", handler=s.queue) - retried_before[s.queue]
+            for s in subscriptions
+        }
         assert retried == dict.fromkeys(retried, 0.0), f"valid messages were retried: {retried}"
         for subscription in subscriptions:
             parked = read_parking_lot(rabbit_bus, subscription.queue, PER_QUEUE)
             got = Counter((headers.get(PARKED_REASON_HEADER), digest(body)) for headers, body in parked)
             assert got == flood.sent[subscription.queue], (
                 f"{subscription.queue}: parked {sorted(Counter(h.get(PARKED_REASON_HEADER) for h, _ in parked).items())}, "
-                f"sent {sorted(Counter(r for r, _ in flood.sent[subscription.queue].elements()).items())}")
+                f"sent {sorted(Counter(r for r, _ in flood.sent[subscription.queue].elements()).items())}"
+            )
             assert all(headers.get(PARKED_ERROR_HEADER) for headers, _ in parked), f"{subscription.queue}: no why"
 
         for email in emails:
@@ -207,7 +253,9 @@ def test_a_thousand_malformed_messages_in_every_queue_are_parked_while_valid_wor
         assert status.invoiced == BILLED
         for customer in billed:
             (invoice,) = harness.invoices_of(customer.client_id)
-            assert_invoice_matches(invoice, expected_lines(customer, period, PRICES[customer.currency], now=now), period)
+            assert_invoice_matches(
+                invoice, expected_lines(customer, period, PRICES[customer.currency], now=now), period
+            )
 
 
 def ask_for_a_new_link(web: Enrollment, email: str, browser: Any) -> None:
@@ -217,6 +265,16 @@ def ask_for_a_new_link(web: Enrollment, email: str, browser: Any) -> None:
 
 
 def enrolments(customers: list[Customer]) -> list[Any]:
-    return [new_envelope(UserProvisioned(signup_id=uuid.uuid4(), email=c.email,
-                                         whmcs_client_id=c.client_id, solusvm_user_id=c.solusvm_user_id,
-                                         enrolled_at=c.enrolled_at), producer="provisioner") for c in customers]
+    return [
+        new_envelope(
+            UserProvisioned(
+                signup_id=uuid.uuid4(),
+                email=c.email,
+                whmcs_client_id=c.client_id,
+                solusvm_user_id=c.solusvm_user_id,
+                enrolled_at=c.enrolled_at,
+            ),
+            producer="provisioner",
+        )
+        for c in customers
+    ]

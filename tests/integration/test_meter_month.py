@@ -20,13 +20,12 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from postpay.ops.context import BILLING_SERVICES
+from services.meter.settings import MeterSettings
+from services.usage_collector.settings import UsageCollectorSettings
 from shared.bus.rabbit import RabbitBus
 from shared.bus.topology import Naming
 from shared.db import Database, normalise_url
 from shared.periods import BillingPeriod
-
-from services.meter.settings import MeterSettings
-from services.usage_collector.settings import UsageCollectorSettings
 from tests.support.billing import PRICES, BillingHarness, Customer
 from tests.support.metering import drive_meter, month_histories, runs_in
 from tests.support.system import Upstreams
@@ -55,8 +54,9 @@ def other_postgres_database(postgres_url: str) -> Iterator[Database]:
 
 @pytest.fixture
 def other_rabbit_bus(rabbit_url: str) -> Iterator[RabbitBus]:
-    bus = RabbitBus(rabbit_url, naming=Naming(f"test-{uuid.uuid4().hex[:10]}"), retry_delays=[0.2, 0.5, 1.0],
-                    confirm_timeout=10)
+    bus = RabbitBus(
+        rabbit_url, naming=Naming(f"test-{uuid.uuid4().hex[:10]}"), retry_delays=[0.2, 0.5, 1.0], confirm_timeout=10
+    )
     yield bus
     if bus.subscriptions:
         bus.delete_topology(bus.subscriptions)
@@ -64,7 +64,11 @@ def other_rabbit_bus(rabbit_url: str) -> Iterator[RabbitBus]:
 
 def metered_harness(upstreams: Upstreams, bus: object, db: Database, **collector: object) -> BillingHarness:
     return BillingHarness(
-        upstreams, bus, db, clock=upstreams.solusvm_clock.now, services=(*BILLING_SERVICES, "meter"),
+        upstreams,
+        bus,
+        db,
+        clock=upstreams.solusvm_clock.now,
+        services=(*BILLING_SERVICES, "meter"),
         collector=UsageCollectorSettings(usage_source="meter", **collector),  # type: ignore[arg-type]
         extra_settings=[MeterSettings(meter_interval_seconds=int(INTERVAL.total_seconds()))],
     )
@@ -88,7 +92,9 @@ def invoice_lines(harness: BillingHarness, customer: Customer) -> dict[int, tupl
 @pytest.mark.postgres
 @pytest.mark.slow
 def test_a_metered_month_bills_within_the_bound_and_never_above_the_endpoint(
-    rabbit_bus: RabbitBus, postgres_database: Database, other_rabbit_bus: RabbitBus,
+    rabbit_bus: RabbitBus,
+    postgres_database: Database,
+    other_rabbit_bus: RabbitBus,
     other_postgres_database: Database,
 ) -> None:
     rng = random.Random(2026)
@@ -97,8 +103,10 @@ def test_a_metered_month_bills_within_the_bound_and_never_above_the_endpoint(
         metered = metered_harness(upstreams, other_rabbit_bus, other_postgres_database)
         plans = [metered.add_plan("S", 7, 5000), metered.add_plan("M", 14, 10000), metered.add_plan("Capped", 40, 3000)]
         specs = month_histories(rng, plans, PERIOD.starts_at, PERIOD.ends_at, INTERVAL, count=40)
-        customers = [metered.add_customer(rng.choice(["USD", "EUR"]), [s.history for s in specs[i:i + 4]])
-                     for i in range(0, len(specs), 4)]
+        customers = [
+            metered.add_customer(rng.choice(["USD", "EUR"]), [s.history for s in specs[i : i + 4]])
+            for i in range(0, len(specs), 4)
+        ]
         endpoint.start()
         metered.start()
         try:
@@ -133,7 +141,10 @@ def test_a_metered_month_bills_within_the_bound_and_never_above_the_endpoint(
                 assert (got_hours, got_tokens) == (hours, tokens), (spec.kind, server_id, hours, got_hours)
             compared += 1
     assert compared == len(specs)
-    assert any(kinds[s].kind == "cycling" and invoice_lines(metered, c)[s][0] < invoice_lines(endpoint, c)[s][0]
-               for c in customers for s in invoice_lines(metered, c)), "sampling shaved some hours somewhere"
+    assert any(
+        kinds[s].kind == "cycling" and invoice_lines(metered, c)[s][0] < invoice_lines(endpoint, c)[s][0]
+        for c in customers
+        for s in invoice_lines(metered, c)
+    ), "sampling shaved some hours somewhere"
     assert sum(sum(a for _, _, a in invoice_lines(metered, c).values()) for c in customers) > 0
     assert PRICES  # prices are the harness's: both systems priced with the same table

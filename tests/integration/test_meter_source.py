@@ -15,21 +15,19 @@ import pytest
 from rich.console import Console
 from sqlalchemy import select
 
-
 from postpay.bootstrap import service_builder
-from postpay.ops.reports import render_status
 from postpay.ops.context import BILLING_SERVICES
 from postpay.ops.dry_run import preview_period
+from postpay.ops.reports import render_status
+from services.meter import store as meter_store
+from services.meter.settings import MeterSettings
+from services.usage_collector import meter_progress
+from services.usage_collector.settings import UsageCollectorSettings
 from shared.bus.memory import InMemoryBus
 from shared.bus.messages import OutgoingMessage
 from shared.db import Database
 from shared.events.metering import MeteredPlan, MeterSwept, VmRunEnded, VmRunStarted
 from shared.periods import BillingPeriod
-
-from services.meter import store as meter_store
-from services.meter.settings import MeterSettings
-from services.usage_collector import meter_progress
-from services.usage_collector.settings import UsageCollectorSettings
 from tests.support.billing import PRICES, BillingHarness, Customer, VmHistory, expected_lines
 from tests.support.bus_helpers import metric, publish, wait_until
 from tests.support.metering import drive_meter
@@ -49,7 +47,11 @@ def upstreams() -> Iterator[Upstreams]:
 
 def harness_for(upstreams: Upstreams, bus: Any, db: Database, **collector: Any) -> BillingHarness:
     harness = BillingHarness(
-        upstreams, bus, db, clock=upstreams.solusvm_clock.now, services=(*BILLING_SERVICES, "meter"),
+        upstreams,
+        bus,
+        db,
+        clock=upstreams.solusvm_clock.now,
+        services=(*BILLING_SERVICES, "meter"),
         collector=UsageCollectorSettings(usage_source="meter", **collector),
         extra_settings=[MeterSettings(meter_interval_seconds=int(INTERVAL.total_seconds()))],
     )
@@ -58,10 +60,13 @@ def harness_for(upstreams: Upstreams, bus: Any, db: Database, **collector: Any) 
 
 def one_customer(harness: BillingHarness) -> Customer:
     plan = harness.add_plan("S", 7, 5000)
-    customer = harness.add_customer("USD", [
-        VmHistory("always", plan, [(START - 10 * 24 * H, None)]),
-        VmHistory("mid", plan, [(START + 100 * H + timedelta(minutes=7), START + 130 * H + timedelta(minutes=7))]),
-    ])
+    customer = harness.add_customer(
+        "USD",
+        [
+            VmHistory("always", plan, [(START - 10 * 24 * H, None)]),
+            VmHistory("mid", plan, [(START + 100 * H + timedelta(minutes=7), START + 130 * H + timedelta(minutes=7))]),
+        ],
+    )
     harness.enroll([customer])
     return customer
 
@@ -103,8 +108,17 @@ def test_a_close_before_the_meter_watched_past_the_end_waits_and_then_bills_the_
         meter_until(harness, upstreams, END + 2 * H)  # the meter comes back and sweeps past midnight
         harness.wait_settled(PERIOD.key, 1)
         deps = harness.context.deps
-        previews = list(preview_period(database, deps.solusvm, deps.whmcs, PERIOD, harness.invoicer_settings,
-                                       now=END + 2 * H, collector=UsageCollectorSettings(usage_source="meter")))
+        previews = list(
+            preview_period(
+                database,
+                deps.solusvm,
+                deps.whmcs,
+                PERIOD,
+                harness.invoicer_settings,
+                now=END + 2 * H,
+                collector=UsageCollectorSettings(usage_source="meter"),
+            )
+        )
     finally:
         harness.stop()
     assert [p.verdict for p in previews] == ["unchanged"], "the dry run computes the meter's invoice the same way"
@@ -113,8 +127,9 @@ def test_a_close_before_the_meter_watched_past_the_end_waits_and_then_bills_the_
     assert [(line.hours, line.tokens) for line in expected] == [(744, 5000), (30, 210)]
     invoice = invoice_of(harness, customer)
     assert [item.amount for item in invoice.items] == [line.amount for line in expected]
-    assert "Usage metered by postpay" in invoice.notes and "No meter gaps." in invoice.notes, \
+    assert "Usage metered by postpay" in invoice.notes and "No meter gaps." in invoice.notes, (
         "45 minutes without a sweep is less than two intervals: no gap"
+    )
     assert waiting(harness) == 0
 
 
@@ -238,8 +253,9 @@ def test_a_sweep_that_dies_halfway_records_nothing_and_stops_no_vm(
     with postgres_database.transaction() as session:
         from services.usage_collector.meter_store import meter_runs
 
-        ends = session.execute(select(meter_runs.c.server_id, meter_runs.c.end_reason)
-                               .where(meter_runs.c.ended_at.is_not(None))).all()
+        ends = session.execute(
+            select(meter_runs.c.server_id, meter_runs.c.end_reason).where(meter_runs.c.ended_at.is_not(None))
+        ).all()
     assert [reason for _, reason in ends] == ["stopped"], "only the VM that really stopped has an end"
     invoice = invoice_of(harness, customer)
     assert sum(1 for item in invoice.items if ": 744 hours" in item.description) == 6
@@ -250,21 +266,45 @@ def test_a_close_waits_for_every_transition_of_the_sweep_past_the_end_not_just_t
 ) -> None:
     """The sweep after midnight announced one transition (the VM stopped at 14:00 on the 31st) that is
     still on its way: billing now would count the run as open to the end, ten hours too many."""
-    harness = BillingHarness(upstreams, memory_bus, postgres_database, clock=upstreams.solusvm_clock.now,
-                             collector=UsageCollectorSettings(usage_source="meter")).start()
+    harness = BillingHarness(
+        upstreams,
+        memory_bus,
+        postgres_database,
+        clock=upstreams.solusvm_clock.now,
+        collector=UsageCollectorSettings(usage_source="meter"),
+    ).start()
     epoch = uuid.uuid4()
     try:
         plan = harness.add_plan("S", 7, 5000)
         customer = harness.add_customer("USD")
         harness.enroll([customer])
         common = {"meter_epoch": epoch, "server_id": 900}
-        started = VmRunStarted(**common, sweep=1, run=1, solusvm_user_id=customer.solusvm_user_id, name="late",
-                               plan=MeteredPlan(id=plan.id, name="S", tokens_per_hour=7, tokens_per_month=5000),
-                               started_at=START - H, evidence="poll")
+        started = VmRunStarted(
+            **common,
+            sweep=1,
+            run=1,
+            solusvm_user_id=customer.solusvm_user_id,
+            name="late",
+            plan=MeteredPlan(id=plan.id, name="S", tokens_per_hour=7, tokens_per_month=5000),
+            started_at=START - H,
+            evidence="poll",
+        )
         ended = VmRunEnded(**common, sweep=2, run=1, ended_at=END - 10 * H, not_running_at=END, reason="stopped")
-        swept = [MeterSwept(meter_epoch=epoch, sweep=n, started_at=at, finished_at=at, interval_seconds=60, events=1,
-                            servers=1, running=1, unreadable=0, unattributed=0)
-                 for n, at in ((1, START - H), (2, END + timedelta(minutes=1)))]
+        swept = [
+            MeterSwept(
+                meter_epoch=epoch,
+                sweep=n,
+                started_at=at,
+                finished_at=at,
+                interval_seconds=60,
+                events=1,
+                servers=1,
+                running=1,
+                unreadable=0,
+                unattributed=0,
+            )
+            for n, at in ((1, START - H), (2, END + timedelta(minutes=1)))
+        ]
         for event in (started, *swept):
             publish(memory_bus, event, producer="meter")
         upstreams.solusvm_clock.set(END + 15 * timedelta(minutes=1))

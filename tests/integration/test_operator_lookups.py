@@ -11,12 +11,13 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
 from typer.testing import CliRunner
 
 from postpay.bootstrap import SERVICES, service_builder
 from postpay.cli import app
 from postpay.operators.schema import console_definition
+from services.signup import public as signup
+from services.usage_collector import public as collector
 from shared import migrations
 from shared.bus.memory import InMemoryBus
 from shared.bus.topology import Naming
@@ -26,9 +27,6 @@ from shared.dependencies import Dependencies
 from tests.support.billing import PRICES, BillingHarness, VmHistory, expected_lines
 from tests.support.bus_helpers import wait_until
 from tests.support.system import SOLUSVM_TOKEN, Upstreams
-
-from services.signup import public as signup
-from services.usage_collector import public as collector
 
 PERIOD = "2026-10"
 NOW = datetime(2026, 11, 1, 0, 20, tzinfo=UTC)
@@ -43,15 +41,20 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Bil
         migrations.upgrade(db, service_builder(name)(deps))
     migrations.upgrade(db, console_definition())
     with Upstreams(now=NOW) as upstreams:
-        for name, value in {"POSTPAY_DATABASE_URL": url, "POSTPAY_SOLUSVM_URL": upstreams.solusvm_url,
-                            "POSTPAY_SOLUSVM_API_TOKEN": SOLUSVM_TOKEN, "POSTPAY_WHMCS_URL": upstreams.whmcs.url,
-                            "POSTPAY_WHMCS_IDENTIFIER": upstreams.whmcs.identifier,
-                            "POSTPAY_WHMCS_SECRET": upstreams.whmcs.secret,
-                            "POSTPAY_TOKEN_PRICES": json.dumps({k: str(v) for k, v in PRICES.items()}),
-                            "COLUMNS": "200"}.items():
+        for name, value in {
+            "POSTPAY_DATABASE_URL": url,
+            "POSTPAY_SOLUSVM_URL": upstreams.solusvm_url,
+            "POSTPAY_SOLUSVM_API_TOKEN": SOLUSVM_TOKEN,
+            "POSTPAY_WHMCS_URL": upstreams.whmcs.url,
+            "POSTPAY_WHMCS_IDENTIFIER": upstreams.whmcs.identifier,
+            "POSTPAY_WHMCS_SECRET": upstreams.whmcs.secret,
+            "POSTPAY_TOKEN_PRICES": json.dumps({k: str(v) for k, v in PRICES.items()}),
+            "COLUMNS": "200",
+        }.items():
             monkeypatch.setenv(name, value)
-        harness = BillingHarness(upstreams, InMemoryBus(retry_delays=[0.2], naming=Naming("t")), db,
-                                 clock=ManualClock(NOW)).start(background=True)
+        harness = BillingHarness(
+            upstreams, InMemoryBus(retry_delays=[0.2], naming=Naming("t")), db, clock=ManualClock(NOW)
+        ).start(background=True)
         try:
             yield harness, upstreams, db
         finally:
@@ -68,8 +71,13 @@ def test_every_invoice_line_is_traced_to_its_usage_price_and_rounding(world: tup
     start = harness.period(PERIOD).starts_at
     capped = harness.add_plan("capped", 40, 1000)  # 31 h × 40 = 1240 > 1000: the cap applies
     hourly = harness.add_plan("hourly", 7, 5000)
-    customer = harness.add_customer("GBP", [VmHistory("db", capped, [(start, start + timedelta(hours=31))]),
-                                            VmHistory("web", hourly, [(start, start + timedelta(minutes=121))])])
+    customer = harness.add_customer(
+        "GBP",
+        [
+            VmHistory("db", capped, [(start, start + timedelta(hours=31))]),
+            VmHistory("web", hourly, [(start, start + timedelta(minutes=121))]),
+        ],
+    )
     harness.enroll([customer])
     harness.close(PERIOD)
     harness.wait_settled(PERIOD, 1)
@@ -93,7 +101,8 @@ def test_every_invoice_line_is_traced_to_its_usage_price_and_rounding(world: tup
 
     listed = json.loads(run("invoices", "list", "--period", PERIOD, "--json").output)
     assert [(e["whmcs_client_id"], e["invoice_id"], e["status"]) for e in listed] == [
-        (customer.client_id, invoice.id, "invoiced")]
+        (customer.client_id, invoice.id, "invoiced")
+    ]
     periods = json.loads(run("periods", "list", "--json").output)
     october = next(p for p in periods if p["key"] == PERIOD)
     assert october["state"] == "closed" and october["status"]["invoiced"] == 1
@@ -102,8 +111,18 @@ def test_every_invoice_line_is_traced_to_its_usage_price_and_rounding(world: tup
 def test_importing_refuses_a_mid_month_date_then_enrols_from_the_month_given(world: tuple) -> None:
     harness, upstreams, db = world
     existing = harness.add_customer("USD")
-    args = ["customers", "import", "--client", str(existing.client_id), "--solusvm-user", existing.email,
-            "--reason", "moved from the old billing", "--by", "ops-ada"]
+    args = [
+        "customers",
+        "import",
+        "--client",
+        str(existing.client_id),
+        "--solusvm-user",
+        existing.email,
+        "--reason",
+        "moved from the old billing",
+        "--by",
+        "ops-ada",
+    ]
     refused = run(*args, "--from", "2026-11-15")
     assert refused.exit_code == 1 and "inside a month" in refused.output
     with db.transaction() as session:
@@ -117,8 +136,9 @@ def test_importing_refuses_a_mid_month_date_then_enrols_from_the_month_given(wor
     runtime = system.runtime()
     runtime.start(background=False)
     try:
-        wait_until(lambda: existing.client_id in harness.enrolled_client_ids(), timeout=30,
-                   what="imported customer enrolled")
+        wait_until(
+            lambda: existing.client_id in harness.enrolled_client_ids(), timeout=30, what="imported customer enrolled"
+        )
     finally:
         runtime.stop()
     with db.transaction() as session:
@@ -139,8 +159,17 @@ def test_a_month_never_closed_says_so_and_how_to_close_it(world: tuple) -> None:
     assert "never been closed" in result.output and "postpay close-period 2026-09" in result.output
 
 
-@pytest.mark.parametrize("command", [["invoices", "list"], ["customers", "list"], ["periods", "list"],
-                                     ["period", "status", "2026-10"], ["consents", "list"], ["operators", "list"]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["invoices", "list"],
+        ["customers", "list"],
+        ["periods", "list"],
+        ["period", "status", "2026-10"],
+        ["consents", "list"],
+        ["operators", "list"],
+    ],
+)
 def test_a_missing_database_is_named_with_what_to_run_and_not_created(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: list[str]
 ) -> None:

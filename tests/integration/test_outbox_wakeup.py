@@ -92,9 +92,18 @@ def _commit(db: Database, tables: ServiceTables, *keys: str) -> float:
 def _commit_raw(db: Database, tables: ServiceTables, key: str) -> None:
     """An outbox row whose commit wakes nobody (as if its notification were lost)."""
     with db.transaction() as session:
-        session.execute(insert(tables.outbox.table).values(
-            event_id=uuid.uuid4(), event_type="ProbeHappened", body=key, headers="{}", correlation_id="c",
-            producer="test", occurred_at=datetime.now(UTC), attempts=0))
+        session.execute(
+            insert(tables.outbox.table).values(
+                event_id=uuid.uuid4(),
+                event_type="ProbeHappened",
+                body=key,
+                headers="{}",
+                correlation_id="c",
+                producer="test",
+                occurred_at=datetime.now(UTC),
+                attempts=0,
+            )
+        )
 
 
 def _outbox_empties(db: Database, tables: ServiceTables, timeout: float = 10.0) -> bool:

@@ -15,13 +15,12 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from postpay.cli import app
+from services.invoicer.settings import InvoicerSettings
 from shared.bus.memory import InMemoryBus
 from shared.clock import ManualClock
 from shared.db import Database
 from simulators.solusvm.persistence import dump_state as solusvm_state
 from simulators.whmcs.persistence import dump_state as whmcs_state
-
-from services.invoicer.settings import InvoicerSettings
 from tests.support.billing import PRICES, BillingHarness, VmHistory
 from tests.support.bus_helpers import metric, wait_until
 from tests.support.system import SOLUSVM_TOKEN, Upstreams
@@ -29,8 +28,16 @@ from tests.support.system import SOLUSVM_TOKEN, Upstreams
 # A month safely in the past of any machine running this: the commands use the wall clock.
 PERIOD = "2025-10"
 NOW = datetime(2025, 11, 1, 0, 20, tzinfo=UTC)
-WHMCS_WRITES = {"CreateInvoice", "UpdateInvoice", "AddInvoicePayment", "AddTransaction", "AddClient",
-                "UpdateClient", "SendEmail", "CreateSsoToken"}
+WHMCS_WRITES = {
+    "CreateInvoice",
+    "UpdateInvoice",
+    "AddInvoicePayment",
+    "AddTransaction",
+    "AddClient",
+    "UpdateClient",
+    "SendEmail",
+    "CreateSsoToken",
+}
 
 
 @pytest.fixture
@@ -78,8 +85,13 @@ def test_dry_run_changes_nothing_and_prints_each_clients_invoice_or_diff(
     upstreams: Upstreams, cli: CliRunner, tmp_path: Path
 ) -> None:
     db = Database(f"sqlite:///{tmp_path / 'postpay.sqlite'}")
-    harness = BillingHarness(upstreams, InMemoryBus(retry_delays=[0.2]), db, clock=ManualClock(NOW),
-                             invoicer=InvoicerSettings(token_prices=PRICES)).start()
+    harness = BillingHarness(
+        upstreams,
+        InMemoryBus(retry_delays=[0.2]),
+        db,
+        clock=ManualClock(NOW),
+        invoicer=InvoicerSettings(token_prices=PRICES),
+    ).start()
     try:
         plan = harness.add_plan("S", 7, 5000)
         start = harness.period(PERIOD).starts_at
@@ -92,25 +104,40 @@ def test_dry_run_changes_nothing_and_prints_each_clients_invoice_or_diff(
         (grown_invoice,) = harness.invoices_of(grown.client_id)
 
         # Usage SolusVM 2 reported late, and a customer whose enrolment arrived after the close.
-        harness.add_vms(grown, [VmHistory("db", plan, [(start + timedelta(days=20), start + timedelta(days=20, hours=2))])])
-        late = harness.add_customer("USD", [VmHistory("batch", plan, [(start + timedelta(days=1), start + timedelta(days=1, minutes=5))])],
-                                    enrolled_at=start)
+        harness.add_vms(
+            grown, [VmHistory("db", plan, [(start + timedelta(days=20), start + timedelta(days=20, hours=2))])]
+        )
+        late = harness.add_customer(
+            "USD",
+            [VmHistory("batch", plan, [(start + timedelta(days=1), start + timedelta(days=1, minutes=5))])],
+            enrolled_at=start,
+        )
         harness.enroll([late])
 
-        before = (solusvm_state(upstreams.solusvm_state), whmcs_state(upstreams.whmcs.state), database_rows(db, harness))
+        before = (
+            solusvm_state(upstreams.solusvm_state),
+            whmcs_state(upstreams.whmcs.state),
+            database_rows(db, harness),
+        )
         calls_before = upstreams.whmcs.calls.snapshot()
         output = postpay(cli, "replay", "--period", PERIOD, "--dry-run")
         after = (solusvm_state(upstreams.solusvm_state), whmcs_state(upstreams.whmcs.state), database_rows(db, harness))
         assert after == before, "a dry run must not change either simulator or postpay's own tables"
-        written = {action: n - calls_before.get(action, 0) for action, n in upstreams.whmcs.calls.snapshot().items()
-                   if action in WHMCS_WRITES and n != calls_before.get(action, 0)}
+        written = {
+            action: n - calls_before.get(action, 0)
+            for action, n in upstreams.whmcs.calls.snapshot().items()
+            if action in WHMCS_WRITES and n != calls_before.get(action, 0)
+        }
         assert written == {}
 
         lines = output.splitlines()
         steady_invoice = harness.invoices_of(steady.client_id)[0]
         assert f"client {steady.client_id}: invoice #{steady_invoice.id} matches the usage (USD 5.00)" in output
         assert f"client {idle.client_id}: nothing to bill" in output
-        assert f"client {grown.client_id}: invoice #{grown_invoice.id} (Unpaid, EUR 0.15) differs from the usage now (EUR 0.16)" in output
+        assert (
+            f"client {grown.client_id}: invoice #{grown_invoice.id} (Unpaid, EUR 0.15) differs from the usage now (EUR 0.16)"
+            in output
+        )
         web = next(line for line in lines if "web (#" in line)
         db_line = next(line for line in lines if "db (#" in line)
         assert web.lstrip().startswith("web"), web  # unchanged: no mark
@@ -126,8 +153,13 @@ def test_dry_run_changes_nothing_and_prints_each_clients_invoice_or_diff(
         # The real replay: the late customer is invoiced; nobody gets a second invoice.
         handled = metric("postpay_messages_handled_total", handler="invoicer.create_invoice", outcome="done")
         assert "replay event" in postpay(cli, "replay", "--period", PERIOD)
-        wait_until(lambda: metric("postpay_messages_handled_total", handler="invoicer.create_invoice",
-                                  outcome="done") >= handled + 4, what="replay priced")
+        wait_until(
+            lambda: (
+                metric("postpay_messages_handled_total", handler="invoicer.create_invoice", outcome="done")
+                >= handled + 4
+            ),
+            what="replay priced",
+        )
         harness.wait_settled(PERIOD, 4)
     finally:
         harness.stop()
@@ -135,8 +167,13 @@ def test_dry_run_changes_nothing_and_prints_each_clients_invoice_or_diff(
     assert harness.invoices_of(grown.client_id)[0].total == grown_invoice.total, "an issued invoice is not changed"
 
     status = postpay(cli, "period", "status", PERIOD)
-    for label, value in (("customers expected", 4), ("usage collected", 4), ("invoiced", 3), ("nothing to bill", 1),
-                         ("still to do", 0)):
+    for label, value in (
+        ("customers expected", 4),
+        ("usage collected", 4),
+        ("invoiced", 3),
+        ("nothing to bill", 1),
+        ("still to do", 0),
+    ):
         assert any(line.split() == [*label.split(), str(value)] for line in status.splitlines()), (label, status)
     assert any(line.split() == ["parked", "unknown"] for line in status.splitlines()), status
     assert "counted only on RabbitMQ" in status

@@ -9,14 +9,13 @@ from typing import Any
 
 from sqlalchemy import select
 
-from shared.bus.memory import InMemoryBus
-from shared.clock import ManualClock
-from shared.db import Database
-
 from services.scheduler import store
 from services.scheduler.closing import Scheduler
 from services.scheduler.settings import SchedulerSettings
 from services.usage_collector import store as collector_store
+from shared.bus.memory import InMemoryBus
+from shared.clock import ManualClock
+from shared.db import Database
 from tests.support.billing import BillingHarness
 from tests.support.bus_helpers import wait_until
 from tests.support.system import Upstreams
@@ -30,7 +29,9 @@ def utc(*parts: int) -> datetime:
 
 def emitted(db: Database) -> list[tuple[str, str]]:
     with db.transaction() as session:
-        rows = session.execute(select(store.emissions.c.period, store.emissions.c.trigger).order_by(store.emissions.c.id))
+        rows = session.execute(
+            select(store.emissions.c.period, store.emissions.c.trigger).order_by(store.emissions.c.id)
+        )
         return [tuple(row) for row in rows]  # type: ignore[misc]
 
 
@@ -73,8 +74,12 @@ def test_the_loop_starts_at_the_install_month_ticks_at_local_time_and_catches_up
             wait_until(lambda: len(fanned_out(sqlite_database)) == 4, what="missed months fanned out")
         finally:
             restarted.stop()
-    assert emitted(sqlite_database) == [("2026-10", "schedule"), ("2026-11", "schedule"),
-                                        ("2026-12", "schedule"), ("2027-01", "schedule")]
+    assert emitted(sqlite_database) == [
+        ("2026-10", "schedule"),
+        ("2026-11", "schedule"),
+        ("2026-12", "schedule"),
+        ("2027-01", "schedule"),
+    ]
 
 
 def test_two_schedulers_ticking_together_close_each_month_once(

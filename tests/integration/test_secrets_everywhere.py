@@ -74,7 +74,10 @@ def generated_passwords(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 def test_no_secret_in_any_log_event_parked_message_or_column_after_a_journey_and_a_close(
-    rabbit_bus: RabbitBus, postgres_database: Database, captured_logs: io.StringIO, caplog: pytest.LogCaptureFixture,
+    rabbit_bus: RabbitBus,
+    postgres_database: Database,
+    captured_logs: io.StringIO,
+    caplog: pytest.LogCaptureFixture,
     generated_passwords: list[str],
 ) -> None:
     configured = {
@@ -85,17 +88,24 @@ def test_no_secret_in_any_log_event_parked_message_or_column_after_a_journey_and
         "WHMCS secret": f"whsec-{secrets.token_hex(16)}",
         "SolusVM 2 API token": SOLUSVM_TOKEN,
     }
-    settings = signup_settings(secret_key=SecretStr(configured["signing key"]),
-                               password_keys=[SecretStr(configured["password key"])],
-                               panel_shared_secret=SecretStr(configured["panel secret"]))
+    settings = signup_settings(
+        secret_key=SecretStr(configured["signing key"]),
+        password_keys=[SecretStr(configured["password key"])],
+        panel_shared_secret=SecretStr(configured["panel secret"]),
+    )
     period = BillingPeriod.parse(PERIOD, TIMEZONE)
     clock = ManualClock(period.starts_at + timedelta(days=9))
     recording = RecordingBus(rabbit_bus)
     whmcs_credentials = {"identifier": configured["WHMCS identifier"], "secret": configured["WHMCS secret"]}
     with Upstreams(whmcs=whmcs_credentials) as upstreams:
-        harness = BillingHarness(upstreams, recording, postgres_database, clock=clock,
-                                 invoicer=InvoicerSettings(token_prices={"USD": Decimal("0.0010"), "EUR": Decimal("0.0009")}),
-                                 scheduler=SchedulerSettings(billing_timezone=TIMEZONE)).start()
+        harness = BillingHarness(
+            upstreams,
+            recording,
+            postgres_database,
+            clock=clock,
+            invoicer=InvoicerSettings(token_prices={"USD": Decimal("0.0010"), "EUR": Decimal("0.0009")}),
+            scheduler=SchedulerSettings(billing_timezone=TIMEZONE),
+        ).start()
         try:
             with Enrollment(upstreams, recording, postgres_database, settings=settings, clock=clock).start() as journey:
                 email = unique_email("secrets")
@@ -112,19 +122,31 @@ def test_no_secret_in_any_log_event_parked_message_or_column_after_a_journey_and
                 wait_until(lambda: signup.whmcs_client_id in harness.enrolled_client_ids(), what="customer recorded")
                 plan = harness.add_plan("S", 7, 5000)
                 customer = Customer(signup.whmcs_client_id, signup.solusvm_user_id, email, "USD", clock())
-                harness.add_vms(customer, [VmHistory("web", plan, [(period.starts_at + timedelta(days=10),
-                                                                    period.starts_at + timedelta(days=12))])])
+                harness.add_vms(
+                    customer,
+                    [
+                        VmHistory(
+                            "web",
+                            plan,
+                            [(period.starts_at + timedelta(days=10), period.starts_at + timedelta(days=12))],
+                        )
+                    ],
+                )
                 # Its work is parked: no price for GBP. (Its UserProvisioned is parked by signup too: no such signup.)
-                unpriced = harness.add_customer("GBP", [VmHistory("db", plan, [(period.starts_at, period.ends_at)])],
-                                                enrolled_at=period.starts_at)
+                unpriced = harness.add_customer(
+                    "GBP", [VmHistory("db", plan, [(period.starts_at, period.ends_at)])], enrolled_at=period.starts_at
+                )
                 harness.enroll([unpriced])
 
                 clock.set(period.ends_at + timedelta(hours=1))
                 harness.close(PERIOD)
                 harness.wait_settled(PERIOD, 1)
                 wait_until(lambda: parked_messages(rabbit_bus, harness, journey), timeout=30, what="work parked")
-                wait_until(lambda: len(parked_messages(rabbit_bus, harness, journey)) >= 2, timeout=30,
-                           what="the unpriced customer's invoice work parked")
+                wait_until(
+                    lambda: len(parked_messages(rabbit_bus, harness, journey)) >= 2,
+                    timeout=30,
+                    what="the unpriced customer's invoice work parked",
+                )
                 assert len(harness.invoices_of(customer.client_id)) == 1
                 parked = parked_messages(rabbit_bus, harness, journey)
         finally:
@@ -146,8 +168,9 @@ def test_no_secret_in_any_log_event_parked_message_or_column_after_a_journey_and
 
     places = {
         "log lines (structlog)": captured_logs.getvalue(),
-        "log records (stdlib)": "\n".join(f"{r.name} {r.getMessage()} {r.exc_text or ''}" for r in caplog.records
-                                          if not is_the_test_browser(r)),
+        "log records (stdlib)": "\n".join(
+            f"{r.name} {r.getMessage()} {r.exc_text or ''}" for r in caplog.records if not is_the_test_browser(r)
+        ),
         "event bodies and headers": "\n".join(body.decode(errors="replace") for body in recording.bodies),
         "parked messages": "\n".join(parked),
         "database columns": every_column(postgres_database),
@@ -155,14 +178,18 @@ def test_no_secret_in_any_log_event_parked_message_or_column_after_a_journey_and
     assert "WHMCS client ready; password erased" in places["log lines (structlog)"], "the journey's logs were captured"
     assert '"InvoiceCreated"' in places["event bodies and headers"], "the close's events were seen"
     assert str(customer.client_id) in places["database columns"], "the tables were read"
-    leaks = [f"{what} in {where}" for where, haystack in places.items() for what, secret in searched.items()
-             if secret in haystack]
+    leaks = [
+        f"{what} in {where}"
+        for where, haystack in places.items()
+        for what, secret in searched.items()
+        if secret in haystack
+    ]
     if leaks:
         for where, haystack in places.items():
             for what, secret in searched.items():
                 at = haystack.find(secret)
                 if at >= 0:
-                    print("LEAK", what, where, repr(haystack[max(0, at - 300):at + 100]))
+                    print("LEAK", what, where, repr(haystack[max(0, at - 300) : at + 100]))
     assert not leaks, leaks
 
 
@@ -174,8 +201,11 @@ def is_the_test_browser(record: logging.LogRecord) -> bool:
 
 def parked_messages(bus: RabbitBus, harness: BillingHarness, journey: Enrollment) -> list[str]:
     lot = bus.parking_lot()
-    subscriptions = [s for service in [*harness.context.services.values(), journey.signup, journey.provisioner]
-                     for s in service.subscriptions]
+    subscriptions = [
+        s
+        for service in [*harness.context.services.values(), journey.signup, journey.provisioner]
+        for s in service.subscriptions
+    ]
     found = []
     for subscription in subscriptions:
         for message in lot.list(bus.naming.parking_lot(subscription.queue)):
@@ -186,8 +216,14 @@ def parked_messages(bus: RabbitBus, harness: BillingHarness, journey: Enrollment
 def every_column(db: Database) -> str:
     """Every row of every table in the test's schema, as JSON text (whatever the table or column type)."""
     with db.transaction() as session:
-        tables = session.execute(text("SELECT table_name FROM information_schema.tables WHERE table_schema = :schema"),
-                                 {"schema": db.schema}).scalars().all()
+        tables = (
+            session.execute(
+                text("SELECT table_name FROM information_schema.tables WHERE table_schema = :schema"),
+                {"schema": db.schema},
+            )
+            .scalars()
+            .all()
+        )
         assert len(tables) > 10, tables
         rows = []
         for table in tables:

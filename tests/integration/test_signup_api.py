@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 import schemathesis
-from schemathesis.checks import positive_data_acceptance
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
+from schemathesis.checks import positive_data_acceptance
 
 from services.signup.store import tables
 from services.signup.web import create_app
@@ -54,7 +54,9 @@ def test_registering_the_same_email_again_is_a_new_registration_that_replaces_th
     first = register(client, email=email).json()  # type: ignore[attr-defined]
     again = register(client, email=email.upper())
     assert again.status_code == 202 and again.json()["signup_id"] != first["signup_id"]  # type: ignore[attr-defined]
-    assert client.get(first["status_url"]).json()["status"] == "awaiting_verification", "the replaced one tells nothing more"
+    assert client.get(first["status_url"]).json()["status"] == "awaiting_verification", (
+        "the replaced one tells nothing more"
+    )
 
 
 def test_invalid_fields_are_each_explained(client: TestClient) -> None:
@@ -65,16 +67,28 @@ def test_invalid_fields_are_each_explained(client: TestClient) -> None:
     assert {error["field"] for error in body["errors"]} == {"name", "email", "password"}
 
 
-@pytest.mark.parametrize("body", [None, [], "text", {"name": "x"}, {"name": 1, "email": [], "password": {}},
-                                  {"name": "A B", "email": "a@b.co", "password": STRONG_PASSWORD, "admin": True}])  # fmt: skip
+@pytest.mark.parametrize(
+    "body",
+    [
+        None,
+        [],
+        "text",
+        {"name": "x"},
+        {"name": 1, "email": [], "password": {}},
+        {"name": "A B", "email": "a@b.co", "password": STRONG_PASSWORD, "admin": True},
+    ],
+)
 def test_malformed_bodies_are_422_not_500(client: TestClient, body: object) -> None:
     response = client.post("/api/v1/signups", json=body)
     assert response.status_code == 422 and response.json()["code"] == "invalid"
 
 
 def test_a_form_posted_cross_site_is_not_json_and_is_refused(client: TestClient) -> None:
-    response = client.post("/api/v1/signups", content=b'{"name":"A","email":"a@b.co","password":"x"}',
-                           headers={"Content-Type": "text/plain"})  # fmt: skip
+    response = client.post(
+        "/api/v1/signups",
+        content=b'{"name":"A","email":"a@b.co","password":"x"}',
+        headers={"Content-Type": "text/plain"},
+    )
     assert response.status_code == 422
 
 
@@ -92,9 +106,14 @@ def test_resend_is_accepted(client: TestClient) -> None:
 
 def test_the_openapi_document_describes_every_route(client: TestClient) -> None:
     paths = client.get("/openapi.json").json()["paths"]
-    assert set(paths) == {"/api/v1/signups", "/api/v1/signups/{signup_id}", "/api/v1/signups/{signup_id}/resend",
-                          "/api/v1/panel/{client_id}", "/api/v1/panel/{client_id}/sso",
-                          "/api/v1/panel/{client_id}/finish"}  # fmt: skip
+    assert set(paths) == {
+        "/api/v1/signups",
+        "/api/v1/signups/{signup_id}",
+        "/api/v1/signups/{signup_id}/resend",
+        "/api/v1/panel/{client_id}",
+        "/api/v1/panel/{client_id}/sso",
+        "/api/v1/panel/{client_id}/finish",
+    }
     assert paths["/api/v1/signups"]["post"]["requestBody"]["content"]["application/json"]
 
 
@@ -107,7 +126,9 @@ def test_the_api_honours_its_own_schema(app: FastAPI) -> None:
     for operation in operations:
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True, database=None)
+        @settings(
+            max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True, database=None
+        )
         def honours_schema(case: schemathesis.Case) -> None:
             # A schema cannot say "not a common password": valid-looking input may still be refused (422).
             case.call_and_validate(excluded_checks=[positive_data_acceptance])

@@ -18,7 +18,9 @@ from services.signup.web import create_app
 from shared.db import Database
 from tests.support.enrollment import csrf_from, signup_settings
 
-FAST = settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True, database=None)
+FAST = settings(
+    max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True, database=None
+)
 ALLOWED = {200, 303, 400, 403, 404, 409, 410, 422, 429}
 
 
@@ -59,7 +61,9 @@ def test_each_bad_field_gets_its_message_and_the_form_keeps_what_was_typed(clien
 
 
 def test_over_long_input_is_named_not_stored(client: TestClient) -> None:
-    response = client.post("/signup", data=form(client, name="N" * 5000, email="a@example.com", password="Tr0ub4dor&3-horse"))
+    response = client.post(
+        "/signup", data=form(client, name="N" * 5000, email="a@example.com", password="Tr0ub4dor&3-horse")
+    )
     assert response.status_code == 422 and "at most 100 characters" in response.text
 
 
@@ -68,7 +72,10 @@ def test_over_long_input_is_named_not_stored(client: TestClient) -> None:
     [
         (b"\xff\xfe\x00garbage", "application/x-www-form-urlencoded"),
         (b"name=%ZZ&email=%", "application/x-www-form-urlencoded"),
-        (b"--x\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a.txt\"\r\n\r\nhi\r\n--x--\r\n", "multipart/form-data; boundary=x"),
+        (
+            b'--x\r\nContent-Disposition: form-data; name="f"; filename="a.txt"\r\n\r\nhi\r\n--x--\r\n',
+            "multipart/form-data; boundary=x",
+        ),
         (b"--broken", "multipart/form-data; boundary=x"),
         (b'{"name": "A"}', "application/json"),
         (b"name=" + b"x" * 2_000_000, "application/x-www-form-urlencoded"),
@@ -83,11 +90,18 @@ def test_malformed_form_bodies_get_a_page_not_a_500(client: TestClient, content:
 
 
 @FAST
-@given(fields=st.dictionaries(st.sampled_from(["name", "company", "email", "password", "csrf_token", "other"]),
-                              st.text(max_size=300), max_size=6))  # fmt: skip
+@given(
+    fields=st.dictionaries(
+        st.sampled_from(["name", "company", "email", "password", "csrf_token", "other"]),
+        st.text(max_size=300),
+        max_size=6,
+    )
+)
 def test_any_registration_form_gets_a_page_not_a_500(client: TestClient, fields: dict[str, str]) -> None:
     fields = {key: value.replace("\x00", "") for key, value in fields.items()}
-    with_token = {**fields, "csrf_token": csrf_from(client.get("/signup").text)} if "csrf_token" not in fields else fields
+    with_token = (
+        {**fields, "csrf_token": csrf_from(client.get("/signup").text)} if "csrf_token" not in fields else fields
+    )
     response = client.post("/signup", data=with_token)
     assert response.status_code in ALLOWED, response.status_code
 
@@ -115,7 +129,9 @@ def test_the_landing_page_explains_post_pay_and_prices(client: TestClient) -> No
     page = client.get("/").text
     assert "billed after use" in page and 'href="/signup"' in page
     assert '<td>USD</td><td class="num">0.0010</td>' in page and '<td>EUR</td><td class="num">0.0009</td>' in page
-    assert "Invoices and payment" in page and "due 14 days after" in page and "unpaid 14 days after its due date" in page
+    assert (
+        "Invoices and payment" in page and "due 14 days after" in page and "unpaid 14 days after its due date" in page
+    )
 
 
 def test_unknown_pages_are_a_friendly_404(client: TestClient) -> None:

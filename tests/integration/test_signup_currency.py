@@ -7,10 +7,18 @@ from __future__ import annotations
 
 import uuid
 
-from simulators.whmcs.state import Client as WhmcsClientRecord
-from tests.support.enrollment import clean_upstreams, clock, enrollment, upstreams  # noqa: F401 - fixtures
-from tests.support.enrollment import Enrollment, csrf_from, is_welcome, unique_email
 from simulators.smtp import text_of
+from simulators.whmcs.state import Client as WhmcsClientRecord
+from tests.support.enrollment import (  # noqa: F401 - fixtures
+    Enrollment,
+    clean_upstreams,
+    clock,
+    csrf_from,
+    enrollment,
+    is_welcome,
+    unique_email,
+    upstreams,
+)
 
 
 def test_a_new_client_is_created_in_the_currency_and_country_chosen(enrollment: Enrollment) -> None:
@@ -27,12 +35,23 @@ def test_a_new_client_is_created_in_the_currency_and_country_chosen(enrollment: 
     assert "invoiced monthly in EUR" in terms.text and "not EUR" not in terms.text
 
 
-def test_an_existing_client_keeps_its_currency_and_the_customer_is_told_before_accepting(enrollment: Enrollment) -> None:
+def test_an_existing_client_keeps_its_currency_and_the_customer_is_told_before_accepting(
+    enrollment: Enrollment,
+) -> None:
     email = unique_email("existing")
     state = enrollment.upstreams.whmcs.state
     with state.lock:  # the provider made this client before, in GBP
-        state.add_client(WhmcsClientRecord(id=state.next_id("client"), uuid=str(uuid.uuid4()), owner_user_id=0,
-                                           firstname="Ada", lastname="Lovelace", email=email, currency_id=3))
+        state.add_client(
+            WhmcsClientRecord(
+                id=state.next_id("client"),
+                uuid=str(uuid.uuid4()),
+                owner_user_id=0,
+                firstname="Ada",
+                lastname="Lovelace",
+                email=email,
+                currency_id=3,
+            )
+        )
     assert enrollment.register(email, currency="USD", country="GB").status_code == 303
     (link,) = enrollment.verification_links(email)
     assert enrollment.open_link(link).status_code == 303

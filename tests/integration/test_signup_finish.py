@@ -8,17 +8,26 @@ purpose, or replayed; the link twice, late, for an enrolled client, or as anothe
 
 from __future__ import annotations
 
-
 import pytest
 
 from shared.clock import ManualClock
-from tests.support.enrollment import clean_upstreams, clock, enrollment, upstreams  # noqa: F401 - fixtures
-from tests.support.enrollment import Enrollment, csrf_from, panel_headers, path_of, unique_email
+from tests.support.enrollment import (  # noqa: F401 - fixtures
+    Enrollment,
+    clean_upstreams,
+    clock,
+    csrf_from,
+    enrollment,
+    panel_headers,
+    path_of,
+    unique_email,
+    upstreams,
+)
 
 
 def finish_link(enrollment: Enrollment, client_id: int) -> tuple[int, dict]:
-    answer = enrollment.client.post(f"/api/v1/panel/{client_id}/finish",
-                                    headers=panel_headers(client_id, "finish", clock=enrollment.deps.clock))
+    answer = enrollment.client.post(
+        f"/api/v1/panel/{client_id}/finish", headers=panel_headers(client_id, "finish", clock=enrollment.deps.clock)
+    )
     return answer.status_code, answer.json()
 
 
@@ -35,17 +44,20 @@ def unfinished(enrollment: Enrollment) -> int:
     return signup.whmcs_client_id
 
 
-def test_the_panel_of_a_verified_customer_says_finish_signing_up_not_enrolled(enrollment: Enrollment,
-                                                                              unfinished: int) -> None:
-    panel = enrollment.client.get(f"/api/v1/panel/{unfinished}",
-                                  headers=panel_headers(unfinished, "panel", clock=enrollment.deps.clock)).json()
+def test_the_panel_of_a_verified_customer_says_finish_signing_up_not_enrolled(
+    enrollment: Enrollment, unfinished: int
+) -> None:
+    panel = enrollment.client.get(
+        f"/api/v1/panel/{unfinished}", headers=panel_headers(unfinished, "panel", clock=enrollment.deps.clock)
+    ).json()
     assert (panel["state"], panel["enrolled"], panel["title"]) == ("awaiting_terms", False, "Finish signing up")
     assert "solusvm2_finish_signup.php" in panel["html"] and "Finish signing up" in panel["html"]
     assert "Learn more and sign up" not in panel["html"]
 
 
-def test_the_finish_link_opens_the_terms_in_a_new_browser_and_the_customer_enrols(enrollment: Enrollment,
-                                                                                   unfinished: int) -> None:
+def test_the_finish_link_opens_the_terms_in_a_new_browser_and_the_customer_enrols(
+    enrollment: Enrollment, unfinished: int
+) -> None:
     status, body = finish_link(enrollment, unfinished)
     assert status == 200 and 0 < body["expires_in_seconds"] <= 60
     browser = enrollment.browser()
@@ -53,14 +65,17 @@ def test_the_finish_link_opens_the_terms_in_a_new_browser_and_the_customer_enrol
     assert (opened.status_code, opened.headers["location"]) == (303, "/signup/terms")
     terms = browser.get("/signup/terms")
     assert 'type="checkbox"' in terms.text
-    accepted = browser.post("/signup/terms", data={"csrf_token": csrf_from(terms.text), "accept_terms_of_service": "yes",
-                                                   "accept_postpay_terms": "yes"})
+    accepted = browser.post(
+        "/signup/terms",
+        data={"csrf_token": csrf_from(terms.text), "accept_terms_of_service": "yes", "accept_postpay_terms": "yes"},
+    )
     assert accepted.status_code == 303
     enrollment.wait_enrolled(browser)
 
 
-def test_a_finish_link_works_once_and_not_after_its_minute(enrollment: Enrollment, unfinished: int,
-                                                            clock: ManualClock) -> None:
+def test_a_finish_link_works_once_and_not_after_its_minute(
+    enrollment: Enrollment, unfinished: int, clock: ManualClock
+) -> None:
     _, first = finish_link(enrollment, unfinished)
     assert enrollment.browser().get(path_of(first["url"])).status_code == 303
     again = enrollment.browser()
@@ -96,7 +111,9 @@ def test_no_finish_link_for_an_enrolled_or_unknown_client(enrollment: Enrollment
     assert finish_link(enrollment, 987_654)[0] == 404
 
 
-def test_a_finish_link_is_no_other_kind_of_link_and_no_other_link_is_one(enrollment: Enrollment, unfinished: int) -> None:
+def test_a_finish_link_is_no_other_kind_of_link_and_no_other_link_is_one(
+    enrollment: Enrollment, unfinished: int
+) -> None:
     _, body = finish_link(enrollment, unfinished)
     token = path_of(body["url"]).rsplit("/", 1)[1]
     assert enrollment.browser().get(f"/sso/{token}").status_code == 400

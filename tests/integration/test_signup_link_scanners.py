@@ -15,9 +15,17 @@ from sqlalchemy import select
 from services.signup import store, throttle
 from shared.clock import ManualClock
 from tests.support.bus_helpers import wait_until
-from tests.support.enrollment import clean_upstreams, clock, enrollment, upstreams  # noqa: F401 - fixtures used by name
-from tests.support.enrollment import Enrollment, confirm_form_action, csrf_from, path_of, unique_email
-
+from tests.support.enrollment import (  # noqa: F401 - fixtures used by name
+    Enrollment,
+    clean_upstreams,
+    clock,
+    confirm_form_action,
+    csrf_from,
+    enrollment,
+    path_of,
+    unique_email,
+    upstreams,
+)
 
 # The page's rules (its form, CSRF, which page a bad link gets) are the web's, not the database's: one
 # database is enough for them. Whether opening the link writes nothing is checked on both.
@@ -28,10 +36,17 @@ def state(enrollment: Enrollment) -> tuple[object, ...]:
     """Everything opening or confirming a link could write."""
     with enrollment.db.transaction() as session:
         links = session.execute(select(store.links.c.id, store.links.c.used_at)).all()
-        stages = session.execute(select(store.signups.c.id, store.signups.c.stage, store.signups.c.email_verified_at)).all()
+        stages = session.execute(
+            select(store.signups.c.id, store.signups.c.stage, store.signups.c.email_verified_at)
+        ).all()
         limits = session.execute(select(throttle.rate_limits.c.key, throttle.rate_limits.c.hits)).all()
-    return (tuple(sorted(map(str, links))), tuple(sorted(map(str, stages))), tuple(sorted(map(str, limits))),
-            enrollment.count(store.consents), enrollment.count(enrollment.signup.outbox.table))  # fmt: skip
+    return (
+        tuple(sorted(map(str, links))),
+        tuple(sorted(map(str, stages))),
+        tuple(sorted(map(str, limits))),
+        enrollment.count(store.consents),
+        enrollment.count(enrollment.signup.outbox.table),
+    )
 
 
 def browser(enrollment: Enrollment) -> TestClient:

@@ -3,7 +3,6 @@ emails, and verification links that are tampered with, expired or reused."""
 
 from __future__ import annotations
 
-
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -12,10 +11,19 @@ from services.signup import store
 from shared.bus.memory import InMemoryBus
 from shared.clock import ManualClock
 from shared.db import Database
-from tests.support.bus_helpers import wait_until
-from tests.support.enrollment import clean_upstreams, clock, enrollment, upstreams  # noqa: F401 - fixtures used by name
-from tests.support.enrollment import TEST_CLIENT_IP, Enrollment, csrf_from, signup_settings, unique_email
 from simulators.smtp import text_of
+from tests.support.bus_helpers import wait_until
+from tests.support.enrollment import (  # noqa: F401 - fixtures used by name
+    TEST_CLIENT_IP,
+    Enrollment,
+    clean_upstreams,
+    clock,
+    csrf_from,
+    enrollment,
+    signup_settings,
+    unique_email,
+    upstreams,
+)
 from tests.support.system import Upstreams
 
 
@@ -27,7 +35,9 @@ def outbox_rows(enrollment: Enrollment) -> int:
 
 
 @pytest.mark.parametrize("token", [None, "", "forged-token", "é"])
-def test_registration_without_a_valid_csrf_token_is_refused_and_stores_nothing(enrollment: Enrollment, token: str | None) -> None:
+def test_registration_without_a_valid_csrf_token_is_refused_and_stores_nothing(
+    enrollment: Enrollment, token: str | None
+) -> None:
     enrollment.client.get("/signup")  # the browser has a CSRF cookie, the attacker's form lacks the token
     form = {"name": "Ada Lovelace", "email": unique_email(), "password": "Tr0ub4dor&3-horse"}
     if token is not None:
@@ -52,7 +62,9 @@ def test_terms_and_sso_forms_need_csrf_too(enrollment: Enrollment) -> None:
     (link,) = enrollment.verification_links(email)
     enrollment.open_link(link)
     enrollment.wait_for_terms()
-    refused = enrollment.client.post("/signup/terms", data={"accept_terms_of_service": "yes", "accept_postpay_terms": "yes"})
+    refused = enrollment.client.post(
+        "/signup/terms", data={"accept_terms_of_service": "yes", "accept_postpay_terms": "yes"}
+    )
     assert refused.status_code == 403
     assert enrollment.count(store.consents) == 0
     assert enrollment.client.post("/sso", data={}).status_code == 403
@@ -66,15 +78,21 @@ def second_replica(enrollment: Enrollment) -> TestClient:
     from services.signup.web import create_app
 
     app = create_app(enrollment.db, enrollment.settings, enrollment.deps.solusvm, clock=enrollment.deps.clock)
-    return TestClient(app, base_url=enrollment.settings.public_url, follow_redirects=False, client=(TEST_CLIENT_IP, 50001))
+    return TestClient(
+        app, base_url=enrollment.settings.public_url, follow_redirects=False, client=(TEST_CLIENT_IP, 50001)
+    )
 
 
-def test_registrations_per_ip_are_limited_across_replicas(upstreams: Upstreams, memory_bus: InMemoryBus, database: Database) -> None:
+def test_registrations_per_ip_are_limited_across_replicas(
+    upstreams: Upstreams, memory_bus: InMemoryBus, database: Database
+) -> None:
     settings = signup_settings(registrations_per_ip=3, registrations_per_email=100)
     with Enrollment(upstreams, memory_bus, database, settings=settings).start() as enrollment:
         other = second_replica(enrollment)
-        answers = [enrollment.register(unique_email(), client=client).status_code
-                   for client in (enrollment.client, other, enrollment.client, other)]  # fmt: skip
+        answers = [
+            enrollment.register(unique_email(), client=client).status_code
+            for client in (enrollment.client, other, enrollment.client, other)
+        ]
         assert answers == [303, 303, 303, 429]
         limited = enrollment.register(unique_email())
         assert limited.status_code == 429 and "Too many attempts" in limited.text
@@ -90,7 +108,9 @@ def test_registrations_per_email_are_limited(upstreams: Upstreams, memory_bus: I
         assert enrollment.register(unique_email()).status_code == 303, "another email is not affected"
 
 
-def test_the_limit_window_passes(upstreams: Upstreams, memory_bus: InMemoryBus, database: Database, clock: ManualClock) -> None:
+def test_the_limit_window_passes(
+    upstreams: Upstreams, memory_bus: InMemoryBus, database: Database, clock: ManualClock
+) -> None:
     settings = signup_settings(registrations_per_ip=1, rate_limit_window_seconds=3600)
     with Enrollment(upstreams, memory_bus, database, settings=settings, clock=clock).start() as enrollment:
         assert enrollment.register(unique_email()).status_code == 303
@@ -99,7 +119,9 @@ def test_the_limit_window_passes(upstreams: Upstreams, memory_bus: InMemoryBus, 
         assert enrollment.register(unique_email()).status_code == 303
 
 
-def test_resends_are_limited_per_email_and_per_ip(upstreams: Upstreams, memory_bus: InMemoryBus, database: Database) -> None:
+def test_resends_are_limited_per_email_and_per_ip(
+    upstreams: Upstreams, memory_bus: InMemoryBus, database: Database
+) -> None:
     settings = signup_settings(resends_per_email=2, resends_per_ip=3)
     with Enrollment(upstreams, memory_bus, database, settings=settings).start() as enrollment:
         first, second = unique_email(), unique_email()
@@ -112,7 +134,11 @@ def test_resends_are_limited_per_email_and_per_ip(upstreams: Upstreams, memory_b
             return client.post("/signup/resend", data={"csrf_token": token, "email": email}).status_code
 
         other = second_replica(enrollment)
-        assert [resend(first, enrollment.client), resend(first, other), resend(first, enrollment.client)] == [200, 200, 429]
+        assert [resend(first, enrollment.client), resend(first, other), resend(first, enrollment.client)] == [
+            200,
+            200,
+            429,
+        ]
         assert resend(second, other) == 429, "the IP's third resend is its limit: the fourth is refused"
         enrollment.verification_links(first, count=3)  # the registration's link and two resent ones
         assert len(upstreams.smtp.to(first)) == 3
@@ -129,25 +155,37 @@ def test_resend_does_not_tell_who_signed_up(enrollment: Enrollment) -> None:
 # Duplicate emails ------------------------------------------------------------------------------------
 
 
-def test_an_enrolled_customer_who_registers_again_is_mailed_how_to_log_in_and_nothing_is_created(enrollment: Enrollment) -> None:
+def test_an_enrolled_customer_who_registers_again_is_mailed_how_to_log_in_and_nothing_is_created(
+    enrollment: Enrollment,
+) -> None:
     """The answer is the same as for anyone (test_access_enumeration.py); the email tells the owner."""
     email = unique_email()
     enrollment.enroll(email)
     before = enrollment.signup_row(email)
     again = enrollment.register(email.upper(), name="Someone Else", password="An0ther-Passw0rd!")
     assert again.status_code == 303 and again.headers["location"] == "/signup/check-email"
-    api = enrollment.client.post("/api/v1/signups", json={"name": "X Y", "email": email, "password": "An0ther-Passw0rd!"})
+    api = enrollment.client.post(
+        "/api/v1/signups", json={"name": "X Y", "email": email, "password": "An0ther-Passw0rd!"}
+    )
     assert api.status_code == 202 and api.json()["status"] == "awaiting_verification"
-    notices = enrollment.upstreams.smtp.wait_for(to=email, matching=lambda m: "already have" in str(m["Subject"]), count=2)
+    notices = enrollment.upstreams.smtp.wait_for(
+        to=email, matching=lambda m: "already have" in str(m["Subject"]), count=2
+    )
     assert all(enrollment.settings.whmcs_client_area_url in text_of(message) for message in notices)
     after = enrollment.signup_row(email)
     assert before is not None and after is not None and enrollment.count(store.signups) == 1
-    assert (after.name, after.stage, after.whmcs_client_id, after.encrypted_password) == (before.name, before.stage,
-                                                                                          before.whmcs_client_id, None)  # fmt: skip
+    assert (after.name, after.stage, after.whmcs_client_id, after.encrypted_password) == (
+        before.name,
+        before.stage,
+        before.whmcs_client_id,
+        None,
+    )
     assert len(enrollment.whmcs_clients(email)) == 1 and len(enrollment.solusvm_users(email)) == 1
 
 
-def test_registering_again_before_verifying_replaces_the_registration_and_sends_a_new_link(enrollment: Enrollment) -> None:
+def test_registering_again_before_verifying_replaces_the_registration_and_sends_a_new_link(
+    enrollment: Enrollment,
+) -> None:
     email = unique_email()
     enrollment.register(email)
     enrollment.verification_links(email)
@@ -176,7 +214,10 @@ def tamper(link: str) -> str:
     return link.rsplit("/", 1)[0] + "/" + flipped
 
 
-@pytest.mark.parametrize("change", [tamper, lambda link: link[:-5], lambda link: link + "x", lambda link: link.rsplit("/", 1)[0] + "/..%2F..%2Fetc"])
+@pytest.mark.parametrize(
+    "change",
+    [tamper, lambda link: link[:-5], lambda link: link + "x", lambda link: link.rsplit("/", 1)[0] + "/..%2F..%2Fetc"],
+)
 def test_a_tampered_link_gets_a_clear_page_and_changes_nothing(enrollment: Enrollment, change: object) -> None:
     email = unique_email()
     enrollment.register(email)
@@ -189,7 +230,9 @@ def test_a_tampered_link_gets_a_clear_page_and_changes_nothing(enrollment: Enrol
     assert enrollment.open_link(link).status_code == 303, "the genuine link still works"
 
 
-def test_an_expired_link_gets_a_clear_page_changes_nothing_and_offers_a_new_one(enrollment: Enrollment, clock: ManualClock) -> None:
+def test_an_expired_link_gets_a_clear_page_changes_nothing_and_offers_a_new_one(
+    enrollment: Enrollment, clock: ManualClock
+) -> None:
     email = unique_email()
     enrollment.register(email)
     (link,) = enrollment.verification_links(email)
@@ -228,8 +271,9 @@ def test_a_registered_but_unverified_browser_cannot_accept_terms_or_log_in(enrol
     page = enrollment.client.get("/signup/check-email")
     token = csrf_from(page.text)
     assert enrollment.client.get("/signup/terms").status_code == 403
-    refused = enrollment.client.post("/signup/terms", data={"csrf_token": token, "accept_terms_of_service": "yes",
-                                                            "accept_postpay_terms": "yes"})  # fmt: skip
+    refused = enrollment.client.post(
+        "/signup/terms", data={"csrf_token": token, "accept_terms_of_service": "yes", "accept_postpay_terms": "yes"}
+    )
     assert refused.status_code == 403
     assert enrollment.client.post("/sso", data={"csrf_token": token}).status_code == 403
     assert enrollment.stage(email) == "awaiting_verification"
@@ -246,6 +290,7 @@ def test_both_terms_must_be_ticked(enrollment: Enrollment) -> None:
     assert enrollment.accept_terms().status_code == 303
     assert enrollment.count(store.consents) == 2
     token = csrf_from(enrollment.client.get("/signup/check-email").text)
-    twice = enrollment.client.post("/signup/terms", data={"csrf_token": token, "accept_terms_of_service": "yes",
-                                                          "accept_postpay_terms": "yes"})  # fmt: skip
+    twice = enrollment.client.post(
+        "/signup/terms", data={"csrf_token": token, "accept_terms_of_service": "yes", "accept_postpay_terms": "yes"}
+    )
     assert twice.status_code == 303 and enrollment.count(store.consents) == 2, "a second submission records nothing"

@@ -15,8 +15,17 @@ from services.signup import store
 from services.signup.accounts import accounts
 from shared.clock import ManualClock
 from simulators.faults import FaultRule
-from tests.support.enrollment import clean_upstreams, clock, enrollment, upstreams  # noqa: F401 - fixtures used by name
-from tests.support.enrollment import TEST_PANEL_SECRET, Enrollment, csrf_from, panel_headers, unique_email
+from tests.support.enrollment import (  # noqa: F401 - fixtures used by name
+    TEST_PANEL_SECRET,
+    Enrollment,
+    clean_upstreams,
+    clock,
+    csrf_from,
+    enrollment,
+    panel_headers,
+    unique_email,
+    upstreams,
+)
 from tests.support.system import Upstreams
 
 
@@ -33,7 +42,9 @@ def mint(enrollment: Enrollment, enrolled_page: object, client: TestClient | Non
     return str(response.headers["location"])
 
 
-def test_a_login_link_lives_at_most_a_minute_and_leads_into_solusvm(enrollment: Enrollment, enrolled: tuple[str, object], upstreams: Upstreams) -> None:
+def test_a_login_link_lives_at_most_a_minute_and_leads_into_solusvm(
+    enrollment: Enrollment, enrolled: tuple[str, object], upstreams: Upstreams
+) -> None:
     email, page = enrolled
     path = mint(enrollment, page)
     with enrollment.db.transaction() as session:
@@ -45,7 +56,9 @@ def test_a_login_link_lives_at_most_a_minute_and_leads_into_solusvm(enrollment: 
     assert landed.status_code == 200 and email in landed.text
 
 
-def test_a_used_login_link_gets_a_clear_page_and_no_new_token(enrollment: Enrollment, enrolled: tuple[str, object], upstreams: Upstreams) -> None:
+def test_a_used_login_link_gets_a_clear_page_and_no_new_token(
+    enrollment: Enrollment, enrolled: tuple[str, object], upstreams: Upstreams
+) -> None:
     path = mint(enrollment, enrolled[1])
     assert enrollment.client.get(path).status_code == 302
     issued = len(upstreams.solusvm_state.tokens)
@@ -54,7 +67,9 @@ def test_a_used_login_link_gets_a_clear_page_and_no_new_token(enrollment: Enroll
     assert len(upstreams.solusvm_state.tokens) == issued
 
 
-def test_an_expired_login_link_gets_a_clear_page(enrollment: Enrollment, enrolled: tuple[str, object], clock: ManualClock, upstreams: Upstreams) -> None:
+def test_an_expired_login_link_gets_a_clear_page(
+    enrollment: Enrollment, enrolled: tuple[str, object], clock: ManualClock, upstreams: Upstreams
+) -> None:
     path = mint(enrollment, enrolled[1])
     clock.advance(seconds=60)
     issued = len(upstreams.solusvm_state.tokens)
@@ -69,9 +84,14 @@ def test_a_locked_customers_login_link_says_so_and_asks_solusvm_for_nothing(
     email, page = enrolled
     path = mint(enrollment, page)
     with enrollment.db.transaction() as session:
-        client_id = session.execute(select(store.signups.c.whmcs_client_id).where(store.signups.c.email == email)).scalar_one()
-        session.execute(insert(accounts).values(whmcs_client_id=client_id, status="locked", overdue_invoice_ids="[]",
-                                                revision=1, updated_at=clock()))  # fmt: skip
+        client_id = session.execute(
+            select(store.signups.c.whmcs_client_id).where(store.signups.c.email == email)
+        ).scalar_one()
+        session.execute(
+            insert(accounts).values(
+                whmcs_client_id=client_id, status="locked", overdue_invoice_ids="[]", revision=1, updated_at=clock()
+            )
+        )
     issued = len(upstreams.solusvm_state.tokens)
     refused = enrollment.client.get(path)
     assert refused.status_code == 403 and "account is locked" in refused.text
@@ -79,7 +99,9 @@ def test_a_locked_customers_login_link_says_so_and_asks_solusvm_for_nothing(
     assert len(upstreams.solusvm_state.tokens) == issued
 
 
-def test_someone_elses_login_link_does_not_work_and_stays_usable_by_its_owner(enrollment: Enrollment, enrolled: tuple[str, object]) -> None:
+def test_someone_elses_login_link_does_not_work_and_stays_usable_by_its_owner(
+    enrollment: Enrollment, enrolled: tuple[str, object]
+) -> None:
     path = mint(enrollment, enrolled[1])
     with TestClient(enrollment.app, base_url=enrollment.settings.public_url, follow_redirects=False) as stranger:
         refused = stranger.get(path)
@@ -110,12 +132,16 @@ def test_a_login_link_from_another_session_of_the_same_customer_does_not_work(en
 
 
 @pytest.mark.parametrize("path", ["/sso/abc", "/sso/" + "A" * 600, "/sso/a.b", "/sso/%00", "/sso/%C3%A9.%C3%A9"])
-def test_a_tampered_login_link_gets_a_clear_page(enrollment: Enrollment, enrolled: tuple[str, object], path: str) -> None:
+def test_a_tampered_login_link_gets_a_clear_page(
+    enrollment: Enrollment, enrolled: tuple[str, object], path: str
+) -> None:
     response = enrollment.client.get(path)
     assert response.status_code in (400, 404) and response.status_code != 500
 
 
-def test_solusvm_down_at_login_gets_a_clear_page(enrollment: Enrollment, enrolled: tuple[str, object], upstreams: Upstreams) -> None:
+def test_solusvm_down_at_login_gets_a_clear_page(
+    enrollment: Enrollment, enrolled: tuple[str, object], upstreams: Upstreams
+) -> None:
     upstreams.solusvm_faults.add(FaultRule(kind="server_error", route="POST /api/v1/users/*/tokens", count=1))
     response = enrollment.client.get(mint(enrollment, enrolled[1]))
     assert response.status_code == 503 and "not answering" in response.text
@@ -148,7 +174,9 @@ def test_the_panel_says_enrolled_with_the_login_button(enrollment: Enrollment, e
     body = enrollment.client.get(f"/api/v1/panel/{client_id}", headers=signed(client_id, "panel")).json()
     assert (body["enrolled"], body["title"]) == (True, "Enrolled in SolusVM 2")
     assert 'href="solusvm2_sso.php"' in body["html"] and "Log in to SolusVM 2" in body["html"]
-    html = enrollment.client.get(f"/api/v1/panel/{client_id}", headers={**signed(client_id, "panel"), "Accept": "text/html"})
+    html = enrollment.client.get(
+        f"/api/v1/panel/{client_id}", headers={**signed(client_id, "panel"), "Accept": "text/html"}
+    )
     assert html.headers["content-type"].startswith("text/html") and "Log in to SolusVM 2" in html.text
 
 
@@ -168,10 +196,14 @@ def test_the_panel_answers_only_the_whmcs_hook(enrollment: Enrollment, headers: 
     assert response.status_code == 401 and response.json()["code"] == "unauthorized"
 
 
-def test_the_hook_mints_a_fresh_single_use_link_at_click_time(enrollment: Enrollment, enrolled: tuple[str, object]) -> None:
+def test_the_hook_mints_a_fresh_single_use_link_at_click_time(
+    enrollment: Enrollment, enrolled: tuple[str, object]
+) -> None:
     email = enrolled[0]
     client_id = client_id_of(enrollment, email)
-    assert enrollment.client.post(f"/api/v1/panel/{client_id}/sso", headers=signed(client_id, "panel")).status_code == 401
+    assert (
+        enrollment.client.post(f"/api/v1/panel/{client_id}/sso", headers=signed(client_id, "panel")).status_code == 401
+    )
     minted = enrollment.client.post(f"/api/v1/panel/{client_id}/sso", headers=signed(client_id, "sso"))
     assert minted.status_code == 200
     body = minted.json()
@@ -193,4 +225,7 @@ def test_the_hook_gets_no_link_for_a_client_that_is_not_enrolled(enrollment: Enr
     client_id = client_id_of(enrollment, email)
     response = enrollment.client.post(f"/api/v1/panel/{client_id}/sso", headers=signed(client_id, "sso"))
     assert response.status_code == 404 and response.json()["code"] == "not_found"
-    assert enrollment.client.get(f"/api/v1/panel/{client_id}", headers=signed(client_id, "panel")).json()["enrolled"] is False
+    assert (
+        enrollment.client.get(f"/api/v1/panel/{client_id}", headers=signed(client_id, "panel")).json()["enrolled"]
+        is False
+    )

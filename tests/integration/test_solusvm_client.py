@@ -114,16 +114,23 @@ def client(sim: Sim, sleeps: list[float]) -> Iterator[SolusVMClient]:
 
 def create_with_hook(sim: Sim, sleeps: list[float], on_create: Any) -> SolusVMClient:
     """A client whose ``POST /api/v1/users`` first runs ``on_create`` (to stage races)."""
+
     def hook(request: httpx.Request) -> None:
         if request.method == "POST" and request.url.path == "/api/v1/users":
             on_create()
+
     return make_client(sim, sleeps, http=httpx.Client(event_hooks={"request": [hook]}, timeout=2.0))
 
 
 class TestHappyPaths:
     def test_find_or_create_creates_once_then_finds(self, sim: Sim, client: SolusVMClient) -> None:
         created = client.find_or_create_user(EMAIL, SecretStr("pw-1"), billing_user_id=42, limit_group_id=1)
-        assert (created.email, created.billing_user_id, created.limit_group_id, created.status) == (EMAIL, 42, 1, "active")
+        assert (created.email, created.billing_user_id, created.limit_group_id, created.status) == (
+            EMAIL,
+            42,
+            1,
+            "active",
+        )
         again = client.find_or_create_user("Jane@Example.com", "pw-2", billing_user_id=42)
         assert again.id == created.id
         assert sim.calls("POST /api/v1/users") == 1 and len(sim.users_with_email(EMAIL)) == 1
@@ -248,7 +255,9 @@ class TestReadFaults:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
-        with SolusVMClient(f"http://127.0.0.1:{port}", SecretStr("t"), retry=FAST_RETRY, sleep=sleeps.append) as solusvm:
+        with SolusVMClient(
+            f"http://127.0.0.1:{port}", SecretStr("t"), retry=FAST_RETRY, sleep=sleeps.append
+        ) as solusvm:
             with pytest.raises(UpstreamUnavailable):
                 solusvm.get_user(1)
         assert len(sleeps) == 2  # three attempts
@@ -293,6 +302,7 @@ class TestWriteFaults:
         def lookups_start_failing() -> None:
             sim.fault(kind="commit_then_fail", route="POST /api/v1/users", count=1)
             sim.fault(kind="server_error", route="GET /api/v1/users")
+
         with create_with_hook(sim, sleeps, lookups_start_failing) as solusvm:
             with pytest.raises(UpstreamOutcomeUnknown) as caught:
                 solusvm.find_or_create_user(EMAIL, "pw", billing_user_id=42)
@@ -301,9 +311,11 @@ class TestWriteFaults:
 
     def test_email_taken_by_a_concurrent_create_returns_that_user(self, sim: Sim, sleeps: list[float]) -> None:
         raced: list[int] = []
+
         def someone_else_creates_it() -> None:
             if not raced:
                 raced.append(sim.state.create_user({"email": EMAIL, "billing_user_id": 42}, NOW).id)
+
         with create_with_hook(sim, sleeps, someone_else_creates_it) as solusvm:
             user = solusvm.find_or_create_user(EMAIL, "pw", billing_user_id=42)
         assert [user.id] == raced and sim.calls("POST /api/v1/users") == 1

@@ -64,8 +64,11 @@ class Handler(BaseHTTPRequestHandler):
         self._answer()
 
     def _answer(self) -> None:
-        body = self._chunked_body() if self.headers.get("Transfer-Encoding") == "chunked" else \
-            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        body = (
+            self._chunked_body()
+            if self.headers.get("Transfer-Encoding") == "chunked"
+            else self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        )
         self.server.requests.append({"path": self.path, "body": body, "headers": dict(self.headers)})
         route = self.path.split("?")[0]
         if route == "/drop":  # the request arrived, and no answer ever comes back
@@ -119,7 +122,7 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
         for start in range(0, len(packed), 1000):
-            chunk = packed[start:start + 1000]
+            chunk = packed[start : start + 1000]
             self.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
         self.wfile.write(b"0\r\n\r\n")
 
@@ -143,8 +146,11 @@ def client() -> Iterator[httpx.Client]:
 
 def test_requests_share_one_keep_alive_connection_and_arrive_intact(upstream: Upstream, client: httpx.Client) -> None:
     for n in range(5):
-        response = client.post(f"{upstream.url}/api?n={n}", content=b"action=GetClientsDetails&clientid=7",
-                               headers={"Content-Type": "application/x-www-form-urlencoded"})
+        response = client.post(
+            f"{upstream.url}/api?n={n}",
+            content=b"action=GetClientsDetails&clientid=7",
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
         assert response.status_code == 200 and response.json() == {"result": "success"}
     assert len(upstream.connections) == 1
     assert [r["path"] for r in upstream.requests] == [f"/api?n={n}" for n in range(5)]
@@ -163,8 +169,9 @@ def test_a_body_of_unknown_length_is_sent_chunked_and_arrives_whole(upstream: Up
     assert len(upstream.connections) == 1
 
 
-def test_a_connection_the_server_closed_while_idle_is_replaced_not_used(upstream: Upstream,
-                                                                         client: httpx.Client) -> None:
+def test_a_connection_the_server_closed_while_idle_is_replaced_not_used(
+    upstream: Upstream, client: httpx.Client
+) -> None:
     assert client.get(f"{upstream.url}/close-after").status_code == 200
     assert upstream.closed_idle.wait(5)  # the server has closed its end; the pooled socket reads EOF
     response = client.post(f"{upstream.url}/api", content=b"write")
@@ -203,13 +210,13 @@ def test_no_answer_in_time_is_a_read_timeout_and_a_write_outcome_is_unknown(upst
             send(http, upstream="test", label="Get", method="GET", url=f"{upstream.url}/slow", write=False)
 
 
-def test_a_connection_dropped_after_the_request_is_a_protocol_error(upstream: Upstream,
-                                                                    client: httpx.Client) -> None:
+def test_a_connection_dropped_after_the_request_is_a_protocol_error(upstream: Upstream, client: httpx.Client) -> None:
     with pytest.raises(httpx.RemoteProtocolError):
         client.post(f"{upstream.url}/drop", content=b"x")
     with pytest.raises(UpstreamOutcomeUnknown):
-        send(client, upstream="test", label="Create", method="POST", url=f"{upstream.url}/drop", write=True,
-             content=b"x")
+        send(
+            client, upstream="test", label="Create", method="POST", url=f"{upstream.url}/drop", write=True, content=b"x"
+        )
     assert client.get(f"{upstream.url}/api").status_code == 200  # the broken connection was not pooled
 
 
@@ -235,8 +242,9 @@ def test_closed_transport_keeps_no_connection(upstream: Upstream) -> None:
 
 
 @pytest.mark.parametrize("proxied", [False, True])
-def test_a_cookie_an_upstream_sets_is_never_sent_back(upstream: Upstream, proxied: bool,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_cookie_an_upstream_sets_is_never_sent_back(
+    upstream: Upstream, proxied: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
         monkeypatch.delenv(name, raising=False)
     if proxied:  # httpx's own transport, with the proxy bypassed for loopback
@@ -271,8 +279,12 @@ def _self_signed(directory: Path) -> tuple[Path, Path]:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
     now = datetime.now(UTC)
     certificate = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(minutes=5))
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
         .not_valid_after(now + timedelta(hours=1))
         .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
@@ -280,13 +292,15 @@ def _self_signed(directory: Path) -> tuple[Path, Path]:
     )
     cert_path, key_path = directory / "cert.pem", directory / "key.pem"
     cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return cert_path, key_path
 
 
 def test_https_is_verified_and_an_unknown_certificate_is_refused_before_anything_is_sent(
-        upstream: Upstream, tmp_path: Path) -> None:
+    upstream: Upstream, tmp_path: Path
+) -> None:
     cert, key = _self_signed(tmp_path)
     server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server_tls.load_cert_chain(cert, key)

@@ -10,13 +10,12 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from services.usage_collector import store as collector_store
 from shared.bus.memory import InMemoryBus
 from shared.clock import ManualClock
 from shared.db import Database
 from shared.events.enrollment import UserProvisioned
 from simulators.faults import FaultRule
-
-from services.usage_collector import store as collector_store
 from tests.support.billing import BillingHarness, VmHistory
 from tests.support.bus_helpers import metric, publish, wait_until
 from tests.support.system import Upstreams
@@ -74,8 +73,10 @@ def test_a_replay_for_some_clients_collects_only_theirs(memory_bus: InMemoryBus,
             clock.advance(hours=1)
             replayed = {customers[1].client_id, customers[3].client_id}
             emitted = harness.replay(PERIOD, sorted(replayed))
-            wait_until(lambda: len(recollected(sqlite_database, NOW)) == 2 and fanout_done(sqlite_database, emitted.event_id),
-                       what="replay collected")
+            wait_until(
+                lambda: len(recollected(sqlite_database, NOW)) == 2 and fanout_done(sqlite_database, emitted.event_id),
+                what="replay collected",
+            )
         finally:
             harness.stop()
     assert recollected(sqlite_database, NOW) == replayed
@@ -103,15 +104,27 @@ def test_the_projection_keeps_the_earliest_enrolment_and_refuses_a_user_billed_t
         try:
             customer = harness.add_customer("USD", enrolled_at=START + timedelta(days=3))
             harness.enroll([customer])
-            later = UserProvisioned(signup_id=uuid.uuid4(), email=customer.email, whmcs_client_id=customer.client_id,
-                                    solusvm_user_id=customer.solusvm_user_id, enrolled_at=START + timedelta(days=9))
-            stolen = UserProvisioned(signup_id=uuid.uuid4(), email="other@example.com", whmcs_client_id=customer.client_id + 1000,
-                                     solusvm_user_id=customer.solusvm_user_id, enrolled_at=START)
+            later = UserProvisioned(
+                signup_id=uuid.uuid4(),
+                email=customer.email,
+                whmcs_client_id=customer.client_id,
+                solusvm_user_id=customer.solusvm_user_id,
+                enrolled_at=START + timedelta(days=9),
+            )
+            stolen = UserProvisioned(
+                signup_id=uuid.uuid4(),
+                email="other@example.com",
+                whmcs_client_id=customer.client_id + 1000,
+                solusvm_user_id=customer.solusvm_user_id,
+                enrolled_at=START,
+            )
             publish(memory_bus, later)
             publish(memory_bus, stolen)
             lot = memory_bus.parking_lot()
-            (parked,) = wait_until(lambda: lot.list(memory_bus.naming.parking_lot("usage_collector.record_customer")),
-                                   what="the conflicting enrolment parked")
+            (parked,) = wait_until(
+                lambda: lot.list(memory_bus.naming.parking_lot("usage_collector.record_customer")),
+                what="the conflicting enrolment parked",
+            )
         finally:
             harness.stop()
     assert parked.reason == "rejected"
@@ -121,7 +134,9 @@ def test_the_projection_keeps_the_earliest_enrolment_and_refuses_a_user_billed_t
     assert (only.whmcs_client_id, only.enrolled_at) == (customer.client_id, START + timedelta(days=3))
 
 
-def test_a_customer_whose_solusvm_user_is_gone_is_parked_alone(memory_bus: InMemoryBus, sqlite_database: Database) -> None:
+def test_a_customer_whose_solusvm_user_is_gone_is_parked_alone(
+    memory_bus: InMemoryBus, sqlite_database: Database
+) -> None:
     with Upstreams(now=NOW) as upstreams:
         harness = BillingHarness(upstreams, memory_bus, sqlite_database, clock=ManualClock(NOW)).start()
         try:

@@ -59,13 +59,21 @@ def make_client(whmcs: RunningWhmcs, sleeps: list[float] | None = None, **option
 
 
 def signup(client: WhmcsClient, email: str = EMAIL, **extra: Any) -> Any:
-    return client.find_or_add_client(firstname="Jane", lastname="Doe", email=email,
-                                     password=SecretStr("correct horse"), **extra)  # fmt: skip
+    return client.find_or_add_client(
+        firstname="Jane", lastname="Doe", email=email, password=SecretStr("correct horse"), **extra
+    )
 
 
 def create_invoice(client: WhmcsClient, client_id: int, marker: str) -> int:
-    return client.create_invoice(client_id, LINES, date=date(2026, 2, 1), due_date=date(2026, 2, 15),
-                                 notes=f"postpay {marker}", send_invoice=True, payment_method="mailin")  # fmt: skip
+    return client.create_invoice(
+        client_id,
+        LINES,
+        date=date(2026, 2, 1),
+        due_date=date(2026, 2, 15),
+        notes=f"postpay {marker}",
+        send_invoice=True,
+        payment_method="mailin",
+    )
 
 
 def clients_with_email(whmcs: RunningWhmcs, email: str) -> list[Any]:
@@ -90,14 +98,23 @@ def test_invoice_lifecycle(whmcs: RunningWhmcs, client: WhmcsClient) -> None:
     invoice_id = create_invoice(client, customer.id, "run=2026-01")
     invoice = client.get_invoice(invoice_id, include_currency=True)
     assert [(i.description, i.amount, i.taxed) for i in invoice.items] == [
-        ("vm-1 (720 h)", Decimal("7.20"), True), ("vm-2 (10 h)", Decimal("0.10"), False),
-    ]  # fmt: skip
+        ("vm-1 (720 h)", Decimal("7.20"), True),
+        ("vm-2 (10 h)", Decimal("0.10"), False),
+    ]
     assert (invoice.total, invoice.balance, invoice.status, invoice.currency_code) == (
-        Decimal("7.30"), Decimal("7.30"), "Unpaid", "EUR",
-    )  # fmt: skip
+        Decimal("7.30"),
+        Decimal("7.30"),
+        "Unpaid",
+        "EUR",
+    )
     assert invoice.date_paid is None and invoice.due_date == date(2026, 2, 15)
-    client.add_invoice_payment(invoice_id, transid="bank-1", gateway="banktransfer", amount=Decimal("3.00"),
-                               date=datetime(2026, 2, 11, 9, tzinfo=UTC))  # fmt: skip
+    client.add_invoice_payment(
+        invoice_id,
+        transid="bank-1",
+        gateway="banktransfer",
+        amount=Decimal("3.00"),
+        date=datetime(2026, 2, 11, 9, tzinfo=UTC),
+    )
     assert client.get_invoice(invoice_id).balance == Decimal("4.30")
     client.add_invoice_payment(invoice_id, transid="bank-2", gateway="banktransfer", date=NOW)
     paid = client.get_invoice(invoice_id)
@@ -116,8 +133,14 @@ def test_update_invoice_and_cancelled_invoices_take_no_payment(whmcs: RunningWhm
 def test_get_invoices_reads_every_page_and_filters_overdue(whmcs: RunningWhmcs, client: WhmcsClient) -> None:
     customer = signup(client)
     for n in range(230):
-        whmcs.call("CreateInvoice", userid=customer.id, itemdescription1="x", itemamount1="1.00", notes=f"n{n}",
-                   duedate="2026-02-01" if n % 10 == 0 else "2026-03-01")  # fmt: skip
+        whmcs.call(
+            "CreateInvoice",
+            userid=customer.id,
+            itemdescription1="x",
+            itemamount1="1.00",
+            notes=f"n{n}",
+            duedate="2026-02-01" if n % 10 == 0 else "2026-03-01",
+        )
     whmcs.calls.clear()
     invoices = client.get_invoices(customer.id)
     assert [inv.notes for inv in invoices] == [f"n{n}" for n in range(230)]
@@ -147,9 +170,13 @@ def test_sso_token_signs_in_once(whmcs: RunningWhmcs, client: WhmcsClient) -> No
 
 def test_send_email_with_customvars(whmcs: RunningWhmcs, client: WhmcsClient) -> None:
     customer = signup(client)
-    client.send_email(customtype="general", related_id=customer.id, subject="Confirm your email",
-                      message="Hi {$client_first_name}, open {$verify_url}",
-                      customvars={"verify_url": "https://signup.example/v/äbc"})  # fmt: skip
+    client.send_email(
+        customtype="general",
+        related_id=customer.id,
+        subject="Confirm your email",
+        message="Hi {$client_first_name}, open {$verify_url}",
+        customvars={"verify_url": "https://signup.example/v/äbc"},
+    )
     (email,) = whmcs.state.emails
     assert (email.to, email.message) == (EMAIL, "Hi Jane, open https://signup.example/v/äbc")
 
@@ -164,7 +191,9 @@ def test_update_client(whmcs: RunningWhmcs, client: WhmcsClient) -> None:
 # -- refusals ------------------------------------------------------------------------------------
 
 
-def test_ip_refusal_is_an_auth_error_with_the_reason_and_is_not_retried(whmcs: RunningWhmcs, client: WhmcsClient) -> None:
+def test_ip_refusal_is_an_auth_error_with_the_reason_and_is_not_retried(
+    whmcs: RunningWhmcs, client: WhmcsClient
+) -> None:
     whmcs.access.allowed_ips = {"192.0.2.10"}
     with pytest.raises(UpstreamAuthError, match="Invalid IP 127.0.0.1"):
         client.get_client(1)
@@ -305,8 +334,9 @@ def test_a_create_invoice_that_finishes_after_the_client_timed_out_appears_only_
             create_invoice(impatient, customer.id, "run=2026-02")
     # A look-up right after the timeout finds nothing: WHMCS is still working on it.
     assert client.find_invoice_by_marker(customer.id, "run=2026-02") is None
-    found = wait_until(lambda: client.find_invoice_by_marker(customer.id, "run=2026-02"), timeout=10,
-                       what="the late invoice")
+    found = wait_until(
+        lambda: client.find_invoice_by_marker(customer.id, "run=2026-02"), timeout=10, what="the late invoice"
+    )
     assert [i.id for i in whmcs.state.invoices_of(customer.id)] == [found.id]
     assert whmcs.calls["CreateInvoice"] == 1
 
@@ -330,8 +360,15 @@ class _SignupBeforeAddClient(httpx.BaseTransport):
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         if b"action=AddClient" in request.content and not self.done:
             self.done = True
-            self.whmcs.call("AddClient", firstname="Jane", lastname="Doe", email=EMAIL, password2="other",
-                            skipvalidation=1, noemail=1)  # fmt: skip
+            self.whmcs.call(
+                "AddClient",
+                firstname="Jane",
+                lastname="Doe",
+                email=EMAIL,
+                password2="other",
+                skipvalidation=1,
+                noemail=1,
+            )
         return self.inner.handle_request(request)
 
 

@@ -7,13 +7,13 @@ from __future__ import annotations
 import shutil
 import subprocess
 import time
-from datetime import UTC, datetime
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-from sqlalchemy import insert, select
 import pytest
+from sqlalchemy import insert, select
 
 from services.signup import store
 from services.signup.accounts import accounts
@@ -105,7 +105,10 @@ def test_the_php_is_valid(path: Path) -> None:
 def enrollment(tmp_path: Path) -> Iterator[Enrollment]:
     db = Database(f"sqlite:///{tmp_path / 'signup.sqlite'}")
     settings = signup_settings(public_url=local_public_url())
-    with Upstreams() as upstreams, Enrollment(upstreams, InMemoryBus(retry_delays=[0.2, 0.5]), db, settings=settings).start() as running:
+    with (
+        Upstreams() as upstreams,
+        Enrollment(upstreams, InMemoryBus(retry_delays=[0.2, 0.5]), db, settings=settings).start() as running,
+    ):
         running.serve()
         yield running
     db.dispose()
@@ -122,8 +125,9 @@ def whmcs(tmp_path: Path, enrollment: Enrollment) -> Iterator[str]:
     (root / "index.php").write_text(STUB_HOMEPAGE)
     write_config(root, url=enrollment.settings.public_url)
     port = free_port()
-    server = subprocess.Popen([PHP, "-S", f"127.0.0.1:{port}", "-t", str(root)], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)  # fmt: skip
+    server = subprocess.Popen(
+        [PHP, "-S", f"127.0.0.1:{port}", "-t", str(root)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 10
@@ -141,8 +145,10 @@ def whmcs(tmp_path: Path, enrollment: Enrollment) -> Iterator[str]:
 
 
 def write_config(root: Path, *, url: str, secret: str = TEST_PANEL_SECRET, sso_permission: str = "") -> None:
-    config = (f"<?php return ['url' => '{url}', 'shared_secret' => '{secret}', 'timeout_seconds' => 5, "
-              f"'connect_timeout_seconds' => 2, 'sso_permission' => '{sso_permission}'];")  # fmt: skip
+    config = (
+        f"<?php return ['url' => '{url}', 'shared_secret' => '{secret}', 'timeout_seconds' => 5, "
+        f"'connect_timeout_seconds' => 2, 'sso_permission' => '{sso_permission}'];"
+    )
     (root / "includes" / "postpay_solusvm2" / "config.php").write_text(config)
 
 
@@ -156,8 +162,12 @@ def as_client(client_id: int) -> httpx.Client:
 
 def as_user(client_id: int, *, user_id: int, permissions: tuple[str, ...] = ()) -> httpx.Client:
     """Signed in as ``user_id``, managing ``client_id`` (whose owner is user ``OWNER``)."""
-    cookies = {"stub_client_id": str(client_id), "stub_user_id": str(user_id), "stub_owner_id": str(OWNER),
-               "stub_permissions": ",".join(permissions)}  # fmt: skip
+    cookies = {
+        "stub_client_id": str(client_id),
+        "stub_user_id": str(user_id),
+        "stub_owner_id": str(OWNER),
+        "stub_permissions": ",".join(permissions),
+    }
     return httpx.Client(cookies=cookies, timeout=10)
 
 
@@ -196,7 +206,9 @@ def test_both_panels_render_and_the_button_logs_in_to_solusvm(enrollment: Enroll
         assert browser.get(link).status_code == 409, "the link worked once"
 
 
-@pytest.mark.parametrize(("status", "colour", "title"), [("suspended", "amber", "Suspended"), ("locked", "red", "locked")])
+@pytest.mark.parametrize(
+    ("status", "colour", "title"), [("suspended", "amber", "Suspended"), ("locked", "red", "locked")]
+)
 def test_a_suspended_or_locked_account_shows_in_the_panels_colour_and_title(
     enrollment: Enrollment, whmcs: str, status: str, colour: str, title: str
 ) -> None:
@@ -205,9 +217,15 @@ def test_a_suspended_or_locked_account_shows_in_the_panels_colour_and_title(
     signup = enrollment.signup_row(email)
     assert signup is not None and signup.whmcs_client_id is not None
     with enrollment.db.transaction() as session:
-        session.execute(insert(accounts).values(
-            whmcs_client_id=signup.whmcs_client_id, status=status, revision=1, updated_at=datetime.now(UTC),
-            overdue_invoice_ids="[41]" if status == "suspended" else "[]"))  # fmt: skip
+        session.execute(
+            insert(accounts).values(
+                whmcs_client_id=signup.whmcs_client_id,
+                status=status,
+                revision=1,
+                updated_at=datetime.now(UTC),
+                overdue_invoice_ids="[41]" if status == "suspended" else "[]",
+            )
+        )
     with as_client(signup.whmcs_client_id) as browser:
         page = browser.get(f"{whmcs}/index.php").text
     assert f'data-color="{colour}"' in page and title in page, page
@@ -220,7 +238,9 @@ def test_a_visitor_who_is_not_signed_in_is_sent_to_log_in_and_sees_no_panel(enro
         assert response.status_code == 302 and response.headers["location"] == "login.php"
 
 
-def test_with_a_wrong_secret_the_homepage_shows_without_the_panel(enrollment: Enrollment, whmcs: str, tmp_path: Path) -> None:
+def test_with_a_wrong_secret_the_homepage_shows_without_the_panel(
+    enrollment: Enrollment, whmcs: str, tmp_path: Path
+) -> None:
     config = tmp_path / "whmcs" / "includes" / "postpay_solusvm2" / "config.php"
     config.write_text(config.read_text().replace(TEST_PANEL_SECRET, "not-the-secret"))
     with as_client(1) as browser:
@@ -228,7 +248,9 @@ def test_with_a_wrong_secret_the_homepage_shows_without_the_panel(enrollment: En
         assert response.status_code == 200 and response.text == ""
 
 
-def test_a_user_who_is_not_the_owner_may_not_log_in_to_solusvm_and_is_told_why(enrollment: Enrollment, whmcs: str) -> None:
+def test_a_user_who_is_not_the_owner_may_not_log_in_to_solusvm_and_is_told_why(
+    enrollment: Enrollment, whmcs: str
+) -> None:
     email = unique_email()
     enrollment.enroll(email)
     signup = enrollment.signup_row(email)
@@ -243,7 +265,9 @@ def test_a_user_who_is_not_the_owner_may_not_log_in_to_solusvm_and_is_told_why(e
     assert sso_links(enrollment) == 1
 
 
-def test_the_operator_may_name_a_permission_that_lets_other_users_log_in(enrollment: Enrollment, whmcs: str, tmp_path: Path) -> None:
+def test_the_operator_may_name_a_permission_that_lets_other_users_log_in(
+    enrollment: Enrollment, whmcs: str, tmp_path: Path
+) -> None:
     email = unique_email()
     enrollment.enroll(email)
     signup = enrollment.signup_row(email)
@@ -251,7 +275,9 @@ def test_the_operator_may_name_a_permission_that_lets_other_users_log_in(enrollm
     write_config(tmp_path / "whmcs", url=enrollment.settings.public_url, sso_permission="productsso")
     with as_user(signup.whmcs_client_id, user_id=OWNER + 1, permissions=("invoices", "productsso")) as allowed:
         to_postpay = allowed.get(f"{whmcs}/solusvm2_sso.php")
-        assert to_postpay.status_code == 302 and to_postpay.headers["location"].startswith(enrollment.settings.public_url)
+        assert to_postpay.status_code == 302 and to_postpay.headers["location"].startswith(
+            enrollment.settings.public_url
+        )
     with as_user(signup.whmcs_client_id, user_id=OWNER + 2, permissions=("invoices",)) as not_allowed:
         refused = not_allowed.get(f"{whmcs}/solusvm2_sso.php")
         assert refused.status_code == 403 and "productsso" in refused.text
@@ -271,7 +297,9 @@ def test_the_hook_talks_to_postpay_with_curl_and_short_timeouts() -> None:
     assert "file_get_contents" not in client
 
 
-def test_a_customer_who_never_accepted_the_terms_finishes_from_the_client_area(enrollment: Enrollment, whmcs: str) -> None:
+def test_a_customer_who_never_accepted_the_terms_finishes_from_the_client_area(
+    enrollment: Enrollment, whmcs: str
+) -> None:
     email = unique_email("unfinished")
     assert enrollment.register(email).status_code == 303
     (link,) = enrollment.verification_links(email)

@@ -21,8 +21,9 @@ VICTIM_PASSWORD = "Quiet-Harbour-3816?"
 
 
 @pytest.fixture
-def real_enrollment(clean_upstreams: Upstreams, rabbit_bus: RabbitBus, postgres_database: Database,
-                    clock: ManualClock) -> Iterator[Enrollment]:  # fmt: skip
+def real_enrollment(
+    clean_upstreams: Upstreams, rabbit_bus: RabbitBus, postgres_database: Database, clock: ManualClock
+) -> Iterator[Enrollment]:
     with Enrollment(clean_upstreams, rabbit_bus, postgres_database, clock=clock).start() as running:
         yield running
 
@@ -36,8 +37,13 @@ def journey_state(enrollment: Enrollment) -> tuple[object, ...]:
     with enrollment.db.transaction() as session:
         links = session.execute(select(store.links.c.id, store.links.c.used_at)).all()
         stages = session.execute(select(store.signups.c.id, store.signups.c.stage)).all()
-    return (tuple(sorted(map(str, links))), tuple(sorted(map(str, stages))), enrollment.count(store.consents),
-            enrollment.count(enrollment.signup.outbox.table), len(enrollment.upstreams.solusvm_state.tokens))  # fmt: skip
+    return (
+        tuple(sorted(map(str, links))),
+        tuple(sorted(map(str, stages))),
+        enrollment.count(store.consents),
+        enrollment.count(enrollment.signup.outbox.table),
+        len(enrollment.upstreams.solusvm_state.tokens),
+    )
 
 
 def link_path(link: str) -> str:

@@ -107,11 +107,18 @@ class AccountsHarness:
         email = f"acct-{uuid.uuid4().hex[:10]}@example.com"
         state = self.upstreams.whmcs.state
         with state.lock:
-            client = WhmcsClientRecord(id=state.next_id("client"), uuid=str(uuid.uuid4()), owner_user_id=0,
-                                       firstname="Test", lastname="Customer", email=email)  # fmt: skip
+            client = WhmcsClientRecord(
+                id=state.next_id("client"),
+                uuid=str(uuid.uuid4()),
+                owner_user_id=0,
+                firstname="Test",
+                lastname="Customer",
+                email=email,
+            )
             state.add_client(client)
-        (user_id,) = seed_solusvm(self.upstreams.solusvm_state, {"users": [{"email": email, "billing_user_id": client.id}]},
-                                  LONG_AGO)["users"]  # fmt: skip
+        (user_id,) = seed_solusvm(
+            self.upstreams.solusvm_state, {"users": [{"email": email, "billing_user_id": client.id}]}, LONG_AGO
+        )["users"]
         return self.adopt(client.id, user_id, email)
 
     def adopt(self, client_id: int, user_id: int, email: str) -> Member:
@@ -120,11 +127,29 @@ class AccountsHarness:
         with self.db.transaction() as session:
             customer = provisioner_store.Customer(client_id, user_id, email, signup_id, LONG_AGO)
             provisioner_store.add_customer(session, customer)
-            signup_store.insert_signup(session, signup_id=signup_id, email=email, email_key=email, name="Test Customer",
-                                       company="", encrypted_password="", registration_ip=None, now=LONG_AGO)  # fmt: skip
-            session.execute(update(signup_store.signups).where(signup_store.signups.c.id == signup_id).values(
-                stage=signup_store.Stage.ENROLLED.value, whmcs_client_id=client_id, solusvm_user_id=user_id,
-                encrypted_password=None, enrolled_at=LONG_AGO, welcome_sent_at=LONG_AGO))  # fmt: skip
+            signup_store.insert_signup(
+                session,
+                signup_id=signup_id,
+                email=email,
+                email_key=email,
+                name="Test Customer",
+                company="",
+                encrypted_password="",
+                registration_ip=None,
+                now=LONG_AGO,
+            )
+            session.execute(
+                update(signup_store.signups)
+                .where(signup_store.signups.c.id == signup_id)
+                .values(
+                    stage=signup_store.Stage.ENROLLED.value,
+                    whmcs_client_id=client_id,
+                    solusvm_user_id=user_id,
+                    encrypted_password=None,
+                    enrolled_at=LONG_AGO,
+                    welcome_sent_at=LONG_AGO,
+                )
+            )
         member = Member(client_id, user_id, email, signup_id)
         self.members.append(member)
         return member
@@ -132,11 +157,22 @@ class AccountsHarness:
     def add_invoice(self, member: Member, *, due: date, postpay: bool = True, total: str = "12.34") -> int:
         """An unpaid WHMCS invoice; a postpay one carries the invoicer's run key in its notes."""
         period = (due.replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
-        notes = (f"SolusVM 2 usage for {period}. postpay run key: [postpay:{member.client_id}:{period}]" if postpay
-                 else "Domain renewal")  # fmt: skip
-        return int(self.whmcs.create_invoice(member.client_id, [InvoiceLine("usage", Decimal(total))],
-                                             date=due - timedelta(days=14), due_date=due, notes=notes,
-                                             send_invoice=False, payment_method=None))  # fmt: skip
+        notes = (
+            f"SolusVM 2 usage for {period}. postpay run key: [postpay:{member.client_id}:{period}]"
+            if postpay
+            else "Domain renewal"
+        )
+        return int(
+            self.whmcs.create_invoice(
+                member.client_id,
+                [InvoiceLine("usage", Decimal(total))],
+                date=due - timedelta(days=14),
+                due_date=due,
+                notes=notes,
+                send_invoice=False,
+                payment_method=None,
+            )
+        )
 
     def pay(self, invoice_id: int) -> None:
         self.whmcs.add_invoice_payment(invoice_id, transid=f"t-{invoice_id}", gateway="mailin", date=self.clock())
@@ -150,16 +186,20 @@ class AccountsHarness:
         done_before = checks_done()
         if manual:
             with self.db.transaction() as session:
-                requested = request_accounts_sync(session, self.scheduler_outbox, timezone="UTC", now=moment,
-                                                  trigger="manual")  # fmt: skip
+                requested = request_accounts_sync(
+                    session, self.scheduler_outbox, timezone="UTC", now=moment, trigger="manual"
+                )
         else:
             requested = self.scheduler.sync_accounts()
         self.runtime.relay.wake()
         for relay in self.other_relays:
             relay.wake()
         if wait and requested is not None:
-            wait_until(lambda: checks_done() >= done_before + len(self.members), timeout=30,
-                       what=f"{len(self.members)} checks of the sync of {day}")  # fmt: skip
+            wait_until(
+                lambda: checks_done() >= done_before + len(self.members),
+                timeout=30,
+                what=f"{len(self.members)} checks of the sync of {day}",
+            )
             self.wait_panel()
         return moment
 
@@ -168,8 +208,11 @@ class AccountsHarness:
 
         def checked() -> bool:
             with self.db.transaction() as session:
-                rows = session.execute(select(provisioner_store.accounts.c.whmcs_client_id)
-                                       .where(provisioner_store.accounts.c.checked_at >= moment)).scalars()  # fmt: skip
+                rows = session.execute(
+                    select(provisioner_store.accounts.c.whmcs_client_id).where(
+                        provisioner_store.accounts.c.checked_at >= moment
+                    )
+                ).scalars()
                 return wanted <= set(rows)
 
         wait_until(checked, timeout=timeout, what=f"every customer checked as of {moment}")
@@ -177,8 +220,11 @@ class AccountsHarness:
 
     def wait_panel(self, members: Sequence[Member] | None = None, timeout: float = 30) -> None:
         """Until what the checks announced has reached the panel."""
-        wait_until(lambda: all(self.panel_revision(m) == self.account(m).revision for m in (members or self.members)),
-                   timeout=timeout, what="the panel caught up")  # fmt: skip
+        wait_until(
+            lambda: all(self.panel_revision(m) == self.account(m).revision for m in (members or self.members)),
+            timeout=timeout,
+            what="the panel caught up",
+        )
 
     # -- reading back ----------------------------------------------------------------------------
     def account(self, member: Member) -> provisioner_store.Account:
@@ -202,13 +248,16 @@ class AccountsHarness:
         return str(self.solusvm_user(member).status)
 
     def status_history(self, member: Member) -> list[tuple[str, str]]:
-        return [(change["from"], change["to"]) for change in self.upstreams.solusvm_state.status_history(member.user_id)]
+        return [
+            (change["from"], change["to"]) for change in self.upstreams.solusvm_state.status_history(member.user_id)
+        ]
 
     def emails_to(self, member: Member, subject: str) -> list[Any]:
         return [m for m in self.upstreams.smtp.messages if m["To"] == member.email and subject in str(m["Subject"])]
 
     def wait_emails(self, member: Member, subject: str, count: int = 1, timeout: float = 20) -> list[Any]:
         """At least ``count`` emails to the member about ``subject`` (they are sent after the check commits)."""
+
         def enough() -> list[Any] | None:
             found = self.emails_to(member, subject)
             return found if len(found) >= count else None

@@ -29,6 +29,13 @@ from sqlalchemy import select
 from postpay.bootstrap import service_builder
 from postpay.ops.context import BILLING_SERVICES, BillingContext
 from postpay.ops.status import PeriodStatus, period_status
+from services.invoicer import store as invoicer_store
+from services.invoicer.settings import InvoicerSettings
+from services.scheduler.closing import Emitted, close_period, replay_period
+from services.scheduler.settings import SchedulerSettings
+from services.scheduler.windows import choose_period
+from services.usage_collector import store as collector_store
+from services.usage_collector.settings import UsageCollectorSettings
 from shared.bus.messages import OutgoingMessage
 from shared.clock import Clock, utcnow
 from shared.db import Database
@@ -43,14 +50,6 @@ from simulators.whmcs.state import Client as WhmcsClientRecord
 from simulators.whmcs.state import Invoice
 from tests.support.bus_helpers import wait_until
 from tests.support.system import Upstreams
-
-from services.invoicer import store as invoicer_store
-from services.invoicer.settings import InvoicerSettings
-from services.scheduler.closing import Emitted, close_period, replay_period
-from services.scheduler.settings import SchedulerSettings
-from services.scheduler.windows import choose_period
-from services.usage_collector import store as collector_store
-from services.usage_collector.settings import UsageCollectorSettings
 
 PRICES = {"USD": Decimal("0.0010"), "EUR": Decimal("0.0009"), "GBP": Decimal("0.00083")}
 CURRENCY_IDS = {"USD": 1, "EUR": 2, "GBP": 3}
@@ -135,8 +134,12 @@ class BillingHarness:
         self.clock = clock
         self.invoicer_settings = invoicer or InvoicerSettings(token_prices=PRICES)
         self.scheduler_settings = scheduler or SchedulerSettings()
-        overrides = [self.invoicer_settings, self.scheduler_settings,
-                     collector or UsageCollectorSettings(usage_fanout_chunk_size=chunk_size), *extra_settings]
+        overrides = [
+            self.invoicer_settings,
+            self.scheduler_settings,
+            collector or UsageCollectorSettings(usage_fanout_chunk_size=chunk_size),
+            *extra_settings,
+        ]
         deps = upstreams.dependencies(clock=clock, overrides=overrides, timeouts=timeouts)
         deps.db = db
         built = {name: service_builder(name)(deps) for name in services}
@@ -184,8 +187,13 @@ class BillingHarness:
         state = self.upstreams.whmcs.state
         with state.lock:
             client = WhmcsClientRecord(
-                id=state.next_id("client"), uuid=str(uuid.uuid4()), owner_user_id=0, firstname="Test",
-                lastname=f"Customer {self._sequence}", email=email, currency_id=CURRENCY_IDS[currency],
+                id=state.next_id("client"),
+                uuid=str(uuid.uuid4()),
+                owner_user_id=0,
+                firstname="Test",
+                lastname=f"Customer {self._sequence}",
+                email=email,
+                currency_id=CURRENCY_IDS[currency],
             )
             state.add_client(client)
         created = seed_solusvm(self.upstreams.solusvm_state, {"users": [{"email": email}]}, LONG_AGO)
@@ -217,17 +225,24 @@ class BillingHarness:
         """Publish one ``UserProvisioned`` per customer (as the provisioner would) and wait until the
         usage collector knows them all."""
         messages = [
-            OutgoingMessage.from_envelope(new_envelope(
-                UserProvisioned(signup_id=uuid.uuid4(), email=c.email, whmcs_client_id=c.client_id,
-                                solusvm_user_id=c.solusvm_user_id, enrolled_at=c.enrolled_at),
-                producer="provisioner",
-            ))
+            OutgoingMessage.from_envelope(
+                new_envelope(
+                    UserProvisioned(
+                        signup_id=uuid.uuid4(),
+                        email=c.email,
+                        whmcs_client_id=c.client_id,
+                        solusvm_user_id=c.solusvm_user_id,
+                        enrolled_at=c.enrolled_at,
+                    ),
+                    producer="provisioner",
+                )
+            )
             for c in customers
         ]
         publisher = self.bus.publisher()
         try:
             for start in range(0, len(messages), 200):
-                result = publisher.publish(messages[start:start + 200])
+                result = publisher.publish(messages[start : start + 200])
                 assert not result.unroutable, result.unroutable
         finally:
             publisher.close()
@@ -243,16 +258,22 @@ class BillingHarness:
         """Close ``key`` as the scheduler would with ``POSTPAY_BILLING_TIMEZONE`` = ``timezone``."""
         requested = BillingPeriod.parse(key, timezone or self.timezone)
         with self.db.transaction() as session:
-            emitted = close_period(session, self.context.services["scheduler"].outbox, requested,
-                                   trigger=trigger, now=self.clock())  # type: ignore[arg-type]
+            emitted = close_period(
+                session, self.context.services["scheduler"].outbox, requested, trigger=trigger, now=self.clock()
+            )  # type: ignore[arg-type]
         assert emitted is not None
         self.runtime.relay.wake()
         return emitted
 
     def replay(self, key: str, client_ids: Sequence[int] | None = None) -> Emitted:
         with self.db.transaction() as session:
-            emitted = replay_period(session, self.context.services["scheduler"].outbox, self.period(key),
-                                    client_ids=client_ids, now=self.clock())
+            emitted = replay_period(
+                session,
+                self.context.services["scheduler"].outbox,
+                self.period(key),
+                client_ids=client_ids,
+                now=self.clock(),
+            )
         self.runtime.relay.wake()
         return emitted
 
@@ -261,15 +282,19 @@ class BillingHarness:
 
     def wait_settled(self, key: str, count: int, *, timeout: float = 60) -> PeriodStatus:
         """Until ``count`` customers of the period are invoiced or have nothing to bill."""
-        return wait_until(lambda: (s := self.status(key)).settled >= count and s, timeout=timeout,
-                          what=f"{count} customers of {key} settled")
+        return wait_until(
+            lambda: (s := self.status(key)).settled >= count and s,
+            timeout=timeout,
+            what=f"{count} customers of {key} settled",
+        )
 
     def ledger(self, key: str) -> dict[int, invoicer_store.LedgerEntry]:
         with self.db.transaction() as session:
             rows = session.execute(select(invoicer_store.ledger).where(invoicer_store.ledger.c.period == key))
             fields = invoicer_store.LedgerEntry.__dataclass_fields__
-            return {row.whmcs_client_id: invoicer_store.LedgerEntry(**{f: getattr(row, f) for f in fields})
-                    for row in rows}
+            return {
+                row.whmcs_client_id: invoicer_store.LedgerEntry(**{f: getattr(row, f) for f in fields}) for row in rows
+            }
 
     def invoices_of(self, client_id: int) -> list[Invoice]:
         with self.upstreams.whmcs.state.lock:
@@ -285,17 +310,33 @@ def _iso(moment: datetime) -> str:
 
 
 # -- the oracle ----------------------------------------------------------------------------------
-def expected_lines(customer: Customer, period: BillingPeriod, price: Decimal, *, now: datetime,
-                   places: int = 2) -> list[ExpectedLine]:
+def expected_lines(
+    customer: Customer, period: BillingPeriod, price: Decimal, *, now: datetime, places: int = 2
+) -> list[ExpectedLine]:
     """What the invoice must bill (``simulators.oracle``), in server order; a resized VM is priced at
     its plan at ``now`` (at deletion, if deleted), as the usage endpoint prices it."""
     servers = []
     for vm in sorted(customer.vms, key=lambda v: v.server_id):
         plan = vm.plan_at(now)
-        servers.append(ServerUse(vm.server_id, plan.tokens_per_hour, plan.tokens_per_month, vm.runs,
-                                 created_at=vm.created, deleted_at=vm.deleted_at))
-    lines = invoice_lines(servers, start=period.starts_at, end=period.ends_at, timezone=period.timezone,
-                          price=price, now=now, places=places)
+        servers.append(
+            ServerUse(
+                vm.server_id,
+                plan.tokens_per_hour,
+                plan.tokens_per_month,
+                vm.runs,
+                created_at=vm.created,
+                deleted_at=vm.deleted_at,
+            )
+        )
+    lines = invoice_lines(
+        servers,
+        start=period.starts_at,
+        end=period.ends_at,
+        timezone=period.timezone,
+        price=price,
+        now=now,
+        places=places,
+    )
     return [ExpectedLine(line.key, line.hours, line.tokens, line.amount, line.ran) for line in lines]
 
 

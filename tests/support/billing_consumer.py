@@ -16,6 +16,8 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from services.invoicer.service import build
+from services.invoicer.settings import InvoicerSettings
 from shared.bus.rabbit import RabbitBus
 from shared.bus.topology import Naming
 from shared.db import Database
@@ -24,9 +26,6 @@ from shared.logging import configure_logging
 from shared.runtime import Runtime
 from shared.upstream.http import RetryPolicy
 from shared.upstream.whmcs import WhmcsClient
-
-from services.invoicer.service import build
-from services.invoicer.settings import InvoicerSettings
 
 
 class WhmcsClientPausingAfterCreate(WhmcsClient):
@@ -52,8 +51,12 @@ def main() -> None:
     parser.add_argument("--whmcs-secret", required=True)
     parser.add_argument("--token-prices", required=True, help="JSON object of currency code to price.")
     parser.add_argument("--pause-after-create", type=Path, default=None)
-    parser.add_argument("--uncertain-quiet-seconds", type=float, default=1.0,
-                        help="POSTPAY_WHMCS_UNCERTAIN_QUIET_SECONDS: how long an attempt that died is waited for.")
+    parser.add_argument(
+        "--uncertain-quiet-seconds",
+        type=float,
+        default=1.0,
+        help="POSTPAY_WHMCS_UNCERTAIN_QUIET_SECONDS: how long an attempt that died is waited for.",
+    )
     args = parser.parse_args()
     configure_logging("INFO")
 
@@ -64,9 +67,16 @@ def main() -> None:
     else:
         whmcs = WhmcsClient(*client_args, retry=retry)
     prices = {code: Decimal(price) for code, price in json.loads(args.token_prices).items()}
-    deps = Dependencies(whmcs=whmcs, solusvm=None, mailer=None, overrides={
-        InvoicerSettings: InvoicerSettings(token_prices=prices, whmcs_uncertain_quiet_seconds=args.uncertain_quiet_seconds),
-    })
+    deps = Dependencies(
+        whmcs=whmcs,
+        solusvm=None,
+        mailer=None,
+        overrides={
+            InvoicerSettings: InvoicerSettings(
+                token_prices=prices, whmcs_uncertain_quiet_seconds=args.uncertain_quiet_seconds
+            ),
+        },
+    )
     db = Database(args.database, schema=args.schema)
     deps.db = db
     bus = RabbitBus(args.amqp, naming=Naming(args.namespace), retry_delays=[0.2, 0.5], prefetch=4, concurrency=2)

@@ -28,8 +28,15 @@ def publish(bus: Any, event: Event | Envelope[Any], *, producer: str | None = No
     return envelope
 
 
-def publish_raw(bus: Any, queue: str, body: bytes, *, content_type: str | None = "application/json",
-                user_id: str | None = None, headers: dict[str, Any] | None = None) -> None:
+def publish_raw(
+    bus: Any,
+    queue: str,
+    body: bytes,
+    *,
+    content_type: str | None = "application/json",
+    user_id: str | None = None,
+    headers: dict[str, Any] | None = None,
+) -> None:
     """Put any body straight into a queue, the way a broken producer could (through the default
     exchange: the test's broker user is an administrator)."""
     if isinstance(bus, InMemoryBus):
@@ -42,7 +49,9 @@ def publish_raw(bus: Any, queue: str, body: bytes, *, content_type: str | None =
             properties["content_type"] = content_type
         if user_id is not None:
             properties["user_id"] = user_id
-        channel.basic_publish_confirm(amqp.Message(body, **properties), exchange="", routing_key=bus.naming.queue(queue))
+        channel.basic_publish_confirm(
+            amqp.Message(body, **properties), exchange="", routing_key=bus.naming.queue(queue)
+        )
 
 
 def wait_until(condition: Callable[[], Any], *, timeout: float = 20.0, interval: float = 0.05, what: str = "") -> Any:

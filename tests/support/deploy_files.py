@@ -33,8 +33,11 @@ K8S = DEPLOY / "k8s"
 PRODUCERS = (*SERVICES, OPERATOR, RELAY)
 USERS = BrokerUsers()  # deploy/ uses the default user names
 # Compose builds the URLs and the broker's definitions from these passwords.
-COMPOSE_VARIABLES = ({password_variable(p) for p in PRODUCERS} | {ADMIN_PASSWORD_VARIABLE, "POSTGRES_PASSWORD"}
-                     | {f"POSTGRES_{name.upper()}_PASSWORD" for name in SERVICES})
+COMPOSE_VARIABLES = (
+    {password_variable(p) for p in PRODUCERS}
+    | {ADMIN_PASSWORD_VARIABLE, "POSTGRES_PASSWORD"}
+    | {f"POSTGRES_{name.upper()}_PASSWORD" for name in SERVICES}
+)
 
 # deploy/ runs the signup as its two halves, web and handlers, each its own container and Deployment;
 # `postpay run signup` (both in one process) is for a small install and development.
@@ -60,8 +63,11 @@ def producer_of(part: str) -> str:
 def required_settings(part: str) -> set[str]:
     """What a postpay process running ``part`` needs (its own secrets are ``secrets_of``). Every process
     builds every service, so reads every service's settings; only the console reads the console's."""
-    loopback = {name for name, row in ROWS.items() if "127.0.0.1" in row["default"] and name not in SECRETS
-                and (part == "console" or row["owner"] != "console")}
+    loopback = {
+        name
+        for name, row in ROWS.items()
+        if "127.0.0.1" in row["default"] and name not in SECRETS and (part == "console" or row["owner"] != "console")
+    }
     return loopback | URLS | {"POSTPAY_HEALTH_PORT"}
 
 
@@ -78,10 +84,13 @@ def secrets_of() -> dict[str, set[str]]:
     for line in table.splitlines():
         cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
         names = re.findall(r"`(POSTPAY_[A-Z0-9_]+)`", cells[0]) if len(cells) >= 2 else []
-        for user in (cells[1].split(",") if names else []):
+        for user in cells[1].split(",") if names else []:
             # "signup" is both of its halves: each builds the signup service and runs its preflight.
-            parts = {"usage collector": ["usage-collector"], "the operators' tools": ["operator"],
-                     "signup": SIGNUP_HALVES}.get(user.strip(), [user.strip()])
+            parts = {
+                "usage collector": ["usage-collector"],
+                "the operators' tools": ["operator"],
+                "signup": SIGNUP_HALVES,
+            }.get(user.strip(), [user.strip()])
             for part in parts:
                 if part in used:
                     used[part] |= set(names)
@@ -93,8 +102,11 @@ def consuming_parts() -> set[str]:
     db = Database("sqlite://")
     system = System(kernel=KernelSettings(), db=db, bus=InMemoryBus())
     try:
-        return {part for part in PARTS if consumes(Part(part))
-                and any(system.service(name).subscriptions for name in services_for(Part(part)))}
+        return {
+            part
+            for part in PARTS
+            if consumes(Part(part)) and any(system.service(name).subscriptions for name in services_for(Part(part)))
+        }
     finally:
         for client in (system.deps.whmcs, system.deps.solusvm):
             client.close()
@@ -138,8 +150,9 @@ def env_example(name: str = ".env.example") -> dict[str, str]:
 
 
 def postpay_containers() -> dict[str, dict[str, Any]]:
-    return {name: service for name, service in compose()["services"].items()
-            if service.get("command", [None])[0] == "run"}
+    return {
+        name: service for name, service in compose()["services"].items() if service.get("command", [None])[0] == "run"
+    }
 
 
 def compose_environment(service: dict[str, Any]) -> dict[str, str]:
@@ -153,5 +166,8 @@ def container_of(deployment: dict[str, Any]) -> dict[str, Any]:
 
 def secret_refs(deployment: dict[str, Any]) -> dict[str, dict[str, str]]:
     """Each variable taken from a Secret, by name: {"name": secret, "key": key}."""
-    return {variable["name"]: {k: v for k, v in variable["valueFrom"]["secretKeyRef"].items() if k != "optional"}
-            for variable in container_of(deployment)["env"] if "secretKeyRef" in variable.get("valueFrom", {})}
+    return {
+        variable["name"]: {k: v for k, v in variable["valueFrom"]["secretKeyRef"].items() if k != "optional"}
+        for variable in container_of(deployment)["env"]
+        if "secretKeyRef" in variable.get("valueFrom", {})
+    }

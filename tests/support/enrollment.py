@@ -68,8 +68,9 @@ def clock() -> ManualClock:
 
 
 @pytest.fixture
-def enrollment(clean_upstreams: Upstreams, memory_bus: InMemoryBus, database: Database,
-               clock: ManualClock) -> Iterator[Enrollment]:
+def enrollment(
+    clean_upstreams: Upstreams, memory_bus: InMemoryBus, database: Database, clock: ManualClock
+) -> Iterator[Enrollment]:
     """signup and provisioner on the in-process bus, their clock in the test's hand."""
     with Enrollment(clean_upstreams, memory_bus, database, clock=clock).start() as running:
         yield running
@@ -173,13 +174,28 @@ class Enrollment:
 
     # The journey through the web app, one step at a time -------------------------------------------
 
-    def register(self, email: str, *, name: str = "Ada Lovelace", company: str = "Analytical Engines",
-                 password: str = STRONG_PASSWORD, client: TestClient | None = None, currency: str = "USD",
-                 country: str = "GB") -> Any:  # fmt: skip
+    def register(
+        self,
+        email: str,
+        *,
+        name: str = "Ada Lovelace",
+        company: str = "Analytical Engines",
+        password: str = STRONG_PASSWORD,
+        client: TestClient | None = None,
+        currency: str = "USD",
+        country: str = "GB",
+    ) -> Any:
         client = client or self.client
         token = csrf_from(client.get("/signup").text)
-        form = {"csrf_token": token, "name": name, "company": company, "email": email, "password": password,
-                "currency": currency, "country": country}
+        form = {
+            "csrf_token": token,
+            "name": name,
+            "company": company,
+            "email": email,
+            "password": password,
+            "currency": currency,
+            "country": country,
+        }
         return client.post("/signup", data=form)
 
     def open_link(self, link: str, client: TestClient | None = None, *, password: str | None = None) -> Any:
@@ -196,8 +212,14 @@ class Enrollment:
         """Only open the link (GET), as a mail scanner does before the customer: it must change nothing."""
         return (client or self.client).get(path_of(link))
 
-    def confirm(self, confirm_page: Any, client: TestClient | None = None, *, csrf_token: str | None = None,
-                password: str | None = None) -> Any:
+    def confirm(
+        self,
+        confirm_page: Any,
+        client: TestClient | None = None,
+        *,
+        csrf_token: str | None = None,
+        password: str | None = None,
+    ) -> Any:
         """Submit the confirm page's form as a browser would: to its action, with its CSRF token unless
         another is given (and the password, when one is typed)."""
         action = confirm_form_action(confirm_page.text)
@@ -209,7 +231,9 @@ class Enrollment:
 
     def browser(self) -> TestClient:
         """Another browser: none of the cookies of ``client`` or of any other."""
-        return TestClient(self.app, base_url=self.settings.public_url, follow_redirects=False, client=(TEST_CLIENT_IP, 50000))
+        return TestClient(
+            self.app, base_url=self.settings.public_url, follow_redirects=False, client=(TEST_CLIENT_IP, 50000)
+        )
 
     def resend(self, email: str, client: TestClient | None = None) -> Any:
         """Ask for a new link with the "No email?" form of the check-your-email page."""
@@ -224,10 +248,15 @@ class Enrollment:
 
     def wait_for_terms(self, client: TestClient | None = None, timeout: float = 20.0) -> Any:
         client = client or self.client
-        return wait_until(lambda: _if(client.get("/signup/terms"), lambda r: 'type="checkbox"' in r.text),
-                          timeout=timeout, what="terms page")  # fmt: skip
+        return wait_until(
+            lambda: _if(client.get("/signup/terms"), lambda r: 'type="checkbox"' in r.text),
+            timeout=timeout,
+            what="terms page",
+        )
 
-    def accept_terms(self, client: TestClient | None = None, kinds: Sequence[str] = ("terms_of_service", "postpay_terms")) -> Any:
+    def accept_terms(
+        self, client: TestClient | None = None, kinds: Sequence[str] = ("terms_of_service", "postpay_terms")
+    ) -> Any:
         client = client or self.client
         page = self.wait_for_terms(client)
         form = {"csrf_token": csrf_from(page.text), **{f"accept_{kind}": "yes" for kind in kinds}}
@@ -235,8 +264,11 @@ class Enrollment:
 
     def wait_enrolled(self, client: TestClient | None = None, timeout: float = 30.0) -> Any:
         client = client or self.client
-        return wait_until(lambda: _if(client.get("/signup/status"), lambda r: "<h1>Enrolled</h1>" in r.text),
-                          timeout=timeout, what="enrolled page")  # fmt: skip
+        return wait_until(
+            lambda: _if(client.get("/signup/status"), lambda r: "<h1>Enrolled</h1>" in r.text),
+            timeout=timeout,
+            what="enrolled page",
+        )
 
     def enroll(self, email: str, client: TestClient | None = None) -> Any:
         """The whole journey through the web; returns the "Enrolled" page."""
@@ -329,12 +361,21 @@ class RecordingBus:
         return getattr(self._bus, name)
 
 
-def panel_headers(client_id: int, purpose: str, *, secret: str = TEST_PANEL_SECRET, at: float | None = None,
-                  clock: Clock | None = None) -> dict[str, str]:
+def panel_headers(
+    client_id: int,
+    purpose: str,
+    *,
+    secret: str = TEST_PANEL_SECRET,
+    at: float | None = None,
+    clock: Clock | None = None,
+) -> dict[str, str]:
     """The headers the WHMCS hook signs one request with (at ``at``, or the clock's now), a new nonce each."""
     from services.signup.panel_auth import panel_signature
 
     timestamp = int(at if at is not None else (clock() if clock is not None else datetime.now(UTC)).timestamp())
     nonce = uuid.uuid4().hex
-    return {"X-Postpay-Timestamp": str(timestamp), "X-Postpay-Nonce": nonce,
-            "X-Postpay-Signature": panel_signature(secret, timestamp, nonce, client_id, purpose)}  # type: ignore[arg-type]  # fmt: skip
+    return {
+        "X-Postpay-Timestamp": str(timestamp),
+        "X-Postpay-Nonce": nonce,
+        "X-Postpay-Signature": panel_signature(secret, timestamp, nonce, client_id, purpose),
+    }  # type: ignore[arg-type]

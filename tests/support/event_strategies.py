@@ -34,7 +34,9 @@ def _string(bounds: dict[str, Any]) -> st.SearchStrategy[str]:
     if "pattern" in bounds:
         strategy = st.from_regex(bounds["pattern"], fullmatch=True)
     else:
-        strategy = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=low, max_size=min(high, 60))
+        strategy = st.text(
+            st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=low, max_size=min(high, 60)
+        )
     if bounds.get("strip_whitespace"):
         strategy = strategy.map(str.strip)
     return strategy.filter(lambda text: low <= len(text) <= high)
@@ -65,8 +67,9 @@ def for_annotation(annotation: Any, metadata: list[Any] | None = None) -> st.Sea
         low = bounds["gt"] + 1 if "gt" in bounds else bounds.get("ge", -(2**31))
         return st.integers(min_value=low, max_value=2**31)
     if annotation is Decimal:
-        return st.decimals(min_value=Decimal("-1e9"), max_value=Decimal("1e9"), places=6,
-                           allow_nan=False, allow_infinity=False)
+        return st.decimals(
+            min_value=Decimal("-1e9"), max_value=Decimal("1e9"), places=6, allow_nan=False, allow_infinity=False
+        )
     if annotation is date:
         return st.dates(min_value=date(1971, 1, 1))
     if annotation is uuid.UUID:
@@ -88,8 +91,7 @@ def _repair(model: type[BaseModel], values: dict[str, Any]) -> dict[str, Any]:
 @st.composite
 def _model(draw: st.DrawFn, model: type[BaseModel]) -> BaseModel:
     values = {
-        name: draw(for_annotation(field.annotation, field.metadata))
-        for name, field in model.model_fields.items()
+        name: draw(for_annotation(field.annotation, field.metadata)) for name, field in model.model_fields.items()
     }
     try:
         return model(**_repair(model, values))

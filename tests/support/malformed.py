@@ -41,10 +41,15 @@ def envelope_document(event_type: str, payload: dict[str, Any]) -> dict[str, Any
     """A well-formed envelope around any payload (valid or not)."""
     event_id = str(uuid.uuid4())
     return {
-        "event_id": event_id, "event_type": event_type, "schema_version": 1,
-        "occurred_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"), "correlation_id": event_id,
-        "causation_id": None, "producer": "malformed-test", "payload": payload,
-    }  # fmt: skip
+        "event_id": event_id,
+        "event_type": event_type,
+        "schema_version": 1,
+        "occurred_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        "correlation_id": event_id,
+        "causation_id": None,
+        "producer": "malformed-test",
+        "payload": payload,
+    }
 
 
 def _json(document: dict[str, Any]) -> bytes:
@@ -91,8 +96,10 @@ def oversized(max_bytes: int) -> Callable[[Subscription, int], Malformed]:
 
 def wrong_event(subscription: Subscription, n: int) -> Malformed:
     """A perfectly valid event, of a type this queue does not consume."""
-    for event in (NothingToBill(whmcs_client_id=n + 1, period="2026-11"),
-                  VerificationEmailRequested(signup_id=uuid.uuid4(), email=f"wrong-{n}@example.com")):
+    for event in (
+        NothingToBill(whmcs_client_id=n + 1, period="2026-11"),
+        VerificationEmailRequested(signup_id=uuid.uuid4(), email=f"wrong-{n}@example.com"),
+    ):
         if not subscription.accepts(event.event_type):
             return new_envelope(event, producer="malformed-test").to_json().encode(), CONTENT_TYPE
     raise AssertionError(f"{subscription.queue} consumes every candidate event")
@@ -102,7 +109,9 @@ _PRODUCER, _VERSION = '"producer": "', '"schema_version": 1'
 _HOSTILE: dict[str, Callable[[str, int], str | bytes]] = {
     "brackets": lambda text, depth: "[" * depth,
     "objects": lambda text, depth: '{"a": ' * (depth // 6),
-    "nested-in-envelope": lambda text, depth: text.replace('"payload": {', '"payload": {"deep": ' + "[" * (depth - len(text)), 1),
+    "nested-in-envelope": lambda text, depth: text.replace(
+        '"payload": {', '"payload": {"deep": ' + "[" * (depth - len(text)), 1
+    ),
     "utf-16": lambda text, depth: text.encode("utf-16"),
     "utf-32": lambda text, depth: text.encode("utf-32"),
     "latin-1": lambda text, depth: text.replace(_PRODUCER, _PRODUCER + "\u00e4", 1).encode("latin-1"),
@@ -117,7 +126,9 @@ _HOSTILE: dict[str, Callable[[str, int], str | bytes]] = {
 HOSTILE_NAMES = tuple(_HOSTILE)
 
 
-def hostile_bodies(valid: bytes, max_bytes: int | None = None, names: Sequence[str] = HOSTILE_NAMES) -> dict[str, bytes]:
+def hostile_bodies(
+    valid: bytes, max_bytes: int | None = None, names: Sequence[str] = HOSTILE_NAMES
+) -> dict[str, bytes]:
     """Bodies that break a naive JSON decoder, built around a valid envelope ``valid``: each must be
     parked as ``undecodable`` (never raise, never be retried). Deep nesting is 100,000 levels, or as
     deep as ``max_bytes`` allows; with ``max_bytes``, only the bodies that fit."""
@@ -148,13 +159,17 @@ def _valid_body(subscription: Subscription, n: int) -> bytes:
 
 def builders(max_bytes: int) -> dict[str, Callable[[Subscription, int], Malformed]]:
     return {
-        "bad-json": bad_json, "wrong-content-type": wrong_content_type, "wrong-types": wrong_types,
-        "unknown-type": unknown_type, "missing-fields": missing_fields, "oversized": oversized(max_bytes),
+        "bad-json": bad_json,
+        "wrong-content-type": wrong_content_type,
+        "wrong-types": wrong_types,
+        "unknown-type": unknown_type,
+        "missing-fields": missing_fields,
+        "oversized": oversized(max_bytes),
         "wrong-event": wrong_event,
         "deep-nesting": _hostile(("brackets", "objects", "nested-in-envelope"), max_bytes),
         "not-utf8": _hostile(("utf-16", "utf-32", "latin-1", "utf-8-bom", "lone-surrogate")),
         "huge-number": _hostile(("huge-integer", "huge-float", "nan", "infinity")),
-    }  # fmt: skip
+    }
 
 
 def check_is_malformed(kind: str, body: bytes, content_type: str | None, subscription: Subscription) -> None:

@@ -66,8 +66,9 @@ def _off_grid(rng: random.Random, low: datetime, high: datetime, interval: timed
             return moment
 
 
-def month_histories(rng: random.Random, plans: Sequence[Plan], start: datetime, end: datetime,
-                    interval: timedelta, count: int) -> list[Spec]:
+def month_histories(
+    rng: random.Random, plans: Sequence[Plan], start: datetime, end: datetime, interval: timedelta, count: int
+) -> list[Spec]:
     """``count`` VMs of every kind a month holds, all off the poll grid."""
     hold = interval * 1.5  # every state lasts longer than one interval
     kinds = ["steady", "late", "cycling", "deleted", "stopped-then-deleted", "flash", "resized", "capped"]
@@ -106,8 +107,9 @@ def month_histories(rng: random.Random, plans: Sequence[Plan], start: datetime, 
             history = VmHistory(name, plan, [(created, deleted)], deleted_at=deleted)
         else:  # resized
             other = next(p for p in plans if p.id != plan.id)
-            history = VmHistory(name, plan, [(before, None)],
-                                plan_changes=[(_off_grid(rng, start + HOUR, end - HOUR, interval), other)])
+            history = VmHistory(
+                name, plan, [(before, None)], plan_changes=[(_off_grid(rng, start + HOUR, end - HOUR, interval), other)]
+            )
         specs.append(Spec(kind, history))
     return specs
 

@@ -165,8 +165,13 @@ class PrivateBroker:
             return
         output = (self.base / "server.out").open("ab")
         self.process = subprocess.Popen(
-            [str(self.sbin / "rabbitmq-server")], cwd=self.base, env=self._environment(), stdout=output,
-            stderr=subprocess.STDOUT, start_new_session=True, **self._popen_user(),
+            [str(self.sbin / "rabbitmq-server")],
+            cwd=self.base,
+            env=self._environment(),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            **self._popen_user(),
         )
         output.close()
 
@@ -189,22 +194,29 @@ class PrivateBroker:
         import amqp
 
         try:
-            connection = amqp.Connection(f"127.0.0.1:{self.port}", userid="guest", password="guest",
-                                         connect_timeout=1.0)
+            connection = amqp.Connection(
+                f"127.0.0.1:{self.port}", userid="guest", password="guest", connect_timeout=1.0
+            )
             connection.connect()
             connection.close()
             return True
-        except Exception:  # noqa: BLE001 - any failure means "not yet"
+        except Exception:
             return False
 
     def ctl(self, *args: str, timeout: float = 120.0) -> str:
         result = subprocess.run(
-            [str(self.sbin / "rabbitmqctl"), "-n", self.nodename, *args], cwd=self.base, env=self._environment(),
-            capture_output=True, timeout=timeout, **self._popen_user(),
+            [str(self.sbin / "rabbitmqctl"), "-n", self.nodename, *args],
+            cwd=self.base,
+            env=self._environment(),
+            capture_output=True,
+            timeout=timeout,
+            **self._popen_user(),
         )
         if result.returncode != 0:
-            raise RuntimeError(f"rabbitmqctl {' '.join(args)} failed ({result.returncode}): "
-                               f"{result.stdout.decode(errors='replace')}{result.stderr.decode(errors='replace')}")
+            raise RuntimeError(
+                f"rabbitmqctl {' '.join(args)} failed ({result.returncode}): "
+                f"{result.stdout.decode(errors='replace')}{result.stderr.decode(errors='replace')}"
+            )
         return result.stdout.decode(errors="replace")
 
     # -- users and permissions (this node's own; never the shared broker's) ------------------------
@@ -231,8 +243,11 @@ class PrivateBroker:
         self.ctl("delete_user", user)
 
     def users(self) -> set[str]:
-        return {line.split("\t")[0] for line in self.ctl("list_users", "--quiet", "--no-table-headers").splitlines()
-                if line.strip()}
+        return {
+            line.split("\t")[0]
+            for line in self.ctl("list_users", "--quiet", "--no-table-headers").splitlines()
+            if line.strip()
+        }
 
     def url_as(self, user: str, password: str) -> str:
         return f"amqp://{quote(user, safe='')}:{quote(password, safe='')}@127.0.0.1:{self.port}/"
@@ -331,8 +346,12 @@ def private_broker_up(private_broker: PrivateBroker) -> Iterator[PrivateBroker]:
 @pytest.fixture
 def private_rabbit_bus(private_broker_up: PrivateBroker) -> Iterator[RabbitBus]:
     """A bus on the private node, in a namespace of its own, with quick retries (like ``rabbit_bus``)."""
-    bus = RabbitBus(private_broker_up.url, naming=Naming(f"test-{uuid.uuid4().hex[:10]}"), retry_delays=[0.2, 0.5],
-                    confirm_timeout=10)
+    bus = RabbitBus(
+        private_broker_up.url,
+        naming=Naming(f"test-{uuid.uuid4().hex[:10]}"),
+        retry_delays=[0.2, 0.5],
+        confirm_timeout=10,
+    )
     yield bus
     if bus.subscriptions and private_broker_up.accepts_connections():
         bus.delete_topology(bus.subscriptions)

@@ -41,8 +41,9 @@ class PrivateCluster:
         self.base.chmod(0o711)  # the nodes may run as another user (``rabbitmq`` under root): let them in
         prefix = f"pp-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         cookie = uuid.uuid4().hex + uuid.uuid4().hex
-        self.nodes = [PrivateBroker(self.base / f"node{n}", name=f"{prefix}-{n}", cookie=cookie)
-                      for n in range(1, size + 1)]
+        self.nodes = [
+            PrivateBroker(self.base / f"node{n}", name=f"{prefix}-{n}", cookie=cookie) for n in range(1, size + 1)
+        ]
 
     # -- addresses -------------------------------------------------------------------------------
     def url(self, first: int = 0) -> str:
@@ -99,8 +100,9 @@ class PrivateCluster:
             except RuntimeError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError(f"the private cluster did not have {len(wanted)} running nodes in {timeout}s:\n"
-                                   f"{self.diagnosis()}")
+                raise RuntimeError(
+                    f"the private cluster did not have {len(wanted)} running nodes in {timeout}s:\n{self.diagnosis()}"
+                )
             time.sleep(0.5)
 
     def restart(self, nodes: PrivateBroker | Sequence[PrivateBroker], timeout: float = START_TIMEOUT) -> None:
@@ -128,15 +130,16 @@ class PrivateCluster:
     # -- queues ----------------------------------------------------------------------------------
     def quorum_queues(self, vhost: str = "/") -> dict[str, dict[str, Any]]:
         """Every quorum queue of ``vhost``: its leader and its members (replicas)."""
-        output = self.any_running().ctl("list_queues", "-p", vhost, "name", "type", "leader", "members",
-                                        "--formatter", "json")
+        output = self.any_running().ctl(
+            "list_queues", "-p", vhost, "name", "type", "leader", "members", "--formatter", "json"
+        )
         return {row["name"]: row for row in json.loads(output) if row.get("type") == "quorum"}
 
     def leading_node(self, queue_names: Iterable[str]) -> tuple[PrivateBroker, int]:
         """The node that leads most of ``queue_names``, and how many of them it leads."""
         queues = self.quorum_queues()
         leaders = Counter(queues[name]["leader"] for name in queue_names)
-        (nodename, led), = leaders.most_common(1)
+        ((nodename, led),) = leaders.most_common(1)
         return self.node(nodename), led
 
     # -- teardown --------------------------------------------------------------------------------
@@ -146,7 +149,7 @@ class PrivateCluster:
             for node in self.nodes:
                 try:
                     node.shutdown()
-                except Exception:  # noqa: BLE001 - the other nodes must still be stopped
+                except Exception:
                     node.kill()
         finally:
             shutil.rmtree(self.base, ignore_errors=True)

@@ -47,22 +47,36 @@ class PrivatePostgres:
         extra: dict[str, Any] = {}
         if self.user is not None:
             extra = {"user": self.user.pw_uid, "group": self.user.pw_gid, "extra_groups": []}
-        result = subprocess.run(list(command), cwd=self.base, env={**self.environment(), **(env or {})},
-                                input=input, capture_output=True, text=True, timeout=120, **extra)
+        result = subprocess.run(
+            list(command),
+            cwd=self.base,
+            env={**self.environment(), **(env or {})},
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            **extra,
+        )
         if result.returncode != 0:
             raise RuntimeError(f"{' '.join(command)} failed ({result.returncode}): {result.stdout}{result.stderr}")
         return result.stdout
 
     def environment(self) -> dict[str, str]:
         """libpq's variables for this cluster (the socket in ``base``)."""
-        return {"PATH": f"{self.bin}:{os.environ.get('PATH', '/usr/bin:/bin')}", "PGHOST": str(self.base),
-                "PGPORT": str(self.port), "LANG": "C.UTF-8", "HOME": str(self.base)}
+        return {
+            "PATH": f"{self.bin}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+            "PGHOST": str(self.base),
+            "PGPORT": str(self.port),
+            "LANG": "C.UTF-8",
+            "HOME": str(self.base),
+        }
 
     def start(self) -> PrivatePostgres:
         self._run(str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
         options = f"-p {self.port} -k {self.base} -c listen_addresses=127.0.0.1"
-        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-o", options, "-l", str(self.base / "log"),
-                  "-w", "start")
+        self._run(
+            str(self.bin / "pg_ctl"), "-D", str(self.data), "-o", options, "-l", str(self.base / "log"), "-w", "start"
+        )
         return self
 
     def sql(self, statement: str, *, user: str = "postgres", database: str = "postgres") -> str:

@@ -101,7 +101,10 @@ class ServiceProcess:
         self._ready = False
         self.process = subprocess.Popen(
             [sys.executable, "-m", "postpay.cli", "run", self.part, "--no-migrate"],
-            cwd=ROOT, env=self.env, stdout=output, stderr=output,
+            cwd=ROOT,
+            env=self.env,
+            stdout=output,
+            stderr=output,
         )
         output.close()
         self.starts += 1

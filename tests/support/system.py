@@ -32,15 +32,18 @@ from simulators.solusvm.app import create_app as create_solusvm_app
 from simulators.whmcs.testing import RunningWhmcs
 
 # Upstream calls in tests retry quickly: the behaviour is the same, the waiting is not.
-FAST_RETRY = RetryPolicy(max_attempts=4, deadline_seconds=5.0, initial_backoff=0.01, max_backoff=0.1, max_retry_after=1.0)
+FAST_RETRY = RetryPolicy(
+    max_attempts=4, deadline_seconds=5.0, initial_backoff=0.01, max_backoff=0.1, max_retry_after=1.0
+)
 SOLUSVM_TOKEN = "test-solusvm-token"
 
 
 class Upstreams:
     """SolusVM 2 and WHMCS simulators and an SMTP capture server, for one test."""
 
-    def __init__(self, *, now: datetime | None = None, solusvm: dict[str, Any] | None = None,
-                 whmcs: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, *, now: datetime | None = None, solusvm: dict[str, Any] | None = None, whmcs: dict[str, Any] | None = None
+    ) -> None:
         self.solusvm_clock = SimClock(now)
         self.solusvm_app = create_solusvm_app(api_token=SOLUSVM_TOKEN, clock=self.solusvm_clock, **(solusvm or {}))
         self.solusvm_state = self.solusvm_app.state.sim
@@ -74,22 +77,31 @@ class Upstreams:
         return self.solusvm_server.url
 
     def solusvm_client(self, retry: RetryPolicy = FAST_RETRY, timeouts: Timeouts | None = None) -> SolusVMClient:
-        client = SolusVMClient(self.solusvm_url, SecretStr(SOLUSVM_TOKEN), retry=retry,
-                               timeouts=timeouts or Timeouts(connect=2, read=5))
+        client = SolusVMClient(
+            self.solusvm_url, SecretStr(SOLUSVM_TOKEN), retry=retry, timeouts=timeouts or Timeouts(connect=2, read=5)
+        )
         self._clients.append(client)
         return client
 
     def whmcs_client(self, retry: RetryPolicy = FAST_RETRY, timeouts: Timeouts | None = None) -> WhmcsClient:
-        client = WhmcsClient(self.whmcs.url, SecretStr(self.whmcs.identifier), SecretStr(self.whmcs.secret),
-                             retry=retry, timeouts=timeouts or Timeouts(connect=2, read=5))
+        client = WhmcsClient(
+            self.whmcs.url,
+            SecretStr(self.whmcs.identifier),
+            SecretStr(self.whmcs.secret),
+            retry=retry,
+            timeouts=timeouts or Timeouts(connect=2, read=5),
+        )
         self._clients.append(client)
         return client
 
     def mail_settings(self) -> MailSettings:
-        return MailSettings(smtp_host=self.smtp.host, smtp_port=self.smtp.port, mail_from="postpay <billing@example.com>")
+        return MailSettings(
+            smtp_host=self.smtp.host, smtp_port=self.smtp.port, mail_from="postpay <billing@example.com>"
+        )
 
-    def dependencies(self, *, clock: Clock = utcnow, overrides: Sequence[BaseSettings] = (),
-                     timeouts: Timeouts | None = None) -> Dependencies:
+    def dependencies(
+        self, *, clock: Clock = utcnow, overrides: Sequence[BaseSettings] = (), timeouts: Timeouts | None = None
+    ) -> Dependencies:
         return Dependencies(
             whmcs=self.whmcs_client(timeouts=timeouts),
             solusvm=self.solusvm_client(timeouts=timeouts),
@@ -98,8 +110,16 @@ class Upstreams:
             overrides={type(settings): settings for settings in overrides},
         )
 
-    def system(self, bus: Any, db: Database, *, clock: Clock = utcnow, overrides: Sequence[BaseSettings] = (),
-               kernel: KernelSettings | None = None, timeouts: Timeouts | None = None) -> System:
+    def system(
+        self,
+        bus: Any,
+        db: Database,
+        *,
+        clock: Clock = utcnow,
+        overrides: Sequence[BaseSettings] = (),
+        kernel: KernelSettings | None = None,
+        timeouts: Timeouts | None = None,
+    ) -> System:
         system = System(
             kernel=kernel or KernelSettings(relay_poll_seconds=0.05),
             db=db,

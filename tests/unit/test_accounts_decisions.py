@@ -82,19 +82,25 @@ def test_deciding_again_after_applying_changes_nothing(recorded: Recorded, stand
 
 @given(recordeds, standings, policies)
 def test_an_invoice_that_is_not_owed_never_suspends(recorded: Recorded, standing: Standing, policy: Policy) -> None:
-    unowed = Standing(standing.client_status, standing.email,
-                      tuple(i for i in standing.invoices if i.status not in ("Unpaid", "Collections")))
+    unowed = Standing(
+        standing.client_status,
+        standing.email,
+        tuple(i for i in standing.invoices if i.status not in ("Unpaid", "Collections")),
+    )
     assert decide(recorded, unowed, policy, TODAY).status != "suspended"
 
 
 @given(recordeds, standings, st.integers(1, 30))
-def test_a_client_on_the_never_suspend_list_is_never_suspended(recorded: Recorded, standing: Standing, grace: int) -> None:
+def test_a_client_on_the_never_suspend_list_is_never_suspended(
+    recorded: Recorded, standing: Standing, grace: int
+) -> None:
     assert decide(recorded, standing, Policy(grace, never_suspend=True), TODAY).status != "suspended"
 
 
 @given(recordeds, standings, policies)
-def test_a_closed_or_deleted_client_is_locked_whatever_it_owes(recorded: Recorded, standing: Standing,
-                                                               policy: Policy) -> None:
+def test_a_closed_or_deleted_client_is_locked_whatever_it_owes(
+    recorded: Recorded, standing: Standing, policy: Policy
+) -> None:
     decision = decide(recorded, standing, policy, TODAY)
     assert (decision.status == "locked") == (standing.client_status in (None, "Closed"))
 
@@ -135,7 +141,11 @@ def test_inactive_is_not_closed() -> None:
 
 def test_a_changed_email_is_followed_and_an_unchanged_one_is_not_rewritten() -> None:
     changed = decide(active(), client(email=" new@example.com "), Policy(GRACE), TODAY)
-    assert (changed.new_email, changed.previous_email, changed.status_changed) == ("new@example.com", "a@example.com", False)
+    assert (changed.new_email, changed.previous_email, changed.status_changed) == (
+        "new@example.com",
+        "a@example.com",
+        False,
+    )
     assert changed.writes_upstream and changed.changed
     same = decide(active(), client(), Policy(GRACE), TODAY)
     assert same.new_email is None and not same.writes_upstream
@@ -150,8 +160,9 @@ def test_an_unconfirmed_write_is_sent_again_without_announcing_anything() -> Non
 def test_the_invoicers_run_key_marks_an_invoice_as_postpay_for_its_own_client_only(
     client_id: int, other: int, period: str
 ) -> None:
-    draft = InvoiceDraft(client_id, BillingPeriod.parse(period, "UTC"), run_key(client_id, period), "USD", (),
-                         TODAY, TODAY)  # fmt: skip
+    draft = InvoiceDraft(
+        client_id, BillingPeriod.parse(period, "UTC"), run_key(client_id, period), "USD", (), TODAY, TODAY
+    )
     assert is_postpay_notes(draft.notes, client_id)
     assert is_postpay_notes(f"other text {notes_marker(run_key(client_id, period))}", client_id)
     assert is_postpay_notes(draft.notes, other) == (client_id == other)

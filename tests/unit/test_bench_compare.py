@@ -12,10 +12,14 @@ from bench.compare import main
 
 def _record(directory: Path, stamp: str, invoices_per_second: float, cpu_ms: float, ok: bool = True) -> None:
     directory.mkdir(exist_ok=True)
-    run = {"clients": 2000, "invoices_per_second": invoices_per_second, "cpu_ms_per_invoice": cpu_ms,
-           "cpu_ms_per_invoice_by_role": {"postpay": cpu_ms}, "check": {"ok": ok}}
-    record = {"benchmark": "month_close", "machine": {"commit": "abc1234"}, "parameters": {"code": None},
-              "runs": [run]}
+    run = {
+        "clients": 2000,
+        "invoices_per_second": invoices_per_second,
+        "cpu_ms_per_invoice": cpu_ms,
+        "cpu_ms_per_invoice_by_role": {"postpay": cpu_ms},
+        "check": {"ok": ok},
+    }
+    record = {"benchmark": "month_close", "machine": {"commit": "abc1234"}, "parameters": {"code": None}, "runs": [run]}
     (directory / f"month-close-{stamp}.json").write_text(json.dumps(record))
 
 

@@ -19,8 +19,14 @@ from shared.events.accounts import OverdueInvoice
 
 CSS = (Path(__file__).resolve().parents[2] / "services" / "signup" / "templates" / "signup.css").read_text()
 # Each text colour, and the backgrounds it is drawn on.
-TEXT_ON = {"text": ("bg", "surface"), "muted": ("bg", "surface"), "link": ("bg", "surface"),
-           "error": ("bg", "surface"), "ok": ("bg", "surface"), "warn": ("bg", "surface")}
+TEXT_ON = {
+    "text": ("bg", "surface"),
+    "muted": ("bg", "surface"),
+    "link": ("bg", "surface"),
+    "error": ("bg", "surface"),
+    "ok": ("bg", "surface"),
+    "warn": ("bg", "surface"),
+}
 
 
 def variables(block: str) -> dict[str, str]:
@@ -28,9 +34,9 @@ def variables(block: str) -> dict[str, str]:
 
 
 def modes() -> dict[str, dict[str, str]]:
-    light_block = CSS[CSS.index(":root {"):CSS.index("}", CSS.index(":root {"))]
+    light_block = CSS[CSS.index(":root {") : CSS.index("}", CSS.index(":root {"))]
     dark_start = CSS.index("@media (prefers-color-scheme: dark)")
-    dark_block = CSS[dark_start:CSS.index("}\n}", dark_start)]
+    dark_block = CSS[dark_start : CSS.index("}\n}", dark_start)]
     light = variables(light_block)
     return {"light": light, "dark": {**light, **variables(dark_block)}}
 
@@ -41,7 +47,9 @@ def test_every_text_colour_reaches_wcag_aa_on_its_backgrounds(mode: str) -> None
     for text, backgrounds in TEXT_ON.items():
         for background in backgrounds:
             ratio = contrast_ratio(colours[text], colours[background])
-            assert ratio >= WCAG_AA_TEXT, f"{mode}: --{text} {colours[text]} on --{background} {colours[background]}: {ratio:.2f}"
+            assert ratio >= WCAG_AA_TEXT, (
+                f"{mode}: --{text} {colours[text]} on --{background} {colours[background]}: {ratio:.2f}"
+            )
     assert contrast_ratio(colours["on-accent"], colours["accent"]) >= WCAG_AA_TEXT
 
 
@@ -56,34 +64,51 @@ def test_contrast_is_computed_as_wcag_defines_it() -> None:
     assert contrast_ratio("#fff", "#ffffff") == 1
 
 
-@pytest.mark.parametrize(("accent", "text"), [("#1d4ed8", "#ffffff"), ("#22c55e", "#111827"), ("#FFF", "#111827"),
-                                              ("#767676", "#ffffff")])
+@pytest.mark.parametrize(
+    ("accent", "text"), [("#1d4ed8", "#ffffff"), ("#22c55e", "#111827"), ("#FFF", "#111827"), ("#767676", "#ffffff")]
+)
 def test_an_accent_gets_the_text_colour_that_reads_on_it(accent: str, text: str) -> None:
     brand = BrandSettings(brand_accent_colour=accent).brand
     assert brand.on_accent == text and contrast_ratio(brand.on_accent, brand.accent) >= WCAG_AA_TEXT
 
 
-@pytest.mark.parametrize("accent", ["#777777", "#808080", "#ff0000", "blue", "#12345", "#1d4ed8; color: red",
-                                    "rgb(0,0,0)", "#1d4ed8}body{x:y"])
+@pytest.mark.parametrize(
+    "accent",
+    ["#777777", "#808080", "#ff0000", "blue", "#12345", "#1d4ed8; color: red", "rgb(0,0,0)", "#1d4ed8}body{x:y"],
+)
 def test_an_unreadable_or_malformed_accent_is_refused(accent: str) -> None:
     with pytest.raises(ValidationError, match="brand_accent_colour"):
         BrandSettings(brand_accent_colour=accent)
     assert text_on("#777777") is None
 
 
-@pytest.mark.parametrize("logo", ["http://cdn.example.com/logo.png", "javascript:alert(1)", "//evil.example/x.png",
-                                  "data:image/png;base64,AAAA", "https://cdn.example.com/a b.png",
-                                  'https://cdn.example.com/x.png" onerror="x'])
+@pytest.mark.parametrize(
+    "logo",
+    [
+        "http://cdn.example.com/logo.png",
+        "javascript:alert(1)",
+        "//evil.example/x.png",
+        "data:image/png;base64,AAAA",
+        "https://cdn.example.com/a b.png",
+        'https://cdn.example.com/x.png" onerror="x',
+    ],
+)
 def test_a_logo_must_be_https_or_a_path_here(logo: str) -> None:
     with pytest.raises(ValidationError, match="logo"):
         BrandSettings(brand_logo_url=logo)
 
 
 def test_links_may_be_https_http_a_path_or_mailto_for_support() -> None:
-    brand = BrandSettings(brand_logo_url="/assets/logo.svg", brand_support_url="mailto:help@example.com",
-                          brand_privacy_url="https://example.com/privacy").brand
+    brand = BrandSettings(
+        brand_logo_url="/assets/logo.svg",
+        brand_support_url="mailto:help@example.com",
+        brand_privacy_url="https://example.com/privacy",
+    ).brand
     assert (brand.logo_url, brand.support_url, brand.privacy_url) == (
-        "/assets/logo.svg", "mailto:help@example.com", "https://example.com/privacy")
+        "/assets/logo.svg",
+        "mailto:help@example.com",
+        "https://example.com/privacy",
+    )
     assert brand.absolute_logo_url() is None, "an email has no site for a path to be relative to"
     with pytest.raises(ValidationError, match="privacy"):
         BrandSettings(brand_privacy_url="mailto:x@example.com")
@@ -91,20 +116,33 @@ def test_links_may_be_https_http_a_path_or_mailto_for_support() -> None:
         BrandSettings(brand_name="<b>Acme</b>")
 
 
-BRAND = SignupSettings(brand_name="Acme Cloud", brand_logo_url="https://cdn.acme.example/logo.png",
-                       brand_accent_colour="#0f766e", brand_support_url="https://acme.example/help",
-                       brand_privacy_url="https://acme.example/privacy").brand
+BRAND = SignupSettings(
+    brand_name="Acme Cloud",
+    brand_logo_url="https://cdn.acme.example/logo.png",
+    brand_accent_colour="#0f766e",
+    brand_support_url="https://acme.example/help",
+    brand_privacy_url="https://acme.example/privacy",
+).brand
 
 
 def every_email() -> list:
     invoice = OverdueInvoice(invoice_id=12, due_date=date(2026, 11, 15), total=Decimal("3.50"), currency="EUR")
     return [
-        verification_email(to="a@example.com", name="Ada", link="https://x/verify/t", expires_at=datetime.now(UTC), brand=BRAND),
-        welcome_email(to="a@example.com", name="Ada", client_area_url="https://w/clientarea.php", brand=BRAND,
-                      currency="EUR", chosen="USD"),
+        verification_email(
+            to="a@example.com", name="Ada", link="https://x/verify/t", expires_at=datetime.now(UTC), brand=BRAND
+        ),
+        welcome_email(
+            to="a@example.com",
+            name="Ada",
+            client_area_url="https://w/clientarea.php",
+            brand=BRAND,
+            currency="EUR",
+            chosen="USD",
+        ),
         already_enrolled_email(to="a@example.com", name="Ada", client_area_url="https://w/clientarea.php", brand=BRAND),
-        suspension_email(to="a@example.com", invoices=[invoice], grace_days=14, invoice_url=lambda n: f"https://w/{n}",
-                         brand=BRAND),
+        suspension_email(
+            to="a@example.com", invoices=[invoice], grace_days=14, invoice_url=lambda n: f"https://w/{n}", brand=BRAND
+        ),
         reactivation_email(to="a@example.com", settled_invoice_ids=[12], brand=BRAND),
     ]
 
@@ -122,6 +160,7 @@ def test_every_email_carries_the_brand_its_logo_colour_and_links(index: int) -> 
 def test_the_welcome_says_when_the_invoices_are_not_in_the_currency_chosen() -> None:
     welcome = every_email()[1]
     assert "in EUR, not USD" in welcome.text.replace("\n", " ") and "in EUR, not USD" in welcome.html
-    same = welcome_email(to="a@example.com", name="Ada", client_area_url="https://w/", brand=BRAND, currency="EUR",
-                         chosen="EUR")
+    same = welcome_email(
+        to="a@example.com", name="Ada", client_area_url="https://w/", brand=BRAND, currency="EUR", chosen="EUR"
+    )
     assert "not " + "EUR" not in same.text and ", in EUR" in same.text

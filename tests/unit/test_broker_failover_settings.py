@@ -28,17 +28,23 @@ def test_a_failover_list_is_split_into_its_addresses_in_the_order_given() -> Non
     assert len(broker_urls("amqp://u:p@a;amqp://u:p@b/;amqp://u:p@c/%2F")) == 3
 
 
-@pytest.mark.parametrize(("value", "complaint"), [
-    ("", "the broker URL is empty"),
-    (f"{NODE_1};", "address 2 of 2 of the broker failover list is empty"),
-    (f"{NODE_1};;{NODE_2}", "address 2 of 3 of the broker failover list is empty"),
-    (f"{NODE_1};http://postpay:{PASSWORD}@rabbit-2/", "address 2 of 2 of the broker failover list must start with amqp"),
-    (f"postpay:{PASSWORD}@rabbit-1:5672", "the broker URL must start with amqp"),
-    (f"amqp://postpay:{PASSWORD}@:5672/", "the broker URL names no host"),
-    (f"amqp://postpay:{PASSWORD}@rabbit-1:56x2/", "the broker URL has a port that is not a number"),
-    (f"{NODE_1};amqp://guest:{PASSWORD}@rabbit-2/", "must name the same user and virtual host"),
-    (f"{NODE_1};amqp://postpay:{PASSWORD}@rabbit-2/billing", "must name the same user and virtual host"),
-])
+@pytest.mark.parametrize(
+    ("value", "complaint"),
+    [
+        ("", "the broker URL is empty"),
+        (f"{NODE_1};", "address 2 of 2 of the broker failover list is empty"),
+        (f"{NODE_1};;{NODE_2}", "address 2 of 3 of the broker failover list is empty"),
+        (
+            f"{NODE_1};http://postpay:{PASSWORD}@rabbit-2/",
+            "address 2 of 2 of the broker failover list must start with amqp",
+        ),
+        (f"postpay:{PASSWORD}@rabbit-1:5672", "the broker URL must start with amqp"),
+        (f"amqp://postpay:{PASSWORD}@:5672/", "the broker URL names no host"),
+        (f"amqp://postpay:{PASSWORD}@rabbit-1:56x2/", "the broker URL has a port that is not a number"),
+        (f"{NODE_1};amqp://guest:{PASSWORD}@rabbit-2/", "must name the same user and virtual host"),
+        (f"{NODE_1};amqp://postpay:{PASSWORD}@rabbit-2/billing", "must name the same user and virtual host"),
+    ],
+)
 def test_a_bad_broker_address_is_refused_with_a_clear_error_that_shows_no_password(value: str, complaint: str) -> None:
     with pytest.raises(BrokerAddressError) as refused:
         broker_urls(value)
@@ -67,8 +73,11 @@ SUBSCRIPTION = Subscription("probe", "take", (UserProvisioned,), lambda event, c
 
 
 def every_queue_arguments(bus: RabbitBus) -> list[dict[str, object]]:
-    return [bus.main_queue_arguments(SUBSCRIPTION), bus.parking_lot_arguments(),
-            *(bus.retry_queue_arguments(SUBSCRIPTION, delay) for delay in bus.retry_delays)]
+    return [
+        bus.main_queue_arguments(SUBSCRIPTION),
+        bus.parking_lot_arguments(),
+        *(bus.retry_queue_arguments(SUBSCRIPTION, delay) for delay in bus.retry_delays),
+    ]
 
 
 def test_every_queue_gets_the_initial_group_size_when_it_is_set() -> None:

@@ -54,7 +54,9 @@ def test_parked_headers_keep_the_original_headers_and_add_reason_and_error() -> 
 
 
 def test_requeued_message_starts_afresh_and_says_who_sent_it_back() -> None:
-    headers = requeued_headers({PARKED_REASON_HEADER: "x", ATTEMPT_HEADER: 4, "traceparent": "abc"}, "ops@host", "fixed")
+    headers = requeued_headers(
+        {PARKED_REASON_HEADER: "x", ATTEMPT_HEADER: 4, "traceparent": "abc"}, "ops@host", "fixed"
+    )
     assert headers[ATTEMPT_HEADER] == 0
     assert headers[REQUEUED_BY_HEADER] == "ops@host"
     assert PARKED_REASON_HEADER not in headers
@@ -78,8 +80,15 @@ def test_selection_needs_a_choice_and_matches_by_position_or_id() -> None:
 
 @pytest.mark.parametrize(
     "pattern, key, expected",
-    [("UsageCollected", "UsageCollected", True), ("Usage*", "UsageCollected", False), ("#", "a.b", True),
-     ("a.*", "a.b", True), ("a.*", "a.b.c", False), ("a.#", "a", True), ("*.b", "a.b", True)],
+    [
+        ("UsageCollected", "UsageCollected", True),
+        ("Usage*", "UsageCollected", False),
+        ("#", "a.b", True),
+        ("a.*", "a.b", True),
+        ("a.*", "a.b.c", False),
+        ("a.#", "a", True),
+        ("*.b", "a.b", True),
+    ],
 )
 def test_topic_matching_follows_amqp(pattern: str, key: str, expected: bool) -> None:
     assert topic_matches(pattern, key) is expected

@@ -26,9 +26,17 @@ def test_the_console_refuses_to_trust_everyone_or_a_name(everyone: str, monkeypa
 
 def console(allowed: str) -> Console:
     settings = ConsoleSettings(console_forwarded_allow_ips=allowed, console_port=0)
-    return Console(db=None, bus=None, whmcs=None, solusvm=None, settings=settings,  # type: ignore[arg-type]
-                   clock=ManualClock(datetime(2026, 11, 1, tzinfo=UTC)), timezone="UTC", invoicer_settings=None,
-                   queues=frozenset())
+    return Console(
+        db=None,
+        bus=None,
+        whmcs=None,
+        solusvm=None,
+        settings=settings,  # type: ignore[arg-type]
+        clock=ManualClock(datetime(2026, 11, 1, tzinfo=UTC)),
+        timezone="UTC",
+        invoicer_settings=None,
+        queues=frozenset(),
+    )
 
 
 def test_the_server_believes_only_the_networks_given() -> None:

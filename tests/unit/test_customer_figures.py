@@ -29,8 +29,10 @@ def test_an_hourly_price_is_shown_unrounded_and_a_cap_to_the_minor_unit() -> Non
     assert exact_amount(Decimal("7"), "USD") == "7.00"
     assert exact_amount(Decimal("1.05"), "JPY") == "1.05"
     priced = price_plan(S, [EUR, JPY])
-    assert [(p.currency, p.per_hour, p.per_month_cap) for p in priced.prices] == [("EUR", "0.0063", "4.50"),
-                                                                                   ("JPY", "1.05", "750")]
+    assert [(p.currency, p.per_hour, p.per_month_cap) for p in priced.prices] == [
+        ("EUR", "0.0063", "4.50"),
+        ("JPY", "1.05", "750"),
+    ]
 
 
 def test_the_worked_example_follows_the_billing_rules() -> None:
@@ -45,15 +47,27 @@ def test_only_currencies_with_a_price_and_a_whmcs_id_are_priced() -> None:
 
 
 def vm(server_id: int, hours: int, *, ran_until: datetime | None, deleted: bool = False) -> VmUsage:
-    return VmUsage(server_id=server_id, name=f"vm-{server_id}", plan_id=3, plan_name="S", hours=hours,
-                   tokens_per_hour=7, tokens_per_month=5000, tokens=min(hours * 7, 5000),
-                   ran_from=datetime(2026, 11, 1, tzinfo=UTC) if ran_until else None, ran_until=ran_until,
-                   deleted_at=ran_until if deleted else None)
+    return VmUsage(
+        server_id=server_id,
+        name=f"vm-{server_id}",
+        plan_id=3,
+        plan_name="S",
+        hours=hours,
+        tokens_per_hour=7,
+        tokens_per_month=5000,
+        tokens=min(hours * 7, 5000),
+        ran_from=datetime(2026, 11, 1, tzinfo=UTC) if ran_until else None,
+        ran_until=ran_until,
+        deleted_at=ran_until if deleted else None,
+    )
 
 
 def test_the_estimate_runs_a_running_vm_to_the_month_end_and_adds_nothing_for_a_stopped_one() -> None:
-    running, stopped, deleted = vm(1, 348, ran_until=NOW), vm(2, 10, ran_until=NOW - timedelta(days=2)), \
-        vm(3, 1, ran_until=NOW, deleted=True)
+    running, stopped, deleted = (
+        vm(1, 348, ran_until=NOW),
+        vm(2, 10, ran_until=NOW - timedelta(days=2)),
+        vm(3, 1, ran_until=NOW, deleted=True),
+    )
     assert [still_running(v, NOW) for v in (running, stopped, deleted)] == [True, False, False]
     # 348 hours so far + 372 left = 720 hours: 5040 tokens, capped at 5000.
     assert estimated_tokens(running, NOW, MONTH_END) == 5000
@@ -62,17 +76,32 @@ def test_the_estimate_runs_a_running_vm_to_the_month_end_and_adds_nothing_for_a_
 
 
 def test_the_month_so_far_is_priced_line_by_line_and_marked_old_past_its_age() -> None:
-    row = UsageRow("2026-11", datetime(2026, 11, 1, tzinfo=UTC), NOW, "endpoint",
-                   (vm(1, 348, ran_until=NOW), vm(2, 1, ran_until=NOW - timedelta(days=9))))
-    shown = usage_view(row, tariff=EUR, month_ends_at=MONTH_END, now=NOW + timedelta(minutes=3),
-                       max_age=timedelta(minutes=5))
-    assert [(line.tokens, line.amount, line.running) for line in shown.lines] == [(2436, "EUR 2.19", True),
-                                                                                 (7, "EUR 0.01", False)]
+    row = UsageRow(
+        "2026-11",
+        datetime(2026, 11, 1, tzinfo=UTC),
+        NOW,
+        "endpoint",
+        (vm(1, 348, ran_until=NOW), vm(2, 1, ran_until=NOW - timedelta(days=9))),
+    )
+    shown = usage_view(
+        row, tariff=EUR, month_ends_at=MONTH_END, now=NOW + timedelta(minutes=3), max_age=timedelta(minutes=5)
+    )
+    assert [(line.tokens, line.amount, line.running) for line in shown.lines] == [
+        (2436, "EUR 2.19", True),
+        (7, "EUR 0.01", False),
+    ]
     assert (shown.total_tokens, shown.total, shown.estimate, shown.stale) == (2443, "EUR 2.20", "EUR 4.51", False)
-    old = usage_view(row, tariff=EUR, month_ends_at=MONTH_END, now=NOW + timedelta(minutes=6), max_age=timedelta(minutes=5))
+    old = usage_view(
+        row, tariff=EUR, month_ends_at=MONTH_END, now=NOW + timedelta(minutes=6), max_age=timedelta(minutes=5)
+    )
     assert old.stale
     unpriced = usage_view(row, tariff=None, month_ends_at=MONTH_END, now=NOW, max_age=timedelta(minutes=5))
-    assert (unpriced.total, unpriced.estimate, unpriced.lines[0].amount, unpriced.total_tokens) == (None, None, None, 2443)
+    assert (unpriced.total, unpriced.estimate, unpriced.lines[0].amount, unpriced.total_tokens) == (
+        None,
+        None,
+        None,
+        2443,
+    )
 
 
 class SlowPanel:

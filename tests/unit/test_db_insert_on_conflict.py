@@ -37,6 +37,10 @@ def test_a_duplicate_can_be_merged_instead() -> None:
 def test_the_dialect_can_be_named_for_statements_built_once() -> None:
     assert isinstance(insert_on_conflict("postgresql", things), postgresql.Insert)
     assert isinstance(insert_on_conflict("sqlite", things), sqlite.Insert)
-    compiled = str(insert_on_conflict("postgresql", things).values(id=1).on_conflict_do_nothing(
-        index_elements=[things.c.id]).compile(dialect=postgresql.dialect()))
+    compiled = str(
+        insert_on_conflict("postgresql", things)
+        .values(id=1)
+        .on_conflict_do_nothing(index_elements=[things.c.id])
+        .compile(dialect=postgresql.dialect())
+    )
     assert "ON CONFLICT (id) DO NOTHING" in compiled

@@ -72,9 +72,13 @@ def test_compose_logs_every_part_in_as_its_own_broker_user_and_database_role() -
         user = USERS.user_of(producer)
         assert environment["POSTPAY_AMQP_URL"] == (
             f"amqp://{user}:${{{password_variable(producer)}:?set {password_variable(producer)} in deploy/.env}}"
-            "@rabbitmq:5672/"), name
-        role, variable = (("postpay", "POSTGRES_PASSWORD") if name in OWNER_PARTS
-                          else (f"postpay_{producer}", f"POSTGRES_{producer.upper()}_PASSWORD"))
+            "@rabbitmq:5672/"
+        ), name
+        role, variable = (
+            ("postpay", "POSTGRES_PASSWORD")
+            if name in OWNER_PARTS
+            else (f"postpay_{producer}", f"POSTGRES_{producer.upper()}_PASSWORD")
+        )
         assert environment["POSTPAY_DATABASE_URL"].startswith(f"postgresql://{role}:${{{variable}:?"), name
     relay = json.loads(compose_environment(compose()["services"]["relay"])["POSTPAY_AMQP_PASSWORDS"])
     assert relay == {name: f"${{{password_variable(name)}}}" for name in SERVICES}
@@ -165,23 +169,32 @@ def test_the_broker_and_database_are_operator_clusters_the_deployments_point_at(
         else:
             for name, key in (("DATABASE_USERNAME", "username"), ("DATABASE_PASSWORD", "password")):
                 assert refs[name] == {"name": f"postpay-db-{producer_of(part).replace('_', '-')}", "key": key}, part
-            assert f"@{postgres['metadata']['name']}-rw.postpay.svc:5432/postpay" in env["POSTPAY_DATABASE_URL"]["value"]
+            assert (
+                f"@{postgres['metadata']['name']}-rw.postpay.svc:5432/postpay" in env["POSTPAY_DATABASE_URL"]["value"]
+            )
     relay_env = {variable["name"]: variable for variable in container_of(of_kind("Deployment")["relay"])["env"]}
     passwords = json.loads(re.sub(r"\$\(([A-Z_]+)\)", r"\1", relay_env["POSTPAY_AMQP_PASSWORDS"]["value"]))
     relay_refs = secret_refs(of_kind("Deployment")["relay"])
     assert {service: relay_refs[variable]["name"] for service, variable in passwords.items()} == {
-        name: f"{USERS.user_of(name)}-user-credentials" for name in SERVICES}
+        name: f"{USERS.user_of(name)}-user-credentials" for name in SERVICES
+    }
 
 
 def test_the_broker_users_and_permissions_are_the_ones_the_catalog_gives() -> None:
     written = load_all(K8S / "rabbitmq-access.yaml")
-    expected = kubernetes_resources(Naming(), USERS, service_subscriptions(), cluster="postpay-rabbitmq",
-                                    namespace="postpay")
+    expected = kubernetes_resources(
+        Naming(), USERS, service_subscriptions(), cluster="postpay-rabbitmq", namespace="postpay"
+    )
     assert written == expected, "stale: .venv/bin/python -m scripts.regen_docs"
     (rabbit,) = of_kind("RabbitmqCluster").values()
-    assert all(doc["spec"]["rabbitmqClusterReference"]["name"] == rabbit["metadata"]["name"]
-               for doc in written if doc["apiVersion"].startswith("rabbitmq.com/"))
-    assert {doc["metadata"]["name"] for doc in written if doc["kind"] == "User"} == {USERS.user_of(p) for p in PRODUCERS}
+    assert all(
+        doc["spec"]["rabbitmqClusterReference"]["name"] == rabbit["metadata"]["name"]
+        for doc in written
+        if doc["apiVersion"].startswith("rabbitmq.com/")
+    )
+    assert {doc["metadata"]["name"] for doc in written if doc["kind"] == "User"} == {
+        USERS.user_of(p) for p in PRODUCERS
+    }
 
 
 def test_every_service_has_a_database_role_of_its_own() -> None:
@@ -190,7 +203,9 @@ def test_every_service_has_a_database_role_of_its_own() -> None:
     assert set(roles) == {f"postpay_{name}" for name in SERVICES}
     statements = postgres["spec"]["bootstrap"]["initdb"]["postInitApplicationSQL"]
     (schema,) = [sql for sql in statements if sql.startswith("GRANT USAGE, CREATE ON SCHEMA public TO ")]
-    (membership,) = [sql for sql in statements if sql.endswith(f" TO {postgres['spec']['bootstrap']['initdb']['owner']}")]
+    (membership,) = [
+        sql for sql in statements if sql.endswith(f" TO {postgres['spec']['bootstrap']['initdb']['owner']}")
+    ]
     secrets = {doc["metadata"]["name"]: doc for doc in load_all(K8S / "secret.example.yaml")}
     for name in SERVICES:
         role, secret = f"postpay_{name}", f"postpay-db-{name.replace('_', '-')}"
@@ -211,13 +226,22 @@ def test_the_console_is_for_operators_only() -> None:
     # Kubernetes: a ClusterIP Service, no Ingress to it, and only labelled proxies reach its web port.
     service = of_kind("Service")["console"]
     assert service["spec"].get("type", "ClusterIP") == "ClusterIP" and "externalIPs" not in service["spec"]
-    backends = [path["backend"]["service"]["name"] for ingress in of_kind("Ingress").values()
-                for rule in ingress["spec"]["rules"] for path in rule["http"]["paths"]]
+    backends = [
+        path["backend"]["service"]["name"]
+        for ingress in of_kind("Ingress").values()
+        for rule in ingress["spec"]["rules"]
+        for path in rule["http"]["paths"]
+    ]
     assert "console" not in backends
-    (web,) = [rule for rule in of_kind("NetworkPolicy")["console"]["spec"]["ingress"]
-              if any(port["port"] == "http" for port in rule["ports"])]
+    (web,) = [
+        rule
+        for rule in of_kind("NetworkPolicy")["console"]["spec"]["ingress"]
+        if any(port["port"] == "http" for port in rule["ports"])
+    ]
     assert web["from"] and all(source["podSelector"]["matchLabels"] for source in web["from"])
-    env = {variable["name"]: variable.get("value") for variable in container_of(of_kind("Deployment")["console"])["env"]}
+    env = {
+        variable["name"]: variable.get("value") for variable in container_of(of_kind("Deployment")["console"])["env"]
+    }
     # No proxy is trusted until one is put in front (never "*").
     assert env["POSTPAY_CONSOLE_FORWARDED_ALLOW_IPS"] == "" == environment["POSTPAY_CONSOLE_FORWARDED_ALLOW_IPS"]
 

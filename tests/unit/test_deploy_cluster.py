@@ -6,7 +6,15 @@ import re
 
 from shared.bus.addresses import broker_urls
 from shared.settings import KernelSettings
-from tests.support.deploy_files import DEPLOY, ROWS, compose, compose_environment, configmap, of_kind, postpay_containers
+from tests.support.deploy_files import (
+    DEPLOY,
+    ROWS,
+    compose,
+    compose_environment,
+    configmap,
+    of_kind,
+    postpay_containers,
+)
 
 
 def cluster_settings() -> tuple[dict[str, str], str]:
@@ -34,8 +42,12 @@ def compose_broker_nodes() -> int:
 
 def test_the_cluster_settings_table_names_what_matters_for_a_cluster() -> None:
     table, _ = cluster_settings()
-    assert {"POSTPAY_QUORUM_INITIAL_GROUP_SIZE", "POSTPAY_AMQP_URL", "POSTPAY_HEARTBEAT",
-            "dead_letter_worker_publisher_confirm_timeout"} <= table.keys()
+    assert {
+        "POSTPAY_QUORUM_INITIAL_GROUP_SIZE",
+        "POSTPAY_AMQP_URL",
+        "POSTPAY_HEARTBEAT",
+        "dead_letter_worker_publisher_confirm_timeout",
+    } <= table.keys()
     assert {name for name in table if name.startswith("POSTPAY_")} <= ROWS.keys(), "not postpay settings"
 
 
@@ -50,9 +62,14 @@ def test_the_cluster_settings_table_gives_the_values_the_deployments_get() -> No
         in_compose = {str(compose_environment(service).get(name, default)) for service in postpay_containers().values()}
         expected = "(unset)" if documented == "unset" else documented.strip("`")
         assert {same_value(in_k8s), *map(same_value, in_compose)} == {same_value(expected)}, (
-            name, documented, in_k8s, in_compose)
-    timeout = re.search(r"dead_letter_worker_publisher_confirm_timeout, (\d+)",
-                        (DEPLOY / "rabbitmq" / "advanced.config").read_text())
+            name,
+            documented,
+            in_k8s,
+            in_compose,
+        )
+    timeout = re.search(
+        r"dead_letter_worker_publisher_confirm_timeout, (\d+)", (DEPLOY / "rabbitmq" / "advanced.config").read_text()
+    )
     assert timeout and table["dead_letter_worker_publisher_confirm_timeout"] == f"`{timeout.group(1)}`"
 
 
@@ -70,8 +87,12 @@ def test_the_kubernetes_broker_address_balances_over_the_cluster_and_the_failove
     (rabbit,) = of_kind("RabbitmqCluster").values()
     table, section = cluster_settings()
     assert f"`{rabbit['metadata']['name']}` Service" in table["POSTPAY_AMQP_URL"]
-    examples = [line.split("=", 1)[1].strip("'\"") for block in re.findall(r"```(?:sh)?\n(.*?)```", section, re.DOTALL)
-                for line in block.splitlines() if line.startswith("POSTPAY_AMQP_URL=")]
+    examples = [
+        line.split("=", 1)[1].strip("'\"")
+        for block in re.findall(r"```(?:sh)?\n(.*?)```", section, re.DOTALL)
+        for line in block.splitlines()
+        if line.startswith("POSTPAY_AMQP_URL=")
+    ]
     assert examples, "the section shows a failover list"
     for example in examples:
         settings = KernelSettings(amqp_url=example)

@@ -44,8 +44,11 @@ from tests.support.deploy_files import (
 
 
 # -- every file parses ---------------------------------------------------------------------------
-@pytest.mark.parametrize("path", sorted(p for p in DEPLOY.rglob("*.y*ml") if "whmcs" not in p.parts),
-                         ids=lambda p: str(p.relative_to(DEPLOY)))
+@pytest.mark.parametrize(
+    "path",
+    sorted(p for p in DEPLOY.rglob("*.y*ml") if "whmcs" not in p.parts),
+    ids=lambda p: str(p.relative_to(DEPLOY)),
+)
 def test_every_yaml_file_parses(path: Path) -> None:
     documents = load_all(path)
     assert documents and all(isinstance(doc, dict) for doc in documents)
@@ -138,8 +141,14 @@ def test_the_signup_web_app_is_reachable_through_its_service_and_ingress() -> No
     assert web_port == SignupSettings.model_fields["signup_port"].default
     assert configmap()["POSTPAY_SIGNUP_HOST"] == "0.0.0.0"
     service = of_kind("Service")["signup"]
-    assert service["spec"]["selector"].items() <= of_kind("Deployment")["signup-web"]["spec"]["template"]["metadata"]["labels"].items()
-    assert not service["spec"]["selector"].items() <= of_kind("Deployment")["signup-handlers"]["spec"]["template"]["metadata"]["labels"].items()
+    assert (
+        service["spec"]["selector"].items()
+        <= of_kind("Deployment")["signup-web"]["spec"]["template"]["metadata"]["labels"].items()
+    )
+    assert (
+        not service["spec"]["selector"].items()
+        <= of_kind("Deployment")["signup-handlers"]["spec"]["template"]["metadata"]["labels"].items()
+    )
     assert service["spec"]["ports"][0]["targetPort"] == "http"
     backend = of_kind("Ingress")["signup"]["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
     assert backend == {"name": "signup", "port": {"name": "http"}}
@@ -173,9 +182,15 @@ def test_the_dockerfile_copies_what_exists_and_serves_health_where_the_manifests
                 assert (ROOT / source).exists(), source
     copied = {Path(rest.split()[0]).name for keyword, rest in instructions if keyword == "COPY" and "./" in rest}
     assert {"shared", "services", "simulators", "postpay"} <= copied
-    environment = dict(item.split("=", 1) for keyword, rest in instructions if keyword == "ENV" for item in rest.split())
+    environment = dict(
+        item.split("=", 1) for keyword, rest in instructions if keyword == "ENV" for item in rest.split()
+    )
     health = environment["POSTPAY_HEALTH_PORT"]
-    assert health == configmap()["POSTPAY_HEALTH_PORT"] == str(postpay_containers()["invoicer"]["environment"]["POSTPAY_HEALTH_PORT"])
+    assert (
+        health
+        == configmap()["POSTPAY_HEALTH_PORT"]
+        == str(postpay_containers()["invoicer"]["environment"]["POSTPAY_HEALTH_PORT"])
+    )
     exposed = {port for keyword, rest in instructions if keyword == "EXPOSE" for port in rest.split()}
     assert {health, str(SignupSettings.model_fields["signup_port"].default)} <= exposed
     assert any(keyword == "HEALTHCHECK" and f":{health}/healthz" in rest for keyword, rest in instructions)
@@ -212,10 +227,13 @@ def documented_commands() -> Iterator[tuple[str, list[str]]]:
             for line in block.replace("\\\n", " ").splitlines():
                 tokens = shlex.split(line.split("#", 1)[0])
                 for index, token in enumerate(tokens):
-                    if token == "postpay" and (index == 0 or tokens[index - 1] == "--"
-                                               or (index >= 2 and tokens[index - 2] == "exec")
-                                               or tokens[max(0, index - 3):index - 1] == ["run", "--rm"]):
-                        yield doc.name, tokens[index + 1:]
+                    if token == "postpay" and (
+                        index == 0
+                        or tokens[index - 1] == "--"
+                        or (index >= 2 and tokens[index - 2] == "exec")
+                        or tokens[max(0, index - 3) : index - 1] == ["run", "--rm"]
+                    ):
+                        yield doc.name, tokens[index + 1 :]
 
 
 def test_every_command_the_guides_give_exists_with_its_options() -> None:

@@ -15,8 +15,13 @@ from tests.support.malformed import hostile_bodies
 
 
 def valid_body() -> bytes:
-    event = UserProvisioned(signup_id="0b6f3a9e-3a43-4b55-9a51-2b1e6f0c8d44", email="ada@example.com",
-                            whmcs_client_id=7, solusvm_user_id=8, enrolled_at="2026-10-01T00:00:00Z")
+    event = UserProvisioned(
+        signup_id="0b6f3a9e-3a43-4b55-9a51-2b1e6f0c8d44",
+        email="ada@example.com",
+        whmcs_client_id=7,
+        solusvm_user_id=8,
+        enrolled_at="2026-10-01T00:00:00Z",
+    )
     return new_envelope(event, producer="provisioner").to_json().encode()
 
 

@@ -12,7 +12,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from postpay.commands.events import event_schemas
-from tests.support.event_strategies import _AWARE, valid_events
 from shared.events import (
     EVENT_TYPES,
     EnvelopeError,
@@ -24,11 +23,20 @@ from shared.events import (
     new_envelope,
     parse_envelope,
 )
+from tests.support.event_strategies import _AWARE, valid_events
 
 
 def invoice_created(**changes: object) -> InvoiceCreated:
-    fields = dict(whmcs_client_id=7, period="2026-10", invoice_id=42, currency="EUR", total=Decimal("12.35"),
-                  line_count=2, due_date="2026-11-15", run_key="postpay:7:2026-10")
+    fields = dict(
+        whmcs_client_id=7,
+        period="2026-10",
+        invoice_id=42,
+        currency="EUR",
+        total=Decimal("12.35"),
+        line_count=2,
+        due_date="2026-11-15",
+        run_key="postpay:7:2026-10",
+    )
     fields.update(changes)
     return InvoiceCreated(**fields)  # type: ignore[arg-type]
 
@@ -81,8 +89,9 @@ def test_unknown_type_and_unsupported_version_have_their_own_reasons() -> None:
 
 def test_usage_total_must_equal_the_sum_of_its_vms() -> None:
     window = dict(period="2026-10", starts_at="2026-10-01T00:00:00Z", ends_at="2026-11-01T00:00:00Z", timezone="UTC")
-    vm = VmUsage(server_id=1, name="vps", plan_id=1, plan_name="S", hours=2, tokens_per_hour=7, tokens_per_month=5000,
-                 tokens=14)
+    vm = VmUsage(
+        server_id=1, name="vps", plan_id=1, plan_name="S", hours=2, tokens_per_hour=7, tokens_per_month=5000, tokens=14
+    )
     UsageCollected(whmcs_client_id=1, solusvm_user_id=2, vms=(vm,), total_tokens=14, **window)
     with pytest.raises(ValueError, match="sum"):
         UsageCollected(whmcs_client_id=1, solusvm_user_id=2, vms=(vm,), total_tokens=15, **window)

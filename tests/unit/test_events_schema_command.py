@@ -16,8 +16,13 @@ from shared.periods import BillingPeriod
 
 def closed_october() -> dict:
     period = BillingPeriod.parse("2026-10", "Europe/Berlin")
-    event = BillingPeriodClosed(period=period.key, starts_at=period.starts_at, ends_at=period.ends_at,
-                                timezone=period.timezone, trigger="manual")  # fmt: skip
+    event = BillingPeriodClosed(
+        period=period.key,
+        starts_at=period.starts_at,
+        ends_at=period.ends_at,
+        timezone=period.timezone,
+        trigger="manual",
+    )
     return json.loads(new_envelope(event, producer="billing-tool").to_json())
 
 

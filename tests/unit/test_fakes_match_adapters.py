@@ -42,8 +42,10 @@ def drift(fake: type, real: type) -> list[str]:
     """Every way ``fake`` is not ``real``: a method the adapter lacks, or a different signature."""
     controls = set(getattr(fake, "CONTROLS", ()))
     adapter = public_methods(real)
-    problems = [f"{fake.__name__}.{name} is a test control but {real.__name__} has it too"
-                for name in sorted(controls & adapter.keys())]
+    problems = [
+        f"{fake.__name__}.{name} is a test control but {real.__name__} has it too"
+        for name in sorted(controls & adapter.keys())
+    ]
     for name, method in sorted(public_methods(fake).items()):
         if name in controls:
             continue
@@ -72,8 +74,9 @@ def test_the_fake_provides_its_port_as_declared(fake: type, port: type) -> None:
     assert declared, f"{port.__name__} declares no method"
     missing = sorted(declared.keys() - public_methods(fake).keys())
     assert missing == [], f"{fake.__name__} lacks {missing} of {port.__name__}"
-    differing = [name for name, method in declared.items()
-                 if inspect.signature(getattr(fake, name)) != inspect.signature(method)]
+    differing = [
+        name for name, method in declared.items() if inspect.signature(getattr(fake, name)) != inspect.signature(method)
+    ]
     assert differing == []
     if getattr(port, "_is_runtime_protocol", False):
         assert isinstance(fake(), port)

@@ -9,22 +9,21 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
 from postpay.bootstrap import service_builder
 from postpay.ops.holds import release
+from services.invoicer import holds_store
+from services.invoicer import store as ledger
+from services.invoicer.metrics import WAITING_HOLDS
+from services.invoicer.public import tables
 from shared import migrations
 from shared.db import Database
 from shared.dependencies import Dependencies
 from shared.metrics import REGISTRY
 from shared.periods import BillingPeriod
 from shared.upstream.whmcs_models import InvoiceLine
-
-from services.invoicer import holds_store
-from services.invoicer import store as ledger
-from services.invoicer.metrics import WAITING_HOLDS
-from services.invoicer.public import tables
 
 NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 
@@ -50,8 +49,16 @@ def scraped() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 def keep(db: Database, client_id: int, status: str, at: datetime) -> None:
     with db.transaction() as session:
         ledger.settle(session, client_id, "2026-10", f"postpay:{client_id}:2026-10", status, at, fence=None)
-        holds_store.keep(session, client_id, BillingPeriod.parse("2026-10"), status, reasons=(), currency="USD",
-                         lines=[InvoiceLine("web", Decimal("1.00"))], now=at)
+        holds_store.keep(
+            session,
+            client_id,
+            BillingPeriod.parse("2026-10"),
+            status,
+            reasons=(),
+            currency="USD",
+            lines=[InvoiceLine("web", Decimal("1.00"))],
+            now=at,
+        )
 
 
 def test_waiting_holds_their_age_and_paused_months_follow_the_tables(db: Database) -> None:

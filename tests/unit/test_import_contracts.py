@@ -24,8 +24,9 @@ def _lint_imports() -> str:
 
 
 def _run(*config: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([_lint_imports(), "--no-cache", "--no-logo", *config], cwd=ROOT, capture_output=True,
-                          text=True, timeout=240)  # fmt: skip
+    return subprocess.run(
+        [_lint_imports(), "--no-cache", "--no-logo", *config], cwd=ROOT, capture_output=True, text=True, timeout=240
+    )
 
 
 def test_every_import_contract_is_kept() -> None:
@@ -38,7 +39,7 @@ def test_a_broken_contract_fails_the_check(tmp_path: Path) -> None:
     # Both are broken on purpose: every service runs handlers from shared.bus (a package the checker
     # must see into), and postpay's composition root imports the kernel.
     config = tmp_path / "broken.toml"
-    config.write_text('''
+    config.write_text("""
 [tool.importlinter]
 root_packages = ["shared", "services", "postpay", "simulators"]
 
@@ -53,7 +54,7 @@ name = "postpay never imports the kernel"
 type = "forbidden"
 source_modules = ["postpay"]
 forbidden_modules = ["shared"]
-''')
+""")
     result = _run(str(config))
     assert result.returncode != 0, result.stdout
     assert "2 broken" in result.stdout, result.stdout

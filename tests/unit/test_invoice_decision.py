@@ -7,13 +7,12 @@ from decimal import Decimal
 
 import pytest
 
-from shared.errors import PermanentError
-from shared.events.billing import VmUsage
-from shared.periods import BillingPeriod
-
 from services.invoicer.decision import decide
 from services.invoicer.pricing import Tariff
 from services.invoicer.settings import InvoicerSettings
+from shared.errors import PermanentError
+from shared.events.billing import VmUsage
+from shared.periods import BillingPeriod
 
 NOW = datetime(2026, 11, 1, 0, 15, tzinfo=UTC)
 OCTOBER = BillingPeriod.parse("2026-10")  # 744 hours
@@ -23,12 +22,24 @@ SETTINGS = InvoicerSettings(token_prices={"USD": Decimal("0.0010")})
 
 def vm(hours: int, tph: int = 7, tpm: int = 5000, tokens: int | None = None, server_id: int = 1) -> VmUsage:
     tokens = min(hours * tph, tpm) if tokens is None else tokens
-    return VmUsage(server_id=server_id, name="vps", plan_id=1, plan_name="S", hours=hours, tokens_per_hour=tph,
-                   tokens_per_month=tpm, tokens=tokens)
+    return VmUsage(
+        server_id=server_id,
+        name="vps",
+        plan_id=1,
+        plan_name="S",
+        hours=hours,
+        tokens_per_hour=tph,
+        tokens_per_month=tpm,
+        tokens=tokens,
+    )
 
 
-def codes(*vms: VmUsage, settings: InvoicerSettings = SETTINGS, earlier: Decimal | None = None,
-          period: BillingPeriod = OCTOBER) -> list[str]:
+def codes(
+    *vms: VmUsage,
+    settings: InvoicerSettings = SETTINGS,
+    earlier: Decimal | None = None,
+    period: BillingPeriod = OCTOBER,
+) -> list[str]:
     decision = decide(vms, period, USD, settings, client_id=7, now=NOW, largest_earlier=earlier)
     return [reason.code for reason in decision.reasons] if decision.outcome == "hold" else [decision.outcome]
 
@@ -54,8 +65,19 @@ def test_tokens_above_the_cap_or_off_the_rule_are_held_and_priced_as_reported() 
 
 
 def test_negative_counts_are_refused_outright() -> None:
-    broken = VmUsage.model_construct(server_id=1, name="vps", plan_id=1, plan_name="S", hours=-1, tokens_per_hour=7,
-                                     tokens_per_month=5000, tokens=0, uuid="", created_at=None, deleted_at=None)
+    broken = VmUsage.model_construct(
+        server_id=1,
+        name="vps",
+        plan_id=1,
+        plan_name="S",
+        hours=-1,
+        tokens_per_hour=7,
+        tokens_per_month=5000,
+        tokens=0,
+        uuid="",
+        created_at=None,
+        deleted_at=None,
+    )
     with pytest.raises(PermanentError, match="negative hours"):
         decide([broken, vm(1)], OCTOBER, USD, SETTINGS, client_id=7, now=NOW, largest_earlier=None)
 
@@ -83,4 +105,7 @@ def test_growth_is_measured_against_the_largest_earlier_invoice_when_there_is_on
 
 def test_every_reason_is_given_at_once() -> None:
     assert codes(vm(800, tph=1_000_000_000, tpm=10**15), earlier=Decimal("1")) == [
-        "hours-over-period", "total-over-ceiling", "growth"]
+        "hours-over-period",
+        "total-over-ceiling",
+        "growth",
+    ]

@@ -9,9 +9,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.events.billing import VmUsage
-from shared.periods import BillingPeriod
-
 from services.invoicer.invoice_diff import Line, diff_lines, has_differences
 from services.invoicer.invoice_document import (
     describe_vm,
@@ -21,13 +18,23 @@ from services.invoicer.invoice_document import (
     server_reference,
 )
 from services.invoicer.pricing import Tariff, price_usage
+from shared.events.billing import VmUsage
+from shared.periods import BillingPeriod
 
 OCTOBER = BillingPeriod.parse("2026-10", "Europe/Berlin")
 
 
 def vm(server_id: int, hours: int, name: str = "vps") -> VmUsage:
-    return VmUsage(server_id=server_id, name=name, plan_id=3, plan_name="S", hours=hours, tokens_per_hour=7,
-                   tokens_per_month=5000, tokens=min(hours * 7, 5000))
+    return VmUsage(
+        server_id=server_id,
+        name=name,
+        plan_id=3,
+        plan_name="S",
+        hours=hours,
+        tokens_per_hour=7,
+        tokens_per_month=5000,
+        tokens=min(hours * 7, 5000),
+    )
 
 
 @given(st.integers(min_value=1, max_value=10**9), st.integers(min_value=1, max_value=10**9))
@@ -39,8 +46,7 @@ def test_no_run_key_marker_is_found_inside_another_clients(client: int, other: i
 
 def test_a_draft_has_one_line_per_vm_with_name_plan_hours_tokens_and_period() -> None:
     priced = price_usage([vm(100, 744, "web"), vm(102, 1, "tmp")], Tariff("EUR", Decimal("0.0009")))
-    draft = draft_invoice(7, OCTOBER, priced, now=datetime(2026, 10, 31, 23, 30, tzinfo=UTC), due_days=14,
-                          taxed=True)
+    draft = draft_invoice(7, OCTOBER, priced, now=datetime(2026, 10, 31, 23, 30, tzinfo=UTC), due_days=14, taxed=True)
     assert [line.description for line in draft.lines] == [
         "web (#100, plan S): 744 hours, 5000 tokens, 2026-10-01 to 2026-10-31",
         "tmp (#102, plan S): 1 hour, 7 tokens, 2026-10-01 to 2026-10-31",
@@ -55,8 +61,14 @@ def test_a_draft_has_one_line_per_vm_with_name_plan_hours_tokens_and_period() ->
 
 
 def test_a_zero_invoice_without_vms_says_there_was_no_usage() -> None:
-    draft = draft_invoice(7, OCTOBER, price_usage([], Tariff("USD", Decimal("0.001"))),
-                          now=datetime(2026, 11, 1, tzinfo=UTC), due_days=0, taxed=False)
+    draft = draft_invoice(
+        7,
+        OCTOBER,
+        price_usage([], Tariff("USD", Decimal("0.001"))),
+        now=datetime(2026, 11, 1, tzinfo=UTC),
+        due_days=0,
+        taxed=False,
+    )
     assert [(line.description, line.amount) for line in draft.lines] == [
         ("SolusVM 2 usage: none, 2026-10-01 to 2026-10-31", Decimal("0.00"))
     ]
@@ -76,7 +88,11 @@ def test_the_diff_pairs_lines_by_server_and_reports_each_kind_of_change() -> Non
     ]
     changes = diff_lines(issued, proposed)
     assert [(c.kind, c.description.split(" ")[0]) for c in changes] == [
-        ("same", "web"), ("changed", "db"), ("added", "new"), ("removed", "old"), ("removed", "Setup"),
+        ("same", "web"),
+        ("changed", "db"),
+        ("added", "new"),
+        ("removed", "old"),
+        ("removed", "Setup"),
     ]
     assert changes[1].issued.amount == Decimal("0.06") and changes[1].proposed.amount == Decimal("0.08")
     assert has_differences(changes)
@@ -115,7 +131,13 @@ def test_run_dates_stay_off_the_wire_when_unset_and_come_in_pairs() -> None:
     assert VmUsage.model_validate(both.model_dump(mode="json")) == both
     with pytest.raises(ValueError, match="together"):
         vm(5, 1).model_copy(update={"ran_from": NOVEMBER.starts_at}).model_validate(
-            {**vm(5, 1).model_dump(mode="json"), "ran_from": "2026-11-03T00:00:00Z"})
+            {**vm(5, 1).model_dump(mode="json"), "ran_from": "2026-11-03T00:00:00Z"}
+        )
     with pytest.raises(ValueError, match="before"):
-        VmUsage.model_validate({**vm(5, 1).model_dump(mode="json"), "ran_from": "2026-11-03T02:00:00Z",
-                                "ran_until": "2026-11-03T01:00:00Z"})
+        VmUsage.model_validate(
+            {
+                **vm(5, 1).model_dump(mode="json"),
+                "ran_from": "2026-11-03T02:00:00Z",
+                "ran_until": "2026-11-03T01:00:00Z",
+            }
+        )

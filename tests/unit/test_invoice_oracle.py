@@ -14,8 +14,7 @@ NOW = END + timedelta(hours=5)
 
 
 def lines(*servers: ServerUse, price: str = "0.0010", timezone: str = "UTC", places: int = 2) -> list[Line]:
-    return invoice_lines(servers, start=START, end=END, timezone=timezone, price=Decimal(price), now=NOW,
-                         places=places)
+    return invoice_lines(servers, start=START, end=END, timezone=timezone, price=Decimal(price), now=NOW, places=places)
 
 
 def test_a_second_bills_a_whole_hour_and_a_run_before_the_month_counts_from_its_start() -> None:

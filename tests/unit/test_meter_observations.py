@@ -30,15 +30,27 @@ def window(sweep: int = 5, at: datetime = T) -> SweepWindow:
     return SweepWindow(EPOCH, sweep, at, at + timedelta(seconds=10), at - MIN, at - MIN + timedelta(seconds=10))
 
 
-def seen(server_id: int, power: str = RUNNING, *, user: int = 9, plan: PlanPrices = S,
-         at: datetime = T + timedelta(seconds=3)) -> Sighting:
+def seen(
+    server_id: int,
+    power: str = RUNNING,
+    *,
+    user: int = 9,
+    plan: PlanPrices = S,
+    at: datetime = T + timedelta(seconds=3),
+) -> Sighting:
     server = ServerSighting(server_id, f"uuid-{server_id}", f"vm-{server_id}", power, user, plan, None)  # type: ignore[arg-type]
     return Sighting(server, at, at + timedelta(seconds=1))
 
 
 def state(server_id: int, running: bool = True, **changes: object) -> VmState:
-    fields: dict[str, object] = {"uuid": f"uuid-{server_id}", "name": f"vm-{server_id}", "user_id": 9, "plan": S,
-                                 "running": running, "run": 1 if running else 0}
+    fields: dict[str, object] = {
+        "uuid": f"uuid-{server_id}",
+        "name": f"vm-{server_id}",
+        "user_id": 9,
+        "plan": S,
+        "running": running,
+        "run": 1 if running else 0,
+    }
     fields.update(changes)
     return VmState(server_id, **fields)  # type: ignore[arg-type]
 
@@ -53,7 +65,12 @@ def test_the_first_sweep_starts_every_running_vm_at_its_sighting_and_nothing_els
     (started,) = outcome.events
     assert isinstance(started, VmRunStarted)
     assert (started.server_id, started.run, started.started_at, started.not_running_at, started.evidence) == (
-        1, 1, T + timedelta(seconds=4), None, "poll")
+        1,
+        1,
+        T + timedelta(seconds=4),
+        None,
+        "poll",
+    )
     assert set(outcome.changed) == {1, 2, 3} and not outcome.changed[2].running
 
 
@@ -61,16 +78,23 @@ def test_a_stop_ends_the_run_at_the_last_sweep_that_saw_it_running() -> None:
     outcome = observe({1: state(1)}, {1: seen(1, STOPPED)}, {}, {}, window(), {})
     (ended,) = outcome.events
     assert isinstance(ended, VmRunEnded)
-    assert (ended.ended_at, ended.not_running_at, ended.reason, ended.run) == (T - MIN, T + timedelta(seconds=3),
-                                                                               "stopped", 1)
+    assert (ended.ended_at, ended.not_running_at, ended.reason, ended.run) == (
+        T - MIN,
+        T + timedelta(seconds=3),
+        "stopped",
+        1,
+    )
     assert not outcome.changed[1].running
 
 
 def test_a_start_counts_from_the_poll_that_saw_it_with_the_bracket_from_the_sweep_before() -> None:
     outcome = observe({1: state(1, running=False, run=2)}, {1: seen(1)}, {}, {}, window(), {})
     (started,) = outcome.events
-    assert (started.run, started.started_at, started.not_running_at) == (3, T + timedelta(seconds=4),  # type: ignore[attr-defined]
-                                                                         T - MIN + timedelta(seconds=10))
+    assert (started.run, started.started_at, started.not_running_at) == (
+        3,
+        T + timedelta(seconds=4),  # type: ignore[attr-defined]
+        T - MIN + timedelta(seconds=10),
+    )
 
 
 def test_a_vm_created_since_the_last_sweep_runs_from_its_logged_creation() -> None:
@@ -153,12 +177,15 @@ def test_a_vm_created_and_deleted_between_sweeps_runs_from_creation_to_deletion_
     assert outcome.unattributed == 0
 
 
-@pytest.mark.parametrize("creation", [
-    None,                                                           # no creation on record
-    LoggedCreation(T - timedelta(seconds=50)),                       # whose? on which plan?
-    LoggedCreation(T - timedelta(seconds=50), user_id=9, plan_id=99),  # a plan nobody knows
-    LoggedCreation(T - timedelta(hours=5), user_id=9, plan_id=2),    # too old to be between two sweeps
-])
+@pytest.mark.parametrize(
+    "creation",
+    [
+        None,  # no creation on record
+        LoggedCreation(T - timedelta(seconds=50)),  # whose? on which plan?
+        LoggedCreation(T - timedelta(seconds=50), user_id=9, plan_id=99),  # a plan nobody knows
+        LoggedCreation(T - timedelta(hours=5), user_id=9, plan_id=2),  # too old to be between two sweeps
+    ],
+)
 def test_an_unlisted_deletion_the_log_cannot_attribute_is_counted_not_billed(creation: LoggedCreation | None) -> None:
     outcome = observe({}, {}, {1: creation} if creation else {}, {1: T - timedelta(seconds=20)}, window(), {2: M})
     assert outcome.events == [] and outcome.unattributed == 1

@@ -7,16 +7,34 @@ from decimal import Decimal
 
 import pytest
 
-from shared.money import format_money, iso_minor_units, minor_units
-
 from services.invoicer.pricing import tariff_for
+from shared.money import format_money, iso_minor_units, minor_units
 
 # From ISO 4217 list one (the maintenance agency's table), written out by hand.
 ISO_4217 = {
-    "USD": 2, "EUR": 2, "GBP": 2, "CHF": 2, "HUF": 2, "INR": 2,
-    "JPY": 0, "KRW": 0, "ISK": 0, "CLP": 0, "VND": 0, "UGX": 0, "XOF": 0, "PYG": 0,
-    "BHD": 3, "KWD": 3, "JOD": 3, "OMR": 3, "TND": 3, "IQD": 3, "LYD": 3,
-    "CLF": 4, "UYW": 4,
+    "USD": 2,
+    "EUR": 2,
+    "GBP": 2,
+    "CHF": 2,
+    "HUF": 2,
+    "INR": 2,
+    "JPY": 0,
+    "KRW": 0,
+    "ISK": 0,
+    "CLP": 0,
+    "VND": 0,
+    "UGX": 0,
+    "XOF": 0,
+    "PYG": 0,
+    "BHD": 3,
+    "KWD": 3,
+    "JOD": 3,
+    "OMR": 3,
+    "TND": 3,
+    "IQD": 3,
+    "LYD": 3,
+    "CLF": 4,
+    "UYW": 4,
 }
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-import services.invoicer.metrics  # noqa: F401 - registers the invoicer's series
+import services.invoicer.metrics
 import services.meter.metrics  # noqa: F401 - registers the meter's series
 from shared.metrics import REGISTRY
 
@@ -28,7 +28,7 @@ _IDENTIFIER = re.compile(r"(?<![\w.])([a-zA-Z_:][a-zA-Z0-9_:]*)\b(?!\s*\()")
 
 def exported_series() -> set[str]:
     names = set()
-    for collector in REGISTRY._collector_to_names:  # noqa: SLF001 - the registry's own list of names
+    for collector in REGISTRY._collector_to_names:
         for metric in collector.describe():
             for sample_suffix in ("", "_total", "_bucket", "_count", "_sum", "_created"):
                 names.add(metric.name + sample_suffix)
@@ -73,15 +73,25 @@ def test_the_prometheus_rule_for_kubernetes_is_the_compose_rules() -> None:
 
 def test_the_alerts_the_issue_asks_for_are_there() -> None:
     alerts = {rule["alert"] for group in yaml.safe_load(RULES.read_text())["groups"] for rule in group["rules"]}
-    assert alerts == {"PostpayMessagesParked", "PostpayOutboxBacklogGrowing", "PostpayMonthCloseNotFinished",
-                      "PostpayUpstreamErrorRate", "PostpayNoSchedulerTick", "PostpayHeldInvoiceWaiting",
-                      "PostpayBillingPeriodPaused"}
+    assert alerts == {
+        "PostpayMessagesParked",
+        "PostpayOutboxBacklogGrowing",
+        "PostpayMonthCloseNotFinished",
+        "PostpayUpstreamErrorRate",
+        "PostpayNoSchedulerTick",
+        "PostpayHeldInvoiceWaiting",
+        "PostpayBillingPeriodPaused",
+    }
 
 
 def test_held_invoices_and_paused_months_are_on_the_dashboard() -> None:
     queries = " ".join(dashboard_queries())
-    for series in ("postpay_invoice_holds_waiting", "postpay_invoice_hold_oldest_waiting_timestamp_seconds",
-                   "postpay_billing_periods_paused_active", "postpay_invoices_held_total"):
+    for series in (
+        "postpay_invoice_holds_waiting",
+        "postpay_invoice_hold_oldest_waiting_timestamp_seconds",
+        "postpay_billing_periods_paused_active",
+        "postpay_invoices_held_total",
+    ):
         assert series in queries, series
 
 
@@ -99,5 +109,6 @@ def test_every_query_names_only_exported_metrics(source: str) -> None:
 
 def test_the_name_extraction_would_catch_a_misspelt_metric() -> None:
     assert metric_names('sum by (handler) (rate(postpay_messages_parkd_total{handler=~"a.b"}[5m]))') == {
-        "postpay_messages_parkd_total"}
+        "postpay_messages_parkd_total"
+    }
     assert "postpay_messages_parkd_total" not in exported_series()

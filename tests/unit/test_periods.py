@@ -57,8 +57,11 @@ def test_berlin_months_follow_local_midnights_across_daylight_saving(
     assert period.ends_at - period.starts_at == timedelta(hours=hours)
 
 
-@given(st.integers(min_value=1971, max_value=2100), st.integers(min_value=1, max_value=12),
-       st.sampled_from(["UTC", "Europe/Berlin", "America/New_York", "Australia/Sydney", "Asia/Kolkata"]))
+@given(
+    st.integers(min_value=1971, max_value=2100),
+    st.integers(min_value=1, max_value=12),
+    st.sampled_from(["UTC", "Europe/Berlin", "America/New_York", "Australia/Sydney", "Asia/Kolkata"]),
+)
 def test_consecutive_periods_tile_time_without_gap_or_overlap(year: int, month: int, timezone: str) -> None:
     period = BillingPeriod(year, month, timezone)
     assert period.next().starts_at == period.ends_at

@@ -11,11 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from shared.errors import ConfigurationError, PermanentError
-from shared.events.billing import VmUsage
-
 from services.invoicer.pricing import Tariff, billable_hours, price_usage, tariff_for, vm_tokens
 from services.invoicer.settings import InvoicerSettings
+from shared.errors import ConfigurationError, PermanentError
+from shared.events.billing import VmUsage
 
 counts = st.integers(min_value=0, max_value=10_000)
 prices = st.decimals(min_value=Decimal("0"), max_value=Decimal("5"), places=6, allow_nan=False, allow_infinity=False)
@@ -27,8 +26,13 @@ def vms(draw: st.DrawFn) -> VmUsage:
     hours = draw(st.integers(min_value=1, max_value=745))
     per_hour, per_month = draw(counts), draw(counts)
     return VmUsage(
-        server_id=draw(st.integers(min_value=1, max_value=10**6)), name="vps", plan_id=1, plan_name="S",
-        hours=hours, tokens_per_hour=per_hour, tokens_per_month=per_month,
+        server_id=draw(st.integers(min_value=1, max_value=10**6)),
+        name="vps",
+        plan_id=1,
+        plan_name="S",
+        hours=hours,
+        tokens_per_hour=per_hour,
+        tokens_per_month=per_month,
         tokens=min(hours * per_hour, per_month),
     )
 
@@ -66,8 +70,9 @@ def test_the_reference_cap_examples() -> None:
 
 
 @given(counts, prices, minor_units)
-def test_a_line_is_the_exact_product_rounded_half_up_to_the_minor_unit(tokens: int, price: Decimal,
-                                                                         places: int) -> None:
+def test_a_line_is_the_exact_product_rounded_half_up_to_the_minor_unit(
+    tokens: int, price: Decimal, places: int
+) -> None:
     amount = Tariff("EUR", price, places).amount(tokens)
     exact = price * tokens
     quantum = Decimal(1).scaleb(-places)
@@ -89,8 +94,9 @@ def test_half_a_cent_rounds_up_and_just_below_rounds_down() -> None:
 
 @settings(max_examples=200)
 @given(st.lists(vms(), max_size=12), prices, minor_units)
-def test_the_total_is_the_sum_of_the_rounded_lines_never_negative(usages: list[VmUsage], price: Decimal,
-                                                                  places: int) -> None:
+def test_the_total_is_the_sum_of_the_rounded_lines_never_negative(
+    usages: list[VmUsage], price: Decimal, places: int
+) -> None:
     priced = price_usage(usages, Tariff("EUR", price, places))
     assert [line.vm for line in priced.vms] == usages
     assert priced.total == sum((line.amount for line in priced.vms), Decimal(0))
@@ -123,8 +129,16 @@ def test_negative_quantities_are_refused() -> None:
 
 
 def test_tokens_that_break_the_charging_rule_are_refused_not_billed() -> None:
-    wrong = VmUsage(server_id=1, name="vps", plan_id=1, plan_name="S", hours=744, tokens_per_hour=7,
-                    tokens_per_month=5000, tokens=5208)
+    wrong = VmUsage(
+        server_id=1,
+        name="vps",
+        plan_id=1,
+        plan_name="S",
+        hours=744,
+        tokens_per_hour=7,
+        tokens_per_month=5000,
+        tokens=5208,
+    )
     with pytest.raises(PermanentError, match="min"):
         price_usage([wrong], Tariff("USD", Decimal("0.001")))
 

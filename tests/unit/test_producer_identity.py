@@ -21,7 +21,9 @@ from shared.bus.rabbit_publish import to_amqp_message
 from shared.events import OPERATOR, Event, UserRegistered, new_envelope
 from shared.settings import KernelSettings
 
-CATALOG = [cls for _, cls in inspect.getmembers(catalog, inspect.isclass) if issubclass(cls, Event) and cls is not Event]
+CATALOG = [
+    cls for _, cls in inspect.getmembers(catalog, inspect.isclass) if issubclass(cls, Event) and cls is not Event
+]
 
 
 def test_every_event_of_the_catalog_names_who_may_publish_it_and_only_real_producers() -> None:
@@ -54,7 +56,9 @@ def test_broker_users_default_to_postpay_names_and_can_be_renamed_or_shared() ->
     assert default.allowed_users("BillingPeriodClosed") == {"postpay-scheduler", "postpay-operator"}
     assert default.allowed_users("NoSuchEvent") == frozenset()
     renamed = BrokerUsers.parse('{"provisioner": "svc-prov"}')
-    assert renamed.allows("UserProvisioned", "svc-prov") and not renamed.allows("UserProvisioned", "postpay-provisioner")
+    assert renamed.allows("UserProvisioned", "svc-prov") and not renamed.allows(
+        "UserProvisioned", "postpay-provisioner"
+    )
     assert renamed.user_of("signup") == "postpay-signup"
     shared = BrokerUsers.parse("guest")
     assert shared.single_user and shared.allows("UserProvisioned", "guest")
@@ -70,17 +74,20 @@ def test_a_broker_users_setting_that_names_no_users_is_refused(value: str) -> No
 TRUSTED = {"postpay-usage-collector", "postpay-operator"}
 
 
-@pytest.mark.parametrize(("user_id", "headers", "expected"), [
-    ("postpay-provisioner", {}, "postpay-provisioner"),                                    # the original
-    ("postpay-signup", {PUBLISHED_BY_HEADER: "postpay-provisioner"}, "postpay-signup"),   # a claim, ignored
-    ("postpay-usage-collector", {PUBLISHED_BY_HEADER: "postpay-provisioner"}, "postpay-provisioner"),  # own retry
-    ("postpay-operator", {PUBLISHED_BY_HEADER: b"postpay-provisioner"}, "postpay-provisioner"),  # a requeue
-    ("postpay-operator", {PUBLISHED_BY_HEADER: ""}, None),                        # vouches for nobody
-    ("postpay-operator", {}, "postpay-operator"),                                 # the operator's own event
-    ("postpay-usage-collector", {PUBLISHED_BY_HEADER: 42}, None),
-    (None, {PUBLISHED_BY_HEADER: "postpay-provisioner"}, None),
-    ("", {}, None),
-])
+@pytest.mark.parametrize(
+    ("user_id", "headers", "expected"),
+    [
+        ("postpay-provisioner", {}, "postpay-provisioner"),  # the original
+        ("postpay-signup", {PUBLISHED_BY_HEADER: "postpay-provisioner"}, "postpay-signup"),  # a claim, ignored
+        ("postpay-usage-collector", {PUBLISHED_BY_HEADER: "postpay-provisioner"}, "postpay-provisioner"),  # own retry
+        ("postpay-operator", {PUBLISHED_BY_HEADER: b"postpay-provisioner"}, "postpay-provisioner"),  # a requeue
+        ("postpay-operator", {PUBLISHED_BY_HEADER: ""}, None),  # vouches for nobody
+        ("postpay-operator", {}, "postpay-operator"),  # the operator's own event
+        ("postpay-usage-collector", {PUBLISHED_BY_HEADER: 42}, None),
+        (None, {PUBLISHED_BY_HEADER: "postpay-provisioner"}, None),
+        ("", {}, None),
+    ],
+)
 def test_a_copy_is_believed_only_from_the_consumer_itself_or_the_operator(
     user_id: str | None, headers: dict, expected: str | None
 ) -> None:

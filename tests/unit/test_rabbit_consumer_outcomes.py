@@ -30,8 +30,10 @@ def finished_outcomes(processor: Any, count: int) -> list[Outcome]:
     bus = SimpleNamespace(naming=Naming("unit"), concurrency=1, trusted_copiers=frozenset)
     consumer = RabbitConsumer(bus, [(subscription, processor)])  # type: ignore[arg-type]
     try:
-        deliveries = [_Delivery(1, tag, ReceivedMessage(b"{}", CONTENT_TYPE, {}), amqp.Message(b"{}"))
-                      for tag in range(1, count + 1)]
+        deliveries = [
+            _Delivery(1, tag, ReceivedMessage(b"{}", CONTENT_TYPE, {}), amqp.Message(b"{}"))
+            for tag in range(1, count + 1)
+        ]
         consumer._apply(subscription, processor, deliveries)
         return [consumer._finished.get_nowait().outcome for _ in range(consumer._finished.qsize())]
     finally:

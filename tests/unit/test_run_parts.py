@@ -31,7 +31,9 @@ def signals_restored() -> Iterator[None]:
 
 
 def test_each_half_of_the_signup_is_the_signup_service_with_one_side_of_it() -> None:
-    assert services_for(Part.signup_web) == services_for(Part.signup_handlers) == services_for(Part.signup) == ("signup",)
+    assert (
+        services_for(Part.signup_web) == services_for(Part.signup_handlers) == services_for(Part.signup) == ("signup",)
+    )
     assert (consumes(Part.signup_web), serves(Part.signup_web)) == (False, True)
     assert (consumes(Part.signup_handlers), serves(Part.signup_handlers)) == (True, False)
     assert (consumes(Part.signup), serves(Part.signup)) == (True, True)
@@ -49,13 +51,17 @@ def landing_page_answers(port: int) -> bool:
 
 
 @pytest.mark.usefixtures("suite_logging_restored", "signals_restored")
-@pytest.mark.parametrize(("part", "web", "handlers"), [
-    ("signup-web", True, False),
-    ("signup-handlers", False, True),
-    ("signup", True, True),
-])
-def test_postpay_run_starts_only_the_requested_part(part: str, web: bool, handlers: bool, tmp_path: Path,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    ("part", "web", "handlers"),
+    [
+        ("signup-web", True, False),
+        ("signup-handlers", False, True),
+        ("signup", True, True),
+    ],
+)
+def test_postpay_run_starts_only_the_requested_part(
+    part: str, web: bool, handlers: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     for name in [name for name in os.environ if name.startswith("POSTPAY_")]:
         monkeypatch.delenv(name)
     port = free_port()

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, time
 
-from shared.periods import BillingPeriod
-
 from services.scheduler.timing import close_event_id, due_periods, next_run_after
+from shared.periods import BillingPeriod
 
 
 def utc(*parts: int) -> datetime:

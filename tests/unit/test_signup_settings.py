@@ -61,8 +61,13 @@ def test_the_landing_page_and_the_invoicer_read_one_price_list(monkeypatch: pyte
 
 @pytest.mark.parametrize(
     ("url", "local"),
-    [("http://127.0.0.1:8480", True), ("http://localhost:8480", True), ("http://[::1]:8480", True),
-     ("https://signup.example.com", False), ("http://10.0.0.5:8480", False)],
+    [
+        ("http://127.0.0.1:8480", True),
+        ("http://localhost:8480", True),
+        ("http://[::1]:8480", True),
+        ("https://signup.example.com", False),
+        ("http://10.0.0.5:8480", False),
+    ],
 )
 def test_only_a_loopback_public_url_counts_as_this_machine(url: str, local: bool) -> None:
     assert SignupSettings(public_url=url).serves_only_this_machine() is local
@@ -85,14 +90,18 @@ def test_signup_refuses_to_serve_the_world_with_the_public_demo_secrets() -> Non
     assert served.name == "signup"
 
 
-@pytest.mark.parametrize(("name", "owner"), [
-    ("invoice_due_days", "services.invoicer.settings:InvoicerSettings"),
-    ("accounts_grace_days", "services.provisioner.settings:ProvisionerSettings"),
-    ("accounts_invoice_url", "services.provisioner.settings:ProvisionerSettings"),
-    ("billing_timezone", "services.scheduler.settings:SchedulerSettings"),
-])
-def test_the_landing_page_promises_the_terms_the_deciding_service_applies(name: str, owner: str,
-                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    ("name", "owner"),
+    [
+        ("invoice_due_days", "services.invoicer.settings:InvoicerSettings"),
+        ("accounts_grace_days", "services.provisioner.settings:ProvisionerSettings"),
+        ("accounts_invoice_url", "services.provisioner.settings:ProvisionerSettings"),
+        ("billing_timezone", "services.scheduler.settings:SchedulerSettings"),
+    ],
+)
+def test_the_landing_page_promises_the_terms_the_deciding_service_applies(
+    name: str, owner: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The signup shows due days, grace days, the pay link and the billing zone: the same variable, the
     same default, bounds and description as the service that decides them."""
     import importlib
@@ -100,16 +109,26 @@ def test_the_landing_page_promises_the_terms_the_deciding_service_applies(name: 
     module, cls = owner.split(":")
     deciding = getattr(importlib.import_module(module), cls)
     mine, theirs = SignupSettings.model_fields[name], deciding.model_fields[name]
-    assert (mine.default, mine.description, repr(mine.metadata)) == (theirs.default, theirs.description, repr(theirs.metadata))
-    value = {"invoice_due_days": "30", "accounts_grace_days": "3", "billing_timezone": "Europe/Berlin",
-             "accounts_invoice_url": "https://billing.example/viewinvoice.php?id={invoice_id}"}[name]
+    assert (mine.default, mine.description, repr(mine.metadata)) == (
+        theirs.default,
+        theirs.description,
+        repr(theirs.metadata),
+    )
+    value = {
+        "invoice_due_days": "30",
+        "accounts_grace_days": "3",
+        "billing_timezone": "Europe/Berlin",
+        "accounts_invoice_url": "https://billing.example/viewinvoice.php?id={invoice_id}",
+    }[name]
     monkeypatch.setenv(f"POSTPAY_{name.upper()}", value)
     assert str(getattr(SignupSettings(), name)) == str(getattr(deciding(), name)) == value
 
 
 def test_the_currencies_offered_have_a_price_and_a_whmcs_id(monkeypatch: pytest.MonkeyPatch) -> None:
-    settings = SignupSettings(token_prices={"USD": "0.001", "EUR": "0.0009", "JPY": "0.15"},
-                              whmcs_currency_ids='{"usd": 1, "JPY": 4, "GBP": 3}')
+    settings = SignupSettings(
+        token_prices={"USD": "0.001", "EUR": "0.0009", "JPY": "0.15"},
+        whmcs_currency_ids='{"usd": 1, "JPY": 4, "GBP": 3}',
+    )
     assert settings.signup_currencies == ("JPY", "USD")
     for bad in ('{"USD": 0}', '{"USD": "1"}', '{"US": 1}', "[1]", "not json"):
         with pytest.raises(ValueError):

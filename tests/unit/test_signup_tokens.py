@@ -70,7 +70,9 @@ def test_a_link_signed_with_another_secret_is_refused() -> None:
         read_link(SIGNER, "verify", token)
 
 
-@pytest.mark.parametrize("garbage", ["", ".", "abc", "abc.", ".abc", "a.b.c", "%%%.%%%", "é.é", "x" * 5000, "\x00.\x00"])
+@pytest.mark.parametrize(
+    "garbage", ["", ".", "abc", "abc.", ".abc", "a.b.c", "%%%.%%%", "é.é", "x" * 5000, "\x00.\x00"]
+)
 def test_garbage_is_a_bad_token_not_a_crash(garbage: str) -> None:
     with pytest.raises(BadToken):
         read_link(SIGNER, "verify", garbage)

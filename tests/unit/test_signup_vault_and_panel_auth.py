@@ -54,11 +54,16 @@ NONCE = "3f9c0a7e5b1d4c2a8e6f0b9d7c5a3e1f"
 
 def signed(client_id: int = 42, purpose: str = "panel", at: datetime = NOW, nonce: str = NONCE) -> dict[str, str]:
     timestamp = int(at.timestamp())
-    return {"timestamp": str(timestamp), "nonce": nonce,
-            "signature": panel_signature(SECRET, timestamp, nonce, client_id, purpose)}  # type: ignore[arg-type]  # fmt: skip
+    return {
+        "timestamp": str(timestamp),
+        "nonce": nonce,
+        "signature": panel_signature(SECRET, timestamp, nonce, client_id, purpose),
+    }  # type: ignore[arg-type]
 
 
-def check(client_id: int = 42, purpose: str = "panel", now: datetime = NOW, secret: str = SECRET, **headers: str | None) -> None:
+def check(
+    client_id: int = 42, purpose: str = "panel", now: datetime = NOW, secret: str = SECRET, **headers: str | None
+) -> None:
     check_panel_request(secret, client_id=client_id, purpose=purpose, now=now, max_skew_seconds=300, **headers)  # type: ignore[arg-type]
 
 

@@ -49,8 +49,9 @@ def test_a_simulator_route_is_stretched_then_shed(flavor: Flavor, monkeypatch: p
         await real_sleep(0)
 
     monkeypatch.setattr(faults_module.asyncio, "sleep", record)
-    injector = FaultInjector(rules=[FaultRule(kind=FaultKind.LATENCY, latency_ms=100)],
-                             capacity=CapacityConfig(limit=2))
+    injector = FaultInjector(
+        rules=[FaultRule(kind=FaultKind.LATENCY, latency_ms=100)], capacity=CapacityConfig(limit=2)
+    )
 
     async def scenario() -> list[Response]:
         release = asyncio.Event()

@@ -26,8 +26,11 @@ PRODUCT_IMPORT = re.compile(r"^\s*(?:from|import)\s+(shared|services|postpay)\b"
 def test_no_simulator_module_imports_the_product() -> None:
     files = sorted(SIMULATORS.rglob("*.py"))
     assert len(files) > 20  # the walk found the simulators
-    offenders = [f"{path.relative_to(SIMULATORS.parent)} imports {match.group(1)}"
-                 for path in files for match in PRODUCT_IMPORT.finditer(path.read_text())]
+    offenders = [
+        f"{path.relative_to(SIMULATORS.parent)} imports {match.group(1)}"
+        for path in files
+        for match in PRODUCT_IMPORT.finditer(path.read_text())
+    ]
     assert offenders == []
     assert PRODUCT_IMPORT.search("def f():\n    from shared.x import y\n")  # the pattern sees nested imports
 
@@ -43,14 +46,17 @@ def test_canonical_integer_string_keys_become_integers_as_in_php() -> None:
     assert unserialize(b'a:2:{s:1:"7";s:1:"x";s:2:"07";s:1:"y";}') == {7: "x", "07": "y"}
 
 
-@pytest.mark.parametrize("bad", [
-    b's:5:"caf\xc3\xa9"',            # no terminator
-    b's:4:"caf\xc3\xa9";',           # length in characters, not bytes: the bug the codec must not have
-    b'a:2:{i:1;s:1:"x";}',            # fewer entries than declared
-    b'i:1;i:2;',                      # trailing bytes
-    b'O:8:"stdClass":0:{}',           # objects never appear in these parameters
-    b'b:2;',
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        b's:5:"caf\xc3\xa9"',  # no terminator
+        b's:4:"caf\xc3\xa9";',  # length in characters, not bytes: the bug the codec must not have
+        b'a:2:{i:1;s:1:"x";}',  # fewer entries than declared
+        b"i:1;i:2;",  # trailing bytes
+        b'O:8:"stdClass":0:{}',  # objects never appear in these parameters
+        b"b:2;",
+    ],
+)
 def test_refuses_what_php_would_not_read_as_such(bad: bytes) -> None:
     with pytest.raises(SerializedError):
         unserialize(bad)
@@ -63,8 +69,9 @@ def test_refuses_non_base64_and_non_arrays() -> None:
         decode_array(base64.b64encode(b's:1:"x";').decode())
 
 
-keys = st.one_of(st.integers(min_value=-(2**63), max_value=2**63 - 1),
-                 st.text().filter(lambda text: php_array_key(text) == text))
+keys = st.one_of(
+    st.integers(min_value=-(2**63), max_value=2**63 - 1), st.text().filter(lambda text: php_array_key(text) == text)
+)
 values = st.recursive(
     st.one_of(st.none(), st.booleans(), st.integers(min_value=-(2**63), max_value=2**63 - 1), st.text()),
     lambda inner: st.dictionaries(keys, inner, max_size=4),

@@ -47,11 +47,15 @@ def client_for(responder: Responder, **options: Any) -> tuple[SolusVMClient, lis
 
 
 def answer(status: int, body: Any = None, **kwargs: Any) -> Responder:
-    return lambda request: httpx.Response(status, json=body, **kwargs) if body is not None else httpx.Response(status, **kwargs)
+    return lambda request: (
+        httpx.Response(status, json=body, **kwargs) if body is not None else httpx.Response(status, **kwargs)
+    )
 
 
 class TestCoercion:
-    @pytest.mark.parametrize(("raw", "value"), [(5000, 5000), (5000.0, 5000), ("5000", 5000), (" 5000.0 ", 5000), ("-3", -3)])
+    @pytest.mark.parametrize(
+        ("raw", "value"), [(5000, 5000), (5000.0, 5000), ("5000", 5000), (" 5000.0 ", 5000), ("-3", -3)]
+    )
     def test_counts_from_ints_integral_floats_and_numeric_strings(self, raw: Any, value: int) -> None:
         assert coerce_int(raw) == value
 
@@ -66,15 +70,22 @@ class TestCoercion:
         with pytest.raises(ValidationError):
             UsagePlan.model_validate({"id": 3, "name": "S", "tokens_per_hour": 7.25, "tokens_per_month": 5000})
 
-    @pytest.mark.parametrize(("raw", "value"), [(42, 42), ("42", 42), (" 42 ", 42), (None, None), ("", None), ("ext-42", "ext-42")])
+    @pytest.mark.parametrize(
+        ("raw", "value"), [(42, 42), ("42", 42), (" 42 ", 42), (None, None), ("", None), ("ext-42", "ext-42")]
+    )
     def test_billing_user_id_is_lenient(self, raw: Any, value: int | str | None) -> None:
         assert SolusUser.model_validate({**USER, "billing_user_id": raw}).billing_user_id == value
 
     def test_user_roles_limit_group_and_naive_time(self) -> None:
-        user = SolusUser.model_validate({
-            **USER, "roles": [{"id": "1"}, 2], "limit_group": {"id": 4, "name": "Post-pay"},
-            "created_at": "2024-05-01 10:00:00", "unknown": "ignored",
-        })
+        user = SolusUser.model_validate(
+            {
+                **USER,
+                "roles": [{"id": "1"}, 2],
+                "limit_group": {"id": 4, "name": "Post-pay"},
+                "created_at": "2024-05-01 10:00:00",
+                "unknown": "ignored",
+            }
+        )
         assert user.roles == [1, 2] and user.limit_group_id == 4
         assert user.created_at == datetime(2024, 5, 1, 10, tzinfo=UTC)
 
@@ -86,8 +97,14 @@ class TestCoercion:
 class TestErrorMapping:
     @pytest.mark.parametrize(
         ("status", "error"),
-        [(401, UpstreamAuthError), (403, UpstreamAuthError), (404, UpstreamNotFound), (400, UpstreamValidationError),
-         (409, UpstreamValidationError), (422, UpstreamValidationError)],
+        [
+            (401, UpstreamAuthError),
+            (403, UpstreamAuthError),
+            (404, UpstreamNotFound),
+            (400, UpstreamValidationError),
+            (409, UpstreamValidationError),
+            (422, UpstreamValidationError),
+        ],
     )
     def test_permanent_statuses_are_typed_and_not_retried(self, status: int, error: type[Exception]) -> None:
         client, seen = client_for(answer(status, {"message": "nope", "errors": {"email": ["taken"]}}))
@@ -131,8 +148,9 @@ class TestErrorMapping:
 
     def test_429_keeps_retry_after_and_the_wait_honours_it(self) -> None:
         waits: list[float] = []
-        client, seen = client_for(answer(429, {"message": "Too Many Attempts."}, headers={"Retry-After": "4"}),
-                                  sleep=waits.append)
+        client, seen = client_for(
+            answer(429, {"message": "Too Many Attempts."}, headers={"Retry-After": "4"}), sleep=waits.append
+        )
         with pytest.raises(UpstreamRateLimited) as caught:
             client.get_user(5)
         assert caught.value.retry_after == 4.0
@@ -165,8 +183,12 @@ class TestRequests:
         client, seen = client_for(answer(201, {"data": USER}))
         client.create_user("jane@example.com", SecretStr("pw!"), billing_user_id=9, limit_group_id=1, roles=[2])
         assert json.loads(seen[0].content) == {
-            "email": "jane@example.com", "password": "pw!", "status": "active", "billing_user_id": 9,
-            "limit_group_id": 1, "roles": [2],
+            "email": "jane@example.com",
+            "password": "pw!",
+            "status": "active",
+            "billing_user_id": 9,
+            "limit_group_id": 1,
+            "roles": [2],
         }
         with pytest.raises(ValueError):
             client.create_user("jane@example.com", "pw", billing_user_id=9, status="deleted")
@@ -207,12 +229,16 @@ class TestRequests:
 
 def pages_of(emails: list[str], per_page: int) -> Responder:
     """A paginated users list where every email matches the search (as a substring search may)."""
+
     def respond(request: httpx.Request) -> httpx.Response:
         page = int(request.url.params.get("page", "1"))
         last = max(1, -(-len(emails) // per_page))
-        chunk = emails[(page - 1) * per_page: page * per_page]
+        chunk = emails[(page - 1) * per_page : page * per_page]
         data = [{**USER, "id": 100 + i + (page - 1) * per_page, "email": e} for i, e in enumerate(chunk)]
-        return httpx.Response(200, json={"data": data, "links": {"next": None}, "meta": {"current_page": page, "last_page": last}})
+        return httpx.Response(
+            200, json={"data": data, "links": {"next": None}, "meta": {"current_page": page, "last_page": last}}
+        )
+
     return respond
 
 
@@ -241,11 +267,14 @@ class TestFindByEmail:
             email = "jane@example.com" if page == 2 else "other-jane@example.com"
             following = "https://panel.example.com/api/v1/users?page=2" if page == 1 else None
             return httpx.Response(200, json={"data": [{**USER, "email": email}], "links": {"next": following}})
+
         client, seen = client_for(respond)
         assert client.find_user_by_email("jane@example.com") is not None and len(seen) == 2
 
     def test_paging_that_never_ends_is_an_error_not_absence(self) -> None:
-        never_ending = answer(200, {"data": [{**USER, "email": "nope@example.com"}], "meta": {"current_page": 1, "last_page": 10**6}})
+        never_ending = answer(
+            200, {"data": [{**USER, "email": "nope@example.com"}], "meta": {"current_page": 1, "last_page": 10**6}}
+        )
         client, seen = client_for(never_ending, max_pages=5)
         with pytest.raises(SolusVMResponseError):
             client.find_user_by_email("jane@example.com")
@@ -255,12 +284,29 @@ class TestFindByEmail:
 def usage_body(**changes: Any) -> dict[str, Any]:
     plan = {"id": 3, "name": "S", "tokens_per_hour": 7, "tokens_per_month": 5000}
     data = {
-        "user_id": 12, "period": {"from": "2024-05-01T00:00:00Z", "to": "2024-06-01T00:00:00Z"},
+        "user_id": 12,
+        "period": {"from": "2024-05-01T00:00:00Z", "to": "2024-06-01T00:00:00Z"},
         "servers": [
-            {"id": 100, "uuid": "u1", "name": "vps-100", "plan": plan, "created_at": "2024-04-20T09:00:00Z",
-             "deleted_at": None, "hours": 744, "tokens": 5000},
-            {"id": 102, "uuid": "u2", "name": "tmp", "plan": {**plan, "tokens_per_hour": "7"},
-             "created_at": "2024-05-10T08:00:00Z", "deleted_at": "2024-05-10T08:05:00Z", "hours": 1.0, "tokens": "7"},
+            {
+                "id": 100,
+                "uuid": "u1",
+                "name": "vps-100",
+                "plan": plan,
+                "created_at": "2024-04-20T09:00:00Z",
+                "deleted_at": None,
+                "hours": 744,
+                "tokens": 5000,
+            },
+            {
+                "id": 102,
+                "uuid": "u2",
+                "name": "tmp",
+                "plan": {**plan, "tokens_per_hour": "7"},
+                "created_at": "2024-05-10T08:00:00Z",
+                "deleted_at": "2024-05-10T08:05:00Z",
+                "hours": 1.0,
+                "tokens": "7",
+            },
         ],
         "total_tokens": 5007,
     }
@@ -273,7 +319,9 @@ class TestPeriodUsage:
         client, seen = client_for(answer(200, usage_body()))
         usage = client.period_usage(12, MAY_START, MAY_END)
         assert seen[0].url.path == "/api/v1/users/12/usage"
-        assert seen[0].url.params["from"] == "2024-05-01T00:00:00Z" and seen[0].url.params["to"] == "2024-06-01T00:00:00Z"
+        assert (
+            seen[0].url.params["from"] == "2024-05-01T00:00:00Z" and seen[0].url.params["to"] == "2024-06-01T00:00:00Z"
+        )
         assert isinstance(usage, PeriodUsage) and usage.total_tokens == 5007
         assert [(s.id, s.hours, s.tokens) for s in usage.servers] == [(100, 744, 5000), (102, 1, 7)]
         assert usage.servers[1].deleted_at == datetime(2024, 5, 10, 8, 5, tzinfo=UTC)

@@ -88,8 +88,10 @@ class TestWindowEdges:
 
     def test_hours_are_summed_before_rounding(self) -> None:
         # Two 20-minute runs are 40 minutes: one billed hour, not two.
-        runs = [(at("2024-05-02T00:00:00Z"), at("2024-05-02T00:20:00Z")),
-                (at("2024-05-03T00:00:00Z"), at("2024-05-03T00:20:00Z"))]
+        runs = [
+            (at("2024-05-02T00:00:00Z"), at("2024-05-02T00:20:00Z")),
+            (at("2024-05-03T00:00:00Z"), at("2024-05-03T00:20:00Z")),
+        ]
         assert hours_in_may(*runs) == 1
 
 
@@ -103,7 +105,9 @@ class TestComputeUsage:
         ]
         report = compute_usage(12, servers, MAY, AFTER_MAY)
         assert [(c.server.id, c.hours, c.tokens) for c in report.charges] == [
-            (100, 744, 5000), (101, 700, 4900), (102, 1, 7),
+            (100, 744, 5000),
+            (101, 700, 4900),
+            (102, 1, 7),
         ]
         assert report.total_tokens == 9907
 
@@ -160,8 +164,18 @@ class TestTimestamps:
 
     @pytest.mark.parametrize(
         "text",
-        ["2024-05-01T00:00:00", "2024-05-01T02:00:00+02:00", "2024-05-01T00:00:00-00:00", "2024-05-01",
-         "2024-05-01 00:00:00Z", "2024-13-01T00:00:00Z", "2024-05-01T24:00:00Z", "2024-05-01T00:00:60Z", "", "now"],
+        [
+            "2024-05-01T00:00:00",
+            "2024-05-01T02:00:00+02:00",
+            "2024-05-01T00:00:00-00:00",
+            "2024-05-01",
+            "2024-05-01 00:00:00Z",
+            "2024-13-01T00:00:00Z",
+            "2024-05-01T24:00:00Z",
+            "2024-05-01T00:00:60Z",
+            "",
+            "now",
+        ],
     )
     def test_anything_else_is_refused(self, text: str) -> None:
         assert parse_utc_timestamp(text) is None

@@ -17,21 +17,27 @@ from shared.logging import configure_logging
 
 HOME_NODE_DOWN = amqp.exceptions.NotFound(
     reply_text="NOT_FOUND - home node 'rabbit@postpay-rabbitmq-server-2' of durable queue "
-               "'invoicer.create_invoice.retry.10s' in vhost '/' is down or inaccessible",
+    "'invoicer.create_invoice.retry.10s' in vhost '/' is down or inaccessible",
     method_sig=(50, 10),
 )
 
 
-@pytest.mark.parametrize(("error", "transient"), [
-    (HOME_NODE_DOWN, True),
-    (amqp.exceptions.NotFound(reply_text="NOT_FOUND - queue 'q' in vhost '/' process is stopped by supervisor"), True),
-    (amqp.exceptions.InternalError(reply_text="INTERNAL_ERROR - Cannot declare a queue 'q': timeout"), True),
-    (amqp.exceptions.NotFound(reply_text="NOT_FOUND - no queue 'q' in vhost '/'"), False),
-    (amqp.exceptions.NotFound(reply_text="NOT_FOUND - no exchange 'postpay.events' in vhost '/'"), False),
-    (amqp.exceptions.PreconditionFailed(reply_text="PRECONDITION_FAILED - inequivalent arg 'x-queue-type'"), False),
-    (amqp.exceptions.AccessRefused(reply_text="ACCESS_REFUSED - access to queue 'q' refused for user 'x'"), False),
-    (ValueError("not a broker error"), False),
-])
+@pytest.mark.parametrize(
+    ("error", "transient"),
+    [
+        (HOME_NODE_DOWN, True),
+        (
+            amqp.exceptions.NotFound(reply_text="NOT_FOUND - queue 'q' in vhost '/' process is stopped by supervisor"),
+            True,
+        ),
+        (amqp.exceptions.InternalError(reply_text="INTERNAL_ERROR - Cannot declare a queue 'q': timeout"), True),
+        (amqp.exceptions.NotFound(reply_text="NOT_FOUND - no queue 'q' in vhost '/'"), False),
+        (amqp.exceptions.NotFound(reply_text="NOT_FOUND - no exchange 'postpay.events' in vhost '/'"), False),
+        (amqp.exceptions.PreconditionFailed(reply_text="PRECONDITION_FAILED - inequivalent arg 'x-queue-type'"), False),
+        (amqp.exceptions.AccessRefused(reply_text="ACCESS_REFUSED - access to queue 'q' refused for user 'x'"), False),
+        (ValueError("not a broker error"), False),
+    ],
+)
 def test_which_declare_errors_pass_on_their_own(error: BaseException, transient: bool) -> None:
     assert is_transient_topology_error(error) is transient
 

@@ -39,8 +39,9 @@ def ci_copy(tmp_path: Path, readme_command: str) -> Path:
     fake = tmp_path / "scripts" / "test"
     fake.write_text('#!/bin/sh\necho "ran with: $*"\n')
     fake.chmod(0o755)
-    (tmp_path / "README.md").write_text(f"# x\n<!-- test-command -->\n```\n{readme_command}\n```\n"
-                                        "<!-- /test-command -->\n")
+    (tmp_path / "README.md").write_text(
+        f"# x\n<!-- test-command -->\n```\n{readme_command}\n```\n<!-- /test-command -->\n"
+    )
     return tmp_path / ".ci" / "run"
 
 
@@ -114,8 +115,9 @@ def test_without_root_the_entry_names_python3_venv_and_installs_nothing(tmp_path
     assert not any(c.startswith("apt-get") for c in (tmp_path / "calls.log").read_text().splitlines())
 
 
-def test_packages_install_with_service_starts_held_and_the_hold_is_removed(tmp_path: Path,
-                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_packages_install_with_service_starts_held_and_the_hold_is_removed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     policy = tmp_path / "policy-rc.d"
     monkeypatch.setattr(machine, "POLICY_RC", policy)
     with machine._services_held():

@@ -73,14 +73,16 @@ def both(reach: Reach) -> dict[str, Reach]:
     return {RABBITMQ.name: reach, POSTGRESQL.name: reach}
 
 
-def prepare(machine: FakeMachine, environ: dict[str, str] | None = None,
-            args: tuple[str, ...] = ()) -> tuple[dict[str, str], list[str], str]:
+def prepare(
+    machine: FakeMachine, environ: dict[str, str] | None = None, args: tuple[str, ...] = ()
+) -> tuple[dict[str, str], list[str], str]:
     said: list[str] = []
     env, argv = run(machine, {"PATH": "/usr/bin", **(environ or {})}, list(args), said.append)
     return env, argv, "\n".join(said)
 
 
 # ---- (a) a fresh Debian machine, as root ------------------------------------------------------------
+
 
 def test_fresh_debian_as_root_installs_starts_and_lets_the_tests_into_its_own_postgresql() -> None:
     machine = FakeMachine(root=True, tools=set())
@@ -89,7 +91,9 @@ def test_fresh_debian_as_root_installs_starts_and_lets_the_tests_into_its_own_po
 
     assert machine.changes() == [
         "install rabbitmq-server postgresql chromium php-cli php-curl prometheus",
-        "start RabbitMQ", "start PostgreSQL", "configure PostgreSQL",
+        "start RabbitMQ",
+        "start PostgreSQL",
+        "configure PostgreSQL",
     ]
     assert env[AMQP_VARIABLE] == AMQP and env[DATABASE_VARIABLE] == DATABASE
     assert "starting RabbitMQ and PostgreSQL (installed by this script)" in said
@@ -99,8 +103,12 @@ def test_fresh_debian_as_root_installs_starts_and_lets_the_tests_into_its_own_po
 
 
 def test_root_on_debian_starts_servers_installed_but_stopped_and_installs_only_missing_tools() -> None:
-    machine = FakeMachine(root=True, installed_servers={"rabbitmq-server", "postgresql"},
-                          tools=ALL_TOOLS - {"promtool"}, postgres_refuses_until_configured=False)
+    machine = FakeMachine(
+        root=True,
+        installed_servers={"rabbitmq-server", "postgresql"},
+        tools=ALL_TOOLS - {"promtool"},
+        postgres_refuses_until_configured=False,
+    )
 
     env, _, said = prepare(machine)
 
@@ -120,8 +128,9 @@ def test_a_started_postgresql_this_script_did_not_install_is_not_reconfigured_wh
 
 
 def test_a_postgresql_installed_by_an_earlier_run_is_configured_after_its_start() -> None:
-    machine = FakeMachine(root=True, installed_servers={"rabbitmq-server", "postgresql"},
-                          ours={"rabbitmq-server", "postgresql"})
+    machine = FakeMachine(
+        root=True, installed_servers={"rabbitmq-server", "postgresql"}, ours={"rabbitmq-server", "postgresql"}
+    )
 
     env, _, said = prepare(machine)
 
@@ -131,6 +140,7 @@ def test_a_postgresql_installed_by_an_earlier_run_is_configured_after_its_start(
 
 
 # ---- (b) a Docker engine, no local servers ----------------------------------------------------------
+
 
 def test_docker_and_nothing_running_leaves_the_urls_unset_for_testcontainers() -> None:
     machine = FakeMachine(docker=True)
@@ -159,15 +169,20 @@ def test_docker_without_root_names_the_missing_tools_and_their_packages_and_inst
     _, _, said = prepare(machine)
 
     assert machine.changes() == []
-    for words in ("chromium (Debian package chromium)", "php (Debian package php-cli)",
-                  "php-curl (Debian package php-curl)",
-                  "promtool (Debian package prometheus)", "run this as root on Debian"):
+    for words in (
+        "chromium (Debian package chromium)",
+        "php (Debian package php-cli)",
+        "php-curl (Debian package php-curl)",
+        "promtool (Debian package prometheus)",
+        "run this as root on Debian",
+    ):
         assert words in said
 
 
 def test_a_local_postgresql_that_refuses_is_left_alone_and_docker_used_for_it_alone() -> None:
-    machine = FakeMachine(root=True, docker=True,
-                          reach_of={RABBITMQ.name: Reach.ANSWERS, POSTGRESQL.name: Reach.REFUSES})
+    machine = FakeMachine(
+        root=True, docker=True, reach_of={RABBITMQ.name: Reach.ANSWERS, POSTGRESQL.name: Reach.REFUSES}
+    )
 
     env, _, said = prepare(machine)
 
@@ -179,6 +194,7 @@ def test_a_local_postgresql_that_refuses_is_left_alone_and_docker_used_for_it_al
 
 
 # ---- (c) both already run ---------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("root", [False, True])
 def test_servers_already_running_are_used_and_nothing_is_changed(root: bool) -> None:
@@ -195,8 +211,11 @@ def test_servers_already_running_are_used_and_nothing_is_changed(root: bool) -> 
 
 
 def test_a_running_postgresql_that_refuses_is_not_reconfigured_even_as_root() -> None:
-    machine = FakeMachine(root=True, reach_of={RABBITMQ.name: Reach.ANSWERS, POSTGRESQL.name: Reach.REFUSES},
-                          installed_servers={"rabbitmq-server", "postgresql"})
+    machine = FakeMachine(
+        root=True,
+        reach_of={RABBITMQ.name: Reach.ANSWERS, POSTGRESQL.name: Reach.REFUSES},
+        installed_servers={"rabbitmq-server", "postgresql"},
+    )
 
     env, _, said = prepare(machine)
 
@@ -206,8 +225,11 @@ def test_a_running_postgresql_that_refuses_is_not_reconfigured_even_as_root() ->
 
 
 def test_the_explicit_opt_in_configures_a_running_postgresql_and_says_so() -> None:
-    machine = FakeMachine(root=True, reach_of={RABBITMQ.name: Reach.ANSWERS, POSTGRESQL.name: Reach.REFUSES},
-                          installed_servers={"rabbitmq-server", "postgresql"})
+    machine = FakeMachine(
+        root=True,
+        reach_of={RABBITMQ.name: Reach.ANSWERS, POSTGRESQL.name: Reach.REFUSES},
+        installed_servers={"rabbitmq-server", "postgresql"},
+    )
 
     env, _, said = prepare(machine, {"POSTPAY_TEST_CONFIGURE_POSTGRES": "1"})
 
@@ -226,6 +248,7 @@ def test_the_opt_in_does_nothing_without_root() -> None:
 
 
 # ---- the caller's own URLs, and nothing at all -------------------------------------------------------
+
 
 def test_urls_the_caller_set_are_kept_unprobed_and_untouched() -> None:
     given = {AMQP_VARIABLE: "amqp://me:secret@rabbit.example:5672/", DATABASE_VARIABLE: "postgresql://db/x"}

@@ -20,8 +20,11 @@ def run_mypy(*args: str) -> subprocess.CompletedProcess[str]:
     cache = Path(tempfile.gettempdir()) / f"postpay-mypy-{hashlib.sha256(str(ROOT).encode()).hexdigest()[:12]}"
     return subprocess.run(
         [sys.executable, "-m", "mypy", "--cache-dir", str(cache), *args],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 @pytest.mark.slow

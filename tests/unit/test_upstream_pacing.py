@@ -177,8 +177,16 @@ def test_a_thread_over_the_limit_waits_for_a_place() -> None:
 
 # -- against a modelled upstream ----------------------------------------------------------------------
 
-def simulate(replicas: int, capacity: int, *, seconds: float = 120.0, base: float = 0.25,
-             threads: int = 64, policy: PacingPolicy | None = None) -> dict[str, object]:
+
+def simulate(
+    replicas: int,
+    capacity: int,
+    *,
+    seconds: float = 120.0,
+    base: float = 0.25,
+    threads: int = 64,
+    policy: PacingPolicy | None = None,
+) -> dict[str, object]:
     """Replicas with ``threads`` callers each against one upstream of capacity C, in simulated time."""
     clock = FakeClock()
     limits = [AdaptiveLimit("whmcs", policy or PacingPolicy(), clock=clock) for _ in range(replicas)]
@@ -215,8 +223,13 @@ def simulate(replicas: int, capacity: int, *, seconds: float = 120.0, base: floa
             for share, limit in zip(shares, limits):
                 share.append(limit.in_flight)
     late = [n for _, n in totals]
-    return {"answered": answered, "shed": shed, "mean_in_flight": sum(late) / len(late),
-            "mean_shares": [sum(s) / len(s) for s in shares], "rate": answered / seconds}
+    return {
+        "answered": answered,
+        "shed": shed,
+        "mean_in_flight": sum(late) / len(late),
+        "mean_shares": [sum(s) / len(s) for s in shares],
+        "rate": answered / seconds,
+    }
 
 
 @pytest.mark.parametrize("capacity", [8, 32])
@@ -245,17 +258,31 @@ def test_without_pacing_the_same_callers_overload_it() -> None:
 
 # -- through the WHMCS client --------------------------------------------------------------------------
 
+
 def _client(reply: httpx.MockTransport, limit: AdaptiveLimit) -> WhmcsClient:
-    return WhmcsClient("http://whmcs.test", SecretStr("id"), SecretStr("secret"), retry=RetryPolicy.no_retries(),
-                       http=httpx.Client(transport=reply), pacing=limit)
+    return WhmcsClient(
+        "http://whmcs.test",
+        SecretStr("id"),
+        SecretStr("secret"),
+        retry=RetryPolicy.no_retries(),
+        http=httpx.Client(transport=reply),
+        pacing=limit,
+    )
 
 
 def test_a_503_from_whmcs_halves_the_clients_limit_and_a_write_stays_uncertain() -> None:
     limit = limiter(initial=8)
     client = _client(httpx.MockTransport(lambda request: httpx.Response(503, text="<html>busy</html>")), limit)
     with pytest.raises(UpstreamOutcomeUnknown):
-        client.create_invoice(1, [InvoiceLine(description="x", amount=Decimal("1.00"))], date=date(2026, 12, 1),
-                              due_date=date(2026, 12, 15), notes="run key", send_invoice=False, payment_method=None)
+        client.create_invoice(
+            1,
+            [InvoiceLine(description="x", amount=Decimal("1.00"))],
+            date=date(2026, 12, 1),
+            due_date=date(2026, 12, 15),
+            notes="run key",
+            send_invoice=False,
+            payment_method=None,
+        )
     assert limit.limit == 4 and limit.in_flight == 0
 
 

@@ -48,9 +48,14 @@ def make(reply: Reply, *, retry: RetryPolicy = NO_RETRY, **options: Any) -> tupl
     script = Scripted(reply)
     http = httpx.Client(transport=httpx.MockTransport(script))
     client = WhmcsClient(
-        "https://billing.example/", SecretStr("the-identifier"), SecretStr("the-secret"), retry=retry, http=http,
-        sleep=lambda _: None, **options,
-    )  # fmt: skip
+        "https://billing.example/",
+        SecretStr("the-identifier"),
+        SecretStr("the-secret"),
+        retry=retry,
+        http=http,
+        sleep=lambda _: None,
+        **options,
+    )
     return client, script
 
 
@@ -76,8 +81,15 @@ def test_html_page_with_200_is_unavailable_never_an_empty_result() -> None:
 def test_html_page_after_a_write_is_outcome_unknown() -> None:
     client, _ = make(answer(status=200, html="<html>WAF</html>"))
     with pytest.raises(UpstreamOutcomeUnknown):
-        client.create_invoice(1, [InvoiceLine("VM", Decimal("1"))], date=date(2026, 2, 1), due_date=date(2026, 2, 8),
-                              notes="m", send_invoice=False, payment_method=None)  # fmt: skip
+        client.create_invoice(
+            1,
+            [InvoiceLine("VM", Decimal("1"))],
+            date=date(2026, 2, 1),
+            due_date=date(2026, 2, 8),
+            notes="m",
+            send_invoice=False,
+            payment_method=None,
+        )
 
 
 @pytest.mark.parametrize(
@@ -164,9 +176,14 @@ def test_create_invoice_sends_the_documented_numbered_form() -> None:
     assert invoice_id == 42
     form = script.forms[0]
     assert {k: form[k] for k in ("action", "userid", "date", "duedate", "notes", "sendinvoice", "draft")} == {
-        "action": "CreateInvoice", "userid": "7", "date": "2026-02-01", "duedate": "2026-02-15",
-        "notes": "postpay run=abc", "sendinvoice": "0", "draft": "0",
-    }  # fmt: skip
+        "action": "CreateInvoice",
+        "userid": "7",
+        "date": "2026-02-01",
+        "duedate": "2026-02-15",
+        "notes": "postpay run=abc",
+        "sendinvoice": "0",
+        "draft": "0",
+    }
     assert (form["itemdescription1"], form["itemamount1"], form["itemtaxed1"]) == ("VM one", "10.01", "1")
     assert (form["itemdescription2"], form["itemamount2"], form["itemtaxed2"]) == ("VM two", "3.00", "0")
     assert form["responsetype"] == "json" and "taxrate" not in form
@@ -182,8 +199,9 @@ def test_dates_from_aware_datetimes_use_the_installations_zone() -> None:
 
 
 def test_encode_form_php_conventions() -> None:
-    pairs = encode_form({"a": True, "b": False, "c": None, "d": {5: "x"}, "e": [1, 2], "f": Decimal("1E+1"),
-                         "g": SecretStr("s")})  # fmt: skip
+    pairs = encode_form(
+        {"a": True, "b": False, "c": None, "d": {5: "x"}, "e": [1, 2], "f": Decimal("1E+1"), "g": SecretStr("s")}
+    )
     assert pairs == [("a", "1"), ("b", "0"), ("d[5]", "x"), ("e[0]", "1"), ("e[1]", "2"), ("f", "10"), ("g", "s")]
     with pytest.raises(TypeError):
         encode_form({"amount": 1.5})
@@ -201,8 +219,11 @@ def test_credentials_and_accesskey_are_sent_and_never_logged() -> None:
         configure_logging("WARNING")
     form = script.forms[0]
     assert (form["identifier"], form["secret"], form["accesskey"], form["password2"]) == (
-        "the-identifier", "the-secret", "the-key", "hunter2-pass",
-    )  # fmt: skip
+        "the-identifier",
+        "the-secret",
+        "the-key",
+        "hunter2-pass",
+    )
     logged = stream.getvalue()
     assert "AddClient" in logged
     for secret in ("the-identifier", "the-secret", "the-key", "hunter2-pass"):
@@ -241,13 +262,22 @@ def test_a_create_answering_success_without_an_id_is_an_unknown_outcome() -> Non
     with pytest.raises(UpstreamOutcomeUnknown, match="no clientid"):
         client.add_client(firstname="A", lastname="B", email="a@b.c", password=SecretStr("p"))
     with pytest.raises(UpstreamOutcomeUnknown, match="no invoiceid"):
-        client.create_invoice(1, [InvoiceLine("VM", Decimal("1"))], date=date(2026, 2, 1), due_date=date(2026, 2, 8),
-                              notes="m", send_invoice=False, payment_method=None)  # fmt: skip
+        client.create_invoice(
+            1,
+            [InvoiceLine("VM", Decimal("1"))],
+            date=date(2026, 2, 1),
+            due_date=date(2026, 2, 8),
+            notes="m",
+            send_invoice=False,
+            payment_method=None,
+        )
 
 
 def test_an_answer_of_the_wrong_shape_is_a_validation_error_not_a_crash() -> None:
-    client, script = make(answer({"result": "success", "invoiceid": "x", "userid": 1, "status": "Unpaid"}),
-                          retry=RetryPolicy(max_attempts=3, initial_backoff=0))  # fmt: skip
+    client, script = make(
+        answer({"result": "success", "invoiceid": "x", "userid": 1, "status": "Unpaid"}),
+        retry=RetryPolicy(max_attempts=3, initial_backoff=0),
+    )
     with pytest.raises(UpstreamValidationError, match="unexpected answer shape"):
         client.get_invoice(1)
     assert len(script.forms) == 1  # a contract break is not retried

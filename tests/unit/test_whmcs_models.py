@@ -51,9 +51,21 @@ def test_ids_that_are_not_ascii_digits_are_refused(raw: str) -> None:
 
 @pytest.mark.parametrize(
     ("raw", "expected"),
-    [(True, True), (False, False), (1, True), (0, False), ("1", True), ("0", False), ("", False), ("on", True),
-     ("true", True), ("yes", True), ("off", False), (None, False)],
-)  # fmt: skip
+    [
+        (True, True),
+        (False, False),
+        (1, True),
+        (0, False),
+        ("1", True),
+        ("0", False),
+        ("", False),
+        ("on", True),
+        ("true", True),
+        ("yes", True),
+        ("off", False),
+        (None, False),
+    ],
+)
 def test_booleans_of_every_shape(raw: Any, expected: bool) -> None:
     client = WhmcsClientDetails.model_validate({"id": 1, "email": "a@b.c", "allowSingleSignOn": raw})
     assert client.allow_sso is expected
@@ -61,20 +73,39 @@ def test_booleans_of_every_shape(raw: Any, expected: bool) -> None:
 
 @pytest.mark.parametrize(
     ("raw", "expected"),
-    [("", []), (None, []), ({"item": []}, []), ({"item": ""}, []), ({"item": [1, 2]}, [1, 2]),
-     ({"item": {"id": 1}}, [{"id": 1}]), ([3], [3])],
-)  # fmt: skip
+    [
+        ("", []),
+        (None, []),
+        ({"item": []}, []),
+        ({"item": ""}, []),
+        ({"item": [1, 2]}, [1, 2]),
+        ({"item": {"id": 1}}, [{"id": 1}]),
+        ([3], [3]),
+    ],
+)
 def test_lists_unwrap_and_empty_string_is_empty(raw: Any, expected: list[Any]) -> None:
     assert unwrap_list(raw, "item") == expected
 
 
 def test_client_details_fields_and_custom_fields() -> None:
     client = WhmcsClientDetails.model_validate(
-        {"id": "5", "email": "jane@example.com", "firstname": "Jane", "lastname": "Doe", "companyname": "",
-         "status": "Active", "currency": "2", "currency_code": "EUR", "owner_user_id": 9, "taxexempt": "",
-         "credit": "12.30", "groupid": 0, "countrycode": "DE",
-         "customfields": [{"id": 3, "value": "x"}, {"id": "4", "value": "Zürich"}]}
-    )  # fmt: skip
+        {
+            "id": "5",
+            "email": "jane@example.com",
+            "firstname": "Jane",
+            "lastname": "Doe",
+            "companyname": "",
+            "status": "Active",
+            "currency": "2",
+            "currency_code": "EUR",
+            "owner_user_id": 9,
+            "taxexempt": "",
+            "credit": "12.30",
+            "groupid": 0,
+            "countrycode": "DE",
+            "customfields": [{"id": 3, "value": "x"}, {"id": "4", "value": "Zürich"}],
+        }
+    )
     assert (client.id, client.currency_id, client.currency_code, client.owner_user_id) == (5, 2, "EUR", 9)
     assert client.credit == Decimal("12.30") and client.tax_exempt is False and client.country == "DE"
     assert client.customfields == {3: "x", 4: "Zürich"}

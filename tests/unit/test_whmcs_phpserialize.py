@@ -87,7 +87,7 @@ def test_decoding_is_tolerant_of_line_wrapped_base64() -> None:
         b's:2:"\xc3";',  # byte length cuts a UTF-8 character
         b"a:2:{i:0;N;}",  # fewer elements than declared
         b"i:1;i:2;",  # trailing data
-        b"O:8:\"stdClass\":0:{}",  # objects are refused
+        b'O:8:"stdClass":0:{}',  # objects are refused
         b"b:2;",
         b"i:x;",
         b"",

@@ -30,13 +30,19 @@ def upgrade() -> None:
         batch.add_column(sa.Column("ends_at", Timestamp, nullable=True))
         batch.add_column(sa.Column("starts_in", sa.String(length=64), nullable=True))
         batch.add_column(sa.Column("ends_in", sa.String(length=64), nullable=True))
-    table = sa.table("scheduler_closed_periods", sa.column("period", sa.String), sa.column("timezone", sa.String),
-                     sa.column("starts_at", Timestamp), sa.column("ends_at", Timestamp))
+    table = sa.table(
+        "scheduler_closed_periods",
+        sa.column("period", sa.String),
+        sa.column("timezone", sa.String),
+        sa.column("starts_at", Timestamp),
+        sa.column("ends_at", Timestamp),
+    )
     connection = op.get_bind()
     for key, timezone in connection.execute(sa.select(table.c.period, table.c.timezone)).all():
         period = BillingPeriod.parse(key, timezone)
-        connection.execute(table.update().where(table.c.period == key)
-                           .values(starts_at=period.starts_at, ends_at=period.ends_at))
+        connection.execute(
+            table.update().where(table.c.period == key).values(starts_at=period.starts_at, ends_at=period.ends_at)
+        )
     with op.batch_alter_table("scheduler_closed_periods") as batch:
         batch.alter_column("starts_at", existing_type=Timestamp, nullable=False)
         batch.alter_column("ends_at", existing_type=Timestamp, nullable=False)

@@ -47,14 +47,18 @@ def upgrade() -> None:
     )
     op.create_index("signup_panel_nonces_expiry", "signup_panel_nonces", ["expires_at"])
     op.execute("UPDATE signup_signups SET stage = 'awaiting_verification' WHERE stage = 'creating_client'")
-    op.execute("INSERT INTO signup_registrations (id, signup_id, created_at) SELECT id, id, created_at FROM signup_signups")
+    op.execute(
+        "INSERT INTO signup_registrations (id, signup_id, created_at) SELECT id, id, created_at FROM signup_signups"
+    )
     op.execute("UPDATE signup_signups SET registration_id = id")
 
 
 def downgrade() -> None:
     # The old code created the client first, in 'creating_client': every signup without a client is there.
-    op.execute("UPDATE signup_signups SET stage = 'creating_client' WHERE whmcs_client_id IS NULL "
-               "AND stage IN ('awaiting_verification', 'linking_client')")  # fmt: skip
+    op.execute(
+        "UPDATE signup_signups SET stage = 'creating_client' WHERE whmcs_client_id IS NULL "
+        "AND stage IN ('awaiting_verification', 'linking_client')"
+    )
     op.drop_index("signup_panel_nonces_expiry", table_name="signup_panel_nonces")
     op.drop_table("signup_panel_nonces")
     op.drop_index("ix_signup_registrations_signup_id", table_name="signup_registrations")

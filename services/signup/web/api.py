@@ -41,8 +41,12 @@ class SignupRequest(BaseModel):
 
     name: str = Field(min_length=1, max_length=NAME_MAX, description="Full name.")
     company: str = Field(default="", max_length=COMPANY_MAX, description="Company (optional).")
-    email: str = Field(min_length=3, max_length=EMAIL_MAX, pattern=r"^[^@\s]+@[^@\s]+$",
-                       description="Email address; the verification link goes there.")  # fmt: skip
+    email: str = Field(
+        min_length=3,
+        max_length=EMAIL_MAX,
+        pattern=r"^[^@\s]+@[^@\s]+$",
+        description="Email address; the verification link goes there.",
+    )
     password: str = Field(
         min_length=PASSWORD_MIN,
         max_length=PASSWORD_MAX,
@@ -50,12 +54,16 @@ class SignupRequest(BaseModel):
         json_schema_extra={"format": "password", "writeOnly": True},
     )
     currency: str | None = Field(
-        default=None, min_length=3, max_length=3,
+        default=None,
+        min_length=3,
+        max_length=3,
         description="Currency the customer is invoiced in: one with a token price and a WHMCS id (the landing page "
         "lists them). Unset: the WHMCS default currency.",
     )
     country: str | None = Field(
-        default=None, min_length=2, max_length=2,
+        default=None,
+        min_length=2,
+        max_length=2,
         description="ISO 3166 country code of the customer. Unset: POSTPAY_WHMCS_DEFAULT_COUNTRY.",
     )
 
@@ -85,8 +93,11 @@ def problem(status: int, code: str, message: str, **extra: object) -> JSONRespon
 
 
 def view(progress: Progress) -> SignupView:
-    return SignupView(signup_id=progress.registration_id, status=progress.status,
-                      status_url=f"/api/v1/signups/{progress.registration_id}")  # fmt: skip
+    return SignupView(
+        signup_id=progress.registration_id,
+        status=progress.status,
+        status_url=f"/api/v1/signups/{progress.registration_id}",
+    )
 
 
 def _rate_limited(outcome: RateLimited) -> JSONResponse:
@@ -106,8 +117,9 @@ def create_signup(request: Request, body: SignupRequest) -> Response:
     """Register. An email follows: a verification link, or, for an address with an account already, how to
     log in. A newer registration of an address still waiting for verification replaces the older one."""
     try:
-        registration = validate_registration(body.model_dump(), currencies=web_of(request).settings.signup_currencies,
-                                             choices_required=False)  # fmt: skip
+        registration = validate_registration(
+            body.model_dump(), currencies=web_of(request).settings.signup_currencies, choices_required=False
+        )
     except InvalidRegistration as invalid:
         errors = [{"field": name, "message": message} for name, message in invalid.problems.items()]
         return problem(422, "invalid", "Some fields need attention.", errors=errors)
@@ -123,8 +135,12 @@ def create_signup(request: Request, body: SignupRequest) -> Response:
 SignupId = Annotated[uuid.UUID, Path(description="The id a registration answered with.")]
 
 
-@router.get("/signups/{signup_id}", response_model=SignupView, tags=["signups"],
-            responses={404: {"model": Problem, "description": "No such registration."}})  # fmt: skip
+@router.get(
+    "/signups/{signup_id}",
+    response_model=SignupView,
+    tags=["signups"],
+    responses={404: {"model": Problem, "description": "No such registration."}},
+)
 def get_signup(request: Request, signup_id: SignupId) -> Response:
     progress = web_of(request).journey.progress(signup_id)
     if progress is None:
@@ -132,8 +148,13 @@ def get_signup(request: Request, signup_id: SignupId) -> Response:
     return JSONResponse(view(progress).model_dump(mode="json"))
 
 
-@router.post("/signups/{signup_id}/resend", status_code=202, response_model=SignupView, tags=["signups"],
-             responses={404: {"model": Problem, "description": "No such registration."}, **SIGNUP_ERRORS})  # fmt: skip
+@router.post(
+    "/signups/{signup_id}/resend",
+    status_code=202,
+    response_model=SignupView,
+    tags=["signups"],
+    responses={404: {"model": Problem, "description": "No such registration."}, **SIGNUP_ERRORS},
+)
 async def resend_verification(request: Request, signup_id: SignupId) -> Response:
     """Send a new verification link (rate-limited); the same answer whatever the address's state."""
     web = web_of(request)

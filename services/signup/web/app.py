@@ -29,8 +29,8 @@ from services.signup.web.api import Problem
 from services.signup.web.api import router as api_router
 from services.signup.web.guard import BodyLimit, SecurityHeaders, add_assets_and_docs, origin_of, page_policy
 from services.signup.web.links import router as links_router
-from services.signup.web.panel import router as panel_router
 from services.signup.web.pages import router as pages_router
+from services.signup.web.panel import router as panel_router
 from services.signup.web.support import FormRefused, Web, page
 from shared.clock import Clock, utcnow
 from shared.db import Database
@@ -62,10 +62,16 @@ def create_app(
         redoc_url=None,
         openapi_url="/openapi.json",
     )
-    app.state.web = Web(settings, journey, Verification(journey, signer), SingleSignOn(db, settings, signer, solusvm, clock),
-                        signer, FinishSigningUp(db, settings, signer, clock),
-                        AccountFigures(db, settings, clock, tables.outbox, journey.committed_events),
-                        PlanCatalog(solusvm, settings, clock))  # fmt: skip
+    app.state.web = Web(
+        settings,
+        journey,
+        Verification(journey, signer),
+        SingleSignOn(db, settings, signer, solusvm, clock),
+        signer,
+        FinishSigningUp(db, settings, signer, clock),
+        AccountFigures(db, settings, clock, tables.outbox, journey.committed_events),
+        PlanCatalog(solusvm, settings, clock),
+    )
     app.include_router(pages_router)
     app.include_router(links_router)
     app.include_router(api_router)
@@ -105,7 +111,12 @@ def create_app(
         log.error("database unavailable", error=type(exc.orig).__name__ if exc.orig else "OperationalError")
         if _is_api(request):
             return JSONResponse({"code": "unavailable", "message": "Please try again shortly."}, status_code=503)
-        return page(request, "problem.html", 503, title="Please try again shortly",
-                    message="The service is briefly unavailable. Please try again in a minute.")  # fmt: skip
+        return page(
+            request,
+            "problem.html",
+            503,
+            title="Please try again shortly",
+            message="The service is briefly unavailable. Please try again in a minute.",
+        )
 
     return app

@@ -40,8 +40,11 @@ def page_policy(solusvm_origin: str | None, logo_url: str | None = None) -> str:
     form_action = " ".join(filter(None, ("'self'", solusvm_origin)))
     # The brand's logo may live elsewhere (https only): exactly its origin may serve images.
     images = " ".join(filter(None, ("'self'", origin_of(logo_url) if logo_url else None)))
-    return (f"default-src 'none'; style-src 'self'; img-src {images}; form-action " + form_action
-            + "; frame-ancestors 'none'; base-uri 'none'")  # fmt: skip
+    return (
+        f"default-src 'none'; style-src 'self'; img-src {images}; form-action "
+        + form_action
+        + "; frame-ancestors 'none'; base-uri 'none'"
+    )
 
 
 def origin_of(url: str) -> str | None:
@@ -69,8 +72,10 @@ class SecurityHeaders:
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 present = {name.lower() for name, _ in message.get("headers", [])}
-                message["headers"] = [*message.get("headers", []),
-                                      *((name, value) for name, value in self.headers if name not in present)]  # fmt: skip
+                message["headers"] = [
+                    *message.get("headers", []),
+                    *((name, value) for name, value in self.headers if name not in present),
+                ]
             await send(message)
 
         await self.app(scope, receive, with_headers)
@@ -108,17 +113,34 @@ class BodyLimit:
     async def _refuse(self, scope: Scope, send: Send) -> None:
         limit = f"{self.max_bytes // 1024} KiB"
         if scope.get("path", "").startswith("/api/"):
-            body = json.dumps({"code": "too_large", "message": f"The request body is larger than {limit}.", "errors": []}).encode()
+            body = json.dumps(
+                {"code": "too_large", "message": f"The request body is larger than {limit}.", "errors": []}
+            ).encode()
             content_type = b"application/json"
         else:
-            body = templates.get_template("problem.html").render(
-                brand=self.settings.brand, settings=self.settings, title="That was more than a form holds",
-                message=f"A form can send at most {limit}. Please go back and shorten what you typed.",
-            ).encode()  # fmt: skip
+            body = (
+                templates.get_template("problem.html")
+                .render(
+                    brand=self.settings.brand,
+                    settings=self.settings,
+                    title="That was more than a form holds",
+                    message=f"A form can send at most {limit}. Please go back and shorten what you typed.",
+                )
+                .encode()
+            )
             content_type = b"text/html; charset=utf-8"
-        await send({"type": "http.response.start", "status": 413, "headers": [
-            (b"content-type", content_type), (b"content-length", str(len(body)).encode()), (b"connection", b"close"),
-            (b"cache-control", b"no-store")]})  # fmt: skip
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", content_type),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                    (b"cache-control", b"no-store"),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
 
@@ -141,7 +163,9 @@ def stylesheet(settings: SignupSettings) -> bytes:
     """The stylesheet with the brand's accent colour (a validated hex colour) and the text colour that
     reads on it: a later rule of the same variables, so it holds in light and dark mode alike."""
     brand = settings.brand
-    return STYLESHEET + f"\n/* brand */\n:root {{ --accent: {brand.accent}; --on-accent: {brand.on_accent}; }}\n".encode()
+    return (
+        STYLESHEET + f"\n/* brand */\n:root {{ --accent: {brand.accent}; --on-accent: {brand.on_accent}; }}\n".encode()
+    )
 
 
 def add_assets_and_docs(app: FastAPI, settings: SignupSettings) -> None:
@@ -155,9 +179,13 @@ def add_assets_and_docs(app: FastAPI, settings: SignupSettings) -> None:
     docs = get_swagger_ui_html(openapi_url="/openapi.json", title=f"{app.title} - API")
     html = docs.body.decode() if isinstance(docs.body, bytes) else str(docs.body)
     inline = re.findall(r"<script>(.*?)</script>", html, flags=re.DOTALL)
-    hashes = " ".join(f"'sha256-{base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()}'" for script in inline)
-    policy = (f"default-src 'none'; script-src {SWAGGER_CDN} {hashes}; style-src {SWAGGER_CDN}; "
-              f"img-src 'self' data: https://fastapi.tiangolo.com; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'")  # fmt: skip
+    hashes = " ".join(
+        f"'sha256-{base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()}'" for script in inline
+    )
+    policy = (
+        f"default-src 'none'; script-src {SWAGGER_CDN} {hashes}; style-src {SWAGGER_CDN}; "
+        f"img-src 'self' data: https://fastapi.tiangolo.com; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'"
+    )
 
     @app.get("/api/docs", include_in_schema=False)
     def api_docs(request: Request) -> HTMLResponse:

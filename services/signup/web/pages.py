@@ -48,11 +48,16 @@ def landing(request: Request) -> Response:
     plans = web.plans.plans()
     priced_in = tariffs(settings)
     return page(
-        request, "landing.html", prices=[(t.currency, str(t.token_price)) for t in priced_in],
-        plans=[price_plan(plan, priced_in) for plan in plans or ()], plans_unavailable=plans is None,
+        request,
+        "landing.html",
+        prices=[(t.currency, str(t.token_price)) for t in priced_in],
+        plans=[price_plan(plan, priced_in) for plan in plans or ()],
+        plans_unavailable=plans is None,
         example=worked_example(plans[0], priced_in[0]) if plans and priced_in else None,
-        due_days=settings.invoice_due_days, grace_days=settings.accounts_grace_days, timezone=settings.billing_timezone,
-    )  # fmt: skip
+        due_days=settings.invoice_due_days,
+        grace_days=settings.accounts_grace_days,
+        timezone=settings.billing_timezone,
+    )
 
 
 @router.get("/signup", response_class=HTMLResponse)
@@ -95,7 +100,9 @@ def check_email(request: Request) -> Response:
 async def resend(request: Request, fields: PostedForm) -> Response:
     email = " ".join(fields.get("email", "").split())[:254]
     if not email:
-        return page(request, "check_email.html", 422, email=None, again=False, resend_problem="Please enter your email address.")
+        return page(
+            request, "check_email.html", 422, email=None, again=False, resend_problem="Please enter your email address."
+        )
     outcome = await run_in_threadpool(web_of(request).journey.resend, client_ip=client_ip(request), email=email)
     if isinstance(outcome, RateLimited):
         return rate_limited(request, outcome)
@@ -104,8 +111,13 @@ async def resend(request: Request, fields: PostedForm) -> Response:
 
 
 def _unverified(request: Request, action: str) -> HTMLResponse:
-    return page(request, "problem.html", 403, title="Please open the link from your email first",
-                message=f"The terms {action} after you confirm your email address.")  # fmt: skip
+    return page(
+        request,
+        "problem.html",
+        403,
+        title="Please open the link from your email first",
+        message=f"The terms {action} after you confirm your email address.",
+    )
 
 
 @router.get("/signup/terms", response_class=HTMLResponse)
@@ -129,11 +141,18 @@ async def accept_terms(request: Request, fields: PostedForm, session: CurrentSes
         return _unverified(request, "can be accepted")
     ticked = {name.removeprefix("accept_") for name, value in fields.items() if name.startswith("accept_") and value}
     journey = web_of(request).journey
-    outcome = await run_in_threadpool(journey.accept_terms, session, ticked, client_ip=client_ip(request),
-                                      user_agent=user_agent(request))  # fmt: skip
+    outcome = await run_in_threadpool(
+        journey.accept_terms, session, ticked, client_ip=client_ip(request), user_agent=user_agent(request)
+    )
     if isinstance(outcome, TermsMissing):
-        return page(request, "terms.html", 422, terms=required_terms(web_of(request).settings),
-                    missing=tuple(term.kind for term in outcome.missing), signup=journey.signup(session.signup_id))  # fmt: skip
+        return page(
+            request,
+            "terms.html",
+            422,
+            terms=required_terms(web_of(request).settings),
+            missing=tuple(term.kind for term in outcome.missing),
+            signup=journey.signup(session.signup_id),
+        )
     if isinstance(outcome, TermsRecorded):
         # This browser, and only this one, may log in to SolusVM 2 from here for a short while.
         response = see_other("/signup/status")
@@ -159,13 +178,28 @@ def status(request: Request) -> Response:
         if signup is not None:
             email, stage = signup.email, signup.stage.value
     if session is None or stage is None:
-        return page(request, "problem.html", 403, title="We don't know who you are yet",
-                    message="Open the link from your verification email in this browser, or sign up first.")  # fmt: skip
+        return page(
+            request,
+            "problem.html",
+            403,
+            title="We don't know who you are yet",
+            message="Open the link from your verification email in this browser, or sign up first.",
+        )
     # The month so far and the invoices only for a browser that proved it reads the mailbox (not for
     # one that only submitted the form).
-    signup = journey.signup(session.signup_id) if session.signup_id is not None and stage == Stage.ENROLLED.value else None
+    signup = (
+        journey.signup(session.signup_id) if session.signup_id is not None and stage == Stage.ENROLLED.value else None
+    )
     figures = account_figures(web_of(request), signup) if signup is not None else {}
-    return page(request, "status.html", email=email, stage=stage, verified=session.verified,
-                can_sso=stage == Stage.ENROLLED.value and journey.may_sso_here(session),
-                sso_minutes=round(journey.settings.signup_sso_minutes), show_account=signup is not None,
-                client_area_url=web_of(request).settings.whmcs_client_area_url, **figures)  # fmt: skip
+    return page(
+        request,
+        "status.html",
+        email=email,
+        stage=stage,
+        verified=session.verified,
+        can_sso=stage == Stage.ENROLLED.value and journey.may_sso_here(session),
+        sso_minutes=round(journey.settings.signup_sso_minutes),
+        show_account=signup is not None,
+        client_area_url=web_of(request).settings.whmcs_client_area_url,
+        **figures,
+    )

@@ -22,10 +22,16 @@ def serve(app_factory: Callable[[], FastAPI], *, host: str, port: int) -> Callab
 
     def run(stop: threading.Event) -> None:
         config = uvicorn.Config(
-            app_factory(), host=host, port=port, log_config=None, access_log=False, proxy_headers=False,
+            app_factory(),
+            host=host,
+            port=port,
+            log_config=None,
+            access_log=False,
+            proxy_headers=False,
             server_header=False,
-        )  # fmt: skip
+        )
         server = uvicorn.Server(config)
+
         def stop_when_told() -> None:
             stop.wait()
             server.should_exit = True

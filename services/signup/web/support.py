@@ -13,15 +13,13 @@ from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from services.signup.countries import countries
 from services.signup.figures import AccountFigures
 from services.signup.finish import FinishSigningUp
 from services.signup.journey import SignupJourney
 from services.signup.plans import PlanCatalog
 from services.signup.settings import SignupSettings
 from services.signup.sso import SingleSignOn
-from services.signup.countries import countries
-from services.signup.validation import PASSWORD_NOTE, PASSWORD_RULES
-from services.signup.verification import Verification
 from services.signup.tokens import (
     BadToken,
     BrowserSession,
@@ -34,6 +32,8 @@ from services.signup.tokens import (
     encode_session,
     new_csrf_secret,
 )
+from services.signup.validation import PASSWORD_NOTE, PASSWORD_RULES
+from services.signup.verification import Verification
 
 SESSION_COOKIE = "postpay_session"
 CSRF_COOKIE = "postpay_csrf"
@@ -155,8 +155,13 @@ def page(request: Request, template: str, status_code: int = 200, **context: Any
     response = templates.TemplateResponse(
         request,
         template,
-        {"settings": web.settings, "brand": web.settings.brand, "csrf_field": CSRF_FIELD,
-         "csrf_token": csrf_token(web.signer, secret), **context},  # fmt: skip
+        {
+            "settings": web.settings,
+            "brand": web.settings.brand,
+            "csrf_field": CSRF_FIELD,
+            "csrf_token": csrf_token(web.signer, secret),
+            **context,
+        },
         status_code=status_code,
     )
     if getattr(request.state, "new_csrf_secret", None) == secret:
@@ -169,7 +174,7 @@ async def form_fields(request: Request) -> dict[str, str] | None:
     """The submitted form as plain strings, or None if it is not a readable form."""
     try:
         form = await request.form(max_files=0, max_fields=20)
-    except Exception:  # noqa: BLE001 - a malformed body is the client's problem, answered with a 400 page
+    except Exception:
         return None
     fields: dict[str, str] = {}
     for name, value in form.multi_items():
@@ -183,14 +188,24 @@ async def form_fields(request: Request) -> dict[str, str] | None:
 
 
 def bad_form(request: Request) -> HTMLResponse:
-    return page(request, "problem.html", 400, title="That form could not be read",
-                message="Please go back, reload the page and try again.")  # fmt: skip
+    return page(
+        request,
+        "problem.html",
+        400,
+        title="That form could not be read",
+        message="Please go back, reload the page and try again.",
+    )
 
 
 def stale_form(request: Request) -> HTMLResponse:
-    return page(request, "problem.html", 403, title="This form has expired",
-                message="For your security, forms work only from the page they came from. "
-                        "Please go back, reload the page and submit it again.")  # fmt: skip
+    return page(
+        request,
+        "problem.html",
+        403,
+        title="This form has expired",
+        message="For your security, forms work only from the page they came from. "
+        "Please go back, reload the page and submit it again.",
+    )
 
 
 class FormRefused(Exception):

@@ -29,14 +29,27 @@ def invoicer() -> Iterator[ServiceUnderTest]:
 
 
 def vm(server_id: int, hours: int, tokens_per_hour: int = 7, cap: int = 5000) -> VmUsage:
-    return VmUsage(server_id=server_id, name=f"vm-{server_id}", plan_id=1, plan_name="S", hours=hours,
-                   tokens_per_hour=tokens_per_hour, tokens_per_month=cap, tokens=min(hours * tokens_per_hour, cap),
-                   created_at=PERIOD.starts_at - timedelta(days=3))  # fmt: skip
+    return VmUsage(
+        server_id=server_id,
+        name=f"vm-{server_id}",
+        plan_id=1,
+        plan_name="S",
+        hours=hours,
+        tokens_per_hour=tokens_per_hour,
+        tokens_per_month=cap,
+        tokens=min(hours * tokens_per_hour, cap),
+        created_at=PERIOD.starts_at - timedelta(days=3),
+    )
 
 
 def usage(client_id: int, *vms: VmUsage) -> UsageCollected:
-    return UsageCollected(**window_fields(PERIOD), whmcs_client_id=client_id, solusvm_user_id=client_id + 1,
-                          vms=vms, total_tokens=sum(v.tokens for v in vms))  # fmt: skip
+    return UsageCollected(
+        **window_fields(PERIOD),
+        whmcs_client_id=client_id,
+        solusvm_user_id=client_id + 1,
+        vms=vms,
+        total_tokens=sum(v.tokens for v in vms),
+    )
 
 
 def ledger(service: ServiceUnderTest) -> list[tuple[int, str, str]]:
@@ -130,8 +143,15 @@ def test_an_invoice_above_the_hold_limit_waits_for_an_operator_and_is_invoiced_a
         assert ledger(invoicer) == [(client.id, "2026-10", store.HELD)]
 
         invoicer.clock.advance(days=2)
-        release(invoicer.db, invoicer.service.outbox, client.id, "2026-10", actor="ops", reason="checked",
-                now=invoicer.clock())
+        release(
+            invoicer.db,
+            invoicer.service.outbox,
+            client.id,
+            "2026-10",
+            actor="ops",
+            reason="checked",
+            now=invoicer.clock(),
+        )
         (released,) = [e for e in invoicer.bus_events() if e.event_type == "InvoiceReleased"]
         assert invoicer.deliver("release_invoice", released).kind == "done"
 

@@ -19,8 +19,15 @@ CREATED = datetime(2026, 9, 1, tzinfo=UTC)
 
 
 def listed(server_id: int, user_id: int, status: str) -> dict[str, Any]:
-    return {"id": server_id, "uuid": f"uuid-{server_id}", "name": f"vm-{server_id}", "status": status,
-            "user": {"id": user_id}, "plan": PLAN, "created_at": CREATED.isoformat()}  # fmt: skip
+    return {
+        "id": server_id,
+        "uuid": f"uuid-{server_id}",
+        "name": f"vm-{server_id}",
+        "status": status,
+        "user": {"id": user_id},
+        "plan": PLAN,
+        "created_at": CREATED.isoformat(),
+    }
 
 
 @pytest.fixture
@@ -37,7 +44,9 @@ def test_running_servers_start_runs_and_a_stop_ends_one(meter: tuple[ServiceUnde
     assert first is not None and (first.sweep, first.servers, first.running) == (1, 3, 2)
     started = service.published("VmRunStarted")
     assert sorted((e.server_id, e.solusvm_user_id, e.run, e.plan.tokens_per_hour) for e in started) == [
-        (11, 5, 1, 7), (13, 6, 1, 7)]
+        (11, 5, 1, 7),
+        (13, 6, 1, 7),
+    ]
     started_at = service.clock()
 
     service.clock.advance(minutes=30)

@@ -38,8 +38,9 @@ def provisioner() -> Iterator[ServiceUnderTest]:
 
 
 def accepted(client_id: int, email: str) -> TermsAccepted:
-    return TermsAccepted(signup_id=uuid.uuid4(), email=email, whmcs_client_id=client_id, accepted=TERMS,
-                         accepted_at=NOW)  # fmt: skip
+    return TermsAccepted(
+        signup_id=uuid.uuid4(), email=email, whmcs_client_id=client_id, accepted=TERMS, accepted_at=NOW
+    )
 
 
 def provisioned(service: ServiceUnderTest) -> list[tuple[int, int, str]]:
@@ -77,16 +78,28 @@ def test_a_user_already_provisioned_for_another_client_is_refused(provisioner: S
 
 def test_an_imported_customer_adopts_its_existing_user_from_the_given_date(provisioner: ServiceUnderTest) -> None:
     user = provisioner.solusvm.add_user("old@example.com", billing_user_id=None)
-    imported = CustomerImported(signup_id=uuid.uuid4(), email="old@example.com", whmcs_client_id=5,
-                                solusvm_user_id=user.id, enrolled_at=ENROLLED, imported_by="operator")  # fmt: skip
+    imported = CustomerImported(
+        signup_id=uuid.uuid4(),
+        email="old@example.com",
+        whmcs_client_id=5,
+        solusvm_user_id=user.id,
+        enrolled_at=ENROLLED,
+        imported_by="operator",
+    )
     assert provisioner.deliver("adopt_user", imported).kind == "done"
     assert provisioner.solusvm.users[user.id].billing_user_id == 5
     assert "find_or_create_user" not in provisioner.solusvm.calls  # nothing is created for an import
     (event,) = provisioner.published("UserProvisioned")
     assert (event.whmcs_client_id, event.solusvm_user_id, event.enrolled_at) == (5, user.id, ENROLLED)
 
-    missing = CustomerImported(signup_id=uuid.uuid4(), email="x@example.com", whmcs_client_id=6, solusvm_user_id=404,
-                               enrolled_at=ENROLLED, imported_by="operator")  # fmt: skip
+    missing = CustomerImported(
+        signup_id=uuid.uuid4(),
+        email="x@example.com",
+        whmcs_client_id=6,
+        solusvm_user_id=404,
+        enrolled_at=ENROLLED,
+        imported_by="operator",
+    )
     assert provisioner.deliver("adopt_user", missing).kind == "park"
 
 
@@ -105,9 +118,14 @@ def enrolled_with_invoice(service: ServiceUnderTest, *, due: date, notes: str | 
     service.deliver("provision_user", accepted(client.id, "ada@example.com"))
     (user,) = service.solusvm.users.values()
     invoice_id = service.whmcs.create_invoice(
-        client.id, [InvoiceLine("vm-1", Decimal("12.30"))], date=due - timedelta(days=14), due_date=due,
-        notes=f"postpay run key: [postpay:{client.id}:2026-09]" if notes is None else notes, send_invoice=False,
-        payment_method=None)  # fmt: skip
+        client.id,
+        [InvoiceLine("vm-1", Decimal("12.30"))],
+        date=due - timedelta(days=14),
+        due_date=due,
+        notes=f"postpay run key: [postpay:{client.id}:2026-09]" if notes is None else notes,
+        send_invoice=False,
+        payment_method=None,
+    )
     return client.id, user.id, invoice_id
 
 
@@ -156,8 +174,16 @@ def test_only_postpays_invoices_suspend_known_by_their_run_key_or_their_invoicec
     assert check(provisioner, client_id, user_id) == "done"
     assert provisioner.solusvm.users[user_id].status == "active"  # not postpay's invoice: none of its business
 
-    recorded = InvoiceCreated(whmcs_client_id=client_id, period="2026-09", invoice_id=invoice_id, currency="USD",
-                              total=Decimal("12.30"), line_count=1, due_date=overdue, run_key="postpay:1:2026-09")
+    recorded = InvoiceCreated(
+        whmcs_client_id=client_id,
+        period="2026-09",
+        invoice_id=invoice_id,
+        currency="USD",
+        total=Decimal("12.30"),
+        line_count=1,
+        due_date=overdue,
+        run_key="postpay:1:2026-09",
+    )
     assert provisioner.deliver("record_invoice", recorded).kind == "done"
     assert check(provisioner, client_id, user_id) == "done"
     assert provisioner.solusvm.users[user_id].status == "suspended"
@@ -180,11 +206,18 @@ def test_a_closed_client_locks_the_user_and_a_new_email_in_whmcs_reaches_solusvm
 
 
 def test_a_suspended_customer_is_told_why_and_how_to_pay_once(provisioner: ServiceUnderTest) -> None:
-    event = provisioner.envelope(UserSuspended(
-        whmcs_client_id=7, solusvm_user_id=70, email="ada@example.com", suspended_at=NOW,
-        overdue_invoices=(OverdueInvoice(invoice_id=31, due_date=date(2026, 10, 15), total=Decimal("12.30"),
-                                         currency="EUR"),),
-        standing=AccountStanding(status="suspended", overdue_invoice_ids=(31,), revision=2)))  # fmt: skip
+    event = provisioner.envelope(
+        UserSuspended(
+            whmcs_client_id=7,
+            solusvm_user_id=70,
+            email="ada@example.com",
+            suspended_at=NOW,
+            overdue_invoices=(
+                OverdueInvoice(invoice_id=31, due_date=date(2026, 10, 15), total=Decimal("12.30"), currency="EUR"),
+            ),
+            standing=AccountStanding(status="suspended", overdue_invoice_ids=(31,), revision=2),
+        )
+    )
     assert provisioner.deliver("notify_customer", event).kind == "done"
     assert provisioner.deliver("notify_customer", event).kind == "duplicate"
     ((email, key),) = provisioner.mailer.sent

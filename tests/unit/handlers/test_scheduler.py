@@ -34,7 +34,10 @@ def test_every_ended_month_is_closed_once_oldest_first(scheduler: tuple[ServiceU
     assert [e.period.key for e in tick.tick()] == ["2026-08", "2026-09", "2026-10"]  # missed months caught up
     assert tick.tick() == []  # the next tick the same day: nothing more
     (october,) = [e for e in service.published("BillingPeriodClosed") if e.period == "2026-10"]
-    assert (october.starts_at, october.ends_at) == (datetime(2026, 10, 1, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC))
+    assert (october.starts_at, october.ends_at) == (
+        datetime(2026, 10, 1, tzinfo=UTC),
+        datetime(2026, 11, 1, tzinfo=UTC),
+    )
 
     service.clock.set(datetime(2026, 11, 30, 23, 59, tzinfo=UTC))
     assert tick.tick() == []  # November has not ended

@@ -40,9 +40,18 @@ def register(service: ServiceUnderTest, email: str = "ada@example.com", *, curre
     """A signup as the web writes it: waiting for its email to be verified; its id is its registration's."""
     signup_id = uuid.uuid4()
     with service.db.transaction() as session:
-        store.insert_signup(session, signup_id=signup_id, email=email, email_key=email.casefold(), name="Ada Lovelace",
-                            company="", encrypted_password=PasswordVault(SETTINGS.password_keys).encrypt(
-                                SecretStr(PASSWORD)), registration_ip="203.0.113.9", now=NOW, currency=currency)  # fmt: skip
+        store.insert_signup(
+            session,
+            signup_id=signup_id,
+            email=email,
+            email_key=email.casefold(),
+            name="Ada Lovelace",
+            company="",
+            encrypted_password=PasswordVault(SETTINGS.password_keys).encrypt(SecretStr(PASSWORD)),
+            registration_ip="203.0.113.9",
+            now=NOW,
+            currency=currency,
+        )
     return signup_id
 
 
@@ -115,7 +124,11 @@ def test_a_verified_email_creates_the_whmcs_client_with_the_registrations_passwo
 
     (client,) = signup.whmcs.clients.values()
     assert (client.email, client.firstname, client.lastname, client.currency_code) == (
-        "ada@example.com", "Ada", "Lovelace", "EUR")
+        "ada@example.com",
+        "Ada",
+        "Lovelace",
+        "EUR",
+    )
     assert signup.whmcs.passwords[client.id] == PASSWORD
     after = current(signup, signup_id)
     assert (after.stage, after.whmcs_client_id, after.billing_currency) == (Stage.AWAITING_TERMS, client.id, "EUR")
@@ -140,8 +153,12 @@ def test_an_unverified_signup_gets_no_client_whatever_the_event_says(signup: Ser
     signup_id = register(signup)
     assert verified(signup, signup_id) == "done"
     assert signup.whmcs.calls == [] and current(signup, signup_id).stage == Stage.AWAITING_VERIFICATION
-    assert signup.deliver("link_client", EmailVerified(signup_id=uuid.uuid4(), email="x@example.com",
-                                                       verified_at=NOW)).kind == "park"  # no such signup
+    assert (
+        signup.deliver(
+            "link_client", EmailVerified(signup_id=uuid.uuid4(), email="x@example.com", verified_at=NOW)
+        ).kind
+        == "park"
+    )  # no such signup
 
 
 def provisioning(service: ServiceUnderTest) -> tuple[uuid.UUID, int]:
@@ -157,8 +174,15 @@ def provisioning(service: ServiceUnderTest) -> tuple[uuid.UUID, int]:
 def test_the_provisioned_user_enrolls_the_customer_and_welcomes_them_once(signup: ServiceUnderTest) -> None:
     signup_id, client_id = provisioning(signup)
     user = signup.solusvm.add_user("ada@example.com", billing_user_id=client_id)
-    event = signup.envelope(UserProvisioned(signup_id=signup_id, email="ada@example.com", whmcs_client_id=client_id,
-                                            solusvm_user_id=user.id, enrolled_at=NOW))  # fmt: skip
+    event = signup.envelope(
+        UserProvisioned(
+            signup_id=signup_id,
+            email="ada@example.com",
+            whmcs_client_id=client_id,
+            solusvm_user_id=user.id,
+            enrolled_at=NOW,
+        )
+    )
     assert signup.deliver("complete_enrollment", event).kind == "done"
     assert signup.deliver("complete_enrollment", event).kind == "duplicate"
 
@@ -171,8 +195,13 @@ def test_the_provisioned_user_enrolls_the_customer_and_welcomes_them_once(signup
 def test_a_provisioned_event_naming_someone_elses_user_moves_nothing(signup: ServiceUnderTest) -> None:
     signup_id, client_id = provisioning(signup)
     other = signup.solusvm.add_user("mallory@example.com")
-    forged = UserProvisioned(signup_id=signup_id, email="ada@example.com", whmcs_client_id=client_id,
-                             solusvm_user_id=other.id, enrolled_at=NOW)  # fmt: skip
+    forged = UserProvisioned(
+        signup_id=signup_id,
+        email="ada@example.com",
+        whmcs_client_id=client_id,
+        solusvm_user_id=other.id,
+        enrolled_at=NOW,
+    )
     assert signup.deliver("complete_enrollment", forged).kind == "done"
     assert current(signup, signup_id).stage == Stage.PROVISIONING and signup.mailer.sent == []
 
@@ -180,9 +209,16 @@ def test_a_provisioned_event_naming_someone_elses_user_moves_nothing(signup: Ser
 def test_a_new_link_asked_after_enrollment_says_how_to_log_in(signup: ServiceUnderTest) -> None:
     signup_id, client_id = provisioning(signup)
     user = signup.solusvm.add_user("ada@example.com", billing_user_id=client_id)
-    signup.deliver("complete_enrollment", UserProvisioned(signup_id=signup_id, email="ada@example.com",
-                                                          whmcs_client_id=client_id, solusvm_user_id=user.id,
-                                                          enrolled_at=NOW))  # fmt: skip
+    signup.deliver(
+        "complete_enrollment",
+        UserProvisioned(
+            signup_id=signup_id,
+            email="ada@example.com",
+            whmcs_client_id=client_id,
+            solusvm_user_id=user.id,
+            enrolled_at=NOW,
+        ),
+    )
     signup.deliver("send_new_verification", VerificationEmailRequested(signup_id=signup_id, email="ada@example.com"))
 
     welcome, told = signup.mailer.to("ada@example.com")
@@ -195,9 +231,14 @@ def standing(status: AccountStatus, revision: int, overdue: tuple[int, ...] = ()
 
 
 def test_the_newest_standing_is_kept_whatever_order_the_events_come_in(signup: ServiceUnderTest) -> None:
-    suspended = UserSuspended(whmcs_client_id=7, solusvm_user_id=70, email="ada@example.com", suspended_at=NOW,
-                              overdue_invoices=(OverdueInvoice(invoice_id=31, due_date=NOW.date(), total=Decimal("1")),),
-                              standing=standing("suspended", 2, (31,)))  # fmt: skip
+    suspended = UserSuspended(
+        whmcs_client_id=7,
+        solusvm_user_id=70,
+        email="ada@example.com",
+        suspended_at=NOW,
+        overdue_invoices=(OverdueInvoice(invoice_id=31, due_date=NOW.date(), total=Decimal("1")),),
+        standing=standing("suspended", 2, (31,)),
+    )
     paid = InvoicePaid(whmcs_client_id=7, invoice_id=31, status="Paid", standing=standing("active", 3))
     assert signup.deliver("record_account_standing", paid).kind == "done"
     assert signup.deliver("record_account_standing", suspended).kind == "done"  # older: ignored
@@ -208,13 +249,30 @@ def test_the_newest_standing_is_kept_whatever_order_the_events_come_in(signup: S
 
 
 def test_invoices_and_the_month_so_far_are_kept_for_the_panel(signup: ServiceUnderTest) -> None:
-    signup.deliver("record_invoice", InvoiceCreated(whmcs_client_id=7, period="2026-10", invoice_id=31, currency="EUR",
-                                                    total=Decimal("5.14"), line_count=3, due_date=NOW.date(),
-                                                    run_key="postpay:7:2026-10"))  # fmt: skip
-    signup.deliver("record_invoice", InvoicePaid(whmcs_client_id=7, invoice_id=31, status="Paid",
-                                                 standing=standing("active", 4)))  # fmt: skip
-    month = {"whmcs_client_id": 7, "solusvm_user_id": 70, "period": "2026-11", "starts_at": NOW.replace(day=1, hour=0),
-             "source": "endpoint", "vms": ()}  # fmt: skip
+    signup.deliver(
+        "record_invoice",
+        InvoiceCreated(
+            whmcs_client_id=7,
+            period="2026-10",
+            invoice_id=31,
+            currency="EUR",
+            total=Decimal("5.14"),
+            line_count=3,
+            due_date=NOW.date(),
+            run_key="postpay:7:2026-10",
+        ),
+    )
+    signup.deliver(
+        "record_invoice", InvoicePaid(whmcs_client_id=7, invoice_id=31, status="Paid", standing=standing("active", 4))
+    )
+    month = {
+        "whmcs_client_id": 7,
+        "solusvm_user_id": 70,
+        "period": "2026-11",
+        "starts_at": NOW.replace(day=1, hour=0),
+        "source": "endpoint",
+        "vms": (),
+    }
     signup.deliver("record_usage_to_date", UsageToDateReported(**month, as_of=NOW, total_tokens=0))
     signup.deliver("record_usage_to_date", UsageToDateReported(**month, as_of=NOW - timedelta(hours=1), total_tokens=0))
 

@@ -41,14 +41,26 @@ def collector() -> Iterator[ServiceUnderTest]:
 
 
 def enroll(service: ServiceUnderTest, client_id: int, user_id: int, at: datetime = LONG_AGO) -> str:
-    event = UserProvisioned(signup_id=uuid.uuid4(), email=f"c{client_id}@example.com", whmcs_client_id=client_id,
-                            solusvm_user_id=user_id, enrolled_at=at)  # fmt: skip
+    event = UserProvisioned(
+        signup_id=uuid.uuid4(),
+        email=f"c{client_id}@example.com",
+        whmcs_client_id=client_id,
+        solusvm_user_id=user_id,
+        enrolled_at=at,
+    )
     return service.deliver("record_customer", event).kind
 
 
 def server(server_id: int, hours: int) -> ServerUsage:
-    return ServerUsage(id=server_id, uuid=f"uuid-{server_id}", name=f"vm-{server_id}", plan=PLAN,
-                       created_at=LONG_AGO, hours=hours, tokens=min(hours * 7, 5000))  # fmt: skip
+    return ServerUsage(
+        id=server_id,
+        uuid=f"uuid-{server_id}",
+        name=f"vm-{server_id}",
+        plan=PLAN,
+        created_at=LONG_AGO,
+        hours=hours,
+        tokens=min(hours * 7, 5000),
+    )
 
 
 def test_an_enrolled_customer_is_remembered_once_and_a_user_cannot_be_billed_to_two_clients(
@@ -56,8 +68,16 @@ def test_an_enrolled_customer_is_remembered_once_and_a_user_cannot_be_billed_to_
 ) -> None:
     assert enroll(collector, 7, 70) == "done"
     assert enroll(collector, 7, 70) == "done"  # the same fact again (a replay) changes nothing
-    outcome = collector.deliver("record_customer", UserProvisioned(
-        signup_id=uuid.uuid4(), email="thief@example.com", whmcs_client_id=8, solusvm_user_id=70, enrolled_at=LONG_AGO))
+    outcome = collector.deliver(
+        "record_customer",
+        UserProvisioned(
+            signup_id=uuid.uuid4(),
+            email="thief@example.com",
+            whmcs_client_id=8,
+            solusvm_user_id=70,
+            enrolled_at=LONG_AGO,
+        ),
+    )
     assert (outcome.kind, outcome.reason) == ("park", "rejected")
     assert [(r.whmcs_client_id, r.solusvm_user_id) for r in collector.rows(store.customers)] == [(7, 70)]
 
@@ -72,7 +92,8 @@ def test_a_closed_period_asks_for_each_customer_enrolled_before_its_end_once(col
     assert collector.deliver("fan_out", close).kind == "duplicate"
     requests = collector.published("CustomerUsageRequested")
     assert [(r.whmcs_client_id, r.solusvm_user_id, r.period) for r in requests] == [
-        (n, n + 100, "2026-10") for n in (1, 2, 3, 4, 5)]
+        (n, n + 100, "2026-10") for n in (1, 2, 3, 4, 5)
+    ]
     (fanout,) = collector.rows(store.fanouts)
     assert (fanout.requested, fanout.finished, fanout.last_client_id) == (5, True, 5)
 
@@ -114,17 +135,31 @@ def test_the_invoicers_outcome_settles_the_collection(collector: ServiceUnderTes
     for client_id in (1, 2):
         user = collector.solusvm.add_user(f"c{client_id}@example.com")
         collector.solusvm.set_usage(user.id, [server(10 + client_id, 5)] if client_id == 1 else [])
-        collector.deliver("collect_usage", CustomerUsageRequested(**window_fields(PERIOD), whmcs_client_id=client_id,
-                                                                  solusvm_user_id=user.id))  # fmt: skip
-    collector.deliver("settle", InvoiceCreated(whmcs_client_id=1, period="2026-10", invoice_id=55, currency="USD",
-                                               total=Decimal("0.04"), line_count=1, due_date=PERIOD.ends_at.date(),
-                                               run_key="postpay:1:2026-10"))  # fmt: skip
+        collector.deliver(
+            "collect_usage",
+            CustomerUsageRequested(**window_fields(PERIOD), whmcs_client_id=client_id, solusvm_user_id=user.id),
+        )
+    collector.deliver(
+        "settle",
+        InvoiceCreated(
+            whmcs_client_id=1,
+            period="2026-10",
+            invoice_id=55,
+            currency="USD",
+            total=Decimal("0.04"),
+            line_count=1,
+            due_date=PERIOD.ends_at.date(),
+            run_key="postpay:1:2026-10",
+        ),
+    )
     collector.deliver("settle", NothingToBill(whmcs_client_id=2, period="2026-10"))
 
     with collector.db.transaction() as session:
         rows = session.execute(select(store.collections).order_by(store.collections.c.whmcs_client_id)).all()
     assert [(r.outcome, r.invoice_id, r.currency, r.total) for r in rows] == [
-        ("invoiced", 55, "USD", Decimal("0.04")), ("nothing_to_bill", None, None, None)]
+        ("invoiced", 55, "USD", Decimal("0.04")),
+        ("nothing_to_bill", None, None, None),
+    ]
 
 
 def test_the_month_so_far_is_reported_for_a_billed_client_only(collector: ServiceUnderTest) -> None:
@@ -148,18 +183,38 @@ EPOCH = uuid.UUID("00000000-0000-4000-8000-00000000e0c1")
 
 
 def swept(sweep: int, at: datetime, events: int, interval: int = 3600) -> MeterSwept:
-    return MeterSwept(meter_epoch=EPOCH, sweep=sweep, started_at=at, finished_at=at + timedelta(seconds=5),
-                      interval_seconds=interval, events=events, servers=1, running=1, unreadable=0, unattributed=0)
+    return MeterSwept(
+        meter_epoch=EPOCH,
+        sweep=sweep,
+        started_at=at,
+        finished_at=at + timedelta(seconds=5),
+        interval_seconds=interval,
+        events=events,
+        servers=1,
+        running=1,
+        unreadable=0,
+        unattributed=0,
+    )
 
 
 def test_a_meter_billed_period_waits_for_a_sweep_past_its_end_then_is_collected_from_the_runs() -> None:
     settings = UsageCollectorSettings(usage_source="meter")
     with ServiceUnderTest("usage_collector", settings=[settings]) as collector:
         start = PERIOD.ends_at - timedelta(hours=10)
-        collector.deliver("record_meter_event", VmRunStarted(
-            meter_epoch=EPOCH, sweep=1, server_id=11, run=1, solusvm_user_id=70, name="vm-11",
-            plan=MeteredPlan(id=1, name="S", tokens_per_hour=7, tokens_per_month=5000), started_at=start,
-            evidence="poll"))  # fmt: skip
+        collector.deliver(
+            "record_meter_event",
+            VmRunStarted(
+                meter_epoch=EPOCH,
+                sweep=1,
+                server_id=11,
+                run=1,
+                solusvm_user_id=70,
+                name="vm-11",
+                plan=MeteredPlan(id=1, name="S", tokens_per_hour=7, tokens_per_month=5000),
+                started_at=start,
+                evidence="poll",
+            ),
+        )
         collector.deliver("record_sweep", swept(1, start, events=1))
         request = CustomerUsageRequested(**window_fields(PERIOD), whmcs_client_id=7, solusvm_user_id=70)
         assert collector.deliver("collect_usage", request).kind == "done"
