@@ -1,8 +1,9 @@
 """``postpay period status``: how far a period's close has come.
 
-Expected customers come from the usage collector's enrolment list; collected, invoiced and "nothing to
-bill" from its per-customer period records (the invoicer's outcomes reach it as events); held, paused,
-rejected and uncertain from the invoicer's ledger and holds; parked work from the parking lots of the
+Expected and collected customers come from the usage collector's enrolment list and per-customer period
+records; invoiced (and the totals), "nothing to bill", held, paused, rejected and uncertain from the
+invoicer's ledger and holds, where they are written (no event carries them back to the collector: that
+was a delivery, an inbox row and an outbox row per invoice, docs/benchmarks.md); parked work from the parking lots of the
 handlers that serve one customer each. Every count is one indexed query,
 so following a close of 100,000 customers polls cheaply.
 """
@@ -81,7 +82,7 @@ def period_status(
         expected = collector.count_enrolled_before(session, period.ends_at)
         fanout = collector.latest_fanout(session, period.key)
         outcomes = collector.outcome_counts(session, period.key)
-        totals = collector.invoiced_totals(session, period.key) if with_totals else {}
+        totals = invoicer.invoiced_totals(session, period.key) if with_totals else {}
         holds = invoicer.hold_counts(session, period.key)
         ledger = invoicer.ledger_counts(session, period.key)
         pause = invoicer.pause_of(session, period.key)
@@ -93,8 +94,8 @@ def period_status(
         fanout_started=fanout is not None,
         fanout_finished=bool(fanout and fanout.finished),
         collected=sum(outcomes.values()),
-        invoiced=outcomes.get(collector.INVOICED, 0),
-        nothing_to_bill=outcomes.get(collector.NOTHING_TO_BILL, 0),
+        invoiced=ledger.get(invoicer.INVOICED, 0),
+        nothing_to_bill=ledger.get(invoicer.NOTHING_TO_BILL, 0),
         parked=parked,
         invoiced_totals=totals,
         held=holds.get(invoicer.HELD, 0),

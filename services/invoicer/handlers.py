@@ -23,7 +23,7 @@ from services.invoicer.pricing import Tariff, tariff_for
 from services.invoicer.settings import InvoicerSettings
 from shared.bus.processing import HandlerContext
 from shared.errors import PermanentError
-from shared.events.billing import InvoiceReleased, NothingToBill, UsageCollected, period_of
+from shared.events.billing import InvoiceReleased, UsageCollected, period_of
 from shared.events.metering import describe_metering
 from shared.ports import Whmcs
 
@@ -162,5 +162,6 @@ def _nothing_to_bill(event: UsageCollected, ctx: HandlerContext, key: str, owned
     if not store.settle(ctx.session, client_id, period, key, store.NOTHING_TO_BILL, ctx.now(), fence=owned):
         raise AttemptInProgress(f"an attempt to invoice client {client_id}, {period} started meanwhile")
     supersede_hold(ctx, client_id, period, "a later computation of the period found nothing to bill")
-    ctx.emit(NothingToBill(whmcs_client_id=client_id, period=period), key="nothing-to-bill")
+    # No NothingToBill event: its one consumer was the collector's period record, and period status now
+    # reads this ledger row instead (an event nobody consumes would wait in the outbox as unroutable).
     ctx.log.info("nothing to bill", client_id=client_id, period=period, total_tokens=event.total_tokens)

@@ -72,6 +72,7 @@ __all__ = [
     "hold_counts",
     "hold_history",
     "holds_listing",
+    "invoiced_totals",
     "largest_earlier_invoices",
     "latest_entries",
     "ledger_counts",
@@ -93,6 +94,8 @@ LEDGER_REJECTED = store.REJECTED
 # The ledger, written by an operator's decision.
 set_ledger_status = store.set_status
 ledger_counts = store.count_by_status
+# What a period's close invoiced, per currency: ``postpay period status`` reads it here (no event carries it).
+invoiced_totals = store.invoiced_totals
 
 # Holds: what waits for an operator, their decisions and the audit of them, paused periods.
 hold = holds_store.get

@@ -1,4 +1,4 @@
-"""The invoicer: UsageCollected in, WHMCS invoices (and InvoiceCreated / NothingToBill) out."""
+"""The invoicer: UsageCollected in, WHMCS invoices (and InvoiceCreated) out; nothing to bill is a ledger row."""
 
 from __future__ import annotations
 

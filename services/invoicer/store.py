@@ -287,6 +287,19 @@ def count_by_status(session: Session, period: str) -> dict[str, int]:
     return {status: int(count) for status, count in session.execute(query)}
 
 
+def invoiced_totals(session: Session, period: str) -> dict[str, Decimal]:
+    """Invoiced amounts of ``period`` per currency (the sum of the lines, before any WHMCS tax)."""
+    invoiced = (ledger.c.period == period) & (ledger.c.status == INVOICED)
+    if _dialect(session) == "postgresql":
+        query = select(ledger.c.currency, func.sum(ledger.c.total)).where(invoiced).group_by(ledger.c.currency)
+        return {currency: Decimal(total) for currency, total in session.execute(query)}
+    # SQLite keeps amounts as text and would add them up as floats: sum them here instead.
+    totals: dict[str, Decimal] = {}
+    for currency, total in session.execute(select(ledger.c.currency, ledger.c.total).where(invoiced)):
+        totals[currency] = totals.get(currency, Decimal(0)) + total
+    return totals
+
+
 def _key(client_id: int, period: str) -> Any:
     return (ledger.c.whmcs_client_id == client_id) & (ledger.c.period == period)
 

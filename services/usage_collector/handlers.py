@@ -1,4 +1,4 @@
-"""The usage collector's handlers: the customer projection, the fan-out, the fetch, the settlement; what
+"""The usage collector's handlers: the customer projection, the fan-out, the fetch; what
 the meter saw (recorded whichever source bills); and the month so far for the client-area panel."""
 
 from __future__ import annotations
@@ -15,8 +15,6 @@ from shared.errors import PermanentError
 from shared.events.billing import (
     BillingPeriodClosed,
     CustomerUsageRequested,
-    InvoiceCreated,
-    NothingToBill,
     UsageCollected,
     period_of,
     window_fields,
@@ -114,31 +112,6 @@ def collect_usage(
         now=ctx.now(),
     )
     ctx.emit(collected, key="usage")
-
-
-def settle(event: InvoiceCreated | NothingToBill, ctx: DatabaseContext) -> None:
-    """Close the customer's period record with the invoicer's outcome (period status reads it)."""
-    if isinstance(event, InvoiceCreated):
-        changed = store.record_invoiced(
-            ctx.session,
-            period=event.period,
-            client_id=event.whmcs_client_id,
-            invoice_id=event.invoice_id,
-            currency=event.currency,
-            total=event.total,
-            now=ctx.now(),
-        )
-    else:
-        changed = store.record_nothing_to_bill(
-            ctx.session, period=event.period, client_id=event.whmcs_client_id, now=ctx.now()
-        )
-    if not changed:
-        ctx.log.info(
-            "outcome not applied: no collection on record, or already invoiced",
-            period=event.period,
-            client_id=event.whmcs_client_id,
-            event_type=event.event_type,
-        )
 
 
 # What the meter saw, recorded whichever source bills (switching to the meter later finds it all); and

@@ -18,8 +18,6 @@ from services.usage_collector.meter_usage import MeterNotThere, metered_period
 from services.usage_collector.settings import UsageCollectorSettings
 from services.usage_collector.store import (
     COLLECTED,
-    INVOICED,
-    NOTHING_TO_BILL,
     Customer,
     FanOut,
     collections,
@@ -27,7 +25,6 @@ from services.usage_collector.store import (
     customers,
     customers_page,
     fanouts,
-    invoiced_totals,
     latest_fanout,
     outcome_counts,
     tables,
@@ -36,8 +33,6 @@ from services.usage_collector.usage import vm_usages
 
 __all__ = [
     "COLLECTED",
-    "INVOICED",
-    "NOTHING_TO_BILL",
     "Collection",
     "Coverage",
     "Customer",
@@ -52,7 +47,6 @@ __all__ = [
     "customer",
     "customers_page",
     "fanout_periods",
-    "invoiced_totals",
     "latest_fanout",
     "meter_coverage",
     "meter_gaps",

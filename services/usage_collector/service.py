@@ -7,14 +7,13 @@ from services.usage_collector import handlers, store
 from services.usage_collector.settings import UsageCollectorSettings
 from shared.bus.topology import DATABASE_ONLY_BATCH, Events, Subscription, bind
 from shared.dependencies import Dependencies
-from shared.events.billing import BillingPeriodClosed, CustomerUsageRequested, InvoiceCreated, NothingToBill
+from shared.events.billing import BillingPeriodClosed, CustomerUsageRequested
 from shared.events.enrollment import UserProvisioned
 from shared.events.metering import MeterSwept, VmDeleted, VmPlanChanged, VmRunEnded, VmRunStarted
 from shared.events.usage import UsageToDateRequested
 from shared.service import ServiceDefinition
 
 NAME = "usage_collector"
-OUTCOMES: Events[InvoiceCreated | NothingToBill] = (InvoiceCreated, NothingToBill)
 METER_EVENTS: Events[VmRunStarted | VmRunEnded | VmPlanChanged | VmDeleted] = (
     VmRunStarted,
     VmRunEnded,
@@ -36,7 +35,8 @@ def build(deps: Dependencies) -> ServiceDefinition:
             ),
             Subscription(NAME, "fan_out", (BillingPeriodClosed,), fan_out),
             Subscription(NAME, "collect_usage", (CustomerUsageRequested,), collect_usage),
-            Subscription(NAME, "settle", OUTCOMES, handlers.settle, batch=DATABASE_ONLY_BATCH),
+            # No subscription to the invoicer's outcomes (InvoiceCreated, NothingToBill): period status reads
+            # them from the invoicer's ledger, one delivery per invoice fewer (docs/benchmarks.md).
             # What the meter saw, recorded whichever source bills: switching to the meter later finds it all.
             Subscription(
                 NAME, "record_meter_event", METER_EVENTS, handlers.record_meter_event, batch=DATABASE_ONLY_BATCH

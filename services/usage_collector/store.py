@@ -1,5 +1,5 @@
 """The usage collector's tables: its own view of who is enrolled, fan-out progress, and per-customer
-period records (what was collected, and how the invoicer settled it)."""
+period records (what was collected; how the invoicer settled it is in the invoicer's ledger)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
@@ -27,10 +26,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from shared.db import Amount, UtcTimestamp, insert_on_conflict, rows_changed
+from shared.db import Amount, UtcTimestamp, insert_on_conflict
 from shared.service import ServiceTables
 
 COLLECTED = "collected"
+# Rows settled before the invoicer's outcomes stopped coming here (the ledger is where they are now, see
+# postpay/ops/status.py) may still say these.
 INVOICED = "invoiced"
 NOTHING_TO_BILL = "nothing_to_bill"
 
@@ -217,22 +218,6 @@ def _record_collection(dialect: str) -> Any:
     )
 
 
-_COLLECTION = (collections.c.period == bindparam("p_period")) & (
-    collections.c.whmcs_client_id == bindparam("p_client_id")
-)
-_RECORD_INVOICED = (
-    collections.update()
-    .where(_COLLECTION)
-    .values(
-        outcome=INVOICED,
-        invoice_id=bindparam("p_invoice_id"),
-        currency=bindparam("p_currency"),
-        total=bindparam("p_total"),
-        settled_at=bindparam("p_now"),
-    )
-)
-
-
 def record_collection(
     session: Session,
     *,
@@ -243,7 +228,7 @@ def record_collection(
     total_tokens: int,
     now: datetime,
 ) -> None:
-    """What was collected; a re-collection (replay) refreshes it and keeps how the period was settled."""
+    """What was collected; a re-collection (replay) refreshes it."""
     session.execute(
         _record_collection(session.get_bind().dialect.name),
         {
@@ -257,36 +242,6 @@ def record_collection(
     )
 
 
-def record_invoiced(
-    session: Session, *, period: str, client_id: int, invoice_id: int, currency: str, total: Decimal, now: datetime
-) -> int:
-    result = session.execute(
-        _RECORD_INVOICED,
-        {
-            "p_period": period,
-            "p_client_id": client_id,
-            "p_invoice_id": invoice_id,
-            "p_currency": currency,
-            "p_total": total,
-            "p_now": now,
-        },
-    )
-    return rows_changed(result)
-
-
-def record_nothing_to_bill(session: Session, *, period: str, client_id: int, now: datetime) -> int:
-    result = session.execute(
-        collections.update()
-        .where(
-            collections.c.period == period,
-            collections.c.whmcs_client_id == client_id,
-            collections.c.outcome != INVOICED,
-        )
-        .values(outcome=NOTHING_TO_BILL, settled_at=now)
-    )
-    return rows_changed(result)
-
-
 def outcome_counts(session: Session, period: str) -> dict[str, int]:
     query = (
         select(collections.c.outcome, func.count())
@@ -294,20 +249,3 @@ def outcome_counts(session: Session, period: str) -> dict[str, int]:
         .group_by(collections.c.outcome)
     )
     return {outcome: int(count) for outcome, count in session.execute(query)}
-
-
-def invoiced_totals(session: Session, period: str) -> dict[str, Decimal]:
-    """Invoiced amounts per currency (the sum of the lines, before any WHMCS tax)."""
-    invoiced = (collections.c.period == period) & (collections.c.outcome == INVOICED)
-    if session.get_bind().dialect.name == "postgresql":
-        query = (
-            select(collections.c.currency, func.sum(collections.c.total))
-            .where(invoiced)
-            .group_by(collections.c.currency)
-        )
-        return {currency: Decimal(total) for currency, total in session.execute(query)}
-    # SQLite keeps amounts as text and would add them up as floats: sum them here instead.
-    totals: dict[str, Decimal] = {}
-    for currency, total in session.execute(select(collections.c.currency, collections.c.total).where(invoiced)):
-        totals[currency] = totals.get(currency, Decimal(0)) + total
-    return totals

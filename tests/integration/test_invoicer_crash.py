@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from shared.bus.rabbit import RabbitBus
+from shared.bus.topology import Subscription
 from shared.db import Database
 from shared.events.base import parse_envelope
 from shared.events.billing import InvoiceCreated, UsageCollected, VmUsage, window_fields
@@ -72,6 +73,11 @@ class InvoicerProcess:
             self.process.wait(timeout=10)
 
 
+# A queue of InvoiceCreated that nothing consumes here (the provisioner's and the signup's are not declared
+# by the billing services alone): what the invoicer announced, read back at the end.
+ANNOUNCED = Subscription("probe", "invoice_created", (InvoiceCreated,), lambda event, ctx: None)
+
+
 def queued_events(bus: RabbitBus, queue: str) -> list:
     """Take every message waiting in ``queue`` (where nothing consumes in this test)."""
     envelopes = []
@@ -88,6 +94,7 @@ def test_invoicer_killed_between_the_whmcs_reply_and_its_commit_still_makes_one_
     with Upstreams(now=NOW) as upstreams:
         harness = BillingHarness(upstreams, rabbit_bus, postgres_database)
         harness.runtime.declare()
+        rabbit_bus.declare([ANNOUNCED])
         plan = harness.add_plan("S", 7, 5000)
         period = harness.period("2026-10")
         customer = harness.add_customer("EUR", [VmHistory("web", plan, [(period.starts_at - timedelta(days=2), None)])])
@@ -139,7 +146,7 @@ def test_invoicer_killed_between_the_whmcs_reply_and_its_commit_still_makes_one_
         assert [i.id for i in invoices] == [created], "no second invoice"
         assert upstreams.whmcs.calls["CreateInvoice"] == 1
         assert (entry.invoice_id, entry.attempts, entry.total) == (created, 2, invoices[0].subtotal)
-        announced = [e.payload for e in queued_events(rabbit_bus, "usage_collector.settle")]
+        announced = [e.payload for e in queued_events(rabbit_bus, ANNOUNCED.queue)]
         assert [(type(e), e.invoice_id, e.total) for e in announced] == [
             (InvoiceCreated, created, invoices[0].subtotal)
         ]

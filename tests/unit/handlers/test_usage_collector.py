@@ -1,5 +1,5 @@
 """The usage collector's handlers on fakes: the customer projection, the period's fan-out (one work
-item per customer enrolled before the period ended, chunk by chunk), the usage fetch, the settlement,
+item per customer enrolled before the period ended, chunk by chunk), the usage fetch,
 and the month so far for the client area."""
 
 from __future__ import annotations
@@ -7,18 +7,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 
 import pytest
-from sqlalchemy import select
 
 from services.usage_collector import store
 from services.usage_collector.settings import UsageCollectorSettings
 from shared.events.billing import (
     BillingPeriodClosed,
     CustomerUsageRequested,
-    InvoiceCreated,
-    NothingToBill,
     window_fields,
 )
 from shared.events.enrollment import UserProvisioned
@@ -129,37 +125,6 @@ def test_a_user_solusvm_does_not_know_is_parked_and_an_outage_is_retried(collect
     retried = CustomerUsageRequested(**window_fields(PERIOD), whmcs_client_id=1, solusvm_user_id=user.id)
     assert collector.deliver("collect_usage", retried).kind == "retry"
     assert collector.published() == [] and collector.rows(store.collections) == []
-
-
-def test_the_invoicers_outcome_settles_the_collection(collector: ServiceUnderTest) -> None:
-    for client_id in (1, 2):
-        user = collector.solusvm.add_user(f"c{client_id}@example.com")
-        collector.solusvm.set_usage(user.id, [server(10 + client_id, 5)] if client_id == 1 else [])
-        collector.deliver(
-            "collect_usage",
-            CustomerUsageRequested(**window_fields(PERIOD), whmcs_client_id=client_id, solusvm_user_id=user.id),
-        )
-    collector.deliver(
-        "settle",
-        InvoiceCreated(
-            whmcs_client_id=1,
-            period="2026-10",
-            invoice_id=55,
-            currency="USD",
-            total=Decimal("0.04"),
-            line_count=1,
-            due_date=PERIOD.ends_at.date(),
-            run_key="postpay:1:2026-10",
-        ),
-    )
-    collector.deliver("settle", NothingToBill(whmcs_client_id=2, period="2026-10"))
-
-    with collector.db.transaction() as session:
-        rows = session.execute(select(store.collections).order_by(store.collections.c.whmcs_client_id)).all()
-    assert [(r.outcome, r.invoice_id, r.currency, r.total) for r in rows] == [
-        ("invoiced", 55, "USD", Decimal("0.04")),
-        ("nothing_to_bill", None, None, None),
-    ]
 
 
 def test_the_month_so_far_is_reported_for_a_billed_client_only(collector: ServiceUnderTest) -> None:
