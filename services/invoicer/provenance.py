@@ -12,9 +12,11 @@ priced by the attempt that died, and guessing them again could record a price it
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import BigInteger, Boolean, Column, Integer, String, Table, select
 from sqlalchemy.orm import Session
@@ -110,9 +112,15 @@ def record(session: Session, draft: InvoiceDraft, priced: PricedUsage, invoice_i
                 unrounded=format(tariff.token_price * vm.tokens, "f"),
             )
         rows.append(row)
-    insert = insert_on_conflict(session, lines)
-    # A redelivery that recorded the invoice already wrote these rows: the first record stands.
-    session.execute(insert.on_conflict_do_nothing(index_elements=[lines.c.invoice_id, lines.c.position]), rows)
+    session.execute(_record_lines(session.get_bind().dialect.name), rows)
+
+
+@functools.cache
+def _record_lines(dialect: str) -> Any:
+    """Built once per dialect (every invoice runs it). A redelivery that recorded the invoice already
+    wrote these rows: the first record stands."""
+    insert = insert_on_conflict(dialect, lines)
+    return insert.on_conflict_do_nothing(index_elements=[lines.c.invoice_id, lines.c.position])
 
 
 def _line(row: object) -> LineProvenance:

@@ -268,18 +268,22 @@ def set_status(
     return bool(rows_changed(result))
 
 
+# Read before every invoice: built once (see above).
+_LARGEST_EARLIER = (
+    select(ledger.c.currency, func.max(ledger.c.total))
+    .where(
+        ledger.c.whmcs_client_id == bindparam("p_client_id"),
+        ledger.c.period < bindparam("p_period"),
+        ledger.c.status == INVOICED,
+    )
+    .group_by(ledger.c.currency)
+)
+
+
 def largest_earlier_invoices(session: Session, client_id: int, period: str) -> dict[str, Decimal]:
     """Per currency, the client's largest invoice of a period before ``period``."""
-    query = (
-        select(ledger.c.currency, func.max(ledger.c.total))
-        .where(
-            ledger.c.whmcs_client_id == client_id,
-            ledger.c.period < period,
-            ledger.c.status == INVOICED,
-        )
-        .group_by(ledger.c.currency)
-    )
-    return {currency: Decimal(total) for currency, total in session.execute(query) if currency and total is not None}
+    rows = session.execute(_LARGEST_EARLIER, {"p_client_id": client_id, "p_period": period})
+    return {currency: Decimal(total) for currency, total in rows if currency and total is not None}
 
 
 def count_by_status(session: Session, period: str) -> dict[str, int]:
