@@ -151,8 +151,8 @@ class HandlerContext(DatabaseContext):
     touches it, not before the handler runs, so a handler waiting for or making an upstream call holds
     no pooled connection; the claim is still the first statement of the handler's transaction, and
     commits or rolls back with its effect and its outbox rows. A duplicate found then raises
-    ``AlreadyHandled``. The first separate transaction also checks the inbox, so a redelivered event
-    is skipped before the handler's upstream calls, as it was when the claim came first.
+    ``AlreadyHandled`` (two deliveries running at once). A redelivery of an event already handled never
+    gets here: the processor looks it up first, before the handler runs.
     """
 
     def __init__(
@@ -165,13 +165,14 @@ class HandlerContext(DatabaseContext):
         handler: str,
         *,
         inbox: Inbox | None = None,
+        checked: bool = False,
     ) -> None:
         """``inbox``: claim the event in it when ``session`` is first touched (None: the caller did or will)."""
         super().__init__(session, envelope, outbox, clock, handler)
         self.db = db
         self._inbox = inbox
         self._claimed = inbox is None
-        self._checked = inbox is None
+        self._checked = checked or inbox is None
         self.already_handled = False
 
     @property
@@ -387,9 +388,13 @@ class MessageProcessor:
         wrote_outbox = False
         context: HandlerContext | None = None
         try:
-            if self.db.is_sqlite:
-                # SQLite: the check gets its own transaction, so that the handler's begins only when
-                # the handler first uses it (see HandlerContext).
+            # A delivery of an event already handled stops here, before the handler can make an
+            # upstream call (an email, an invoice) a second time, whatever the handler touches first.
+            # The check has a short transaction of its own, so no connection is held while the handler
+            # waits for an upstream, and (SQLite) the handler's begins only when it first uses it. A
+            # batched handler (its own database only, so nothing to repeat) relies on the claim alone.
+            may_call_out = subscription.batch == 1
+            if may_call_out or self.db.is_sqlite:
                 with self.db.transaction() as session:
                     if self.inbox.seen(session, handler, envelope.event_id):
                         return self._duplicate(handler, ids)
@@ -399,7 +404,9 @@ class MessageProcessor:
                 # of a check and an insert, committed or rolled back with the work, and no connection
                 # held while the handler waits for an upstream before that.
                 inbox = None if self.db.is_sqlite else self.inbox
-                context = HandlerContext(session, envelope, self.outbox, self.db, self.clock, handler, inbox=inbox)
+                context = HandlerContext(
+                    session, envelope, self.outbox, self.db, self.clock, handler, inbox=inbox, checked=may_call_out
+                )
                 subscription.handler(envelope.payload, context)
                 if self.db.is_sqlite:
                     self.inbox.record(session, handler, envelope.event_id, self.clock())

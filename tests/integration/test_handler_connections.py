@@ -184,6 +184,7 @@ def test_a_handler_that_never_touches_its_session_is_still_claimed(
     event_id = uuid.uuid4()
     assert processor.process(sub, delivery(Billed(key="call"), event_id)).kind == "done"
     assert processor.process(sub, delivery(Billed(key="call"), event_id)).kind == "duplicate"
+    assert upstream.calls == ["call"], "a redelivery of a handled event must not call the upstream again"
     with postgres_database.transaction() as session:
         assert session.execute(select(tables.inbox.table.c.event_id)).scalars().all() == [event_id]
 
