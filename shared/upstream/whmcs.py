@@ -32,6 +32,7 @@ from shared.upstream.errors import (
     UpstreamValidationError,
 )
 from shared.upstream.http import (
+    HttpClient,
     RetryPolicy,
     Timeouts,
     count_error,
@@ -78,7 +79,7 @@ class WhmcsClient:
         accesskey: SecretStr | None = None,
         timeouts: Timeouts = Timeouts(),
         retry: RetryPolicy = RetryPolicy(),
-        http: httpx.Client | None = None,
+        http: HttpClient | None = None,
         max_connections: int = 64,
         timezone: tzinfo = UTC,
         sleep: Callable[[float], None] = time.sleep,

@@ -12,7 +12,6 @@ from collections.abc import Mapping, Sequence
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-import httpx
 from pydantic import SecretStr
 
 from shared.upstream.errors import (
@@ -24,7 +23,7 @@ from shared.upstream.errors import (
     UpstreamUnavailable,
     UpstreamValidationError,
 )
-from shared.upstream.http import retry_after_seconds
+from shared.upstream.http import Reply, retry_after_seconds
 
 UPSTREAM = "whmcs"
 CENT = Decimal("0.01")
@@ -87,7 +86,7 @@ def format_amount(amount: Decimal) -> str:
     return str(amount.quantize(CENT, rounding=ROUND_HALF_UP))
 
 
-def classify(action: str, response: httpx.Response, *, write: bool) -> dict[str, Any]:
+def classify(action: str, response: Reply, *, write: bool) -> dict[str, Any]:
     status = response.status_code
     unavailable = UpstreamOutcomeUnknown if write else UpstreamUnavailable
     if status == 429:

@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from shared.upstream.errors import UpstreamOutcomeUnknown, UpstreamUnavailable
-from shared.upstream.http import Timeouts, new_http_client, send
+from shared.upstream.http import Timeouts, UpstreamHttp, new_http_client, send
 from shared.upstream.transport import StdlibTransport
 
 
@@ -251,10 +251,10 @@ def test_a_cookie_an_upstream_sets_is_never_sent_back(
         monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
         monkeypatch.setenv("NO_PROXY", "127.0.0.1")
     with new_http_client(Timeouts(), max_connections=2) as http:
-        assert isinstance(http._transport, StdlibTransport) is not proxied
-        first = http.get(f"{upstream.url}/set-cookie")
+        assert isinstance(http, UpstreamHttp) is not proxied
+        first = http.request("GET", f"{upstream.url}/set-cookie")
         assert first.headers["Set-Cookie"].startswith("PHPSESSID=")
-        http.get(f"{upstream.url}/api")
+        http.request("GET", f"{upstream.url}/api")
     assert "Cookie" not in upstream.requests[-1]["headers"], upstream.requests[-1]["headers"]
 
 
@@ -266,9 +266,9 @@ def test_an_https_proxy_in_the_environment_keeps_httpx_own_transport(monkeypatch
         monkeypatch.delenv(name, raising=False)
     direct = new_http_client(Timeouts(), max_connections=4)
     try:
-        assert not isinstance(proxied._transport, StdlibTransport)
+        assert isinstance(proxied, httpx.Client) and not isinstance(proxied._transport, StdlibTransport)
         assert any(mount is not None for mount in proxied._mounts.values())
-        assert isinstance(direct._transport, StdlibTransport)
+        assert isinstance(direct, UpstreamHttp)
     finally:
         proxied.close()
         direct.close()
