@@ -14,6 +14,7 @@ from __future__ import annotations
 import http.cookiejar
 import json
 import time
+import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from email.message import Message
@@ -137,7 +138,11 @@ class UpstreamHttp:
             lines.append(body)
         times = self._timeouts if timeout is None else _timeout_dict(timeout)
         raw = self._transport.exchange(method, origin, b"".join(lines), times)
-        return Answer(raw.status, raw.reason, raw.headers, raw.content)
+        content = raw.content
+        coding = raw.headers.get("Content-Encoding")
+        if coding:  # none is asked for (no Accept-Encoding), but a server may compress anyway
+            content = _decoded(content, coding, origin)
+        return Answer(raw.status, raw.reason, raw.headers, content)
 
     def close(self) -> None:
         self._transport.close()
@@ -169,6 +174,25 @@ class UpstreamHttp:
 
 HttpClient = httpx.Client | UpstreamHttp
 Reply = httpx.Response | Answer
+
+
+def _decoded(content: bytes, coding: str, origin: Origin) -> bytes:
+    """The body without its gzip/deflate coding, as httpx would hand it over, and httpx's
+    ``DecodingError`` where it would raise one (a coding it does not know, a body that does not decode)."""
+    for name in reversed([part.strip().lower() for part in coding.split(",")]):
+        try:
+            if name in ("gzip", "x-gzip"):
+                content = zlib.decompress(content, wbits=zlib.MAX_WBITS | 16)
+            elif name == "deflate":
+                try:
+                    content = zlib.decompress(content)
+                except zlib.error:
+                    content = zlib.decompress(content, wbits=-zlib.MAX_WBITS)  # raw deflate, as some send
+            elif name not in ("identity", ""):
+                raise httpx.DecodingError(f"{origin[1]} answered in an unsupported coding {name!r}")
+        except zlib.error as exc:
+            raise httpx.DecodingError(f"{origin[1]} sent a body that does not decode as {name}") from exc
+    return content
 
 
 def _timeout_dict(timeout: httpx.Timeout) -> dict[str, float | None]:
