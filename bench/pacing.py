@@ -42,10 +42,12 @@ from bench.upstreams import Simulators, start_simulators
 from bench.world import World
 from shared.logging import configure_logging
 from shared.periods import BillingPeriod
+from shared.settings import KernelSettings
 
 TARGETS = {"time_over_allowed": 1.2, "upstream_error_share": 0.001, "ratio_vs_baseline": 30.0}
 WHMCS_CALLS_PER_CUSTOMER = 2  # GetClientsDetails (the currency) and CreateInvoice
 SOLUSVM_CALLS_PER_CUSTOMER = 1  # the period's usage
+DEFAULT_CONCURRENCY: int = KernelSettings.model_fields["concurrency"].default
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -157,7 +159,7 @@ def one_close(
     if args.concurrency is not None:
         env.append(("POSTPAY_CONCURRENCY", str(args.concurrency)))
     settings = CloseSettings(
-        concurrency=args.concurrency or 16,  # postpay's default (KernelSettings.concurrency) unless given
+        concurrency=args.concurrency or DEFAULT_CONCURRENCY,  # postpay's default unless given
         invoicers=invoicers,
         log_level=args.log_level,
         stall_seconds=args.stall_seconds,

@@ -1,10 +1,12 @@
-"""Upstream calls: CPU per call of postpay's SolusVM 2 and WHMCS clients, by HTTP transport, same run.
+"""Upstream calls: CPU per call of postpay's SolusVM 2 and WHMCS clients, by HTTP client, same run.
 
 The three calls a month close makes per customer (period usage, the client's currency, the invoice),
-through postpay's own clients against the simulators with their injected latency, once over httpx's
-default transport (httpcore + h11: what the clients used before) and once over the ``http.client``
-transport they use now (``shared.upstream.transport``). Rounds interleave the two, so a slow minute
-on this shared machine hits both; the figure that matters is each round's ratio.
+through postpay's own clients against the simulators with their injected latency, once through
+``httpx.Client`` over the ``http.client`` transport (what the clients used before issue 21's upstream
+work; httpx's default httpcore transport before that one) and once through ``UpstreamHttp``, which
+sends through the same transport without httpx's request and response layer (what they use now).
+Rounds interleave the two, so a slow minute on this shared machine hits both; the figure that matters
+is each round's ratio.
 
     python -m bench.upstream_calls --customers 300 --threads 1,16 --repeat 3
 """
@@ -32,25 +34,22 @@ from bench.upstreams import start_simulators
 from bench.world import World
 from shared.logging import configure_logging
 from shared.periods import BillingPeriod
-from shared.upstream.http import Timeouts
+from shared.upstream.http import HttpClient, NoCookies, Timeouts, UpstreamHttp
 from shared.upstream.solusvm import SolusVMClient
 from shared.upstream.transport import StdlibTransport
 from shared.upstream.whmcs import WhmcsClient
 
 CALLS_PER_CUSTOMER = 3
-TRANSPORTS: dict[str, Callable[[], httpx.BaseTransport]] = {
-    "httpx default (httpcore)": lambda: httpx.HTTPTransport(
-        limits=httpx.Limits(max_connections=64, max_keepalive_connections=64)
+TRANSPORTS: dict[str, Callable[[], HttpClient]] = {
+    "httpx.Client over http.client": lambda: httpx.Client(
+        timeout=Timeouts().as_httpx(), cookies=NoCookies(), transport=StdlibTransport(max_connections=64)
     ),
-    "http.client (postpay)": lambda: StdlibTransport(max_connections=64),
+    "UpstreamHttp (postpay)": lambda: UpstreamHttp(Timeouts(), max_connections=64),
 }
 
 
-def measure(
-    world: World, urls: tuple[str, str], transport: Callable[[], httpx.BaseTransport], threads: int
-) -> dict[str, float]:
-    timeout = Timeouts().as_httpx()
-    solusvm_http, whmcs_http = (httpx.Client(timeout=timeout, transport=transport()) for _ in range(2))
+def measure(world: World, urls: tuple[str, str], transport: Callable[[], HttpClient], threads: int) -> dict[str, float]:
+    solusvm_http, whmcs_http = transport(), transport()
     solusvm = SolusVMClient(urls[0], SecretStr(SOLUSVM_TOKEN), http=solusvm_http)
     whmcs = WhmcsClient(urls[1], SecretStr(WHMCS_IDENTIFIER), SecretStr(WHMCS_SECRET), http=whmcs_http)
     ids = list(range(1, world.clients + 1))
@@ -129,7 +128,7 @@ def run(args: argparse.Namespace) -> None:
         finally:
             sims.stop()
     summary = summarise(rounds)
-    print(f"{'threads':>7} {'httpx default CPU-ms/call':>26} {'http.client CPU-ms/call':>24} {'ratio (median)':>15}")
+    print(f"{'threads':>7} {'httpx.Client CPU-ms/call':>26} {'UpstreamHttp CPU-ms/call':>24} {'ratio (median)':>15}")
     for row in summary:
         print(
             f"{row['threads']:>7} {row['baseline_median']:>26.3f} {row['postpay_median']:>24.3f} "

@@ -36,7 +36,10 @@ def service_builder(name: str) -> Callable[[Dependencies], ServiceDefinition]:
 
 
 def make_database(kernel: KernelSettings) -> Database:
-    return Database(kernel.database_url.get_secret_value(), pool_size=kernel.concurrency + 4)
+    # Not one connection per handler thread: a handler holds one only while it uses the database
+    # (HandlerContext claims its inbox row when it first touches ctx.session, after its upstream calls).
+    pool_size = min(kernel.db_pool_size, kernel.concurrency + 4)
+    return Database(kernel.database_url.get_secret_value(), pool_size=pool_size)
 
 
 def make_bus(kernel: KernelSettings) -> Any:

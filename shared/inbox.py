@@ -11,10 +11,9 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from sqlalchemy import Column, MetaData, String, Table, Uuid, bindparam, select
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
-from shared.db import UtcTimestamp
+from shared.db import UtcTimestamp, insert_on_conflict
 
 
 def inbox_table(metadata: MetaData, service: str) -> Table:
@@ -37,7 +36,7 @@ class Inbox:
         )
         self._record = table.insert()
         self._claim = (
-            postgresql.insert(table)
+            insert_on_conflict("postgresql", table)  # the claim runs on PostgreSQL only
             .on_conflict_do_nothing(index_elements=["handler", "event_id"])
             .returning(table.c.event_id)
         )

@@ -22,11 +22,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, Text, Uuid, delete, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from shared.bus.messages import OutgoingMessage, PublishError
-from shared.db import Database, UtcTimestamp
+from shared.db import Database, UtcTimestamp, insert_on_conflict
 from shared.events.base import Envelope, Event, new_envelope
 from shared.logging import get_logger
 from shared.metrics import EVENTS_PUBLISHED, OUTBOX_BACKLOG
@@ -70,12 +69,7 @@ class Outbox:
         The same event id twice is the same fact twice (a re-run fan-out): the first is kept."""
         statement = self._inserts.get(dialect)
         if statement is None:
-            if dialect == "postgresql":
-                statement = postgresql.insert(self.table).on_conflict_do_nothing(index_elements=["event_id"])
-            elif dialect == "sqlite":
-                statement = sqlite.insert(self.table).on_conflict_do_nothing(index_elements=["event_id"])
-            else:  # pragma: no cover - only the two supported databases
-                statement = self.table.insert()
+            statement = insert_on_conflict(dialect, self.table).on_conflict_do_nothing(index_elements=["event_id"])
             self._inserts[dialect] = statement
         return statement
 

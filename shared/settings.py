@@ -64,7 +64,19 @@ class KernelSettings(BaseSettings):
         description="Seconds to wait before each retry of a failed handler, comma-separated.",
     )
     prefetch: int = Field(default=64, ge=1, description="Unacknowledged messages per consumer.")
-    concurrency: int = Field(default=16, ge=1, description="Handler threads per consumer process.")
+    concurrency: int = Field(
+        default=64,
+        ge=1,
+        description="Handler threads per consumer process. Upstream pacing, not this, sets the pressure on "
+        "WHMCS and SolusVM; a handler waiting for or making an upstream call holds no database connection.",
+    )
+    db_pool_size: int = Field(
+        default=20,
+        ge=1,
+        description="PostgreSQL connections each process keeps open (at most POSTPAY_CONCURRENCY + 4); as many "
+        "again may be opened for a burst, so a process holds at most twice this. Handler threads beyond it wait "
+        "for a connection only while they use the database.",
+    )
     handler_batch: int = Field(
         default=64,
         ge=1,

@@ -84,7 +84,7 @@ class DatabaseContext:
         clock: Clock,
         handler: str,
     ) -> None:
-        self.session = session
+        self._session = session
         self.envelope = envelope
         self.outbox = outbox
         self.clock = clock
@@ -96,6 +96,10 @@ class DatabaseContext:
     def log(self) -> Any:
         # Bound when first used: most handlers never log through it, and binding costs per event.
         return log.bind(handler=self.handler)
+
+    @property
+    def session(self) -> Session:
+        return self._session
 
     @property
     def event_id(self) -> uuid.UUID:
@@ -142,6 +146,13 @@ class HandlerContext(DatabaseContext):
     transaction of its own, named for the one reason to use it, so the reason shows where it is used.
     Open them before the handler first touches ``ctx.session``: SQLite has one writer at a time, and
     the handler's own transaction, once begun, would make this one wait for it forever.
+
+    ``inbox`` (PostgreSQL): the event's inbox row is claimed in ``ctx.session`` when the handler first
+    touches it, not before the handler runs, so a handler waiting for or making an upstream call holds
+    no pooled connection; the claim is still the first statement of the handler's transaction, and
+    commits or rolls back with its effect and its outbox rows. A duplicate found then raises
+    ``AlreadyHandled`` (two deliveries running at once). A redelivery of an event already handled never
+    gets here: the processor looks it up first, before the handler runs.
     """
 
     def __init__(
@@ -152,9 +163,35 @@ class HandlerContext(DatabaseContext):
         db: Database,
         clock: Clock,
         handler: str,
+        *,
+        inbox: Inbox | None = None,
+        checked: bool = False,
     ) -> None:
+        """``inbox``: claim the event in it when ``session`` is first touched (None: the caller did or will)."""
         super().__init__(session, envelope, outbox, clock, handler)
         self.db = db
+        self._inbox = inbox
+        self._claimed = inbox is None
+        self._checked = checked or inbox is None
+        self.already_handled = False
+
+    @property
+    def session(self) -> Session:
+        """The handler's transaction; its first use claims the event (and may raise ``AlreadyHandled``)."""
+        if not self._claimed:
+            self.claim()
+        return self._session
+
+    def claim(self) -> None:
+        """Claim the event in the handler's transaction, if not yet: the processor calls it after a
+        handler that never touched ``session``. Marked claimed only once the claim succeeded, so a
+        claim that failed is tried again (and fails again, in the aborted transaction) at the end."""
+        if self._claimed or self._inbox is None:
+            return
+        if not self._inbox.claim(self._session, self.handler, self.envelope.event_id, self.clock()):
+            self.already_handled = True
+            raise AlreadyHandled(f"{self.envelope.event_id} is already in {self.handler}'s inbox")
+        self._claimed = self._checked = True
 
     def record_now(self) -> AbstractContextManager[Session]:
         """For a row that must outlive this attempt whatever its outcome: a claim made before an
@@ -176,7 +213,19 @@ class HandlerContext(DatabaseContext):
     def separate_transaction(self) -> Iterator[Session]:
         """A transaction that commits on its own, before the handler's; prefer the named ones above."""
         with self.db.transaction() as session:
+            if not self._checked and self._inbox is not None:
+                # Before the handler's first upstream call: a redelivered event stops here.
+                self._checked = True
+                if self._inbox.seen(session, self.handler, self.envelope.event_id):
+                    self.already_handled = True
+                    raise AlreadyHandled(f"{self.envelope.event_id} is already in {self.handler}'s inbox")
             yield session
+
+
+class AlreadyHandled(Exception):
+    """The event being handled is already in the handler's inbox: another delivery of it committed.
+    The processor acknowledges it as a duplicate and rolls back whatever this one did in ``ctx.session``
+    (even if the handler caught this and went on)."""
 
 
 class MessageProcessor:
@@ -337,36 +386,39 @@ class MessageProcessor:
         ids = _Ids(event_id=str(envelope.event_id), event_type=envelope.event_type)
         started = time.perf_counter()
         wrote_outbox = False
+        context: HandlerContext | None = None
         try:
-            if self.db.is_sqlite:
-                # SQLite: the check gets its own transaction, so that the handler's begins only when
-                # the handler first uses it (see HandlerContext).
+            # A delivery of an event already handled stops here, before the handler can make an
+            # upstream call (an email, an invoice) a second time, whatever the handler touches first.
+            # The check has a short transaction of its own, so no connection is held while the handler
+            # waits for an upstream, and (SQLite) the handler's begins only when it first uses it. A
+            # batched handler (its own database only, so nothing to repeat) relies on the claim alone.
+            may_call_out = subscription.batch == 1
+            if may_call_out or self.db.is_sqlite:
                 with self.db.transaction() as session:
                     if self.inbox.seen(session, handler, envelope.event_id):
                         return self._duplicate(handler, ids)
             with self.db.transaction() as session:
-                # PostgreSQL: the inbox row is claimed first, in the handler's transaction: one
-                # statement instead of a check and an insert, committed or rolled back with the work.
-                if not self.db.is_sqlite and not self.inbox.claim(session, handler, envelope.event_id, self.clock()):
-                    return self._duplicate(handler, ids)
-                context = HandlerContext(session, envelope, self.outbox, self.db, self.clock, handler)
+                # PostgreSQL: the inbox row is claimed in the handler's transaction, as its first
+                # statement, when the handler first touches it (HandlerContext): one statement instead
+                # of a check and an insert, committed or rolled back with the work, and no connection
+                # held while the handler waits for an upstream before that.
+                inbox = None if self.db.is_sqlite else self.inbox
+                context = HandlerContext(
+                    session, envelope, self.outbox, self.db, self.clock, handler, inbox=inbox, checked=may_call_out
+                )
                 subscription.handler(envelope.payload, context)
                 if self.db.is_sqlite:
                     self.inbox.record(session, handler, envelope.event_id, self.clock())
+                else:
+                    context.claim()
+                if context.already_handled:
+                    raise AlreadyHandled("the handler went on after its event was found handled")
                 wrote_outbox = context.wrote_outbox
-        except IntegrityError as exc:
-            if self._inbox_has(handler, envelope.event_id):
-                return self._duplicate(handler, ids)
-            return self._failed(handler, exc, attempt, ids)
-        except PermanentError as exc:
-            MESSAGES_FAILED.labels(handler).inc()
-            log.error("handler rejected the event; parking it", error=str(exc))
-            return Outcome("park", "rejected", _error_text(exc), **ids)
-        except RetryLater as exc:
-            log.info("handler waits; will retry", wait_seconds=round(exc.seconds, 3), reason=str(exc))
-            return Outcome("retry", "waiting", _error_text(exc), wait=exc.seconds, **ids)
         except Exception as exc:
-            return self._failed(handler, exc, attempt, ids)
+            if context is not None and context.already_handled:
+                return self._duplicate(handler, ids)
+            return self._outcome_of(exc, handler, attempt, envelope.event_id, ids)
         finally:
             _handler_seconds(handler).observe(time.perf_counter() - started)
         _handled(handler, "done").inc()
@@ -374,6 +426,21 @@ class MessageProcessor:
         if wrote_outbox and self.after_commit is not None:
             self.after_commit()
         return Outcome("done", **ids)
+
+    def _outcome_of(self, exc: Exception, handler: str, attempt: int, event_id: uuid.UUID, ids: _Ids) -> Outcome:
+        """What a handler's exception means for its event."""
+        if isinstance(exc, IntegrityError):
+            if self._inbox_has(handler, event_id):
+                return self._duplicate(handler, ids)
+            return self._failed(handler, exc, attempt, ids)
+        if isinstance(exc, PermanentError):
+            MESSAGES_FAILED.labels(handler).inc()
+            log.error("handler rejected the event; parking it", error=str(exc))
+            return Outcome("park", "rejected", _error_text(exc), **ids)
+        if isinstance(exc, RetryLater):
+            log.info("handler waits; will retry", wait_seconds=round(exc.seconds, 3), reason=str(exc))
+            return Outcome("retry", "waiting", _error_text(exc), wait=exc.seconds, **ids)
+        return self._failed(handler, exc, attempt, ids)
 
     @staticmethod
     def _duplicate(handler: str, ids: _Ids) -> Outcome:

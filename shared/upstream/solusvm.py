@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import quote
 
-import httpx
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from shared.errors import PermanentError
@@ -32,6 +31,8 @@ from shared.upstream.errors import (
     UpstreamValidationError,
 )
 from shared.upstream.http import (
+    HttpClient,
+    Reply,
     RetryPolicy,
     Timeouts,
     count_error,
@@ -96,7 +97,7 @@ class SolusVMClient:
         retry: RetryPolicy = RetryPolicy(),
         usage_path: str = DEFAULT_USAGE_PATH,
         sso_path: str = DEFAULT_SSO_PATH,
-        http: httpx.Client | None = None,
+        http: HttpClient | None = None,
         max_connections: int = 64,
         sleep: Callable[[float], None] = time.sleep,
         max_pages: int = DEFAULT_MAX_PAGES,
@@ -411,7 +412,7 @@ class SolusVMClient:
                 return
             page = max(current, page) + 1
 
-    def _envelope(self, response: httpx.Response, call: str, write: bool) -> dict[str, Any]:
+    def _envelope(self, response: Reply, call: str, write: bool) -> dict[str, Any]:
         try:
             body = response.json()
         except ValueError:
@@ -426,7 +427,7 @@ class SolusVMClient:
             )
         return body
 
-    def _error_for(self, response: httpx.Response, call: str, write: bool) -> UpstreamError:
+    def _error_for(self, response: Reply, call: str, write: bool) -> UpstreamError:
         status = response.status_code
         try:
             body = response.json()

@@ -1,10 +1,11 @@
-"""An httpx transport on the standard library's ``http.client``, for the upstream clients.
+"""An HTTP/1.1 connection pool on the standard library's ``http.client``, for the upstream clients.
 
-At month close every invoice costs three upstream calls from 16 handler threads, and httpcore's
-shared pool made each cost ~2.1 CPU-ms against ~1.5 through ``http.client``
-(``python -m bench.upstream_calls``, docs/benchmarks.md). The clients keep httpx's API, its timeouts
-and its exception types (and tests keep ``MockTransport``); only the bytes on the wire go through
-``http.client``.
+At month close every invoice costs three upstream calls from 16 handler threads. httpcore's shared
+pool made each cost ~2.1 CPU-ms against ~1.5 through ``http.client`` under httpx's API
+(``python -m bench.upstream_calls``, docs/benchmarks.md); httpx's own request and response layer was
+most of what remained, so the clients now send through :meth:`StdlibTransport.exchange` directly
+(``shared.upstream.http.UpstreamHttp``). The transport still plugs into httpx (``handle_request``)
+for callers and tests that hold an ``httpx.Client``; both paths share the code below.
 
 What is kept from httpcore: keep-alive connections pooled per origin, at most ``max_connections`` in
 use (waiting longer than the pool timeout is ``PoolTimeout``), a connection the server closed while it
@@ -17,14 +18,16 @@ from __future__ import annotations
 
 import http.client
 import select
+import socket
 import ssl
 import threading
 import urllib.request
-from typing import Any
+from email.message import Message
 
 import httpx
 
 Origin = tuple[str, str, int]
+Timeouts = dict[str, float | None]
 
 
 def env_proxies_configured() -> bool:
@@ -32,34 +35,73 @@ def env_proxies_configured() -> bool:
     return any(scheme in urllib.request.getproxies() for scheme in ("http", "https", "all"))
 
 
+class RawAnswer:
+    """A whole answer as read off the wire: status, reason, headers (case-insensitive ``get``), body."""
+
+    __slots__ = ("status", "reason", "headers", "content", "will_close")
+
+    def __init__(self, status: int, reason: str, headers: Message, content: bytes, will_close: bool) -> None:
+        self.status = status
+        self.reason = reason
+        self.headers = headers
+        self.content = content
+        self.will_close = will_close
+
+
 class StdlibTransport(httpx.BaseTransport):
     """HTTP/1.1 through ``http.client``; thread-safe, as the clients are shared by handler threads."""
 
     def __init__(self, *, max_connections: int = 64, ssl_context: ssl.SSLContext | None = None) -> None:
         self._slots = threading.BoundedSemaphore(max_connections)
-        self._idle: dict[Origin, list[http.client.HTTPConnection]] = {}
+        self._idle: dict[Origin, list[socket.socket]] = {}
         self._lock = threading.Lock()
         self._ssl_context = ssl_context
         self._closed = False
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        timeouts: dict[str, float | None] = request.extensions.get("timeout", {})
-        pool_timeout = timeouts.get("pool")
-        if not self._slots.acquire(timeout=pool_timeout):
+        body = request.read()
+        url = request.url
+        lines = [f"{request.method} {url.raw_path.decode('ascii')} HTTP/1.1".encode("ascii")]
+        lines.extend(name + b": " + value for name, value in request.headers.raw)
+        lines.extend((b"", b""))
+        if request.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            # httpx announces a body of unknown length (an iterator) as chunked; it is all read here.
+            body = (b"%x\r\n%s\r\n" % (len(body), body) if body else b"") + b"0\r\n\r\n"
+        answer = self.exchange(
+            request.method,
+            _origin(url),
+            b"\r\n".join(lines) + body,
+            request.extensions.get("timeout", {}),
+            request=request,
+        )
+        return httpx.Response(
+            status_code=answer.status,
+            # Bytes, as http.client read them (latin-1): httpx would refuse a non-ASCII str value.
+            headers=[(name.encode("latin-1"), value.encode("latin-1")) for name, value in answer.headers.items()],
+            stream=httpx.ByteStream(answer.content),
+            request=request,
+            extensions={"http_version": b"HTTP/1.1", "reason_phrase": answer.reason.encode("latin-1")},
+        )
+
+    def exchange(
+        self, method: str, origin: Origin, message: bytes, timeouts: Timeouts, request: httpx.Request | None = None
+    ) -> RawAnswer:
+        """Send ``message`` (request line, headers and body, framed by the caller) to ``origin`` over a
+        pooled connection and read the whole answer; failures are raised as httpx's exceptions."""
+        if not self._slots.acquire(timeout=timeouts.get("pool")):
             raise httpx.PoolTimeout("every upstream connection is busy", request=request)
         try:
-            origin = _origin(request.url)
-            connection = self._idle_connection(origin) or self._connect(origin, timeouts, request)
+            sock = self._idle_connection(origin) or self._connect(origin, timeouts, request)
             try:
-                response, reusable = _exchange(connection, request, timeouts)
+                answer = _exchange(sock, method, message, timeouts, request)
             except BaseException:
-                connection.close()
+                sock.close()
                 raise
-            if reusable:
-                self._keep(origin, connection)
+            if answer.will_close:
+                sock.close()
             else:
-                connection.close()
-            return response
+                self._keep(origin, sock)
+            return answer
         finally:
             self._slots.release()
 
@@ -68,17 +110,17 @@ class StdlibTransport(httpx.BaseTransport):
             self._closed = True
             idle, self._idle = self._idle, {}
         for connections in idle.values():
-            for connection in connections:
-                connection.close()
+            for sock in connections:
+                sock.close()
 
-    def _idle_connection(self, origin: Origin) -> http.client.HTTPConnection | None:
+    def _idle_connection(self, origin: Origin) -> socket.socket | None:
         while True:
             with self._lock:
                 pooled = self._idle.get(origin)
-                connection = pooled.pop() if pooled else None
-            if connection is None or _still_open(connection):
-                return connection
-            connection.close()
+                sock = pooled.pop() if pooled else None
+            if sock is None or _still_open(sock):
+                return sock
+            sock.close()
 
     def _tls(self) -> ssl.SSLContext:
         # httpx's own default: certifi's roots, or SSL_CERT_FILE / SSL_CERT_DIR when set.
@@ -87,16 +129,15 @@ class StdlibTransport(httpx.BaseTransport):
                 self._ssl_context = httpx.create_ssl_context()
             return self._ssl_context
 
-    def _keep(self, origin: Origin, connection: http.client.HTTPConnection) -> None:
+    def _keep(self, origin: Origin, sock: socket.socket) -> None:
         with self._lock:
             if not self._closed:
-                self._idle.setdefault(origin, []).append(connection)
+                self._idle.setdefault(origin, []).append(sock)
                 return
-        connection.close()
+        sock.close()
 
-    def _connect(
-        self, origin: Origin, timeouts: dict[str, float | None], request: httpx.Request
-    ) -> http.client.HTTPConnection:
+    def _connect(self, origin: Origin, timeouts: Timeouts, request: httpx.Request | None) -> socket.socket:
+        """A connected (and, for https, verified) socket; ``http.client`` opens it, the pool owns it."""
         scheme, host, port = origin
         connection: http.client.HTTPConnection
         if scheme == "https":
@@ -109,7 +150,10 @@ class StdlibTransport(httpx.BaseTransport):
             raise httpx.ConnectTimeout(f"connecting to {host}:{port} timed out", request=request) from exc
         except OSError as exc:  # refused, unreachable, name not resolved, TLS handshake refused
             raise httpx.ConnectError(f"cannot connect to {host}:{port}: {exc}", request=request) from exc
-        return connection
+        sock: socket.socket = connection.sock
+        # Request line, headers and body go out in one write: no wait on the peer's delayed ACK.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
 
 
 def _origin(url: httpx.URL) -> Origin:
@@ -118,52 +162,36 @@ def _origin(url: httpx.URL) -> Origin:
     return url.scheme, url.host, url.port or (443 if url.scheme == "https" else 80)
 
 
-def _still_open(connection: http.client.HTTPConnection) -> bool:
+def _still_open(sock: socket.socket) -> bool:
     """An idle keep-alive connection has nothing to read: readable means the server closed it."""
-    sock = connection.sock
-    if sock is None:
-        return False
     poller = select.poll()  # not select(): it fails on descriptors above 1023, a busy web process has them
     poller.register(sock, select.POLLIN)
     return not poller.poll(0)
 
 
 def _exchange(
-    connection: http.client.HTTPConnection, request: httpx.Request, timeouts: dict[str, float | None]
-) -> tuple[httpx.Response, bool]:
-    """Send ``request`` and read the whole answer; return it and whether the connection may be reused."""
-    body = request.read()
-    # httpx announces a body of unknown length (an iterator) as chunked; http.client frames it so.
-    chunked = request.headers.get("Transfer-Encoding", "").lower() == "chunked"
-    sock: Any = connection.sock
+    sock: socket.socket, method: str, message: bytes, timeouts: Timeouts, request: httpx.Request | None
+) -> RawAnswer:
+    """Send one framed request and read the whole answer."""
     try:
         sock.settimeout(timeouts.get("write"))
-        connection.putrequest(
-            request.method, request.url.raw_path.decode("ascii"), skip_host=True, skip_accept_encoding=True
-        )
-        for name, value in request.headers.raw:
-            connection.putheader(name, value)
-        connection.endheaders(body or None, encode_chunked=chunked)
+        sock.sendall(message)
     except TimeoutError as exc:
         raise httpx.WriteTimeout("sending the request timed out", request=request) from exc
     except OSError as exc:
         raise httpx.WriteError(f"sending the request failed: {exc}", request=request) from exc
     try:
         sock.settimeout(timeouts.get("read"))
-        answer = connection.getresponse()
-        content = answer.read()
+        answer = http.client.HTTPResponse(sock, method=method)
+        try:
+            answer.begin()
+            content = answer.read()
+        finally:
+            answer.close()
     except TimeoutError as exc:
         raise httpx.ReadTimeout("no answer within the read timeout", request=request) from exc
     except http.client.HTTPException as exc:  # a cut-off or malformed answer (RemoteDisconnected too)
         raise httpx.RemoteProtocolError(f"incomplete answer: {type(exc).__name__}", request=request) from exc
     except OSError as exc:
         raise httpx.ReadError(f"reading the answer failed: {exc}", request=request) from exc
-    response = httpx.Response(
-        status_code=answer.status,
-        # Bytes, as http.client read them (latin-1): httpx would refuse a non-ASCII str value.
-        headers=[(name.encode("latin-1"), value.encode("latin-1")) for name, value in answer.getheaders()],
-        stream=httpx.ByteStream(content),
-        request=request,
-        extensions={"http_version": b"HTTP/1.1", "reason_phrase": answer.reason.encode("latin-1")},
-    )
-    return response, not answer.will_close
+    return RawAnswer(answer.status, answer.reason, answer.msg, content, bool(answer.will_close))

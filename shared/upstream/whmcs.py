@@ -17,7 +17,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, tzinfo
 from decimal import Decimal
 from typing import Any, TypeVar
-from urllib.parse import urlencode
 
 import httpx
 from pydantic import BaseModel, SecretStr, ValidationError
@@ -32,6 +31,7 @@ from shared.upstream.errors import (
     UpstreamValidationError,
 )
 from shared.upstream.http import (
+    HttpClient,
     RetryPolicy,
     Timeouts,
     count_error,
@@ -56,6 +56,7 @@ from shared.upstream.whmcs_wire import (
     classify,
     created_id,
     encode_form,
+    form_urlencode,
     format_amount,
     is_duplicate_client_email,
     is_duplicate_user_email,
@@ -78,7 +79,7 @@ class WhmcsClient:
         accesskey: SecretStr | None = None,
         timeouts: Timeouts = Timeouts(),
         retry: RetryPolicy = RetryPolicy(),
-        http: httpx.Client | None = None,
+        http: HttpClient | None = None,
         max_connections: int = 64,
         timezone: tzinfo = UTC,
         sleep: Callable[[float], None] = time.sleep,
@@ -88,7 +89,10 @@ class WhmcsClient:
         calls may be in flight at once (see shared/upstream/pacing.py); None: no limit at all."""
         # Parsed once: every call goes to this one URL, and httpx would parse a string each time.
         self._endpoint = httpx.URL(url.rstrip("/") + "/includes/api.php")
-        self._credentials = {"identifier": identifier, "secret": secret, "accesskey": accesskey}
+        # The credentials' part of every form, encoded once (it was ~a quarter of a call's form
+        # encoding). Plain text inside the client, as on the wire; nothing logs or prints it.
+        credentials = {"identifier": identifier, "secret": secret, "accesskey": accesskey, "responsetype": "json"}
+        self._credentials_form = form_urlencode(encode_form(credentials))
         self._retry = retry
         self._timezone = timezone
         self._sleep = sleep
@@ -122,7 +126,8 @@ class WhmcsClient:
 
     # -- transport and classification ------------------------------------------------------------
     def _post(self, action: str, params: Mapping[str, Any], *, write: bool) -> dict[str, Any]:
-        body = urlencode(encode_form({"action": action, **self._credentials, "responsetype": "json", **params}))
+        fields = form_urlencode(encode_form({"action": action, **params}))
+        body = f"{fields}&{self._credentials_form}"
         response = send(
             self._http,
             upstream=UPSTREAM,

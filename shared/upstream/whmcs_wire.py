@@ -8,11 +8,12 @@ the typed upstream errors before anything reads the payload.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
+from urllib.parse import quote_plus
 
-import httpx
 from pydantic import SecretStr
 
 from shared.upstream.errors import (
@@ -24,7 +25,7 @@ from shared.upstream.errors import (
     UpstreamUnavailable,
     UpstreamValidationError,
 )
-from shared.upstream.http import retry_after_seconds
+from shared.upstream.http import Reply, retry_after_seconds
 
 UPSTREAM = "whmcs"
 CENT = Decimal("0.01")
@@ -81,13 +82,26 @@ def encode_form(params: Mapping[str, Any]) -> list[tuple[str, str]]:
     return pairs
 
 
+# What quote_plus leaves as it is: most names and values (ids, amounts, dates) need no quoting at all.
+_FORM_SAFE = re.compile(r"[A-Za-z0-9_.~-]*")
+
+
+def _form_quote(text: str) -> str:
+    return text if _FORM_SAFE.fullmatch(text) else quote_plus(text)
+
+
+def form_urlencode(pairs: Sequence[tuple[str, str]]) -> str:
+    """``urllib.parse.urlencode`` of ``pairs``, byte for byte, without quoting what needs none."""
+    return "&".join(f"{_form_quote(name)}={_form_quote(value)}" for name, value in pairs)
+
+
 def format_amount(amount: Decimal) -> str:
     if not isinstance(amount, Decimal):
         raise TypeError(f"amounts are Decimal, not {type(amount).__name__}")
     return str(amount.quantize(CENT, rounding=ROUND_HALF_UP))
 
 
-def classify(action: str, response: httpx.Response, *, write: bool) -> dict[str, Any]:
+def classify(action: str, response: Reply, *, write: bool) -> dict[str, Any]:
     status = response.status_code
     unavailable = UpstreamOutcomeUnknown if write else UpstreamUnavailable
     if status == 429:

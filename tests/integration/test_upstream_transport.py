@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from shared.upstream.errors import UpstreamOutcomeUnknown, UpstreamUnavailable
-from shared.upstream.http import Timeouts, new_http_client, send
+from shared.upstream.http import Timeouts, UpstreamHttp, new_http_client, send
 from shared.upstream.transport import StdlibTransport
 
 
@@ -251,10 +251,10 @@ def test_a_cookie_an_upstream_sets_is_never_sent_back(
         monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
         monkeypatch.setenv("NO_PROXY", "127.0.0.1")
     with new_http_client(Timeouts(), max_connections=2) as http:
-        assert isinstance(http._transport, StdlibTransport) is not proxied
-        first = http.get(f"{upstream.url}/set-cookie")
+        assert isinstance(http, UpstreamHttp) is not proxied
+        first = http.request("GET", f"{upstream.url}/set-cookie")
         assert first.headers["Set-Cookie"].startswith("PHPSESSID=")
-        http.get(f"{upstream.url}/api")
+        http.request("GET", f"{upstream.url}/api")
     assert "Cookie" not in upstream.requests[-1]["headers"], upstream.requests[-1]["headers"]
 
 
@@ -266,9 +266,9 @@ def test_an_https_proxy_in_the_environment_keeps_httpx_own_transport(monkeypatch
         monkeypatch.delenv(name, raising=False)
     direct = new_http_client(Timeouts(), max_connections=4)
     try:
-        assert not isinstance(proxied._transport, StdlibTransport)
+        assert isinstance(proxied, httpx.Client) and not isinstance(proxied._transport, StdlibTransport)
         assert any(mount is not None for mount in proxied._mounts.values())
-        assert isinstance(direct._transport, StdlibTransport)
+        assert isinstance(direct, UpstreamHttp)
     finally:
         proxied.close()
         direct.close()
@@ -317,3 +317,96 @@ def test_https_is_verified_and_an_unknown_certificate_is_refused_before_anything
         with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
             http.post(url, content=b"must not arrive")
     assert [r["body"] for r in upstream.requests] == [b"over tls", b""]
+
+
+# UpstreamHttp: what the clients send through, without httpx's client layer. Same transport, so the
+# same failures must come out of ``send`` as the same typed errors.
+
+
+@pytest.fixture
+def direct() -> Iterator[UpstreamHttp]:
+    with UpstreamHttp(Timeouts(connect=1.0, read=2.0), max_connections=4) as http:
+        yield http
+
+
+def test_direct_requests_share_a_connection_and_arrive_as_sent(upstream: Upstream, direct: UpstreamHttp) -> None:
+    form = direct.request(
+        "POST",
+        f"{upstream.url}/api",
+        content=b"action=GetClientsDetails&clientid=7",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert form.status_code == 200 and form.json() == {"result": "success"}
+    assert form.headers.get("content-type") == "application/json"  # any case, as httpx's headers
+    typed = direct.request(
+        "POST", f"{upstream.url}/api", params={"filter[search]": "a b@c.d", "page": 2}, json={"is_one_time": True}
+    )
+    assert typed.status_code == 200
+    assert len(upstream.connections) == 1
+    first, second = upstream.requests
+    assert first["body"] == b"action=GetClientsDetails&clientid=7"
+    assert first["headers"]["Host"] == upstream.url.removeprefix("http://")
+    assert first["headers"]["Content-Type"] == "application/x-www-form-urlencoded"
+    assert second["path"] == "/api?filter%5Bsearch%5D=a+b%40c.d&page=2"
+    assert second["body"] == b'{"is_one_time":true}'
+    assert "Cookie" not in second["headers"] and "Accept-Encoding" not in second["headers"]
+
+
+def test_direct_failures_are_classified_as_through_httpx(upstream: Upstream) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        refused = f"http://127.0.0.1:{probe.getsockname()[1]}/"
+        with UpstreamHttp(Timeouts(connect=1.0, read=0.3), max_connections=2) as http:
+            with pytest.raises(UpstreamUnavailable) as raised:
+                send(http, upstream="test", label="Create", method="POST", url=refused, write=True, content=b"x")
+            assert not isinstance(raised.value, UpstreamOutcomeUnknown)  # nothing was sent: retry is safe
+            for route in ("/slow", "/drop"):
+                with pytest.raises(UpstreamOutcomeUnknown):
+                    send(http, upstream="test", label="Create", method="POST", url=upstream.url + route, write=True)
+                with pytest.raises(UpstreamUnavailable) as raised:
+                    send(http, upstream="test", label="Get", method="GET", url=upstream.url + route, write=False)
+                assert not isinstance(raised.value, UpstreamOutcomeUnknown)
+            upstream.release.set()
+            assert http.request("GET", f"{upstream.url}/api").status_code == 200  # nothing broken was pooled
+
+
+def test_direct_idle_connection_closed_by_the_server_is_replaced(upstream: Upstream, direct: UpstreamHttp) -> None:
+    assert direct.request("GET", f"{upstream.url}/close-after").status_code == 200
+    assert upstream.closed_idle.wait(5)
+    assert direct.request("POST", f"{upstream.url}/api", content=b"write").status_code == 200
+    assert len(upstream.connections) == 2
+    assert [r["body"] for r in upstream.requests] == [b"", b"write"]
+
+
+def test_direct_compressed_answer_is_decoded(upstream: Upstream, direct: UpstreamHttp) -> None:
+    assert direct.request("GET", f"{upstream.url}/chunked-gzip").json()["note"] == "x" * 5000
+
+
+def test_direct_header_with_a_line_break_is_refused_unsent_and_unshown(
+    upstream: Upstream, direct: UpstreamHttp
+) -> None:
+    with pytest.raises(ValueError) as raised:
+        direct.request("GET", f"{upstream.url}/api", headers={"Authorization": "Bearer s3cret\r\nX-Evil: 1"})
+    assert "s3cret" not in str(raised.value)
+    assert upstream.requests == []
+
+
+def test_direct_https_refuses_an_unknown_certificate_before_sending(upstream: Upstream, tmp_path: Path) -> None:
+    cert, key = _self_signed(tmp_path)
+    server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_tls.load_cert_chain(cert, key)
+    upstream.socket = server_tls.wrap_socket(upstream.socket, server_side=True)
+    with UpstreamHttp(Timeouts(connect=2.0, read=2.0), max_connections=2) as http:
+        with pytest.raises(UpstreamUnavailable, match="unreachable") as raised:
+            send(
+                http,
+                upstream="test",
+                label="Create",
+                method="POST",
+                url=f"https://127.0.0.1:{upstream.server_address[1]}/api",
+                write=True,
+                content=b"must not arrive",
+            )
+    assert "CERTIFICATE_VERIFY_FAILED" in str(raised.value.__cause__)
+    assert not isinstance(raised.value, UpstreamOutcomeUnknown)
+    assert [r["body"] for r in upstream.requests] == []
