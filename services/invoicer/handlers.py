@@ -9,11 +9,7 @@ the operator's side.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
-
-from sqlalchemy.orm import Session
 
 from services.invoicer import holds_store, issuing, store
 from services.invoicer.decision import Decision, decide
@@ -38,7 +34,7 @@ class AttemptInProgress(Exception):
 def create_invoice(event: UsageCollected, ctx: HandlerContext, whmcs: Whmcs, settings: InvoicerSettings) -> None:
     period = period_of(event)
     client_id, key = event.whmcs_client_id, run_key(event.whmcs_client_id, period.key)
-    with _reads(ctx) as session:
+    with ctx.read_first() as session:
         current = store.entry(session, client_id, period.key)
         released = _released_in_flight(session, current)
         earlier = store.largest_earlier_invoices(session, client_id, period.key)
@@ -94,7 +90,7 @@ def release_invoice(event: InvoiceReleased, ctx: HandlerContext, whmcs: Whmcs, s
     """Invoice a released hold exactly as it was computed, dated today, with the notes and line
     provenance a direct invoice has (a hold kept before these were stored has no provenance rows)."""
     client_id, period = event.whmcs_client_id, event.period
-    with _reads(ctx) as session:
+    with ctx.read_first() as session:
         hold = holds_store.get(session, client_id, period)
     if hold is None or hold.status != holds_store.RELEASED:
         ctx.log.info(
@@ -127,21 +123,6 @@ def client_tariff(whmcs: Whmcs, client_id: int, settings: InvoicerSettings) -> T
     if not client.currency_code:
         raise PermanentError(f"WHMCS did not tell the currency of client {client_id}")
     return tariff_for(client.currency_code, settings.token_prices, settings.currency_minor_units)
-
-
-@contextmanager
-def _reads(ctx: HandlerContext) -> Iterator[Session]:
-    """Where the handler reads before its claim and the WHMCS calls. On PostgreSQL the handler's own
-    transaction is open already (the processor claimed the inbox row in it), so the reads share it
-    instead of a transaction of their own: one BEGIN/COMMIT and connection checkout fewer per delivery.
-    They are plain reads (no row locks), so the claim's ``record_now`` transaction never waits on them;
-    each statement sees what was committed before it (read committed), as in a transaction of their own.
-    On SQLite (one writer) the handler's transaction must not begin before ``record_now``: its own one."""
-    if ctx.db.is_sqlite:
-        with ctx.read_first() as session:
-            yield session
-    else:
-        yield ctx.session
 
 
 def _released_in_flight(session: Any, current: store.LedgerEntry | None) -> bool:
