@@ -288,7 +288,7 @@ def test_postpay_handler_batch_reaches_the_services_batches(
     monkeypatch.setenv("POSTPAY_HANDLER_BATCH", "8")
     system = System(kernel=KernelSettings(), db=sqlite_database)
     batches = {subscription.queue: subscription.batch for subscription, _ in system.runtime(SERVICES).bindings}
-    assert batches["usage_collector.settle"] == 8
+    assert batches["usage_collector.record_customer"] == 8
     assert batches["provisioner.record_invoice"] == 8
     assert batches["invoicer.create_invoice"] == 1, "a handler that calls WHMCS is never batched"
     assert batches["usage_collector.collect_usage"] == 1
