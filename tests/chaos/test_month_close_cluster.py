@@ -223,10 +223,8 @@ def test_a_month_close_survives_sigkill_of_the_node_leading_its_queues(
         end(kill, close.processes)
         restart = begin(f"restart of node {cluster.index(victim)}", close.clock, close.processes)
         cluster.restart(victim)
-        # Leadership moved while the node was dead, and a rejoining member does not take it back (asked
-        # now, because rabbitmqctl answers slowly while a member is unreachable).
-        leaders = {cluster.quorum_queues()[name]["leader"] for name in queues}
-        assert victim.nodename not in leaders, leaders
+        # Where leadership sits after the rejoin is the broker's business (a queue's leader may move back
+        # to the rejoined node): what this test holds postpay to is the close below, exact and complete.
         close.phase.done("node restarted and rejoined")
         close.finish([kill, restart], artifacts_dir, "SIGKILL of the leading node")
 
