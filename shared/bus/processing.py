@@ -165,14 +165,12 @@ class HandlerContext(DatabaseContext):
         handler: str,
         *,
         inbox: Inbox | None = None,
-        checked: bool = False,
     ) -> None:
         """``inbox``: claim the event in it when ``session`` is first touched (None: the caller did or will)."""
         super().__init__(session, envelope, outbox, clock, handler)
         self.db = db
         self._inbox = inbox
         self._claimed = inbox is None
-        self._checked = checked or inbox is None
         self.already_handled = False
 
     @property
@@ -191,7 +189,7 @@ class HandlerContext(DatabaseContext):
         if not self._inbox.claim(self._session, self.handler, self.envelope.event_id, self.clock()):
             self.already_handled = True
             raise AlreadyHandled(f"{self.envelope.event_id} is already in {self.handler}'s inbox")
-        self._claimed = self._checked = True
+        self._claimed = True
 
     def record_now(self) -> AbstractContextManager[Session]:
         """For a row that must outlive this attempt whatever its outcome: a claim made before an
@@ -213,12 +211,6 @@ class HandlerContext(DatabaseContext):
     def separate_transaction(self) -> Iterator[Session]:
         """A transaction that commits on its own, before the handler's; prefer the named ones above."""
         with self.db.transaction() as session:
-            if not self._checked and self._inbox is not None:
-                # Before the handler's first upstream call: a redelivered event stops here.
-                self._checked = True
-                if self._inbox.seen(session, self.handler, self.envelope.event_id):
-                    self.already_handled = True
-                    raise AlreadyHandled(f"{self.envelope.event_id} is already in {self.handler}'s inbox")
             yield session
 
 
@@ -393,8 +385,7 @@ class MessageProcessor:
             # The check has a short transaction of its own, so no connection is held while the handler
             # waits for an upstream, and (SQLite) the handler's begins only when it first uses it. A
             # batched handler (its own database only, so nothing to repeat) relies on the claim alone.
-            may_call_out = subscription.batch == 1
-            if may_call_out or self.db.is_sqlite:
+            if subscription.batch == 1 or self.db.is_sqlite:
                 with self.db.transaction() as session:
                     if self.inbox.seen(session, handler, envelope.event_id):
                         return self._duplicate(handler, ids)
@@ -404,9 +395,7 @@ class MessageProcessor:
                 # of a check and an insert, committed or rolled back with the work, and no connection
                 # held while the handler waits for an upstream before that.
                 inbox = None if self.db.is_sqlite else self.inbox
-                context = HandlerContext(
-                    session, envelope, self.outbox, self.db, self.clock, handler, inbox=inbox, checked=may_call_out
-                )
+                context = HandlerContext(session, envelope, self.outbox, self.db, self.clock, handler, inbox=inbox)
                 subscription.handler(envelope.payload, context)
                 if self.db.is_sqlite:
                     self.inbox.record(session, handler, envelope.event_id, self.clock())
