@@ -86,6 +86,9 @@ def normalise_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+_REPEATABLE_READ_ONLY = text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+
+
 class Database:
     """An engine and a session factory; ``transaction()`` is the unit of work."""
 
@@ -156,6 +159,19 @@ class Database:
     def transaction(self) -> Iterator[Session]:
         """A session in a transaction that commits on success and rolls back on any exception."""
         with self._sessions.begin() as session:
+            yield session
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Session]:
+        """A read-only transaction whose statements all see the database as of its first one.
+
+        A plain transaction on PostgreSQL reads committed data statement by statement, so a report
+        made of several queries (counts here, sums there) can mix moments while other processes
+        commit. SQLite needs nothing more: a transaction there already holds the database still.
+        """
+        with self._sessions.begin() as session:
+            if self.is_postgres:
+                session.execute(_REPEATABLE_READ_ONLY)
             yield session
 
     def ping(self) -> bool:

@@ -78,7 +78,8 @@ class PeriodStatus:
 def period_status(
     db: Database, period: BillingPeriod, *, parked: int | None = None, with_totals: bool = True
 ) -> PeriodStatus:
-    with db.transaction() as session:
+    # One snapshot: counts and totals read while invoices are still being written must agree.
+    with db.snapshot() as session:
         expected = collector.count_enrolled_before(session, period.ends_at)
         fanout = collector.latest_fanout(session, period.key)
         outcomes = collector.outcome_counts(session, period.key)
