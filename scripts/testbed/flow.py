@@ -8,6 +8,7 @@ from typing import Protocol
 
 from scripts.testbed.decisions import (
     CONFIGURE_VARIABLE,
+    RABBITMQ,
     SERVERS,
     TOOLS,
     Choice,
@@ -24,6 +25,10 @@ from scripts.testbed.decisions import (
     plan,
 )
 
+# File handles the local broker must be allowed (RabbitMQ's own count, not the OS's): each quorum queue
+# holds a few, the suite has some hundreds alive at a time, and a broker at its limit stops accepting
+# connections without a word, so every later test times out. Debian's default (ulimit 1024) gives 927.
+BROKER_HANDLES = 16384
 PYTEST = ["-m", "pytest", "-q", "-p", "no:cacheprovider"]
 # Where the tests' URL names a server running here; a Docker or missing one leaves the variable unset.
 LOCAL = {Source.RUNNING, Source.CONFIGURE}
@@ -39,6 +44,8 @@ class Machine(Protocol):
     def install(self, packages: list[str]) -> None: ...
     def start(self, server: Server) -> str: ...
     def configure_postgres(self) -> list[str]: ...
+    def broker_handle_limit(self) -> int | None: ...
+    def raise_broker_handle_limit(self, limit: int) -> None: ...
 
 
 def gather(machine: Machine, environ: Mapping[str, str]) -> Facts:
@@ -90,6 +97,10 @@ def run(
             + "; ".join(stop for _, stop in started)
         )
 
+    broker = next(choice for choice in final if choice.server is RABBITMQ)
+    if broker.source in LOCAL and facts.root_on_debian:
+        _mind_broker_handles(machine, say)
+
     env = dict(environ)
     for choice in final:
         if choice.source in LOCAL:
@@ -119,3 +130,15 @@ def configure(machine: Machine, choice: Choice, facts: Facts, say: Callable[[str
         say(f"PostgreSQL still turns the tests down after that: {detail or 'nothing answers'}")
         return Choice(choice.server, Source.UNAVAILABLE, detail)
     return settled
+
+
+def _mind_broker_handles(machine: Machine, say: Callable[[str], None]) -> None:
+    limit = machine.broker_handle_limit()
+    if limit is None or limit >= BROKER_HANDLES:
+        return
+    machine.raise_broker_handle_limit(BROKER_HANDLES)
+    say(
+        f"raised the local RabbitMQ's file-handle limit from {limit} to {BROKER_HANDLES} until it restarts "
+        "(at its limit it stops accepting connections and the suite's quorum queues need more); "
+        "to keep it, raise the node's open-files limit (LimitNOFILE / ulimit -n)"
+    )

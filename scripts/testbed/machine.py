@@ -165,6 +165,15 @@ class LocalMachine:
             changes.append("created database 'test'")
         return changes
 
+    def broker_handle_limit(self) -> int | None:
+        """RabbitMQ's own file-handle limit on this machine's node; None when rabbitmqctl cannot say."""
+        result = _run(["rabbitmqctl", "-q", "eval", "file_handle_cache:get_limit()."], timeout=60, check=False)
+        answer = result.stdout.strip()
+        return int(answer) if result.returncode == 0 and answer.isdigit() else None
+
+    def raise_broker_handle_limit(self, limit: int) -> None:
+        _run(["rabbitmqctl", "-q", "eval", f"file_handle_cache:set_limit({int(limit)})."], timeout=60)
+
 
 @contextlib.contextmanager
 def _services_held() -> Iterator[None]:

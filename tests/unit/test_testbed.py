@@ -26,6 +26,7 @@ class FakeMachine:
     ours: set[str] = field(default_factory=set)
     # What a started PostgreSQL does until configured: Debian's own refuses a password-less postgres.
     postgres_refuses_until_configured: bool = True
+    broker_handles: int | None = 65536
     actions: list[str] = field(default_factory=list)
 
     def root_on_debian(self) -> bool:
@@ -64,6 +65,13 @@ class FakeMachine:
         self.actions.append("configure PostgreSQL")
         self.reach_of[POSTGRESQL.name] = Reach.ANSWERS
         return ["added the trust line"]
+
+    def broker_handle_limit(self) -> int | None:
+        return self.broker_handles
+
+    def raise_broker_handle_limit(self, limit: int) -> None:
+        self.actions.append(f"raise RabbitMQ's file handles to {limit}")
+        self.broker_handles = limit
 
     def changes(self) -> list[str]:
         return [action for action in self.actions if not action.startswith("probe ")]
@@ -281,3 +289,33 @@ def test_arguments_pass_through_to_pytest_after_its_fixed_options() -> None:
 
     assert argv[1:] == ["-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/unit", "-k", "pricing"]
     assert said.endswith("running: .venv/bin/python -m pytest -q -p no:cacheprovider tests/unit -k pricing")
+
+
+# ---- the broker's file handles ----------------------------------------------------------------------
+
+
+def test_a_local_broker_at_debians_default_handle_limit_is_raised_for_its_life_and_told() -> None:
+    machine = FakeMachine(root=True, reach_of=both(Reach.ANSWERS), broker_handles=927)
+
+    _, _, said = prepare(machine)
+
+    assert machine.changes() == ["raise RabbitMQ's file handles to 16384"]
+    assert "from 927 to 16384 until it restarts" in said and "LimitNOFILE" in said
+
+
+@pytest.mark.parametrize(
+    ("root", "handles", "environ"),
+    [
+        (False, 927, {}),  # not ours to change without root
+        (True, None, {}),  # rabbitmqctl could not say: nothing guessed
+        (True, 927, {AMQP_VARIABLE: "amqp://guest:guest@broker.example:5672/"}),  # the caller's broker
+    ],
+)
+def test_the_handle_limit_is_left_alone_where_it_is_not_ours_to_read_or_change(
+    root: bool, handles: int | None, environ: dict[str, str]
+) -> None:
+    machine = FakeMachine(root=root, docker=True, reach_of=both(Reach.ANSWERS), broker_handles=handles)
+
+    prepare(machine, environ)
+
+    assert not any("file handles" in change for change in machine.changes())
