@@ -34,6 +34,7 @@ from sqlalchemy import func, select
 from bench.close_run import bench_database
 from bench.common import RESULTS, machine_facts, results_path
 from bench.processes import PYTHON, ROOT, child_env, free_port, start, stop_all, wait_http
+from services.meter.public import meter_of
 from shared.db import Database
 from shared.dependencies import Dependencies
 from shared.logging import configure_logging
@@ -153,7 +154,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             deps.db = db
             service = service_builder("meter")(deps)
             service.metadata.create_all(db.engine)
-            meter = service.extras["meter"]
+            meter = meter_of(service)
             me = psutil.Process()
             sweeps = []
             for index, label in enumerate(("first", "quiet", "busy")):

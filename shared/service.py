@@ -9,9 +9,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
 
 from sqlalchemy import MetaData
+from starlette.types import ASGIApp
 
 from shared.bus.topology import Subscription
 from shared.inbox import Inbox, inbox_table
@@ -54,8 +55,9 @@ class ServiceDefinition:
     stop event is set; ``preflight`` checks run before a process runs this service (not when it is only
     built, as every process builds every service to know the topology), raising ``ConfigurationError``;
     ``outbox_committed`` is called by whatever commits outbox rows outside a handler (the runtime that
-    relays this service's outbox listens); ``extras`` carries service-specific objects for the
-    composition root."""
+    relays this service's outbox listens); ``web_app`` builds the service's web face on a database
+    (the process's own when none is given), for tests and previews that serve it without a port;
+    ``migrations`` is where a definition kept outside ``services/`` keeps its migrations."""
 
     name: str
     tables: ServiceTables
@@ -63,7 +65,8 @@ class ServiceDefinition:
     background: list[BackgroundTask] = field(default_factory=list)
     preflight: list[Callable[[], None]] = field(default_factory=list)
     outbox_committed: CommitSignal | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
+    web_app: Callable[..., ASGIApp] | None = None
+    migrations: Path | None = None
 
     @property
     def metadata(self) -> MetaData:

@@ -20,6 +20,7 @@ from rich.table import Table
 from postpay.demo.expected import seconds_inside
 from postpay.demo.journey import Enrolled
 from postpay.demo.stack import DEMO_METER_INTERVAL_SECONDS, DemoClock, Stack
+from services.meter.public import meter_of
 from services.usage_collector import public as collector
 from services.usage_collector.public import UsageCollectorSettings, metered_period
 from shared.periods import BillingPeriod
@@ -29,7 +30,7 @@ def meter_month(stack: Stack, clock: DemoClock, until: datetime, *, timeout: flo
     """Run the meter's loop until the demo clock passes ``until``, then wait for the collector to hold
     every sweep. Returns the number of sweeps."""
     assert stack.system is not None
-    meter = stack.system.service("meter").extras["meter"]
+    meter = meter_of(stack.system.service("meter"))
     stop = threading.Event()
     sweeps = 0
 

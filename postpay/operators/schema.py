@@ -65,4 +65,4 @@ audit = Table(
 
 
 def console_definition() -> ServiceDefinition:
-    return ServiceDefinition(name=NAME, tables=tables, subscriptions=[], extras={"migrations": MIGRATIONS})
+    return ServiceDefinition(name=NAME, tables=tables, subscriptions=[], migrations=MIGRATIONS)

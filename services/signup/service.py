@@ -145,5 +145,5 @@ def build(deps: Dependencies) -> ServiceDefinition:
         background=background,
         preflight=preflight,
         outbox_committed=outbox_committed,
-        extras={"web_app": web_app},
+        web_app=web_app,
     )

@@ -20,11 +20,10 @@ ROOT = HERE.parent.parent
 
 def versions_directory(service: str | ServiceDefinition) -> Path:
     """``services/<name>/migrations``, or where a definition outside services/ keeps its own
-    (``extras["migrations"]``, e.g. the operator console's)."""
+    (``migrations``, e.g. the operator console's)."""
     if isinstance(service, ServiceDefinition):
-        own = service.extras.get("migrations")
-        if own is not None:
-            return Path(own)
+        if service.migrations is not None:
+            return service.migrations
         service = service.name
     return ROOT / "services" / service / "migrations"
 

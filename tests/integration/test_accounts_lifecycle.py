@@ -20,7 +20,7 @@ from simulators.smtp import text_of
 from simulators.solusvm.seeding import seed as seed_solusvm
 from tests.support.accounts import LONG_AGO, AccountsHarness, Member
 from tests.support.bus_helpers import publish, wait_until
-from tests.support.enrollment import panel_headers
+from tests.support.enrollment import panel_headers, signup_web
 from tests.support.system import Upstreams
 
 DUE = date(2026, 11, 1)
@@ -158,7 +158,7 @@ def test_the_client_area_panel_shows_suspended_with_the_invoice_to_pay_then_lock
     clean_upstreams: Upstreams, memory_bus: Any, sqlite_database: Database
 ) -> None:
     harness = AccountsHarness(clean_upstreams, memory_bus, sqlite_database).start()
-    app = harness.services["signup"].extras["web_app"](sqlite_database)
+    app = signup_web(harness.services["signup"], sqlite_database)
     try:
         ada = harness.add_customer()
         invoice = harness.add_invoice(ada, due=DUE)

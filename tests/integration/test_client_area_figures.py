@@ -29,7 +29,7 @@ from shared.events.billing import InvoiceCreated
 from simulators.faults import FaultRule
 from tests.support.billing import BillingHarness, Customer, VmHistory
 from tests.support.bus_helpers import publish, wait_until
-from tests.support.enrollment import panel_headers, signup_settings
+from tests.support.enrollment import panel_headers, signup_settings, signup_web
 from tests.support.metering import drive_meter
 from tests.support.system import Upstreams
 
@@ -64,7 +64,7 @@ def start(
     )  # type: ignore[arg-type]
     signup = harness.context.services["signup"]
     harness.start()
-    client = TestClient(signup.extras["web_app"](db), base_url=settings.public_url)
+    client = TestClient(signup_web(signup, db), base_url=settings.public_url)
     return harness, client
 
 

@@ -20,6 +20,7 @@ from postpay.ops.context import BILLING_SERVICES
 from postpay.ops.dry_run import preview_period
 from postpay.ops.reports import render_status
 from services.meter import store as meter_store
+from services.meter.public import meter_of
 from services.meter.settings import MeterSettings
 from services.usage_collector import meter_progress
 from services.usage_collector.settings import UsageCollectorSettings
@@ -186,11 +187,11 @@ def test_a_restarted_meter_a_second_meter_and_redelivered_events_never_count_twi
         harness.context.services["meter"] = restarted
         meter_until(harness, upstreams, START + 12 * 24 * H)
         # Two meters sweep at the same instant: one commits, the other's sweep is dropped.
-        rival = service_builder("meter")(harness.context.deps).extras["meter"]
+        rival = meter_of(service_builder("meter")(harness.context.deps))
         rival.outbox.add_all = recording
         rival.sweep()
         upstreams.solusvm_clock.advance(INTERVAL.total_seconds())
-        both = [threading.Thread(target=meter.sweep) for meter in (restarted.extras["meter"], rival)]
+        both = [threading.Thread(target=meter.sweep) for meter in (meter_of(restarted), rival)]
         for thread in both:
             thread.start()
         for thread in both:
@@ -223,7 +224,7 @@ def test_a_sweep_that_dies_halfway_records_nothing_and_stops_no_vm(
         plan = customer.vms[0].plan
         harness.add_vms(customer, [VmHistory(f"extra-{n}", plan, [(START - 24 * H, None)]) for n in range(5)])
         meter_until(harness, upstreams, START + 24 * H)
-        meter = harness.context.services["meter"].extras["meter"]
+        meter = meter_of(harness.context.services["meter"])
         with postgres_database.transaction() as session:
             before = meter_store.lock_cursor(session).sweep
         real_page = meter.deps.solusvm.server_page

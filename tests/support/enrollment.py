@@ -32,6 +32,7 @@ from shared.bus.memory import InMemoryBus
 from shared.clock import Clock, ManualClock, utcnow
 from shared.db import Database
 from shared.runtime import Runtime
+from shared.service import ServiceDefinition
 from shared.upstream.http import Timeouts
 from simulators.common import ServerThread
 from simulators.smtp import free_port, text_of
@@ -92,6 +93,12 @@ def signup_settings(**overrides: Any) -> SignupSettings:
     return SignupSettings(**values)
 
 
+def signup_web(signup: ServiceDefinition, db: Database) -> Any:
+    """The signup service's web app on ``db``, served in-process (no port)."""
+    assert signup.web_app is not None, "the signup definition carries its web app"
+    return signup.web_app(db)
+
+
 class Enrollment:
     def __init__(
         self,
@@ -119,7 +126,7 @@ class Enrollment:
         extra = [service_builder("usage_collector")(self.deps)] if usage_collector else []
         self.runtime = Runtime(bus, db, [self.signup, self.provisioner, *extra], relay_poll_seconds=0.05, clock=clock)
         self.runtime.create_tables()
-        self.app = self.signup.extras["web_app"](db)
+        self.app = signup_web(self.signup, db)
         self.client = self.browser()
         self._server: ServerThread | None = None
 

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from services.meter.public import meter_of
 from simulators.common import SimClock
 from tests.support.billing import BillingHarness, Plan, VmHistory
 
@@ -26,7 +27,7 @@ HOUR = timedelta(hours=1)
 def drive_meter(harness: BillingHarness, clock: SimClock, *, until: datetime) -> int:
     """Run the meter's own loop (``Meter.run``) until the clock passes ``until``; its waits move the
     simulator clock to the next due sweep instead of sleeping. Returns the number of sweeps."""
-    meter = harness.context.services["meter"].extras["meter"]
+    meter = meter_of(harness.context.services["meter"])
     stop = threading.Event()
     sweeps = {"n": 0}
     real_sweep = meter.sweep

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from services.meter.handlers import Meter
+from services.meter.public import meter_of
 from services.meter.settings import MeterSettings
 from shared.upstream.errors import UpstreamUnavailable
 from tests.fakes.service import ServiceUnderTest
@@ -34,7 +35,7 @@ def listed(server_id: int, user_id: int, status: str) -> dict[str, Any]:
 def meter() -> Iterator[tuple[ServiceUnderTest, Meter]]:
     with ServiceUnderTest("meter", settings=[MeterSettings()]) as service:
         service.solusvm.plans = [PLAN]
-        yield service, service.service.extras["meter"]
+        yield service, meter_of(service.service)
 
 
 def test_running_servers_start_runs_and_a_stop_ends_one(meter: tuple[ServiceUnderTest, Meter]) -> None:
