@@ -130,7 +130,8 @@ def take_buffered_frames(transport: Any, limit: int) -> list[tuple[int, int, byt
     off the buffer at once: ``read_frame`` takes header, payload and end octet off it in three slices,
     each copying the rest of the buffer."""
     buffer: bytes = transport._read_buffer
-    frames, offset, size = [], 0, len(buffer)
+    frames: list[tuple[int, int, bytes]] = []
+    offset, size = 0, len(buffer)
     while len(frames) < limit and size - offset >= 7:
         frame_type, channel, length = unpack_from(">BHI", buffer, offset)
         end = offset + 7 + length
