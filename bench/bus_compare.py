@@ -18,6 +18,7 @@ import os
 import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ from bench.bus_throughput import postpay_run
 from shared.db import Database, normalise_url
 from shared.logging import configure_logging
 amqp, database, events, batch, prefetch, concurrency, linger = sys.argv[1:8]
-with (Path(tempfile.gettempdir()) / "postpay-bus-compare.log").open("w") as log:
+with (Path(tempfile.gettempdir()) / f"postpay-bus-compare-{Path.cwd().name}.log").open("w") as log:
     configure_logging("INFO", stream=log)
     db = Database(normalise_url(database), pool_size=int(concurrency) + 4)
     result = postpay_run(amqp, db, int(events), int(prefetch), int(concurrency), float(linger), batch=int(batch))
@@ -44,7 +45,10 @@ def run_one(tree: Path, args: argparse.Namespace, events: int, batch: int) -> di
     try:
         return _run_one(tree, args, events, batch)
     except RuntimeError as exc:
-        print(f"retrying once: {str(exc).splitlines()[-1]}", flush=True)
+        failed = args.results_dir / f"bus-compare-failed-{tree.name}-{time.time():.0f}.txt"
+        failed.parent.mkdir(parents=True, exist_ok=True)
+        failed.write_text(str(exc))
+        print(f"retrying once ({failed}): {str(exc).splitlines()[-1]}", flush=True)
         return _run_one(tree, args, events, batch)
 
 
