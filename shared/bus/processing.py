@@ -336,18 +336,16 @@ class MessageProcessor:
         outcomes: list[Outcome] = []
         wrote_outbox = False
         apply = cast(DatabaseHandler[Any], subscription.handler)  # only database-only handlers are batched
-        # Each event's log fields once, for its handler's bound context and for its line after commit.
-        fields = [_log_fields(subscription, envelope) for envelope in envelopes]
         try:
             with self.db.transaction() as session:
                 claimed = self.inbox.claim_many(session, handler, (e.event_id for e in envelopes), self.clock())
-                for envelope, bound in zip(envelopes, fields, strict=True):
-                    ids = _Ids(event_id=bound["event_id"], event_type=envelope.event_type)
+                for envelope in envelopes:
+                    ids = _Ids(event_id=str(envelope.event_id), event_type=envelope.event_type)
                     if envelope.event_id not in claimed:
                         outcomes.append(Outcome("duplicate", **ids))
                         continue
                     claimed.discard(envelope.event_id)  # the same event twice in one batch: once applied
-                    with structlog.contextvars.bound_contextvars(**bound):
+                    with structlog.contextvars.bound_contextvars(**_log_fields(subscription, envelope)):
                         # Batched handlers are database-only: they get no way to another transaction.
                         context = DatabaseContext(session, envelope, self.outbox, self.clock, handler)
                         apply(envelope.payload, context)
@@ -363,17 +361,14 @@ class MessageProcessor:
             return None
         # Each event is timed at its share of the batch, so the histogram's sum stays the handler's time.
         share = (time.perf_counter() - started) / len(envelopes)
-        seconds, size = _handler_seconds(handler), len(envelopes)
-        for outcome, attempt, bound in zip(outcomes, attempts, fields, strict=True):
-            seconds.observe(share)
+        for envelope, outcome, attempt in zip(envelopes, outcomes, attempts, strict=True):
+            _handler_seconds(handler).observe(share)
+            _handled(handler, outcome.kind).inc()
+            fields = {"batch": len(envelopes), **_log_fields(subscription, envelope)}
             if outcome.kind == "done":
-                log.info("event handled", attempt=attempt + 1, batch=size, **bound)
+                log.info("event handled", attempt=attempt + 1, **fields)
             else:
-                log.info("duplicate event skipped", batch=size, **bound)
-        for kind in ("done", "duplicate"):
-            count = sum(1 for outcome in outcomes if outcome.kind == kind)
-            if count:
-                _handled(handler, kind).inc(count)
+                log.info("duplicate event skipped", **fields)
         if wrote_outbox and self.after_commit is not None:
             self.after_commit()
         return outcomes
