@@ -15,6 +15,12 @@ threads:
 - ``pika+inbox batched``: the same with the rows of the messages a consumer has waiting committed
   together and acked with one ``multiple`` ack: what postpay's batching does, done by hand.
 
+The raw paths send the same messages postpay's relay sends (the same envelope bodies, properties and
+headers, through a topic exchange, mandatory) and claim the same inbox rows (the body's event id,
+``ON CONFLICT DO NOTHING``); on both sides the events exist in memory before the clock starts. With
+``--minimal-raw``, as before 2026-12-06: a ten-byte body with two properties straight to the queue, a
+random id per inbox row, and postpay's clock also covering the building of its envelopes.
+
     python -m bench.bus_throughput --events 20000 --repeat 3
 """
 
@@ -39,6 +45,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from bench.common import RESULTS, machine_facts, results_path
+from shared.bus.messages import OutgoingMessage
 from shared.bus.rabbit import RabbitBus
 from shared.bus.topology import Naming, Subscription
 from shared.db import Database, normalise_url
@@ -71,9 +78,28 @@ class Applied:
             self.count += 1
 
 
+def bench_envelopes(events: int) -> list[Any]:
+    return [new_envelope(BenchTick(n=n), producer="bench") for n in range(events)]
+
+
 def postpay_run(
-    amqp_url: str, db: Database, events: int, prefetch: int, concurrency: int, linger: float, batch: int = 1
+    amqp_url: str,
+    db: Database,
+    events: int,
+    prefetch: int,
+    concurrency: int,
+    linger: float,
+    batch: int = 1,
+    *,
+    envelopes_in_clock: bool = False,
+    producer_chunk: int = 0,
 ) -> dict[str, float]:
+    """``envelopes_in_clock``: build the events after the clock starts (the earlier records did).
+
+    ``producer_chunk``: 0 writes every event to the outbox in one transaction and then starts the bus
+    (the issue's measurement); N commits them N at a time while the bus runs, as producers commit
+    events in transactions of their own (the month close's fan-out, a chunk of customers at a time)
+    and as the raw publisher publishes while its consumers run."""
     namespace = f"bench-{uuid.uuid4().hex[:8]}"
     tables = ServiceTables("bench")
     applied = Applied()
@@ -84,11 +110,17 @@ def postpay_run(
     runtime.create_tables()
     runtime.declare()
     try:
+        envelopes = None if envelopes_in_clock else bench_envelopes(events)
         started, cpu_started = time.perf_counter(), time.process_time()
-        with db.transaction() as session:
-            tables.outbox.add_all(session, [new_envelope(BenchTick(n=n), producer="bench") for n in range(events)])
+        envelopes = envelopes if envelopes is not None else bench_envelopes(events)
+        if producer_chunk > 0:
+            runtime.start()
+        for first in range(0, events, producer_chunk or events):
+            with db.transaction() as session:
+                tables.outbox.add_all(session, envelopes[first : first + (producer_chunk or events)])
         written = time.perf_counter()
-        runtime.start()
+        if producer_chunk <= 0:
+            runtime.start()
         done = _wait_for(lambda: applied.count, events)
         # Each handler's transaction commits just after it counted: the last ones are milliseconds away.
         done = _wait_for(lambda: _inbox_rows(db), events)
@@ -127,8 +159,8 @@ def _inbox_rows(db: Database) -> int:
 class AsyncConfirmPublisher:
     """pika SelectConnection publishing N messages and counting asynchronous confirms."""
 
-    def __init__(self, url: str, queue: str, events: int) -> None:
-        self.url, self.queue, self.events = url, queue, events
+    def __init__(self, url: str, exchange: str, messages: list[tuple[str, bytes, Any]]) -> None:
+        self.url, self.exchange, self.messages, self.events = url, exchange, messages, len(messages)
         self.confirmed = 0
         self.sent = 0
         self.connection: Any = None
@@ -148,10 +180,8 @@ class AsyncConfirmPublisher:
     def _publish_some(self) -> None:
         # Keep a window of unconfirmed messages in flight, like postpay's batches.
         while self.sent < self.events and self.sent - self.confirmed < 1000:
-            body = json.dumps({"n": self.sent}).encode()
-            self.channel.basic_publish(
-                "", self.queue, body, pika.BasicProperties(delivery_mode=2, content_type="application/json")
-            )
+            routing_key, body, properties = self.messages[self.sent]
+            self.channel.basic_publish(self.exchange, routing_key, body, properties, mandatory=self.exchange != "")
             self.sent += 1
         if self.sent < self.events:
             self.connection.ioloop.call_later(0.001, self._publish_some)
@@ -167,19 +197,60 @@ class AsyncConfirmPublisher:
             self.connection.ioloop.stop()
 
 
+def raw_messages(events: int, queue: str, user: str, *, minimal: bool) -> list[tuple[str, bytes, Any]]:
+    """(routing key, body, properties) of each event: what postpay's relay sends (``to_amqp_message``),
+    or (``minimal``) a ten-byte body for the queue by name."""
+    if minimal:
+        properties = pika.BasicProperties(delivery_mode=2, content_type="application/json")
+        return [(queue, json.dumps({"n": n}).encode(), properties) for n in range(events)]
+    messages = []
+    for envelope in bench_envelopes(events):
+        message = OutgoingMessage.from_envelope(envelope)
+        properties = pika.BasicProperties(
+            content_type="application/json",
+            content_encoding="utf-8",
+            delivery_mode=2,
+            message_id=str(message.event_id),
+            type=message.event_type,
+            correlation_id=message.correlation_id,
+            app_id=message.producer,
+            timestamp=int(message.occurred_at.timestamp()),
+            user_id=user,  # the connection's, as RabbitMQ requires
+            headers=message.headers,
+        )
+        messages.append((message.event_type, message.body, properties))
+    return messages
+
+
 def pika_run(
-    amqp_url: str, database_url: str | None, events: int, prefetch: int, consumers: int, batch: int = 1
+    amqp_url: str,
+    database_url: str | None,
+    events: int,
+    prefetch: int,
+    consumers: int,
+    batch: int = 1,
+    *,
+    minimal: bool = False,
 ) -> dict[str, float]:
     """Raw pika (and, with ``database_url``, raw psycopg): ``consumers`` threads, as many as postpay's
     handler threads, each with its own connection, sharing the prefetch; an inbox row per message
     committed before the ack. With ``batch`` > 1, each thread commits the rows of the messages it has
     waiting (up to ``batch``) at once and acks them with one ``multiple`` ack, as postpay's batches do."""
     queue = f"bench-pika-{uuid.uuid4().hex[:8]}"
+    exchange = "" if minimal else f"{queue}-events"
     setup = pika.BlockingConnection(pika.URLParameters(amqp_url))
-    setup.channel().queue_declare(queue, durable=True, arguments={"x-queue-type": "quorum"})
+    setup_channel = setup.channel()
+    setup_channel.queue_declare(queue, durable=True, arguments={"x-queue-type": "quorum"})
+    if exchange:
+        setup_channel.exchange_declare(exchange, "topic", durable=True)
+        setup_channel.queue_bind(queue, exchange, BenchTick.__name__)
     setup.close()
     table = f"pika_inbox_{uuid.uuid4().hex[:8]}"
     insert = f"INSERT INTO {table} (handler, event_id, processed_at) VALUES (%s, %s, %s)"
+    if not minimal:
+        insert += " ON CONFLICT DO NOTHING"
+    user = pika.URLParameters(amqp_url).credentials.username
+    messages = raw_messages(events, queue, user, minimal=minimal)
     if database_url is not None:
         with psycopg.connect(database_url, autocommit=True) as connection:
             connection.execute(
@@ -197,11 +268,13 @@ def pika_run(
         channel = connection.channel()
         channel.basic_qos(prefetch_count=max(1, prefetch // consumers))
         waiting: list[int] = []
+        ids: list[uuid.UUID] = []
 
         def settle() -> None:
             nonlocal consumed
             if database is not None:
-                rows = [("pika", uuid.uuid4(), datetime.now(UTC)) for _ in waiting]
+                now = datetime.now(UTC)
+                rows = [("pika", event_id, now) for event_id in ids]
                 with database.cursor() as cursor:
                     cursor.executemany(insert, rows)
                 database.commit()
@@ -211,13 +284,15 @@ def pika_run(
                 if consumed >= events:
                     done.set()
             waiting.clear()
+            ids.clear()
 
         # A batch ends when it is full or when no further message is already waiting.
         for method, _properties, body in channel.consume(queue, inactivity_timeout=0.2 if batch == 1 else 0.001):
             if done.is_set():
                 break
             if method is not None:
-                json.loads(body)
+                decoded = json.loads(body)
+                ids.append(uuid.uuid4() if minimal else uuid.UUID(decoded["event_id"]))
                 waiting.append(method.delivery_tag)
             if waiting and (method is None or len(waiting) >= batch):
                 settle()
@@ -229,13 +304,16 @@ def pika_run(
     started, cpu_started = time.perf_counter(), time.process_time()
     for thread in threads:
         thread.start()
-    AsyncConfirmPublisher(amqp_url, queue, events).run()
+    AsyncConfirmPublisher(amqp_url, exchange, messages).run()
     done.wait(600)
     finished, cpu = time.perf_counter(), time.process_time() - cpu_started
     for thread in threads:
         thread.join(10)
     cleanup = pika.BlockingConnection(pika.URLParameters(amqp_url))
-    cleanup.channel().queue_delete(queue)
+    cleanup_channel = cleanup.channel()
+    cleanup_channel.queue_delete(queue)
+    if exchange:
+        cleanup_channel.exchange_delete(exchange)
     cleanup.close()
     if database_url is not None:
         with psycopg.connect(database_url, autocommit=True) as connection:
@@ -277,8 +355,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--database", default=os.environ.get("POSTPAY_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
     )
+    parser.add_argument(
+        "--producer-chunk",
+        type=int,
+        default=0,
+        help="postpay's events committed this many at a time while the bus runs (0: all at once, before).",
+    )
+    parser.add_argument(
+        "--minimal-raw",
+        action="store_true",
+        help="The raw paths' earlier messages and inbox rows, and postpay's clock covering its envelopes' making.",
+    )
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
+    minimal = args.minimal_raw
     # postpay logs a line per handled event, as in production; here to a file, not the terminal.
     log_path = Path(tempfile.gettempdir()) / "postpay-bus-throughput.log"
     with log_path.open("w") as log:
@@ -289,14 +379,33 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(args.repeat):
             rounds.append(
                 {
-                    "pika": pika_run(args.amqp, None, args.events, args.prefetch, args.concurrency),
-                    "pika+inbox": pika_run(args.amqp, raw_url, args.events, args.prefetch, args.concurrency),
-                    "pika+inbox batched": pika_run(
-                        args.amqp, raw_url, args.events, args.prefetch, args.concurrency, batch=args.batch
+                    "pika": pika_run(args.amqp, None, args.events, args.prefetch, args.concurrency, minimal=minimal),
+                    "pika+inbox": pika_run(
+                        args.amqp, raw_url, args.events, args.prefetch, args.concurrency, minimal=minimal
                     ),
-                    "postpay": postpay_run(args.amqp, db, args.events, args.prefetch, args.concurrency, args.linger),
+                    "pika+inbox batched": pika_run(
+                        args.amqp, raw_url, args.events, args.prefetch, args.concurrency, args.batch, minimal=minimal
+                    ),
+                    "postpay": postpay_run(
+                        args.amqp,
+                        db,
+                        args.events,
+                        args.prefetch,
+                        args.concurrency,
+                        args.linger,
+                        envelopes_in_clock=minimal,
+                        producer_chunk=args.producer_chunk,
+                    ),
                     "postpay batched": postpay_run(
-                        args.amqp, db, args.events, args.prefetch, args.concurrency, args.linger, batch=args.batch
+                        args.amqp,
+                        db,
+                        args.events,
+                        args.prefetch,
+                        args.concurrency,
+                        args.linger,
+                        args.batch,
+                        envelopes_in_clock=minimal,
+                        producer_chunk=args.producer_chunk,
                     ),
                 }
             )

@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import Column, MetaData, String, Table, Uuid, bindparam, select
+from sqlalchemy import ARRAY, Column, MetaData, String, Table, Uuid, bindparam, select, text
 from sqlalchemy.orm import Session
 
 from shared.db import UtcTimestamp, insert_on_conflict
@@ -39,6 +39,17 @@ class Inbox:
             insert_on_conflict("postgresql", table)  # the claim runs on PostgreSQL only
             .on_conflict_do_nothing(index_elements=["handler", "event_id"])
             .returning(table.c.event_id)
+        )
+        # A batch's ids as one array parameter: an executemany of one row each costs SQLAlchemy a
+        # parameter set per row to build and convert, more CPU than the whole batch's statement.
+        # ORDER BY the array's order keeps the rows locked in id order (see claim_many).
+        self._claim_many = text(
+            f'INSERT INTO "{table.name}" (handler, event_id, processed_at) '
+            "SELECT :handler, claimed.event_id, :processed_at "
+            "FROM unnest(:event_ids) WITH ORDINALITY AS claimed(event_id, position) ORDER BY claimed.position "
+            "ON CONFLICT (handler, event_id) DO NOTHING RETURNING event_id"
+        ).bindparams(
+            bindparam("event_ids", type_=ARRAY(Uuid)), bindparam("processed_at", type_=table.c.processed_at.type)
         )
 
     def seen(self, session: Session, handler: str, event_id: uuid.UUID) -> bool:
@@ -69,9 +80,8 @@ class Inbox:
         Rows are inserted in id order, so two batches that share events lock them in the same order
         and wait for each other instead of deadlocking.
         """
-        parameters = [
-            {"handler": handler, "event_id": event_id, "processed_at": at} for event_id in sorted(set(event_ids))
-        ]
-        if not parameters:
+        ordered = sorted(set(event_ids))
+        if not ordered:
             return set()
-        return set(session.connection().execute(self._claim, parameters).scalars())
+        parameters = {"handler": handler, "event_ids": ordered, "processed_at": at}
+        return set(session.connection().execute(self._claim_many, parameters).scalars())

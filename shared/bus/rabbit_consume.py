@@ -26,7 +26,15 @@ from typing import TYPE_CHECKING, Any
 
 import amqp
 
-from shared.bus.amqp_wire import CONNECTION_ERRORS, body_bytes, coalesced_acks, frame_buffered, is_timeout, read_ahead
+from shared.bus.amqp_wire import (
+    CONNECTION_ERRORS,
+    body_bytes,
+    coalesced_acks,
+    handle_frames,
+    is_timeout,
+    read_ahead,
+    take_buffered_frames,
+)
 from shared.bus.identity import published_by
 from shared.bus.messages import PUBLISHED_BY_HEADER, ReceivedMessage
 from shared.bus.policy import Step, next_step, parked_headers, retry_headers
@@ -263,12 +271,8 @@ class RabbitConsumer:
             if not is_timeout(exc):
                 raise
         # Frames the read-ahead already holds are handled now, without a wait on the socket each.
-        transport, handled = self._transport, 0
-        if transport is not None:
-            on_frame, read_frame = self._amqp.on_inbound_frame, transport.read_frame
-            while handled < 1024 and frame_buffered(transport):
-                on_frame(read_frame())  # what blocking_read does, minus its socket timeout juggling
-                handled += 1
+        if self._transport is not None:
+            handle_frames(self._amqp, take_buffered_frames(self._transport, 1024))
         connection.heartbeat_check()
         self._settle_finished(connection, channel, settle_channel, generation)
 

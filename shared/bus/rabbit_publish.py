@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import amqp
 
-from shared.bus.amqp_wire import CONNECTION_ERRORS, is_timeout
+from shared.bus.amqp_wire import CONNECTION_ERRORS, is_timeout, publish_frames, write_frames
 from shared.bus.messages import (
     CONTENT_TYPE,
     PUBLISHED_BY_HEADER,
@@ -126,14 +126,15 @@ class RabbitPublisher:
             channel = self._ensure_channel()
             tracker = self._tracker
             tracker.reset()
+            amqp_connection = self._connection.connection
+            exchange, frame_max, channel_id = self.bus.naming.exchange, amqp_connection.frame_max, channel.channel_id
+            frames = []
             for message in messages:
                 tracker.sent(message.event_id)
-                channel.basic_publish(
-                    to_amqp_message(message, self.user_id),
-                    exchange=self.bus.naming.exchange,
-                    routing_key=message.event_type,
-                    mandatory=True,
-                )
+                amqp_message = to_amqp_message(message, self.user_id)
+                frames.append(publish_frames(channel_id, exchange, message.event_type, amqp_message, frame_max))
+            # The whole batch in one write; the broker's confirms are read after it (_await_confirms).
+            write_frames(amqp_connection, b"".join(frames))
             self._await_confirms(tracker)
             self._last_used = time.monotonic()
         except PublishError:

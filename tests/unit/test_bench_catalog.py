@@ -9,9 +9,9 @@ import pytest
 from bench.__main__ import BENCHMARKS, main
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
-# Not benchmarks of their own: compare pairs two runs an operator names; plot and report read saved
-# results; simulator is a process the benchmarks start.
-NOT_RUN_BY_ITSELF = {"compare", "plot", "pacing_plot", "report", "simulator", "__main__"}
+# Not benchmarks of their own: compare and bus_compare pair two trees an operator names; plot and
+# report read saved results; simulator is a process the benchmarks start.
+NOT_RUN_BY_ITSELF = {"compare", "bus_compare", "plot", "pacing_plot", "report", "simulator", "__main__"}
 
 
 def test_every_runnable_bench_module_is_in_the_catalog() -> None:
