@@ -17,7 +17,7 @@ from services.invoicer.holding import hold_invoice, pause_invoice, supersede_hol
 from services.invoicer.invoice_document import InvoiceDraft, dated, run_key
 from services.invoicer.pricing import Tariff, tariff_for
 from services.invoicer.settings import InvoicerSettings
-from shared.bus.processing import HandlerContext
+from shared.bus.processing import HandlerContext, database_first
 from shared.errors import PermanentError
 from shared.events.billing import InvoiceReleased, UsageCollected, period_of
 from shared.events.metering import describe_metering
@@ -31,6 +31,8 @@ class AttemptInProgress(Exception):
     """Another delivery started an attempt for the (client, period) meanwhile: try again (it is settled then)."""
 
 
+# Its first step reads the ledger (ctx.read_first), before any WHMCS call: that read checks the inbox.
+@database_first
 def create_invoice(event: UsageCollected, ctx: HandlerContext, whmcs: Whmcs, settings: InvoicerSettings) -> None:
     period = period_of(event)
     client_id, key = event.whmcs_client_id, run_key(event.whmcs_client_id, period.key)
@@ -86,6 +88,7 @@ def create_invoice(event: UsageCollected, ctx: HandlerContext, whmcs: Whmcs, set
         supersede_hold(ctx, client_id, period.key, "a later computation of the period was invoiced")
 
 
+@database_first
 def release_invoice(event: InvoiceReleased, ctx: HandlerContext, whmcs: Whmcs, settings: InvoicerSettings) -> None:
     """Invoice a released hold exactly as it was computed, dated today, with the notes and line
     provenance a direct invoice has (a hold kept before these were stored has no provenance rows)."""
