@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.invoicer import holds_store, issuing, store
+from services.invoicer import first_reads, holds_store, issuing, store
 from services.invoicer.decision import Decision, decide
 from services.invoicer.holding import hold_invoice, pause_invoice, supersede_hold
 from services.invoicer.invoice_document import InvoiceDraft, dated, run_key
@@ -37,10 +37,9 @@ def create_invoice(event: UsageCollected, ctx: HandlerContext, whmcs: Whmcs, set
     period = period_of(event)
     client_id, key = event.whmcs_client_id, run_key(event.whmcs_client_id, period.key)
     with ctx.read_first() as session:
-        current = store.entry(session, client_id, period.key)
+        reads = first_reads.read(session, client_id, period.key)
+        current, earlier, pause = reads.entry, reads.earlier, reads.pause
         released = _released_in_flight(session, current)
-        earlier = store.largest_earlier_invoices(session, client_id, period.key)
-        pause = holds_store.pause_of(session, period.key)
     if (current is not None and current.status in USAGE_DONE) or released:
         ctx.log.info(
             "already settled; nothing to do",
