@@ -155,8 +155,12 @@ class OutboxRelay:
         poll_seconds: float = 0.2,
         max_poll_seconds: float = 30.0,
         linger_seconds: float = 0.0,
+        busy_linger_seconds: float | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        """``linger_seconds``: the pause after a wake, so a burst of commits ships in one confirm round.
+        ``busy_linger_seconds`` (default five times that): the pause instead while events keep coming,
+        i.e. when the wake comes less than this long after a pass that shipped some."""
         self.db = db
         self.outboxes = list(outboxes)
         self._publisher_factory = publisher_factory
@@ -165,6 +169,10 @@ class OutboxRelay:
         self.poll_seconds = poll_seconds
         self.max_poll_seconds = max(max_poll_seconds, poll_seconds)
         self.linger_seconds = linger_seconds
+        self.busy_linger_seconds = max(
+            linger_seconds, 5 * linger_seconds if busy_linger_seconds is None else busy_linger_seconds
+        )
+        self._shipped_at: float | None = None  # time.monotonic() of the last pass that shipped something
         self.clock = clock
         self._wake = threading.Event()
         self._full_batch = False
@@ -315,6 +323,8 @@ class OutboxRelay:
             try:
                 shipped = self.relay_once()
                 failures = 0
+                if shipped:
+                    self._shipped_at = time.monotonic()
             except PublishError:
                 failures += 1
                 stop.wait(min(5.0, 0.2 * 2**failures))
@@ -341,4 +351,13 @@ class OutboxRelay:
             if woken and self.linger_seconds:
                 # Handlers commit one event at a time: pausing lets a burst of them share a confirm
                 # round, which costs the relay far less CPU per event for a few ms of latency.
-                stop.wait(self.linger_seconds)
+                stop.wait(self.linger_for(time.monotonic()))
+
+    def linger_for(self, now: float) -> float:
+        """How long to pause after a wake at ``now`` (monotonic). A stream of events (a month close: a
+        pass every few ms) gets the longer pause, so each pass and its commit and confirm round carry
+        several times more events; a wake after a quiet spell (the first event of a burst, a lone
+        signup) gets the short one, so it is not delayed more than before."""
+        if self._shipped_at is not None and now - self._shipped_at < self.busy_linger_seconds:
+            return self.busy_linger_seconds
+        return self.linger_seconds

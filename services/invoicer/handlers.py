@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.invoicer import holds_store, issuing, store
+from services.invoicer import first_reads, holds_store, issuing, store
 from services.invoicer.decision import Decision, decide
 from services.invoicer.holding import hold_invoice, pause_invoice, supersede_hold
 from services.invoicer.invoice_document import InvoiceDraft, dated, run_key
 from services.invoicer.pricing import Tariff, tariff_for
 from services.invoicer.settings import InvoicerSettings
-from shared.bus.processing import HandlerContext
+from shared.bus.processing import HandlerContext, database_first
 from shared.errors import PermanentError
 from shared.events.billing import InvoiceReleased, UsageCollected, period_of
 from shared.events.metering import describe_metering
@@ -31,14 +31,15 @@ class AttemptInProgress(Exception):
     """Another delivery started an attempt for the (client, period) meanwhile: try again (it is settled then)."""
 
 
+# Its first step reads the ledger (ctx.read_first), before any WHMCS call: that read checks the inbox.
+@database_first
 def create_invoice(event: UsageCollected, ctx: HandlerContext, whmcs: Whmcs, settings: InvoicerSettings) -> None:
     period = period_of(event)
     client_id, key = event.whmcs_client_id, run_key(event.whmcs_client_id, period.key)
     with ctx.read_first() as session:
-        current = store.entry(session, client_id, period.key)
+        reads = first_reads.read(session, client_id, period.key)
+        current, earlier, pause = reads.entry, reads.earlier, reads.pause
         released = _released_in_flight(session, current)
-        earlier = store.largest_earlier_invoices(session, client_id, period.key)
-        pause = holds_store.pause_of(session, period.key)
     if (current is not None and current.status in USAGE_DONE) or released:
         ctx.log.info(
             "already settled; nothing to do",
@@ -86,6 +87,7 @@ def create_invoice(event: UsageCollected, ctx: HandlerContext, whmcs: Whmcs, set
         supersede_hold(ctx, client_id, period.key, "a later computation of the period was invoiced")
 
 
+@database_first
 def release_invoice(event: InvoiceReleased, ctx: HandlerContext, whmcs: Whmcs, settings: InvoicerSettings) -> None:
     """Invoice a released hold exactly as it was computed, dated today, with the notes and line
     provenance a direct invoice has (a hold kept before these were stored has no provenance rows)."""

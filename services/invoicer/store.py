@@ -269,8 +269,8 @@ def set_status(
 
 
 # Read before every invoice: built once (see above).
-_LARGEST_EARLIER = (
-    select(ledger.c.currency, func.max(ledger.c.total))
+LARGEST_EARLIER = (
+    select(ledger.c.currency, func.max(ledger.c.total).label("largest"))
     .where(
         ledger.c.whmcs_client_id == bindparam("p_client_id"),
         ledger.c.period < bindparam("p_period"),
@@ -282,7 +282,7 @@ _LARGEST_EARLIER = (
 
 def largest_earlier_invoices(session: Session, client_id: int, period: str) -> dict[str, Decimal]:
     """Per currency, the client's largest invoice of a period before ``period``."""
-    rows = session.execute(_LARGEST_EARLIER, {"p_client_id": client_id, "p_period": period})
+    rows = session.execute(LARGEST_EARLIER, {"p_client_id": client_id, "p_period": period})
     return {currency: Decimal(total) for currency, total in rows if currency and total is not None}
 
 

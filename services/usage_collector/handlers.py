@@ -10,7 +10,7 @@ from services.usage_collector.meter_usage import metered_period
 from services.usage_collector.public import customer
 from services.usage_collector.settings import UsageCollectorSettings
 from services.usage_collector.usage import vm_usages
-from shared.bus.processing import DatabaseContext, HandlerContext
+from shared.bus.processing import DatabaseContext, HandlerContext, database_first
 from shared.errors import PermanentError
 from shared.events.billing import (
     BillingPeriodClosed,
@@ -78,6 +78,9 @@ def fan_out(event: BillingPeriodClosed, ctx: HandlerContext, chunk_size: int) ->
     ctx.log.info("period fanned out", period=period.key, trigger=event.trigger)
 
 
+# Its one upstream call only reads SolusVM 2's usage: a redelivery of a handled event repeats that read
+# and is then found handled by its claim in ctx.session, before anything is written or emitted.
+@database_first
 def collect_usage(
     event: CustomerUsageRequested, ctx: HandlerContext, solusvm: SolusVM, settings: UsageCollectorSettings | None = None
 ) -> None:

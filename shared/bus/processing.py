@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal, TypedDict, cast
+from typing import Any, Literal, TypedDict, TypeVar, cast
 
 import structlog
 from sqlalchemy.exc import IntegrityError
@@ -42,6 +42,7 @@ from shared.outbox import Outbox
 log = get_logger("postpay.bus")
 
 OutcomeKind = Literal["done", "duplicate", "retry", "park"]
+_H = TypeVar("_H", bound=Callable[..., None])
 
 
 @dataclass(frozen=True)
@@ -152,7 +153,8 @@ class HandlerContext(DatabaseContext):
     no pooled connection; the claim is still the first statement of the handler's transaction, and
     commits or rolls back with its effect and its outbox rows. A duplicate found then raises
     ``AlreadyHandled`` (two deliveries running at once). A redelivery of an event already handled never
-    gets here: the processor looks it up first, before the handler runs.
+    gets to an effect: the processor looks it up first, before the handler runs, or, for a handler
+    marked ``database_first``, the handler's first transaction does (``check_first``).
     """
 
     def __init__(
@@ -165,12 +167,16 @@ class HandlerContext(DatabaseContext):
         handler: str,
         *,
         inbox: Inbox | None = None,
+        check_first: bool = False,
     ) -> None:
-        """``inbox``: claim the event in it when ``session`` is first touched (None: the caller did or will)."""
+        """``inbox``: claim the event in it when ``session`` is first touched (None: the caller did or will).
+        ``check_first``: the first separate transaction looks the event up in ``inbox`` before the
+        handler reads anything (the processor did not: see ``database_first``)."""
         super().__init__(session, envelope, outbox, clock, handler)
         self.db = db
         self._inbox = inbox
         self._claimed = inbox is None
+        self._unchecked = check_first and inbox is not None
         self.already_handled = False
 
     @property
@@ -187,9 +193,13 @@ class HandlerContext(DatabaseContext):
         if self._claimed or self._inbox is None:
             return
         if not self._inbox.claim(self._session, self.handler, self.envelope.event_id, self.clock()):
-            self.already_handled = True
-            raise AlreadyHandled(f"{self.envelope.event_id} is already in {self.handler}'s inbox")
+            self._found_handled()
         self._claimed = True
+        self._unchecked = False
+
+    def _found_handled(self) -> None:
+        self.already_handled = True
+        raise AlreadyHandled(f"{self.envelope.event_id} is already in {self.handler}'s inbox")
 
     def record_now(self) -> AbstractContextManager[Session]:
         """For a row that must outlive this attempt whatever its outcome: a claim made before an
@@ -211,7 +221,35 @@ class HandlerContext(DatabaseContext):
     def separate_transaction(self) -> Iterator[Session]:
         """A transaction that commits on its own, before the handler's; prefer the named ones above."""
         with self.db.transaction() as session:
+            if self._unchecked and self._inbox is not None:
+                # The look-up the processor skipped, as this transaction's first statement: one
+                # round trip instead of a transaction of its own, and still before any effect.
+                if self._inbox.seen(session, self.handler, self.envelope.event_id):
+                    self._found_handled()
+                self._unchecked = False
             yield session
+
+
+def database_first(handler: _H) -> _H:
+    """Mark a handler that touches its database (``ctx.session`` or one of its own transactions)
+    before any upstream call with an effect (an email, an invoice, a change), and calls none at all
+    if that first transaction raises: what it calls before that only reads.
+
+    The processor then does not look the event up in the inbox in a transaction of its own before
+    the handler runs; the handler's first transaction does (``seen``, or the claim in
+    ``ctx.session``), so a redelivery of an event already handled still stops before any effect,
+    one transaction per delivery cheaper. A read made before it is made again on a redelivery.
+    """
+    setattr(handler, _DATABASE_FIRST, True)
+    return handler
+
+
+_DATABASE_FIRST = "__postpay_database_first__"
+
+
+def _is_database_first(handler: Callable[..., None]) -> bool:
+    # Ports and settings are bound with functools.partial (``bind``): the mark is on the function.
+    return bool(getattr(getattr(handler, "func", handler), _DATABASE_FIRST, False))
 
 
 class AlreadyHandled(Exception):
@@ -385,7 +423,9 @@ class MessageProcessor:
             # The check has a short transaction of its own, so no connection is held while the handler
             # waits for an upstream, and (SQLite) the handler's begins only when it first uses it. A
             # batched handler (its own database only, so nothing to repeat) relies on the claim alone.
-            if subscription.batch == 1 or self.db.is_sqlite:
+            # A handler marked ``database_first`` has it done in its own first transaction instead.
+            check_first = subscription.batch == 1 and _database_first(subscription)
+            if self.db.is_sqlite or (subscription.batch == 1 and not check_first):
                 with self.db.transaction() as session:
                     if self.inbox.seen(session, handler, envelope.event_id):
                         return self._duplicate(handler, ids)
@@ -395,7 +435,9 @@ class MessageProcessor:
                 # of a check and an insert, committed or rolled back with the work, and no connection
                 # held while the handler waits for an upstream before that.
                 inbox = None if self.db.is_sqlite else self.inbox
-                context = HandlerContext(session, envelope, self.outbox, self.db, self.clock, handler, inbox=inbox)
+                context = HandlerContext(
+                    session, envelope, self.outbox, self.db, self.clock, handler, inbox=inbox, check_first=check_first
+                )
                 subscription.handler(envelope.payload, context)
                 if self.db.is_sqlite:
                     self.inbox.record(session, handler, envelope.event_id, self.clock())
@@ -445,6 +487,11 @@ class MessageProcessor:
     def _inbox_has(self, handler: str, event_id: uuid.UUID) -> bool:
         with self.db.transaction() as session:
             return self.inbox.seen(session, handler, event_id)
+
+
+@functools.lru_cache(maxsize=1024)
+def _database_first(subscription: Subscription) -> bool:
+    return _is_database_first(subscription.handler)
 
 
 # A metric's child per label set, looked up once: ``labels()`` validates and locks on every call.

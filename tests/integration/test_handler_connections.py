@@ -11,11 +11,11 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import pytest
-from sqlalchemy import Column, Integer, String, Table, func, select
+from sqlalchemy import Column, Integer, String, Table, event, func, select
 
 from postpay.bootstrap import make_database
 from shared.bus.messages import CONTENT_TYPE, ReceivedMessage
-from shared.bus.processing import AlreadyHandled, HandlerContext, MessageProcessor, Outcome
+from shared.bus.processing import AlreadyHandled, HandlerContext, MessageProcessor, Outcome, database_first
 from shared.bus.topology import Subscription
 from shared.db import Database
 from shared.events.base import Event, new_envelope
@@ -78,8 +78,9 @@ def processor(postgres_database: Database) -> MessageProcessor:
     return MessageProcessor(postgres_database, "waity", tables.inbox, tables.outbox)
 
 
-def like_the_invoicer(upstream: SlowUpstream, swallow: bool = False):  # type: ignore[no-untyped-def]
-    """Reads first, calls the upstream, then records the result in its own transaction."""
+def like_the_invoicer(upstream: SlowUpstream, swallow: bool = False, marked: bool = False):  # type: ignore[no-untyped-def]
+    """Reads first, calls the upstream, then records the result in its own transaction. ``marked``:
+    as the invoicer's is, ``database_first`` (its first read checks the inbox, not the processor)."""
 
     def handle(event: Billed, ctx: HandlerContext) -> None:
         with ctx.read_first() as session:
@@ -93,7 +94,7 @@ def like_the_invoicer(upstream: SlowUpstream, swallow: bool = False):  # type: i
             ctx.session.execute(effects.insert().values(key=event.key + "-after"))  # must not commit
         ctx.emit(Billed(key=event.key + "-next"))
 
-    return handle
+    return database_first(handle) if marked else handle
 
 
 def subscription(handler) -> Subscription:  # type: ignore[no-untyped-def]
@@ -139,11 +140,12 @@ def test_threads_waiting_on_a_slow_upstream_hold_no_connection(
         assert session.execute(select(func.count()).select_from(tables.outbox.table)).scalar_one() == THREADS
 
 
+@pytest.mark.parametrize("marked", [False, True])
 def test_a_redelivered_event_stops_before_the_upstream_call(
-    processor: MessageProcessor, postgres_database: Database, upstream: SlowUpstream
+    processor: MessageProcessor, postgres_database: Database, upstream: SlowUpstream, marked: bool
 ) -> None:
     upstream.gate.set()
-    sub = subscription(like_the_invoicer(upstream))
+    sub = subscription(like_the_invoicer(upstream, marked=marked))
     event_id = uuid.uuid4()
     assert processor.process(sub, delivery(Billed(key="once"), event_id)).kind == "done"
     assert processor.process(sub, delivery(Billed(key="once"), event_id)).kind == "duplicate"
@@ -151,13 +153,13 @@ def test_a_redelivered_event_stops_before_the_upstream_call(
     assert effect_keys(postgres_database) == ["once"]
 
 
-@pytest.mark.parametrize("swallow", [False, True])
+@pytest.mark.parametrize(("swallow", "marked"), [(False, False), (True, False), (False, True), (True, True)])
 def test_two_deliveries_at_once_apply_the_event_once(
-    processor: MessageProcessor, postgres_database: Database, upstream: SlowUpstream, swallow: bool
+    processor: MessageProcessor, postgres_database: Database, upstream: SlowUpstream, swallow: bool, marked: bool
 ) -> None:
     """Both pass the early check while neither has committed; the claim in the handler's transaction
     lets one commit and makes the other a duplicate, even if the handler catches ``AlreadyHandled``."""
-    sub = subscription(like_the_invoicer(upstream, swallow=swallow))
+    sub = subscription(like_the_invoicer(upstream, swallow=swallow, marked=marked))
     event_id = uuid.uuid4()
     pool, futures = run_all(processor, sub, [delivery(Billed(key="twice"), event_id)] * 2)
     try:
@@ -199,3 +201,43 @@ def test_the_default_pool_does_not_grow_with_the_handler_threads(postgres_url: s
         finally:
             db.dispose()
     assert KernelSettings().concurrency > KernelSettings().db_pool_size
+
+
+@pytest.mark.parametrize(("marked", "transactions"), [(False, 3), (True, 2)])
+def test_a_database_first_handler_saves_the_processors_own_look_up(
+    processor: MessageProcessor, postgres_database: Database, upstream: SlowUpstream, marked: bool, transactions: int
+) -> None:
+    """Unmarked: the processor's look-up, the handler's read, its transaction. Marked: the read looks
+    the event up itself."""
+    upstream.gate.set()
+    sub = subscription(like_the_invoicer(upstream, marked=marked))
+    begun: list[object] = []
+
+    def count(connection: object) -> None:
+        begun.append(connection)
+
+    event.listen(postgres_database.engine, "begin", count)
+    try:
+        assert processor.process(sub, delivery(Billed(key="counted"))).kind == "done"
+    finally:
+        event.remove(postgres_database.engine, "begin", count)
+    assert len(begun) == transactions
+    assert effect_keys(postgres_database) == ["counted"]
+
+
+def test_a_database_first_handler_that_starts_with_its_session_stops_at_the_claim(
+    processor: MessageProcessor, postgres_database: Database, upstream: SlowUpstream
+) -> None:
+    upstream.gate.set()
+
+    @database_first
+    def writes_then_calls(event: Billed, ctx: HandlerContext) -> None:
+        ctx.session.execute(effects.insert().values(key=event.key))
+        upstream.call(event.key)
+
+    sub = subscription(writes_then_calls)
+    event_id = uuid.uuid4()
+    assert processor.process(sub, delivery(Billed(key="first"), event_id)).kind == "done"
+    assert processor.process(sub, delivery(Billed(key="first"), event_id)).kind == "duplicate"
+    assert upstream.calls == ["first"], "a redelivery of a handled event must not call the upstream again"
+    assert effect_keys(postgres_database) == ["first"]

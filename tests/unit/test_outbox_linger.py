@@ -78,3 +78,24 @@ def test_without_a_linger_every_event_still_ships(tmp_path: Path) -> None:
 
     assert sum(len(batch) for batch in publisher.batches) == 10
     assert len({m.event_id for batch in publisher.batches for m in batch}) == 10
+
+
+def _relay(linger: float, busy: float | None = None) -> OutboxRelay:
+    return OutboxRelay(
+        None, [], lambda producer: BatchRecordingPublisher(), linger_seconds=linger, busy_linger_seconds=busy
+    )  # type: ignore[arg-type]
+
+
+def test_a_wake_soon_after_a_pass_that_shipped_lingers_longer() -> None:
+    relay = _relay(0.02)
+    assert relay.linger_for(100.0) == 0.02  # nothing shipped yet: the first event is not held back
+    relay._shipped_at = 100.0
+    assert relay.linger_for(100.01) == 0.1  # events keep coming: five times the linger by default
+    assert relay.linger_for(100.5) == 0.02  # a quiet spell since: short again
+
+
+def test_the_busy_linger_is_never_shorter_than_the_linger() -> None:
+    relay = _relay(0.05, busy=0.01)
+    relay._shipped_at = 1.0
+    assert relay.linger_for(1.001) == 0.05
+    assert _relay(0.0).linger_for(0.0) == 0.0

@@ -1,0 +1,75 @@
+"""What ``create_invoice`` reads before it calls WHMCS, in one statement instead of three.
+
+The ledger row of (client, period), the client's largest invoice of an earlier period per currency
+and the period's pause are independent reads; each was a round trip of its own (with the driver's
+and SQLAlchemy's work per statement), on every invoice. Outer-joined to one constant row they come
+back together: one row per earlier currency (one row with NULLs when there is none), the ledger and
+pause columns repeated on each. The statement is built once, with bound parameters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import bindparam, literal, select, true
+from sqlalchemy.orm import Session
+
+from services.invoicer import holds_store, store
+
+
+@dataclass(frozen=True)
+class FirstReads:
+    entry: store.LedgerEntry | None
+    earlier: dict[str, Decimal]
+    pause: holds_store.Pause | None
+
+
+_LEDGER = store.ledger
+_PAUSES = holds_store.pauses
+_ENTRY_FIELDS = tuple(store.LedgerEntry.__dataclass_fields__)
+_PAUSE_FIELDS = tuple(holds_store.Pause.__dataclass_fields__)
+
+_one = select(literal(1).label("one")).subquery("one")
+_entry = select(_LEDGER).where(
+    _LEDGER.c.whmcs_client_id == bindparam("p_client_id"), _LEDGER.c.period == bindparam("p_period")
+)
+_entry_sub = _entry.subquery("entry")
+_earlier = store.LARGEST_EARLIER.subquery("earlier")
+_pause = select(_PAUSES).where(_PAUSES.c.period == bindparam("p_period")).subquery("pause")
+
+_READ = (
+    select(
+        *(_entry_sub.c[name].label(f"l_{name}") for name in _ENTRY_FIELDS),
+        _earlier.c.currency.label("e_currency"),
+        _earlier.c.largest.label("e_total"),
+        *(_pause.c[name].label(f"p_{name}") for name in _PAUSE_FIELDS),
+    )
+    .select_from(_one)
+    .outerjoin(_entry_sub, true())
+    .outerjoin(_earlier, true())
+    .outerjoin(_pause, true())
+)
+
+
+def read(session: Session, client_id: int, period: str) -> FirstReads:
+    rows = session.execute(_READ, {"p_client_id": client_id, "p_period": period}).all()
+    first = rows[0]  # the constant row: always there
+    return FirstReads(
+        entry=_entry_of(first),
+        earlier={row.e_currency: Decimal(row.e_total) for row in rows if row.e_currency and row.e_total is not None},
+        pause=_pause_of(first),
+    )
+
+
+def _entry_of(row: Any) -> store.LedgerEntry | None:
+    if row.l_whmcs_client_id is None:  # part of the primary key: NULL only when there is no row
+        return None
+    return store.LedgerEntry(**{name: getattr(row, f"l_{name}") for name in _ENTRY_FIELDS})
+
+
+def _pause_of(row: Any) -> holds_store.Pause | None:
+    if row.p_period is None:
+        return None
+    return holds_store.Pause(**{name: getattr(row, f"p_{name}") for name in _PAUSE_FIELDS})
