@@ -93,7 +93,7 @@ def test_a_503_or_a_timeout_halves_it_once_per_round_trip() -> None:
 
 def test_a_latency_rise_cuts_it_by_less_than_an_overload() -> None:
     """A latency rise means the upstream is at its knee, still serving every call: back off to 0.7, so
-    that at the decrease's 1.4 C the limit lands near C, not at 0.7 C with the upstream part idle."""
+    that from about 1.3 C the limit lands near C, not at 0.65 C with the upstream part idle."""
     limit = limiter(initial=8)
     full_round(limit, 0.25)
     grown = limit.limit
@@ -123,6 +123,18 @@ def test_slow_start_resumes_when_the_rise_that_ended_it_is_gone() -> None:
         full_round(limit, 0.30)
     assert not limit.slow_start
     full_round(limit, 0.25)  # more calls out than when it ended, and no rise: it was no queue
+    assert limit.slow_start
+
+
+def test_a_rise_in_the_first_slow_start_cuts_it_but_slow_start_resumes_without_a_queue() -> None:
+    """A process starting up answers its own first calls late: that cut is not believed for good."""
+    limit = limiter(initial=4)
+    full_round(limit, 0.25)
+    while not limit.decreases:
+        full_round(limit, 0.45)
+    assert limit.decreases == 1 and not limit.slow_start
+    full_round(limit, 0.25)  # the first round of the new load only observes
+    full_round(limit, 0.25)
     assert limit.slow_start
 
 
