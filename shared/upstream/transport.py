@@ -237,6 +237,8 @@ def _first_arrival(sock: socket.socket) -> float | None:
     _data, ancillary, _flags, _address = sock.recvmsg(1, socket.CMSG_SPACE(_TIMESPEC.size), socket.MSG_PEEK)
     for level, kind, value in ancillary:
         if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(value) >= _TIMESPEC.size:
+            seconds: int
+            nanoseconds: int
             seconds, nanoseconds = _TIMESPEC.unpack_from(value)
             return seconds + nanoseconds / 1e9
     return None
