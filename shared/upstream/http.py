@@ -85,21 +85,13 @@ class NoCookies(http.cookiejar.CookieJar):
 class Answer:
     """An upstream's answer as the clients read it: the part of ``httpx.Response`` they use."""
 
-    __slots__ = ("status_code", "reason_phrase", "headers", "content", "upstream_seconds")
+    __slots__ = ("status_code", "reason_phrase", "headers", "content")
 
-    def __init__(
-        self,
-        status_code: int,
-        reason_phrase: str,
-        headers: Message,
-        content: bytes,
-        upstream_seconds: float | None = None,
-    ) -> None:
+    def __init__(self, status_code: int, reason_phrase: str, headers: Message, content: bytes) -> None:
         self.status_code = status_code
         self.reason_phrase = reason_phrase
         self.headers = headers  # case-insensitive ``get``, as httpx's
         self.content = content
-        self.upstream_seconds = upstream_seconds  # the transport's, by the kernel's arrival stamp
 
     def json(self) -> Any:
         return json.loads(self.content)
@@ -150,7 +142,7 @@ class UpstreamHttp:
         coding = raw.headers.get("Content-Encoding")
         if coding:  # none is asked for (no Accept-Encoding), but a server may compress anyway
             content = _decoded(content, coding, origin)
-        return Answer(raw.status, raw.reason, raw.headers, content, raw.upstream_seconds)
+        return Answer(raw.status, raw.reason, raw.headers, content)
 
     def close(self) -> None:
         self._transport.close()
@@ -315,8 +307,7 @@ def _send(
         if response.status_code in CONGESTION_STATUSES:
             slot.congested()
         elif response.status_code < 500:
-            # The upstream's own latency where the transport could tell it (not this process's delays).
-            slot.answered(getattr(response, "upstream_seconds", None) or elapsed)
+            slot.answered(elapsed)
     UPSTREAM_SECONDS.labels(upstream, label).observe(elapsed)
     log.info(
         "upstream call",

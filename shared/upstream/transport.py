@@ -20,10 +20,7 @@ import http.client
 import select
 import socket
 import ssl
-import struct
-import sys
 import threading
-import time
 import urllib.request
 from email.message import Message
 
@@ -31,11 +28,6 @@ import httpx
 
 Origin = tuple[str, str, int]
 Timeouts = dict[str, float | None]
-
-# Linux's SO_TIMESTAMPNS (= SCM_TIMESTAMPNS; the socket module does not name it): the kernel stamps each
-# packet with the time it arrived, which a thread of a busy process reads only later.
-_SO_TIMESTAMPNS = 35 if sys.platform == "linux" else None
-_TIMESPEC = struct.Struct("@qq")
 
 
 def env_proxies_configured() -> bool:
@@ -46,25 +38,14 @@ def env_proxies_configured() -> bool:
 class RawAnswer:
     """A whole answer as read off the wire: status, reason, headers (case-insensitive ``get``), body."""
 
-    __slots__ = ("status", "reason", "headers", "content", "will_close", "upstream_seconds")
+    __slots__ = ("status", "reason", "headers", "content", "will_close")
 
-    def __init__(
-        self,
-        status: int,
-        reason: str,
-        headers: Message,
-        content: bytes,
-        will_close: bool,
-        upstream_seconds: float | None = None,
-    ) -> None:
+    def __init__(self, status: int, reason: str, headers: Message, content: bytes, will_close: bool) -> None:
         self.status = status
         self.reason = reason
         self.headers = headers
         self.content = content
         self.will_close = will_close
-        # From the request's sending to its answer's first byte reaching this machine, as the kernel saw
-        # it (None where it cannot tell): the upstream's latency without this process's own delays.
-        self.upstream_seconds = upstream_seconds
 
 
 class StdlibTransport(httpx.BaseTransport):
@@ -172,11 +153,6 @@ class StdlibTransport(httpx.BaseTransport):
         sock: socket.socket = connection.sock
         # Request line, headers and body go out in one write: no wait on the peer's delayed ACK.
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if _SO_TIMESTAMPNS is not None and not isinstance(sock, ssl.SSLSocket):
-            try:
-                sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
-            except OSError:
-                pass  # no arrival times: the answers' latency is measured as read, as before
         return sock
 
 
@@ -199,7 +175,6 @@ def _exchange(
     """Send one framed request and read the whole answer."""
     try:
         sock.settimeout(timeouts.get("write"))
-        sent_at = time.time()  # the kernel's arrival stamps are wall-clock time
         sock.sendall(message)
     except TimeoutError as exc:
         raise httpx.WriteTimeout("sending the request timed out", request=request) from exc
@@ -207,7 +182,6 @@ def _exchange(
         raise httpx.WriteError(f"sending the request failed: {exc}", request=request) from exc
     try:
         sock.settimeout(timeouts.get("read"))
-        arrived_at = _first_arrival(sock)
         answer = http.client.HTTPResponse(sock, method=method)
         try:
             answer.begin()
@@ -220,25 +194,4 @@ def _exchange(
         raise httpx.RemoteProtocolError(f"incomplete answer: {type(exc).__name__}", request=request) from exc
     except OSError as exc:
         raise httpx.ReadError(f"reading the answer failed: {exc}", request=request) from exc
-    upstream_seconds = None if arrived_at is None else max(0.0, arrived_at - sent_at)
-    return RawAnswer(answer.status, answer.reason, answer.msg, content, bool(answer.will_close), upstream_seconds)
-
-
-def _first_arrival(sock: socket.socket) -> float | None:
-    """Wait for the answer's first byte without taking it, and return when the kernel received it.
-
-    A thread of a process that a busy machine (or the GIL) keeps waiting reads an answer late; pacing
-    would take that for an upstream queueing and cut the limit for nothing (measured: three invoicer
-    processes on two saturated cores cut their limits to 2-6 against a WHMCS of capacity 32). The
-    packet's arrival stamp does not move with the reader. None for TLS sockets and where the kernel
-    gives no stamp: then the latency is measured as read."""
-    if _SO_TIMESTAMPNS is None or isinstance(sock, ssl.SSLSocket):
-        return None
-    _data, ancillary, _flags, _address = sock.recvmsg(1, socket.CMSG_SPACE(_TIMESPEC.size), socket.MSG_PEEK)
-    for level, kind, value in ancillary:
-        if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(value) >= _TIMESPEC.size:
-            seconds: int
-            nanoseconds: int
-            seconds, nanoseconds = _TIMESPEC.unpack_from(value)
-            return seconds + nanoseconds / 1e9
-    return None
+    return RawAnswer(answer.status, answer.reason, answer.msg, content, bool(answer.will_close))
