@@ -4,8 +4,8 @@
 
 Left: each close's time over the time the upstream's capacity allows (1.0 is the best possible, the
 dotted line the 1.2 target), paced and with fixed threads. Right: requests in flight at the WHMCS
-simulator during the closes of one setting (by default the first capacity with a fixed run, three
-invoicers): paced and fixed, against C and 2C (past which requests are shed).
+simulator during the closes of one setting (the last one with a fixed run): paced and fixed, against C
+and 2C (past which requests are shed); without fixed runs, the paced closes of the largest C.
 """
 
 from __future__ import annotations
@@ -39,6 +39,8 @@ def plot(result: dict[str, Any], output: Path) -> None:
                 xs.append(index + offset)
                 ys.append(match[0]["time_over_allowed"])
                 hatches.append("" if match[0]["complete"] else "//")
+        if not xs:
+            continue  # no run of this mode: no bar, no legend entry
         bars = left.bar(xs, ys, width=0.38, color=color, label="paced (defaults)" if paced else "fixed threads")
         for bar, hatch in zip(bars, hatches):
             bar.set_hatch(hatch)
@@ -50,25 +52,32 @@ def plot(result: dict[str, Any], output: Path) -> None:
     left.legend(fontsize=8)
     left.grid(True, axis="y", alpha=0.3)
     fixed = [r for r in runs if not r["paced"]]
-    if fixed:
+    if fixed:  # paced against fixed threads, one setting
         capacity, invoicers = fixed[-1]["capacity"], fixed[-1]["invoicers"]
-        for run in runs:
-            if (run["capacity"], run["invoicers"]) != (capacity, invoicers):
-                continue
-            samples = run["in_flight_samples"]
-            # The sampler starts before the processes do: time from the first call at either simulator.
-            start = next((s[0] for s in samples if s[1] or s[2]), 0.0) - 0.5
-            samples = [s for s in samples if s[0] >= start]
-            right.plot(
-                [s[0] - start for s in samples],
-                [s[2] for s in samples],
-                linewidth=1,
-                color="tab:blue" if run["paced"] else "tab:orange",
-                label="paced (defaults)" if run["paced"] else "fixed threads",
-            )
+        shown = [r for r in runs if (r["capacity"], r["invoicers"]) == (capacity, invoicers)]
+        title = f"WHMCS requests in flight, C={capacity}, {invoicers} invoicers"
+    else:  # no contrast run: the paced closes of the largest capacity, one line per invoicer count
+        capacity = max(r["capacity"] for r in runs)
+        shown = [r for r in runs if r["capacity"] == capacity]
+        title = f"WHMCS requests in flight, C={capacity}, paced"
+    colours = iter(("tab:blue", "tab:purple", "tab:cyan"))
+    for run in shown:
+        samples = run["in_flight_samples"]
+        # The sampler starts before the processes do: time from the first call at either simulator.
+        start = next((s[0] for s in samples if s[1] or s[2]), 0.0) - 0.5
+        samples = [s for s in samples if s[0] >= start]
+        paced_label = f"paced, {run['invoicers']} invoicer{'s' if run['invoicers'] > 1 else ''}"
+        right.plot(
+            [s[0] - start for s in samples],
+            [s[2] for s in samples],
+            linewidth=1,
+            color=(next(colours, "tab:blue") if not fixed else "tab:blue") if run["paced"] else "tab:orange",
+            label=(paced_label if not fixed else "paced (defaults)") if run["paced"] else "fixed threads",
+        )
+    if shown:
         right.axhline(capacity, color="tab:green", linestyle="--", label=f"C = {capacity}")
         right.axhline(2 * capacity, color="tab:red", linestyle=":", label="2C: shed beyond")
-        right.set_title(f"WHMCS requests in flight, C={capacity}, {invoicers} invoicers", fontsize=9)
+        right.set_title(title, fontsize=9)
         right.set_xlabel("s since the first upstream call of the close")
         right.set_ylabel("in flight at the simulator")
         right.legend(fontsize=8)

@@ -194,8 +194,8 @@ class UpstreamSettings(BaseSettings):
     upstream_pacing: bool = Field(
         default=True,
         description="Adapt the calls each process has in flight to an upstream to how it answers (AIMD: more "
-        "while its latency stays at its usual level, half as many after a 503/429, a timeout or a latency "
-        "rise). Off: as many as the handler threads make, up to the caps below.",
+        "while its latency stays at its usual level, half as many after a 503/429 or a timeout, 0.7 times "
+        "as many after a latency rise). Off: as many as the handler threads make, up to the caps below.",
     )
     whmcs_max_in_flight: int | None = Field(
         default=None, ge=1, description="Most calls one process has in flight to WHMCS at once (unset: no cap)."

@@ -7,18 +7,25 @@ one upstream converge on fair shares without talking to each other):
 
 * a call that comes back at the upstream's usual latency, while the limit was all in use, raises the
   limit (by a quarter per round trip in a first *slow start* from 2, by about one per round trip after);
-* a 503/502/504 or 429, a timeout, or latency risen well above the usual halves it, once per round trip
-  (calls sent before the last decrease cannot trigger another: their answers describe the old load);
+* a 503/502/504 or 429, or a timeout, halves it; latency risen well above the usual (1.3×) cuts it to
+  0.7 (the upstream is at its knee, still serving every call: from about 1.3 C the cut lands near C,
+  where a halving would leave it part idle); once per round trip (calls sent before the last decrease
+  cannot trigger another: their answers describe the old load);
 * it never goes below 1 nor above the hard cap (``POSTPAY_WHMCS_MAX_IN_FLIGHT`` /
   ``POSTPAY_SOLUSVM_MAX_IN_FLIGHT``), when one is set.
 
 "Usual latency" is the lowest seen recently per call label (a usage read and an invoice write differ).
-"Well above" (1.4×) is judged once per round of answers (half as many as the limit), on the *fastest*
-answer of the round over its label's usual latency: an upstream that queues slows every answer, while
-a pause of this process (the GIL, a busy machine, a collection) slows only some, so the round's
-fastest answer tells the two apart where an average would not. Slow start ends, without a decrease,
-at a smaller rise (1.1×): an upstream's knee is better approached linearly, since past 2C a modelled
-WHMCS sheds requests, and a shed CreateInvoice is an outcome the invoicer must wait to learn.
+"Well above" is judged once per round of answers (half as many as the limit), on the *fastest* answer
+of the round over its label's usual latency: an upstream that queues slows every answer, while a pause
+of this process (the GIL, a busy machine, a collection) slows only some, so the round's fastest answer
+tells the two apart where an average would not. Slow start ends, without a decrease, at a smaller rise
+(1.1×) seen in two rounds running (after one, growth holds): an upstream's knee is better approached
+linearly, since past 2C a modelled WHMCS sheds requests, and a shed CreateInvoice is an outcome the
+invoicer must wait to learn. A rise that small is also what a busy machine does to this process for a
+moment, so until the knee is confirmed a later round back at the usual latency (under 1.05×) resumes
+slow start; so does one after a cut for a rise in the first slow start, when the process's own
+start-up is the likelier cause. Ended early at a third of C, linear growth took about C round trips to
+get there: seconds of a part-idle upstream at every close (measured, docs/benchmarks.md).
 
 Threads over the limit wait (nothing has been sent, so nothing is uncertain); a thread that waits
 longer than ``queue_timeout`` gets ``UpstreamUnavailable``, which every caller already retries.
@@ -46,10 +53,14 @@ class PacingPolicy:
     adaptive: bool = True  # False: a fixed limit, the hard cap (or none at all): the old behaviour
     initial: float = 2.0
     max_in_flight: int | None = None  # the hard cap; None: whatever the upstream takes
-    tolerance: float = 1.4  # a round's fastest answer over its usual latency beyond which the limit halves
+    # A round's fastest answer over its usual latency beyond which the limit is cut: 1.3, not higher, so
+    # that three replicas each adding one per round trip, seen a round trip late, stay clear of 2C at C = 8.
+    tolerance: float = 1.3
     slow_start_exit: float = 1.1  # ... and beyond which slow start ends (no decrease)
     slow_start_step: float = 0.25  # per call answered in time: the limit grows ×1.25 per round trip
-    backoff: float = 0.5
+    slow_start_resume: float = 1.05  # a round back under this after slow start ended on a rise: resume it
+    backoff: float = 0.5  # after a 503/429 or a timeout: the upstream is past its knee, refusing work
+    latency_backoff: float = 0.7  # after a latency rise: at the knee, still serving everything
     # The usual latency is the lowest of the last one to two windows: long, or a standing queue would
     # become "usual"; a real change of the upstream's speed is learnt within two windows.
     floor_window_seconds: float = 60.0
@@ -58,8 +69,10 @@ class PacingPolicy:
     def __post_init__(self) -> None:
         if self.max_in_flight is not None and self.max_in_flight < 1:
             raise ValueError("max_in_flight must be at least 1")
-        if not 0 < self.backoff < 1 or self.tolerance <= 1 or self.slow_start_exit <= 1:
-            raise ValueError("backoff must be in (0, 1), tolerance and slow_start_exit above 1")
+        if not (0 < self.backoff < 1 and 0 < self.latency_backoff < 1):
+            raise ValueError("backoff and latency_backoff must be in (0, 1)")
+        if self.tolerance <= 1 or self.slow_start_exit <= 1 or self.slow_start_resume > self.slow_start_exit:
+            raise ValueError("tolerance and slow_start_exit must be above 1, slow_start_resume not above the exit")
 
 
 @dataclass
@@ -113,6 +126,8 @@ class AdaptiveLimit:
         self._round_min = math.inf  # the fastest answer (over its usual latency) of the current round
         self._round_count = 0
         self._ratio: float | None = None  # the last finished round's
+        self._previous_ratio = 1.0  # the one before it (1: no rise seen)
+        self._tentative = False  # slow start ended on a latency rise, and no decrease has confirmed it since
         self._floors: dict[str, _Floor] = {}
         self.decreases = 0
 
@@ -179,13 +194,16 @@ class AdaptiveLimit:
         self._round_min = min(self._round_min, ratio)
         self._round_count += 1
         if self._round_count >= max(2, math.floor(self._limit / 2)):
-            self._ratio, self._round_min, self._round_count = self._round_min, math.inf, 0
+            self._end_round()
         if self._ratio is None:
             return  # the first round of this load is not over
         if self._ratio > self.policy.tolerance:
             self._decrease(slot)
         elif self._limit < self._ssthresh and self._ratio > self.policy.slow_start_exit:
+            if self._previous_ratio <= self.policy.slow_start_exit:
+                return  # one round over the knee: hold, and let the next round say whether it was noise
             self._ssthresh = self._limit  # the knee is near: from here on, grow linearly
+            self._tentative = True
             log.info(
                 "upstream pacing: slow start over",
                 upstream=self.upstream,
@@ -195,6 +213,14 @@ class AdaptiveLimit:
         elif slot.busy:
             step = self.policy.slow_start_step if self._limit < self._ssthresh else 1 / self._limit
             self._limit = self._capped(self._limit + step)
+
+    def _end_round(self) -> None:
+        self._previous_ratio = 1.0 if self._ratio is None else self._ratio
+        self._ratio, self._round_min, self._round_count = self._round_min, math.inf, 0
+        if self._tentative and self._ratio < self.policy.slow_start_resume:
+            # The rise that ended slow start is gone while more calls are out: it was this process
+            # paused (a busy machine), not the upstream queueing, which would still show.
+            self._ssthresh, self._tentative = math.inf, False
 
     def _decrease(self, slot: Slot) -> None:
         if slot.epoch != self._epoch:
@@ -209,10 +235,15 @@ class AdaptiveLimit:
             reason="latency" if slot.outcome == "answered" else "overload",
             latency_ratio=None if self._ratio is None else round(self._ratio, 2),
         )
-        self._limit = self._capped(self._limit * self.policy.backoff)
-        self._ssthresh = self._limit
+        by_latency = slot.outcome == "answered"
+        # A rise in slow start, the limit never cut before, may be this process starting up: if a later
+        # round shows no queue, slow start resumes (a 503, a timeout or a rise after slow start are real).
+        tentative = by_latency and self._limit < self._ssthresh and self.decreases == 0
+        self._limit = self._capped(self._limit * (self.policy.latency_backoff if by_latency else self.policy.backoff))
+        self._ssthresh, self._tentative = self._limit, tentative
         self._epoch += 1
         self._ratio, self._round_min, self._round_count = None, math.inf, 0  # the new load's answers decide next
+        self._previous_ratio = 1.0
         self.decreases += 1
 
     def _using_all(self) -> bool:

@@ -91,7 +91,9 @@ def test_a_503_or_a_timeout_halves_it_once_per_round_trip() -> None:
     assert limit.decreases == 2
 
 
-def test_a_latency_rise_halves_it() -> None:
+def test_a_latency_rise_cuts_it_by_less_than_an_overload() -> None:
+    """A latency rise means the upstream is at its knee, still serving every call: back off to 0.7, so
+    that from about 1.3 C the limit lands near C, not at 0.65 C with the upstream part idle."""
     limit = limiter(initial=8)
     full_round(limit, 0.25)
     grown = limit.limit
@@ -100,7 +102,49 @@ def test_a_latency_rise_halves_it() -> None:
         if limit.decreases:
             break
     assert limit.decreases == 1
-    assert limit.limit == pytest.approx(grown / 2, abs=1)
+    assert limit.limit == pytest.approx(grown * 0.7, abs=1)
+
+
+def test_one_round_over_the_knee_does_not_end_slow_start() -> None:
+    limit = limiter(initial=8)
+    full_round(limit, 0.25)
+    full_round(limit, 0.30)  # 1.2× for one round: a pause of this process as often as the knee
+    assert limit.slow_start
+    full_round(limit, 0.30)
+    full_round(limit, 0.30)  # still 1.2× a round later: the upstream is queueing
+    assert not limit.slow_start
+    assert limit.decreases == 0
+
+
+def test_slow_start_resumes_when_the_rise_that_ended_it_is_gone() -> None:
+    limit = limiter(initial=8)
+    full_round(limit, 0.25)
+    for _ in range(3):
+        full_round(limit, 0.30)
+    assert not limit.slow_start
+    full_round(limit, 0.25)  # more calls out than when it ended, and no rise: it was no queue
+    assert limit.slow_start
+
+
+def test_a_rise_in_the_first_slow_start_cuts_it_but_slow_start_resumes_without_a_queue() -> None:
+    """A process starting up answers its own first calls late: that cut is not believed for good."""
+    limit = limiter(initial=4)
+    full_round(limit, 0.25)
+    while not limit.decreases:
+        full_round(limit, 0.45)
+    assert limit.decreases == 1 and not limit.slow_start
+    full_round(limit, 0.25)  # the first round of the new load only observes
+    full_round(limit, 0.25)
+    assert limit.slow_start
+
+
+def test_after_a_decrease_slow_start_does_not_resume() -> None:
+    limit = limiter(initial=16)
+    full_round(limit, 0.25)
+    congest(limit)
+    for _ in range(3):
+        full_round(limit, 0.25)
+    assert not limit.slow_start  # AIMD from here: additive growth is what makes replicas converge
 
 
 def test_one_slow_answer_alone_decides_nothing() -> None:
