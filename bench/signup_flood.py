@@ -228,7 +228,9 @@ def run_mode(mode: str, args: argparse.Namespace, log_dir: Path, spawn: Any, hel
 
 def watch_landing(spawn: Any, signup: Signup, args: argparse.Namespace) -> tuple[Any, Any, Any]:
     ready, stop, probes = spawn.Event(), spawn.Event(), spawn.Queue()
-    prober = spawn.Process(target=probe, args=(signup.landing, args.probe_interval, ready, stop, probes))
+    # Daemonic, as is the loader: a run that fails half-way (a stall raises) must not leave a child
+    # its interpreter waits for at exit forever (seen: a test run hung after the broker went away).
+    prober = spawn.Process(target=probe, args=(signup.landing, args.probe_interval, ready, stop, probes), daemon=True)
     prober.start()
     if not ready.wait(60):
         raise RuntimeError("the landing-page prober did not start")
@@ -249,6 +251,7 @@ def measure(mode: str, args: argparse.Namespace, spawn: Any, signup: Signup, chi
     loader = spawn.Process(
         target=flood,
         args=(f"http://127.0.0.1:{signup.web_port}", f"flood-{uuid.uuid4().hex[:8]}", n, args.clients, answers),
+        daemon=True,
     )
     loader.start()
     progress: list[tuple[float, int]] = []
