@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import RESULTS, machine_facts, results_path
+from bench.common import RESULTS, add_server_options, machine_facts, results_path
 
 RUN_ONE = """
 import json, sys, tempfile
@@ -90,12 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prefetch", type=int, default=256)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--linger", type=float, default=0.02)
-    parser.add_argument(
-        "--amqp", default=os.environ.get("POSTPAY_BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
-    )
-    parser.add_argument(
-        "--database", default=os.environ.get("POSTPAY_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
-    )
+    add_server_options(parser)
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     pairs: list[tuple[dict[str, float], dict[str, float]]] = []

@@ -27,8 +27,8 @@ random id per inbox row, and postpay's clock also covering the building of its e
 from __future__ import annotations
 
 import argparse
+import functools
 import json
-import os
 import statistics
 import tempfile
 import threading
@@ -44,7 +44,7 @@ import psycopg
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from bench.common import RESULTS, machine_facts, results_path
+from bench.common import RESULTS, add_server_options, machine_facts, results_path
 from shared.bus.messages import OutgoingMessage
 from shared.bus.rabbit import RabbitBus
 from shared.bus.topology import Naming, Subscription
@@ -349,12 +349,7 @@ def main(argv: list[str] | None = None) -> int:
         default=2,
         help="Rounds of all three paths, interleaved (the machine is shared: report the spread).",
     )
-    parser.add_argument(
-        "--amqp", default=os.environ.get("POSTPAY_BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
-    )
-    parser.add_argument(
-        "--database", default=os.environ.get("POSTPAY_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
-    )
+    add_server_options(parser)
     parser.add_argument(
         "--producer-chunk",
         type=int,
@@ -376,37 +371,25 @@ def main(argv: list[str] | None = None) -> int:
         db = Database(normalise_url(args.database), pool_size=args.concurrency + 4)
         raw_url = make_url(normalise_url(args.database)).set(drivername="postgresql").render_as_string(False)
         rounds: list[dict[str, dict[str, float]]] = []
+        raw = functools.partial(pika_run, args.amqp, minimal=minimal)
+        common = (args.events, args.prefetch, args.concurrency)
+        ours = functools.partial(
+            postpay_run,
+            args.amqp,
+            db,
+            *common,
+            args.linger,
+            envelopes_in_clock=minimal,
+            producer_chunk=args.producer_chunk,
+        )
         for _ in range(args.repeat):
             rounds.append(
                 {
-                    "pika": pika_run(args.amqp, None, args.events, args.prefetch, args.concurrency, minimal=minimal),
-                    "pika+inbox": pika_run(
-                        args.amqp, raw_url, args.events, args.prefetch, args.concurrency, minimal=minimal
-                    ),
-                    "pika+inbox batched": pika_run(
-                        args.amqp, raw_url, args.events, args.prefetch, args.concurrency, args.batch, minimal=minimal
-                    ),
-                    "postpay": postpay_run(
-                        args.amqp,
-                        db,
-                        args.events,
-                        args.prefetch,
-                        args.concurrency,
-                        args.linger,
-                        envelopes_in_clock=minimal,
-                        producer_chunk=args.producer_chunk,
-                    ),
-                    "postpay batched": postpay_run(
-                        args.amqp,
-                        db,
-                        args.events,
-                        args.prefetch,
-                        args.concurrency,
-                        args.linger,
-                        args.batch,
-                        envelopes_in_clock=minimal,
-                        producer_chunk=args.producer_chunk,
-                    ),
+                    "pika": raw(None, *common),
+                    "pika+inbox": raw(raw_url, *common),
+                    "pika+inbox batched": raw(raw_url, *common, args.batch),
+                    "postpay": ours(),
+                    "postpay batched": ours(args.batch),
                 }
             )
             print(

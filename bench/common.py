@@ -17,6 +17,18 @@ from typing import Any
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
+def add_server_options(parser: argparse.ArgumentParser, database: str = "test") -> None:
+    """``--amqp`` and ``--database``: the broker and PostgreSQL a benchmark runs on (defaults: this
+    machine's, or ``POSTPAY_BENCH_AMQP_URL`` / ``POSTPAY_BENCH_DATABASE_URL``)."""
+    parser.add_argument(
+        "--amqp", default=os.environ.get("POSTPAY_BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+    )
+    parser.add_argument(
+        "--database",
+        default=os.environ.get("POSTPAY_BENCH_DATABASE_URL", f"postgresql://postgres@127.0.0.1:5432/{database}"),
+    )
+
+
 def _version(command: list[str]) -> str:
     try:
         return subprocess.run(command, capture_output=True, text=True, timeout=30).stdout.strip().splitlines()[0]

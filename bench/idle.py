@@ -41,7 +41,7 @@ from typing import Any
 from sqlalchemy import insert, text
 
 from bench.close_run import bench_database
-from bench.common import RESULTS, machine_facts, results_path
+from bench.common import RESULTS, add_server_options, machine_facts, results_path
 from bench.processes import PYTHON, Child, child_env, free_port, start, stop_all, wait_http
 from bench.upstreams import start_simulators
 from bench.world import PRICES, World
@@ -77,13 +77,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--label", default="", help="Recorded with the figures (e.g. before, after).")
     parser.add_argument("--logs", type=Path, default=None, help="Keep the processes' logs here.")
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
-    parser.add_argument(
-        "--amqp", default=os.environ.get("POSTPAY_BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
-    )
-    parser.add_argument(
-        "--database",
-        default=os.environ.get("POSTPAY_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
-    )
+    add_server_options(parser, database="postgres")
     return parser.parse_args(argv)
 
 

@@ -13,7 +13,6 @@ run with a wrong or missing invoice fails the benchmark. Results go to bench/res
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 from datetime import UTC, datetime
@@ -23,7 +22,7 @@ from typing import Any
 from bench.baseline import run_baseline
 from bench.checking import check_invoices
 from bench.close_run import CloseSettings, Infra, run_close
-from bench.common import RESULTS, finish_closes
+from bench.common import RESULTS, add_server_options, finish_closes
 from bench.report import print_report, summarise
 from bench.upstreams import start_simulators
 from bench.world import World
@@ -72,12 +71,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--name", default="month-close", help="Results file prefix.")
     parser.add_argument("--logs", type=Path, default=None, help="Keep the processes' logs here.")
     parser.add_argument("--results-dir", type=Path, default=RESULTS, help="Where the results JSON goes.")
-    parser.add_argument(
-        "--amqp", default=os.environ.get("POSTPAY_BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
-    )
-    parser.add_argument(
-        "--database", default=os.environ.get("POSTPAY_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
-    )
+    add_server_options(parser)
     args = parser.parse_args(argv)
     args.concurrency_levels = [int(part) for part in str(args.concurrency).split(",") if part.strip()]
     return args

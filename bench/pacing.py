@@ -23,7 +23,6 @@ simulators without a capacity limit. Results go to bench/results/pacing-*.json;
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import threading
@@ -37,7 +36,7 @@ import httpx
 from bench.baseline import run_baseline
 from bench.checking import check_invoices
 from bench.close_run import CloseSettings, Infra, run_close
-from bench.common import RESULTS, finish_closes
+from bench.common import RESULTS, add_server_options, finish_closes
 from bench.upstreams import Simulators, start_simulators
 from bench.world import World
 from shared.logging import configure_logging
@@ -81,12 +80,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--name", default="pacing", help="Results file prefix.")
     parser.add_argument("--logs", type=Path, default=None, help="Keep the processes' logs here.")
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
-    parser.add_argument(
-        "--amqp", default=os.environ.get("POSTPAY_BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
-    )
-    parser.add_argument(
-        "--database", default=os.environ.get("POSTPAY_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
-    )
+    add_server_options(parser)
     args = parser.parse_args(argv)
     args.capacities = [int(part) for part in str(args.capacity).split(",") if part.strip()]
     args.invoicer_counts = [int(part) for part in str(args.invoicers).split(",") if part.strip()]

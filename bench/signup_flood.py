@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
-import os
 import statistics
 import tempfile
 import threading
@@ -36,7 +35,7 @@ import httpx
 from sqlalchemy import create_engine, text
 
 from bench.close_run import all_services, bench_database
-from bench.common import RESULTS, machine_facts, results_path
+from bench.common import RESULTS, add_server_options, machine_facts, results_path
 from bench.processes import (
     PYTHON,
     ROOT,
@@ -379,12 +378,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--probe-interval", type=float, default=0.2, help="Seconds between landing-page fetches.")
     parser.add_argument("--idle-seconds", type=float, default=5.0, help="Landing-page probing before the flood.")
     parser.add_argument("--log-level", default="INFO", help="POSTPAY_LOG_LEVEL of the postpay processes.")
-    parser.add_argument(
-        "--amqp", default=os.environ.get("POSTPAY_BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
-    )
-    parser.add_argument(
-        "--database", default=os.environ.get("POSTPAY_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
-    )
+    add_server_options(parser)
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     log_dir = Path(tempfile.mkdtemp(prefix="postpay-signup-flood-"))

@@ -164,10 +164,11 @@ class PrivateCluster:
         self.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def private_cluster() -> Iterator[PrivateCluster]:
-    """One private 3-node cluster per test session, started when a test first asks for it, always
-    stopped (a SIGTERM to pytest included, as for the private node)."""
+    """One private 3-node cluster per test module that asks for it, always stopped (a SIGTERM to
+    pytest included, as for the private node). Not per session: three idle quorum-queue nodes kept
+    a fifth of this machine's two cores busy for the rest of the suite."""
     cluster = PrivateCluster(Path(tempfile.mkdtemp(prefix="postpay-rabbitmq-cluster-")))
     previous = signal.getsignal(signal.SIGTERM)
     if previous is signal.SIG_DFL:
