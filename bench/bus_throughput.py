@@ -47,6 +47,7 @@ from sqlalchemy.engine import make_url
 from bench.common import RESULTS, add_server_options, machine_facts, results_path
 from shared.bus.messages import OutgoingMessage
 from shared.bus.rabbit import RabbitBus
+from shared.bus.rabbit_publish import to_amqp_message
 from shared.bus.topology import Naming, Subscription
 from shared.db import Database, normalise_url
 from shared.events.base import Event, new_envelope
@@ -206,18 +207,9 @@ def raw_messages(events: int, queue: str, user: str, *, minimal: bool) -> list[t
     messages = []
     for envelope in bench_envelopes(events):
         message = OutgoingMessage.from_envelope(envelope)
-        properties = pika.BasicProperties(
-            content_type="application/json",
-            content_encoding="utf-8",
-            delivery_mode=2,
-            message_id=str(message.event_id),
-            type=message.event_type,
-            correlation_id=message.correlation_id,
-            app_id=message.producer,
-            timestamp=int(message.occurred_at.timestamp()),
-            user_id=user,  # the connection's, as RabbitMQ requires
-            headers=message.headers,
-        )
+        # The relay's own properties, so the raw side can never drift from what postpay sends.
+        sent = dict(to_amqp_message(message, user).properties)
+        properties = pika.BasicProperties(headers=sent.pop("application_headers", None), **sent)
         messages.append((message.event_type, message.body, properties))
     return messages
 
