@@ -1,8 +1,8 @@
 """Bus throughput: events/s through postpay's bus against raw pika on the same queue type, same run.
 
 postpay's path is the real one: events written to an outbox, relayed with batched publisher confirms,
-consumed from a quorum queue, deduplicated through the inbox in a PostgreSQL transaction, acked after
-commit; once applying one event per transaction, once with ``Subscription.batch`` (the waiting
+consumed from a quorum queue, deduplicated through the inbox in a PostgreSQL transaction (one per
+event: the handler is marked ``database_first``, as the invoicer's are), acked after commit; once applying one event per transaction, once with ``Subscription.batch`` (the waiting
 deliveries of a busy consumer claimed and committed together). Raw baselines run on the same broker
 and quorum queue type, with as many consumer threads (each its own connection) as postpay has handler
 threads:
@@ -46,6 +46,7 @@ from sqlalchemy.engine import make_url
 
 from bench.common import RESULTS, add_server_options, machine_facts, results_path
 from shared.bus.messages import OutgoingMessage
+from shared.bus.processing import database_first
 from shared.bus.rabbit import RabbitBus
 from shared.bus.rabbit_publish import to_amqp_message
 from shared.bus.topology import Naming, Subscription
@@ -94,6 +95,7 @@ def postpay_run(
     *,
     envelopes_in_clock: bool = False,
     producer_chunk: int = 0,
+    separate_check: bool = False,
 ) -> dict[str, float]:
     """``envelopes_in_clock``: build the events after the clock starts (the earlier records did).
 
@@ -104,6 +106,12 @@ def postpay_run(
     namespace = f"bench-{uuid.uuid4().hex[:8]}"
     tables = ServiceTables("bench")
     applied = Applied()
+    if not separate_check:
+        # The handler calls no upstream, so it meets database_first's contract: the inbox check is the
+        # first statement of its one transaction, the path the invoicer and the collector take, and
+        # the one transaction a message the raw path commits. Unmarked, a handler that may call an
+        # upstream first pays a look-up transaction of its own before it runs (``--separate-check``).
+        database_first(applied)
     service = ServiceDefinition("bench", tables, [Subscription("bench", "tick", (BenchTick,), applied, batch=batch)])
     bus = RabbitBus(amqp_url, naming=Naming(namespace), prefetch=prefetch, concurrency=concurrency)
     runtime = Runtime(bus, db, [service], relay_batch_size=1000, relay_poll_seconds=0.01, relay_linger_seconds=linger)
@@ -353,6 +361,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="The raw paths' earlier messages and inbox rows, and postpay's clock covering its envelopes' making.",
     )
+    parser.add_argument(
+        "--separate-check",
+        action="store_true",
+        help="postpay's one-at-a-time handler unmarked: the inbox look-up in a transaction of its own first.",
+    )
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     minimal = args.minimal_raw
@@ -373,6 +386,7 @@ def main(argv: list[str] | None = None) -> int:
             args.linger,
             envelopes_in_clock=minimal,
             producer_chunk=args.producer_chunk,
+            separate_check=args.separate_check,
         )
         for _ in range(args.repeat):
             rounds.append(
