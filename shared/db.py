@@ -8,7 +8,7 @@ no service reads another's. Two column types keep money and time honest on both 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -17,6 +17,7 @@ from typing import Any, cast
 from sqlalchemy import Dialect, Numeric, String, Table, create_engine, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult, Engine, Result, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.types import DateTime, TypeDecorator
@@ -190,3 +191,26 @@ def rows_changed(result: Result[Any]) -> int:
     """How many rows an UPDATE or DELETE changed (``Session.execute`` is typed as returning a plain
     Result; for those statements it is a CursorResult, which counts them)."""
     return cast("CursorResult[Any]", result).rowcount
+
+
+def first_row_on_driver(session: Session, statement: str, parameters: Mapping[str, Any]) -> tuple[Any, ...] | None:
+    """Run ``statement`` (plain SQL in the driver's ``%(name)s`` style) in ``session``'s transaction,
+    on its own connection, and return its first row: for the statement every delivery runs (the inbox
+    look-up and claim), where SQLAlchemy's execution layer costs about as much CPU as the driver's
+    round trip itself. A driver error comes out as SQLAlchemy's (an ``IntegrityError`` stays one); a
+    connection found dead fails the rollback that follows, so the pool discards it."""
+    connection = session.connection()
+    dbapi_connection = connection.connection.dbapi_connection
+    assert dbapi_connection is not None  # a connection the session just checked out
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(statement, parameters)
+        row = cursor.fetchone() if cursor.description is not None else None
+    except Exception as exc:
+        dialect = connection.dialect
+        if not isinstance(exc, dialect.loaded_dbapi.Error):
+            raise
+        raise DBAPIError.instance(statement, parameters, exc, dialect.loaded_dbapi.Error, dialect=dialect) from exc
+    finally:
+        cursor.close()
+    return None if row is None else tuple(row)

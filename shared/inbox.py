@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlalchemy import ARRAY, Column, MetaData, String, Table, Uuid, bindparam, select, text
 from sqlalchemy.orm import Session
 
-from shared.db import UtcTimestamp, insert_on_conflict
+from shared.db import UtcTimestamp, first_row_on_driver
 
 
 def inbox_table(metadata: MetaData, service: str) -> Table:
@@ -35,10 +35,13 @@ class Inbox:
             table.c.handler == bindparam("handler"), table.c.event_id == bindparam("event_id")
         )
         self._record = table.insert()
-        self._claim = (
-            insert_on_conflict("postgresql", table)  # the claim runs on PostgreSQL only
-            .on_conflict_do_nothing(index_elements=["handler", "event_id"])
-            .returning(table.c.event_id)
+        # On PostgreSQL both run as plain SQL on the driver (first_row_on_driver): every delivery runs
+        # one of them, and SQLAlchemy's execution layer cost about as much CPU as the round trip.
+        self._seen_sql = f'SELECT 1 FROM "{table.name}" WHERE handler = %(handler)s AND event_id = %(event_id)s'
+        self._claim_sql = (
+            f'INSERT INTO "{table.name}" (handler, event_id, processed_at) '
+            "VALUES (%(handler)s, %(event_id)s, %(processed_at)s) "
+            "ON CONFLICT (handler, event_id) DO NOTHING RETURNING event_id"
         )
         # A batch's ids as one array parameter: an executemany of one row each costs SQLAlchemy a
         # parameter set per row to build and convert, more CPU than the whole batch's statement.
@@ -53,7 +56,10 @@ class Inbox:
         )
 
     def seen(self, session: Session, handler: str, event_id: uuid.UUID) -> bool:
-        return session.execute(self._seen, {"handler": handler, "event_id": event_id}).first() is not None
+        parameters = {"handler": handler, "event_id": event_id}
+        if session.get_bind().dialect.name == "postgresql":
+            return first_row_on_driver(session, self._seen_sql, parameters) is not None
+        return session.execute(self._seen, parameters).first() is not None
 
     def record(self, session: Session, handler: str, event_id: uuid.UUID, at: datetime) -> None:
         """Insert the row; a concurrent duplicate makes the commit fail with an IntegrityError."""
@@ -67,10 +73,10 @@ class Inbox:
         uncommitted row, then finds it (or, after a rollback, claims it), so the handler never runs
         twice at once for one event.
         """
+        if at.tzinfo is None:
+            raise TypeError("timestamps must be timezone-aware datetimes")
         parameters = {"handler": handler, "event_id": event_id, "processed_at": at}
-        # On the session's connection: a Core statement needs none of the ORM's execution layer, which
-        # cost about as much CPU as the statement itself. Same transaction, same error translation.
-        return session.connection().execute(self._claim, parameters).first() is not None
+        return first_row_on_driver(session, self._claim_sql, parameters) is not None
 
     def claim_many(
         self, session: Session, handler: str, event_ids: Iterable[uuid.UUID], at: datetime
