@@ -172,22 +172,6 @@ def test_slow_start_does_not_grow_on_answers_that_already_show_a_queue() -> None
     assert limit.limit == grown + 2 * 0.25
 
 
-def test_after_slow_start_a_short_queue_holds_the_limit() -> None:
-    """Between 1.15× and 1.3× the upstream is full with a short queue: no growth, no cut."""
-    limit = limiter(initial=16)
-    full_round(limit, 0.25)
-    congest(limit)  # slow start over
-    full_round(limit, 0.25)  # the first round of the new load only observes
-    full_round(limit, 0.25 * 1.2)  # growth stops once a round at 1.2× is over
-    start = limit.limit
-    for _ in range(5):
-        full_round(limit, 0.25 * 1.2)
-    assert limit.limit == start and limit.decreases == 1
-    for _ in range(3):
-        full_round(limit, 0.25 * 1.05)
-    assert limit.limit > start + 2
-
-
 def test_after_a_decrease_slow_start_does_not_resume() -> None:
     limit = limiter(initial=16)
     full_round(limit, 0.25)
@@ -356,7 +340,7 @@ def test_three_replicas_with_threads_to_spare_stay_clear_of_2c(capacity: int, st
     a shed CreateInvoice waits out the invoicer's quiet time, and WHMCS must still be kept full."""
     figures = simulate(3, capacity, threads=4 * capacity, stagger=stagger)
     assert figures["shed"] == 0, figures
-    assert figures["peak"] <= 1.75 * capacity, figures  # type: ignore[operator]
+    assert figures["peak"] <= 1.5 * capacity + 3, figures  # type: ignore[operator]
     assert figures["rate"] >= 0.95 * capacity / 0.25, figures  # type: ignore[operator]
 
 
