@@ -7,6 +7,8 @@ one upstream converge on fair shares without talking to each other):
 
 * a call that comes back at the upstream's usual latency, while the limit was all in use, raises the
   limit (by a quarter per round trip in a first *slow start* from 2, by about one per round trip after);
+  in slow start only an answer itself under 1.05× its usual latency does (the round that ends slow
+  start is heard of a round trip late, while several replicas' growth runs on together);
 * a 503/502/504 or 429, or a timeout, halves it; latency risen well above the usual (1.3×) cuts it to
   0.7 (the upstream is at its knee, still serving every call: from about 1.3 C the cut lands near C,
   where a halving would leave it part idle); once per round trip (calls sent before the last decrease
@@ -58,6 +60,9 @@ class PacingPolicy:
     tolerance: float = 1.3
     slow_start_exit: float = 1.1  # ... and beyond which slow start ends (no decrease)
     slow_start_step: float = 0.25  # per call answered in time: the limit grows ×1.25 per round trip
+    # In slow start an answer over this ratio does not grow the limit: it already shows a queue, and the
+    # round that will say so comes a round trip late, while ×1.25 growth (three replicas' together) runs on.
+    slow_start_growth_ceiling: float = 1.05
     slow_start_resume: float = 1.05  # a round back under this after slow start ended on a rise: resume it
     backoff: float = 0.5  # after a 503/429 or a timeout: the upstream is past its knee, refusing work
     latency_backoff: float = 0.7  # after a latency rise: at the knee, still serving everything
@@ -71,6 +76,8 @@ class PacingPolicy:
             raise ValueError("max_in_flight must be at least 1")
         if not (0 < self.backoff < 1 and 0 < self.latency_backoff < 1):
             raise ValueError("backoff and latency_backoff must be in (0, 1)")
+        if self.slow_start_growth_ceiling < 1:
+            raise ValueError("slow_start_growth_ceiling must not be below 1")
         if self.tolerance <= 1 or self.slow_start_exit <= 1 or self.slow_start_resume > self.slow_start_exit:
             raise ValueError("tolerance and slow_start_exit must be above 1, slow_start_resume not above the exit")
 
@@ -211,8 +218,11 @@ class AdaptiveLimit:
                 latency_ratio=round(self._ratio, 2),
             )
         elif slot.busy:
-            step = self.policy.slow_start_step if self._limit < self._ssthresh else 1 / self._limit
-            self._limit = self._capped(self._limit + step)
+            if self._limit < self._ssthresh:
+                if ratio <= self.policy.slow_start_growth_ceiling:
+                    self._limit = self._capped(self._limit + self.policy.slow_start_step)
+            else:
+                self._limit = self._capped(self._limit + 1 / self._limit)
 
     def _end_round(self) -> None:
         self._previous_ratio = 1.0 if self._ratio is None else self._ratio

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import math
 import threading
 from datetime import date
 from decimal import Decimal
@@ -105,10 +106,31 @@ def test_a_latency_rise_cuts_it_by_less_than_an_overload() -> None:
     assert limit.limit == pytest.approx(grown * 0.7, abs=1)
 
 
+def answer(limit: AdaptiveLimit, latency: float, count: int) -> None:
+    """``count`` answers, each followed by the next call at once."""
+    for _ in range(count):
+        slot = limit.acquire("CreateInvoice", timeout=0)
+        slot.answered(latency)
+        limit.release(slot)
+
+
+def answer_busy(limit: AdaptiveLimit, latency: float, count: int) -> None:
+    """``count`` answers with the limit all in use, each followed by the next call at once."""
+    out = [limit.acquire("CreateInvoice", timeout=0) for _ in range(math.floor(limit.limit))]
+    for _ in range(count):
+        slot = out.pop(0)
+        slot.answered(latency)
+        limit.release(slot)
+        while limit.in_flight + 1 <= limit.limit:
+            out.append(limit.acquire("CreateInvoice", timeout=0))
+    for slot in out:
+        limit.release(slot)
+
+
 def test_one_round_over_the_knee_does_not_end_slow_start() -> None:
     limit = limiter(initial=8)
     full_round(limit, 0.25)
-    full_round(limit, 0.30)  # 1.2× for one round: a pause of this process as often as the knee
+    answer(limit, 0.30, int(limit.limit // 2))  # 1.2× for one round: a pause of this process as often as the knee
     assert limit.slow_start
     full_round(limit, 0.30)
     full_round(limit, 0.30)  # still 1.2× a round later: the upstream is queueing
@@ -136,6 +158,18 @@ def test_a_rise_in_the_first_slow_start_cuts_it_but_slow_start_resumes_without_a
     full_round(limit, 0.25)  # the first round of the new load only observes
     full_round(limit, 0.25)
     assert limit.slow_start
+
+
+def test_slow_start_does_not_grow_on_answers_that_already_show_a_queue() -> None:
+    """The round that ends slow start is heard of a round trip late; meanwhile an answer that is itself
+    over 1.05× its usual latency adds nothing (three replicas' ×1.25 growth ran past 2C without this)."""
+    limit = limiter(initial=8)
+    full_round(limit, 0.25)
+    grown = limit.limit
+    answer_busy(limit, 0.28, int(grown // 2) - 1)  # 1.12×: not yet a finished round over the knee
+    assert limit.slow_start and limit.limit == grown
+    answer_busy(limit, 0.255, 2)  # 1.02×: in time
+    assert limit.limit == grown + 2 * 0.25
 
 
 def test_after_a_decrease_slow_start_does_not_resume() -> None:
@@ -230,19 +264,21 @@ def simulate(
     base: float = 0.25,
     threads: int = 64,
     policy: PacingPolicy | None = None,
+    stagger: float = 0.0,
 ) -> dict[str, object]:
-    """Replicas with ``threads`` callers each against one upstream of capacity C, in simulated time."""
+    """Replicas with ``threads`` callers each against one upstream of capacity C, in simulated time;
+    replica i starts calling ``i × stagger`` seconds after the first."""
     clock = FakeClock()
     limits = [AdaptiveLimit("whmcs", policy or PacingPolicy(), clock=clock) for _ in range(replicas)]
     busy = [0] * replicas  # callers of each replica with a call out
-    in_flight, answered, shed = 0, 0, 0
+    in_flight, answered, shed, peak = 0, 0, 0, 0
     pending: list[tuple[float, int, int, object, bool]] = []
     order = itertools.count()
     totals: list[tuple[float, int]] = []
     shares: list[list[float]] = [[] for _ in range(replicas)]
     while clock.now < seconds:
         for index, limit in enumerate(limits):
-            while busy[index] < threads and limit.in_flight + 1 <= limit.limit:
+            while clock.now >= index * stagger and busy[index] < threads and limit.in_flight + 1 <= limit.limit:
                 slot = limit.acquire("CreateInvoice", timeout=0)
                 busy[index] += 1
                 if in_flight + 1 > 2 * capacity:
@@ -250,6 +286,7 @@ def simulate(
                     heapq.heappush(pending, (clock.now + 0.02, next(order), index, slot, True))
                     continue
                 in_flight += 1
+                peak = max(peak, in_flight)
                 latency = base * max(1.0, in_flight / capacity)
                 heapq.heappush(pending, (clock.now + latency, next(order), index, slot, False))
         done_at, _, index, slot, was_shed = heapq.heappop(pending)
@@ -273,6 +310,7 @@ def simulate(
         "mean_in_flight": sum(late) / len(late),
         "mean_shares": [sum(s) / len(s) for s in shares],
         "rate": answered / seconds,
+        "peak": peak,
     }
 
 
@@ -292,6 +330,18 @@ def test_three_replicas_sharing_one_upstream_converge_on_fair_shares(capacity: i
     assert figures["shed"] <= 0.001 * figures["answered"], figures  # type: ignore[operator]
     shares = figures["mean_shares"]
     assert max(shares) <= 2 * min(shares), figures  # type: ignore[type-var, operator]
+
+
+@pytest.mark.parametrize("capacity", [8, 32])
+@pytest.mark.parametrize("stagger", [0.0, 1.0])
+def test_three_replicas_with_threads_to_spare_stay_clear_of_2c(capacity: int, stagger: float) -> None:
+    """Three processes with more threads than 2C each (nothing but pacing holds them), starting together
+    or a second apart: their slow starts and their growth at the knee together must not reach 2C, where
+    a shed CreateInvoice waits out the invoicer's quiet time, and WHMCS must still be kept full."""
+    figures = simulate(3, capacity, threads=4 * capacity, stagger=stagger)
+    assert figures["shed"] == 0, figures
+    assert figures["peak"] <= 1.5 * capacity + 3, figures  # type: ignore[operator]
+    assert figures["rate"] >= 0.95 * capacity / 0.25, figures  # type: ignore[operator]
 
 
 def test_without_pacing_the_same_callers_overload_it() -> None:
