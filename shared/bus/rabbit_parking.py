@@ -77,8 +77,10 @@ class RabbitParkingLot(ParkingLot):
     ) -> list[ParkedMessage]:
         seen: list[ParkedMessage] = []
         with self._channel() as channel:
-            self._declared(channel, parking_lot)
-            for position in range(limit):
+            # Only what was parked when the walk began: a requeued message its consumer parks again at
+            # once (still poison) is not met again at the end of the walk, requeued twice or forever.
+            waiting = int(self._declared(channel, parking_lot).message_count)
+            for position in range(min(limit, waiting)):
                 raw = channel.basic_get(parking_lot, no_ack=False)
                 if raw is None:
                     break
