@@ -2,8 +2,9 @@
 
 postpay's path is the real one: events written to an outbox, relayed with batched publisher confirms,
 consumed from a quorum queue, deduplicated through the inbox in a PostgreSQL transaction (one per
-event: the handler is marked ``database_first``, as the invoicer's are), acked after commit; once applying one event per transaction, once with ``Subscription.batch`` (the waiting
-deliveries of a busy consumer claimed and committed together). Raw baselines run on the same broker
+event: the handler is marked ``database_first``, as the invoicer's are), acked after commit; once
+applying one event per transaction, once with ``Subscription.batch`` (the waiting deliveries of a busy
+consumer claimed and committed together). Raw baselines run on the same broker
 and quorum queue type, with as many consumer threads (each its own connection) as postpay has handler
 threads:
 
@@ -108,9 +109,9 @@ def postpay_run(
     applied = Applied()
     if not separate_check:
         # The handler calls no upstream, so it meets database_first's contract: the inbox check is the
-        # first statement of its one transaction, the path the invoicer and the collector take, and
-        # the one transaction a message the raw path commits. Unmarked, a handler that may call an
-        # upstream first pays a look-up transaction of its own before it runs (``--separate-check``).
+        # first statement of its one transaction per event (the invoicer's and the collector's path;
+        # the raw path commits one per message too). Unmarked, a handler that may call an upstream
+        # first pays a look-up transaction of its own before it runs (``--separate-check``).
         database_first(applied)
     service = ServiceDefinition("bench", tables, [Subscription("bench", "tick", (BenchTick,), applied, batch=batch)])
     bus = RabbitBus(amqp_url, naming=Naming(namespace), prefetch=prefetch, concurrency=concurrency)
