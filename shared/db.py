@@ -48,6 +48,13 @@ class Amount(TypeDecorator[Decimal]):
         return Decimal(str(value)) if dialect.name == "sqlite" else Decimal(value)
 
 
+def require_aware(value: Any) -> datetime:
+    """``value`` if it is a timezone-aware datetime; a naive one would be stored as some other moment."""
+    if not isinstance(value, datetime) or value.tzinfo is None:
+        raise TypeError("timestamps must be timezone-aware datetimes")
+    return value
+
+
 class UtcTimestamp(TypeDecorator[datetime]):
     """A timezone-aware instant, stored as UTC, returned as an aware UTC datetime."""
 
@@ -57,9 +64,7 @@ class UtcTimestamp(TypeDecorator[datetime]):
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
         if value is None:
             return None
-        if not isinstance(value, datetime) or value.tzinfo is None:
-            raise TypeError("timestamps must be timezone-aware datetimes")
-        value = value.astimezone(UTC)
+        value = require_aware(value).astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:

@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlalchemy import ARRAY, Column, MetaData, String, Table, Uuid, bindparam, select, text
 from sqlalchemy.orm import Session
 
-from shared.db import UtcTimestamp, first_row_on_driver
+from shared.db import UtcTimestamp, first_row_on_driver, require_aware
 
 
 def inbox_table(metadata: MetaData, service: str) -> Table:
@@ -73,9 +73,7 @@ class Inbox:
         uncommitted row, then finds it (or, after a rollback, claims it), so the handler never runs
         twice at once for one event.
         """
-        if at.tzinfo is None:
-            raise TypeError("timestamps must be timezone-aware datetimes")
-        parameters = {"handler": handler, "event_id": event_id, "processed_at": at}
+        parameters = {"handler": handler, "event_id": event_id, "processed_at": require_aware(at)}
         return first_row_on_driver(session, self._claim_sql, parameters) is not None
 
     def claim_many(
