@@ -317,7 +317,8 @@ class PrivateBroker:
 
 @pytest.fixture(scope="session")
 def private_broker() -> Iterator[PrivateBroker]:
-    """One private node per test session, started when a test first asks for it, always stopped."""
+    """One private node per test session (under xdist, per worker that asks), started when a test first
+    asks for it, always stopped."""
     # Not under pytest's own temporary tree: that is private to its owner (0700), and the node may run as
     # another user.
     broker = PrivateBroker(Path(tempfile.mkdtemp(prefix=f"postpay-rabbitmq-{worker_label()}-")))
