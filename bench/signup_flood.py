@@ -1,5 +1,7 @@
-"""Signup flood: a burst of registrations against the signup, once as one process (``postpay run signup``)
-and once as its two halves (``postpay run signup-web`` + ``postpay run signup-handlers``), in the same run.
+"""Signup flood: a burst of registrations against the signup, once as one process (``postpay run signup``),
+once as its two halves (``postpay run signup-web`` + ``postpay run signup-handlers``) and once as the two
+halves with the handlers at CPU niceness 10 (``POSTPAY_CPU_NICENESS``, as deploy/ runs them), in the same
+run.
 
 Each mode gets a database and a bus namespace of its own on the real RabbitMQ and PostgreSQL, an SMTP
 sink and the SolusVM 2 simulator (the landing page's plans), each in its own process. A load generator
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import os
 import statistics
 import tempfile
 import threading
@@ -53,7 +56,14 @@ from shared.bus.rabbit import RabbitBus
 from shared.bus.topology import Naming
 from shared.db import normalise_url
 
-MODES = {"combined": ("signup",), "split": ("signup-web", "signup-handlers")}
+MODES = {
+    "combined": ("signup",),
+    "split": ("signup-web", "signup-handlers"),
+    "split-niced": ("signup-web", "signup-handlers"),
+}
+# The handlers at a lower CPU priority (POSTPAY_CPU_NICENESS), as deploy/ runs them beside the web: what
+# separate processes on one machine can do for the page once the cores are saturated.
+NICENESS = {"split-niced": {"signup-handlers": "10"}}
 PASSWORD = "Tr0ub4dor&3-horse-staple"
 STALL_SECONDS = 120.0
 
@@ -174,7 +184,7 @@ class Signup:
             f"{self.mode}-{part}-{self.starts}",
             "postpay",
             [PYTHON, "-m", "postpay.cli", "run", part, "--health-port", str(health)],
-            env=child_env(self.settings),
+            env=child_env(self.settings | {"POSTPAY_CPU_NICENESS": NICENESS.get(self.mode, {}).get(part, "0")}),
             log_dir=self.log_dir,
             cwd=ROOT,
         )
@@ -307,6 +317,7 @@ def measure(mode: str, args: argparse.Namespace, spawn: Any, signup: Signup, chi
             "after_flood": latency(samples, accepted_at, finished),
         },
         "peak_rss_mib": {child.name: child.peak_rss_bytes() / 2**20 for child in children},
+        "niceness": {child.name: os.getpriority(os.PRIO_PROCESS, child.popen.pid) for child in children},
     }
 
 
@@ -479,9 +490,16 @@ def report(rounds: list[dict[str, dict[str, Any]]], args: argparse.Namespace) ->
             )
             for mode in MODES
         },
-        "split/combined landing p95 during backlog": spread(
-            [r["split"]["backlog"]["landing"]["p95_ms"] / r["combined"]["backlog"]["landing"]["p95_ms"] for r in rounds]
-        ),
+        **{
+            f"{mode}/combined landing p95 during backlog": spread(
+                [
+                    r[mode]["backlog"]["landing"]["p95_ms"] / r["combined"]["backlog"]["landing"]["p95_ms"]
+                    for r in rounds
+                ]
+            )
+            for mode in MODES
+            if mode != "combined"
+        },
         "split/combined backlog drained per second": spread(
             [
                 r["split"]["backlog"]["processed_per_second"] / r["combined"]["backlog"]["processed_per_second"]
@@ -489,7 +507,7 @@ def report(rounds: list[dict[str, dict[str, Any]]], args: argparse.Namespace) ->
             ]
         ),
     }
-    print(f"{'':44} {'combined':>22} {'split':>22}")
+    print(f"{'':44} " + " ".join(f"{mode:>22}" for mode in MODES))
     for name in figures["combined"]:
         cells = [figures[mode][name] for mode in MODES]
         print(

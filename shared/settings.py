@@ -128,6 +128,16 @@ class KernelSettings(BaseSettings):
     )
     log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR.")
     health_port: int = Field(default=0, ge=0, description="Port of /healthz, /readyz and /metrics (0: not served).")
+    cpu_niceness: int = Field(
+        default=0,
+        ge=0,
+        le=19,
+        description=(
+            "The process's CPU niceness (0–19, as nice(1)): a background part such as signup-handlers set to "
+            "10 yields the CPU to a page-serving part on the same machine, so a handler backlog does not "
+            "slow the landing page. 0 keeps the niceness the process was started with."
+        ),
+    )
 
     @field_validator("amqp_url")
     @classmethod

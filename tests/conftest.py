@@ -6,6 +6,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -16,6 +17,7 @@ from shared.bus.topology import Naming
 from shared.db import Database, normalise_url
 from shared.logging import configure_logging
 from tests.support import infra
+from tests.support.schedule import LaneScheduling, order
 
 LOG_LEVEL = os.environ.get("POSTPAY_TEST_LOG_LEVEL", "WARNING")
 configure_logging(LOG_LEVEL)
@@ -46,6 +48,27 @@ def postgres_url() -> str:
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     infra.stop_containers()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under xdist (``./scripts/test`` runs 3 workers), the longest tests first; run serially, as collected."""
+    if hasattr(config, "workerinput"):
+        items[:] = order(items)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> LaneScheduling | None:
+    """``-n N`` (whose ``--dist`` is ``load``) deals tests out in lanes (tests/support/schedule.py); a
+    ``--dist`` the caller chose otherwise is xdist's own."""
+    if config.getvalue("dist") != "load":
+        return None
+    from xdist.workermanage import parse_tx_spec_config
+
+    def report(message: str) -> None:
+        failed = pytest.CollectReport(nodeid="", outcome="failed", longrepr=message, result=[])
+        config.hook.pytest_collectreport(report=failed)
+
+    return LaneScheduling(len(parse_tx_spec_config(config)), log.lanesched, report=report)
 
 
 @pytest.fixture

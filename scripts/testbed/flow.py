@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
@@ -30,6 +31,9 @@ from scripts.testbed.decisions import (
 # connections without a word, so every later test times out. Debian's default (ulimit 1024) gives 927.
 BROKER_HANDLES = 16384
 PYTEST = ["-m", "pytest", "-q", "-p", "no:cacheprovider"]
+# pytest-xdist workers. Most of the suite waits (on the broker, subprocesses, timeouts), so three beat
+# two on two cores; tests/support/schedule.py keeps the heavy tests to two of them at a time.
+WORKERS = 3
 # Where the tests' URL names a server running here; a Docker or missing one leaves the variable unset.
 LOCAL = {Source.RUNNING, Source.CONFIGURE}
 
@@ -107,9 +111,20 @@ def run(
             env[choice.server.variable] = choice.server.url
         elif choice.source is not Source.GIVEN:
             env.pop(choice.server.variable, None)  # testcontainers, or the suite's own "needs X" failure
-    argv = [sys.executable, *PYTEST, *args]
+    argv = [sys.executable, *PYTEST, *workers(args), *args]
     say("running: .venv/bin/python " + " ".join(argv[1:]))
     return env, argv
+
+
+def workers(args: Sequence[str]) -> list[str]:
+    """``-n WORKERS``, unless the caller chose (``-n 0`` runs serially) or asked for what xdist refuses
+    or lacks: ``--pdb`` debugs in this process, ``-p no:xdist`` has no ``-n``."""
+    for arg, following in zip(args, [*args[1:], ""]):
+        if arg in ("-n", "--numprocesses", "--pdb", "-pno:xdist") or arg.startswith("--numprocesses="):
+            return []
+        if re.fullmatch(r"-n(\d+|auto|logical)", arg) or (arg == "-p" and following == "no:xdist"):
+            return []
+    return ["-n", str(WORKERS)]
 
 
 def configure(machine: Machine, choice: Choice, facts: Facts, say: Callable[[str], None]) -> Choice:

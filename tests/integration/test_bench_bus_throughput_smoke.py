@@ -1,13 +1,20 @@
 """The bus-throughput benchmark at a tiny N: every path delivers every event on the real broker and
-database and cleans up after itself, and the figures are recorded. A harness check, not a timing."""
+database and cleans up after itself, and the figures are recorded. A harness check, not a timing.
+
+The benchmark keeps its tables (``bench_*``, ``pika_inbox_*``) in the first schema of its connections'
+search path, dropping ``bench_*`` before it starts: this test gives it a schema of its own, so that a
+benchmark run on the same server (or another test) and this one neither drop nor count each other's."""
 
 from __future__ import annotations
 
 import json
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import create_engine, inspect, text
+from sqlalchemy.engine import make_url
 
 from bench.bus_throughput import main
 from shared.db import normalise_url
@@ -17,9 +24,23 @@ pytestmark = [pytest.mark.rabbit, pytest.mark.postgres, pytest.mark.usefixtures(
 EVENTS = 150
 
 
+@pytest.fixture
+def schema(postgres_url: str) -> Iterator[str]:
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(normalise_url(postgres_url), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{name}"'))
+    yield name
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP SCHEMA "{name}" CASCADE'))
+    admin.dispose()
+
+
 def test_every_path_delivers_every_event_and_leaves_nothing_behind(
-    rabbit_url: str, postgres_url: str, tmp_path: Path
+    rabbit_url: str, postgres_url: str, schema: str, tmp_path: Path
 ) -> None:
+    # libpq's options, which both the benchmark's SQLAlchemy engine and its raw psycopg connections pass on.
+    in_schema = make_url(postgres_url).update_query_dict({"options": f"-csearch_path={schema}"})
     code = main(
         [
             "--events",
@@ -33,7 +54,7 @@ def test_every_path_delivers_every_event_and_leaves_nothing_behind(
             "--amqp",
             rabbit_url,
             "--database",
-            postgres_url,
+            in_schema.render_as_string(hide_password=False),
             "--results-dir",
             str(tmp_path),
         ]
@@ -52,7 +73,7 @@ def test_every_path_delivers_every_event_and_leaves_nothing_behind(
     assert result["ratios"]["batched/pika+inbox batched"]["median"] > 0
     engine = create_engine(normalise_url(postgres_url))
     try:
-        leftovers = [t for t in inspect(engine).get_table_names() if t.startswith(("bench_", "pika_inbox_"))]
+        leftovers = inspect(engine).get_table_names(schema=schema)
     finally:
         engine.dispose()
     assert leftovers == []

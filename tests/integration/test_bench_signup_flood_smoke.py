@@ -1,6 +1,6 @@
-"""The signup-flood benchmark at a tiny N: both modes (one process; web and handlers apart) accept and
-fully process every registration on the real broker and database, the landing page is probed in every
-phase, and the figures are recorded. A harness check, not a timing."""
+"""The signup-flood benchmark at a tiny N: all three modes (one process; web and handlers apart; apart with
+the handlers niced) accept and fully process every registration on the real broker and database, the
+landing page is probed in every phase, and the figures are recorded. A harness check, not a timing."""
 
 from __future__ import annotations
 
@@ -44,8 +44,12 @@ def test_both_modes_process_every_registration_and_record_their_figures(
     (path,) = tmp_path.glob("signup-flood-*.json")
     result = json.loads(path.read_text())
     (round_,) = result["rounds"]
-    assert set(round_) == {"combined", "split"}
+    assert set(round_) == {"combined", "split", "split-niced"}
     assert round_["combined"]["parts"] == ["signup"] and round_["split"]["parts"] == ["signup-web", "signup-handlers"]
+    assert round_["split-niced"]["parts"] == ["signup-web", "signup-handlers"]
+    # Only the niced mode's handlers yield the CPU; its web, and every other process, keep niceness 0.
+    assert round_["split-niced"]["niceness"] == {"split-niced-signup-web-1": 0, "split-niced-signup-handlers-2": 10}
+    assert set(round_["split"]["niceness"].values()) == set(round_["combined"]["niceness"].values()) == {0}
     for figures in round_.values():
         assert figures["registrations"] == REGISTRATIONS
         assert 0 < figures["processed_per_second"] <= figures["accepted_per_second"]
@@ -64,4 +68,5 @@ def test_both_modes_process_every_registration_and_record_their_figures(
         v > 0 for v in split_cpu.values()
     )
     assert result["ratios"]["split/combined processed per second"]["median"] > 0
+    assert result["ratios"]["split-niced landing p95 backlog/idle"]["median"] > 0
     assert {"commit", "cpus", "python"} <= result["machine"].keys()

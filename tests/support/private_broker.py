@@ -62,6 +62,12 @@ def rabbitmq_sbin() -> Path:
     )
 
 
+def worker_label() -> str:
+    """This pytest process among xdist's workers (gw0, gw1...; "main" without xdist): in the private
+    nodes' names and directories, which are unique per process anyway, to tell whose a leftover is."""
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
@@ -86,7 +92,7 @@ class PrivateBroker:
         self.sbin = rabbitmq_sbin()
         self.port = free_port()
         self.dist_port = free_port()
-        self.nodename = f"{name or f'postpay-test-{os.getpid()}-{self.port}'}@localhost"
+        self.nodename = f"{name or f'postpay-test-{worker_label()}-{os.getpid()}-{self.port}'}@localhost"
         self.user = _run_as()
         self.process: subprocess.Popen[bytes] | None = None
         self._prepare()
@@ -311,10 +317,11 @@ class PrivateBroker:
 
 @pytest.fixture(scope="session")
 def private_broker() -> Iterator[PrivateBroker]:
-    """One private node per test session, started when a test first asks for it, always stopped."""
+    """One private node per test session (under xdist, per worker that asks), started when a test first
+    asks for it, always stopped."""
     # Not under pytest's own temporary tree: that is private to its owner (0700), and the node may run as
     # another user.
-    broker = PrivateBroker(Path(tempfile.mkdtemp(prefix="postpay-rabbitmq-")))
+    broker = PrivateBroker(Path(tempfile.mkdtemp(prefix=f"postpay-rabbitmq-{worker_label()}-")))
     # A SIGTERM to pytest (a CI timeout, a developer's kill) would otherwise end it without teardown and
     # leave the node running: make it an exception, so the ``finally`` below stops the node.
     previous = signal.getsignal(signal.SIGTERM)

@@ -29,7 +29,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.private_broker import START_TIMEOUT, PrivateBroker, _exit_on_sigterm
+from tests.support.private_broker import START_TIMEOUT, PrivateBroker, _exit_on_sigterm, worker_label
 
 SIZE = 3
 
@@ -39,7 +39,7 @@ class PrivateCluster:
         self.base = Path(base)
         self.base.mkdir(parents=True, exist_ok=True)
         self.base.chmod(0o711)  # the nodes may run as another user (``rabbitmq`` under root): let them in
-        prefix = f"pp-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        prefix = f"pp-{worker_label()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         cookie = uuid.uuid4().hex + uuid.uuid4().hex
         self.nodes = [
             PrivateBroker(self.base / f"node{n}", name=f"{prefix}-{n}", cookie=cookie) for n in range(1, size + 1)
@@ -169,7 +169,7 @@ def private_cluster() -> Iterator[PrivateCluster]:
     """One private 3-node cluster per test module that asks for it, always stopped (a SIGTERM to
     pytest included, as for the private node). Not per session: three idle quorum-queue nodes kept
     a fifth of this machine's two cores busy for the rest of the suite."""
-    cluster = PrivateCluster(Path(tempfile.mkdtemp(prefix="postpay-rabbitmq-cluster-")))
+    cluster = PrivateCluster(Path(tempfile.mkdtemp(prefix=f"postpay-rabbitmq-cluster-{worker_label()}-")))
     previous = signal.getsignal(signal.SIGTERM)
     if previous is signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _exit_on_sigterm)

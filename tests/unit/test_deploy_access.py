@@ -180,6 +180,7 @@ def test_the_broker_and_database_are_operator_clusters_the_deployments_point_at(
     }
 
 
+@pytest.mark.usefixtures("suite_logging_restored")  # service_subscriptions() sets logging to ERROR
 def test_the_broker_users_and_permissions_are_the_ones_the_catalog_gives() -> None:
     written = load_all(K8S / "rabbitmq-access.yaml")
     expected = kubernetes_resources(

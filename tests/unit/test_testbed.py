@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from scripts.testbed.decisions import POSTGRESQL, RABBITMQ, TOOLS, Reach, Server, Tool
-from scripts.testbed.flow import run
+from scripts.testbed.flow import WORKERS, run
 from tests.support.infra import AMQP_VARIABLE, DATABASE_VARIABLE
 
 AMQP, DATABASE = RABBITMQ.url, POSTGRESQL.url
@@ -214,7 +214,7 @@ def test_servers_already_running_are_used_and_nothing_is_changed(root: bool) -> 
     assert env[AMQP_VARIABLE] == AMQP and env[DATABASE_VARIABLE] == DATABASE
     assert said.splitlines() == [
         "using the RabbitMQ and PostgreSQL already running at 127.0.0.1:5672 and 127.0.0.1:5432",
-        "running: .venv/bin/python -m pytest -q -p no:cacheprovider",
+        "running: .venv/bin/python -m pytest -q -p no:cacheprovider -n 3",
     ]
 
 
@@ -287,8 +287,36 @@ def test_arguments_pass_through_to_pytest_after_its_fixed_options() -> None:
 
     _, argv, said = prepare(machine, args=("tests/unit", "-k", "pricing"))
 
-    assert argv[1:] == ["-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/unit", "-k", "pricing"]
-    assert said.endswith("running: .venv/bin/python -m pytest -q -p no:cacheprovider tests/unit -k pricing")
+    fixed = ["-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", str(WORKERS)]
+    assert argv[1:] == [*fixed, "tests/unit", "-k", "pricing"]
+    assert said.endswith("running: .venv/bin/python -m pytest -q -p no:cacheprovider -n 3 tests/unit -k pricing")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("-n", "0"),
+        ("-n", "2", "tests/unit"),
+        ("tests/unit", "-n4"),
+        ("-nauto",),
+        ("--numprocesses", "1"),
+        ("--numprocesses=2",),
+        ("--pdb",),  # xdist refuses to debug across workers
+        ("-p", "no:xdist"),  # which has no -n then
+        ("-pno:xdist",),
+    ],
+)
+def test_the_callers_own_worker_count_or_serial_run_wins(args: tuple[str, ...]) -> None:
+    _, argv, _ = prepare(FakeMachine(reach_of=both(Reach.ANSWERS)), args=args)
+
+    assert argv[1:] == ["-m", "pytest", "-q", "-p", "no:cacheprovider", *args]
+
+
+@pytest.mark.parametrize("args", [("-k", "12"), ("tests/unit/test_n1.py",), ("-x", "--no-header")])
+def test_arguments_that_only_look_like_a_worker_count_keep_the_workers(args: tuple[str, ...]) -> None:
+    _, argv, _ = prepare(FakeMachine(reach_of=both(Reach.ANSWERS)), args=args)
+
+    assert argv[6:8] == ["-n", str(WORKERS)] and argv[8:] == list(args)
 
 
 # ---- the broker's file handles ----------------------------------------------------------------------
