@@ -9,6 +9,7 @@ the operator's side.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from services.invoicer import first_reads, holds_store, issuing, store
@@ -21,6 +22,7 @@ from shared.bus.processing import HandlerContext, database_first
 from shared.errors import PermanentError
 from shared.events.billing import InvoiceReleased, UsageCollected, period_of
 from shared.events.metering import describe_metering
+from shared.periods import BillingPeriod
 from shared.ports import Whmcs
 
 # A replayed usage changes nothing once the (client, period) is invoiced, rejected or being released.
@@ -31,16 +33,35 @@ class AttemptInProgress(Exception):
     """Another delivery started an attempt for the (client, period) meanwhile: try again (it is settled then)."""
 
 
-# Its first step reads the ledger (ctx.read_first), before any WHMCS call: that read checks the inbox.
+# The client's tariff is read from WHMCS first (GetClientsDetails only reads), so that the reads of the
+# ledger and, for a (client, period) seen for the first time, the claim of its attempt share one
+# transaction, which commits before CreateInvoice. That transaction's first statement checks the inbox.
 @database_first
 def create_invoice(event: UsageCollected, ctx: HandlerContext, whmcs: Whmcs, settings: InvoicerSettings) -> None:
     period = period_of(event)
     client_id, key = event.whmcs_client_id, run_key(event.whmcs_client_id, period.key)
-    with ctx.read_first() as session:
+    billable = event.total_tokens != 0 or settings.invoice_zero_usage
+    tariff, unread = None, None
+    if billable:
+        try:
+            tariff = client_tariff(whmcs, client_id, settings)
+        except Exception as exc:
+            # Raised once the ledger says the (client, period) still needs it: a redelivery of a settled
+            # one is acknowledged whatever WHMCS says now, as when the ledger was read first.
+            unread = exc
+    decision, turn = None, None
+    with ctx.record_now() as session:
         reads = first_reads.read(session, client_id, period.key)
-        current, earlier, pause = reads.entry, reads.earlier, reads.pause
-        released = _released_in_flight(session, current)
-    if (current is not None and current.status in USAGE_DONE) or released:
+        current, pause = reads.entry, reads.pause
+        settled = (current is not None and current.status in USAGE_DONE) or _released_in_flight(session, current)
+        if not settled and unread is None:
+            decision = _decide(event, period, tariff, reads.earlier, ctx, settings)
+            paused = pause is not None and pause.active
+            if current is None and decision.outcome == "invoice" and not paused:
+                # The usual case: claim attempt 1 here (see issuing's docstring: it commits before
+                # CreateInvoice is sent, with the reads, one transaction fewer per invoice).
+                turn = issuing.claim(ctx, session, settings, client_id, period.key, key, done=USAGE_DONE)
+    if settled:
         ctx.log.info(
             "already settled; nothing to do",
             client_id=client_id,
@@ -48,26 +69,19 @@ def create_invoice(event: UsageCollected, ctx: HandlerContext, whmcs: Whmcs, set
             status=current.status if current else None,
         )
         return
+    if unread is not None:
+        raise unread
+    assert decision is not None
     owned = None
-    if current is not None and current.status in store.BUSY:
+    if turn is not None:
+        owned = issuing.follow(ctx, whmcs, turn, client_id, period.key, key)
+        if owned is None:
+            return
+    elif current is not None and current.status in store.BUSY:
         # An earlier attempt's outcome is unknown: settle it before deciding anything else.
         owned = issuing.take_turn(ctx, whmcs, settings, client_id, period.key, key, done=USAGE_DONE)
         if owned is None:
             return
-    if event.total_tokens == 0 and not settings.invoice_zero_usage:
-        decision = Decision("nothing-to-bill")
-    else:
-        tariff = client_tariff(whmcs, client_id, settings)
-        decision = decide(
-            event.vms,
-            period,
-            tariff,
-            settings,
-            client_id=client_id,
-            now=ctx.now(),
-            largest_earlier=earlier.get(tariff.currency),
-            provenance=describe_metering(event.metering) if event.metering else "",
-        )
     if decision.outcome == "nothing-to-bill":
         _nothing_to_bill(event, ctx, key, owned)
     elif decision.outcome == "hold":
@@ -83,8 +97,37 @@ def create_invoice(event: UsageCollected, ctx: HandlerContext, whmcs: Whmcs, set
         attempt = owned or issuing.take_turn(ctx, whmcs, settings, client_id, period.key, key, done=USAGE_DONE)
         if attempt is None:
             return
-        issuing.create(ctx, whmcs, settings, decision.draft, attempt, decision.priced)
-        supersede_hold(ctx, client_id, period.key, "a later computation of the period was invoiced")
+        issuing.create(
+            ctx,
+            whmcs,
+            settings,
+            decision.draft,
+            attempt,
+            decision.priced,
+            supersede="a later computation of the period was invoiced",
+        )
+
+
+def _decide(
+    event: UsageCollected,
+    period: BillingPeriod,
+    tariff: Tariff | None,
+    earlier: dict[str, Decimal],
+    ctx: HandlerContext,
+    settings: InvoicerSettings,
+) -> Decision:
+    if tariff is None:  # not billable: zero usage, and zero invoices are not made
+        return Decision("nothing-to-bill")
+    return decide(
+        event.vms,
+        period,
+        tariff,
+        settings,
+        client_id=event.whmcs_client_id,
+        now=ctx.now(),
+        largest_earlier=earlier.get(tariff.currency),
+        provenance=describe_metering(event.metering) if event.metering else "",
+    )
 
 
 @database_first

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from services.invoicer import provenance, store
+from sqlalchemy.orm import Session
+
+from services.invoicer import recording, store
 from services.invoicer.invoice_document import InvoiceDraft, notes_marker
 from services.invoicer.metrics import OUTCOMES_UNCERTAIN
 from services.invoicer.pricing import PricedUsage
@@ -46,7 +48,27 @@ def take_turn(
     quiet time after a lost outcome has not passed.
     """
     with ctx.record_now() as session:
-        turn = store.claim(session, client_id, period, key, ctx.now(), settings.uncertain_quiet, done=done)
+        turn = claim(ctx, session, settings, client_id, period, key, done=done)
+    return follow(ctx, whmcs, turn, client_id, period, key)
+
+
+def claim(
+    ctx: HandlerContext,
+    session: Session,
+    settings: InvoicerSettings,
+    client_id: int,
+    period: str,
+    key: str,
+    *,
+    done: tuple[str, ...] = store.FINAL,
+) -> store.Claim:
+    """``take_turn``'s claim, in ``session``: a transaction that commits before WHMCS is called, and
+    before ``follow`` is (it may raise ``RetryLater``, which must not undo the claim's writes)."""
+    return store.claim(session, client_id, period, key, ctx.now(), settings.uncertain_quiet, done=done)
+
+
+def follow(ctx: HandlerContext, whmcs: Whmcs, turn: store.Claim, client_id: int, period: str, key: str) -> int | None:
+    """What ``take_turn`` does once its claim committed: see there."""
     if turn.action == "done":
         ctx.log.info("nothing to do for this client and period", client_id=client_id, period=period, status=turn.status)
         return None
@@ -80,8 +102,11 @@ def create(
     draft: InvoiceDraft,
     attempt: int,
     priced: PricedUsage | None = None,
+    *,
+    supersede: str | None = None,
 ) -> None:
-    """Send CreateInvoice for the owned ``attempt`` and record the invoice; a lost outcome marks the row
+    """Send CreateInvoice for the owned ``attempt`` and record the invoice (and, with ``supersede``, why
+    a hold of the (client, period) nobody decided on no longer waits); a lost outcome marks the row
     uncertain, a refusal marks it failed, and either is raised to the bus."""
     client_id, period = draft.client_id, draft.period.key
     try:
@@ -116,9 +141,8 @@ def create(
         with ctx.record_now() as session:
             store.mark_failed(session, client_id, period, attempt)
         raise
-    if priced is not None:
-        provenance.record(ctx.session, draft, priced, invoice_id, ctx.now())
-    record(ctx, invoice_created(draft, invoice_id))
+    recording.record_created(ctx.session, draft, invoice_id, priced, ctx.now(), supersede=supersede)
+    announce(ctx, invoice_created(draft, invoice_id))
 
 
 def invoice_created(draft: InvoiceDraft, invoice_id: int) -> InvoiceCreated:
@@ -172,6 +196,11 @@ def record(ctx: HandlerContext, invoice: InvoiceCreated) -> None:
         due_date=invoice.due_date,
         now=ctx.now(),
     )
+    announce(ctx, invoice)
+
+
+def announce(ctx: HandlerContext, invoice: InvoiceCreated) -> None:
+    """``InvoiceCreated`` into the outbox, and the operator's log line, once the ledger row is written."""
     ctx.emit(invoice, key="invoice")
     ctx.log.info(
         "invoice recorded",

@@ -82,8 +82,13 @@ class LineProvenance:
 
 def record(session: Session, draft: InvoiceDraft, priced: PricedUsage, invoice_id: int, now: datetime) -> None:
     """One row per line of ``draft`` (as sent to WHMCS as invoice ``invoice_id``)."""
+    session.execute(_record_lines(session.get_bind().dialect.name), rows(draft, priced, invoice_id, now))
+
+
+def rows(draft: InvoiceDraft, priced: PricedUsage, invoice_id: int, now: datetime) -> list[dict[str, Any]]:
+    """The rows ``record`` writes, one per line of ``draft``."""
     tariff = priced.tariff
-    rows = []
+    written = []
     for position, line in enumerate(draft.lines, start=1):
         row = {
             "invoice_id": invoice_id,
@@ -111,8 +116,8 @@ def record(session: Session, draft: InvoiceDraft, priced: PricedUsage, invoice_i
                 capped=vm.hours * vm.tokens_per_hour > vm.tokens_per_month,
                 unrounded=format(tariff.token_price * vm.tokens, "f"),
             )
-        rows.append(row)
-    session.execute(_record_lines(session.get_bind().dialect.name), rows)
+        written.append(row)
+    return written
 
 
 @functools.cache

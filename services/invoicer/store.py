@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import BigInteger, Column, ColumnElement, Date, Integer, String, Table, bindparam, func, select
 from sqlalchemy.orm import Session
 
-from shared.db import Amount, UtcTimestamp, insert_on_conflict, rows_changed
+from shared.db import Amount, UtcTimestamp, first_row_on_driver, insert_on_conflict, require_aware, rows_changed
 from shared.service import ServiceTables
 
 PENDING = "pending"
@@ -123,6 +123,14 @@ def _first_attempt(dialect: str) -> Any:
     )
 
 
+# ``_first_attempt`` on PostgreSQL, in the driver's parameter style.
+_FIRST_ATTEMPT_SQL = (
+    f"INSERT INTO {ledger.name} (whmcs_client_id, period, run_key, status, attempts, created_at, updated_at) "
+    f"VALUES (%(p_client_id)s, %(p_period)s, %(p_run_key)s, '{PENDING}', 1, %(p_now)s, %(p_now)s) "
+    "ON CONFLICT (whmcs_client_id, period) DO NOTHING RETURNING attempts"
+)
+
+
 def entry(session: Session, client_id: int, period: str, *, lock: bool = False) -> LedgerEntry | None:
     """The row, if any; with ``lock`` it stays locked until the session's transaction ends."""
     query = _ENTRY_LOCKED if lock else _ENTRY
@@ -187,7 +195,13 @@ def claim(
     request), and the claimant must look the invoice up by its run key before creating one.
     """
     parameters = {"p_client_id": client_id, "p_period": period, "p_run_key": run_key, "p_now": now}
-    if session.execute(_first_attempt(_dialect(session)), parameters).first() is not None:
+    if _dialect(session) == "postgresql":
+        # The common case, every invoice's: as plain SQL on the driver (SQLAlchemy's execution layer
+        # cost several times the driver's work for this one row).
+        first = first_row_on_driver(session, _FIRST_ATTEMPT_SQL, {**parameters, "p_now": require_aware(now)})
+    else:
+        first = session.execute(_first_attempt(_dialect(session)), parameters).first()
+    if first is not None:
         return Claim("go", attempts=1)
     row = entry(session, client_id, period, lock=True)
     assert row is not None

@@ -10,6 +10,7 @@ was refused, or the API answered 429 (Laravel's throttle runs before the control
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -64,6 +65,8 @@ def _reveal(value: SecretStr | str) -> str:
     return value.get_secret_value() if isinstance(value, SecretStr) else value
 
 
+# Every customer of a close asks for the same two bounds: formatted once each.
+@functools.lru_cache(maxsize=256)
 def _utc_z(moment: datetime) -> str:
     """The ``Z`` form the usage contract asks clients to send (§8.1)."""
     if moment.tzinfo is None:
