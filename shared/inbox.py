@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from sqlalchemy import ARRAY, Column, MetaData, String, Table, Uuid, bindparam, select, text
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from shared.db import UtcTimestamp, first_row_on_driver, require_aware
@@ -65,7 +66,7 @@ class Inbox:
         """Insert the row; a concurrent duplicate makes the commit fail with an IntegrityError."""
         session.execute(self._record, {"handler": handler, "event_id": event_id, "processed_at": at})
 
-    def claim(self, session: Session, handler: str, event_id: uuid.UUID, at: datetime) -> bool:
+    def claim(self, session: Session | Connection, handler: str, event_id: uuid.UUID, at: datetime) -> bool:
         """PostgreSQL: insert the row at the start of the handler's transaction; False if it exists.
 
         One statement instead of a check and a later insert. The row commits or rolls back with the

@@ -56,16 +56,46 @@ def redact(value: Any) -> Any:
 
 
 def _redact_processor(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> Mapping[str, Any]:
+    # The common line (plain values under ordinary keys) goes on as it is, without a copy.
+    if all(type(item) in _PLAIN and type(key) is str and not _is_secret_key(key) for key, item in event_dict.items()):
+        return event_dict
     redacted: Mapping[str, Any] = redact(event_dict)
     return redacted
 
 
 _configured = False
+# Bumped by every configure_logging: loggers handed out by get_logger bind again after it.
+_generation = 0
+
+
+class _Logger:
+    """What ``get_logger`` returns: structlog's lazy proxy, bound once per configuration.
+
+    The proxy structlog hands out builds a new bound logger (and a new ``PrintLogger``) on every call
+    (``cache_logger_on_first_use`` would keep the first forever, across ``configure_logging`` calls);
+    this keeps the bound one until the next ``configure_logging``. ``structlog.testing.capture_logs``
+    swaps the processors inside the same list, which a bound logger shares, so it still sees them. A
+    level that is filtered out costs a method lookup and a call that does nothing."""
+
+    __slots__ = ("_bound", "_generation", "_proxy")
+
+    def __init__(self, proxy: Any) -> None:
+        self._proxy = proxy
+        self._bound: Any = None
+        self._generation = -1
+
+    def _logger(self) -> Any:
+        if self._generation != _generation:
+            self._bound, self._generation = self._proxy.bind(), _generation
+        return self._bound
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._logger(), name)
 
 
 def configure_logging(level: str = "INFO", *, stream: Any = None, json: bool = True) -> None:
     """Configure structlog (and the stdlib root logger) once per process."""
-    global _configured
+    global _configured, _generation
     log_level = getattr(logging, level.upper(), logging.INFO)
     renderer: Any = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
     structlog.configure(
@@ -83,9 +113,10 @@ def configure_logging(level: str = "INFO", *, stream: Any = None, json: bool = T
     )
     logging.basicConfig(level=max(log_level, logging.WARNING), stream=stream or sys.stderr)
     _configured = True
+    _generation += 1
 
 
 def get_logger(name: str | None = None) -> Any:
     if not _configured:
         configure_logging()
-    return structlog.get_logger(name) if name else structlog.get_logger()
+    return _Logger(structlog.get_logger(name) if name else structlog.get_logger())

@@ -214,6 +214,35 @@ def _deliver(
     return True
 
 
+def read_available(transport: Any, poller: Any, timeout: float) -> None:
+    """Wait up to ``timeout`` for the socket of a read-ahead ``transport`` (``poller``: a ``select.poll``
+    registered for it) and append what it has to the read-ahead, unless a whole frame is already there.
+
+    The consumer's loop reads this way instead of py-amqp's ``drain_events``, which takes one frame per
+    call through py-amqp's frame handling (and sets the socket's timeout twice): with deliveries
+    arriving one at a time, the first frame of each went that way and the rest of it too."""
+    if frame_buffered(transport):
+        return
+    if not poller.poll(max(0, int(timeout * 1000))):
+        return
+    data = transport.sock.recv(READ_CHUNK)  # readable: returns at once
+    if not data:
+        raise OSError("Server unexpectedly closed connection")
+    transport._read_buffer += data
+
+
+# basic.ack (class 60, method 80): the method frame's header and the ack's fixed size.
+_BASIC_ACK = pack(">HH", 60, 80)
+
+
+def ack_frames(channel_id: int, acks: Iterable[tuple[int, bool]]) -> bytes:
+    """The frames of ``basic.ack``s (``(delivery_tag, multiple)``), as py-amqp's ``basic_ack`` writes
+    them, for one write: py-amqp builds and sends each through its generic method writer."""
+    return b"".join(
+        pack(">BHI4sQB", 1, channel_id, 13, _BASIC_ACK, tag, multiple) + _FRAME_END for tag, multiple in acks
+    )
+
+
 def frame_buffered(transport: Any) -> bool:
     """Whether a whole frame is already read: handling it needs no wait on the socket."""
     buffer = transport._read_buffer

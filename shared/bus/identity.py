@@ -40,6 +40,8 @@ class BrokerUsers:
 
     named: Mapping[str, str] = field(default_factory=dict)
     shared: str | None = None
+    # allowed_users per event type, worked out once: every delivery asks.
+    _allowed: dict[str, frozenset[str]] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @classmethod
     def parse(cls, text: str) -> BrokerUsers:
@@ -71,10 +73,13 @@ class BrokerUsers:
 
     def allowed_users(self, event_type: str) -> frozenset[str]:
         """The users whose events of this type consumers accept (none for an unknown type)."""
-        event_class = EVENT_TYPES.get(event_type)
-        if event_class is None:
-            return frozenset()
-        return frozenset(self.user_of(producer) for producer in event_class.producers)
+        allowed = self._allowed.get(event_type)
+        if allowed is None:
+            event_class = EVENT_TYPES.get(event_type)
+            if event_class is None:
+                return frozenset()  # not kept: a type may be registered later (a test's, a plug-in's)
+            allowed = self._allowed[event_type] = frozenset(self.user_of(p) for p in event_class.producers)
+        return allowed
 
     def allows(self, event_type: str, user: str | None) -> bool:
         return user is not None and user in self.allowed_users(event_type)

@@ -31,7 +31,7 @@ from shared.bus.identity import BrokerUsers
 from shared.bus.messages import CONTENT_TYPE, MAX_ERROR_TEXT, ReceivedMessage
 from shared.bus.topology import DatabaseHandler, Subscription
 from shared.clock import Clock
-from shared.db import Database
+from shared.db import ConnectionTransaction, Database
 from shared.errors import PermanentError, RetryLater
 from shared.events.base import Envelope, EnvelopeError, Event, deterministic_event_id, new_envelope, parse_envelope
 from shared.inbox import Inbox
@@ -85,7 +85,7 @@ class DatabaseContext:
         clock: Clock,
         handler: str,
     ) -> None:
-        self._session = session
+        self._session: Session | None = session  # None only in a HandlerContext given a transaction
         self.envelope = envelope
         self.outbox = outbox
         self.clock = clock
@@ -100,7 +100,7 @@ class DatabaseContext:
 
     @property
     def session(self) -> Session:
-        return self._session
+        return cast(Session, self._session)
 
     @property
     def event_id(self) -> uuid.UUID:
@@ -159,7 +159,7 @@ class HandlerContext(DatabaseContext):
 
     def __init__(
         self,
-        session: Session,
+        session: Session | None,
         envelope: Envelope[Any],
         outbox: Outbox,
         db: Database,
@@ -168,13 +168,19 @@ class HandlerContext(DatabaseContext):
         *,
         inbox: Inbox | None = None,
         check_first: bool = False,
+        transaction: ConnectionTransaction | None = None,
     ) -> None:
         """``inbox``: claim the event in it when ``session`` is first touched (None: the caller did or will).
         ``check_first``: the first separate transaction looks the event up in ``inbox`` before the
-        handler reads anything (the processor did not: see ``database_first``)."""
-        super().__init__(session, envelope, outbox, clock, handler)
+        handler reads anything (the processor did not: see ``database_first``). ``transaction`` instead
+        of ``session``: the claim runs on its connection and a Session is made over it only if the
+        handler touches ``session`` (most of a Session's cost is saved for a handler that does not)."""
+        if (session is None) == (transaction is None):
+            raise ValueError("give a session or a transaction")
+        super().__init__(cast(Session, session), envelope, outbox, clock, handler)
         self.db = db
         self._inbox = inbox
+        self._transaction = transaction
         self._claimed = inbox is None
         self._unchecked = check_first and inbox is not None
         self.already_handled = False
@@ -184,6 +190,9 @@ class HandlerContext(DatabaseContext):
         """The handler's transaction; its first use claims the event (and may raise ``AlreadyHandled``)."""
         if not self._claimed:
             self.claim()
+        if self._session is None:
+            assert self._transaction is not None
+            self._session = self._transaction.session
         return self._session
 
     def claim(self) -> None:
@@ -192,7 +201,8 @@ class HandlerContext(DatabaseContext):
         claim that failed is tried again (and fails again, in the aborted transaction) at the end."""
         if self._claimed or self._inbox is None:
             return
-        if not self._inbox.claim(self._session, self.handler, self.envelope.event_id, self.clock()):
+        where = self._transaction.connection if self._transaction is not None else cast(Session, self._session)
+        if not self._inbox.claim(where, self.handler, self.envelope.event_id, self.clock()):
             self._found_handled()
         self._claimed = True
         self._unchecked = False
@@ -429,23 +439,35 @@ class MessageProcessor:
                 with self.db.transaction() as session:
                     if self.inbox.seen(session, handler, envelope.event_id):
                         return self._duplicate(handler, ids)
-            with self.db.transaction() as session:
-                # PostgreSQL: the inbox row is claimed in the handler's transaction, as its first
-                # statement, when the handler first touches it (HandlerContext): one statement instead
-                # of a check and an insert, committed or rolled back with the work, and no connection
-                # held while the handler waits for an upstream before that.
-                inbox = None if self.db.is_sqlite else self.inbox
-                context = HandlerContext(
-                    session, envelope, self.outbox, self.db, self.clock, handler, inbox=inbox, check_first=check_first
-                )
-                subscription.handler(envelope.payload, context)
-                if self.db.is_sqlite:
+            if self.db.is_sqlite:
+                with self.db.transaction() as session:
+                    context = HandlerContext(session, envelope, self.outbox, self.db, self.clock, handler)
+                    subscription.handler(envelope.payload, context)
                     self.inbox.record(session, handler, envelope.event_id, self.clock())
-                else:
+                    wrote_outbox = context.wrote_outbox
+            else:
+                with self.db.connection_transaction() as transaction:
+                    # PostgreSQL: the inbox row is claimed in the handler's transaction, as its first
+                    # statement, when the handler first touches it (HandlerContext): one statement
+                    # instead of a check and an insert, committed or rolled back with the work, and no
+                    # connection held while the handler waits for an upstream before that. A Session
+                    # is made only if the handler touches ``ctx.session``.
+                    context = HandlerContext(
+                        None,
+                        envelope,
+                        self.outbox,
+                        self.db,
+                        self.clock,
+                        handler,
+                        inbox=self.inbox,
+                        check_first=check_first,
+                        transaction=transaction,
+                    )
+                    subscription.handler(envelope.payload, context)
                     context.claim()
-                if context.already_handled:
-                    raise AlreadyHandled("the handler went on after its event was found handled")
-                wrote_outbox = context.wrote_outbox
+                    if context.already_handled:
+                        raise AlreadyHandled("the handler went on after its event was found handled")
+                    wrote_outbox = context.wrote_outbox
         except Exception as exc:
             if context is not None and context.already_handled:
                 return self._duplicate(handler, ids)

@@ -10,10 +10,10 @@ from typing import Any
 
 import amqp
 import pytest
-from amqp.method_framing import frame_handler
+from amqp.method_framing import frame_handler, frame_writer
 from amqp.serialization import dumps
 
-from shared.bus.amqp_wire import handle_frames, take_buffered_frames
+from shared.bus.amqp_wire import ack_frames, handle_frames, take_buffered_frames
 
 CHANNEL = 1
 
@@ -126,3 +126,14 @@ def test_buffered_frames_are_taken_whole_and_the_rest_kept() -> None:
     transport._read_buffer = wire[:-1] + b"\x00"
     with pytest.raises(amqp.exceptions.UnexpectedFrame):
         take_buffered_frames(transport, 1024)
+
+
+@pytest.mark.parametrize("acks", [[(1, False)], [(7, True), (9, False), (2**40, False)]])
+def test_ack_frames_are_the_frames_py_amqp_writes(acks: list[tuple[int, bool]]) -> None:
+    written: list[bytes] = []
+    transport = SimpleNamespace(write=lambda data: written.append(bytes(data)))
+    connection = SimpleNamespace(transport=transport, frame_max=131072, bytes_sent=0)
+    writer = frame_writer(connection, transport)  # type: ignore[arg-type]
+    for tag, multiple in acks:
+        writer(1, CHANNEL, (60, 80), dumps("Lb", (tag, multiple)), None)
+    assert ack_frames(CHANNEL, acks) == b"".join(written)
