@@ -8,12 +8,13 @@ no service reads another's. Two column types keep money and time honest on both 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, cast
 
+from psycopg.rows import namedtuple_row
 from sqlalchemy import Dialect, Numeric, String, Table, create_engine, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, CursorResult, Engine, Result, RootTransaction, make_url
@@ -271,13 +272,33 @@ def first_row_on_driver(
     as much CPU as the driver's round trip itself. A driver error comes out as SQLAlchemy's (an
     ``IntegrityError`` stays one); a connection found dead fails the rollback that follows, so the pool
     discards it."""
+    row = _on_driver(where, statement, parameters, lambda cursor: cursor.fetchone(), row_factory=None)
+    return None if row is None else tuple(row)
+
+
+def rows_on_driver(where: Session | Connection, statement: str, parameters: Mapping[str, Any]) -> list[Any]:
+    """Every row of ``statement``, run as ``first_row_on_driver`` runs it, as named tuples (psycopg's
+    ``namedtuple_row``): for the relay's passes and the invoicer's one read, where SQLAlchemy's result
+    and row objects cost more CPU than the round trip. A statement without rows gives ``[]``."""
+    rows = _on_driver(where, statement, parameters, lambda cursor: cursor.fetchall(), row_factory=namedtuple_row)
+    return list(rows or [])
+
+
+def _on_driver(
+    where: Session | Connection,
+    statement: str,
+    parameters: Mapping[str, Any],
+    fetch: Callable[[Any], Any],
+    *,
+    row_factory: Any,
+) -> Any:
     connection = where if isinstance(where, Connection) else where.connection()
-    dbapi_connection = connection.connection.dbapi_connection
+    dbapi_connection: Any = connection.connection.dbapi_connection
     assert dbapi_connection is not None  # a connection the session just checked out
-    cursor = dbapi_connection.cursor()
+    cursor = dbapi_connection.cursor() if row_factory is None else dbapi_connection.cursor(row_factory=row_factory)
     try:
         cursor.execute(statement, parameters)
-        row = cursor.fetchone() if cursor.description is not None else None
+        return fetch(cursor) if cursor.description is not None else None
     except Exception as exc:
         dialect = connection.dialect
         if not isinstance(exc, dialect.loaded_dbapi.Error):
@@ -285,4 +306,3 @@ def first_row_on_driver(
         raise DBAPIError.instance(statement, parameters, exc, dialect.loaded_dbapi.Error, dialect=dialect) from exc
     finally:
         cursor.close()
-    return None if row is None else tuple(row)

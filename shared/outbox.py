@@ -21,12 +21,11 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from psycopg.rows import namedtuple_row
 from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, Text, Uuid, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from shared.bus.messages import OutgoingMessage, PublishError
-from shared.db import Database, UtcTimestamp, first_row_on_driver, insert_on_conflict, require_aware
+from shared.db import Database, UtcTimestamp, first_row_on_driver, insert_on_conflict, require_aware, rows_on_driver
 from shared.events.base import Envelope, Event, new_envelope
 from shared.logging import get_logger
 from shared.metrics import EVENTS_PUBLISHED, OUTBOX_BACKLOG
@@ -152,19 +151,6 @@ def _due_sql(table: Table) -> str:
     )
 
 
-def _rows_on_driver(session: Session, statement: str, parameters: dict[str, Any]) -> list[Any]:
-    """Every row of ``statement`` (plain SQL), run on the driver in ``session``'s transaction: each
-    relay pass runs two of these, and for a pass of a few events SQLAlchemy's execution layer (its
-    compiled statement, result and row objects) cost more CPU than the driver's round trips.
-    (``shared.db.first_row_on_driver`` gives only a first row; a driver error here is not translated
-    into SQLAlchemy's: the relay only logs it, and the transaction is rolled back either way.)"""
-    dbapi_connection: Any = session.connection().connection.dbapi_connection  # psycopg's (PostgreSQL only)
-    assert dbapi_connection is not None  # a connection the session just checked out
-    with dbapi_connection.cursor(row_factory=namedtuple_row) as cursor:
-        cursor.execute(statement, parameters)
-        return list(cursor.fetchall()) if cursor.description is not None else []
-
-
 def _row_to_message(row: Any) -> OutgoingMessage:
     return OutgoingMessage(
         event_id=row.event_id,
@@ -270,7 +256,7 @@ class OutboxRelay:
         on_driver = self.db.is_postgres
         with self.db.transaction() as session:
             if on_driver:
-                rows = _rows_on_driver(session, _due_sql(table), {"now": now, "limit": self.batch_size})
+                rows = rows_on_driver(session, _due_sql(table), {"now": now, "limit": self.batch_size})
             else:
                 due = (
                     select(table)
@@ -291,7 +277,7 @@ class OutboxRelay:
                 raise
             confirmed = [row.id for row in rows if row.event_id in result.confirmed]
             if confirmed and on_driver:
-                _rows_on_driver(session, f'DELETE FROM "{table.name}" WHERE id = ANY(%(ids)s)', {"ids": confirmed})
+                rows_on_driver(session, f'DELETE FROM "{table.name}" WHERE id = ANY(%(ids)s)', {"ids": confirmed})
             elif confirmed:
                 session.execute(delete(table).where(table.c.id.in_(confirmed)))
             for row in rows:

@@ -14,11 +14,11 @@ from datetime import UTC
 from decimal import Decimal
 from typing import Any
 
-from psycopg.rows import namedtuple_row
 from sqlalchemy import bindparam, literal, select, true
 from sqlalchemy.orm import Session
 
 from services.invoicer import holds_store, store
+from shared.db import rows_on_driver
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,7 @@ _UTC_FIELDS = frozenset(
 def read(session: Session, client_id: int, period: str) -> FirstReads:
     parameters = {"p_client_id": client_id, "p_period": period}
     if session.get_bind().dialect.name == "postgresql":
-        rows: list[Any] = _rows_on_driver(session, _READ_SQL, parameters)
+        rows: list[Any] = _utc_rows_on_driver(session, _READ_SQL, parameters)
     else:
         rows = list(session.execute(_READ, parameters).all())
     first = rows[0]  # the constant row: always there
@@ -103,12 +103,9 @@ def _pause_of(row: Any) -> holds_store.Pause | None:
     return holds_store.Pause(**{name: getattr(row, f"p_{name}") for name in _PAUSE_FIELDS})
 
 
-def _rows_on_driver(session: Session, statement: str, parameters: dict[str, Any]) -> list[Any]:
-    dbapi_connection: Any = session.connection().connection.dbapi_connection  # psycopg's (PostgreSQL only)
-    with dbapi_connection.cursor(row_factory=namedtuple_row) as cursor:
-        cursor.execute(statement, parameters)
-        rows = cursor.fetchall()
+def _utc_rows_on_driver(session: Session, statement: str, parameters: dict[str, Any]) -> list[Any]:
+    # The driver gives timestamps in the session's zone; UtcTimestamp reads them in UTC.
     return [
         row._replace(**{name: getattr(row, name).astimezone(UTC) for name in _UTC_FIELDS if getattr(row, name)})
-        for row in rows
+        for row in rows_on_driver(session, statement, parameters)
     ]
