@@ -21,6 +21,8 @@ PARKED_AT_HEADER = "x-postpay-parked-at"
 PARKED_QUEUE_HEADER = "x-postpay-parked-from"
 REQUEUED_BY_HEADER = "x-postpay-requeued-by"
 REQUEUED_REASON_HEADER = "x-postpay-requeued-reason"
+# On a requeued copy: which requeue walk sent it, so that walk stops when the copy is parked again.
+REQUEUE_WALK_HEADER = "x-postpay-requeue-walk"
 # On a retry or parking copy and a requeue: the broker user that published the original (see identity.py).
 PUBLISHED_BY_HEADER = "x-postpay-published-by"
 MAX_ERROR_TEXT = 2000

@@ -20,6 +20,7 @@ from shared.bus.messages import (
     PARKED_ERROR_HEADER,
     PARKED_QUEUE_HEADER,
     PARKED_REASON_HEADER,
+    REQUEUE_WALK_HEADER,
     REQUEUED_BY_HEADER,
     REQUEUED_REASON_HEADER,
     ParkedMessage,
@@ -30,7 +31,13 @@ from shared.logging import get_logger
 
 log = get_logger("postpay.dlq")
 
-_PARKING_HEADERS = (PARKED_AT_HEADER, PARKED_ERROR_HEADER, PARKED_QUEUE_HEADER, PARKED_REASON_HEADER)
+_PARKING_HEADERS = (
+    PARKED_AT_HEADER,
+    PARKED_ERROR_HEADER,
+    PARKED_QUEUE_HEADER,
+    PARKED_REASON_HEADER,
+    REQUEUE_WALK_HEADER,
+)
 
 
 @dataclass(frozen=True)

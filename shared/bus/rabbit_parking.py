@@ -3,11 +3,17 @@
 Browsing takes messages with ``basic.get`` without acknowledging them and closes the channel, which
 returns them all to the queue. Requeue and purge walk the queue the same way and acknowledge only the
 selected messages (a requeued copy is confirmed in its queue first).
+
+A quorum queue takes returned messages back asynchronously, after the channel has closed: a walk waits
+until they are counted as ready again, so the next walk (an operator's purge right after a listing)
+meets every message at the position the listing showed.
 """
 
 from __future__ import annotations
 
 import builtins
+import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -16,7 +22,7 @@ import amqp
 
 from shared.bus.amqp_wire import CONNECTION_ERRORS, body_bytes
 from shared.bus.identity import published_by
-from shared.bus.messages import PUBLISHED_BY_HEADER, ParkedMessage
+from shared.bus.messages import PUBLISHED_BY_HEADER, REQUEUE_WALK_HEADER, ParkedMessage
 from shared.bus.parking import (
     ParkingLot,
     ParkingLotMissing,
@@ -28,6 +34,8 @@ from shared.events.base import OPERATOR
 
 if TYPE_CHECKING:
     from shared.bus.rabbit import RabbitBus
+
+RETURN_WAIT_SECONDS = 5.0
 
 
 class RabbitParkingLot(ParkingLot):
@@ -73,32 +81,50 @@ class RabbitParkingLot(ParkingLot):
             ) from exc
 
     def _walk(
-        self, parking_lot: str, limit: int, act: Callable[[Any, amqp.Message, ParkedMessage], None]
+        self, parking_lot: str, limit: int, act: Callable[[Any, amqp.Message, ParkedMessage], bool], walk: str = ""
     ) -> list[ParkedMessage]:
+        """Meet the parked messages in order; ``act`` says whether it took one (acknowledged it).
+
+        The walk goes until the lot is empty, not for the count a passive declare gives: a quorum
+        queue answers 0 when its leader is slow to reply, and a purge would then quietly remove
+        nothing. Messages met and not taken stay unacknowledged on this channel, so none is met
+        twice; a copy this requeue ``walk`` sent back and its consumer parked again ends the walk.
+        """
         seen: list[ParkedMessage] = []
+        returned = 0
         with self._channel() as channel:
-            # Only what was parked when the walk began: a requeued message its consumer parks again at
-            # once (still poison) is not met again at the end of the walk, requeued twice or forever.
-            waiting = int(self._declared(channel, parking_lot).message_count)
-            for position in range(min(limit, waiting)):
+            self._declared(channel, parking_lot)
+            while len(seen) < limit:
                 raw = channel.basic_get(parking_lot, no_ack=False)
                 if raw is None:
                     break
                 properties = raw.properties
+                headers = dict(properties.get("application_headers") or {})
+                if walk and headers.get(REQUEUE_WALK_HEADER) == walk:
+                    returned += 1
+                    break
                 parked = describe_parked(
                     parking_lot,
-                    position,
+                    len(seen),
                     properties.get("message_id"),
-                    dict(properties.get("application_headers") or {}),
+                    headers,
                     body_bytes(raw),
                     properties.get("content_type"),
                 )
-                act(channel, raw, parked)
+                returned += not act(channel, raw, parked)
                 seen.append(parked)
+        if returned:
+            self._await_returned(parking_lot, returned)
         return seen
 
+    def _await_returned(self, parking_lot: str, expected: int) -> None:
+        """Wait until the messages this walk gave back are ready again (best effort, bounded)."""
+        deadline = time.monotonic() + RETURN_WAIT_SECONDS
+        while self.count(parking_lot) < expected and time.monotonic() < deadline:
+            time.sleep(0.005)
+
     def list(self, parking_lot: str, limit: int = 1000) -> list[ParkedMessage]:
-        return self._walk(parking_lot, limit, lambda channel, raw, parked: None)
+        return self._walk(parking_lot, limit, lambda channel, raw, parked: False)
 
     def _owner(self, parking_lot: str) -> str:
         for subscription in self.bus.subscriptions:
@@ -116,12 +142,17 @@ class RabbitParkingLot(ParkingLot):
         # for its own user_id. Either way the requeue keeps vouching for exactly that publisher, so a
         # forged message requeued is parked again, and a rightful one passes.
         trusted = {self.bus.users.user_of(owner), self.bus.users.user_of(OPERATOR)}
+        walk = uuid.uuid4().hex
 
-        def requeue(channel: Any, raw: amqp.Message, parked: ParkedMessage) -> None:
+        def requeue(channel: Any, raw: amqp.Message, parked: ParkedMessage) -> bool:
             if not selection.matches(parked):
-                return
+                return False
             publisher = published_by(raw.properties.get("user_id"), parked.headers, trusted)
-            headers = {**requeued_headers(parked.headers, actor, reason), PUBLISHED_BY_HEADER: publisher or ""}
+            headers = {
+                **requeued_headers(parked.headers, actor, reason),
+                PUBLISHED_BY_HEADER: publisher or "",
+                REQUEUE_WALK_HEADER: walk,
+            }
             properties = {k: v for k, v in raw.properties.items() if k != "application_headers"}
             copy = amqp.Message(parked.body, application_headers=headers, **properties)
             copy.properties["delivery_mode"] = 2
@@ -131,13 +162,16 @@ class RabbitParkingLot(ParkingLot):
             )
             channel.basic_ack(raw.delivery_info["delivery_tag"])
             done.append(parked)
+            return True
 
-        self._walk(parking_lot, 1_000_000, requeue)
+        self._walk(parking_lot, 1_000_000, requeue, walk)
 
     def _purge(self, parking_lot: str, selection: Selection, done: builtins.list[ParkedMessage]) -> None:
-        def purge(channel: Any, raw: amqp.Message, parked: ParkedMessage) -> None:
-            if selection.matches(parked):
-                channel.basic_ack(raw.delivery_info["delivery_tag"])
-                done.append(parked)
+        def purge(channel: Any, raw: amqp.Message, parked: ParkedMessage) -> bool:
+            if not selection.matches(parked):
+                return False
+            channel.basic_ack(raw.delivery_info["delivery_tag"])
+            done.append(parked)
+            return True
 
         self._walk(parking_lot, 1_000_000, purge)

@@ -170,6 +170,20 @@ def test_purge_removes_only_the_selected_parked_messages(runtime: Runtime) -> No
     assert removed[0].message_id not in {m.message_id for m in remaining}
 
 
+def test_a_purge_right_after_a_listing_removes_the_message_listed_at_that_position(runtime: Runtime) -> None:
+    for key in range(5):
+        publish(runtime.bus, ProbeHappened(key=f"{key}-{uuid.uuid4().hex}", permanent=True))
+    wait_until(lambda: len(parked(runtime)) == 5, what="five parked")
+    lot = runtime.bus.parking_lot()
+    name = runtime.bus.naming.parking_lot(QUEUE)
+    for left in (5, 4, 3, 2, 1):
+        listing = parked(runtime)
+        assert len(listing) == left, "a listing must show every parked message, including ones just browsed"
+        removed = lot.purge(name, Selection(positions=frozenset({left - 1})), actor="ops", reason="known bad")
+        assert [m.message_id for m in removed] == [listing[-1].message_id]
+    assert parked(runtime) == []
+
+
 class OrphanHappened(Event):
     """An event no queue is bound for."""
 
