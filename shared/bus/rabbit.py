@@ -207,13 +207,15 @@ class RabbitBus:
                 )
                 channel.queue_bind(retry_queue, internal, retry_queue)
 
-    def delete_topology(self, subscriptions: Sequence[Subscription]) -> None:
-        """Remove what ``declare`` made (tests clean up their own namespace with it)."""
+    def delete_topology(self, subscriptions: Sequence[Subscription], also_delays: Sequence[float] = ()) -> None:
+        """Remove what ``declare`` made (tests clean up their own namespace with it); ``also_delays``:
+        retry queues another process declared in this namespace with its own delays."""
+        delays = set(self.retry_delays) | set(also_delays)
         with self.connection() as connection:
             channel = self.open_channel(connection)
             for subscription in subscriptions:
                 names = [self.naming.queue(subscription.queue), self.naming.parking_lot(subscription.queue)]
-                names += [self.naming.retry_queue(subscription.queue, d) for d in set(self.retry_delays)]
+                names += [self.naming.retry_queue(subscription.queue, d) for d in delays]
                 for name in names:
                     channel.queue_delete(name)
             for service in {subscription.service for subscription in subscriptions}:

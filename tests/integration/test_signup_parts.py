@@ -107,4 +107,5 @@ def test_the_web_alone_accepts_a_registration_that_the_handlers_in_another_proce
         finally:
             handlers.stop()
             web.stop()
-            rabbit_bus.delete_topology(declared)
+            # The processes declared the production retry delays, not this bus's short ones.
+            rabbit_bus.delete_topology(declared, also_delays=KernelSettings.model_fields["retry_delays"].default)
