@@ -8,23 +8,15 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import MetaData, text
+from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from shared.db import Database
-from shared.inbox import Inbox, inbox_table
+from shared.inbox import Inbox
 
 pytestmark = pytest.mark.postgres
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
-
-
-@pytest.fixture
-def inbox(postgres_database: Database) -> Inbox:
-    metadata = MetaData()
-    table = inbox_table(metadata, "unit")
-    metadata.create_all(postgres_database.engine)
-    return Inbox(table)
 
 
 def _ids(db: Database) -> set[tuple[str, uuid.UUID]]:
@@ -33,18 +25,18 @@ def _ids(db: Database) -> set[tuple[str, uuid.UUID]]:
 
 
 def test_the_claim_and_the_sessions_work_commit_or_roll_back_together(
-    postgres_database: Database, inbox: Inbox
+    postgres_database: Database, unit_inbox: Inbox
 ) -> None:
     claimed_only, with_session, undone = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     insert = text("INSERT INTO unit_inbox VALUES ('other', :id, now())")
     with postgres_database.connection_transaction() as transaction:
-        assert inbox.claim(transaction.connection, "h", claimed_only, NOW)
+        assert unit_inbox.claim(transaction.connection, "h", claimed_only, NOW)
     with postgres_database.connection_transaction() as transaction:
-        assert inbox.claim(transaction.connection, "h", with_session, NOW)
+        assert unit_inbox.claim(transaction.connection, "h", with_session, NOW)
         transaction.session.execute(insert, {"id": with_session})
-        assert not inbox.claim(transaction.connection, "h", with_session, NOW), "the session's work is in it"
+        assert not unit_inbox.claim(transaction.connection, "h", with_session, NOW), "the session's work is in it"
     with pytest.raises(RuntimeError), postgres_database.connection_transaction() as transaction:
-        assert inbox.claim(transaction.connection, "h", undone, NOW)
+        assert unit_inbox.claim(transaction.connection, "h", undone, NOW)
         transaction.session.execute(insert, {"id": undone})
         raise RuntimeError("the handler failed after its claim")
     assert _ids(postgres_database) == {("h", claimed_only), ("h", with_session), ("other", with_session)}
@@ -77,7 +69,9 @@ def test_a_session_that_wrote_an_outbox_wakes_its_relay_after_the_commit(postgre
         unregister(postgres_database.engine, [tables.outbox.table], wake)
 
 
-def test_a_connection_found_dead_is_invalidated_not_handed_out_again(postgres_database: Database, inbox: Inbox) -> None:
+def test_a_connection_found_dead_is_invalidated_not_handed_out_again(
+    postgres_database: Database, unit_inbox: Inbox
+) -> None:
     with postgres_database.connection_transaction() as transaction:
         victim = transaction.connection.execute(text("SELECT pg_backend_pid()")).scalar_one()
     killer = Database(postgres_database.url, schema=postgres_database.schema, pool_size=1)
@@ -87,7 +81,7 @@ def test_a_connection_found_dead_is_invalidated_not_handed_out_again(postgres_da
     finally:
         killer.dispose()
     with pytest.raises(DBAPIError) as raised, postgres_database.connection_transaction() as transaction:
-        inbox.claim(transaction.connection, "h", uuid.uuid4(), NOW)
+        unit_inbox.claim(transaction.connection, "h", uuid.uuid4(), NOW)
     assert isinstance(raised.value, OperationalError)
     with postgres_database.connection_transaction() as transaction:
         assert transaction.connection.execute(text("SELECT pg_backend_pid()")).scalar_one() != victim

@@ -8,66 +8,62 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import MetaData, text
+from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from shared.db import Database, first_row_on_driver
-from shared.inbox import Inbox, inbox_table
+from shared.inbox import Inbox
 
 pytestmark = pytest.mark.postgres
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
 
 
-@pytest.fixture
-def inbox(postgres_database: Database) -> Inbox:
-    metadata = MetaData()
-    table = inbox_table(metadata, "driver")
-    metadata.create_all(postgres_database.engine)
-    return Inbox(table)
-
-
 def _rows(db: Database) -> int:
     with db.transaction() as session:
-        return int(session.execute(text("SELECT count(*) FROM driver_inbox")).scalar_one())
+        return int(session.execute(text("SELECT count(*) FROM unit_inbox")).scalar_one())
 
 
 def test_a_claim_commits_and_rolls_back_with_the_handlers_transaction(
-    postgres_database: Database, inbox: Inbox
+    postgres_database: Database, unit_inbox: Inbox
 ) -> None:
     kept, undone = uuid.uuid4(), uuid.uuid4()
     with postgres_database.transaction() as session:
-        assert inbox.claim(session, "h", kept, NOW)
-        assert inbox.seen(session, "h", kept)
-        assert not inbox.claim(session, "h", kept, NOW)
+        assert unit_inbox.claim(session, "h", kept, NOW)
+        assert unit_inbox.seen(session, "h", kept)
+        assert not unit_inbox.claim(session, "h", kept, NOW)
     with pytest.raises(RuntimeError), postgres_database.transaction() as session:
-        assert inbox.claim(session, "h", undone, NOW)
-        session.execute(text("INSERT INTO driver_inbox VALUES ('other', :id, now())"), {"id": undone})
+        assert unit_inbox.claim(session, "h", undone, NOW)
+        session.execute(text("INSERT INTO unit_inbox VALUES ('other', :id, now())"), {"id": undone})
         raise RuntimeError("the handler failed after its claim")
     with postgres_database.transaction() as session:
-        assert inbox.seen(session, "h", kept)
-        assert not inbox.seen(session, "h", undone)
+        assert unit_inbox.seen(session, "h", kept)
+        assert not unit_inbox.seen(session, "h", undone)
     assert _rows(postgres_database) == 1
 
 
-def test_a_naive_claim_time_is_refused_before_anything_is_written(postgres_database: Database, inbox: Inbox) -> None:
+def test_a_naive_claim_time_is_refused_before_anything_is_written(
+    postgres_database: Database, unit_inbox: Inbox
+) -> None:
     with pytest.raises(TypeError, match="timezone-aware"), postgres_database.transaction() as session:
-        inbox.claim(session, "h", uuid.uuid4(), datetime(2026, 11, 1))
+        unit_inbox.claim(session, "h", uuid.uuid4(), datetime(2026, 11, 1))
     assert _rows(postgres_database) == 0
 
 
 def test_a_driver_error_comes_out_as_sqlalchemys_and_the_transaction_rolls_back(
-    postgres_database: Database, inbox: Inbox
+    postgres_database: Database, unit_inbox: Inbox
 ) -> None:
     event_id = uuid.uuid4()
-    statement = "INSERT INTO driver_inbox (handler, event_id, processed_at) VALUES (%(h)s, %(e)s, %(t)s)"
+    statement = "INSERT INTO unit_inbox (handler, event_id, processed_at) VALUES (%(h)s, %(e)s, %(t)s)"
     with pytest.raises(IntegrityError), postgres_database.transaction() as session:
-        assert inbox.claim(session, "h", event_id, NOW)
+        assert unit_inbox.claim(session, "h", event_id, NOW)
         first_row_on_driver(session, statement, {"h": "h", "e": event_id, "t": NOW})
     assert _rows(postgres_database) == 0
 
 
-def test_a_connection_found_dead_is_invalidated_not_handed_out_again(postgres_database: Database, inbox: Inbox) -> None:
+def test_a_connection_found_dead_is_invalidated_not_handed_out_again(
+    postgres_database: Database, unit_inbox: Inbox
+) -> None:
     with postgres_database.transaction() as session:
         victim = session.execute(text("SELECT pg_backend_pid()")).scalar_one()
     killer = Database(postgres_database.url, schema=postgres_database.schema, pool_size=1)
@@ -78,9 +74,9 @@ def test_a_connection_found_dead_is_invalidated_not_handed_out_again(postgres_da
         killer.dispose()
     # The pool holds only the victim's connection: the look-up is the first statement on it.
     with pytest.raises(DBAPIError) as raised, postgres_database.transaction() as session:
-        inbox.seen(session, "h", uuid.uuid4())
+        unit_inbox.seen(session, "h", uuid.uuid4())
     assert isinstance(raised.value, OperationalError)
     with postgres_database.transaction() as session:
         assert session.execute(text("SELECT pg_backend_pid()")).scalar_one() != victim
-        assert inbox.claim(session, "h", uuid.uuid4(), NOW)
+        assert unit_inbox.claim(session, "h", uuid.uuid4(), NOW)
     assert _rows(postgres_database) == 1
