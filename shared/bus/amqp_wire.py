@@ -284,7 +284,7 @@ def publish_frames(
 @functools.lru_cache(maxsize=1024)
 def _publish_method(channel_id: int, exchange: str, routing_key: str) -> bytes:
     """The method frame of a mandatory publish, the same for every event of one type: made once."""
-    method = _BASIC_PUBLISH + dumps("Bssbb", (0, exchange, routing_key, True, False))
+    method: bytes = _BASIC_PUBLISH + dumps("Bssbb", (0, exchange, routing_key, True, False))
     return pack(">BHI", 1, channel_id, len(method)) + method + _FRAME_END
 
 

@@ -17,7 +17,7 @@ import functools
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -564,7 +564,7 @@ class _EventLogContext:
 
     def __init__(self, handler: str) -> None:
         self._handler = handler
-        self._tokens: dict[str, Any] = {}
+        self._tokens: Mapping[str, Any] = {}
         self._variables: tuple[Any, ...] = ()
 
     def __enter__(self) -> _EventLogContext:

@@ -302,7 +302,7 @@ def _parse_plain(body: bytes) -> Envelope[Event] | None:
     start += len(_EVENT_TYPE_KEY)
     event_class = EVENT_TYPES.get(body[start : body.find(b'"', start)].decode("latin-1"))
     envelope_class = _plain_envelope(event_class) if event_class is not None else None
-    if envelope_class is None:
+    if event_class is None or envelope_class is None:
         return None
     try:
         envelope = envelope_class.model_validate_json(body)
