@@ -4,8 +4,9 @@ what a timeout looks like, and a message body as bytes."""
 from __future__ import annotations
 
 import errno
+import functools
 import socket
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from struct import pack, unpack_from
 from typing import Any
@@ -14,6 +15,8 @@ import amqp
 import amqp.transport
 import kombu.exceptions
 from amqp.serialization import dumps
+
+from shared.bus.amqp_properties import decode_properties, encode_properties
 
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
@@ -145,7 +148,8 @@ def take_buffered_frames(transport: Any, limit: int) -> list[tuple[int, int, byt
     return frames
 
 
-_DELIVER = (60, 60)
+_BASIC_CLASS = 60
+_DELIVER = (_BASIC_CLASS, 60)
 _DELIVER_PREFIX = pack(">HH", *_DELIVER)
 
 
@@ -198,7 +202,10 @@ def _deliver(
     exchange, offset = _shortstr(method, offset + 9)
     routing_key, _ = _shortstr(method, offset)
     message = amqp.Message(body[2], frame_method=_DELIVER, frame_args=method)
-    message._load_properties(class_id, header[2], 12)
+    if class_id == _BASIC_CLASS:
+        message.properties = decode_properties(header[2], 12)
+    else:
+        message._load_properties(class_id, header[2], 12)
     message.body_size = message.body_received = body_size
     message.ready = True
     message.channel = channel
@@ -254,23 +261,31 @@ _BASIC_PUBLISH = pack(">HH", 60, 40)
 _FRAME_END = b"\xce"
 
 
-def publish_frames(channel_id: int, exchange: str, routing_key: str, message: amqp.Message, frame_max: int) -> bytes:
-    """The frames of one mandatory ``basic.publish`` of ``message`` (bytes body), as py-amqp writes them:
-    the method, the content header, the body in frames of at most ``frame_max``.
+def publish_frames(
+    channel_id: int, exchange: str, routing_key: str, body: bytes, properties: Mapping[str, Any], frame_max: int
+) -> bytes:
+    """The frames of one mandatory ``basic.publish`` of ``body`` with ``properties`` (those of an
+    ``amqp.Message``), as py-amqp writes them: the method, the content header, the body in frames of
+    at most ``frame_max``.
 
     A batch's frames go out in one write (``write_frames``): py-amqp's ``basic_publish`` makes a system
     call per message and, on a broker that can block connections, first polls the socket for a
     ``connection.blocked`` each time; those were most of the relay's CPU per event."""
-    method = _BASIC_PUBLISH + dumps("Bssbb", (0, exchange, routing_key, True, False))
-    body: bytes = message.body
-    header = pack(">HHQ", 60, 0, len(body)) + message._serialize_properties()
-    parts = [pack(">BHI", 1, channel_id, len(method)), method, _FRAME_END]
+    header = pack(">HHQ", _BASIC_CLASS, 0, len(body)) + encode_properties(properties)
+    parts = [_publish_method(channel_id, exchange, routing_key)]
     parts += [pack(">BHI", 2, channel_id, len(header)), header, _FRAME_END]
     chunk = frame_max - 8
     for start in range(0, len(body), chunk):
         piece = body[start : start + chunk]
         parts += [pack(">BHI", 3, channel_id, len(piece)), piece, _FRAME_END]
     return b"".join(parts)
+
+
+@functools.lru_cache(maxsize=1024)
+def _publish_method(channel_id: int, exchange: str, routing_key: str) -> bytes:
+    """The method frame of a mandatory publish, the same for every event of one type: made once."""
+    method: bytes = _BASIC_PUBLISH + dumps("Bssbb", (0, exchange, routing_key, True, False))
+    return pack(">BHI", 1, channel_id, len(method)) + method + _FRAME_END
 
 
 def write_frames(amqp_connection: Any, frames: bytes) -> None:

@@ -9,6 +9,7 @@ consumers deduplicate whatever was.
 
 from __future__ import annotations
 
+import itertools
 import time
 import uuid
 from collections.abc import Sequence
@@ -31,20 +32,25 @@ if TYPE_CHECKING:
 
 def to_amqp_message(message: OutgoingMessage, user_id: str) -> amqp.Message:
     """``user_id`` must be the connection's user: RabbitMQ refuses any other (PRECONDITION_FAILED)."""
+    return amqp.Message(message.body, **amqp_properties(message, user_id))
+
+
+def amqp_properties(message: OutgoingMessage, user_id: str) -> dict[str, Any]:
+    """The properties ``to_amqp_message`` gives ``message``: the relay publishes them without building
+    the ``amqp.Message``."""
     headers = {k: v for k, v in message.headers.items() if k != PUBLISHED_BY_HEADER}  # only copies vouch
-    return amqp.Message(
-        message.body,
-        content_type=CONTENT_TYPE,
-        content_encoding="utf-8",
-        delivery_mode=2,
-        message_id=str(message.event_id),
-        type=message.event_type,
-        correlation_id=message.correlation_id,
-        app_id=message.producer,
-        timestamp=int(message.occurred_at.timestamp()),
-        user_id=user_id,
-        application_headers=headers,
-    )
+    return {
+        "content_type": CONTENT_TYPE,
+        "content_encoding": "utf-8",
+        "delivery_mode": 2,
+        "message_id": str(message.event_id),
+        "type": message.event_type,
+        "correlation_id": message.correlation_id,
+        "app_id": message.producer,
+        "timestamp": int(message.occurred_at.timestamp()),
+        "user_id": user_id,
+        "application_headers": headers,
+    }
 
 
 class ConfirmTracker:
@@ -62,7 +68,11 @@ class ConfirmTracker:
         self.next_tag += 1
 
     def _settle(self, delivery_tag: int, multiple: bool, into: set[uuid.UUID]) -> None:
-        tags = [tag for tag in self.pending if tag <= delivery_tag] if multiple else [delivery_tag]
+        tags = [delivery_tag]
+        if multiple:
+            # Pending tags are in the order sent, which is ascending: stop at the first one above (the
+            # broker confirms a batch in many ``multiple`` acks, and each walked every pending tag).
+            tags = list(itertools.takewhile(lambda tag: tag <= delivery_tag, self.pending))
         for tag in tags:
             event_id = self.pending.pop(tag, None)
             if event_id is not None:
@@ -131,8 +141,10 @@ class RabbitPublisher:
             frames = []
             for message in messages:
                 tracker.sent(message.event_id)
-                amqp_message = to_amqp_message(message, self.user_id)
-                frames.append(publish_frames(channel_id, exchange, message.event_type, amqp_message, frame_max))
+                properties = amqp_properties(message, self.user_id)
+                frames.append(
+                    publish_frames(channel_id, exchange, message.event_type, message.body, properties, frame_max)
+                )
             # The whole batch in one write; the broker's confirms are read after it (_await_confirms).
             write_frames(amqp_connection, b"".join(frames))
             self._await_confirms(tracker)

@@ -245,6 +245,12 @@ def _typed_envelope(event_class: type[Event]) -> type[Envelope[Any]]:
 
 def parse_envelope(body: bytes | str) -> Envelope[Event]:
     """Decode and validate a message body into a typed envelope, or raise ``EnvelopeError``."""
+    envelope = _parse_plain(body) if isinstance(body, bytes) else None
+    return envelope if envelope is not None else _parse_in_steps(body)
+
+
+def _parse_in_steps(body: bytes | str) -> Envelope[Event]:
+    """``parse_envelope`` for any body: each step refuses what it must in its own words."""
     document = decode_json(body)
     if not isinstance(document, dict):
         raise EnvelopeError("invalid", "body is not a JSON object")
@@ -274,6 +280,79 @@ def parse_envelope(body: bytes | str) -> Envelope[Event]:
     except ValidationError as exc:
         raise EnvelopeError("invalid", f"{raw.event_type} payload: {_summary(exc)}") from exc
     return Envelope[Event](**{**raw.__dict__, "payload": payload})
+
+
+# Where postpay's own bodies (``to_json``: compact) name their type.
+_EVENT_TYPE_KEY = b'"event_type":"'
+
+
+def _parse_plain(body: bytes) -> Envelope[Event] | None:
+    """The common body, a known type at this build's version, validated straight from its bytes: a
+    third of the CPU of ``decode_json`` and a validation of the document it makes. None for anything
+    else (and for any error), which ``parse_envelope``'s steps then decode, check and describe.
+
+    pydantic's JSON parser refuses what ``decode_json`` refuses (bad UTF-8, a BOM, half a surrogate
+    pair, NaN or Infinity where a float cannot go, over 4,300 digits, deep nesting) except a number
+    that overflows to infinity: envelopes whose schema has room for a float (``_plain_envelope``)
+    are not read this way. The type is found by a plain search, so the envelope read must say it is
+    that type at that version, as the steps would have found it, or the steps decide."""
+    start = body.find(_EVENT_TYPE_KEY)
+    if start < 0:
+        return None
+    start += len(_EVENT_TYPE_KEY)
+    event_class = EVENT_TYPES.get(body[start : body.find(b'"', start)].decode("latin-1"))
+    envelope_class = _plain_envelope(event_class) if event_class is not None else None
+    if event_class is None or envelope_class is None:
+        return None
+    try:
+        envelope = envelope_class.model_validate_json(body)
+    except ValidationError:
+        return None
+    if envelope.event_type != event_class.event_type or envelope.schema_version != event_class.schema_version:
+        return None
+    return cast("Envelope[Event]", envelope)
+
+
+# Per event class: its typed envelope if it can be read by ``_parse_plain``, else None.
+_PLAIN_ENVELOPES: dict[type[Event], type[Envelope[Any]] | None] = {}
+
+
+def _plain_envelope(event_class: type[Event]) -> type[Envelope[Any]] | None:
+    if event_class not in _PLAIN_ENVELOPES:
+        typed = _typed_envelope(event_class)
+        try:
+            floats = _may_hold_float(typed.model_json_schema())
+        except Exception:  # a type pydantic cannot describe: assume the worst
+            floats = True
+        _PLAIN_ENVELOPES[event_class] = None if floats else typed
+    return _PLAIN_ENVELOPES[event_class]
+
+
+_SCHEMA_MAPS = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas")
+_SCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
+_NARROWING = ("type", "$ref", "anyOf", "oneOf", "allOf", "const", "enum")
+
+
+def _may_hold_float(schema: Any) -> bool:
+    """Whether a JSON schema lets a fraction or an exponent through anywhere: a number, or anything
+    at all (no type, an object open to any key, an array of anything). Conservative: every $def counts."""
+    if not isinstance(schema, dict):
+        return schema is not False  # True: anything
+    kind = schema.get("type")
+    kinds = kind if isinstance(kind, list) else [kind]
+    if "number" in kinds or not any(key in schema for key in _NARROWING):
+        return True
+    if "object" in kinds and _may_hold_float(schema.get("additionalProperties", True)):
+        return True
+    if "array" in kinds and _may_hold_float(schema.get("items", "prefixItems" not in schema)):
+        return True
+    for key in _SCHEMA_MAPS:
+        if any(_may_hold_float(sub) for sub in schema.get(key, {}).values()):
+            return True
+    for key in _SCHEMA_LISTS:
+        if any(_may_hold_float(sub) for sub in schema.get(key, ())):
+            return True
+    return any(_may_hold_float(schema[key]) for key in ("not", "contains", "if", "then", "else") if key in schema)
 
 
 def _summary(exc: ValidationError) -> str:
