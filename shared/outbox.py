@@ -19,17 +19,26 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, Text, Uuid, delete, func, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from shared.bus.messages import OutgoingMessage, PublishError
-from shared.db import Database, UtcTimestamp, first_row_on_driver, insert_on_conflict, require_aware, rows_on_driver
+from shared.db import (
+    Database,
+    UtcTimestamp,
+    dialect_name,
+    first_row_on_driver,
+    insert_on_conflict,
+    require_aware,
+    rows_on_driver,
+)
 from shared.events.base import Envelope, Event, new_envelope
 from shared.logging import get_logger
 from shared.metrics import EVENTS_PUBLISHED, OUTBOX_BACKLOG
-from shared.outbox_wakeup import OutboxListener, outbox_written, register, unregister
+from shared.outbox_wakeup import OutboxListener, channel, outbox_written, register, relayed_here, unregister
 from shared.ports import Publisher
 
 __all__ = ["Outbox", "OutboxRelay", "outbox_table", "outbox_written"]
@@ -54,6 +63,9 @@ def outbox_table(metadata: MetaData, service: str) -> Table:
         Column("last_error", Text, nullable=True),
     )
 
+
+# ``outbox_written``'s NOTIFY, for an outbox written on a Core connection (see ``Outbox.add_all``).
+_NOTIFY_SQL = "SELECT pg_notify(%(channel)s, '')"
 
 # What ``Outbox._row`` gives, in the order of the driver-level insert.
 _ROW_COLUMNS = ("event_id", "event_type", "body", "headers", "correlation_id", "producer", "occurred_at", "attempts")
@@ -88,12 +100,19 @@ class Outbox:
     def add(self, session: Session, envelope: Envelope[Any]) -> None:
         self.add_all(session, [envelope])
 
-    def add_all(self, session: Session, envelopes: Sequence[Envelope[Any]]) -> None:
-        """Insert many events in one statement (a fan-out of thousands stays fast)."""
+    def add_all(self, session: Session | Connection, envelopes: Sequence[Envelope[Any]]) -> None:
+        """Insert many events in one statement (a fan-out of thousands stays fast), in the transaction
+        of ``session``: a Session, or (a handler's ``ctx.writer`` on PostgreSQL) a Core connection.
+
+        On a Session, its commit wakes this process's relays of the outbox (``outbox_written``). On a
+        connection there is no Session to hook: whoever commits it wakes them (the bus's processor does,
+        after every delivery whose handler emitted); a process with no relay of its own for the outbox
+        gets the NOTIFY either way."""
         if not envelopes:
             return
         rows = [self._row(envelope) for envelope in envelopes]
-        dialect = session.get_bind().dialect.name
+        on_connection = isinstance(session, Connection)
+        dialect = dialect_name(session)
         if len(rows) == 1 and dialect == "postgresql":
             row = rows[0]
             row["occurred_at"] = require_aware(row["occurred_at"])  # as UtcTimestamp checks it
@@ -101,7 +120,10 @@ class Outbox:
         else:
             # One row is a plain execute: the executemany path costs more for a single row.
             session.execute(self._insert(dialect), rows[0] if len(rows) == 1 else rows)
-        outbox_written(session, self.table)
+        if not on_connection:
+            outbox_written(cast(Session, session), self.table)
+        elif dialect == "postgresql" and not relayed_here(cast(Connection, session).engine, self.table):
+            first_row_on_driver(session, _NOTIFY_SQL, {"channel": channel(self.table)})
 
     @staticmethod
     def _row(envelope: Envelope[Any]) -> dict[str, Any]:

@@ -141,7 +141,9 @@ def create(
         with ctx.record_now() as session:
             store.mark_failed(session, client_id, period, attempt)
         raise
-    recording.record_created(ctx.session, draft, invoice_id, priced, ctx.now(), supersede=supersede)
+    # ctx.writer: on PostgreSQL the handler's connection, no Session made (record_created and the
+    # outbox row are statements on the driver).
+    recording.record_created(ctx.writer, draft, invoice_id, priced, ctx.now(), supersede=supersede)
     announce(ctx, invoice_created(draft, invoice_id))
 
 

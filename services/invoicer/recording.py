@@ -16,13 +16,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from services.invoicer import holds_store, provenance, store
 from services.invoicer.holding import ACTOR
 from services.invoicer.invoice_document import InvoiceDraft
 from services.invoicer.pricing import PricedUsage
-from shared.db import first_row_on_driver, require_aware
+from shared.db import dialect_name, first_row_on_driver, require_aware
 
 # Each line column that varies per line, with its array type.
 _LINE_ARRAYS = (
@@ -69,7 +70,7 @@ SELECT period, whmcs_client_id, 'superseded', %(actor)s, %(why)s, %(now)s FROM s
 
 
 def record_created(
-    session: Session,
+    session: Session | Connection,
     draft: InvoiceDraft,
     invoice_id: int,
     priced: PricedUsage | None,
@@ -80,7 +81,8 @@ def record_created(
     """Record WHMCS invoice ``invoice_id``, made from ``draft``: the ledger row, the lines' provenance
     (when ``priced`` is known) and, with ``supersede`` (why), a waiting hold of the (client, period)."""
     client_id, period = draft.client_id, draft.period.key
-    if session.get_bind().dialect.name != "postgresql":
+    if not isinstance(session, Connection) and dialect_name(session) != "postgresql":
+        # SQLite: the handler's transaction is always a Session there (``ctx.writer``).
         if priced is not None:
             provenance.record(session, draft, priced, invoice_id, now)
         _record_invoice(session, draft, invoice_id, now)

@@ -105,8 +105,10 @@ def collect_usage(
         total_tokens=usage.total_tokens,
         trigger=event.trigger,
     )
+    # ctx.writer: the row and the emitted event on the transaction's connection, with no Session made
+    # for them (most of what a Session cost this handler per customer).
     store.record_collection(
-        ctx.session,
+        ctx.writer,
         period=period.key,
         client_id=event.whmcs_client_id,
         solusvm_user_id=event.solusvm_user_id,

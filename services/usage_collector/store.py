@@ -24,9 +24,10 @@ from sqlalchemy import (
     func,
     select,
 )
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from shared.db import Amount, UtcTimestamp, first_row_on_driver, insert_on_conflict, require_aware
+from shared.db import Amount, UtcTimestamp, dialect_name, first_row_on_driver, insert_on_conflict, require_aware
 from shared.service import ServiceTables
 
 COLLECTED = "collected"
@@ -219,7 +220,7 @@ def _record_collection(dialect: str) -> Any:
 
 
 def record_collection(
-    session: Session,
+    session: Session | Connection,
     *,
     period: str,
     client_id: int,
@@ -228,7 +229,8 @@ def record_collection(
     total_tokens: int,
     now: datetime,
 ) -> None:
-    """What was collected; a re-collection (replay) refreshes it."""
+    """What was collected; a re-collection (replay) refreshes it. ``session``: the handler's transaction,
+    a Session or (``ctx.writer`` on PostgreSQL) its Core connection."""
     parameters = {
         "p_period": period,
         "p_client_id": client_id,
@@ -237,7 +239,7 @@ def record_collection(
         "p_total_tokens": total_tokens,
         "p_now": now,
     }
-    dialect = session.get_bind().dialect.name
+    dialect = dialect_name(session)
     if dialect == "postgresql":
         # Every customer of every close: plain SQL on the driver, whose own work is a fraction of what
         # SQLAlchemy's execution layer cost for this one row.

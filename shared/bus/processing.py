@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal, TypedDict, TypeVar, cast
 
 import structlog
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -134,9 +135,14 @@ class DatabaseContext:
                     occurred_at=self.clock(),
                 )
             )
-        self.outbox.add_all(session or self.session, envelopes)
+        self.outbox.add_all(session or self.writer, envelopes)
         self.wrote_outbox = self.wrote_outbox or bool(envelopes)
         return envelopes
+
+    @property
+    def writer(self) -> Session | Connection:
+        """The handler's transaction for statements that need no Session: ``session`` here."""
+        return self.session
 
 
 class HandlerContext(DatabaseContext):
@@ -194,6 +200,19 @@ class HandlerContext(DatabaseContext):
             assert self._transaction is not None
             self._session = self._transaction.session
         return self._session
+
+    @property
+    def writer(self) -> Session | Connection:
+        """The handler's transaction for statements that need no Session (plain SQL on the driver, Core
+        statements; the outbox rows ``emit`` writes): on PostgreSQL its Core connection, claimed on first
+        use as ``session`` is, without making a Session over it (most of a Session's cost per delivery is
+        saved for a handler whose writes are all such statements); elsewhere ``session``. Both are the
+        one transaction: what is written through either commits or rolls back with the other's."""
+        if self._transaction is None:
+            return self.session
+        if not self._claimed:
+            self.claim()
+        return self._transaction.connection
 
     def claim(self) -> None:
         """Claim the event in the handler's transaction, if not yet: the processor calls it after a
