@@ -75,7 +75,9 @@ def _written(db: Database, client_id: int, invoice_id: int) -> dict[str, Any]:
 
 
 def _record(db: Database, client_id: int, invoice_id: int, *, priced: bool, supersede: str | None) -> Any:
-    draft, pricing = _draft(client_id, [_vm(11, 672, 5000), _vm(12, 3, 30, name="büro 'quoted'"), _vm(13, 0, 0)])
+    draft, pricing = _draft(
+        client_id, [_vm(11, 672, 5000), _vm(12, 3, 30, name="büro 'quoted' \"dq\" \\ back"), _vm(13, 0, 0)]
+    )
     with db.transaction() as session:
         recording.record_created(session, draft, invoice_id, pricing if priced else None, NOW, supersede=supersede)
     return draft
@@ -105,7 +107,7 @@ def test_an_invoice_with_a_waiting_hold_supersedes_it(database: Database) -> Non
     assert [line.position for line in lines] == [1, 2, 3]
     assert [line.amount for line in lines] == [line.amount for line in draft.lines]
     assert lines[0].capped is True and lines[0].tokens == 5000 and lines[0].hours == 672
-    assert lines[1].vm_name == "büro 'quoted'-12" and lines[1].capped is False
+    assert lines[1].vm_name == "büro 'quoted' \"dq\" \\ back-12" and lines[1].capped is False
     assert lines[1].token_price == Decimal("0.00091") and lines[1].unrounded == Decimal("0.02730")
     assert lines[2].tokens == 0 and lines[2].amount == Decimal("0.00")
     assert all(line.currency == "EUR" and line.minor_units == 2 and line.run_key == draft.run_key for line in lines)
