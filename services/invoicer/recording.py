@@ -120,7 +120,8 @@ def record_created(
 
 def _line_object(row: dict[str, Any]) -> dict[str, Any]:
     line = {name: row.get(name) for name, _ in _LINE_COLUMNS}
-    line["amount"] = format(Decimal(line["amount"]), "f")  # exact, as numeric text (never a JSON float)
+    amount: Decimal = row["amount"]
+    line["amount"] = format(amount, "f")  # exact, as numeric text (never a JSON float)
     return line
 
 

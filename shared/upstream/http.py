@@ -247,7 +247,7 @@ def with_retries(policy: RetryPolicy, call: Callable[[], T], *, sleep: Callable[
 
 def _backoff_ceiling(policy: RetryPolicy, attempt: int) -> float:
     # 2 ** 64 times any backoff worth configuring is past max_backoff: no float overflow for long policies.
-    return min(policy.initial_backoff * 2 ** min(attempt - 1, 64), policy.max_backoff)
+    return min(policy.initial_backoff * 2.0 ** min(attempt - 1, 64), policy.max_backoff)
 
 
 def new_pacing(upstream: str, pacing: PacingPolicy | AdaptiveLimit | None) -> AdaptiveLimit | None:
