@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from services.invoicer import recording, store
@@ -54,7 +55,7 @@ def take_turn(
 
 def claim(
     ctx: HandlerContext,
-    session: Session,
+    session: Session | Connection,
     settings: InvoicerSettings,
     client_id: int,
     period: str,
