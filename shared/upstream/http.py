@@ -19,7 +19,6 @@ import time
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from email.message import Message
 from typing import Any, TypeVar
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -34,7 +33,7 @@ from shared.upstream.errors import (
     UpstreamUnavailable,
 )
 from shared.upstream.pacing import CONGESTION_STATUSES, AdaptiveLimit, PacingPolicy, Slot
-from shared.upstream.transport import Origin, StdlibTransport, env_proxies_configured
+from shared.upstream.transport import Headers, Origin, StdlibTransport, env_proxies_configured
 
 T = TypeVar("T")
 log = get_logger("postpay.upstream")
@@ -81,7 +80,7 @@ class Answer:
 
     __slots__ = ("status_code", "reason_phrase", "headers", "content")
 
-    def __init__(self, status_code: int, reason_phrase: str, headers: Message, content: bytes) -> None:
+    def __init__(self, status_code: int, reason_phrase: str, headers: Headers, content: bytes) -> None:
         self.status_code = status_code
         self.reason_phrase = reason_phrase
         self.headers = headers  # case-insensitive ``get``, as httpx's
