@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, Text, Uuid, delete, func, select, update
 from sqlalchemy.engine import Connection
@@ -87,6 +87,19 @@ class Outbox:
         self._insert_one_sql = (
             f'INSERT INTO "{table.name}" ({columns}) VALUES ({values}) ON CONFLICT (event_id) DO NOTHING'
         )
+        # The same insert with its parameters named ``o_<column>`` (``part_parameters``), for a handler
+        # whose own statement on the driver writes the row as one of its parts (a data-modifying CTE):
+        # one statement and round trip fewer per delivery. The caller follows it with ``written``.
+        prefixed = ", ".join(f"%(o_{name})s" for name in _ROW_COLUMNS)
+        self.insert_one_part = (
+            f'INSERT INTO "{table.name}" ({columns}) VALUES ({prefixed}) ON CONFLICT (event_id) DO NOTHING'
+        )
+
+    def part_parameters(self, envelope: Envelope[Any]) -> dict[str, Any]:
+        """``insert_one_part``'s parameters for ``envelope``."""
+        row = self._row(envelope)
+        row["occurred_at"] = require_aware(row["occurred_at"])  # as UtcTimestamp checks it
+        return {f"o_{name}": value for name, value in row.items()}
 
     def _insert(self, dialect: str) -> Any:
         """The insert for ``dialect``, built once (it runs for every event a handler emits).
@@ -103,16 +116,11 @@ class Outbox:
 
     def add_all(self, session: Session | Connection, envelopes: Sequence[Envelope[Any]]) -> None:
         """Insert many events in one statement (a fan-out of thousands stays fast), in the transaction
-        of ``session``: a Session, or (a handler's ``ctx.writer`` on PostgreSQL) a Core connection.
-
-        On a Session, its commit wakes this process's relays of the outbox (``outbox_written``). On a
-        connection there is no Session to hook: whoever commits it wakes them (the bus's processor does,
-        after every delivery whose handler emitted); a process with no relay of its own for the outbox
-        gets the NOTIFY either way."""
+        of ``session``: a Session, or (a handler's ``ctx.writer`` on PostgreSQL) a Core connection; see
+        ``written`` for who wakes the relay."""
         if not envelopes:
             return
         rows = [self._row(envelope) for envelope in envelopes]
-        on_connection = isinstance(session, Connection)
         dialect = dialect_name(session)
         if len(rows) == 1 and dialect == "postgresql":
             row = rows[0]
@@ -121,9 +129,16 @@ class Outbox:
         else:
             # One row is a plain execute: the executemany path costs more for a single row.
             session.execute(self._insert(dialect), rows[0] if len(rows) == 1 else rows)
-        if not on_connection:
-            outbox_written(cast(Session, session), self.table)
-        elif dialect == "postgresql" and not relayed_here(cast(Connection, session).engine, self.table):
+        self.written(session)
+
+    def written(self, session: Session | Connection) -> None:
+        """After an insert into this outbox in ``session``'s transaction (``add_all`` calls it; a caller
+        of ``insert_one_part`` must): on a Session, its commit wakes this process's relays of the outbox
+        (``outbox_written``); on a connection, whoever commits wakes them (the processor does). A
+        PostgreSQL transaction whose outbox no relay of this process ships NOTIFYs either way."""
+        if not isinstance(session, Connection):
+            outbox_written(session, self.table)
+        elif session.dialect.name == "postgresql" and not relayed_here(session.engine, self.table):
             first_row_on_driver(session, _NOTIFY_SQL, {"channel": channel(self.table)})
 
     @staticmethod

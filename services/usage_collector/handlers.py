@@ -106,7 +106,7 @@ def collect_usage(
         trigger=event.trigger,
     )
     # ctx.writer: the row and the emitted event on the transaction's connection, with no Session made
-    # for them (most of what a Session cost this handler per customer).
+    # for them, and (PostgreSQL) in one statement.
     store.record_collection(
         ctx.writer,
         period=period.key,
@@ -115,8 +115,9 @@ def collect_usage(
         vm_count=len(vms),
         total_tokens=usage.total_tokens,
         now=ctx.now(),
+        outbox=ctx.outbox,
+        collected=ctx.emitted(collected, key="usage"),
     )
-    ctx.emit(collected, key="usage")
 
 
 # What the meter saw, recorded whichever source bills (switching to the meter later finds it all); and

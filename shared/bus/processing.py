@@ -119,25 +119,32 @@ class DatabaseContext:
         self, events: Iterable[tuple[Event, str | None]], *, session: Session | None = None
     ) -> list[Envelope[Any]]:
         """Write many events in one statement; each ``(event, key)`` gets its deterministic id."""
-        envelopes = []
-        for event, key in events:
-            self._emitted += 1
-            event_id = deterministic_event_id(
-                self.envelope.event_id, self.handler, event.event_type, key if key is not None else self._emitted
-            )
-            envelopes.append(
-                new_envelope(
-                    event,
-                    producer=self.outbox.producer,
-                    event_id=event_id,
-                    correlation_id=self.envelope.correlation_id,
-                    causation_id=self.envelope.event_id,
-                    occurred_at=self.clock(),
-                )
-            )
+        envelopes = [self._envelope(event, key) for event, key in events]
         self.outbox.add_all(session or self.writer, envelopes)
         self.wrote_outbox = self.wrote_outbox or bool(envelopes)
         return envelopes
+
+    def emitted(self, event: Event, *, key: str) -> Envelope[Any]:
+        """``emit``'s envelope (the same deterministic id) for a handler whose own statement writes its
+        outbox row in this transaction (``Outbox.insert_one_part``, then ``Outbox.written``): one
+        statement fewer. The relay is woken after the commit, as for ``emit``."""
+        envelope = self._envelope(event, key)
+        self.wrote_outbox = True
+        return envelope
+
+    def _envelope(self, event: Event, key: str | None) -> Envelope[Any]:
+        self._emitted += 1
+        event_id = deterministic_event_id(
+            self.envelope.event_id, self.handler, event.event_type, key if key is not None else self._emitted
+        )
+        return new_envelope(
+            event,
+            producer=self.outbox.producer,
+            event_id=event_id,
+            correlation_id=self.envelope.correlation_id,
+            causation_id=self.envelope.event_id,
+            occurred_at=self.clock(),
+        )
 
     @property
     def writer(self) -> Session | Connection:

@@ -138,3 +138,39 @@ def test_no_hold_nothing_superseded_and_a_second_record_keeps_the_first_lines(da
     assert len(first["lines"]) == 3 and again["lines"] == first["lines"]
     assert again["entry"] == first["entry"]
     assert isinstance(first["entry"]["due_date"], date)
+
+
+def test_the_invoice_created_event_goes_into_the_outbox_with_the_invoice(database: Database) -> None:
+    """With the outbox given, the event's row is written with the invoice (on PostgreSQL in the same
+    statement) and the outbox is marked written, exactly once however often the record is repeated."""
+    from sqlalchemy import select
+
+    from shared.events.base import new_envelope
+    from shared.events.billing import InvoiceCreated
+
+    store.tables.metadata.create_all(database.engine)
+    outbox = store.tables.outbox
+    _claimed(database, 10)
+    draft, pricing = _draft(10, [_vm(11, 672, 5000)])
+    created = new_envelope(
+        InvoiceCreated(
+            whmcs_client_id=10,
+            period=PERIOD.key,
+            invoice_id=1000,
+            currency="EUR",
+            total=draft.total,
+            line_count=1,
+            due_date=draft.due_date,
+            run_key=draft.run_key,
+        ),
+        producer="invoicer",
+    )
+    for _ in range(2):  # a redelivery that got this far: still one row
+        with database.transaction() as session:
+            recording.record_created(
+                session, draft, 1000, pricing, NOW, supersede="why", outbox=outbox, created=created
+            )
+    with database.transaction() as session:
+        rows = session.execute(select(outbox.table.c.event_id, outbox.table.c.event_type)).all()
+    assert [(row.event_id, row.event_type) for row in rows] == [(created.event_id, "InvoiceCreated")]
+    assert _written(database, 10, 1000)["entry"]["status"] == store.INVOICED
