@@ -82,8 +82,13 @@ try:
         if on_connection:
             # As a handler's ``ctx.writer`` writes them: on the transaction's Core connection, no Session.
             with db.connection_transaction() as unit:
-                recording.record_created(unit.connection, draft, client, priced, now, supersede="why")
-                outbox.add_all(unit.connection, [envelope])
+                if hasattr(outbox, "insert_one_part"):  # the outbox row as a part of the one statement
+                    recording.record_created(
+                        unit.connection, draft, client, priced, now, supersede="why", outbox=outbox, created=envelope
+                    )
+                else:
+                    recording.record_created(unit.connection, draft, client, priced, now, supersede="why")
+                    outbox.add_all(unit.connection, [envelope])
             continue
         with db.transaction() as s:
             if recording is not None:
