@@ -1,8 +1,9 @@
 """The invoicer's writes after CreateInvoice for N invoices, each in its own transaction on PostgreSQL:
 the ledger row, three lines' provenance, the hold supersession and the outbox row, through the
 statements of whichever tree ``PYTHONPATH`` puts first (one with ``services/invoicer/recording.py``
-uses it). Meant for callgrind, whose instruction counts do not depend on the machine's load: run it
-at two N and divide the difference by the difference of N (docs/benchmarks.md)::
+uses it; one with ``ctx.writer`` writes on a Core connection without a Session, as its handler does).
+Meant for callgrind, whose instruction counts do not depend on the machine's load: run it at two N and
+divide the difference by the difference of N (docs/benchmarks.md)::
 
     PYTHONPATH=/tmp/before valgrind --tool=callgrind python bench/invoice_writes.py postgresql://... 150
 """
@@ -16,6 +17,7 @@ from decimal import Decimal
 
 from sqlalchemy import create_engine, text
 
+import shared.db
 from services.invoicer import holds_store, provenance, store
 from services.invoicer.invoice_document import draft_invoice
 from services.invoicer.pricing import Tariff, price_usage
@@ -29,6 +31,9 @@ try:
     from services.invoicer import recording
 except ImportError:
     recording = None
+
+# A tree with ``ctx.writer`` (``shared.db.dialect_name`` came with it) writes on a Core connection.
+on_connection = recording is not None and hasattr(shared.db, "dialect_name")
 
 url, n = sys.argv[1], int(sys.argv[2])
 schema = f"mb_{uuid.uuid4().hex[:8]}"
@@ -74,6 +79,17 @@ try:
             ),
             producer="invoicer",
         )
+        if on_connection:
+            # As a handler's ``ctx.writer`` writes them: on the transaction's Core connection, no Session.
+            with db.connection_transaction() as unit:
+                if hasattr(outbox, "insert_one_part"):  # the outbox row as a part of the one statement
+                    recording.record_created(
+                        unit.connection, draft, client, priced, now, supersede="why", outbox=outbox, created=envelope
+                    )
+                else:
+                    recording.record_created(unit.connection, draft, client, priced, now, supersede="why")
+                    outbox.add_all(unit.connection, [envelope])
+            continue
         with db.transaction() as s:
             if recording is not None:
                 recording.record_created(s, draft, client, priced, now, supersede="why")

@@ -263,6 +263,11 @@ class ConnectionTransaction:
             self._connection.close()
 
 
+def dialect_name(where: Session | Connection) -> str:
+    """The database of ``where``'s transaction: a Session, or a Core connection (``ctx.writer``)."""
+    return where.dialect.name if isinstance(where, Connection) else where.get_bind().dialect.name
+
+
 def first_row_on_driver(
     where: Session | Connection, statement: str, parameters: Mapping[str, Any]
 ) -> tuple[Any, ...] | None:

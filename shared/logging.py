@@ -55,9 +55,25 @@ def redact(value: Any) -> Any:
     return value
 
 
+# Keys already found not secret-looking: the keys of log calls and bound context are a small fixed set
+# in the code, and a set look-up per key is a fraction of a call through the pattern's cache. Bounded,
+# so that a caller logging under generated keys cannot grow it without end.
+_ordinary_keys: set[str] = set()
+_MAX_ORDINARY_KEYS = 4096
+
+
 def _redact_processor(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> Mapping[str, Any]:
     # The common line (plain values under ordinary keys) goes on as it is, without a copy.
-    if all(type(item) in _PLAIN and type(key) is str and not _is_secret_key(key) for key, item in event_dict.items()):
+    ordinary = _ordinary_keys
+    for key, item in event_dict.items():
+        if key not in ordinary:
+            if type(key) is not str or _is_secret_key(key):
+                break
+            if len(ordinary) < _MAX_ORDINARY_KEYS:
+                ordinary.add(key)
+        if type(item) not in _PLAIN:
+            break
+    else:
         return event_dict
     redacted: Mapping[str, Any] = redact(event_dict)
     return redacted

@@ -15,10 +15,11 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import bindparam, literal, select, true
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from services.invoicer import holds_store, store
-from shared.db import rows_on_driver
+from shared.db import dialect_name, rows_on_driver
 
 
 @dataclass(frozen=True)
@@ -77,9 +78,9 @@ _UTC_FIELDS = frozenset(
 )
 
 
-def read(session: Session, client_id: int, period: str) -> FirstReads:
+def read(session: Session | Connection, client_id: int, period: str) -> FirstReads:
     parameters = {"p_client_id": client_id, "p_period": period}
-    if session.get_bind().dialect.name == "postgresql":
+    if dialect_name(session) == "postgresql":
         rows: list[Any] = _utc_rows_on_driver(session, _READ_SQL, parameters)
     else:
         rows = list(session.execute(_READ, parameters).all())
@@ -103,7 +104,7 @@ def _pause_of(row: Any) -> holds_store.Pause | None:
     return holds_store.Pause(**{name: getattr(row, f"p_{name}") for name in _PAUSE_FIELDS})
 
 
-def _utc_rows_on_driver(session: Session, statement: str, parameters: dict[str, Any]) -> list[Any]:
+def _utc_rows_on_driver(session: Session | Connection, statement: str, parameters: dict[str, Any]) -> list[Any]:
     # The driver gives timestamps in the session's zone; UtcTimestamp reads them in UTC.
     return [
         row._replace(**{name: getattr(row, name).astimezone(UTC) for name in _UTC_FIELDS if getattr(row, name)})

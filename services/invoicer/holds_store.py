@@ -19,6 +19,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import BigInteger, Column, Index, Integer, String, Table, Text, bindparam, func, select, text
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from services.invoicer.pricing import PricedUsage, PricedVm, Tariff
@@ -232,7 +233,7 @@ _DECIDE = (
 )
 
 
-def get(session: Session, client_id: int, period: str, *, lock: bool = False) -> Hold | None:
+def get(session: Session | Connection, client_id: int, period: str, *, lock: bool = False) -> Hold | None:
     query = _HOLD_LOCKED if lock else _HOLD
     row = session.execute(query, {"p_client_id": client_id, "p_period": period}).first()
     return _hold(row) if row is not None else None

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from services.invoicer import recording, store
@@ -54,7 +55,7 @@ def take_turn(
 
 def claim(
     ctx: HandlerContext,
-    session: Session,
+    session: Session | Connection,
     settings: InvoicerSettings,
     client_id: int,
     period: str,
@@ -141,8 +142,20 @@ def create(
         with ctx.record_now() as session:
             store.mark_failed(session, client_id, period, attempt)
         raise
-    recording.record_created(ctx.session, draft, invoice_id, priced, ctx.now(), supersede=supersede)
-    announce(ctx, invoice_created(draft, invoice_id))
+    # ctx.writer: on PostgreSQL the handler's connection, no Session made; the InvoiceCreated outbox row
+    # is a part of record_created's one statement there.
+    invoice = invoice_created(draft, invoice_id)
+    recording.record_created(
+        ctx.writer,
+        draft,
+        invoice_id,
+        priced,
+        ctx.now(),
+        supersede=supersede,
+        outbox=ctx.outbox,
+        created=ctx.emitted(invoice, key="invoice"),
+    )
+    log_recorded(ctx, invoice)
 
 
 def invoice_created(draft: InvoiceDraft, invoice_id: int) -> InvoiceCreated:
@@ -202,6 +215,11 @@ def record(ctx: HandlerContext, invoice: InvoiceCreated) -> None:
 def announce(ctx: HandlerContext, invoice: InvoiceCreated) -> None:
     """``InvoiceCreated`` into the outbox, and the operator's log line, once the ledger row is written."""
     ctx.emit(invoice, key="invoice")
+    log_recorded(ctx, invoice)
+
+
+def log_recorded(ctx: HandlerContext, invoice: InvoiceCreated) -> None:
+    """The operator's one line per invoice."""
     ctx.log.info(
         "invoice recorded",
         client_id=invoice.whmcs_client_id,

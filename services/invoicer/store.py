@@ -18,9 +18,18 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import BigInteger, Column, ColumnElement, Date, Integer, String, Table, bindparam, func, select
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from shared.db import Amount, UtcTimestamp, first_row_on_driver, insert_on_conflict, require_aware, rows_changed
+from shared.db import (
+    Amount,
+    UtcTimestamp,
+    dialect_name,
+    first_row_on_driver,
+    insert_on_conflict,
+    require_aware,
+    rows_changed,
+)
 from shared.service import ServiceTables
 
 PENDING = "pending"
@@ -80,8 +89,8 @@ def _entry(row: Any) -> LedgerEntry | None:
     return LedgerEntry(**{name: getattr(row, name) for name in LedgerEntry.__dataclass_fields__})
 
 
-def _dialect(session: Session) -> str:
-    return session.get_bind().dialect.name
+def _dialect(session: Session | Connection) -> str:
+    return dialect_name(session)
 
 
 # The hot statements are built once per dialect, with bound parameters: building and cache-keying a
@@ -131,7 +140,7 @@ _FIRST_ATTEMPT_SQL = (
 )
 
 
-def entry(session: Session, client_id: int, period: str, *, lock: bool = False) -> LedgerEntry | None:
+def entry(session: Session | Connection, client_id: int, period: str, *, lock: bool = False) -> LedgerEntry | None:
     """The row, if any; with ``lock`` it stays locked until the session's transaction ends."""
     query = _ENTRY_LOCKED if lock else _ENTRY
     return _entry(session.execute(query, {"p_client_id": client_id, "p_period": period}).first())
@@ -178,7 +187,7 @@ class Claim:
 
 
 def claim(
-    session: Session,
+    session: Session | Connection,
     client_id: int,
     period: str,
     run_key: str,
@@ -322,5 +331,5 @@ def _key(client_id: int, period: str) -> Any:
     return (ledger.c.whmcs_client_id == client_id) & (ledger.c.period == period)
 
 
-def _update(session: Session, client_id: int, period: str, **values: Any) -> None:
+def _update(session: Session | Connection, client_id: int, period: str, **values: Any) -> None:
     session.execute(ledger.update().where(_key(client_id, period)).values(**values))

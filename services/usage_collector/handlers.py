@@ -105,16 +105,19 @@ def collect_usage(
         total_tokens=usage.total_tokens,
         trigger=event.trigger,
     )
+    # ctx.writer: the row and the emitted event on the transaction's connection, with no Session made
+    # for them, and (PostgreSQL) in one statement.
     store.record_collection(
-        ctx.session,
+        ctx.writer,
         period=period.key,
         client_id=event.whmcs_client_id,
         solusvm_user_id=event.solusvm_user_id,
         vm_count=len(vms),
         total_tokens=usage.total_tokens,
         now=ctx.now(),
+        outbox=ctx.outbox,
+        collected=ctx.emitted(collected, key="usage"),
     )
-    ctx.emit(collected, key="usage")
 
 
 # What the meter saw, recorded whichever source bills (switching to the meter later finds it all); and

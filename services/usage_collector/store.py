@@ -24,9 +24,12 @@ from sqlalchemy import (
     func,
     select,
 )
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from shared.db import Amount, UtcTimestamp, first_row_on_driver, insert_on_conflict, require_aware
+from shared.db import Amount, UtcTimestamp, dialect_name, first_row_on_driver, insert_on_conflict, require_aware
+from shared.events.base import Envelope
+from shared.outbox import Outbox
 from shared.service import ServiceTables
 
 COLLECTED = "collected"
@@ -219,7 +222,7 @@ def _record_collection(dialect: str) -> Any:
 
 
 def record_collection(
-    session: Session,
+    session: Session | Connection,
     *,
     period: str,
     client_id: int,
@@ -227,8 +230,12 @@ def record_collection(
     vm_count: int,
     total_tokens: int,
     now: datetime,
+    outbox: Outbox | None = None,
+    collected: Envelope[Any] | None = None,
 ) -> None:
-    """What was collected; a re-collection (replay) refreshes it."""
+    """What was collected; a re-collection (replay) refreshes it. ``session``: the handler's transaction,
+    a Session or (``ctx.writer`` on PostgreSQL) its Core connection. With ``outbox``, the ``collected``
+    event (``ctx.emitted``) goes into it in the same statement on PostgreSQL."""
     parameters = {
         "p_period": period,
         "p_client_id": client_id,
@@ -237,13 +244,27 @@ def record_collection(
         "p_total_tokens": total_tokens,
         "p_now": now,
     }
-    dialect = session.get_bind().dialect.name
+    dialect = dialect_name(session)
     if dialect == "postgresql":
         # Every customer of every close: plain SQL on the driver, whose own work is a fraction of what
         # SQLAlchemy's execution layer cost for this one row.
-        first_row_on_driver(session, _RECORD_COLLECTION_SQL, {**parameters, "p_now": require_aware(now)})
-    else:
-        session.execute(_record_collection(dialect), parameters)
+        parameters["p_now"] = require_aware(now)
+        if outbox is None or collected is None:
+            first_row_on_driver(session, _RECORD_COLLECTION_SQL, parameters)
+            return
+        # The event's outbox row as a second part of the statement: one round trip fewer per customer.
+        parameters.update(outbox.part_parameters(collected))
+        first_row_on_driver(session, _with_outbox_row(outbox.insert_one_part), parameters)
+        outbox.written(session)
+        return
+    session.execute(_record_collection(dialect), parameters)
+    if outbox is not None and collected is not None:
+        outbox.add_all(session, [collected])
+
+
+@functools.cache
+def _with_outbox_row(insert_one_part: str) -> str:
+    return f"WITH collected AS ({_RECORD_COLLECTION_SQL}) {insert_one_part}"
 
 
 # ``_record_collection`` on PostgreSQL, in the driver's parameter style.

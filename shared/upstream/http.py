@@ -11,25 +11,18 @@ so it adds no uncertainty to a write.
 
 from __future__ import annotations
 
+import functools
 import http.cookiejar
 import json
+import random
 import time
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from email.message import Message
 from typing import Any, TypeVar
 from urllib.parse import quote, urlencode, urlsplit
 
 import httpx
-from tenacity import (
-    RetryCallState,
-    Retrying,
-    retry_if_exception,
-    stop_after_attempt,
-    stop_before_delay,
-    wait_random_exponential,
-)
 
 from shared.logging import get_logger
 from shared.metrics import UPSTREAM_ERRORS, UPSTREAM_IN_FLIGHT_LIMIT, UPSTREAM_SECONDS
@@ -40,7 +33,7 @@ from shared.upstream.errors import (
     UpstreamUnavailable,
 )
 from shared.upstream.pacing import CONGESTION_STATUSES, AdaptiveLimit, PacingPolicy, Slot
-from shared.upstream.transport import Origin, StdlibTransport, env_proxies_configured
+from shared.upstream.transport import Headers, Origin, StdlibTransport, env_proxies_configured
 
 T = TypeVar("T")
 log = get_logger("postpay.upstream")
@@ -87,7 +80,7 @@ class Answer:
 
     __slots__ = ("status_code", "reason_phrase", "headers", "content")
 
-    def __init__(self, status_code: int, reason_phrase: str, headers: Message, content: bytes) -> None:
+    def __init__(self, status_code: int, reason_phrase: str, headers: Headers, content: bytes) -> None:
         self.status_code = status_code
         self.reason_phrase = reason_phrase
         self.headers = headers  # case-insensitive ``get``, as httpx's
@@ -224,23 +217,36 @@ def is_retryable(exc: BaseException) -> bool:
 
 
 def with_retries(policy: RetryPolicy, call: Callable[[], T], *, sleep: Callable[[float], None] = time.sleep) -> T:
-    """Run ``call`` until it succeeds, fails for good, or the policy's attempts or deadline run out."""
-    backoff = wait_random_exponential(multiplier=policy.initial_backoff, max=policy.max_backoff)
+    """Run ``call`` until it succeeds, fails for good, or the policy's attempts or deadline run out.
 
-    def wait(state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, UpstreamRateLimited) and exc.retry_after is not None:
-            return min(exc.retry_after, policy.max_retry_after)
-        return backoff(state)
+    The policy tenacity's ``Retrying`` applied (retry ``is_retryable`` failures; stop after
+    ``max_attempts`` or before a wait that would end past ``deadline_seconds`` from the start; wait
+    ``uniform(0, min(initial_backoff * 2 ** (attempt - 1), max_backoff))``, or a rate limit's
+    ``Retry-After`` up to ``max_retry_after``; the last failure re-raised as it was), as a plain loop:
+    building a ``Retrying`` and its call state for every upstream call cost more CPU than the loop's
+    first, usual, successful attempt does (~11 % of the invoicer's CPU in a month close's profile)."""
+    started = time.monotonic()
+    attempt = 1
+    while True:
+        try:
+            return call()
+        except BaseException as exc:
+            if not is_retryable(exc):
+                raise
+            elapsed = time.monotonic() - started
+            if isinstance(exc, UpstreamRateLimited) and exc.retry_after is not None:
+                wait = min(exc.retry_after, policy.max_retry_after)
+            else:
+                wait = random.uniform(0, _backoff_ceiling(policy, attempt))
+            if attempt >= policy.max_attempts or elapsed + wait >= policy.deadline_seconds:
+                raise
+        sleep(wait)
+        attempt += 1
 
-    retrying = Retrying(
-        retry=retry_if_exception(is_retryable),
-        stop=stop_after_attempt(policy.max_attempts) | stop_before_delay(policy.deadline_seconds),
-        wait=wait,
-        sleep=sleep,
-        reraise=True,
-    )
-    return retrying(call)
+
+def _backoff_ceiling(policy: RetryPolicy, attempt: int) -> float:
+    # 2 ** 64 times any backoff worth configuring is past max_backoff: no float overflow for long policies.
+    return min(policy.initial_backoff * 2.0 ** min(attempt - 1, 64), policy.max_backoff)
 
 
 def new_pacing(upstream: str, pacing: PacingPolicy | AdaptiveLimit | None) -> AdaptiveLimit | None:
@@ -274,7 +280,7 @@ def send(
         return _send(client, upstream, label, method, url, write, slot, kwargs)
     finally:
         pacing.release(slot)
-        UPSTREAM_IN_FLIGHT_LIMIT.labels(upstream).set(pacing.limit)
+        _in_flight_limit(upstream).set(pacing.limit)
 
 
 def _send(
@@ -308,8 +314,11 @@ def _send(
             slot.congested()
         elif response.status_code < 500:
             slot.answered(elapsed)
-    UPSTREAM_SECONDS.labels(upstream, label).observe(elapsed)
-    log.info(
+    _seconds(upstream, label).observe(elapsed)
+    # An answer that went well is a DEBUG line: three of a month close's six lines per invoice were these,
+    # each ~20 µs of CPU and a write; the latency histogram above still counts every call, and an error
+    # status (which the client raises or a retry follows) stays an INFO line.
+    (log.info if response.status_code >= 400 else log.debug)(
         "upstream call",
         upstream=upstream,
         method=method,
@@ -318,6 +327,18 @@ def _send(
         latency_ms=round(elapsed * 1000, 1),
     )
     return response
+
+
+# A metric's child per label set, looked up once: ``labels()`` validates and locks on every call, and
+# every upstream call observes two. Labels are an upstream and a call name, a small fixed set.
+@functools.lru_cache(maxsize=1024)
+def _seconds(upstream: str, label: str) -> Any:
+    return UPSTREAM_SECONDS.labels(upstream, label)
+
+
+@functools.lru_cache(maxsize=64)
+def _in_flight_limit(upstream: str) -> Any:
+    return UPSTREAM_IN_FLIGHT_LIMIT.labels(upstream)
 
 
 def _record_failure(upstream: str, label: str, method: str, started: float, kind: str, exc: BaseException) -> None:

@@ -22,7 +22,7 @@ import socket
 import ssl
 import threading
 import urllib.request
-from email.message import Message
+from typing import BinaryIO
 
 import httpx
 
@@ -40,7 +40,7 @@ class RawAnswer:
 
     __slots__ = ("status", "reason", "headers", "content", "will_close")
 
-    def __init__(self, status: int, reason: str, headers: Message, content: bytes, will_close: bool) -> None:
+    def __init__(self, status: int, reason: str, headers: Headers, content: bytes, will_close: bool) -> None:
         self.status = status
         self.reason = reason
         self.headers = headers
@@ -182,16 +182,169 @@ def _exchange(
         raise httpx.WriteError(f"sending the request failed: {exc}", request=request) from exc
     try:
         sock.settimeout(timeouts.get("read"))
-        answer = http.client.HTTPResponse(sock, method=method)
+        reader = sock.makefile("rb")
         try:
-            answer.begin()
-            content = answer.read()
+            return _read_answer(reader, method)
         finally:
-            answer.close()
+            reader.close()
     except TimeoutError as exc:
         raise httpx.ReadTimeout("no answer within the read timeout", request=request) from exc
     except http.client.HTTPException as exc:  # a cut-off or malformed answer (RemoteDisconnected too)
         raise httpx.RemoteProtocolError(f"incomplete answer: {type(exc).__name__}", request=request) from exc
     except OSError as exc:
         raise httpx.ReadError(f"reading the answer failed: {exc}", request=request) from exc
-    return RawAnswer(answer.status, answer.reason, answer.msg, content, bool(answer.will_close))
+
+
+class Headers:
+    """An answer's header fields in the order they came: ``get`` is case-insensitive and gives the
+    first of a repeated name, as ``email.message.Message.get`` (what ``http.client`` made) does."""
+
+    __slots__ = ("_fields",)
+
+    def __init__(self, fields: list[tuple[str, str]]) -> None:
+        self._fields = fields
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        wanted = name.lower()
+        for field, value in self._fields:
+            if field.lower() == wanted:
+                return value
+        return default
+
+    def __getitem__(self, name: str) -> str | None:
+        return self.get(name)  # None when missing, as Message's
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self.get(name) is not None
+
+    def items(self) -> list[tuple[str, str]]:
+        return list(self._fields)
+
+
+# http.client's limits on what it reads.
+_MAX_LINE = 65536
+_MAX_HEADERS = 100
+
+
+def _read_answer(reader: BinaryIO, method: str) -> RawAnswer:
+    """One answer, read as ``http.client.HTTPResponse`` reads it (status line, 1xx answers skipped,
+    headers, a body by Content-Length, chunked or to the end; the same exceptions for what is cut off
+    or malformed), without its header parser: ``email``'s feed parser was about half of a call's CPU."""
+    version, status, reason = _status_line(reader)
+    while status == 100:  # 100 Continue: its headers are skipped, the answer follows
+        _header_fields(reader)
+        version, status, reason = _status_line(reader)
+    headers = Headers(_header_fields(reader))
+    will_close = _will_close(version, headers)
+    chunked = (headers.get("Transfer-Encoding") or "").lower() == "chunked"
+    length: int | None = None
+    if not chunked:
+        length = _content_length(headers)
+    if status in (204, 304) or status < 200 or method == "HEAD":
+        chunked, length = False, 0
+    if not will_close and not chunked and length is None:
+        will_close = True  # the body ends when the server closes the connection
+    if chunked:
+        content = _read_chunked(reader)
+    elif length is None:
+        content = reader.read()
+    else:
+        content = reader.read(length) if length else b""
+        if len(content) < length:
+            raise http.client.IncompleteRead(content, length - len(content))
+    return RawAnswer(status, reason, headers, content, will_close)
+
+
+def _line(reader: BinaryIO) -> bytes:
+    line = reader.readline(_MAX_LINE + 1)
+    if len(line) > _MAX_LINE:
+        raise http.client.LineTooLong("line")
+    return line
+
+
+def _status_line(reader: BinaryIO) -> tuple[int, int, str]:
+    line = str(_line(reader), "iso-8859-1")
+    if not line:
+        raise http.client.RemoteDisconnected("Remote end closed connection without response")
+    try:
+        protocol, status_text, reason = line.split(None, 2)
+    except ValueError:
+        try:
+            protocol, status_text = line.split(None, 1)
+            reason = ""
+        except ValueError:
+            protocol = status_text = reason = ""
+    if not protocol.startswith("HTTP/"):
+        raise http.client.BadStatusLine(line)
+    try:
+        status = int(status_text)
+    except ValueError:
+        raise http.client.BadStatusLine(line) from None
+    if not 100 <= status <= 999:
+        raise http.client.BadStatusLine(line)
+    if protocol == "HTTP/1.0" or protocol.startswith("HTTP/0."):
+        version = 10
+    elif protocol.startswith("HTTP/1."):
+        version = 11
+    else:
+        raise http.client.UnknownProtocol(protocol)
+    return version, status, reason.strip()
+
+
+def _header_fields(reader: BinaryIO) -> list[tuple[str, str]]:
+    fields: list[tuple[str, str]] = []  # values with their line endings until the block is read
+    while True:
+        line = _line(reader)
+        if line in (b"\r\n", b"\n", b""):
+            return [(name, value.rstrip("\r\n")) for name, value in fields]
+        if len(fields) >= _MAX_HEADERS:
+            raise http.client.HTTPException(f"got more than {_MAX_HEADERS} headers")
+        text = str(line, "iso-8859-1")
+        if text[0] in " \t" and fields:  # an obsolete folded continuation, kept as email's parser kept it
+            name, value = fields[-1]
+            fields[-1] = (name, value + text)
+            continue
+        name, colon, value = text.partition(":")
+        if colon:  # a line that is no field is dropped (email's parser counted it a defect)
+            fields.append((name, value.lstrip(" \t")))
+
+
+def _will_close(version: int, headers: Headers) -> bool:
+    connection = (headers.get("Connection") or "").lower()
+    if "close" in connection:
+        return True
+    if version == 11:
+        return False
+    proxy = (headers.get("Proxy-Connection") or "").lower()
+    return not (headers.get("Keep-Alive") or "keep-alive" in connection or "keep-alive" in proxy)
+
+
+def _content_length(headers: Headers) -> int | None:
+    value = headers.get("Content-Length")
+    if value is None:
+        return None
+    try:
+        length = int(value)
+    except ValueError:
+        return None
+    return length if length >= 0 else None
+
+
+def _read_chunked(reader: BinaryIO) -> bytes:
+    parts: list[bytes] = []
+    while True:
+        size_line = _line(reader)
+        try:
+            size = int(size_line.split(b";", 1)[0], 16)
+        except ValueError as exc:
+            raise http.client.IncompleteRead(b"".join(parts)) from exc
+        if size == 0:
+            break
+        chunk = reader.read(size)
+        if len(chunk) < size:
+            raise http.client.IncompleteRead(b"".join(parts) + chunk, size - len(chunk))
+        parts.append(chunk)
+        reader.read(2)  # the CRLF after the chunk
+    while _line(reader) not in (b"\r\n", b"\n", b""):
+        pass  # trailer fields, not used
+    return b"".join(parts)

@@ -75,7 +75,9 @@ def _written(db: Database, client_id: int, invoice_id: int) -> dict[str, Any]:
 
 
 def _record(db: Database, client_id: int, invoice_id: int, *, priced: bool, supersede: str | None) -> Any:
-    draft, pricing = _draft(client_id, [_vm(11, 672, 5000), _vm(12, 3, 30, name="büro 'quoted'"), _vm(13, 0, 0)])
+    draft, pricing = _draft(
+        client_id, [_vm(11, 672, 5000), _vm(12, 3, 30, name="büro 'quoted' \"dq\" \\ back"), _vm(13, 0, 0)]
+    )
     with db.transaction() as session:
         recording.record_created(session, draft, invoice_id, pricing if priced else None, NOW, supersede=supersede)
     return draft
@@ -105,7 +107,7 @@ def test_an_invoice_with_a_waiting_hold_supersedes_it(database: Database) -> Non
     assert [line.position for line in lines] == [1, 2, 3]
     assert [line.amount for line in lines] == [line.amount for line in draft.lines]
     assert lines[0].capped is True and lines[0].tokens == 5000 and lines[0].hours == 672
-    assert lines[1].vm_name == "büro 'quoted'-12" and lines[1].capped is False
+    assert lines[1].vm_name == "büro 'quoted' \"dq\" \\ back-12" and lines[1].capped is False
     assert lines[1].token_price == Decimal("0.00091") and lines[1].unrounded == Decimal("0.02730")
     assert lines[2].tokens == 0 and lines[2].amount == Decimal("0.00")
     assert all(line.currency == "EUR" and line.minor_units == 2 and line.run_key == draft.run_key for line in lines)
@@ -136,3 +138,39 @@ def test_no_hold_nothing_superseded_and_a_second_record_keeps_the_first_lines(da
     assert len(first["lines"]) == 3 and again["lines"] == first["lines"]
     assert again["entry"] == first["entry"]
     assert isinstance(first["entry"]["due_date"], date)
+
+
+def test_the_invoice_created_event_goes_into_the_outbox_with_the_invoice(database: Database) -> None:
+    """With the outbox given, the event's row is written with the invoice (on PostgreSQL in the same
+    statement) and the outbox is marked written, exactly once however often the record is repeated."""
+    from sqlalchemy import select
+
+    from shared.events.base import new_envelope
+    from shared.events.billing import InvoiceCreated
+
+    store.tables.metadata.create_all(database.engine)
+    outbox = store.tables.outbox
+    _claimed(database, 10)
+    draft, pricing = _draft(10, [_vm(11, 672, 5000)])
+    created = new_envelope(
+        InvoiceCreated(
+            whmcs_client_id=10,
+            period=PERIOD.key,
+            invoice_id=1000,
+            currency="EUR",
+            total=draft.total,
+            line_count=1,
+            due_date=draft.due_date,
+            run_key=draft.run_key,
+        ),
+        producer="invoicer",
+    )
+    for _ in range(2):  # a redelivery that got this far: still one row
+        with database.transaction() as session:
+            recording.record_created(
+                session, draft, 1000, pricing, NOW, supersede="why", outbox=outbox, created=created
+            )
+    with database.transaction() as session:
+        rows = session.execute(select(outbox.table.c.event_id, outbox.table.c.event_type)).all()
+    assert [(row.event_id, row.event_type) for row in rows] == [(created.event_id, "InvoiceCreated")]
+    assert _written(database, 10, 1000)["entry"]["status"] == store.INVOICED
