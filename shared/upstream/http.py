@@ -14,7 +14,6 @@ from __future__ import annotations
 import functools
 import http.cookiejar
 import json
-import random
 import time
 import zlib
 from collections.abc import Callable, Mapping
@@ -23,6 +22,14 @@ from typing import Any, TypeVar
 from urllib.parse import quote, urlencode, urlsplit
 
 import httpx
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_before_delay,
+    wait_random_exponential,
+)
 
 from shared.logging import get_logger
 from shared.metrics import UPSTREAM_ERRORS, UPSTREAM_IN_FLIGHT_LIMIT, UPSTREAM_SECONDS
@@ -219,34 +226,50 @@ def is_retryable(exc: BaseException) -> bool:
 def with_retries(policy: RetryPolicy, call: Callable[[], T], *, sleep: Callable[[float], None] = time.sleep) -> T:
     """Run ``call`` until it succeeds, fails for good, or the policy's attempts or deadline run out.
 
-    The policy tenacity's ``Retrying`` applied (retry ``is_retryable`` failures; stop after
-    ``max_attempts`` or before a wait that would end past ``deadline_seconds`` from the start; wait
-    ``uniform(0, min(initial_backoff * 2 ** (attempt - 1), max_backoff))``, or a rate limit's
-    ``Retry-After`` up to ``max_retry_after``; the last failure re-raised as it was), as a plain loop:
-    building a ``Retrying`` and its call state for every upstream call cost more CPU than the loop's
-    first, usual, successful attempt does (~11 % of the invoicer's CPU in a month close's profile)."""
+    The first attempt is a plain call: it usually succeeds, and a tenacity ``Retrying`` with its call
+    state built for every upstream call cost more CPU than that attempt (~11 % of the invoicer's CPU
+    in a month close's profile). Only a retryable failure builds one, which then takes that failure as
+    its own first attempt: the policy, attempt count and deadline are tenacity's, as before."""
     started = time.monotonic()
-    attempt = 1
-    while True:
-        try:
-            return call()
-        except BaseException as exc:
-            if not is_retryable(exc):
-                raise
-            elapsed = time.monotonic() - started
-            if isinstance(exc, UpstreamRateLimited) and exc.retry_after is not None:
-                wait = min(exc.retry_after, policy.max_retry_after)
-            else:
-                wait = random.uniform(0, _backoff_ceiling(policy, attempt))
-            if attempt >= policy.max_attempts or elapsed + wait >= policy.deadline_seconds:
-                raise
-        sleep(wait)
-        attempt += 1
+    try:
+        return call()
+    except BaseException as exc:
+        if not is_retryable(exc):
+            raise
+        first_failure = exc
+    return _retrying(policy, started, sleep)(_after(first_failure, call))
 
 
-def _backoff_ceiling(policy: RetryPolicy, attempt: int) -> float:
-    # 2 ** 64 times any backoff worth configuring is past max_backoff: no float overflow for long policies.
-    return min(policy.initial_backoff * 2.0 ** min(attempt - 1, 64), policy.max_backoff)
+def _after(failure: BaseException, call: Callable[[], T]) -> Callable[[], T]:
+    """``call``, except that its first attempt is the ``failure`` already met."""
+    pending = [failure]
+
+    def attempt() -> T:
+        if pending:
+            raise pending.pop()
+        return call()
+
+    return attempt
+
+
+def _retrying(policy: RetryPolicy, started: float, sleep: Callable[[float], None]) -> Retrying:
+    backoff = wait_random_exponential(multiplier=policy.initial_backoff, max=policy.max_backoff)
+
+    def wait(state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, UpstreamRateLimited) and exc.retry_after is not None:
+            return min(exc.retry_after, policy.max_retry_after)
+        return backoff(state)
+
+    # The deadline counts from the first attempt, made before this Retrying began.
+    remaining = policy.deadline_seconds - (time.monotonic() - started)
+    return Retrying(
+        retry=retry_if_exception(is_retryable),
+        stop=stop_after_attempt(policy.max_attempts) | stop_before_delay(remaining),
+        wait=wait,
+        sleep=sleep,
+        reraise=True,
+    )
 
 
 def new_pacing(upstream: str, pacing: PacingPolicy | AdaptiveLimit | None) -> AdaptiveLimit | None:

@@ -1,4 +1,4 @@
-"""``with_retries``: the policy tenacity's ``Retrying`` applied, kept by the plain loop that replaced it."""
+"""``with_retries``: tenacity's policy, with a plain first attempt (a Retrying is built only after a retryable failure)."""
 
 from __future__ import annotations
 
