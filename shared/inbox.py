@@ -14,7 +14,7 @@ from sqlalchemy import Column, MetaData, String, Table, Uuid, bindparam, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from shared.db import UtcTimestamp, first_row_on_driver, require_aware, rows_on_driver
+from shared.db import UtcTimestamp, dialect_name, first_row_on_driver, require_aware, rows_on_driver
 
 
 def inbox_table(metadata: MetaData, service: str) -> Table:
@@ -55,9 +55,10 @@ class Inbox:
             "ON CONFLICT (handler, event_id) DO NOTHING RETURNING event_id"
         )
 
-    def seen(self, session: Session, handler: str, event_id: uuid.UUID) -> bool:
+    def seen(self, session: Session | Connection, handler: str, event_id: uuid.UUID) -> bool:
+        """Whether the event is in the inbox, in ``session``'s transaction: a Session, or a Core connection."""
         parameters = {"handler": handler, "event_id": event_id}
-        if session.get_bind().dialect.name == "postgresql":
+        if dialect_name(session) == "postgresql":
             return first_row_on_driver(session, self._seen_sql, parameters) is not None
         return session.execute(self._seen, parameters).first() is not None
 

@@ -32,7 +32,7 @@ from shared.bus.identity import BrokerUsers
 from shared.bus.messages import CONTENT_TYPE, MAX_ERROR_TEXT, ReceivedMessage
 from shared.bus.topology import DatabaseHandler, Subscription
 from shared.clock import Clock
-from shared.db import ConnectionTransaction, Database, first_row_on_driver
+from shared.db import ConnectionTransaction, Database
 from shared.errors import PermanentError, RetryLater
 from shared.events.base import Envelope, EnvelopeError, Event, deterministic_event_id, new_envelope, parse_envelope
 from shared.inbox import Inbox
@@ -264,29 +264,23 @@ class HandlerContext(DatabaseContext):
                 yield session
             return
         with self.db.engine.begin() as connection:
-            if self._unchecked and self._inbox is not None:
-                # ``Inbox.seen``'s statement (it takes a Session), on this connection.
-                seen = first_row_on_driver(
-                    connection,
-                    f'SELECT 1 FROM "{self._inbox.table.name}" WHERE handler = %(handler)s AND event_id = %(event_id)s',
-                    {"handler": self.handler, "event_id": self.envelope.event_id},
-                )
-                if seen is not None:
-                    self._found_handled()
-                self._unchecked = False
+            self._check_first(connection)
             yield connection
 
     @contextmanager
     def separate_transaction(self) -> Iterator[Session]:
         """A transaction that commits on its own, before the handler's; prefer the named ones above."""
         with self.db.transaction() as session:
-            if self._unchecked and self._inbox is not None:
-                # The look-up the processor skipped, as this transaction's first statement: one
-                # round trip instead of a transaction of its own, and still before any effect.
-                if self._inbox.seen(session, self.handler, self.envelope.event_id):
-                    self._found_handled()
-                self._unchecked = False
+            self._check_first(session)
             yield session
+
+    def _check_first(self, where: Session | Connection) -> None:
+        """The look-up the processor skipped, as this transaction's first statement: one round trip
+        instead of a transaction of its own, and still before any effect."""
+        if self._unchecked and self._inbox is not None:
+            if self._inbox.seen(where, self.handler, self.envelope.event_id):
+                self._found_handled()
+            self._unchecked = False
 
 
 def database_first(handler: _H) -> _H:
