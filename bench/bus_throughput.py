@@ -46,8 +46,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from bench.common import RESULTS, add_server_options, machine_facts, results_path
+from shared.bus.handler_context import database_first
 from shared.bus.messages import OutgoingMessage
-from shared.bus.processing import database_first
 from shared.bus.rabbit import RabbitBus
 from shared.bus.rabbit_publish import to_amqp_message
 from shared.bus.topology import Naming, Subscription

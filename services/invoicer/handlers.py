@@ -20,7 +20,7 @@ from services.invoicer.holding import hold_invoice, pause_invoice, supersede_hol
 from services.invoicer.invoice_document import InvoiceDraft, dated, run_key
 from services.invoicer.pricing import Tariff, tariff_for
 from services.invoicer.settings import InvoicerSettings
-from shared.bus.processing import HandlerContext, database_first
+from shared.bus.handler_context import HandlerContext, database_first
 from shared.errors import PermanentError
 from shared.events.billing import InvoiceReleased, UsageCollected, period_of
 from shared.events.metering import describe_metering

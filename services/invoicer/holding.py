@@ -14,7 +14,7 @@ from services.invoicer.invoice_document import InvoiceDraft
 from services.invoicer.metrics import INVOICES_HELD, INVOICES_PAUSED, PERIODS_PAUSED
 from services.invoicer.pricing import PricedUsage
 from services.invoicer.settings import InvoicerSettings
-from shared.bus.processing import HandlerContext
+from shared.bus.handler_context import HandlerContext
 
 ACTOR = "invoicer"
 # Holds that count towards pausing a period: every invoice that broke a check, whatever was decided.

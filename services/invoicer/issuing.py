@@ -24,7 +24,7 @@ from services.invoicer.invoice_document import InvoiceDraft, notes_marker
 from services.invoicer.metrics import OUTCOMES_UNCERTAIN
 from services.invoicer.pricing import PricedUsage
 from services.invoicer.settings import InvoicerSettings
-from shared.bus.processing import HandlerContext
+from shared.bus.handler_context import HandlerContext
 from shared.errors import PermanentError, RetryLater
 from shared.events.billing import InvoiceCreated
 from shared.ports import Whmcs

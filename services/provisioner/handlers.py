@@ -34,7 +34,7 @@ from services.provisioner.settings import ProvisionerSettings
 from services.provisioner.standing import Decision, Standing
 from services.provisioner.standing_check import evaluate, today_in
 from services.provisioner.store import Customer
-from shared.bus.processing import DatabaseContext, HandlerContext
+from shared.bus.handler_context import DatabaseContext, HandlerContext
 from shared.errors import PermanentError
 from shared.events.accounts import (
     AccountsSyncRequested,

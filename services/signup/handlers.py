@@ -23,7 +23,7 @@ from services.signup.store import Signup, Stage
 from services.signup.tokens import Signer, mint_link
 from services.signup.validation import email_key, split_name
 from services.signup.vault import PasswordVault
-from shared.bus.processing import DatabaseContext, HandlerContext
+from shared.bus.handler_context import DatabaseContext, HandlerContext
 from shared.bus.topology import Events
 from shared.errors import PermanentError
 from shared.events.accounts import (

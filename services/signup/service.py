@@ -17,7 +17,7 @@ from services.signup.tokens import Signer
 from services.signup.vault import PasswordVault
 from services.signup.web import create_app
 from services.signup.web.server import serve
-from shared.bus.processing import HandlerContext
+from shared.bus.handler_context import HandlerContext
 from shared.bus.topology import DATABASE_ONLY_BATCH, Events, Handler, Subscription, bind
 from shared.db import Database
 from shared.dependencies import Dependencies

@@ -10,7 +10,7 @@ from services.usage_collector.meter_usage import metered_period
 from services.usage_collector.public import customer
 from services.usage_collector.settings import UsageCollectorSettings
 from services.usage_collector.usage import vm_usages
-from shared.bus.processing import DatabaseContext, HandlerContext, database_first
+from shared.bus.handler_context import DatabaseContext, HandlerContext, database_first
 from shared.errors import PermanentError
 from shared.events.billing import (
     BillingPeriodClosed,

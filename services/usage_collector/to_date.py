@@ -22,7 +22,7 @@ from services.usage_collector import meter_progress, meter_store
 from services.usage_collector.metered import metered_usage
 from services.usage_collector.settings import UsageCollectorSettings
 from services.usage_collector.usage import vm_usages
-from shared.bus.processing import HandlerContext
+from shared.bus.handler_context import HandlerContext
 from shared.events.billing import VmUsage
 from shared.ports import SolusVM
 from shared.upstream.errors import UpstreamError

@@ -21,7 +21,7 @@ from shared.events.base import Event
 from shared.ports import Mailer, SolusVM, Whmcs
 
 if TYPE_CHECKING:
-    from shared.bus.processing import DatabaseContext, HandlerContext
+    from shared.bus.handler_context import DatabaseContext, HandlerContext
 
 EXCHANGE = "postpay.events"
 

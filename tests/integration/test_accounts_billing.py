@@ -17,8 +17,8 @@ from services.scheduler.settings import SchedulerSettings
 from services.signup.accounts import account_view
 from services.signup.handlers import record_account_standing
 from shared import migrations
+from shared.bus.handler_context import HandlerContext
 from shared.bus.memory import InMemoryBus
-from shared.bus.processing import HandlerContext
 from shared.clock import ManualClock
 from shared.db import Database
 from shared.dependencies import Dependencies

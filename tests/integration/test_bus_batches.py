@@ -11,8 +11,9 @@ import pytest
 from sqlalchemy import Column, Integer, String, Table, event, func, select, text
 
 from postpay.bootstrap import SERVICES, System
+from shared.bus.handler_context import DatabaseContext
 from shared.bus.messages import ATTEMPT_HEADER, CONTENT_TYPE, OutgoingMessage, ReceivedMessage
-from shared.bus.processing import DatabaseContext, MessageProcessor
+from shared.bus.processing import MessageProcessor
 from shared.bus.topology import Subscription
 from shared.db import Database
 from shared.errors import PermanentError

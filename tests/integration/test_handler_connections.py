@@ -14,8 +14,9 @@ import pytest
 from sqlalchemy import Column, Integer, String, Table, event, func, select
 
 from postpay.bootstrap import make_database
+from shared.bus.handler_context import AlreadyHandled, HandlerContext, database_first
 from shared.bus.messages import CONTENT_TYPE, ReceivedMessage
-from shared.bus.processing import AlreadyHandled, HandlerContext, MessageProcessor, Outcome, database_first
+from shared.bus.processing import MessageProcessor, Outcome
 from shared.bus.topology import Subscription
 from shared.db import Database
 from shared.events.base import Event, new_envelope

@@ -11,8 +11,9 @@ from sqlalchemy import Column, Integer, String, Table, event, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
+from shared.bus.handler_context import HandlerContext, database_first
 from shared.bus.messages import CONTENT_TYPE, ReceivedMessage
-from shared.bus.processing import HandlerContext, MessageProcessor, database_first
+from shared.bus.processing import MessageProcessor
 from shared.bus.topology import Subscription
 from shared.db import Database, first_row_on_driver
 from shared.events.base import Event, new_envelope

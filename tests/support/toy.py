@@ -8,7 +8,7 @@ from pathlib import Path
 
 from sqlalchemy import Column, Integer, String, Table, Uuid, func, select
 
-from shared.bus.processing import HandlerContext
+from shared.bus.handler_context import HandlerContext
 from shared.bus.topology import Subscription
 from shared.db import UtcTimestamp
 from shared.errors import PermanentError

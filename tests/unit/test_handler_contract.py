@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.bus.processing import DatabaseContext, HandlerContext
+from shared.bus.handler_context import DatabaseContext, HandlerContext
 from shared.bus.topology import DATABASE_ONLY_BATCH, Subscription, bind
 from shared.mail import Email, MailSettings, SmtpMailer
 from shared.ports import Mailer, SolusVM, Whmcs

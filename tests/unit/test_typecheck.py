@@ -39,7 +39,7 @@ def test_the_type_check_fails_on_a_type_error(tmp_path: Path) -> None:
     """The check above could pass by checking nothing: a wrong handler beside the real code is caught."""
     wrong = tmp_path / "wrong_handler.py"
     wrong.write_text(
-        "from shared.bus.processing import HandlerContext\n"
+        "from shared.bus.handler_context import HandlerContext\n"
         "from shared.bus.topology import Subscription\n"
         "from shared.events.enrollment import TermsAccepted, UserRegistered\n\n\n"
         "def handle(event: TermsAccepted, ctx: HandlerContext) -> None:\n"
