@@ -6,6 +6,9 @@ Label sets stay small: handler (queue) names, upstream names and call labels are
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -60,3 +63,10 @@ OUTBOX_BACKLOG = Gauge(
 EVENTS_PUBLISHED = Counter(
     "postpay_events_published_total", "Events confirmed by the broker.", ["service"], registry=REGISTRY
 )
+
+
+@functools.lru_cache(maxsize=4096)
+def labelled(metric: Any, *labels: str) -> Any:
+    """``metric``'s child for ``labels``, looked up once: ``labels()`` validates and locks on every call,
+    and the hot paths (each delivery, each upstream call) observe a few. Label sets are small and fixed."""
+    return metric.labels(*labels)

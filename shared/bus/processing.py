@@ -34,7 +34,7 @@ from shared.errors import PermanentError, RetryLater
 from shared.events.base import Envelope, EnvelopeError, parse_envelope
 from shared.inbox import Inbox
 from shared.logging import get_logger
-from shared.metrics import HANDLER_SECONDS, MESSAGES_FAILED, MESSAGES_HANDLED
+from shared.metrics import HANDLER_SECONDS, MESSAGES_FAILED, MESSAGES_HANDLED, labelled
 from shared.outbox import Outbox
 
 log = get_logger("postpay.bus")
@@ -206,7 +206,7 @@ class MessageProcessor:
             return None
         # Each event is timed at its share of the batch, so the histogram's sum stays the handler's time.
         share = (time.perf_counter() - started) / len(envelopes)
-        observe, info, size = _handler_seconds(handler).observe, log.info, len(envelopes)
+        observe, info, size = labelled(HANDLER_SECONDS, handler).observe, log.info, len(envelopes)
         done = 0
         for envelope, outcome, attempt in zip(envelopes, outcomes, attempts, strict=True):
             observe(share)
@@ -234,9 +234,9 @@ class MessageProcessor:
                 )
         # One increment per outcome kind and batch: the counters end where one per event would leave them.
         if done:
-            _handled(handler, "done").inc(done)
+            labelled(MESSAGES_HANDLED, handler, "done").inc(done)
         if size > done:
-            _handled(handler, "duplicate").inc(size - done)
+            labelled(MESSAGES_HANDLED, handler, "duplicate").inc(size - done)
         if wrote_outbox and self.after_commit is not None:
             self.after_commit()
         return outcomes
@@ -293,8 +293,8 @@ class MessageProcessor:
                 return self._duplicate(handler, ids)
             return self._outcome_of(exc, handler, attempt, envelope.event_id, ids)
         finally:
-            _handler_seconds(handler).observe(time.perf_counter() - started)
-        _handled(handler, "done").inc()
+            labelled(HANDLER_SECONDS, handler).observe(time.perf_counter() - started)
+        labelled(MESSAGES_HANDLED, handler, "done").inc()
         log.info("event handled", attempt=attempt + 1)
         if wrote_outbox and self.after_commit is not None:
             self.after_commit()
@@ -317,7 +317,7 @@ class MessageProcessor:
 
     @staticmethod
     def _duplicate(handler: str, ids: _Ids) -> Outcome:
-        _handled(handler, "duplicate").inc()
+        labelled(MESSAGES_HANDLED, handler, "duplicate").inc()
         log.info("duplicate event skipped")
         return Outcome("duplicate", **ids)
 
@@ -334,17 +334,6 @@ class MessageProcessor:
 @functools.lru_cache(maxsize=1024)
 def _database_first(subscription: Subscription) -> bool:
     return is_database_first(subscription.handler)
-
-
-# A metric's child per label set, looked up once: ``labels()`` validates and locks on every call.
-@functools.lru_cache(maxsize=1024)
-def _handled(handler: str, outcome: str) -> Any:
-    return MESSAGES_HANDLED.labels(handler, outcome)
-
-
-@functools.lru_cache(maxsize=1024)
-def _handler_seconds(handler: str) -> Any:
-    return HANDLER_SECONDS.labels(handler)
 
 
 class _EventLogContext:

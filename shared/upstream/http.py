@@ -11,7 +11,6 @@ so it adds no uncertainty to a write.
 
 from __future__ import annotations
 
-import functools
 import http.cookiejar
 import json
 import time
@@ -32,7 +31,7 @@ from tenacity import (
 )
 
 from shared.logging import get_logger
-from shared.metrics import UPSTREAM_ERRORS, UPSTREAM_IN_FLIGHT_LIMIT, UPSTREAM_SECONDS
+from shared.metrics import UPSTREAM_ERRORS, UPSTREAM_IN_FLIGHT_LIMIT, UPSTREAM_SECONDS, labelled
 from shared.upstream.errors import (
     UpstreamError,
     UpstreamOutcomeUnknown,
@@ -303,7 +302,7 @@ def send(
         return _send(client, upstream, label, method, url, write, slot, kwargs)
     finally:
         pacing.release(slot)
-        _in_flight_limit(upstream).set(pacing.limit)
+        labelled(UPSTREAM_IN_FLIGHT_LIMIT, upstream).set(pacing.limit)
 
 
 def _send(
@@ -337,7 +336,7 @@ def _send(
             slot.congested()
         elif response.status_code < 500:
             slot.answered(elapsed)
-    _seconds(upstream, label).observe(elapsed)
+    labelled(UPSTREAM_SECONDS, upstream, label).observe(elapsed)
     # An answer that went well is a DEBUG line: three of a month close's six lines per invoice were these,
     # each ~20 µs of CPU and a write; the latency histogram above still counts every call, and an error
     # status (which the client raises or a retry follows) stays an INFO line.
@@ -350,18 +349,6 @@ def _send(
         latency_ms=round(elapsed * 1000, 1),
     )
     return response
-
-
-# A metric's child per label set, looked up once: ``labels()`` validates and locks on every call, and
-# every upstream call observes two. Labels are an upstream and a call name, a small fixed set.
-@functools.lru_cache(maxsize=1024)
-def _seconds(upstream: str, label: str) -> Any:
-    return UPSTREAM_SECONDS.labels(upstream, label)
-
-
-@functools.lru_cache(maxsize=64)
-def _in_flight_limit(upstream: str) -> Any:
-    return UPSTREAM_IN_FLIGHT_LIMIT.labels(upstream)
 
 
 def _record_failure(upstream: str, label: str, method: str, started: float, kind: str, exc: BaseException) -> None:
