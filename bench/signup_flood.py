@@ -1,7 +1,7 @@
 """Signup flood: a burst of registrations against the signup, once as one process (``postpay run signup``),
 once as its two halves (``postpay run signup-web`` + ``postpay run signup-handlers``) and once as the two
-halves with the handlers at CPU niceness 10 (``POSTPAY_CPU_NICENESS``, as deploy/ runs them), in the same
-run.
+halves with the handlers at CPU niceness 19 (``POSTPAY_CPU_NICENESS``, as deploy/ runs them;
+``--handler-niceness``), in the same run.
 
 Each mode gets a database and a bus namespace of its own on the real RabbitMQ and PostgreSQL, an SMTP
 sink and the SolusVM 2 simulator (the landing page's plans), each in its own process. A load generator
@@ -63,7 +63,7 @@ MODES = {
 }
 # The handlers at a lower CPU priority (POSTPAY_CPU_NICENESS), as deploy/ runs them beside the web: what
 # separate processes on one machine can do for the page once the cores are saturated.
-NICENESS = {"split-niced": {"signup-handlers": "10"}}
+NICED_PART = {"split-niced": "signup-handlers"}  # at --handler-niceness (19, as deploy/ runs them)
 PASSWORD = "Tr0ub4dor&3-horse-staple"
 STALL_SECONDS = 120.0
 
@@ -177,6 +177,9 @@ class Signup:
         self.children: list[Child] = []
         self.starts = 0
 
+    def niceness(self, part: str) -> str:
+        return str(self.args.handler_niceness) if NICED_PART.get(self.mode) == part else "0"
+
     def start(self, part: str, *, ready: bool = True) -> Child:
         self.starts += 1
         health = free_port()
@@ -184,7 +187,7 @@ class Signup:
             f"{self.mode}-{part}-{self.starts}",
             "postpay",
             [PYTHON, "-m", "postpay.cli", "run", part, "--health-port", str(health)],
-            env=child_env(self.settings | {"POSTPAY_CPU_NICENESS": NICENESS.get(self.mode, {}).get(part, "0")}),
+            env=child_env(self.settings | {"POSTPAY_CPU_NICENESS": self.niceness(part)}),
             log_dir=self.log_dir,
             cwd=ROOT,
         )
@@ -389,6 +392,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--probe-interval", type=float, default=0.2, help="Seconds between landing-page fetches.")
     parser.add_argument("--idle-seconds", type=float, default=5.0, help="Landing-page probing before the flood.")
     parser.add_argument("--log-level", default="INFO", help="POSTPAY_LOG_LEVEL of the postpay processes.")
+    parser.add_argument(
+        "--handler-niceness", type=int, default=19, help="POSTPAY_CPU_NICENESS of the handlers in split-niced."
+    )
     add_server_options(parser)
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
     args = parser.parse_args(argv)

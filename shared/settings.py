@@ -134,8 +134,8 @@ class KernelSettings(BaseSettings):
         le=19,
         description=(
             "The process's CPU niceness (0–19, as nice(1)): a background part such as signup-handlers set to "
-            "10 yields the CPU to a page-serving part on the same machine, so a handler backlog does not "
-            "slow the landing page. 0 keeps the niceness the process was started with."
+            "19 (as deploy/ runs them) yields the CPU to a page-serving part on the same machine, so a handler "
+            "backlog hardly slows the landing page. 0 keeps the niceness the process was started with."
         ),
     )
 
