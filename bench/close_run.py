@@ -49,7 +49,7 @@ from shared.bus.rabbit import RabbitBus
 from shared.bus.topology import Naming
 from shared.db import Database, normalise_url
 from shared.dependencies import Dependencies
-from shared.outbox import OutboxRelay
+from shared.relay import OutboxRelay
 from shared.service import ServiceDefinition
 
 BILLING = ("scheduler", "usage_collector", "invoicer")

@@ -20,7 +20,7 @@ from shared.bus.processing import MessageProcessor
 from shared.bus.topology import Subscription
 from shared.db import Database
 from shared.logging import get_logger
-from shared.outbox import OutboxRelay
+from shared.relay import OutboxRelay
 from shared.service import ServiceDefinition
 
 log = get_logger("postpay.runtime")

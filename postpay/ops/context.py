@@ -23,8 +23,8 @@ from shared.bus.messages import PublishError
 from shared.db import Database, normalise_url
 from shared.dependencies import Dependencies
 from shared.events.base import OPERATOR
-from shared.outbox import OutboxRelay
 from shared.periods import BillingPeriod
+from shared.relay import OutboxRelay
 from shared.service import ServiceDefinition, ServiceTables
 from shared.settings import KernelSettings
 

@@ -29,7 +29,7 @@ from shared.bus.topology import Subscription
 from shared.db import Database
 from shared.dependencies import Dependencies
 from shared.events.base import Envelope, Event, new_envelope
-from shared.outbox import OutboxRelay
+from shared.relay import OutboxRelay
 from shared.service import ServiceDefinition
 from tests.fakes.bus import FakePublisher
 from tests.fakes.clock import FakeClock

@@ -40,7 +40,7 @@ from shared.events import (
     UserRegistered,
     new_envelope,
 )
-from shared.outbox import OutboxRelay
+from shared.relay import OutboxRelay
 from shared.runtime import Runtime
 from shared.settings import KernelSettings
 from tests.support.bus_helpers import publish, wait_until

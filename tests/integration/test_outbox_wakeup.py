@@ -15,7 +15,7 @@ from sqlalchemy import func, insert, select, text
 
 from shared.bus.messages import OutgoingMessage, PublishResult
 from shared.db import Database
-from shared.outbox import OutboxRelay
+from shared.relay import OutboxRelay
 from shared.service import ServiceTables
 from tests.support.toy import ProbeHappened
 

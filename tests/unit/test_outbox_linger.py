@@ -9,7 +9,7 @@ from pathlib import Path
 
 from shared.bus.messages import OutgoingMessage, PublishResult
 from shared.db import Database
-from shared.outbox import OutboxRelay
+from shared.relay import OutboxRelay
 from shared.service import ServiceTables
 from tests.support.toy import ProbeHappened
 
