@@ -9,12 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from shared.bus.memory import InMemoryBus
 from shared.bus.rabbit import RabbitBus
 from shared.bus.topology import Naming
-from shared.db import Database, normalise_url
+from shared.db import Database
 from shared.logging import configure_logging
 from tests.support import infra
 from tests.support.schedule import LaneScheduling, order
@@ -81,16 +80,10 @@ def sqlite_database(tmp_path: Path) -> Iterator[Database]:
 @pytest.fixture
 def postgres_database(postgres_url: str) -> Iterator[Database]:
     """A fresh schema per test, dropped afterwards."""
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(normalise_url(postgres_url), isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    db = Database(postgres_url, schema=schema, pool_size=10)
-    yield db
-    db.dispose()
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    with infra.fresh_schema(postgres_url) as schema:
+        db = Database(postgres_url, schema=schema, pool_size=10)
+        yield db
+        db.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -8,16 +8,16 @@ benchmark run on the same server (or another test) and this one neither drop nor
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import create_engine, inspect
 from sqlalchemy.engine import make_url
 
 from bench.bus_throughput import main
 from shared.db import normalise_url
+from tests.support.infra import fresh_schema
 
 pytestmark = [pytest.mark.rabbit, pytest.mark.postgres, pytest.mark.usefixtures("suite_logging_restored")]
 
@@ -26,14 +26,8 @@ EVENTS = 150
 
 @pytest.fixture
 def schema(postgres_url: str) -> Iterator[str]:
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(normalise_url(postgres_url), isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{name}"'))
-    yield name
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP SCHEMA "{name}" CASCADE'))
-    admin.dispose()
+    with fresh_schema(postgres_url) as name:
+        yield name
 
 
 def test_every_path_delivers_every_event_and_leaves_nothing_behind(

@@ -17,16 +17,16 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from postpay.ops.context import BILLING_SERVICES
 from services.meter.settings import MeterSettings
 from services.usage_collector.settings import UsageCollectorSettings
 from shared.bus.rabbit import RabbitBus
 from shared.bus.topology import Naming
-from shared.db import Database, normalise_url
+from shared.db import Database
 from shared.periods import BillingPeriod
 from tests.support.billing import PRICES, BillingHarness, Customer
+from tests.support.infra import fresh_schema
 from tests.support.metering import drive_meter, month_histories, runs_in
 from tests.support.system import Upstreams
 
@@ -40,16 +40,10 @@ LINE = re.compile(r"\(#(?P<server>\d+), plan [^)]*\): (?P<hours>\d+) hours?, (?P
 @pytest.fixture
 def other_postgres_database(postgres_url: str) -> Iterator[Database]:
     """A second fresh schema: the second billing system's database."""
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(normalise_url(postgres_url), isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    db = Database(postgres_url, schema=schema, pool_size=10)
-    yield db
-    db.dispose()
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    with fresh_schema(postgres_url) as schema:
+        db = Database(postgres_url, schema=schema, pool_size=10)
+        yield db
+        db.dispose()
 
 
 @pytest.fixture

@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import functools
 import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -77,3 +80,22 @@ def stop_containers() -> None:
     for container in _containers:
         container.stop()  # type: ignore[attr-defined]
     _containers.clear()
+
+
+@contextmanager
+def fresh_schema(postgres_url: str) -> Iterator[str]:
+    """A PostgreSQL schema of its own, dropped with everything in it afterwards."""
+    from sqlalchemy import create_engine, text
+
+    from shared.db import normalise_url
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(normalise_url(postgres_url), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE SCHEMA "{name}"'))
+        yield name
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP SCHEMA "{name}" CASCADE'))
+    finally:
+        admin.dispose()
