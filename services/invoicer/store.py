@@ -89,10 +89,6 @@ def _entry(row: Any) -> LedgerEntry | None:
     return LedgerEntry(**{name: getattr(row, name) for name in LedgerEntry.__dataclass_fields__})
 
 
-def _dialect(session: Session | Connection) -> str:
-    return dialect_name(session)
-
-
 # The hot statements are built once per dialect, with bound parameters: building and cache-keying a
 # statement like these costs more CPU than running it, and every invoice runs each of them.
 _KEY = (ledger.c.whmcs_client_id == bindparam("p_client_id")) & (ledger.c.period == bindparam("p_period"))
@@ -204,12 +200,12 @@ def claim(
     request), and the claimant must look the invoice up by its run key before creating one.
     """
     parameters = {"p_client_id": client_id, "p_period": period, "p_run_key": run_key, "p_now": now}
-    if _dialect(session) == "postgresql":
+    if dialect_name(session) == "postgresql":
         # The common case, every invoice's: as plain SQL on the driver (SQLAlchemy's execution layer
         # cost several times the driver's work for this one row).
         first = first_row_on_driver(session, _FIRST_ATTEMPT_SQL, {**parameters, "p_now": require_aware(now)})
     else:
-        first = session.execute(_first_attempt(_dialect(session)), parameters).first()
+        first = session.execute(_first_attempt(dialect_name(session)), parameters).first()
     if first is not None:
         return Claim("go", attempts=1)
     row = entry(session, client_id, period, lock=True)
@@ -317,7 +313,7 @@ def count_by_status(session: Session, period: str) -> dict[str, int]:
 def invoiced_totals(session: Session, period: str) -> dict[str, Decimal]:
     """Invoiced amounts of ``period`` per currency (the sum of the lines, before any WHMCS tax)."""
     invoiced = (ledger.c.period == period) & (ledger.c.status == INVOICED)
-    if _dialect(session) == "postgresql":
+    if dialect_name(session) == "postgresql":
         query = select(ledger.c.currency, func.sum(ledger.c.total)).where(invoiced).group_by(ledger.c.currency)
         return {currency: Decimal(total) for currency, total in session.execute(query)}
     # SQLite keeps amounts as text and would add them up as floats: sum them here instead.
