@@ -81,7 +81,7 @@ def insert_on_conflict(where: Session | str, table: Table) -> Any:
     """An INSERT into ``table`` that can say what a duplicate key does (``.on_conflict_do_nothing`` to
     ignore it, ``.on_conflict_do_update`` to merge): PostgreSQL's or SQLite's, which spell it alike.
     ``where`` is the session it will run in, or the dialect's name (for statements built once per dialect)."""
-    dialect = where if isinstance(where, str) else where.get_bind().dialect.name
+    dialect = where if isinstance(where, str) else dialect_name(where)
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
 
 

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from services.invoicer.pricing import PricedUsage, PricedVm, Tariff
 from services.invoicer.store import tables
-from shared.db import Amount, UtcTimestamp, insert_on_conflict, rows_changed
+from shared.db import Amount, UtcTimestamp, dialect_name, insert_on_conflict, rows_changed
 from shared.events.billing import VmUsage
 from shared.periods import BillingPeriod
 from shared.upstream.whmcs_models import InvoiceLine
@@ -345,5 +345,5 @@ def active_pauses(session: Session) -> list[Pause]:
 def serialize_period(session: Session, period: str) -> None:
     """Wait for other transactions counting this period's holds (until this one ends). SQLite has one
     writer at a time already; PostgreSQL takes a transaction-scoped advisory lock on the period."""
-    if session.get_bind().dialect.name == "postgresql":
+    if dialect_name(session) == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"invoicer-holds:{period}"})

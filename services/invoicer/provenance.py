@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from services.invoicer.invoice_document import InvoiceDraft
 from services.invoicer.pricing import PricedUsage
 from services.invoicer.store import tables
-from shared.db import Amount, UtcTimestamp, insert_on_conflict
+from shared.db import Amount, UtcTimestamp, dialect_name, insert_on_conflict
 
 lines = Table(
     "invoicer_invoice_lines",
@@ -82,7 +82,7 @@ class LineProvenance:
 
 def record(session: Session, draft: InvoiceDraft, priced: PricedUsage, invoice_id: int, now: datetime) -> None:
     """One row per line of ``draft`` (as sent to WHMCS as invoice ``invoice_id``)."""
-    session.execute(_record_lines(session.get_bind().dialect.name), rows(draft, priced, invoice_id, now))
+    session.execute(_record_lines(dialect_name(session)), rows(draft, priced, invoice_id, now))
 
 
 def rows(draft: InvoiceDraft, priced: PricedUsage, invoice_id: int, now: datetime) -> list[dict[str, Any]]:
