@@ -16,10 +16,11 @@ from shared.bus.rabbit import RabbitBus
 from shared.bus.topology import Subscription
 from shared.db import Database
 from shared.events.base import parse_envelope
-from shared.events.billing import InvoiceCreated, UsageCollected, VmUsage, window_fields
+from shared.events.billing import InvoiceCreated, UsageCollected, window_fields
 from tests.support.billing import PRICES, BillingHarness, VmHistory
 from tests.support.bus_helpers import publish, wait_until
 from tests.support.system import Upstreams
+from tests.support.usage import vm_usage
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 11, 1, 0, 15, tzinfo=UTC)
@@ -104,16 +105,7 @@ def test_invoicer_killed_between_the_whmcs_reply_and_its_commit_still_makes_one_
             whmcs_client_id=customer.client_id,
             solusvm_user_id=customer.solusvm_user_id,
             vms=(
-                VmUsage(
-                    server_id=vm.server_id,
-                    name="web",
-                    plan_id=plan.id,
-                    plan_name="S",
-                    hours=744,
-                    tokens_per_hour=7,
-                    tokens_per_month=5000,
-                    tokens=5000,
-                ),
+                vm_usage(vm.server_id, 744, name="web", plan_id=plan.id),  # 5,000 tokens: the month's cap
             ),
             total_tokens=5000,
         )

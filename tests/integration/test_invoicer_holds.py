@@ -20,11 +20,12 @@ from services.invoicer.settings import InvoicerSettings
 from shared.bus.rabbit import RabbitBus
 from shared.clock import ManualClock
 from shared.db import Database
-from shared.events.billing import UsageCollected, VmUsage
+from shared.events.billing import UsageCollected
 from shared.events.metering import CoverageGap, MeteringProvenance
 from tests.support.billing import PRICES, BillingHarness, VmHistory
 from tests.support.bus_helpers import metric, publish, wait_until
 from tests.support.system import SOLUSVM_TOKEN, Upstreams
+from tests.support.usage import vm_usage
 
 pytestmark = [pytest.mark.rabbit, pytest.mark.postgres]
 
@@ -310,16 +311,16 @@ def test_a_released_invoice_carries_the_notes_and_line_provenance_of_a_direct_on
         )
         (server,) = metered.vms
         # The meter saw one hour less than the endpoint (its bound, docs/usage-sources.md).
-        vm = VmUsage(
-            server_id=server.server_id,
+        vm = vm_usage(
+            server.server_id,
+            29,
             name="db",
             plan_id=absurd.id,
             plan_name="Broken",
-            hours=29,
             tokens_per_hour=10**9,
             tokens_per_month=10**15,
-            tokens=29 * 10**9,
         )
+        assert vm.tokens == 29 * 10**9
         publish(
             rabbit_bus,
             UsageCollected(

@@ -14,6 +14,7 @@ from services.invoicer.pricing import Tariff, price_usage
 from shared.db import Database
 from shared.events.billing import VmUsage
 from shared.periods import BillingPeriod
+from tests.support.usage import vm_usage
 
 NOW = datetime(2026, 3, 2, 9, 0, 0, 123456, tzinfo=UTC)
 PERIOD = BillingPeriod.parse("2026-02")
@@ -21,16 +22,7 @@ TARIFF = Tariff("EUR", Decimal("0.00091"), 2)
 
 
 def _vm(server_id: int, hours: int, tokens: int, name: str = "web") -> VmUsage:
-    return VmUsage(
-        server_id=server_id,
-        name=f"{name}-{server_id}",
-        plan_id=1,
-        plan_name="Small",
-        hours=hours,
-        tokens_per_hour=10,
-        tokens_per_month=5000,
-        tokens=tokens,
-    )
+    return vm_usage(server_id, hours, tokens=tokens, tokens_per_hour=10, name=f"{name}-{server_id}", plan_name="Small")
 
 
 def _draft(client_id: int, vms: list[VmUsage]) -> Any:

@@ -16,6 +16,7 @@ from shared.clock import ManualClock
 from shared.events.billing import VmUsage
 from shared.pricing import Tariff
 from shared.upstream.solusvm_inventory import PlanPrices
+from tests.support.usage import vm_usage
 
 S = PlanPrices(3, "S", 7, 5000)
 EUR = Tariff("EUR", Decimal("0.0009"))
@@ -47,15 +48,11 @@ def test_only_currencies_with_a_price_and_a_whmcs_id_are_priced() -> None:
 
 
 def vm(server_id: int, hours: int, *, ran_until: datetime | None, deleted: bool = False) -> VmUsage:
-    return VmUsage(
-        server_id=server_id,
+    return vm_usage(
+        server_id,
+        hours,
         name=f"vm-{server_id}",
         plan_id=3,
-        plan_name="S",
-        hours=hours,
-        tokens_per_hour=7,
-        tokens_per_month=5000,
-        tokens=min(hours * 7, 5000),
         ran_from=datetime(2026, 11, 1, tzinfo=UTC) if ran_until else None,
         ran_until=ran_until,
         deleted_at=ran_until if deleted else None,

@@ -13,6 +13,7 @@ from services.invoicer.settings import InvoicerSettings
 from shared.errors import PermanentError
 from shared.events.billing import VmUsage
 from shared.periods import BillingPeriod
+from tests.support.usage import vm_usage
 
 NOW = datetime(2026, 11, 1, 0, 15, tzinfo=UTC)
 OCTOBER = BillingPeriod.parse("2026-10")  # 744 hours
@@ -21,17 +22,7 @@ SETTINGS = InvoicerSettings(token_prices={"USD": Decimal("0.0010")})
 
 
 def vm(hours: int, tph: int = 7, tpm: int = 5000, tokens: int | None = None, server_id: int = 1) -> VmUsage:
-    tokens = min(hours * tph, tpm) if tokens is None else tokens
-    return VmUsage(
-        server_id=server_id,
-        name="vps",
-        plan_id=1,
-        plan_name="S",
-        hours=hours,
-        tokens_per_hour=tph,
-        tokens_per_month=tpm,
-        tokens=tokens,
-    )
+    return vm_usage(server_id, hours, tokens_per_hour=tph, tokens_per_month=tpm, tokens=tokens)
 
 
 def codes(

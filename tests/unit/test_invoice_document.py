@@ -20,21 +20,13 @@ from services.invoicer.invoice_document import (
 from services.invoicer.pricing import Tariff, price_usage
 from shared.events.billing import VmUsage
 from shared.periods import BillingPeriod
+from tests.support.usage import vm_usage
 
 OCTOBER = BillingPeriod.parse("2026-10", "Europe/Berlin")
 
 
 def vm(server_id: int, hours: int, name: str = "vps") -> VmUsage:
-    return VmUsage(
-        server_id=server_id,
-        name=name,
-        plan_id=3,
-        plan_name="S",
-        hours=hours,
-        tokens_per_hour=7,
-        tokens_per_month=5000,
-        tokens=min(hours * 7, 5000),
-    )
+    return vm_usage(server_id, hours, name=name, plan_id=3)
 
 
 @given(st.integers(min_value=1, max_value=10**9), st.integers(min_value=1, max_value=10**9))

@@ -15,6 +15,7 @@ from services.invoicer.pricing import Tariff, billable_hours, price_usage, tarif
 from services.invoicer.settings import InvoicerSettings
 from shared.errors import ConfigurationError, PermanentError
 from shared.events.billing import VmUsage
+from tests.support.usage import vm_usage
 
 counts = st.integers(min_value=0, max_value=10_000)
 prices = st.decimals(min_value=Decimal("0"), max_value=Decimal("5"), places=6, allow_nan=False, allow_infinity=False)
@@ -25,15 +26,8 @@ minor_units = st.integers(min_value=0, max_value=2)
 def vms(draw: st.DrawFn) -> VmUsage:
     hours = draw(st.integers(min_value=1, max_value=745))
     per_hour, per_month = draw(counts), draw(counts)
-    return VmUsage(
-        server_id=draw(st.integers(min_value=1, max_value=10**6)),
-        name="vps",
-        plan_id=1,
-        plan_name="S",
-        hours=hours,
-        tokens_per_hour=per_hour,
-        tokens_per_month=per_month,
-        tokens=min(hours * per_hour, per_month),
+    return vm_usage(
+        draw(st.integers(min_value=1, max_value=10**6)), hours, tokens_per_hour=per_hour, tokens_per_month=per_month
     )
 
 
@@ -129,16 +123,7 @@ def test_negative_quantities_are_refused() -> None:
 
 
 def test_tokens_that_break_the_charging_rule_are_refused_not_billed() -> None:
-    wrong = VmUsage(
-        server_id=1,
-        name="vps",
-        plan_id=1,
-        plan_name="S",
-        hours=744,
-        tokens_per_hour=7,
-        tokens_per_month=5000,
-        tokens=5208,
-    )
+    wrong = vm_usage(1, 744, tokens=5208)  # 744 × 7, past the monthly cap of 5000
     with pytest.raises(PermanentError, match="min"):
         price_usage([wrong], Tariff("USD", Decimal("0.001")))
 

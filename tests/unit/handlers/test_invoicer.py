@@ -17,6 +17,7 @@ from shared.events.billing import UsageCollected, VmUsage, window_fields
 from shared.periods import BillingPeriod
 from shared.upstream.errors import UpstreamOutcomeUnknown, UpstreamValidationError
 from tests.fakes.service import ServiceUnderTest
+from tests.support.usage import vm_usage
 
 PERIOD = BillingPeriod.parse("2026-10", "UTC")
 PRICES = {"USD": Decimal("0.0010"), "EUR": Decimal("0.0009"), "GBP": Decimal("0.00083")}
@@ -29,15 +30,12 @@ def invoicer() -> Iterator[ServiceUnderTest]:
 
 
 def vm(server_id: int, hours: int, tokens_per_hour: int = 7, cap: int = 5000) -> VmUsage:
-    return VmUsage(
-        server_id=server_id,
-        name=f"vm-{server_id}",
-        plan_id=1,
-        plan_name="S",
-        hours=hours,
+    return vm_usage(
+        server_id,
+        hours,
         tokens_per_hour=tokens_per_hour,
         tokens_per_month=cap,
-        tokens=min(hours * tokens_per_hour, cap),
+        name=f"vm-{server_id}",
         created_at=PERIOD.starts_at - timedelta(days=3),
     )
 
