@@ -17,7 +17,7 @@ from services.meter.observations import LoggedCreation, Sighting, VmState
 from services.meter.settings import MeterSettings
 from shared.dependencies import Dependencies
 from shared.logging import get_logger
-from shared.upstream.solusvm import SolusVMResponseError
+from shared.upstream.solusvm_connection import SolusVMResponseError
 from shared.upstream.solusvm_inventory import (
     DELETION_EVENTS,
     METERED_EVENTS,

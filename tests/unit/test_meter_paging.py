@@ -12,7 +12,7 @@ import pytest
 from services.meter.reading import Read, Reader
 from services.meter.settings import MeterSettings
 from shared.dependencies import Dependencies
-from shared.upstream.solusvm import SolusVMResponseError
+from shared.upstream.solusvm_connection import SolusVMResponseError
 
 
 class Panel:

@@ -24,7 +24,8 @@ from shared.upstream.errors import (
     UpstreamValidationError,
 )
 from shared.upstream.http import RetryPolicy
-from shared.upstream.solusvm import SolusVMClient, SolusVMResponseError
+from shared.upstream.solusvm import SolusVMClient
+from shared.upstream.solusvm_connection import SolusVMResponseError
 from shared.upstream.solusvm_models import PeriodUsage, SolusUser, UsagePlan, coerce_int
 
 TOKEN = "unit-test-admin-token-0123456789"

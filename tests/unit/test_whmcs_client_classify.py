@@ -24,8 +24,9 @@ from shared.upstream.errors import (
     UpstreamValidationError,
 )
 from shared.upstream.http import RetryPolicy
-from shared.upstream.whmcs import WhmcsClient, encode_form, format_amount
+from shared.upstream.whmcs import WhmcsClient
 from shared.upstream.whmcs_models import InvoiceLine
+from shared.upstream.whmcs_wire import encode_form, format_amount
 
 Reply = Callable[[httpx.Request], httpx.Response]
 NO_RETRY = RetryPolicy.no_retries()
