@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Column, Integer, String, Table, Text, select
 from sqlalchemy.orm import Session
 
-from services.signup.store import metadata
+from services.signup.schema import metadata
 from shared.db import Database, UtcTimestamp, insert_on_conflict
 from shared.events.accounts import AccountStanding, AccountStatus
 

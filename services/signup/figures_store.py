@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import BigInteger, Column, Date, Integer, String, Table, Text, select, update
 from sqlalchemy.orm import Session
 
-from services.signup.store import metadata
+from services.signup.schema import metadata
 from shared.db import Amount, UtcTimestamp, insert_on_conflict, rows_changed
 from shared.events.accounts import InvoicePaid
 from shared.events.billing import InvoiceCreated, VmUsage

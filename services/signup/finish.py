@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from services.signup import store
+from services.signup.schema import Signup, Stage
 from services.signup.settings import SignupSettings
 from services.signup.sso import MintedLink
-from services.signup.store import Signup, Stage
 from services.signup.tokens import BadToken, Signer, mint_link, read_link
 from services.signup.verification import LinkProblem
 from shared.clock import Clock

@@ -18,8 +18,8 @@ from datetime import timedelta
 
 from services.signup import accounts, figures_store, store
 from services.signup.emails import already_enrolled_email, verification_email, welcome_email
+from services.signup.schema import Signup, Stage
 from services.signup.settings import SignupSettings
-from services.signup.store import Signup, Stage
 from services.signup.tokens import Signer, mint_link
 from services.signup.validation import email_key, split_name
 from services.signup.vault import PasswordVault

@@ -23,8 +23,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from services.signup import store
+from services.signup.schema import Signup, Stage
 from services.signup.settings import SignupSettings
-from services.signup.store import Signup, Stage
 from services.signup.throttle import count_hit
 from services.signup.tokens import BrowserSession
 from services.signup.validation import Registration, email_key

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from services.signup import store
 from services.signup.accounts import account_view
 from services.signup.figures_store import latest_invoices
-from services.signup.store import Signup, Stage
+from services.signup.schema import Signup, Stage
 from shared.periods import zone
 
 if TYPE_CHECKING:

@@ -19,17 +19,9 @@ from sqlalchemy.orm import Session
 
 from services.signup.accounts import AccountView, account_view
 from services.signup.panel_auth import PanelPurpose, panel_signature
+from services.signup.schema import Signup, Stage, consents, signups, tables
 from services.signup.settings import SignupSettings
-from services.signup.store import (
-    Signup,
-    Stage,
-    consents,
-    consents_for,
-    signup_by_client,
-    signup_by_email_key,
-    signups,
-    tables,
-)
+from services.signup.store import consents_for, signup_by_client, signup_by_email_key
 from services.signup.validation import email_key
 from shared.events.enrollment import VerificationEmailRequested
 from shared.events.imports import CustomerImported

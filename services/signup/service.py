@@ -11,8 +11,8 @@ from collections.abc import Callable
 from fastapi import FastAPI
 
 from services.signup import handlers
+from services.signup.schema import tables
 from services.signup.settings import SignupSettings
-from services.signup.store import tables
 from services.signup.tokens import Signer
 from services.signup.vault import PasswordVault
 from services.signup.web import create_app

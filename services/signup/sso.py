@@ -15,8 +15,8 @@ from typing import Any
 
 from services.signup import store
 from services.signup.accounts import account_view
+from services.signup.schema import Signup, Stage
 from services.signup.settings import SignupSettings
-from services.signup.store import Signup, Stage
 from services.signup.tokens import BadToken, BrowserSession, Signer, mint_link, read_link
 from services.signup.verification import LinkProblem
 from shared.clock import Clock

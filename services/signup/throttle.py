@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Column, Index, Integer, String, Table, delete
 from sqlalchemy.orm import Session
 
-from services.signup.store import metadata
+from services.signup.schema import metadata
 from shared.db import UtcTimestamp, insert_on_conflict
 
 rate_limits = Table(

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from services.signup import store
 from services.signup.journey import RateLimited, SignupJourney
-from services.signup.store import Link, Signup, Stage
+from services.signup.schema import Link, Signup, Stage
 from services.signup.tokens import BadToken, BrowserSession, LinkClaims, Signer, read_link
 from services.signup.vault import UndecryptablePassword
 from shared.events.enrollment import EmailVerified

@@ -21,7 +21,6 @@ import select
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -39,10 +38,12 @@ from shared.bus.amqp_wire import (
     take_buffered_frames,
     write_frames,
 )
+from shared.bus.handler_pool import HandlerPool
 from shared.bus.identity import published_by
 from shared.bus.messages import PUBLISHED_BY_HEADER, ReceivedMessage
 from shared.bus.policy import Step, next_step, parked_headers, retry_headers
 from shared.bus.processing import MessageProcessor, Outcome
+from shared.bus.settle_confirms import SettleConfirms, SettleFailed
 from shared.bus.topology import Subscription
 from shared.logging import get_logger
 from shared.metrics import MESSAGES_PARKED, MESSAGES_RETRIED
@@ -71,92 +72,6 @@ class _Finished:
     message: ReceivedMessage
     raw: amqp.Message
     outcome: Outcome
-
-
-class SettleConfirms:
-    """Publisher confirms of the settle channel, by publish sequence number, so a batch of retry and
-    parking copies is published at once and confirmed in one wait instead of one round trip each."""
-
-    def __init__(self, channel: Any) -> None:
-        self.next_sequence = 1
-        self.pending: set[int] = set()
-        self.refused: list[str] = []
-        channel.events["basic_ack"].add(self._on_ack)
-        channel.events["basic_nack"].add(self._on_nack)
-        channel.events["basic_return"].add(self._on_return)
-
-    def sent(self) -> None:
-        self.pending.add(self.next_sequence)
-        self.next_sequence += 1
-
-    def _settle(self, delivery_tag: int, multiple: bool) -> None:
-        if multiple:
-            self.pending = {tag for tag in self.pending if tag > delivery_tag}
-        else:
-            self.pending.discard(delivery_tag)
-
-    def _on_ack(self, delivery_tag: int, multiple: bool) -> None:
-        self._settle(delivery_tag, multiple)
-
-    def _on_nack(self, delivery_tag: int, multiple: bool) -> None:
-        self._settle(delivery_tag, multiple)
-        self.refused.append("the broker refused a retry or parking copy")
-
-    def _on_return(self, exc: Exception, exchange: str, routing_key: str, message: amqp.Message) -> None:
-        self.refused.append(f"no queue {routing_key} for a retry or parking copy")
-
-
-class HandlerPool:
-    """Worker threads taking tasks off one queue, started as tasks come (up to ``workers``).
-
-    Instead of a ``ThreadPoolExecutor``: its ``submit`` built a ``Future`` (and its ``Condition``) per
-    delivery that nobody reads (outcomes come back through the consumer's own queue), a sixth of the
-    consumer thread's CPU when deliveries are applied one at a time."""
-
-    def __init__(self, workers: int, name: str) -> None:
-        self._tasks: queue.SimpleQueue[tuple[Callable[..., None], tuple[Any, ...]] | None] = queue.SimpleQueue()
-        self._workers, self._name = workers, name
-        self._threads: list[threading.Thread] = []
-        self._starting = threading.Lock()
-        self._shut = False
-
-    def submit(self, task: Callable[..., None], *args: Any) -> None:
-        if self._shut:
-            raise RuntimeError("cannot schedule new tasks after shutdown")
-        self._tasks.put((task, args))
-        if len(self._threads) < self._workers:
-            self._start_one()
-
-    def _start_one(self) -> None:
-        with self._starting:
-            if len(self._threads) >= self._workers:
-                return
-            thread = threading.Thread(target=self._work, name=f"{self._name}_{len(self._threads)}", daemon=True)
-            thread.start()
-            self._threads.append(thread)
-
-    def _work(self) -> None:
-        while (item := self._tasks.get()) is not None:
-            task, args = item
-            try:
-                task(*args)
-            except Exception:
-                log.exception("handler task failed")  # _apply turns a processor's failure into outcomes
-
-    def shutdown(self, wait: bool = True) -> None:
-        """Tasks already queued still run; then the workers end."""
-        with self._starting:
-            self._shut = True
-            threads = list(self._threads)
-        for _ in threads:
-            self._tasks.put(None)
-        if wait:
-            for thread in threads:
-                thread.join()
-
-
-class SettleFailed(RuntimeError):
-    """A retry or parking copy was not confirmed: nothing is acknowledged, the broker redelivers."""
 
 
 class RabbitConsumer:

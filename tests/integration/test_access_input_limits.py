@@ -11,7 +11,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from services.signup.store import signups, tables
+from services.signup.schema import signups, tables
 from services.signup.web import create_app
 from shared.db import Database
 from tests.support.enrollment import STRONG_PASSWORD, csrf_from, signup_settings, unique_email

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import positive_data_acceptance
 
-from services.signup.store import tables
+from services.signup.schema import tables
 from services.signup.web import create_app
 from shared.db import Database
 from tests.support.enrollment import STRONG_PASSWORD, signup_settings, unique_email

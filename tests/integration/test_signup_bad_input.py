@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.signup.store import signups, tables
+from services.signup.schema import signups, tables
 from services.signup.web import create_app
 from shared.db import Database
 from tests.support.enrollment import csrf_from, signup_settings

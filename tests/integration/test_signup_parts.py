@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from postpay.bootstrap import System
 from postpay.commands.run import migrate
-from services.signup.store import tables
+from services.signup.schema import tables
 from shared.bus.memory import InMemoryBus
 from shared.bus.rabbit import RabbitBus
 from shared.db import Database

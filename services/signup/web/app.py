@@ -19,9 +19,9 @@ from services.signup.figures import AccountFigures
 from services.signup.finish import FinishSigningUp
 from services.signup.journey import SignupJourney
 from services.signup.plans import PlanCatalog
+from services.signup.schema import tables
 from services.signup.settings import SignupSettings
 from services.signup.sso import SingleSignOn
-from services.signup.store import tables
 from services.signup.tokens import Signer
 from services.signup.vault import PasswordVault
 from services.signup.verification import Verification

@@ -16,8 +16,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from services.signup.finish import Finishing
 from services.signup.journey import RateLimited
+from services.signup.schema import Stage
 from services.signup.sso import SolusVMUnavailable, SsoRedirect
-from services.signup.store import Stage
 from services.signup.verification import LinkProblem, ProofNeeded, Verified
 from services.signup.web.pages import rate_limited, see_other
 from services.signup.web.support import CurrentSession, PostedForm, current_session, page, start_session, web_of

@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from services.signup.journey import RateLimited, TermsMissing, TermsRecorded, required_terms
 from services.signup.panel_content import account_figures
 from services.signup.plans import price_plan, tariffs, worked_example
-from services.signup.store import Stage
+from services.signup.schema import Stage
 from services.signup.tokens import BrowserSession
 from services.signup.validation import InvalidRegistration, validate_registration
 from services.signup.web.support import (

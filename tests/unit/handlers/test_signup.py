@@ -16,8 +16,8 @@ from sqlalchemy import select
 from services.signup import store
 from services.signup.accounts import account_of
 from services.signup.figures_store import latest_invoices, usage_of
+from services.signup.schema import Stage
 from services.signup.settings import SignupSettings
-from services.signup.store import Stage
 from services.signup.vault import PasswordVault
 from shared.events.accounts import AccountStanding, AccountStatus, InvoicePaid, OverdueInvoice, UserSuspended
 from shared.events.billing import InvoiceCreated
