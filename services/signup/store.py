@@ -1,8 +1,6 @@
 """The queries on the signup service's tables: signups and their registrations, links, consents.
 
-The tables and the rows read from them are in ``schema``; ``store.signups``, ``store.links``,
-``store.consents``, ``store.Signup`` and ``store.Stage`` stay reachable here because the tests use them
-through this module.
+The tables and the rows read from them are in ``schema``.
 """
 
 from __future__ import annotations

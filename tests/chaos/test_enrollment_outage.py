@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from services.provisioner.store import customers as provisioned
-from services.signup import store
+from services.signup import schema
 from shared.bus.rabbit import RabbitBus
 from shared.db import Database
 from tests.support.bus_helpers import wait_until
@@ -91,8 +91,8 @@ def enrolled_count(db: Database) -> int:
         return int(
             session.execute(
                 select(func.count())
-                .select_from(store.signups)
-                .where(store.signups.c.stage == store.Stage.ENROLLED.value)
+                .select_from(schema.signups)
+                .where(schema.signups.c.stage == schema.Stage.ENROLLED.value)
             ).scalar_one()
         )
 

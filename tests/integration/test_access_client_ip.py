@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 from pydantic import ValidationError
 from sqlalchemy import select
 
-from services.signup import store
+from services.signup import schema
 from services.signup.settings import SignupSettings
 from services.signup.web.server import serve
 from shared.bus.rabbit import RabbitBus
@@ -166,7 +166,7 @@ def test_garbage_in_x_forwarded_for_is_never_stored_as_the_clients_ip(
     signup = enrollment.signup_row(email)
     assert signup is not None and valid_ip(signup.registration_ip), signup.registration_ip
     with enrollment.db.transaction() as session:
-        stored = session.execute(select(store.consents.c.ip_address)).scalars().all()
+        stored = session.execute(select(schema.consents.c.ip_address)).scalars().all()
     assert stored and all(valid_ip(ip) for ip in stored), stored
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from services.signup import store
+from services.signup import schema
 from tests.support.access import real_enrollment  # noqa: F401 - fixtures used by name
 from tests.support.enrollment import Enrollment, clean_upstreams, clock, panel_headers, unique_email, upstreams  # noqa: F401 - fixtures used by name
 
@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.rabbit, pytest.mark.postgres]
 
 def sso_links(enrollment: Enrollment) -> int:
     with enrollment.db.transaction() as session:
-        return len(session.execute(select(store.links.c.id).where(store.links.c.purpose == "sso")).all())
+        return len(session.execute(select(schema.links.c.id).where(schema.links.c.purpose == "sso")).all())
 
 
 @pytest.fixture

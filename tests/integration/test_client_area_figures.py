@@ -18,6 +18,7 @@ from sqlalchemy import select, update
 
 from postpay.ops.context import BILLING_SERVICES
 from services.meter.settings import MeterSettings
+from services.signup import schema as signup_schema
 from services.signup import store as signup_store
 from services.signup.figures_store import usage as usage_table
 from services.usage_collector import meter_progress
@@ -99,8 +100,8 @@ def customer_of(harness: BillingHarness) -> Customer:
             country="DE",
         )
         session.execute(
-            update(signup_store.signups)
-            .where(signup_store.signups.c.id == signup_id)
+            update(signup_schema.signups)
+            .where(signup_schema.signups.c.id == signup_id)
             .values(
                 stage="enrolled",
                 whmcs_client_id=customer.client_id,

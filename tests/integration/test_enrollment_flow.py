@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from services.provisioner.store import customers
-from services.signup import store
+from services.signup import schema
 from shared.db import Database
 from tests.support.bus_helpers import wait_until
 from tests.support.enrollment import (  # noqa: F401 - fixtures used by name
@@ -68,7 +68,7 @@ def test_registration_to_sso_login(enrollment: Enrollment, upstreams: Upstreams)
     assert (user.billing_user_id, user.roles, user.limit_group_id, user.status) == (client.id, [2], 7, "active")
     with enrollment.db.transaction() as session:
         (customer,) = session.execute(select(customers)).all()
-        consents = session.execute(select(store.consents)).all()
+        consents = session.execute(select(schema.consents)).all()
     assert (customer.whmcs_client_id, customer.solusvm_user_id, customer.email) == (client.id, user.id, email)
     assert sorted((c.kind, c.version, c.url) for c in consents) == [
         ("postpay_terms", "2026-11", "https://example.com/postpay-terms"),

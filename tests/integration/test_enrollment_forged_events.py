@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import select, update
 
-from services.signup import store
+from services.signup import schema
 from shared.events.enrollment import EmailVerified, UserProvisioned
 from tests.support.access import real_enrollment  # noqa: F401 - fixtures used by name
 from tests.support.bus_helpers import publish, wait_until
@@ -88,7 +88,7 @@ def test_a_forged_user_provisioned_for_an_unknown_signup_or_another_email_mails_
     real_enrollment.open_link(link)
     real_enrollment.wait_for_terms()
     with real_enrollment.db.transaction() as session:  # the terms accepted, the provisioner not done yet
-        session.execute(update(store.signups).where(store.signups.c.email == victim).values(stage="provisioning"))
+        session.execute(update(schema.signups).where(schema.signups.c.email == victim).values(stage="provisioning"))
     signup = real_enrollment.signup_row(victim)
     assert signup is not None and signup.whmcs_client_id is not None
     for forged in (

@@ -32,7 +32,7 @@ def test_a_signup_registered_before_the_upgrade_waits_for_verification_and_keeps
 
     from sqlalchemy import text
 
-    from services.signup import store
+    from services.signup import schema, store
 
     service = service_builder("signup")(Dependencies(whmcs=None, solusvm=None, mailer=None))
     migrations.upgrade(database, service, "4f6b2c8d1e07")
@@ -50,7 +50,9 @@ def test_a_signup_registered_before_the_upgrade_waits_for_verification_and_keeps
         signup = store.get_signup(session, signup_id)
         registered = store.signup_of_registration(session, signup_id)
     assert (
-        signup is not None and signup.stage == store.Stage.AWAITING_VERIFICATION and signup.registration_id == signup_id
+        signup is not None
+        and signup.stage == schema.Stage.AWAITING_VERIFICATION
+        and signup.registration_id == signup_id
     )
     assert registered == signup and signup.is_current(signup_id)
     migrations.downgrade(database, service)

@@ -18,7 +18,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from services.signup import store
+from services.signup import schema
 from services.signup.tokens import BrowserSession, Signer, encode_session, mint_link
 from tests.support.enrollment import (  # noqa: F401 - fixtures used by name
     TEST_PANEL_SECRET,
@@ -38,9 +38,9 @@ ANOTHER_DEPLOYMENT = Signer("another-deployment-secret-0123456789")
 
 def snapshot(enrollment: Enrollment) -> tuple[object, ...]:
     with enrollment.db.transaction() as session:
-        links = sorted(map(str, session.execute(select(store.links.c.id, store.links.c.used_at)).all()))
-        stages = sorted(session.execute(select(store.signups.c.id, store.signups.c.stage)).all())
-        consents = session.execute(select(func.count()).select_from(store.consents)).scalar_one()
+        links = sorted(map(str, session.execute(select(schema.links.c.id, schema.links.c.used_at)).all()))
+        stages = sorted(session.execute(select(schema.signups.c.id, schema.signups.c.stage)).all())
+        consents = session.execute(select(func.count()).select_from(schema.consents)).scalar_one()
         outbox = session.execute(select(func.count()).select_from(enrollment.signup.outbox.table)).scalar_one()
     return tuple(links), tuple(map(str, stages)), consents, outbox, len(enrollment.upstreams.solusvm_state.tokens)
 
@@ -48,7 +48,7 @@ def snapshot(enrollment: Enrollment) -> tuple[object, ...]:
 def link_row(enrollment: Enrollment, purpose: str) -> object:
     with enrollment.db.transaction() as session:
         return session.execute(
-            select(store.links).where(store.links.c.purpose == purpose).order_by(store.links.c.created_at.desc())
+            select(schema.links).where(schema.links.c.purpose == purpose).order_by(schema.links.c.created_at.desc())
         ).first()
 
 

@@ -25,7 +25,7 @@ from postpay.bootstrap import SERVICES
 from services.invoicer.settings import InvoicerSettings
 from services.provisioner.settings import ProvisionerSettings
 from services.scheduler.settings import SchedulerSettings
-from services.signup import store as signup_store
+from services.signup import schema as signup_schema
 from services.usage_collector.settings import UsageCollectorSettings
 from shared.bus.amqp_wire import body_bytes
 from shared.bus.messages import PARKED_ERROR_HEADER, PARKED_REASON_HEADER
@@ -249,7 +249,7 @@ def test_a_thousand_malformed_messages_in_every_queue_are_parked_while_valid_wor
         for email in emails:
             assert len(web.whmcs_clients(email)) == 1 and len(web.solusvm_users(email)) == 1, email
             assert len(upstreams.smtp.to(email)) == 3, "verification, the new link, and the welcome"
-        assert web.count(signup_store.consents) == 2 * JOURNEYS
+        assert web.count(signup_schema.consents) == 2 * JOURNEYS
         assert status.invoiced == BILLED
         for customer in billed:
             (invoice,) = harness.invoices_of(customer.client_id)

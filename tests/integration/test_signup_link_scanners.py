@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from services.signup import store, throttle
+from services.signup import schema, throttle
 from shared.clock import ManualClock
 from tests.support.bus_helpers import wait_until
 from tests.support.enrollment import (  # noqa: F401 - fixtures used by name
@@ -35,16 +35,16 @@ WEB_RULE = pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 def state(enrollment: Enrollment) -> tuple[object, ...]:
     """Everything opening or confirming a link could write."""
     with enrollment.db.transaction() as session:
-        links = session.execute(select(store.links.c.id, store.links.c.used_at)).all()
+        links = session.execute(select(schema.links.c.id, schema.links.c.used_at)).all()
         stages = session.execute(
-            select(store.signups.c.id, store.signups.c.stage, store.signups.c.email_verified_at)
+            select(schema.signups.c.id, schema.signups.c.stage, schema.signups.c.email_verified_at)
         ).all()
         limits = session.execute(select(throttle.rate_limits.c.key, throttle.rate_limits.c.hits)).all()
     return (
         tuple(sorted(map(str, links))),
         tuple(sorted(map(str, stages))),
         tuple(sorted(map(str, limits))),
-        enrollment.count(store.consents),
+        enrollment.count(schema.consents),
         enrollment.count(enrollment.signup.outbox.table),
     )
 

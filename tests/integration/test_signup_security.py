@@ -7,7 +7,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from services.signup import store
+from services.signup import schema
 from shared.bus.memory import InMemoryBus
 from shared.clock import ManualClock
 from shared.db import Database
@@ -45,7 +45,7 @@ def test_registration_without_a_valid_csrf_token_is_refused_and_stores_nothing(
     response = enrollment.client.post("/signup", data=form)
     assert response.status_code == 403
     assert "form has expired" in response.text
-    assert enrollment.count(store.signups) == 0
+    assert enrollment.count(schema.signups) == 0
 
 
 def test_a_csrf_token_is_worthless_with_another_browsers_cookie(enrollment: Enrollment) -> None:
@@ -66,7 +66,7 @@ def test_terms_and_sso_forms_need_csrf_too(enrollment: Enrollment) -> None:
         "/signup/terms", data={"accept_terms_of_service": "yes", "accept_postpay_terms": "yes"}
     )
     assert refused.status_code == 403
-    assert enrollment.count(store.consents) == 0
+    assert enrollment.count(schema.consents) == 0
     assert enrollment.client.post("/sso", data={}).status_code == 403
 
 
@@ -97,7 +97,7 @@ def test_registrations_per_ip_are_limited_across_replicas(
         limited = enrollment.register(unique_email())
         assert limited.status_code == 429 and "Too many attempts" in limited.text
         assert int(limited.headers["Retry-After"]) > 0
-        assert enrollment.count(store.signups) == 3
+        assert enrollment.count(schema.signups) == 3
 
 
 def test_registrations_per_email_are_limited(upstreams: Upstreams, memory_bus: InMemoryBus, database: Database) -> None:
@@ -173,7 +173,7 @@ def test_an_enrolled_customer_who_registers_again_is_mailed_how_to_log_in_and_no
     )
     assert all(enrollment.settings.whmcs_client_area_url in text_of(message) for message in notices)
     after = enrollment.signup_row(email)
-    assert before is not None and after is not None and enrollment.count(store.signups) == 1
+    assert before is not None and after is not None and enrollment.count(schema.signups) == 1
     assert (after.name, after.stage, after.whmcs_client_id, after.encrypted_password) == (
         before.name,
         before.stage,
@@ -194,7 +194,7 @@ def test_registering_again_before_verifying_replaces_the_registration_and_sends_
     first, second = enrollment.verification_links(email, count=2)
     assert first != second
     signup = enrollment.signup_row(email)
-    assert enrollment.count(store.signups) == 1 and signup is not None and signup.name == "Ada King"
+    assert enrollment.count(schema.signups) == 1 and signup is not None and signup.name == "Ada King"
     assert enrollment.whmcs_clients(email) == [], "nothing upstream before the email is verified"
 
 
@@ -203,8 +203,8 @@ def test_registering_again_before_verifying_replaces_the_registration_and_sends_
 
 def state(enrollment: Enrollment) -> tuple[object, ...]:
     with enrollment.db.transaction() as session:
-        links = session.execute(select(store.links.c.id, store.links.c.used_at)).all()
-        stages = session.execute(select(store.signups.c.stage)).scalars().all()
+        links = session.execute(select(schema.links.c.id, schema.links.c.used_at)).all()
+        stages = session.execute(select(schema.signups.c.stage)).scalars().all()
     return tuple(sorted(map(str, links))), tuple(stages), outbox_rows(enrollment)
 
 
@@ -286,11 +286,11 @@ def test_both_terms_must_be_ticked(enrollment: Enrollment) -> None:
     enrollment.open_link(link)
     refused = enrollment.accept_terms(kinds=("terms_of_service",))
     assert refused.status_code == 422 and "Please accept the post-pay terms" in refused.text
-    assert enrollment.count(store.consents) == 0 and enrollment.stage(email) == "awaiting_terms"
+    assert enrollment.count(schema.consents) == 0 and enrollment.stage(email) == "awaiting_terms"
     assert enrollment.accept_terms().status_code == 303
-    assert enrollment.count(store.consents) == 2
+    assert enrollment.count(schema.consents) == 2
     token = csrf_from(enrollment.client.get("/signup/check-email").text)
     twice = enrollment.client.post(
         "/signup/terms", data={"csrf_token": token, "accept_terms_of_service": "yes", "accept_postpay_terms": "yes"}
     )
-    assert twice.status_code == 303 and enrollment.count(store.consents) == 2, "a second submission records nothing"
+    assert twice.status_code == 303 and enrollment.count(schema.consents) == 2, "a second submission records nothing"

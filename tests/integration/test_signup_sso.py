@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import insert, select
 
-from services.signup import store
+from services.signup import schema
 from services.signup.accounts import accounts
 from shared.clock import ManualClock
 from simulators.faults import FaultRule
@@ -48,7 +48,7 @@ def test_a_login_link_lives_at_most_a_minute_and_leads_into_solusvm(
     email, page = enrolled
     path = mint(enrollment, page)
     with enrollment.db.transaction() as session:
-        (link,) = session.execute(select(store.links).where(store.links.c.purpose == "sso")).all()
+        (link,) = session.execute(select(schema.links).where(schema.links.c.purpose == "sso")).all()
     assert 0 < (link.expires_at - link.created_at).total_seconds() <= 60
     redirect = enrollment.client.get(path)
     assert redirect.status_code == 302
@@ -85,7 +85,7 @@ def test_a_locked_customers_login_link_says_so_and_asks_solusvm_for_nothing(
     path = mint(enrollment, page)
     with enrollment.db.transaction() as session:
         client_id = session.execute(
-            select(store.signups.c.whmcs_client_id).where(store.signups.c.email == email)
+            select(schema.signups.c.whmcs_client_id).where(schema.signups.c.email == email)
         ).scalar_one()
         session.execute(
             insert(accounts).values(

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from sqlalchemy import insert, select
 
-from services.signup import store
+from services.signup import schema
 from services.signup.accounts import accounts
 from shared.bus.memory import InMemoryBus
 from shared.db import Database
@@ -173,7 +173,7 @@ def as_user(client_id: int, *, user_id: int, permissions: tuple[str, ...] = ()) 
 
 def sso_links(enrollment: Enrollment) -> int:
     with enrollment.db.transaction() as session:
-        return len(session.execute(select(store.links.c.id).where(store.links.c.purpose == "sso")).all())
+        return len(session.execute(select(schema.links.c.id).where(schema.links.c.purpose == "sso")).all())
 
 
 def test_both_panels_render_and_the_button_logs_in_to_solusvm(enrollment: Enrollment, whmcs: str) -> None:

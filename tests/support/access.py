@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from services.signup import store
+from services.signup import schema
 from shared.bus.rabbit import RabbitBus
 from shared.clock import ManualClock
 from shared.db import Database
@@ -35,12 +35,12 @@ def starts_session(response: Any) -> bool:
 def journey_state(enrollment: Enrollment) -> tuple[object, ...]:
     """What opening or pressing a link could change: links used, stages, consents, events, SolusVM 2 tokens."""
     with enrollment.db.transaction() as session:
-        links = session.execute(select(store.links.c.id, store.links.c.used_at)).all()
-        stages = session.execute(select(store.signups.c.id, store.signups.c.stage)).all()
+        links = session.execute(select(schema.links.c.id, schema.links.c.used_at)).all()
+        stages = session.execute(select(schema.signups.c.id, schema.signups.c.stage)).all()
     return (
         tuple(sorted(map(str, links))),
         tuple(sorted(map(str, stages))),
-        enrollment.count(store.consents),
+        enrollment.count(schema.consents),
         enrollment.count(enrollment.signup.outbox.table),
         len(enrollment.upstreams.solusvm_state.tokens),
     )

@@ -29,6 +29,7 @@ from services.provisioner.settings import ProvisionerSettings
 from services.scheduler.closing import Scheduler
 from services.scheduler.settings import SchedulerSettings
 from services.scheduler.syncing import request_accounts_sync
+from services.signup import schema as signup_schema
 from services.signup import store as signup_store
 from services.signup.accounts import AccountView, account_of
 from shared.clock import ManualClock
@@ -139,10 +140,10 @@ class AccountsHarness:
                 now=LONG_AGO,
             )
             session.execute(
-                update(signup_store.signups)
-                .where(signup_store.signups.c.id == signup_id)
+                update(signup_schema.signups)
+                .where(signup_schema.signups.c.id == signup_id)
                 .values(
-                    stage=signup_store.Stage.ENROLLED.value,
+                    stage=signup_schema.Stage.ENROLLED.value,
                     whmcs_client_id=client_id,
                     solusvm_user_id=user_id,
                     encrypted_password=None,

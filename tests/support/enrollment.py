@@ -26,7 +26,7 @@ from sqlalchemy import func, select
 
 from postpay.bootstrap import service_builder
 from services.provisioner.settings import ProvisionerSettings
-from services.signup import store
+from services.signup import schema, store
 from services.signup.settings import SignupSettings
 from shared.bus.memory import InMemoryBus
 from shared.clock import Clock, ManualClock, utcnow
@@ -157,7 +157,7 @@ class Enrollment:
 
     # Helpers ---------------------------------------------------------------------------------------
 
-    def signup_row(self, email: str) -> store.Signup | None:
+    def signup_row(self, email: str) -> schema.Signup | None:
         with self.db.transaction() as session:
             return store.signup_by_email_key(session, email.strip().casefold())
 

@@ -13,7 +13,7 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import select
 
-from services.signup import store
+from services.signup import schema, store
 from services.signup.accounts import account_of
 from services.signup.figures_store import latest_invoices, usage_of
 from services.signup.schema import Stage
@@ -60,7 +60,7 @@ def move(service: ServiceUnderTest, signup_id: uuid.UUID, to: Stage, **values: o
         assert store.advance(session, signup_id, to, NOW, **values)
 
 
-def current(service: ServiceUnderTest, signup_id: uuid.UUID) -> store.Signup:
+def current(service: ServiceUnderTest, signup_id: uuid.UUID) -> schema.Signup:
     with service.db.transaction() as session:
         found = store.get_signup(session, signup_id)
     assert found is not None
@@ -108,7 +108,7 @@ def test_a_new_link_revokes_the_older_ones(signup: ServiceUnderTest) -> None:
     (first, first_key), (second, second_key) = signup.mailer.sent
     assert first.text != second.text and "/verify/" in second.text and first_key != second_key
     with signup.db.transaction() as session:
-        rows = session.execute(select(store.links).order_by(store.links.c.created_at)).all()
+        rows = session.execute(select(schema.links).order_by(schema.links.c.created_at)).all()
     assert [row.revoked_at is not None for row in rows] == [True, False]
 
 
