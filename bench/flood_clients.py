@@ -4,16 +4,22 @@ An SMTP sink (the verification emails go somewhere), a load generator (``flood``
 over keep-alive connections as fast as they are answered) and a landing-page prober (``probe``), each
 meant to run in a ``multiprocessing`` spawn child so none shares the benchmark's interpreter or GIL:
 they stay at module level, where a spawned child can import them. ``latency`` turns the prober's samples
-in a time window into the landing page's p50/p95/max.
+in a time window into the landing page's p50/p95/max. ``signup_upstreams`` starts the SMTP sink and the
+SolusVM 2 simulator (the landing page's plans) that a signup under test talks to.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
+
+from bench.processes import PYTHON, ROOT, child_env, free_port, start, stop_all, wait_http
 
 PASSWORD = "Tr0ub4dor&3-horse-staple"
 
@@ -24,6 +30,35 @@ def smtp_sink(port: int, ready: Any, stop: Any) -> None:
     with SmtpCapture(port=port):
         ready.set()
         stop.wait()
+
+
+@contextmanager
+def signup_upstreams(spawn: Any, log_dir: Path) -> Iterator[dict[str, Any]]:
+    """The SMTP sink (a spawn child) and the SolusVM 2 simulator, both stopped on leaving; yields the
+    ``smtp_port`` and ``solusvm_url`` a signup's settings point at."""
+    smtp_port, solusvm_port = free_port(), free_port()
+    ready, stop_sink = spawn.Event(), spawn.Event()
+    # Daemonic: a benchmark that fails half-way must not leave its interpreter waiting for the sink at exit.
+    sink = spawn.Process(target=smtp_sink, args=(smtp_port, ready, stop_sink), daemon=True)
+    sink.start()
+    try:
+        solusvm = start(
+            "sim-solusvm",
+            "simulator",
+            [PYTHON, "-m", "postpay.cli", "sim", "solusvm", "--port", str(solusvm_port)],
+            env=child_env({}),
+            log_dir=log_dir,
+            cwd=ROOT,
+        )
+        try:
+            assert ready.wait(60), "the SMTP sink did not start"
+            wait_http(solusvm, f"http://127.0.0.1:{solusvm_port}/_sim/state")
+            yield {"smtp_port": smtp_port, "solusvm_url": f"http://127.0.0.1:{solusvm_port}"}
+        finally:
+            stop_all([solusvm])
+    finally:
+        stop_sink.set()
+        sink.join(10)
 
 
 def flood(url: str, prefix: str, count: int, clients: int, results: Any) -> None:

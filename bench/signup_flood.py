@@ -40,7 +40,7 @@ from sqlalchemy import create_engine, text
 
 from bench.close_run import all_services, bench_database
 from bench.common import RESULTS, add_server_options, results_path
-from bench.flood_clients import flood, latency, percentile, probe, smtp_sink
+from bench.flood_clients import flood, latency, percentile, probe, signup_upstreams
 from bench.processes import (
     PYTHON,
     ROOT,
@@ -325,31 +325,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     log_dir = Path(tempfile.mkdtemp(prefix="postpay-signup-flood-"))
     spawn = multiprocessing.get_context("spawn")
-    smtp_port, solusvm_port = free_port(), free_port()
-    ready, stop_sink = spawn.Event(), spawn.Event()
-    sink = spawn.Process(target=smtp_sink, args=(smtp_port, ready, stop_sink), daemon=True)
-    sink.start()
-    solusvm = start(
-        "sim-solusvm",
-        "simulator",
-        [PYTHON, "-m", "postpay.cli", "sim", "solusvm", "--port", str(solusvm_port)],
-        env=child_env({}),
-        log_dir=log_dir,
-        cwd=ROOT,
-    )
     rounds: list[dict[str, dict[str, Any]]] = []
-    try:
-        assert ready.wait(60), "the SMTP sink did not start"
-        wait_http(solusvm, f"http://127.0.0.1:{solusvm_port}/_sim/state")
-        helpers = {"smtp_port": smtp_port, "solusvm_url": f"http://127.0.0.1:{solusvm_port}"}
+    with signup_upstreams(spawn, log_dir) as helpers:
         for number in range(args.repeat):
             order = list(MODES) if number % 2 == 0 else list(reversed(MODES))  # neither always goes first
             rounds.append({mode: run_mode(mode, args, log_dir, spawn, helpers) for mode in order})
             print(f"round {number + 1}: " + summary(rounds[-1]), flush=True)
-    finally:
-        stop_sink.set()
-        sink.join(10)
-        stop_all([solusvm])
     result = report(rounds, args, list(MODES))
     path = results_path("signup-flood", args.results_dir)
     path.write_text(json.dumps(result, indent=2) + "\n")
