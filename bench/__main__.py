@@ -22,6 +22,7 @@ BENCHMARKS = [
     "meter_sweep",
     "meter_accuracy",
     "signup_flood",
+    "landing_control",
     "idle",
 ]
 

@@ -17,6 +17,9 @@ fully processed (its verification email sent and its inbox row committed). Repor
 - the landing page's p50/p95 when idle, during the flood, and while the handlers work off the backlog
   the flood left behind.
 
+The spawned helper processes (load generator, prober, SMTP sink) are in bench.flood_clients, the
+table and the results JSON in bench.signup_flood_report.
+
     python -m bench.signup_flood --registrations 2000 --repeat 2
 """
 
@@ -26,9 +29,7 @@ import argparse
 import json
 import multiprocessing
 import os
-import statistics
 import tempfile
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -38,7 +39,8 @@ import httpx
 from sqlalchemy import create_engine, text
 
 from bench.close_run import all_services, bench_database
-from bench.common import RESULTS, add_server_options, machine_facts, results_path
+from bench.common import RESULTS, add_server_options, results_path
+from bench.flood_clients import flood, latency, percentile, probe, signup_upstreams
 from bench.processes import (
     PYTHON,
     ROOT,
@@ -52,6 +54,7 @@ from bench.processes import (
     system_cpu_seconds,
     wait_http,
 )
+from bench.signup_flood_report import report, summary
 from shared.bus.rabbit import RabbitBus
 from shared.bus.topology import Naming
 from shared.db import normalise_url
@@ -64,88 +67,10 @@ MODES = {
 # The handlers at a lower CPU priority (POSTPAY_CPU_NICENESS), as deploy/ runs them beside the web: what
 # separate processes on one machine can do for the page once the cores are saturated.
 NICED_PART = {"split-niced": "signup-handlers"}  # at --handler-niceness (19, as deploy/ runs them)
-PASSWORD = "Tr0ub4dor&3-horse-staple"
 STALL_SECONDS = 120.0
 
 
-# -- helper processes (spawned: none shares the benchmark's interpreter or GIL) ---------------------
-def smtp_sink(port: int, ready: Any, stop: Any) -> None:
-    from simulators.smtp import SmtpCapture
-
-    with SmtpCapture(port=port):
-        ready.set()
-        stop.wait()
-
-
-def flood(url: str, prefix: str, count: int, clients: int, results: Any) -> None:
-    """POST ``count`` registrations over ``clients`` connections; put [(sent, answered, status)]."""
-    answers: list[tuple[float, float, int]] = []
-    lock = threading.Lock()
-    numbers = iter(range(count))
-
-    def client() -> None:
-        with httpx.Client(base_url=url, timeout=120.0) as session:
-            while True:
-                with lock:
-                    number = next(numbers, None)
-                if number is None:
-                    return
-                body = {
-                    "name": "Flood Tester",
-                    "company": "",
-                    "email": f"{prefix}-{number}@example.com",
-                    "password": PASSWORD,
-                }
-                sent = time.time()
-                status = session.post("/api/v1/signups", json=body).status_code
-                with lock:
-                    answers.append((sent, time.time(), status))
-
-    threads = [threading.Thread(target=client) for _ in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    results.put(answers)
-
-
-def probe(url: str, interval: float, ready: Any, stop: Any, results: Any) -> None:
-    """GET the landing page every ``interval`` s (one at a time) until stopped; put [(at, seconds, status)]."""
-    samples: list[tuple[float, float, int]] = []
-    with httpx.Client(timeout=60.0) as session:
-        session.get(url)  # connected: the first sample is not a connection set-up
-        ready.set()
-        while not stop.is_set():
-            began = time.time()
-            try:
-                status = session.get(url).status_code
-            except httpx.HTTPError:
-                status = 0
-            samples.append((began, time.time() - began, status))
-            stop.wait(max(0.0, interval - (time.time() - began)))
-    results.put(samples)
-
-
 # -- one mode ---------------------------------------------------------------------------------------
-def percentile(values: list[float], share: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(share * (len(ordered) - 1))))]
-
-
-def latency(samples: list[tuple[float, float, int]], since: float, until: float) -> dict[str, Any]:
-    chosen = [seconds for at, seconds, status in samples if since <= at < until and status == 200]
-    failed = sum(1 for at, _, status in samples if since <= at < until and status != 200)
-    return {
-        "samples": len(chosen),
-        "failed": failed,
-        "p50_ms": 1000 * percentile(chosen, 0.50),
-        "p95_ms": 1000 * percentile(chosen, 0.95),
-        "max_ms": 1000 * max(chosen, default=float("nan")),
-    }
-
-
 class Signup:
     """One mode's database, bus namespace and settings; starts and stops its postpay processes."""
 
@@ -400,140 +325,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     log_dir = Path(tempfile.mkdtemp(prefix="postpay-signup-flood-"))
     spawn = multiprocessing.get_context("spawn")
-    smtp_port, solusvm_port = free_port(), free_port()
-    ready, stop_sink = spawn.Event(), spawn.Event()
-    sink = spawn.Process(target=smtp_sink, args=(smtp_port, ready, stop_sink), daemon=True)
-    sink.start()
-    solusvm = start(
-        "sim-solusvm",
-        "simulator",
-        [PYTHON, "-m", "postpay.cli", "sim", "solusvm", "--port", str(solusvm_port)],
-        env=child_env({}),
-        log_dir=log_dir,
-        cwd=ROOT,
-    )
     rounds: list[dict[str, dict[str, Any]]] = []
-    try:
-        assert ready.wait(60), "the SMTP sink did not start"
-        wait_http(solusvm, f"http://127.0.0.1:{solusvm_port}/_sim/state")
-        helpers = {"smtp_port": smtp_port, "solusvm_url": f"http://127.0.0.1:{solusvm_port}"}
+    with signup_upstreams(spawn, log_dir) as helpers:
         for number in range(args.repeat):
             order = list(MODES) if number % 2 == 0 else list(reversed(MODES))  # neither always goes first
             rounds.append({mode: run_mode(mode, args, log_dir, spawn, helpers) for mode in order})
             print(f"round {number + 1}: " + summary(rounds[-1]), flush=True)
-    finally:
-        stop_sink.set()
-        sink.join(10)
-        stop_all([solusvm])
-    result = report(rounds, args)
+    result = report(rounds, args, list(MODES))
     path = results_path("signup-flood", args.results_dir)
     path.write_text(json.dumps(result, indent=2) + "\n")
     print(f"recorded {path} (process logs in {log_dir})")
     return 0
-
-
-def summary(round_: dict[str, dict[str, Any]]) -> str:
-    return "; ".join(
-        f"{mode}: accepted {r['accepted_per_second']:.0f}/s, processed {r['processed_per_second']:.0f}/s, "
-        f"{r['postpay_cpu_ms_per_registration']:.1f} CPU-ms, landing p95 idle/flood/backlog "
-        f"{r['landing']['idle']['p95_ms']:.0f}/{r['landing']['flood']['p95_ms']:.0f}/"
-        f"{r['backlog']['landing']['p95_ms']:.0f} ms, backlog drained at "
-        f"{r['backlog']['processed_per_second']:.0f}/s"
-        for mode, r in round_.items()
-    )
-
-
-def landing_phases(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {**result["landing"], "backlog": result["backlog"]["landing"]}
-
-
-def spread(values: list[float]) -> dict[str, Any]:
-    clean = [v for v in values if v == v]  # NaN: a phase with no sample
-    if not clean:
-        return {"median": None, "min": None, "max": None, "values": values}
-    return {"median": statistics.median(clean), "min": min(clean), "max": max(clean), "values": values}
-
-
-FIGURES = (
-    "accepted_per_second",
-    "processed_per_second",
-    "postpay_cpu_ms_per_registration",
-    "registrations_per_second_per_postpay_core",
-    "registrations_per_second_per_core_with_broker_and_database",
-    "registrations_per_second_per_machine_core",
-    "postgres_cpu_ms_per_registration",
-    "rabbitmq_cpu_ms_per_registration",
-    "machine_cores_busy",
-    "backlog_at_last_accepted",
-    "seconds_to_last_processed",
-)
-
-
-def report(rounds: list[dict[str, dict[str, Any]]], args: argparse.Namespace) -> dict[str, Any]:
-    figures = {mode: {name: spread([r[mode][name] for r in rounds]) for name in FIGURES} for mode in MODES}
-    for mode in MODES:
-        figures[mode]["backlog_processed_per_second"] = spread(
-            [r[mode]["backlog"]["processed_per_second"] for r in rounds]
-        )
-        for phase in ("idle", "flood", "backlog"):
-            for quantile in ("p50_ms", "p95_ms"):
-                figures[mode][f"landing_{phase}_{quantile}"] = spread(
-                    [landing_phases(r[mode])[phase][quantile] for r in rounds]
-                )
-
-    def ratio(name: str, a: str = "split", b: str = "combined") -> dict[str, Any]:
-        return spread([r[a][name] / r[b][name] for r in rounds])
-
-    ratios = {
-        "split/combined accepted per second": ratio("accepted_per_second"),
-        "split/combined processed per second": ratio("processed_per_second"),
-        "split/combined registrations per postpay core": ratio("registrations_per_second_per_postpay_core"),
-        "split/combined CPU-ms per registration": ratio("postpay_cpu_ms_per_registration"),
-        # Each round's own: how much the backlog raises the landing page's p95 over its idle p95.
-        **{
-            f"{mode} landing p95 backlog/idle": spread(
-                [landing_phases(r[mode])["backlog"]["p95_ms"] / r[mode]["landing"]["idle"]["p95_ms"] for r in rounds]
-            )
-            for mode in MODES
-        },
-        **{
-            f"{mode}/combined landing p95 during backlog": spread(
-                [
-                    r[mode]["backlog"]["landing"]["p95_ms"] / r["combined"]["backlog"]["landing"]["p95_ms"]
-                    for r in rounds
-                ]
-            )
-            for mode in MODES
-            if mode != "combined"
-        },
-        "split/combined backlog drained per second": spread(
-            [
-                r["split"]["backlog"]["processed_per_second"] / r["combined"]["backlog"]["processed_per_second"]
-                for r in rounds
-            ]
-        ),
-    }
-    print(f"{'':44} " + " ".join(f"{mode:>22}" for mode in MODES))
-    for name in figures["combined"]:
-        cells = [figures[mode][name] for mode in MODES]
-        print(
-            f"{name:44} "
-            + " ".join(
-                f"{c['median']:>10.1f} ({c['min']:.1f}-{c['max']:.1f})" if c["median"] is not None else f"{'-':>22}"
-                for c in cells
-            )
-        )
-    for name, value in ratios.items():
-        print(f"{name:44} {value['median'] if value['median'] is not None else float('nan'):>10.2f}")
-    parameters = vars(args) | {"amqp": "(local)", "database": "(local)", "results_dir": str(args.results_dir)}
-    return {
-        "benchmark": "signup_flood",
-        "machine": machine_facts(),
-        "parameters": parameters,
-        "figures": figures,
-        "ratios": ratios,
-        "rounds": rounds,
-    }
 
 
 if __name__ == "__main__":
