@@ -106,14 +106,18 @@ class PlanCatalog:
         self._pending: Future[None] | None = None
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="signup-plans")
 
+    def fresh(self) -> tuple[bool, tuple[PlanPrices, ...] | None]:
+        """(True, the list) while the cached list is fresh; (False, None) when a call to :meth:`plans`
+        would have to ask SolusVM 2 (and may wait for it). Never blocks, never starts a fetch."""
+        with self._lock:
+            if self._is_fresh():
+                return True, self._plans
+        return False, None
+
     def plans(self) -> tuple[PlanPrices, ...] | None:
         """The newest list, fresh if SolusVM 2 answers within the timeout; None before any answered."""
-        now = self.clock()
         with self._lock:
-            fresh = self._fetched_at is not None and now - self._fetched_at < timedelta(
-                seconds=self.settings.plans_cache_seconds
-            )
-            if fresh:
+            if self._is_fresh():
                 return self._plans
             if self._pending is None or self._pending.done():
                 self._pending = self._worker.submit(self._refresh)
@@ -126,6 +130,11 @@ class PlanCatalog:
             pass
         with self._lock:
             return self._plans
+
+    def _is_fresh(self) -> bool:
+        return self._fetched_at is not None and self.clock() - self._fetched_at < timedelta(
+            seconds=self.settings.plans_cache_seconds
+        )
 
     def _refresh(self) -> None:
         try:

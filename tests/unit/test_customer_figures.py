@@ -128,3 +128,15 @@ def test_a_slow_plan_list_does_not_hold_the_page_and_is_kept_once_it_comes() -> 
     assert catalog.plans() == (S,) and solusvm.calls == 1, "kept for the cache's lifetime"
     clock.advance(seconds=2)
     assert catalog.plans() == (S,) and solusvm.calls == 2
+
+
+def test_the_landing_page_reads_a_fresh_plan_list_without_waiting_or_fetching() -> None:
+    solusvm, clock = SlowPanel(), ManualClock(NOW)
+    catalog = PlanCatalog(solusvm, SignupSettings(plans_timeout_seconds=0.05, plans_cache_seconds=300), clock)
+    assert catalog.fresh() == (False, None) and solusvm.calls == 0, "nothing cached: no fetch started by asking"
+    solusvm.answer.set()
+    assert catalog.plans() == (S,)
+    assert catalog.fresh() == (True, (S,)) and solusvm.calls == 1
+    clock.advance(seconds=301)
+    assert catalog.fresh() == (False, None), "stale: the page must go through plans(), which may wait"
+    assert solusvm.calls == 1

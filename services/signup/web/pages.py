@@ -27,6 +27,7 @@ from services.signup.web.support import (
     user_agent,
     web_of,
 )
+from shared.upstream.solusvm_inventory import PlanPrices
 
 router = APIRouter(include_in_schema=False)
 
@@ -42,10 +43,19 @@ def rate_limited(request: Request, outcome: RateLimited) -> HTMLResponse:
 
 
 @router.get("/", response_class=HTMLResponse)
-def landing(request: Request) -> Response:
-    web = web_of(request)
-    settings = web.settings
-    plans = web.plans.plans()
+async def landing(request: Request) -> Response:
+    # On the event loop while the plan list is fresh: a hand-off to a worker thread and back is two more
+    # wake-ups, each of which may wait for a core while the machine works off a backlog
+    # (docs/benchmarks.md, signup flood). Only a stale list, which may wait on SolusVM 2, goes to a thread.
+    catalog = web_of(request).plans
+    fresh, plans = catalog.fresh()
+    if not fresh:
+        plans = await run_in_threadpool(catalog.plans)
+    return _landing_page(request, plans)
+
+
+def _landing_page(request: Request, plans: tuple[PlanPrices, ...] | None) -> Response:
+    settings = web_of(request).settings
     priced_in = tariffs(settings)
     return page(
         request,
