@@ -24,10 +24,15 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def thread_niceness(pid: int) -> dict[str, int]:
-    """Each thread's niceness, read from /proc (field 19 of stat, counted after the command's ')')."""
+    """Each living thread's niceness, read from /proc (field 19 of stat, counted after the command's ')').
+    A thread that ends between the listing and the read is left out: it has no priority left to check
+    (seen in CI: a short-lived start-up thread)."""
     found = {}
     for task in Path(f"/proc/{pid}/task").iterdir():
-        stat = (task / "stat").read_text()
+        try:
+            stat = (task / "stat").read_text()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
         found[task.name] = int(stat[stat.rindex(")") + 2 :].split()[16])
     return found
 
