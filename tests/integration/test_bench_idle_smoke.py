@@ -43,7 +43,10 @@ def test_the_idle_benchmark_measures_every_part_and_times_the_probes(
     result = json.loads(path.read_text())
     figures = result["figures"]
     assert set(figures["cpu_seconds"]) == {"postpay", *idle.PARTS}
-    assert figures["cpu_seconds"]["postpay"] > 0 and figures["commits"] >= 0
+    # Idle for 3 s, the whole deployment may use less than one clock tick (10 ms) of CPU: 0.0 is a
+    # measurement, as CI showed on a fast machine; a negative figure or a missing part is the bug.
+    assert all(seconds >= 0 for seconds in figures["cpu_seconds"].values()) and figures["commits"] >= 0
+    assert figures["cpu_seconds"]["postpay"] == pytest.approx(sum(figures["cpu_seconds"][p] for p in idle.PARTS))
     # Every process reported its own count (by SIGUSR1, through the benchmark's sitecustomize).
     assert set(figures["commits_counted"]) == {"postpay", *idle.PARTS}
     assert figures["commits_counted"]["postpay"] == sum(figures["commits_counted"][part] for part in idle.PARTS)
