@@ -17,7 +17,7 @@ import time
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 from urllib.parse import quote, urlencode, urlsplit
 
 import httpx
@@ -276,6 +276,33 @@ def new_pacing(upstream: str, pacing: PacingPolicy | AdaptiveLimit | None) -> Ad
     if pacing is None or isinstance(pacing, AdaptiveLimit):
         return pacing
     return AdaptiveLimit(upstream, pacing)
+
+
+class UpstreamConnection:
+    """What every upstream client holds: its connection pool, closed with it unless it was lent one, and
+    its pacing (its own limit, or one it was given to share)."""
+
+    def __init__(
+        self,
+        upstream: str,
+        http: HttpClient | None,
+        timeouts: Timeouts,
+        max_connections: int,
+        pacing: PacingPolicy | AdaptiveLimit | None,
+    ) -> None:
+        self._owns_http = http is None
+        self._http = http or new_http_client(timeouts, max_connections)
+        self.pacing = new_pacing(upstream, pacing)
+
+    def close(self) -> None:
+        if self._owns_http:
+            self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def send(

@@ -64,12 +64,6 @@ class SolusVMClient(SolusVMConnection):
         }
         return cls(settings.solusvm_url, settings.solusvm_api_token, **{**options, **overrides})
 
-    def __enter__(self) -> SolusVMClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     # Users -----------------------------------------------------------------------------------------
 
     def find_user_by_email(self, email: str) -> SolusUser | None:

@@ -30,9 +30,8 @@ from shared.upstream.http import (
     Reply,
     RetryPolicy,
     Timeouts,
+    UpstreamConnection,
     count_error,
-    new_http_client,
-    new_pacing,
     retry_after_seconds,
     send,
     with_retries,
@@ -66,7 +65,7 @@ def _validation_errors(body: Any) -> dict[str, list[str]]:
     return {str(k): [str(m) for m in (v if isinstance(v, list) else [v])] for k, v in raw.items()}
 
 
-class SolusVMConnection:
+class SolusVMConnection(UpstreamConnection):
     """Sends one request to a SolusVM 2 panel and returns its checked envelope; the calls build on it."""
 
     def __init__(
@@ -96,13 +95,7 @@ class SolusVMConnection:
         self._sso_path = sso_path
         self._sleep = sleep
         self._max_pages = max_pages
-        self._owns_http = http is None
-        self._http = http or new_http_client(timeouts, max_connections)
-        self.pacing = new_pacing(UPSTREAM, pacing)
-
-    def close(self) -> None:
-        if self._owns_http:
-            self._http.close()
+        super().__init__(UPSTREAM, http, timeouts, max_connections, pacing)
 
     # Plumbing --------------------------------------------------------------------------------------
 

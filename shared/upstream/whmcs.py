@@ -46,12 +46,6 @@ class WhmcsClient(WhmcsAccountCalls, WhmcsInvoiceCalls):
         options.update(overrides)
         return cls(settings.whmcs_url, settings.whmcs_identifier, settings.whmcs_secret, **options)
 
-    def __enter__(self) -> WhmcsClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     # -- sign-on and email -----------------------------------------------------------------------
     def create_sso_token(
         self, client_id: int, *, destination: str = "clientarea:homepage", redirect_path: str | None = None

@@ -21,9 +21,8 @@ from shared.upstream.http import (
     HttpClient,
     RetryPolicy,
     Timeouts,
+    UpstreamConnection,
     count_error,
-    new_http_client,
-    new_pacing,
     send,
     with_retries,
 )
@@ -34,7 +33,7 @@ PAGE_SIZE = 100
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
-class WhmcsConnection:
+class WhmcsConnection(UpstreamConnection):
     """Sends one action to a WHMCS installation and returns its classified answer; the calls build on it."""
 
     def __init__(
@@ -63,13 +62,7 @@ class WhmcsConnection:
         self._retry = retry
         self._timezone = timezone
         self._sleep = sleep
-        self._owns_http = http is None
-        self._http = http or new_http_client(timeouts, max_connections)
-        self.pacing = new_pacing(UPSTREAM, pacing)
-
-    def close(self) -> None:
-        if self._owns_http:
-            self._http.close()
+        super().__init__(UPSTREAM, http, timeouts, max_connections, pacing)
 
     # -- transport and classification ------------------------------------------------------------
     def _post(self, action: str, params: Mapping[str, Any], *, write: bool) -> dict[str, Any]:
