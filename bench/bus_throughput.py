@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import statistics
 import tempfile
 import threading
 import time
@@ -43,7 +42,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from bench.bus_events import BenchTick, bench_envelopes
-from bench.common import RESULTS, add_server_options, machine_facts, results_path
+from bench.common import RESULTS, add_server_options, machine_facts, results_path, spread
 from bench.raw_pika import pika_run
 from shared.bus.handler_context import database_first
 from shared.bus.rabbit import RabbitBus
@@ -233,12 +232,12 @@ def main(argv: list[str] | None = None) -> int:
                 },
                 flush=True,
             )
-    figures = {path: _spread([r[path]["events_per_second"] for r in rounds]) for path in rounds[0]}
-    cpu = {path: _spread([r[path]["cpu_ms_per_event"] for r in rounds]) for path in rounds[0]}
+    figures = {path: spread([r[path]["events_per_second"] for r in rounds]) for path in rounds[0]}
+    cpu = {path: spread([r[path]["cpu_ms_per_event"] for r in rounds]) for path in rounds[0]}
 
     # Each round's own ratio, so a slow minute for one path does not pair with a fast one for another.
     def ratio(path: str, baseline: str) -> dict[str, Any]:
-        return _spread([r[path]["events_per_second"] / r[baseline]["events_per_second"] for r in rounds])
+        return spread([r[path]["events_per_second"] / r[baseline]["events_per_second"] for r in rounds])
 
     ratios = {
         "postpay/pika": ratio("postpay", "pika"),
@@ -247,13 +246,13 @@ def main(argv: list[str] | None = None) -> int:
         "batched/pika+inbox batched": ratio("postpay batched", "pika+inbox batched"),
     }
     print(f"{'path':20} {'events/s median (min-max)':>28} {'CPU-ms/event (this process)':>28}")
-    for name, spread in figures.items():
+    for name, rate in figures.items():
         print(
-            f"{name:20} {spread['median']:>10.0f} ({spread['min']:.0f}-{spread['max']:.0f}) "
+            f"{name:20} {rate['median']:>10.0f} ({rate['min']:.0f}-{rate['max']:.0f}) "
             f"{cpu[name]['median']:>16.3f} ({cpu[name]['min']:.3f}-{cpu[name]['max']:.3f})"
         )
-    for name, spread in ratios.items():
-        print(f"{name:20} {spread['median']:>10.2f} ({spread['min']:.2f}-{spread['max']:.2f})")
+    for name, share in ratios.items():
+        print(f"{name:20} {share['median']:>10.2f} ({share['min']:.2f}-{share['max']:.2f})")
     parameters = vars(args) | {"amqp": "(local)", "database": "(local)", "results_dir": str(args.results_dir)}
     result = {
         "benchmark": "bus_throughput",
@@ -268,10 +267,6 @@ def main(argv: list[str] | None = None) -> int:
     path.write_text(json.dumps(result, indent=2) + "\n")
     print(f"recorded {path}")
     return 0
-
-
-def _spread(values: list[float]) -> dict[str, Any]:
-    return {"median": statistics.median(values), "min": min(values), "max": max(values), "values": values}
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -97,3 +98,12 @@ def finish_closes(
     if failed:
         print("FAILED: an invoice is missing, wrong or duplicated, or work was parked", file=sys.stderr)
     return 1 if failed else 0
+
+
+def spread(values: list[float]) -> dict[str, Any]:
+    """Median, min and max of a figure over runs, and the runs' values; a NaN (a phase that had no
+    sample) is left out of the first three, and a figure with no value at all has None for them."""
+    clean = [v for v in values if v == v]
+    if not clean:
+        return {"median": None, "min": None, "max": None, "values": values}
+    return {"median": statistics.median(clean), "min": min(clean), "max": max(clean), "values": values}

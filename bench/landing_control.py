@@ -33,11 +33,10 @@ from pathlib import Path
 from typing import Any
 
 from bench.close_run import bench_database
-from bench.common import RESULTS, add_server_options, machine_facts, results_path
+from bench.common import RESULTS, add_server_options, machine_facts, results_path, spread
 from bench.flood_clients import latency, signup_upstreams
 from bench.processes import PYTHON, ROOT, Child, child_env, start, stop_all
 from bench.signup_flood import Signup, watch_landing
-from bench.signup_flood_report import spread
 
 SPIN = "while True: pass"
 DUTY_SHARE, DUTY_PERIOD = 0.4, 0.010

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import statistics
-from collections.abc import Sequence
 from typing import Any
+
+from bench.common import spread
 
 TARGETS = {
     "invoices_per_second": 300.0,  # at least, end to end, default latencies
@@ -13,10 +14,6 @@ TARGETS = {
     "cpu_ms_per_invoice": 3.0,  # at most, postpay's own processes
     "rss_change_percent": 20.0,  # at most, either way, 10k → 100k clients
 }
-
-
-def spread(values: Sequence[float]) -> dict[str, Any]:
-    return {"median": statistics.median(values), "min": min(values), "max": max(values), "values": list(values)}
 
 
 def summarise(runs: list[dict[str, Any]], args: argparse.Namespace) -> dict[str, Any]:

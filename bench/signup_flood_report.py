@@ -5,11 +5,10 @@ the results JSON. Kept apart from bench.signup_flood, which measures; this only 
 from __future__ import annotations
 
 import argparse
-import statistics
 from collections.abc import Sequence
 from typing import Any
 
-from bench.common import machine_facts
+from bench.common import machine_facts, spread
 
 
 def summary(round_: dict[str, dict[str, Any]]) -> str:
@@ -25,13 +24,6 @@ def summary(round_: dict[str, dict[str, Any]]) -> str:
 
 def landing_phases(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {**result["landing"], "backlog": result["backlog"]["landing"]}
-
-
-def spread(values: list[float]) -> dict[str, Any]:
-    clean = [v for v in values if v == v]  # NaN: a phase with no sample
-    if not clean:
-        return {"median": None, "min": None, "max": None, "values": values}
-    return {"median": statistics.median(clean), "min": min(clean), "max": max(clean), "values": values}
 
 
 FIGURES = (
