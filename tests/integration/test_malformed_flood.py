@@ -215,12 +215,18 @@ def test_a_thousand_malformed_messages_in_every_queue_are_parked_while_valid_wor
                     steps[round_number]()
                 print(f"[flood] round {round_number} done at {time.monotonic() - started:.1f}s", flush=True)
 
-            wait_until(
-                lambda: parked_counts(rabbit_bus, subscriptions) == {s.queue: PER_QUEUE for s in subscriptions},
-                timeout=180,
-                interval=0.5,
-                what="every malformed message parked",
-            )
+            counts: dict[str, int] = {}
+
+            def all_parked() -> bool:
+                counts.update(parked_counts(rabbit_bus, subscriptions))
+                return counts == {s.queue: PER_QUEUE for s in subscriptions}
+
+            try:
+                wait_until(all_parked, timeout=180, interval=0.5, what="every malformed message parked")
+            except AssertionError as timed_out:
+                # Which lots fell short, and by how much (CI once saw 992 of 1,000 in one queue).
+                short = {queue: count for queue, count in counts.items() if count != PER_QUEUE}
+                raise AssertionError(f"{timed_out}; parking lots short of {PER_QUEUE}: {short}") from timed_out
             print(f"[flood] all parked at {time.monotonic() - started:.1f}s", flush=True)
             for email in emails:
                 wait_until(lambda: web.stage(email) == "enrolled", timeout=60, what=f"{email} enrolled")  # noqa: B023
