@@ -86,7 +86,8 @@ class RabbitConsumer:
         self._transport: Any = None
         self._amqp: Any = None  # py-amqp's connection under kombu's, when reading ahead
         self._generation = 0
-        self._unsettled: set[int] = set()  # delivery tags handed to handlers, not yet acknowledged
+        # Delivery tags handed to handlers and not yet acknowledged, with the queue each came from.
+        self._unsettled: dict[int, str] = {}
         self._confirms: SettleConfirms | None = None
         self._pool = HandlerPool(bus.concurrency, "handler")
         self._poller: Any = None  # select.poll on the socket, when reading ahead
@@ -120,7 +121,7 @@ class RabbitConsumer:
 
     def _consume(self, stop: threading.Event) -> None:
         self._generation += 1
-        self._unsettled = set()
+        self._unsettled = {}
         for waiting in self._waiting.values():
             waiting.clear()  # deliveries of a lost channel: the broker redelivers them
         generation = self._generation
@@ -157,6 +158,19 @@ class RabbitConsumer:
             except CONNECTION_ERRORS:
                 pass
 
+    def in_hand(self) -> dict[str, dict[str, int]]:
+        """Per queue, the deliveries this consumer holds: received and not yet acknowledged, and of
+        those, how many wait for a batched handler to take them. A diagnostic (read from any thread,
+        so a snapshot that may be a moment old), for when a queue seems to stall."""
+        held: dict[str, dict[str, int]] = {}
+        for queue_name in self._unsettled.copy().values():
+            counts = held.setdefault(queue_name, {"unsettled": 0, "waiting": 0})
+            counts["unsettled"] += 1
+        for queue_name, waiting in self._waiting.items():
+            if waiting:
+                held.setdefault(queue_name, {"unsettled": 0, "waiting": 0})["waiting"] = len(waiting)
+        return held
+
     def _receiver(self, queue_name: str, generation: int) -> Any:
         subscription, processor = self.bindings[queue_name]
         waiting = self._waiting[queue_name]
@@ -172,7 +186,7 @@ class RabbitConsumer:
                 producer_user=published_by(properties.get("user_id"), headers, self._trusted),
             )
             delivery = _Delivery(generation, raw.delivery_info["delivery_tag"], message, raw)
-            self._unsettled.add(delivery.delivery_tag)
+            self._unsettled[delivery.delivery_tag] = queue_name
             if subscription.batch > 1:
                 # A task takes whatever is waiting by the time a worker is free, so batches grow only
                 # while the workers are busy. A delivery needs no task of its own while as many tasks
@@ -266,7 +280,7 @@ class RabbitConsumer:
             finished = self._finished.get_nowait()
             if finished.generation != generation:
                 continue  # its channel is gone; the broker will redeliver it
-            self._unsettled.discard(finished.delivery_tag)
+            self._unsettled.pop(finished.delivery_tag, None)
             batch.append(finished)
         if not batch:
             return
@@ -281,7 +295,7 @@ class RabbitConsumer:
             # Every copy confirmed before any original is acknowledged: a crash in between duplicates
             # a retry or a parked message, never loses one.
             self._await_confirms(connection)
-        acks = coalesced_acks([finished.delivery_tag for finished in batch], self._unsettled)
+        acks = coalesced_acks([finished.delivery_tag for finished in batch], self._unsettled.keys())
         if self._amqp is not None:
             # One write for the round's acks, the frames py-amqp's basic_ack would send one by one.
             if channel.connection is None:

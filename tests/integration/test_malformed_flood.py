@@ -11,6 +11,7 @@ flood comes out exactly right, and none of it is retried because of a bad messag
 from __future__ import annotations
 
 import hashlib
+import subprocess
 import time
 import uuid
 from collections import Counter
@@ -84,6 +85,23 @@ class Flood:
             # A synchronous call on the same channel: the broker has taken every publish before it.
             channel.queue_declare(self.bus.naming.queue(self.subscriptions[0].queue), passive=True)
         self.count += per_queue
+
+
+def broker_queue_stats(prefix: str) -> str:
+    """The broker's own view of the test's queues (ready, unacknowledged, consumers), when
+    ``rabbitmqctl`` can tell it: what a stalled queue holds and where."""
+    try:
+        listing = subprocess.run(
+            ["rabbitmqctl", "-q", "list_queues", "name", "messages_ready", "messages_unacknowledged", "consumers"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        ).stdout
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"unavailable ({exc})"
+    return "; ".join(
+        line for line in listing.splitlines() if line.startswith(prefix) and not line.split()[1:3] == ["0", "0"]
+    )
 
 
 def digest(body: bytes) -> str:
@@ -226,7 +244,11 @@ def test_a_thousand_malformed_messages_in_every_queue_are_parked_while_valid_wor
             except AssertionError as timed_out:
                 # Which lots fell short, and by how much (CI once saw 992 of 1,000 in one queue).
                 short = {queue: count for queue, count in counts.items() if count != PER_QUEUE}
-                raise AssertionError(f"{timed_out}; parking lots short of {PER_QUEUE}: {short}") from timed_out
+                raise AssertionError(
+                    f"{timed_out}; parking lots short of {PER_QUEUE}: {short}; "
+                    f"held by the consumer: {runtime.consumer.in_hand()}; "
+                    f"on the broker: {broker_queue_stats(rabbit_bus.naming.queue(''))}"
+                ) from timed_out
             print(f"[flood] all parked at {time.monotonic() - started:.1f}s", flush=True)
             for email in emails:
                 wait_until(lambda: web.stage(email) == "enrolled", timeout=60, what=f"{email} enrolled")  # noqa: B023

@@ -67,3 +67,34 @@ def test_every_delivery_of_a_batched_queue_is_applied_once_by_at_most_a_worker_s
     assert max(processor.batches) <= 4 and 1 < len(processor.batches) < 400
     assert queued_most <= 3
     assert consumer._scheduled["unit.toy.batched"] == 0 and not consumer._waiting["unit.toy.batched"]
+
+
+def test_in_hand_names_per_queue_the_deliveries_held_and_those_still_waiting_for_a_task() -> None:
+    subscription = Subscription("toy", "batched", (ProbeHappened,), lambda event, ctx: None, batch=2)
+    bus = SimpleNamespace(naming=Naming("unit"), concurrency=1, trusted_copiers=frozenset)
+    release = threading.Event()
+
+    class HeldProcessor:
+        def process_batch(self, subscription: Subscription, messages: list[ReceivedMessage]) -> list[Outcome]:
+            release.wait(10)
+            return [Outcome("done") for _ in messages]
+
+    consumer = RabbitConsumer(bus, [(subscription, HeldProcessor())])  # type: ignore[arg-type]
+    receive = consumer._receiver("unit.toy.batched", generation=1)
+    try:
+        assert consumer.in_hand() == {}
+        for tag in range(1, 6):
+            raw = amqp.Message(f"{tag}".encode(), content_type=CONTENT_TYPE)
+            raw.delivery_info = {"delivery_tag": tag, "redelivered": False}
+            receive(raw)
+            time.sleep(0.02)  # the one worker takes the first delivery alone and holds it
+        assert consumer.in_hand() == {"unit.toy.batched": {"unsettled": 5, "waiting": 4}}
+        release.set()
+        deadline = time.monotonic() + 10
+        while consumer._waiting["unit.toy.batched"] and time.monotonic() < deadline:
+            time.sleep(0.01)
+        # Applied, but acknowledged only by the consumer's thread (not running here): still held.
+        assert consumer.in_hand() == {"unit.toy.batched": {"unsettled": 5, "waiting": 0}}
+    finally:
+        release.set()
+        consumer._pool.shutdown(wait=True)
