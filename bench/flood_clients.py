@@ -10,6 +10,7 @@ SolusVM 2 simulator (the landing page's plans) that a signup under test talks to
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -93,8 +94,11 @@ def flood(url: str, prefix: str, count: int, clients: int, results: Any) -> None
     results.put(answers)
 
 
-def probe(url: str, interval: float, ready: Any, stop: Any, results: Any) -> None:
-    """GET the landing page every ``interval`` s (one at a time) until stopped; put [(at, seconds, status)]."""
+def probe(url: str, interval: float, ready: Any, stop: Any, results: Any, cpus: frozenset[int] | None = None) -> None:
+    """GET the landing page every ``interval`` s (one at a time) until stopped; put [(at, seconds, status)].
+    ``cpus``: where to run (the web's own, with bench.signup_flood's --web-cpus)."""
+    if cpus is not None:
+        os.sched_setaffinity(0, cpus)
     samples: list[tuple[float, float, int]] = []
     with httpx.Client(timeout=60.0) as session:
         session.get(url)  # connected: the first sample is not a connection set-up

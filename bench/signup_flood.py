@@ -17,10 +17,14 @@ fully processed (its verification email sent and its inbox row committed). Repor
 - the landing page's p50/p95 when idle, during the flood, and while the handlers work off the backlog
   the flood left behind.
 
+With ``--web-cpus`` (and ``--pin-servers``), the web and the prober get CPUs of their own and
+everything else the rest, as a deployment would place them (bench.cpu_pinning).
+
 The spawned helper processes (load generator, prober, SMTP sink) are in bench.flood_clients, the
 table and the results JSON in bench.signup_flood_report.
 
     python -m bench.signup_flood --registrations 2000 --repeat 2
+    python -m bench.signup_flood --repeat 1 --web-cpus 0 --pin-servers
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from sqlalchemy import create_engine, text
 
 from bench.close_run import all_services, bench_database
 from bench.common import RESULTS, add_server_options, results_path
+from bench.cpu_pinning import cpu_list, cpus_argument, on_cpus, servers_pinned
 from bench.flood_clients import flood, latency, percentile, probe, signup_upstreams
 from bench.processes import (
     PYTHON,
@@ -105,13 +110,22 @@ class Signup:
     def niceness(self, part: str) -> str:
         return str(self.args.handler_niceness) if NICED_PART.get(self.mode) == part else "0"
 
+    def cpus(self, part: str) -> frozenset[int] | None:
+        """With --web-cpus: the web's CPUs for signup-web, every CPU for the combined process (it is
+        both), the rest for the handlers."""
+        web = getattr(self.args, "web_cpus", None)
+        if web is None:
+            return None
+        rest = frozenset(os.sched_getaffinity(0)) - web  # the benchmark itself runs on the rest
+        return {"signup-web": web, "signup": web | rest}.get(part, rest)
+
     def start(self, part: str, *, ready: bool = True) -> Child:
         self.starts += 1
         health = free_port()
         child = start(
             f"{self.mode}-{part}-{self.starts}",
             "postpay",
-            [PYTHON, "-m", "postpay.cli", "run", part, "--health-port", str(health)],
+            on_cpus([PYTHON, "-m", "postpay.cli", "run", part, "--health-port", str(health)], self.cpus(part)),
             env=child_env(self.settings | {"POSTPAY_CPU_NICENESS": self.niceness(part)}),
             log_dir=self.log_dir,
             cwd=ROOT,
@@ -167,7 +181,12 @@ def watch_landing(spawn: Any, signup: Signup, args: argparse.Namespace) -> tuple
     ready, stop, probes = spawn.Event(), spawn.Event(), spawn.Queue()
     # Daemonic, as is the loader: a run that fails half-way (a stall raises) must not leave a child
     # its interpreter waits for at exit forever (seen: a test run hung after the broker went away).
-    prober = spawn.Process(target=probe, args=(signup.landing, args.probe_interval, ready, stop, probes), daemon=True)
+    # The prober stands in for a customer's browser on another machine: with --web-cpus, on the web's CPUs.
+    prober = spawn.Process(
+        target=probe,
+        args=(signup.landing, args.probe_interval, ready, stop, probes, getattr(args, "web_cpus", None)),
+        daemon=True,
+    )
     prober.start()
     if not ready.wait(60):
         raise RuntimeError("the landing-page prober did not start")
@@ -246,6 +265,7 @@ def measure(mode: str, args: argparse.Namespace, spawn: Any, signup: Signup, chi
         },
         "peak_rss_mib": {child.name: child.peak_rss_bytes() / 2**20 for child in children},
         "niceness": {child.name: os.getpriority(os.PRIO_PROCESS, child.popen.pid) for child in children},
+        "cpus": {child.name: cpu_list(os.sched_getaffinity(child.popen.pid)) for child in children},
     }
 
 
@@ -320,13 +340,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--handler-niceness", type=int, default=19, help="POSTPAY_CPU_NICENESS of the handlers in split-niced."
     )
+    parser.add_argument(
+        "--web-cpus",
+        type=cpus_argument,
+        default=None,
+        help="CPUs (as taskset -c: 0, 0,2-3) for signup-web and the prober alone; the rest run everything else.",
+    )
+    parser.add_argument(
+        "--pin-servers",
+        action="store_true",
+        help="With --web-cpus, also move PostgreSQL and RabbitMQ to the other CPUs for the run (as their owner or root).",
+    )
     add_server_options(parser)
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
+    if args.pin_servers and args.web_cpus is None:
+        parser.error("--pin-servers needs --web-cpus")
+    rest = None if args.web_cpus is None else frozenset(os.sched_getaffinity(0)) - args.web_cpus
+    if rest is not None:
+        os.sched_setaffinity(0, rest)  # before any helper starts: they, the loader and the sink inherit it
     log_dir = Path(tempfile.mkdtemp(prefix="postpay-signup-flood-"))
     spawn = multiprocessing.get_context("spawn")
     rounds: list[dict[str, dict[str, Any]]] = []
-    with signup_upstreams(spawn, log_dir) as helpers:
+    with servers_pinned(rest if args.pin_servers else None), signup_upstreams(spawn, log_dir) as helpers:
         for number in range(args.repeat):
             order = list(MODES) if number % 2 == 0 else list(reversed(MODES))  # neither always goes first
             rounds.append({mode: run_mode(mode, args, log_dir, spawn, helpers) for mode in order})

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from bench.common import machine_facts, spread
+from bench.cpu_pinning import cpu_list
 
 
 def summary(round_: dict[str, dict[str, Any]]) -> str:
@@ -97,7 +98,12 @@ def report(rounds: list[dict[str, dict[str, Any]]], args: argparse.Namespace, mo
         )
     for name, value in ratios.items():
         print(f"{name:44} {value['median'] if value['median'] is not None else float('nan'):>10.2f}")
-    parameters = vars(args) | {"amqp": "(local)", "database": "(local)", "results_dir": str(args.results_dir)}
+    parameters = vars(args) | {
+        "amqp": "(local)",
+        "database": "(local)",
+        "results_dir": str(args.results_dir),
+        "web_cpus": cpu_list(args.web_cpus) if getattr(args, "web_cpus", None) else None,
+    }
     return {
         "benchmark": "signup_flood",
         "machine": machine_facts(),
