@@ -356,9 +356,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.pin_servers and args.web_cpus is None:
         parser.error("--pin-servers needs --web-cpus")
-    rest = None if args.web_cpus is None else frozenset(os.sched_getaffinity(0)) - args.web_cpus
+    everywhere = frozenset(os.sched_getaffinity(0))
+    rest = None if args.web_cpus is None else everywhere - args.web_cpus
     if rest is not None:
         os.sched_setaffinity(0, rest)  # before any helper starts: they, the loader and the sink inherit it
+    try:
+        return flood_and_record(args, rest)
+    finally:
+        os.sched_setaffinity(0, everywhere)  # a caller (a test) gets its thread back as it was
+
+
+def flood_and_record(args: argparse.Namespace, rest: frozenset[int] | None) -> int:
     log_dir = Path(tempfile.mkdtemp(prefix="postpay-signup-flood-"))
     spawn = multiprocessing.get_context("spawn")
     rounds: list[dict[str, dict[str, Any]]] = []

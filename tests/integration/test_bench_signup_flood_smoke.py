@@ -1,10 +1,15 @@
 """The signup-flood benchmark at a tiny N: all three modes (one process; web and handlers apart; apart with
 the handlers niced) accept and fully process every registration on the real broker and database, the
-landing page is probed in every phase, and the figures are recorded. A harness check, not a timing."""
+landing page is probed in every phase, and the figures are recorded. A harness check, not a timing.
+
+On a machine with two CPUs or more it runs with ``--web-cpus``: each web on its CPU, every other postpay
+process on the rest (the combined process, being both, on all), as recorded with the figures; and the
+test's own thread has every CPU it had back afterwards."""
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -14,6 +19,7 @@ from bench.signup_flood import main
 pytestmark = [pytest.mark.rabbit, pytest.mark.postgres]
 
 REGISTRATIONS = 40
+CPUS = sorted(os.sched_getaffinity(0))
 
 
 def test_both_modes_process_every_registration_and_record_their_figures(
@@ -37,10 +43,12 @@ def test_both_modes_process_every_registration_and_record_their_figures(
             postgres_url,
             "--results-dir",
             str(tmp_path),
+            *(["--web-cpus", str(CPUS[0])] if len(CPUS) > 1 else []),
         ]
     )
 
     assert code == 0
+    assert sorted(os.sched_getaffinity(0)) == CPUS
     (path,) = tmp_path.glob("signup-flood-*.json")
     result = json.loads(path.read_text())
     (round_,) = result["rounds"]
@@ -50,6 +58,13 @@ def test_both_modes_process_every_registration_and_record_their_figures(
     # Only the niced mode's handlers yield the CPU; its web, and every other process, keep niceness 0.
     assert round_["split-niced"]["niceness"] == {"split-niced-signup-web-1": 0, "split-niced-signup-handlers-2": 19}
     assert set(round_["split"]["niceness"].values()) == set(round_["combined"]["niceness"].values()) == {0}
+    everywhere, web, rest = ",".join(map(str, CPUS)), str(CPUS[0]), ",".join(map(str, CPUS[1:]))
+    if len(CPUS) > 1:
+        assert result["parameters"]["web_cpus"] == web
+        assert round_["split"]["cpus"] == {"split-signup-web-1": web, "split-signup-handlers-2": rest}
+    else:
+        assert result["parameters"]["web_cpus"] is None and set(round_["split"]["cpus"].values()) == {everywhere}
+    assert round_["combined"]["cpus"] == {"combined-signup-1": everywhere}
     for figures in round_.values():
         assert figures["registrations"] == REGISTRATIONS
         assert 0 < figures["processed_per_second"] <= figures["accepted_per_second"]
