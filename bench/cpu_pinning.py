@@ -6,13 +6,16 @@ landing page when the two do not share a core.
 browser on another machine) on CPU 0, and every other process of the run (the handlers, the load
 generator, the SMTP sink, the simulators, the benchmark itself) on the rest. With ``--pin-servers``,
 PostgreSQL's and RabbitMQ's processes are moved to the rest too for the run, and put back as they were
-after it: on a real deployment they run on machines of their own.
+after it: on a real deployment they run on machines of their own. They are put back when the run ends,
+fails, is interrupted or is sent SIGTERM; only a SIGKILL leaves them where they were moved (put them
+back with ``taskset -a -p -c <every CPU> <pid>``; the moved pids are printed at the start).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -82,6 +85,8 @@ def servers_pinned(cpus: frozenset[int] | None, names: Sequence[str] = SERVER_PR
         yield {}
         return
     before: dict[int, frozenset[int]] = {}
+    # SIGTERM would end the interpreter without running the finally below; as an exception it does.
+    previous = signal.signal(signal.SIGTERM, _raise_system_exit)
     try:
         for process in psutil.process_iter(["name"]):
             if process.info["name"] not in names:
@@ -98,10 +103,17 @@ def servers_pinned(cpus: frozenset[int] | None, names: Sequence[str] = SERVER_PR
                 before.pop(process.pid, None)
         if not before:
             raise RuntimeError(f"--pin-servers found none of {', '.join(names)} running on this machine")
-        yield {pid: cpu_list(old) for pid, old in before.items()}
+        moved = {pid: cpu_list(old) for pid, old in before.items()}
+        print(f"servers moved to CPUs {cpu_list(cpus)} for the run (pid: CPUs before): {moved}", flush=True)
+        yield moved
     finally:
         for pid, old in before.items():
             try:
                 pin_tasks(pid, old)
             except (ProcessLookupError, FileNotFoundError):
                 continue
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _raise_system_exit(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)

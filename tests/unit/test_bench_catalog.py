@@ -23,3 +23,23 @@ def test_an_unknown_name_is_refused_with_the_known_ones(capsys: pytest.CaptureFi
     with pytest.raises(SystemExit):
         main(["--only", "month_clos"])
     assert "unknown benchmark(s): month_clos" in capsys.readouterr().err
+
+
+def test_a_variant_the_benchmark_refuses_fails_alone_and_the_run_goes_on(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import bench.__main__ as catalog
+    import bench.signup_flood as signup_flood
+
+    calls: list[list[str]] = []
+
+    def fake_main(arguments: list[str]) -> int:
+        calls.append(arguments)
+        if arguments:
+            raise SystemExit(2)  # as argparse does for --web-cpus 0 on a machine with one CPU
+        return 0
+
+    monkeypatch.setattr(signup_flood, "main", fake_main)
+    assert catalog.main(["--only", "signup_flood"]) == 1
+    assert calls == [[], *catalog.VARIANTS["signup_flood"]]
+    assert "failed: bench.signup_flood --repeat 1 --web-cpus 0 --pin-servers" in capsys.readouterr().err

@@ -6,7 +6,9 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import subprocess
+import time
 import uuid
 from pathlib import Path
 
@@ -73,3 +75,21 @@ def test_the_servers_are_moved_for_the_run_and_put_back_as_they_were(tmp_path: P
 def test_pinning_servers_that_are_not_running_fails_the_run_instead_of_measuring_another_set_up() -> None:
     with pytest.raises(RuntimeError, match="found none"), servers_pinned(frozenset({FIRST}), names=("no-such-server",)):
         pass
+
+
+def test_a_sigterm_during_the_run_still_puts_the_servers_back(tmp_path: Path) -> None:
+    name = f"pin{uuid.uuid4().hex[:8]}"
+    program = tmp_path / name
+    shutil.copy(shutil.which("sleep") or "/bin/sleep", program)
+    server = subprocess.Popen([str(program), "60"])
+    handler_before = signal.getsignal(signal.SIGTERM)
+    try:
+        with pytest.raises(SystemExit), servers_pinned(frozenset({FIRST}), names=(name,)):
+            assert os.sched_getaffinity(server.pid) == {FIRST}
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the handler raises before this ends
+        assert os.sched_getaffinity(server.pid) == ALLOWED
+        assert signal.getsignal(signal.SIGTERM) == handler_before
+    finally:
+        server.kill()
+        server.wait()
