@@ -21,7 +21,8 @@ from pydantic import SecretStr
 from shared.logging import get_logger
 from shared.settings import UpstreamSettings
 from shared.upstream.errors import UpstreamError, UpstreamOutcomeUnknown, UpstreamValidationError
-from shared.upstream.http import RetryPolicy, Timeouts
+from shared.upstream.http import Timeouts
+from shared.upstream.retries import RetryPolicy
 from shared.upstream.solusvm_connection import UPSTREAM, SolusVMConnection, SolusVMResponseError, json_object
 from shared.upstream.solusvm_models import PeriodUsage, SolusUser, coerce_int
 

@@ -25,18 +25,9 @@ from shared.upstream.errors import (
     UpstreamUnavailable,
     UpstreamValidationError,
 )
-from shared.upstream.http import (
-    HttpClient,
-    Reply,
-    RetryPolicy,
-    Timeouts,
-    UpstreamConnection,
-    count_error,
-    retry_after_seconds,
-    send,
-    with_retries,
-)
+from shared.upstream.http import HttpClient, Reply, Timeouts, UpstreamConnection, count_error, retry_after_seconds, send
 from shared.upstream.pacing import AdaptiveLimit, PacingPolicy
+from shared.upstream.retries import RetryPolicy, with_retries
 from shared.upstream.solusvm_models import coerce_int
 
 UPSTREAM = "solusvm"

@@ -17,8 +17,9 @@ from typing import Any
 
 from shared.settings import UpstreamSettings
 from shared.upstream.errors import UpstreamValidationError
-from shared.upstream.http import RetryPolicy, Timeouts
+from shared.upstream.http import Timeouts
 from shared.upstream.phpserialize import encode_base64
+from shared.upstream.retries import RetryPolicy
 from shared.upstream.whmcs_accounts import WhmcsAccountCalls
 from shared.upstream.whmcs_invoices import WhmcsInvoiceCalls
 from shared.upstream.whmcs_models import SsoToken

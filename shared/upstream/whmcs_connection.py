@@ -17,16 +17,9 @@ import httpx
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from shared.upstream.errors import UpstreamError, UpstreamValidationError
-from shared.upstream.http import (
-    HttpClient,
-    RetryPolicy,
-    Timeouts,
-    UpstreamConnection,
-    count_error,
-    send,
-    with_retries,
-)
+from shared.upstream.http import HttpClient, Timeouts, UpstreamConnection, count_error, send
 from shared.upstream.pacing import AdaptiveLimit, PacingPolicy
+from shared.upstream.retries import RetryPolicy, with_retries
 from shared.upstream.whmcs_wire import FORM_HEADERS, UPSTREAM, classify, encode_form, form_urlencode
 
 PAGE_SIZE = 100

@@ -27,7 +27,8 @@ from shared.upstream.errors import (
     UpstreamUnavailable,
     UpstreamValidationError,
 )
-from shared.upstream.http import RetryPolicy, Timeouts
+from shared.upstream.http import Timeouts
+from shared.upstream.retries import RetryPolicy
 from shared.upstream.solusvm import SolusVMClient
 from simulators.common import ServerThread, SimClock
 from simulators.faults import FaultConfig, FaultRule

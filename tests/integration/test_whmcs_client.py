@@ -24,7 +24,8 @@ from shared.upstream.errors import (
     UpstreamUnavailable,
     UpstreamValidationError,
 )
-from shared.upstream.http import RetryPolicy, Timeouts
+from shared.upstream.http import Timeouts
+from shared.upstream.retries import RetryPolicy
 from shared.upstream.whmcs import WhmcsClient
 from shared.upstream.whmcs_models import InvoiceLine
 from simulators.whmcs.testing import RunningWhmcs

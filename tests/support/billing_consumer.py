@@ -24,7 +24,7 @@ from shared.db import Database
 from shared.dependencies import Dependencies
 from shared.logging import configure_logging
 from shared.runtime import Runtime
-from shared.upstream.http import RetryPolicy
+from shared.upstream.retries import RetryPolicy
 from shared.upstream.whmcs import WhmcsClient
 
 

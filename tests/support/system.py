@@ -23,7 +23,8 @@ from shared.db import Database
 from shared.dependencies import Dependencies
 from shared.mail import MailSettings, SmtpMailer
 from shared.settings import KernelSettings
-from shared.upstream.http import RetryPolicy, Timeouts
+from shared.upstream.http import Timeouts
+from shared.upstream.retries import RetryPolicy
 from shared.upstream.solusvm import SolusVMClient
 from shared.upstream.whmcs import WhmcsClient
 from simulators.common import ServerThread, SimClock

@@ -23,7 +23,7 @@ from shared.upstream.errors import (
     UpstreamUnavailable,
     UpstreamValidationError,
 )
-from shared.upstream.http import RetryPolicy
+from shared.upstream.retries import RetryPolicy
 from shared.upstream.solusvm import SolusVMClient
 from shared.upstream.solusvm_connection import SolusVMResponseError
 from shared.upstream.solusvm_models import PeriodUsage, SolusUser, UsagePlan, coerce_int

@@ -19,8 +19,8 @@ import pytest
 from pydantic import SecretStr
 
 from shared.upstream.errors import UpstreamOutcomeUnknown, UpstreamUnavailable
-from shared.upstream.http import RetryPolicy
 from shared.upstream.pacing import AdaptiveLimit, PacingPolicy
+from shared.upstream.retries import RetryPolicy
 from shared.upstream.whmcs import WhmcsClient
 from shared.upstream.whmcs_models import InvoiceLine
 

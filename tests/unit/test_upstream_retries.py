@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from shared.upstream.errors import UpstreamOutcomeUnknown, UpstreamRateLimited, UpstreamUnavailable
-from shared.upstream.http import RetryPolicy, with_retries
+from shared.upstream.retries import RetryPolicy, with_retries
 
 
 class Failing:

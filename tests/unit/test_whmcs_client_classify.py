@@ -23,7 +23,7 @@ from shared.upstream.errors import (
     UpstreamUnavailable,
     UpstreamValidationError,
 )
-from shared.upstream.http import RetryPolicy
+from shared.upstream.retries import RetryPolicy
 from shared.upstream.whmcs import WhmcsClient
 from shared.upstream.whmcs_models import InvoiceLine
 from shared.upstream.whmcs_wire import encode_form, format_amount
