@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from bench import idle
+from tests.support.bench_runs import server_arguments
 
 pytestmark = pytest.mark.usefixtures("suite_logging_restored")
 
@@ -27,12 +28,7 @@ def test_the_idle_benchmark_measures_every_part_and_times_the_probes(
             "2",
             "--probe-gap",
             "1",
-            "--amqp",
-            rabbit_url,
-            "--database",
-            postgres_url,
-            "--results-dir",
-            str(tmp_path),
+            *server_arguments(rabbit_url, postgres_url, tmp_path),
             "--logs",
             str(tmp_path / "logs"),
         ]

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from bench.landing_control import PHASES, main
+from tests.support.bench_runs import server_arguments
 
 pytestmark = [pytest.mark.rabbit, pytest.mark.postgres]
 
@@ -24,12 +25,7 @@ def test_every_phase_probes_the_landing_page_and_records_its_figures(
             "1",
             "--rounds",
             "1",
-            "--amqp",
-            rabbit_url,
-            "--database",
-            postgres_url,
-            "--results-dir",
-            str(tmp_path),
+            *server_arguments(rabbit_url, postgres_url, tmp_path),
         ]
     )
 

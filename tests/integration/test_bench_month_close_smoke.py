@@ -15,6 +15,7 @@ from bench.checking import check_invoices
 from bench.month_close import main
 from bench.world import World, expected_lines
 from shared.periods import BillingPeriod
+from tests.support.bench_runs import server_arguments
 
 pytestmark = [pytest.mark.rabbit, pytest.mark.postgres, pytest.mark.slow]
 
@@ -42,12 +43,7 @@ def test_a_tiny_close_is_run_checked_invoice_by_invoice_and_recorded(
             "4",
             "--stall-seconds",
             "20",
-            "--amqp",
-            rabbit_url,
-            "--database",
-            postgres_url,
-            "--results-dir",
-            str(tmp_path),
+            *server_arguments(rabbit_url, postgres_url, tmp_path),
             "--name",
             "smoke",
         ]

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from bench.pacing import main
+from tests.support.bench_runs import server_arguments
 
 pytestmark = [pytest.mark.rabbit, pytest.mark.postgres, pytest.mark.slow]
 
@@ -37,12 +38,7 @@ def test_a_tiny_paced_and_fixed_close_are_run_checked_and_recorded(
             "10",
             "--concurrency",
             "4",
-            "--amqp",
-            rabbit_url,
-            "--database",
-            postgres_url,
-            "--results-dir",
-            str(tmp_path),
+            *server_arguments(rabbit_url, postgres_url, tmp_path),
             "--name",
             "smoke",
         ]

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from bench.signup_flood import main
+from tests.support.bench_runs import server_arguments
 
 pytestmark = [pytest.mark.rabbit, pytest.mark.postgres]
 
@@ -37,12 +38,7 @@ def test_both_modes_process_every_registration_and_record_their_figures(
             "4",
             "--idle-seconds",
             "1",
-            "--amqp",
-            rabbit_url,
-            "--database",
-            postgres_url,
-            "--results-dir",
-            str(tmp_path),
+            *server_arguments(rabbit_url, postgres_url, tmp_path),
             *(["--web-cpus", str(CPUS[0])] if len(CPUS) > 1 else []),
         ]
     )
