@@ -113,7 +113,7 @@ class Signup:
     def cpus(self, part: str) -> frozenset[int] | None:
         """With --web-cpus: the web's CPUs for signup-web, every CPU for the combined process (it is
         both), the rest for the handlers."""
-        web = getattr(self.args, "web_cpus", None)
+        web = self.args.web_cpus
         if web is None:
             return None
         rest = frozenset(os.sched_getaffinity(0)) - web  # the benchmark itself runs on the rest
@@ -184,7 +184,7 @@ def watch_landing(spawn: Any, signup: Signup, args: argparse.Namespace) -> tuple
     # The prober stands in for a customer's browser on another machine: with --web-cpus, on the web's CPUs.
     prober = spawn.Process(
         target=probe,
-        args=(signup.landing, args.probe_interval, ready, stop, probes, getattr(args, "web_cpus", None)),
+        args=(signup.landing, args.probe_interval, ready, stop, probes, signup.cpus("signup-web")),
         daemon=True,
     )
     prober.start()

@@ -102,7 +102,7 @@ def report(rounds: list[dict[str, dict[str, Any]]], args: argparse.Namespace, mo
         "amqp": "(local)",
         "database": "(local)",
         "results_dir": str(args.results_dir),
-        "web_cpus": cpu_list(args.web_cpus) if getattr(args, "web_cpus", None) else None,
+        "web_cpus": cpu_list(args.web_cpus) if args.web_cpus else None,
     }
     return {
         "benchmark": "signup_flood",

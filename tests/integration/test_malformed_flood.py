@@ -100,7 +100,7 @@ def broker_queue_stats(prefix: str) -> str:
     except (OSError, subprocess.SubprocessError) as exc:
         return f"unavailable ({exc})"
     return "; ".join(
-        line for line in listing.splitlines() if line.startswith(prefix) and not line.split()[1:3] == ["0", "0"]
+        line for line in listing.splitlines() if line.startswith(prefix) and line.split()[1:3] != ["0", "0"]
     )
 
 
