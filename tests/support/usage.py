@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from shared.events.billing import VmUsage
+from shared.pricing import vm_tokens
 
 
 def vm_usage(
@@ -20,7 +21,7 @@ def vm_usage(
     plan_name: str = "S",
     **more: Any,
 ) -> VmUsage:
-    """``tokens`` defaults to the hours at the plan's hourly price, capped at its monthly one."""
+    """``tokens`` defaults to what SolusVM 2 charges for the hours (``shared.pricing.vm_tokens``)."""
     return VmUsage(
         server_id=server_id,
         name=name,
@@ -29,6 +30,6 @@ def vm_usage(
         hours=hours,
         tokens_per_hour=tokens_per_hour,
         tokens_per_month=tokens_per_month,
-        tokens=min(hours * tokens_per_hour, tokens_per_month) if tokens is None else tokens,
+        tokens=vm_tokens(hours, tokens_per_hour, tokens_per_month) if tokens is None else tokens,
         **more,
     )
